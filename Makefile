@@ -1,0 +1,79 @@
+# lambda-tracer build.  Driven by build.sh; plain GNU make.
+#
+#   make                      development build: build/dev/lambda-tracer
+#   make unit                 cmocka unit tests:  build/dev/unit/test_*
+#   make fuzz-replay          corpus replay programs: build/dev/fuzz/replay_*
+#   make SANITIZE=address     the same under ASan+UBSan, in build/asan/
+#   make SANITIZE=thread      the same under TSan, in build/tsan/
+#   make CC=clang fuzzers     libFuzzer targets: build/fuzz/fuzz_*
+
+CC ?= cc
+SANITIZE ?=
+
+WARNINGS := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wundef -Wwrite-strings -Wvla -Wimplicit-fallthrough -Werror
+HARDENING := -D_FORTIFY_SOURCE=3 -fstack-protector-strong
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g $(WARNINGS)
+LDFLAGS_BASE := -Wl,-z,relro,-z,now
+LIBS := -lcurl -lcjson -lpthread -lm
+
+ifeq ($(SANITIZE),address)
+  BUILD := build/asan
+  SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),thread)
+  BUILD := build/tsan
+  SAN := -fsanitize=thread -fno-omit-frame-pointer
+else
+  BUILD := build/dev
+  SAN :=
+endif
+# _FORTIFY_SOURCE needs optimisation and conflicts with nothing here, but
+# ASan replaces the checked functions, so keep it for the plain build only.
+ifeq ($(SAN),)
+  CFLAGS_ALL := $(CFLAGS_BASE) $(HARDENING)
+else
+  CFLAGS_ALL := $(CFLAGS_BASE) -fstack-protector-strong $(SAN)
+endif
+
+SRC := $(filter-out extension/main.c,$(wildcard extension/*.c))
+OBJ := $(patsubst extension/%.c,$(BUILD)/obj/%.o,$(SRC))
+# Unit tests link objects built with the failing-allocator seam.
+UOBJ := $(patsubst extension/%.c,$(BUILD)/uobj/%.o,$(SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
+FUZZER_BIN := $(patsubst tests/fuzz/fuzz_%.c,build/fuzz/fuzz_%,$(FUZZ_SRC))
+
+.PHONY: all extension unit fuzz-replay fuzzers floor clean
+all: extension
+extension: $(BUILD)/lambda-tracer
+
+$(BUILD)/obj/%.o: extension/%.c extension/*.h | $(BUILD)/obj
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/uobj/%.o: extension/%.c extension/*.h tests/unit/fail_alloc.h | $(BUILD)/uobj
+	$(CC) $(CFLAGS_ALL) -include tests/unit/fail_alloc.h -c $< -o $@
+
+$(BUILD)/lambda-tracer: extension/main.c $(OBJ) extension/*.h
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_BASE) extension/main.c $(OBJ) $(LIBS) -o $@
+
+unit: $(UNIT_BIN)
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/fail_alloc.c tests/unit/*.h $(UOBJ) | $(BUILD)/unit
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -Iextension -Itests/unit $< tests/unit/fail_alloc.c \
+		$(UOBJ) $(LIBS) -lcmocka -o $@
+
+fuzz-replay: $(REPLAY_BIN)
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(OBJ) | $(BUILD)/fuzz
+	$(CC) $(CFLAGS_ALL) -Iextension $< tests/fuzz/replay_main.c $(OBJ) $(LIBS) -o $@
+
+fuzzers: $(FUZZER_BIN)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC) extension/*.h | build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iextension \
+		$< $(SRC) $(LIBS) -o $@
+
+$(BUILD)/obj $(BUILD)/uobj $(BUILD)/unit $(BUILD)/fuzz build/fuzz:
+	mkdir -p $@
+
+clean:
+	rm -rf build

@@ -1,0 +1,248 @@
+/*
+ * config.c - see config.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "limits.h"
+
+/* Telemetry API buffering bounds.  AWS pages disagree on the defaults, so we
+ * always send all three explicitly within the ranges every page accepts
+ * (reference section 2.3).  timeoutMs defaults to the minimum so records of
+ * an invocation reach us before we decide to export it. */
+#define BUFFER_ITEMS_MIN 1000
+#define BUFFER_ITEMS_MAX 10000
+#define BUFFER_ITEMS_DEFAULT 1000
+#define BUFFER_BYTES_MIN 262144
+#define BUFFER_BYTES_MAX 1048576
+#define BUFFER_BYTES_DEFAULT 262144
+#define BUFFER_TIMEOUT_MIN 25
+#define BUFFER_TIMEOUT_MAX 30000
+#define BUFFER_TIMEOUT_DEFAULT 25
+/* Port 9001 is reserved for the Runtime API. */
+#define RESERVED_PORT 9001
+#define SHUTDOWN_WAIT_MAX_MS 2000
+
+static const char *const schema_versions[] = {"2025-01-29", "2022-12-13", "2022-07-01"};
+
+void config_defaults(struct config *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->log_level = LOG_LEVEL_INFO;
+    ret->disabled = false;
+    ret->telemetry_types = TELEMETRY_TYPE_PLATFORM;
+    snprintf(ret->schema_version, sizeof(ret->schema_version), "%s", schema_versions[0]);
+    ret->buffer_max_items = BUFFER_ITEMS_DEFAULT;
+    ret->buffer_max_bytes = BUFFER_BYTES_DEFAULT;
+    ret->buffer_timeout_ms = BUFFER_TIMEOUT_DEFAULT;
+    ret->listener_port = 0;
+    ret->queue_max_bytes = QUEUE_DEFAULT_MAX_BYTES;
+    ret->shutdown_telemetry_wait_ms = SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
+}
+
+int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret_value)
+{
+    uint64_t value = 0;
+
+    if (text == NULL || text[0] == '\0')
+        return -EINVAL;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        unsigned digit = (unsigned)(*p - '0');
+        if (value > (UINT64_MAX - digit) / 10)
+            return -ERANGE;
+        value = value * 10 + digit;
+    }
+    if (value < min || value > max)
+        return -ERANGE;
+    *ret_value = value;
+    return 0;
+}
+
+int config_parse_bool(const char *text, bool *ret_value)
+{
+    static const char *const truthy[] = {"1", "true", "yes", "on"};
+    static const char *const falsy[] = {"0", "false", "no", "off"};
+
+    if (text == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(truthy) / sizeof(truthy[0]); i++) {
+        if (strcasecmp(text, truthy[i]) == 0) {
+            *ret_value = true;
+            return 0;
+        }
+        if (strcasecmp(text, falsy[i]) == 0) {
+            *ret_value = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int type_from_word(const char *word, size_t len, unsigned *ret_bit)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } types[] = {
+        {"platform", TELEMETRY_TYPE_PLATFORM},
+        {"function", TELEMETRY_TYPE_FUNCTION},
+        {"extension", TELEMETRY_TYPE_EXTENSION},
+    };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strlen(types[i].name) == len && strncasecmp(word, types[i].name, len) == 0) {
+            *ret_bit = types[i].bit;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int config_parse_types(const char *text, unsigned *ret_mask)
+{
+    unsigned mask = 0;
+    const char *p = text;
+
+    if (text == NULL || text[0] == '\0')
+        return -EINVAL;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *word = p;
+        unsigned bit;
+
+        while (len > 0 && word[0] == ' ') {
+            word++;
+            len--;
+        }
+        while (len > 0 && word[len - 1] == ' ')
+            len--;
+        if (len == 0 || type_from_word(word, len, &bit) < 0)
+            return -EINVAL;
+        mask |= bit;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    *ret_mask = mask;
+    return 0;
+}
+
+/* Returns the variable's value, or NULL when unset or empty.  Over-long
+ * values are treated as invalid by the callers through `too_long`. */
+static const char *lookup(config_getenv_fn getenv_fn, void *ctx, const char *name, bool *too_long)
+{
+    const char *value = getenv_fn(name, ctx);
+
+    *too_long = false;
+    if (value == NULL || value[0] == '\0')
+        return NULL;
+    if (strnlen(value, CONFIG_MAX_VALUE_BYTES + 1) > CONFIG_MAX_VALUE_BYTES)
+        *too_long = true;
+    return value;
+}
+
+struct loader {
+    config_getenv_fn getenv_fn;
+    void *getenv_ctx;
+    config_warn_fn warn;
+    void *warn_ctx;
+};
+
+static void warn(const struct loader *l, const char *name, const char *problem, const char *fallback)
+{
+    if (l->warn != NULL)
+        l->warn(name, problem, fallback, l->warn_ctx);
+}
+
+static void load_u32(const struct loader *l, const char *name, uint64_t min, uint64_t max,
+                     uint32_t *value)
+{
+    bool too_long;
+    const char *text = lookup(l->getenv_fn, l->getenv_ctx, name, &too_long);
+    uint64_t parsed;
+    char problem[96];
+    char fallback[32];
+
+    if (text == NULL)
+        return;
+    if (!too_long && config_parse_u64(text, min, max, &parsed) == 0) {
+        *value = (uint32_t)parsed;
+        return;
+    }
+    snprintf(problem, sizeof(problem), "not a whole number from %llu to %llu",
+             (unsigned long long)min, (unsigned long long)max);
+    snprintf(fallback, sizeof(fallback), "%u", (unsigned)*value);
+    warn(l, name, problem, fallback);
+}
+
+void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ctx,
+                 config_warn_fn warn_fn, void *warn_ctx)
+{
+    const struct loader l = {getenv_fn, getenv_ctx, warn_fn, warn_ctx};
+    const char *text;
+    bool too_long;
+    uint32_t u32;
+
+    config_defaults(ret);
+
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_LOG_LEVEL", &too_long);
+    if (text != NULL && (too_long || log_level_parse(text, &ret->log_level) < 0))
+        warn(&l, "LAMBDA_TRACER_LOG_LEVEL", "not one of error, warn, info, debug", "info");
+
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_DISABLE", &too_long);
+    if (text != NULL && (too_long || config_parse_bool(text, &ret->disabled) < 0))
+        warn(&l, "LAMBDA_TRACER_DISABLE", "not true or false", "false");
+
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TELEMETRY_TYPES", &too_long);
+    if (text != NULL) {
+        unsigned mask;
+        if (too_long || config_parse_types(text, &mask) < 0)
+            warn(&l, "LAMBDA_TRACER_TELEMETRY_TYPES",
+                 "not a comma-separated list of platform, function, extension", "platform");
+        else
+            ret->telemetry_types = mask | TELEMETRY_TYPE_PLATFORM; /* traces need platform */
+    }
+
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_SCHEMA_VERSION", &too_long);
+    if (text != NULL) {
+        bool known = false;
+        for (size_t i = 0; !too_long && i < sizeof(schema_versions) / sizeof(schema_versions[0]); i++) {
+            if (strcmp(text, schema_versions[i]) == 0) {
+                snprintf(ret->schema_version, sizeof(ret->schema_version), "%s", schema_versions[i]);
+                known = true;
+            }
+        }
+        if (!known)
+            warn(&l, "LAMBDA_TRACER_SCHEMA_VERSION", "not 2025-01-29, 2022-12-13 or 2022-07-01",
+                 schema_versions[0]);
+    }
+
+    load_u32(&l, "LAMBDA_TRACER_BUFFER_MAX_ITEMS", BUFFER_ITEMS_MIN, BUFFER_ITEMS_MAX,
+             &ret->buffer_max_items);
+    load_u32(&l, "LAMBDA_TRACER_BUFFER_MAX_BYTES", BUFFER_BYTES_MIN, BUFFER_BYTES_MAX,
+             &ret->buffer_max_bytes);
+    load_u32(&l, "LAMBDA_TRACER_BUFFER_TIMEOUT_MS", BUFFER_TIMEOUT_MIN, BUFFER_TIMEOUT_MAX,
+             &ret->buffer_timeout_ms);
+
+    u32 = ret->listener_port;
+    load_u32(&l, "LAMBDA_TRACER_LISTENER_PORT", 0, 65535, &u32);
+    if (u32 == RESERVED_PORT)
+        warn(&l, "LAMBDA_TRACER_LISTENER_PORT", "9001 is reserved for the Runtime API",
+             "0 (any free port)");
+    else
+        ret->listener_port = (uint16_t)u32;
+
+    u32 = (uint32_t)ret->queue_max_bytes;
+    load_u32(&l, "LAMBDA_TRACER_QUEUE_MAX_BYTES", QUEUE_MIN_MAX_BYTES, QUEUE_MAX_MAX_BYTES, &u32);
+    ret->queue_max_bytes = u32;
+
+    load_u32(&l, "LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", 0, SHUTDOWN_WAIT_MAX_MS,
+             &ret->shutdown_telemetry_wait_ms);
+}

@@ -1,0 +1,65 @@
+/*
+ * config.h - the extension's settings, read from LAMBDA_TRACER_* variables.
+ *
+ * Loading never fails: a missing value takes its default, an invalid one is
+ * reported through the warn callback (one call per bad setting, naming the
+ * setting and the fallback, never echoing the value, which may be a secret)
+ * and also takes its default.  A bad setting must degrade the extension,
+ * never stop the function.
+ */
+#ifndef LAMBDA_TRACER_CONFIG_H
+#define LAMBDA_TRACER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+/* Telemetry API event types (bit mask). */
+enum {
+    TELEMETRY_TYPE_PLATFORM = 1u << 0,
+    TELEMETRY_TYPE_FUNCTION = 1u << 1,
+    TELEMETRY_TYPE_EXTENSION = 1u << 2,
+};
+
+/* Plain value struct: copied freely, owns no memory. */
+struct config {
+    enum log_level log_level;
+    bool disabled;                   /* register and loop on next only */
+    unsigned telemetry_types;        /* TELEMETRY_TYPE_* mask, always has PLATFORM */
+    char schema_version[16];         /* first schema version to try */
+    uint32_t buffer_max_items;       /* Telemetry API buffering, sent explicitly */
+    uint32_t buffer_max_bytes;
+    uint32_t buffer_timeout_ms;
+    uint16_t listener_port;          /* 0: let the kernel choose */
+    size_t queue_max_bytes;          /* telemetry bytes waiting for the pipeline */
+    uint32_t shutdown_telemetry_wait_ms; /* how long SHUTDOWN waits for final records */
+};
+
+/* Looks a variable up; returns NULL when unset.  getenv() fits via a wrapper. */
+typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
+/* Told about one invalid setting: its name, what is wrong, what is used instead. */
+typedef void (*config_warn_fn)(const char *name, const char *problem, const char *fallback, void *ctx);
+
+/* Fill *ret with the defaults. */
+void config_defaults(struct config *ret);
+
+/* Read every setting through getenv_fn; report each invalid one through warn
+ * (which may be NULL).  Any thread; touches no global state. */
+void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ctx,
+                 config_warn_fn warn, void *warn_ctx);
+
+/* Strict unsigned decimal: digits only, no sign, no spaces, within
+ * [min, max].  Returns 0 and writes *ret_value, -EINVAL or -ERANGE. */
+int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret_value)
+    __attribute__((warn_unused_result));
+
+/* true/false, 1/0, yes/no, on/off (case-insensitive).  0 or -EINVAL. */
+int config_parse_bool(const char *text, bool *ret_value) __attribute__((warn_unused_result));
+
+/* Comma-separated subset of platform,function,extension (spaces around
+ * items allowed, duplicates fine, empty items rejected).  0 or -EINVAL. */
+int config_parse_types(const char *text, unsigned *ret_mask) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,295 @@
+/*
+ * extapi.c - see extapi.h.
+ */
+#include "extapi.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "http_client.h"
+#include "limits.h"
+
+#define URL_MAX 320
+
+struct extapi {
+    struct http_client *http;
+    char base[URL_MAX]; /* http://host:port */
+    char name[EXTENSION_NAME_MAX];
+    char identifier[EXTENSION_ID_MAX];
+};
+
+int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
+{
+    struct extapi *api;
+
+    if (runtime_api == NULL || runtime_api[0] == '\0' || name == NULL || name[0] == '\0' ||
+        strlen(runtime_api) > 200 || strlen(name) >= EXTENSION_NAME_MAX ||
+        strpbrk(runtime_api, " /\r\n") != NULL || strpbrk(name, "\r\n") != NULL)
+        return -EINVAL;
+    api = calloc(1, sizeof(*api));
+    if (api == NULL)
+        return -ENOMEM;
+    api->http = http_client_new();
+    if (api->http == NULL) {
+        free(api);
+        return -ENOMEM;
+    }
+    snprintf(api->base, sizeof(api->base), "http://%s", runtime_api);
+    snprintf(api->name, sizeof(api->name), "%s", name);
+    *ret = api;
+    return 0;
+}
+
+void extapi_destroy(struct extapi *api)
+{
+    if (api == NULL)
+        return;
+    http_client_destroy(api->http);
+    free(api);
+}
+
+const char *extapi_identifier(const struct extapi *api)
+{
+    return api->identifier;
+}
+
+static void error_clear(struct extapi_error *err)
+{
+    if (err != NULL)
+        memset(err, 0, sizeof(*err));
+}
+
+/* Fills err from an answer with a non-success status ({"errorMessage",
+ * "errorType"} on Lambda). */
+static void error_from_answer(struct extapi_error *err, const struct http_client_response *resp)
+{
+    cJSON *root;
+
+    if (err == NULL)
+        return;
+    err->status = resp->status;
+    if (resp->body == NULL)
+        return;
+    root = cJSON_ParseWithLengthOpts(resp->body, resp->body_len, NULL, false);
+    if (cJSON_IsObject(root)) {
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "errorType"));
+        const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "errorMessage"));
+        if (type != NULL)
+            snprintf(err->error_type, sizeof(err->error_type), "%s", type);
+        if (msg != NULL)
+            snprintf(err->message, sizeof(err->message), "%s", msg);
+    }
+    cJSON_Delete(root);
+}
+
+static int errno_from_status(long status)
+{
+    if (status == 400)
+        return -EINVAL;
+    if (status == 403)
+        return -EACCES;
+    return -EIO;
+}
+
+/* One request to the local API with the standard timeouts. */
+static int call(struct extapi *api, const char *method, const char *path,
+                const char *const *headers, const char *body, long timeout_ms,
+                const char *capture, struct http_client_response *resp, struct extapi_error *err)
+{
+    char url[URL_MAX + 128];
+    struct http_client_request req = {
+        .method = method,
+        .url = url,
+        .headers = headers,
+        .body = body,
+        .body_len = body != NULL ? strlen(body) : 0,
+        .connect_timeout_ms = EXTAPI_CONNECT_TIMEOUT_MS,
+        .timeout_ms = timeout_ms,
+        .max_response_bytes = EXTAPI_MAX_RESPONSE_BYTES,
+        .capture_header = capture,
+    };
+    int r;
+
+    snprintf(url, sizeof(url), "%s%s", api->base, path);
+    r = http_client_perform(api->http, &req, resp, err != NULL ? err->message : NULL,
+                            err != NULL ? sizeof(err->message) : 0);
+    if (r < 0 && err != NULL)
+        snprintf(err->error_type, sizeof(err->error_type), "%s", "transport");
+    return r;
+}
+
+int extapi_register(struct extapi *api, bool invoke, bool shutdown,
+                    struct extapi_registration *ret, struct extapi_error *err)
+{
+    char name_header[EXTENSION_NAME_MAX + 32];
+    const char *headers[] = {name_header, "Lambda-Extension-Accept-Feature: accountId",
+                             "Content-Type: application/json", NULL};
+    char body[64];
+    struct http_client_response resp;
+    cJSON *root = NULL;
+    int r;
+
+    error_clear(err);
+    snprintf(name_header, sizeof(name_header), "Lambda-Extension-Name: %s", api->name);
+    /* Double quotes: the docs' single-quoted example is not JSON (trap 3). */
+    snprintf(body, sizeof(body), "{\"events\":[%s%s%s]}", invoke ? "\"INVOKE\"" : "",
+             invoke && shutdown ? "," : "", shutdown ? "\"SHUTDOWN\"" : "");
+    r = call(api, "POST", "/2020-01-01/extension/register", headers, body, EXTAPI_REQUEST_TIMEOUT_MS,
+             "Lambda-Extension-Identifier", &resp, err);
+    if (r < 0)
+        return r;
+    if (resp.status != 200) {
+        error_from_answer(err, &resp);
+        r = errno_from_status(resp.status);
+        goto out;
+    }
+    if (resp.captured[0] == '\0' || strlen(resp.captured) >= sizeof(api->identifier)) {
+        if (err != NULL)
+            err->status = resp.status;
+        r = -EPROTO;
+        goto out;
+    }
+    snprintf(api->identifier, sizeof(api->identifier), "%s", resp.captured);
+
+    memset(ret, 0, sizeof(*ret));
+    root = cJSON_ParseWithLengthOpts(resp.body ? resp.body : "", resp.body_len, NULL, false);
+    if (cJSON_IsObject(root)) {
+        const char *s;
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "functionName"))))
+            snprintf(ret->function_name, sizeof(ret->function_name), "%s", s);
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "functionVersion"))))
+            snprintf(ret->function_version, sizeof(ret->function_version), "%s", s);
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "handler"))))
+            snprintf(ret->handler, sizeof(ret->handler), "%s", s);
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "accountId"))))
+            snprintf(ret->account_id, sizeof(ret->account_id), "%s", s);
+    }
+out:
+    cJSON_Delete(root);
+    http_client_response_clean_up(&resp);
+    return r;
+}
+
+int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *err)
+{
+    char id_header[EXTENSION_ID_MAX + 40];
+    const char *headers[] = {id_header, NULL};
+    struct http_client_response resp;
+    int r = -EIO;
+
+    error_clear(err);
+    snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
+    for (int attempt = 0; attempt <= EXTAPI_NEXT_RETRIES; attempt++) {
+        /* No total timeout: the sandbox freezes inside this call. */
+        r = call(api, "GET", "/2020-01-01/extension/event/next", headers, NULL, 0, NULL, &resp, err);
+        if (r == -ECONNRESET || r == -ECONNREFUSED) {
+            clock_sleep_ms(EXTAPI_NEXT_RETRY_DELAY_MS);
+            continue;
+        }
+        break;
+    }
+    if (r < 0)
+        return r;
+    if (resp.status != 200) {
+        error_from_answer(err, &resp);
+        r = errno_from_status(resp.status);
+    } else {
+        r = ext_event_parse(resp.body, resp.body_len, ret);
+        if (r < 0 && err != NULL) {
+            err->status = resp.status;
+            snprintf(err->error_type, sizeof(err->error_type), "%s", "malformed event");
+        }
+    }
+    http_client_response_clean_up(&resp);
+    return r;
+}
+
+int extapi_subscription_body(const struct config *cfg, const char *schema_version, uint16_t port,
+                             char *buf, size_t size)
+{
+    char types[64] = "";
+    int n;
+
+    n = snprintf(types, sizeof(types), "%s%s%s",
+                 (cfg->telemetry_types & TELEMETRY_TYPE_PLATFORM) ? ",\"platform\"" : "",
+                 (cfg->telemetry_types & TELEMETRY_TYPE_FUNCTION) ? ",\"function\"" : "",
+                 (cfg->telemetry_types & TELEMETRY_TYPE_EXTENSION) ? ",\"extension\"" : "");
+    if (n <= 0)
+        return -EINVAL;
+    /* types+1 skips the leading comma.  All three buffering values are sent
+     * because AWS pages disagree on the defaults (trap 15). */
+    n = snprintf(buf, size,
+                 "{\"schemaVersion\":\"%s\",\"types\":[%s],"
+                 "\"buffering\":{\"maxItems\":%u,\"maxBytes\":%u,\"timeoutMs\":%u},"
+                 "\"destination\":{\"protocol\":\"HTTP\","
+                 "\"URI\":\"http://sandbox.localdomain:%u/telemetry\"}}",
+                 schema_version, types + 1, (unsigned)cfg->buffer_max_items,
+                 (unsigned)cfg->buffer_max_bytes, (unsigned)cfg->buffer_timeout_ms, (unsigned)port);
+    if (n < 0 || (size_t)n >= size)
+        return -ENOBUFS;
+    return 0;
+}
+
+int extapi_subscribe(struct extapi *api, const char *body, struct extapi_error *err)
+{
+    char id_header[EXTENSION_ID_MAX + 40];
+    const char *headers[] = {id_header, "Content-Type: application/json", NULL};
+    struct http_client_response resp;
+    int r;
+
+    error_clear(err);
+    snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
+    r = call(api, "PUT", "/2022-07-01/telemetry", headers, body, EXTAPI_REQUEST_TIMEOUT_MS, NULL,
+             &resp, err);
+    if (r < 0)
+        return r;
+    if (resp.status == 200)
+        r = 0;
+    else if (resp.status == 202) {
+        error_from_answer(err, &resp); /* Telemetry.NotSupported in local emulators */
+        r = 1;
+    } else {
+        error_from_answer(err, &resp);
+        r = errno_from_status(resp.status);
+    }
+    http_client_response_clean_up(&resp);
+    return r;
+}
+
+int extapi_report_error(struct extapi *api, bool during_init, const char *error_type,
+                        const char *message, struct extapi_error *err)
+{
+    char id_header[EXTENSION_ID_MAX + 40];
+    char type_header[160];
+    const char *headers[] = {id_header, type_header, "Content-Type: application/json", NULL};
+    struct http_client_response resp;
+    cJSON *root = cJSON_CreateObject();
+    char *body = NULL;
+    int r;
+
+    error_clear(err);
+    if (root == NULL || cJSON_AddStringToObject(root, "errorMessage", message) == NULL ||
+        cJSON_AddStringToObject(root, "errorType", error_type) == NULL ||
+        (body = cJSON_PrintUnformatted(root)) == NULL) {
+        cJSON_Delete(root);
+        return -ENOMEM;
+    }
+    cJSON_Delete(root);
+    snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
+    snprintf(type_header, sizeof(type_header), "Lambda-Extension-Function-Error-Type: %s", error_type);
+    r = call(api, "POST", during_init ? "/2020-01-01/extension/init/error" : "/2020-01-01/extension/exit/error",
+             headers, body, EXTAPI_REQUEST_TIMEOUT_MS, NULL, &resp, err);
+    cJSON_free(body);
+    if (r < 0)
+        return r;
+    if (resp.status != 202 && resp.status != 200) {
+        error_from_answer(err, &resp);
+        r = errno_from_status(resp.status);
+    }
+    http_client_response_clean_up(&resp);
+    return r;
+}

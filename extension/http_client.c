@@ -1,0 +1,229 @@
+/*
+ * http_client.c - see http_client.h.
+ */
+#include "http_client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct http_client {
+    CURL *curl;
+};
+
+struct body_sink {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+    bool too_big;
+    bool oom;
+};
+
+struct header_sink {
+    const char *name;
+    size_t name_len;
+    char *dst;
+    size_t dst_size;
+};
+
+int http_client_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+void http_client_global_clean_up(void)
+{
+    curl_global_cleanup();
+}
+
+struct http_client *http_client_new(void)
+{
+    struct http_client *client = calloc(1, sizeof(*client));
+
+    if (client == NULL)
+        return NULL;
+    client->curl = curl_easy_init();
+    if (client->curl == NULL) {
+        free(client);
+        return NULL;
+    }
+    return client;
+}
+
+void http_client_destroy(struct http_client *client)
+{
+    if (client == NULL)
+        return;
+    curl_easy_cleanup(client->curl);
+    free(client);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct body_sink *sink = userdata;
+    size_t n = size * nmemb;
+
+    if (n > sink->max - sink->len) {
+        sink->too_big = true;
+        return 0; /* aborts the transfer */
+    }
+    if (sink->len + n + 1 > sink->cap) {
+        size_t cap = sink->cap ? sink->cap : 1024;
+        while (cap < sink->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(sink->data, cap);
+        if (grown == NULL) {
+            sink->oom = true;
+            return 0;
+        }
+        sink->data = grown;
+        sink->cap = cap;
+    }
+    memcpy(sink->data + sink->len, ptr, n);
+    sink->len += n;
+    sink->data[sink->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+    struct header_sink *sink = userdata;
+    size_t n = size * nitems;
+
+    if (sink->name != NULL && n > sink->name_len + 1 && buffer[sink->name_len] == ':' &&
+        strncasecmp(buffer, sink->name, sink->name_len) == 0) {
+        const char *v = buffer + sink->name_len + 1;
+        size_t vlen = n - sink->name_len - 1;
+        while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+        while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+            vlen--;
+        if (vlen < sink->dst_size) {
+            memcpy(sink->dst, v, vlen);
+            sink->dst[vlen] = '\0';
+        }
+    }
+    return n;
+}
+
+static int errno_from_curl(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+        return -ECONNRESET;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    default:
+        return -EIO;
+    }
+}
+
+int http_client_perform(struct http_client *client, const struct http_client_request *req,
+                        struct http_client_response *ret, char *error_detail,
+                        size_t error_detail_size)
+{
+    CURL *curl = client->curl;
+    struct curl_slist *headers = NULL;
+    struct body_sink body = {.max = req->max_response_bytes};
+    struct header_sink hdr = {0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURLcode code;
+    int r = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    curl_easy_reset(curl); /* keeps the connection cache */
+    if (req->headers != NULL) {
+        for (const char *const *h = req->headers; *h != NULL; h++) {
+            struct curl_slist *next = curl_slist_append(headers, *h);
+            if (next == NULL) {
+                r = -ENOMEM;
+                goto out;
+            }
+            headers = next;
+        }
+    }
+    /* libcurl adds "Expect: 100-continue" to larger bodies; the local API
+     * does not need the extra round trip. */
+    if (req->body != NULL) {
+        struct curl_slist *next = curl_slist_append(headers, "Expect:");
+        if (next == NULL) {
+            r = -ENOMEM;
+            goto out;
+        }
+        headers = next;
+    }
+
+    hdr.name = req->capture_header;
+    hdr.name_len = req->capture_header ? strlen(req->capture_header) : 0;
+    hdr.dst = ret->captured;
+    hdr.dst_size = sizeof(ret->captured);
+
+    curl_easy_setopt(curl, CURLOPT_URL, req->url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &hdr);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (req->body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    } else if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    }
+    if (req->connect_timeout_ms > 0)
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
+
+    code = curl_easy_perform(curl);
+    if (body.too_big) {
+        r = -EMSGSIZE;
+    } else if (body.oom) {
+        r = -ENOMEM;
+    } else if (code != CURLE_OK) {
+        r = errno_from_curl(code);
+        if (error_detail != NULL && error_detail_size > 0)
+            snprintf(error_detail, error_detail_size, "%s", errbuf[0] ? errbuf : curl_easy_strerror(code));
+    }
+    if (r == 0) {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ret->status);
+        ret->body = body.data;
+        ret->body_len = body.len;
+        body.data = NULL;
+    }
+out:
+    /* The handle must not keep pointers to our stack after returning. */
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_slist_free_all(headers);
+    free(body.data);
+    if (r < 0)
+        memset(ret, 0, sizeof(*ret));
+    return r;
+}
+
+void http_client_response_clean_up(struct http_client_response *resp)
+{
+    if (resp == NULL)
+        return;
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * http_client.h - the one module that owns libcurl.
+ *
+ * A client wraps one curl easy handle, so connections are reused between
+ * requests (keep-alive).  A client belongs to one thread.  Proxies are
+ * ignored: every call of ours is either to the local Lambda API or (later)
+ * to an exporter that configures its own endpoint.  curl details are mapped
+ * to negative errno values here; the caller logs.
+ */
+#ifndef LAMBDA_TRACER_HTTP_CLIENT_H
+#define LAMBDA_TRACER_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+struct http_client;
+
+struct http_client_request {
+    const char *method;               /* "GET", "POST", "PUT" */
+    const char *url;
+    const char *const *headers;       /* "Name: value" strings, NULL-terminated; may be NULL */
+    const char *body;                 /* may be NULL */
+    size_t body_len;
+    long connect_timeout_ms;          /* 0: curl's default */
+    long timeout_ms;                  /* 0: no total timeout (only for /event/next) */
+    size_t max_response_bytes;        /* answer bodies over this fail with -EMSGSIZE */
+    const char *capture_header;       /* response header whose value to keep; may be NULL */
+};
+
+struct http_client_response {
+    long status;
+    char *body;            /* NUL-terminated, owned: release with http_client_response_clean_up */
+    size_t body_len;
+    char captured[256];    /* value of capture_header, "" when absent */
+};
+
+/* Process-wide set-up; call once from main() before any thread starts.
+ * 0 or -EIO. */
+int http_client_global_init(void) __attribute__((warn_unused_result));
+void http_client_global_clean_up(void);
+
+/* NULL on failure. */
+struct http_client *http_client_new(void);
+void http_client_destroy(struct http_client *client); /* NULL-safe */
+
+/* Performs one request on the caller's thread.  Returns 0 with *ret filled
+ * (any HTTP status; the caller judges it), or -ETIMEDOUT, -ECONNREFUSED,
+ * -ECONNRESET, -EMSGSIZE, -ENOMEM, -EIO (other transport errors).  On error
+ * *ret holds nothing to free.  `error_detail`, when not NULL, receives a
+ * short description of a transport error for the caller to log. */
+int http_client_perform(struct http_client *client, const struct http_client_request *req,
+                        struct http_client_response *ret, char *error_detail,
+                        size_t error_detail_size) __attribute__((warn_unused_result));
+
+void http_client_response_clean_up(struct http_client_response *resp);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * limits.h - every named bound of the extension, in one place.
+ *
+ * Each buffer fed from outside the process (telemetry POSTs, Extensions API
+ * answers, environment variables) has a cap here.  Over a cap we answer 413,
+ * or drop the item and count it; we never grow without bound inside the
+ * customer's sandbox, whose memory is billed and shared with the function.
+ */
+#ifndef LAMBDA_TRACER_LIMITS_H
+#define LAMBDA_TRACER_LIMITS_H
+
+/* Telemetry listener.  Lambda may deliver up to 2 x maxBytes plus metadata
+ * in one POST (Telemetry API guide); maxBytes is at most 1 MiB, so the body
+ * cap is derived from the configured maxBytes with this floor and slack. */
+#define LISTENER_BODY_SLACK_BYTES (64 * 1024)
+#define LISTENER_MAX_HEADER_BYTES (16 * 1024)
+#define LISTENER_MAX_CONNECTIONS 16
+/* A connection in the middle of a request that sends nothing for this long
+ * is a slow or stuck sender: close it. */
+#define LISTENER_REQUEST_IDLE_TIMEOUT_MS 5000
+/* A kept-alive connection with no request in progress is closed after this. */
+#define LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS 60000
+#define LISTENER_RECV_CHUNK_BYTES (16 * 1024)
+
+/* Queue between the listener / lifecycle threads and the pipeline thread.
+ * Telemetry bodies are counted in bytes; control items (INVOKE, SHUTDOWN)
+ * are tiny, never dropped, and bounded by the invoke rate. */
+#define QUEUE_DEFAULT_MAX_BYTES (8 * 1024 * 1024)
+#define QUEUE_MIN_MAX_BYTES (256 * 1024)
+#define QUEUE_MAX_MAX_BYTES (256 * 1024 * 1024)
+
+/* Telemetry parsing. */
+#define TELEMETRY_MAX_SPANS 8
+
+/* Extensions API answers (register response, INVOKE / SHUTDOWN events). */
+#define EXTAPI_MAX_RESPONSE_BYTES (64 * 1024)
+#define EXTAPI_CONNECT_TIMEOUT_MS 1000
+#define EXTAPI_REQUEST_TIMEOUT_MS 2000
+/* After the sandbox thaws, a kept-alive /event/next connection may have been
+ * reset; retry a few times before giving up (reference, trap 6). */
+#define EXTAPI_NEXT_RETRIES 5
+#define EXTAPI_NEXT_RETRY_DELAY_MS 10
+
+/* Identifiers and names copied out of events. */
+#define EVENT_REQUEST_ID_MAX 128
+#define EVENT_ARN_MAX 512
+#define EVENT_TRACE_HEADER_MAX 512
+#define EXTENSION_NAME_MAX 128
+#define EXTENSION_ID_MAX 128
+
+/* Shutdown: SHUTDOWN carries an absolute deadline; we stop waiting for the
+ * final telemetry this long before it, so we exit well inside the budget
+ * (2,000 ms for all external extensions together). */
+#define SHUTDOWN_SAFETY_MARGIN_MS 300
+#define SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS 1000
+
+/* Configuration values read from the environment. */
+#define CONFIG_MAX_VALUE_BYTES 1024
+
+#endif

@@ -1,0 +1,416 @@
+/*
+ * listener.c - see listener.h.
+ *
+ * A single-threaded poll loop.  Every socket is non-blocking and
+ * close-on-exec.  The answers we send are a few dozen bytes; if even those
+ * cannot be written at once, the peer is not reading and the connection is
+ * closed rather than buffered.
+ */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "http_request.h"
+#include "limits.h"
+
+struct conn {
+    int fd;
+    struct http_request *req;
+    int64_t last_active_ms;
+    bool sent_continue;
+};
+
+struct listener {
+    int listen_fd;
+    int wake_pipe[2];
+    uint16_t port;
+    size_t max_body_bytes;
+    listener_body_fn on_body;
+    void *ctx;
+    pthread_t thread;
+    bool thread_started;
+    /* Written by listener_stop before the wake-up, read by the thread after
+     * it. */
+    _Atomic int drain_ms;
+    struct conn conns[LISTENER_MAX_CONNECTIONS];
+    struct listener_stats stats;
+};
+
+static void conn_close(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    http_request_destroy(c->req);
+    c->fd = -1;
+    c->req = NULL;
+    c->sent_continue = false;
+}
+
+static bool conn_mid_request(const struct conn *c)
+{
+    return c->fd >= 0 && http_request_in_progress(c->req);
+}
+
+/* Whole-or-nothing send of a short answer. */
+static bool send_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool send_status(struct conn *c, int status, const char *reason, bool keep_alive)
+{
+    char buf[160];
+    int n;
+
+    n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n%s\r\n", status, reason,
+                 keep_alive ? "" : "Connection: close\r\n");
+    return n > 0 && (size_t)n < sizeof(buf) && send_all(c->fd, buf, (size_t)n);
+}
+
+/* A complete request: hand the body over and answer.  Returns false when
+ * the connection must be closed. */
+static bool handle_request(struct listener *l, struct conn *c)
+{
+    const char *method = http_request_method(c->req);
+    bool keep_alive = http_request_keep_alive(c->req);
+    size_t len = 0;
+    char *body = NULL;
+
+    l->stats.requests++;
+    if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) {
+        l->stats.rejected++;
+        return send_status(c, 405, "Method Not Allowed", keep_alive) && keep_alive;
+    }
+    if (http_request_take_body(c->req, &body, &len) == 0) {
+        l->stats.bodies++;
+        l->stats.body_bytes += len;
+        l->on_body(body, len, l->ctx); /* takes ownership */
+    }
+    /* 200 even when the queue drops the body: a retry would not fare
+     * better, and the drop is counted downstream. */
+    return send_status(c, 200, "OK", keep_alive) && keep_alive;
+}
+
+/* Reads what is there and runs every complete request in it.  Returns false
+ * when the connection should be closed. */
+static bool conn_readable(struct listener *l, struct conn *c)
+{
+    char buf[LISTENER_RECV_CHUNK_BYTES];
+    ssize_t n;
+
+    n = recv(c->fd, buf, sizeof(buf), 0);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK;
+    if (n == 0)
+        return false; /* peer closed; a partial request is abandoned */
+    c->last_active_ms = clock_mono_ms();
+
+    size_t off = 0;
+    size_t len = (size_t)n;
+    while (off < len) {
+        size_t used = 0;
+        int r = http_request_feed(c->req, buf + off, len - off, &used);
+        off += used;
+        if (r < 0) {
+            l->stats.rejected++;
+            send_status(c, http_request_error_status(r), http_request_error_reason(r), false);
+            return false;
+        }
+        if (r == HTTP_REQUEST_INCOMPLETE) {
+            if (http_request_expects_continue(c->req) && !c->sent_continue) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                if (!send_all(c->fd, cont, sizeof(cont) - 1))
+                    return false;
+                c->sent_continue = true;
+            }
+            if (used == 0)
+                break;
+            continue;
+        }
+        if (!handle_request(l, c))
+            return false;
+        http_request_reset(c->req);
+        c->sent_continue = false;
+    }
+    return true;
+}
+
+static void accept_all(struct listener *l)
+{
+    for (;;) {
+        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct conn *slot = NULL;
+        struct conn *oldest_idle = NULL;
+
+        if (fd < 0)
+            return; /* EAGAIN, or a transient error: poll again */
+        l->stats.connections++;
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+            struct conn *c = &l->conns[i];
+            if (c->fd < 0) {
+                slot = c;
+                break;
+            }
+            if (!conn_mid_request(c) &&
+                (oldest_idle == NULL || c->last_active_ms < oldest_idle->last_active_ms))
+                oldest_idle = c;
+        }
+        if (slot == NULL && oldest_idle != NULL) {
+            conn_close(oldest_idle); /* an idle keep-alive connection yields */
+            slot = oldest_idle;
+        }
+        if (slot == NULL) {
+            l->stats.refused++;
+            close(fd);
+            continue;
+        }
+        slot->req = http_request_new(LISTENER_MAX_HEADER_BYTES, l->max_body_bytes);
+        if (slot->req == NULL) {
+            close(fd);
+            continue;
+        }
+        slot->fd = fd;
+        slot->sent_continue = false;
+        slot->last_active_ms = clock_mono_ms();
+    }
+}
+
+/* Closes connections idle past their limit; returns the poll timeout (ms)
+ * until the next such deadline, or -1. */
+static int expire_idle(struct listener *l, int64_t now)
+{
+    int64_t next = -1;
+
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+        struct conn *c = &l->conns[i];
+        int64_t limit;
+
+        if (c->fd < 0)
+            continue;
+        limit = conn_mid_request(c) ? LISTENER_REQUEST_IDLE_TIMEOUT_MS
+                                    : LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS;
+        if (now - c->last_active_ms >= limit) {
+            if (conn_mid_request(c))
+                l->stats.timed_out++;
+            conn_close(c);
+            continue;
+        }
+        int64_t left = c->last_active_ms + limit - now;
+        if (next < 0 || left < next)
+            next = left;
+    }
+    return (int)next;
+}
+
+static void *listener_main(void *arg)
+{
+    struct listener *l = arg;
+    struct pollfd fds[2 + LISTENER_MAX_CONNECTIONS];
+    struct conn *owners[2 + LISTENER_MAX_CONNECTIONS];
+    bool stopping = false;
+    int64_t drain_deadline = 0;
+
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        int timeout = expire_idle(l, now);
+        nfds_t nfds = 0;
+
+        if (stopping) {
+            bool busy = false;
+            for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+                busy = busy || conn_mid_request(&l->conns[i]);
+            if (!busy || now >= drain_deadline)
+                break;
+            int left = (int)(drain_deadline - now);
+            if (timeout < 0 || left < timeout)
+                timeout = left;
+        }
+
+        fds[nfds] = (struct pollfd){.fd = l->wake_pipe[0], .events = POLLIN};
+        owners[nfds++] = NULL;
+        if (!stopping) {
+            fds[nfds] = (struct pollfd){.fd = l->listen_fd, .events = POLLIN};
+            owners[nfds++] = NULL;
+        }
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+            if (l->conns[i].fd < 0)
+                continue;
+            fds[nfds] = (struct pollfd){.fd = l->conns[i].fd, .events = POLLIN};
+            owners[nfds++] = &l->conns[i];
+        }
+
+        int n = poll(fds, nfds, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* cannot happen with valid fds; leave rather than spin */
+        }
+        for (nfds_t i = 0; i < nfds; i++) {
+            if (fds[i].revents == 0)
+                continue;
+            if (fds[i].fd == l->wake_pipe[0]) {
+                char b[16];
+                while (read(l->wake_pipe[0], b, sizeof(b)) > 0)
+                    ;
+                if (!stopping) {
+                    stopping = true;
+                    drain_deadline = clock_mono_ms() + l->drain_ms;
+                    close(l->listen_fd);
+                    l->listen_fd = -1;
+                }
+            } else if (owners[i] == NULL) {
+                if (!stopping)
+                    accept_all(l);
+            } else if (!conn_readable(l, owners[i])) {
+                conn_close(owners[i]);
+            }
+        }
+    }
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        conn_close(&l->conns[i]);
+    return NULL;
+}
+
+/* Fills addr with what host resolves to, or loopback.  Returns true when
+ * it fell back. */
+static bool resolve_bind_address(const char *host, uint16_t port, struct sockaddr_storage *addr,
+                                 socklen_t *addr_len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    bool fell_back = true;
+
+    memset(addr, 0, sizeof(*addr));
+    if (host != NULL && getaddrinfo(host, NULL, &hints, &res) == 0 && res != NULL &&
+        res->ai_addrlen <= sizeof(*addr)) {
+        memcpy(addr, res->ai_addr, res->ai_addrlen);
+        *addr_len = res->ai_addrlen;
+        fell_back = false;
+    }
+    if (res != NULL)
+        freeaddrinfo(res);
+    if (fell_back) {
+        struct sockaddr_in *in = (struct sockaddr_in *)addr;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *addr_len = sizeof(*in);
+    }
+    if (addr->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)addr)->sin_port = htons(port);
+    return fell_back;
+}
+
+int listener_start(const struct listener_options *opts, struct listener **ret, int *ret_fell_back)
+{
+    struct listener *l;
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    int one = 1;
+    int r;
+    bool fell_back;
+
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return -ENOMEM;
+    l->listen_fd = -1;
+    l->wake_pipe[0] = l->wake_pipe[1] = -1;
+    l->max_body_bytes = opts->max_body_bytes;
+    l->on_body = opts->on_body;
+    l->ctx = opts->ctx;
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        l->conns[i].fd = -1;
+
+    fell_back = resolve_bind_address(opts->host, opts->port, &addr, &addr_len);
+    l->listen_fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->listen_fd < 0) {
+        r = -errno;
+        goto fail;
+    }
+    (void)setsockopt(l->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(l->listen_fd, (struct sockaddr *)&addr, addr_len) < 0 ||
+        listen(l->listen_fd, LISTENER_MAX_CONNECTIONS) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    addr_len = sizeof(addr);
+    if (getsockname(l->listen_fd, (struct sockaddr *)&addr, &addr_len) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    l->port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                               : ((struct sockaddr_in *)&addr)->sin_port);
+    if (pipe2(l->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    r = -pthread_create(&l->thread, NULL, listener_main, l);
+    if (r < 0)
+        goto fail;
+    l->thread_started = true;
+    if (ret_fell_back != NULL)
+        *ret_fell_back = fell_back;
+    *ret = l;
+    return 0;
+
+fail:
+    if (l->listen_fd >= 0)
+        close(l->listen_fd);
+    if (l->wake_pipe[0] >= 0)
+        close(l->wake_pipe[0]);
+    if (l->wake_pipe[1] >= 0)
+        close(l->wake_pipe[1]);
+    free(l);
+    return r;
+}
+
+uint16_t listener_port(const struct listener *l)
+{
+    return l->port;
+}
+
+void listener_stop(struct listener *l, int drain_ms, struct listener_stats *ret_stats)
+{
+    if (l == NULL)
+        return;
+    if (l->thread_started) {
+        ssize_t w;
+        l->drain_ms = drain_ms < 0 ? 0 : drain_ms;
+        do
+            w = write(l->wake_pipe[1], "x", 1);
+        while (w < 0 && errno == EINTR);
+        pthread_join(l->thread, NULL);
+    }
+    if (ret_stats != NULL)
+        *ret_stats = l->stats;
+    if (l->listen_fd >= 0)
+        close(l->listen_fd);
+    close(l->wake_pipe[0]);
+    close(l->wake_pipe[1]);
+    free(l);
+}

@@ -1,0 +1,57 @@
+/*
+ * listener.h - the local HTTP listener that receives Telemetry API POSTs.
+ *
+ * The one module that owns socket code.  One thread, one poll loop, at most
+ * LISTENER_MAX_CONNECTIONS connections; it binds the sandbox address only
+ * (what sandbox.localdomain resolves to, loopback when it does not resolve),
+ * answers every complete POST at once with 200 and hands the body over
+ * through the body callback, which runs on the listener thread and must not
+ * block (it pushes onto the queue).  Request parsing is http_request's job;
+ * caps: headers, body (413), connections, idle time.
+ */
+#ifndef LAMBDA_TRACER_LISTENER_H
+#define LAMBDA_TRACER_LISTENER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct listener;
+
+/* Takes ownership of body (malloc'd, NUL-terminated, len bytes) whatever it
+ * returns. */
+typedef void (*listener_body_fn)(char *body, size_t len, void *ctx);
+
+struct listener_options {
+    const char *host;        /* name to resolve and bind, normally "sandbox.localdomain" */
+    uint16_t port;           /* 0: any free port */
+    size_t max_body_bytes;
+    listener_body_fn on_body;
+    void *ctx;
+};
+
+struct listener_stats {
+    uint64_t connections;
+    uint64_t requests;       /* complete requests answered */
+    uint64_t bodies;         /* bodies handed to on_body */
+    uint64_t body_bytes;
+    uint64_t rejected;       /* answered 4xx/5xx: malformed, too large, wrong method */
+    uint64_t refused;        /* connections closed at once: over the connection cap */
+    uint64_t timed_out;      /* connections closed for idling mid-request */
+};
+
+/* Binds, listens and starts the listener thread.  Returns 0 and *ret, or a
+ * negative errno (bind/listen failure, -ENOMEM).  *ret_fell_back (may be
+ * NULL) is set when the host did not resolve and loopback was bound.
+ * Main thread only. */
+int listener_start(const struct listener_options *opts, struct listener **ret, int *ret_fell_back)
+    __attribute__((warn_unused_result));
+
+/* The bound port (useful when opts->port was 0). */
+uint16_t listener_port(const struct listener *l);
+
+/* Stops accepting at once, keeps serving requests already in progress for
+ * up to drain_ms, then closes every connection, joins the thread and frees
+ * everything.  Main thread only; NULL-safe. */
+void listener_stop(struct listener *l, int drain_ms, struct listener_stats *ret_stats);
+
+#endif

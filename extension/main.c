@@ -1,0 +1,304 @@
+/*
+ * main.c - lambda-tracer, an AWS Lambda external extension.
+ *
+ * The story: register with the Extensions API under our file name, start
+ * the telemetry listener, subscribe to the Telemetry API (only possible
+ * before our first /event/next), then loop on /event/next until SHUTDOWN,
+ * and on SHUTDOWN drain what arrived and exit 0 inside the deadline.
+ *
+ * Threads, each with one job:
+ *   main      - the Extensions API loop (this file).  Blocks in /event/next
+ *               with no timeout: the sandbox is frozen inside that call.
+ *   listener  - accepts the platform's telemetry POSTs, answers 200 at once
+ *               and pushes the raw bodies onto the queue.
+ *   pipeline  - the only consumer of the queue: parses telemetry, follows
+ *               invocations (and, with the traces issue, builds and exports
+ *               segments).
+ * They share only the bounded queue (ownership moves with each item) and
+ * the pipeline's "drained" flag.  Workers are started with every signal
+ * blocked, so signals land on the main thread.
+ *
+ * Failing open: nothing here may take the function down.  A bad setting
+ * falls back to its default, a listener or subscription failure leaves a
+ * registered extension that keeps calling next, and we never exit non-zero
+ * during Init once registered (Lambda would fail the function with
+ * Extension.Crash).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "ext_event.h"
+#include "extapi.h"
+#include "http_client.h"
+#include "limits.h"
+#include "listener.h"
+#include "log.h"
+#include "pipeline.h"
+#include "queue.h"
+
+/* Schema versions tried in order when Lambda refuses one with 400. */
+static const char *const schema_fallbacks[] = {"2025-01-29", "2022-12-13", "2022-07-01"};
+
+/* Telemetry still arriving while we stop the listener gets this long. */
+#define LISTENER_STOP_DRAIN_MS 20
+
+struct runtime {
+    struct config cfg;
+    struct extapi *api;
+    struct queue *queue;
+    struct listener *listener;
+    struct pipeline *pipeline;
+    bool telemetry_active;
+};
+
+static const char *env_lookup(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+static void warn_setting(const char *name, const char *problem, const char *fallback, void *ctx)
+{
+    (void)ctx;
+    log_warn("setting %s is invalid (%s); using %s", name, problem, fallback);
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
+static void log_api_error(const char *what, int r, const struct extapi_error *err)
+{
+    log_error("%s failed: %s (status %ld%s%s%s%s)", what, strerror(-r), err->status,
+              err->error_type[0] ? ", " : "", err->error_type, err->message[0] ? ": " : "",
+              err->message);
+}
+
+/* Listener callback, on the listener thread: hand the body to the pipeline.
+ * A full queue drops it; the queue counts the drop. */
+static void on_telemetry_body(char *body, size_t len, void *ctx)
+{
+    struct runtime *rt = ctx;
+
+    if (queue_push(rt->queue, PIPELINE_ITEM_TELEMETRY, body, len, true) < 0)
+        free(body);
+}
+
+/* Bind, subscribe.  Leaves rt->telemetry_active false (and logs why) when
+ * telemetry cannot be had; the extension then keeps running without it. */
+static void start_telemetry(struct runtime *rt, const char *listen_host)
+{
+    struct listener_options opts = {
+        .host = listen_host,
+        .port = rt->cfg.listener_port,
+        /* Lambda may send up to 2 x maxBytes plus metadata in one POST. */
+        .max_body_bytes = 2 * (size_t)rt->cfg.buffer_max_bytes + LISTENER_BODY_SLACK_BYTES,
+        .on_body = on_telemetry_body,
+        .ctx = rt,
+    };
+    struct extapi_error err;
+    char body[512];
+    int fell_back = 0;
+    size_t first = 0;
+    int r;
+
+    r = listener_start(&opts, &rt->listener, &fell_back);
+    if (r < 0) {
+        log_error("telemetry listener could not start: %s; continuing without telemetry",
+                  strerror(-r));
+        return;
+    }
+    if (fell_back)
+        log_debug("%s does not resolve; listening on loopback", listen_host);
+
+    /* Start with the configured version, then fall back to older ones. */
+    for (size_t i = 0; i < sizeof(schema_fallbacks) / sizeof(schema_fallbacks[0]); i++)
+        if (strcmp(schema_fallbacks[i], rt->cfg.schema_version) == 0)
+            first = i;
+    for (size_t i = first; i < sizeof(schema_fallbacks) / sizeof(schema_fallbacks[0]); i++) {
+        r = extapi_subscription_body(&rt->cfg, schema_fallbacks[i], listener_port(rt->listener),
+                                     body, sizeof(body));
+        if (r < 0)
+            break;
+        r = extapi_subscribe(rt->api, body, &err);
+        if (r == 0) {
+            rt->telemetry_active = true;
+            log_info("subscribed to the Telemetry API (schema %s) on port %u", schema_fallbacks[i],
+                     (unsigned)listener_port(rt->listener));
+            return;
+        }
+        if (r == 1) {
+            log_warn("the Telemetry API is not available here (%s); continuing without telemetry",
+                     err.error_type[0] ? err.error_type : "status 202");
+            break;
+        }
+        if (r != -EINVAL)
+            break;
+        log_info("Telemetry API refused schema %s (%s); trying an older one", schema_fallbacks[i],
+                 err.message);
+    }
+    if (r < 0)
+        log_api_error("Telemetry API subscription", r, &err);
+    listener_stop(rt->listener, 0, NULL);
+    rt->listener = NULL;
+}
+
+static void shut_down(struct runtime *rt, const struct ext_event *ev)
+{
+    struct pipeline_stats ps = {0};
+    struct listener_stats ls = {0};
+    struct queue_stats qs = {0};
+    int64_t started_ms = clock_mono_ms();
+
+    if (rt->pipeline != NULL) {
+        /* Hard cap: the pipeline sets its own, shorter wait; this only
+         * guards against it being stuck. */
+        int64_t left_ms = ev->deadline_ms > 0
+                              ? ev->deadline_ms - clock_epoch_us() / 1000 - SHUTDOWN_SAFETY_MARGIN_MS / 2
+                              : SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
+        if (left_ms < 0)
+            left_ms = 0;
+        if (!pipeline_wait_drained(rt->pipeline, clock_mono_ns() + left_ms * 1000000))
+            log_warn("shutdown deadline near; stopping before the pipeline drained");
+    }
+    listener_stop(rt->listener, LISTENER_STOP_DRAIN_MS, &ls);
+    rt->listener = NULL;
+    if (rt->queue != NULL) {
+        queue_close(rt->queue);
+        pipeline_stop(rt->pipeline, &ps);
+        rt->pipeline = NULL;
+        queue_get_stats(rt->queue, &qs);
+    }
+
+    log_info("shutdown reason=%s invokes=%llu telemetry_batches=%llu records=%llu "
+             "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
+             "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
+             "shutdown_ms=%lld",
+             ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
+             (unsigned long long)ps.batches, (unsigned long long)ps.records,
+             (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
+             (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
+             (unsigned long long)ps.unreported, (unsigned long long)ls.rejected,
+             (long long)(clock_mono_ms() - started_ms));
+}
+
+/* The Extensions API loop.  Returns the process exit status. */
+static int event_loop(struct runtime *rt)
+{
+    for (;;) {
+        struct ext_event ev;
+        struct extapi_error err;
+        int64_t received_us;
+        int r = extapi_next(rt->api, &ev, &err);
+
+        received_us = clock_epoch_us();
+        if (r == -EPROTO) {
+            log_warn("ignoring a malformed event from /event/next");
+            continue;
+        }
+        if (r < 0) {
+            /* Lambda says to exit on errors here; it restarts the sandbox. */
+            log_api_error("/event/next", r, &err);
+            return EXIT_FAILURE;
+        }
+        if (rt->pipeline != NULL) {
+            struct pipeline_event *pe = malloc(sizeof(*pe));
+            if (pe != NULL) {
+                pe->event = ev;
+                pe->received_us = received_us;
+                if (queue_push(rt->queue, PIPELINE_ITEM_EVENT, pe, sizeof(*pe), false) < 0)
+                    free(pe);
+            }
+        }
+        if (ev.type == EXT_EVENT_SHUTDOWN) {
+            shut_down(rt, &ev);
+            return EXIT_SUCCESS;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct runtime rt = {0};
+    struct extapi_registration reg;
+    struct extapi_error err;
+    const char *name = argc > 0 && argv[0] != NULL ? base_name(argv[0]) : "lambda-tracer";
+    const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
+    sigset_t all;
+    sigset_t old;
+    int status = EXIT_FAILURE;
+    int r;
+
+    log_set_prefix(name);
+    config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);
+    log_current_level = rt.cfg.log_level;
+    signal(SIGPIPE, SIG_IGN);
+
+    if (runtime_api == NULL || runtime_api[0] == '\0') {
+        log_error("AWS_LAMBDA_RUNTIME_API is not set: not running inside Lambda");
+        return EXIT_FAILURE;
+    }
+    if (http_client_global_init() < 0) {
+        log_error("libcurl initialisation failed");
+        return EXIT_FAILURE;
+    }
+    r = extapi_new(runtime_api, name, &rt.api);
+    if (r < 0) {
+        log_error("cannot use AWS_LAMBDA_RUNTIME_API: %s", strerror(-r));
+        goto out;
+    }
+    r = extapi_register(rt.api, true, true, &reg, &err);
+    if (r < 0) {
+        log_api_error("registration", r, &err);
+        goto out;
+    }
+    log_debug("registered for INVOKE and SHUTDOWN (function %s, version %s)", reg.function_name,
+              reg.function_version);
+
+    if (rt.cfg.disabled) {
+        log_info("disabled by LAMBDA_TRACER_DISABLE; only keeping the invocation loop");
+        status = event_loop(&rt);
+        goto out;
+    }
+
+    rt.queue = queue_new(rt.cfg.queue_max_bytes);
+    if (rt.queue == NULL) {
+        log_error("out of memory; continuing as a no-op extension");
+        status = event_loop(&rt);
+        goto out;
+    }
+    /* Workers inherit this mask: signals stay with the main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    start_telemetry(&rt, "sandbox.localdomain");
+    if (rt.telemetry_active) {
+        r = pipeline_start(&rt.cfg, rt.queue, &rt.pipeline);
+        if (r < 0) {
+            log_error("pipeline could not start: %s; continuing without telemetry", strerror(-r));
+            listener_stop(rt.listener, 0, NULL);
+            rt.listener = NULL;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    status = event_loop(&rt);
+
+out:
+    /* On the error paths the threads may still run: stop them in order. */
+    listener_stop(rt.listener, 0, NULL);
+    if (rt.queue != NULL)
+        queue_close(rt.queue);
+    pipeline_stop(rt.pipeline, NULL);
+    queue_destroy(rt.queue, pipeline_free_item);
+    extapi_destroy(rt.api);
+    http_client_global_clean_up();
+    return status;
+}

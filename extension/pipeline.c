@@ -1,0 +1,232 @@
+/*
+ * pipeline.c - see pipeline.h.
+ *
+ * Only this thread touches the state below `stats`; the lifecycle thread
+ * reads nothing of it until pipeline_stop has joined the thread.  The
+ * `drained` flag is the one thing both sides see while running; it lives
+ * under its own mutex and condition variable.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "limits.h"
+#include "log.h"
+
+/* Invocations whose platform.report has not arrived yet.  Under normal
+ * operation this holds one or two ids (report N arrives during N+1). */
+#define OUTSTANDING_MAX 64
+
+struct pipeline {
+    struct config cfg;
+    struct queue *q;
+    pthread_t thread;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool drained; /* under lock */
+
+    /* pipeline thread only */
+    bool shutting_down;
+    int64_t drain_deadline_ns;
+    size_t outstanding_count;
+    char outstanding[OUTSTANDING_MAX][EVENT_REQUEST_ID_MAX];
+    struct pipeline_stats stats;
+};
+
+void pipeline_free_item(int kind, void *data)
+{
+    (void)kind;
+    free(data);
+}
+
+static void outstanding_add(struct pipeline *p, const char *request_id)
+{
+    if (p->outstanding_count == OUTSTANDING_MAX) {
+        /* Forget the oldest: its report is long overdue. */
+        memmove(p->outstanding[0], p->outstanding[1],
+                (OUTSTANDING_MAX - 1) * sizeof(p->outstanding[0]));
+        p->outstanding_count--;
+        p->stats.unreported++;
+    }
+    snprintf(p->outstanding[p->outstanding_count++], EVENT_REQUEST_ID_MAX, "%s", request_id);
+}
+
+static void outstanding_remove(struct pipeline *p, const char *request_id)
+{
+    for (size_t i = 0; i < p->outstanding_count; i++) {
+        if (strcmp(p->outstanding[i], request_id) == 0) {
+            memmove(p->outstanding[i], p->outstanding[i + 1],
+                    (p->outstanding_count - i - 1) * sizeof(p->outstanding[0]));
+            p->outstanding_count--;
+            return;
+        }
+    }
+}
+
+static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
+{
+    struct tel_batch *batch = NULL;
+    int r = tel_batch_parse(body, len, &batch);
+
+    if (r < 0) {
+        p->stats.bad_batches++;
+        log_warn("dropping a telemetry batch of %zu bytes: %s", len,
+                 r == -ENOMEM ? "out of memory" : "not a JSON array");
+        return;
+    }
+    p->stats.batches++;
+    p->stats.invalid_records += batch->invalid;
+    if (batch->invalid > 0)
+        log_debug("skipped %zu telemetry records without time, type and record", batch->invalid);
+    for (size_t i = 0; i < batch->count; i++) {
+        const struct tel_event *ev = &batch->events[i];
+
+        p->stats.records++;
+        p->stats.by_type[ev->type]++;
+        if (ev->type == TEL_REPORT && ev->request_id != NULL)
+            outstanding_remove(p, ev->request_id);
+        if (ev->type == TEL_LOGS_DROPPED && ev->dropped_records != TEL_ABSENT)
+            p->stats.platform_dropped_records += (uint64_t)ev->dropped_records;
+        log_debug("telemetry type=%s request_id=%s status=%s error_type=%s", ev->type_name,
+                  ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
+                  ev->error_type ? ev->error_type : "-");
+    }
+    tel_batch_free(batch);
+}
+
+static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
+{
+    const struct ext_event *ev = &pe->event;
+
+    if (ev->type == EXT_EVENT_INVOKE) {
+        p->stats.invokes++;
+        outstanding_add(p, ev->request_id);
+        log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
+                  (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
+        return;
+    }
+    /* SHUTDOWN: wait for the final records, but leave the safety margin of
+     * the event's deadline for exporting and exiting. */
+    int64_t wait_ms = p->cfg.shutdown_telemetry_wait_ms;
+    if (ev->deadline_ms > 0) {
+        int64_t left_ms = ev->deadline_ms - pe->received_us / 1000 - SHUTDOWN_SAFETY_MARGIN_MS;
+        if (left_ms < wait_ms)
+            wait_ms = left_ms > 0 ? left_ms : 0;
+    }
+    p->shutting_down = true;
+    p->drain_deadline_ns = clock_mono_ns() + wait_ms * 1000000;
+    log_debug("event SHUTDOWN reason=%s waiting up to %lld ms for %zu invocation reports",
+              ext_shutdown_reason_name(ev->shutdown_reason), (long long)wait_ms,
+              p->outstanding_count);
+}
+
+static void set_drained(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->drained = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *pipeline_main(void *arg)
+{
+    struct pipeline *p = arg;
+    bool drained = false;
+
+    for (;;) {
+        int kind;
+        void *data;
+        size_t bytes;
+        int64_t deadline = p->shutting_down && !drained ? p->drain_deadline_ns : -1;
+        int r = queue_pop(p->q, deadline, &kind, &data, &bytes);
+
+        if (r == -EPIPE)
+            break;
+        if (r == 0) {
+            if (kind == PIPELINE_ITEM_TELEMETRY)
+                handle_telemetry(p, data, bytes);
+            else if (kind == PIPELINE_ITEM_EVENT)
+                handle_event(p, data);
+            pipeline_free_item(kind, data);
+        }
+        if (p->shutting_down && !drained &&
+            (p->outstanding_count == 0 || clock_mono_ns() >= p->drain_deadline_ns)) {
+            drained = true;
+            set_drained(p);
+        }
+    }
+    p->stats.unreported += p->outstanding_count;
+    if (!drained)
+        set_drained(p);
+    return NULL;
+}
+
+int pipeline_start(const struct config *cfg, struct queue *q, struct pipeline **ret)
+{
+    struct pipeline *p = calloc(1, sizeof(*p));
+    pthread_condattr_t attr;
+    int r;
+
+    if (p == NULL)
+        return -ENOMEM;
+    p->cfg = *cfg;
+    p->q = q;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&p->cond, &attr) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return -ENOMEM;
+    }
+    pthread_condattr_destroy(&attr);
+    r = pthread_create(&p->thread, NULL, pipeline_main, p);
+    if (r != 0) {
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return -r;
+    }
+    *ret = p;
+    return 0;
+}
+
+bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns)
+{
+    struct timespec ts = {
+        .tv_sec = (time_t)(deadline_ns / 1000000000),
+        .tv_nsec = (long)(deadline_ns % 1000000000),
+    };
+    bool drained;
+
+    pthread_mutex_lock(&p->lock);
+    while (!p->drained) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    drained = p->drained;
+    pthread_mutex_unlock(&p->lock);
+    return drained;
+}
+
+void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
+{
+    if (p == NULL)
+        return;
+    pthread_join(p->thread, NULL);
+    if (ret_stats != NULL)
+        *ret_stats = p->stats;
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+

@@ -1,0 +1,64 @@
+/*
+ * pipeline.h - the pipeline thread: the single consumer of the queue.
+ *
+ * It owns all per-environment and per-invocation state.  Producers hand it
+ * raw telemetry bodies (listener thread) and Extensions API events
+ * (lifecycle thread) through the queue; it parses, assembles and, with the
+ * traces issue, exports.  On SHUTDOWN it keeps consuming until every
+ * invocation it saw has its final platform.report, or until the wait
+ * budget runs out, then reports itself drained.
+ */
+#ifndef LAMBDA_TRACER_PIPELINE_H
+#define LAMBDA_TRACER_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ext_event.h"
+#include "queue.h"
+#include "telemetry.h"
+
+/* Queue item kinds. */
+enum pipeline_item_kind {
+    PIPELINE_ITEM_TELEMETRY = 1, /* data: char * body (NUL-terminated), bytes: its length */
+    PIPELINE_ITEM_EVENT = 2,     /* data: struct pipeline_event * */
+};
+
+/* An Extensions API event with the moment we received it. */
+struct pipeline_event {
+    struct ext_event event;
+    int64_t received_us; /* epoch microseconds */
+};
+
+struct pipeline_stats {
+    uint64_t batches;          /* telemetry bodies parsed */
+    uint64_t bad_batches;      /* bodies that were not a JSON array */
+    uint64_t records;          /* records parsed */
+    uint64_t invalid_records;  /* elements without time/type/record */
+    uint64_t by_type[TEL_TYPE_COUNT];
+    uint64_t invokes;
+    uint64_t platform_dropped_records; /* sum of platform.logsDropped droppedRecords */
+    uint64_t unreported;       /* invocations still without platform.report at the end */
+};
+
+struct pipeline;
+
+/* Creates the pipeline and starts its thread, consuming q (not owned).
+ * Main thread only.  0, -ENOMEM or -EAGAIN. */
+int pipeline_start(const struct config *cfg, struct queue *q, struct pipeline **ret)
+    __attribute__((warn_unused_result));
+
+/* Frees a queue item's data (matches queue_free_fn). */
+void pipeline_free_item(int kind, void *data);
+
+/* Waits until the pipeline has handled a SHUTDOWN item and drained, or
+ * until deadline_ns (CLOCK_MONOTONIC).  true when drained.  Main thread. */
+bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns);
+
+/* Joins the thread once the queue is closed (it consumes what is left
+ * first) and frees the pipeline.  Main thread; NULL-safe. */
+void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats);
+
+#endif
