@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# lambda-tracer: the single entry point.
+#
+#   ./build.sh deps            install the Debian packages the project needs (only missing ones)
+#   ./build.sh build           development build: build/dev/lambda-tracer
+#   ./build.sh test            every suite: unit (plain+valgrind, ASan+UBSan, TSan), fuzz corpus
+#                              replay, the emulator's own tests, integration tests
+#   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
+#   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev libcmocka-dev)
+TEST_PKGS=(valgrind)
+FUZZ_PKGS=(clang libclang-rt-14-dev)
+
+say() { printf '==> %s\n' "$*"; }
+
+# Installs whichever of the given Debian packages are missing, non-interactively.
+need_pkgs() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing Debian packages: ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+cmd_deps() { need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"; }
+
+cmd_build() {
+    need_pkgs "${BASE_PKGS[@]}"
+    make -s -j"$JOBS" extension
+}
+
+# --- test bookkeeping: every suite adds its counts; one closing line at the end.
+PASSED=0
+FAILED=0
+FAILED_SUITES=()
+
+# run_suite NAME COMMAND...: runs a suite, counts its tests from its own summary.
+run_suite() {
+    local name=$1; shift
+    local log
+    log=$(mktemp)
+    say "$name"
+    local rc=0
+    "$@" >"$log" 2>&1 || rc=$?
+    local p=0 f=0
+    # cmocka: "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s), listed below:"
+    p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
+    f=$(grep -Eo '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$(NF-1)} END {print s+0}')
+    # python unittest: "Ran N tests" then "OK" or "FAILED (failures=a, errors=b)"
+    if grep -Eq '^Ran [0-9]+ tests?' "$log"; then
+        local ran bad
+        ran=$(grep -Eo '^Ran [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+        bad=$(grep -Eo '(failures|errors)=[0-9]+' "$log" | awk -F= '{s+=$2} END {print s+0}')
+        p=$((p + ran - bad)); f=$((f + bad))
+    fi
+    # replay programs: "replayed N inputs"
+    if grep -Eq '^replayed [0-9]+ inputs' "$log"; then
+        p=$((p + $(grep -Eo '^replayed [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')))
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+    if [ "$rc" -ne 0 ]; then
+        FAILED_SUITES+=("$name")
+        tail -n 80 "$log"
+        say "$name: FAILED (exit $rc)"
+    else
+        say "$name: $p passed"
+    fi
+    rm -f "$log"
+}
+
+run_units() { # DIR [WRAPPER...]
+    local dir=$1; shift
+    local rc=0
+    for t in "$dir"/unit/test_*; do
+        [ -x "$t" ] || continue
+        "$@" "$t" || rc=1
+    done
+    return $rc
+}
+
+run_replays() { # DIR
+    local dir=$1 rc=0
+    for r in "$dir"/fuzz/replay_*; do
+        [ -x "$r" ] || continue
+        local target=${r##*/replay_}
+        "$r" "tests/fuzz/corpus/$target" || rc=1
+    done
+    return $rc
+}
+
+cmd_test() {
+    need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"
+    say "building (plain, ASan+UBSan, TSan)"
+    make -s -j"$JOBS" extension unit fuzz-replay
+    make -s -j"$JOBS" SANITIZE=address extension unit fuzz-replay
+    make -s -j"$JOBS" SANITIZE=thread extension unit
+
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+
+    run_suite "unit tests (valgrind memcheck)" run_units build/dev \
+        valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
+    run_suite "unit tests (ASan+UBSan)" run_units build/asan
+    run_suite "unit tests (TSan)" run_units build/tsan
+    run_suite "fuzz corpus replay (ASan+UBSan)" run_replays build/asan
+    run_suite "emulator tests" "$PYTHON" -m unittest discover -s tests/emulator -p 'test_*.py'
+    run_suite "integration tests (ASan+UBSan binary)" \
+        env LAMBDA_TRACER_BIN="$PWD/build/asan/lambda-tracer" \
+        "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py'
+    run_suite "integration tests (TSan binary)" \
+        env LAMBDA_TRACER_BIN="$PWD/build/tsan/lambda-tracer" LAMBDA_TRACER_TEST_QUICK=1 \
+        "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py'
+
+    echo
+    if [ ${#FAILED_SUITES[@]} -gt 0 ]; then
+        say "failed suites: ${FAILED_SUITES[*]}"
+    fi
+    echo "tests: $PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ] && [ ${#FAILED_SUITES[@]} -eq 0 ]
+}
+
+cmd_demo() {
+    cmd_build
+    exec "$PYTHON" tests/demo.py --binary "$PWD/build/dev/lambda-tracer" "$@"
+}
+
+cmd_fuzz() {
+    local target=${1:?usage: ./build.sh fuzz TARGET [seconds]}
+    local seconds=${2:-60}
+    need_pkgs "${BASE_PKGS[@]}" "${FUZZ_PKGS[@]}"
+    make -s -j"$JOBS" "build/fuzz/fuzz_$target"
+    local work=build/fuzz/corpus-$target
+    mkdir -p "$work"
+    cp -n tests/fuzz/corpus/"$target"/* "$work"/ 2>/dev/null || true
+    "build/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 "$work"
+}
+
+case "${1:-}" in
+    deps) cmd_deps ;;
+    build) cmd_build ;;
+    test) cmd_test ;;
+    demo) shift; cmd_demo "$@" ;;
+    fuzz) shift; cmd_fuzz "$@" ;;
+    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

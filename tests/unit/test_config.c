@@ -1,0 +1,186 @@
+/* Unit tests for config.c: defaults, every setting, every fallback. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "fail_alloc.h"
+
+struct fake_env {
+    const char *pairs[16][2];
+    int warnings;
+    char last_warned[64];
+    char last_fallback[64];
+};
+
+static const char *fake_getenv(const char *name, void *ctx)
+{
+    struct fake_env *env = ctx;
+    for (int i = 0; i < 16 && env->pairs[i][0] != NULL; i++)
+        if (strcmp(env->pairs[i][0], name) == 0)
+            return env->pairs[i][1];
+    return NULL;
+}
+
+static void fake_warn(const char *name, const char *problem, const char *fallback, void *ctx)
+{
+    struct fake_env *env = ctx;
+    assert_non_null(problem);
+    env->warnings++;
+    snprintf(env->last_warned, sizeof(env->last_warned), "%s", name);
+    snprintf(env->last_fallback, sizeof(env->last_fallback), "%s", fallback);
+}
+
+static void load(struct fake_env *env, struct config *cfg)
+{
+    config_load(cfg, fake_getenv, env, fake_warn, env);
+}
+
+static void test_defaults_when_unset(void **state)
+{
+    struct fake_env env = {0};
+    struct config cfg;
+    (void)state;
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 0);
+    assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+    assert_false(cfg.disabled);
+    assert_int_equal(cfg.telemetry_types, TELEMETRY_TYPE_PLATFORM);
+    assert_string_equal(cfg.schema_version, "2025-01-29");
+    assert_int_equal(cfg.buffer_max_items, 1000);
+    assert_int_equal(cfg.buffer_max_bytes, 262144);
+    assert_int_equal(cfg.buffer_timeout_ms, 25);
+    assert_int_equal(cfg.listener_port, 0);
+    assert_int_equal(cfg.shutdown_telemetry_wait_ms, 1000);
+}
+
+static void test_valid_values_are_taken(void **state)
+{
+    struct fake_env env = {.pairs = {
+                               {"LAMBDA_TRACER_LOG_LEVEL", "DEBUG"},
+                               {"LAMBDA_TRACER_DISABLE", "yes"},
+                               {"LAMBDA_TRACER_TELEMETRY_TYPES", " function ,extension"},
+                               {"LAMBDA_TRACER_SCHEMA_VERSION", "2022-12-13"},
+                               {"LAMBDA_TRACER_BUFFER_MAX_ITEMS", "10000"},
+                               {"LAMBDA_TRACER_BUFFER_MAX_BYTES", "1048576"},
+                               {"LAMBDA_TRACER_BUFFER_TIMEOUT_MS", "30000"},
+                               {"LAMBDA_TRACER_LISTENER_PORT", "4243"},
+                               {"LAMBDA_TRACER_QUEUE_MAX_BYTES", "1048576"},
+                               {"LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", "0"},
+                           }};
+    struct config cfg;
+    (void)state;
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 0);
+    assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+    assert_true(cfg.disabled);
+    /* platform is always added: traces are built from it */
+    assert_int_equal(cfg.telemetry_types,
+                     TELEMETRY_TYPE_PLATFORM | TELEMETRY_TYPE_FUNCTION | TELEMETRY_TYPE_EXTENSION);
+    assert_string_equal(cfg.schema_version, "2022-12-13");
+    assert_int_equal(cfg.buffer_max_items, 10000);
+    assert_int_equal(cfg.buffer_max_bytes, 1048576);
+    assert_int_equal(cfg.buffer_timeout_ms, 30000);
+    assert_int_equal(cfg.listener_port, 4243);
+    assert_int_equal(cfg.queue_max_bytes, 1048576);
+    assert_int_equal(cfg.shutdown_telemetry_wait_ms, 0);
+}
+
+/* Each invalid value: exactly one warning naming the setting, default kept. */
+static void check_invalid(const char *name, const char *value, const char *fallback)
+{
+    struct fake_env env = {.pairs = {{name, value}}};
+    struct config cfg, def;
+    load(&env, &cfg);
+    config_defaults(&def);
+    assert_int_equal(env.warnings, 1);
+    assert_string_equal(env.last_warned, name);
+    assert_string_equal(env.last_fallback, fallback);
+    assert_memory_equal(&cfg, &def, sizeof(cfg));
+}
+
+static void test_invalid_values_fall_back(void **state)
+{
+    char huge[1100];
+    (void)state;
+    memset(huge, '1', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    check_invalid("LAMBDA_TRACER_LOG_LEVEL", "loud", "info");
+    check_invalid("LAMBDA_TRACER_DISABLE", "maybe", "false");
+    check_invalid("LAMBDA_TRACER_TELEMETRY_TYPES", "platform,,function", "platform");
+    check_invalid("LAMBDA_TRACER_TELEMETRY_TYPES", "logs", "platform");
+    check_invalid("LAMBDA_TRACER_SCHEMA_VERSION", "2020-08-15", "2025-01-29");
+    check_invalid("LAMBDA_TRACER_BUFFER_MAX_ITEMS", "999", "1000");
+    check_invalid("LAMBDA_TRACER_BUFFER_MAX_ITEMS", "10001", "1000");
+    check_invalid("LAMBDA_TRACER_BUFFER_MAX_ITEMS", " 1000", "1000");
+    check_invalid("LAMBDA_TRACER_BUFFER_MAX_ITEMS", "1e3", "1000");
+    check_invalid("LAMBDA_TRACER_BUFFER_MAX_BYTES", "-262144", "262144");
+    check_invalid("LAMBDA_TRACER_BUFFER_TIMEOUT_MS", "24", "25");
+    check_invalid("LAMBDA_TRACER_BUFFER_TIMEOUT_MS", "99999999999999999999999", "25");
+    check_invalid("LAMBDA_TRACER_BUFFER_TIMEOUT_MS", huge, "25");
+    check_invalid("LAMBDA_TRACER_LISTENER_PORT", "9001", "0 (any free port)");
+    check_invalid("LAMBDA_TRACER_LISTENER_PORT", "65536", "0");
+    check_invalid("LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", "2001", "1000");
+}
+
+static void test_empty_value_is_unset(void **state)
+{
+    struct fake_env env = {.pairs = {{"LAMBDA_TRACER_BUFFER_MAX_ITEMS", ""}}};
+    struct config cfg;
+    (void)state;
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 0);
+    assert_int_equal(cfg.buffer_max_items, 1000);
+}
+
+static void test_parse_u64(void **state)
+{
+    uint64_t v = 7;
+    (void)state;
+    assert_int_equal(config_parse_u64("0", 0, 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(config_parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(config_parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+    assert_int_equal(config_parse_u64("11", 0, 10, &v), -ERANGE);
+    assert_int_equal(config_parse_u64("", 0, 10, &v), -EINVAL);
+    assert_int_equal(config_parse_u64("+1", 0, 10, &v), -EINVAL);
+    assert_int_equal(config_parse_u64("1 ", 0, 10, &v), -EINVAL);
+    assert_int_equal(config_parse_u64(NULL, 0, 10, &v), -EINVAL);
+}
+
+static void test_parse_types_and_bool(void **state)
+{
+    unsigned mask = 0;
+    bool b = false;
+    (void)state;
+    assert_int_equal(config_parse_types("PLATFORM", &mask), 0);
+    assert_int_equal(mask, TELEMETRY_TYPE_PLATFORM);
+    assert_int_equal(config_parse_types("function,function", &mask), 0);
+    assert_int_equal(mask, TELEMETRY_TYPE_FUNCTION);
+    assert_int_equal(config_parse_types("function,", &mask), -EINVAL);
+    assert_int_equal(config_parse_types("platformx", &mask), -EINVAL);
+    assert_int_equal(config_parse_bool("On", &b), 0);
+    assert_true(b);
+    assert_int_equal(config_parse_bool("0", &b), 0);
+    assert_false(b);
+    assert_int_equal(config_parse_bool("2", &b), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_when_unset),
+        cmocka_unit_test(test_valid_values_are_taken),
+        cmocka_unit_test(test_invalid_values_fall_back),
+        cmocka_unit_test(test_empty_value_is_unset),
+        cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_parse_types_and_bool),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,273 @@
+/* Unit tests for telemetry.c: real records, lenient fields, bad input. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "telemetry.h"
+#include "fail_alloc.h"
+
+static struct tel_batch *parse_ok(const char *s)
+{
+    struct tel_batch *b = NULL;
+    assert_int_equal(tel_batch_parse(s, strlen(s), &b), 0);
+    assert_non_null(b);
+    return b;
+}
+
+static void test_parse_time(void **state)
+{
+    int64_t us = 0;
+    (void)state;
+    assert_int_equal(tel_parse_time("1970-01-01T00:00:00Z", &us), 0);
+    assert_true(us == 0);
+    assert_int_equal(tel_parse_time("2022-10-12T00:00:15.064Z", &us), 0);
+    assert_true(us == 1665532815064000LL);
+    assert_int_equal(tel_parse_time("2024-02-29T23:59:59.123456789Z", &us), 0);
+    assert_true(us == 1709251199123456LL);
+    assert_int_equal(tel_parse_time("2022-10-12T02:00:15.5+02:00", &us), 0);
+    assert_true(us == 1665532815500000LL);
+    /* the colon-before-milliseconds form from AWS doc examples (trap 19) */
+    assert_int_equal(tel_parse_time("2022-08-02T12:01:23:521Z", &us), 0);
+    assert_true(us == 1659441683521000LL);
+    assert_int_equal(tel_parse_time("2023-02-29T00:00:00Z", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("2022-13-01T00:00:00Z", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("2022-10-12T00:00:15.064", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("2022-10-12T00:00:15.Z", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("2022-10-12T00:00:15.0123456789Z", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("2022-10-12T24:00:00Z", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("2022-10-12T00:00:00Zjunk", &us), -EINVAL);
+    assert_int_equal(tel_parse_time("", &us), -EINVAL);
+    assert_int_equal(tel_parse_time(NULL, &us), -EINVAL);
+}
+
+static void test_real_cold_start_records(void **state)
+{
+    struct tel_batch *b;
+    (void)state;
+    b = parse_ok(
+        "[{\"time\":\"2025-01-07T19:49:07.089Z\",\"type\":\"platform.initStart\",\"record\":{"
+        "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"runtimeVersion\":\"java:21.v27\","
+        "\"functionName\":\"worker10\",\"functionVersion\":\"$LATEST\","
+        "\"instanceId\":\"2025/01/07/worker10[$LATEST]002cf7829acf404ea7f6995e1910b96b\","
+        "\"instanceMaxMemory\":1879048192}},"
+        "{\"time\":\"2024-05-20T16:29:45.019Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+        "\"requestId\":\"4b142fc3\",\"status\":\"success\",\"spans\":["
+        "{\"name\":\"responseLatency\",\"start\":\"2024-05-20T16:29:45.008Z\",\"durationMs\":2.215},"
+        "{\"name\":\"responseDuration\",\"start\":\"2024-05-20T16:29:45.010Z\",\"durationMs\":0.056},"
+        "{\"name\":\"runtimeOverhead\",\"start\":\"2024-05-20T16:29:45.010Z\",\"durationMs\":8.686}],"
+        "\"metrics\":{\"durationMs\":11.185,\"producedBytes\":40}}},"
+        "{\"time\":\"2025-01-07T19:49:07.924Z\",\"type\":\"platform.report\",\"record\":{"
+        "\"requestId\":\"06e8554f\",\"metrics\":{\"durationMs\":329.177,\"billedDurationMs\":330,"
+        "\"memorySizeMB\":1792,\"maxMemoryUsedMB\":125,\"initDurationMs\":503.083},"
+        "\"status\":\"success\"}}]");
+    assert_int_equal(b->count, 3);
+    assert_int_equal(b->invalid, 0);
+
+    const struct tel_event *init = &b->events[0];
+    assert_int_equal(init->type, TEL_INIT_START);
+    assert_string_equal(init->type_name, "platform.initStart");
+    assert_int_equal(init->init_type, TEL_INIT_TYPE_ON_DEMAND);
+    assert_int_equal(init->phase, TEL_PHASE_INIT);
+    assert_string_equal(init->function_name, "worker10");
+    assert_string_equal(init->version, "$LATEST");
+    assert_string_equal(init->instance_id, "2025/01/07/worker10[$LATEST]002cf7829acf404ea7f6995e1910b96b");
+    assert_true(init->instance_max_memory == 1879048192LL);
+    assert_null(init->request_id);
+
+    const struct tel_event *done = &b->events[1];
+    assert_int_equal(done->type, TEL_RUNTIME_DONE);
+    assert_int_equal(done->status, TEL_STATUS_SUCCESS);
+    assert_true(done->duration_us == 11185);
+    assert_true(done->produced_bytes == 40);
+    assert_int_equal(done->span_count, 3);
+    assert_string_equal(done->spans[0].name, "responseLatency");
+    assert_true(done->spans[0].duration_us == 2215);
+    assert_true(done->spans[1].duration_us == 56);
+    assert_true(done->spans[2].start_us == 1716222585010000LL);
+    assert_null(done->error_type);
+
+    const struct tel_event *rep = &b->events[2];
+    assert_int_equal(rep->type, TEL_REPORT);
+    assert_true(rep->billed_duration_ms == 330);
+    assert_true(rep->memory_size_mb == 1792);
+    assert_true(rep->max_memory_used_mb == 125);
+    assert_true(rep->init_duration_us == 503083);
+    assert_true(rep->restore_duration_us == TEL_ABSENT);
+    tel_batch_free(b);
+}
+
+static void test_failures_and_other_types(void **state)
+{
+    struct tel_batch *b;
+    (void)state;
+    b = parse_ok(
+        "[{\"time\":\"2026-07-01T10:00:05.001Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+        "\"requestId\":\"a\",\"status\":\"timeout\",\"metrics\":{\"durationMs\":5001.182,\"producedBytes\":0}}},"
+        "{\"time\":\"2026-07-01T10:00:07.000Z\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"b\","
+        "\"status\":\"error\",\"errorType\":\"Runtime.OutOfMemory\",\"metrics\":{\"durationMs\":800.1}}},"
+        "{\"time\":\"2022-10-12T00:02:35.000Z\",\"type\":\"platform.logsDropped\",\"record\":{"
+        "\"droppedBytes\":12345,\"droppedRecords\":123,\"reason\":\"slow\"}},"
+        "{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":\"function\",\"record\":\"hello\\n\"},"
+        "{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":\"extension\",\"record\":{\"message\":\"m\",\"level\":\"INFO\"}},"
+        "{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":\"platform.futureThing\",\"record\":{}},"
+        "{\"time\":\"2022-10-12T00:00:15.064Z\",\"type\":\"platform.restoreReport\",\"record\":{"
+        "\"status\":\"failure\",\"errorType\":\"Runtime.Unknown\",\"metrics\":{\"durationMs\":15.19}}},"
+        "{\"time\":\"2022-10-12T00:00:15.064Z\",\"type\":\"platform.initStart\",\"record\":{"
+        "\"initializationType\":\"snap-start\",\"phase\":\"weird\"}}]");
+    assert_int_equal(b->count, 8);
+    assert_int_equal(b->events[0].status, TEL_STATUS_TIMEOUT);
+    assert_true(b->events[0].produced_bytes == 0);
+    assert_int_equal(b->events[1].status, TEL_STATUS_ERROR);
+    assert_string_equal(b->events[1].error_type, "Runtime.OutOfMemory");
+    assert_true(b->events[1].billed_duration_ms == TEL_ABSENT);
+    assert_int_equal(b->events[2].type, TEL_LOGS_DROPPED);
+    assert_true(b->events[2].dropped_records == 123);
+    assert_true(b->events[2].dropped_bytes == 12345);
+    assert_string_equal(b->events[2].text, "slow");
+    assert_int_equal(b->events[3].type, TEL_FUNCTION_LOG);
+    assert_string_equal(b->events[3].text, "hello\n");
+    assert_int_equal(b->events[4].type, TEL_EXTENSION_LOG);
+    assert_string_equal(b->events[4].text, "m");
+    assert_int_equal(b->events[5].type, TEL_UNKNOWN);
+    assert_string_equal(b->events[5].type_name, "platform.futureThing");
+    assert_int_equal(b->events[6].type, TEL_RESTORE_REPORT);
+    assert_int_equal(b->events[6].status, TEL_STATUS_FAILURE);
+    assert_int_equal(b->events[7].init_type, TEL_INIT_TYPE_SNAP_START);
+    assert_int_equal(b->events[7].phase, TEL_PHASE_OTHER);
+    tel_batch_free(b);
+}
+
+static void test_wrong_types_are_tolerated(void **state)
+{
+    struct tel_batch *b;
+    (void)state;
+    /* every field with the wrong JSON type: ignored, never a crash */
+    b = parse_ok("[{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"platform.report\",\"record\":{"
+                 "\"requestId\":5,\"status\":[],\"errorType\":{},\"metrics\":{\"durationMs\":\"1\","
+                 "\"billedDurationMs\":-3,\"memorySizeMB\":1e300},\"spans\":{},"
+                 "\"tracing\":\"x\"}},"
+                 "{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+                 "\"spans\":[1,{\"name\":2},{\"name\":\"ok\",\"start\":5,\"durationMs\":null},"
+                 "{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},"
+                 "{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"overflow\"}]}}]");
+    assert_int_equal(b->count, 2);
+    assert_null(b->events[0].request_id);
+    assert_int_equal(b->events[0].status, TEL_STATUS_NONE);
+    assert_null(b->events[0].error_type);
+    assert_true(b->events[0].duration_us == TEL_ABSENT);
+    assert_true(b->events[0].billed_duration_ms == TEL_ABSENT);
+    assert_true(b->events[0].memory_size_mb == TEL_ABSENT);
+    assert_int_equal(b->events[0].span_count, 0);
+    assert_null(b->events[0].trace_value);
+    assert_int_equal(b->events[1].span_count, TELEMETRY_MAX_SPANS);
+    assert_string_equal(b->events[1].spans[0].name, "ok");
+    assert_true(b->events[1].spans[0].start_us == TEL_ABSENT);
+    assert_true(b->events[1].spans[0].duration_us == TEL_ABSENT);
+    tel_batch_free(b);
+}
+
+static void test_invalid_elements_are_counted(void **state)
+{
+    struct tel_batch *b;
+    (void)state;
+    b = parse_ok("[1, null, \"x\", [], {}, {\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\"},"
+                 "{\"time\":\"bad\",\"type\":\"function\",\"record\":\"x\"},"
+                 "{\"time\":5,\"type\":\"function\",\"record\":\"x\"},"
+                 "{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"kept\"}]");
+    assert_int_equal(b->count, 1);
+    assert_int_equal(b->invalid, 8);
+    assert_string_equal(b->events[0].text, "kept");
+    tel_batch_free(b);
+
+    b = parse_ok("[]");
+    assert_int_equal(b->count, 0);
+    tel_batch_free(b);
+}
+
+static void test_not_an_array_is_rejected(void **state)
+{
+    struct tel_batch *b = NULL;
+    const char *bad[] = {"", "{}", "\"x\"", "[", "[{]", "null", "[1]]"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int r = tel_batch_parse(bad[i], strlen(bad[i]), &b);
+        /* "[1]]": cJSON stops after the array without requiring the end; it parses */
+        if (strcmp(bad[i], "[1]]") == 0) {
+            assert_int_equal(r, 0);
+            tel_batch_free(b);
+            continue;
+        }
+        assert_int_equal(r, -EPROTO);
+    }
+    assert_int_equal(tel_batch_parse(NULL, 0, &b), -EPROTO);
+    /* length is honoured: the same bytes cut short are not an array */
+    assert_int_equal(tel_batch_parse("[]", 1, &b), -EPROTO);
+}
+
+static void test_large_strings_use_own_blocks(void **state)
+{
+    static char body[200000];
+    static char line[100000];
+    struct tel_batch *b;
+    (void)state;
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    snprintf(body, sizeof(body),
+             "[{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"%s\"},"
+             "{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"short\"}]",
+             line);
+    b = parse_ok(body);
+    assert_int_equal(b->count, 2);
+    assert_int_equal(strlen(b->events[0].text), sizeof(line) - 1);
+    assert_string_equal(b->events[1].text, "short");
+    tel_batch_free(b);
+}
+
+/* Every allocation, in turn, fails: -ENOMEM or -EPROTO, never a leak. */
+static void test_out_of_memory_everywhere(void **state)
+{
+    const char *s = "[{\"time\":\"2024-05-20T16:29:45.019Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+                    "\"requestId\":\"4b142fc3\",\"status\":\"success\",\"spans\":["
+                    "{\"name\":\"responseLatency\",\"start\":\"2024-05-20T16:29:45.008Z\",\"durationMs\":2.2}],"
+                    "\"tracing\":{\"value\":\"Root=1\",\"spanId\":\"ab\"}}},"
+                    "{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":\"platform.x\",\"record\":\"hi\"}]";
+    struct tel_batch *b = NULL;
+    unsigned long n;
+    (void)state;
+    fail_alloc_hook_cjson();
+    for (n = 1; n < 500; n++) {
+        fail_alloc_reset();
+        fail_alloc_fail_at(n);
+        int r = tel_batch_parse(s, strlen(s), &b);
+        if (r == 0) {
+            assert_int_equal(b->count, 2);
+            tel_batch_free(b);
+            assert_int_equal(fail_alloc_live(), 0);
+            break;
+        }
+        assert_true(r == -ENOMEM || r == -EPROTO);
+        assert_int_equal(fail_alloc_live(), 0);
+    }
+    assert_true(n > 3 && n < 500);
+    fail_alloc_reset();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_real_cold_start_records),
+        cmocka_unit_test(test_failures_and_other_types),
+        cmocka_unit_test(test_wrong_types_are_tolerated),
+        cmocka_unit_test(test_invalid_elements_are_counted),
+        cmocka_unit_test(test_not_an_array_is_rejected),
+        cmocka_unit_test(test_large_strings_use_own_blocks),
+        cmocka_unit_test(test_out_of_memory_everywhere),
+    };
+    return cmocka_run_group_tests_name("telemetry", tests, NULL, NULL);
+}
