@@ -12,28 +12,28 @@
 /* Telemetry listener.  Lambda may deliver up to 2 x maxBytes plus metadata
  * in one POST (Telemetry API guide); maxBytes is at most 1 MiB, so the body
  * cap is derived from the configured maxBytes with this floor and slack. */
-#define LISTENER_BODY_SLACK_BYTES (64 * 1024)
-#define LISTENER_MAX_HEADER_BYTES (16 * 1024)
+#define LISTENER_BODY_SLACK_BYTES (64UL * 1024)
+#define LISTENER_MAX_HEADER_BYTES (16UL * 1024)
 #define LISTENER_MAX_CONNECTIONS 16
 /* A connection in the middle of a request that sends nothing for this long
  * is a slow or stuck sender: close it. */
 #define LISTENER_REQUEST_IDLE_TIMEOUT_MS 5000
 /* A kept-alive connection with no request in progress is closed after this. */
 #define LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS 60000
-#define LISTENER_RECV_CHUNK_BYTES (16 * 1024)
+#define LISTENER_RECV_CHUNK_BYTES (16UL * 1024)
 
 /* Queue between the listener / lifecycle threads and the pipeline thread.
  * Telemetry bodies are counted in bytes; control items (INVOKE, SHUTDOWN)
  * are tiny, never dropped, and bounded by the invoke rate. */
-#define QUEUE_DEFAULT_MAX_BYTES (8 * 1024 * 1024)
-#define QUEUE_MIN_MAX_BYTES (256 * 1024)
-#define QUEUE_MAX_MAX_BYTES (256 * 1024 * 1024)
+#define QUEUE_DEFAULT_MAX_BYTES (8UL * 1024 * 1024)
+#define QUEUE_MIN_MAX_BYTES (256UL * 1024)
+#define QUEUE_MAX_MAX_BYTES (256UL * 1024 * 1024)
 
 /* Telemetry parsing. */
 #define TELEMETRY_MAX_SPANS 8
 
 /* Extensions API answers (register response, INVOKE / SHUTDOWN events). */
-#define EXTAPI_MAX_RESPONSE_BYTES (64 * 1024)
+#define EXTAPI_MAX_RESPONSE_BYTES (64UL * 1024)
 #define EXTAPI_CONNECT_TIMEOUT_MS 1000
 #define EXTAPI_REQUEST_TIMEOUT_MS 2000
 /* After the sandbox thaws, a kept-alive /event/next connection may have been

@@ -62,14 +62,13 @@ void log_write(enum log_level level, const char *fmt, ...)
     int m;
     size_t len;
 
-    n = snprintf(line, sizeof(line), "[%s] %s ", log_prefix, log_level_name(level));
-    if (n < 0)
-        return;
-    len = (size_t)n;
     va_start(ap, fmt);
-    m = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+    n = snprintf(line, sizeof(line), "[%s] %s ", log_prefix, log_level_name(level));
+    len = n > 0 ? (size_t)n : 0;
+    /* va_start is above; the analyzer misreads it. */
+    m = vsnprintf(line + len, sizeof(line) - len, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
-    if (m < 0)
+    if (n < 0 || m < 0)
         return;
     len += (size_t)m;
     if (len > sizeof(line) - 2)

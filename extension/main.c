@@ -104,7 +104,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
         .on_body = on_telemetry_body,
         .ctx = rt,
     };
-    struct extapi_error err;
+    struct extapi_error err = {0};
     char body[512];
     int fell_back = 0;
     size_t first = 0;
@@ -126,8 +126,10 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
     for (size_t i = first; i < sizeof(schema_fallbacks) / sizeof(schema_fallbacks[0]); i++) {
         r = extapi_subscription_body(&rt->cfg, schema_fallbacks[i], listener_port(rt->listener),
                                      body, sizeof(body));
-        if (r < 0)
+        if (r < 0) {
+            snprintf(err.error_type, sizeof(err.error_type), "%s", "subscription body too long");
             break;
+        }
         r = extapi_subscribe(rt->api, body, &err);
         if (r == 0) {
             rt->telemetry_active = true;

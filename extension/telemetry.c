@@ -429,8 +429,11 @@ int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
         const cJSON *time_item = cJSON_GetObjectItemCaseSensitive(element, "time");
         const cJSON *type_item = cJSON_GetObjectItemCaseSensitive(element, "type");
         const cJSON *record = cJSON_GetObjectItemCaseSensitive(element, "record");
-        struct tel_event *ev = &batch->events[batch->count];
+        struct tel_event *ev;
 
+        if (batch->events == NULL)
+            break; /* not reached: an empty array has no elements */
+        ev = &batch->events[batch->count];
         if (!cJSON_IsObject(element) || !cJSON_IsString(time_item) || !cJSON_IsString(type_item) ||
             record == NULL) {
             batch->invalid++;

@@ -1,0 +1,131 @@
+"""The extension's lifecycle under the emulator: cold start, warm invokes,
+a timeout with re-init, a crash, and spindown (issue 2, "Done when")."""
+import json
+import os
+import shutil
+import unittest
+
+import harness
+
+
+class LifecycleTest(unittest.TestCase):
+    """One environment driven through the whole story; each test method
+    checks one part of what happened."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = harness.make_root()
+        cls.emu = harness.new_emulator(cls.root)
+        cls.init = cls.emu.start()
+        cls.warm = [cls.emu.invoke(payload=b'{"action":"fast"}',
+                                   trace_header="Root=1-5759e988-bd862e3fe1be46a994272793;"
+                                                "Parent=53995c3f42cd8ad8;Sampled=1" if i % 2 else None)
+                    for i in range(5)]
+        cls.timeout = cls.emu.invoke(payload=b'{"action":"sleep","ms":10000}')
+        cls.after_timeout = cls.emu.invoke(payload=b'{"action":"fast"}')
+        cls.crash = cls.emu.invoke(payload=b'{"action":"crash","code":3}')
+        cls.after_crash = cls.emu.invoke(payload=b'{"action":"fast"}')
+        cls.spindown = cls.emu.shutdown(reason="spindown")
+        cls.lines = harness.output_lines(cls.emu)
+        cls.log = list(cls.emu.api_log)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.close()
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def ext_calls(self, path_part, method=None):
+        return [c for c in self.log
+                if c.get("who") == harness.EXT_NAME and path_part in c.get("path", "")
+                and (method is None or c.get("method") == method)]
+
+    def test_invocation_outcomes(self):
+        self.assertEqual(self.init.status, "success")
+        for r in self.warm:
+            self.assertEqual(r.status, "success", r)
+        self.assertEqual(self.timeout.status, "timeout")
+        self.assertEqual(self.after_timeout.status, "success")
+        self.assertEqual(self.crash.status, "error")
+        self.assertEqual(self.crash.error_type, "Runtime.ExitError")
+        self.assertEqual(self.after_crash.status, "success")
+
+    def test_registers_subscribes_then_waits_in_each_environment(self):
+        registers = self.ext_calls("/extension/register", "POST")
+        subscribes = self.ext_calls("/2022-07-01/telemetry", "PUT")
+        # three generations of the extension: cold start, after timeout, after crash
+        self.assertEqual(len(registers), 3, registers)
+        self.assertEqual(len(subscribes), 3, subscribes)
+        for c in registers + subscribes:
+            self.assertEqual(c["status"], 200, c)
+        # per generation: register, then subscribe, then the first next
+        order = [(c["t_mono_ns"], c["path"]) for c in self.log if c.get("who") == harness.EXT_NAME]
+        order.sort()
+        seq = []
+        for _, path in order:
+            kind = ("register" if "register" in path else "subscribe" if "telemetry" in path
+                    else "next" if "event/next" in path else "other")
+            if not seq or seq[-1] != kind:
+                seq.append(kind)
+        self.assertEqual(seq[:3], ["register", "subscribe", "next"])
+        self.assertEqual(seq.count("register"), 3)
+        for i, kind in enumerate(seq):
+            if kind == "register":
+                self.assertEqual(seq[i + 1:i + 3], ["subscribe", "next"], seq)
+
+    def test_subscription_body(self):
+        sub = self.ext_calls("/2022-07-01/telemetry", "PUT")[0]
+        body = sub.get("body")
+        if isinstance(body, (bytes, str)):
+            body = json.loads(body)
+        if body is not None:
+            self.assertEqual(body["schemaVersion"], "2025-01-29")
+            self.assertEqual(body["types"], ["platform"])
+            self.assertEqual(body["buffering"], {"maxItems": 1000, "maxBytes": 262144,
+                                                 "timeoutMs": 25})
+            self.assertTrue(body["destination"]["URI"].startswith("http://sandbox.localdomain:"))
+
+    def test_events_delivered(self):
+        events = [c.get("event") for c in self.ext_calls("/extension/event/next")
+                  if c.get("event")]
+        self.assertEqual(events.count("INVOKE"), 9)
+        self.assertEqual(events.count("SHUTDOWN"), 3)
+
+    def test_telemetry_received_by_type_and_request(self):
+        seen = harness.telemetry_seen(self.lines)
+        by_req = {}
+        for typ, rid, status, err in seen:
+            by_req.setdefault(rid, []).append((typ, status, err))
+        for r in self.warm + [self.after_timeout]:
+            types = [t for t, _, _ in by_req.get(r.request_id, [])]
+            for t in ("platform.start", "platform.runtimeDone", "platform.report"):
+                self.assertIn(t, types, (r.request_id, types))
+        tmo = by_req.get(self.timeout.request_id, [])
+        self.assertIn(("platform.runtimeDone", "timeout", "-"), tmo)
+        crash = by_req.get(self.crash.request_id, [])
+        self.assertIn(("platform.runtimeDone", "error", "Runtime.ExitError"), crash)
+        all_types = {t for t, _, _, _ in seen}
+        for t in ("platform.initStart", "platform.initRuntimeDone", "platform.extension",
+                  "platform.initReport", "platform.telemetrySubscription"):
+            self.assertIn(t, all_types)
+
+    def test_each_generation_shut_down_cleanly(self):
+        reasons = [r for r, _ in harness.shutdowns(self.lines)]
+        self.assertEqual(reasons, ["timeout", "failure", "spindown"])
+        for _, rest in harness.shutdowns(self.lines):
+            self.assertIn("queue_dropped=0", rest)
+            self.assertIn("bad_batches=0", rest)
+        sd = self.spindown
+        ext = sd.extensions[harness.EXT_NAME] if hasattr(sd, "extensions") else sd[harness.EXT_NAME]
+        exit_code = ext["exit_code"] if isinstance(ext, dict) else ext.exit_code
+        killed = ext["killed"] if isinstance(ext, dict) else ext.killed
+        ms = ext["exit_ms"] if isinstance(ext, dict) else ext.exit_ms
+        self.assertEqual(exit_code, 0)
+        self.assertFalse(killed)
+        self.assertLess(ms, 2000)
+
+    def test_no_sanitizer_reports(self):
+        self.assertEqual(harness.sanitizer_reports(self.lines), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
