@@ -1,0 +1,77 @@
+/*
+ * ids.c - see ids.h.
+ */
+#include "ids.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+static const char hex_digits[] = "0123456789abcdef";
+
+static int fill_random(uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static void to_hex(const uint8_t *bytes, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex_digits[bytes[i] >> 4];
+        out[2 * i + 1] = hex_digits[bytes[i] & 0xf];
+    }
+}
+
+int ids_new_trace_id(int64_t epoch_s, char ret[XRAY_TRACE_ID_LEN + 1])
+{
+    uint8_t rnd[12];
+    uint8_t ts[4];
+    int r = fill_random(rnd, sizeof(rnd));
+
+    if (r < 0)
+        return r;
+    ts[0] = (uint8_t)(epoch_s >> 24);
+    ts[1] = (uint8_t)(epoch_s >> 16);
+    ts[2] = (uint8_t)(epoch_s >> 8);
+    ts[3] = (uint8_t)epoch_s;
+    ret[0] = '1';
+    ret[1] = '-';
+    to_hex(ts, sizeof(ts), ret + 2);
+    ret[10] = '-';
+    to_hex(rnd, sizeof(rnd), ret + 11);
+    ret[XRAY_TRACE_ID_LEN] = '\0';
+    return 0;
+}
+
+int ids_new_span_id(char ret[XRAY_SPAN_ID_LEN + 1])
+{
+    uint8_t rnd[8];
+    int r;
+
+    do {
+        r = fill_random(rnd, sizeof(rnd));
+        if (r < 0)
+            return r;
+    } while (memcmp(rnd, "\0\0\0\0\0\0\0\0", 8) == 0); /* all-zero is invalid in OTel */
+    to_hex(rnd, sizeof(rnd), ret);
+    ret[XRAY_SPAN_ID_LEN] = '\0';
+    return 0;
+}
+
+void ids_xray_to_otel_trace_id(const char xray[XRAY_TRACE_ID_LEN + 1], char ret[33])
+{
+    memcpy(ret, xray + 2, 8);
+    memcpy(ret + 8, xray + 11, 24);
+    ret[32] = '\0';
+}
