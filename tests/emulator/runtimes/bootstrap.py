@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Example custom runtime for the lambda-tracer emulator (standard library only).
+
+A real Runtime API (2018-06-01) client: it reads AWS_LAMBDA_RUNTIME_API, long-polls
+/runtime/invocation/next over one keep-alive HTTP/1.1 connection and answers with
+/response or /error.  It works against the emulator and, packaged as `bootstrap`
+with a python3 on the image, against real Lambda.
+
+The handler's behaviour is chosen by the JSON payload:
+
+  {"action": "fast"}                                 respond immediately
+  {"action": "slow", "ms": N}                        sleep N ms, then respond
+  {"action": "sleep", "ms": N}                       same; used to run past the deadline
+  {"action": "crash", "code": N}                     exit(N) mid-invoke
+  {"action": "crash", "signal": "SIGSEGV"}           kill itself with a signal mid-invoke
+  {"action": "error", "type": "Function.MyError", "message": "..."}
+                                                     POST /invocation/{id}/error
+  {"action": "oom", "mb": N}                         allocate and touch N MB, hold it, respond
+  {"action": "log", "lines": N, "bytes": B}          print N lines of about B bytes to stdout
+  {"action": "big", "bytes": N}                      respond with an N-byte body (size limit tests)
+  {"action": "env"}                                  respond with the runtime's environment
+  {"action": "echo"}                                 respond with the invoke payload and headers
+
+Every handler prints at least one log line.  Unknown or unparsable payloads act as "fast".
+
+Init behaviour comes from environment variables:
+
+  DEMO_INIT_MS=N          sleep N ms during init (before the first /next)
+  DEMO_INIT_FAIL=1        POST /runtime/init/error (type DEMO_INIT_ERROR_TYPE, default
+                          Runtime.DemoInitError) and exit 1
+  DEMO_INIT_CRASH=N       exit N during init without reporting
+  DEMO_INIT_LOG=N         print N log lines during init
+  DEMO_RESTORE_MS=N       (SnapStart) sleep N ms in the after-restore hook
+  DEMO_RESTORE_FAIL=1     (SnapStart) POST /runtime/restore/error and exit 1
+
+When AWS_LAMBDA_INITIALIZATION_TYPE is "snap-start" the runtime calls
+GET /runtime/restore/next after init (the snapshot point) and runs its after-restore
+hook when that returns, before the first /invocation/next.
+"""
+import datetime
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+API = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
+BASE = "/2018-06-01/runtime"
+
+_conn = None
+_current_request_id = ""
+
+
+def log(msg):
+    """Print one line in the usual Lambda runtime text layout and flush it."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+    sys.stdout.write("%s\t%s\tINFO\t%s\n" % (stamp, _current_request_id or "-", msg))
+    sys.stdout.flush()
+
+
+def _connect():
+    global _conn
+    host, _, port = API.rpartition(":")
+    _conn = http.client.HTTPConnection(host, int(port))
+    _conn.connect()
+    _conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def call(method, path, body=None, headers=None):
+    """One request on the shared keep-alive connection; reconnects once on a stale socket."""
+    for attempt in (1, 2):
+        if _conn is None:
+            _connect()
+        try:
+            _conn.request(method, path, body=body, headers=headers or {})
+            resp = _conn.getresponse()
+            data = resp.read()
+            return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
+        except (ConnectionError, http.client.HTTPException, OSError):
+            try:
+                _conn.close()
+            finally:
+                globals()["_conn"] = None
+            if attempt == 2:
+                raise
+
+
+def post_error(path, error_type, message):
+    body = json.dumps({"errorMessage": message, "errorType": error_type, "stackTrace": []}).encode()
+    return call("POST", path, body, {"Lambda-Runtime-Function-Error-Type": error_type,
+                                     "Content-Type": "application/json"})
+
+
+def respond(request_id, obj):
+    body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    status, _, _ = call("POST", "%s/invocation/%s/response" % (BASE, request_id), body,
+                        {"Content-Type": "application/json"})
+    if status != 202:
+        log("response rejected with HTTP %d" % status)
+
+
+def handle(request_id, headers, payload):
+    try:
+        event = json.loads(payload or b"{}")
+        if not isinstance(event, dict):
+            event = {}
+    except ValueError:
+        event = {}
+    action = event.get("action", "fast")
+
+    if action in ("slow", "sleep"):
+        ms = int(event.get("ms", 100))
+        log("%s: sleeping %d ms" % (action, ms))
+        time.sleep(ms / 1000.0)
+        log("%s: done" % action)
+        respond(request_id, {"ok": True, "action": action, "ms": ms})
+    elif action == "crash":
+        if "signal" in event:
+            signame = str(event["signal"])
+            log("crash: raising %s" % signame)
+            signum = getattr(signal, signame, signal.SIGSEGV)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            time.sleep(5)
+        code = int(event.get("code", 1))
+        log("crash: exiting with code %d" % code)
+        os._exit(code)
+    elif action == "error":
+        etype = str(event.get("type", "Function.HandledError"))
+        message = str(event.get("message", "handled error"))
+        log("error: reporting %s" % etype)
+        status, _, _ = post_error("%s/invocation/%s/error" % (BASE, request_id), etype, message)
+        if status != 202:
+            log("error rejected with HTTP %d" % status)
+    elif action == "oom":
+        mb = int(event.get("mb", 256))
+        log("oom: allocating %d MB" % mb)
+        hold = []
+        step = 4096
+        for _ in range(mb):
+            chunk = bytearray(1 << 20)
+            chunk[::step] = b"\x01" * ((1 << 20) // step)  # touch every page
+            hold.append(chunk)
+        log("oom: holding %d MB" % mb)
+        globals().setdefault("_held", []).append(hold)
+        respond(request_id, {"ok": True, "action": "oom", "mb": mb})
+    elif action == "log":
+        lines = int(event.get("lines", 10))
+        size = int(event.get("bytes", 80))
+        out = []
+        for i in range(lines):
+            prefix = "log line %d " % i
+            out.append(prefix + "x" * max(0, size - len(prefix)) + "\n")
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+        log("log: printed %d lines" % lines)
+        respond(request_id, {"ok": True, "action": "log", "lines": lines})
+    elif action == "big":
+        n = int(event.get("bytes", 7 * 1024 * 1024))
+        log("big: responding with %d bytes" % n)
+        respond(request_id, b"\"" + b"a" * max(0, n - 2) + b"\"")
+    elif action == "env":
+        log("env")
+        respond(request_id, {"env": dict(os.environ), "argv": sys.argv})
+    elif action == "echo":
+        log("echo")
+        respond(request_id, {"payload": payload.decode("utf-8", "replace"), "headers": headers})
+    else:
+        log("fast")
+        respond(request_id, {"ok": True, "action": "fast"})
+
+
+def init():
+    n = int(os.environ.get("DEMO_INIT_LOG", "0") or 0)
+    log("bootstrap init (pid %d)" % os.getpid())
+    for i in range(n):
+        log("init log line %d" % i)
+    init_ms = int(os.environ.get("DEMO_INIT_MS", "0") or 0)
+    if init_ms:
+        time.sleep(init_ms / 1000.0)
+    crash = os.environ.get("DEMO_INIT_CRASH")
+    if crash:
+        log("init: exiting with code %s" % crash)
+        os._exit(int(crash))
+    if os.environ.get("DEMO_INIT_FAIL") == "1":
+        etype = os.environ.get("DEMO_INIT_ERROR_TYPE", "Runtime.DemoInitError")
+        log("init: reporting %s" % etype)
+        post_error(BASE + "/init/error", etype, "init failed on purpose")
+        sys.exit(1)
+
+
+def restore():
+    status, _, _ = call("GET", BASE + "/restore/next")
+    log("restore/next answered %d" % status)
+    ms = int(os.environ.get("DEMO_RESTORE_MS", "0") or 0)
+    if ms:
+        time.sleep(ms / 1000.0)
+    if os.environ.get("DEMO_RESTORE_FAIL") == "1":
+        post_error(BASE + "/restore/error", "Runtime.DemoRestoreError", "restore failed on purpose")
+        sys.exit(1)
+
+
+def main():
+    global _current_request_id
+    init()
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        restore()
+    while True:
+        _current_request_id = ""
+        status, headers, payload = call("GET", BASE + "/invocation/next")
+        if status != 200:
+            log("invocation/next answered %d: %r" % (status, payload[:200]))
+            time.sleep(0.05)
+            continue
+        request_id = headers.get("lambda-runtime-aws-request-id", "")
+        _current_request_id = request_id
+        trace = headers.get("lambda-runtime-trace-id")
+        if trace:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        else:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        handle(request_id, headers, payload)
+
+
+if __name__ == "__main__":
+    main()
