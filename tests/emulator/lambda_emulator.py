@@ -1487,6 +1487,7 @@ class Emulator:
             self._signal(p, signal.SIGSTOP)
         self._frozen = True
         self._sampling = False
+        self.process_log.append({"t_mono_ns": _mono_ns(), "event": "freeze", "who": "sandbox"})
 
     def _thaw_locked(self):
         if not self._frozen:
@@ -1494,6 +1495,7 @@ class Emulator:
         for p in self._procs:
             self._signal(p, signal.SIGCONT)
         self._frozen = False
+        self.process_log.append({"t_mono_ns": _mono_ns(), "event": "thaw", "who": "sandbox"})
         self._cv.notify_all()
 
     # ------------------------------------------------------------------ memory
@@ -2189,6 +2191,7 @@ class Emulator:
             except Exception as exc:  # never let a bug hang a client
                 reply = _Reply(500, _err_body("InternalServerError", "%s: %s" % (type(exc).__name__, exc)),
                                [("Content-Type", "application/json")], error_type="InternalServerError")
+        w = None
         if isinstance(reply, _Waiter):
             w = reply
             with self._cv:
@@ -2200,14 +2203,8 @@ class Emulator:
                 self._log_api({"t_req_ns": t_req, "api": api, "who": w.who, "method": method, "path": path,
                                "status": "dropped"})
                 return
-            ok = _write_reply(h, reply)
-            w.sent_ns = _mono_ns()
-            if reply.on_sent:
-                with self._cv:
-                    reply.on_sent(w)
-            w.sent.set()
-        else:
-            ok = _write_reply(h, reply)
+        # the entry is logged just before the answer is written, so a client that got its
+        # answer always finds the entry in api_log
         entry = {"t_mono_ns": _mono_ns(), "t_req_ns": t_req, "api": api, "who": reply.who,
                  "method": method, "path": path, "status": reply.status}
         if reply.error_type:
@@ -2216,9 +2213,16 @@ class Emulator:
             entry["event"] = reply.event
         if reply.request_id:
             entry["request_id"] = reply.request_id
+        self._log_api(entry)
+        ok = _write_reply(h, reply)
         if not ok:
             entry["write_failed"] = True
-        self._log_api(entry)
+        if w is not None:
+            w.sent_ns = _mono_ns()
+            if reply.on_sent:
+                with self._cv:
+                    reply.on_sent(w)
+            w.sent.set()
 
     def _route(self, h, method, path, body, t_req):
         if path.startswith(_P_RT):

@@ -1,0 +1,1118 @@
+"""The emulator's own test suite (unittest, standard library only).
+
+Run from the repository root:
+    python3 -m unittest discover -s tests/emulator -p 'test_*.py'
+"""
+import http.client
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import lambda_emulator  # noqa: E402
+
+PY = sys.executable or "/usr/bin/python3"
+BOOT = os.path.join(HERE, "runtimes", "bootstrap.py")
+PROBE = os.path.join(HERE, "probe_extension.py")
+ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+UNSAMPLED = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
+FAST = b'{"action":"fast"}'
+
+
+def wait_for(pred, timeout=5.0, interval=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+def raw(api, method, path, body=None, headers=None, timeout=5.0):
+    host, port = api.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def err_type(data):
+    return json.loads(data)["errorType"]
+
+
+class Box:
+    """A temporary sandbox root with probe extensions (wrapper scripts) and an Emulator."""
+
+    def __init__(self, tc, probes=None, env=None, files=None, **kw):
+        self.dir = tempfile.mkdtemp(prefix="lambda-emu-test-")
+        tc.addCleanup(shutil.rmtree, self.dir, True)
+        self.root = os.path.join(self.dir, "root")
+        self.ext_dir = os.path.join(self.root, "opt", "extensions")
+        os.makedirs(self.ext_dir)
+        self.logs = os.path.join(self.dir, "logs")
+        os.makedirs(self.logs)
+        for name, knobs in (probes or {}).items():
+            lines = ["#!/bin/sh", "export PROBE_EXT_NAME=%s" % shlex.quote(name), 'export PROBE_ARGV0="$0"']
+            for k, v in (knobs or {}).items():
+                lines.append("export %s=%s" % (k, shlex.quote(str(v))))
+            lines.append('exec %s %s "$@"' % (shlex.quote(PY), shlex.quote(PROBE)))
+            path = os.path.join(self.ext_dir, name)
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.chmod(path, 0o755)
+        for name, (content, mode) in (files or {}).items():
+            path = os.path.join(self.ext_dir, name)
+            if content is None:
+                os.makedirs(path)
+                continue
+            with open(path, "w") as f:
+                f.write(content)
+            os.chmod(path, mode)
+        e = {"PROBE_LOG_DIR": self.logs}
+        e.update(env or {})
+        kw.setdefault("timeout_s", 3)
+        self.emu = lambda_emulator.Emulator(root=self.root, runtime=[PY, BOOT], env=e, **kw)
+        tc.addCleanup(self.emu.close)
+
+    def log(self, name, kind=None):
+        path = os.path.join(self.logs, name + ".jsonl")
+        if not os.path.exists(path):
+            return []
+        out = []
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    try:
+                        d = json.loads(line)
+                    except ValueError:
+                        continue
+                    if kind is None or d["kind"] == kind:
+                        out.append(d)
+        return out
+
+    def telemetry(self, name, rtype=None):
+        return [d["record"] for d in self.log(name, "telemetry")
+                if rtype is None or d["record"]["type"] == rtype]
+
+    def events(self, name):
+        return [d["event"] for d in self.log(name, "event")]
+
+    def ext_id(self, name):
+        reg = self.log(name, "register")[0]
+        return {k.lower(): v for k, v in reg["headers"].items()}["lambda-extension-identifier"]
+
+
+SUB = {"PROBE_SUBSCRIBE": "1"}
+
+
+class ShapeTests(unittest.TestCase):
+    def test_register_response_shape(self):
+        box = Box(self, probes={"with-acct": {"PROBE_ACCEPT_FEATURE": "accountId"}, "plain": {}},
+                  function_name="shape-fn", handler="my.handler")
+        r = box.emu.start()
+        self.assertEqual(r.status, "success")
+        for name, acct in (("with-acct", True), ("plain", False)):
+            reg = box.log(name, "register")[0]
+            self.assertEqual(reg["status"], 200)
+            hdrs = {k.lower(): v for k, v in reg["headers"].items()}
+            self.assertEqual(str(uuid.UUID(hdrs["lambda-extension-identifier"])), hdrs["lambda-extension-identifier"])
+            body = json.loads(reg["body"])
+            want = {"functionName": "shape-fn", "functionVersion": "$LATEST", "handler": "my.handler"}
+            if acct:
+                want["accountId"] = "123456789012"
+            self.assertEqual(body, want)
+        ids = {box.ext_id("with-acct"), box.ext_id("plain")}
+        self.assertEqual(len(ids), 2)
+
+    def test_invoke_event_and_runtime_headers(self):
+        box = Box(self, probes={"p": {}}, timeout_s=3)
+        box.emu.start()
+        before = int(time.time() * 1000)
+        r = box.emu.invoke(b'{"action":"echo"}', trace_header=TRACE, client_context="eyJjIjoxfQ==")
+        self.assertEqual(r.status, "success")
+        ev = box.events("p")[0]
+        self.assertEqual(set(ev), {"eventType", "deadlineMs", "requestId", "invokedFunctionArn", "tracing"})
+        self.assertEqual(ev["eventType"], "INVOKE")
+        self.assertIsInstance(ev["deadlineMs"], int)
+        self.assertTrue(before + 2500 <= ev["deadlineMs"] <= before + 3500, ev["deadlineMs"] - before)
+        self.assertEqual(ev["requestId"], r.request_id)
+        self.assertEqual(ev["invokedFunctionArn"], "arn:aws:lambda:us-east-1:123456789012:function:demo-fn")
+        self.assertEqual(ev["tracing"], {"type": "X-Amzn-Trace-Id", "value": TRACE})
+        hdrs = {k.lower(): v for k, v in box.log("p", "event")[0]["headers"].items()}
+        uuid.UUID(hdrs["lambda-extension-event-identifier"])
+        self.assertEqual(hdrs["content-type"], "application/json")
+        echo = json.loads(r.response)
+        rh = echo["headers"]
+        self.assertEqual(rh["lambda-runtime-aws-request-id"], r.request_id)
+        self.assertEqual(int(rh["lambda-runtime-deadline-ms"]), ev["deadlineMs"])
+        self.assertEqual(rh["lambda-runtime-invoked-function-arn"], ev["invokedFunctionArn"])
+        self.assertEqual(rh["content-type"], "application/json")
+        self.assertEqual(rh["lambda-runtime-client-context"], "eyJjIjoxfQ==")
+        self.assertNotIn("lambda-runtime-cognito-identity", rh)
+        start = [x for x in r.records if x["type"] == "platform.start"][0]["record"]
+        span_id = start["tracing"]["spanId"]
+        self.assertRegex(span_id, r"^[0-9a-f]{16}$")
+        self.assertEqual(start["tracing"]["value"], TRACE)
+        # Active tracing: the runtime's header names Lambda's segment as parent, keeps Root and Sampled
+        self.assertEqual(rh["lambda-runtime-trace-id"],
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%s;Sampled=1" % span_id)
+
+        r2 = box.emu.invoke(b'{"action":"echo"}')
+        ev2 = box.events("p")[1]
+        self.assertNotIn("tracing", ev2)
+        rh2 = json.loads(r2.response)["headers"]
+        self.assertNotIn("lambda-runtime-trace-id", rh2)
+        self.assertNotIn("lambda-runtime-client-context", rh2)
+        start2 = [x for x in r2.records if x["type"] == "platform.start"][0]["record"]
+        self.assertEqual(start2, {"requestId": r2.request_id, "version": "$LATEST"})
+
+        r3 = box.emu.invoke(b'{"action":"echo"}', trace_header=UNSAMPLED)
+        self.assertEqual(box.events("p")[2]["tracing"]["value"], UNSAMPLED)
+        self.assertEqual(json.loads(r3.response)["headers"]["lambda-runtime-trace-id"], UNSAMPLED)
+        start3 = [x for x in r3.records if x["type"] == "platform.start"][0]["record"]
+        self.assertNotIn("tracing", start3)
+
+    def test_shutdown_event_shape(self):
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        t = int(time.time() * 1000)
+        sd = box.emu.shutdown()
+        ev = box.events("p")[-1]
+        self.assertEqual(set(ev), {"eventType", "deadlineMs", "shutdownReason"})
+        self.assertEqual(ev["eventType"], "SHUTDOWN")
+        self.assertEqual(ev["shutdownReason"], "spindown")
+        self.assertIsInstance(ev["deadlineMs"], int)
+        self.assertTrue(t + 1500 <= ev["deadlineMs"] <= t + 2500, ev["deadlineMs"] - t)
+        self.assertEqual(ev["deadlineMs"], sd.deadline_ms)
+        self.assertEqual(sd.extensions["p"].exit_code, 0)
+        self.assertFalse(sd.extensions["p"].killed)
+        self.assertTrue(sd.extensions["p"].shutdown_delivered)
+        self.assertLess(sd.extensions["p"].ms_to_exit, 1000)
+        self.assertEqual(sd.runtime_exit_code, -signal.SIGTERM)
+
+    def test_subscribe_answer_and_record(self):
+        box = Box(self, probes={"p": SUB})
+        box.emu.start()
+        sub = box.log("p", "subscribe")[0]
+        self.assertEqual(sub["status"], 200)
+        self.assertEqual(sub["body"], '"OK"')
+        recs = box.emu.records("platform.telemetrySubscription")
+        self.assertEqual([r["record"] for r in recs],
+                         [{"name": "p", "state": "Subscribed", "types": ["platform", "function", "extension"]}])
+
+    def test_platform_record_shapes_and_order(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="300")}, memory_mb=256)
+        init = box.emu.start()
+        r1 = box.emu.invoke(FAST, trace_header=TRACE)
+        r2 = box.emu.invoke(FAST)
+        box.emu.shutdown()
+        recs = box.emu.emitted
+        for rec in recs:
+            self.assertEqual(set(rec), {"time", "type", "record"})
+            self.assertRegex(rec["time"], ISO_RE)
+        types = [r["type"] for r in recs if r["type"].startswith("platform.")]
+        self.assertEqual(types, ["platform.initStart", "platform.telemetrySubscription",
+                                 "platform.initRuntimeDone", "platform.extension", "platform.initReport",
+                                 "platform.start", "platform.runtimeDone", "platform.report",
+                                 "platform.start", "platform.runtimeDone", "platform.report"])
+        by = {}
+        for r in recs:
+            by.setdefault(r["type"], []).append(r["record"])
+        st = by["platform.initStart"][0]
+        self.assertEqual(st["initializationType"], "on-demand")
+        self.assertEqual(st["phase"], "init")
+        self.assertEqual(st["functionName"], "demo-fn")
+        self.assertEqual(st["functionVersion"], "$LATEST")
+        self.assertEqual(st["instanceMaxMemory"], 256 * 1024 * 1024)
+        self.assertRegex(st["instanceId"], r"^\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}$")
+        self.assertEqual(by["platform.initRuntimeDone"][0],
+                         {"initializationType": "on-demand", "phase": "init", "status": "success"})
+        self.assertEqual(by["platform.extension"][0], {"name": "p", "state": "Ready", "events": ["INVOKE", "SHUTDOWN"]})
+        ir = by["platform.initReport"][0]
+        self.assertEqual(set(ir), {"initializationType", "phase", "status", "metrics"})
+        self.assertEqual(ir["metrics"]["durationMs"], init.duration_ms)
+        start = by["platform.start"][0]
+        self.assertEqual(set(start), {"requestId", "version", "tracing"})
+        rd = by["platform.runtimeDone"][0]
+        self.assertEqual(rd["requestId"], r1.request_id)
+        self.assertEqual(rd["status"], "success")
+        self.assertNotIn("errorType", rd)
+        self.assertEqual(set(rd["metrics"]), {"durationMs", "producedBytes"})
+        self.assertEqual(rd["metrics"]["producedBytes"], len(r1.response))
+        self.assertEqual([s["name"] for s in rd["spans"]], ["responseLatency", "responseDuration", "runtimeOverhead"])
+        for s in rd["spans"]:
+            self.assertEqual(set(s), {"name", "start", "durationMs"})
+            self.assertRegex(s["start"], ISO_RE)
+            self.assertGreaterEqual(s["durationMs"], 0)
+        self.assertEqual(rd["tracing"], start["tracing"])
+        rep1, rep2 = by["platform.report"]
+        self.assertEqual(rep1["requestId"], r1.request_id)
+        self.assertEqual(rep1["status"], "success")
+        m = rep1["metrics"]
+        self.assertEqual(set(m), {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB", "initDurationMs"})
+        self.assertEqual(m["initDurationMs"], init.duration_ms)
+        self.assertEqual(m["billedDurationMs"], math.ceil(m["durationMs"]))
+        self.assertIsInstance(m["billedDurationMs"], int)
+        self.assertEqual(m["memorySizeMB"], 256)
+        self.assertGreater(m["maxMemoryUsedMB"], 5)       # two python processes really run
+        self.assertLessEqual(m["maxMemoryUsedMB"], 256)
+        self.assertEqual([s["name"] for s in rep1["spans"]], ["extensionOverhead"])
+        self.assertNotIn("initDurationMs", rep2["metrics"])
+        self.assertNotIn("tracing", rep2)
+        self.assertEqual(rep2["requestId"], r2.request_id)
+        # log lines: strings with the trailing newline, function + extension
+        fn = [r["record"] for r in recs if r["type"] == "function"]
+        self.assertTrue(fn and all(isinstance(x, str) and x.endswith("\n") for x in fn))
+        self.assertTrue(any("\tfast\n" in x and r1.request_id in x for x in fn))
+        ex = [r["record"] for r in recs if r["type"] == "extension"]
+        self.assertTrue(any("[p] INVOKE %s" % r1.request_id in x for x in ex))
+        self.assertIn("[p] probe p started", " ".join(box.emu.output("p")))
+        # the subscriber received the same records (records before its subscription included)
+        got = box.telemetry("p")
+        self.assertEqual(got[0]["type"], "platform.initStart")
+        self.assertEqual([g["type"] for g in got if g["type"].startswith("platform.")], types)
+
+    def test_environment_of_extensions_and_runtime(self):
+        os.environ["LAMBDA_EMU_LEAK_CHECK"] = "leak"
+        self.addCleanup(os.environ.pop, "LAMBDA_EMU_LEAK_CHECK", None)
+        box = Box(self, probes={"envprobe": {"PROBE_DUMP_ENV": "1"}},
+                  env={"CUSTOMER_VAR": "c", "_HIDDEN": "h", "LAMBDA_TRACER_LOG_LEVEL": "debug"},
+                  function_name="env-fn", memory_mb=512, region="eu-west-1")
+        box.emu.start()
+        env = box.log("envprobe", "start")[0]["env"]
+        self.assertEqual(env["AWS_LAMBDA_RUNTIME_API"], box.emu.runtime_api)
+        self.assertNotEqual(box.emu.runtime_api, "127.0.0.1:9001")
+        for k, v in {"AWS_LAMBDA_FUNCTION_NAME": "env-fn", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "AWS_REGION": "eu-west-1",
+                     "AWS_DEFAULT_REGION": "eu-west-1", "TZ": ":UTC", "CUSTOMER_VAR": "c",
+                     "LAMBDA_TRACER_LOG_LEVEL": "debug", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}.items():
+            self.assertEqual(env.get(k), v, k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            self.assertTrue(env.get(k), k)
+        for k in ("_HIDDEN", "_HANDLER", "AWS_XRAY_DAEMON_ADDRESS", "AWS_LAMBDA_LOG_GROUP_NAME",
+                  "AWS_LAMBDA_LOG_STREAM_NAME", "LAMBDA_TASK_ROOT", "_AWS_XRAY_DAEMON_ADDRESS",
+                  "LAMBDA_EMU_LEAK_CHECK", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+            self.assertNotIn(k, env)
+        self.assertEqual(env["PROBE_ARGV0"], os.path.join(box.ext_dir, "envprobe"))
+        r = box.emu.invoke(b'{"action":"env"}')
+        renv = json.loads(r.response)["env"]
+        self.assertEqual(renv["_HANDLER"], "function.handler")
+        self.assertEqual(renv["_HIDDEN"], "h")
+        self.assertEqual(renv["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/env-fn")
+        self.assertEqual(renv["AWS_LAMBDA_LOG_STREAM_NAME"],
+                         box.emu.records("platform.initStart")[0]["record"]["instanceId"])
+        self.assertTrue(renv["AWS_XRAY_DAEMON_ADDRESS"].startswith("127.0.0.1:"))
+        self.assertEqual(renv["AWS_LAMBDA_RUNTIME_API"], box.emu.runtime_api)
+        self.assertNotIn("LAMBDA_EMU_LEAK_CHECK", renv)
+
+    def test_extension_discovery(self):
+        box = Box(self, probes={"b-probe": {}, "a-probe": {}},
+                  files={"notes.txt": ("not executable\n", 0o644), "subdir": (None, 0)})
+        r = box.emu.start()
+        self.assertEqual(r.status, "success")
+        self.assertEqual(list(r.extensions), ["a-probe", "b-probe"])
+        launches = [e["who"] for e in box.emu.process_log if e["event"] == "launch"]
+        self.assertEqual(launches, ["a-probe", "b-probe", "runtime"])
+
+
+class OrderingTests(unittest.TestCase):
+    def test_runtime_starts_after_every_registration(self):
+        box = Box(self, probes={"slowreg": {"PROBE_INIT_SLEEP_MS": "400"}, "fastreg": {}})
+        r = box.emu.start()
+        self.assertEqual(r.status, "success")
+        box.emu.invoke(FAST)     # long-polls are logged when answered
+        regs = [e for e in box.emu.api_log if e["path"].endswith("/extension/register")]
+        self.assertEqual(sorted(e["who"] for e in regs), ["fastreg", "slowreg"])
+        rt_launch = [e for e in box.emu.process_log if e["event"] == "launch" and e["who"] == "runtime"][0]
+        self.assertGreater(rt_launch["t_mono_ns"], max(e["t_mono_ns"] for e in regs))
+        first_rt = [e for e in box.emu.api_log if e["api"] == "runtime"][0]
+        self.assertGreater(first_rt["t_req_ns"], max(e["t_mono_ns"] for e in regs))
+        self.assertGreaterEqual(r.duration_ms, 400)
+
+    def test_init_waits_for_every_extension_next(self):
+        box = Box(self, probes={"lazy": {"PROBE_BEFORE_NEXT_MS": "500"}})
+        r = box.emu.start()
+        self.assertEqual(r.status, "success")
+        self.assertGreaterEqual(r.duration_ms, 500)
+        box.emu.invoke(FAST)     # long-polls are logged when answered
+        first_next = [e for e in box.emu.api_log if e["path"].endswith("/event/next")][0]
+        rt_next = [e for e in box.emu.api_log if e["path"].endswith("/invocation/next")][0]
+        self.assertLess(rt_next["t_req_ns"], first_next["t_req_ns"])      # runtime was ready long before
+        done = box.emu.records("platform.initRuntimeDone")[0]
+        t_done = lambda_emulator.datetime.datetime.strptime(done["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=lambda_emulator.datetime.timezone.utc).timestamp() * 1000
+        self.assertGreaterEqual(t_done, box.emu._epoch_ms(first_next["t_req_ns"]) - 1)
+
+    def test_report_of_n_arrives_after_invoke_of_n_plus_1_when_frozen(self):
+        box = Box(self, probes={"p": SUB}, freeze=True)
+        box.emu.start()
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(b'{"action":"slow","ms":300}')     # long enough for the thawed dispatcher
+        # nothing is delivered while the sandbox is frozen
+        intervals, frozen_at = [], None
+        for e in box.emu.process_log:
+            if e["event"] == "freeze":
+                frozen_at = e["t_mono_ns"]
+            elif e["event"] == "thaw" and frozen_at is not None:
+                intervals.append((frozen_at, e["t_mono_ns"]))
+                frozen_at = None
+        for d in box.emu.delivered:
+            for a, b in intervals:
+                self.assertFalse(a < d["t_mono_ns"] < b, "delivery while frozen")
+        invoke2 = [e for e in box.emu.api_log if e.get("event") == "INVOKE" and e["who"] == "p"
+                   and e.get("request_id") == r2.request_id][0]
+        rep1 = [d for d in box.emu.delivered if any(
+            x["type"] == "platform.report" and x["record"]["requestId"] == r1.request_id for x in d["records"])]
+        self.assertTrue(rep1)
+        self.assertGreater(rep1[0]["t_mono_ns"], invoke2["t_mono_ns"])
+        # and from the extension's side: INVOKE r2 seen before report r1 arrived
+        log = box.log("p")
+        i_inv2 = next(i for i, d in enumerate(log) if d["kind"] == "event" and d["event"].get("requestId") == r2.request_id)
+        i_rep1 = next(i for i, d in enumerate(log) if d["kind"] == "telemetry"
+                      and d["record"]["type"] == "platform.report" and d["record"]["record"]["requestId"] == r1.request_id)
+        self.assertLess(i_inv2, i_rep1)
+
+    def test_invoke_held_open_until_extension_next(self):
+        box = Box(self, probes={"holder": {"PROBE_HOLD_MS": "300"}})
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        rep = [x for x in r.records if x["type"] == "platform.report"][0]["record"]
+        self.assertGreaterEqual(rep["metrics"]["durationMs"], 300)
+        self.assertGreaterEqual(rep["spans"][0]["durationMs"], 250)
+        rd = [x for x in r.records if x["type"] == "platform.runtimeDone"][0]["record"]
+        self.assertLess(rd["metrics"]["durationMs"], 250)
+        types = [x["type"] for x in r.records if x["type"].startswith("platform.")]
+        self.assertEqual(types, ["platform.start", "platform.runtimeDone", "platform.report"])
+
+    def test_extension_timeout_counts_against_deadline(self):
+        box = Box(self, probes={"holder": {"PROBE_HOLD_MS": "1500"}}, timeout_s=1)
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "timeout")
+        self.assertEqual(r.duration_ms, 1000.0)
+        rd = [x for x in r.records if x["type"] == "platform.runtimeDone"]
+        self.assertEqual(rd[0]["record"]["status"], "success")   # the runtime itself was done in time
+        self.assertEqual(box.events("holder")[-1]["shutdownReason"], "timeout")
+
+
+class BatchingTests(unittest.TestCase):
+    def test_max_items_and_max_bytes(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_BUFFERING=json.dumps(
+            {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 100}))}, freeze=False)
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"log","lines":2500,"bytes":40}')
+        self.assertEqual(r.status, "success")
+        r = box.emu.invoke(b'{"action":"log","lines":1500,"bytes":400}')
+        wait_for(lambda: any(x["type"] == "platform.report" and x["record"]["requestId"] == r.request_id
+                             for x in box.telemetry("p")), 5)
+        counts = [len(d["records"]) for d in box.emu.delivered]
+        self.assertLessEqual(max(counts), 1000)
+        self.assertIn(1000, counts)
+        self.assertTrue(all(d["bytes"] <= 262144 for d in box.emu.delivered))
+        self.assertTrue(any(d["bytes"] > 200000 for d in box.emu.delivered))
+        lines = [x for x in box.telemetry("p", "function") if x["record"].startswith("log line ")]
+        self.assertEqual(len(lines), 4000)
+        self.assertEqual([int(x["record"].split()[2]) for x in lines[:2500]], list(range(2500)))
+
+    def test_timeout_ms_honoured(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_BUFFERING=json.dumps(
+            {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 400}))}, freeze=False)
+        box.emu.start()
+        time.sleep(0.6)
+        n0 = len(box.emu.delivered)
+        r = box.emu.invoke(FAST)
+        self.assertTrue(wait_for(lambda: any(x["type"] == "platform.report" for x in box.telemetry("p")), 3))
+        for d in box.emu.delivered[n0:]:
+            first = d["records"][0]["time"]
+            t_first = lambda_emulator.datetime.datetime.strptime(first, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=lambda_emulator.datetime.timezone.utc).timestamp() * 1000
+            sent = box.emu._epoch_ms(d["t_mono_ns"])
+            self.assertGreaterEqual(sent - t_first, 400 - 2)
+            self.assertLess(sent - t_first, 400 + 300)
+        self.assertEqual(r.status, "success")
+
+    def test_defaults_when_buffering_omitted(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_BUFFERING="null")})
+        box.emu.start()
+        s = box.emu.subscribers()["p"]
+        self.assertEqual((s["maxItems"], s["maxBytes"], s["timeoutMs"]), (10000, 262144, 1000))
+
+
+class DeliveryFailureTests(unittest.TestCase):
+    def test_failing_subscriber_retries_then_logs_dropped(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="fail")}, freeze=False,
+                  quirks={"delivery_retries": 2, "delivery_backoff_ms": 20})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        self.assertTrue(wait_for(lambda: box.emu.records("platform.logsDropped"), 5))
+        first = box.emu.delivered[:3]
+        self.assertEqual([d["attempt"] for d in first], [1, 2, 3])
+        self.assertEqual([d["status"] for d in first], [500, 500, 500])
+        self.assertEqual(first[0]["records"], first[2]["records"])
+        self.assertGreaterEqual(first[1]["t_mono_ns"] - first[0]["t_done_ns"], 18e6)   # backoff
+        self.assertGreaterEqual(first[2]["t_mono_ns"] - first[1]["t_done_ns"], 38e6)   # doubled
+        dropped = box.emu.records("platform.logsDropped")[0]["record"]
+        self.assertEqual(dropped["droppedRecords"], len(first[0]["records"]))
+        self.assertEqual(dropped["droppedBytes"], sum(len(json.dumps(r, separators=(",", ":")).encode())
+                                                      for r in first[0]["records"]))
+        self.assertEqual(set(dropped), {"droppedBytes", "droppedRecords", "reason"})
+        self.assertIsInstance(dropped["reason"], str)
+        posts = box.log("p", "post")
+        self.assertGreaterEqual(len(posts), 3)
+        self.assertEqual(posts[0]["content_type"], "application/json")
+        self.assertEqual(posts[0]["path"], "/telemetry")
+
+    def test_slow_subscriber_times_out(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="slow", PROBE_LISTENER_DELAY_MS="1500")},
+                  freeze=False, quirks={"delivery_retries": 0, "delivery_timeout_ms": 200})
+        box.emu.start()
+        self.assertTrue(wait_for(lambda: box.emu.records("platform.logsDropped"), 5))
+        d = box.emu.delivered[0]
+        self.assertIsInstance(d["status"], str)
+        self.assertIn("Timeout", d["status"])
+        self.assertLess((d["t_done_ns"] - d["t_mono_ns"]) / 1e6, 600)
+
+    def test_retry_recovers(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="fail_first:1")}, freeze=False,
+                  quirks={"delivery_backoff_ms": 10})
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        self.assertTrue(wait_for(lambda: any(x["type"] == "platform.runtimeDone" for x in box.telemetry("p")), 5))
+        self.assertEqual(box.emu.delivered[0]["status"], 500)
+        self.assertEqual(box.emu.delivered[1]["status"], 200)
+        self.assertEqual(box.emu.delivered[1]["attempt"], 2)
+        self.assertEqual(box.telemetry("p")[0]["type"], "platform.initStart")
+        self.assertFalse(box.emu.records("platform.logsDropped"))
+        self.assertEqual(r.status, "success")
+
+    def test_tcp_destination(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_TCP="1")}, freeze=False)
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        self.assertTrue(wait_for(lambda: any(x["type"] == "platform.runtimeDone" for x in box.telemetry("p")), 5))
+        self.assertEqual(box.telemetry("p")[0]["type"], "platform.initStart")
+        self.assertEqual(r.status, "success")
+
+    def test_send_raw_telemetry_reaches_frozen_listener(self):
+        box = Box(self, probes={"p": SUB}, freeze=True)
+        box.emu.start()
+        box.emu.invoke(FAST)
+        status, body = box.emu.send_raw_telemetry("p", b"[{\"garbage\": ")
+        self.assertEqual(status, 200)
+        self.assertTrue(any(d["bytes"] == 13 for d in box.log("p", "post")))
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+
+class FailureTests(unittest.TestCase):
+    def test_function_timeout_resets_and_reinits(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="100")}, timeout_s=1)
+        init = box.emu.start()
+        old_pids = (box.emu.runtime_pid(), box.emu.extension_pids()["p"])
+        t0 = time.monotonic()
+        r = box.emu.invoke(b'{"action":"sleep","ms":5000}')
+        self.assertLess(time.monotonic() - t0, 3.5)
+        self.assertEqual(r.status, "timeout")
+        self.assertIsNone(r.error_type)
+        rd = [x["record"] for x in r.records if x["type"] == "platform.runtimeDone"][0]
+        self.assertEqual(rd["status"], "timeout")
+        self.assertNotIn("errorType", rd)
+        rep = [x["record"] for x in r.records if x["type"] == "platform.report"][0]
+        self.assertEqual(rep["status"], "timeout")
+        self.assertNotIn("errorType", rep)
+        self.assertEqual(rep["metrics"]["durationMs"], 1000.0)
+        self.assertEqual(rep["metrics"]["billedDurationMs"], 1000)
+        self.assertEqual(box.events("p")[-1]["shutdownReason"], "timeout")
+        self.assertEqual(r.shutdown.reason, "timeout")
+        self.assertEqual(r.shutdown.runtime_exit_code, -signal.SIGTERM)
+        # next invoke: suppressed init, new processes, phase invoke, "Already subscribed"
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual(r2.status, "success")
+        self.assertTrue(r2.init_phase_ran)
+        self.assertEqual(r2.init.phase, "invoke")
+        new_pids = (box.emu.runtime_pid(), box.emu.extension_pids()["p"])
+        self.assertNotEqual(old_pids[0], new_pids[0])
+        self.assertNotEqual(old_pids[1], new_pids[1])
+        types = [x["type"] for x in r2.records if x["type"].startswith("platform.")]
+        self.assertEqual(types[:5], ["platform.initStart", "platform.telemetrySubscription", "platform.initRuntimeDone",
+                                     "platform.extension", "platform.initReport"])
+        self.assertEqual(types[5:], ["platform.start", "platform.runtimeDone", "platform.report"])
+        self.assertEqual(r2.records[0]["record"]["phase"], "invoke")
+        self.assertEqual([x["record"]["state"] for x in r2.records if x["type"] == "platform.telemetrySubscription"],
+                         ["Already subscribed"])
+        rep2 = [x["record"] for x in r2.records if x["type"] == "platform.report"][0]
+        self.assertNotIn("initDurationMs", rep2["metrics"])
+        self.assertGreaterEqual(rep2["metrics"]["durationMs"], r2.init.duration_ms)
+        self.assertEqual(init.phase, "init")
+        # the new extension process receives the re-init records
+        self.assertTrue(wait_for(lambda: any(
+            x["type"] == "platform.initStart" and x["record"]["phase"] == "invoke" for x in box.telemetry("p")), 3))
+
+    def test_runtime_crash_exit_code(self):
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"crash","code":3}')
+        self.assertEqual((r.status, r.error_type), ("error", "Runtime.ExitError"))
+        self.assertEqual(r.exit_code, 3)
+        rd = [x["record"] for x in r.records if x["type"] == "platform.runtimeDone"][0]
+        self.assertEqual((rd["status"], rd["errorType"]), ("error", "Runtime.ExitError"))
+        rep = [x["record"] for x in r.records if x["type"] == "platform.report"][0]
+        self.assertEqual((rep["status"], rep["errorType"]), ("error", "Runtime.ExitError"))
+        self.assertEqual(box.events("p")[-1]["shutdownReason"], "failure")
+        self.assertTrue(any("crash: exiting with code 3" in x for x in box.emu.output("runtime")))
+        r2 = box.emu.invoke(b'{"action":"crash","signal":"SIGSEGV"}')
+        self.assertTrue(r2.init_phase_ran)
+        self.assertEqual((r2.status, r2.error_type, r2.exit_signal), ("error", "Runtime.ExitError", "SIGSEGV"))
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+    def test_handled_error(self):
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        pids = box.emu.extension_pids()
+        r = box.emu.invoke(b'{"action":"error","type":"Function.MyError","message":"boom"}')
+        self.assertEqual((r.status, r.error_type), ("error", "Function.MyError"))
+        self.assertEqual(r.function_error["errorMessage"], "boom")
+        rd = [x["record"] for x in r.records if x["type"] == "platform.runtimeDone"][0]
+        self.assertEqual((rd["status"], rd["errorType"]), ("error", "Function.MyError"))
+        self.assertIsNone(r.shutdown)
+        self.assertEqual(box.emu.extension_pids(), pids)                  # no reset
+        r = box.emu.invoke(b'{"action":"error","type":"Unhandled"}')
+        self.assertEqual(r.error_type, "Runtime.Unknown")
+        r = box.emu.invoke(b'{"action":"error","type":"Function.lowercase"}')
+        self.assertEqual(r.error_type, "Runtime.Unknown")
+        self.assertFalse(r.init_phase_ran)
+
+    def test_handled_error_classic_quirk(self):
+        box = Box(self, quirks={"handled_error_status": "success"})
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"error","type":"Function.MyError"}')
+        self.assertEqual(r.status, "success")
+        rd = [x["record"] for x in r.records if x["type"] == "platform.runtimeDone"][0]
+        self.assertEqual(rd["status"], "success")
+        self.assertNotIn("errorType", rd)
+        self.assertEqual(r.function_error["errorType"], "Function.MyError")
+
+    def test_out_of_memory(self):
+        box = Box(self, probes={"p": {}}, memory_mb=128)
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"oom","mb":400}')
+        self.assertEqual((r.status, r.error_type), ("error", "Runtime.OutOfMemory"))
+        rep = [x["record"] for x in r.records if x["type"] == "platform.report"][0]
+        self.assertEqual(rep["errorType"], "Runtime.OutOfMemory")
+        self.assertEqual(rep["metrics"]["maxMemoryUsedMB"], 128)
+        self.assertEqual(box.events("p")[-1]["shutdownReason"], "failure")
+        self.assertEqual(r.exit_signal, "SIGKILL")
+
+    def test_memory_measured_from_process_tree(self):
+        box = Box(self, memory_mb=512)
+        box.emu.start()
+        base = box.emu.invoke(FAST).max_memory_used_mb
+        r = box.emu.invoke(b'{"action":"oom","mb":80}')
+        self.assertEqual(r.status, "success")
+        self.assertGreaterEqual(r.max_memory_used_mb, base + 70)
+        self.assertLess(r.max_memory_used_mb, 512)
+
+    def test_response_too_large(self):
+        box = Box(self)
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"big","bytes":7000000}')
+        self.assertEqual((r.status, r.error_type), ("error", "Function.ResponseSizeTooLarge"))
+        resp = [e for e in box.emu.api_log if e["path"].endswith("/response")][0]
+        self.assertEqual((resp["status"], resp["error_type"]), (413, "RequestEntityTooLarge"))
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+    def test_runtime_init_error_then_suppressed_init(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="50")},
+                  env={"DEMO_INIT_FAIL": "1", "DEMO_INIT_ERROR_TYPE": "Runtime.BadConfig"})
+        r = box.emu.start()
+        self.assertEqual((r.status, r.error_type), ("error", "Runtime.BadConfig"))
+        rep = box.emu.records("platform.initReport")[0]["record"]
+        self.assertEqual((rep["status"], rep["errorType"], rep["phase"]), ("error", "Runtime.BadConfig", "init"))
+        ird = box.emu.records("platform.initRuntimeDone")[0]["record"]
+        self.assertEqual((ird["status"], ird["errorType"]), ("error", "Runtime.BadConfig"))
+        self.assertEqual(box.events("p")[-1]["shutdownReason"], "failure")
+        self.assertEqual([e for e in box.emu.api_log if e["path"].endswith("/init/error")][0]["status"], 202)
+        inv = box.emu.invoke(FAST)
+        self.assertTrue(inv.init_phase_ran)
+        self.assertEqual(inv.init.phase, "invoke")
+        self.assertEqual((inv.status, inv.error_type), ("error", "Runtime.BadConfig"))
+        starts = box.emu.records("platform.initStart")
+        self.assertEqual([s["record"]["phase"] for s in starts], ["init", "invoke"])
+        self.assertEqual([s["record"]["state"] for s in box.emu.records("platform.telemetrySubscription")],
+                         ["Subscribed", "Already subscribed"])
+
+    def test_init_timeout_when_extension_never_registers(self):
+        box = Box(self, probes={"mute": {"PROBE_NO_REGISTER": "1"}}, init_timeout_s=1.0)
+        t0 = time.monotonic()
+        r = box.emu.start()
+        self.assertLess(time.monotonic() - t0, 3.5)
+        self.assertEqual(r.status, "timeout")
+        self.assertGreaterEqual(r.duration_ms, 1000)
+        self.assertIsNone(r.runtime_pid)                    # runtime never started
+        self.assertTrue(r.shutdown.extensions["mute"].killed)
+        rep = box.emu.records("platform.initReport")[0]["record"]
+        self.assertEqual(rep["status"], "timeout")
+
+    def test_extension_crash_during_init(self):
+        box = Box(self, probes={"boom": {"PROBE_CRASH": "after_register"}, "ok": {}})
+        r = box.emu.start()
+        self.assertEqual((r.status, r.error_type), ("error", "Extension.Crash"))
+        exts = {x["record"]["name"]: x["record"] for x in box.emu.records("platform.extension")}
+        self.assertEqual(exts["boom"]["errorType"], "Extension.Crash")
+
+    def test_extension_crash_during_invoke(self):
+        box = Box(self, probes={"boom": {"PROBE_CRASH": "invoke", "PROBE_CRASH_AT": "2"}, "ok": {}})
+        box.emu.start()
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        r = box.emu.invoke(FAST)
+        self.assertEqual((r.status, r.error_type), ("error", "Extension.Crash"))
+        self.assertEqual(box.events("ok")[-1]["shutdownReason"], "failure")
+        self.assertEqual(r.shutdown.extensions["boom"].exit_code, 3)
+        r3 = box.emu.invoke(FAST)
+        self.assertTrue(r3.init_phase_ran)
+        self.assertEqual(r3.status, "success")
+
+    def test_extension_init_error(self):
+        box = Box(self, probes={"bad": {"PROBE_INIT_ERROR": "1"}})
+        r = box.emu.start()
+        self.assertEqual((r.status, r.error_type), ("error", "Extension.InitError"))
+        call = box.log("bad", "call")[0]
+        self.assertEqual((call["status"], json.loads(call["body"])), (202, {"status": "OK"}))
+
+    def test_extension_exit_error(self):
+        box = Box(self, probes={"bad": {"PROBE_EXIT_ERROR": "1"}})
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        self.assertEqual((r.status, r.error_type), ("error", "Extension.ExitError"))
+        call = box.log("bad", "call")[0]
+        self.assertEqual((call["what"], call["status"]), ("exit/error", 202))
+
+
+class RejectionTests(unittest.TestCase):
+    def _internal_session(self, **kw):
+        """An Init held open by the test acting as an internal extension."""
+        box = Box(self, env={"DEMO_INIT_MS": "700"}, **kw)
+        result = {}
+        th = threading.Thread(target=lambda: result.setdefault("init", box.emu.start()), daemon=True)
+        th.start()
+        api = box.emu.runtime_api
+        self.assertTrue(wait_for(lambda: box.emu.runtime_pid(), 3))
+        st, h, body = raw(api, "POST", "/2020-01-01/extension/register", b'{"events":["INVOKE"]}',
+                          {"Lambda-Extension-Name": "tester"})
+        self.assertEqual(st, 200, body)
+        return box, h["lambda-extension-identifier"], th, result
+
+    def test_telemetry_subscribe_validation(self):
+        box, ident, th, result = self._internal_session()
+        api = box.emu.runtime_api
+        good = {"schemaVersion": "2022-12-13", "types": ["platform"],
+                "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+                "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/t"}}
+
+        def variant(**changes):
+            d = json.loads(json.dumps(good))
+            for path, value in changes.items():
+                keys = path.split("__")
+                tgt = d
+                for k in keys[:-1]:
+                    tgt = tgt[k]
+                if value is KeyError:
+                    del tgt[keys[-1]]
+                else:
+                    tgt[keys[-1]] = value
+            return json.dumps(d).encode()
+
+        bad = {
+            "schema": variant(schemaVersion="2020-08-15"),
+            "no-schema": variant(schemaVersion=KeyError),
+            "types-empty": variant(types=[]),
+            "types-bogus": variant(types=["platform", "bogus"]),
+            "no-dest": variant(destination=KeyError),
+            "no-port": variant(destination__URI="http://sandbox.localdomain/t"),
+            "https": variant(destination__URI="https://sandbox.localdomain:4243/t"),
+            "foreign-host": variant(destination__URI="http://example.com:4243/t"),
+            "proto": variant(destination__protocol="UDP"),
+            "items-low": variant(buffering__maxItems=999),
+            "items-high": variant(buffering__maxItems=10001),
+            "items-float": variant(buffering__maxItems=1000.0),
+            "items-string": variant(buffering__maxItems="1000"),
+            "bytes-low": variant(buffering__maxBytes=262143),
+            "bytes-high": variant(buffering__maxBytes=1048577),
+            "timeout-low": variant(buffering__timeoutMs=24),
+            "timeout-high": variant(buffering__timeoutMs=30001),
+            "tcp-2025-uri": variant(schemaVersion="2025-01-29",
+                                    destination={"protocol": "TCP", "URI": "tcp://sandbox.localdomain:4243"}),
+            "tcp-2025-port0": variant(schemaVersion="2025-01-29", destination={"protocol": "TCP", "port": 0}),
+            "not-json": b"{nope",
+            "array": b"[]",
+        }
+        hdr = {"Lambda-Extension-Identifier": ident, "Content-Type": "application/json"}
+        for name, body in bad.items():
+            st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", body, hdr)
+            self.assertEqual((name, st), (name, 400), data)
+            self.assertEqual(err_type(data), "ValidationError", name)
+        st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", bad["no-port"], hdr)
+        self.assertIn("URI port is not provided", json.loads(data)["errorMessage"])
+        st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", variant(types=[]), hdr)
+        self.assertIn("types should not be empty", json.loads(data)["errorMessage"])
+        # identifier problems
+        for headers, et in (({}, "Extension.MissingExtensionIdentifier"),
+                            ({"Lambda-Extension-Identifier": "not-a-uuid"}, "Extension.InvalidExtensionIdentifier"),
+                            ({"Lambda-Extension-Identifier": str(uuid.uuid4())}, "Extension.UnknownExtensionIdentifier")):
+            st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", variant(), headers)
+            self.assertEqual((st, err_type(data)), (403, et))
+        self.assertFalse(box.emu.records("platform.telemetrySubscription"))
+        # valid variants of every schema version
+        for version, dest in (("2022-07-01", None), ("2022-12-13", None),
+                              ("2025-01-29", {"protocol": "TCP", "port": 4244})):
+            body = variant(schemaVersion=version, **({"destination": dest} if dest else {}))
+            st, h, data = raw(api, "PUT", "/2022-07-01/telemetry", body, hdr)
+            self.assertEqual((st, data), (200, b'"OK"'), version)
+            self.assertEqual(h["content-type"], "application/json")
+        states = [r["record"]["state"] for r in box.emu.records("platform.telemetrySubscription")]
+        self.assertEqual(states, ["Subscribed", "Already subscribed", "Already subscribed"])
+        # finish Init: our first next; afterwards subscriptions are closed
+        def next_call():
+            try:
+                raw(api, "GET", "/2020-01-01/extension/event/next", None,
+                    {"Lambda-Extension-Identifier": ident}, timeout=10)
+            except OSError:
+                pass     # the emulator drops the long-poll at close
+        nxt = threading.Thread(target=next_call, daemon=True)
+        nxt.start()
+        th.join(10)
+        self.assertEqual(result["init"].status, "success")
+        self.assertEqual(result["init"].extensions, {"tester": "Ready"})
+        st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", variant(), hdr)
+        self.assertEqual((st, err_type(data)), (403, "Telemetry.SubscriptionClosed"))
+
+    def test_subscription_schema_matches_reference(self):
+        candidates = [os.path.join(HERE, "..", "..", "..", "shared", "reference", "schemas",
+                                   "rie-telemetry-subscription-schema.2025-01-29.json"),
+                      "/work/shared/reference/schemas/rie-telemetry-subscription-schema.2025-01-29.json"]
+        path = next((p for p in candidates if os.path.exists(p)), None)
+        if path is None:
+            self.skipTest("reference schema not available")
+        with open(path) as f:
+            ref = json.load(f)
+        self.assertEqual(lambda_emulator.SUBSCRIPTION_SCHEMA_2025_01_29, ref)
+        ok = {"schemaVersion": "2025-01-29", "types": ["platform"],
+              "destination": {"protocol": "TCP", "port": 4000}}
+        self.assertEqual(lambda_emulator._schema_errors(ref, ok), [])
+        self.assertIsNone(lambda_emulator.validate_subscription(json.dumps(ok))[0])
+
+    def test_register_rejections(self):
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        api = box.emu.runtime_api
+        reg = "/2020-01-01/extension/register"
+        cases = [
+            ({"Lambda-Extension-Name": ""}, b'{"events":["INVOKE"]}', "Extension.InvalidExtensionName"),
+            ({}, b'{"events":["INVOKE"]}', "Extension.InvalidExtensionName"),
+            ({"Lambda-Extension-Name": "p"}, b'{"events":["INVOKE","BOGUS"]}', "Extension.InvalidEventType"),
+            ({"Lambda-Extension-Name": "p"}, b'{"events":', "InvalidRequestFormat"),
+            ({"Lambda-Extension-Name": "p"}, b'', "InvalidRequestFormat"),
+            ({"Lambda-Extension-Name": "p"}, b'{"events":"INVOKE"}', "InvalidRequestFormat"),
+            ({"Lambda-Extension-Name": "p"}, b'{"events":["INVOKE"],"configurationKeys":["a"]}', "InvalidRequestFormat"),
+            ({"Lambda-Extension-Name": "p"}, b'{"events":["INVOKE"]}', "Extension.InvalidExtensionState"),
+            ({"Lambda-Extension-Name": "latecomer"}, b'{"events":["INVOKE"]}', "Extension.RegistrationClosed"),
+            ({"Lambda-Extension-Name": "latecomer"}, b'{"events":["SHUTDOWN"]}', "Extension.InvalidEventType"),
+        ]
+        for headers, body, et in cases:
+            st, _, data = raw(api, "POST", reg, body, headers)
+            self.assertEqual((st, err_type(data)), (403, et), (headers, body))
+            self.assertEqual(set(json.loads(data)), {"errorMessage", "errorType"})
+        logged = [e for e in box.emu.api_log if e["path"] == reg and e["status"] == 403]
+        self.assertEqual(len(logged), len(cases))
+
+    def test_name_mismatch_is_rejected(self):
+        box = Box(self, probes={"real-name": {"PROBE_NAME": "other-name"}})
+        r = box.emu.start()
+        reg = box.log("real-name", "register")[0]
+        self.assertEqual((reg["status"], err_type(reg["body"])), (403, "Extension.InvalidEventType"))
+        self.assertEqual((r.status, r.error_type), ("error", "Extension.Crash"))
+
+    def test_name_mismatch_without_shutdown_stalls_init(self):
+        box = Box(self, probes={"real-name": {"PROBE_NAME": "other-name", "PROBE_EVENTS": "INVOKE"}},
+                  init_timeout_s=1.0)
+        r = box.emu.start()
+        # registered as an internal extension; the launched file itself never registered
+        self.assertEqual(box.log("real-name", "register")[0]["status"], 200)
+        self.assertEqual(r.status, "timeout")
+        self.assertIsNone(r.runtime_pid)
+
+    def test_too_many_extensions(self):
+        probes = {"x%02d" % i: {} for i in range(11)}
+        box = Box(self, probes=probes, init_timeout_s=5)
+        r = box.emu.start()
+        codes = [box.log(n, "register")[0]["status"] for n in probes]
+        self.assertEqual(sorted(codes), [200] * 10 + [403])
+        loser = [n for n in probes if box.log(n, "register")[0]["status"] == 403][0]
+        self.assertEqual(err_type(box.log(loser, "register")[0]["body"]), "Extension.TooManyExtensions")
+        self.assertEqual(r.status, "error")
+
+    def test_identifier_rejections_on_next_and_errors(self):
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        api = box.emu.runtime_api
+        for path, method in (("/2020-01-01/extension/event/next", "GET"),
+                             ("/2020-01-01/extension/init/error", "POST"),
+                             ("/2020-01-01/extension/exit/error", "POST")):
+            for headers, et in (({}, "Extension.MissingExtensionIdentifier"),
+                                ({"Lambda-Extension-Identifier": "zzz"}, "Extension.InvalidExtensionIdentifier"),
+                                ({"Lambda-Extension-Identifier": str(uuid.uuid4()),
+                                  "Lambda-Extension-Function-Error-Type": "Extension.X"},
+                                 "Extension.UnknownExtensionIdentifier")):
+                st, _, data = raw(api, method, path, b"" if method == "POST" else None, headers)
+                self.assertEqual((path, st, err_type(data)), (path, 403, et))
+        ident = box.ext_id("p")
+        for path in ("/2020-01-01/extension/init/error", "/2020-01-01/extension/exit/error"):
+            st, _, data = raw(api, "POST", path, b"", {"Lambda-Extension-Identifier": ident})
+            self.assertEqual((st, err_type(data)), (403, "Extension.MissingHeader"))
+        # init/error after Init; a second concurrent /event/next; a late subscribe
+        st, _, data = raw(api, "POST", "/2020-01-01/extension/init/error", b"",
+                          {"Lambda-Extension-Identifier": ident, "Lambda-Extension-Function-Error-Type": "Extension.Late"})
+        self.assertEqual((st, err_type(data)), (403, "Extension.InvalidExtensionState"))
+        st, _, data = raw(api, "GET", "/2020-01-01/extension/event/next", None, {"Lambda-Extension-Identifier": ident})
+        self.assertEqual((st, err_type(data)), (403, "Extension.InvalidExtensionState"))
+        st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", json.dumps(
+            {"schemaVersion": "2022-12-13", "types": ["platform"],
+             "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/"}}).encode(),
+            {"Lambda-Extension-Identifier": ident})
+        self.assertEqual((st, err_type(data)), (403, "Telemetry.SubscriptionClosed"))
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+    def test_late_subscribe_from_probe(self):
+        box = Box(self, probes={"late": {"PROBE_LATE_SUBSCRIBE": "1"}})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        sub = box.log("late", "subscribe")[0]
+        self.assertTrue(sub["late"])
+        self.assertEqual((sub["status"], err_type(sub["body"])), (403, "Telemetry.SubscriptionClosed"))
+
+    def test_runtime_api_rejections(self):
+        box = Box(self)
+        box.emu.start()
+        api = box.emu.runtime_api
+        r = box.emu.invoke(FAST)
+        base = "/2018-06-01/runtime"
+        st, _, data = raw(api, "POST", "%s/invocation/%s/response" % (base, uuid.uuid4()), b"{}")
+        self.assertEqual((st, err_type(data)), (400, "InvalidRequestID"))
+        st, _, data = raw(api, "POST", "%s/invocation/%s/response" % (base, r.request_id), b"{}")
+        self.assertEqual((st, err_type(data)), (400, "InvalidRequestID"))      # already answered
+        st, _, data = raw(api, "POST", "%s/invocation/%s/error" % (base, r.request_id), b"{}")
+        self.assertEqual((st, err_type(data)), (400, "InvalidRequestID"))
+        st, _, data = raw(api, "GET", base + "/invocation/next")                # runtime already waits in next
+        self.assertEqual((st, err_type(data)), (403, "InvalidStateTransition"))
+        st, _, data = raw(api, "POST", base + "/init/error", b"{}", {"Lambda-Runtime-Function-Error-Type": "Runtime.X"})
+        self.assertEqual((st, err_type(data)), (403, "InvalidStateTransition"))
+        st, _, data = raw(api, "GET", base + "/restore/next")
+        self.assertEqual((st, err_type(data)), (403, "InvalidStateTransition"))
+        st, _, _ = raw(api, "GET", "/2018-06-01/runtime/nope")
+        self.assertEqual(st, 404)
+        st, _, _ = raw(api, "POST", base + "/invocation/next")
+        self.assertEqual(st, 405)
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+    def test_garbage_and_keep_alive(self):
+        box = Box(self)
+        box.emu.start()
+        host, port = box.emu.runtime_api.split(":")
+        for junk in (b"\x00\x01garbage\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                     b"POST /2020-01-01/extension/register HTTP/1.1\r\nContent-Length: 10\r\n\r\nab"):
+            s = socket.create_connection((host, int(port)), timeout=2)
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            try:
+                s.recv(4096)
+            except OSError:
+                pass
+            s.close()
+        c = http.client.HTTPConnection(host, int(port), timeout=3)
+        for _ in range(3):
+            c.request("GET", "/2020-01-01/extension/event/next")
+            resp = c.getresponse()
+            self.assertEqual(resp.status, 403)
+            resp.read()
+        c.close()
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+
+class ShutdownTests(unittest.TestCase):
+    def test_budget_then_sigkill(self):
+        box = Box(self, probes={"stubborn": {"PROBE_IGNORE_SHUTDOWN": "1"}, "polite": {}})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        t0 = time.monotonic()
+        sd = box.emu.shutdown()
+        took = time.monotonic() - t0
+        self.assertGreaterEqual(took, 1.9)
+        self.assertLess(took, 3.5)
+        st = sd.extensions["stubborn"]
+        self.assertTrue(st.killed)
+        self.assertTrue(st.shutdown_delivered)
+        self.assertEqual(st.exit_code, -signal.SIGKILL)
+        self.assertGreaterEqual(st.ms_to_exit, 1500)
+        po = sd.extensions["polite"]
+        self.assertFalse(po.killed)
+        self.assertEqual(po.exit_code, 0)
+        self.assertLess(po.ms_to_exit, 1000)
+
+    def test_extension_not_registered_for_shutdown_is_killed(self):
+        box = Box(self, probes={"invoke-only": {"PROBE_EVENTS": "INVOKE"}})
+        box.emu.start()
+        sd = box.emu.shutdown()
+        e = sd.extensions["invoke-only"]
+        self.assertTrue(e.killed)
+        self.assertFalse(e.shutdown_delivered)
+        self.assertLess(sd.duration_ms, 1500)
+
+    def test_pending_report_delivered_at_shutdown(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="300")}, freeze=True)
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        box.emu.shutdown()
+        reps = [x for x in box.telemetry("p", "platform.report") if x["record"]["requestId"] == r.request_id]
+        self.assertEqual(len(reps), 1)
+        log = box.log("p")
+        i_sd = next(i for i, d in enumerate(log) if d["kind"] == "event" and d["event"]["eventType"] == "SHUTDOWN")
+        i_rep = next(i for i, d in enumerate(log) if d["kind"] == "telemetry" and d["record"]["type"] == "platform.report")
+        self.assertLess(abs(i_sd - i_rep), 10)
+
+
+class InitTypeTests(unittest.TestCase):
+    def test_snap_start_restore(self):
+        box = Box(self, probes={"p": dict(SUB, PROBE_DUMP_ENV="1")}, init_type="snap-start",
+                  env={"DEMO_RESTORE_MS": "50"})
+        init = box.emu.start()
+        self.assertEqual(init.status, "success")
+        env = box.log("p", "start")[0]["env"]
+        self.assertIn("AWS_CONTAINER_CREDENTIALS_FULL_URI", env)
+        self.assertIn("AWS_CONTAINER_AUTHORIZATION_TOKEN", env)
+        self.assertNotIn("AWS_ACCESS_KEY_ID", env)
+        st, _, data = raw(box.emu.runtime_api, "GET", "/2021-04-23/credentials", None,
+                          {"Authorization": env["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+        self.assertEqual(st, 200)
+        self.assertEqual(set(json.loads(data)), {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"})
+        st, _, _ = raw(box.emu.runtime_api, "GET", "/2021-04-23/credentials", None, {"Authorization": "wrong"})
+        self.assertEqual(st, 401)
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        self.assertEqual(r.restore["status"], "success")
+        types = [x["type"] for x in r.records if x["type"].startswith("platform.")]
+        self.assertEqual(types, ["platform.restoreStart", "platform.restoreRuntimeDone", "platform.restoreReport",
+                                 "platform.start", "platform.runtimeDone", "platform.report"])
+        rep = [x["record"] for x in r.records if x["type"] == "platform.report"][0]
+        self.assertGreaterEqual(rep["metrics"]["restoreDurationMs"], 50)
+        self.assertIn("initDurationMs", rep["metrics"])
+        rs = r.records[0]["record"]
+        self.assertEqual(rs["functionName"], "demo-fn")
+        self.assertEqual(box.emu.records("platform.initStart")[0]["record"]["initializationType"], "snap-start")
+        self.assertTrue(any(e["path"].endswith("/restore/next") and e["status"] == 200 for e in box.emu.api_log))
+        r2 = box.emu.invoke(FAST)
+        self.assertFalse(any(x["type"].startswith("platform.restore") for x in r2.records))
+
+    def test_provisioned_concurrency(self):
+        box = Box(self, probes={"p": {"PROBE_DUMP_ENV": "1"}}, init_type="provisioned-concurrency")
+        init = box.emu.start()
+        time.sleep(0.2)
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        self.assertEqual(box.log("p", "start")[0]["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"], "provisioned-concurrency")
+        for t in ("platform.initStart", "platform.initRuntimeDone", "platform.initReport"):
+            self.assertEqual(box.emu.records(t)[0]["record"]["initializationType"], "provisioned-concurrency")
+        self.assertEqual(init.init_type, "provisioned-concurrency")
+
+    def test_cold_start_without_explicit_init(self):
+        box = Box(self)
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        self.assertTrue(r.init_phase_ran)
+        self.assertEqual(r.init.phase, "init")
+        rep = [x["record"] for x in r.records if x["type"] == "platform.report"][0]
+        self.assertIn("initDurationMs", rep["metrics"])
+        self.assertEqual(rep["spans"][0]["durationMs"], 0.0)
+
+    def test_omit_init_fields_quirk(self):
+        box = Box(self, quirks={"omit_init_fields": True})
+        box.emu.start()
+        self.assertEqual(box.emu.records("platform.initStart")[0]["record"],
+                         {"initializationType": "on-demand", "phase": "init"})
+        self.assertNotIn("status", box.emu.records("platform.initReport")[0]["record"])
+
+
+class RobustnessTests(unittest.TestCase):
+    def test_close_during_invoke_does_not_hang(self):
+        box = Box(self, timeout_s=30)
+        box.emu.start()
+        out = {}
+        th = threading.Thread(target=lambda: out.setdefault("r", box.emu.invoke(b'{"action":"sleep","ms":20000}')),
+                              daemon=True)
+        th.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        box.emu.close()
+        th.join(5)
+        self.assertFalse(th.is_alive())
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(out["r"].status, "failure")
+        pid = box.emu.runtime_pid()
+        self.assertFalse(os.path.exists("/proc/%d" % pid) and open("/proc/%d/stat" % pid).read().split()[2] != "Z")
+
+    def test_warm_invoke_is_fast(self):
+        box = Box(self, probes={"p": SUB})
+        box.emu.start()
+        for _ in range(5):
+            box.emu.invoke(FAST)
+        t0 = time.monotonic()
+        n = 50
+        for _ in range(n):
+            self.assertEqual(box.emu.invoke(FAST).status, "success")
+        per = (time.monotonic() - t0) / n * 1000
+        self.assertLess(per, 25, "warm invoke round trip %.1f ms" % per)
+
+    def test_api_log_file_and_cli(self):
+        d = tempfile.mkdtemp(prefix="lambda-emu-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.makedirs(os.path.join(d, "root", "opt", "extensions"))
+        log = os.path.join(d, "api.jsonl")
+        proc = subprocess.run([PY, os.path.join(HERE, "lambda_emulator.py"), "run", "--root", os.path.join(d, "root"),
+                               "--runtime", "%s %s" % (PY, BOOT), "--timeout-s", "1", "--invoke", '{"action":"fast"}',
+                               "--invoke", '{"action":"sleep","ms":3000}', "--trace-header", TRACE,
+                               "--log", log, "--env", "K=V"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertIn("init: success", proc.stdout)
+        self.assertIn("invoke 1", proc.stdout)
+        self.assertIn(": timeout", proc.stdout)
+        self.assertEqual(proc.returncode, 1)          # the second invoke timed out
+        with open(log) as f:
+            entries = [json.loads(x) for x in f]
+        self.assertTrue(any(e["path"] == "/2018-06-01/runtime/invocation/next" for e in entries))
+        for e in entries:
+            for k in ("t_mono_ns", "t_epoch_ms", "api", "method", "path", "status"):
+                self.assertIn(k, e)
+
+
+if __name__ == "__main__":
+    unittest.main()
