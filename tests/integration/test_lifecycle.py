@@ -17,6 +17,7 @@ class LifecycleTest(unittest.TestCase):
         cls.root = harness.make_root()
         cls.emu = harness.new_emulator(cls.root)
         cls.init = cls.emu.start()
+        cls.subscription = cls.emu.subscribers().get(harness.EXT_NAME)
         cls.warm = [cls.emu.invoke(payload=b'{"action":"fast"}',
                                    trace_header="Root=1-5759e988-bd862e3fe1be46a994272793;"
                                                 "Parent=53995c3f42cd8ad8;Sampled=1" if i % 2 else None)
@@ -73,16 +74,15 @@ class LifecycleTest(unittest.TestCase):
                 self.assertEqual(seq[i + 1:i + 3], ["subscribe", "next"], seq)
 
     def test_subscription_body(self):
-        sub = self.ext_calls("/2022-07-01/telemetry", "PUT")[0]
-        body = sub.get("body")
-        if isinstance(body, (bytes, str)):
-            body = json.loads(body)
-        if body is not None:
-            self.assertEqual(body["schemaVersion"], "2025-01-29")
-            self.assertEqual(body["types"], ["platform"])
-            self.assertEqual(body["buffering"], {"maxItems": 1000, "maxBytes": 262144,
-                                                 "timeoutMs": 25})
-            self.assertTrue(body["destination"]["URI"].startswith("http://sandbox.localdomain:"))
+        sub = self.subscription
+        self.assertIsNotNone(sub)
+        self.assertEqual(sub["types"], ["platform"])
+        self.assertEqual((sub["maxItems"], sub["maxBytes"], sub["timeoutMs"]), (1000, 262144, 25))
+        dest = sub["destination"]
+        self.assertEqual((dest["protocol"], dest["host"], dest["path"]), ("HTTP", "sandbox.localdomain", "/telemetry"), dest)
+        self.assertGreater(dest["port"], 0)
+        self.assertTrue(any("subscribed to the Telemetry API (schema 2025-01-29)" in l
+                            for l in self.lines))
 
     def test_events_delivered(self):
         events = [c.get("event") for c in self.ext_calls("/extension/event/next")
@@ -115,13 +115,15 @@ class LifecycleTest(unittest.TestCase):
             self.assertIn("queue_dropped=0", rest)
             self.assertIn("bad_batches=0", rest)
         sd = self.spindown
-        ext = sd.extensions[harness.EXT_NAME] if hasattr(sd, "extensions") else sd[harness.EXT_NAME]
-        exit_code = ext["exit_code"] if isinstance(ext, dict) else ext.exit_code
-        killed = ext["killed"] if isinstance(ext, dict) else ext.killed
-        ms = ext["exit_ms"] if isinstance(ext, dict) else ext.exit_ms
-        self.assertEqual(exit_code, 0)
-        self.assertFalse(killed)
-        self.assertLess(ms, 2000)
+        ext = sd.extensions[harness.EXT_NAME]
+        self.assertTrue(ext.shutdown_delivered)
+        self.assertEqual(ext.exit_code, 0)
+        self.assertFalse(ext.killed)
+        self.assertLess(sd.duration_ms, 2000)
+        # the timeout and crash resets too: SHUTDOWN delivered, exit 0, not killed
+        for r in (self.timeout, self.crash):
+            e = r.shutdown.extensions[harness.EXT_NAME]
+            self.assertEqual((e.exit_code, e.killed, e.shutdown_delivered), (0, False, True), r)
 
     def test_no_sanitizer_reports(self):
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
