@@ -1,0 +1,77 @@
+"""Failing open (issue 2): bad settings, malformed telemetry and a disabled
+extension never stop the function, and each problem is reported once."""
+import shutil
+import unittest
+
+import harness
+
+
+def run_env(env, steps=2, raw_bodies=(), **kwargs):
+    """Start an environment, optionally POST raw bodies to the extension's
+    listener, invoke a few times, spin down.  Returns (results, lines, emu log,
+    shutdown result, raw answers)."""
+    root = harness.make_root()
+    emu = harness.new_emulator(root, env=env, **kwargs)
+    try:
+        init = emu.start()
+        answers = [emu.send_raw_telemetry(harness.EXT_NAME, body) for body in raw_bodies]
+        results = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(steps)]
+        sd = emu.shutdown(reason="spindown")
+        return init, results, harness.output_lines(emu), list(emu.api_log), sd, answers
+    finally:
+        emu.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class FailOpenTest(unittest.TestCase):
+    def assert_healthy(self, init, results, lines, sd):
+        self.assertEqual(init.status, "success")
+        for r in results:
+            self.assertEqual(r.status, "success")
+        ext = sd.extensions[harness.EXT_NAME]
+        self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        self.assertEqual(harness.sanitizer_reports(lines), [])
+
+    def test_invalid_settings_each_logged_once_and_defaults_used(self):
+        bad = {
+            "LAMBDA_TRACER_BUFFER_MAX_ITEMS": "lots",
+            "LAMBDA_TRACER_BUFFER_TIMEOUT_MS": "5",
+            "LAMBDA_TRACER_LISTENER_PORT": "9001",
+            "LAMBDA_TRACER_TELEMETRY_TYPES": "platform,metrics",
+            "LAMBDA_TRACER_SCHEMA_VERSION": "2030-01-01",
+        }
+        init, results, lines, log, sd, _ = run_env(bad)
+        self.assert_healthy(init, results, lines, sd)
+        for name in bad:
+            warned = [l for l in lines if "WARN" in l and name in l]
+            self.assertEqual(len(warned), 1, (name, warned))
+            self.assertIn("using", warned[0])
+        # the values themselves are never echoed (they may be secrets elsewhere)
+        self.assertFalse(any("lots" in l for l in lines))
+        # defaults really used: telemetry still flows
+        seen = harness.telemetry_seen(lines)
+        self.assertIn("platform.report", [t for t, *_ in seen])
+
+    def test_malformed_telemetry_is_counted_and_ignored(self):
+        bodies = [b"not json at all", b'{"an":"object"}', b"[" * 5000,
+                  b'[{"time":"2024-01-01T00:00:00Z","type":"platform.start","record":{"requestId":7}},'
+                  b' {"type":"x"}, 42]']
+        init, results, lines, log, sd, answers = run_env({}, raw_bodies=bodies)
+        self.assert_healthy(init, results, lines, sd)
+        for status, _ in answers:
+            self.assertEqual(status, 200)  # answered fast; never a retry storm
+        summary = harness.shutdowns(lines)[-1][1]
+        self.assertIn("bad_batches=3", summary)
+        self.assertIn("invalid_records=2", summary)
+
+    def test_disabled_extension_only_keeps_the_loop(self):
+        init, results, lines, log, sd, _ = run_env({"LAMBDA_TRACER_DISABLE": "true"})
+        self.assert_healthy(init, results, lines, sd)
+        ours = [c for c in log if c.get("who") == harness.EXT_NAME]
+        self.assertFalse([c for c in ours if "telemetry" in c.get("path", "")])
+        self.assertEqual(sum(1 for c in ours if c.get("event") == "INVOKE"), 2)
+        self.assertTrue(any("disabled by LAMBDA_TRACER_DISABLE" in l for l in lines))
+
+
+if __name__ == "__main__":
+    unittest.main()
