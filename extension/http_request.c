@@ -51,11 +51,6 @@ struct http_request {
     size_t max_header_bytes;
     size_t max_body_bytes;
 
-    enum parse_state state;
-    int error;
-    /* Some byte of this request has been consumed. */
-    bool started;
-
     /* Request line, header lines and trailer lines, as received. */
     char *head;
     size_t head_len;
@@ -65,61 +60,61 @@ struct http_request {
     /* Empty lines skipped before the request line: not stored, but counted
      * against the cap so a stream of CRLFs cannot go on forever. */
     size_t skipped_bytes;
-
-    bool have_request_line;
     size_t method_off;
     size_t target_off;
-    int minor_version;
-
-    struct field fields[HTTP_REQUEST_MAX_FIELDS];
     size_t field_count;
-
-    bool headers_done;
-    bool have_content_length;
-    uint64_t content_length;
-    unsigned te_count;
-    bool te_unsupported;
-    bool conn_close;
-    bool conn_keep_alive;
-    bool expect_continue;
-    bool body_started;
 
     /* Decoded body; when allocated, body[body_len] is always NUL. */
     char *body;
     size_t body_len;
     size_t body_cap;
+    uint64_t content_length;
     /* Bytes still expected: the rest of Content-Length or of this chunk. */
     uint64_t remaining;
-    unsigned chunk_digits;
     size_t chunk_ext_bytes;
+
+    enum parse_state state;
+    int error;
+    int minor_version;
+    unsigned te_count;
+    unsigned chunk_digits;
+
+    struct field fields[HTTP_REQUEST_MAX_FIELDS];
+
+    /* Some byte of this request has been consumed. */
+    bool started;
+    bool have_request_line;
+    bool headers_done;
+    bool have_content_length;
+    bool te_unsupported;
+    bool conn_close;
+    bool conn_keep_alive;
+    bool expect_continue;
+    bool body_started;
 };
-
-__attribute__((weak)) void *http_request_mem_realloc(void *ptr, size_t size) {
-    return realloc(ptr, size);
-}
-
-__attribute__((weak)) void http_request_mem_free(void *ptr) {
-    free(ptr);
-}
 
 /* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
  * "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
-static bool is_tchar(unsigned char c) {
+static bool is_tchar(unsigned char c)
+{
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 /* field-vchar / SP / HTAB, obs-text included (RFC 9110 5.5). */
-static bool is_field_char(unsigned char c) {
+static bool is_field_char(unsigned char c)
+{
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static bool is_ows(char c) {
+static bool is_ows(char c)
+{
     return c == ' ' || c == '\t';
 }
 
-static int hex_value(unsigned char c) {
+static int hex_value(unsigned char c)
+{
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -129,14 +124,19 @@ static int hex_value(unsigned char c) {
     return -1;
 }
 
-/* Grow *buf so it holds at least need bytes, doubling, never past limit
- * (need <= limit).  On failure the old buffer is untouched. */
-static int buffer_reserve(char **buf, size_t *cap, size_t need, size_t initial, size_t limit) {
+/* Grow *buf so it holds at least need bytes, doubling, never past limit.
+ * Callers check their caps first; need > limit is refused anyway so a slip
+ * there can never turn into a short buffer.  On failure the old buffer is
+ * untouched. */
+static int buffer_reserve(char **buf, size_t *cap, size_t need, size_t initial, size_t limit)
+{
     size_t new_cap;
     char *p;
 
     if (need <= *cap)
         return 0;
+    if (need > limit)
+        return -EMSGSIZE;
     new_cap = *cap > 0 ? *cap : initial;
     while (new_cap < need && new_cap <= SIZE_MAX / 2)
         new_cap *= 2;
@@ -144,7 +144,7 @@ static int buffer_reserve(char **buf, size_t *cap, size_t need, size_t initial, 
         new_cap = need;
     if (new_cap > limit)
         new_cap = limit;
-    p = http_request_mem_realloc(*buf, new_cap);
+    p = realloc(*buf, new_cap);
     if (!p)
         return -ENOMEM;
     *buf = p;
@@ -154,7 +154,8 @@ static int buffer_reserve(char **buf, size_t *cap, size_t need, size_t initial, 
 
 /* Append body bytes.  limit is the largest buffer this request may need
  * (decoded length + NUL), so a known Content-Length never over-allocates. */
-static int body_append(struct http_request *req, const char *data, size_t len, size_t limit) {
+static int body_append(struct http_request *req, const char *data, size_t len, size_t limit)
+{
     int r;
 
     r = buffer_reserve(&req->body, &req->body_cap, req->body_len + len + 1, BODY_INITIAL_BYTES,
@@ -169,7 +170,8 @@ static int body_append(struct http_request *req, const char *data, size_t len, s
 
 /* Case-insensitive search of one token in a comma-separated list
  * (RFC 9110 5.6.1), e.g. Connection: "keep-alive, Upgrade". */
-static bool list_has_token(const char *list, const char *token) {
+static bool list_has_token(const char *list, const char *token)
+{
     size_t token_len = strlen(token);
     const char *p = list;
 
@@ -191,7 +193,8 @@ static bool list_has_token(const char *list, const char *token) {
 }
 
 /* Content-Length = 1*DIGIT, checked for overflow. */
-static int parse_content_length(const char *value, uint64_t *ret_value) {
+static int parse_content_length(const char *value, uint64_t *ret_value)
+{
     uint64_t v = 0;
 
     if (*value == '\0')
@@ -213,7 +216,8 @@ static int parse_content_length(const char *value, uint64_t *ret_value) {
 /* React to the fields that change framing or the connection.  Conflicts
  * between fields (CL with TE) are judged once the whole section is in, so the
  * outcome does not depend on field order. */
-static int interpret_field(struct http_request *req, const char *name, const char *value) {
+static int interpret_field(struct http_request *req, const char *name, const char *value)
+{
     if (strcasecmp(name, "Content-Length") == 0) {
         uint64_t length;
         int r = parse_content_length(value, &length);
@@ -243,7 +247,8 @@ static int interpret_field(struct http_request *req, const char *name, const cha
 /* One field line without its CRLF: name ":" OWS value OWS.  When store is
  * set (header section, not trailers) the name and value are NUL-terminated
  * in place and indexed. */
-static int parse_field_line(struct http_request *req, size_t off, size_t len, bool store) {
+static int parse_field_line(struct http_request *req, size_t off, size_t len, bool store)
+{
     char *line = req->head + off;
     size_t colon, vstart, vend;
 
@@ -280,7 +285,8 @@ static int parse_field_line(struct http_request *req, size_t off, size_t len, bo
 }
 
 /* method SP request-target SP HTTP-version, without its CRLF. */
-static int parse_request_line(struct http_request *req, size_t off, size_t len) {
+static int parse_request_line(struct http_request *req, size_t off, size_t len)
+{
     char *line = req->head + off;
     const char *version;
     size_t sp1, sp2;
@@ -316,7 +322,8 @@ static int parse_request_line(struct http_request *req, size_t off, size_t len) 
 
 /* The empty line ending the header section: decide the body framing
  * (RFC 9112 6.1 - 6.3). */
-static int finish_headers(struct http_request *req) {
+static int finish_headers(struct http_request *req)
+{
     if (req->te_count > 0) {
         /* CL with TE is the classic request-smuggling vector, and TE in
          * HTTP/1.0 is a faulty frame (RFC 9112 6.1): refuse both. */
@@ -341,7 +348,8 @@ static int finish_headers(struct http_request *req) {
 }
 
 /* A whole line (ending in LF) sits at head[line_start, head_len). */
-static int process_line(struct http_request *req) {
+static int process_line(struct http_request *req)
+{
     size_t off = req->line_start;
     size_t len = req->head_len - off;
     int r;
@@ -386,7 +394,8 @@ static int process_line(struct http_request *req) {
 
 /* Copy bytes up to and including the next LF into head and process the line
  * if it is complete.  *ret_used is always written. */
-static int feed_head(struct http_request *req, const char *data, size_t len, size_t *ret_used) {
+static int feed_head(struct http_request *req, const char *data, size_t len, size_t *ret_used)
+{
     const char *lf = memchr(data, '\n', len);
     size_t take = lf ? (size_t)(lf - data) + 1 : len;
     size_t counted = req->head_len + req->skipped_bytes;
@@ -406,7 +415,8 @@ static int feed_head(struct http_request *req, const char *data, size_t len, siz
 }
 
 /* One byte of a chunk-size line: chunk-size [ chunk-ext ] CRLF. */
-static int feed_chunk_line_byte(struct http_request *req, unsigned char c) {
+static int feed_chunk_line_byte(struct http_request *req, unsigned char c)
+{
     int d;
 
     switch (req->state) {
@@ -472,7 +482,8 @@ static int feed_chunk_line_byte(struct http_request *req, unsigned char c) {
     }
 }
 
-struct http_request *http_request_new(size_t max_header_bytes, size_t max_body_bytes) {
+struct http_request *http_request_new(size_t max_header_bytes, size_t max_body_bytes)
+{
     struct http_request *req;
 
     if (max_header_bytes == 0 || max_header_bytes > HTTP_REQUEST_MAX_HEADER_CAP)
@@ -480,36 +491,37 @@ struct http_request *http_request_new(size_t max_header_bytes, size_t max_body_b
     /* The body buffer needs one more byte for its NUL. */
     if (max_body_bytes >= SIZE_MAX / 2)
         return NULL;
-    req = http_request_mem_realloc(NULL, sizeof(*req));
+    req = calloc(1, sizeof(*req));
     if (!req)
         return NULL;
-    memset(req, 0, sizeof(*req));
     req->max_header_bytes = max_header_bytes;
     req->max_body_bytes = max_body_bytes;
     http_request_reset(req);
     return req;
 }
 
-void http_request_destroy(struct http_request *req) {
+void http_request_destroy(struct http_request *req)
+{
     if (!req)
         return;
-    http_request_mem_free(req->head);
-    http_request_mem_free(req->body);
-    http_request_mem_free(req);
+    free(req->head);
+    free(req->body);
+    free(req);
 }
 
-void http_request_reset(struct http_request *req) {
+void http_request_reset(struct http_request *req)
+{
     char *head = req->head, *body = req->body;
     size_t head_cap = req->head_cap, body_cap = req->body_cap;
     size_t max_header_bytes = req->max_header_bytes, max_body_bytes = req->max_body_bytes;
 
     if (head_cap > RETAIN_BYTES) {
-        http_request_mem_free(head);
+        free(head);
         head = NULL;
         head_cap = 0;
     }
     if (body_cap > RETAIN_BYTES) {
-        http_request_mem_free(body);
+        free(body);
         body = NULL;
         body_cap = 0;
     }
@@ -525,7 +537,8 @@ void http_request_reset(struct http_request *req) {
     req->state = STATE_REQUEST_LINE;
 }
 
-int http_request_feed(struct http_request *req, const char *data, size_t len, size_t *ret_consumed) {
+int http_request_feed(struct http_request *req, const char *data, size_t len, size_t *ret_consumed)
+{
     size_t pos = 0;
     int r = 0;
 
@@ -553,9 +566,8 @@ int http_request_feed(struct http_request *req, const char *data, size_t len, si
             /* Content-Length is known in full: size the buffer to it.  A
              * chunked body may grow up to the cap. */
             r = body_append(req, data + pos, take,
-                            req->state == STATE_BODY_LENGTH
-                                ? (size_t)req->content_length + 1
-                                : req->max_body_bytes + 1);
+                            req->state == STATE_BODY_LENGTH ? (size_t)req->content_length + 1
+                                                            : req->max_body_bytes + 1);
             if (r < 0)
                 break;
             pos += take;
@@ -593,35 +605,41 @@ int http_request_feed(struct http_request *req, const char *data, size_t len, si
     return req->state == STATE_COMPLETE ? HTTP_REQUEST_COMPLETE : HTTP_REQUEST_INCOMPLETE;
 }
 
-bool http_request_in_progress(const struct http_request *req) {
+bool http_request_in_progress(const struct http_request *req)
+{
     return req->started && req->state != STATE_COMPLETE && req->state != STATE_ERROR;
 }
 
-bool http_request_headers_done(const struct http_request *req) {
+bool http_request_headers_done(const struct http_request *req)
+{
     return req->headers_done;
 }
 
-const char *http_request_method(const struct http_request *req) {
+const char *http_request_method(const struct http_request *req)
+{
     return req->have_request_line ? req->head + req->method_off : NULL;
 }
 
-const char *http_request_target(const struct http_request *req) {
+const char *http_request_target(const struct http_request *req)
+{
     return req->have_request_line ? req->head + req->target_off : NULL;
 }
 
-const char *http_request_body(const struct http_request *req, size_t *ret_len) {
+const char *http_request_body(const struct http_request *req, size_t *ret_len)
+{
     if (ret_len)
         *ret_len = req->body_len;
     return req->body ? req->body : "";
 }
 
-int http_request_take_body(struct http_request *req, char **ret_body, size_t *ret_len) {
+int http_request_take_body(struct http_request *req, char **ret_body, size_t *ret_len)
+{
     char *body = req->body;
 
     if (req->state != STATE_COMPLETE)
         return -EINVAL;
     if (!body) {
-        body = http_request_mem_realloc(NULL, 1);
+        body = malloc(1);
         if (!body)
             return -ENOMEM;
         body[0] = '\0';
@@ -634,18 +652,21 @@ int http_request_take_body(struct http_request *req, char **ret_body, size_t *re
     return 0;
 }
 
-bool http_request_expects_continue(const struct http_request *req) {
+bool http_request_expects_continue(const struct http_request *req)
+{
     return req->headers_done && req->expect_continue && req->minor_version == 1 &&
            !req->body_started && req->state != STATE_COMPLETE && req->state != STATE_ERROR;
 }
 
-bool http_request_keep_alive(const struct http_request *req) {
+bool http_request_keep_alive(const struct http_request *req)
+{
     if (!req->headers_done || req->state == STATE_ERROR || req->conn_close)
         return false;
     return req->minor_version == 1 || req->conn_keep_alive;
 }
 
-const char *http_request_header(const struct http_request *req, const char *name) {
+const char *http_request_header(const struct http_request *req, const char *name)
+{
     if (!name)
         return NULL;
     for (size_t i = 0; i < req->field_count; i++)
@@ -654,7 +675,8 @@ const char *http_request_header(const struct http_request *req, const char *name
     return NULL;
 }
 
-int http_request_error_status(int err) {
+int http_request_error_status(int err)
+{
     switch (err) {
     case -EPROTO:
         return 400;
@@ -671,7 +693,8 @@ int http_request_error_status(int err) {
     }
 }
 
-const char *http_request_error_reason(int err) {
+const char *http_request_error_reason(int err)
+{
     switch (err) {
     case -EPROTO:
         return "Bad Request";

@@ -60,7 +60,7 @@
 #define HTTP_REQUEST_MAX_FIELDS 64
 #define HTTP_REQUEST_MAX_CHUNK_EXT_BYTES 1024
 /* Largest accepted header cap: field offsets are stored in 32 bits. */
-#define HTTP_REQUEST_MAX_HEADER_CAP (1024 * 1024)
+#define HTTP_REQUEST_MAX_HEADER_CAP ((size_t)1024 * 1024)
 
 struct http_request;
 
@@ -169,13 +169,5 @@ int http_request_error_status(int err);
 
 /* The matching reason phrase ("Bad Request", ...); a static string. */
 const char *http_request_error_reason(int err);
-
-/* Allocation seam.  The parser allocates and frees only through these two
- * functions.  The library defines them as weak wrappers around realloc() and
- * free(); a unit test may define its own (strong) versions to track every
- * block and fail the Nth allocation.  Production code neither calls nor
- * defines them. */
-void *http_request_mem_realloc(void *ptr, size_t size);
-void http_request_mem_free(void *ptr);
 
 #endif

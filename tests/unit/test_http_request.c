@@ -3,9 +3,8 @@
  *
  * Every accepted and every rejected request in the tables below is parsed
  * whole and again split into pieces of 1, 2, 3 and 7 bytes; the outcome must
- * not depend on how recv() happened to cut the stream.  The allocation seam
- * of http_request.h is overridden here so cmocka tracks every block (a leak
- * fails the test) and so a test can fail the Nth allocation.
+ * not depend on how recv() happened to cut the stream.  Every test also
+ * checks that the parser returned every block it allocated.
  */
 #include "http_request.h"
 
@@ -20,42 +19,28 @@
 
 #include <cmocka.h>
 
+#include "fail_alloc.h"
+
 #define HEAD_CAP 1024
 #define BODY_CAP 4096
 
 /* --- allocation seam ------------------------------------------------------ */
 
-/* Index of the allocation to fail (-1: none), allocations attempted, and
- * blocks currently held by parsers. */
-static long alloc_fail_at = -1;
-static long alloc_count;
-static long live_blocks;
-
-void *http_request_mem_realloc(void *ptr, size_t size) {
-    long n = alloc_count++;
-    void *p;
-
-    if (n == alloc_fail_at)
-        return NULL;
-    p = test_realloc(ptr, size);
-    if (p && !ptr)
-        live_blocks++;
-    return p;
-}
-
-void http_request_mem_free(void *ptr) {
-    if (!ptr)
-        return;
-    live_blocks--;
-    test_free(ptr);
-}
-
-static int reset_alloc_state(void **state) {
+/* The module is compiled with tests/unit/fail_alloc.h force-included, so its
+ * malloc/realloc/free go through counters that can fail the Nth allocation
+ * and report how many blocks are live. */
+static int reset_alloc_state(void **state)
+{
     (void)state;
-    alloc_fail_at = -1;
-    alloc_count = 0;
-    live_blocks = 0;
+    fail_alloc_reset();
     return 0;
+}
+
+/* Called at the end of every test (not from a teardown, so a failed
+ * assertion that skips a destroy is reported as itself, not as a leak). */
+static void assert_no_leak(void)
+{
+    assert_int_equal(fail_alloc_live(), 0);
 }
 
 /* --- helpers -------------------------------------------------------------- */
@@ -66,7 +51,8 @@ static const size_t split_steps[] = {0, 1, 2, 3, 7};
 /* Feed data in pieces of step bytes (0: all at once) until the parser stops
  * asking for more.  Writes the total consumed. */
 static int feed_in_steps(struct http_request *req, const char *data, size_t len, size_t step,
-                         size_t *ret_consumed) {
+                         size_t *ret_consumed)
+{
     size_t off = 0;
     int rc = HTTP_REQUEST_INCOMPLETE;
 
@@ -86,7 +72,8 @@ static int feed_in_steps(struct http_request *req, const char *data, size_t len,
     return rc;
 }
 
-static void assert_body(const struct http_request *req, const char *want, size_t want_len) {
+static void assert_body(const struct http_request *req, const char *want, size_t want_len)
+{
     size_t len = SIZE_MAX;
     const char *body = http_request_body(req, &len);
 
@@ -98,8 +85,9 @@ static void assert_body(const struct http_request *req, const char *want, size_t
 
 /* Parse input (one request, exactly) at every split and check the result. */
 static void check_valid(const char *input, size_t len, size_t head_cap, size_t body_cap,
-                        const char *method, const char *target, const char *body,
-                        size_t body_len, bool keep_alive) {
+                        const char *method, const char *target, const char *body, size_t body_len,
+                        bool keep_alive)
+{
     for (size_t s = 0; s < N_STEPS; s++) {
         struct http_request *req = http_request_new(head_cap, body_cap);
         size_t consumed = 0;
@@ -120,11 +108,13 @@ static void check_valid(const char *input, size_t len, size_t head_cap, size_t b
         assert_int_equal(http_request_keep_alive(req), keep_alive);
         assert_false(http_request_expects_continue(req));
         http_request_destroy(req);
+        assert_no_leak();
     }
 }
 
 /* Parse input at every split and expect error err, sticky afterwards. */
-static void check_error(const char *input, size_t len, size_t head_cap, size_t body_cap, int err) {
+static void check_error(const char *input, size_t len, size_t head_cap, size_t body_cap, int err)
+{
     for (size_t s = 0; s < N_STEPS; s++) {
         struct http_request *req = http_request_new(head_cap, body_cap);
         size_t consumed = 0, used = SIZE_MAX;
@@ -144,6 +134,7 @@ static void check_error(const char *input, size_t len, size_t head_cap, size_t b
         assert_false(http_request_in_progress(req));
         assert_false(http_request_expects_continue(req));
         http_request_destroy(req);
+        assert_no_leak();
     }
 }
 
@@ -161,7 +152,9 @@ struct valid_case {
 };
 
 #define VALID(name, input, method, target, body, keep_alive)                                       \
-    { name, input, sizeof(input) - 1, method, target, body, sizeof(body) - 1, keep_alive }
+    {                                                                                              \
+        name, input, sizeof(input) - 1, method, target, body, sizeof(body) - 1, keep_alive         \
+    }
 
 static struct valid_case valid_cases[] = {
     VALID("get_minimal", "GET / HTTP/1.1\r\n\r\n", "GET", "/", "", true),
@@ -183,8 +176,8 @@ static struct valid_case valid_cases[] = {
           "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
           "0000A\r\n0123456789\r\n00\r\n\r\n",
           "POST", "/", "0123456789", true),
-    VALID("chunked_empty", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-          "POST", "/", "", true),
+    VALID("chunked_empty", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "POST",
+          "/", "", true),
     VALID("chunked_sixteen_digit_size",
           "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
           "0000000000000003\r\nabc\r\n0\r\n\r\n",
@@ -229,11 +222,13 @@ static struct valid_case valid_cases[] = {
     VALID("unknown_method_token", "M-SEARCH * HTTP/1.1\r\n\r\n", "M-SEARCH", "*", "", true),
 };
 
-static void test_valid_case(void **state) {
+static void test_valid_case(void **state)
+{
     const struct valid_case *c = *state;
 
     check_valid(c->input, c->input_len, HEAD_CAP, BODY_CAP, c->method, c->target, c->body,
                 c->body_len, c->keep_alive);
+    assert_no_leak();
 }
 
 /* --- table of rejected requests ------------------------------------------- */
@@ -245,7 +240,10 @@ struct error_case {
     int err;
 };
 
-#define ERROR_CASE(name, input, err) { name, input, sizeof(input) - 1, err }
+#define ERROR_CASE(name, input, err)                                                               \
+    {                                                                                              \
+        name, input, sizeof(input) - 1, err                                                        \
+    }
 #define CHUNKED_HEAD "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 static struct error_case error_cases[] = {
@@ -294,8 +292,8 @@ static struct error_case error_cases[] = {
     ERROR_CASE("cl_list", "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc", -EPROTO),
     ERROR_CASE("cl_inner_space", "POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", -EPROTO),
     ERROR_CASE("cl_hex", "POST / HTTP/1.1\r\nContent-Length: 0x3\r\n\r\nabc", -EPROTO),
-    ERROR_CASE("cl_overflow",
-               "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n", -EPROTO),
+    ERROR_CASE("cl_overflow", "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+               -EPROTO),
     ERROR_CASE("cl_huge_overflow",
                "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n", -EPROTO),
     ERROR_CASE("cl_max_u64_over_cap",
@@ -321,9 +319,10 @@ static struct error_case error_cases[] = {
                -ENOTSUP),
     ERROR_CASE("te_identity", "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", -ENOTSUP),
     ERROR_CASE("te_empty", "POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", -ENOTSUP),
-    ERROR_CASE("te_chunked_twice",
-               "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-               -EPROTO),
+    ERROR_CASE(
+        "te_chunked_twice",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        -EPROTO),
     ERROR_CASE("te_in_http10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                -EPROTO),
     /* chunked framing */
@@ -340,6 +339,7 @@ static struct error_case error_cases[] = {
     ERROR_CASE("chunk_size_cr_without_lf", CHUNKED_HEAD "5\rxhello\r\n0\r\n\r\n", -EPROTO),
     ERROR_CASE("chunk_data_too_long", CHUNKED_HEAD "5\r\nhelloX\r\n0\r\n\r\n", -EPROTO),
     ERROR_CASE("chunk_data_cr_only", CHUNKED_HEAD "5\r\nhello\rX0\r\n\r\n", -EPROTO),
+    ERROR_CASE("chunk_data_wrong_byte_then_lf", CHUNKED_HEAD "5\r\nhelloX\n0\r\n\r\n", -EPROTO),
     ERROR_CASE("chunk_data_bare_lf", CHUNKED_HEAD "5\r\nhello\n0\r\n\r\n", -EPROTO),
     ERROR_CASE("chunk_ext_control", CHUNKED_HEAD "5;a\x01\r\nhello\r\n0\r\n\r\n", -EPROTO),
     ERROR_CASE("chunk_ext_bare_lf", CHUNKED_HEAD "5;a\nhello\r\n0\r\n\r\n", -EPROTO),
@@ -349,24 +349,29 @@ static struct error_case error_cases[] = {
     ERROR_CASE("last_chunk_bare_lf_end", CHUNKED_HEAD "0\r\n\n", -EPROTO),
 };
 
-static void test_error_case(void **state) {
+static void test_error_case(void **state)
+{
     const struct error_case *c = *state;
 
     check_error(c->input, c->input_len, HEAD_CAP, BODY_CAP, c->err);
+    assert_no_leak();
 }
 
 /* --- dedicated tests ------------------------------------------------------ */
 
-static void test_new_rejects_bad_caps(void **state) {
+static void test_new_rejects_bad_caps(void **state)
+{
     (void)state;
     assert_null(http_request_new(0, BODY_CAP));
     assert_null(http_request_new(HTTP_REQUEST_MAX_HEADER_CAP + 1, BODY_CAP));
     assert_null(http_request_new(HEAD_CAP, SIZE_MAX));
-    assert_int_equal(live_blocks, 0);
+    assert_int_equal(fail_alloc_live(), 0);
     http_request_destroy(NULL);
+    assert_no_leak();
 }
 
-static void test_fresh_parser_state(void **state) {
+static void test_fresh_parser_state(void **state)
+{
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
     size_t len = 1, used = 1;
 
@@ -385,13 +390,16 @@ static void test_fresh_parser_state(void **state) {
     assert_int_equal(used, 0);
     assert_false(http_request_in_progress(req));
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* A real Telemetry API delivery, shaped like the Go client's. */
-static void test_realistic_telemetry_post(void **state) {
+static void test_realistic_telemetry_post(void **state)
+{
     static const char body[] =
         "[{\"time\":\"2022-10-12T00:03:50.000Z\",\"type\":\"platform.start\","
-        "\"record\":{\"requestId\":\"6d68ca91-49c9-448d-89b8-7ca3e6dc66aa\",\"version\":\"$LATEST\"}},"
+        "\"record\":{\"requestId\":\"6d68ca91-49c9-448d-89b8-7ca3e6dc66aa\",\"version\":\"$"
+        "LATEST\"}},"
         "{\"time\":\"2022-10-12T00:03:50.010Z\",\"type\":\"function\",\"record\":\"hello\\n\"}]";
     char input[1024];
     int n;
@@ -404,9 +412,11 @@ static void test_realistic_telemetry_post(void **state) {
                  sizeof(body) - 1, body);
     assert_true(n > 0 && (size_t)n < sizeof(input));
     check_valid(input, (size_t)n, HEAD_CAP, BODY_CAP, "POST", "/", body, sizeof(body) - 1, true);
+    assert_no_leak();
 }
 
-static void test_header_lookup(void **state) {
+static void test_header_lookup(void **state)
+{
     static const char input[] = "GET /q HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Pad: \t v w \t\r\n"
                                 "x-dup: first\r\nX-Dup: second\r\n\r\n";
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
@@ -425,9 +435,11 @@ static void test_header_lookup(void **state) {
     assert_null(http_request_header(req, "Hos"));
     assert_null(http_request_header(req, NULL));
     http_request_destroy(req);
+    assert_no_leak();
 }
 
-static void test_trailers_not_visible_as_headers(void **state) {
+static void test_trailers_not_visible_as_headers(void **state)
+{
     static const char input[] = CHUNKED_HEAD "0\r\nX-Trailer: t\r\n\r\n";
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
     size_t used;
@@ -439,11 +451,13 @@ static void test_trailers_not_visible_as_headers(void **state) {
     assert_null(http_request_header(req, "X-Trailer"));
     assert_string_equal(http_request_header(req, "Transfer-Encoding"), "chunked");
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* Three pipelined requests in one read: each COMPLETE consumes exactly its
  * own bytes; reset, then feed the rest. */
-static void test_pipelined_requests(void **state) {
+static void test_pipelined_requests(void **state)
+{
     static const char r1[] = "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
     static const char r2[] = "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "2\r\nde\r\n0\r\nT: 1\r\n\r\n";
@@ -485,10 +499,12 @@ static void test_pipelined_requests(void **state) {
     assert_body(req, "", 0);
     assert_false(http_request_keep_alive(req));
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* The same pipeline fed one byte at a time, resetting at each COMPLETE. */
-static void test_pipelined_byte_at_a_time(void **state) {
+static void test_pipelined_byte_at_a_time(void **state)
+{
     static const char all[] = "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
                               "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                               "2\r\nde\r\n0\r\n\r\n"
@@ -517,10 +533,13 @@ static void test_pipelined_byte_at_a_time(void **state) {
     }
     assert_int_equal(done, 3);
     http_request_destroy(req);
+    assert_no_leak();
 }
 
-static void test_expect_continue_content_length(void **state) {
-    static const char head[] = "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n";
+static void test_expect_continue_content_length(void **state)
+{
+    static const char head[] =
+        "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n";
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
     size_t used;
 
@@ -542,9 +561,11 @@ static void test_expect_continue_content_length(void **state) {
     assert_false(http_request_expects_continue(req));
     assert_body(req, "{}", 2);
     http_request_destroy(req);
+    assert_no_leak();
 }
 
-static void test_expect_continue_chunked(void **state) {
+static void test_expect_continue_chunked(void **state)
+{
     static const char head[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
                                "Expect: 100-continue\r\n\r\n";
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
@@ -558,11 +579,13 @@ static void test_expect_continue_chunked(void **state) {
     assert_int_equal(http_request_feed(req, "0", 1, &used), HTTP_REQUEST_INCOMPLETE);
     assert_false(http_request_expects_continue(req));
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* No 100 Continue when there is no body to wait for, for HTTP/1.0, or for an
  * expectation we do not know. */
-static void test_expect_continue_not_needed(void **state) {
+static void test_expect_continue_not_needed(void **state)
+{
     static const char *const heads[] = {
         "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
         "POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
@@ -583,9 +606,11 @@ static void test_expect_continue_not_needed(void **state) {
         assert_false(http_request_expects_continue(req));
         http_request_destroy(req);
     }
+    assert_no_leak();
 }
 
-static void test_in_progress(void **state) {
+static void test_in_progress(void **state)
+{
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
     size_t used;
 
@@ -604,10 +629,12 @@ static void test_in_progress(void **state) {
     assert_int_equal(http_request_feed(req, "G", 1, &used), HTTP_REQUEST_INCOMPLETE);
     assert_true(http_request_in_progress(req));
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* A refused request still tells what it was, for the caller's log line. */
-static void test_error_keeps_request_line(void **state) {
+static void test_error_keeps_request_line(void **state)
+{
     static const char input[] = "POST /t HTTP/1.1\r\nContent-Length: 99999\r\n\r\n";
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
     size_t used;
@@ -623,10 +650,12 @@ static void test_error_keeps_request_line(void **state) {
     assert_int_equal(http_request_feed(req, "GET / HTTP/1.1\r\n\r\n", 18, &used),
                      HTTP_REQUEST_COMPLETE);
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* Build "GET / HTTP/1.1\r\nX: aaa...\r\n\r\n" of exactly total bytes. */
-static size_t build_padded_request(char *buf, size_t cap, size_t total) {
+static size_t build_padded_request(char *buf, size_t cap, size_t total)
+{
     static const char start[] = "GET / HTTP/1.1\r\nX: ";
     size_t fixed = sizeof(start) - 1 + 4;
 
@@ -637,7 +666,8 @@ static size_t build_padded_request(char *buf, size_t cap, size_t total) {
     return total;
 }
 
-static void test_header_cap_exact_and_over(void **state) {
+static void test_header_cap_exact_and_over(void **state)
+{
     char buf[128];
     size_t len;
 
@@ -646,10 +676,12 @@ static void test_header_cap_exact_and_over(void **state) {
     check_valid(buf, len, 64, BODY_CAP, "GET", "/", "", 0, true);
     len = build_padded_request(buf, sizeof(buf), 65);
     check_error(buf, len, 64, BODY_CAP, -E2BIG);
+    assert_no_leak();
 }
 
 /* A line that never ends fails as soon as it passes the cap. */
-static void test_header_cap_without_newline(void **state) {
+static void test_header_cap_without_newline(void **state)
+{
     char buf[65];
     struct http_request *req = http_request_new(64, BODY_CAP);
     size_t used;
@@ -661,9 +693,11 @@ static void test_header_cap_without_newline(void **state) {
         assert_int_equal(http_request_feed(req, buf + i, 1, &used), HTTP_REQUEST_INCOMPLETE);
     assert_int_equal(http_request_feed(req, buf + 64, 1, &used), -E2BIG);
     http_request_destroy(req);
+    assert_no_leak();
 }
 
-static void test_header_cap_counts_leading_empty_lines(void **state) {
+static void test_header_cap_counts_leading_empty_lines(void **state)
+{
     char buf[200];
     size_t n = 0;
 
@@ -676,9 +710,11 @@ static void test_header_cap_counts_leading_empty_lines(void **state) {
     n += 18;
     check_error(buf, n, 64, BODY_CAP, -E2BIG);
     check_valid(buf, n, 98, BODY_CAP, "GET", "/", "", 0, true);
+    assert_no_leak();
 }
 
-static void test_header_cap_counts_trailers(void **state) {
+static void test_header_cap_counts_trailers(void **state)
+{
     static const char input[] = CHUNKED_HEAD "0\r\nX-Trailer: 0123456789\r\n\r\n";
     size_t head = sizeof(CHUNKED_HEAD) - 1;
 
@@ -686,9 +722,11 @@ static void test_header_cap_counts_trailers(void **state) {
     /* Head plus trailer section (23 + 2 bytes) fits exactly, one less fails. */
     check_valid(input, sizeof(input) - 1, head + 25, BODY_CAP, "POST", "/", "", 0, true);
     check_error(input, sizeof(input) - 1, head + 24, BODY_CAP, -E2BIG);
+    assert_no_leak();
 }
 
-static void test_too_many_fields(void **state) {
+static void test_too_many_fields(void **state)
+{
     char buf[2048];
     size_t n;
 
@@ -707,9 +745,11 @@ static void test_too_many_fields(void **state) {
         else
             check_error(buf, n, sizeof(buf), BODY_CAP, -E2BIG);
     }
+    assert_no_leak();
 }
 
-static void test_body_cap_content_length(void **state) {
+static void test_body_cap_content_length(void **state)
+{
     static const char at_cap[] = "POST / HTTP/1.1\r\nContent-Length: 16\r\n\r\n0123456789abcdef";
     static const char over_head[] = "POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n";
     struct http_request *req;
@@ -726,9 +766,11 @@ static void test_body_cap_content_length(void **state) {
     assert_int_equal(http_request_feed(req, over_head, sizeof(over_head) - 1, &used), -EMSGSIZE);
     assert_int_equal(used, sizeof(over_head) - 1);
     http_request_destroy(req);
+    assert_no_leak();
 }
 
-static void test_body_cap_chunked(void **state) {
+static void test_body_cap_chunked(void **state)
+{
     static const char at_cap[] = CHUNKED_HEAD "10\r\n0123456789abcdef\r\n0\r\n\r\n";
     /* The size line alone takes the body over the cap: refused at its second
      * digit, before the data. */
@@ -743,9 +785,11 @@ static void test_body_cap_chunked(void **state) {
     check_error(first_chunk_over, sizeof(first_chunk_over) - 1, HEAD_CAP, 16, -EMSGSIZE);
     check_error(running_total_over, sizeof(running_total_over) - 1, HEAD_CAP, 16, -EMSGSIZE);
     check_error(many_small_over, sizeof(many_small_over) - 1, HEAD_CAP, 16, -EMSGSIZE);
+    assert_no_leak();
 }
 
-static void test_zero_body_cap(void **state) {
+static void test_zero_body_cap(void **state)
+{
     static const char cl0[] = "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
     static const char chunked0[] = CHUNKED_HEAD "0\r\n\r\n";
     static const char cl1[] = "POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n";
@@ -756,9 +800,11 @@ static void test_zero_body_cap(void **state) {
     check_valid(chunked0, sizeof(chunked0) - 1, HEAD_CAP, 0, "POST", "/", "", 0, true);
     check_error(cl1, sizeof(cl1) - 1, HEAD_CAP, 0, -EMSGSIZE);
     check_error(chunked1, sizeof(chunked1) - 1, HEAD_CAP, 0, -EMSGSIZE);
+    assert_no_leak();
 }
 
-static void test_chunk_extension_cap(void **state) {
+static void test_chunk_extension_cap(void **state)
+{
     char buf[HTTP_REQUEST_MAX_CHUNK_EXT_BYTES + 128];
     size_t head = sizeof(CHUNKED_HEAD) - 1, n;
 
@@ -779,10 +825,12 @@ static void test_chunk_extension_cap(void **state) {
         else
             check_error(buf, n, HEAD_CAP, BODY_CAP, -EPROTO);
     }
+    assert_no_leak();
 }
 
 /* A body that needs several buffer growths, both framings. */
-static void test_large_bodies(void **state) {
+static void test_large_bodies(void **state)
+{
     enum { BODY_BYTES = 100000 };
     static char input[BODY_BYTES + 1024];
     static char body[BODY_BYTES];
@@ -793,8 +841,8 @@ static void test_large_bodies(void **state) {
     for (size_t i = 0; i < BODY_BYTES; i++)
         body[i] = (char)('a' + i % 26);
 
-    len = snprintf(input, sizeof(input), "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n",
-                   BODY_BYTES);
+    len =
+        snprintf(input, sizeof(input), "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", BODY_BYTES);
     assert_true(len > 0);
     n = (size_t)len;
     memcpy(input + n, body, BODY_BYTES);
@@ -816,47 +864,70 @@ static void test_large_bodies(void **state) {
     n += 5;
     check_valid(input, n, HEAD_CAP, BODY_BYTES, "POST", "/", body, BODY_BYTES, true);
     check_error(input, n, HEAD_CAP, BODY_BYTES - 1, -EMSGSIZE);
+    assert_no_leak();
 }
 
 /* Small buffers are kept across reset (no allocation for the next small
  * request); a big body buffer is released. */
-static void test_reset_retains_small_releases_large(void **state) {
+static void test_reset_retains_small_releases_large(void **state)
+{
     static const char small[] = "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789";
     static char big[40000 + 64];
     struct http_request *req = http_request_new(HEAD_CAP, 100000);
-    long allocs_before;
+    unsigned long allocs_before;
     size_t used;
     int n;
 
     (void)state;
     assert_non_null(req);
-    assert_int_equal(live_blocks, 1);
+    assert_int_equal(fail_alloc_live(), 1);
     assert_int_equal(http_request_feed(req, small, sizeof(small) - 1, &used),
                      HTTP_REQUEST_COMPLETE);
-    assert_int_equal(live_blocks, 3);
+    assert_int_equal(fail_alloc_live(), 3);
     http_request_reset(req);
-    assert_int_equal(live_blocks, 3);
+    assert_int_equal(fail_alloc_live(), 3);
     assert_body(req, "", 0);
 
-    allocs_before = alloc_count;
+    allocs_before = fail_alloc_count();
     assert_int_equal(http_request_feed(req, small, sizeof(small) - 1, &used),
                      HTTP_REQUEST_COMPLETE);
-    assert_int_equal(alloc_count, allocs_before);
+    assert_int_equal(fail_alloc_count(), allocs_before);
     http_request_reset(req);
 
     n = snprintf(big, sizeof(big), "POST / HTTP/1.1\r\nContent-Length: 40000\r\n\r\n");
     assert_true(n > 0);
     memset(big + n, 'x', 40000);
     assert_int_equal(http_request_feed(req, big, (size_t)n + 40000, &used), HTTP_REQUEST_COMPLETE);
-    assert_int_equal(live_blocks, 3);
+    assert_int_equal(fail_alloc_live(), 3);
     http_request_reset(req);
-    assert_int_equal(live_blocks, 2);
+    assert_int_equal(fail_alloc_live(), 2);
     assert_body(req, "", 0);
     http_request_destroy(req);
-    assert_int_equal(live_blocks, 0);
+    assert_int_equal(fail_alloc_live(), 0);
+    assert_no_leak();
 }
 
-static void test_take_body(void **state) {
+/* A big header section is released on reset too. */
+static void test_reset_releases_large_head(void **state)
+{
+    static char input[8192];
+    struct http_request *req = http_request_new(sizeof(input), BODY_CAP);
+    size_t len = build_padded_request(input, sizeof(input), sizeof(input)), used;
+
+    (void)state;
+    assert_non_null(req);
+    assert_int_equal(http_request_feed(req, input, len, &used), HTTP_REQUEST_COMPLETE);
+    assert_int_equal(fail_alloc_live(), 2);
+    http_request_reset(req);
+    assert_int_equal(fail_alloc_live(), 1);
+    assert_int_equal(http_request_feed(req, "GET / HTTP/1.1\r\n\r\n", 18, &used),
+                     HTTP_REQUEST_COMPLETE);
+    http_request_destroy(req);
+    assert_no_leak();
+}
+
+static void test_take_body(void **state)
+{
     static const char input[] = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
     static const char empty[] = "GET / HTTP/1.1\r\n\r\n";
     struct http_request *req = http_request_new(HEAD_CAP, BODY_CAP);
@@ -875,7 +946,7 @@ static void test_take_body(void **state) {
     assert_int_equal(len, 5);
     assert_string_equal(body, "hello");
     assert_body(req, "", 0);
-    http_request_mem_free(body);
+    fail_alloc_free(body);
     http_request_reset(req);
 
     /* An empty body still comes as its own buffer. */
@@ -886,21 +957,24 @@ static void test_take_body(void **state) {
     assert_non_null(body);
     assert_int_equal(len, 0);
     assert_string_equal(body, "");
-    http_request_mem_free(body);
+    fail_alloc_free(body);
 
     /* ... and when that allocation fails nothing is written. */
     body = NULL;
     len = 99;
-    alloc_fail_at = alloc_count;
+    fail_alloc_fail_at(1);
     assert_int_equal(http_request_take_body(req, &body, &len), -ENOMEM);
+    fail_alloc_fail_at(0);
     assert_null(body);
     assert_int_equal(len, 99);
     http_request_destroy(req);
+    assert_no_leak();
 }
 
 /* Fail every allocation in turn, whole and byte by byte: the parser reports
  * -ENOMEM, stays failed, and leaks nothing (cmocka checks each block). */
-static void test_allocation_failures(void **state) {
+static void test_allocation_failures(void **state)
+{
     enum { BODY_BYTES = 20000 };
     static char input[BODY_BYTES + 256];
     size_t n = sizeof(CHUNKED_HEAD) - 1;
@@ -917,47 +991,53 @@ static void test_allocation_failures(void **state) {
     for (size_t step = 0; step <= 1; step++) {
         long failures = 0;
 
-        for (long fail_at = 0;; fail_at++) {
+        for (unsigned long nth = 1;; nth++) {
             struct http_request *req;
             size_t consumed;
+            bool reached;
             int rc;
 
-            alloc_count = 0;
-            alloc_fail_at = fail_at;
+            fail_alloc_reset();
+            fail_alloc_fail_at(nth);
             req = http_request_new(HEAD_CAP, BODY_BYTES);
             if (!req) {
-                assert_int_equal(fail_at, 0);
+                assert_int_equal(nth, 1);
+                assert_int_equal(fail_alloc_live(), 0);
                 failures++;
                 continue;
             }
             rc = feed_in_steps(req, input, n, step, &consumed);
-            alloc_fail_at = -1;
+            reached = fail_alloc_count() >= nth;
+            fail_alloc_fail_at(0);
             if (rc == -ENOMEM) {
                 size_t used;
 
                 failures++;
+                assert_true(reached);
                 assert_int_equal(http_request_feed(req, input, n, &used), -ENOMEM);
                 assert_int_equal(used, 0);
                 assert_false(http_request_keep_alive(req));
             } else {
+                /* Only a run in which the armed allocation never came may
+                 * succeed: then every allocation has been failed once. */
                 assert_int_equal(rc, HTTP_REQUEST_COMPLETE);
+                assert_false(reached);
                 assert_body(req, input + sizeof(CHUNKED_HEAD) - 1 + 6, BODY_BYTES);
             }
             http_request_destroy(req);
-            assert_int_equal(live_blocks, 0);
-            if (rc == HTTP_REQUEST_COMPLETE) {
-                /* No allocation was failed in this run: every one has been. */
-                assert_true(alloc_count <= fail_at);
+            assert_int_equal(fail_alloc_live(), 0);
+            if (rc == HTTP_REQUEST_COMPLETE)
                 break;
-            }
         }
         /* Whole: struct, head, one body allocation.  Byte by byte: the body
          * also grows 4 KiB, 8 KiB, 16 KiB, 20 KiB. */
         assert_true(failures >= (step == 0 ? 3 : 6));
     }
+    assert_no_leak();
 }
 
-static void test_error_status_and_reason(void **state) {
+static void test_error_status_and_reason(void **state)
+{
     (void)state;
     assert_int_equal(http_request_error_status(-EPROTO), 400);
     assert_int_equal(http_request_error_status(-E2BIG), 431);
@@ -972,6 +1052,7 @@ static void test_error_status_and_reason(void **state) {
     assert_string_equal(http_request_error_reason(-ENOTSUP), "Not Implemented");
     assert_string_equal(http_request_error_reason(-EPROTONOSUPPORT), "HTTP Version Not Supported");
     assert_string_equal(http_request_error_reason(-ENOMEM), "Internal Server Error");
+    assert_no_leak();
 }
 
 /* --- runner --------------------------------------------------------------- */
@@ -1003,6 +1084,7 @@ static const struct CMUnitTest fixed_tests[] = {
     cmocka_unit_test_setup(test_chunk_extension_cap, reset_alloc_state),
     cmocka_unit_test_setup(test_large_bodies, reset_alloc_state),
     cmocka_unit_test_setup(test_reset_retains_small_releases_large, reset_alloc_state),
+    cmocka_unit_test_setup(test_reset_releases_large_head, reset_alloc_state),
     cmocka_unit_test_setup(test_take_body, reset_alloc_state),
     cmocka_unit_test_setup(test_allocation_failures, reset_alloc_state),
     cmocka_unit_test_setup(test_error_status_and_reason, reset_alloc_state),
@@ -1013,7 +1095,8 @@ static const struct CMUnitTest fixed_tests[] = {
 static char test_names[N_VALID + N_ERROR][96];
 static struct CMUnitTest all_tests[N_FIXED + N_VALID + N_ERROR];
 
-int main(void) {
+int main(void)
+{
     size_t n = 0;
 
     for (size_t i = 0; i < N_FIXED; i++)
