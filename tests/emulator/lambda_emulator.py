@@ -1056,7 +1056,7 @@ class Emulator:
                 raise RuntimeError("environment already initialised")
             if self._idle_fault is not None or self._has_live_procs():
                 self._teardown("failure")
-            return self._run_init(self._next_init_phase, None)
+            return self._run_init("init", None)
 
     def invoke(self, payload=b"{}", trace_header=None, request_id=None, client_context=None,
                cognito_identity=None, content_type="application/json"):

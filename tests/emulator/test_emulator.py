@@ -1033,6 +1033,16 @@ class InitTypeTests(unittest.TestCase):
         r2 = box.emu.invoke(FAST)
         self.assertFalse(any(x["type"].startswith("platform.restore") for x in r2.records))
 
+    def test_snap_start_restore_error(self):
+        box = Box(self, probes={"p": {}}, init_type="snap-start", env={"DEMO_RESTORE_FAIL": "1"})
+        self.assertEqual(box.emu.start().status, "success")
+        r = box.emu.invoke(FAST)
+        self.assertEqual((r.status, r.error_type), ("error", "Runtime.DemoRestoreError"))
+        rep = box.emu.records("platform.restoreReport")[0]["record"]
+        self.assertEqual((rep["status"], rep["errorType"]), ("error", "Runtime.DemoRestoreError"))
+        self.assertEqual(box.events("p")[-1]["shutdownReason"], "failure")
+        self.assertTrue(any(e["path"].endswith("/restore/error") and e["status"] == 202 for e in box.emu.api_log))
+
     def test_provisioned_concurrency(self):
         box = Box(self, probes={"p": {"PROBE_DUMP_ENV": "1"}}, init_type="provisioned-concurrency")
         init = box.emu.start()
