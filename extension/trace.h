@@ -1,0 +1,110 @@
+/*
+ * trace.h - the internal trace model: one segment (an invocation, or a
+ * failed Init) with its tree of spans.  The tracer fills it; the encoders
+ * (X-Ray segment documents, OTLP spans) only read it, so both backends show
+ * the same tree.  Plain value structs, fixed-size, no pointers into other
+ * memory: a segment can be copied, queued and encoded on any thread.
+ *
+ * Times are integer epoch microseconds; encoders format them (X-Ray: float
+ * seconds, OTLP: nanoseconds as decimal strings).  An end of TRACE_NO_END
+ * means "in progress".
+ */
+#ifndef LAMBDA_TRACER_TRACE_H
+#define LAMBDA_TRACER_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xray_header.h"
+
+#define TRACE_NO_END INT64_MIN
+#define TRACE_MAX_SPANS 12
+#define TRACE_MAX_ATTRS 20
+#define TRACE_NAME_MAX 201           /* X-Ray segment names: at most 200 characters */
+#define TRACE_SPAN_NAME_MAX 64
+#define TRACE_STRING_MAX 256         /* attribute values (X-Ray caps most strings at 250) */
+#define TRACE_CAUSE_TYPE_MAX 128
+#define TRACE_CAUSE_MESSAGE_MAX 8192 /* message plus the optional log tail */
+
+enum trace_value_kind {
+    TRACE_VALUE_STRING = 0,
+    TRACE_VALUE_INT,
+    TRACE_VALUE_DOUBLE,
+    TRACE_VALUE_BOOL,
+};
+
+/* Where an attribute goes.  X-Ray annotations are indexed and limited to
+ * string/number/bool with keys [A-Za-z0-9_]; metadata is free-form. */
+enum trace_attr_target {
+    TRACE_ATTR_ANNOTATION = 0, /* X-Ray annotation + OTLP span attribute */
+    TRACE_ATTR_METADATA,       /* X-Ray metadata (namespace "lambda_tracer") + OTLP span attribute */
+};
+
+struct trace_attr {
+    const char *xray_key;      /* static string; NULL: not sent to X-Ray */
+    const char *otel_key;      /* static string; NULL: not sent to OTLP */
+    enum trace_attr_target target;
+    enum trace_value_kind kind;
+    char str[TRACE_STRING_MAX];
+    int64_t i;
+    double d;
+    bool b;
+};
+
+struct trace_span {
+    char id[XRAY_SPAN_ID_LEN + 1];
+    int parent;                    /* index into segment.spans, or -1: child of the segment */
+    char name[TRACE_SPAN_NAME_MAX];
+    int64_t start_us;
+    int64_t end_us;                /* TRACE_NO_END while in progress */
+    bool error;                    /* X-Ray `error` (client-side failure) */
+    bool fault;                    /* X-Ray `fault` (server-side failure) */
+};
+
+enum trace_segment_kind {
+    TRACE_SEGMENT_INVOCATION = 0,
+    TRACE_SEGMENT_INIT,            /* an Init that failed (no invocation to hang it on) */
+};
+
+struct trace_segment {
+    enum trace_segment_kind kind;
+    char trace_id[XRAY_TRACE_ID_LEN + 1];
+    char id[XRAY_SPAN_ID_LEN + 1];
+    char parent_id[XRAY_SPAN_ID_LEN + 1]; /* upstream Parent, "" when none */
+    bool sampled;
+    char name[TRACE_NAME_MAX];            /* function name, or the configured override */
+    char origin[32];                      /* "AWS::Lambda::Function" */
+    /* the `aws` block */
+    char request_id[128];
+    char function_arn[512];
+    char function_version[64];
+    char account_id[32];
+    int64_t start_us;
+    int64_t end_us;                       /* TRACE_NO_END: in progress */
+    bool error;
+    bool fault;
+    bool throttle;
+    /* cause: present when cause_type[0] != '\0' */
+    char cause_id[XRAY_SPAN_ID_LEN + 1];  /* the exception's id */
+    char cause_type[TRACE_CAUSE_TYPE_MAX];
+    char cause_message[TRACE_CAUSE_MESSAGE_MAX];
+    size_t attr_count;
+    struct trace_attr attrs[TRACE_MAX_ATTRS];
+    size_t span_count;
+    struct trace_span spans[TRACE_MAX_SPANS];
+};
+
+/* Describes the execution environment: OTLP resource attributes. */
+struct trace_resource {
+    char service_name[TRACE_NAME_MAX];    /* service.name: the function name */
+    char function_name[TRACE_NAME_MAX];   /* faas.name */
+    char function_version[64];            /* faas.version */
+    char region[32];                      /* cloud.region */
+    char account_id[32];                  /* cloud.account.id, "" when unknown */
+    char instance[TRACE_STRING_MAX];      /* faas.instance: the log stream name, "" when unknown */
+    int64_t max_memory_bytes;             /* faas.max_memory, 0 when unknown */
+    char extension_version[32];           /* scope version */
+};
+
+#endif
