@@ -1480,8 +1480,8 @@ class Emulator:
         with self._lock:
             return any(not p.exited for p in self._procs)
 
-    def _freeze_locked(self):
-        if not self.freeze or self._frozen:
+    def _freeze_locked(self, force=False):
+        if self._frozen or not (self.freeze or force):
             return
         for p in self._procs:
             self._signal(p, signal.SIGSTOP)
@@ -1719,8 +1719,8 @@ class Emulator:
                 self._fatal = None
                 self._pending_init_duration_ms = duration if phase == "init" else None
                 self._pending_restore = self.init_type == "snap-start"
-                if self.init_type == "snap-start" or self.freeze:
-                    self._freeze_locked()
+                # SnapStart: the snapshot is taken here, whatever `freeze` says
+                self._freeze_locked(force=self.init_type == "snap-start")
                 self._set_sampling(False)
         if status != "success":
             result.shutdown = self._teardown("timeout" if status == "timeout" else "failure")

@@ -51,7 +51,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import socketserver
 import sys
 import threading

@@ -393,6 +393,19 @@ class OrderingTests(unittest.TestCase):
                       and d["record"]["type"] == "platform.report" and d["record"]["record"]["requestId"] == r1.request_id)
         self.assertLess(i_inv2, i_rep1)
 
+    def test_without_freeze_report_arrives_before_next_invoke(self):
+        box = Box(self, probes={"p": SUB}, freeze=False)
+        box.emu.start()
+        r1 = box.emu.invoke(FAST)
+        self.assertTrue(wait_for(lambda: box.telemetry("p", "platform.report"), 3))
+        r2 = box.emu.invoke(FAST)
+        log = box.log("p")
+        i_inv2 = next(i for i, d in enumerate(log) if d["kind"] == "event" and d["event"].get("requestId") == r2.request_id)
+        i_rep1 = next(i for i, d in enumerate(log) if d["kind"] == "telemetry"
+                      and d["record"]["type"] == "platform.report" and d["record"]["record"]["requestId"] == r1.request_id)
+        self.assertLess(i_rep1, i_inv2)
+        self.assertFalse([e for e in box.emu.process_log if e["event"] == "freeze"])
+
     def test_invoke_held_open_until_extension_next(self):
         box = Box(self, probes={"holder": {"PROBE_HOLD_MS": "300"}})
         box.emu.start()
@@ -661,6 +674,21 @@ class FailureTests(unittest.TestCase):
         self.assertEqual([s["record"]["phase"] for s in starts], ["init", "invoke"])
         self.assertEqual([s["record"]["state"] for s in box.emu.records("platform.telemetrySubscription")],
                          ["Subscribed", "Already subscribed"])
+
+    def test_init_timeout_retried_under_function_timeout(self):
+        box = Box(self, probes={"p": {}}, env={"DEMO_INIT_MS": "1300"}, init_timeout_s=1.0, timeout_s=3)
+        r = box.emu.start()
+        self.assertEqual(r.status, "timeout")
+        self.assertEqual([x["record"]["status"] for x in box.emu.records("platform.initReport")], ["timeout"])
+        t_call = int(time.time() * 1000)
+        inv = box.emu.invoke(FAST)
+        self.assertEqual(inv.status, "success")
+        self.assertEqual(inv.init.phase, "invoke")
+        self.assertGreaterEqual(inv.duration_ms, 1300)
+        ev = box.events("p")[-1]
+        self.assertEqual(ev["eventType"], "INVOKE")
+        self.assertLess(abs(ev["deadlineMs"] - (t_call + 3000)), 300)      # the re-init used up part of it
+        self.assertEqual([x["record"]["phase"] for x in box.emu.records("platform.initStart")], ["init", "invoke"])
 
     def test_init_timeout_when_extension_never_registers(self):
         box = Box(self, probes={"mute": {"PROBE_NO_REGISTER": "1"}}, init_timeout_s=1.0)
