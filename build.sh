@@ -45,6 +45,23 @@ PASSED=0
 FAILED=0
 FAILED_SUITES=()
 
+# count_results LOG: prints "PASSED FAILED" from the runners' own summaries:
+# cmocka ("[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"), python
+# unittest ("Ran N tests" + "FAILED (failures=a, errors=b)") and the corpus
+# replay programs ("replayed N inputs").
+count_results() {
+    awk '
+        /^\[  PASSED  \] [0-9]+ test/ { p += $4 }
+        /^\[  FAILED  \] [0-9]+ test/ { f += $4 }
+        /^Ran [0-9]+ test/ { ran += $2; py = 1 }
+        /^FAILED \(/ { while (match($0, /(failures|errors)=[0-9]+/)) {
+                           split(substr($0, RSTART, RLENGTH), kv, "="); bad += kv[2];
+                           $0 = substr($0, RSTART + RLENGTH) } }
+        /^replayed [0-9]+ inputs/ { p += $2 }
+        END { if (py) { p += ran - bad; f += bad } print p + 0, f + 0 }
+    ' "$1"
+}
+
 # run_suite NAME COMMAND...: runs a suite, counts its tests from its own summary.
 run_suite() {
     local name=$1; shift
@@ -53,21 +70,8 @@ run_suite() {
     say "$name"
     local rc=0
     "$@" >"$log" 2>&1 || rc=$?
-    local p=0 f=0
-    # cmocka: "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s), listed below:"
-    p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
-    f=$(grep -Eo '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$(NF-1)} END {print s+0}')
-    # python unittest: "Ran N tests" then "OK" or "FAILED (failures=a, errors=b)"
-    if grep -Eq '^Ran [0-9]+ tests?' "$log"; then
-        local ran bad
-        ran=$(grep -Eo '^Ran [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-        bad=$(grep -Eo '(failures|errors)=[0-9]+' "$log" | awk -F= '{s+=$2} END {print s+0}')
-        p=$((p + ran - bad)); f=$((f + bad))
-    fi
-    # replay programs: "replayed N inputs"
-    if grep -Eq '^replayed [0-9]+ inputs' "$log"; then
-        p=$((p + $(grep -Eo '^replayed [0-9]+' "$log" | awk '{s+=$2} END {print s+0}')))
-    fi
+    local p f
+    read -r p f < <(count_results "$log")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
     if [ "$rc" -ne 0 ]; then
