@@ -667,9 +667,9 @@ class _Subscriber:
             if emu._closed:
                 raise _Abort()
             t = time.monotonic()
-            rl, wl = ([], [self.sock]) if want_write else ([self.sock], [])
-            r, w, _ = select.select(rl, wl, [], 0.02)
-            if r or w:
+            p = select.poll()
+            p.register(self.sock, select.POLLOUT if want_write else select.POLLIN)
+            if p.poll(20):
                 return
             if not emu._frozen and self.ext is not None and self.ext.alive:
                 clock[0] += time.monotonic() - t
@@ -1341,10 +1341,12 @@ class Emulator:
         fd = proc.popen.stdout.fileno()
         rtype = "function" if proc.kind == "runtime" else "extension"
         buf = b""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         try:
             while True:
                 try:
-                    r, _, _ = select.select([fd], [], [], 0.5)
+                    r = poller.poll(500)
                 except (OSError, ValueError):
                     break
                 if not r:
@@ -1650,7 +1652,7 @@ class Emulator:
                 self._runtime = rt
                 cwd = os.path.join(self.root, "var", "task")
                 if not os.path.isdir(cwd):
-                    cwd = self.root
+                    cwd = self.root if os.path.isdir(self.root) else None
                 try:
                     self._launch(rt.proc, self.runtime_argv, self.runtime_environment(), cwd)
                     self._procs.append(rt.proc)
