@@ -943,9 +943,12 @@ class Emulator:
         if init_type not in ("on-demand", "provisioned-concurrency", "snap-start"):
             raise ValueError("init_type must be on-demand, provisioned-concurrency or snap-start")
         self.root = os.path.abspath(root)
-        self.runtime_argv = shlex.split(runtime) if isinstance(runtime, str) else list(runtime)
-        if not self.runtime_argv:
+        argv = shlex.split(runtime) if isinstance(runtime, str) else [str(a) for a in runtime]
+        if not argv:
             raise ValueError("runtime argv is empty")
+        # the runtime runs in <root>/var/task: make relative paths given by the caller absolute
+        self.runtime_argv = [os.path.abspath(a) if ("/" in a and not os.path.isabs(a) and os.path.exists(a))
+                             else a for a in argv]
         self.function_name = function_name
         self.function_version = function_version
         self.memory_mb = int(memory_mb)
@@ -2061,14 +2064,15 @@ class Emulator:
     def _teardown(self, reason):
         budget_ms = self.shutdown_budget_ms
         with self._cv:
+            already_down = self._phase in ("dead", "new")
             self._phase = "shutdown"
             self._thaw_locked()
             self._delivery_hold = False
             self._set_sampling(False)
             for sub in self._subs.values():
                 sub.flush_req = True
-            rt = self._runtime
-            exts = list(self._exts)
+            rt = None if already_down else self._runtime
+            exts = [] if already_down else [e for e in self._exts if not e.dead]
             t0 = _mono_ns()
             deadline_ns = t0 + budget_ms * 1_000_000
             deadline_epoch_ms = self._epoch_ms(t0) + budget_ms
@@ -2636,6 +2640,8 @@ def _cmd_run(args):
             print("init: %s%s %.1f ms phase=%s type=%s extensions=%s" % (
                 r.status, " (%s)" % r.error_type if r.error_type else "", r.duration_ms, r.phase, r.init_type,
                 ", ".join("%s:%s" % kv for kv in r.extensions.items()) or "none"))
+            if r.status != "success":
+                _print_tail(emu)
         traces = args.trace_header or []
         for i, payload in enumerate(args.invoke or []):
             th = traces[i] if i < len(traces) else (traces[-1] if traces else None)
@@ -2650,6 +2656,8 @@ def _cmd_run(args):
                 _print_shutdown(r.shutdown, "  reset")
             if r.status != "success":
                 rc = 1
+                if r.init_phase_ran and r.init and r.init.status != "success":
+                    _print_tail(emu)
         if args.shutdown:
             _print_shutdown(emu.shutdown(args.shutdown), "shutdown")
         if args.records:
@@ -2661,6 +2669,12 @@ def _cmd_run(args):
     finally:
         emu.close()
     return rc
+
+
+def _print_tail(emu, n=5):
+    lines = emu.output("runtime")[-n:]
+    for line in lines:
+        print("  runtime output: %s" % line)
 
 
 def _print_shutdown(sd, label):

@@ -597,6 +597,9 @@ class FailureTests(unittest.TestCase):
         r2 = box.emu.invoke(b'{"action":"crash","signal":"SIGSEGV"}')
         self.assertTrue(r2.init_phase_ran)
         self.assertEqual((r2.status, r2.error_type, r2.exit_signal), ("error", "Runtime.ExitError", "SIGSEGV"))
+        # shutting down an environment that was already reset has nothing left to stop
+        sd = box.emu.shutdown()
+        self.assertEqual((sd.extensions, sd.runtime_exit_code), ({}, None))
         self.assertEqual(box.emu.invoke(FAST).status, "success")
 
     def test_handled_error(self):
@@ -1129,6 +1132,20 @@ class RobustnessTests(unittest.TestCase):
             self.assertEqual(box.emu.invoke(FAST).status, "success")
         per = (time.monotonic() - t0) / n * 1000
         self.assertLess(per, 25, "warm invoke round trip %.1f ms" % per)
+
+    def test_relative_runtime_path(self):
+        d = tempfile.mkdtemp(prefix="lambda-emu-rel-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.makedirs(os.path.join(d, "root", "var", "task"))
+        cwd = os.getcwd()
+        os.chdir(os.path.dirname(HERE))
+        try:
+            emu = lambda_emulator.Emulator(root=os.path.join(d, "root"), runtime=[PY, "emulator/runtimes/bootstrap.py"])
+        finally:
+            os.chdir(cwd)
+        self.addCleanup(emu.close)
+        self.assertEqual(emu.runtime_argv, [PY, BOOT])
+        self.assertEqual(emu.invoke(FAST).status, "success")
 
     def test_api_log_file_and_cli(self):
         d = tempfile.mkdtemp(prefix="lambda-emu-cli-")
