@@ -1,0 +1,780 @@
+/*
+ * tracer.c - see tracer.h.
+ *
+ * Where each bound comes from (all platform times are the records' own
+ * ISO-8601 millisecond timestamps or spans; ours are CLOCK_REALTIME µs):
+ *
+ *   invocation segment   start: platform.start `time` (the INVOKE arrival on
+ *                        our clock when no platform.start came); with a
+ *                        suppressed Init (phase "invoke") the caller also
+ *                        waited for that Init, so the segment starts at its
+ *                        initStart.  end: start + platform.report durationMs,
+ *                        which covers everything the invocation was held
+ *                        open for; before the report, the end of the last
+ *                        runtimeDone span.
+ *   Initialization       initStart `time` to initStart + initReport
+ *                        durationMs (the whole Init: extensions, runtime,
+ *                        function), on the first invocation of the
+ *                        environment only.  Provisioned concurrency and
+ *                        proactive init: it keeps its real times, possibly
+ *                        long before the invocation; the gap is stated in
+ *                        metadata, never added to the invocation.
+ *     Extension init (lambda-tracer): initStart to our first /event/next,
+ *                        i.e. our own share of Init.
+ *     Runtime init       Lambda starts the runtime once every extension has
+ *                        registered; when we are the only extension
+ *                        (platform.extension records) that is the end of our
+ *                        registration, and the runtime (with the function's
+ *                        static init, which telemetry does not separate
+ *                        from it) is done at initRuntimeDone `time`.
+ *   Restore              restoreStart to + restoreReport durationMs.
+ *   Invocation           platform.start to the end of responseLatency (the
+ *                        runtime starts sending its response).
+ *   Response             the responseDuration span.
+ *   Overhead             runtimeOverhead start to the end of
+ *                        extensionOverhead (report), with both as children:
+ *                        time after the response that the runtime and the
+ *                        extensions (ours included) held the invocation.
+ */
+#include "tracer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "xray_header.h"
+
+#define TRACER_MAX_OPEN 64
+#define ERROR_TYPE_MAX 96
+
+struct span_val {
+    bool set;
+    int64_t start_us;
+    int64_t duration_us;
+};
+
+struct init_info {
+    bool seen;
+    int64_t start_us;
+    enum tel_init_type type;
+    enum tel_phase phase;
+    bool runtime_done;
+    int64_t runtime_done_us;
+    enum tel_status runtime_status;
+    char runtime_error[ERROR_TYPE_MAX];
+    bool reported;
+    int64_t duration_us;
+    enum tel_status status;
+    char error_type[ERROR_TYPE_MAX];
+    unsigned extensions; /* platform.extension records */
+    bool restore_seen;
+    int64_t restore_start_us;
+    bool restore_reported;
+    int64_t restore_duration_us;
+    enum tel_status restore_status;
+    char restore_error[ERROR_TYPE_MAX];
+};
+
+enum inv_state {
+    INV_FREE = 0,
+    INV_OPEN,
+    INV_DONE, /* final segment emitted; kept to ignore late records */
+};
+
+struct invocation {
+    enum inv_state state;
+    uint64_t seq; /* creation order */
+    char request_id[EVENT_REQUEST_ID_MAX];
+    bool have_invoke;
+    int64_t invoke_us;
+    int64_t deadline_ms;
+    char arn[EVENT_ARN_MAX];
+    struct xray_header hdr;
+    bool have_hdr;
+    bool have_start;
+    int64_t start_us;
+    char version[64];
+    bool have_done;
+    int64_t done_us;
+    enum tel_status done_status;
+    char done_error[ERROR_TYPE_MAX];
+    int64_t done_duration_us;
+    struct span_val latency, response, runtime_overhead;
+    bool have_report;
+    int64_t report_us;
+    enum tel_status report_status;
+    char report_error[ERROR_TYPE_MAX];
+    int64_t report_duration_us;
+    int64_t billed_ms, memory_mb, max_memory_mb, init_duration_us, restore_duration_us;
+    struct span_val extension_overhead;
+    bool cold;
+    bool shutdown_closed;
+    enum ext_shutdown_reason shutdown_reason;
+    int64_t shutdown_us;
+    bool in_progress_sent;
+    /* identity, fixed at creation so every version shares it */
+    char trace_id[XRAY_TRACE_ID_LEN + 1];
+    char segment_id[XRAY_SPAN_ID_LEN + 1];
+    char parent_id[XRAY_SPAN_ID_LEN + 1];
+    bool sampled;
+    bool ids_ready;
+};
+
+struct tracer {
+    char segment_name[TRACE_NAME_MAX];
+    char function_name[TRACE_NAME_MAX];
+    char function_version[64];
+    char account_id[32];
+    char region[32];
+    int64_t memory_size_mb;
+    bool trace_unsampled;
+    int64_t timeout_margin_us;
+    tracer_emit_fn emit;
+    void *ctx;
+
+    int64_t registered_us;
+    int64_t first_next_us;
+    struct init_info init;
+    char instance_id[TRACE_STRING_MAX];
+    int64_t instance_max_memory;
+    bool cold_taken; /* the first invocation of this process took the Init */
+    uint64_t next_seq;
+    uint64_t lost_pending; /* telemetry losses not yet reported on a segment */
+    struct tracer_stats stats;
+    struct invocation inv[TRACER_MAX_OPEN];
+    struct trace_segment seg; /* scratch: too large for the stack of every caller */
+};
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+struct tracer *tracer_new(const struct tracer_options *opts)
+{
+    struct tracer *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    copy_str(t->segment_name, sizeof(t->segment_name),
+             opts->segment_name != NULL && opts->segment_name[0] ? opts->segment_name
+                                                                 : opts->function_name);
+    copy_str(t->function_name, sizeof(t->function_name), opts->function_name);
+    copy_str(t->function_version, sizeof(t->function_version), opts->function_version);
+    copy_str(t->account_id, sizeof(t->account_id), opts->account_id);
+    copy_str(t->region, sizeof(t->region), opts->region);
+    t->memory_size_mb = opts->memory_size_mb;
+    t->trace_unsampled = opts->trace_unsampled;
+    t->timeout_margin_us = opts->timeout_margin_us;
+    t->emit = opts->emit;
+    t->ctx = opts->ctx;
+    t->instance_max_memory = TEL_ABSENT;
+    return t;
+}
+
+void tracer_destroy(struct tracer *t)
+{
+    free(t);
+}
+
+void tracer_set_own_init(struct tracer *t, int64_t registered_us, int64_t first_next_us)
+{
+    t->registered_us = registered_us;
+    t->first_next_us = first_next_us;
+}
+
+void tracer_add_lost(struct tracer *t, uint64_t batches)
+{
+    t->lost_pending += batches;
+}
+
+/* --- the invocation table ------------------------------------------------ */
+
+static struct invocation *find(struct tracer *t, const char *request_id)
+{
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++)
+        if (t->inv[i].state != INV_FREE && strcmp(t->inv[i].request_id, request_id) == 0)
+            return &t->inv[i];
+    return NULL;
+}
+
+/* A free slot, else the oldest finished one, else the oldest open one
+ * (counted as evicted: its report never came). */
+static struct invocation *slot_for_new(struct tracer *t)
+{
+    struct invocation *oldest_done = NULL;
+    struct invocation *oldest_open = NULL;
+
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+        struct invocation *inv = &t->inv[i];
+        if (inv->state == INV_FREE)
+            return inv;
+        if (inv->state == INV_DONE && (oldest_done == NULL || inv->seq < oldest_done->seq))
+            oldest_done = inv;
+        if (inv->state == INV_OPEN && (oldest_open == NULL || inv->seq < oldest_open->seq))
+            oldest_open = inv;
+    }
+    if (oldest_done != NULL)
+        return oldest_done;
+    t->stats.evicted++;
+    return oldest_open;
+}
+
+static struct invocation *get(struct tracer *t, const char *request_id)
+{
+    struct invocation *inv = find(t, request_id);
+
+    if (inv != NULL)
+        return inv;
+    inv = slot_for_new(t);
+    memset(inv, 0, sizeof(*inv));
+    inv->state = INV_OPEN;
+    inv->seq = t->next_seq++;
+    copy_str(inv->request_id, sizeof(inv->request_id), request_id);
+    inv->billed_ms = inv->memory_mb = inv->max_memory_mb = TEL_ABSENT;
+    inv->init_duration_us = inv->restore_duration_us = inv->report_duration_us = TEL_ABSENT;
+    inv->done_duration_us = TEL_ABSENT;
+    /* The first invocation of this process follows its Init (a reset
+     * starts a new process, a restore continues this one). */
+    if (!t->cold_taken) {
+        t->cold_taken = true;
+        inv->cold = true;
+    }
+    return inv;
+}
+
+/* Trace context, fixed once: from the header when it has a Root (joining
+ * the caller's trace as a child of its Parent), else a new trace. */
+static void ensure_ids(struct invocation *inv, int64_t start_us)
+{
+    if (inv->ids_ready)
+        return;
+    if (inv->have_hdr && inv->hdr.root[0] != '\0') {
+        copy_str(inv->trace_id, sizeof(inv->trace_id), inv->hdr.root);
+        copy_str(inv->parent_id, sizeof(inv->parent_id), inv->hdr.parent);
+        inv->sampled = inv->hdr.sampled != XRAY_SAMPLED_NO;
+    } else {
+        if (ids_new_trace_id(start_us / 1000000, inv->trace_id) < 0)
+            inv->trace_id[0] = '\0';
+        inv->parent_id[0] = '\0';
+        inv->sampled = true;
+    }
+    if (ids_new_span_id(inv->segment_id) < 0)
+        inv->segment_id[0] = '\0';
+    inv->ids_ready = true;
+}
+
+/* --- building a segment -------------------------------------------------- */
+
+static struct trace_attr *attr(struct trace_segment *seg, const char *xray_key, const char *otel_key,
+                               enum trace_attr_target target, enum trace_value_kind kind)
+{
+    struct trace_attr *a;
+
+    if (seg->attr_count >= TRACE_MAX_ATTRS)
+        return NULL;
+    a = &seg->attrs[seg->attr_count++];
+    memset(a, 0, sizeof(*a));
+    a->xray_key = xray_key;
+    a->otel_key = otel_key;
+    a->target = target;
+    a->kind = kind;
+    return a;
+}
+
+static void attr_str(struct trace_segment *seg, const char *xk, const char *ok,
+                     enum trace_attr_target target, const char *value)
+{
+    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_STRING);
+    if (a != NULL)
+        copy_str(a->str, sizeof(a->str), value);
+}
+
+static void attr_int(struct trace_segment *seg, const char *xk, const char *ok,
+                     enum trace_attr_target target, int64_t value)
+{
+    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_INT);
+    if (a != NULL)
+        a->i = value;
+}
+
+static void attr_bool(struct trace_segment *seg, const char *xk, const char *ok,
+                      enum trace_attr_target target, bool value)
+{
+    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_BOOL);
+    if (a != NULL)
+        a->b = value;
+}
+
+static int add_span(struct trace_segment *seg, int parent, const char *name, int64_t start_us,
+                    int64_t end_us)
+{
+    struct trace_span *s;
+
+    if (seg->span_count >= TRACE_MAX_SPANS || start_us == TEL_ABSENT)
+        return -1;
+    s = &seg->spans[seg->span_count];
+    memset(s, 0, sizeof(*s));
+    if (ids_new_span_id(s->id) < 0)
+        return -1;
+    s->parent = parent;
+    copy_str(s->name, sizeof(s->name), name);
+    s->start_us = start_us;
+    s->end_us = end_us;
+    return (int)seg->span_count++;
+}
+
+static const char *init_type_name(enum tel_init_type type)
+{
+    switch (type) {
+    case TEL_INIT_TYPE_ON_DEMAND:
+        return "on-demand";
+    case TEL_INIT_TYPE_PROVISIONED:
+        return "provisioned-concurrency";
+    case TEL_INIT_TYPE_SNAP_START:
+        return "snap-start";
+    case TEL_INIT_TYPE_MANAGED:
+        return "lambda-managed-instances";
+    case TEL_INIT_TYPE_OTHER:
+        return "other";
+    case TEL_INIT_TYPE_NONE:
+    default:
+        return "unknown";
+    }
+}
+
+static int64_t span_end(const struct span_val *s)
+{
+    return s->set && s->duration_us != TEL_ABSENT ? s->start_us + s->duration_us : TEL_ABSENT;
+}
+
+static void add_init_spans(struct tracer *t, struct trace_segment *seg)
+{
+    const struct init_info *in = &t->init;
+    int64_t end;
+    int parent;
+
+    if (!in->seen)
+        return;
+    end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
+          : in->runtime_done                            ? in->runtime_done_us
+                                                        : TRACE_NO_END;
+    parent = add_span(seg, -1, "Initialization", in->start_us, end);
+    if (parent < 0)
+        return;
+    if (in->reported && in->status != TEL_STATUS_SUCCESS && in->status != TEL_STATUS_NONE)
+        seg->spans[parent].fault = true;
+    if (t->first_next_us > in->start_us)
+        add_span(seg, parent, "Extension init (lambda-tracer)", in->start_us, t->first_next_us);
+    if (in->extensions <= 1 && in->runtime_done && t->registered_us > in->start_us &&
+        in->runtime_done_us >= t->registered_us)
+        add_span(seg, parent, "Runtime init", t->registered_us, in->runtime_done_us);
+}
+
+/* The failure, told apart: flags and a cause whose type and message say
+ * what happened.  See the README's failure table. */
+static void set_outcome(struct tracer *t, const struct invocation *inv, struct trace_segment *seg,
+                        int64_t start_us)
+{
+    enum tel_status status = inv->have_report ? inv->report_status
+                             : inv->have_done ? inv->done_status
+                                              : TEL_STATUS_NONE;
+    const char *error_type = inv->have_report && inv->report_error[0] ? inv->report_error
+                             : inv->have_done && inv->done_error[0]   ? inv->done_error
+                                                                      : NULL;
+    const char *status_name;
+    char message[256];
+
+    (void)t;
+    message[0] = '\0';
+    if (status == TEL_STATUS_NONE && inv->shutdown_closed) {
+        /* The sandbox was reset before any record said how it ended. */
+        if (inv->shutdown_reason == EXT_SHUTDOWN_TIMEOUT)
+            status = TEL_STATUS_TIMEOUT;
+        else if (inv->shutdown_reason == EXT_SHUTDOWN_FAILURE)
+            status = TEL_STATUS_FAILURE;
+    }
+    status_name = status == TEL_STATUS_NONE ? (inv->shutdown_closed ? "unknown" : "in_progress")
+                                            : tel_status_name(status);
+    attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, status_name);
+
+    if (status == TEL_STATUS_SUCCESS || status == TEL_STATUS_NONE)
+        return;
+    if (status == TEL_STATUS_TIMEOUT) {
+        double timeout_s = inv->deadline_ms > 0 ? (double)(inv->deadline_ms * 1000 - start_us) / 1e6 : 0;
+        seg->fault = true;
+        copy_str(seg->cause_type, sizeof(seg->cause_type),
+                 error_type != NULL ? error_type : "Sandbox.Timedout");
+        if (timeout_s > 0)
+            snprintf(message, sizeof(message), "Task timed out after %.2f seconds", timeout_s);
+        else
+            snprintf(message, sizeof(message), "Task timed out");
+    } else if ((error_type != NULL && strcmp(error_type, "Runtime.OutOfMemory") == 0) ||
+               (inv->max_memory_mb != TEL_ABSENT && inv->memory_mb != TEL_ABSENT &&
+                inv->max_memory_mb >= inv->memory_mb)) {
+        seg->fault = true;
+        copy_str(seg->cause_type, sizeof(seg->cause_type), "Runtime.OutOfMemory");
+        if (inv->max_memory_mb != TEL_ABSENT && inv->memory_mb != TEL_ABSENT)
+            snprintf(message, sizeof(message), "Out of memory: %" PRId64 " MB used of %" PRId64 " MB",
+                     inv->max_memory_mb, inv->memory_mb);
+        else
+            snprintf(message, sizeof(message), "Out of memory");
+    } else if (error_type != NULL && strncmp(error_type, "Extension.", 10) == 0) {
+        seg->fault = true;
+        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type);
+        snprintf(message, sizeof(message), "An extension failed (%s)", error_type);
+    } else if (error_type != NULL && strcmp(error_type, "Runtime.ExitError") == 0) {
+        seg->fault = true;
+        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type);
+        snprintf(message, sizeof(message), "The runtime exited before completing the invocation");
+    } else if (status == TEL_STATUS_FAILURE || (error_type != NULL && strncmp(error_type, "Sandbox.", 8) == 0)) {
+        seg->fault = true;
+        copy_str(seg->cause_type, sizeof(seg->cause_type),
+                 error_type != NULL ? error_type : "Sandbox.Failure");
+        snprintf(message, sizeof(message), "The execution environment failed%s",
+                 inv->shutdown_closed && !inv->have_done ? " and was reset" : "");
+    } else {
+        /* The function reported an error (/invocation/{id}/error). */
+        seg->error = true;
+        copy_str(seg->cause_type, sizeof(seg->cause_type),
+                 error_type != NULL ? error_type : "Function.Unknown");
+        snprintf(message, sizeof(message), "The function returned an error (%s)", seg->cause_type);
+    }
+    copy_str(seg->cause_message, sizeof(seg->cause_message), message);
+    if (ids_new_span_id(seg->cause_id) < 0)
+        seg->cause_id[0] = '\0';
+    attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
+}
+
+static void build(struct tracer *t, struct invocation *inv, struct trace_segment *seg, int64_t now_us,
+                  bool final)
+{
+    bool suppressed = inv->cold && t->init.seen && t->init.phase == TEL_PHASE_INVOKE;
+    int64_t start = inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : now_us;
+    int64_t end = TRACE_NO_END;
+    int overhead;
+
+    if (suppressed)
+        start = t->init.start_us;
+    ensure_ids(inv, start);
+    memset(seg, 0, sizeof(*seg));
+    seg->kind = TRACE_SEGMENT_INVOCATION;
+    copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
+    copy_str(seg->id, sizeof(seg->id), inv->segment_id);
+    copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
+    seg->sampled = inv->sampled;
+    copy_str(seg->name, sizeof(seg->name), t->segment_name);
+    copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
+    copy_str(seg->request_id, sizeof(seg->request_id), inv->request_id);
+    copy_str(seg->function_arn, sizeof(seg->function_arn), inv->arn);
+    copy_str(seg->function_version, sizeof(seg->function_version),
+             inv->version[0] ? inv->version : t->function_version);
+    copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
+    seg->start_us = start;
+
+    if (final) {
+        if (inv->have_report && inv->report_duration_us != TEL_ABSENT)
+            end = start + inv->report_duration_us;
+        else if (span_end(&inv->runtime_overhead) != TEL_ABSENT)
+            end = span_end(&inv->runtime_overhead);
+        else if (inv->have_done)
+            end = inv->done_us;
+        else if (inv->shutdown_closed)
+            end = inv->shutdown_us;
+        else
+            end = now_us;
+        if (end < start)
+            end = start;
+    }
+    seg->end_us = end;
+
+    /* Subsegments. */
+    if (inv->cold)
+        add_init_spans(t, seg);
+    if (t->init.restore_seen && inv->cold)
+        add_span(seg, -1, "Restore", t->init.restore_start_us,
+                 t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
+                     ? t->init.restore_start_us + t->init.restore_duration_us
+                     : TRACE_NO_END);
+    if (inv->have_start || inv->have_invoke) {
+        int64_t invocation_start = inv->have_start ? inv->start_us : inv->invoke_us;
+        int64_t invocation_end = span_end(&inv->latency);
+        if (invocation_end == TEL_ABSENT)
+            invocation_end = inv->have_done ? inv->done_us : final ? end : TRACE_NO_END;
+        int i = add_span(seg, -1, "Invocation", invocation_start, invocation_end);
+        if (i >= 0 && final && !inv->have_done)
+            seg->spans[i].fault = inv->shutdown_closed;
+    }
+    if (inv->response.set)
+        add_span(seg, -1, "Response", inv->response.start_us, span_end(&inv->response));
+    if (inv->runtime_overhead.set) {
+        int64_t o_end = span_end(&inv->extension_overhead);
+        if (o_end == TEL_ABSENT || o_end < span_end(&inv->runtime_overhead))
+            o_end = span_end(&inv->runtime_overhead);
+        overhead = add_span(seg, -1, "Overhead", inv->runtime_overhead.start_us, o_end);
+        if (overhead >= 0) {
+            add_span(seg, overhead, "Runtime overhead", inv->runtime_overhead.start_us,
+                     span_end(&inv->runtime_overhead));
+            if (inv->extension_overhead.set)
+                add_span(seg, overhead, "Extension overhead", inv->extension_overhead.start_us,
+                         span_end(&inv->extension_overhead));
+        }
+    }
+
+    /* Annotations: filterable in X-Ray (keys [A-Za-z0-9_]). */
+    attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, inv->cold);
+    attr_str(seg, NULL, "faas.invocation_id", TRACE_ATTR_ANNOTATION, inv->request_id);
+    attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
+    if (inv->arn[0])
+        attr_str(seg, NULL, "aws.lambda.invoked_arn", TRACE_ATTR_ANNOTATION, inv->arn);
+    if (t->init.seen)
+        attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION,
+                 init_type_name(t->init.type));
+    if (inv->memory_mb != TEL_ABSENT || t->memory_size_mb > 0)
+        attr_int(seg, "memory_size_mb", "aws.lambda.memory_size_mb", TRACE_ATTR_ANNOTATION,
+                 inv->memory_mb != TEL_ABSENT ? inv->memory_mb : t->memory_size_mb);
+    if (inv->max_memory_mb != TEL_ABSENT)
+        attr_int(seg, "max_memory_used_mb", "aws.lambda.max_memory_used_mb", TRACE_ATTR_ANNOTATION,
+                 inv->max_memory_mb);
+    if (inv->billed_ms != TEL_ABSENT)
+        attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
+                 inv->billed_ms);
+    if (!final)
+        attr_bool(seg, "timing_out", "aws.lambda.timing_out", TRACE_ATTR_ANNOTATION, true);
+    set_outcome(t, inv, seg, start);
+
+    /* Metadata: what the annotations cannot say. */
+    if (inv->cold && t->init.seen && !suppressed && t->init.reported &&
+        t->init.duration_us != TEL_ABSENT) {
+        int64_t gap_ms = (start - (t->init.start_us + t->init.duration_us)) / 1000;
+        if (gap_ms > 0)
+            attr_int(seg, "init_to_invoke_gap_ms", "aws.lambda.init_to_invoke_gap_ms",
+                     TRACE_ATTR_METADATA, gap_ms);
+    }
+    if (inv->shutdown_closed && !inv->have_report)
+        attr_str(seg, "closed_by_shutdown", "aws.lambda.closed_by_shutdown", TRACE_ATTR_METADATA,
+                 ext_shutdown_reason_name(inv->shutdown_reason));
+    if (t->lost_pending > 0 || t->stats.telemetry_dropped_records > 0) {
+        attr_int(seg, "telemetry_lost_batches", "aws.lambda.telemetry_lost_batches",
+                 TRACE_ATTR_METADATA, (int64_t)t->lost_pending);
+        attr_int(seg, "telemetry_dropped_records", "aws.lambda.telemetry_dropped_records",
+                 TRACE_ATTR_METADATA, (int64_t)t->stats.telemetry_dropped_records);
+    }
+}
+
+static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
+{
+    if (inv->state != INV_OPEN)
+        return;
+    inv->state = INV_DONE;
+    ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
+    if (!inv->sampled && !t->trace_unsampled) {
+        t->stats.unsampled++;
+        return;
+    }
+    build(t, inv, &t->seg, now_us, true);
+    t->stats.segments++;
+    t->lost_pending = 0;
+    if (t->emit != NULL)
+        t->emit(&t->seg, true, t->ctx);
+}
+
+/* --- inputs ---------------------------------------------------------------- */
+
+void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us)
+{
+    struct invocation *inv = get(t, ev->request_id);
+
+    inv->have_invoke = true;
+    inv->invoke_us = received_us;
+    inv->deadline_ms = ev->deadline_ms;
+    copy_str(inv->arn, sizeof(inv->arn), ev->invoked_function_arn);
+    if (ev->trace_header[0] != '\0') {
+        inv->have_hdr = xray_header_parse(ev->trace_header, strlen(ev->trace_header), &inv->hdr) == 0;
+    }
+}
+
+static void read_span(const struct tel_event *ev, const char *name, struct span_val *out)
+{
+    for (unsigned i = 0; i < ev->span_count; i++) {
+        if (strcmp(ev->spans[i].name, name) == 0 && ev->spans[i].start_us != TEL_ABSENT) {
+            out->set = true;
+            out->start_us = ev->spans[i].start_us;
+            out->duration_us = ev->spans[i].duration_us != TEL_ABSENT ? ev->spans[i].duration_us : 0;
+            return;
+        }
+    }
+}
+
+static void on_init_record(struct tracer *t, const struct tel_event *ev)
+{
+    struct init_info *in = &t->init;
+
+    switch (ev->type) {
+    case TEL_INIT_START:
+        /* A new Init in this process (SnapStart restores do not send one). */
+        memset(in, 0, sizeof(*in));
+        in->seen = true;
+        in->start_us = ev->time_us;
+        in->type = ev->init_type;
+        in->phase = ev->phase;
+        if (ev->instance_id != NULL)
+            copy_str(t->instance_id, sizeof(t->instance_id), ev->instance_id);
+        if (ev->instance_max_memory != TEL_ABSENT)
+            t->instance_max_memory = ev->instance_max_memory;
+        break;
+    case TEL_INIT_RUNTIME_DONE:
+        in->runtime_done = true;
+        in->runtime_done_us = ev->time_us;
+        in->runtime_status = ev->status;
+        copy_str(in->runtime_error, sizeof(in->runtime_error), ev->error_type);
+        break;
+    case TEL_INIT_REPORT:
+        in->reported = true;
+        in->duration_us = ev->duration_us;
+        in->status = ev->status != TEL_STATUS_NONE ? ev->status : in->runtime_status;
+        copy_str(in->error_type, sizeof(in->error_type),
+                 ev->error_type != NULL ? ev->error_type : in->runtime_error);
+        break;
+    case TEL_EXTENSION_STATE:
+        in->extensions++;
+        break;
+    case TEL_RESTORE_START:
+        in->restore_seen = true;
+        in->restore_start_us = ev->time_us;
+        break;
+    case TEL_RESTORE_REPORT:
+        in->restore_reported = true;
+        in->restore_duration_us = ev->duration_us;
+        in->restore_status = ev->status;
+        copy_str(in->restore_error, sizeof(in->restore_error), ev->error_type);
+        break;
+    default:
+        break;
+    }
+}
+
+void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
+{
+    struct invocation *inv;
+
+    if (ev->type == TEL_LOGS_DROPPED) {
+        if (ev->dropped_records != TEL_ABSENT)
+            t->stats.telemetry_dropped_records += (uint64_t)ev->dropped_records;
+        return;
+    }
+    if (ev->type != TEL_START && ev->type != TEL_RUNTIME_DONE && ev->type != TEL_REPORT) {
+        on_init_record(t, ev);
+        return;
+    }
+    if (ev->request_id == NULL || ev->request_id[0] == '\0')
+        return;
+    inv = find(t, ev->request_id);
+    if (inv != NULL && inv->state == INV_DONE)
+        return; /* late record of an invocation already exported */
+    if (inv == NULL)
+        inv = get(t, ev->request_id);
+
+    if (ev->type == TEL_START) {
+        inv->have_start = true;
+        inv->start_us = ev->time_us;
+        copy_str(inv->version, sizeof(inv->version), ev->version);
+        if (!inv->have_hdr && ev->trace_value != NULL)
+            inv->have_hdr = xray_header_parse(ev->trace_value, strlen(ev->trace_value), &inv->hdr) == 0;
+    } else if (ev->type == TEL_RUNTIME_DONE) {
+        inv->have_done = true;
+        inv->done_us = ev->time_us;
+        inv->done_status = ev->status;
+        copy_str(inv->done_error, sizeof(inv->done_error), ev->error_type);
+        inv->done_duration_us = ev->duration_us;
+        read_span(ev, "responseLatency", &inv->latency);
+        read_span(ev, "responseDuration", &inv->response);
+        read_span(ev, "runtimeOverhead", &inv->runtime_overhead);
+    } else {
+        inv->have_report = true;
+        inv->report_us = ev->time_us;
+        inv->report_status = ev->status;
+        copy_str(inv->report_error, sizeof(inv->report_error), ev->error_type);
+        inv->report_duration_us = ev->duration_us;
+        inv->billed_ms = ev->billed_duration_ms;
+        inv->memory_mb = ev->memory_size_mb;
+        inv->max_memory_mb = ev->max_memory_used_mb;
+        inv->init_duration_us = ev->init_duration_us;
+        inv->restore_duration_us = ev->restore_duration_us;
+        read_span(ev, "extensionOverhead", &inv->extension_overhead);
+        finish(t, inv, ev->time_us);
+    }
+}
+
+void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us)
+{
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+        struct invocation *inv = &t->inv[i];
+        if (inv->state != INV_OPEN)
+            continue;
+        inv->shutdown_closed = true;
+        inv->shutdown_reason = ev->shutdown_reason;
+        inv->shutdown_us = received_us;
+        t->stats.closed_by_shutdown++;
+        finish(t, inv, received_us);
+    }
+}
+
+int64_t tracer_tick(struct tracer *t, int64_t now_us)
+{
+    int64_t next = -1;
+
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+        struct invocation *inv = &t->inv[i];
+        int64_t due;
+
+        if (inv->state != INV_OPEN || inv->in_progress_sent || inv->have_done ||
+            inv->deadline_ms <= 0)
+            continue;
+        due = inv->deadline_ms * 1000 - t->timeout_margin_us;
+        if (now_us < due) {
+            if (next < 0 || due < next)
+                next = due;
+            continue;
+        }
+        inv->in_progress_sent = true;
+        ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
+        if (!inv->sampled && !t->trace_unsampled)
+            continue;
+        build(t, inv, &t->seg, now_us, false);
+        t->stats.in_progress++;
+        if (t->emit != NULL)
+            t->emit(&t->seg, false, t->ctx);
+    }
+    return next;
+}
+
+unsigned tracer_open_count(const struct tracer *t)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++)
+        n += t->inv[i].state == INV_OPEN;
+    return n;
+}
+
+void tracer_get_stats(const struct tracer *t, struct tracer_stats *ret)
+{
+    *ret = t->stats;
+}
+
+void tracer_get_resource(const struct tracer *t, struct trace_resource *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    copy_str(ret->service_name, sizeof(ret->service_name), t->segment_name);
+    copy_str(ret->function_name, sizeof(ret->function_name), t->function_name);
+    copy_str(ret->function_version, sizeof(ret->function_version), t->function_version);
+    copy_str(ret->region, sizeof(ret->region), t->region);
+    copy_str(ret->account_id, sizeof(ret->account_id), t->account_id);
+    copy_str(ret->instance, sizeof(ret->instance), t->instance_id);
+    ret->max_memory_bytes = t->instance_max_memory != TEL_ABSENT ? t->instance_max_memory
+                                                                 : t->memory_size_mb * 1048576;
+    copy_str(ret->extension_version, sizeof(ret->extension_version), "0.1.0");
+}

@@ -1,0 +1,83 @@
+/*
+ * tracer.h - turns Extensions API events and Telemetry API records into
+ * trace segments (trace.h).
+ *
+ * Owned by the pipeline thread; every function runs there.  The tracer
+ * keeps the state of the execution environment (its Init, SnapStart
+ * restore) and of every open invocation, correlated by request id.  A
+ * segment is emitted, through the emit callback, when its invocation is
+ * complete (platform.report), or earlier as an in-progress segment when the
+ * invocation is about to time out, and at shutdown with whatever is known.
+ * How every bound is derived is documented in tracer.c and the README.
+ */
+#ifndef LAMBDA_TRACER_TRACER_H
+#define LAMBDA_TRACER_TRACER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ext_event.h"
+#include "telemetry.h"
+#include "trace.h"
+
+struct tracer;
+
+/* Called for each segment to export.  `final` is false for the in-progress
+ * version of an invocation about to time out; the final version follows
+ * under the same ids.  The segment is only valid during the call (copy what
+ * you keep). */
+typedef void (*tracer_emit_fn)(const struct trace_segment *seg, bool final, void *ctx);
+
+struct tracer_options {
+    const char *segment_name;  /* NULL or "": the function name */
+    const char *function_name; /* from registration / AWS_LAMBDA_FUNCTION_NAME */
+    const char *function_version;
+    const char *account_id;    /* "" when unknown */
+    const char *region;        /* AWS_REGION */
+    int64_t memory_size_mb;    /* AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 0 when unknown */
+    bool trace_unsampled;      /* also trace invocations whose header says Sampled=0 */
+    int64_t timeout_margin_us; /* export an in-progress segment this long before a deadline */
+    tracer_emit_fn emit;
+    void *ctx;
+};
+
+struct tracer_stats {
+    uint64_t segments;           /* final segments emitted */
+    uint64_t in_progress;        /* in-progress versions emitted */
+    uint64_t unsampled;          /* invocations not traced because of Sampled=0 */
+    uint64_t evicted;            /* open invocations forgotten because the table was full */
+    uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
+    uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */
+};
+
+/* NULL on ENOMEM.  The options' strings are copied. */
+struct tracer *tracer_new(const struct tracer_options *opts);
+void tracer_destroy(struct tracer *t); /* NULL-safe */
+
+/* Our own milestones in Init, on our clock (epoch µs): the end of our
+ * registration and our first /event/next call. */
+void tracer_set_own_init(struct tracer *t, int64_t registered_us, int64_t first_next_us);
+
+void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us);
+void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev);
+/* Counts telemetry lost before reaching the tracer (queue drops, bad batches);
+ * reported on the next segment as metadata. */
+void tracer_add_lost(struct tracer *t, uint64_t batches);
+
+/* SHUTDOWN: every invocation still open is closed with what is known, its
+ * outcome taken from the reason when no record says otherwise. */
+void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us);
+
+/* Emits in-progress versions for invocations within the margin of their
+ * deadline.  Returns the next time (epoch µs) this should run, or -1. */
+int64_t tracer_tick(struct tracer *t, int64_t now_us);
+
+/* Invocations started and not yet emitted as final. */
+unsigned tracer_open_count(const struct tracer *t);
+
+void tracer_get_stats(const struct tracer *t, struct tracer_stats *ret);
+
+/* The environment as an OTLP resource (function, region, instance...). */
+void tracer_get_resource(const struct tracer *t, struct trace_resource *ret);
+
+#endif

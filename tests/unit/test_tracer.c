@@ -1,0 +1,412 @@
+/* Unit tests for tracer.c: record sequences from the reference (2.10) in,
+ * segment trees out. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tracer.h"
+#include "fail_alloc.h"
+
+#define MAX_EMITTED 8
+static struct trace_segment emitted[MAX_EMITTED];
+static bool emitted_final[MAX_EMITTED];
+static int n_emitted;
+
+static void on_emit(const struct trace_segment *seg, bool final, void *ctx)
+{
+    (void)ctx;
+    assert_true(n_emitted < MAX_EMITTED);
+    emitted[n_emitted] = *seg;
+    emitted_final[n_emitted] = final;
+    n_emitted++;
+}
+
+static struct tracer *new_tracer(bool trace_unsampled)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn",
+        .function_version = "$LATEST",
+        .account_id = "123456789012",
+        .region = "us-east-1",
+        .memory_size_mb = 128,
+        .trace_unsampled = trace_unsampled,
+        .timeout_margin_us = 200000,
+        .emit = on_emit,
+    };
+    n_emitted = 0;
+    return tracer_new(&o);
+}
+
+/* Feeds a JSON batch (as the listener would receive it) to the tracer. */
+static void feed(struct tracer *t, const char *json)
+{
+    struct tel_batch *b = NULL;
+    assert_int_equal(tel_batch_parse(json, strlen(json), &b), 0);
+    assert_int_equal(b->invalid, 0);
+    for (size_t i = 0; i < b->count; i++)
+        tracer_on_telemetry(t, &b->events[i]);
+    tel_batch_free(b);
+}
+
+static void invoke(struct tracer *t, const char *rid, int64_t at_us, int64_t deadline_ms,
+                   const char *header)
+{
+    struct ext_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EXT_EVENT_INVOKE;
+    ev.deadline_ms = deadline_ms;
+    snprintf(ev.request_id, sizeof(ev.request_id), "%s", rid);
+    snprintf(ev.invoked_function_arn, sizeof(ev.invoked_function_arn),
+             "arn:aws:lambda:us-east-1:123456789012:function:demo-fn");
+    snprintf(ev.trace_header, sizeof(ev.trace_header), "%s", header ? header : "");
+    tracer_on_invoke(t, &ev, at_us);
+}
+
+static const struct trace_span *span(const struct trace_segment *s, const char *name)
+{
+    for (size_t i = 0; i < s->span_count; i++)
+        if (strcmp(s->spans[i].name, name) == 0)
+            return &s->spans[i];
+    return NULL;
+}
+
+static const struct trace_attr *find_attr(const struct trace_segment *s, const char *xray_key)
+{
+    for (size_t i = 0; i < s->attr_count; i++)
+        if (s->attrs[i].xray_key != NULL && strcmp(s->attrs[i].xray_key, xray_key) == 0)
+            return &s->attrs[i];
+    return NULL;
+}
+
+/* 2024-05-20T16:29:45.000Z */
+#define T0 1716222585000000LL
+
+static const char *COLD_INIT =
+    "[{\"time\":\"2024-05-20T16:29:44.800Z\",\"type\":\"platform.initStart\",\"record\":{"
+    "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"functionName\":\"demo-fn\","
+    "\"functionVersion\":\"$LATEST\",\"instanceId\":\"2024/05/20/demo-fn[$LATEST]abc\","
+    "\"instanceMaxMemory\":134217728}},"
+    "{\"time\":\"2024-05-20T16:29:44.950Z\",\"type\":\"platform.initRuntimeDone\",\"record\":{"
+    "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"success\"}},"
+    "{\"time\":\"2024-05-20T16:29:44.951Z\",\"type\":\"platform.extension\",\"record\":{"
+    "\"name\":\"lambda-tracer\",\"state\":\"Ready\",\"events\":[\"INVOKE\",\"SHUTDOWN\"]}},"
+    "{\"time\":\"2024-05-20T16:29:44.952Z\",\"type\":\"platform.initReport\",\"record\":{"
+    "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"success\","
+    "\"metrics\":{\"durationMs\":152.0}}}]";
+
+static void test_cold_start_with_upstream_parent(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    tracer_set_own_init(t, T0 - 190000, T0 - 180000);
+    invoke(t, "r1", T0 + 1000, T0 / 1000 + 3000,
+           "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+    feed(t, COLD_INIT);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{"
+            "\"requestId\":\"r1\",\"version\":\"$LATEST\"}},"
+            "{\"time\":\"2024-05-20T16:29:45.020Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"r1\",\"status\":\"success\",\"spans\":["
+            "{\"name\":\"responseLatency\",\"start\":\"2024-05-20T16:29:45.000Z\",\"durationMs\":10.0},"
+            "{\"name\":\"responseDuration\",\"start\":\"2024-05-20T16:29:45.010Z\",\"durationMs\":1.0},"
+            "{\"name\":\"runtimeOverhead\",\"start\":\"2024-05-20T16:29:45.011Z\",\"durationMs\":4.0}],"
+            "\"metrics\":{\"durationMs\":15.0,\"producedBytes\":40}}}]");
+    assert_int_equal(n_emitted, 0); /* waits for the report */
+    assert_int_equal(tracer_open_count(t), 1);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:45.030Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"r1\",\"status\":\"success\",\"metrics\":{\"durationMs\":16.5,"
+            "\"billedDurationMs\":17,\"memorySizeMB\":128,\"maxMemoryUsedMB\":31,\"initDurationMs\":152.0},"
+            "\"spans\":[{\"name\":\"extensionOverhead\",\"start\":\"2024-05-20T16:29:45.015Z\",\"durationMs\":1.5}]}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_true(emitted_final[0]);
+    const struct trace_segment *s = &emitted[0];
+    assert_string_equal(s->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    assert_string_equal(s->parent_id, "53995c3f42cd8ad8");
+    assert_int_equal(strlen(s->id), 16);
+    assert_string_equal(s->name, "demo-fn");
+    assert_string_equal(s->origin, "AWS::Lambda::Function");
+    assert_string_equal(s->request_id, "r1");
+    assert_true(s->start_us == T0);
+    assert_true(s->end_us == T0 + 16500);
+    assert_false(s->error || s->fault);
+    assert_string_equal(s->cause_type, "");
+
+    const struct trace_span *init = span(s, "Initialization");
+    assert_non_null(init);
+    assert_true(init->start_us == T0 - 200000);
+    assert_true(init->end_us == T0 - 200000 + 152000);
+    const struct trace_span *own = span(s, "Extension init (lambda-tracer)");
+    assert_non_null(own);
+    assert_true(own->end_us == T0 - 180000);
+    assert_int_equal(s->spans[own->parent].start_us, init->start_us);
+    const struct trace_span *rt = span(s, "Runtime init");
+    assert_non_null(rt);
+    assert_true(rt->start_us == T0 - 190000 && rt->end_us == T0 - 50000);
+    const struct trace_span *inv = span(s, "Invocation");
+    assert_true(inv->start_us == T0 && inv->end_us == T0 + 10000);
+    const struct trace_span *resp = span(s, "Response");
+    assert_true(resp->start_us == T0 + 10000 && resp->end_us == T0 + 11000);
+    const struct trace_span *ov = span(s, "Overhead");
+    assert_true(ov->start_us == T0 + 11000 && ov->end_us == T0 + 16500);
+    assert_non_null(span(s, "Runtime overhead"));
+    assert_non_null(span(s, "Extension overhead"));
+
+    assert_true(find_attr(s, "cold_start")->b);
+    assert_string_equal(find_attr(s, "init_type")->str, "on-demand");
+    assert_string_equal(find_attr(s, "status")->str, "success");
+    assert_true(find_attr(s, "billed_duration_ms")->i == 17);
+    assert_true(find_attr(s, "max_memory_used_mb")->i == 31);
+    assert_true(find_attr(s, "memory_size_mb")->i == 128);
+    assert_null(find_attr(s, "error_type"));
+
+    struct trace_resource res;
+    tracer_get_resource(t, &res);
+    assert_string_equal(res.instance, "2024/05/20/demo-fn[$LATEST]abc");
+    assert_true(res.max_memory_bytes == 134217728);
+    tracer_destroy(t);
+}
+
+static void warm_invoke(struct tracer *t, const char *rid, const char *header, const char *status,
+                        const char *error_type, int max_mem)
+{
+    char buf[2048];
+    invoke(t, rid, T0 + 5000000, T0 / 1000 + 8000, header);
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"2024-05-20T16:29:50.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%s\"}},"
+             "{\"time\":\"2024-05-20T16:29:53.000Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+             "\"requestId\":\"%s\",\"status\":\"%s\"%s%s%s,\"metrics\":{\"durationMs\":3000.5}}},"
+             "{\"time\":\"2024-05-20T16:29:53.001Z\",\"type\":\"platform.report\",\"record\":{"
+             "\"requestId\":\"%s\",\"status\":\"%s\"%s%s%s,\"metrics\":{\"durationMs\":3000.0,"
+             "\"billedDurationMs\":3000,\"memorySizeMB\":128,\"maxMemoryUsedMB\":%d}}}]",
+             rid, rid, status, error_type ? ",\"errorType\":\"" : "", error_type ? error_type : "",
+             error_type ? "\"" : "", rid, status, error_type ? ",\"errorType\":\"" : "",
+             error_type ? error_type : "", error_type ? "\"" : "", max_mem);
+    feed(t, buf);
+}
+
+static void test_warm_invocation_is_not_cold_and_new_trace_without_header(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    warm_invoke(t, "first", NULL, "success", NULL, 30);
+    warm_invoke(t, "second", NULL, "success", NULL, 30);
+    assert_int_equal(n_emitted, 2);
+    assert_true(find_attr(&emitted[0], "cold_start")->b);  /* first of the process */
+    assert_false(find_attr(&emitted[1], "cold_start")->b);
+    assert_null(span(&emitted[1], "Initialization"));
+    /* no header: a fresh trace whose time part is the start second */
+    assert_int_equal(strlen(emitted[1].trace_id), 35);
+    assert_memory_equal(emitted[1].trace_id, "1-664b7a7e-", 11); /* 0x664b7a7e = 16:29:50 */
+    assert_string_equal(emitted[1].parent_id, "");
+    assert_string_not_equal(emitted[0].trace_id, emitted[1].trace_id);
+    tracer_destroy(t);
+}
+
+static void test_failures_told_apart(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    warm_invoke(t, "tmo", NULL, "timeout", NULL, 40);
+    warm_invoke(t, "crash", NULL, "error", "Runtime.ExitError", 40);
+    warm_invoke(t, "oom", NULL, "error", "Runtime.OutOfMemory", 128);
+    warm_invoke(t, "oom2", NULL, "error", "Runtime.Unknown", 128);
+    warm_invoke(t, "fnerr", NULL, "error", "Function.MyError", 40);
+    warm_invoke(t, "ext", NULL, "error", "Extension.Crash", 40);
+    warm_invoke(t, "sbx", NULL, "failure", "Sandbox.Failure", 40);
+    assert_int_equal(n_emitted, 7);
+
+    assert_true(emitted[0].fault);
+    assert_string_equal(emitted[0].cause_type, "Sandbox.Timedout");
+    assert_string_equal(emitted[0].cause_message, "Task timed out after 3.00 seconds");
+    assert_string_equal(find_attr(&emitted[0], "status")->str, "timeout");
+
+    assert_true(emitted[1].fault && !emitted[1].error);
+    assert_string_equal(emitted[1].cause_type, "Runtime.ExitError");
+    assert_string_equal(find_attr(&emitted[1], "error_type")->str, "Runtime.ExitError");
+
+    assert_true(emitted[2].fault);
+    assert_string_equal(emitted[2].cause_type, "Runtime.OutOfMemory");
+    assert_string_equal(emitted[2].cause_message, "Out of memory: 128 MB used of 128 MB");
+    /* max memory used reaching the memory size: also out of memory */
+    assert_string_equal(emitted[3].cause_type, "Runtime.OutOfMemory");
+
+    assert_true(emitted[4].error && !emitted[4].fault);
+    assert_string_equal(emitted[4].cause_type, "Function.MyError");
+
+    assert_true(emitted[5].fault);
+    assert_string_equal(emitted[5].cause_type, "Extension.Crash");
+    assert_true(emitted[6].fault);
+    assert_string_equal(emitted[6].cause_type, "Sandbox.Failure");
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(strlen(emitted[i].cause_id), 16);
+    tracer_destroy(t);
+}
+
+static void test_sampled_zero_is_honoured_unless_forced(void **state)
+{
+    const char *h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+    struct tracer_stats st;
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    warm_invoke(t, "u1", h, "success", NULL, 30);
+    assert_int_equal(n_emitted, 0);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.unsampled, 1);
+    tracer_destroy(t);
+
+    t = new_tracer(true);
+    warm_invoke(t, "u1", h, "success", NULL, 30);
+    assert_int_equal(n_emitted, 1);
+    assert_false(emitted[0].sampled);
+    tracer_destroy(t);
+}
+
+static void test_shutdown_closes_open_invocations(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    struct ext_event sd;
+    (void)state;
+    invoke(t, "killed", T0, T0 / 1000 + 1000, NULL);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"killed\"}}]");
+    memset(&sd, 0, sizeof(sd));
+    sd.type = EXT_EVENT_SHUTDOWN;
+    sd.shutdown_reason = EXT_SHUTDOWN_TIMEOUT;
+    tracer_on_shutdown(t, &sd, T0 + 1000500);
+    assert_int_equal(n_emitted, 1);
+    assert_true(emitted[0].fault);
+    assert_string_equal(emitted[0].cause_type, "Sandbox.Timedout");
+    assert_string_equal(emitted[0].cause_message, "Task timed out after 1.00 seconds");
+    assert_true(emitted[0].end_us == T0 + 1000500);
+    assert_string_equal(find_attr(&emitted[0], "closed_by_shutdown")->str, "timeout");
+    /* a late report for it is ignored */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.000Z\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"killed\",\"status\":\"timeout\"}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_int_equal(tracer_open_count(t), 0);
+    tracer_destroy(t);
+}
+
+static void test_in_progress_before_deadline_then_final_same_id(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    invoke(t, "slow", T0, T0 / 1000 + 1000, NULL);
+    assert_true(tracer_tick(t, T0 + 500000) == T0 + 800000); /* deadline - 200 ms margin */
+    assert_int_equal(n_emitted, 0);
+    assert_true(tracer_tick(t, T0 + 800000) == -1);
+    assert_int_equal(n_emitted, 1);
+    assert_false(emitted_final[0]);
+    assert_true(emitted[0].end_us == TRACE_NO_END);
+    assert_true(find_attr(&emitted[0], "timing_out")->b);
+    assert_true(tracer_tick(t, T0 + 900000) == -1); /* only once */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.001Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"slow\",\"status\":\"timeout\"}},"
+            "{\"time\":\"2024-05-20T16:29:46.002Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"slow\",\"status\":\"timeout\",\"metrics\":{\"durationMs\":1000.0}}}]");
+    assert_int_equal(n_emitted, 2);
+    assert_true(emitted_final[1]);
+    assert_string_equal(emitted[1].id, emitted[0].id);
+    assert_string_equal(emitted[1].trace_id, emitted[0].trace_id);
+    assert_null(find_attr(&emitted[1], "timing_out"));
+    tracer_destroy(t);
+}
+
+static void test_provisioned_init_gap_not_added(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    /* Init at 16:20, first invoke at 16:29:50: the invocation stays short */
+    feed(t, "[{\"time\":\"2024-05-20T16:20:00.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"provisioned-concurrency\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:20:00.300Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"provisioned-concurrency\",\"phase\":\"init\",\"status\":\"success\","
+            "\"metrics\":{\"durationMs\":300.0}}}]");
+    warm_invoke(t, "pc", NULL, "success", NULL, 30);
+    const struct trace_segment *s = &emitted[0];
+    assert_true(s->start_us == T0 + 5000000);
+    assert_true(s->end_us - s->start_us == 3000000);
+    assert_string_equal(find_attr(s, "init_type")->str, "provisioned-concurrency");
+    assert_true(find_attr(s, "init_to_invoke_gap_ms")->i == 589700);
+    assert_true(span(s, "Initialization")->end_us == 1716222000300000LL);
+    tracer_destroy(t);
+}
+
+static void test_suppressed_init_starts_the_segment(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    feed(t, "[{\"time\":\"2024-05-20T16:29:49.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"invoke\"}},"
+            "{\"time\":\"2024-05-20T16:29:49.900Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"invoke\",\"status\":\"success\","
+            "\"metrics\":{\"durationMs\":900.0}}}]");
+    warm_invoke(t, "re", NULL, "success", NULL, 30);
+    const struct trace_segment *s = &emitted[0];
+    assert_true(s->start_us == T0 + 4000000);
+    assert_true(find_attr(s, "cold_start")->b);
+    assert_null(find_attr(s, "init_to_invoke_gap_ms"));
+    tracer_destroy(t);
+}
+
+static void test_dropped_telemetry_reported_once(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    tracer_add_lost(t, 2);
+    feed(t, "[{\"time\":\"2022-10-12T00:02:35.000Z\",\"type\":\"platform.logsDropped\",\"record\":{"
+            "\"droppedBytes\":10,\"droppedRecords\":7,\"reason\":\"slow\"}}]");
+    warm_invoke(t, "a", NULL, "success", NULL, 30);
+    warm_invoke(t, "b", NULL, "success", NULL, 30);
+    assert_true(find_attr(&emitted[0], "telemetry_lost_batches")->i == 2);
+    assert_true(find_attr(&emitted[0], "telemetry_dropped_records")->i == 7);
+    assert_int_equal(find_attr(&emitted[0], "telemetry_lost_batches")->target, TRACE_ATTR_METADATA);
+    /* cumulative platform drops stay visible; our own lost count was reported */
+    assert_true(find_attr(&emitted[1], "telemetry_lost_batches")->i == 0);
+    tracer_destroy(t);
+}
+
+static void test_table_full_evicts_oldest(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    struct tracer_stats st;
+    char rid[32];
+    (void)state;
+    for (int i = 0; i < 70; i++) {
+        snprintf(rid, sizeof(rid), "open-%d", i);
+        invoke(t, rid, T0, T0 / 1000 + 1000, NULL);
+    }
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 6);
+    assert_int_equal(tracer_open_count(t), 64);
+    tracer_destroy(t);
+}
+
+static void test_new_out_of_memory(void **state)
+{
+    struct tracer_options o = {.function_name = "f"};
+    (void)state;
+    fail_alloc_fail_at(1);
+    assert_null(tracer_new(&o));
+    fail_alloc_reset();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cold_start_with_upstream_parent),
+        cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
+        cmocka_unit_test(test_failures_told_apart),
+        cmocka_unit_test(test_sampled_zero_is_honoured_unless_forced),
+        cmocka_unit_test(test_shutdown_closes_open_invocations),
+        cmocka_unit_test(test_in_progress_before_deadline_then_final_same_id),
+        cmocka_unit_test(test_provisioned_init_gap_not_added),
+        cmocka_unit_test(test_suppressed_init_starts_the_segment),
+        cmocka_unit_test(test_dropped_telemetry_reported_once),
+        cmocka_unit_test(test_table_full_evicts_oldest),
+        cmocka_unit_test(test_new_out_of_memory),
+    };
+    return cmocka_run_group_tests_name("tracer", tests, NULL, NULL);
+}
