@@ -454,7 +454,6 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     bool suppressed = inv->cold && t->init.seen && t->init.phase == TEL_PHASE_INVOKE;
     int64_t start = inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : now_us;
     int64_t end = TRACE_NO_END;
-    int overhead;
 
     if (suppressed)
         start = t->init.start_us;
@@ -513,7 +512,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
         int64_t o_end = span_end(&inv->extension_overhead);
         if (o_end == TEL_ABSENT || o_end < span_end(&inv->runtime_overhead))
             o_end = span_end(&inv->runtime_overhead);
-        overhead = add_span(seg, -1, "Overhead", inv->runtime_overhead.start_us, o_end);
+        int overhead = add_span(seg, -1, "Overhead", inv->runtime_overhead.start_us, o_end);
         if (overhead >= 0) {
             add_span(seg, overhead, "Runtime overhead", inv->runtime_overhead.start_us,
                      span_end(&inv->runtime_overhead));
