@@ -14,7 +14,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev libcmocka-dev)
-TEST_PKGS=(valgrind)
+TEST_PKGS=(valgrind cppcheck clang-tidy)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
 
 say() { printf '==> %s\n' "$*"; }
@@ -104,6 +104,13 @@ run_replays() { # DIR
     return $rc
 }
 
+# cppcheck and clang-tidy (.clang-tidy) must be clean on extension/.
+static_analysis() {
+    cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability --std=c11 \
+        -D_GNU_SOURCE --suppress=missingIncludeSystem --inline-suppr extension/
+    clang-tidy --quiet extension/*.c -- -std=c11 -D_GNU_SOURCE -Iextension
+}
+
 cmd_test() {
     need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"
     say "building (plain, ASan+UBSan, TSan)"
@@ -120,6 +127,7 @@ cmd_test() {
     run_suite "unit tests (ASan+UBSan)" run_units build/asan
     run_suite "unit tests (TSan)" run_units build/tsan
     run_suite "fuzz corpus replay (ASan+UBSan)" run_replays build/asan
+    run_suite "static analysis (cppcheck, clang-tidy)" static_analysis
     run_suite "emulator tests" "$PYTHON" -m unittest discover -s tests/emulator -p 'test_*.py'
     run_suite "integration tests (ASan+UBSan binary)" \
         env LAMBDA_TRACER_BIN="$PWD/build/asan/lambda-tracer" \

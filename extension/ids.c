@@ -57,10 +57,9 @@ int ids_new_trace_id(int64_t epoch_s, char ret[XRAY_TRACE_ID_LEN + 1])
 int ids_new_span_id(char ret[XRAY_SPAN_ID_LEN + 1])
 {
     uint8_t rnd[8];
-    int r;
 
     do {
-        r = fill_random(rnd, sizeof(rnd));
+        int r = fill_random(rnd, sizeof(rnd));
         if (r < 0)
             return r;
     } while (memcmp(rnd, "\0\0\0\0\0\0\0\0", 8) == 0); /* all-zero is invalid in OTel */
