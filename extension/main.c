@@ -55,6 +55,8 @@ struct runtime {
     struct listener *listener;
     struct pipeline *pipeline;
     bool telemetry_active;
+    struct extapi_registration reg;
+    int64_t registered_us;
 };
 
 static const char *env_lookup(const char *name, void *ctx)
@@ -180,11 +182,14 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
         queue_get_stats(rt->queue, &qs);
     }
 
-    log_info("shutdown reason=%s invokes=%llu telemetry_batches=%llu records=%llu "
+    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu unsampled=%llu "
+             "closed_by_shutdown=%llu telemetry_batches=%llu records=%llu "
              "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
              "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
              "shutdown_ms=%lld",
              ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
+             (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
+             (unsigned long long)ps.unsampled, (unsigned long long)ps.closed_by_shutdown,
              (unsigned long long)ps.batches, (unsigned long long)ps.records,
              (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
              (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
@@ -192,9 +197,54 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
              (long long)(clock_mono_ms() - started_ms));
 }
 
+/* Tells the pipeline when our own part of Init ended: now, just before
+ * the first /event/next. */
+static void push_ready(struct runtime *rt)
+{
+    struct pipeline_ready *ready;
+
+    if (rt->pipeline == NULL || (ready = malloc(sizeof(*ready))) == NULL)
+        return;
+    ready->registered_us = rt->registered_us;
+    ready->first_next_us = clock_epoch_us();
+    if (queue_push(rt->queue, PIPELINE_ITEM_READY, ready, sizeof(*ready), false) < 0)
+        free(ready);
+}
+
+static int64_t env_int(const char *name)
+{
+    const char *v = getenv(name);
+    uint64_t n = 0;
+
+    if (v == NULL || config_parse_u64(v, 0, 1u << 20, &n) < 0)
+        return 0;
+    return (int64_t)n;
+}
+
+static void start_pipeline(struct runtime *rt)
+{
+    const char *region = getenv("AWS_REGION");
+    struct pipeline_function fn = {
+        .name = rt->reg.function_name[0] ? rt->reg.function_name : getenv("AWS_LAMBDA_FUNCTION_NAME"),
+        .version = rt->reg.function_version[0] ? rt->reg.function_version
+                                               : getenv("AWS_LAMBDA_FUNCTION_VERSION"),
+        .account_id = rt->reg.account_id,
+        .region = region != NULL ? region : "",
+        .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+    };
+    int r = pipeline_start(&rt->cfg, &fn, rt->queue, &rt->pipeline);
+
+    if (r < 0) {
+        log_error("pipeline could not start: %s; continuing without telemetry", strerror(-r));
+        listener_stop(rt->listener, 0, NULL);
+        rt->listener = NULL;
+    }
+}
+
 /* The Extensions API loop.  Returns the process exit status. */
 static int event_loop(struct runtime *rt)
 {
+    push_ready(rt);
     for (;;) {
         struct ext_event ev;
         struct extapi_error err;
@@ -230,7 +280,6 @@ static int event_loop(struct runtime *rt)
 int main(int argc, char **argv)
 {
     struct runtime rt = {0};
-    struct extapi_registration reg;
     struct extapi_error err;
     const char *name = argc > 0 && argv[0] != NULL ? base_name(argv[0]) : "lambda-tracer";
     const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
@@ -257,13 +306,14 @@ int main(int argc, char **argv)
         log_error("cannot use AWS_LAMBDA_RUNTIME_API: %s", strerror(-r));
         goto out;
     }
-    r = extapi_register(rt.api, true, true, &reg, &err);
+    r = extapi_register(rt.api, true, true, &rt.reg, &err);
     if (r < 0) {
         log_api_error("registration", r, &err);
         goto out;
     }
-    log_debug("registered for INVOKE and SHUTDOWN (function %s, version %s)", reg.function_name,
-              reg.function_version);
+    rt.registered_us = clock_epoch_us();
+    log_debug("registered for INVOKE and SHUTDOWN (function %s, version %s)", rt.reg.function_name,
+              rt.reg.function_version);
 
     if (rt.cfg.disabled) {
         log_info("disabled by LAMBDA_TRACER_DISABLE; only keeping the invocation loop");
@@ -281,14 +331,8 @@ int main(int argc, char **argv)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     start_telemetry(&rt, "sandbox.localdomain");
-    if (rt.telemetry_active) {
-        r = pipeline_start(&rt.cfg, rt.queue, &rt.pipeline);
-        if (r < 0) {
-            log_error("pipeline could not start: %s; continuing without telemetry", strerror(-r));
-            listener_stop(rt.listener, 0, NULL);
-            rt.listener = NULL;
-        }
-    }
+    if (rt.telemetry_active)
+        start_pipeline(&rt);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     status = event_loop(&rt);

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "limits.h"
 #include "log.h"
+#include "tracer.h"
 
 /* Invocations whose platform.report has not arrived yet.  Under normal
  * operation this holds one or two ids (report N arrives during N+1). */
@@ -27,6 +28,7 @@ struct pipeline {
     struct config cfg;
     struct queue *q;
     pthread_t thread;
+    struct tracer *tracer;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -34,6 +36,7 @@ struct pipeline {
 
     /* pipeline thread only */
     bool shutting_down;
+    struct pipeline_event shutdown;
     int64_t drain_deadline_ns;
     size_t outstanding_count;
     char outstanding[OUTSTANDING_MAX][EVENT_REQUEST_ID_MAX];
@@ -77,6 +80,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 
     if (r < 0) {
         p->stats.bad_batches++;
+        tracer_add_lost(p->tracer, 1);
         log_warn("dropping a telemetry batch of %zu bytes: %s", len,
                  r == -ENOMEM ? "out of memory" : "not a JSON array");
         return;
@@ -97,6 +101,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         log_debug("telemetry type=%s request_id=%s status=%s error_type=%s", ev->type_name,
                   ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
                   ev->error_type ? ev->error_type : "-");
+        tracer_on_telemetry(p->tracer, ev);
     }
     tel_batch_free(batch);
 }
@@ -110,6 +115,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         outstanding_add(p, ev->request_id);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
+        tracer_on_invoke(p->tracer, ev, pe->received_us);
         return;
     }
     /* SHUTDOWN: wait for the final records, but leave the safety margin of
@@ -121,10 +127,44 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
             wait_ms = left_ms > 0 ? left_ms : 0;
     }
     p->shutting_down = true;
+    p->shutdown = *pe;
     p->drain_deadline_ns = clock_mono_ns() + wait_ms * 1000000;
     log_debug("event SHUTDOWN reason=%s waiting up to %lld ms for %zu invocation reports",
               ext_shutdown_reason_name(ev->shutdown_reason), (long long)wait_ms,
               p->outstanding_count);
+}
+
+/* A segment is ready: hand it to the exporters.  Until they exist it is
+ * logged, so the demo and the tests can see the tree that was built. */
+static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    if (final)
+        p->stats.segments++;
+    else
+        p->stats.in_progress++;
+    log_debug("segment %s request_id=%s trace_id=%s id=%s parent=%s start_us=%lld end_us=%lld "
+              "spans=%zu error=%d fault=%d cause=%s",
+              final ? "final" : "in_progress", seg->request_id, seg->trace_id, seg->id,
+              seg->parent_id[0] ? seg->parent_id : "-", (long long)seg->start_us,
+              (long long)seg->end_us, seg->span_count, seg->error, seg->fault,
+              seg->cause_type[0] ? seg->cause_type : "-");
+    for (size_t i = 0; i < seg->span_count; i++)
+        log_debug("  span %s name=\"%s\" parent=%d start_us=%lld end_us=%lld", seg->spans[i].id,
+                  seg->spans[i].name, seg->spans[i].parent, (long long)seg->spans[i].start_us,
+                  (long long)seg->spans[i].end_us);
+}
+
+/* SHUTDOWN drained (or out of time): close what is still open. */
+static void finish_shutdown(struct pipeline *p)
+{
+    struct tracer_stats ts;
+
+    tracer_on_shutdown(p->tracer, &p->shutdown.event, p->shutdown.received_us);
+    tracer_get_stats(p->tracer, &ts);
+    p->stats.unsampled = ts.unsampled;
+    p->stats.closed_by_shutdown = ts.closed_by_shutdown;
 }
 
 static void set_drained(struct pipeline *p)
@@ -145,6 +185,15 @@ static void *pipeline_main(void *arg)
         void *data;
         size_t bytes;
         int64_t deadline = p->shutting_down && !drained ? p->drain_deadline_ns : -1;
+        /* In-progress segments for invocations about to time out: the next
+         * such moment bounds the wait (it never fires while frozen, which
+         * is fine: a frozen sandbox runs no invocation). */
+        int64_t tick_us = tracer_tick(p->tracer, clock_epoch_us());
+        if (tick_us >= 0) {
+            int64_t tick_ns = clock_mono_ns() + (tick_us - clock_epoch_us()) * 1000;
+            if (deadline < 0 || tick_ns < deadline)
+                deadline = tick_ns;
+        }
         int r = queue_pop(p->q, deadline, &kind, &data, &bytes);
 
         if (r == -EPIPE)
@@ -154,23 +203,41 @@ static void *pipeline_main(void *arg)
                 handle_telemetry(p, data, bytes);
             else if (kind == PIPELINE_ITEM_EVENT)
                 handle_event(p, data);
+            else if (kind == PIPELINE_ITEM_READY) {
+                const struct pipeline_ready *ready = data;
+                tracer_set_own_init(p->tracer, ready->registered_us, ready->first_next_us);
+            }
             pipeline_free_item(kind, data);
         }
         if (p->shutting_down && !drained &&
             (p->outstanding_count == 0 || clock_mono_ns() >= p->drain_deadline_ns)) {
             drained = true;
+            finish_shutdown(p);
             set_drained(p);
         }
     }
     p->stats.unreported += p->outstanding_count;
-    if (!drained)
+    if (!drained) {
+        if (p->shutting_down)
+            finish_shutdown(p);
         set_drained(p);
+    }
     return NULL;
 }
 
-int pipeline_start(const struct config *cfg, struct queue *q, struct pipeline **ret)
+int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct queue *q,
+                   struct pipeline **ret)
 {
     struct pipeline *p = calloc(1, sizeof(*p));
+    struct tracer_options topts = {
+        .function_name = fn->name,
+        .function_version = fn->version,
+        .account_id = fn->account_id,
+        .region = fn->region,
+        .memory_size_mb = fn->memory_size_mb,
+        .timeout_margin_us = SHUTDOWN_SAFETY_MARGIN_MS * 1000,
+        .emit = on_segment,
+    };
     pthread_condattr_t attr;
     int r;
 
@@ -178,13 +245,21 @@ int pipeline_start(const struct config *cfg, struct queue *q, struct pipeline **
         return -ENOMEM;
     p->cfg = *cfg;
     p->q = q;
+    topts.ctx = p;
+    p->tracer = tracer_new(&topts);
+    if (p->tracer == NULL) {
+        free(p);
+        return -ENOMEM;
+    }
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        tracer_destroy(p->tracer);
         free(p);
         return -ENOMEM;
     }
     if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&p->cond, &attr) != 0) {
         pthread_mutex_destroy(&p->lock);
+        tracer_destroy(p->tracer);
         free(p);
         return -ENOMEM;
     }
@@ -193,6 +268,7 @@ int pipeline_start(const struct config *cfg, struct queue *q, struct pipeline **
     if (r != 0) {
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
+        tracer_destroy(p->tracer);
         free(p);
         return -r;
     }
@@ -227,6 +303,7 @@ void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
         *ret_stats = p->stats;
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+    tracer_destroy(p->tracer);
     free(p);
 }
 

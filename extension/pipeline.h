@@ -24,6 +24,22 @@
 enum pipeline_item_kind {
     PIPELINE_ITEM_TELEMETRY = 1, /* data: char * body (NUL-terminated), bytes: its length */
     PIPELINE_ITEM_EVENT = 2,     /* data: struct pipeline_event * */
+    PIPELINE_ITEM_READY = 3,     /* data: struct pipeline_ready *: our own Init milestones */
+};
+
+/* Our registration finished and our first /event/next began (epoch µs). */
+struct pipeline_ready {
+    int64_t registered_us;
+    int64_t first_next_us;
+};
+
+/* What the pipeline needs to know about the function. */
+struct pipeline_function {
+    const char *name;
+    const char *version;
+    const char *account_id;
+    const char *region;
+    int64_t memory_size_mb;
 };
 
 /* An Extensions API event with the moment we received it. */
@@ -41,13 +57,18 @@ struct pipeline_stats {
     uint64_t invokes;
     uint64_t platform_dropped_records; /* sum of platform.logsDropped droppedRecords */
     uint64_t unreported;       /* invocations still without platform.report at the end */
+    uint64_t segments;         /* final segments produced */
+    uint64_t in_progress;      /* in-progress versions produced */
+    uint64_t unsampled;        /* invocations not traced (Sampled=0) */
+    uint64_t closed_by_shutdown;
 };
 
 struct pipeline;
 
-/* Creates the pipeline and starts its thread, consuming q (not owned).
- * Main thread only.  0, -ENOMEM or -EAGAIN. */
-int pipeline_start(const struct config *cfg, struct queue *q, struct pipeline **ret)
+/* Creates the pipeline and starts its thread, consuming q (not owned).  The
+ * function's strings are copied.  Main thread only.  0, -ENOMEM or -EAGAIN. */
+int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct queue *q,
+                   struct pipeline **ret)
     __attribute__((warn_unused_result));
 
 /* Frees a queue item's data (matches queue_free_fn). */
