@@ -1805,6 +1805,12 @@ class Emulator:
     def _invoke(self, payload, trace_header, request_id, client_context, cognito_identity, content_type):
         rid = request_id or str(uuid.uuid4())
         first_record = len(self.emitted)
+        if self._idle_fault is not None:
+            # a process died while the sandbox was idle: reset it first; the reset is not part
+            # of the invocation (its duration and deadline start afterwards)
+            self._teardown("failure")
+            self._needs_init = True
+            self._next_init_phase = "invoke"
         t_start = _mono_ns()
         deadline_ns = t_start + int(self.timeout_s * 1e9)
         deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
@@ -1814,10 +1820,6 @@ class Emulator:
         init_res = None
         restore_res = None
         suppressed = False
-        if self._idle_fault is not None:
-            self._teardown("failure")
-            self._needs_init = True
-            self._next_init_phase = "invoke"
         if self._needs_init:
             phase = self._next_init_phase
             suppressed = phase == "invoke"
@@ -1917,7 +1919,9 @@ class Emulator:
             t_end = _mono_ns()
             if outcome == "ok":
                 status, etype = self._invocation_status(inv)
-                t_last = inv.t_last_ext_next_ns or inv.t_rt_next_ns or t_end
+                # the invoke ends when the runtime AND every INVOKE extension called next,
+                # whichever came last (an extension may well be done before the runtime)
+                t_last = max(inv.t_rt_next_ns or 0, inv.t_last_ext_next_ns or 0) or t_end
             elif outcome == "timeout":
                 status, etype = "timeout", self.quirks["timeout_error_type"]
                 t_last = deadline_ns
@@ -1954,7 +1958,7 @@ class Emulator:
                 report["errorType"] = etype
             report["metrics"] = metrics
             if not self.quirks["omit_spans"] and inv.t_rt_next_ns is not None:
-                ext_end = inv.t_last_ext_next_ns or inv.t_rt_next_ns
+                ext_end = max(inv.t_last_ext_next_ns or 0, inv.t_rt_next_ns)
                 if outcome == "timeout" and inv.ext_pending:
                     ext_end = deadline_ns
                 report["spans"] = [{"name": "extensionOverhead",
@@ -2106,9 +2110,15 @@ class Emulator:
                 if ext.registered and "SHUTDOWN" in ext.events:
                     ev = {"eventType": "SHUTDOWN", "deadlineMs": deadline_epoch_ms, "shutdownReason": reason}
 
-                    def sent(w, ext=ext):
-                        ext.t_shutdown_sent_ns = w.sent_ns
-                        ext.shutdown_delivered = True
+                    def sent(t_write_ns, ok, ext=ext):
+                        # called under the lock just before the write (ok None) and again if
+                        # the write failed (ok False)
+                        if ok is None:
+                            ext.t_shutdown_sent_ns = t_write_ns
+                            ext.shutdown_delivered = True
+                        elif not ok:
+                            ext.t_shutdown_sent_ns = None
+                            ext.shutdown_delivered = False
 
                     reply = _Reply(200, _json(ev), [("Content-Type", "application/json"),
                                                     ("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))],
@@ -2211,7 +2221,8 @@ class Emulator:
                 return
         # the entry is logged just before the answer is written, so a client that got its
         # answer always finds the entry in api_log
-        entry = {"t_mono_ns": _mono_ns(), "t_req_ns": t_req, "api": api, "who": reply.who,
+        t_write = _mono_ns()
+        entry = {"t_mono_ns": t_write, "t_req_ns": t_req, "api": api, "who": reply.who,
                  "method": method, "path": path, "status": reply.status}
         if reply.error_type:
             entry["error_type"] = reply.error_type
@@ -2220,14 +2231,17 @@ class Emulator:
         if reply.request_id:
             entry["request_id"] = reply.request_id
         self._log_api(entry)
+        if reply.on_sent:
+            with self._cv:
+                reply.on_sent(t_write, None)
         ok = _write_reply(h, reply)
         if not ok:
             entry["write_failed"] = True
-        if w is not None:
-            w.sent_ns = _mono_ns()
             if reply.on_sent:
                 with self._cv:
-                    reply.on_sent(w)
+                    reply.on_sent(t_write, False)
+        if w is not None:
+            w.sent_ns = t_write
             w.sent.set()
 
     def _route(self, h, method, path, body, t_req):
@@ -2505,7 +2519,7 @@ class Emulator:
                 inv = self._inv
                 if inv is not None and inv.request_id == ext.invoke_rid and ext in inv.ext_pending:
                     inv.ext_pending.discard(ext)
-                    inv.t_last_ext_next_ns = t_req
+                    inv.t_last_ext_next_ns = max(inv.t_last_ext_next_ns or 0, t_req)
                 ext.invoke_rid = None
             w = _Waiter(who)
             if ext.queued is not None:

@@ -43,6 +43,18 @@ def wait_for(pred, timeout=5.0, interval=0.01):
     return pred()
 
 
+def delivered_report(emu, request_id, timeout=5.0):
+    """Wait (bounded) until a POST carrying platform.report of request_id is in emu.delivered.
+    The probe logs what it received before it answers, and the emulator records the attempt
+    only after the answer, so asserting on emu.delivered right after the probe saw a record
+    races; wait for the emulator's own record instead."""
+    def find():
+        return [d for d in list(emu.delivered) if d["status"] == 200 and any(
+            x["type"] == "platform.report" and x["record"].get("requestId") == request_id
+            for x in d["records"])]
+    return wait_for(find, timeout)
+
+
 def raw(api, method, path, body=None, headers=None, timeout=5.0):
     host, port = api.rsplit(":", 1)
     c = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -365,10 +377,13 @@ class OrderingTests(unittest.TestCase):
         self.assertGreaterEqual(t_done, box.emu._epoch_ms(first_next["t_req_ns"]) - 1)
 
     def test_report_of_n_arrives_after_invoke_of_n_plus_1_when_frozen(self):
-        box = Box(self, probes={"p": SUB}, freeze=True)
+        box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="300")}, freeze=True)
         box.emu.start()
         r1 = box.emu.invoke(FAST)
-        r2 = box.emu.invoke(b'{"action":"slow","ms":300}')     # long enough for the thawed dispatcher
+        r2 = box.emu.invoke(b'{"action":"slow","ms":300}')     # usually long enough for the thawed dispatcher
+        if not delivered_report(box.emu, r1.request_id, 0):
+            box.emu.shutdown()                                 # a loaded machine: thaw until it is out
+        self.assertTrue(delivered_report(box.emu, r1.request_id))
         # nothing is delivered while the sandbox is frozen
         intervals, frozen_at = [], None
         for e in box.emu.process_log:
@@ -382,8 +397,7 @@ class OrderingTests(unittest.TestCase):
                 self.assertFalse(a < d["t_mono_ns"] < b, "delivery while frozen")
         invoke2 = [e for e in box.emu.api_log if e.get("event") == "INVOKE" and e["who"] == "p"
                    and e.get("request_id") == r2.request_id][0]
-        rep1 = [d for d in box.emu.delivered if any(
-            x["type"] == "platform.report" and x["record"]["requestId"] == r1.request_id for x in d["records"])]
+        rep1 = delivered_report(box.emu, r1.request_id)
         self.assertTrue(rep1)
         self.assertGreater(rep1[0]["t_mono_ns"], invoke2["t_mono_ns"])
         # and from the extension's side: INVOKE r2 seen before report r1 arrived
@@ -419,6 +433,24 @@ class OrderingTests(unittest.TestCase):
         types = [x["type"] for x in r.records if x["type"].startswith("platform.")]
         self.assertEqual(types, ["platform.start", "platform.runtimeDone", "platform.report"])
 
+    def test_report_duration_covers_runtime_when_extension_is_quick(self):
+        # The extension calls next right after INVOKE; the runtime takes 300 ms.  The invoke ends
+        # at the later of the two, so report.durationMs >= runtimeDone.durationMs (it was 1.7 ms).
+        box = Box(self, probes={"quick": {}})
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"slow","ms":300}')
+        self.assertEqual(r.status, "success")
+        rd = [x["record"] for x in r.records if x["type"] == "platform.runtimeDone"][0]
+        rep = [x["record"] for x in r.records if x["type"] == "platform.report"][0]
+        self.assertGreaterEqual(rep["metrics"]["durationMs"], rd["metrics"]["durationMs"])
+        self.assertGreaterEqual(rep["metrics"]["durationMs"], 300)
+        self.assertLess(rep["metrics"]["durationMs"], 300 + 250)
+        self.assertEqual(rep["metrics"]["billedDurationMs"], math.ceil(rep["metrics"]["durationMs"]))
+        self.assertEqual(r.duration_ms, rep["metrics"]["durationMs"])
+        self.assertEqual(r.billed_duration_ms, rep["metrics"]["billedDurationMs"])
+        self.assertEqual(rep["spans"][0]["name"], "extensionOverhead")
+        self.assertEqual(rep["spans"][0]["durationMs"], 0.0)
+
     def test_extension_timeout_counts_against_deadline(self):
         box = Box(self, probes={"holder": {"PROBE_HOLD_MS": "1500"}}, timeout_s=1)
         box.emu.start()
@@ -438,8 +470,9 @@ class BatchingTests(unittest.TestCase):
         r = box.emu.invoke(b'{"action":"log","lines":2500,"bytes":40}')
         self.assertEqual(r.status, "success")
         r = box.emu.invoke(b'{"action":"log","lines":1500,"bytes":400}')
-        wait_for(lambda: any(x["type"] == "platform.report" and x["record"]["requestId"] == r.request_id
-                             for x in box.telemetry("p")), 5)
+        self.assertTrue(delivered_report(box.emu, r.request_id))
+        self.assertTrue(wait_for(lambda: any(x["type"] == "platform.report" and x["record"]["requestId"] == r.request_id
+                                             for x in box.telemetry("p")), 5))
         counts = [len(d["records"]) for d in box.emu.delivered]
         self.assertLessEqual(max(counts), 1000)
         self.assertIn(1000, counts)
@@ -453,10 +486,11 @@ class BatchingTests(unittest.TestCase):
         box = Box(self, probes={"p": dict(SUB, PROBE_BUFFERING=json.dumps(
             {"maxItems": 10000, "maxBytes": 1048576, "timeoutMs": 400}))}, freeze=False)
         box.emu.start()
-        time.sleep(0.6)
+        self.assertTrue(wait_for(lambda: any(x["type"] == "platform.initReport" for d in list(box.emu.delivered)
+                                             for x in d["records"]), 3))
         n0 = len(box.emu.delivered)
         r = box.emu.invoke(FAST)
-        self.assertTrue(wait_for(lambda: any(x["type"] == "platform.report" for x in box.telemetry("p")), 3))
+        self.assertTrue(delivered_report(box.emu, r.request_id))
         for d in box.emu.delivered[n0:]:
             first = d["records"][0]["time"]
             t_first = lambda_emulator.datetime.datetime.strptime(first, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
@@ -513,6 +547,9 @@ class DeliveryFailureTests(unittest.TestCase):
         box.emu.start()
         r = box.emu.invoke(FAST)
         self.assertTrue(wait_for(lambda: any(x["type"] == "platform.runtimeDone" for x in box.telemetry("p")), 5))
+        # the probe logs a POST before answering it; the emulator records the attempt after the
+        # answer: wait for the second attempt to be recorded instead of racing it
+        self.assertTrue(wait_for(lambda: len(box.emu.delivered) >= 2, 5))
         self.assertEqual(box.emu.delivered[0]["status"], 500)
         self.assertEqual(box.emu.delivered[1]["status"], 200)
         self.assertEqual(box.emu.delivered[1]["attempt"], 2)
@@ -581,6 +618,24 @@ class FailureTests(unittest.TestCase):
         # the new extension process receives the re-init records
         self.assertTrue(wait_for(lambda: any(
             x["type"] == "platform.initStart" and x["record"]["phase"] == "invoke" for x in box.telemetry("p")), 3))
+
+    def test_reset_after_idle_crash_is_not_billed_to_next_invoke(self):
+        # the runtime dies while the sandbox is idle; the reset (which waits 600 ms for the
+        # extension's SHUTDOWN handling) runs before the next invocation, not inside it
+        box = Box(self, probes={"p": {"PROBE_SHUTDOWN_DELAY_MS": "600"}}, freeze=False, timeout_s=3)
+        box.emu.start()
+        os.kill(box.emu.runtime_pid(), signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: any(e["event"] == "exit" and e["who"] == "runtime"
+                                             for e in box.emu.process_log), 3))
+        t_call = int(time.time() * 1000)
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        self.assertEqual(r.init.phase, "invoke")
+        self.assertEqual(box.log("p", "event")[0]["event"]["shutdownReason"], "failure")
+        self.assertLess(r.duration_ms, r.init.duration_ms + 300)
+        ev = box.events("p")[-1]
+        self.assertEqual(ev["eventType"], "INVOKE")
+        self.assertGreater(ev["deadlineMs"] - t_call, 3000 - 300)   # the reset did not eat the deadline
 
     def test_runtime_crash_exit_code(self):
         box = Box(self, probes={"p": {}})
@@ -1009,6 +1064,24 @@ class ShutdownTests(unittest.TestCase):
         self.assertFalse(po.killed)
         self.assertEqual(po.exit_code, 0)
         self.assertLess(po.ms_to_exit, 1000)
+
+    def test_ms_to_exit_measures_shutdown_delivery_to_exit(self):
+        # the probe logs (monotonic clock, same as the emulator's) when SHUTDOWN arrives, sleeps
+        # N ms, then exits; ms_to_exit must be delivery -> exit, never negative
+        for delay in (0, 300):
+            box = Box(self, probes={"p": {"PROBE_SHUTDOWN_DELAY_MS": str(delay)}})
+            box.emu.start()
+            sd = box.emu.shutdown()
+            e = sd.extensions["p"]
+            self.assertTrue(e.shutdown_delivered)
+            self.assertEqual((e.exit_code, e.killed), (0, False))
+            got = box.log("p", "event")[-1]
+            self.assertEqual(got["event"]["eventType"], "SHUTDOWN")
+            exit_ns = [x for x in box.emu.process_log if x["event"] == "exit" and x["who"] == "p"][-1]["t_mono_ns"]
+            self.assertGreaterEqual(e.ms_to_exit, 0)
+            self.assertGreaterEqual(e.ms_to_exit, (exit_ns - got["t"]) / 1e6 - 0.001)   # delivered before received
+            self.assertGreaterEqual(e.ms_to_exit, delay)
+            self.assertLess(e.ms_to_exit, delay + 250)
 
     def test_extension_not_registered_for_shutdown_is_killed(self):
         box = Box(self, probes={"invoke-only": {"PROBE_EVENTS": "INVOKE"}})
