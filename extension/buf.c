@@ -1,0 +1,384 @@
+/*
+ * buf.c - capped growable buffer and JSON string escaping; see buf.h.
+ *
+ * Every write first reserves the exact space it needs (checking the cap and
+ * allocating once), then writes; so a failure can only happen before the
+ * buffer changes, which gives the "unchanged on failure" guarantee without
+ * rollback code.  Leaf module: never logs.
+ */
+#include "buf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* First allocation: big enough for a typical small document in one go. */
+#define BUF_MIN_ALLOC 256
+
+/* Text of U+FFFD REPLACEMENT CHARACTER in UTF-8. */
+static const char REPLACEMENT[] = "\xEF\xBF\xBD";
+#define REPLACEMENT_LEN 3
+
+void buf_init(struct buf *b, size_t max_bytes)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+    /* Keeps len + n + 1 from ever overflowing in the size arithmetic. */
+    b->max_bytes = max_bytes > SIZE_MAX / 2 ? SIZE_MAX / 2 : max_bytes;
+}
+
+void buf_free(struct buf *b)
+{
+    if (b == NULL)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->alloc = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    if (b->data != NULL)
+        b->data[0] = '\0';
+}
+
+void buf_truncate(struct buf *b, size_t len)
+{
+    if (len >= b->len)
+        return;
+    b->len = len;
+    b->data[len] = '\0';
+}
+
+const char *buf_data(const struct buf *b)
+{
+    return b->data != NULL ? b->data : "";
+}
+
+size_t buf_len(const struct buf *b)
+{
+    return b->len;
+}
+
+size_t buf_max(const struct buf *b)
+{
+    return b->max_bytes;
+}
+
+/* Makes room for n more bytes plus the terminator.  0, -ENOBUFS, -ENOMEM;
+ * the contents are untouched either way. */
+static int reserve(struct buf *b, size_t n)
+{
+    size_t need;
+    size_t want;
+    char *p;
+
+    if (n > b->max_bytes - b->len)
+        return -ENOBUFS;
+    need = b->len + n + 1;
+    if (need <= b->alloc)
+        return 0;
+    /* Double to keep appends amortised O(1), but never allocate past the
+     * cap: the cap bounds memory, not just the length. */
+    want = b->alloc < BUF_MIN_ALLOC ? BUF_MIN_ALLOC : b->alloc;
+    while (want < need && want <= SIZE_MAX / 2)
+        want *= 2;
+    if (want < need)
+        want = need;
+    if (want > b->max_bytes + 1)
+        want = b->max_bytes + 1;
+    p = realloc(b->data, want);
+    if (p == NULL)
+        return -ENOMEM;
+    if (b->data == NULL)
+        p[0] = '\0';
+    b->data = p;
+    b->alloc = want;
+    return 0;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n)
+{
+    int r;
+
+    if (n == 0)
+        return 0;
+    r = reserve(b, n);
+    if (r < 0)
+        return r;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+int buf_insert(struct buf *b, size_t off, const void *p, size_t n)
+{
+    int r;
+
+    if (off > b->len)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    r = reserve(b, n);
+    if (r < 0)
+        return r;
+    memmove(b->data + off + n, b->data + off, b->len - off);
+    memcpy(b->data + off, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    int r;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    r = reserve(b, (size_t)n);
+    if (r < 0)
+        return r;
+    va_start(ap, fmt);
+    /* Same format and arguments as the measuring call: same length. */
+    n = vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->data[b->len] = '\0';
+        return -EINVAL;
+    }
+    b->len += (size_t)n;
+    return 0;
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence starting at s[0] (2..4 bytes),
+ * or 0 when it is ill-formed; then *ret_skip is the length of the maximal
+ * subpart to replace with one U+FFFD (Unicode 15, table 3-7 and section
+ * 3.9 "U+FFFD Substitution of Maximal Subparts").  s[0] >= 0x80.
+ */
+static size_t utf8_sequence(const unsigned char *s, size_t n, size_t *ret_skip)
+{
+    unsigned char c = s[0];
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    size_t need;
+
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c == 0xE0) {
+        need = 2;
+        lo = 0xA0; /* overlong below U+0800 */
+    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+        need = 2;
+    } else if (c == 0xED) {
+        need = 2;
+        hi = 0x9F; /* U+D800..U+DFFF are surrogates */
+    } else if (c == 0xF0) {
+        need = 3;
+        lo = 0x90; /* overlong below U+10000 */
+    } else if (c >= 0xF1 && c <= 0xF3) {
+        need = 3;
+    } else if (c == 0xF4) {
+        need = 3;
+        hi = 0x8F; /* above U+10FFFF */
+    } else {
+        *ret_skip = 1; /* continuation byte, C0/C1 or F5..FF as a lead */
+        return 0;
+    }
+    for (size_t i = 1; i <= need; i++) {
+        unsigned char cc;
+
+        if (i >= n) {
+            *ret_skip = i;
+            return 0;
+        }
+        cc = s[i];
+        if (i == 1 ? (cc < lo || cc > hi) : (cc < 0x80 || cc > 0xBF)) {
+            *ret_skip = i;
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
+/* The next character of s: how many input bytes it spans (*ret_in) and how
+ * many bytes its escaped form takes (returned). */
+static size_t next_char(const unsigned char *s, size_t n, size_t *ret_in)
+{
+    unsigned char c = s[0];
+    size_t skip;
+    size_t len;
+
+    if (c < 0x80) {
+        *ret_in = 1;
+        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
+            return 2;
+        if (c < 0x20 || c == 0x7F)
+            return 6;
+        return 1;
+    }
+    len = utf8_sequence(s, n, &skip);
+    if (len > 0) {
+        *ret_in = len;
+        return len;
+    }
+    *ret_in = skip;
+    return REPLACEMENT_LEN;
+}
+
+size_t buf_json_escaped_len(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t out = 0;
+    size_t i = 0;
+
+    while (i < n) {
+        size_t in;
+
+        out += next_char(u + i, n - i, &in);
+        i += in;
+    }
+    return out;
+}
+
+/* Writes the escaped form of s[0..n) at dst, which has room for it (as
+ * measured by buf_json_escaped_len).  Returns the end of what was written. */
+static char *escape_into(char *dst, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = u[i];
+        size_t in;
+        size_t out = next_char(u + i, n - i, &in);
+
+        if (c >= 0x80) {
+            if (out == in)
+                memcpy(dst, u + i, in);
+            else
+                memcpy(dst, REPLACEMENT, REPLACEMENT_LEN);
+            dst += out;
+        } else if (out == 1) {
+            *dst++ = (char)c;
+        } else if (out == 2) {
+            *dst++ = '\\';
+            *dst++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+        } else {
+            memcpy(dst, "\\u00", 4);
+            dst[4] = hex[c >> 4];
+            dst[5] = hex[c & 0xF];
+            dst += 6;
+        }
+        i += in;
+    }
+    return dst;
+}
+
+int buf_append_json_string(struct buf *b, const char *s, size_t n)
+{
+    size_t body = buf_json_escaped_len(s, n);
+    char *end;
+    int r;
+
+    if (body > SIZE_MAX / 2)
+        return -ENOBUFS;
+    r = reserve(b, body + 2);
+    if (r < 0)
+        return r;
+    end = b->data + b->len;
+    *end++ = '"';
+    end = escape_into(end, s, n);
+    *end++ = '"';
+    b->len = (size_t)(end - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t max_body_bytes,
+                               const char *suffix, bool *ret_truncated)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t suffix_len = suffix != NULL ? strlen(suffix) : 0;
+    size_t budget;
+    size_t used = 0;
+    size_t cut = 0;
+    char *end;
+    int r;
+
+    if (buf_json_escaped_len(s, n) <= max_body_bytes) {
+        r = buf_append_json_string(b, s, n);
+        if (r == 0 && ret_truncated != NULL)
+            *ret_truncated = false;
+        return r;
+    }
+    if (suffix_len > max_body_bytes)
+        return -EINVAL;
+    budget = max_body_bytes - suffix_len;
+    /* The longest prefix of whole characters whose escaped form fits. */
+    while (cut < n) {
+        size_t in;
+        size_t out = next_char(u + cut, n - cut, &in);
+
+        if (out > budget - used)
+            break;
+        used += out;
+        cut += in;
+    }
+    r = reserve(b, used + suffix_len + 2);
+    if (r < 0)
+        return r;
+    end = b->data + b->len;
+    *end++ = '"';
+    end = escape_into(end, s, cut);
+    if (suffix_len > 0) {
+        memcpy(end, suffix, suffix_len);
+        end += suffix_len;
+    }
+    *end++ = '"';
+    b->len = (size_t)(end - b->data);
+    b->data[b->len] = '\0';
+    if (ret_truncated != NULL)
+        *ret_truncated = true;
+    return 0;
+}
+
+int buf_append_json_double(struct buf *b, double d)
+{
+    char text[32];
+    int n = 0;
+
+    if (!isfinite(d))
+        return -EINVAL;
+    /* 17 significant digits always round-trip; fewer usually do and read
+     * better (0.1 rather than 0.10000000000000001). */
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(text, sizeof(text), "%.*g", prec, d);
+        if (n < 0 || (size_t)n >= sizeof(text))
+            return -EINVAL;
+        if (strtod(text, NULL) == d)
+            break;
+    }
+    return buf_append(b, text, (size_t)n);
+}
