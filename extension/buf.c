@@ -221,14 +221,16 @@ static size_t utf8_sequence(const unsigned char *s, size_t n, size_t *ret_skip)
     return need + 1;
 }
 
-/* The next character of s: how many input bytes it spans (*ret_in) and how
- * many bytes its escaped form takes (returned). */
-static size_t next_char(const unsigned char *s, size_t n, size_t *ret_in)
+/* The next character of s: how many input bytes it spans (*ret_in),
+ * whether they are ill-formed and get replaced (*ret_bad), and how many
+ * bytes its escaped form takes (returned). */
+static size_t next_char(const unsigned char *s, size_t n, size_t *ret_in, bool *ret_bad)
 {
     unsigned char c = s[0];
     size_t skip;
     size_t len;
 
+    *ret_bad = false;
     if (c < 0x80) {
         *ret_in = 1;
         if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
@@ -243,6 +245,7 @@ static size_t next_char(const unsigned char *s, size_t n, size_t *ret_in)
         return len;
     }
     *ret_in = skip;
+    *ret_bad = true;
     return REPLACEMENT_LEN;
 }
 
@@ -254,8 +257,9 @@ size_t buf_json_escaped_len(const char *s, size_t n)
 
     while (i < n) {
         size_t in;
+        bool bad;
 
-        out += next_char(u + i, n - i, &in);
+        out += next_char(u + i, n - i, &in, &bad);
         i += in;
     }
     return out;
@@ -272,13 +276,11 @@ static char *escape_into(char *dst, const char *s, size_t n)
     while (i < n) {
         unsigned char c = u[i];
         size_t in;
-        size_t out = next_char(u + i, n - i, &in);
+        bool bad;
+        size_t out = next_char(u + i, n - i, &in, &bad);
 
         if (c >= 0x80) {
-            if (out == in)
-                memcpy(dst, u + i, in);
-            else
-                memcpy(dst, REPLACEMENT, REPLACEMENT_LEN);
+            memcpy(dst, bad ? (const unsigned char *)REPLACEMENT : u + i, out);
             dst += out;
         } else if (out == 1) {
             *dst++ = (char)c;
@@ -339,7 +341,8 @@ int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t ma
     /* The longest prefix of whole characters whose escaped form fits. */
     while (cut < n) {
         size_t in;
-        size_t out = next_char(u + cut, n - cut, &in);
+        bool bad;
+        size_t out = next_char(u + cut, n - cut, &in, &bad);
 
         if (out > budget - used)
             break;

@@ -1,0 +1,349 @@
+/* Unit tests for buf.c: caps, growth, printf, insert, JSON escaping and
+ * invalid UTF-8, number formatting, and every allocation failure. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "fail_alloc.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    fail_alloc_reset();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    /* Every test frees what it allocated. */
+    assert_int_equal(fail_alloc_live(), 0);
+    fail_alloc_reset();
+    return 0;
+}
+
+/* The escaped JSON string for (s, n), as a C string the test can compare. */
+static void assert_json(const char *s, size_t n, const char *want)
+{
+    struct buf b;
+
+    buf_init(&b, 1024);
+    assert_int_equal(buf_append_json_string(&b, s, n), 0);
+    assert_string_equal(buf_data(&b), want);
+    assert_int_equal(buf_len(&b), strlen(want));
+    /* The measuring function agrees with what was written. */
+    assert_int_equal(buf_json_escaped_len(s, n) + 2, strlen(want));
+    buf_free(&b);
+}
+
+static void test_empty_and_append(void **state)
+{
+    struct buf b;
+    (void)state;
+    buf_init(&b, 100);
+    assert_string_equal(buf_data(&b), "");
+    assert_int_equal(buf_len(&b), 0);
+    assert_int_equal(buf_max(&b), 100);
+    assert_int_equal(buf_append(&b, "abc", 3), 0);
+    assert_int_equal(buf_append(&b, NULL, 0), 0);
+    assert_int_equal(buf_append_str(&b, "def"), 0);
+    assert_string_equal(buf_data(&b), "abcdef");
+    assert_int_equal(buf_len(&b), 6);
+    buf_truncate(&b, 2);
+    assert_string_equal(buf_data(&b), "ab");
+    buf_truncate(&b, 10); /* no-op past the end */
+    assert_string_equal(buf_data(&b), "ab");
+    buf_reset(&b);
+    assert_string_equal(buf_data(&b), "");
+    assert_int_equal(buf_len(&b), 0);
+    assert_int_equal(buf_append_str(&b, "x"), 0);
+    assert_string_equal(buf_data(&b), "x");
+    buf_free(&b);
+    buf_free(&b); /* twice is fine */
+    buf_free(NULL);
+    assert_string_equal(buf_data(&b), "");
+}
+
+static void test_cap_is_hard_and_failure_leaves_buffer_unchanged(void **state)
+{
+    struct buf b;
+    (void)state;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append_str(&b, "12345"), 0);
+    assert_int_equal(buf_append_str(&b, "6789"), -ENOBUFS);
+    assert_string_equal(buf_data(&b), "12345");
+    assert_int_equal(buf_printf(&b, "%d", 6789), -ENOBUFS);
+    assert_string_equal(buf_data(&b), "12345");
+    assert_int_equal(buf_append_json_string(&b, "ab", 2), -ENOBUFS); /* "ab" = 4 bytes */
+    assert_string_equal(buf_data(&b), "12345");
+    assert_int_equal(buf_insert(&b, 0, "abcd", 4), -ENOBUFS);
+    assert_string_equal(buf_data(&b), "12345");
+    /* exactly at the cap is fine */
+    assert_int_equal(buf_append_str(&b, "678"), 0);
+    assert_string_equal(buf_data(&b), "12345678");
+    assert_int_equal(buf_append(&b, "9", 1), -ENOBUFS);
+    assert_int_equal(buf_len(&b), 8);
+    buf_free(&b);
+
+    /* a zero cap holds nothing */
+    buf_init(&b, 0);
+    assert_int_equal(buf_append(&b, "a", 1), -ENOBUFS);
+    assert_int_equal(buf_append(&b, "", 0), 0);
+    buf_free(&b);
+
+    /* an absurd cap is clamped, never overflows */
+    buf_init(&b, SIZE_MAX);
+    assert_true(buf_max(&b) <= SIZE_MAX / 2);
+    assert_int_equal(buf_append(&b, "a", SIZE_MAX / 2 + 1), -ENOBUFS);
+    buf_free(&b);
+}
+
+static void test_growth_keeps_contents(void **state)
+{
+    struct buf b;
+    char chunk[100];
+    (void)state;
+    memset(chunk, 'x', sizeof(chunk));
+    buf_init(&b, 100000);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(buf_append(&b, chunk, sizeof(chunk)), 0);
+    assert_int_equal(buf_len(&b), 100000);
+    assert_int_equal(strlen(buf_data(&b)), 100000);
+    assert_int_equal(buf_append(&b, "y", 1), -ENOBUFS);
+    buf_free(&b);
+}
+
+static void test_printf(void **state)
+{
+    struct buf b;
+    char big[600];
+    (void)state;
+    buf_init(&b, 4096);
+    assert_int_equal(buf_printf(&b, "%s=%d;", "a", 1), 0);
+    assert_int_equal(buf_printf(&b, "%s", ""), 0);
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    /* larger than the first allocation: grows, then formats */
+    assert_int_equal(buf_printf(&b, "[%s]", big), 0);
+    assert_int_equal(buf_len(&b), 4 + 601);
+    assert_memory_equal(buf_data(&b), "a=1;[zzz", 8);
+    assert_int_equal(buf_data(&b)[buf_len(&b) - 1], ']');
+    buf_free(&b);
+}
+
+static void test_insert(void **state)
+{
+    struct buf b;
+    (void)state;
+    buf_init(&b, 64);
+    assert_int_equal(buf_insert(&b, 0, "cd", 2), 0);
+    assert_int_equal(buf_insert(&b, 0, "ab", 2), 0);
+    assert_int_equal(buf_insert(&b, 4, "gh", 2), 0);
+    assert_int_equal(buf_insert(&b, 4, "ef", 2), 0);
+    assert_int_equal(buf_insert(&b, 8, "", 0), 0);
+    assert_string_equal(buf_data(&b), "abcdefgh");
+    assert_int_equal(buf_insert(&b, 9, "x", 1), -EINVAL);
+    assert_string_equal(buf_data(&b), "abcdefgh");
+    buf_free(&b);
+}
+
+static void test_json_escapes(void **state)
+{
+    (void)state;
+    assert_json("", 0, "\"\"");
+    assert_json("plain text", 10, "\"plain text\"");
+    assert_json("q\"b\\s/", 6, "\"q\\\"b\\\\s/\"");
+    assert_json("a\nb\rc\td", 7, "\"a\\nb\\rc\\td\"");
+    /* other control characters, DEL and an embedded NUL as \u00XX */
+    assert_json("\x01\x08\x0c\x1f\x7f", 5, "\"\\u0001\\u0008\\u000c\\u001f\\u007f\"");
+    assert_json("a\0b", 3, "\"a\\u0000b\"");
+    /* only n bytes are read, no terminator needed */
+    assert_json("abcdef", 3, "\"abc\"");
+}
+
+static void test_json_valid_utf8_is_kept(void **state)
+{
+    (void)state;
+    assert_json("caf\xC3\xA9", 5, "\"caf\xC3\xA9\"");                 /* U+00E9 */
+    assert_json("\xE2\x82\xAC", 3, "\"\xE2\x82\xAC\"");               /* U+20AC */
+    assert_json("\xF0\x9F\x98\x80", 4, "\"\xF0\x9F\x98\x80\"");       /* U+1F600 */
+    assert_json("\xF4\x8F\xBF\xBF", 4, "\"\xF4\x8F\xBF\xBF\"");       /* U+10FFFF */
+    assert_json("\xED\x9F\xBF", 3, "\"\xED\x9F\xBF\"");               /* U+D7FF */
+    assert_json("\xEF\xBF\xBD", 3, "\"\xEF\xBF\xBD\"");               /* U+FFFD itself */
+}
+
+#define R "\xEF\xBF\xBD" /* U+FFFD */
+
+static void test_json_invalid_utf8_is_replaced(void **state)
+{
+    (void)state;
+    assert_json("a\x80z", 3, "\"a" R "z\"");                 /* stray continuation */
+    assert_json("\xFF\xFE", 2, "\"" R R "\"");              /* never valid */
+    assert_json("\xC0\xAF", 2, "\"" R R "\"");              /* overlong '/' */
+    assert_json("\xC1\xBF", 2, "\"" R R "\"");
+    assert_json("\xE0\x80\x80", 3, "\"" R R R "\"");        /* overlong, 3 bytes */
+    assert_json("\xED\xA0\x80", 3, "\"" R R R "\"");        /* surrogate U+D800 */
+    assert_json("\xF4\x90\x80\x80", 4, "\"" R R R R "\"");  /* above U+10FFFF */
+    assert_json("\xF5\x80", 2, "\"" R R "\"");
+    /* truncated sequences: the maximal valid prefix is one replacement */
+    assert_json("\xE2\x82", 2, "\"" R "\"");
+    assert_json("\xF0\x9F\x98" "A", 4, "\"" R "A\"");
+    assert_json("\xC3", 1, "\"" R "\"");
+    assert_json("\xC3" "\"", 2, "\"" R "\\\"\"");
+}
+
+static void test_json_string_max(void **state)
+{
+    struct buf b;
+    bool cut = true;
+    (void)state;
+    buf_init(&b, 1024);
+    /* fits: written whole, not marked */
+    assert_int_equal(buf_append_json_string_max(&b, "hello", 5, 5, "~", &cut), 0);
+    assert_string_equal(buf_data(&b), "\"hello\"");
+    assert_false(cut);
+    buf_reset(&b);
+    /* does not fit: prefix + suffix within the budget */
+    assert_int_equal(buf_append_json_string_max(&b, "hello world", 11, 8, "...", &cut), 0);
+    assert_string_equal(buf_data(&b), "\"hello...\"");
+    assert_true(cut);
+    buf_reset(&b);
+    /* never splits an escape: "ab\n" needs 4 bytes; a budget of 3 keeps "ab" */
+    assert_int_equal(buf_append_json_string_max(&b, "ab\ncd", 5, 4, "!", &cut), 0);
+    assert_string_equal(buf_data(&b), "\"ab!\"");
+    buf_reset(&b);
+    /* never splits a multi-byte character */
+    assert_int_equal(buf_append_json_string_max(&b, "a\xE2\x82\xAC" "bcdef", 9, 4, "", &cut), 0);
+    assert_string_equal(buf_data(&b), "\"a\xE2\x82\xAC\"");
+    buf_reset(&b);
+    assert_int_equal(buf_append_json_string_max(&b, "a\xE2\x82\xAC" "bcdef", 9, 3, "", &cut), 0);
+    assert_string_equal(buf_data(&b), "\"a\"");
+    buf_reset(&b);
+    /* the suffix alone */
+    assert_int_equal(buf_append_json_string_max(&b, "abcdef", 6, 3, "...", NULL), 0);
+    assert_string_equal(buf_data(&b), "\"...\"");
+    buf_reset(&b);
+    /* not even the suffix fits */
+    assert_int_equal(buf_append_json_string_max(&b, "abcdef", 6, 2, "...", &cut), -EINVAL);
+    assert_int_equal(buf_len(&b), 0);
+    /* over the buffer's own cap: unchanged */
+    buf_free(&b);
+    buf_init(&b, 4);
+    assert_int_equal(buf_append_json_string_max(&b, "abcdef", 6, 3, "", &cut), -ENOBUFS);
+    assert_int_equal(buf_len(&b), 0);
+    buf_free(&b);
+}
+
+static void assert_double(double d, const char *want)
+{
+    struct buf b;
+
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_json_double(&b, d), 0);
+    assert_string_equal(buf_data(&b), want);
+    assert_true(strtod(buf_data(&b), NULL) == d);
+    buf_free(&b);
+}
+
+static void test_json_double(void **state)
+{
+    struct buf b;
+    (void)state;
+    assert_double(0.1, "0.1");
+    assert_double(1.5, "1.5");
+    assert_double(-0.0, "-0");
+    assert_double(264.19, "264.19");
+    assert_double(1e300, "1e+300");
+    assert_double(1.0 / 3.0, "0.3333333333333333");
+    assert_double(0.1 + 0.2, "0.30000000000000004");
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_json_double(&b, NAN), -EINVAL);
+    assert_int_equal(buf_append_json_double(&b, INFINITY), -EINVAL);
+    assert_int_equal(buf_append_json_double(&b, -INFINITY), -EINVAL);
+    assert_int_equal(buf_len(&b), 0);
+    buf_free(&b);
+}
+
+/* A sequence touching every growing call; returns its first error. */
+static int workload(struct buf *b)
+{
+    static const char text[] = "line one\nline \"two\" \xC3\xA9\xFF";
+    int r;
+
+    r = buf_append_str(b, "start;");
+    if (r == 0)
+        r = buf_printf(b, "%0300d", 7);
+    if (r == 0)
+        r = buf_insert(b, 0, "head;", 5);
+    for (int i = 0; r == 0 && i < 40; i++)
+        r = buf_append_json_string(b, text, sizeof(text) - 1);
+    if (r == 0)
+        r = buf_append_json_string_max(b, text, sizeof(text) - 1, 10, "~", NULL);
+    if (r == 0)
+        r = buf_append_json_double(b, 2.5);
+    return r;
+}
+
+static void test_every_allocation_failure(void **state)
+{
+    struct buf b;
+    unsigned long allocations;
+    (void)state;
+    /* count the allocations of a clean run */
+    fail_alloc_reset();
+    buf_init(&b, 1 << 20);
+    assert_int_equal(workload(&b), 0);
+    allocations = fail_alloc_count();
+    buf_free(&b);
+    assert_true(allocations > 3);
+    for (unsigned long nth = 1; nth <= allocations; nth++) {
+        size_t before;
+        char *copy;
+        int r;
+
+        fail_alloc_reset();
+        buf_init(&b, 1 << 20);
+        fail_alloc_fail_at(nth);
+        r = workload(&b);
+        assert_int_equal(r, -ENOMEM);
+        /* the buffer is still consistent: what is there can be read and
+         * more can be appended once memory is back */
+        before = buf_len(&b);
+        assert_int_equal(strlen(buf_data(&b)), before);
+        fail_alloc_fail_at(0);
+        copy = malloc(before + 1);
+        assert_non_null(copy);
+        memcpy(copy, buf_data(&b), before + 1);
+        assert_int_equal(buf_append_str(&b, "!"), 0);
+        assert_memory_equal(buf_data(&b), copy, before);
+        free(copy);
+        buf_free(&b);
+        assert_int_equal(fail_alloc_live(), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_empty_and_append, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cap_is_hard_and_failure_leaves_buffer_unchanged, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_growth_keeps_contents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_printf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_valid_utf8_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_invalid_utf8_is_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_string_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_double, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
