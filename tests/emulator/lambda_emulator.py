@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 
-__all__ = ["Emulator", "InitResult", "InvokeResult", "ShutdownResult", "ExtensionExit",
+__all__ = ["Emulator", "InitResult", "InvokeResult", "InvokeHandle", "ShutdownResult", "ExtensionExit",
            "validate_subscription", "normalize_runtime_error_type", "SUBSCRIPTION_SCHEMA_2025_01_29"]
 
 # ----------------------------------------------------------------------------- constants
@@ -59,6 +59,8 @@ ERROR_TYPE_RE = re.compile(r"^(Runtime|Function)\.[A-Z][a-zA-Z]+$")
 LOGS_DROPPED_REASON = ("Some logs were dropped because the downstream consumer is slower "
                        "than the logs production rate")
 MIB = 1024 * 1024
+INIT_TYPES = ("on-demand", "provisioned-concurrency", "snap-start", "lambda-managed-instances")
+MI_INIT_TYPE = "lambda-managed-instances"
 
 # Variables the runtime gets but external extensions do not (besides every "_"-prefixed key).
 RUNTIME_ONLY_VARS = frozenset({
@@ -125,6 +127,11 @@ DEFAULT_QUIRKS = {
     "runtime_shutdown_ms": 300,
     # memory sampling period
     "memory_sample_ms": 5,
+    # Telemetry API schema versions this era of Lambda accepts; others get 400 ValidationError
+    # (Managed Instances accept only 2025-01-29 whatever this says)
+    "telemetry_schema_versions": list(SCHEMA_VERSIONS),
+    # AWS's own RIE: every subscribe gets 202 Telemetry.NotSupported and nothing is delivered
+    "telemetry_not_supported": False,
 }
 
 
@@ -216,9 +223,11 @@ def _schema_errors(schema, value, path="$"):
     return errs
 
 
-def validate_subscription(body, allow_any_host=False):
+def validate_subscription(body, allow_any_host=False, versions=SCHEMA_VERSIONS):
     """Validate a Telemetry API subscribe body.
 
+    `versions` are the schema versions accepted (an era of Lambda, or Managed Instances, may
+    accept fewer than SCHEMA_VERSIONS).
     Returns (None, parsed) on success or (message, None) on a validation error.
     parsed = {"schemaVersion", "types", "buffering" (complete, defaults applied),
               "destination": {"protocol", "host", "port", "path", "uri"}}.
@@ -233,9 +242,10 @@ def validate_subscription(body, allow_any_host=False):
         return "failed to parse JSON: request body must be a JSON object", None
     errs = []
     version = obj.get("schemaVersion")
-    if not isinstance(version, str) or version not in SCHEMA_VERSIONS:
-        errs.append("schemaVersion must be one of %s" % ", ".join(SCHEMA_VERSIONS))
-        version = "2025-01-29"
+    if not isinstance(version, str) or version not in SCHEMA_VERSIONS or version not in versions:
+        errs.append("schemaVersion must be one of %s" % ", ".join(v for v in SCHEMA_VERSIONS if v in versions))
+        if not isinstance(version, str) or version not in SCHEMA_VERSIONS:
+            version = "2025-01-29"
     if version == "2025-01-29":
         errs.extend(_schema_errors(SUBSCRIPTION_SCHEMA_2025_01_29, obj))
     else:
@@ -351,14 +361,35 @@ class InvokeResult:
     records: List[Dict[str, Any]] = field(default_factory=list)   # records emitted during the call
 
 
+class InvokeHandle:
+    """A running invocation started with Emulator.invoke_async()."""
+
+    def __init__(self, request_id):
+        self.request_id = request_id
+        self._done = threading.Event()
+        self._result = None
+        self._exc = None
+
+    def done(self):
+        return self._done.is_set()
+
+    def result(self, timeout=None):
+        """The InvokeResult; raises TimeoutError if it is not there within `timeout` seconds."""
+        if not self._done.wait(timeout):
+            raise TimeoutError("invocation %s still running" % self.request_id)
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+
 # ----------------------------------------------------------------------------- internals
 
 class _Reply:
     __slots__ = ("status", "body", "headers", "error_type", "event", "request_id", "who", "on_sent",
-                 "close")
+                 "close", "log")
 
     def __init__(self, status, body=b"", headers=None, error_type=None, event=None, request_id=None,
-                 who=None, on_sent=None, close=False):
+                 who=None, on_sent=None, close=False, log=None):
         self.status = status
         self.body = body
         self.headers = headers or []
@@ -368,6 +399,7 @@ class _Reply:
         self.who = who
         self.on_sent = on_sent
         self.close = close
+        self.log = log             # extra api_log fields
 
 
 def _error_reply(status, error_type, message, who=None):
@@ -446,6 +478,7 @@ class _Runtime:
         self.proc = None
         self.state = "init"        # init | restore_wait | idle | invoking
         self.waiter = None
+        self.waiters = []          # Managed Instances: every pending /invocation/next
         self.restore_waiter = None
         self.cur = None
         self.ready = False
@@ -478,6 +511,15 @@ class _Invocation:
         self.ext_pending = set()
         self.t_last_ext_next_ns = None
         self.finished = False
+        # Managed Instances
+        self.gen = 0
+        self.t_base_ns = 0          # report durationMs starts here
+        self.suppressed = False
+        self.first_record = 0
+        self.outcome = None         # ok | timeout | fatal | closed
+        self.t_end_ns = None
+        self.fatal = None           # (errorType, proc) of the failure that ended it
+        self.result = None
 
 
 class _Subscriber:
@@ -932,16 +974,35 @@ class Emulator:
              max(130, timeout_s) for provisioned-concurrency / snap-start),
              shutdown_budget_ms=2000, freeze=True, quirks=None, log_path=None, work_dir=None,
              handler="function.handler", runtime_version="provided:al2023.v100",
-             xray_daemon_address="127.0.0.1:2000")
+             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None)
+
+    managed_instances=True (or init_type="lambda-managed-instances") emulates Lambda Managed
+    Instances: up to max_concurrency (default 2) invocations at once, no INVOKE events for
+    extensions, no platform.runtimeDone, schema 2025-01-29 only, no freeze.
     """
 
     def __init__(self, root, runtime, function_name="demo-fn", function_version="$LATEST",
                  memory_mb=128, timeout_s=3, init_type="on-demand", region="us-east-1",
                  account_id="123456789012", env=None, init_timeout_s=None, shutdown_budget_ms=2000,
                  freeze=True, quirks=None, log_path=None, work_dir=None, handler="function.handler",
-                 runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000"):
-        if init_type not in ("on-demand", "provisioned-concurrency", "snap-start"):
-            raise ValueError("init_type must be on-demand, provisioned-concurrency or snap-start")
+                 runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000",
+                 managed_instances=False, max_concurrency=None):
+        if init_type not in INIT_TYPES:
+            raise ValueError("init_type must be one of %s" % ", ".join(INIT_TYPES))
+        if init_type == MI_INIT_TYPE:
+            managed_instances = True
+        self.managed_instances = bool(managed_instances)
+        if self.managed_instances:
+            if init_type not in ("on-demand", MI_INIT_TYPE):
+                raise ValueError("Managed Instances have their own init type; %s is not possible" % init_type)
+            init_type = MI_INIT_TYPE
+            max_concurrency = 2 if max_concurrency is None else max_concurrency
+            if not _is_int(max_concurrency) or max_concurrency < 1:
+                raise ValueError("max_concurrency must be a positive integer")
+            freeze = False          # Managed Instances environments keep running between requests
+        elif max_concurrency not in (None, 1):
+            raise ValueError("max_concurrency needs managed_instances=True (one invocation at a time otherwise)")
+        self.max_concurrency = int(max_concurrency or 1)
         self.root = os.path.abspath(root)
         argv = shlex.split(runtime) if isinstance(runtime, str) else [str(a) for a in runtime]
         if not argv:
@@ -963,12 +1024,21 @@ class Emulator:
         self.shutdown_budget_ms = int(shutdown_budget_ms)
         self.freeze = bool(freeze)
         self.quirks = dict(DEFAULT_QUIRKS)
+        if self.managed_instances:
+            # RIE-MI puts Sandbox.Timedout on timed-out reports (the only source for MI)
+            self.quirks["timeout_error_type"] = "Sandbox.Timedout"
         for k, v in (quirks or {}).items():
             if k not in DEFAULT_QUIRKS:
                 raise ValueError("unknown quirk %r (known: %s)" % (k, ", ".join(sorted(DEFAULT_QUIRKS))))
             self.quirks[k] = v
         if self.quirks["handled_error_status"] not in ("error", "success"):
             raise ValueError("handled_error_status must be 'error' or 'success'")
+        tsv = self.quirks["telemetry_schema_versions"]
+        if isinstance(tsv, str):
+            tsv = [v.strip() for v in tsv.split(",") if v.strip()]
+        if not isinstance(tsv, (list, tuple)) or not tsv or any(v not in SCHEMA_VERSIONS for v in tsv):
+            raise ValueError("telemetry_schema_versions must be a non-empty list of %s" % ", ".join(SCHEMA_VERSIONS))
+        self.quirks["telemetry_schema_versions"] = list(tsv)
         self.handler = handler
         self.runtime_version = runtime_version
         self.runtime_version_arn = "arn:aws:lambda:%s::runtime:%s" % (
@@ -1026,6 +1096,12 @@ class Emulator:
         self._pending_restore = self.init_type == "snap-start"
         self._pending_restore_ms = None
         self._mem_max = 0
+        # Managed Instances
+        self._mi_invs = {}               # request id -> _Invocation in flight (current generation)
+        self._mi_queue = collections.deque()   # registered, waiting for a runtime /next
+        self._mi_slots = threading.Semaphore(self.max_concurrency)
+        self._mi_draining = 0            # shutdown() waiting for in-flight invocations
+        self._mi_resetting = False       # a failure is being turned into reports + reset
         self._sampling = False
         self._sampler_lock = threading.Lock()
         self._scan = {"t": 0, "keys": None, "map": {}}
@@ -1064,27 +1140,83 @@ class Emulator:
     def invoke(self, payload=b"{}", trace_header=None, request_id=None, client_context=None,
                cognito_identity=None, content_type="application/json"):
         """One invocation.  Blocks until the runtime and every INVOKE-registered extension
-        called next (or until a timeout / failure and the reset that follows it)."""
+        called next (or until a timeout / failure and the reset that follows it).
+        Managed Instances: until the runtime answered (or a timeout / failure); other
+        invocations may run at the same time (see invoke_async)."""
         if isinstance(payload, str):
             payload = payload.encode()
         elif not isinstance(payload, (bytes, bytearray)):
             payload = _json(payload)
+        if self.managed_instances:
+            self._check_open()
+            return self._invoke_mi(bytes(payload), trace_header, request_id, client_context,
+                                   cognito_identity, content_type)
         with self._op_lock:
             self._check_open()
             return self._invoke(bytes(payload), trace_header, request_id, client_context,
                                 cognito_identity, content_type)
 
+    def invoke_async(self, payload=b"{}", trace_header=None, request_id=None, client_context=None,
+                     cognito_identity=None, content_type="application/json"):
+        """Start invoke() on a thread and return an InvokeHandle (request_id is known at once;
+        .result(timeout) gives the InvokeResult).  With Managed Instances up to max_concurrency
+        invocations run at once (more wait for a slot); otherwise they run one after another,
+        in no guaranteed order."""
+        rid = request_id or str(uuid.uuid4())
+        handle = InvokeHandle(rid)
+
+        def run():
+            try:
+                handle._result = self.invoke(payload, trace_header=trace_header, request_id=rid,
+                                             client_context=client_context, cognito_identity=cognito_identity,
+                                             content_type=content_type)
+            except BaseException as exc:  # handed to the caller by result()
+                handle._exc = exc
+            finally:
+                handle._done.set()
+
+        threading.Thread(target=run, name="invoke-%s" % rid[:8], daemon=True).start()
+        return handle
+
+    def invoke_many(self, payloads, trace_header=None, timeout=None):
+        """invoke_async() every payload at once and return their InvokeResults in order.
+        trace_header: one header for all, or a list with one per payload (None = no header)."""
+        payloads = list(payloads)
+        if isinstance(trace_header, (list, tuple)):
+            if len(trace_header) != len(payloads):
+                raise ValueError("one trace header per payload")
+            headers = list(trace_header)
+        else:
+            headers = [trace_header] * len(payloads)
+        handles = [self.invoke_async(p, trace_header=th) for p, th in zip(payloads, headers)]
+        end = None if timeout is None else time.monotonic() + timeout
+        return [h.result(None if end is None else max(0.0, end - time.monotonic())) for h in handles]
+
     def shutdown(self, reason="spindown"):
         """SHUTDOWN to the registered extensions (pending or next /event/next), SIGTERM the
         runtime, SIGKILL whatever is alive at the end of the budget.  A later invoke() starts
-        a fresh environment (cold start)."""
-        with self._op_lock:
-            self._check_open()
-            res = self._teardown(reason)
-            self._needs_init = True
-            self._next_init_phase = "init"
-            self._pending_restore = self.init_type == "snap-start"
-            return res
+        a fresh environment (cold start).  Managed Instances: invocations in flight finish
+        first (each is bounded by its timeout); new ones wait until the shutdown is over."""
+        if self.managed_instances:
+            with self._cv:
+                self._mi_draining += 1
+        try:
+            if self.managed_instances:
+                with self._cv:
+                    while (self._mi_invs or self._mi_resetting) and not self._closed:
+                        self._cv.wait(0.2)
+            with self._op_lock:
+                self._check_open()
+                res = self._teardown(reason)
+                self._needs_init = True
+                self._next_init_phase = "init"
+                self._pending_restore = self.init_type == "snap-start"
+                return res
+        finally:
+            if self.managed_instances:
+                with self._cv:
+                    self._mi_draining -= 1
+                    self._cv.notify_all()
 
     def close(self):
         """Kill every process, stop servers and threads.  Safe to call more than once."""
@@ -1145,7 +1277,8 @@ class Emulator:
 
     def subscribers(self):
         with self._lock:
-            return {n: {"types": sorted(s.types), "maxItems": s.max_items, "maxBytes": s.max_bytes,
+            return {n: {"schemaVersion": s.schema_version, "types": sorted(s.types),
+                        "maxItems": s.max_items, "maxBytes": s.max_bytes,
                         "timeoutMs": s.timeout_ms, "destination": dict(s.dest or {}),
                         "queued": len(s.q)} for n, s in self._subs.items()}
 
@@ -1283,6 +1416,9 @@ class Emulator:
         if self.init_type != "snap-start":
             env["AWS_LAMBDA_LOG_GROUP_NAME"] = "/aws/lambda/%s" % self.function_name
             env["AWS_LAMBDA_LOG_STREAM_NAME"] = self._instance_id
+        if self.managed_instances:
+            # set by Lambda for Managed Instances runtimes (aws-lambda-go PR #600); runtime only here
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.max_concurrency)
         return env
 
     def extension_environment(self):
@@ -1439,10 +1575,11 @@ class Emulator:
         if proc.kind == "runtime":
             rt = self._runtime
             if rt is not None and rt.proc is proc:
-                for w in (rt.waiter, rt.restore_waiter):
+                for w in [rt.waiter, rt.restore_waiter] + rt.waiters:
                     if w is not None:
                         w.cancelled = True
                 rt.waiter = rt.restore_waiter = None
+                rt.waiters = []
         else:
             ext = proc.ext
             if ext.waiter is not None:
@@ -1616,6 +1753,7 @@ class Emulator:
             self._procs = []
             self._runtime = None
             self._inv = None
+            self._mi_queue.clear()
             self._fatal = None
             self._idle_fault = None
             self._frozen = False
@@ -1987,6 +2125,230 @@ class Emulator:
         result.records = self.emitted[first_record:]
         return result
 
+    # ------------------------------------------------------------------ Invoke, Managed Instances
+
+    def _mi_blocked_locked(self):
+        """New MI invocations wait while a shutdown drains the environment or a failure is
+        being turned into reports and a reset."""
+        return (self._mi_draining > 0 or self._mi_resetting
+                or (self._fatal is not None and self._phase == "invoke"))
+
+    def _mi_closed_result(self, rid, t_start, inv=None, init_res=None, first_record=0):
+        return InvokeResult(request_id=rid, status="failure", error_type="Emulator.Closed",
+                            response=inv.response if inv else None,
+                            duration_ms=_ms(_mono_ns() - t_start), billed_duration_ms=0,
+                            init_phase_ran=init_res is not None, init=init_res,
+                            deadline_ms=inv.deadline_epoch_ms if inv else 0,
+                            records=self.emitted[first_record:])
+
+    def _invoke_mi(self, payload, trace_header, request_id, client_context, cognito_identity, content_type):
+        rid = request_id or str(uuid.uuid4())
+        t0 = _mono_ns()
+        while not self._mi_slots.acquire(timeout=0.2):
+            if self._closed:
+                return self._mi_closed_result(rid, t0)
+        try:
+            return self._invoke_mi_slot(rid, payload, trace_header, client_context, cognito_identity,
+                                        content_type)
+        finally:
+            self._mi_slots.release()
+
+    def _invoke_mi_slot(self, rid, payload, trace_header, client_context, cognito_identity, content_type):
+        first_record = len(self.emitted)
+        if trace_header is None and self.quirks["generate_trace_header"]:
+            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
+                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        init_res = None
+        suppressed = False
+        t_start = _mono_ns()
+        inv = None
+        while inv is None:
+            with self._cv:
+                while self._mi_blocked_locked() and not self._closed:
+                    self._cv.wait(0.2)
+            if self._closed:
+                return self._mi_closed_result(rid, t_start, None, init_res, first_record)
+            with self._op_lock:
+                if self._closed:
+                    return self._mi_closed_result(rid, t_start, None, init_res, first_record)
+                if self._idle_fault is not None and not self._mi_invs:
+                    # a process died while nothing ran: reset before this invocation starts
+                    self._teardown("failure")
+                    self._needs_init = True
+                    self._next_init_phase = "invoke"
+                t_start = _mono_ns()
+                deadline_ns = t_start + int(self.timeout_s * 1e9)
+                deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
+                if self._needs_init:
+                    phase = self._next_init_phase
+                    suppressed = phase == "invoke"
+                    init_res = self._run_init(phase, deadline_ns if suppressed else None)
+                    if not suppressed:
+                        t_start = _mono_ns()
+                        deadline_ns = t_start + int(self.timeout_s * 1e9)
+                        deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
+                    if init_res.status != "success":
+                        return self._failed_before_invoke(rid, t_start, init_res.status, init_res.error_type,
+                                                          init_res, None, deadline_epoch_ms, first_record,
+                                                          init_res.shutdown)
+                with self._cv:
+                    if self._mi_blocked_locked() or self._idle_fault is not None or self._needs_init:
+                        continue
+                    tracing, runtime_trace = self._tracing_for(trace_header)
+                    inv = _Invocation(rid)
+                    inv.payload = payload
+                    inv.trace_header = trace_header
+                    inv.runtime_trace = runtime_trace
+                    inv.tracing = tracing
+                    inv.client_context = client_context
+                    inv.cognito_identity = cognito_identity
+                    inv.content_type = content_type
+                    inv.deadline_epoch_ms = deadline_epoch_ms
+                    inv.deadline_ns = deadline_ns
+                    inv.gen = self._gen
+                    inv.suppressed = suppressed
+                    inv.first_record = first_record
+                    self._mi_invs[rid] = inv
+                    self._phase = "invoke"
+                    start = {"requestId": rid, "version": self.function_version}
+                    if tracing:
+                        start["tracing"] = tracing
+                    inv.t_start_ns = _mono_ns()
+                    inv.t_base_ns = t_start if suppressed else inv.t_start_ns
+                    self._emit_locked("platform.start", start, inv.t_start_ns)
+                    self._set_sampling(True)
+                    self._mi_dispatch_locked(inv)
+        inv_init = init_res
+        while True:
+            with self._cv:
+                while True:
+                    if inv.result is not None:
+                        if inv.outcome != "fatal" or not self._mi_resetting or self._closed:
+                            res = inv.result
+                            res.init = inv_init
+                            res.init_phase_ran = inv_init is not None
+                            return res
+                    elif self._closed:
+                        self._mi_invs.pop(rid, None)
+                        return self._mi_closed_result(rid, t_start, inv, inv_init, first_record)
+                    elif inv.outcome == "ok":
+                        action = "finish"
+                        break
+                    elif (self._fatal is not None and inv.gen == self._gen and self._phase == "invoke"
+                          and not self._mi_resetting):
+                        action = "reset"
+                        break
+                    elif inv.outcome is None and _mono_ns() >= inv.deadline_ns and not self._mi_resetting:
+                        inv.outcome = "timeout"
+                        inv.t_end_ns = inv.deadline_ns
+                        action = "finish"
+                        break
+                    elif inv.outcome == "timeout" and not self._mi_resetting:
+                        action = "finish"
+                        break
+                    rem = (inv.deadline_ns - _mono_ns()) / 1e9
+                    self._cv.wait(max(0.001, min(rem, 0.5)) if inv.outcome is None else 0.5)
+                if action == "reset":
+                    self._mi_resetting = True
+                    etype, proc = self._fatal
+                    t_fail = _mono_ns()
+                    victims = [i for i in self._mi_invs.values() if i.gen == inv.gen and i.result is None]
+                    for v in victims:
+                        if v.outcome is None:
+                            v.outcome = "fatal"
+                            v.fatal = (etype, proc)
+                            v.t_end_ns = t_fail
+                    procs = list(self._procs)
+                else:
+                    victims = [inv]
+                    procs = [self._runtime.proc] if self._runtime and self._runtime.proc else []
+            # log lines written so far become records before the report(s)
+            for p in procs:
+                self._drain(p, 0.02)
+            self._sample_once()
+            with self._cv:
+                for v in victims:
+                    if v.result is None:
+                        self._mi_finish_locked(v)
+                if action == "finish":
+                    if not self._mi_invs and self._phase == "invoke":
+                        if self._fatal is not None:
+                            # failed after the last answer: a reset at the next invoke
+                            self._idle_fault = self._fatal
+                            self._fatal = None
+                        self._phase = "ready"
+                        self._set_sampling(False)
+                    self._cv.notify_all()
+                    continue
+            # action == "reset": the environment is reset like after any failure
+            with self._op_lock:
+                sd = self._teardown("failure")
+                self._needs_init = True
+                self._next_init_phase = "invoke"
+            with self._cv:
+                for v in victims:
+                    if v.result is not None and v.outcome == "fatal":
+                        v.result.shutdown = sd
+                self._mi_resetting = False
+                self._cv.notify_all()
+
+    def _mi_finish_locked(self, inv):
+        """platform.report of one MI invocation and its InvokeResult."""
+        outcome = inv.outcome
+        exit_code = exit_signal = None
+        if outcome == "ok":
+            status, etype = self._invocation_status(inv)
+            t_last = inv.t_end_ns
+        elif outcome == "timeout":
+            status, etype = "timeout", self.quirks["timeout_error_type"]
+            t_last = inv.deadline_ns
+        else:
+            etype, proc = inv.fatal
+            status = "failure" if etype.startswith("Sandbox.") else "error"
+            t_last = inv.t_end_ns
+            if proc is not None and proc.kind == "runtime" and proc.exited and proc.returncode is not None:
+                exit_code = proc.returncode
+                if exit_code < 0:
+                    try:
+                        exit_signal = signal.Signals(-exit_code).name
+                    except ValueError:
+                        exit_signal = str(-exit_code)
+        duration = _ms(max(0, t_last - inv.t_base_ns))
+        if outcome == "timeout" and not inv.suppressed:
+            duration = round(self.timeout_s * 1000.0, 3)
+        report = {"requestId": inv.request_id, "status": status}
+        if etype:
+            report["errorType"] = etype
+        report["metrics"] = {"durationMs": duration}
+        if not self.quirks["omit_spans"]:
+            spans = []
+            if inv.t_delivered_ns is not None and inv.t_resp_start_ns is not None:
+                spans.append({"name": "responseLatency", "start": _iso_ms(self._epoch_ns(inv.t_delivered_ns)),
+                              "durationMs": _ms(inv.t_resp_start_ns - inv.t_delivered_ns)})
+                if inv.t_resp_end_ns is not None and inv.error_type != "Function.ResponseSizeTooLarge":
+                    spans.append({"name": "responseDuration",
+                                  "start": _iso_ms(self._epoch_ns(inv.t_resp_start_ns)),
+                                  "durationMs": _ms(inv.t_resp_end_ns - inv.t_resp_start_ns)})
+            if spans:
+                report["spans"] = spans
+        if inv.tracing:
+            report["tracing"] = inv.tracing
+        self._emit_locked("platform.report", report)
+        inv.finished = True
+        inv.result = InvokeResult(
+            request_id=inv.request_id, status=status, error_type=etype,
+            response=inv.response if outcome == "ok" else None,
+            duration_ms=duration, billed_duration_ms=int(math.ceil(duration)),
+            init_phase_ran=False, max_memory_used_mb=self._max_memory_mb(),
+            function_error=inv.function_error, exit_code=exit_code, exit_signal=exit_signal,
+            deadline_ms=inv.deadline_epoch_ms)
+        inv.result.records = self.emitted[inv.first_record:]
+        self._mi_invs.pop(inv.request_id, None)
+        try:
+            self._mi_queue.remove(inv)
+        except ValueError:
+            pass
+
     def _invocation_status(self, inv):
         if inv.error_type == "Function.ResponseSizeTooLarge":
             return "error", inv.error_type
@@ -2007,8 +2369,11 @@ class Emulator:
             report = {"requestId": rid, "status": status}
             if etype:
                 report["errorType"] = etype
-            report["metrics"] = {"durationMs": duration, "billedDurationMs": int(math.ceil(duration)),
-                                 "memorySizeMB": self.memory_mb, "maxMemoryUsedMB": self._max_memory_mb()}
+            if self.managed_instances:
+                report["metrics"] = {"durationMs": duration}
+            else:
+                report["metrics"] = {"durationMs": duration, "billedDurationMs": int(math.ceil(duration)),
+                                     "memorySizeMB": self.memory_mb, "maxMemoryUsedMB": self._max_memory_mb()}
             self._emit_locked("platform.report", report)
         return InvokeResult(request_id=rid, status=status, error_type=etype, response=None,
                             duration_ms=duration, billed_duration_ms=int(math.ceil(duration)),
@@ -2158,6 +2523,7 @@ class Emulator:
             self._phase = "dead"
             self._frozen = False
             self._inv = None
+            self._mi_queue.clear()
             self._cv.notify_all()
         return result
 
@@ -2168,10 +2534,11 @@ class Emulator:
                 ext.waiter = None
         rt = self._runtime
         if rt is not None:
-            for w in (rt.waiter, rt.restore_waiter):
+            for w in [rt.waiter, rt.restore_waiter] + rt.waiters:
                 if w is not None:
                     w.cancelled = True
             rt.waiter = rt.restore_waiter = None
+            rt.waiters = []
 
     # ------------------------------------------------------------------ HTTP dispatch
 
@@ -2230,6 +2597,8 @@ class Emulator:
             entry["event"] = reply.event
         if reply.request_id:
             entry["request_id"] = reply.request_id
+        if reply.log:
+            entry.update(reply.log)
         self._log_api(entry)
         if reply.on_sent:
             with self._cv:
@@ -2266,7 +2635,15 @@ class Emulator:
         elif path in ("/2020-01-01/extension/init/error", "/2020-01-01/extension/exit/error"):
             return self._expect(method, "POST") or self._h_ext_error(h, path.rsplit("/", 2)[1])
         elif path == "/2022-07-01/telemetry":
-            return self._expect(method, "PUT") or self._h_telemetry(h, body)
+            reply = self._expect(method, "PUT") or self._h_telemetry(h, body)
+            if method == "PUT":
+                # what the extension asked for, for tests: the parsed object, or the raw text
+                try:
+                    shown = json.loads(body)
+                except (ValueError, UnicodeDecodeError):
+                    shown = body.decode("utf-8", "replace")
+                reply.log = dict(reply.log or {}, body=shown)
+            return reply
         elif path == "/2020-08-15/logs":
             return self._expect(method, "PUT") or _Reply(
                 202, _err_body("Logs.NotSupported", "Logs API is not supported by this emulator"),
@@ -2283,7 +2660,45 @@ class Emulator:
 
     # --- Runtime API
 
+    def _h_runtime_next_mi(self):
+        """Managed Instances: any number of concurrent pollers; each takes the oldest waiting
+        invocation or waits for one."""
+        with self._cv:
+            rt = self._runtime
+            if rt is None or rt.proc is None or rt.proc.exited or self._phase in ("shutdown", "dead"):
+                return _error_reply(403, "InvalidStateTransition",
+                                    "State transition from Stopped to InvocationNext failed for runtime. "
+                                    "Error: State transition is not allowed", who="runtime")
+            if rt.state == "init":
+                rt.ready = True
+                rt.state = "idle"
+            w = _Waiter("runtime")
+            while self._mi_queue:
+                inv = self._mi_queue.popleft()
+                if inv.outcome is None and inv.result is None:
+                    inv.t_delivered_ns = _mono_ns()
+                    w.reply = self._runtime_invoke_reply(inv)
+                    break
+            if w.reply is None:
+                rt.waiters.append(w)
+            self._cv.notify_all()
+            return w
+
+    def _mi_dispatch_locked(self, inv):
+        rt = self._runtime
+        while rt is not None and rt.waiters:
+            w = rt.waiters.pop(0)
+            if w.cancelled or w.reply is not None:
+                continue
+            inv.t_delivered_ns = _mono_ns()
+            w.reply = self._runtime_invoke_reply(inv)
+            self._cv.notify_all()
+            return
+        self._mi_queue.append(inv)
+
     def _h_runtime_next(self, t_req):
+        if self.managed_instances:
+            return self._h_runtime_next_mi()
         rt0 = self._runtime
         if rt0 is not None and rt0.state == "invoking" and rt0.cur is not None and rt0.cur.answered:
             self._drain(rt0.proc, 0.02)
@@ -2327,10 +2742,16 @@ class Emulator:
         t_end = _mono_ns()
         with self._cv:
             rt = self._runtime
-            inv = self._inv
-            if (inv is None or rt is None or rt.cur is not inv or inv.request_id != rid
-                    or inv.answered or inv.finished):
-                return _error_reply(400, "InvalidRequestID", "Invalid request ID", who="runtime")
+            if self.managed_instances:
+                inv = self._mi_invs.get(rid)
+                if (inv is None or rt is None or inv.t_delivered_ns is None or inv.answered
+                        or inv.outcome is not None or inv.result is not None):
+                    return _error_reply(400, "InvalidRequestID", "Invalid request ID", who="runtime")
+            else:
+                inv = self._inv
+                if (inv is None or rt is None or rt.cur is not inv or inv.request_id != rid
+                        or inv.answered or inv.finished):
+                    return _error_reply(400, "InvalidRequestID", "Invalid request ID", who="runtime")
             inv.answered = True
             inv.t_resp_start_ns = t_req
             inv.t_resp_end_ns = t_end
@@ -2338,6 +2759,9 @@ class Emulator:
                 if len(body) > MAX_RESPONSE_BYTES:
                     inv.error_type = "Function.ResponseSizeTooLarge"
                     inv.produced_bytes = 0
+                    if self.managed_instances:
+                        inv.outcome = "ok"
+                        inv.t_end_ns = t_end
                     self._cv.notify_all()
                     return _error_reply(413, "RequestEntityTooLarge",
                                         "Exceeded maximum allowed payload size (%d bytes)." % MAX_RESPONSE_BYTES,
@@ -2362,6 +2786,10 @@ class Emulator:
                 inv.error_type = etype
                 inv.response = body
                 inv.produced_bytes = len(body)
+            if self.managed_instances:
+                # no runtime next closes an MI invocation: the answer does
+                inv.outcome = "ok"
+                inv.t_end_ns = t_end
             self._cv.notify_all()
             reply = _accepted(who="runtime")
             reply.request_id = rid
@@ -2461,6 +2889,10 @@ class Emulator:
         with self._cv:
             ext = next((e for e in self._exts if not e.internal and e.name == name), None)
             valid = ("INVOKE", "SHUTDOWN") if ext is not None else ("INVOKE",)
+            if self.managed_instances and "INVOKE" in events:
+                return _error_reply(403, "Extension.InvalidEventType",
+                                    "INVOKE: event type is not supported on Lambda Managed Instances",
+                                    who=name)
             for e in events:
                 if e not in valid:
                     why = ("internal extensions may not register for SHUTDOWN" if e == "SHUTDOWN"
@@ -2568,16 +3000,28 @@ class Emulator:
                 self._set_fatal_locked(etype, None)
             return _accepted(who=who)
 
+    def _telemetry_versions(self):
+        versions = [v for v in self.quirks["telemetry_schema_versions"] if v in SCHEMA_VERSIONS]
+        if self.managed_instances:
+            versions = [v for v in versions if v == "2025-01-29"]
+        return tuple(versions)
+
     def _h_telemetry(self, h, body):
         with self._cv:
             ext, err = self._lookup_ext_locked(h)
             if err:
                 return err
             who = ext.name
+            if self.quirks["telemetry_not_supported"]:
+                # AWS's RIE: a stub that accepts nothing and never delivers
+                return _Reply(202, _err_body("Telemetry.NotSupported", "Telemetry API is not supported"),
+                              [("Content-Type", "application/json")], error_type="Telemetry.NotSupported",
+                              who=who)
             if not self._subscriptions_open or ext.first_next or self._phase != "init":
                 return _error_reply(403, "Telemetry.SubscriptionClosed", "Telemetry API subscription is closed",
                                     who=who)
-        msg, parsed = validate_subscription(body, self.quirks["allow_any_destination_host"])
+        msg, parsed = validate_subscription(body, self.quirks["allow_any_destination_host"],
+                                            self._telemetry_versions())
         if msg is not None:
             return _Reply(400, _err_body("ValidationError", msg), [("Content-Type", "application/json")],
                           error_type="ValidationError", who=who)

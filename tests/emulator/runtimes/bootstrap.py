@@ -32,6 +32,10 @@ Init behaviour comes from environment variables:
   DEMO_INIT_LOG=N         print N log lines during init
   DEMO_RESTORE_MS=N       (SnapStart) sleep N ms in the after-restore hook
   DEMO_RESTORE_FAIL=1     (SnapStart) POST /runtime/restore/error and exit 1
+  DEMO_CONCURRENCY=N      N worker threads, each long-polling /invocation/next on its own
+                          connection (Lambda Managed Instances); default AWS_LAMBDA_MAX_CONCURRENCY
+                          when Lambda sets it, else 1.  With N > 1 _X_AMZN_TRACE_ID is not set
+                          (one process-wide variable cannot hold N requests' headers).
 
 When AWS_LAMBDA_INITIALIZATION_TYPE is "snap-start" the runtime calls
 GET /runtime/restore/next after init (the snapshot point) and runs its after-restore
@@ -44,46 +48,50 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 API = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
 BASE = "/2018-06-01/runtime"
 
-_conn = None
-_current_request_id = ""
+# one keep-alive connection and one current request per worker thread
+_tls = threading.local()
+_out_lock = threading.Lock()
 
 
 def log(msg):
     """Print one line in the usual Lambda runtime text layout and flush it."""
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
-    sys.stdout.write("%s\t%s\tINFO\t%s\n" % (stamp, _current_request_id or "-", msg))
-    sys.stdout.flush()
+    line = "%s\t%s\tINFO\t%s\n" % (stamp, getattr(_tls, "request_id", "") or "-", msg)
+    with _out_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def _connect():
-    global _conn
     host, _, port = API.rpartition(":")
-    _conn = http.client.HTTPConnection(host, int(port))
-    _conn.connect()
-    _conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = http.client.HTTPConnection(host, int(port))
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _tls.conn = conn
 
 
 def call(method, path, body=None, headers=None):
-    """One request on the shared keep-alive connection; reconnects once on a stale socket."""
+    """One request on this thread's keep-alive connection; reconnects once on a stale socket."""
     for attempt in (1, 2):
-        if _conn is None:
+        if getattr(_tls, "conn", None) is None:
             _connect()
         try:
-            _conn.request(method, path, body=body, headers=headers or {})
-            resp = _conn.getresponse()
+            _tls.conn.request(method, path, body=body, headers=headers or {})
+            resp = _tls.conn.getresponse()
             data = resp.read()
             return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
         except (ConnectionError, http.client.HTTPException, OSError):
             try:
-                _conn.close()
+                _tls.conn.close()
             finally:
-                globals()["_conn"] = None
+                _tls.conn = None
             if attempt == 2:
                 raise
 
@@ -154,8 +162,9 @@ def handle(request_id, headers, payload):
         for i in range(lines):
             prefix = "log line %d " % i
             out.append(prefix + "x" * max(0, size - len(prefix)) + "\n")
-        sys.stdout.write("".join(out))
-        sys.stdout.flush()
+        with _out_lock:
+            sys.stdout.write("".join(out))
+            sys.stdout.flush()
         log("log: printed %d lines" % lines)
         respond(request_id, {"ok": True, "action": "log", "lines": lines})
     elif action == "big":
@@ -203,26 +212,47 @@ def restore():
         sys.exit(1)
 
 
-def main():
-    global _current_request_id
-    init()
-    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-        restore()
+def worker(single):
     while True:
-        _current_request_id = ""
+        _tls.request_id = ""
         status, headers, payload = call("GET", BASE + "/invocation/next")
         if status != 200:
             log("invocation/next answered %d: %r" % (status, payload[:200]))
             time.sleep(0.05)
             continue
         request_id = headers.get("lambda-runtime-aws-request-id", "")
-        _current_request_id = request_id
-        trace = headers.get("lambda-runtime-trace-id")
-        if trace:
-            os.environ["_X_AMZN_TRACE_ID"] = trace
-        else:
-            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        _tls.request_id = request_id
+        if single:
+            trace = headers.get("lambda-runtime-trace-id")
+            if trace:
+                os.environ["_X_AMZN_TRACE_ID"] = trace
+            else:
+                os.environ.pop("_X_AMZN_TRACE_ID", None)
         handle(request_id, headers, payload)
+
+
+def concurrency():
+    for key in ("DEMO_CONCURRENCY", "AWS_LAMBDA_MAX_CONCURRENCY"):
+        try:
+            n = int(os.environ.get(key) or 0)
+        except ValueError:
+            n = 0
+        if n > 0:
+            return n
+    return 1
+
+
+def main():
+    init()
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        restore()
+    n = concurrency()
+    if n == 1:
+        worker(True)
+    log("starting %d workers" % n)
+    for i in range(n - 1):
+        threading.Thread(target=worker, args=(False,), name="worker-%d" % (i + 1), daemon=True).start()
+    worker(False)
 
 
 if __name__ == "__main__":
