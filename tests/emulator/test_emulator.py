@@ -858,6 +858,10 @@ class RejectionTests(unittest.TestCase):
             st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", body, hdr)
             self.assertEqual((name, st), (name, 400), data)
             self.assertEqual(err_type(data), "ValidationError", name)
+        logged = [e for e in box.emu.api_log if e["path"] == "/2022-07-01/telemetry" and e["status"] == 400]
+        self.assertEqual(logged[-2]["body"], "{nope")                        # not JSON: the raw text
+        self.assertEqual(logged[-1]["body"], [])
+        self.assertEqual(logged[0]["body"]["schemaVersion"], "2020-08-15")
         st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", bad["no-port"], hdr)
         self.assertIn("URI port is not provided", json.loads(data)["errorMessage"])
         st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", variant(types=[]), hdr)
@@ -1043,6 +1047,50 @@ class RejectionTests(unittest.TestCase):
             resp.read()
         c.close()
         self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+
+class TelemetryQuirkTests(unittest.TestCase):
+    def test_schema_versions_of_an_era(self):
+        # an era that does not know 2025-01-29 yet: an extension trying it first gets 400 and
+        # falls back; api_log and subscribers() show what was asked and what was accepted
+        box = Box(self, probes={"new": dict(SUB, PROBE_SCHEMA="2025-01-29"), "old": dict(SUB, PROBE_SCHEMA="2022-07-01")},
+                  quirks={"telemetry_schema_versions": ["2022-12-13", "2022-07-01"]})
+        self.assertEqual(box.emu.start().status, "success")
+        new = box.log("new", "subscribe")[0]
+        self.assertEqual(new["status"], 400)
+        body = json.loads(new["body"])
+        self.assertEqual(set(body), {"errorType", "errorMessage"})
+        self.assertEqual(body["errorType"], "ValidationError")
+        self.assertIn("2022-12-13", body["errorMessage"])
+        self.assertNotIn("2025-01-29", body["errorMessage"])
+        self.assertEqual(box.log("old", "subscribe")[0]["status"], 200)
+        subs = box.emu.subscribers()
+        self.assertEqual(sorted(subs), ["old"])
+        self.assertEqual(subs["old"]["schemaVersion"], "2022-07-01")
+        puts = {e["who"]: e for e in box.emu.api_log if e["path"] == "/2022-07-01/telemetry"}
+        self.assertEqual((puts["new"]["status"], puts["new"]["error_type"]), (400, "ValidationError"))
+        self.assertEqual(puts["new"]["body"]["schemaVersion"], "2025-01-29")
+        self.assertEqual(puts["old"]["body"]["schemaVersion"], "2022-07-01")
+        self.assertEqual(puts["old"]["body"]["destination"]["protocol"], "HTTP")
+        with self.assertRaises(ValueError):
+            lambda_emulator.Emulator(root=box.root, runtime=[PY, BOOT], quirks={"telemetry_schema_versions": ["2023-01-01"]})
+
+    def test_telemetry_not_supported_like_rie(self):
+        box = Box(self, probes={"p": SUB}, quirks={"telemetry_not_supported": True}, freeze=False)
+        self.assertEqual(box.emu.start().status, "success")
+        sub = box.log("p", "subscribe")[0]
+        self.assertEqual(sub["status"], 202)
+        self.assertEqual(json.loads(sub["body"]), {"errorMessage": "Telemetry API is not supported",
+                                                   "errorType": "Telemetry.NotSupported"})
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        time.sleep(0.1)
+        self.assertEqual(box.emu.subscribers(), {})
+        self.assertEqual(box.emu.delivered, [])
+        self.assertEqual(box.log("p", "post"), [])
+        self.assertFalse(box.emu.records("platform.telemetrySubscription"))
+        put = [e for e in box.emu.api_log if e["path"] == "/2022-07-01/telemetry"][0]
+        self.assertEqual((put["status"], put["error_type"], put["who"]), (202, "Telemetry.NotSupported", "p"))
+        self.assertEqual(put["body"]["types"], ["platform", "function", "extension"])
 
 
 class ShutdownTests(unittest.TestCase):
