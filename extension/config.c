@@ -27,6 +27,12 @@
 #define RESERVED_PORT 9001
 #define SHUTDOWN_WAIT_MAX_MS 2000
 
+#define TIMEOUT_MARGIN_DEFAULT_MS 300
+#define EXPORT_TIMEOUT_DEFAULT_MS 2000
+#define EXPORT_QUEUE_DEFAULT_BYTES (8UL * 1024 * 1024)
+
+config_sinks_fn config_sinks_parser;
+
 static const char *const schema_versions[] = {"2025-01-29", "2022-12-13", "2022-07-01"};
 
 void config_defaults(struct config *ret)
@@ -42,6 +48,11 @@ void config_defaults(struct config *ret)
     ret->listener_port = 0;
     ret->queue_max_bytes = QUEUE_DEFAULT_MAX_BYTES;
     ret->shutdown_telemetry_wait_ms = SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
+    ret->timeout_margin_ms = TIMEOUT_MARGIN_DEFAULT_MS;
+    snprintf(ret->exporters, sizeof(ret->exporters), "%s", "xray");
+    snprintf(ret->otlp_endpoint, sizeof(ret->otlp_endpoint), "%s", "http://localhost:4318/v1/traces");
+    ret->export_timeout_ms = EXPORT_TIMEOUT_DEFAULT_MS;
+    ret->export_queue_max_bytes = EXPORT_QUEUE_DEFAULT_BYTES;
 }
 
 int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret_value)
@@ -182,6 +193,49 @@ static void load_u32(const struct loader *l, const char *name, uint64_t min, uin
     warn(l, name, problem, fallback);
 }
 
+/* A free-form string setting: printable ASCII only (it ends up in URLs and
+ * header lines), and it must fit. */
+static void load_string(const struct loader *l, const char *name, char *dst, size_t size,
+                        bool (*valid)(const char *))
+{
+    bool too_long;
+    const char *text = lookup(l->getenv_fn, l->getenv_ctx, name, &too_long);
+    bool ok;
+
+    if (text == NULL)
+        return;
+    ok = !too_long && strlen(text) < size;
+    for (const char *p = text; ok && *p != '\0'; p++)
+        ok = *p >= 0x20 && *p < 0x7f;
+    if (ok && valid != NULL)
+        ok = valid(text);
+    if (!ok) {
+        char fallback[96];
+        snprintf(fallback, sizeof(fallback), "%s", dst[0] ? dst : "no value");
+        warn(l, name, "not a valid value", fallback);
+        return;
+    }
+    snprintf(dst, size, "%s", text);
+}
+
+static bool valid_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static bool valid_sinks(const char *s)
+{
+    unsigned mask;
+    return config_sinks_parser == NULL || config_sinks_parser(s, &mask) == 0;
+}
+
+static bool valid_host_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    return colon != NULL && colon != s && colon[1] != '\0' &&
+           strspn(colon + 1, "0123456789") == strlen(colon + 1);
+}
+
 void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ctx,
                  config_warn_fn warn_fn, void *warn_ctx)
 {
@@ -245,4 +299,30 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
 
     load_u32(&l, "LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", 0, SHUTDOWN_WAIT_MAX_MS,
              &ret->shutdown_telemetry_wait_ms);
+
+    load_string(&l, "LAMBDA_TRACER_SEGMENT_NAME", ret->segment_name, sizeof(ret->segment_name), NULL);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TRACE_UNSAMPLED", &too_long);
+    if (text != NULL && (too_long || config_parse_bool(text, &ret->trace_unsampled) < 0))
+        warn(&l, "LAMBDA_TRACER_TRACE_UNSAMPLED", "not true or false", "false");
+    load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
+    load_string(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sinks);
+    load_string(&l, "LAMBDA_TRACER_XRAY_ENDPOINT", ret->xray_endpoint, sizeof(ret->xray_endpoint),
+                valid_url);
+    load_string(&l, "LAMBDA_TRACER_DAEMON_ADDRESS", ret->daemon_address, sizeof(ret->daemon_address),
+                valid_host_port);
+    load_string(&l, "LAMBDA_TRACER_OTLP_ENDPOINT", ret->otlp_endpoint, sizeof(ret->otlp_endpoint),
+                valid_url);
+    load_string(&l, "LAMBDA_TRACER_OTLP_HEADERS", ret->otlp_headers, sizeof(ret->otlp_headers), NULL);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_OTLP_PROTOCOL", &too_long);
+    if (text != NULL) {
+        if (!too_long && strcmp(text, "http/json") == 0)
+            ret->otlp_json = true;
+        else if (too_long || strcmp(text, "http/protobuf") != 0)
+            warn(&l, "LAMBDA_TRACER_OTLP_PROTOCOL", "not http/protobuf or http/json", "http/protobuf");
+    }
+    load_string(&l, "LAMBDA_TRACER_CA_FILE", ret->ca_file, sizeof(ret->ca_file), NULL);
+    load_u32(&l, "LAMBDA_TRACER_EXPORT_TIMEOUT_MS", 50, 30000, &ret->export_timeout_ms);
+    u32 = (uint32_t)ret->export_queue_max_bytes;
+    load_u32(&l, "LAMBDA_TRACER_EXPORT_QUEUE_MAX_BYTES", QUEUE_MIN_MAX_BYTES, QUEUE_MAX_MAX_BYTES, &u32);
+    ret->export_queue_max_bytes = u32;
 }

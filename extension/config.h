@@ -35,6 +35,20 @@ struct config {
     uint16_t listener_port;          /* 0: let the kernel choose */
     size_t queue_max_bytes;          /* telemetry bytes waiting for the pipeline */
     uint32_t shutdown_telemetry_wait_ms; /* how long SHUTDOWN waits for final records */
+    /* traces */
+    char segment_name[201];          /* "" : the function name */
+    bool trace_unsampled;            /* trace Sampled=0 invocations too */
+    uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
+    /* exporters */
+    char exporters[64];              /* "xray,daemon,otlp,stdout" or "none" */
+    char xray_endpoint[256];         /* "" : https://xray.<region>.amazonaws.com */
+    char daemon_address[128];
+    char otlp_endpoint[256];
+    char otlp_headers[1024];
+    bool otlp_json;
+    char ca_file[256];
+    uint32_t export_timeout_ms;
+    size_t export_queue_max_bytes;
 };
 
 /* Looks a variable up; returns NULL when unset.  getenv() fits via a wrapper. */
@@ -54,6 +68,11 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
  * [min, max].  Returns 0 and writes *ret_value, -EINVAL or -ERANGE. */
 int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret_value)
     __attribute__((warn_unused_result));
+
+/* Called by config_load for LAMBDA_TRACER_EXPORTERS, so the list is
+ * validated where it is read (export.c owns the names).  0 or -EINVAL. */
+typedef int (*config_sinks_fn)(const char *text, unsigned *ret_mask);
+extern config_sinks_fn config_sinks_parser;
 
 /* true/false, 1/0, yes/no, on/off (case-insensitive).  0 or -EINVAL. */
 int config_parse_bool(const char *text, bool *ret_value) __attribute__((warn_unused_result));

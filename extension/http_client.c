@@ -188,6 +188,18 @@ int http_client_perform(struct http_client *client, const struct http_client_req
     } else if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     }
+    if (req->aws_sigv4 != NULL) {
+        /* libcurl computes the canonical request, the signed headers
+         * (host, x-amz-date and every x-amz-* header we pass, so the
+         * session token is signed too) and the Authorization header. */
+        curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+        curl_easy_setopt(curl, CURLOPT_USERNAME, req->access_key_id);
+        curl_easy_setopt(curl, CURLOPT_PASSWORD, req->secret_access_key);
+    }
+    if (req->ca_file != NULL)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
+    if (strncmp(req->url, "https:", 6) == 0)
+        curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (req->connect_timeout_ms > 0)
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);

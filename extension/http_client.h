@@ -24,6 +24,10 @@ struct http_client_request {
     long timeout_ms;                  /* 0: no total timeout (only for /event/next) */
     size_t max_response_bytes;        /* answer bodies over this fail with -EMSGSIZE */
     const char *capture_header;       /* response header whose value to keep; may be NULL */
+    const char *aws_sigv4;            /* e.g. "aws:amz:us-east-1:xray": sign with SigV4; may be NULL */
+    const char *access_key_id;        /* with aws_sigv4 */
+    const char *secret_access_key;    /* with aws_sigv4 */
+    const char *ca_file;              /* CA bundle for HTTPS; NULL: libcurl's default */
 };
 
 struct http_client_response {

@@ -54,6 +54,9 @@
 #define SHUTDOWN_SAFETY_MARGIN_MS 300
 #define SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS 1000
 
+/* Exporters: a connection that is not up in this time is not coming. */
+#define EXPORT_CONNECT_TIMEOUT_MS 500
+
 /* Configuration values read from the environment. */
 #define CONFIG_MAX_VALUE_BYTES 1024
 

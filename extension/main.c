@@ -33,6 +33,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "export.h"
 #include "ext_event.h"
 #include "extapi.h"
 #include "http_client.h"
@@ -54,6 +55,7 @@ struct runtime {
     struct queue *queue;
     struct listener *listener;
     struct pipeline *pipeline;
+    struct exporter *exporter;
     bool telemetry_active;
     struct extapi_registration reg;
     int64_t registered_us;
@@ -155,6 +157,28 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
     rt->listener = NULL;
 }
 
+static void log_export_stats(const struct export_stats *es)
+{
+    static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+    char line[512];
+    size_t len = 0;
+
+    for (unsigned i = 0; i < EXPORT_SINK_COUNT; i++) {
+        const struct export_sink_stats *s = &es->sink[i];
+        if (s->sent + s->failed + s->skipped + s->requests == 0)
+            continue;
+        int n = snprintf(line + len, sizeof(line) - len, " %s_sent=%llu %s_failed=%llu %s_skipped=%llu",
+                         names[i], (unsigned long long)s->sent, names[i], (unsigned long long)s->failed,
+                         names[i], (unsigned long long)s->skipped);
+        if (n < 0 || (size_t)n >= sizeof(line) - len)
+            break;
+        len += (size_t)n;
+    }
+    log_info("export submitted=%llu dropped_full=%llu dropped_encode=%llu unprocessed=%llu%s",
+             (unsigned long long)es->submitted, (unsigned long long)es->dropped_full,
+             (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed, line);
+}
+
 static void shut_down(struct runtime *rt, const struct ext_event *ev)
 {
     struct pipeline_stats ps = {0};
@@ -180,6 +204,19 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
         pipeline_stop(rt->pipeline, &ps);
         rt->pipeline = NULL;
         queue_get_stats(rt->queue, &qs);
+    }
+    if (rt->exporter != NULL) {
+        /* Everything the pipeline produced is queued now: send it within
+         * the deadline, keeping a margin to exit. */
+        int64_t left_ms = ev->deadline_ms > 0
+                              ? ev->deadline_ms - clock_epoch_us() / 1000 - SHUTDOWN_SAFETY_MARGIN_MS / 3
+                              : SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
+        struct export_stats es;
+        if (left_ms < 0)
+            left_ms = 0;
+        export_stop(rt->exporter, clock_mono_ns() + left_ms * 1000000, &es);
+        rt->exporter = NULL;
+        log_export_stats(&es);
     }
 
     log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu unsampled=%llu "
@@ -221,6 +258,45 @@ static int64_t env_int(const char *name)
     return (int64_t)n;
 }
 
+/* The exporters from the settings; a sink that cannot work is left out
+ * with one log line, and with none left, segments are only counted. */
+static void start_exporter(struct runtime *rt, const char *region)
+{
+    struct export_config ec = {0};
+    unsigned sinks = 0;
+    int r;
+
+    if (export_parse_sinks(rt->cfg.exporters, &sinks) < 0 || sinks == 0)
+        return;
+    if ((sinks & (1u << EXPORT_SINK_XRAY)) && rt->cfg.xray_endpoint[0] == '\0' && region[0] == '\0') {
+        log_warn("X-Ray exporter needs AWS_REGION or LAMBDA_TRACER_XRAY_ENDPOINT; leaving it out");
+        sinks &= ~(1u << EXPORT_SINK_XRAY);
+    }
+    if ((sinks & (1u << EXPORT_SINK_DAEMON)) && rt->cfg.daemon_address[0] == '\0') {
+        log_warn("X-Ray daemon exporter needs LAMBDA_TRACER_DAEMON_ADDRESS; leaving it out");
+        sinks &= ~(1u << EXPORT_SINK_DAEMON);
+    }
+    if (sinks == 0)
+        return;
+    ec.sinks = sinks;
+    if (rt->cfg.xray_endpoint[0] != '\0')
+        snprintf(ec.xray_endpoint, sizeof(ec.xray_endpoint), "%s", rt->cfg.xray_endpoint);
+    else
+        snprintf(ec.xray_endpoint, sizeof(ec.xray_endpoint), "https://xray.%s.amazonaws.com", region);
+    snprintf(ec.region, sizeof(ec.region), "%s", region);
+    snprintf(ec.daemon_address, sizeof(ec.daemon_address), "%s", rt->cfg.daemon_address);
+    snprintf(ec.otlp_endpoint, sizeof(ec.otlp_endpoint), "%s", rt->cfg.otlp_endpoint);
+    snprintf(ec.otlp_headers, sizeof(ec.otlp_headers), "%s", rt->cfg.otlp_headers);
+    ec.otlp_json = rt->cfg.otlp_json;
+    snprintf(ec.ca_file, sizeof(ec.ca_file), "%s", rt->cfg.ca_file);
+    ec.queue_max_bytes = rt->cfg.export_queue_max_bytes;
+    ec.request_timeout_ms = rt->cfg.export_timeout_ms;
+    ec.connect_timeout_ms = EXPORT_CONNECT_TIMEOUT_MS;
+    r = export_start(&ec, &rt->exporter);
+    if (r < 0)
+        log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
+}
+
 static void start_pipeline(struct runtime *rt)
 {
     const char *region = getenv("AWS_REGION");
@@ -232,7 +308,11 @@ static void start_pipeline(struct runtime *rt)
         .region = region != NULL ? region : "",
         .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
     };
-    int r = pipeline_start(&rt->cfg, &fn, rt->queue, &rt->pipeline);
+    int r;
+
+    start_exporter(rt, fn.region);
+    fn.exporter = rt->exporter;
+    r = pipeline_start(&rt->cfg, &fn, rt->queue, &rt->pipeline);
 
     if (r < 0) {
         log_error("pipeline could not start: %s; continuing without telemetry", strerror(-r));
@@ -289,6 +369,7 @@ int main(int argc, char **argv)
     int r;
 
     log_set_prefix(name);
+    config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);
     log_current_level = rt.cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
@@ -343,6 +424,7 @@ out:
     if (rt.queue != NULL)
         queue_close(rt.queue);
     pipeline_stop(rt.pipeline, NULL);
+    export_stop(rt.exporter, clock_mono_ns(), NULL);
     queue_destroy(rt.queue, pipeline_free_item);
     extapi_destroy(rt.api);
     http_client_global_clean_up();

@@ -29,6 +29,7 @@ struct pipeline {
     struct queue *q;
     pthread_t thread;
     struct tracer *tracer;
+    struct exporter *exporter;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -134,8 +135,8 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
               p->outstanding_count);
 }
 
-/* A segment is ready: hand it to the exporters.  Until they exist it is
- * logged, so the demo and the tests can see the tree that was built. */
+/* A segment is ready: hand it to the exporters (which encode it at once
+ * and send it from their own thread). */
 static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
 {
     struct pipeline *p = ctx;
@@ -144,6 +145,14 @@ static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
         p->stats.segments++;
     else
         p->stats.in_progress++;
+    if (p->exporter != NULL) {
+        struct trace_resource res;
+        tracer_get_resource(p->tracer, &res);
+        if (export_submit(p->exporter, seg, &res, final) < 0)
+            log_debug("segment for %s not queued for export (counted)", seg->request_id);
+    }
+    if (!log_enabled(LOG_LEVEL_DEBUG))
+        return;
     log_debug("segment %s request_id=%s trace_id=%s id=%s parent=%s start_us=%lld end_us=%lld "
               "spans=%zu error=%d fault=%d cause=%s",
               final ? "final" : "in_progress", seg->request_id, seg->trace_id, seg->id,
@@ -235,7 +244,9 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .account_id = fn->account_id,
         .region = fn->region,
         .memory_size_mb = fn->memory_size_mb,
-        .timeout_margin_us = SHUTDOWN_SAFETY_MARGIN_MS * 1000,
+        .segment_name = cfg->segment_name,
+        .trace_unsampled = cfg->trace_unsampled,
+        .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
         .emit = on_segment,
     };
     pthread_condattr_t attr;
@@ -245,6 +256,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         return -ENOMEM;
     p->cfg = *cfg;
     p->q = q;
+    p->exporter = fn->exporter;
     topts.ctx = p;
     p->tracer = tracer_new(&topts);
     if (p->tracer == NULL) {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "export.h"
 #include "ext_event.h"
 #include "queue.h"
 #include "telemetry.h"
@@ -40,6 +41,7 @@ struct pipeline_function {
     const char *account_id;
     const char *region;
     int64_t memory_size_mb;
+    struct exporter *exporter; /* not owned; may be NULL (segments are only counted) */
 };
 
 /* An Extensions API event with the moment we received it. */

@@ -57,6 +57,8 @@ def sanitizer_env():
 def new_emulator(root, env=None, **kwargs):
     e = dict(sanitizer_env())
     e["LAMBDA_TRACER_LOG_LEVEL"] = "debug"
+    # Never the default (real AWS) endpoints: tests talk to loopback only.
+    e["LAMBDA_TRACER_EXPORTERS"] = "stdout"
     e.update(env or {})
     kwargs.setdefault("function_name", "demo-fn")
     kwargs.setdefault("memory_mb", 128)

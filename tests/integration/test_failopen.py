@@ -75,3 +75,39 @@ class FailOpenTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SubscriptionFallbackTest(unittest.TestCase):
+    """2025-01-29 first; an older Lambda refuses it with 400: fall back to
+    2022-12-13, then 2022-07-01.  202 (no Telemetry API here): carry on."""
+
+    def subscribes(self, log):
+        return [c for c in log if c.get("who") == harness.EXT_NAME
+                and c.get("path", "").endswith("/2022-07-01/telemetry")]
+
+    def test_falls_back_to_2022_12_13(self):
+        init, results, lines, log, sd, _ = run_env(
+            {}, quirks={"telemetry_schema_versions": ["2022-07-01", "2022-12-13"]})
+        FailOpenTest.assert_healthy(self, init, results, lines, sd)
+        subs = self.subscribes(log)
+        self.assertEqual([c["status"] for c in subs], [400, 200])
+        self.assertEqual([c["body"]["schemaVersion"] for c in subs], ["2025-01-29", "2022-12-13"])
+        self.assertTrue(any("subscribed to the Telemetry API (schema 2022-12-13)" in l for l in lines))
+        self.assertIn("platform.report", [t for t, *_ in harness.telemetry_seen(lines)])
+
+    def test_falls_back_to_2022_07_01(self):
+        init, results, lines, log, sd, _ = run_env(
+            {}, quirks={"telemetry_schema_versions": ["2022-07-01"]})
+        FailOpenTest.assert_healthy(self, init, results, lines, sd)
+        subs = self.subscribes(log)
+        self.assertEqual([c["status"] for c in subs], [400, 400, 200])
+        self.assertEqual(subs[-1]["body"]["schemaVersion"], "2022-07-01")
+
+    def test_not_supported_keeps_the_loop(self):
+        init, results, lines, log, sd, _ = run_env({}, quirks={"telemetry_not_supported": True})
+        FailOpenTest.assert_healthy(self, init, results, lines, sd)
+        self.assertEqual([c["status"] for c in self.subscribes(log)], [202])
+        self.assertTrue(any("Telemetry API is not available here" in l for l in lines))
+        self.assertEqual(harness.telemetry_seen(lines), [])
+        ours = [c for c in log if c.get("who") == harness.EXT_NAME and c.get("event") == "INVOKE"]
+        self.assertEqual(len(ours), 2)

@@ -1,0 +1,39 @@
+/*
+ * credentials.h - the AWS credentials PutTraceSegments is signed with.
+ *
+ * Lambda gives the execution role's temporary credentials to extensions as
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, except with
+ * SnapStart, where they come from AWS_CONTAINER_CREDENTIALS_FULL_URI with
+ * the AWS_CONTAINER_AUTHORIZATION_TOKEN (reference 1.2, trap 14).  Values
+ * are secrets: nothing here logs, and callers must not either.
+ */
+#ifndef LAMBDA_TRACER_CREDENTIALS_H
+#define LAMBDA_TRACER_CREDENTIALS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct aws_credentials {
+    char access_key_id[128];
+    char secret_access_key[128];
+    char session_token[4096];
+    int64_t expires_us; /* epoch µs; 0: does not expire (static keys) */
+};
+
+/* From the environment.  0, or -ENOENT when the key id or secret is missing,
+ * -E2BIG when a value does not fit. */
+int credentials_from_env(config_getenv_fn getenv_fn, void *ctx, struct aws_credentials *ret)
+    __attribute__((warn_unused_result));
+
+/* Parses the container credentials endpoint's answer:
+ * {"AccessKeyId","SecretAccessKey","Token","Expiration"}.  0, -EPROTO
+ * (not that shape), -E2BIG. */
+int credentials_parse_container(const char *body, size_t len, struct aws_credentials *ret)
+    __attribute__((warn_unused_result));
+
+/* Wipes the secrets from memory. */
+void credentials_clear(struct aws_credentials *c);
+
+#endif

@@ -1,0 +1,850 @@
+/*
+ * export.c - see export.h.
+ *
+ * Batching: the exporter thread takes the first queued item, then whatever
+ * else is already queued (up to EXPORT_BATCH_ITEMS), and sends that batch to
+ * every sink: X-Ray documents in PutTraceSegments bodies of at most
+ * XRAY_PUT_MAX_DOCS, one datagram per document to the daemon, the
+ * segments' OTLP requests merged into one (protobuf: concatenated messages
+ * merge their repeated resource_spans; JSON: the resourceSpans arrays are
+ * joined).
+ */
+#include "export.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "credentials.h"
+#include "http_client.h"
+#include "log.h"
+#include "otlp_encode.h"
+#include "queue.h"
+#include "udp.h"
+#include "xray_encode.h"
+
+#define EXPORT_BATCH_ITEMS 64
+#define EXPORT_ITEM 1
+#define EXPORT_MAX_ATTEMPTS 3
+#define EXPORT_RETRY_DELAY_MS 25
+#define EXPORT_OTLP_MAX_BODY (4UL * 1024 * 1024)
+#define EXPORT_PUT_MAX_BODY (1024UL * 1024)
+#define EXPORT_MAX_RESPONSE (64UL * 1024)
+/* A sink that failed this many batches in a row is skipped for a while. */
+#define BREAKER_FAILURES 3
+#define BREAKER_OPEN_MS 30000
+#define OTLP_MAX_HEADERS 16
+/* Container credentials are refreshed this long before they expire. */
+#define CREDENTIALS_REFRESH_US (5LL * 60 * 1000000)
+
+static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+
+struct export_item {
+    bool final;
+    char *xray;      /* the documents, each followed by '\n' */
+    size_t ndocs;
+    size_t off[XRAY_MAX_DOCS];
+    size_t len[XRAY_MAX_DOCS];
+    char *otlp;      /* one ExportTraceServiceRequest for this segment; NULL for in-progress */
+    size_t otlp_len;
+};
+
+struct breaker {
+    unsigned failures;
+    int64_t open_until_ms;
+    bool logged;
+};
+
+struct exporter {
+    struct export_config cfg;
+    struct queue *q;
+    pthread_t thread;
+
+    /* pipeline thread only: encoding scratch */
+    struct xray_docs docs;
+    struct buf otlp_buf;
+
+    /* exporter thread only */
+    struct http_client *xray_http;
+    struct http_client *otlp_http;
+    struct udp_sender *udp;
+    bool udp_unusable;
+    struct aws_credentials creds;
+    bool xray_unusable;
+    char sigv4[64];
+    char xray_url[300];
+    char token_header[sizeof(((struct aws_credentials *)0)->session_token) + 32];
+    char otlp_header_lines[OTLP_MAX_HEADERS][256];
+    const char *otlp_headers[OTLP_MAX_HEADERS + 2];
+    struct breaker breaker[EXPORT_SINK_COUNT];
+
+    /* shared, under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t submitted_seq;
+    uint64_t done_seq;
+    struct export_stats stats;
+    /* a waiting flush's deadline; 0 when none.  Read by the exporter thread
+     * to shorten requests. */
+    _Atomic int64_t flush_deadline_ns;
+};
+
+int export_parse_sinks(const char *text, unsigned *ret_mask)
+{
+    unsigned mask = 0;
+    const char *p = text;
+
+    if (text == NULL || text[0] == '\0')
+        return -EINVAL;
+    if (strcasecmp(text, "none") == 0) {
+        *ret_mask = 0;
+        return 0;
+    }
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        bool found = false;
+
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        for (unsigned i = 0; i < EXPORT_SINK_COUNT; i++) {
+            if (strlen(sink_names[i]) == len && strncasecmp(p, sink_names[i], len) == 0) {
+                mask |= 1u << i;
+                found = true;
+            }
+        }
+        if (!found)
+            return -EINVAL;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    *ret_mask = mask;
+    return 0;
+}
+
+static bool has_sink(const struct exporter *e, enum export_sink s)
+{
+    return (e->cfg.sinks & (1u << s)) != 0;
+}
+
+static void item_free(struct export_item *it)
+{
+    if (it == NULL)
+        return;
+    free(it->xray);
+    free(it->otlp);
+    free(it);
+}
+
+static void free_queued(int kind, void *data)
+{
+    (void)kind;
+    item_free(data);
+}
+
+/* --- submit (pipeline thread) ------------------------------------------------ */
+
+static void count(struct exporter *e, uint64_t *field, uint64_t n)
+{
+    pthread_mutex_lock(&e->lock);
+    *field += n;
+    pthread_mutex_unlock(&e->lock);
+}
+
+int export_submit(struct exporter *e, const struct trace_segment *seg,
+                  const struct trace_resource *res, bool final)
+{
+    struct export_item *it = calloc(1, sizeof(*it));
+    size_t max_doc = XRAY_DOC_MAX_BYTES;
+    size_t bytes;
+    int r;
+
+    if (it == NULL) {
+        count(e, &e->stats.dropped_full, 1);
+        return -ENOMEM;
+    }
+    it->final = final;
+    /* Documents that fit a datagram fit PutTraceSegments too. */
+    if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
+        max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
+    if (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) {
+        r = xray_encode_split(seg, max_doc, &e->docs, NULL);
+        if (r < 0)
+            goto fail_encode;
+        it->xray = malloc(buf_len(&e->docs.text) + 1);
+        if (it->xray == NULL) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        memcpy(it->xray, buf_data(&e->docs.text), buf_len(&e->docs.text));
+        it->xray[buf_len(&e->docs.text)] = '\0';
+        it->ndocs = e->docs.count;
+        memcpy(it->off, e->docs.off, sizeof(it->off));
+        memcpy(it->len, e->docs.len, sizeof(it->len));
+    }
+    /* OTLP has no in-progress spans; only final versions go there. */
+    if (has_sink(e, EXPORT_SINK_OTLP) && final) {
+        buf_reset(&e->otlp_buf);
+        r = e->cfg.otlp_json ? otlp_encode_json(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL)
+                             : otlp_encode_protobuf(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL);
+        if (r < 0)
+            goto fail_encode;
+        it->otlp = malloc(buf_len(&e->otlp_buf) + 1);
+        if (it->otlp == NULL) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        memcpy(it->otlp, buf_data(&e->otlp_buf), buf_len(&e->otlp_buf));
+        it->otlp_len = buf_len(&e->otlp_buf);
+    }
+    bytes = sizeof(*it) + (it->xray != NULL ? buf_len(&e->docs.text) : 0) + it->otlp_len;
+    pthread_mutex_lock(&e->lock);
+    e->submitted_seq++;
+    e->stats.submitted++;
+    pthread_mutex_unlock(&e->lock);
+    r = queue_push(e->q, EXPORT_ITEM, it, bytes, true);
+    if (r < 0) {
+        /* Not queued: count it as handled so flushes do not wait for it. */
+        pthread_mutex_lock(&e->lock);
+        e->done_seq++;
+        e->stats.dropped_full++;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        item_free(it);
+        return r == -ENOMEM ? -ENOMEM : -ENOBUFS;
+    }
+    return 0;
+
+fail_encode:
+    count(e, &e->stats.dropped_encode, 1);
+fail:
+    item_free(it);
+    return r;
+}
+
+/* --- sending (exporter thread) ---------------------------------------------- */
+
+/* Time a request may take now: the configured timeout, or less when a
+ * flush is waiting with a nearer deadline.  0: no time left. */
+static long request_budget_ms(struct exporter *e)
+{
+    int64_t deadline = atomic_load(&e->flush_deadline_ns);
+    long budget = (long)e->cfg.request_timeout_ms;
+
+    if (deadline > 0) {
+        int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
+        if (left_ms <= 0)
+            return 0;
+        if (left_ms < budget)
+            budget = (long)left_ms;
+    }
+    return budget;
+}
+
+static bool breaker_allows(struct exporter *e, enum export_sink s)
+{
+    struct breaker *b = &e->breaker[s];
+
+    if (b->failures < BREAKER_FAILURES)
+        return true;
+    /* Open: skip, except one probe once the pause is over, or when a
+     * flush (SHUTDOWN, eager export) is waiting: the last chance. */
+    return clock_mono_ms() >= b->open_until_ms || atomic_load(&e->flush_deadline_ns) > 0;
+}
+
+static void breaker_result(struct exporter *e, enum export_sink s, bool ok, const char *why)
+{
+    struct breaker *b = &e->breaker[s];
+
+    if (ok) {
+        if (b->failures >= BREAKER_FAILURES)
+            log_info("%s exporter recovered", sink_names[s]);
+        b->failures = 0;
+        b->logged = false;
+        return;
+    }
+    b->failures++;
+    if (b->failures >= BREAKER_FAILURES) {
+        b->open_until_ms = clock_mono_ms() + BREAKER_OPEN_MS;
+        if (!b->logged) {
+            log_warn("%s exporter failing (%s); pausing it for %d s, counting what is not sent",
+                     sink_names[s], why, BREAKER_OPEN_MS / 1000);
+            b->logged = true;
+        }
+    }
+}
+
+static void sink_count(struct exporter *e, enum export_sink s, uint64_t sent, uint64_t failed,
+                       uint64_t skipped)
+{
+    pthread_mutex_lock(&e->lock);
+    e->stats.sink[s].sent += sent;
+    e->stats.sink[s].failed += failed;
+    e->stats.sink[s].skipped += skipped;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* One HTTP POST with retries on transport errors, 429 and 5xx, within the
+ * budget.  0 and the answer (caller cleans up), or a negative errno. */
+static int post(struct exporter *e, enum export_sink s, struct http_client *http,
+                struct http_client_request *req, struct http_client_response *resp, char *why,
+                size_t why_size)
+{
+    int r = -ETIMEDOUT;
+
+    for (int attempt = 0; attempt < EXPORT_MAX_ATTEMPTS; attempt++) {
+        long budget = request_budget_ms(e);
+        char detail[128] = "";
+
+        if (budget <= 0)
+            break;
+        if (attempt > 0) {
+            count(e, &e->stats.sink[s].retries, 1);
+            long delay_ms = (long)EXPORT_RETRY_DELAY_MS * attempt;
+            if (budget <= delay_ms)
+                break;
+            clock_sleep_ms(delay_ms);
+            budget = request_budget_ms(e);
+            if (budget <= 0)
+                break;
+        }
+        req->timeout_ms = budget;
+        req->connect_timeout_ms = budget < (long)e->cfg.connect_timeout_ms ? budget
+                                                                         : (long)e->cfg.connect_timeout_ms;
+        count(e, &e->stats.sink[s].requests, 1);
+        r = http_client_perform(http, req, resp, detail, sizeof(detail));
+        if (r < 0) {
+            snprintf(why, why_size, "%s", detail[0] ? detail : "transport error");
+            continue;
+        }
+        if (resp->status >= 200 && resp->status < 300)
+            return 0;
+        snprintf(why, why_size, "HTTP %ld", resp->status);
+        r = -EIO;
+        bool retry = resp->status == 429 || resp->status >= 500;
+        http_client_response_clean_up(resp);
+        if (!retry)
+            break;
+    }
+    return r;
+}
+
+static const char *env_lookup(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+/* Fresh credentials for SigV4, from the environment or the container
+ * credentials endpoint.  false when there are none. */
+static bool ensure_credentials(struct exporter *e)
+{
+    const char *uri = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    const char *token = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    char auth[1100];
+    const char *headers[] = {auth, NULL};
+    struct http_client_request req = {
+        .method = "GET",
+        .max_response_bytes = EXPORT_MAX_RESPONSE,
+        .connect_timeout_ms = 1000,
+    };
+    struct http_client_response resp;
+    int r;
+
+    if (e->creds.access_key_id[0] != '\0' &&
+        (e->creds.expires_us == 0 || e->creds.expires_us - clock_epoch_us() > CREDENTIALS_REFRESH_US))
+        return true;
+    if (uri == NULL || uri[0] == '\0')
+        return credentials_from_env(env_lookup, NULL, &e->creds) == 0;
+    snprintf(auth, sizeof(auth), "Authorization: %s", token != NULL ? token : "");
+    req.url = uri;
+    req.headers = token != NULL ? headers : NULL;
+    req.timeout_ms = request_budget_ms(e);
+    r = http_client_perform(e->xray_http, &req, &resp, NULL, 0);
+    if (r < 0)
+        return false;
+    r = resp.status == 200 ? credentials_parse_container(resp.body, resp.body_len, &e->creds) : -EIO;
+    http_client_response_clean_up(&resp);
+    return r == 0;
+}
+
+/* Finds the document whose "id" is id among docs (for
+ * UnprocessedTraceSegments, which names documents by id). */
+static bool doc_has_id(const struct xray_doc *doc, const char *id)
+{
+    char needle[40];
+    int n = snprintf(needle, sizeof(needle), "\"id\":\"%s\"", id);
+
+    return n > 0 && (size_t)n < sizeof(needle) && memmem(doc->data, doc->len, needle, (size_t)n) != NULL;
+}
+
+/* Counts the UnprocessedTraceSegments of an answer and collects the
+ * documents they name for one more try.  Returns how many were listed. */
+static size_t unprocessed(const struct http_client_response *resp, const struct xray_doc *docs,
+                          size_t n, struct xray_doc *retry, size_t *retry_n)
+{
+    cJSON *root;
+    const cJSON *list;
+    const cJSON *entry;
+    size_t listed = 0;
+
+    if (resp->body == NULL)
+        return 0;
+    root = cJSON_ParseWithLengthOpts(resp->body, resp->body_len, NULL, false);
+    list = cJSON_GetObjectItemCaseSensitive(root, "UnprocessedTraceSegments");
+    cJSON_ArrayForEach(entry, list)
+    {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entry, "Id"));
+        listed++;
+        if (id == NULL)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (doc_has_id(&docs[i], id)) {
+                retry[(*retry_n)++] = docs[i];
+                break;
+            }
+        }
+    }
+    cJSON_Delete(root);
+    return listed;
+}
+
+/* Sends docs in PutTraceSegments bodies; documents X-Ray lists as
+ * unprocessed are collected into retry (when not NULL).  Adds to *sent and
+ * *failed.  Returns false when the sink stopped being usable. */
+static bool put_docs(struct exporter *e, struct buf *body, const struct xray_doc *docs, size_t n,
+                     struct xray_doc *retry, size_t *retry_n, uint64_t *sent, uint64_t *failed)
+{
+    const char *headers[] = {"Content-Type: application/json",
+                             e->creds.session_token[0] ? e->token_header : NULL, NULL};
+    char why[160] = "";
+    size_t i = 0;
+
+    while (i < n) {
+        struct http_client_response resp;
+        struct http_client_request req = {
+            .method = "POST",
+            .url = e->xray_url,
+            .headers = headers,
+            .max_response_bytes = EXPORT_MAX_RESPONSE,
+            .aws_sigv4 = e->sigv4,
+            .access_key_id = e->creds.access_key_id,
+            .secret_access_key = e->creds.secret_access_key,
+            .ca_file = e->cfg.ca_file[0] ? e->cfg.ca_file : NULL,
+        };
+        size_t chunk = n - i < XRAY_PUT_MAX_DOCS ? n - i : XRAY_PUT_MAX_DOCS;
+        size_t used = 0;
+
+        buf_reset(body);
+        if (xray_put_body(body, docs + i, chunk, &used) < 0) {
+            (*failed)++; /* one document over the body cap */
+            i++;
+            continue;
+        }
+        req.body = buf_data(body);
+        req.body_len = buf_len(body);
+        if (post(e, EXPORT_SINK_XRAY, e->xray_http, &req, &resp, why, sizeof(why)) < 0) {
+            *failed += used;
+            i += used;
+            breaker_result(e, EXPORT_SINK_XRAY, false, why);
+            if (!breaker_allows(e, EXPORT_SINK_XRAY)) {
+                *failed += n - i;
+                return false;
+            }
+            continue;
+        }
+        size_t before = retry != NULL ? *retry_n : 0;
+        size_t scratch_n = 0;
+        struct xray_doc scratch[XRAY_PUT_MAX_DOCS];
+        size_t listed = unprocessed(&resp, docs + i, used, retry != NULL ? retry : scratch,
+                                    retry != NULL ? retry_n : &scratch_n);
+        size_t refused = retry != NULL ? *retry_n - before : scratch_n;
+        count(e, &e->stats.unprocessed, listed);
+        *sent += used - refused;
+        if (retry == NULL)
+            *failed += refused; /* second refusal: given up */
+        http_client_response_clean_up(&resp);
+        breaker_result(e, EXPORT_SINK_XRAY, true, NULL);
+        i += used;
+    }
+    return true;
+}
+
+static void send_xray(struct exporter *e, struct export_item **items, size_t n_items)
+{
+    static struct xray_doc docs[EXPORT_BATCH_ITEMS * XRAY_MAX_DOCS];
+    static struct xray_doc retry[EXPORT_BATCH_ITEMS * XRAY_MAX_DOCS];
+    size_t n = 0, retry_n = 0;
+    uint64_t sent = 0, failed = 0;
+    struct buf body;
+
+    for (size_t i = 0; i < n_items; i++)
+        for (size_t d = 0; d < items[i]->ndocs; d++)
+            docs[n++] = (struct xray_doc){items[i]->xray + items[i]->off[d], items[i]->len[d]};
+    if (n == 0)
+        return;
+    if (e->xray_unusable || !breaker_allows(e, EXPORT_SINK_XRAY)) {
+        sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
+        return;
+    }
+    if (!ensure_credentials(e)) {
+        log_warn("X-Ray exporter has no AWS credentials; not sending to X-Ray (documents counted)");
+        e->xray_unusable = true;
+        sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
+        return;
+    }
+    snprintf(e->token_header, sizeof(e->token_header), "X-Amz-Security-Token: %s",
+             e->creds.session_token);
+    buf_init(&body, EXPORT_PUT_MAX_BODY);
+    /* Documents X-Ray did not process get exactly one more try. */
+    if (put_docs(e, &body, docs, n, retry, &retry_n, &sent, &failed) && retry_n > 0)
+        (void)put_docs(e, &body, retry, retry_n, NULL, NULL, &sent, &failed);
+    else
+        failed += retry_n;
+    buf_free(&body);
+    sink_count(e, EXPORT_SINK_XRAY, sent, failed, 0);
+}
+
+static void send_daemon(struct exporter *e, struct export_item **items, size_t n_items)
+{
+    struct buf dgram;
+    uint64_t sent = 0, failed = 0, total = 0;
+
+    for (size_t i = 0; i < n_items; i++)
+        total += items[i]->ndocs;
+    if (total == 0)
+        return;
+    if (e->udp == NULL && !e->udp_unusable) {
+        int r = udp_sender_open(e->cfg.daemon_address, &e->udp);
+        if (r < 0) {
+            log_warn("X-Ray daemon address %s unusable (%s); not sending to it", e->cfg.daemon_address,
+                     strerror(-r));
+            e->udp_unusable = true;
+        }
+    }
+    if (e->udp == NULL) {
+        sink_count(e, EXPORT_SINK_DAEMON, 0, 0, total);
+        return;
+    }
+    buf_init(&dgram, XRAY_DATAGRAM_MAX_BYTES);
+    for (size_t i = 0; i < n_items; i++) {
+        for (size_t d = 0; d < items[i]->ndocs; d++) {
+            buf_reset(&dgram);
+            if (xray_daemon_datagram(&dgram, items[i]->xray + items[i]->off[d], items[i]->len[d]) < 0 ||
+                udp_sender_send(e->udp, buf_data(&dgram), buf_len(&dgram)) < 0)
+                failed++;
+            else
+                sent++;
+        }
+    }
+    buf_free(&dgram);
+    sink_count(e, EXPORT_SINK_DAEMON, sent, failed, 0);
+}
+
+static void send_stdout(struct exporter *e, struct export_item **items, size_t n_items)
+{
+    uint64_t sent = 0, failed = 0;
+
+    for (size_t i = 0; i < n_items; i++) {
+        for (size_t d = 0; d < items[i]->ndocs; d++) {
+            /* Each document is followed by '\n' in the item: one write per line. */
+            const char *p = items[i]->xray + items[i]->off[d];
+            size_t len = items[i]->len[d] + 1;
+            bool ok = true;
+            while (len > 0) {
+                ssize_t w = write(STDOUT_FILENO, p, len);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    ok = false;
+                    break;
+                }
+                p += w;
+                len -= (size_t)w;
+            }
+            if (ok)
+                sent++;
+            else
+                failed++;
+        }
+    }
+    sink_count(e, EXPORT_SINK_STDOUT, sent, failed, 0);
+}
+
+/* OTLP/JSON bodies are {"resourceSpans":[...]}: the arrays are joined. */
+#define OTLP_JSON_HEAD "{\"resourceSpans\":["
+#define OTLP_JSON_TAIL "]}"
+
+static int otlp_append(struct buf *body, const struct export_item *it, bool json, bool first)
+{
+    size_t head = sizeof(OTLP_JSON_HEAD) - 1;
+    size_t tail = sizeof(OTLP_JSON_TAIL) - 1;
+
+    if (!json)
+        return buf_append(body, it->otlp, it->otlp_len);
+    if (it->otlp_len < head + tail || memcmp(it->otlp, OTLP_JSON_HEAD, head) != 0 ||
+        memcmp(it->otlp + it->otlp_len - tail, OTLP_JSON_TAIL, tail) != 0)
+        return -EINVAL;
+    if (!first && buf_append(body, ",", 1) < 0)
+        return -ENOBUFS;
+    return buf_append(body, it->otlp + head, it->otlp_len - head - tail);
+}
+
+static void send_otlp(struct exporter *e, struct export_item **items, size_t n_items)
+{
+    bool json = e->cfg.otlp_json;
+    struct buf body;
+    size_t i = 0;
+    char why[160] = "";
+
+    buf_init(&body, EXPORT_OTLP_MAX_BODY);
+    while (i < n_items) {
+        size_t in_body = 0;
+        size_t start = i;
+        struct http_client_response resp;
+
+        buf_reset(&body);
+        if (json && buf_append(&body, OTLP_JSON_HEAD, sizeof(OTLP_JSON_HEAD) - 1) < 0)
+            break;
+        for (; i < n_items; i++) {
+            size_t mark = buf_len(&body);
+            if (items[i]->otlp == NULL)
+                continue;
+            if (otlp_append(&body, items[i], json, in_body == 0) < 0 ||
+                (json && buf_len(&body) + 2 > buf_max(&body))) {
+                buf_truncate(&body, mark);
+                if (in_body == 0) {
+                    sink_count(e, EXPORT_SINK_OTLP, 0, 1, 0); /* alone too big */
+                    i++;
+                }
+                break;
+            }
+            in_body++;
+        }
+        if (in_body == 0) {
+            if (i == start)
+                break;
+            continue;
+        }
+        if (json && buf_append(&body, OTLP_JSON_TAIL, 2) < 0) {
+            sink_count(e, EXPORT_SINK_OTLP, 0, in_body, 0);
+            continue;
+        }
+        if (!breaker_allows(e, EXPORT_SINK_OTLP)) {
+            sink_count(e, EXPORT_SINK_OTLP, 0, 0, in_body);
+            continue;
+        }
+        struct http_client_request req = {
+            .method = "POST",
+            .url = e->cfg.otlp_endpoint,
+            .headers = e->otlp_headers,
+            .body = buf_data(&body),
+            .body_len = buf_len(&body),
+            .max_response_bytes = EXPORT_MAX_RESPONSE,
+            .ca_file = e->cfg.ca_file[0] ? e->cfg.ca_file : NULL,
+        };
+        if (post(e, EXPORT_SINK_OTLP, e->otlp_http, &req, &resp, why, sizeof(why)) < 0) {
+            sink_count(e, EXPORT_SINK_OTLP, 0, in_body, 0);
+            breaker_result(e, EXPORT_SINK_OTLP, false, why);
+        } else {
+            http_client_response_clean_up(&resp);
+            sink_count(e, EXPORT_SINK_OTLP, in_body, 0, 0);
+            breaker_result(e, EXPORT_SINK_OTLP, true, NULL);
+        }
+    }
+    buf_free(&body);
+}
+
+static void *export_main(void *arg)
+{
+    struct exporter *e = arg;
+    struct export_item *batch[EXPORT_BATCH_ITEMS];
+
+    for (;;) {
+        int kind;
+        void *data;
+        size_t n = 0;
+
+        if (queue_pop(e->q, -1, &kind, &data, NULL) < 0)
+            break; /* closed and empty */
+        batch[n++] = data;
+        while (n < EXPORT_BATCH_ITEMS && queue_pop(e->q, 0, &kind, &data, NULL) == 0)
+            batch[n++] = data;
+
+        if (has_sink(e, EXPORT_SINK_STDOUT))
+            send_stdout(e, batch, n);
+        if (has_sink(e, EXPORT_SINK_DAEMON))
+            send_daemon(e, batch, n);
+        if (has_sink(e, EXPORT_SINK_XRAY))
+            send_xray(e, batch, n);
+        if (has_sink(e, EXPORT_SINK_OTLP))
+            send_otlp(e, batch, n);
+
+        for (size_t i = 0; i < n; i++)
+            item_free(batch[i]);
+        pthread_mutex_lock(&e->lock);
+        e->done_seq += n;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+    }
+    return NULL;
+}
+
+/* "name=value,name=value" into "name: value" header lines. */
+static int parse_otlp_headers(struct exporter *e)
+{
+    const char *p = e->cfg.otlp_headers;
+    size_t n = 0;
+
+    e->otlp_headers[n] = e->cfg.otlp_json ? "Content-Type: " OTLP_JSON_CONTENT_TYPE
+                                          : "Content-Type: " OTLP_PROTOBUF_CONTENT_TYPE;
+    n++;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (eq == NULL || eq == p || n > OTLP_MAX_HEADERS || memchr(p, '\r', len) || memchr(p, '\n', len) ||
+            memchr(p, ':', (size_t)(eq - p)) != NULL)
+            return -EINVAL;
+        char *line = e->otlp_header_lines[n - 1];
+        int w = snprintf(line, sizeof(e->otlp_header_lines[0]), "%.*s: %.*s", (int)(eq - p), p,
+                         (int)(len - (size_t)(eq - p) - 1), eq + 1);
+        if (w < 0 || (size_t)w >= sizeof(e->otlp_header_lines[0]))
+            return -EINVAL;
+        e->otlp_headers[n] = line;
+        n++;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    e->otlp_headers[n] = NULL;
+    return 0;
+}
+
+int export_start(const struct export_config *cfg, struct exporter **ret)
+{
+    struct exporter *e;
+    pthread_condattr_t attr;
+    int r;
+
+    if (cfg->sinks == 0)
+        return -EINVAL;
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    e->cfg = *cfg;
+    xray_docs_init(&e->docs);
+    buf_init(&e->otlp_buf, EXPORT_OTLP_MAX_BODY);
+    snprintf(e->sigv4, sizeof(e->sigv4), "aws:amz:%s:xray", cfg->region);
+    snprintf(e->xray_url, sizeof(e->xray_url), "%s/TraceSegments", cfg->xray_endpoint);
+    if (has_sink(e, EXPORT_SINK_OTLP) && parse_otlp_headers(e) < 0) {
+        r = -EINVAL;
+        goto fail;
+    }
+    e->q = queue_new(cfg->queue_max_bytes);
+    e->xray_http = http_client_new();
+    e->otlp_http = http_client_new();
+    if (e->q == NULL || e->xray_http == NULL || e->otlp_http == NULL) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if (pthread_mutex_init(&e->lock, NULL) != 0) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&e->cond, &attr) != 0) {
+        pthread_mutex_destroy(&e->lock);
+        r = -ENOMEM;
+        goto fail;
+    }
+    pthread_condattr_destroy(&attr);
+    r = -pthread_create(&e->thread, NULL, export_main, e);
+    if (r < 0) {
+        pthread_cond_destroy(&e->cond);
+        pthread_mutex_destroy(&e->lock);
+        goto fail;
+    }
+    *ret = e;
+    return 0;
+
+fail:
+    queue_destroy(e->q, free_queued);
+    http_client_destroy(e->xray_http);
+    http_client_destroy(e->otlp_http);
+    xray_docs_free(&e->docs);
+    buf_free(&e->otlp_buf);
+    free(e);
+    return r;
+}
+
+bool export_flush(struct exporter *e, int64_t deadline_ns)
+{
+    struct timespec ts = {
+        .tv_sec = (time_t)(deadline_ns / 1000000000),
+        .tv_nsec = (long)(deadline_ns % 1000000000),
+    };
+    bool done;
+
+    pthread_mutex_lock(&e->lock);
+    uint64_t target = e->submitted_seq;
+    atomic_store(&e->flush_deadline_ns, deadline_ns);
+    while (e->done_seq < target) {
+        if (pthread_cond_timedwait(&e->cond, &e->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    done = e->done_seq >= target;
+    atomic_store(&e->flush_deadline_ns, 0);
+    pthread_mutex_unlock(&e->lock);
+    return done;
+}
+
+void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret)
+{
+    if (e == NULL)
+        return;
+    (void)export_flush(e, deadline_ns);
+    /* Whatever is still queued after the deadline is not sent: the thread
+     * finishes its batch (bounded by the request timeouts, which the
+     * deadline already shortened) and sees the closed queue. */
+    atomic_store(&e->flush_deadline_ns, deadline_ns);
+    queue_close(e->q);
+    {
+        int kind;
+        void *data;
+        uint64_t left = 0;
+        while (queue_pop(e->q, 0, &kind, &data, NULL) == 0) {
+            item_free(data);
+            left++;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->stats.dropped_full += left;
+        pthread_mutex_unlock(&e->lock);
+    }
+    pthread_join(e->thread, NULL);
+    if (ret != NULL)
+        *ret = e->stats;
+    queue_destroy(e->q, free_queued);
+    udp_sender_close(e->udp);
+    http_client_destroy(e->xray_http);
+    http_client_destroy(e->otlp_http);
+    credentials_clear(&e->creds);
+    xray_docs_free(&e->docs);
+    buf_free(&e->otlp_buf);
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}

@@ -1,0 +1,92 @@
+/*
+ * export.h - the exporter thread and its sinks: the X-Ray API
+ * (PutTraceSegments, SigV4), the X-Ray daemon (UDP), OTLP/HTTP (protobuf
+ * or JSON) and stdout (one JSON document per line).
+ *
+ * Thread model: the pipeline thread calls export_submit, which encodes the
+ * segment at once (so only compact bytes wait in the queue) and hands it
+ * over; the exporter thread sends, batching whatever is queued.  The
+ * lifecycle thread may call export_flush to wait, with a deadline, until
+ * everything submitted so far has been sent or given up on.  Exporting
+ * never runs on the thread that calls /event/next.  Every request has a
+ * connect and a total timeout; a sink that keeps failing is skipped for a
+ * while (circuit breaker) so a dead backend costs nothing; every document
+ * not delivered is counted.
+ */
+#ifndef LAMBDA_TRACER_EXPORT_H
+#define LAMBDA_TRACER_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace.h"
+
+enum export_sink {
+    EXPORT_SINK_XRAY = 0,
+    EXPORT_SINK_DAEMON,
+    EXPORT_SINK_OTLP,
+    EXPORT_SINK_STDOUT,
+    EXPORT_SINK_COUNT
+};
+
+struct export_config {
+    unsigned sinks;                /* bit (1u << enum export_sink) per sink */
+    char xray_endpoint[256];       /* base URL; /TraceSegments is appended */
+    char region[32];               /* SigV4 region */
+    char daemon_address[128];      /* host:port */
+    char otlp_endpoint[256];       /* full URL, normally .../v1/traces */
+    char otlp_headers[1024];       /* "name=value,name=value" */
+    bool otlp_json;                /* OTLP/JSON instead of protobuf */
+    char ca_file[256];             /* "" : libcurl's default */
+    size_t queue_max_bytes;
+    uint32_t request_timeout_ms;   /* per request, when no deadline is nearer */
+    uint32_t connect_timeout_ms;
+};
+
+struct export_sink_stats {
+    uint64_t sent;      /* documents (X-Ray, stdout) or segments (OTLP) delivered */
+    uint64_t failed;    /* given up on after retries */
+    uint64_t skipped;   /* not attempted: circuit open or sink unusable */
+    uint64_t requests;
+    uint64_t retries;
+};
+
+struct export_stats {
+    uint64_t submitted;       /* segment versions submitted */
+    uint64_t dropped_full;    /* refused: queue over its byte bound */
+    uint64_t dropped_encode;  /* could not be encoded */
+    uint64_t unprocessed;     /* X-Ray UnprocessedTraceSegments answers */
+    struct export_sink_stats sink[EXPORT_SINK_COUNT];
+};
+
+struct exporter;
+
+/* Starts the exporter thread.  Credentials for the X-Ray API are read from
+ * the environment (or the container credentials endpoint) on that thread.
+ * 0, -EINVAL (no sink), -ENOMEM, -EAGAIN.  Main thread. */
+int export_start(const struct export_config *cfg, struct exporter **ret)
+    __attribute__((warn_unused_result));
+
+/* Encodes and queues one segment version (final, or the in-progress one of
+ * an invocation near its deadline).  Never blocks.  0, -ENOBUFS (queue
+ * full: counted), -EMSGSIZE / -EINVAL (not encodable: counted), -ENOMEM.
+ * Pipeline thread only. */
+int export_submit(struct exporter *e, const struct trace_segment *seg,
+                  const struct trace_resource *res, bool final) __attribute__((warn_unused_result));
+
+/* Waits until everything submitted before the call has been sent or given
+ * up on, or until deadline_ns (CLOCK_MONOTONIC).  Requests in flight are
+ * given at most the time left.  true when all was handled.  Any thread but
+ * the exporter's. */
+bool export_flush(struct exporter *e, int64_t deadline_ns);
+
+/* Stops the thread after what is queued was handled or deadline_ns passed,
+ * frees everything.  Main thread; NULL-safe. */
+void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret);
+
+/* Parses "xray,daemon,otlp,stdout" (any order, "none" for nothing) into a
+ * sink mask.  0 or -EINVAL. */
+int export_parse_sinks(const char *text, unsigned *ret_mask) __attribute__((warn_unused_result));
+
+#endif
