@@ -47,7 +47,7 @@ __all__ = ["Emulator", "InitResult", "InvokeResult", "InvokeHandle", "ShutdownRe
 
 # ----------------------------------------------------------------------------- constants
 
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024          # Runtime API response limit (413 above)
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100    # Runtime API response limit (RIE's; 413 above)
 MAX_REQUEST_BYTES = 64 * 1024 * 1024          # anything bigger is refused and the connection closed
 MAX_EXTENSIONS = 10
 SCHEMA_VERSIONS = ("2022-07-01", "2022-12-13", "2025-01-29")
@@ -3012,6 +3012,11 @@ class Emulator:
             if err:
                 return err
             who = ext.name
+            if ext.failed:
+                # after init/error or exit/error no further call of that extension succeeds
+                return _error_reply(403, "Extension.InvalidExtensionState",
+                                    "State transition from %s to Subscribed failed for extension %s. "
+                                    "Error: State transition is not allowed" % (ext.state, ext.id), who=who)
             if self.quirks["telemetry_not_supported"]:
                 # AWS's RIE: a stub that accepts nothing and never delivers
                 return _Reply(202, _err_body("Telemetry.NotSupported", "Telemetry API is not supported"),

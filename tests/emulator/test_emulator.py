@@ -712,6 +712,14 @@ class FailureTests(unittest.TestCase):
         resp = [e for e in box.emu.api_log if e["path"].endswith("/response")][0]
         self.assertEqual((resp["status"], resp["error_type"]), (413, "RequestEntityTooLarge"))
         self.assertEqual(box.emu.invoke(FAST).status, "success")
+        # the limit is RIE's 6 MiB + 100 bytes: the largest accepted body, then one byte more
+        limit = 6 * 1024 * 1024 + 100
+        r = box.emu.invoke(json.dumps({"action": "big", "bytes": limit}).encode())
+        self.assertEqual((r.status, len(r.response)), ("success", limit))
+        rd = [x["record"] for x in r.records if x["type"] == "platform.runtimeDone"][0]
+        self.assertEqual(rd["metrics"]["producedBytes"], limit)
+        r = box.emu.invoke(json.dumps({"action": "big", "bytes": limit + 1}).encode())
+        self.assertEqual((r.status, r.error_type), ("error", "Function.ResponseSizeTooLarge"))
 
     def test_runtime_init_error_then_suppressed_init(self):
         box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="50")},
@@ -992,6 +1000,31 @@ class RejectionTests(unittest.TestCase):
             {"Lambda-Extension-Identifier": ident})
         self.assertEqual((st, err_type(data)), (403, "Telemetry.SubscriptionClosed"))
         self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+    def test_no_api_call_succeeds_after_exit_error(self):
+        # after /extension/exit/error (or init/error) every further call of that extension fails
+        box, ident, th, result = self._internal_session(freeze=False)
+        api = box.emu.runtime_api
+        hdr = {"Lambda-Extension-Identifier": ident}
+        threading.Thread(target=lambda: raw(api, "GET", "/2020-01-01/extension/event/next", None, hdr, timeout=10),
+                         daemon=True).start()
+        th.join(10)
+        self.assertEqual(result["init"].status, "success")
+        st, _, data = raw(api, "POST", "/2020-01-01/extension/exit/error", b"",
+                          dict(hdr, **{"Lambda-Extension-Function-Error-Type": "Extension.Bad"}))
+        self.assertEqual(st, 202, data)
+        body = json.dumps({"schemaVersion": "2022-12-13", "types": ["platform"],
+                           "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/"}}).encode()
+        st, _, data = raw(api, "PUT", "/2022-07-01/telemetry", body, hdr)
+        self.assertEqual((st, err_type(data)), (403, "Extension.InvalidExtensionState"))
+        st, _, data = raw(api, "GET", "/2020-01-01/extension/event/next", None, hdr)
+        self.assertEqual((st, err_type(data)), (403, "Extension.InvalidExtensionState"))
+        st, _, data = raw(api, "POST", "/2020-01-01/extension/exit/error", b"",
+                          dict(hdr, **{"Lambda-Extension-Function-Error-Type": "Extension.Bad"}))
+        self.assertEqual((st, err_type(data)), (403, "Extension.InvalidExtensionState"))
+        # the failure resets the environment at the next invoke
+        r = box.emu.invoke(FAST)
+        self.assertEqual((r.init_phase_ran, r.init.phase), (True, "invoke"))
 
     def test_late_subscribe_from_probe(self):
         box = Box(self, probes={"late": {"PROBE_LATE_SUBSCRIBE": "1"}})
