@@ -318,6 +318,45 @@ int buf_append_json_string(struct buf *b, const char *s, size_t n)
     return 0;
 }
 
+int buf_append_utf8(struct buf *b, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t out = 0;
+    size_t i = 0;
+    char *dst;
+    int r;
+
+    /* Measure, reserve once, then write (see the top of the file). */
+    while (i < n) {
+        size_t skip = 1;
+        size_t len = u[i] < 0x80 ? 1 : utf8_sequence(u + i, n - i, &skip);
+
+        out += len > 0 ? len : REPLACEMENT_LEN;
+        i += len > 0 ? len : skip;
+    }
+    r = reserve(b, out);
+    if (r < 0)
+        return r;
+    dst = b->data + b->len;
+    for (i = 0; i < n;) {
+        size_t skip = 1;
+        size_t len = u[i] < 0x80 ? 1 : utf8_sequence(u + i, n - i, &skip);
+
+        if (len > 0) {
+            memcpy(dst, u + i, len);
+            dst += len;
+            i += len;
+        } else {
+            memcpy(dst, REPLACEMENT, REPLACEMENT_LEN);
+            dst += REPLACEMENT_LEN;
+            i += skip;
+        }
+    }
+    b->len += out;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t max_body_bytes,
                                const char *suffix, bool *ret_truncated)
 {

@@ -89,6 +89,11 @@ int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t ma
                                const char *suffix, bool *ret_truncated)
     __attribute__((warn_unused_result));
 
+/* Appends s unescaped but with each ill-formed UTF-8 subsequence replaced
+ * by U+FFFD, by the same rule as the JSON functions: for protobuf `string`
+ * fields, which receivers reject unless they are valid UTF-8. */
+int buf_append_utf8(struct buf *b, const char *s, size_t n) __attribute__((warn_unused_result));
+
 /* Appends d as a JSON number: the shortest of %.15g/%.16g/%.17g that reads
  * back as the same double (the C locale's '.' is assumed: the extension
  * never calls setlocale).  -EINVAL for NaN and infinities, which JSON

@@ -641,6 +641,19 @@ static int pb_close(struct buf *b, size_t mark)
     return buf_insert(b, mark, tmp, varint(tmp, buf_len(b) - mark));
 }
 
+/* A `string` field: proto3 requires valid UTF-8 and receivers (the Go
+ * collector among them) reject a request that has none, so ill-formed
+ * bytes are replaced exactly as the JSON encoder replaces them. */
+static int pb_string(struct buf *b, unsigned field, const char *s, size_t n)
+{
+    size_t mark;
+    int r = pb_open(b, field, &mark);
+
+    if (r == 0)
+        r = buf_append_utf8(b, s, n);
+    return r < 0 ? r : pb_close(b, mark);
+}
+
 static int hex_val(char c)
 {
     if (c >= '0' && c <= '9')
@@ -670,13 +683,13 @@ static int pb_kv(struct buf *b, unsigned field, const struct kv *kv)
     int r = 0;
 
     TRY(pb_open(b, field, &kv_mark));
-    TRY(pb_bytes(b, PB_KV_KEY, kv->key, strlen(kv->key)));
+    TRY(pb_string(b, PB_KV_KEY, kv->key, strlen(kv->key)));
     TRY(pb_open(b, PB_KV_VALUE, &any_mark));
     /* A oneof member is written even when it holds its type's default
      * (false, 0, ""), or the value would read back as empty. */
     switch (kv->kind) {
     case TRACE_VALUE_STRING:
-        TRY(pb_bytes(b, PB_ANY_STRING, kv->s, kv->len));
+        TRY(pb_string(b, PB_ANY_STRING, kv->s, kv->len));
         break;
     case TRACE_VALUE_INT:
         TRY(pb_varint_field(b, PB_ANY_INT, (uint64_t)kv->i));
@@ -712,7 +725,7 @@ static int pb_span(struct buf *b, const struct view *v, struct otlp_encode_stats
     TRY(pb_id(b, PB_SPAN_SPAN_ID, v->span_id, 8));
     if (v->parent_id != NULL)
         TRY(pb_id(b, PB_SPAN_PARENT_SPAN_ID, v->parent_id, 8));
-    TRY(pb_bytes(b, PB_SPAN_NAME, v->name, v->name_len));
+    TRY(pb_string(b, PB_SPAN_NAME, v->name, v->name_len));
     TRY(pb_varint_field(b, PB_SPAN_KIND, v->is_segment ? SPAN_KIND_SERVER : SPAN_KIND_INTERNAL));
     TRY(pb_fixed(b, PB_SPAN_START_TIME, WIRE_I64, ns(v->start_us), 8));
     TRY(pb_fixed(b, PB_SPAN_END_TIME, WIRE_I64, ns(v->end_us), 8));
@@ -724,7 +737,7 @@ static int pb_span(struct buf *b, const struct view *v, struct otlp_encode_stats
 
         TRY(pb_open(b, PB_SPAN_EVENTS, &mark));
         TRY(pb_fixed(b, PB_EVENT_TIME, WIRE_I64, ns(v->end_us), 8));
-        TRY(pb_bytes(b, PB_EVENT_NAME, "exception", 9));
+        TRY(pb_string(b, PB_EVENT_NAME, "exception", 9));
         for (size_t i = 0; i < nex; i++)
             TRY(pb_kv(b, PB_EVENT_ATTRIBUTES, &ex[i]));
         TRY(pb_close(b, mark));
@@ -732,7 +745,8 @@ static int pb_span(struct buf *b, const struct view *v, struct otlp_encode_stats
     if (code != 0) {
         TRY(pb_open(b, PB_SPAN_STATUS, &mark));
         if (code == STATUS_CODE_ERROR && has_exception(v))
-            TRY(pb_bytes(b, PB_STATUS_MESSAGE, v->seg->cause_type, FIELD_LEN(v->seg->cause_type)));
+            TRY(pb_string(b, PB_STATUS_MESSAGE, v->seg->cause_type,
+                              FIELD_LEN(v->seg->cause_type)));
         TRY(pb_varint_field(b, PB_STATUS_CODE, (uint64_t)code));
         TRY(pb_close(b, mark));
     }
@@ -767,10 +781,10 @@ int otlp_encode_protobuf(struct buf *out, const struct trace_resource *res,
     TRY(pb_close(out, mark));
     TRY(pb_open(out, PB_RESOURCE_SPANS_SCOPE_SPANS, &ss_mark));
     TRY(pb_open(out, PB_SCOPE_SPANS_SCOPE, &mark));
-    TRY(pb_bytes(out, PB_SCOPE_NAME, OTLP_SCOPE_NAME, sizeof(OTLP_SCOPE_NAME) - 1));
+    TRY(pb_string(out, PB_SCOPE_NAME, OTLP_SCOPE_NAME, sizeof(OTLP_SCOPE_NAME) - 1));
     if (res->extension_version[0] != '\0')
-        TRY(pb_bytes(out, PB_SCOPE_VERSION, res->extension_version,
-                     FIELD_LEN(res->extension_version)));
+        TRY(pb_string(out, PB_SCOPE_VERSION, res->extension_version,
+                      FIELD_LEN(res->extension_version)));
     TRY(pb_close(out, mark));
     TRY(for_each_span(out, segs, n, now_us, &st, pb_span));
     TRY(pb_close(out, ss_mark));

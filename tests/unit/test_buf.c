@@ -199,6 +199,22 @@ static void test_json_invalid_utf8_is_replaced(void **state)
     assert_json("\xC3" "\"", 2, "\"" R "\\\"\"");
 }
 
+static void test_utf8_sanitising_without_escapes(void **state)
+{
+    struct buf b;
+    (void)state;
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_utf8(&b, "q\"\n\xC3\xA9", 5), 0);
+    assert_int_equal(buf_append_utf8(&b, "\xFF\xF0\x9F\x98" "A\xE2\x82", 7), 0);
+    assert_int_equal(buf_append_utf8(&b, "", 0), 0);
+    assert_string_equal(buf_data(&b), "q\"\n\xC3\xA9" R R "A" R);
+    buf_free(&b);
+    buf_init(&b, 3);
+    assert_int_equal(buf_append_utf8(&b, "\xFF\xFF", 2), -ENOBUFS); /* 6 bytes out */
+    assert_int_equal(buf_len(&b), 0);
+    buf_free(&b);
+}
+
 static void test_json_string_max(void **state)
 {
     struct buf b;
@@ -288,6 +304,8 @@ static int workload(struct buf *b)
         r = buf_append_json_string_max(b, text, sizeof(text) - 1, 10, "~", NULL);
     if (r == 0)
         r = buf_append_json_double(b, 2.5);
+    for (int i = 0; r == 0 && i < 40; i++)
+        r = buf_append_utf8(b, text, sizeof(text) - 1);
     return r;
 }
 
@@ -341,6 +359,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_valid_utf8_is_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_invalid_utf8_is_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utf8_sanitising_without_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_string_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_double, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
