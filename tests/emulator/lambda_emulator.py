@@ -3088,13 +3088,17 @@ def _short(data, n=120):
 
 
 def _cmd_run(args):
+    if args.init_type == MI_INIT_TYPE:
+        args.managed_instances = True
     env = _parse_kv(args.env)
     quirks = _parse_quirks(args.quirk)
     emu = Emulator(root=args.root, runtime=args.runtime, function_name=args.function_name,
                    function_version=args.function_version, memory_mb=args.memory_mb, timeout_s=args.timeout_s,
                    init_type=args.init_type, region=args.region, account_id=args.account_id, env=env,
                    init_timeout_s=args.init_timeout_s, shutdown_budget_ms=args.shutdown_budget_ms,
-                   freeze=not args.no_freeze, quirks=quirks, log_path=args.log, work_dir=args.work_dir)
+                   freeze=not args.no_freeze, quirks=quirks, log_path=args.log, work_dir=args.work_dir,
+                   managed_instances=args.managed_instances,
+                   max_concurrency=args.max_concurrency if args.managed_instances else None)
     rc = 0
     try:
         print("runtime API: %s" % emu.runtime_api)
@@ -3106,9 +3110,15 @@ def _cmd_run(args):
             if r.status != "success":
                 _print_tail(emu)
         traces = args.trace_header or []
-        for i, payload in enumerate(args.invoke or []):
-            th = traces[i] if i < len(traces) else (traces[-1] if traces else None)
-            r = emu.invoke(payload.encode(), trace_header=th)
+        payloads = args.invoke or []
+        headers = [traces[i] if i < len(traces) else (traces[-1] if traces else None) for i in range(len(payloads))]
+        if args.managed_instances:
+            # Managed Instances: all invokes at once (up to --max-concurrency in flight)
+            results = emu.invoke_many([p.encode() for p in payloads], trace_header=headers)
+        else:
+            results = None
+        for i, payload in enumerate(payloads):
+            r = results[i] if results is not None else emu.invoke(payload.encode(), trace_header=headers[i])
             print("invoke %d %s: %s%s duration=%.1f ms billed=%d ms maxMemoryUsed=%d MB init=%s response=%s" % (
                 i + 1, r.request_id, r.status, " (%s)" % r.error_type if r.error_type else "",
                 r.duration_ms, r.billed_duration_ms, r.max_memory_used_mb,
@@ -3160,7 +3170,10 @@ def main(argv=None):
     p.add_argument("--function-version", default="$LATEST")
     p.add_argument("--memory-mb", type=int, default=128)
     p.add_argument("--timeout-s", type=float, default=3)
-    p.add_argument("--init-type", default="on-demand", choices=["on-demand", "provisioned-concurrency", "snap-start"])
+    p.add_argument("--init-type", default="on-demand", choices=list(INIT_TYPES))
+    p.add_argument("--managed-instances", action="store_true",
+                   help="Lambda Managed Instances: the --invoke payloads run concurrently")
+    p.add_argument("--max-concurrency", type=int, default=2, help="Managed Instances: invocations at once")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--account-id", default="123456789012")
     p.add_argument("--env", action="append", metavar="K=V", help="customer environment variable (repeatable)")

@@ -219,6 +219,29 @@ class ManagedInstancesTests(unittest.TestCase):
         self.assertEqual((e.max_concurrency, e.freeze), (2, False))
 
 
+class CliTests(unittest.TestCase):
+    def test_cli_runs_managed_instances_invokes_concurrently(self):
+        import shutil
+        import subprocess
+        import tempfile
+        d = tempfile.mkdtemp(prefix="lambda-emu-mi-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.makedirs(os.path.join(d, "root", "opt", "extensions"))
+        records = os.path.join(d, "records.jsonl")
+        proc = subprocess.run([PY, os.path.join(HERE, "lambda_emulator.py"), "run", "--root", os.path.join(d, "root"),
+                               "--runtime", "%s %s" % (PY, BOOT), "--init-type", "lambda-managed-instances",
+                               "--max-concurrency", "2", "--invoke", '{"action":"slow","ms":300}',
+                               "--invoke", '{"action":"slow","ms":300}', "--records", records],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("type=lambda-managed-instances", proc.stdout)
+        self.assertEqual(proc.stdout.count(": success duration="), 2)
+        with open(records) as f:
+            types = [json.loads(line)["type"] for line in f]
+        starts_then_reports = [t for t in types if t in ("platform.start", "platform.report")]
+        self.assertEqual(starts_then_reports, ["platform.start"] * 2 + ["platform.report"] * 2)
+
+
 class AsyncInvokeTests(unittest.TestCase):
     def test_invoke_async_without_managed_instances_runs_one_at_a_time(self):
         box = Box(self, probes={"p": {}})
