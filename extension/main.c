@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,6 +322,25 @@ static void start_pipeline(struct runtime *rt)
     }
 }
 
+/* Registers for INVOKE and SHUTDOWN; on Lambda Managed Instances, where
+ * extensions get no INVOKE (refused with 403), for SHUTDOWN only: the
+ * invocations are then built from platform.start / platform.report alone. */
+static int register_extension(struct runtime *rt, struct extapi_error *err)
+{
+    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
+    bool managed = init_type != NULL && strcmp(init_type, "lambda-managed-instances") == 0;
+    int r;
+
+    if (!managed) {
+        r = extapi_register(rt->api, true, true, &rt->reg, err);
+        if (r != -EACCES)
+            return r;
+        log_info("INVOKE registration refused (%s); registering for SHUTDOWN only",
+                 err->error_type[0] ? err->error_type : "403");
+    }
+    return extapi_register(rt->api, false, true, &rt->reg, err);
+}
+
 /* The Extensions API loop.  Returns the process exit status. */
 static int event_loop(struct runtime *rt)
 {
@@ -387,14 +407,13 @@ int main(int argc, char **argv)
         log_error("cannot use AWS_LAMBDA_RUNTIME_API: %s", strerror(-r));
         goto out;
     }
-    r = extapi_register(rt.api, true, true, &rt.reg, &err);
+    r = register_extension(&rt, &err);
     if (r < 0) {
         log_api_error("registration", r, &err);
         goto out;
     }
     rt.registered_us = clock_epoch_us();
-    log_debug("registered for INVOKE and SHUTDOWN (function %s, version %s)", rt.reg.function_name,
-              rt.reg.function_version);
+    log_debug("registered (function %s, version %s)", rt.reg.function_name, rt.reg.function_version);
 
     if (rt.cfg.disabled) {
         log_info("disabled by LAMBDA_TRACER_DISABLE; only keeping the invocation loop");

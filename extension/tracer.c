@@ -19,7 +19,7 @@
  *                        proactive init: it keeps its real times, possibly
  *                        long before the invocation; the gap is stated in
  *                        metadata, never added to the invocation.
- *     Extension init (lambda-tracer): initStart to our first /event/next,
+ *     Extension init: lambda-tracer: initStart to our first /event/next,
  *                        i.e. our own share of Init.
  *     Runtime init       Lambda starts the runtime once every extension has
  *                        registered; when we are the only extension
@@ -367,7 +367,7 @@ static void add_init_spans(struct tracer *t, struct trace_segment *seg)
     if (in->reported && in->status != TEL_STATUS_SUCCESS && in->status != TEL_STATUS_NONE)
         seg->spans[parent].fault = true;
     if (t->first_next_us > in->start_us)
-        add_span(seg, parent, "Extension init (lambda-tracer)", in->start_us, t->first_next_us);
+        add_span(seg, parent, "Extension init: lambda-tracer", in->start_us, t->first_next_us);
     if (in->extensions <= 1 && in->runtime_done && t->registered_us > in->start_us &&
         in->runtime_done_us >= t->registered_us)
         add_span(seg, parent, "Runtime init", t->registered_us, in->runtime_done_us);
@@ -703,6 +703,11 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         inv->init_duration_us = ev->init_duration_us;
         inv->restore_duration_us = ev->restore_duration_us;
         read_span(ev, "extensionOverhead", &inv->extension_overhead);
+        if (!inv->have_done) {
+            /* Managed Instances: no runtimeDone; the report has these. */
+            read_span(ev, "responseLatency", &inv->latency);
+            read_span(ev, "responseDuration", &inv->response);
+        }
         finish(t, inv, ev->time_us);
     }
 }

@@ -1,5 +1,6 @@
 """Shared set-up for integration tests: the real lambda-tracer binary inside
 the local Lambda emulator (tests/emulator)."""
+import json
 import os
 import re
 import shutil
@@ -89,3 +90,50 @@ def shutdowns(lines):
 
 def sanitizer_reports(lines):
     return [l for l in lines if any(m in l for m in SANITIZER_MARKERS)]
+
+
+def documents(lines):
+    """X-Ray documents the stdout exporter printed (one JSON object per line)."""
+    docs = []
+    for line in lines:
+        if line.startswith("{"):
+            try:
+                docs.append(json.loads(line))
+            except ValueError:
+                pass
+    return docs
+
+
+def by_request(docs):
+    """Segment documents keyed by aws.request_id; each a list of versions in order."""
+    out = {}
+    for d in docs:
+        rid = d.get("aws", {}).get("request_id")
+        if rid is not None and d.get("type") != "subsegment":
+            out.setdefault(rid, []).append(d)
+    return out
+
+
+def subsegment_names(doc):
+    """{name: subsegment} over the whole nested tree."""
+    names = {}
+
+    def walk(node):
+        for s in node.get("subsegments", []):
+            names[s["name"]] = s
+            walk(s)
+    walk(doc)
+    return names
+
+
+def record(emu, rtype, request_id):
+    for r in emu.records(rtype):
+        if r["record"].get("requestId") == request_id:
+            return r
+    return None
+
+
+def iso_to_s(text):
+    import datetime
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()

@@ -139,7 +139,7 @@ static void test_cold_start_with_upstream_parent(void **state)
     assert_non_null(init);
     assert_true(init->start_us == T0 - 200000);
     assert_true(init->end_us == T0 - 200000 + 152000);
-    const struct trace_span *own = span(s, "Extension init (lambda-tracer)");
+    const struct trace_span *own = span(s, "Extension init: lambda-tracer");
     assert_non_null(own);
     assert_true(own->end_us == T0 - 180000);
     assert_int_equal(s->spans[own->parent].start_us, init->start_us);
