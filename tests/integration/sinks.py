@@ -63,6 +63,9 @@ class _HttpSink:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in separate writes: without this,
+            # Nagle plus the client's delayed ACK adds 40 ms per request
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -110,8 +113,10 @@ class _HttpSink:
 class XRayApiSink(_HttpSink):
     """POST /TraceSegments with a verified SigV4 signature (service xray)."""
 
-    def __init__(self, region="us-east-1"):
+    def __init__(self, region="us-east-1", access_key=TEST_ACCESS_KEY, secret=TEST_SECRET_KEY,
+                 token=TEST_SESSION_TOKEN):
         self.region = region
+        self.access_key, self.secret, self.token = access_key, secret, token
         self.documents = []         # parsed segment documents, in arrival order
         self.bad_signatures = []
         self.unprocessed_ids = set()  # answer these ids as UnprocessedTraceSegments (once each)
@@ -127,14 +132,14 @@ class XRayApiSink(_HttpSink):
             return "no SigV4 Authorization header"
         fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
         cred = fields.get("Credential", "").split("/")
-        if len(cred) != 5 or cred[0] != TEST_ACCESS_KEY or cred[2] != self.region \
+        if len(cred) != 5 or cred[0] != self.access_key or cred[2] != self.region \
                 or cred[3] != "xray" or cred[4] != "aws4_request":
             return f"bad credential scope {fields.get('Credential')}"
         signed = fields.get("SignedHeaders", "").split(";")
         for required in ("host", "x-amz-date"):
             if required not in signed:
                 return f"{required} not signed"
-        if headers.get("x-amz-security-token") != TEST_SESSION_TOKEN:
+        if headers.get("x-amz-security-token") != self.token:
             return "missing or wrong X-Amz-Security-Token"
         if "x-amz-security-token" not in signed:
             return "security token not signed"
@@ -148,7 +153,7 @@ class XRayApiSink(_HttpSink):
             return "X-Amz-Date too far from now"
         u = urllib.parse.urlsplit(path)
         expected, scope = sigv4_expected(method, u.path, u.query, headers, body, signed, amz_date,
-                                         self.region, "xray")
+                                         self.region, "xray", secret=self.secret)
         if cred[1] != amz_date[:8]:
             return "credential date differs from X-Amz-Date"
         if fields.get("Signature") != expected:

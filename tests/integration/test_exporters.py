@@ -1,0 +1,220 @@
+"""Exporters (issue 3): X-Ray API with SigV4, X-Ray daemon over UDP, OTLP,
+their failures, and the flush of everything pending at SHUTDOWN."""
+import json
+import shutil
+import time
+import unittest
+import uuid
+
+import harness
+import sinks
+
+
+def environment(env, steps, raw_batches=(), **kwargs):
+    """Runs invocations (payloads), optionally injects telemetry batches just
+    before SHUTDOWN, spins down.  Returns (emulator results, lines, sd)."""
+    root = harness.make_root()
+    emu = harness.new_emulator(root, env=env, **kwargs)
+    try:
+        emu.start()
+        results = [emu.invoke(payload=p) for p in steps]
+        for body in raw_batches:
+            status, _ = emu.send_raw_telemetry(harness.EXT_NAME, body)
+            assert status == 200, status
+        sd = emu.shutdown(reason="spindown")
+        return emu, results, harness.output_lines(emu), sd
+    finally:
+        emu.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fake_invocations(n, t0="2026-11-23T10:00:00.000Z"):
+    """n complete invocations' worth of platform records, as one batch."""
+    recs = []
+    for i in range(n):
+        rid = str(uuid.uuid4())
+        recs += [
+            {"time": t0, "type": "platform.start", "record": {"requestId": rid}},
+            {"time": t0, "type": "platform.runtimeDone", "record": {
+                "requestId": rid, "status": "success", "metrics": {"durationMs": 1.0},
+                "spans": [{"name": "responseLatency", "start": t0, "durationMs": 0.5}]}},
+            {"time": t0, "type": "platform.report", "record": {
+                "requestId": rid, "status": "success", "metrics": {
+                    "durationMs": 1.5, "billedDurationMs": 2, "memorySizeMB": 128, "maxMemoryUsedMB": 30}}},
+        ]
+    return json.dumps(recs).encode()
+
+
+class XRayApiTest(unittest.TestCase):
+    def run_with_sink(self, sink_setup=None, steps=3, **env):
+        root = harness.make_root()
+        emu = harness.new_emulator(root, env=dict(env))
+        creds = emu.extension_environment()
+        sink = sinks.XRayApiSink(region="us-east-1", access_key=creds["AWS_ACCESS_KEY_ID"],
+                                 secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
+        if sink_setup:
+            sink_setup(sink)
+        emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray", "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint})
+        try:
+            emu.start()
+            results = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(steps)]
+            sd = emu.shutdown(reason="spindown")
+            return sink, results, harness.output_lines(emu), sd
+        finally:
+            emu.close()
+            sink.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_signed_documents_arrive(self):
+        sink, results, lines, sd = self.run_with_sink()
+        self.assertEqual(sink.bad_signatures, [])
+        got = {d["aws"]["request_id"] for d in sink.documents}
+        self.assertEqual(got, {r.request_id for r in results})
+        for req in sink.requests:
+            self.assertEqual(req["path"], "/TraceSegments")
+            self.assertEqual(req["headers"]["content-type"], "application/json")
+        self.assertEqual(sd.extensions[harness.EXT_NAME].exit_code, 0)
+
+    def test_server_errors_are_retried(self):
+        def fail_twice(sink):
+            sink.fail_status, sink.fail_count = 500, 2
+        sink, results, lines, sd = self.run_with_sink(fail_twice, steps=1)
+        self.assertEqual([d["aws"]["request_id"] for d in sink.documents], [results[0].request_id])
+        self.assertEqual([r["status"] for r in sink.requests], [500, 500, 200])
+        self.assertIn("xray_sent=1 xray_failed=0", [l for l in lines if "INFO export" in l][0])
+
+    def test_unprocessed_segments_are_sent_again(self):
+        def refuse_first(sink):
+            orig = sink.handle
+
+            def handle(method, path, headers, body):
+                if not sink.documents and not sink.unprocessed_ids and not sink.requests:
+                    docs = json.loads(body)["TraceSegmentDocuments"]
+                    sink.unprocessed_ids.add(json.loads(docs[0])["id"])
+                return orig(method, path, headers, body)
+            sink.handle = handle
+        sink, results, lines, sd = self.run_with_sink(refuse_first, steps=1)
+        self.assertEqual(len(sink.documents), 1)
+        self.assertEqual(len(sink.requests), 2)
+        line = [l for l in lines if "INFO export" in l][0]
+        self.assertIn("unprocessed=1", line)
+        self.assertIn("xray_sent=1 xray_failed=0", line)
+
+    def test_dead_endpoint_does_not_delay_invocations(self):
+        def hang(sink):
+            sink.delay_s = 5.0  # every request hangs past the exporter's timeout
+        start = time.monotonic()
+        sink, results, lines, sd = self.run_with_sink(hang, steps=5,
+                                                      LAMBDA_TRACER_EXPORT_TIMEOUT_MS="200")
+        for r in results:
+            self.assertEqual(r.status, "success")
+            # the extension's part of each invocation stays tiny
+            self.assertLess(r.duration_ms, 50, r)
+        ext = sd.extensions[harness.EXT_NAME]
+        self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        self.assertLess(sd.duration_ms, 2000)
+        line = [l for l in lines if "INFO export" in l][0]
+        self.assertRegex(line, r"xray_sent=0 xray_failed=\d+ xray_skipped=\d+")
+
+
+class OtherSinksTest(unittest.TestCase):
+    def test_daemon_datagrams(self):
+        sink = sinks.DaemonSink()
+        try:
+            emu, results, lines, sd = environment(
+                {"LAMBDA_TRACER_EXPORTERS": "daemon", "LAMBDA_TRACER_DAEMON_ADDRESS": sink.address},
+                [b'{"action":"fast"}'] * 3)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and len(sink.documents) < 3:
+                time.sleep(0.02)
+            self.assertEqual({d["aws"]["request_id"] for d in sink.documents},
+                             {r.request_id for r in results})
+            self.assertEqual(sink.bad_datagrams, [])
+        finally:
+            sink.close()
+
+    def test_otlp_json(self):
+        sink = sinks.OtlpSink()
+        try:
+            emu, results, lines, sd = environment(
+                {"LAMBDA_TRACER_EXPORTERS": "otlp", "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
+                 "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces",
+                 "LAMBDA_TRACER_OTLP_HEADERS": "x-api-key=secret123"},
+                [b'{"action":"fast"}'] * 2)
+            self.assertTrue(sink.bodies)
+            spans = []
+            for ctype, body, headers in sink.bodies:
+                self.assertEqual(ctype, "application/json")
+                self.assertEqual(headers.get("x-api-key"), "secret123")
+                req = json.loads(body)
+                for rs in req["resourceSpans"]:
+                    attrs = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
+                    self.assertEqual(attrs["cloud.provider"], {"stringValue": "aws"})
+                    self.assertEqual(attrs["faas.name"], {"stringValue": "demo-fn"})
+                    for ss in rs["scopeSpans"]:
+                        spans += ss["spans"]
+            servers = [s for s in spans if s["kind"] == 2]
+            ids = {a["value"]["stringValue"] for s in servers for a in s["attributes"]
+                   if a["key"] == "faas.invocation_id"}
+            self.assertEqual(ids, {r.request_id for r in results})
+            # secrets never in our logs
+            self.assertFalse(any("secret123" in l for l in lines))
+        finally:
+            sink.close()
+
+    def test_otlp_protobuf_is_sent(self):
+        sink = sinks.OtlpSink()
+        try:
+            emu, results, lines, sd = environment(
+                {"LAMBDA_TRACER_EXPORTERS": "otlp",
+                 "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces"},
+                [b'{"action":"fast"}'] * 2)
+            self.assertTrue(sink.bodies)
+            for ctype, body, _ in sink.bodies:
+                self.assertEqual(ctype, "application/x-protobuf")
+                # every request id is in the bytes (decoded independently in test_otlp_decode)
+            blob = b"".join(b for _, b, _ in sink.bodies)
+            for r in results:
+                self.assertIn(r.request_id.encode(), blob)
+        finally:
+            sink.close()
+
+
+class ShutdownFlushTest(unittest.TestCase):
+    def test_a_thousand_pending_segments_reach_the_sink_before_exit(self):
+        root = harness.make_root()
+        emu = harness.new_emulator(root, env={"LAMBDA_TRACER_LOG_LEVEL": "info"})
+        creds = emu.extension_environment()
+        sink = sinks.XRayApiSink(access_key=creds["AWS_ACCESS_KEY_ID"],
+                                 secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
+        emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray", "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint})
+        try:
+            emu.start()
+            emu.invoke(payload=b'{"action":"fast"}')
+            # a thousand invocations' records arrive right before SHUTDOWN, in
+            # batches no larger than Lambda sends (2 x maxBytes)
+            for _ in range(4):
+                body = fake_invocations(250)
+                self.assertLess(len(body), 2 * 262144)
+                status, _ = emu.send_raw_telemetry(harness.EXT_NAME, body)
+                self.assertEqual(status, 200)
+            sd = emu.shutdown(reason="spindown")
+            lines = harness.output_lines(emu)
+        finally:
+            emu.close()
+            sink.close()
+            shutil.rmtree(root, ignore_errors=True)
+        ext = sd.extensions[harness.EXT_NAME]
+        self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        self.assertLess(sd.duration_ms, 2000)
+        # well inside the budget even under the sanitizers (about 13 ms plain)
+        self.assertLess(ext.ms_to_exit, 1000)
+        self.assertEqual(len(sink.documents), 1001)
+        self.assertEqual(sink.bad_signatures, [])
+        line = [l for l in lines if "INFO export" in l][0]
+        self.assertIn("submitted=1001 dropped_full=0", line)
+        self.assertIn("xray_sent=1001 xray_failed=0", line)
+
+
+if __name__ == "__main__":
+    unittest.main()
