@@ -19,9 +19,17 @@
 /* First allocation: big enough for a typical small document in one go. */
 #define BUF_MIN_ALLOC 256
 
-/* Text of U+FFFD REPLACEMENT CHARACTER in UTF-8. */
-static const char REPLACEMENT[] = "\xEF\xBF\xBD";
+/* U+FFFD REPLACEMENT CHARACTER is 3 bytes of UTF-8. */
 #define REPLACEMENT_LEN 3
+
+/* Writes U+FFFD (EF BF BD) at dst; returns the end. */
+static char *put_replacement(char *dst)
+{
+    dst[0] = (char)0xEF;
+    dst[1] = (char)0xBF;
+    dst[2] = (char)0xBD;
+    return dst + REPLACEMENT_LEN;
+}
 
 void buf_init(struct buf *b, size_t max_bytes)
 {
@@ -279,16 +287,38 @@ static char *escape_into(char *dst, const char *s, size_t n)
         bool bad;
         size_t out = next_char(u + i, n - i, &in, &bad);
 
-        if (c >= 0x80) {
-            memcpy(dst, bad ? (const unsigned char *)REPLACEMENT : u + i, out);
+        if (c >= 0x80 && bad) {
+            dst = put_replacement(dst);
+        } else if (c >= 0x80) {
+            memcpy(dst, u + i, out);
             dst += out;
         } else if (out == 1) {
             *dst++ = (char)c;
         } else if (out == 2) {
-            *dst++ = '\\';
-            *dst++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+            dst[0] = '\\';
+            switch (c) {
+            case '\n':
+                dst[1] = 'n';
+                break;
+            case '\r':
+                dst[1] = 'r';
+                break;
+            case '\t':
+                dst[1] = 't';
+                break;
+            case '"':
+                dst[1] = '"';
+                break;
+            default:
+                dst[1] = '\\';
+                break;
+            }
+            dst += 2;
         } else {
-            memcpy(dst, "\\u00", 4);
+            dst[0] = '\\';
+            dst[1] = 'u';
+            dst[2] = '0';
+            dst[3] = '0';
             dst[4] = hex[c >> 4];
             dst[5] = hex[c & 0xF];
             dst += 6;
@@ -347,8 +377,7 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
             dst += len;
             i += len;
         } else {
-            memcpy(dst, REPLACEMENT, REPLACEMENT_LEN);
-            dst += REPLACEMENT_LEN;
+            dst = put_replacement(dst);
             i += skip;
         }
     }
@@ -394,10 +423,8 @@ int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t ma
     end = b->data + b->len;
     *end++ = '"';
     end = escape_into(end, s, cut);
-    if (suffix_len > 0) {
-        memcpy(end, suffix, suffix_len);
-        end += suffix_len;
-    }
+    for (size_t i = 0; i < suffix_len; i++)
+        *end++ = suffix[i];
     *end++ = '"';
     b->len = (size_t)(end - b->data);
     b->data[b->len] = '\0';

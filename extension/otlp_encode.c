@@ -654,15 +654,17 @@ static int pb_string(struct buf *b, unsigned field, const char *s, size_t n)
     return r < 0 ? r : pb_close(b, mark);
 }
 
-static int hex_val(char c)
+/* Value of a hex digit; ids are validated before encoding, so anything
+ * else cannot occur (0 keeps the arithmetic defined regardless). */
+static unsigned hex_val(char c)
 {
     if (c >= '0' && c <= '9')
-        return c - '0';
+        return (unsigned)(c - '0');
     if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
+        return (unsigned)(c - 'a' + 10);
     if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+        return (unsigned)(c - 'A' + 10);
+    return 0;
 }
 
 /* Hex id (already validated) as raw bytes. */

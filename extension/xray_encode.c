@@ -212,7 +212,10 @@ static bool attr_duplicate(const struct trace_segment *seg, size_t i)
     const struct trace_attr *a = &seg->attrs[i];
 
     for (size_t j = 0; j < i; j++) {
-        if (attr_sendable(&seg->attrs[j], a->target) && strcmp(seg->attrs[j].xray_key, a->xray_key) == 0)
+        const struct trace_attr *b = &seg->attrs[j];
+
+        if (attr_sendable(b, a->target) && b->xray_key != NULL &&
+            strcmp(b->xray_key, a->xray_key) == 0)
             return true;
     }
     return false;
