@@ -151,12 +151,14 @@ static bool name_ascii_ok(unsigned char c)
            c == '#' || c == '=' || c == '+' || c == '-' || c == '@';
 }
 
-/* A name as a JSON string, disallowed ASCII replaced by '_'
- * (n <= TRACE_NAME_MAX). */
+/* A name as a JSON string, disallowed ASCII replaced by '_', at most 200
+ * bytes (X-Ray: 200 characters; n <= TRACE_NAME_MAX). */
 static int append_name(struct buf *b, const char *name, size_t n)
 {
     char clean[TRACE_NAME_MAX];
 
+    if (n > TRACE_NAME_MAX - 1)
+        n = TRACE_NAME_MAX - 1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
 
