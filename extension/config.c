@@ -49,6 +49,9 @@ void config_defaults(struct config *ret)
     ret->queue_max_bytes = QUEUE_DEFAULT_MAX_BYTES;
     ret->shutdown_telemetry_wait_ms = SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
     ret->timeout_margin_ms = TIMEOUT_MARGIN_DEFAULT_MS;
+    ret->flush = CONFIG_FLUSH_AUTO;
+    ret->eager_first_invocations = 3;
+    ret->eager_idle_s = 60;
     snprintf(ret->exporters, sizeof(ret->exporters), "%s", "xray");
     snprintf(ret->otlp_endpoint, sizeof(ret->otlp_endpoint), "%s", "http://localhost:4318/v1/traces");
     ret->export_timeout_ms = EXPORT_TIMEOUT_DEFAULT_MS;
@@ -300,6 +303,19 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     load_u32(&l, "LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", 0, SHUTDOWN_WAIT_MAX_MS,
              &ret->shutdown_telemetry_wait_ms);
 
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_FLUSH", &too_long);
+    if (text != NULL) {
+        if (!too_long && strcasecmp(text, "auto") == 0)
+            ret->flush = CONFIG_FLUSH_AUTO;
+        else if (!too_long && strcasecmp(text, "background") == 0)
+            ret->flush = CONFIG_FLUSH_BACKGROUND;
+        else if (!too_long && strcasecmp(text, "eager") == 0)
+            ret->flush = CONFIG_FLUSH_EAGER;
+        else
+            warn(&l, "LAMBDA_TRACER_FLUSH", "not auto, background or eager", "auto");
+    }
+    load_u32(&l, "LAMBDA_TRACER_EAGER_FIRST_INVOCATIONS", 0, 1000000, &ret->eager_first_invocations);
+    load_u32(&l, "LAMBDA_TRACER_EAGER_IDLE_S", 1, 86400, &ret->eager_idle_s);
     load_string(&l, "LAMBDA_TRACER_SEGMENT_NAME", ret->segment_name, sizeof(ret->segment_name), NULL);
     text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TRACE_UNSAMPLED", &too_long);
     if (text != NULL && (too_long || config_parse_bool(text, &ret->trace_unsampled) < 0))

@@ -35,6 +35,10 @@ struct config {
     uint16_t listener_port;          /* 0: let the kernel choose */
     size_t queue_max_bytes;          /* telemetry bytes waiting for the pipeline */
     uint32_t shutdown_telemetry_wait_ms; /* how long SHUTDOWN waits for final records */
+    /* when data leaves */
+    enum config_flush { CONFIG_FLUSH_AUTO = 0, CONFIG_FLUSH_BACKGROUND, CONFIG_FLUSH_EAGER } flush;
+    uint32_t eager_first_invocations; /* auto: the first N invocations of an environment */
+    uint32_t eager_idle_s;            /* auto: and any invocation after this long without one */
     /* traces */
     char segment_name[201];          /* "" : the function name */
     bool trace_unsampled;            /* trace Sampled=0 invocations too */

@@ -95,6 +95,8 @@ struct exporter {
     /* a waiting flush's deadline; 0 when none.  Read by the exporter thread
      * to shorten requests. */
     _Atomic int64_t flush_deadline_ns;
+    _Atomic bool flush_last_chance;
+    _Atomic int64_t eager_off_until_ms;
 };
 
 int export_parse_sinks(const char *text, unsigned *ret_mask)
@@ -260,9 +262,9 @@ static bool breaker_allows(struct exporter *e, enum export_sink s)
 
     if (b->failures < BREAKER_FAILURES)
         return true;
-    /* Open: skip, except one probe once the pause is over, or when a
-     * flush (SHUTDOWN, eager export) is waiting: the last chance. */
-    return clock_mono_ms() >= b->open_until_ms || atomic_load(&e->flush_deadline_ns) > 0;
+    /* Open: skip, except one probe once the pause is over, or at SHUTDOWN:
+     * the last chance. */
+    return clock_mono_ms() >= b->open_until_ms || atomic_load(&e->flush_last_chance);
 }
 
 static void breaker_result(struct exporter *e, enum export_sink s, bool ok, const char *why)
@@ -791,7 +793,12 @@ fail:
     return r;
 }
 
-bool export_flush(struct exporter *e, int64_t deadline_ns)
+bool export_eager_ok(struct exporter *e)
+{
+    return clock_mono_ms() >= atomic_load(&e->eager_off_until_ms);
+}
+
+bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 {
     struct timespec ts = {
         .tv_sec = (time_t)(deadline_ns / 1000000000),
@@ -801,6 +808,7 @@ bool export_flush(struct exporter *e, int64_t deadline_ns)
 
     pthread_mutex_lock(&e->lock);
     uint64_t target = e->submitted_seq;
+    atomic_store(&e->flush_last_chance, last_chance);
     atomic_store(&e->flush_deadline_ns, deadline_ns);
     while (e->done_seq < target) {
         if (pthread_cond_timedwait(&e->cond, &e->lock, &ts) == ETIMEDOUT)
@@ -809,6 +817,12 @@ bool export_flush(struct exporter *e, int64_t deadline_ns)
     done = e->done_seq >= target;
     atomic_store(&e->flush_deadline_ns, 0);
     pthread_mutex_unlock(&e->lock);
+    if (!done && !last_chance) {
+        atomic_store(&e->eager_off_until_ms, clock_mono_ms() + BREAKER_OPEN_MS);
+        log_warn("export did not finish within the eager budget; exporting in the background "
+                 "for the next %d s",
+                 BREAKER_OPEN_MS / 1000);
+    }
     return done;
 }
 
@@ -816,7 +830,7 @@ void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
 {
     if (e == NULL)
         return;
-    (void)export_flush(e, deadline_ns);
+    (void)export_flush(e, deadline_ns, true);
     /* Whatever is still queued after the deadline is not sent: the thread
      * finishes its batch (bounded by the request timeouts, which the
      * deadline already shortened) and sees the closed queue. */

@@ -77,9 +77,16 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
 
 /* Waits until everything submitted before the call has been sent or given
  * up on, or until deadline_ns (CLOCK_MONOTONIC).  Requests in flight are
- * given at most the time left.  true when all was handled.  Any thread but
- * the exporter's. */
-bool export_flush(struct exporter *e, int64_t deadline_ns);
+ * given at most the time left.  `last_chance` (SHUTDOWN) also tries sinks
+ * whose circuit breaker is open.  A flush that is not last_chance and
+ * misses its deadline turns eager export off for a while (see
+ * export_eager_ok).  true when all was handled.  Any thread but the
+ * exporter's. */
+bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance);
+
+/* false while eager export is off because a flush recently missed its
+ * deadline: a slow or dead backend then costs invocations nothing. */
+bool export_eager_ok(struct exporter *e);
 
 /* Stops the thread after what is queued was handled or deadline_ns passed,
  * frees everything.  Main thread; NULL-safe. */

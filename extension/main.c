@@ -60,7 +60,13 @@ struct runtime {
     bool telemetry_active;
     struct extapi_registration reg;
     int64_t registered_us;
+    uint64_t invokes;
+    int64_t last_invoke_ms; /* monotonic; 0 before the first */
 };
+
+/* Export before /next costs the invocation the telemetry delivery delay
+ * (timeoutMs) plus one export round trip; these bound it. */
+#define EAGER_EXPORT_MAX_MS 250
 
 static const char *env_lookup(const char *name, void *ctx)
 {
@@ -341,6 +347,53 @@ static int register_extension(struct runtime *rt, struct extapi_error *err)
     return extapi_register(rt->api, false, true, &rt->reg, err);
 }
 
+/* The flush policy for this INVOKE: eager (export before /next) or not.
+ * auto: the first invocations of an environment, and any invocation of a
+ * rarely invoked function, whose data would otherwise sit in a frozen
+ * sandbox until the next invocation or SHUTDOWN, maybe hours away. */
+static bool wants_eager(struct runtime *rt)
+{
+    int64_t now_ms = clock_mono_ms();
+    bool eager;
+
+    switch (rt->cfg.flush) {
+    case CONFIG_FLUSH_EAGER:
+        eager = true;
+        break;
+    case CONFIG_FLUSH_BACKGROUND:
+        eager = false;
+        break;
+    case CONFIG_FLUSH_AUTO:
+    default:
+        eager = rt->invokes < rt->cfg.eager_first_invocations ||
+                (rt->last_invoke_ms > 0 &&
+                 now_ms - rt->last_invoke_ms >= (int64_t)rt->cfg.eager_idle_s * 1000);
+        break;
+    }
+    rt->invokes++;
+    rt->last_invoke_ms = now_ms;
+    return eager && rt->exporter != NULL && export_eager_ok(rt->exporter);
+}
+
+/* Eager export: wait for the runtime to finish (its runtimeDone), let the
+ * pipeline hand the segment over, and flush the exporters, all bounded by
+ * the invocation's deadline minus the timeout margin. */
+static void export_before_next(struct runtime *rt, const struct ext_event *ev)
+{
+    int64_t deadline_ns = -1;
+
+    if (ev->deadline_ms > 0) {
+        int64_t left_ms = ev->deadline_ms - clock_epoch_us() / 1000 - (int64_t)rt->cfg.timeout_margin_ms;
+        deadline_ns = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+    } else {
+        deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
+    }
+    if (!pipeline_wait_runtime_done(rt->pipeline, ev->request_id, deadline_ns))
+        return;
+    int64_t flush_ns = clock_mono_ns() + EAGER_EXPORT_MAX_MS * 1000000LL;
+    (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
+}
+
 /* The Extensions API loop.  Returns the process exit status. */
 static int event_loop(struct runtime *rt)
 {
@@ -361,15 +414,22 @@ static int event_loop(struct runtime *rt)
             log_api_error("/event/next", r, &err);
             return EXIT_FAILURE;
         }
+        bool eager = false;
         if (rt->pipeline != NULL) {
             struct pipeline_event *pe = malloc(sizeof(*pe));
             if (pe != NULL) {
                 pe->event = ev;
                 pe->received_us = received_us;
-                if (queue_push(rt->queue, PIPELINE_ITEM_EVENT, pe, sizeof(*pe), false) < 0)
+                pe->eager = ev.type == EXT_EVENT_INVOKE && wants_eager(rt);
+                eager = pe->eager;
+                if (queue_push(rt->queue, PIPELINE_ITEM_EVENT, pe, sizeof(*pe), false) < 0) {
                     free(pe);
+                    eager = false;
+                }
             }
         }
+        if (eager)
+            export_before_next(rt, &ev);
         if (ev.type == EXT_EVENT_SHUTDOWN) {
             shut_down(rt, &ev);
             return EXIT_SUCCESS;

@@ -34,6 +34,7 @@ struct pipeline {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool drained; /* under lock */
+    char done_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last runtimeDone handled */
 
     /* pipeline thread only */
     bool shutting_down;
@@ -103,6 +104,12 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
                   ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
                   ev->error_type ? ev->error_type : "-");
         tracer_on_telemetry(p->tracer, ev);
+        if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL) {
+            pthread_mutex_lock(&p->lock);
+            snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
+            pthread_cond_broadcast(&p->cond);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
     tel_batch_free(batch);
 }
@@ -116,7 +123,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         outstanding_add(p, ev->request_id);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
-        tracer_on_invoke(p->tracer, ev, pe->received_us);
+        tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
         return;
     }
     /* SHUTDOWN: wait for the final records, but leave the safety margin of
@@ -304,6 +311,24 @@ bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns)
     drained = p->drained;
     pthread_mutex_unlock(&p->lock);
     return drained;
+}
+
+bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t deadline_ns)
+{
+    struct timespec ts = {
+        .tv_sec = (time_t)(deadline_ns / 1000000000),
+        .tv_nsec = (long)(deadline_ns % 1000000000),
+    };
+    bool done;
+
+    pthread_mutex_lock(&p->lock);
+    while (strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    done = strcmp(p->done_request_id, request_id) == 0;
+    pthread_mutex_unlock(&p->lock);
+    return done;
 }
 
 void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)

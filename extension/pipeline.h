@@ -48,6 +48,7 @@ struct pipeline_function {
 struct pipeline_event {
     struct ext_event event;
     int64_t received_us; /* epoch microseconds */
+    bool eager;          /* INVOKE: export before the next /event/next */
 };
 
 struct pipeline_stats {
@@ -79,6 +80,11 @@ void pipeline_free_item(int kind, void *data);
 /* Waits until the pipeline has handled a SHUTDOWN item and drained, or
  * until deadline_ns (CLOCK_MONOTONIC).  true when drained.  Main thread. */
 bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns);
+
+/* Waits until the pipeline has handled platform.runtimeDone for
+ * request_id (and handed an eager invocation's segment to the exporters),
+ * or until deadline_ns (CLOCK_MONOTONIC).  true when it has.  Main thread. */
+bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t deadline_ns);
 
 /* Joins the thread once the queue is closed (it consumes what is left
  * first) and frees the pipeline.  Main thread; NULL-safe. */

@@ -114,6 +114,7 @@ struct invocation {
     enum ext_shutdown_reason shutdown_reason;
     int64_t shutdown_us;
     bool in_progress_sent;
+    bool eager;
     /* identity, fixed at creation so every version shares it */
     char trace_id[XRAY_TRACE_ID_LEN + 1];
     char segment_id[XRAY_SPAN_ID_LEN + 1];
@@ -449,7 +450,7 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
 }
 
 static void build(struct tracer *t, struct invocation *inv, struct trace_segment *seg, int64_t now_us,
-                  bool final)
+                  bool final, bool timing_out)
 {
     bool suppressed = inv->cold && t->init.seen && t->init.phase == TEL_PHASE_INVOKE;
     int64_t start = inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : now_us;
@@ -540,7 +541,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     if (inv->billed_ms != TEL_ABSENT)
         attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
                  inv->billed_ms);
-    if (!final)
+    if (timing_out)
         attr_bool(seg, "timing_out", "aws.lambda.timing_out", TRACE_ATTR_ANNOTATION, true);
     set_outcome(t, inv, seg, start);
 
@@ -573,7 +574,7 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
         t->stats.unsampled++;
         return;
     }
-    build(t, inv, &t->seg, now_us, true);
+    build(t, inv, &t->seg, now_us, true, false);
     t->stats.segments++;
     t->lost_pending = 0;
     if (t->emit != NULL)
@@ -582,10 +583,11 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
 
 /* --- inputs ---------------------------------------------------------------- */
 
-void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us)
+void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager)
 {
     struct invocation *inv = get(t, ev->request_id);
 
+    inv->eager = eager;
     inv->have_invoke = true;
     inv->invoke_us = received_us;
     inv->deadline_ms = ev->deadline_ms;
@@ -691,6 +693,18 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         read_span(ev, "responseLatency", &inv->latency);
         read_span(ev, "responseDuration", &inv->response);
         read_span(ev, "runtimeOverhead", &inv->runtime_overhead);
+        if (inv->eager && !inv->in_progress_sent) {
+            /* Everything but the report is known; the report only comes
+             * after our /next, maybe hours later: send what we have. */
+            inv->in_progress_sent = true;
+            ensure_ids(inv, inv->have_start ? inv->start_us : ev->time_us);
+            if (inv->sampled || t->trace_unsampled) {
+                build(t, inv, &t->seg, ev->time_us, false, false);
+                t->stats.in_progress++;
+                if (t->emit != NULL)
+                    t->emit(&t->seg, false, t->ctx);
+            }
+        }
     } else {
         inv->have_report = true;
         inv->report_us = ev->time_us;
@@ -747,7 +761,7 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
         ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
         if (!inv->sampled && !t->trace_unsampled)
             continue;
-        build(t, inv, &t->seg, now_us, false);
+        build(t, inv, &t->seg, now_us, false, true);
         t->stats.in_progress++;
         if (t->emit != NULL)
             t->emit(&t->seg, false, t->ctx);

@@ -22,9 +22,9 @@
 
 struct tracer;
 
-/* Called for each segment to export.  `final` is false for the in-progress
- * version of an invocation about to time out; the final version follows
- * under the same ids.  The segment is only valid during the call (copy what
+/* Called for each segment to export.  `final` is false for an in-progress
+ * version (an invocation about to time out, or one exported eagerly when
+ * its runtime is done); the final version follows under the same ids.  The segment is only valid during the call (copy what
  * you keep). */
 typedef void (*tracer_emit_fn)(const struct trace_segment *seg, bool final, void *ctx);
 
@@ -58,7 +58,9 @@ void tracer_destroy(struct tracer *t); /* NULL-safe */
  * registration and our first /event/next call. */
 void tracer_set_own_init(struct tracer *t, int64_t registered_us, int64_t first_next_us);
 
-void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us);
+/* eager: export an in-progress version as soon as the runtime is done
+ * (the flush policy decided this invocation must leave before /next). */
+void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager);
 void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev);
 /* Counts telemetry lost before reaching the tracer (queue drops, bad batches);
  * reported on the next segment as metadata. */

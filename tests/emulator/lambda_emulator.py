@@ -1081,6 +1081,7 @@ class Emulator:
         self._ext_by_id = {}
         self._runtime = None
         self._procs = []
+        self._readers = []   # (proc, output reader thread), every process ever launched
         self._registration_open = False
         self._subscriptions_open = False
         self._init_buffer = None
@@ -1257,7 +1258,15 @@ class Emulator:
             self._out_files.clear()
 
     def output(self, name):
-        """Captured stdout+stderr lines (without the newline) of an extension or "runtime"."""
+        """Captured stdout+stderr lines (without the newline) of an extension or "runtime".
+
+        For a process that has exited, waits (bounded) until its reader has
+        taken everything it wrote: under load the reader thread may lag
+        behind the exit, and a caller must not see a truncated output."""
+        for proc, reader in list(self._readers):
+            if proc.exited and reader.is_alive() and (
+                    proc.name == name or (name == "runtime" and proc.kind == "runtime")):
+                reader.join(timeout=2.0)
         with self._lock:
             return list(self._outputs.get(name, []))
 
@@ -1470,8 +1479,10 @@ class Emulator:
             with self._log_lock:
                 if out_path not in self._out_files:
                     self._out_files[out_path] = open(out_path, "ab", buffering=0)
-        threading.Thread(target=self._reader, args=(proc, out_path), name="out-%s" % proc.name,
-                         daemon=True).start()
+        reader = threading.Thread(target=self._reader, args=(proc, out_path), name="out-%s" % proc.name,
+                                  daemon=True)
+        self._readers.append((proc, reader))
+        reader.start()
         threading.Thread(target=self._watcher, args=(proc,), name="wait-%s" % proc.name,
                          daemon=True).start()
         self._plog("launch", proc, argv=argv)

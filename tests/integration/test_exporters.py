@@ -78,7 +78,7 @@ class XRayApiTest(unittest.TestCase):
     def test_server_errors_are_retried(self):
         def fail_twice(sink):
             sink.fail_status, sink.fail_count = 500, 2
-        sink, results, lines, sd = self.run_with_sink(fail_twice, steps=1)
+        sink, results, lines, sd = self.run_with_sink(fail_twice, steps=1, LAMBDA_TRACER_FLUSH="background")
         self.assertEqual([d["aws"]["request_id"] for d in sink.documents], [results[0].request_id])
         self.assertEqual([r["status"] for r in sink.requests], [500, 500, 200])
         self.assertIn("xray_sent=1 xray_failed=0", [l for l in lines if "INFO export" in l][0])
@@ -93,7 +93,7 @@ class XRayApiTest(unittest.TestCase):
                     sink.unprocessed_ids.add(json.loads(docs[0])["id"])
                 return orig(method, path, headers, body)
             sink.handle = handle
-        sink, results, lines, sd = self.run_with_sink(refuse_first, steps=1)
+        sink, results, lines, sd = self.run_with_sink(refuse_first, steps=1, LAMBDA_TRACER_FLUSH="background")
         self.assertEqual(len(sink.documents), 1)
         self.assertEqual(len(sink.requests), 2)
         line = [l for l in lines if "INFO export" in l][0]
@@ -108,13 +108,50 @@ class XRayApiTest(unittest.TestCase):
                                                       LAMBDA_TRACER_EXPORT_TIMEOUT_MS="200")
         for r in results:
             self.assertEqual(r.status, "success")
-            # the extension's part of each invocation stays tiny
+        # The default policy exports the first invocations before /next: the
+        # first one pays the bounded eager budget (250 ms), after which eager
+        # export is off and the rest cost nothing.
+        self.assertLess(results[0].duration_ms, 400, results[0])
+        for r in results[1:]:
             self.assertLess(r.duration_ms, 50, r)
+        self.assertTrue(any("exporting in the background" in l for l in lines))
         ext = sd.extensions[harness.EXT_NAME]
         self.assertEqual((ext.exit_code, ext.killed), (0, False))
         self.assertLess(sd.duration_ms, 2000)
         line = [l for l in lines if "INFO export" in l][0]
         self.assertRegex(line, r"xray_sent=0 xray_failed=\d+ xray_skipped=\d+")
+
+
+    def test_eager_export_leaves_before_next(self):
+        root = harness.make_root()
+        emu = harness.new_emulator(root, env={"LAMBDA_TRACER_FLUSH": "eager"})
+        creds = emu.extension_environment()
+        sink = sinks.XRayApiSink(access_key=creds["AWS_ACCESS_KEY_ID"],
+                                 secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
+        emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray", "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint})
+        try:
+            emu.start()
+            results = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(3)]
+            emu.shutdown()
+            log = list(emu.api_log)  # a long-poll is logged once answered
+        finally:
+            emu.close()
+            sink.close()
+            shutil.rmtree(root, ignore_errors=True)
+        nexts = [c for c in log if c.get("who") == harness.EXT_NAME and "event/next" in c.get("path", "")]
+        for r in results:
+            # the in-progress version arrived before the extension asked for
+            # the next event after this invocation's INVOKE
+            arrived = [q["t"] for q in sink.requests
+                       if r.request_id.encode() in q["body"] and b"in_progress" in q["body"]]
+            self.assertTrue(arrived, r.request_id)
+            invoke_i = next(i for i, c in enumerate(nexts) if c.get("request_id") == r.request_id)
+            following = nexts[invoke_i + 1]
+            self.assertLess(arrived[0] * 1e9, following["t_req_ns"], r.request_id)
+            # and the cost stayed within the eager budget
+            self.assertLess(r.duration_ms, 300, r)
+        finals = {d["aws"]["request_id"] for d in sink.documents if not d.get("in_progress")}
+        self.assertEqual(finals, {r.request_id for r in results})
 
 
 class OtherSinksTest(unittest.TestCase):
@@ -209,11 +246,14 @@ class ShutdownFlushTest(unittest.TestCase):
         self.assertLess(sd.duration_ms, 2000)
         # well inside the budget even under the sanitizers (about 13 ms plain)
         self.assertLess(ext.ms_to_exit, 1000)
-        self.assertEqual(len(sink.documents), 1001)
+        finals = [d for d in sink.documents if not d.get("in_progress")]
+        self.assertEqual(len(finals), 1001)
         self.assertEqual(sink.bad_signatures, [])
         line = [l for l in lines if "INFO export" in l][0]
-        self.assertIn("submitted=1001 dropped_full=0", line)
-        self.assertIn("xray_sent=1001 xray_failed=0", line)
+        # 1001 final segments, plus the in-progress version of the first
+        # invocation, exported before /next by the default (auto) policy
+        self.assertIn("submitted=1002 dropped_full=0", line)
+        self.assertIn("xray_sent=1002 xray_failed=0", line)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ static void invoke(struct tracer *t, const char *rid, int64_t at_us, int64_t dea
     snprintf(ev.invoked_function_arn, sizeof(ev.invoked_function_arn),
              "arn:aws:lambda:us-east-1:123456789012:function:demo-fn");
     snprintf(ev.trace_header, sizeof(ev.trace_header), "%s", header ? header : "");
-    tracer_on_invoke(t, &ev, at_us);
+    tracer_on_invoke(t, &ev, at_us, false);
 }
 
 static const struct trace_span *span(const struct trace_segment *s, const char *name)
