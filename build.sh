@@ -15,6 +15,9 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev libcmocka-dev)
 TEST_PKGS=(valgrind cppcheck clang-tidy)
+# Independent validators (tests/tools): AWS's X-Ray schema through ajv, OTLP
+# through protobufjs.  Node and npm come from Debian when the machine has none.
+NODE_PKGS=(nodejs npm)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
 
 say() { printf '==> %s\n' "$*"; }
@@ -33,7 +36,24 @@ need_pkgs() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-cmd_deps() { need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"; }
+# The npm packages of tests/tools, pinned by its package-lock.json; skipped
+# when node_modules is already at that lock.
+need_node_tools() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        need_pkgs "${NODE_PKGS[@]}"
+    fi
+    local stamp=tests/tools/node_modules/.package-lock.json
+    if [ -f "$stamp" ] && ! [ tests/tools/package-lock.json -nt "$stamp" ]; then
+        return 0
+    fi
+    say "installing the test validators (npm ci in tests/tools)"
+    npm ci --prefix tests/tools --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null
+}
+
+cmd_deps() {
+    need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"
+    need_node_tools
+}
 
 cmd_build() {
     need_pkgs "${BASE_PKGS[@]}"
@@ -58,6 +78,7 @@ count_results() {
                            split(substr($0, RSTART, RLENGTH), kv, "="); bad += kv[2];
                            $0 = substr($0, RSTART + RLENGTH) } }
         /^replayed [0-9]+ inputs/ { p += $2 }
+        /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
         END { if (py) { p += ran - bad; f += bad } print p + 0, f + 0 }
     ' "$1"
 }
@@ -113,6 +134,7 @@ static_analysis() {
 
 cmd_test() {
     need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"
+    need_node_tools
     say "building (plain, ASan+UBSan, TSan)"
     make -s -j"$JOBS" extension unit fuzz-replay
     make -s -j"$JOBS" SANITIZE=address extension unit fuzz-replay
@@ -128,6 +150,8 @@ cmd_test() {
     run_suite "unit tests (TSan)" run_units build/tsan
     run_suite "fuzz corpus replay (ASan+UBSan)" run_replays build/asan
     run_suite "static analysis (cppcheck, clang-tidy)" static_analysis
+    run_suite "validator self-test" node tests/tools/selftest.js
+    run_suite "encoders against the independent validators" tests/tools/check_encoders.sh build/dev
     run_suite "emulator tests" "$PYTHON" -m unittest discover -s tests/emulator -p 'test_*.py'
     run_suite "integration tests (ASan+UBSan binary)" \
         env LAMBDA_TRACER_BIN="$PWD/build/asan/lambda-tracer" \

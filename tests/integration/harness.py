@@ -137,3 +137,36 @@ def iso_to_s(text):
     import datetime
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
+
+
+TOOLS = os.path.join(REPO, "tests", "tools")
+
+
+def validate_xray(docs):
+    """Runs the independent validator (AWS's schema through ajv, plus the
+    documented rules) over documents; returns its JSON verdict."""
+    import subprocess
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for d in docs:
+            f.write(json.dumps(d) + "\n")
+        path = f.name
+    try:
+        p = subprocess.run(["node", os.path.join(TOOLS, "validate_xray.js"), "--json",
+                            "--format=lines", path], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(path)
+    if p.returncode == 2:
+        raise RuntimeError(p.stderr)
+    return json.loads(p.stdout)
+
+
+def otlp_decode(body, json_input=False):
+    """Decodes an OTLP request independently (protobufjs); returns the
+    canonical OTLP/JSON object, or raises with the decoder's reasons."""
+    import subprocess
+    cmd = ["node", os.path.join(TOOLS, "otlp_decode.js")] + (["--json-input"] if json_input else []) + ["-"]
+    p = subprocess.run(cmd, input=body, capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(p.stderr.decode(errors="replace"))
+    return json.loads(p.stdout)

@@ -184,6 +184,7 @@ class OtherSinksTest(unittest.TestCase):
                 self.assertEqual(ctype, "application/json")
                 self.assertEqual(headers.get("x-api-key"), "secret123")
                 req = json.loads(body)
+                harness.otlp_decode(body, json_input=True)  # strict OTLP/JSON check
                 for rs in req["resourceSpans"]:
                     attrs = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
                     self.assertEqual(attrs["cloud.provider"], {"stringValue": "aws"})
@@ -210,9 +211,21 @@ class OtherSinksTest(unittest.TestCase):
             for ctype, body, _ in sink.bodies:
                 self.assertEqual(ctype, "application/x-protobuf")
                 # every request id is in the bytes (decoded independently in test_otlp_decode)
-            blob = b"".join(b for _, b, _ in sink.bodies)
-            for r in results:
-                self.assertIn(r.request_id.encode(), blob)
+            servers = []
+            for _, body, _ in sink.bodies:
+                req = harness.otlp_decode(body)  # decoded by protobufjs, not by us
+                for rs in req["resourceSpans"]:
+                    attrs = {a["key"]: a["value"] for a in rs["resource"]["attributes"]}
+                    self.assertEqual(attrs["cloud.platform"], {"stringValue": "aws_lambda"})
+                    self.assertEqual(attrs["faas.max_memory"], {"intValue": str(128 * 1048576)})
+                    for ss in rs["scopeSpans"]:
+                        servers += [sp for sp in ss["spans"] if sp["kind"] == 2]
+            ids = {a["value"]["stringValue"] for sp in servers for a in sp["attributes"]
+                   if a["key"] == "faas.invocation_id"}
+            self.assertEqual(ids, {r.request_id for r in results})
+            for sp in servers:
+                self.assertRegex(sp["traceId"], r"^[0-9a-f]{32}$")
+                self.assertEqual(sp["status"], {"code": 1})
         finally:
             sink.close()
 

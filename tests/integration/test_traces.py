@@ -175,6 +175,12 @@ class TraceScenarioTest(unittest.TestCase):
         self.assertEqual(exc["type"], "Runtime.OutOfMemory")
         self.assertRegex(exc["message"], r"^Out of memory")
 
+    def test_documents_are_valid_against_the_xray_schema(self):
+        self.assertGreater(len(self.docs), 9)
+        verdict = harness.validate_xray(self.docs)
+        self.assertEqual(verdict["invalid"], 0, verdict["problems"])
+        self.assertEqual(verdict["documents"], len(self.docs))
+
     def test_everything_exported_and_counted(self):
         export_lines = [l for l in self.lines if "INFO export " in l]
         self.assertEqual(len(export_lines), 4)  # one per extension process
