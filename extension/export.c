@@ -793,6 +793,16 @@ fail:
     return r;
 }
 
+/* Documents given up on or skipped so far, all sinks.  Under e->lock. */
+static uint64_t lost_locked(const struct exporter *e)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < EXPORT_SINK_COUNT; i++)
+        n += e->stats.sink[i].failed + e->stats.sink[i].skipped;
+    return n;
+}
+
 bool export_eager_ok(struct exporter *e)
 {
     return clock_mono_ms() >= atomic_load(&e->eager_off_until_ms);
@@ -808,6 +818,7 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 
     pthread_mutex_lock(&e->lock);
     uint64_t target = e->submitted_seq;
+    uint64_t lost_before = lost_locked(e);
     atomic_store(&e->flush_last_chance, last_chance);
     atomic_store(&e->flush_deadline_ns, deadline_ns);
     while (e->done_seq < target) {
@@ -815,13 +826,15 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
             break;
     }
     done = e->done_seq >= target;
+    bool lost = lost_locked(e) > lost_before;
     atomic_store(&e->flush_deadline_ns, 0);
     pthread_mutex_unlock(&e->lock);
-    if (!done && !last_chance) {
+    /* Handled is not delivered: a backend that failed or timed out makes
+     * the next eager invocations pay for nothing. */
+    if ((!done || lost) && !last_chance) {
         atomic_store(&e->eager_off_until_ms, clock_mono_ms() + BREAKER_OPEN_MS);
-        log_warn("export did not finish within the eager budget; exporting in the background "
-                 "for the next %d s",
-                 BREAKER_OPEN_MS / 1000);
+        log_warn("export before /next %s; exporting in the background for the next %d s",
+                 done ? "failed" : "did not finish within its budget", BREAKER_OPEN_MS / 1000);
     }
     return done;
 }
