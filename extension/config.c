@@ -49,6 +49,8 @@ void config_defaults(struct config *ret)
     ret->queue_max_bytes = QUEUE_DEFAULT_MAX_BYTES;
     ret->shutdown_telemetry_wait_ms = SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
     ret->timeout_margin_ms = TIMEOUT_MARGIN_DEFAULT_MS;
+    ret->log_tail_lines = 0;
+    ret->log_tail_max_bytes = 2048;
     ret->flush = CONFIG_FLUSH_AUTO;
     ret->eager_first_invocations = 3;
     ret->eager_idle_s = 60;
@@ -321,6 +323,11 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     if (text != NULL && (too_long || config_parse_bool(text, &ret->trace_unsampled) < 0))
         warn(&l, "LAMBDA_TRACER_TRACE_UNSAMPLED", "not true or false", "false");
     load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
+    load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_LINES", 0, LOG_TAIL_MAX_LINES, &ret->log_tail_lines);
+    load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_MAX_BYTES", LOG_TAIL_MIN_BYTES, LOG_TAIL_MAX_BYTES,
+             &ret->log_tail_max_bytes);
+    if (ret->log_tail_lines > 0)
+        ret->telemetry_types |= TELEMETRY_TYPE_FUNCTION; /* the tail needs the function's logs */
     load_string(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sinks);
     load_string(&l, "LAMBDA_TRACER_XRAY_ENDPOINT", ret->xray_endpoint, sizeof(ret->xray_endpoint),
                 valid_url);

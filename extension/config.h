@@ -43,6 +43,8 @@ struct config {
     char segment_name[201];          /* "" : the function name */
     bool trace_unsampled;            /* trace Sampled=0 invocations too */
     uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
+    uint32_t log_tail_lines;         /* 0: off; else also subscribe to function logs */
+    uint32_t log_tail_max_bytes;
     /* exporters */
     char exporters[64];              /* "xray,daemon,otlp,stdout" or "none" */
     char xray_endpoint[256];         /* "" : https://xray.<region>.amazonaws.com */

@@ -54,6 +54,13 @@
 #define SHUTDOWN_SAFETY_MARGIN_MS 300
 #define SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS 1000
 
+/* Log tail on failure: at most this many lines of at most this many bytes
+ * each are kept per environment (bounded memory whatever the function logs). */
+#define LOG_TAIL_MAX_LINES 100
+#define LOG_TAIL_LINE_MAX_BYTES 512
+#define LOG_TAIL_MIN_BYTES 256
+#define LOG_TAIL_MAX_BYTES 6144
+
 /* Exporters: a connection that is not up in this time is not coming. */
 #define EXPORT_CONNECT_TIMEOUT_MS 500
 

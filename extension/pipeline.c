@@ -254,6 +254,8 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .segment_name = cfg->segment_name,
         .trace_unsampled = cfg->trace_unsampled,
         .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
+        .log_tail_lines = cfg->log_tail_lines,
+        .log_tail_max_bytes = cfg->log_tail_max_bytes,
         .emit = on_segment,
     };
     pthread_condattr_t attr;

@@ -115,6 +115,7 @@ struct invocation {
     int64_t shutdown_us;
     bool in_progress_sent;
     bool eager;
+    char *log_tail; /* owned; the function's last lines, captured when it failed */
     /* identity, fixed at creation so every version shares it */
     char trace_id[XRAY_TRACE_ID_LEN + 1];
     char segment_id[XRAY_SPAN_ID_LEN + 1];
@@ -143,6 +144,12 @@ struct tracer {
     bool cold_taken; /* the first invocation of this process took the Init */
     uint64_t next_seq;
     uint64_t lost_pending; /* telemetry losses not yet reported on a segment */
+    /* log tail: a ring of the function's lines since the last platform.start */
+    unsigned log_tail_lines;
+    size_t log_tail_max_bytes;
+    char (*ring)[LOG_TAIL_LINE_MAX_BYTES];
+    unsigned ring_next;
+    unsigned ring_count;
     struct tracer_stats stats;
     struct invocation inv[TRACER_MAX_OPEN];
     struct trace_segment seg; /* scratch: too large for the stack of every caller */
@@ -172,12 +179,87 @@ struct tracer *tracer_new(const struct tracer_options *opts)
     t->emit = opts->emit;
     t->ctx = opts->ctx;
     t->instance_max_memory = TEL_ABSENT;
+    if (opts->log_tail_lines > 0) {
+        t->log_tail_lines = opts->log_tail_lines < LOG_TAIL_MAX_LINES ? opts->log_tail_lines
+                                                                      : LOG_TAIL_MAX_LINES;
+        t->log_tail_max_bytes = opts->log_tail_max_bytes;
+        t->ring = calloc(t->log_tail_lines, sizeof(*t->ring));
+        if (t->ring == NULL) {
+            free(t);
+            return NULL;
+        }
+    }
     return t;
 }
 
 void tracer_destroy(struct tracer *t)
 {
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++)
+        free(t->inv[i].log_tail);
+    free(t->ring);
     free(t);
+}
+
+/* --- log tail ------------------------------------------------------------- */
+
+static void ring_add(struct tracer *t, const char *line)
+{
+    size_t len = strlen(line);
+
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    if (len >= LOG_TAIL_LINE_MAX_BYTES)
+        len = LOG_TAIL_LINE_MAX_BYTES - 1;
+    memcpy(t->ring[t->ring_next], line, len);
+    t->ring[t->ring_next][len] = '\0';
+    t->ring_next = (t->ring_next + 1) % t->log_tail_lines;
+    if (t->ring_count < t->log_tail_lines)
+        t->ring_count++;
+}
+
+/* The ring's lines, oldest first, as one string of at most max bytes: when
+ * it does not fit, the oldest lines go (the last ones matter most).  NULL
+ * when empty or out of memory. */
+static char *ring_take(struct tracer *t)
+{
+    size_t total = 0;
+    unsigned first = 0;
+    char *out;
+    size_t len = 0;
+
+    if (t->ring == NULL || t->ring_count == 0)
+        return NULL;
+    /* newest backwards until the cap */
+    for (unsigned k = 0; k < t->ring_count; k++) {
+        unsigned idx = (t->ring_next + t->log_tail_lines - 1 - k) % t->log_tail_lines;
+        size_t l = strlen(t->ring[idx]) + 1;
+        if (total + l > t->log_tail_max_bytes)
+            break;
+        total += l;
+        first = k + 1;
+    }
+    if (first == 0)
+        return NULL;
+    out = malloc(total + 1);
+    if (out == NULL)
+        return NULL;
+    for (unsigned k = first; k-- > 0;) {
+        unsigned idx = (t->ring_next + t->log_tail_lines - 1 - k) % t->log_tail_lines;
+        size_t l = strlen(t->ring[idx]);
+        memcpy(out + len, t->ring[idx], l);
+        len += l;
+        out[len++] = '\n';
+    }
+    out[len] = '\0';
+    return out;
+}
+
+static void ring_clear(struct tracer *t)
+{
+    t->ring_next = 0;
+    t->ring_count = 0;
 }
 
 void tracer_set_own_init(struct tracer *t, int64_t registered_us, int64_t first_next_us)
@@ -230,6 +312,7 @@ static struct invocation *get(struct tracer *t, const char *request_id)
     if (inv != NULL)
         return inv;
     inv = slot_for_new(t);
+    free(inv->log_tail);
     memset(inv, 0, sizeof(*inv));
     inv->state = INV_OPEN;
     inv->seq = t->next_seq++;
@@ -443,7 +526,11 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
                  error_type != NULL ? error_type : "Function.Unknown");
         snprintf(message, sizeof(message), "The function returned an error (%s)", seg->cause_type);
     }
-    copy_str(seg->cause_message, sizeof(seg->cause_message), message);
+    if (inv->log_tail != NULL)
+        snprintf(seg->cause_message, sizeof(seg->cause_message), "%s\nLast function log lines:\n%s",
+                 message, inv->log_tail);
+    else
+        copy_str(seg->cause_message, sizeof(seg->cause_message), message);
     if (ids_new_span_id(seg->cause_id) < 0)
         seg->cause_id[0] = '\0';
     attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
@@ -666,6 +753,11 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
             t->stats.telemetry_dropped_records += (uint64_t)ev->dropped_records;
         return;
     }
+    if (ev->type == TEL_FUNCTION_LOG) {
+        if (t->ring != NULL && ev->text != NULL)
+            ring_add(t, ev->text);
+        return;
+    }
     if (ev->type != TEL_START && ev->type != TEL_RUNTIME_DONE && ev->type != TEL_REPORT) {
         on_init_record(t, ev);
         return;
@@ -679,6 +771,7 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         inv = get(t, ev->request_id);
 
     if (ev->type == TEL_START) {
+        ring_clear(t); /* the tail is the invocation's own lines */
         inv->have_start = true;
         inv->start_us = ev->time_us;
         copy_str(inv->version, sizeof(inv->version), ev->version);
@@ -693,6 +786,8 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         read_span(ev, "responseLatency", &inv->latency);
         read_span(ev, "responseDuration", &inv->response);
         read_span(ev, "runtimeOverhead", &inv->runtime_overhead);
+        if (ev->status != TEL_STATUS_SUCCESS && inv->log_tail == NULL)
+            inv->log_tail = ring_take(t);
         if (inv->eager && !inv->in_progress_sent) {
             /* Everything but the report is known; the report only comes
              * after our /next, maybe hours later: send what we have. */
@@ -717,6 +812,8 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         inv->init_duration_us = ev->init_duration_us;
         inv->restore_duration_us = ev->restore_duration_us;
         read_span(ev, "extensionOverhead", &inv->extension_overhead);
+        if (ev->status != TEL_STATUS_SUCCESS && inv->log_tail == NULL)
+            inv->log_tail = ring_take(t);
         if (!inv->have_done) {
             /* Managed Instances: no runtimeDone; the report has these. */
             read_span(ev, "responseLatency", &inv->latency);
@@ -734,6 +831,8 @@ void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t re
             continue;
         inv->shutdown_closed = true;
         inv->shutdown_reason = ev->shutdown_reason;
+        if (!inv->have_done && inv->log_tail == NULL)
+            inv->log_tail = ring_take(t);
         inv->shutdown_us = received_us;
         t->stats.closed_by_shutdown++;
         finish(t, inv, received_us);

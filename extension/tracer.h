@@ -37,6 +37,8 @@ struct tracer_options {
     int64_t memory_size_mb;    /* AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 0 when unknown */
     bool trace_unsampled;      /* also trace invocations whose header says Sampled=0 */
     int64_t timeout_margin_us; /* export an in-progress segment this long before a deadline */
+    unsigned log_tail_lines;   /* 0: off; else attach the last N function log lines to failures */
+    size_t log_tail_max_bytes; /* cap of the attached text */
     tracer_emit_fn emit;
     void *ctx;
 };

@@ -193,3 +193,34 @@ class TraceScenarioTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LogTailTest(unittest.TestCase):
+    """Opt-in: the function's last log lines ride on a failed invocation's cause."""
+
+    def test_crash_carries_its_last_lines_and_success_does_not(self):
+        root = harness.make_root()
+        emu = harness.new_emulator(root, env={"LAMBDA_TRACER_LOG_TAIL_LINES": "3",
+                                              "LAMBDA_TRACER_LOG_LEVEL": "info"})
+        try:
+            emu.start()
+            sub = emu.subscribers()[harness.EXT_NAME]
+            ok = emu.invoke(payload=b'{"action":"log","lines":5,"bytes":40}')
+            bad = emu.invoke(payload=b'{"action":"crash","code":9}')
+            emu.shutdown()
+            lines = harness.output_lines(emu)
+            runtime_lines = emu.output("runtime")
+        finally:
+            emu.close()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(sub["types"], ["function", "platform"])
+        segs = harness.by_request(harness.documents(lines))
+        self.assertNotIn("cause", segs[ok.request_id][-1])
+        message = segs[bad.request_id][-1]["cause"]["exceptions"][0]["message"]
+        head, _, tail = message.partition("\nLast function log lines:\n")
+        self.assertEqual(head, "The runtime exited before completing the invocation")
+        # the tail is the crash invocation's own lines, as the runtime printed them
+        crash_lines = [l for l in runtime_lines if bad.request_id in l]
+        self.assertTrue(crash_lines)
+        self.assertEqual(tail.splitlines(), crash_lines[-3:])
+        self.assertEqual(harness.validate_xray([segs[bad.request_id][-1]])["invalid"], 0)

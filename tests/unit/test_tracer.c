@@ -26,6 +26,22 @@ static void on_emit(const struct trace_segment *seg, bool final, void *ctx)
     n_emitted++;
 }
 
+static struct tracer *new_tracer_tail(bool trace_unsampled, unsigned tail_lines, size_t tail_bytes)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn",
+        .function_version = "$LATEST",
+        .region = "us-east-1",
+        .trace_unsampled = trace_unsampled,
+        .timeout_margin_us = 200000,
+        .log_tail_lines = tail_lines,
+        .log_tail_max_bytes = tail_bytes,
+        .emit = on_emit,
+    };
+    n_emitted = 0;
+    return tracer_new(&o);
+}
+
 static struct tracer *new_tracer(bool trace_unsampled)
 {
     struct tracer_options o = {
@@ -384,6 +400,65 @@ static void test_table_full_evicts_oldest(void **state)
     tracer_destroy(t);
 }
 
+static void test_log_tail_attached_to_failures_only(void **state)
+{
+    struct tracer *t = new_tracer_tail(false, 3, 2048);
+    char buf[4096];
+    (void)state;
+    /* lines before platform.start (Init, the previous invocation) are not the tail */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:49.000Z\",\"type\":\"function\",\"record\":\"init line\\n\"}]");
+    invoke(t, "ok", T0, T0 / 1000 + 8000, NULL);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:50.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"ok\"}},"
+            "{\"time\":\"2024-05-20T16:29:50.001Z\",\"type\":\"function\",\"record\":\"fine\\n\"},"
+            "{\"time\":\"2024-05-20T16:29:50.002Z\",\"type\":\"platform.runtimeDone\",\"record\":{\"requestId\":\"ok\",\"status\":\"success\"}},"
+            "{\"time\":\"2024-05-20T16:29:50.003Z\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"ok\",\"status\":\"success\",\"metrics\":{\"durationMs\":3.0}}}]");
+    assert_string_equal(emitted[0].cause_message, "");
+    invoke(t, "bad", T0, T0 / 1000 + 8000, NULL);
+    snprintf(buf, sizeof(buf), "%s",
+             "[{\"time\":\"2024-05-20T16:29:51.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"bad\"}},"
+             "{\"time\":\"2024-05-20T16:29:51.001Z\",\"type\":\"function\",\"record\":\"one\\n\"},"
+             "{\"time\":\"2024-05-20T16:29:51.001Z\",\"type\":\"function\",\"record\":{\"message\":\"two (json)\"}},"
+             "{\"time\":\"2024-05-20T16:29:51.002Z\",\"type\":\"function\",\"record\":\"three\\n\"},"
+             "{\"time\":\"2024-05-20T16:29:51.003Z\",\"type\":\"function\",\"record\":\"four\\n\"},"
+             "{\"time\":\"2024-05-20T16:29:51.004Z\",\"type\":\"platform.runtimeDone\",\"record\":{\"requestId\":\"bad\",\"status\":\"error\",\"errorType\":\"Runtime.ExitError\"}},"
+             "{\"time\":\"2024-05-20T16:29:51.005Z\",\"type\":\"function\",\"record\":\"after the end\\n\"},"
+             "{\"time\":\"2024-05-20T16:29:51.006Z\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"bad\",\"status\":\"error\",\"errorType\":\"Runtime.ExitError\",\"metrics\":{\"durationMs\":6.0}}}]");
+    feed(t, buf);
+    assert_int_equal(n_emitted, 2);
+    /* the last 3 lines of the invocation, oldest first, newline-terminated */
+    assert_string_equal(emitted[1].cause_message,
+                        "The runtime exited before completing the invocation\n"
+                        "Last function log lines:\ntwo (json)\nthree\nfour\n");
+    tracer_destroy(t);
+}
+
+static void test_log_tail_byte_cap_keeps_the_newest(void **state)
+{
+    struct tracer *t = new_tracer_tail(false, 100, 256);
+    char buf[16384];
+    size_t len;
+    (void)state;
+    invoke(t, "bad", T0, T0 / 1000 + 8000, NULL);
+    len = (size_t)snprintf(buf, sizeof(buf), "%s",
+                           "[{\"time\":\"2024-05-20T16:29:51.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"bad\"}}");
+    for (int i = 0; i < 60; i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                ",{\"time\":\"2024-05-20T16:29:51.001Z\",\"type\":\"function\",\"record\":\"line %02d\\n\"}", i);
+    snprintf(buf + len, sizeof(buf) - len, "%s",
+             ",{\"time\":\"2024-05-20T16:29:51.004Z\",\"type\":\"platform.runtimeDone\",\"record\":{\"requestId\":\"bad\",\"status\":\"timeout\"}},"
+             "{\"time\":\"2024-05-20T16:29:51.006Z\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"bad\",\"status\":\"timeout\"}}]");
+    feed(t, buf);
+    const char *tail = strstr(emitted[0].cause_message, "Last function log lines:\n");
+    assert_non_null(tail);
+    tail += strlen("Last function log lines:\n");
+    assert_true(strlen(tail) <= 256);
+    assert_non_null(strstr(tail, "line 59\n"));
+    assert_null(strstr(tail, "line 00"));
+    /* whole lines only */
+    assert_memory_equal(tail, "line ", 5);
+    tracer_destroy(t);
+}
+
 static void test_new_out_of_memory(void **state)
 {
     struct tracer_options o = {.function_name = "f"};
@@ -406,6 +481,8 @@ int main(void)
         cmocka_unit_test(test_suppressed_init_starts_the_segment),
         cmocka_unit_test(test_dropped_telemetry_reported_once),
         cmocka_unit_test(test_table_full_evicts_oldest),
+        cmocka_unit_test(test_log_tail_attached_to_failures_only),
+        cmocka_unit_test(test_log_tail_byte_cap_keeps_the_newest),
         cmocka_unit_test(test_new_out_of_memory),
     };
     return cmocka_run_group_tests_name("tracer", tests, NULL, NULL);
