@@ -37,6 +37,7 @@ struct pipeline {
     char done_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last runtimeDone handled */
 
     /* pipeline thread only */
+    uint64_t queue_dropped_seen; /* queue drops already reported to the tracer */
     bool shutting_down;
     struct pipeline_event shutdown;
     int64_t drain_deadline_ns;
@@ -78,7 +79,16 @@ static void outstanding_remove(struct pipeline *p, const char *request_id)
 static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
-    int r = tel_batch_parse(body, len, &batch);
+    struct queue_stats qs;
+    int r;
+
+    /* Batches the listener could not queue are reported on the next segment. */
+    queue_get_stats(p->q, &qs);
+    if (qs.dropped > p->queue_dropped_seen) {
+        tracer_add_lost(p->tracer, qs.dropped - p->queue_dropped_seen);
+        p->queue_dropped_seen = qs.dropped;
+    }
+    r = tel_batch_parse(body, len, &batch);
 
     if (r < 0) {
         p->stats.bad_batches++;
