@@ -111,3 +111,31 @@ class SubscriptionFallbackTest(unittest.TestCase):
         self.assertEqual(harness.telemetry_seen(lines), [])
         ours = [c for c in log if c.get("who") == harness.EXT_NAME and c.get("event") == "INVOKE"]
         self.assertEqual(len(ours), 2)
+
+
+class QueueFullTest(unittest.TestCase):
+    def test_dropped_batch_is_counted_and_reported_on_the_next_segment(self):
+        big = ('[' + ','.join(['{"time":"2026-01-01T00:00:00.000Z","type":"function","record":"%s"}'
+                               % ("x" * 900)] * 330) + ']').encode()
+        self.assertGreater(len(big), 262144)
+        root = harness.make_root()
+        emu = harness.new_emulator(root, env={"LAMBDA_TRACER_QUEUE_MAX_BYTES": "262144",
+                                              "LAMBDA_TRACER_FLUSH": "background"})
+        try:
+            emu.start()
+            status, _ = emu.send_raw_telemetry(harness.EXT_NAME, big)
+            r1 = emu.invoke(payload=b'{"action":"fast"}')
+            r2 = emu.invoke(payload=b'{"action":"fast"}')
+            emu.shutdown()
+            lines = harness.output_lines(emu)
+        finally:
+            emu.close()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(status, 200)  # answered at once; the drop is ours to count
+        self.assertIn("queue_dropped=1", harness.shutdowns(lines)[-1][1])
+        segs = harness.by_request(harness.documents(lines))
+        meta = segs[r1.request_id][-1]["metadata"]["lambda_tracer"]
+        self.assertEqual(meta["telemetry_lost_batches"], 1)
+        # reported once
+        self.assertEqual(segs[r2.request_id][-1].get("metadata", {}).get("lambda_tracer", {})
+                         .get("telemetry_lost_batches", 0), 0)
