@@ -2,79 +2,231 @@
 """./build.sh demo: lambda-tracer inside the local Lambda emulator.
 
 Attaches the extension to an example Python function and drives one
-environment through a cold start, warm invokes, a slow invoke, a timeout
-(with the re-init that follows), a crash and a spin-down, then prints, per
-invocation, what the emulator did and what the extension received.
+environment through a cold start (joining an upstream trace), warm invokes, a
+slow invoke, a timeout (and the re-init that follows), a crash, an out-of-memory
+kill and a spin-down.  Every X-Ray document the extension exported (its stdout
+exporter, one JSON line each) is written to build/demo/segments.jsonl, and each
+invocation's final segment is printed as a waterfall on a time axis.
+
+Exits 1 when the binary is missing, when a sanitizer reported anything, when an
+invocation has no final segment, or when a segment's status is not the one the
+step provokes.
 """
 import argparse
+import json
 import os
 import shutil
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
+sys.path.insert(0, HERE)
 import harness  # noqa: E402
+import waterfall  # noqa: E402
 
+UPSTREAM = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+UPSTREAM2 = "Root=1-5759e989-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=1"
+FAST = b'{"action":"fast"}'
+
+# (label, payload, trace header, the status mark its final segment must carry)
 STEPS = [
-    ("cold start", b'{"action":"fast"}', "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
-    ("warm", b'{"action":"fast"}', None),
-    ("warm", b'{"action":"fast"}', "Root=1-5759e989-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=1"),
-    ("slow (400 ms)", b'{"action":"slow","ms":400}', None),
-    ("timeout", b'{"action":"sleep","ms":10000}', None),
-    ("after timeout", b'{"action":"fast"}', None),
-    ("crash", b'{"action":"crash","code":7}', None),
-    ("after crash", b'{"action":"fast"}', None),
+    ("cold start", FAST, UPSTREAM, "OK"),
+    ("warm", FAST, None, "OK"),
+    ("warm", FAST, UPSTREAM2, "OK"),
+    ("warm", FAST, None, "OK"),
+    ("slow 400 ms", b'{"action":"slow","ms":400}', None, "OK"),
+    ("timeout", b'{"action":"sleep","ms":10000}', None, "TIMEOUT"),
+    ("after timeout", FAST, None, "OK"),
+    ("crash", b'{"action":"crash","code":7}', None, "CRASH"),
+    ("oom 400 MB", b'{"action":"oom","mb":400}', None, "OOM"),
+    # the OOM kill reset the environment: without one more invoke the
+    # spin-down would find nothing running to shut down
+    ("after oom", FAST, None, "OK"),
 ]
+
+
+def resolve_binary(arg):
+    path = arg or os.environ.get("LAMBDA_TRACER_BIN") or os.path.join(REPO, "build", "dev", "lambda-tracer")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return None, path
+    return path, path
+
+
+def want_colour(mode):
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def shown_path(path):
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
+
+
+def ext_message(line):
+    """'[lambda-tracer] INFO export ...' -> 'export ...'."""
+    for level in ("INFO ", "WARN ", "ERROR "):
+        i = line.find("] " + level)
+        if i >= 0:
+            return line[i + 2 + len(level):]
+    return line
+
+
+def compact(msg):
+    """'shutdown reason=x a=1 b=0 c=0' -> 'shutdown reason=x a=1 (other counters 0)'."""
+    words = msg.split()
+    kept = [w for w in words if not w.endswith("=0") or w.startswith("shutdown_ms=")]
+    return " ".join(kept) + (" (other counters 0)" if len(kept) < len(words) else "")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--binary", default=None, help="the lambda-tracer binary")
-    ap.add_argument("--timeout-s", type=float, default=2.0, help="function timeout")
+    ap.add_argument("--binary", default=None, help="the lambda-tracer binary (default build/dev/lambda-tracer)")
+    ap.add_argument("--timeout-s", type=float, default=2.0, help="function timeout (default 2)")
+    ap.add_argument("--memory-mb", type=int, default=128, help="function memory (default 128)")
+    ap.add_argument("--out", default=os.path.join(REPO, "build", "demo", "segments.jsonl"),
+                    help="where to write every exported document (JSON lines)")
+    ap.add_argument("--width", type=int, default=waterfall.BAR_WIDTH, help="bar width in columns")
+    ap.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                    help="auto: only on a terminal and when NO_COLOR is unset")
     args = ap.parse_args()
+    colour = want_colour(args.color)
+    bold = lambda text: waterfall.paint(text, "bold", colour)  # noqa: E731
 
-    root = harness.make_root(args.binary)
-    emu = harness.new_emulator(root, timeout_s=args.timeout_s)
+    binary, path = resolve_binary(args.binary)
+    if binary is None:
+        print(f"demo: the lambda-tracer binary {path} is missing: run ./build.sh build first",
+              file=sys.stderr)
+        return 1
+
+    print(bold(f"lambda-tracer demo: function demo-fn, {args.memory_mb} MB, timeout {args.timeout_s:g} s, "
+               f"extension {shown_path(binary)}"))
+    root = harness.make_root(binary)
+    emu = harness.new_emulator(root, timeout_s=args.timeout_s, memory_mb=args.memory_mb,
+                               env={"LAMBDA_TRACER_LOG_LEVEL": "info"})
     results = []
     try:
         init = emu.start()
         print(f"Init: {init.status} in {init.duration_ms:.1f} ms "
               f"(extensions: {', '.join(f'{k}={v}' for k, v in init.extensions.items())})")
-        for label, payload, header in STEPS:
+        for label, payload, header, expect in STEPS:
             r = emu.invoke(payload=payload, trace_header=header)
-            results.append((label, r))
+            results.append((label, expect, r))
         sd = emu.shutdown(reason="spindown")
         lines = harness.output_lines(emu)
     finally:
         emu.close()
         shutil.rmtree(root, ignore_errors=True)
 
-    seen = harness.telemetry_seen(lines)
+    # every exported document, all versions, exactly as the extension printed them
+    raw = []
+    for line in lines:
+        if line.startswith("{"):
+            try:
+                json.loads(line)
+            except ValueError:
+                continue
+            raw.append(line)
+    docs = harness.documents(raw)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        for line in raw:
+            f.write(line + "\n")
+    log_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "extension.log")
+    with open(log_path, "w") as f:
+        for line in lines:
+            if not line.startswith("{"):
+                f.write(line + "\n")
+    segs = harness.by_request(docs)
+    independent = [d for d in docs if d.get("type") == "subsegment"]
+
+    problems = []
+    table = []
+    for n, (label, expect, r) in enumerate(results, 1):
+        title = f"#{n} {label}" + (" (re-init)" if r.init_phase_ran and n > 1 else "")
+        versions = segs.get(r.request_id, [])
+        print()
+        if not versions:
+            print(f"{bold(title)}  {r.request_id[:8]}  "
+                  f"{waterfall.paint('NO SEGMENT EXPORTED', 'bad', colour)}  "
+                  f"(emulator: {r.status}{' ' + r.error_type if r.error_type else ''})")
+            problems.append(f"{title}: no segment exported for {r.request_id}")
+            table.append((n, label, r, None, 0, 0, "no segment"))
+            continue
+        for line in waterfall.render(versions, title=title, width=args.width, colour=colour,
+                                     subsegment_docs=independent):
+            print(line)
+        doc, n_open, is_final = waterfall.pick(versions)
+        check = "ok"
+        if not is_final:
+            check = "no final segment"
+            problems.append(f"{title}: only in-progress versions of {r.request_id}")
+        elif waterfall.status_mark(doc) != expect:
+            check = f"expected {expect}"
+            problems.append(f"{title}: segment says {waterfall.status_mark(doc)}, expected {expect}")
+        table.append((n, label, r, doc if is_final else None, len(versions) - n_open, n_open, check))
+
     print()
-    print(f"{'step':<15} {'request id':<37} {'status':<8} {'error type':<18} {'ms':>8}  "
-          "telemetry the extension received for it")
-    print("-" * 130)
-    for label, r in results:
-        got = [t.replace("platform.", "") for t, rid, _, _ in seen if rid == r.request_id]
-        note = " (re-init)" if r.init_phase_ran and label != "cold start" else ""
-        print(f"{label + note:<15} {r.request_id:<37} {r.status:<8} {r.error_type or '-':<18} "
-              f"{r.duration_ms:>8.1f}  {', '.join(got) or '-'}")
-    env_records = [t for t, rid, _, _ in seen if rid == "-"]
+    print(bold("Summary"))
+    print(f"  {'#':>2} {'step':<14} {'request':<8}  {'emulator':<26} {'segment':<8} {'cold':<4} "
+          f"{'ms':>8} {'billed':>6} {'mem MB':>7}  {'documents':<15} check")
+    for n, label, r, doc, n_final, n_open, check in table:
+        emu_status = r.status + (f" {r.error_type}" if r.error_type else "")
+        if doc is not None:
+            ann = doc.get("annotations") or {}
+            mark = waterfall.status_mark(doc)
+            cold = "yes" if ann.get("cold_start") else "no"
+            ms = f"{(doc['end_time'] - doc['start_time']) * 1000:.1f}"
+            billed = str(ann.get("billed_duration_ms", "-"))
+            mem = str(ann.get("max_memory_used_mb", "-"))
+        else:
+            mark, cold, ms, billed, mem = "-", "-", "-", "-", "-"
+        docs_txt = f"{n_final} final" + (f" +{n_open} i.p." if n_open else "")
+        check_txt = waterfall.paint(check, "ok" if check == "ok" else "bad", colour)
+        print(f"  {n:>2} {label:<14} {r.request_id[:8]:<8}  {emu_status:<26} {mark:<8} {cold:<4} "
+              f"{ms:>8} {billed:>6} {mem:>7}  {docs_txt:<15} {check_txt}")
+    print("  (i.p. = in-progress version: sent early, before the runtime's /next or near the deadline,"
+          " and replaced by the final one under the same id)")
+
     print()
-    print("environment records received:", ", ".join(
-        f"{t.replace('platform.', '')} x{env_records.count(t)}" for t in dict.fromkeys(env_records)))
-    print()
-    print("extension shutdowns (one per generation of the extension process):")
-    for reason, rest in harness.shutdowns(lines):
-        print(f"  reason={reason}: {rest}")
+    print(bold("Extension (one process per environment generation; a timeout, crash or OOM resets it)"))
+    gen = 0
+    for line in lines:
+        if line.startswith("{"):
+            continue
+        msg = ext_message(line)
+        if msg.startswith("export ") or msg.startswith("shutdown reason="):
+            if msg.startswith("export "):
+                gen += 1
+            print(f"  [{gen}] {compact(msg)}")
+        elif "] WARN " in line or "] ERROR " in line:
+            print(f"  [{gen + 1}] {line}")
     ext = sd.extensions.get(harness.EXT_NAME)
     if ext is not None:
-        print(f"final spin-down: exit code {ext.exit_code}, killed={ext.killed}, "
-              f"SHUTDOWN to exit of the whole environment {sd.duration_ms:.1f} ms (budget 2,000 ms)")
-    problems = harness.sanitizer_reports(lines)
+        print(f"  spin-down: exit code {ext.exit_code}, killed={ext.killed}, SHUTDOWN to exit of the "
+              f"whole environment {sd.duration_ms:.1f} ms (budget 2,000 ms)")
+    else:
+        problems.append("spin-down: the extension was not running")
+
+    n_open = sum(1 for d in docs if d.get("in_progress"))
+    print()
+    print(f"Wrote {len(raw)} documents ({len(raw) - n_open - len(independent)} final segments, "
+          f"{n_open} in-progress versions"
+          + (f", {len(independent)} independent subsegments" if independent else "")
+          + f") to {shown_path(os.path.abspath(args.out))}; the extension's log is in "
+          f"{shown_path(log_path)}")
+
+    reports = harness.sanitizer_reports(lines)
+    if reports:
+        problems.append("sanitizer reports:\n" + "\n".join("    " + r for r in reports))
     if problems:
-        print("\n".join(problems))
+        print()
+        print(waterfall.paint("FAILED", "bad", colour))
+        for p in problems:
+            print("  " + p)
         return 1
     return 0
 
