@@ -170,3 +170,15 @@ def otlp_decode(body, json_input=False):
     if p.returncode != 0:
         raise AssertionError(p.stderr.decode(errors="replace"))
     return json.loads(p.stdout)
+
+
+def attach_xray_sink(emu, **env):
+    """A local X-Ray API endpoint that verifies SigV4 with the credentials
+    this emulator gives the extension, configured as its only exporter."""
+    import sinks
+    creds = emu.extension_environment()
+    sink = sinks.XRayApiSink(region=emu.region, access_key=creds["AWS_ACCESS_KEY_ID"],
+                             secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
+    emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray",
+                             "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint}, **env)
+    return sink

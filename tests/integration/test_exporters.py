@@ -49,12 +49,9 @@ class XRayApiTest(unittest.TestCase):
     def run_with_sink(self, sink_setup=None, steps=3, **env):
         root = harness.make_root()
         emu = harness.new_emulator(root, env=dict(env))
-        creds = emu.extension_environment()
-        sink = sinks.XRayApiSink(region="us-east-1", access_key=creds["AWS_ACCESS_KEY_ID"],
-                                 secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
+        sink = harness.attach_xray_sink(emu)
         if sink_setup:
             sink_setup(sink)
-        emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray", "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint})
         try:
             emu.start()
             results = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(steps)]
@@ -125,10 +122,7 @@ class XRayApiTest(unittest.TestCase):
     def test_eager_export_leaves_before_next(self):
         root = harness.make_root()
         emu = harness.new_emulator(root, env={"LAMBDA_TRACER_FLUSH": "eager"})
-        creds = emu.extension_environment()
-        sink = sinks.XRayApiSink(access_key=creds["AWS_ACCESS_KEY_ID"],
-                                 secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
-        emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray", "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint})
+        sink = harness.attach_xray_sink(emu)
         try:
             emu.start()
             results = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(3)]
@@ -234,10 +228,7 @@ class ShutdownFlushTest(unittest.TestCase):
     def test_a_thousand_pending_segments_reach_the_sink_before_exit(self):
         root = harness.make_root()
         emu = harness.new_emulator(root, env={"LAMBDA_TRACER_LOG_LEVEL": "info"})
-        creds = emu.extension_environment()
-        sink = sinks.XRayApiSink(access_key=creds["AWS_ACCESS_KEY_ID"],
-                                 secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
-        emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray", "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint})
+        sink = harness.attach_xray_sink(emu)
         try:
             emu.start()
             emu.invoke(payload=b'{"action":"fast"}')
