@@ -69,6 +69,7 @@ struct init_info {
     enum tel_status status;
     char error_type[ERROR_TYPE_MAX];
     unsigned extensions; /* platform.extension records */
+    bool failure_emitted; /* a failed Init was exported as its own segment */
     bool restore_seen;
     int64_t restore_start_us;
     bool restore_reported;
@@ -696,6 +697,65 @@ static void read_span(const struct tel_event *ev, const char *name, struct span_
     }
 }
 
+static bool init_failed(const struct init_info *in)
+{
+    enum tel_status s = in->reported ? in->status : in->runtime_done ? in->runtime_status : TEL_STATUS_NONE;
+    return s != TEL_STATUS_NONE && s != TEL_STATUS_SUCCESS;
+}
+
+/* An Init that failed has no invocation to hang it on: it becomes its own
+ * segment (a new trace), with the failure as its cause.  A failed Init in
+ * phase "invoke" is part of the invocation that waited for it instead. */
+static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown)
+{
+    struct init_info *in = &t->init;
+    struct trace_segment *seg = &t->seg;
+    enum tel_status status = in->reported ? in->status : in->runtime_status;
+    const char *error_type = in->error_type[0] ? in->error_type : in->runtime_error;
+    int64_t end;
+
+    /* A suppressed Init (phase invoke) that failed is shown by the
+     * invocation that waited for it, unless that invocation never reached
+     * us before the reset (then SHUTDOWN is the last chance). */
+    if (!in->seen || in->failure_emitted || !init_failed(in) ||
+        (in->phase == TEL_PHASE_INVOKE && (!at_shutdown || t->cold_taken)))
+        return;
+    in->failure_emitted = true;
+    end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
+          : in->runtime_done                            ? in->runtime_done_us
+                                                        : now_us;
+    memset(seg, 0, sizeof(*seg));
+    seg->kind = TRACE_SEGMENT_INIT;
+    if (ids_new_trace_id(in->start_us / 1000000, seg->trace_id) < 0 || ids_new_span_id(seg->id) < 0 ||
+        ids_new_span_id(seg->cause_id) < 0)
+        return;
+    seg->sampled = true;
+    copy_str(seg->name, sizeof(seg->name), t->segment_name);
+    copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
+    copy_str(seg->function_version, sizeof(seg->function_version), t->function_version);
+    copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
+    seg->start_us = in->start_us;
+    seg->end_us = end > in->start_us ? end : in->start_us;
+    seg->fault = true;
+    if (status == TEL_STATUS_TIMEOUT) {
+        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type[0] ? error_type : "Sandbox.Timedout");
+        copy_str(seg->cause_message, sizeof(seg->cause_message), "Init timed out");
+    } else {
+        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type[0] ? error_type : "Runtime.Unknown");
+        snprintf(seg->cause_message, sizeof(seg->cause_message), "Init failed (%s)", seg->cause_type);
+    }
+    add_span(seg, -1, "Initialization", seg->start_us, seg->end_us);
+    attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
+    attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
+    attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, tel_status_name(status));
+    attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
+    attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
+    attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
+    t->stats.segments++;
+    if (t->emit != NULL)
+        t->emit(seg, true, t->ctx);
+}
+
 static void on_init_record(struct tracer *t, const struct tel_event *ev)
 {
     struct init_info *in = &t->init;
@@ -725,6 +785,7 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
         in->status = ev->status != TEL_STATUS_NONE ? ev->status : in->runtime_status;
         copy_str(in->error_type, sizeof(in->error_type),
                  ev->error_type != NULL ? ev->error_type : in->runtime_error);
+        emit_init_failure(t, ev->time_us, false);
         break;
     case TEL_EXTENSION_STATE:
         in->extensions++;
@@ -825,6 +886,8 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
 
 void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us)
 {
+    /* An Init whose runtime failed but whose initReport never came. */
+    emit_init_failure(t, received_us, true);
     for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN)

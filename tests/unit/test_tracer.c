@@ -459,6 +459,64 @@ static void test_log_tail_byte_cap_keeps_the_newest(void **state)
     tracer_destroy(t);
 }
 
+static void test_failed_init_is_its_own_segment(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    struct ext_event sd;
+    (void)state;
+    feed(t, "[{\"time\":\"2024-05-20T16:29:40.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:29:40.500Z\",\"type\":\"platform.initRuntimeDone\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"error\",\"errorType\":\"Runtime.ExitError\"}},"
+            "{\"time\":\"2024-05-20T16:29:40.501Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"error\",\"errorType\":\"Runtime.ExitError\","
+            "\"metrics\":{\"durationMs\":501.0}}}]");
+    assert_int_equal(n_emitted, 1);
+    const struct trace_segment *s = &emitted[0];
+    assert_int_equal(s->kind, TRACE_SEGMENT_INIT);
+    assert_true(s->fault);
+    assert_string_equal(s->cause_type, "Runtime.ExitError");
+    assert_string_equal(s->cause_message, "Init failed (Runtime.ExitError)");
+    assert_true(s->start_us == T0 - 5000000);
+    assert_true(s->end_us == T0 - 5000000 + 501000);
+    assert_true(find_attr(s, "init_failed")->b);
+    assert_non_null(span(s, "Initialization"));
+    /* once only, even when SHUTDOWN follows */
+    memset(&sd, 0, sizeof(sd));
+    sd.type = EXT_EVENT_SHUTDOWN;
+    sd.shutdown_reason = EXT_SHUTDOWN_FAILURE;
+    tracer_on_shutdown(t, &sd, T0);
+    assert_int_equal(n_emitted, 1);
+    tracer_destroy(t);
+
+    /* runtime failed, no initReport before SHUTDOWN: emitted at SHUTDOWN */
+    t = new_tracer(false);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:40.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:29:41.000Z\",\"type\":\"platform.initRuntimeDone\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"timeout\"}}]");
+    assert_int_equal(n_emitted, 0);
+    tracer_on_shutdown(t, &sd, T0);
+    assert_int_equal(n_emitted, 1);
+    assert_string_equal(emitted[0].cause_type, "Sandbox.Timedout");
+    assert_string_equal(emitted[0].cause_message, "Init timed out");
+    tracer_destroy(t);
+
+    /* a failed suppressed Init (phase invoke) belongs to its invocation */
+    t = new_tracer(false);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:40.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"invoke\"}},"
+            "{\"time\":\"2024-05-20T16:29:40.501Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"invoke\",\"status\":\"error\",\"errorType\":\"Runtime.ExitError\","
+            "\"metrics\":{\"durationMs\":501.0}}}]");
+    assert_int_equal(n_emitted, 0);
+    /* ... unless the sandbox is reset before that invocation reached us */
+    tracer_on_shutdown(t, &sd, T0);
+    assert_int_equal(n_emitted, 1);
+    assert_int_equal(emitted[0].kind, TRACE_SEGMENT_INIT);
+    tracer_destroy(t);
+}
+
 static void test_new_out_of_memory(void **state)
 {
     struct tracer_options o = {.function_name = "f"};
@@ -481,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_suppressed_init_starts_the_segment),
         cmocka_unit_test(test_dropped_telemetry_reported_once),
         cmocka_unit_test(test_table_full_evicts_oldest),
+        cmocka_unit_test(test_failed_init_is_its_own_segment),
         cmocka_unit_test(test_log_tail_attached_to_failures_only),
         cmocka_unit_test(test_log_tail_byte_cap_keeps_the_newest),
         cmocka_unit_test(test_new_out_of_memory),
