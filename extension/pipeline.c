@@ -147,9 +147,9 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
     p->shutting_down = true;
     p->shutdown = *pe;
     p->drain_deadline_ns = clock_mono_ns() + wait_ms * 1000000;
-    log_debug("event SHUTDOWN reason=%s waiting up to %lld ms for %zu invocation reports",
+    log_debug("event SHUTDOWN reason=%s waiting up to %lld ms for %zu invocation reports%s",
               ext_shutdown_reason_name(ev->shutdown_reason), (long long)wait_ms,
-              p->outstanding_count);
+              p->outstanding_count, tracer_init_pending(p->tracer) ? " and the Init's outcome" : "");
 }
 
 /* A segment is ready: hand it to the exporters (which encode it at once
@@ -236,7 +236,8 @@ static void *pipeline_main(void *arg)
             pipeline_free_item(kind, data);
         }
         if (p->shutting_down && !drained &&
-            (p->outstanding_count == 0 || clock_mono_ns() >= p->drain_deadline_ns)) {
+            ((p->outstanding_count == 0 && !tracer_init_pending(p->tracer)) ||
+             clock_mono_ns() >= p->drain_deadline_ns)) {
             drained = true;
             finish_shutdown(p);
             set_drained(p);

@@ -931,6 +931,11 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
     return next;
 }
 
+bool tracer_init_pending(const struct tracer *t)
+{
+    return t->init.seen && !t->init.reported;
+}
+
 unsigned tracer_open_count(const struct tracer *t)
 {
     unsigned n = 0;

@@ -76,6 +76,11 @@ void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t re
  * deadline.  Returns the next time (epoch µs) this should run, or -1. */
 int64_t tracer_tick(struct tracer *t, int64_t now_us);
 
+/* An Init has started and its platform.initReport has not arrived: at
+ * SHUTDOWN (a failed Init resets the sandbox) its outcome is worth waiting
+ * for, within the shutdown budget. */
+bool tracer_init_pending(const struct tracer *t);
+
 /* Invocations started and not yet emitted as final. */
 unsigned tracer_open_count(const struct tracer *t);
 
