@@ -47,6 +47,8 @@
 #include "xray_header.h"
 
 #define TRACER_MAX_OPEN 64
+/* Platform times are whole milliseconds; ours are not. */
+#define INIT_MILESTONE_SLACK_US 2000
 #define ERROR_TYPE_MAX 96
 
 struct span_val {
@@ -116,6 +118,7 @@ struct invocation {
     int64_t shutdown_us;
     bool in_progress_sent;
     bool eager;
+    bool cold_resolved;
     char *log_tail; /* owned; the function's last lines, captured when it failed */
     /* identity, fixed at creation so every version shares it */
     char trace_id[XRAY_TRACE_ID_LEN + 1];
@@ -321,12 +324,6 @@ static struct invocation *get(struct tracer *t, const char *request_id)
     inv->billed_ms = inv->memory_mb = inv->max_memory_mb = TEL_ABSENT;
     inv->init_duration_us = inv->restore_duration_us = inv->report_duration_us = TEL_ABSENT;
     inv->done_duration_us = TEL_ABSENT;
-    /* The first invocation of this process follows its Init (a reset
-     * starts a new process, a restore continues this one). */
-    if (!t->cold_taken) {
-        t->cold_taken = true;
-        inv->cold = true;
-    }
     return inv;
 }
 
@@ -407,7 +404,9 @@ static int add_span(struct trace_segment *seg, int parent, const char *name, int
     s->parent = parent;
     copy_str(s->name, sizeof(s->name), name);
     s->start_us = start_us;
-    s->end_us = end_us;
+    /* Platform times have millisecond precision, durations microseconds:
+     * never let a rounding make a span end before it starts. */
+    s->end_us = end_us != TRACE_NO_END && end_us < start_us ? start_us : end_us;
     return (int)seg->span_count++;
 }
 
@@ -451,9 +450,13 @@ static void add_init_spans(struct tracer *t, struct trace_segment *seg)
         return;
     if (in->reported && in->status != TEL_STATUS_SUCCESS && in->status != TEL_STATUS_NONE)
         seg->spans[parent].fault = true;
-    if (t->first_next_us > in->start_us)
+    /* Our own milestones belong to this Init only if they fall inside it
+     * (records of another process's Init may reach us after a reset). */
+    bool ours = end != TRACE_NO_END && t->first_next_us > in->start_us &&
+                t->first_next_us <= end + INIT_MILESTONE_SLACK_US;
+    if (ours)
         add_span(seg, parent, "Extension init: lambda-tracer", in->start_us, t->first_next_us);
-    if (in->extensions <= 1 && in->runtime_done && t->registered_us > in->start_us &&
+    if (ours && in->extensions <= 1 && in->runtime_done && t->registered_us > in->start_us &&
         in->runtime_done_us >= t->registered_us)
         add_span(seg, parent, "Runtime init", t->registered_us, in->runtime_done_us);
 }
@@ -537,15 +540,47 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
     attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
 }
 
+/* Whether inv is the cold start: the first invocation of this process that
+ * began at or after this process's own Init (a reset starts a new process,
+ * a restore continues this one).  Records of an earlier request, still
+ * undelivered when the previous process was reset, may reach this process
+ * first: they began before its Init and are not the cold start.  Without
+ * any Init record, the first invocation whose INVOKE we received is.
+ * Decided once: as soon as it starts when the Init is known (so with
+ * concurrent invocations the first to start wins), else when it is first
+ * built. */
+static void resolve_cold(struct tracer *t, struct invocation *inv, bool must_decide)
+{
+    int64_t start = inv->have_start ? inv->start_us : inv->invoke_us;
+
+    if (inv->cold_resolved || (!must_decide && !t->init.seen))
+        return;
+    inv->cold_resolved = true;
+    if (t->cold_taken)
+        return;
+    if (t->init.seen ? (inv->have_start || inv->have_invoke) && start >= t->init.start_us
+                     : inv->have_invoke) {
+        inv->cold = true;
+        t->cold_taken = true;
+    }
+}
+
 static void build(struct tracer *t, struct invocation *inv, struct trace_segment *seg, int64_t now_us,
                   bool final, bool timing_out)
 {
-    bool suppressed = inv->cold && t->init.seen && t->init.phase == TEL_PHASE_INVOKE;
+    bool suppressed;
     int64_t start = inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : now_us;
     int64_t end = TRACE_NO_END;
 
+    resolve_cold(t, inv, true);
+    suppressed = inv->cold && t->init.seen && t->init.phase == TEL_PHASE_INVOKE;
     if (suppressed)
         start = t->init.start_us;
+    /* A report longer than platform.start-to-report: the invocation began
+     * earlier (a retried Init we did not see); its end is the report's. */
+    else if (final && inv->have_report && inv->report_duration_us != TEL_ABSENT &&
+             start + inv->report_duration_us > inv->report_us + 1000)
+        start = inv->report_us - inv->report_duration_us;
     ensure_ids(inv, start);
     memset(seg, 0, sizeof(*seg));
     seg->kind = TRACE_SEGMENT_INVOCATION;
@@ -678,6 +713,7 @@ void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t rece
     inv->eager = eager;
     inv->have_invoke = true;
     inv->invoke_us = received_us;
+    resolve_cold(t, inv, false);
     inv->deadline_ms = ev->deadline_ms;
     copy_str(inv->arn, sizeof(inv->arn), ev->invoked_function_arn);
     if (ev->trace_header[0] != '\0') {
@@ -835,6 +871,7 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         ring_clear(t); /* the tail is the invocation's own lines */
         inv->have_start = true;
         inv->start_us = ev->time_us;
+        resolve_cold(t, inv, false);
         copy_str(inv->version, sizeof(inv->version), ev->version);
         if (!inv->have_hdr && ev->trace_value != NULL)
             inv->have_hdr = xray_header_parse(ev->trace_value, strlen(ev->trace_value), &inv->hdr) == 0;
