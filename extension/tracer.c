@@ -491,7 +491,12 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
     if (status == TEL_STATUS_SUCCESS || status == TEL_STATUS_NONE)
         return;
     if (status == TEL_STATUS_TIMEOUT) {
-        double timeout_s = inv->deadline_ms > 0 ? (double)(inv->deadline_ms * 1000 - start_us) / 1e6 : 0;
+        /* The function timeout: deadline minus start; without an INVOKE
+         * (Managed Instances) the report's duration, which a timeout fills. */
+        double timeout_s = inv->deadline_ms > 0 ? (double)(inv->deadline_ms * 1000 - start_us) / 1e6
+                           : inv->have_report && inv->report_duration_us != TEL_ABSENT
+                               ? (double)inv->report_duration_us / 1e6
+                               : 0;
         seg->fault = true;
         copy_str(seg->cause_type, sizeof(seg->cause_type),
                  error_type != NULL ? error_type : "Sandbox.Timedout");

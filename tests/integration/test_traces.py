@@ -113,7 +113,8 @@ class TraceScenarioTest(unittest.TestCase):
         self.assertIn("Response", subs)
         over = subs["Overhead"]
         self.assertEqual({s["name"] for s in over["subsegments"]}, {"Runtime overhead", "Extension overhead"})
-        self.assertLessEqual(over["end_time"], d["end_time"] + 0.0011)
+        # two platform times, each truncated to the millisecond: 2 ms apart at worst
+        self.assertLessEqual(over["end_time"], d["end_time"] + 0.0025)
         self.assert_times_match_platform(self.warm, d)
 
     def test_no_header_starts_a_new_trace(self):
