@@ -63,9 +63,10 @@ cmd_build() {
 # --- test bookkeeping: every suite adds its counts; one closing line at the end.
 PASSED=0
 FAILED=0
+SKIPPED=0
 FAILED_SUITES=()
 
-# count_results LOG: prints "PASSED FAILED" from the runners' own summaries:
+# count_results LOG: prints "PASSED FAILED SKIPPED" from the runners' own summaries:
 # cmocka ("[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"), python
 # unittest ("Ran N tests" + "FAILED (failures=a, errors=b)") and the corpus
 # replay programs ("replayed N inputs").
@@ -74,12 +75,13 @@ count_results() {
         /^\[  PASSED  \] [0-9]+ test/ { p += $4 }
         /^\[  FAILED  \] [0-9]+ test/ { f += $4 }
         /^Ran [0-9]+ test/ { ran += $2; py = 1 }
-        /^FAILED \(/ { while (match($0, /(failures|errors)=[0-9]+/)) {
-                           split(substr($0, RSTART, RLENGTH), kv, "="); bad += kv[2];
+        /^(FAILED|OK) \(/ { while (match($0, /(failures|errors|skipped)=[0-9]+/)) {
+                           split(substr($0, RSTART, RLENGTH), kv, "=");
+                           if (kv[1] == "skipped") sk += kv[2]; else bad += kv[2];
                            $0 = substr($0, RSTART + RLENGTH) } }
         /^replayed [0-9]+ inputs/ { p += $2 }
         /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
-        END { if (py) { p += ran - bad; f += bad } print p + 0, f + 0 }
+        END { if (py) { p += ran - bad - sk; f += bad } print p + 0, f + 0, sk + 0 }
     ' "$1"
 }
 
@@ -91,16 +93,16 @@ run_suite() {
     say "$name"
     local rc=0
     "$@" >"$log" 2>&1 || rc=$?
-    local p f
-    read -r p f < <(count_results "$log")
+    local p f s
+    read -r p f s < <(count_results "$log")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
     if [ "$rc" -ne 0 ]; then
         FAILED_SUITES+=("$name")
         tail -n 80 "$log"
         say "$name: FAILED (exit $rc)"
     else
-        say "$name: $p passed"
+        if [ "$s" -gt 0 ]; then say "$name: $p passed, $s skipped"; else say "$name: $p passed"; fi
     fi
     rm -f "$log"
 }
@@ -164,7 +166,7 @@ cmd_test() {
     if [ ${#FAILED_SUITES[@]} -gt 0 ]; then
         say "failed suites: ${FAILED_SUITES[*]}"
     fi
-    echo "tests: $PASSED passed, $FAILED failed"
+    echo "tests: $PASSED passed, $FAILED failed, $SKIPPED skipped"
     [ "$FAILED" -eq 0 ] && [ ${#FAILED_SUITES[@]} -eq 0 ]
 }
 
