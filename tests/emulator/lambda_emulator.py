@@ -1970,18 +1970,10 @@ class Emulator:
         restore_res = None
         suppressed = False
         if self._needs_init:
-            phase = self._next_init_phase
-            suppressed = phase == "invoke"
-            init_res = self._run_init(phase, deadline_ns if suppressed else None)
-            if not suppressed:
-                # a cold start is not counted against the invocation
-                t_start = _mono_ns()
-                deadline_ns = t_start + int(self.timeout_s * 1e9)
-                deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
-            if init_res.status != "success":
-                return self._failed_before_invoke(rid, t_start, init_res.status, init_res.error_type,
-                                                  init_res, None, deadline_epoch_ms, first_record,
-                                                  init_res.shutdown)
+            failed, init_res, suppressed, t_start, deadline_ns, deadline_epoch_ms = self._init_for_invoke(
+                rid, t_start, deadline_ns, deadline_epoch_ms, first_record)
+            if failed is not None:
+                return failed
         if self._pending_restore:
             restore_res = self._run_restore(deadline_ns)
             if restore_res["status"] != "success":
@@ -2191,17 +2183,10 @@ class Emulator:
                 deadline_ns = t_start + int(self.timeout_s * 1e9)
                 deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
                 if self._needs_init:
-                    phase = self._next_init_phase
-                    suppressed = phase == "invoke"
-                    init_res = self._run_init(phase, deadline_ns if suppressed else None)
-                    if not suppressed:
-                        t_start = _mono_ns()
-                        deadline_ns = t_start + int(self.timeout_s * 1e9)
-                        deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
-                    if init_res.status != "success":
-                        return self._failed_before_invoke(rid, t_start, init_res.status, init_res.error_type,
-                                                          init_res, None, deadline_epoch_ms, first_record,
-                                                          init_res.shutdown)
+                    failed, init_res, suppressed, t_start, deadline_ns, deadline_epoch_ms = \
+                        self._init_for_invoke(rid, t_start, deadline_ns, deadline_epoch_ms, first_record)
+                    if failed is not None:
+                        return failed
                 with self._cv:
                     if self._mi_blocked_locked() or self._idle_fault is not None or self._needs_init:
                         continue
@@ -2368,6 +2353,26 @@ class Emulator:
                 return "success", None
             return "error", inv.error_type
         return "success", None
+
+    def _init_for_invoke(self, rid, t_start, deadline_ns, deadline_epoch_ms, first_record):
+        """Runs the Init an invoke needs.  A suppressed Init (phase "invoke")
+        runs under the invocation's deadline and counts against it; a cold
+        start does not, so the invocation's clock restarts after it.
+        Returns (failed result or None, init result, suppressed, t_start,
+        deadline_ns, deadline_epoch_ms)."""
+        phase = self._next_init_phase
+        suppressed = phase == "invoke"
+        init_res = self._run_init(phase, deadline_ns if suppressed else None)
+        if not suppressed:
+            t_start = _mono_ns()
+            deadline_ns = t_start + int(self.timeout_s * 1e9)
+            deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
+        failed = None
+        if init_res.status != "success":
+            failed = self._failed_before_invoke(rid, t_start, init_res.status, init_res.error_type,
+                                                init_res, None, deadline_epoch_ms, first_record,
+                                                init_res.shutdown)
+        return failed, init_res, suppressed, t_start, deadline_ns, deadline_epoch_ms
 
     def _failed_before_invoke(self, rid, t_start, status, etype, init_res, restore_res, deadline_ms,
                               first_record, shutdown_res):
