@@ -91,9 +91,11 @@ class TraceScenarioTest(unittest.TestCase):
         children = {s["name"]: s for s in init.get("subsegments", [])}
         own = children["Extension init: lambda-tracer"]
         runtime = children["Runtime init"]
+        # bounds from different records (initRuntimeDone's time vs initStart +
+        # initReport's duration) are stamped separately: allow 5 ms between them
         for c in (own, runtime):
             self.assertGreaterEqual(c["start_time"], init["start_time"] - 0.001)
-            self.assertLessEqual(c["end_time"], init["end_time"] + 0.002)
+            self.assertLessEqual(c["end_time"], init["end_time"] + 0.005)
         # Lambda starts the runtime once we registered, which is before our
         # first /event/next: the runtime's init begins inside our own
         self.assertGreaterEqual(runtime["start_time"], own["start_time"])
