@@ -101,7 +101,7 @@ class TraceScenarioTest(unittest.TestCase):
         self.assertGreaterEqual(runtime["start_time"], own["start_time"])
         self.assertLessEqual(runtime["start_time"], own["end_time"])
         # the invocation does not start before Init ended
-        self.assertGreaterEqual(d["start_time"], init["end_time"] - 0.002)
+        self.assertGreaterEqual(d["start_time"], init["end_time"] - 0.005)
 
     def test_invocation_phases(self):
         d = self.final(self.warm)
