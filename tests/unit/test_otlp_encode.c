@@ -24,6 +24,7 @@
 #include "otlp_encode.h"
 #include "trace.h"
 #include "fail_alloc.h"
+#include "trace_fixture.h"
 
 #define TRACE_ID "1-5759e988-bd862e3fe1be46a994272793"
 #define OTEL_TRACE_ID "5759e988bd862e3fe1be46a994272793"
@@ -36,15 +37,6 @@ static struct trace_resource res;
 
 /* --- fixtures ------------------------------------------------------------ */
 
-static void set_str(char *dst, size_t size, const char *s)
-{
-    int n = snprintf(dst, size, "%s", s);
-
-    assert_true(n >= 0 && (size_t)n < size);
-}
-
-#define SET(field, s) set_str((field), sizeof(field), (s))
-
 static void minimal_segment(struct trace_segment *s)
 {
     memset(s, 0, sizeof(*s));
@@ -53,32 +45,6 @@ static void minimal_segment(struct trace_segment *s)
     SET(s->name, "f");
     s->start_us = 1;
     s->end_us = 2;
-}
-
-static struct trace_span *add_span(struct trace_segment *s, const char *id, int parent,
-                                   const char *name, int64_t start, int64_t end)
-{
-    struct trace_span *sp = &s->spans[s->span_count++];
-
-    SET(sp->id, id);
-    SET(sp->name, name);
-    sp->parent = parent;
-    sp->start_us = start;
-    sp->end_us = end;
-    return sp;
-}
-
-static struct trace_attr *add_attr(struct trace_segment *s, const char *xray_key,
-                                   const char *otel_key, enum trace_attr_target target,
-                                   enum trace_value_kind kind)
-{
-    struct trace_attr *a = &s->attrs[s->attr_count++];
-
-    a->xray_key = xray_key;
-    a->otel_key = otel_key;
-    a->target = target;
-    a->kind = kind;
-    return a;
 }
 
 static void full_resource(void)

@@ -25,6 +25,7 @@
 #include "trace.h"
 #include "xray_encode.h"
 #include "fail_alloc.h"
+#include "trace_fixture.h"
 
 #define TRACE_ID "1-5759e988-bd862e3fe1be46a994272793"
 #define SEG_ID "53995c3f42cd8ad8"
@@ -32,15 +33,6 @@
 static struct trace_segment seg;
 
 /* --- fixtures ------------------------------------------------------------ */
-
-static void set_str(char *dst, size_t size, const char *s)
-{
-    int n = snprintf(dst, size, "%s", s);
-
-    assert_true(n >= 0 && (size_t)n < size);
-}
-
-#define SET(field, s) set_str((field), sizeof(field), (s))
 
 static void minimal_segment(void)
 {
@@ -50,31 +42,6 @@ static void minimal_segment(void)
     SET(seg.name, "f");
     seg.start_us = 1480615200010000;
     seg.end_us = 1480615200110000;
-}
-
-static struct trace_span *add_span(const char *id, int parent, const char *name, int64_t start,
-                                   int64_t end)
-{
-    struct trace_span *s = &seg.spans[seg.span_count++];
-
-    SET(s->id, id);
-    SET(s->name, name);
-    s->parent = parent;
-    s->start_us = start;
-    s->end_us = end;
-    return s;
-}
-
-static struct trace_attr *add_attr(const char *xray_key, const char *otel_key,
-                                   enum trace_attr_target target, enum trace_value_kind kind)
-{
-    struct trace_attr *a = &seg.attrs[seg.attr_count++];
-
-    a->xray_key = xray_key;
-    a->otel_key = otel_key;
-    a->target = target;
-    a->kind = kind;
-    return a;
 }
 
 /* A cold-start invocation that failed: every field in use. */
@@ -94,16 +61,20 @@ static void full_segment(void)
     SET(seg.cause_id, "0a1b2c3d4e5f6789");
     SET(seg.cause_type, "Runtime.ExitError");
     SET(seg.cause_message, "exit status 1");
-    add_attr("cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
-    add_attr("init_ms", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = 120.5;
-    SET(add_attr("runtime_version", "lambda_tracer.runtime_version", TRACE_ATTR_METADATA,
-                 TRACE_VALUE_STRING)->str,
+    add_attr(&seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b =
+        true;
+    add_attr(&seg, "init_ms", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = 120.5;
+    SET(add_attr(&seg, "runtime_version", "lambda_tracer.runtime_version", TRACE_ATTR_METADATA,
+                 TRACE_VALUE_STRING)
+            ->str,
         "nodejs:20.v1");
-    add_attr("max_memory_used_mb", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT)->i = 87;
-    add_span("1111111111111111", -1, "Init", 1480615199500000, 1480615200000000);
-    add_span("2222222222222222", -1, "Invocation", 1480615200010000, 1480615201200000)->fault = true;
-    add_span("3333333333333333", -1, "Overhead", 1480615201200000, 1480615201250000);
-    add_span("4444444444444444", 1, "Handler", 1480615200020000, 1480615201100000)->error = true;
+    add_attr(&seg, "max_memory_used_mb", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT)->i = 87;
+    add_span(&seg, "1111111111111111", -1, "Init", 1480615199500000, 1480615200000000);
+    add_span(&seg, "2222222222222222", -1, "Invocation", 1480615200010000, 1480615201200000)
+        ->fault = true;
+    add_span(&seg, "3333333333333333", -1, "Overhead", 1480615201200000, 1480615201250000);
+    add_span(&seg, "4444444444444444", 1, "Handler", 1480615200020000, 1480615201100000)->error =
+        true;
 }
 
 #define FULL_SEGMENT_HEAD                                                                          \
@@ -267,7 +238,7 @@ static void test_in_progress(void **state)
 {
     (void)state;
     seg.end_us = TRACE_NO_END;
-    add_span("1111111111111111", -1, "Invocation", 1480615200020000, TRACE_NO_END);
+    add_span(&seg, "1111111111111111", -1, "Invocation", 1480615200020000, TRACE_NO_END);
     assert_encodes_to("{\"name\":\"f\",\"id\":\"53995c3f42cd8ad8\","
                       "\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
                       "\"start_time\":1480615200.010000,\"in_progress\":true,"
@@ -291,11 +262,12 @@ static void test_aws_block_only_non_empty_fields(void **state)
     (void)state;
     SET(seg.function_arn, "arn:aws:lambda:eu-west-1:123456789012:function:f");
     SET(seg.account_id, "123456789012");
-    assert_encodes_to("{\"name\":\"f\",\"id\":\"53995c3f42cd8ad8\","
-                      "\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
-                      "\"start_time\":1480615200.010000,\"end_time\":1480615200.110000,"
-                      "\"aws\":{\"function_arn\":\"arn:aws:lambda:eu-west-1:123456789012:function:f\","
-                      "\"account_id\":\"123456789012\"}}");
+    assert_encodes_to(
+        "{\"name\":\"f\",\"id\":\"53995c3f42cd8ad8\","
+        "\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
+        "\"start_time\":1480615200.010000,\"end_time\":1480615200.110000,"
+        "\"aws\":{\"function_arn\":\"arn:aws:lambda:eu-west-1:123456789012:function:f\","
+        "\"account_id\":\"123456789012\"}}");
 }
 
 static void test_cause_without_message_and_with_escapes(void **state)
@@ -326,19 +298,20 @@ static void test_annotation_keys_are_filtered_and_counted(void **state)
     (void)state;
     memset(long_key, 'k', 501);
     long_key[501] = '\0';
-    add_attr("ok_Key_1", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = -42;
-    add_attr("bad-key", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = 1;
-    add_attr("aws:responseLatency", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = 1.5;
-    add_attr("", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
-    add_attr(long_key, NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
-    add_attr(long_key + 1, NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = false; /* 500: ok */
-    add_attr("ok_Key_1", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = 2;       /* repeat */
-    add_attr("nan", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = NAN;
-    add_attr("inf", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = INFINITY;
-    add_attr("otel_only", "x.y", TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT); /* xray_key set */
-    add_attr(NULL, "otel.only", TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT);  /* not for X-Ray */
-    SET(add_attr("s", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_STRING)->str, "v\"1");
-    add_attr("weird_kind", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_STRING)->kind =
+    add_attr(&seg, "ok_Key_1", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = -42;
+    add_attr(&seg, "bad-key", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = 1;
+    add_attr(&seg, "aws:responseLatency", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = 1.5;
+    add_attr(&seg, "", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
+    add_attr(&seg, long_key, NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
+    add_attr(&seg, long_key + 1, NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b =
+        false;                                                                       /* 500: ok */
+    add_attr(&seg, "ok_Key_1", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = 2; /* repeat */
+    add_attr(&seg, "nan", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = NAN;
+    add_attr(&seg, "inf", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_DOUBLE)->d = INFINITY;
+    add_attr(&seg, "otel_only", "x.y", TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT); /* xray_key set */
+    add_attr(&seg, NULL, "otel.only", TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT);  /* not for X-Ray */
+    SET(add_attr(&seg, "s", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_STRING)->str, "v\"1");
+    add_attr(&seg, "weird_kind", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_STRING)->kind =
         (enum trace_value_kind)42;
     buf_init(&b, XRAY_DOC_MAX_BYTES);
     assert_int_equal(xray_encode_segment(&b, &seg, &st), 0);
@@ -361,13 +334,13 @@ static void test_metadata_is_namespaced(void **state)
     struct buf b;
     (void)state;
     /* metadata keys may hold any character; values any JSON scalar */
-    add_attr("aws.lambda.arn-ish key", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT)->i = 1;
-    add_attr("d", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_DOUBLE)->d = 0.1;
-    add_attr("d", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_DOUBLE)->d = 0.2; /* repeat */
-    add_attr("n", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_DOUBLE)->d = NAN;
-    add_attr("b", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_BOOL)->b = false;
+    add_attr(&seg, "aws.lambda.arn-ish key", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT)->i = 1;
+    add_attr(&seg, "d", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_DOUBLE)->d = 0.1;
+    add_attr(&seg, "d", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_DOUBLE)->d = 0.2; /* repeat */
+    add_attr(&seg, "n", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_DOUBLE)->d = NAN;
+    add_attr(&seg, "b", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_BOOL)->b = false;
     /* an annotation and a metadata entry may share a key */
-    add_attr("b", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
+    add_attr(&seg, "b", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL)->b = true;
     buf_init(&b, XRAY_DOC_MAX_BYTES);
     assert_int_equal(xray_encode_segment(&b, &seg, &st), 0);
     check_doc(buf_data(&b), buf_len(&b));
@@ -384,7 +357,7 @@ static void test_names_are_sanitised(void **state)
     struct buf b;
     (void)state;
     SET(seg.name, "my fn(1)!$\t\xC3\xA9:/%&#=+-@_.");
-    add_span("1111111111111111", -1, "Ext\"ension", 1480615200020000, 1480615200030000);
+    add_span(&seg, "1111111111111111", -1, "Ext\"ension", 1480615200020000, 1480615200030000);
     encode(&b, XRAY_DOC_MAX_BYTES);
     assert_non_null(strstr(buf_data(&b), "{\"name\":\"my fn_1____\xC3\xA9:/%&#=+-@_.\","));
     assert_non_null(strstr(buf_data(&b), "{\"name\":\"Ext_ension\","));
@@ -395,9 +368,9 @@ static void test_nesting_follows_parent_indexes(void **state)
 {
     (void)state;
     /* children listed before their parent in the array still nest */
-    add_span("3333333333333333", 2, "c", 1480615200040000, 1480615200050000);
-    add_span("2222222222222222", -1, "b", 1480615200030000, 1480615200060000);
-    add_span("1111111111111111", 1, "a", 1480615200035000, 1480615200055000);
+    add_span(&seg, "3333333333333333", 2, "c", 1480615200040000, 1480615200050000);
+    add_span(&seg, "2222222222222222", -1, "b", 1480615200030000, 1480615200060000);
+    add_span(&seg, "1111111111111111", 1, "a", 1480615200035000, 1480615200055000);
     assert_encodes_to("{\"name\":\"f\",\"id\":\"53995c3f42cd8ad8\","
                       "\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
                       "\"start_time\":1480615200.010000,\"end_time\":1480615200.110000,"
@@ -446,23 +419,23 @@ static void test_broken_model_is_rejected(void **state)
     SET(seg.cause_type, "Runtime.ExitError"); /* no cause_id */
     assert_rejected();
     minimal_segment();
-    add_span("1111111111111111", 5, "a", 1, 2); /* parent out of range */
+    add_span(&seg, "1111111111111111", 5, "a", 1, 2); /* parent out of range */
     assert_rejected();
     minimal_segment();
-    add_span("1111111111111111", -2, "a", 1, 2);
+    add_span(&seg, "1111111111111111", -2, "a", 1, 2);
     assert_rejected();
     minimal_segment();
-    add_span("1111111111111111", 1, "a", 1, 2); /* a cycle */
-    add_span("2222222222222222", 0, "b", 1, 2);
+    add_span(&seg, "1111111111111111", 1, "a", 1, 2); /* a cycle */
+    add_span(&seg, "2222222222222222", 0, "b", 1, 2);
     assert_rejected();
     minimal_segment();
-    add_span("1111111111111111", 0, "a", 1, 2); /* its own parent */
+    add_span(&seg, "1111111111111111", 0, "a", 1, 2); /* its own parent */
     assert_rejected();
     minimal_segment();
-    add_span("111111111111111", -1, "a", 1, 2);
+    add_span(&seg, "111111111111111", -1, "a", 1, 2);
     assert_rejected();
     minimal_segment();
-    add_span("1111111111111111", -1, "", 1, 2);
+    add_span(&seg, "1111111111111111", -1, "", 1, 2);
     assert_rejected();
     minimal_segment();
     seg.span_count = TRACE_MAX_SPANS + 1;
@@ -520,9 +493,9 @@ static void test_split_not_needed(void **state)
     xray_docs_free(&docs);
 }
 
-#define INDEPENDENT(name, id, parent) \
-    "{\"name\":\"" name "\",\"id\":\"" id "\",\"trace_id\":\"" TRACE_ID "\",\"parent_id\":\"" parent \
-    "\",\"type\":\"subsegment\""
+#define INDEPENDENT(name, id, parent)                                                              \
+    "{\"name\":\"" name "\",\"id\":\"" id "\",\"trace_id\":\"" TRACE_ID                            \
+    "\",\"parent_id\":\"" parent "\",\"type\":\"subsegment\""
 
 static void test_split_into_independent_subsegments(void **state)
 {
@@ -566,10 +539,11 @@ static void test_split_recurses_when_a_subtree_is_too_big(void **state)
     };
     size_t cap = 0;
     (void)state;
-    add_span("2222222222222222", -1, "Invocation", 1480615200010000, 1480615200100000);
-    add_span("3333333333333333", -1, "Overhead", 1480615200100000, 1480615200110000);
-    add_span("4444444444444444", 0, "Handler", 1480615200020000, 1480615200090000)->error = true;
-    add_span("5555555555555555", 2, "Deeper", 1480615200030000, 1480615200040000);
+    add_span(&seg, "2222222222222222", -1, "Invocation", 1480615200010000, 1480615200100000);
+    add_span(&seg, "3333333333333333", -1, "Overhead", 1480615200100000, 1480615200110000);
+    add_span(&seg, "4444444444444444", 0, "Handler", 1480615200020000, 1480615200090000)->error =
+        true;
+    add_span(&seg, "5555555555555555", 2, "Deeper", 1480615200030000, 1480615200040000);
     for (size_t i = 0; i < 5; i++)
         cap = strlen(want[i]) > cap ? strlen(want[i]) : cap;
     xray_docs_init(&docs);
@@ -631,14 +605,14 @@ static void test_split_fails_when_nothing_can_fit(void **state)
         static const char *const keys[] = {"k0", "k1", "k2", "k3", "k4"};
 
         for (size_t i = 0; i < 5; i++)
-            SET(add_attr(keys[i], NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_STRING)->str,
+            SET(add_attr(&seg, keys[i], NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_STRING)->str,
                 "a long enough value to make the document big");
     }
     assert_int_equal(xray_encode_split(&seg, 120, &docs, NULL), -EMSGSIZE);
     assert_int_equal(docs.count, 0);
     /* the segment fits alone but a subsegment never does */
     minimal_segment();
-    add_span("2222222222222222", -1, "a-rather-long-subsegment-name", 1480615200010000,
+    add_span(&seg, "2222222222222222", -1, "a-rather-long-subsegment-name", 1480615200010000,
              1480615200100000);
     assert_int_equal(xray_encode_split(&seg, 160, &docs, NULL), -EMSGSIZE);
     assert_int_equal(docs.count, 0);
