@@ -22,7 +22,7 @@ NODE_PKGS=(nodejs npm)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
 # The release layer: musl toolchains, Debian source tooling, zip; and for the
 # empty-root tests qemu (arm64), openssl (test CA) and file.
-LAYER_PKGS=(musl-tools dpkg-dev autoconf automake libtool make patch xz-utils zip unzip file
+LAYER_PKGS=(gcc musl-tools dpkg-dev autoconf automake libtool make patch xz-utils zip unzip file
             binutils python3 debian-archive-keyring)
 LAYER_ARM64_PKGS=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64)
 LAYER_TEST_PKGS=(qemu-user-static openssl)

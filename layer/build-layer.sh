@@ -186,7 +186,8 @@ build_curl() { # ARCH PREFIX
             --disable-tls-srp --disable-cookies --disable-alt-svc --disable-hsts --disable-doh \
             --disable-mime --disable-netrc --disable-progress-meter --disable-dnsshuffle \
             --disable-get-easy-options --disable-headers-api --disable-unix-sockets \
-            --enable-threaded-resolver --enable-pthreads --enable-ipv6 >/dev/null
+            --enable-threaded-resolver --enable-pthreads --enable-ipv6 >configure.log 2>&1 ||
+            { tail -n 40 configure.log >&2; die "curl configure failed (build/layer/work/$1/curl/config.log)"; }
         grep -q '^#define USE_MBEDTLS 1' lib/curl_config.h || die "curl configure did not pick mbedTLS"
         make -s -C lib -j"$JOBS" >/dev/null
         make -s -C lib install >/dev/null
@@ -207,11 +208,13 @@ build_cjson() { # ARCH PREFIX
     cp "$src/LICENSE" "$2/LICENSE.cjson"
 }
 
-# A key over everything that shapes the libraries: the pinned sources, this
-# script, the compiler and musl versions.
+# A key over everything that shapes the libraries: the pinned sources, the
+# functions above that unpack and compile them, the compiler and musl
+# versions.  Packaging changes below do not force a rebuild.
 deps_key() {
     {
-        cat "$LOCK" "$0"
+        cat "$LOCK"
+        declare -f unpack dep_cflags build_mbedtls build_curl build_cjson
         "$CC" -dumpfullversion -dumpmachine 2>&1
         dpkg-query -W -f='${Version}\n' "$MUSL_PKG" 2>/dev/null || echo no-musl-pkg
     } | sha256sum | cut -c1-16

@@ -25,7 +25,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import unittest
 import warnings
 import zipfile
@@ -179,11 +178,11 @@ class EmptyRoot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def run_environment(arch, env, setup_sinks, steps, extra_files=None):
+def run_environment(arch, setup_sinks, steps, extra_files=None):
     """One environment: Init, the invocations, SHUTDOWN.  setup_sinks(emu)
     attaches the sinks and returns them; they are closed afterwards."""
     box = EmptyRoot(arch, extra_files)
-    emu = harness.new_emulator(box.emu_root, env=dict(env), timeout_s=3)
+    emu = harness.new_emulator(box.emu_root, timeout_s=3)
     sink_list = setup_sinks(emu)
     try:
         root_listing = box.listing()
@@ -330,30 +329,39 @@ class EmptyRootRuns(unittest.TestCase):
         allowed = {"opt", "etc", "dev", "tmp", "qemu-aarch64-static"}
         self.assertEqual({p.split("/")[0] for p in out["listing"]} - allowed, set())
 
+    def run_sinks(self, arch, xray_tls=None, otlp_tls=None, otlp_legacy=False, env=None,
+                  extra_files=None):
+        """An environment exporting to a local X-Ray API sink and an OTLP
+        (JSON) sink, each over HTTPS when given the CA of its certificate.
+        Returns (run output, X-Ray sink, OTLP sink, request ids)."""
+        held = {}
+
+        def setup(emu):
+            held["xray"], xray_url = xray_sink(emu, tls_ca=xray_tls)
+            held["otlp"], otlp_url = otlp_sink(tls_ca=otlp_tls, legacy_only=otlp_legacy)
+            emu.customer_env.update({
+                "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
+                "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
+                "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
+                "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
+                "LAMBDA_TRACER_FLUSH": "eager"}, **(env or {}))
+            return [held["xray"], held["otlp"]]
+        out = run_environment(arch, setup, STEPS, extra_files=extra_files)
+        self.check_lifecycle(out, arch)
+        return out, held["xray"], held["otlp"], {r.request_id for r in out["results"]}
+
+    def assert_all_documents(self, xray, ids):
+        self.assertEqual(xray.bad_signatures, [])
+        self.assertEqual({d["aws"]["request_id"] for d in xray.documents
+                          if "aws" in d and "request_id" in d["aws"]}, ids)
+
     def test_http_and_https_exports(self):
         """X-Ray over HTTPS (CA from Amazon Linux's path, SigV4 checked, one
         TLS connection kept alive for every request), OTLP over HTTP."""
         for arch in ARCHES:
             with self.subTest(arch=arch):
-                held = {}
-
-                def setup(emu):
-                    held["xray"], xray_url = xray_sink(emu, tls_ca="ca1")
-                    held["otlp"], otlp_url = otlp_sink()
-                    emu.customer_env.update({
-                        "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
-                        "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
-                        "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
-                        "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
-                        "LAMBDA_TRACER_FLUSH": "eager"})
-                    return [held["xray"], held["otlp"]]
-                out = run_environment(arch, {}, setup, STEPS)
-                self.check_lifecycle(out, arch)
-                ids = {r.request_id for r in out["results"]}
-                xray, otlp = held["xray"], held["otlp"]
-                self.assertEqual(xray.bad_signatures, [])
-                self.assertEqual({d["aws"]["request_id"] for d in xray.documents
-                                  if "aws" in d and "request_id" in d["aws"]}, ids)
+                out, xray, otlp, ids = self.run_sinks(arch, xray_tls="ca1")
+                self.assert_all_documents(xray, ids)
                 self.assertGreaterEqual(len(xray.requests), 2)
                 self.assertEqual(xray.handshakes, [("ok", "TLSv1.2")],
                                  "expected one kept-alive TLS 1.2 connection for %d requests"
@@ -361,44 +369,30 @@ class EmptyRootRuns(unittest.TestCase):
                 self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
                 self.assertTrue(any("HTTPS CA bundle: /" + AL_CA_PATH in line for line in out["lines"]))
 
+    def assert_legacy_server_works(self):
+        """The TLS 1.1-only server is real: a client allowed TLS 1.1 gets through."""
+        probe, _ = otlp_sink(tls_ca="ca1", legacy_only=True)
+        try:
+            cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            cctx.load_verify_locations(os.path.join(PKI, "ca1.pem"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                cctx.minimum_version = ssl.TLSVersion.TLSv1_1
+            cctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with socket.create_connection(("127.0.0.1", probe.port), timeout=5) as s, \
+                    cctx.wrap_socket(s, server_hostname=OTLP_HOST) as t:
+                self.assertEqual(t.version(), "TLSv1.1")
+        finally:
+            probe.close()
+
     def test_tls_below_1_2_is_refused_and_http_still_signed(self):
         """X-Ray over plain HTTP (SigV4 checked); OTLP to a server that
         speaks only TLS 1.0/1.1 gets nothing, though it is tried."""
+        self.assert_legacy_server_works()
         for arch in ARCHES:
             with self.subTest(arch=arch):
-                held = {}
-
-                def setup(emu):
-                    held["xray"], xray_url = xray_sink(emu)
-                    held["otlp"], otlp_url = otlp_sink(tls_ca="ca1", legacy_only=True)
-                    emu.customer_env.update({
-                        "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
-                        "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
-                        "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
-                        "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
-                        "LAMBDA_TRACER_FLUSH": "eager"})
-                    return [held["xray"], held["otlp"]]
-                # The legacy server is real: a client allowed TLS 1.1 gets through.
-                probe, probe_url = otlp_sink(tls_ca="ca1", legacy_only=True)
-                try:
-                    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    cctx.load_verify_locations(os.path.join(PKI, "ca1.pem"))
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", DeprecationWarning)
-                        cctx.minimum_version = ssl.TLSVersion.TLSv1_1
-                    cctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-                    with socket.create_connection(("127.0.0.1", probe.port), timeout=5) as s, \
-                            cctx.wrap_socket(s, server_hostname=OTLP_HOST) as t:
-                        self.assertEqual(t.version(), "TLSv1.1")
-                finally:
-                    probe.close()
-                out = run_environment(arch, {}, setup, STEPS)
-                self.check_lifecycle(out, arch)
-                ids = {r.request_id for r in out["results"]}
-                xray, otlp = held["xray"], held["otlp"]
-                self.assertEqual(xray.bad_signatures, [])
-                self.assertEqual({d["aws"]["request_id"] for d in xray.documents
-                                  if "aws" in d and "request_id" in d["aws"]}, ids)
+                out, xray, otlp, ids = self.run_sinks(arch, otlp_tls="ca1", otlp_legacy=True)
+                self.assert_all_documents(xray, ids)
                 self.assertEqual(otlp.bodies, [])
                 self.assertGreater(len(otlp.handshakes), 0, "the TLS 1.1 endpoint was never tried")
                 self.assertEqual({h[0] for h in otlp.handshakes}, {"failed"})
@@ -411,23 +405,10 @@ class EmptyRootRuns(unittest.TestCase):
             ca2 = f.read()
         for arch in ARCHES:
             with self.subTest(arch=arch):
-                held = {}
-
-                def setup(emu):
-                    held["xray"], xray_url = xray_sink(emu, tls_ca="ca1")
-                    held["otlp"], otlp_url = otlp_sink(tls_ca="ca2")
-                    emu.customer_env.update({
-                        "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
-                        "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
-                        "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
-                        "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
-                        "LAMBDA_TRACER_CA_FILE": "/etc/private-ca.pem",
-                        "LAMBDA_TRACER_FLUSH": "eager"})
-                    return [held["xray"], held["otlp"]]
-                out = run_environment(arch, {}, setup, STEPS, extra_files={"etc/private-ca.pem": ca2})
-                self.check_lifecycle(out, arch)
-                ids = {r.request_id for r in out["results"]}
-                xray, otlp = held["xray"], held["otlp"]
+                out, xray, otlp, ids = self.run_sinks(
+                    arch, xray_tls="ca1", otlp_tls="ca2",
+                    env={"LAMBDA_TRACER_CA_FILE": "/etc/private-ca.pem"},
+                    extra_files={"etc/private-ca.pem": ca2})
                 self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
                 self.assertTrue(otlp.handshakes and all(h[0] == "ok" for h in otlp.handshakes))
                 # libcurl checks the peer after mbedTLS's handshake, so the
@@ -439,7 +420,6 @@ class EmptyRootRuns(unittest.TestCase):
                 self.assertEqual(len(summary), 1, out["lines"][-5:])
                 self.assertRegex(summary[0], r" xray_sent=0 xray_failed=[1-9]")
                 self.assertTrue(any("HTTPS CA bundle: /etc/private-ca.pem" in line for line in out["lines"]))
-
 
 if __name__ == "__main__":
     unittest.main()
