@@ -52,8 +52,21 @@ void pipeline_free_item(int kind, void *data)
     free(data);
 }
 
+static bool outstanding_has(const struct pipeline *p, const char *request_id)
+{
+    for (size_t i = 0; i < p->outstanding_count; i++) {
+        if (strcmp(p->outstanding[i], request_id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* An invocation whose platform.report SHUTDOWN waits for: known from its
+ * INVOKE event or, with no INVOKE (Managed Instances), from platform.start. */
 static void outstanding_add(struct pipeline *p, const char *request_id)
 {
+    if (outstanding_has(p, request_id))
+        return;
     if (p->outstanding_count == OUTSTANDING_MAX) {
         /* Forget the oldest: its report is long overdue. */
         memmove(p->outstanding[0], p->outstanding[1],
@@ -106,6 +119,8 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 
         p->stats.records++;
         p->stats.by_type[ev->type]++;
+        if (ev->type == TEL_START && ev->request_id != NULL)
+            outstanding_add(p, ev->request_id);
         if (ev->type == TEL_REPORT && ev->request_id != NULL)
             outstanding_remove(p, ev->request_id);
         if (ev->type == TEL_LOGS_DROPPED && ev->dropped_records != TEL_ABSENT)

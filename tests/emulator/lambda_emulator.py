@@ -125,6 +125,10 @@ DEFAULT_QUIRKS = {
     "allow_any_destination_host": False,
     # part of the shutdown budget reserved for the runtime (SIGTERM, then SIGKILL)
     "runtime_shutdown_ms": 300,
+    # Telemetry still buffered when a shutdown starts: None flushes it before SHUTDOWN goes out
+    # (the usual order); N holds it and delivers it N ms after SHUTDOWN was given, the other
+    # order the service also shows ("usually delivered ... during SHUTDOWN")
+    "shutdown_telemetry_delay_ms": None,
     # memory sampling period
     "memory_sample_ms": 5,
     # Telemetry API schema versions this era of Lambda accepts; others get 400 ValidationError
@@ -2446,13 +2450,19 @@ class Emulator:
         ext.queued = reply
         return None
 
+    def _release_delivery_hold(self):
+        with self._cv:
+            self._delivery_hold = False
+            self._cv.notify_all()
+
     def _teardown(self, reason):
         budget_ms = self.shutdown_budget_ms
         with self._cv:
             already_down = self._phase in ("dead", "new")
             self._phase = "shutdown"
             self._thaw_locked()
-            self._delivery_hold = False
+            tail_delay_ms = self.quirks["shutdown_telemetry_delay_ms"]
+            self._delivery_hold = tail_delay_ms is not None
             self._set_sampling(False)
             for sub in self._subs.values():
                 sub.flush_req = True
@@ -2508,6 +2518,8 @@ class Emulator:
                 else:
                     ext.proc.killed = True
                     self._signal(ext.proc, signal.SIGKILL)
+            if tail_delay_ms is not None:
+                threading.Timer(tail_delay_ms / 1000.0, self._release_delivery_hold).start()
             self._cv.notify_all()
             while not self._closed and _mono_ns() < deadline_ns:
                 if all(e.proc is None or e.proc.exited for e in exts):

@@ -899,6 +899,41 @@ class ManagedInstancesTest(Scenario):
         self.assert_valid(self.docs)
 
 
+class ManagedInstancesLateReportTest(Scenario):
+    """Managed Instances: the last invocation's records reach the extension
+    200 ms after SHUTDOWN (the order the service also shows).  With no INVOKE
+    events, only platform.start tells the extension that a report is owed;
+    it must wait for it, not close the invocation as unfinished."""
+
+    @classmethod
+    def scenario(cls):
+        start_scenario(cls, cls.BINARY, managed_instances=True, max_concurrency=2,
+                       quirks={"shutdown_telemetry_delay_ms": 200},
+                       env={"LAMBDA_TRACER_BUFFER_TIMEOUT_MS": "300"})
+        cls.init = cls.emu.start()
+        # 600 ms: platform.start is delivered during the invocation (timeoutMs 300), the
+        # report is still buffered when the shutdown starts and is held past SHUTDOWN.
+        cls.inv = cls.emu.invoke(b'{"action":"slow","ms":600}')
+        cls.sd = cls.emu.shutdown()
+
+    def test_the_report_came_after_shutdown(self):
+        self.assertEqual(self.inv.status, "success")
+        self.assert_clean_exits([self.sd])
+        order = [ln for ln in self.lines if "event SHUTDOWN" in ln or
+                 ("type=platform.report" in ln and self.inv.request_id in ln)]
+        self.assertEqual(len(order), 2, order)
+        self.assertIn("event SHUTDOWN", order[0])
+
+    def test_the_segment_is_closed_by_its_report(self):
+        d = self.final(self.inv.request_id)
+        self.assertEqual(d["annotations"]["status"], "success", d)
+        self.assertNotIn("closed_by_shutdown", d.get("metadata", {}).get("lambda_tracer", {}))
+        self.assertEqual(set(top(d)), {"Invocation", "Response", "Initialization"})
+
+    def test_documents_are_valid(self):
+        self.assert_valid(self.docs)
+
+
 # --- 7. The same runs under the TSan binary ------------------------------------------
 
 def _tsan_usable():
