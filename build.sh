@@ -7,6 +7,8 @@
 #                              replay, the emulator's own tests, integration tests
 #   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
 #   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60)
+#   ./build.sh bench [--quick] benchmarks of the release binary against no extension and a floor
+#                              extension; results in build/bench/results.{json,md}
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -141,6 +143,7 @@ cmd_test() {
     make -s -j"$JOBS" extension unit fuzz-replay
     make -s -j"$JOBS" SANITIZE=address extension unit fuzz-replay
     make -s -j"$JOBS" SANITIZE=thread extension unit
+    make -s -f Makefile -f bench/bench.mk bench-programs
 
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -161,6 +164,8 @@ cmd_test() {
     run_suite "integration tests (TSan binary)" \
         env LAMBDA_TRACER_BIN="$PWD/build/tsan/lambda-tracer" LAMBDA_TRACER_TEST_QUICK=1 \
         "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py'
+    run_suite "benchmark smoke check (bench.py --quick)" \
+        "$PYTHON" -m unittest discover -s bench -p 'test_*.py'
 
     echo
     if [ ${#FAILED_SUITES[@]} -gt 0 ]; then
@@ -186,11 +191,37 @@ cmd_fuzz() {
     "build/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 "$work"
 }
 
+# Benchmarks (bench/): not a test.  Builds the release layer (both
+# architectures: figure 6 reports their sizes), measures the x86_64 release
+# binary against a floor extension built with the same toolchain, and writes
+# build/bench/results.json and results.md.  Runs in about 3 minutes on 2 cores.
+cmd_bench() {
+    need_pkgs "${BASE_PKGS[@]}"
+    if ! declare -F cmd_layer >/dev/null; then
+        echo "bench: needs './build.sh layer' (the release build)" >&2
+        return 1
+    fi
+    cmd_layer
+    local a
+    for a in x86_64 arm64; do
+        [ -f "build/layer/lambda-tracer-$a.zip" ] || { echo "bench: build/layer/lambda-tracer-$a.zip is missing" >&2; return 1; }
+    done
+    make -s -f Makefile -f bench/bench.mk ARCH=x86_64 release-floor
+    make -s -f Makefile -f bench/bench.mk build/dev/bench/loadgen
+    "$PYTHON" bench/bench.py --tracer build/release-x86_64/lambda-tracer \
+        --binary-kind "release x86_64: static musl, stripped" \
+        --floor build/release-x86_64/bench/floor --loadgen build/dev/bench/loadgen \
+        --size x86_64:build/release-x86_64/lambda-tracer:build/layer/lambda-tracer-x86_64.zip \
+        --size arm64:build/release-arm64/lambda-tracer:build/layer/lambda-tracer-arm64.zip \
+        --out build/bench "$@"
+}
+
 case "${1:-}" in
     deps) cmd_deps ;;
     build) cmd_build ;;
     test) cmd_test ;;
     demo) shift; cmd_demo "$@" ;;
     fuzz) shift; cmd_fuzz "$@" ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    bench) shift; cmd_bench "$@" ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

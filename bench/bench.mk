@@ -17,3 +17,14 @@ $(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
 
 $(BUILD)/bench:
 	mkdir -p $@
+
+# The floor built like the release binary (make release, after ./build.sh
+# layer): same musl toolchain, flags, static link and strip.
+.PHONY: release-floor
+release-floor: $(RELEASE_DIR)/bench/floor
+$(RELEASE_DIR)/bench/floor: bench/floor.c | $(RELEASE_DIR)/bench
+	$(RELEASE_CC) $(RELEASE_CFLAGS) $(RELEASE_LDFLAGS) $< -lpthread -o $@.debug
+	$(RELEASE_STRIP) --strip-all -o $@ $@.debug
+
+$(RELEASE_DIR)/bench:
+	mkdir -p $@

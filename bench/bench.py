@@ -176,6 +176,8 @@ class Sandbox:
             self.sink = sinks.XRayApiSink(region=self.emu.region, access_key=creds["AWS_ACCESS_KEY_ID"],
                                           secret=creds["AWS_SECRET_ACCESS_KEY"],
                                           token=creds["AWS_SESSION_TOKEN"])
+            # an exiting extension resets its kept-alive connection: not news
+            self.sink.server.handle_error = lambda *args: None
             self.emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray",
                                           "LAMBDA_TRACER_XRAY_ENDPOINT": self.sink.endpoint})
         self.pid = None
@@ -257,7 +259,7 @@ def exec_time_ns(emu, name):
 def fig_cold_start(cfg, reps):
     labels = ["none", "floor", "tracer"]
     data = {l: {"env_to_first_response_ms": [], "init_duration_ms": [], "own_init_ms": [],
-                "exec_to_register_ms": [], "idle_rss": [], "idle_hwm": []} for l in labels}
+                "own_init_ext_share_ms": [], "init_api_calls": [], "exec_to_register_ms": [], "idle_rss": [], "idle_hwm": []} for l in labels}
     for rep in range(reps):
         for label in rotated(labels, rep):
             v = cfg.variants[label]
@@ -279,6 +281,15 @@ def fig_cold_start(cfg, reps):
                         "/extension/event/next"), f"{v.name} first /event/next")
                     d["own_init_ms"].append((nxt["t_req_ns"] - t_exec) / 1e6)
                     d["exec_to_register_ms"].append((reg["t_req_ns"] - t_exec) / 1e6)
+                    # the part of it the extension itself ran: minus the time
+                    # the (Python) emulator took to answer its Init calls
+                    waits = sum(e["t_mono_ns"] - e["t_req_ns"] for e in log
+                                if e.get("who") == v.name and e.get("api") in ("extension", "telemetry")
+                                and e["t_req_ns"] < nxt["t_req_ns"] and e is not nxt)
+                    d["own_init_ext_share_ms"].append((nxt["t_req_ns"] - t_exec - waits) / 1e6)
+                    d["init_api_calls"].append(sum(1 for e in log if e.get("who") == v.name
+                                                   and e.get("api") in ("extension", "telemetry")
+                                                   and e["t_req_ns"] <= nxt["t_req_ns"]))
                     mem = proc_status(sb.pid)
                     d["idle_rss"].append(mem["VmRSS"])
                     d["idle_hwm"].append(mem["VmHWM"])
@@ -589,6 +600,12 @@ def goals(r):
               d - GOAL_INIT_VS_FLOOR_MS))
     own = f1["tracer"]["own_init_ms"]["median"]
     g.append(("1", "own init under 2 ms (median)", f"{own:.2f} ms", own < GOAL_OWN_INIT_MS, own - GOAL_OWN_INIT_MS))
+    share = f1["tracer"]["own_init_ext_share_ms"]["median"]
+    d = share - f1["floor"]["own_init_ext_share_ms"]["median"]
+    g.append(("1", "same, the extension's share (without the emulator's answer time): within 1 ms of the floor",
+              f"{d:+.2f} ms", d <= GOAL_INIT_VS_FLOOR_MS, d - GOAL_INIT_VS_FLOOR_MS))
+    g.append(("1", "same, the extension's share: under 2 ms", f"{share:.2f} ms", share < GOAL_OWN_INIT_MS,
+              share - GOAL_OWN_INIT_MS))
     f2 = r["figures"]["2_added_time"]
     auto, floor = f2["auto"]["held_open_ms"], f2["floor"]["held_open_ms"]
     ok = auto["median"] <= floor["p95"]
@@ -630,6 +647,7 @@ def table(r):
     L.append("| | none | floor | lambda-tracer | tracer − floor (medians) |")
     L.append("| --- | --- | --- | --- | --- |")
     for key, name in (("own_init_ms", "extension exec → first `/event/next` (own init)"),
+                      ("own_init_ext_share_ms", "own init minus the emulator's time answering its Init calls"),
                       ("exec_to_register_ms", "extension exec → `/register`"),
                       ("env_to_first_response_ms", "environment start → first response"),
                       ("init_duration_ms", "`initReport` durationMs")):
