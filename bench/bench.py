@@ -747,6 +747,8 @@ def table(r):
              f"{a['cpu_per_invocation_us']['p95']:.1f} | {b['cpu_per_invocation_us']['median']:.1f} / "
              f"{b['cpu_per_invocation_us']['p95']:.1f} | "
              f"{b['cpu_per_invocation_us']['median'] - a['cpu_per_invocation_us']['median']:+.1f} |")
+    L.append(f"| mean, schedstat | {a['cpu_per_invocation_us']['mean']:.1f} | {b['cpu_per_invocation_us']['mean']:.1f} | "
+             f"{b['cpu_per_invocation_us']['mean'] - a['cpu_per_invocation_us']['mean']:+.1f} |")
     L.append(f"| held open after the response, ms | {fmt_ms(a['held_open_ms'])} | {fmt_ms(b['held_open_ms'])} | |")
     L.append("")
     L.append("**Goals**")
