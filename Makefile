@@ -6,6 +6,11 @@
 #   make SANITIZE=address     the same under ASan+UBSan, in build/asan/
 #   make SANITIZE=thread      the same under TSan, in build/tsan/
 #   make CC=clang fuzzers     libFuzzer targets: build/fuzz/fuzz_*
+#   make release ARCH=x86_64|arm64 DEPS=DIR
+#                             static musl binary: build/release-ARCH/lambda-tracer
+#                             (stripped) and lambda-tracer.debug; DEPS holds the
+#                             static libcurl, mbedTLS and cJSON (./build.sh layer
+#                             builds them and then calls this)
 
 CC ?= cc
 SANITIZE ?=
@@ -71,6 +76,43 @@ fuzzers: $(FUZZER_BIN)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC) extension/*.h | build/fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iextension \
 		$< $(SRC) $(LIBS) -o $@
+
+# --- release: one fully static musl binary per architecture.  Plain -static:
+# Debian's musl specs get -static-pie wrong (the binary asks for the musl
+# loader).  musl has no _FORTIFY_SOURCE support, so it is left out here; the
+# prefix map keeps the checkout's path out of the binary (reproducible bytes
+# wherever the tree lives).
+ARCH ?= x86_64
+RELEASE_DIR ?= build/release-$(ARCH)
+DEPS ?= build/layer/deps/$(ARCH)
+ifeq ($(ARCH),arm64)
+  RELEASE_CC := aarch64-linux-musl-gcc
+  RELEASE_STRIP := aarch64-linux-gnu-strip
+else ifeq ($(ARCH),x86_64)
+  RELEASE_CC := musl-gcc
+  RELEASE_STRIP := strip
+else
+  RELEASE_CC = $(error ARCH must be x86_64 or arm64, not $(ARCH))
+endif
+RELEASE_CFLAGS := $(CFLAGS_BASE) -fstack-protector-strong -ffunction-sections -fdata-sections \
+	-ffile-prefix-map=$(CURDIR)=. -I$(DEPS)/include
+RELEASE_LDFLAGS := -static -Wl,--gc-sections -Wl,-z,relro,-z,now -Wl,--build-id=sha1 -L$(DEPS)/lib
+RELEASE_LIBS := -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lcjson -lpthread -lm
+RELEASE_OBJ := $(patsubst extension/%.c,$(RELEASE_DIR)/obj/%.o,$(SRC))
+
+.PHONY: release
+release: $(RELEASE_DIR)/lambda-tracer
+$(DEPS)/include/curl/curl.h:
+	@echo "release: $(DEPS) has no static libcurl; run ./build.sh layer" >&2; exit 1
+$(RELEASE_DIR)/obj/%.o: extension/%.c extension/*.h $(DEPS)/include/curl/curl.h | $(RELEASE_DIR)/obj
+	$(RELEASE_CC) $(RELEASE_CFLAGS) -c $< -o $@
+$(RELEASE_DIR)/lambda-tracer.debug: extension/main.c $(RELEASE_OBJ) $(DEPS)/.stamp
+	$(RELEASE_CC) $(RELEASE_CFLAGS) $(RELEASE_LDFLAGS) extension/main.c $(RELEASE_OBJ) \
+		$(RELEASE_LIBS) -o $@
+$(RELEASE_DIR)/lambda-tracer: $(RELEASE_DIR)/lambda-tracer.debug
+	$(RELEASE_STRIP) --strip-all -o $@ $<
+$(RELEASE_DIR)/obj:
+	mkdir -p $@
 
 $(BUILD)/obj $(BUILD)/uobj $(BUILD)/unit $(BUILD)/fuzz build/fuzz:
 	mkdir -p $@

@@ -4,9 +4,10 @@
 #   ./build.sh deps            install the Debian packages the project needs (only missing ones)
 #   ./build.sh build           development build: build/dev/lambda-tracer
 #   ./build.sh test            every suite: unit (plain+valgrind, ASan+UBSan, TSan), fuzz corpus
-#                              replay, the emulator's own tests, integration tests
+#                              replay, the emulator's own tests, integration tests, the layer
 #   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
 #   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60)
+#   ./build.sh layer [ARCH...] release zips build/layer/lambda-tracer-{x86_64,arm64}.zip
 #   ./build.sh bench [--quick] benchmarks of the release binary against no extension and a floor
 #                              extension; results in build/bench/results.{json,md}
 set -euo pipefail
@@ -21,6 +22,12 @@ TEST_PKGS=(valgrind cppcheck clang-tidy)
 # through protobufjs.  Node and npm come from Debian when the machine has none.
 NODE_PKGS=(nodejs npm)
 FUZZ_PKGS=(clang libclang-rt-14-dev)
+# The release layer: musl toolchains, Debian source tooling, zip; and for the
+# empty-root tests qemu (arm64), openssl (test CA) and file.
+LAYER_PKGS=(musl-tools dpkg-dev autoconf automake libtool make patch xz-utils zip unzip file
+            binutils python3 debian-archive-keyring)
+LAYER_ARM64_PKGS=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu musl-dev:arm64)
+LAYER_TEST_PKGS=(qemu-user-static openssl)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -55,6 +62,8 @@ need_node_tools() {
 cmd_deps() {
     need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"
     need_node_tools
+    need_layer_pkgs
+    need_pkgs "${LAYER_TEST_PKGS[@]}"
 }
 
 cmd_build() {
@@ -167,6 +176,20 @@ cmd_test() {
     run_suite "benchmark smoke check (bench.py --quick)" \
         "$PYTHON" -m unittest discover -s bench -p 'test_*.py'
 
+    # The release layer (issue 4): built (cached after the first time), then
+    # proven in an empty root for both architectures; the SAM template.
+    need_layer_pkgs
+    need_pkgs "${LAYER_TEST_PKGS[@]}"
+    say "release layer build (x86_64, arm64)"
+    if layer/build-layer.sh; then
+        run_suite "layer: static checks, empty-root runs (x86_64; arm64 under qemu)" \
+            "$PYTHON" -m unittest discover -s tests/layer -p 'test_layer.py'
+    else
+        FAILED=$((FAILED + 1)); FAILED_SUITES+=("release layer build")
+    fi
+    run_suite "SAM template against the SAM schema, example function" \
+        "$PYTHON" -m unittest discover -s tests/layer -p 'test_template.py'
+
     echo
     if [ ${#FAILED_SUITES[@]} -gt 0 ]; then
         say "failed suites: ${FAILED_SUITES[*]}"
@@ -191,21 +214,34 @@ cmd_fuzz() {
     "build/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 "$work"
 }
 
+# The packages for ARCH... (both when none given).  musl-dev:arm64 needs
+# the arm64 architecture known to dpkg; it is added only when missing.
+need_layer_pkgs() {
+    local pkgs=("${LAYER_PKGS[@]}")
+    if [ $# -eq 0 ] || [[ " $* " == *" arm64 "* ]]; then
+        if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+            say "adding the arm64 architecture to dpkg (for musl-dev:arm64)"
+            local sudo=()
+            [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+            "${sudo[@]}" dpkg --add-architecture arm64
+        fi
+        pkgs+=("${LAYER_ARM64_PKGS[@]}")
+    fi
+    need_pkgs "${pkgs[@]}"
+}
+
+cmd_layer() {
+    need_layer_pkgs "$@"
+    layer/build-layer.sh "$@"
+}
+
 # Benchmarks (bench/): not a test.  Builds the release layer (both
 # architectures: figure 6 reports their sizes), measures the x86_64 release
 # binary against a floor extension built with the same toolchain, and writes
 # build/bench/results.json and results.md.  Runs in about 3 minutes on 2 cores.
 cmd_bench() {
     need_pkgs "${BASE_PKGS[@]}"
-    if ! declare -F cmd_layer >/dev/null; then
-        echo "bench: needs './build.sh layer' (the release build)" >&2
-        return 1
-    fi
     cmd_layer
-    local a
-    for a in x86_64 arm64; do
-        [ -f "build/layer/lambda-tracer-$a.zip" ] || { echo "bench: build/layer/lambda-tracer-$a.zip is missing" >&2; return 1; }
-    done
     make -s -f Makefile -f bench/bench.mk ARCH=x86_64 release-floor
     make -s -f Makefile -f bench/bench.mk build/dev/bench/loadgen
     "$PYTHON" bench/bench.py --tracer build/release-x86_64/lambda-tracer \
@@ -222,6 +258,7 @@ case "${1:-}" in
     test) cmd_test ;;
     demo) shift; cmd_demo "$@" ;;
     fuzz) shift; cmd_fuzz "$@" ;;
+    layer) shift; cmd_layer "$@" ;;
     bench) shift; cmd_bench "$@" ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

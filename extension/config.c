@@ -80,6 +80,23 @@ int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret
     return 0;
 }
 
+int config_choose_ca_file(const char *override, config_readable_fn readable, void *ctx, char *ret,
+                          size_t ret_size)
+{
+    const char *const candidates[] = {override, CONFIG_CA_FILE_AMAZON_LINUX, CONFIG_CA_FILE_DEBIAN};
+
+    if (ret_size > 0)
+        ret[0] = '\0';
+    for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        const char *path = candidates[i];
+        if (path == NULL || path[0] == '\0' || strlen(path) >= ret_size || !readable(path, ctx))
+            continue;
+        memcpy(ret, path, strlen(path) + 1);
+        return 0;
+    }
+    return -ENOENT;
+}
+
 int config_parse_bool(const char *text, bool *ret_value)
 {
     static const char *const truthy[] = {"1", "true", "yes", "on"};

@@ -80,6 +80,26 @@ int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret
 typedef int (*config_sinks_fn)(const char *text, unsigned *ret_mask);
 extern config_sinks_fn config_sinks_parser;
 
+/* CA bundles tried, in order, when LAMBDA_TRACER_CA_FILE is unset or
+ * unreadable: Amazon Linux's (the OS of every Lambda runtime), then
+ * Debian's.  The static release build has no compiled-in default, and
+ * libcurl ignores CURL_CA_BUNDLE / SSL_CERT_FILE, so the choice is ours. */
+#define CONFIG_CA_FILE_AMAZON_LINUX "/etc/pki/tls/certs/ca-bundle.crt"
+#define CONFIG_CA_FILE_DEBIAN "/etc/ssl/certs/ca-certificates.crt"
+
+/* Whether a file can be opened for reading; access(2) fits via a wrapper. */
+typedef bool (*config_readable_fn)(const char *path, void *ctx);
+
+/* Picks the CA bundle for HTTPS: `override` (LAMBDA_TRACER_CA_FILE; NULL or
+ * "" when unset) if readable, else the first readable of
+ * CONFIG_CA_FILE_AMAZON_LINUX and CONFIG_CA_FILE_DEBIAN.  Writes the path to
+ * ret (ret_size bytes) and returns 0; returns -ENOENT with ret "" when none
+ * is readable.  An override that is set but was not taken (unreadable, or
+ * longer than ret_size) shows as ret differing from it: the caller logs.
+ * Any thread; touches no global state. */
+int config_choose_ca_file(const char *override, config_readable_fn readable, void *ctx, char *ret,
+                          size_t ret_size) __attribute__((warn_unused_result));
+
 /* true/false, 1/0, yes/no, on/off (case-insensitive).  0 or -EINVAL. */
 int config_parse_bool(const char *text, bool *ret_value) __attribute__((warn_unused_result));
 

@@ -23,6 +23,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "credentials.h"
 #include "http_client.h"
 #include "log.h"
@@ -344,6 +345,13 @@ static int post(struct exporter *e, enum export_sink s, struct http_client *http
     return r;
 }
 
+/* The CA bundle chosen at start, or NULL for libcurl's default.  Set on
+ * every request, since each begins with curl_easy_reset. */
+static const char *ca_file(const struct exporter *e)
+{
+    return e->cfg.ca_file[0] != '\0' ? e->cfg.ca_file : NULL;
+}
+
 static const char *env_lookup(const char *name, void *ctx)
 {
     (void)ctx;
@@ -362,6 +370,7 @@ static bool ensure_credentials(struct exporter *e)
         .method = "GET",
         .max_response_bytes = EXPORT_MAX_RESPONSE,
         .connect_timeout_ms = 1000,
+        .ca_file = ca_file(e),
     };
     struct http_client_response resp;
     int r;
@@ -445,7 +454,7 @@ static bool put_docs(struct exporter *e, struct buf *body, const struct xray_doc
             .aws_sigv4 = e->sigv4,
             .access_key_id = e->creds.access_key_id,
             .secret_access_key = e->creds.secret_access_key,
-            .ca_file = e->cfg.ca_file[0] ? e->cfg.ca_file : NULL,
+            .ca_file = ca_file(e),
         };
         size_t chunk = n - i < XRAY_PUT_MAX_DOCS ? n - i : XRAY_PUT_MAX_DOCS;
         size_t used = 0;
@@ -656,7 +665,7 @@ static void send_otlp(struct exporter *e, struct export_item **items, size_t n_i
             .body = buf_data(&body),
             .body_len = buf_len(&body),
             .max_response_bytes = EXPORT_MAX_RESPONSE,
-            .ca_file = e->cfg.ca_file[0] ? e->cfg.ca_file : NULL,
+            .ca_file = ca_file(e),
         };
         if (post(e, EXPORT_SINK_OTLP, e->otlp_http, &req, &resp, why, sizeof(why)) < 0) {
             sink_count(e, EXPORT_SINK_OTLP, 0, in_body, 0);
@@ -736,6 +745,44 @@ static int parse_otlp_headers(struct exporter *e)
     return 0;
 }
 
+static bool file_readable(const char *path, void *ctx)
+{
+    (void)ctx;
+    return access(path, R_OK) == 0;
+}
+
+static bool is_https(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
+/* Chooses the CA bundle once, before the thread starts, when an enabled
+ * sink speaks HTTPS.  The choice is fixed for the process: every request
+ * then names the same file, so libcurl keeps reusing the open connection
+ * (a new TLS connection parses the whole bundle again, about 8 ms with
+ * mbedTLS).  Main thread. */
+static void choose_ca_file(struct exporter *e)
+{
+    char chosen[sizeof(e->cfg.ca_file)];
+    bool https = (has_sink(e, EXPORT_SINK_XRAY) && is_https(e->cfg.xray_endpoint)) ||
+                 (has_sink(e, EXPORT_SINK_OTLP) && is_https(e->cfg.otlp_endpoint));
+    int r;
+
+    if (!https)
+        return;
+    r = config_choose_ca_file(e->cfg.ca_file, file_readable, NULL, chosen, sizeof(chosen));
+    if (r < 0)
+        log_warn("no readable CA bundle (LAMBDA_TRACER_CA_FILE, %s, %s); HTTPS exports will fail "
+                 "certificate checks",
+                 CONFIG_CA_FILE_AMAZON_LINUX, CONFIG_CA_FILE_DEBIAN);
+    else if (e->cfg.ca_file[0] != '\0' && strcmp(chosen, e->cfg.ca_file) != 0)
+        log_warn("LAMBDA_TRACER_CA_FILE is not readable; using %s", chosen);
+    else
+        log_debug("HTTPS CA bundle: %s", chosen);
+    if (r == 0)
+        snprintf(e->cfg.ca_file, sizeof(e->cfg.ca_file), "%s", chosen);
+}
+
 int export_start(const struct export_config *cfg, struct exporter **ret)
 {
     struct exporter *e;
@@ -756,6 +803,7 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
         r = -EINVAL;
         goto fail;
     }
+    choose_ca_file(e);
     e->q = queue_new(cfg->queue_max_bytes);
     e->xray_http = http_client_new();
     e->otlp_http = http_client_new();

@@ -196,10 +196,13 @@ int http_client_perform(struct http_client *client, const struct http_client_req
         curl_easy_setopt(curl, CURLOPT_USERNAME, req->access_key_id);
         curl_easy_setopt(curl, CURLOPT_PASSWORD, req->secret_access_key);
     }
+    /* Set on every request (curl_easy_reset cleared them), whatever the
+     * scheme says (libcurl matches "HTTPS:" in any case).
+     * The same CA file on every request keeps the pooled connection
+     * reusable: libcurl only reuses a TLS connection whose settings match. */
     if (req->ca_file != NULL)
         curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
-    if (strncmp(req->url, "https:", 6) == 0)
-        curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (req->connect_timeout_ms > 0)
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);

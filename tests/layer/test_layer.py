@@ -1,0 +1,445 @@
+"""The release layer (issue 4), proven self-contained.
+
+Each zip from `./build.sh layer` is unpacked into an *empty root*: nothing but
+the layer under /opt, a minimal /etc (hosts, resolv.conf, a CA bundle at
+Amazon Linux's path), /dev/null, /dev/urandom and /tmp.  The extension runs
+inside it through chroot (arm64 through qemu-aarch64-static copied into the
+root, so binfmt_misc is not needed); the local Lambda emulator, the runtime
+and the sinks run outside.  The emulator launches a two-line wrapper named
+lambda-tracer, which execs chroot, so the process (same pid) registers under
+the right name.
+
+Also checked: the binaries are static (no interpreter, no dynamic section,
+no GLIBC_ symbol versions), the zip layout and modes, the size budget, and
+that a rebuild gives the same bytes.
+
+Environment: LAMBDA_TRACER_LAYER_DIR (default build/layer) holds the zips.
+Needs root (chroot, mknod), openssl, readelf, file, unzip, qemu-aarch64-static.
+"""
+import json
+import os
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+import warnings
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import harness  # noqa: E402
+import sinks  # noqa: E402
+
+LAYER_DIR = os.environ.get("LAMBDA_TRACER_LAYER_DIR") or os.path.join(REPO, "build", "layer")
+ARCHES = {
+    # arch: (what `file` says, qemu needed)
+    "x86_64": ("x86-64", None),
+    "arm64": ("ARM aarch64", "/usr/bin/qemu-aarch64-static"),
+}
+ZIP_BUDGET_BYTES = {"x86_64": 1_000_000}
+XRAY_HOST = "xray.layer.test"
+OTLP_HOST = "otlp.layer.test"
+AL_CA_PATH = "etc/pki/tls/certs/ca-bundle.crt"
+EXPECTED_ENTRIES = ["extensions/", "extensions/lambda-tracer", "lambda-tracer/",
+                    "lambda-tracer/THIRD-PARTY-NOTICES.txt"]
+
+PKI = None  # the test CAs and certificates, made once per run
+
+
+def zip_path(arch):
+    return os.path.join(LAYER_DIR, "lambda-tracer-%s.zip" % arch)
+
+
+def openssl(cwd, *args):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki():
+    """Two unrelated test CAs; a server certificate from each for the test
+    host names (DNS names: mbedTLS 2.28 does not match IP-address names)."""
+    d = tempfile.mkdtemp(prefix="lt-pki-")
+    for ca in ("ca1", "ca2"):
+        openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2", "-subj", "/CN=lambda-tracer test " + ca)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:%s,DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+                % (XRAY_HOST, OTLP_HOST))
+    for ca in ("ca1", "ca2"):
+        srv = "srv-" + ca
+        openssl(d, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", srv + ".key", "-out", srv + ".csr", "-subj", "/CN=" + XRAY_HOST)
+        openssl(d, "x509", "-req", "-in", srv + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                "-CAcreateserial", "-out", srv + ".pem", "-days", "2", "-extfile", "ext.cnf")
+    return d
+
+
+def setUpModule():
+    global PKI
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("the empty-root tests need root (chroot, mknod)")
+    PKI = make_pki()
+
+
+def tearDownModule():
+    if PKI:
+        shutil.rmtree(PKI, ignore_errors=True)
+
+
+def server_context(ca, legacy_only=False):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(PKI, "srv-%s.pem" % ca), os.path.join(PKI, "srv-%s.key" % ca))
+    if legacy_only:
+        # A server that speaks nothing newer than TLS 1.1.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+def serve_tls(sink, ctx):
+    """Turns a sink from tests/integration/sinks.py into an HTTPS one, and
+    records each handshake: ("ok", version) or ("failed", reason)."""
+    sink.handshakes = []
+    raw = sink.server.socket
+
+    def get_request():
+        conn, addr = raw.accept()
+        conn.settimeout(10)
+        try:
+            tls = ctx.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            sink.handshakes.append(("failed", str(e)))
+            conn.close()
+            raise OSError("handshake failed")  # socketserver drops the request
+        tls.settimeout(None)
+        sink.handshakes.append(("ok", tls.version()))
+        return tls, addr
+
+    sink.server.get_request = get_request
+    return sink
+
+
+class EmptyRoot:
+    """<emu_root>/opt/extensions/lambda-tracer is a wrapper that execs
+    chroot into <root>, which holds only what the class doc lists."""
+
+    def __init__(self, arch, extra_files=None):
+        self.arch = arch
+        self.emu_root = tempfile.mkdtemp(prefix="lt-emu-")
+        self.root = tempfile.mkdtemp(prefix="lt-empty-")
+        r = self.root
+        subprocess.run(["unzip", "-q", zip_path(arch), "-d", os.path.join(r, "opt")], check=True)
+        for d in ("etc/pki/tls/certs", "dev", "tmp"):
+            os.makedirs(os.path.join(r, d), exist_ok=True)
+        os.chmod(os.path.join(r, "tmp"), 0o1777)
+        # The extension's own host names resolve from /etc/hosts, so no DNS
+        # query ever leaves (resolv.conf points at nothing that answers).
+        with open(os.path.join(r, "etc/hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n::1 localhost\n127.0.0.1 sandbox.localdomain sandbox\n"
+                    "127.0.0.1 %s %s\n" % (XRAY_HOST, OTLP_HOST))
+        with open(os.path.join(r, "etc/resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        shutil.copy(os.path.join(PKI, "ca1.pem"), os.path.join(r, AL_CA_PATH))
+        for name, content in (extra_files or {}).items():
+            with open(os.path.join(r, name), "w") as f:
+                f.write(content)
+        os.mknod(os.path.join(r, "dev/null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.mknod(os.path.join(r, "dev/urandom"), 0o444 | stat.S_IFCHR, os.makedev(1, 9))
+        argv = [shutil.which("chroot") or "/usr/sbin/chroot", r]
+        qemu = ARCHES[arch][1]
+        if qemu:
+            shutil.copy(qemu, os.path.join(r, "qemu-aarch64-static"))
+            argv.append("/qemu-aarch64-static")
+        argv.append("/opt/extensions/lambda-tracer")
+        ext_dir = os.path.join(self.emu_root, "opt", "extensions")
+        os.makedirs(ext_dir)
+        wrapper = os.path.join(ext_dir, harness.EXT_NAME)
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec %s\n" % " ".join(argv))
+        os.chmod(wrapper, 0o755)
+
+    def listing(self):
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for n in dirnames + filenames:
+                out.append(os.path.relpath(os.path.join(dirpath, n), self.root))
+        return sorted(out)
+
+    def close(self):
+        shutil.rmtree(self.emu_root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def run_environment(arch, env, setup_sinks, steps, extra_files=None):
+    """One environment: Init, the invocations, SHUTDOWN.  setup_sinks(emu)
+    attaches the sinks and returns them; they are closed afterwards."""
+    box = EmptyRoot(arch, extra_files)
+    emu = harness.new_emulator(box.emu_root, env=dict(env), timeout_s=3)
+    sink_list = setup_sinks(emu)
+    try:
+        root_listing = box.listing()
+        init = emu.start()
+        results = [emu.invoke(payload=p) for p in steps]
+        subs = emu.subscribers()
+        sd = emu.shutdown(reason="spindown")
+        return {"init": init, "results": results, "subs": subs, "sd": sd,
+                "lines": harness.output_lines(emu), "listing": root_listing}
+    finally:
+        emu.close()
+        for s in sink_list:
+            s.close()
+        box.close()
+
+
+def xray_sink(emu, tls_ca=None, legacy_only=False):
+    creds = emu.extension_environment()
+    sink = sinks.XRayApiSink(region=emu.region, access_key=creds["AWS_ACCESS_KEY_ID"],
+                             secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
+    if tls_ca:
+        serve_tls(sink, server_context(tls_ca, legacy_only))
+        return sink, "https://%s:%d" % (XRAY_HOST, sink.port)
+    return sink, sink.endpoint
+
+
+def otlp_sink(tls_ca=None, legacy_only=False):
+    sink = sinks.OtlpSink()
+    if tls_ca:
+        serve_tls(sink, server_context(tls_ca, legacy_only))
+        return sink, "https://%s:%d/v1/traces" % (OTLP_HOST, sink.port)
+    return sink, sink.endpoint + "/v1/traces"
+
+
+STEPS = [b'{"action":"fast"}', b'{"action":"slow","ms":200}', b'{"action":"fast"}']
+
+
+def otlp_invocation_ids(bodies):
+    ids = set()
+    for _, body, _ in bodies:
+        for rs in json.loads(body)["resourceSpans"]:
+            for ss in rs["scopeSpans"]:
+                for span in ss["spans"]:
+                    for a in span.get("attributes", []):
+                        if a["key"] == "faas.invocation_id":
+                            ids.add(a["value"]["stringValue"])
+    return ids
+
+
+class StaticChecks(unittest.TestCase):
+    """What the zips hold, and that the binaries need nothing from the host."""
+
+    def binary(self, arch):
+        d = tempfile.mkdtemp(prefix="lt-bin-")
+        self.addCleanup(shutil.rmtree, d, True)
+        with zipfile.ZipFile(zip_path(arch)) as z:
+            return z.read("extensions/lambda-tracer"), d
+
+    def test_zip_layout_modes_and_notices(self):
+        for arch in ARCHES:
+            with self.subTest(arch=arch), zipfile.ZipFile(zip_path(arch)) as z:
+                infos = z.infolist()
+                self.assertEqual([i.filename for i in infos], EXPECTED_ENTRIES)
+                mode = infos[1].external_attr >> 16
+                self.assertTrue(stat.S_ISREG(mode))
+                # Lambda runs /opt/extensions/<name> as it is: it must be executable.
+                self.assertEqual(stat.S_IMODE(mode), 0o755)
+                self.assertEqual(stat.S_IMODE(infos[3].external_attr >> 16), 0o644)
+                self.assertEqual({i.date_time for i in infos}.__len__(), 1, "one fixed time for all entries")
+                notice = z.read(EXPECTED_ENTRIES[3]).decode()
+                for needle in ("COPYRIGHT AND PERMISSION NOTICE", "Apache License", "Version 2.0",
+                               "Dave Gamble", "Rich Felker", "curl 7.88.1-10+deb12u15",
+                               "Mbed TLS 2.28.3-1", "cJSON 1.7.15-1+deb12u4"):
+                    self.assertIn(needle, notice)
+
+    def test_binaries_are_static(self):
+        for arch, (machine, _) in ARCHES.items():
+            with self.subTest(arch=arch):
+                data, d = self.binary(arch)
+                path = os.path.join(d, "lambda-tracer")
+                with open(path, "wb") as f:
+                    f.write(data)
+                what = subprocess.run(["file", "-b", path], capture_output=True, text=True,
+                                      check=True).stdout
+                self.assertIn("statically linked", what)
+                self.assertIn(machine, what)
+                self.assertNotIn("dynamically linked", what)
+                self.assertNotIn("interpreter", what)
+                phdrs = subprocess.run(["readelf", "-lW", path], capture_output=True, text=True,
+                                       check=True).stdout
+                self.assertIn("EXEC (Executable file)", phdrs)
+                self.assertNotIn("INTERP", phdrs)
+                self.assertNotIn("DYNAMIC", phdrs)
+                dyn = subprocess.run(["readelf", "-d", path], capture_output=True, text=True,
+                                     check=True).stdout
+                self.assertIn("There is no dynamic section in this file.", dyn)
+                versions = subprocess.run(["readelf", "-V", path], capture_output=True, text=True,
+                                          check=True).stdout
+                self.assertIn("No version information found", versions)
+                self.assertNotIn(b"GLIBC_", data)
+                self.assertNotIn(b"ld-linux", data)
+                self.assertNotIn(b"ld-musl", data)
+
+    def test_size_budget(self):
+        for arch in ARCHES:
+            size = os.path.getsize(zip_path(arch))
+            with zipfile.ZipFile(zip_path(arch)) as z:
+                binary = z.getinfo("extensions/lambda-tracer").file_size
+            print("layer size %s: zip %d bytes, binary %d bytes (stripped)" % (arch, size, binary))
+            if arch in ZIP_BUDGET_BYTES:
+                self.assertLess(size, ZIP_BUDGET_BYTES[arch])
+
+    def test_rebuild_gives_same_bytes(self):
+        """A second build into fresh directories (new object files, new
+        stage) gives byte-identical zips."""
+        out = tempfile.mkdtemp(prefix="lt-rebuild-")
+        self.addCleanup(shutil.rmtree, out, True)
+        for arch in ARCHES:
+            with self.subTest(arch=arch):
+                p = subprocess.run([os.path.join(REPO, "layer", "build-layer.sh"), "--out", out,
+                                    "--release-dir", os.path.join(out, "release-" + arch), arch],
+                                   capture_output=True, text=True, timeout=600)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                with open(zip_path(arch), "rb") as a, \
+                        open(os.path.join(out, "lambda-tracer-%s.zip" % arch), "rb") as b:
+                    self.assertTrue(a.read() == b.read(), "rebuilt %s zip differs" % arch)
+
+
+class EmptyRootRuns(unittest.TestCase):
+    """The extension inside the empty root, for each architecture."""
+
+    def check_lifecycle(self, out, arch):
+        self.assertEqual(out["init"].status, "success")
+        self.assertIn(harness.EXT_NAME, out["init"].extensions)
+        self.assertIn(harness.EXT_NAME, out["subs"], "no Telemetry API subscription")
+        self.assertEqual(out["subs"][harness.EXT_NAME]["schemaVersion"], "2025-01-29")
+        self.assertEqual([r.status for r in out["results"]], ["success"] * len(STEPS))
+        ext = out["sd"].extensions[harness.EXT_NAME]
+        self.assertTrue(ext.shutdown_delivered)
+        self.assertFalse(ext.killed)
+        self.assertEqual(ext.exit_code, 0, "\n".join(out["lines"][-20:]))
+        self.assertTrue(any("shutdown reason=spindown" in line for line in out["lines"]))
+        # Nothing in the root but what the test put there (and the layer).
+        allowed = {"opt", "etc", "dev", "tmp", "qemu-aarch64-static"}
+        self.assertEqual({p.split("/")[0] for p in out["listing"]} - allowed, set())
+
+    def test_http_and_https_exports(self):
+        """X-Ray over HTTPS (CA from Amazon Linux's path, SigV4 checked, one
+        TLS connection kept alive for every request), OTLP over HTTP."""
+        for arch in ARCHES:
+            with self.subTest(arch=arch):
+                held = {}
+
+                def setup(emu):
+                    held["xray"], xray_url = xray_sink(emu, tls_ca="ca1")
+                    held["otlp"], otlp_url = otlp_sink()
+                    emu.customer_env.update({
+                        "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
+                        "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
+                        "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
+                        "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
+                        "LAMBDA_TRACER_FLUSH": "eager"})
+                    return [held["xray"], held["otlp"]]
+                out = run_environment(arch, {}, setup, STEPS)
+                self.check_lifecycle(out, arch)
+                ids = {r.request_id for r in out["results"]}
+                xray, otlp = held["xray"], held["otlp"]
+                self.assertEqual(xray.bad_signatures, [])
+                self.assertEqual({d["aws"]["request_id"] for d in xray.documents
+                                  if "aws" in d and "request_id" in d["aws"]}, ids)
+                self.assertGreaterEqual(len(xray.requests), 2)
+                self.assertEqual(xray.handshakes, [("ok", "TLSv1.2")],
+                                 "expected one kept-alive TLS 1.2 connection for %d requests"
+                                 % len(xray.requests))
+                self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
+                self.assertTrue(any("HTTPS CA bundle: /" + AL_CA_PATH in line for line in out["lines"]))
+
+    def test_tls_below_1_2_is_refused_and_http_still_signed(self):
+        """X-Ray over plain HTTP (SigV4 checked); OTLP to a server that
+        speaks only TLS 1.0/1.1 gets nothing, though it is tried."""
+        for arch in ARCHES:
+            with self.subTest(arch=arch):
+                held = {}
+
+                def setup(emu):
+                    held["xray"], xray_url = xray_sink(emu)
+                    held["otlp"], otlp_url = otlp_sink(tls_ca="ca1", legacy_only=True)
+                    emu.customer_env.update({
+                        "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
+                        "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
+                        "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
+                        "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
+                        "LAMBDA_TRACER_FLUSH": "eager"})
+                    return [held["xray"], held["otlp"]]
+                # The legacy server is real: a client allowed TLS 1.1 gets through.
+                probe, probe_url = otlp_sink(tls_ca="ca1", legacy_only=True)
+                try:
+                    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    cctx.load_verify_locations(os.path.join(PKI, "ca1.pem"))
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        cctx.minimum_version = ssl.TLSVersion.TLSv1_1
+                    cctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+                    with socket.create_connection(("127.0.0.1", probe.port), timeout=5) as s, \
+                            cctx.wrap_socket(s, server_hostname=OTLP_HOST) as t:
+                        self.assertEqual(t.version(), "TLSv1.1")
+                finally:
+                    probe.close()
+                out = run_environment(arch, {}, setup, STEPS)
+                self.check_lifecycle(out, arch)
+                ids = {r.request_id for r in out["results"]}
+                xray, otlp = held["xray"], held["otlp"]
+                self.assertEqual(xray.bad_signatures, [])
+                self.assertEqual({d["aws"]["request_id"] for d in xray.documents
+                                  if "aws" in d and "request_id" in d["aws"]}, ids)
+                self.assertEqual(otlp.bodies, [])
+                self.assertGreater(len(otlp.handshakes), 0, "the TLS 1.1 endpoint was never tried")
+                self.assertEqual({h[0] for h in otlp.handshakes}, {"failed"})
+
+    def test_ca_file_override_replaces_the_default(self):
+        """LAMBDA_TRACER_CA_FILE names a bundle with only the second CA: the
+        OTLP endpoint (second CA) is trusted, the X-Ray one (first CA, the
+        one at Amazon Linux's path) no longer is: certificates are checked."""
+        with open(os.path.join(PKI, "ca2.pem")) as f:
+            ca2 = f.read()
+        for arch in ARCHES:
+            with self.subTest(arch=arch):
+                held = {}
+
+                def setup(emu):
+                    held["xray"], xray_url = xray_sink(emu, tls_ca="ca1")
+                    held["otlp"], otlp_url = otlp_sink(tls_ca="ca2")
+                    emu.customer_env.update({
+                        "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
+                        "LAMBDA_TRACER_XRAY_ENDPOINT": xray_url,
+                        "LAMBDA_TRACER_OTLP_ENDPOINT": otlp_url,
+                        "LAMBDA_TRACER_OTLP_PROTOCOL": "http/json",
+                        "LAMBDA_TRACER_CA_FILE": "/etc/private-ca.pem",
+                        "LAMBDA_TRACER_FLUSH": "eager"})
+                    return [held["xray"], held["otlp"]]
+                out = run_environment(arch, {}, setup, STEPS, extra_files={"etc/private-ca.pem": ca2})
+                self.check_lifecycle(out, arch)
+                ids = {r.request_id for r in out["results"]}
+                xray, otlp = held["xray"], held["otlp"]
+                self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
+                self.assertTrue(otlp.handshakes and all(h[0] == "ok" for h in otlp.handshakes))
+                # libcurl checks the peer after mbedTLS's handshake, so the
+                # server sees handshakes complete, but no request follows.
+                self.assertGreater(len(xray.handshakes), 0, "the X-Ray endpoint was never tried")
+                self.assertEqual(xray.requests, [])
+                self.assertEqual(xray.documents, [])
+                summary = [line for line in out["lines"] if " xray_sent=" in line]
+                self.assertEqual(len(summary), 1, out["lines"][-5:])
+                self.assertRegex(summary[0], r" xray_sent=0 xray_failed=[1-9]")
+                self.assertTrue(any("HTTPS CA bundle: /etc/private-ca.pem" in line for line in out["lines"]))
+
+
+if __name__ == "__main__":
+    unittest.main()
