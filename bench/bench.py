@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -36,6 +35,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import lambda_emulator  # noqa: E402
 import sinks  # noqa: E402
+# n complete invocations' platform records as one batch, as the shutdown test sends them
+from test_exporters import fake_invocations  # noqa: E402
 
 BOOTSTRAP = os.path.join(REPO, "tests", "emulator", "runtimes", "bootstrap.py")
 TRACER = "lambda-tracer"
@@ -494,23 +495,6 @@ def fig_flood(cfg, batches):
 
 
 # --------------------------------------------------------------- figure 5
-
-def fake_invocations(n, t0="2026-11-23T10:00:00.000Z"):
-    """n complete invocations' platform records (start, runtimeDone, report)."""
-    recs = []
-    for _ in range(n):
-        rid = str(uuid.uuid4())
-        recs += [
-            {"time": t0, "type": "platform.start", "record": {"requestId": rid}},
-            {"time": t0, "type": "platform.runtimeDone", "record": {
-                "requestId": rid, "status": "success", "metrics": {"durationMs": 1.0},
-                "spans": [{"name": "responseLatency", "start": t0, "durationMs": 0.5}]}},
-            {"time": t0, "type": "platform.report", "record": {
-                "requestId": rid, "status": "success", "metrics": {
-                    "durationMs": 1.5, "billedDurationMs": 2, "memorySizeMB": 128, "maxMemoryUsedMB": 30}}},
-        ]
-    return json.dumps(recs).encode()
-
 
 def fig_shutdown(cfg, reps, pendings):
     labels = ["none", "floor"] + [f"tracer-{p}" for p in pendings]
