@@ -8,6 +8,8 @@
 #   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
 #   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60)
 #   ./build.sh layer [ARCH...] release zips build/layer/lambda-tracer-{x86_64,arm64}.zip
+#   ./build.sh bench [--quick] benchmarks of the release binary against no extension and a floor
+#                              extension; results in build/bench/results.{json,md}
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -150,6 +152,7 @@ cmd_test() {
     make -s -j"$JOBS" extension unit fuzz-replay
     make -s -j"$JOBS" SANITIZE=address extension unit fuzz-replay
     make -s -j"$JOBS" SANITIZE=thread extension unit
+    make -s -f Makefile -f bench/bench.mk bench-programs
 
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -170,6 +173,8 @@ cmd_test() {
     run_suite "integration tests (TSan binary)" \
         env LAMBDA_TRACER_BIN="$PWD/build/tsan/lambda-tracer" LAMBDA_TRACER_TEST_QUICK=1 \
         "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py'
+    run_suite "benchmark smoke check (bench.py --quick)" \
+        "$PYTHON" -m unittest discover -s bench -p 'test_*.py'
 
     # The release layer (issue 4): built (cached after the first time), then
     # proven in an empty root for both architectures; the SAM template.
@@ -230,6 +235,23 @@ cmd_layer() {
     layer/build-layer.sh "$@"
 }
 
+# Benchmarks (bench/): not a test.  Builds the release layer (both
+# architectures: figure 6 reports their sizes), measures the x86_64 release
+# binary against a floor extension built with the same toolchain, and writes
+# build/bench/results.json and results.md.  Runs in about 3 minutes on 2 cores.
+cmd_bench() {
+    need_pkgs "${BASE_PKGS[@]}"
+    cmd_layer
+    make -s -f Makefile -f bench/bench.mk ARCH=x86_64 release-floor
+    make -s -f Makefile -f bench/bench.mk build/dev/bench/loadgen
+    "$PYTHON" bench/bench.py --tracer build/release-x86_64/lambda-tracer \
+        --binary-kind "release x86_64: static musl, stripped" \
+        --floor build/release-x86_64/bench/floor --loadgen build/dev/bench/loadgen \
+        --size x86_64:build/release-x86_64/lambda-tracer:build/layer/lambda-tracer-x86_64.zip \
+        --size arm64:build/release-arm64/lambda-tracer:build/layer/lambda-tracer-arm64.zip \
+        --out build/bench "$@"
+}
+
 case "${1:-}" in
     deps) cmd_deps ;;
     build) cmd_build ;;
@@ -237,5 +259,6 @@ case "${1:-}" in
     demo) shift; cmd_demo "$@" ;;
     fuzz) shift; cmd_fuzz "$@" ;;
     layer) shift; cmd_layer "$@" ;;
-    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    bench) shift; cmd_bench "$@" ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

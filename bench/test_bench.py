@@ -1,0 +1,130 @@
+"""Smoke check of the benchmarks (part of ./build.sh test; about 10 s).
+
+Runs bench.py --quick (tiny counts) against the development build, the floor
+and the load generator built by `make -f Makefile -f bench/bench.mk
+bench-programs`, and checks that every figure comes out measured; and that a
+figure that cannot be measured fails the run without writing results.  The
+numbers themselves are not judged here: a benchmark is not a timed test.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+DEV = os.path.join(REPO, "build", "dev")
+TRACER = os.environ.get("LAMBDA_TRACER_BIN") or os.path.join(DEV, "lambda-tracer")
+FLOOR = os.path.join(DEV, "bench", "floor")
+LOADGEN = os.path.join(DEV, "bench", "loadgen")
+
+
+def bench(out, *extra):
+    argv = [sys.executable, os.path.join(HERE, "bench.py"), "--tracer", TRACER, "--floor", FLOOR,
+            "--loadgen", LOADGEN, "--out", out, "--quick", "--binary-kind", "dev build (smoke check)"]
+    return subprocess.run(argv + list(extra), capture_output=True, text=True, timeout=120)
+
+
+def numbers(node, path=""):
+    """Every leaf of a results tree, as (path, value)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from numbers(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from numbers(v, f"{path}/{i}")
+    else:
+        yield path, node
+
+
+class QuickBenchTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for p in (TRACER, FLOOR, LOADGEN):
+            if not os.path.exists(p):
+                raise unittest.SkipTest(f"{p} is not built")
+        cls.tmp = tempfile.TemporaryDirectory()
+        # a layer-shaped zip of the binary under test, for figure 6
+        cls.zip = os.path.join(cls.tmp.name, "layer.zip")
+        with zipfile.ZipFile(cls.zip, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(TRACER, "extensions/lambda-tracer")
+        cls.out = os.path.join(cls.tmp.name, "out")
+        cls.run_ = bench(cls.out, "--size", f"x86_64:{TRACER}:{cls.zip}")
+        cls.results = None
+        if cls.run_.returncode == 0:
+            with open(os.path.join(cls.out, "results.json")) as f:
+                cls.results = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_run_succeeds_and_writes_both_files(self):
+        self.assertEqual(self.run_.returncode, 0, self.run_.stderr[-3000:])
+        self.assertTrue(os.path.exists(os.path.join(self.out, "results.md")))
+
+    def test_all_seven_figures_are_there(self):
+        self.assertIsNotNone(self.results, self.run_.stderr[-3000:])
+        self.assertEqual(sorted(k.split("_")[0] for k in self.results["figures"]),
+                         ["1", "2", "3", "4", "5", "6", "7"])
+
+    def test_every_leaf_is_a_finite_number_or_a_label(self):
+        self.assertIsNotNone(self.results)
+        leaves = list(numbers(self.results["figures"]))
+        self.assertGreater(len(leaves), 100)
+        for path, v in leaves:
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, str):
+                self.assertTrue(path.endswith(("/binary", "/zip")), path)
+                continue
+            self.assertIsInstance(v, (int, float), path)
+            self.assertTrue(math.isfinite(v), path)
+            self.assertGreaterEqual(v, 0, path)
+
+    def test_references_are_beside_the_tracer(self):
+        f = self.results["figures"]
+        for label in ("none", "floor", "tracer"):
+            self.assertIn(label, f["1_cold_start"])
+        for label in ("none", "floor", "background", "auto", "eager"):
+            self.assertIn(label, f["2_added_time"])
+        self.assertEqual(set(f["7_cpu"]), {"floor", "tracer"})
+        self.assertIn("floor", f["4_ingest"])
+        self.assertIn("floor", f["5_shutdown"])
+
+    def test_measurements_are_real(self):
+        f = self.results["figures"]
+        # the extension and the floor did run and use memory and CPU
+        self.assertGreater(f["3_memory"]["tracer"]["idle_rss"]["median"], 0)
+        self.assertGreater(f["3_memory"]["floor"]["idle_rss"]["median"], 0)
+        self.assertGreater(f["4_ingest"]["tracer"]["cpu_us_per_record"]["median"], 0)
+        self.assertGreater(f["7_cpu"]["tracer"]["cpu_per_invocation_us"]["median"], 0)
+        # every pending segment of the shutdown runs reached the sink
+        for label, v in f["5_shutdown"].items():
+            if isinstance(v, dict) and "segments_expected" in v:
+                self.assertEqual(v["segments_delivered_min"], v["segments_expected"], label)
+        # eager export waits for runtimeDone: it must hold invocations longer than background
+        self.assertGreater(f["2_added_time"]["eager"]["held_open_ms"]["median"],
+                           f["2_added_time"]["background"]["held_open_ms"]["median"])
+
+    def test_goals_are_judged(self):
+        goals = self.results["goals"]
+        self.assertEqual({g["figure"] for g in goals}, {"1", "2", "3", "4", "5", "6"})
+        for g in goals:
+            self.assertIsInstance(g["met"], bool)
+
+    def test_a_figure_that_cannot_be_measured_fails_the_run(self):
+        out = os.path.join(self.tmp.name, "missing")
+        p = bench(out, "--size", f"x86_64:{TRACER}:{self.tmp.name}/no-such.zip")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("FAILED, a figure could not be measured", p.stderr)
+        self.assertIn("no-such.zip", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "results.json")))
+
+
+if __name__ == "__main__":
+    unittest.main()
