@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "credentials.h"
 #include "http_client.h"
+#include "limits.h"
 #include "log.h"
 #include "otlp_encode.h"
 #include "queue.h"
@@ -49,6 +50,7 @@ static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otl
 
 struct export_item {
     bool final;
+    int ticket;      /* -1, or reported to cfg.on_handled once handled */
     char *xray;      /* the documents, each followed by '\n' */
     size_t ndocs;
     size_t off[XRAY_MAX_DOCS];
@@ -167,7 +169,7 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
 }
 
 int export_submit(struct exporter *e, const struct trace_segment *seg,
-                  const struct trace_resource *res, bool final)
+                  const struct trace_resource *res, bool final, int ticket)
 {
     struct export_item *it = calloc(1, sizeof(*it));
     size_t max_doc = XRAY_DOC_MAX_BYTES;
@@ -179,6 +181,7 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
         return -ENOMEM;
     }
     it->final = final;
+    it->ticket = ticket;
     /* Documents that fit a datagram fit PutTraceSegments too. */
     if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
         max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
@@ -695,8 +698,11 @@ static void *export_main(void *arg)
         if (has_sink(e, EXPORT_SINK_OTLP))
             send_otlp(e, batch, n);
 
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->ticket >= 0 && e->cfg.on_handled != NULL)
+                e->cfg.on_handled(batch[i]->ticket, e->cfg.on_handled_ctx);
             item_free(batch[i]);
+        }
         pthread_mutex_lock(&e->lock);
         e->done_seq += n;
         pthread_cond_broadcast(&e->cond);
@@ -808,6 +814,11 @@ bool export_eager_ok(struct exporter *e)
     return clock_mono_ms() >= atomic_load(&e->eager_off_until_ms);
 }
 
+void export_eager_off(struct exporter *e)
+{
+    atomic_store(&e->eager_off_until_ms, clock_mono_ms() + EXPORT_EAGER_OFF_MS);
+}
+
 bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 {
     struct timespec ts = {
@@ -832,9 +843,9 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     /* Handled is not delivered: a backend that failed or timed out makes
      * the next eager invocations pay for nothing. */
     if ((!done || lost) && !last_chance) {
-        atomic_store(&e->eager_off_until_ms, clock_mono_ms() + BREAKER_OPEN_MS);
+        export_eager_off(e);
         log_warn("export before /next %s; exporting in the background for the next %d s",
-                 done ? "failed" : "did not finish within its budget", BREAKER_OPEN_MS / 1000);
+                 done ? "failed" : "did not finish within its budget", EXPORT_EAGER_OFF_MS / 1000);
     }
     return done;
 }

@@ -151,6 +151,9 @@ DEFAULT_FAULTS = {
     # telemetry not yet delivered when the processes are reset goes to the next process (True),
     # or is lost with them (False)
     "keep_undelivered_records": True,
+    # telemetry delivery is held (records buffer as while frozen) while this is true; may be
+    # changed on a running emulator (emu.faults["hold_telemetry"] = False releases it)
+    "hold_telemetry": False,
 }
 
 
@@ -584,7 +587,8 @@ class _Subscriber:
 
     def deliverable(self):
         e = self.emu
-        return (not e._frozen and not e._delivery_hold and self.dest is not None
+        return (not e._frozen and not e._delivery_hold and not e.faults["hold_telemetry"]
+                and self.dest is not None
                 and self.ext is not None and self.ext.alive)
 
     # --- dispatcher thread

@@ -888,6 +888,17 @@ class FaultKnobTests(unittest.TestCase):
         reports, crashed = self._crash_then_reinit(False)
         self.assertNotIn(crashed.request_id, reports)
 
+    def test_hold_telemetry_until_released(self):
+        box = Box(self, probes={"p": SUB}, faults={"hold_telemetry": True})
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        time.sleep(0.3)
+        self.assertEqual(box.emu.delivered, [])
+        self.assertEqual(box.telemetry("p"), [])
+        box.emu.faults["hold_telemetry"] = False
+        box.emu.invoke(FAST)  # thaws: the held records go out
+        self.assertTrue(delivered_report(box.emu, r.request_id))
+
     def test_tmp_persists_across_resets(self):
         box = Box(self, probes={"p": {}})
         tmp = box.emu.extension_environment()["TMPDIR"]
