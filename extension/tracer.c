@@ -529,7 +529,7 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
                  error_type != NULL ? error_type : "Sandbox.Failure");
         if (inv->recovered && !inv->have_report && !inv->have_done)
             snprintf(message, sizeof(message),
-                     "The execution environment was reset before the invocation ended");
+                     "The extension was reset before it learned how the invocation ended");
         else
             snprintf(message, sizeof(message), "The execution environment failed%s",
                      inv->shutdown_closed && !inv->have_done ? " and was reset" : "");

@@ -450,5 +450,176 @@ class ExtensionsApiTest(unittest.TestCase, Checks):
         self.assertLess(sd.extensions[harness.EXT_NAME].ms_to_exit, 1000, "\n".join(l for l in lines if "{" not in l[:2]))
 
 
+def wait_ext_invoke(emu, request_id, timeout=5.0):
+    """Until the extension has been handed the INVOKE of request_id."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(c.get("who") == harness.EXT_NAME and c.get("request_id") == request_id
+               and c.get("event") == "INVOKE" for c in list(emu.api_log)):
+            return
+        time.sleep(0.005)
+    raise AssertionError("INVOKE %s never delivered" % request_id)
+
+
+class KillTest(unittest.TestCase, Checks):
+    """The runtime killed, out of memory, and the extension itself killed: the next
+    environment starts cleanly and the killed invocation is still accounted for."""
+
+    def run_kill(self, who, faults=None, payload=b'{"action":"slow","ms":1500}', env=None):
+        e = Env(self, faults=faults, env=dict({"LAMBDA_TRACER_FLUSH": "background"}, **(env or {})))
+        emu = e.emu
+        emu.start()
+        before = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
+        h = emu.invoke_async(payload=payload)
+        wait_ext_invoke(emu, h.request_id)
+        time.sleep(0.3)  # the pipeline has journaled it
+        pid = emu.extension_pids()[harness.EXT_NAME] if who == "extension" else emu.runtime_pid()
+        os.kill(pid, signal.SIGKILL)
+        killed = h.result(timeout=15)
+        after = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
+        sd = emu.shutdown()
+        return e, before, killed, after, sd, e.lines()
+
+    def test_runtime_sigkill(self):
+        e, before, killed, after, sd, lines = self.run_kill("runtime")
+        self.assertEqual((killed.status, killed.error_type), ("error", "Runtime.ExitError"))
+        # the extension saw SHUTDOWN (failure), exported and exited 0; a new one took over
+        ext = killed.shutdown.extensions[harness.EXT_NAME]
+        self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        for r in after:
+            self.assertEqual(r.status, "success")
+            self.assert_within(r, EAGER_MS)
+        self.assert_one_final_each(lines, before + [killed] + after)
+        doc = final_segments(lines)[killed.request_id][0]
+        self.assertTrue(doc.get("fault"))
+        self.assertEqual(doc["cause"]["exceptions"][0]["type"], "Runtime.ExitError")
+        self.assert_clean_exit(sd, lines)
+
+    def test_runtime_out_of_memory(self):
+        env = Env(self, env={"LAMBDA_TRACER_FLUSH": "background"})
+        emu = env.emu
+        emu.start()
+        oom = emu.invoke(payload=b'{"action":"oom","mb":400}')
+        after = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
+        sd = emu.shutdown()
+        lines = env.lines()
+        self.assertEqual(oom.error_type, "Runtime.OutOfMemory")
+        for r in after:
+            self.assertEqual(r.status, "success")
+        self.assert_one_final_each(lines, [oom] + after)
+        doc = final_segments(lines)[oom.request_id][0]
+        self.assertEqual(doc["cause"]["exceptions"][0]["type"], "Runtime.OutOfMemory")
+        self.assert_clean_exit(sd, lines)
+
+    def assert_recovered(self, lines, killed, cause):
+        docs = harness.by_request(harness.documents(lines))[killed.request_id]
+        finals = [d for d in docs if not d.get("in_progress")]
+        self.assertEqual(len(finals), 1, docs)
+        final = finals[0]
+        # the ids the killed process gave it (its in-progress version, if any, is replaced)
+        for d in docs:
+            self.assertEqual((d["id"], d["trace_id"]), (final["id"], final["trace_id"]))
+        self.assertTrue(final["fault"])
+        self.assertEqual(final["cause"]["exceptions"][0]["type"], cause)
+        self.assertTrue(final["metadata"]["lambda_tracer"]["recovered_after_reset"])
+        self.assertGreater(final["end_time"], final["start_time"])
+        self.assertEqual(harness.validate_xray([final])["invalid"], 0)
+        return final
+
+    def test_extension_sigkill_records_redelivered(self):
+        # the platform still has the killed invocation's records and gives them to the next
+        # process: they complete the journaled invocation under its ids
+        e, before, killed, after, sd, lines = self.run_kill("extension")
+        self.assertEqual(killed.error_type, "Extension.Crash")
+        for r in after:
+            self.assertEqual(r.status, "success")
+            self.assert_within(r, EAGER_MS)
+        self.assert_one_final_each(lines, before + [killed] + after)
+        final = final_segments(lines)[killed.request_id][0]
+        self.assertEqual(final["cause"]["exceptions"][0]["type"], "Extension.Crash")
+        self.assertTrue(any("were not exported; exporting them" in l for l in lines))
+        self.assert_clean_exit(sd, lines)
+
+    def test_extension_sigkill_records_lost(self):
+        # the records died with the process: only the journal knows the invocation existed
+        e, before, killed, after, sd, lines = self.run_kill(
+            "extension", faults={"keep_undelivered_records": False})
+        self.assertEqual(killed.error_type, "Extension.Crash")
+        for r in after:
+            self.assertEqual(r.status, "success")
+        self.assert_one_final_each(lines, before + [killed] + after)
+        final = self.assert_recovered(lines, killed, "Sandbox.Failure")
+        self.assertEqual(final["cause"]["exceptions"][0]["message"],
+                         "The extension was reset before it learned how the invocation ended")
+        # it ended at the latest when the new process started, not after its deadline
+        self.assertLessEqual(final["end_time"], killed.deadline_ms / 1000.0)
+        self.assert_clean_exit(sd, lines)
+        # a clean exit leaves nothing for a next process
+        journal = os.path.join(e.emu.tmp_dir, ".%s.journal" % harness.EXT_NAME)
+        self.assertEqual(os.path.getsize(journal), 0)
+
+    def test_extension_sigkill_after_an_in_progress_version(self):
+        # the invocation nears its deadline: an in-progress version goes out; then the
+        # extension is killed.  The recovered final replaces it under the same ids.
+        env = Env(self, faults={"keep_undelivered_records": False},
+                  env={"LAMBDA_TRACER_FLUSH": "background"})
+        emu = env.emu
+        emu.start()
+        h = emu.invoke_async(payload=b'{"action":"sleep","ms":2900}')
+        end = time.monotonic() + 10
+        while not any(h.request_id in l and "in_progress" in l for l in env.lines()):
+            self.assertLess(time.monotonic(), end)
+            time.sleep(0.01)
+        os.kill(emu.extension_pids()[harness.EXT_NAME], signal.SIGKILL)
+        killed = h.result(timeout=15)
+        after = emu.invoke(payload=b'{"action":"fast"}')
+        sd = emu.shutdown()
+        lines = env.lines()
+        self.assertEqual(after.status, "success")
+        docs = harness.by_request(harness.documents(lines))[killed.request_id]
+        self.assertTrue(any(d.get("in_progress") for d in docs), docs)
+        self.assert_recovered(lines, killed, "Sandbox.Failure")
+        self.assert_clean_exit(sd, lines)
+
+    def test_extension_sigkill_while_idle_keeps_a_finished_invocation(self):
+        # the invocation succeeded; its report would come at the next thaw, but the process is
+        # killed while the sandbox is idle: the journal knows the runtime was done (eager
+        # export waited for runtimeDone before /next)
+        env = Env(self, faults={"keep_undelivered_records": False},
+                  env={"LAMBDA_TRACER_FLUSH": "eager"})
+        emu = env.emu
+        emu.start()
+        first = emu.invoke(payload=b'{"action":"fast"}')
+        done = emu.invoke(payload=b'{"action":"slow","ms":100}')
+        pid = emu.extension_pids()[harness.EXT_NAME]
+        os.kill(pid, signal.SIGKILL)
+        end = time.monotonic() + 5
+        while not any(p.get("event") == "exit" and p.get("pid") == pid for p in list(emu.process_log)):
+            self.assertLess(time.monotonic(), end)
+            time.sleep(0.01)
+        after = emu.invoke(payload=b'{"action":"fast"}')
+        sd = emu.shutdown()
+        lines = env.lines()
+        self.assertEqual((done.status, after.status), ("success", "success"))
+        self.assert_one_final_each(lines, [first, done, after])
+        final = final_segments(lines)[done.request_id][0]
+        self.assertNotIn("fault", final)
+        self.assertEqual(final["annotations"]["status"], "success")
+        self.assertTrue(final["metadata"]["lambda_tracer"]["recovered_after_reset"])
+        self.assertEqual(harness.validate_xray([final])["invalid"], 0)
+        self.assert_clean_exit(sd, lines)
+
+    def test_unwritable_tmp_turns_the_journal_off(self):
+        env = Env(self, env={"TMPDIR": "/proc/self/no-such-dir"})
+        env.emu.start()
+        results = [env.emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
+        sd = env.emu.shutdown()
+        lines = env.lines()
+        warned = [l for l in lines if "invocation journal unavailable" in l]
+        self.assertEqual(len(warned), 1)
+        self.assert_one_final_each(lines, results)
+        self.assert_clean_exit(sd, lines)
+
+
 if __name__ == "__main__":
     unittest.main()
