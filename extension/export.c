@@ -506,7 +506,8 @@ static void send_xray(struct exporter *e, struct export_item **items, size_t n_i
         return;
     }
     if (!ensure_credentials(e)) {
-        log_warn("X-Ray exporter has no AWS credentials; not sending to X-Ray (documents counted)");
+        log_warn("X-Ray exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI); not sending to X-Ray (documents counted)");
         e->xray_unusable = true;
         sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
         return;
@@ -535,8 +536,9 @@ static void send_daemon(struct exporter *e, struct export_item **items, size_t n
     if (e->udp == NULL && !e->udp_unusable) {
         int r = udp_sender_open(e->cfg.daemon_address, &e->udp);
         if (r < 0) {
-            log_warn("X-Ray daemon address %s unusable (%s); not sending to it", e->cfg.daemon_address,
-                     strerror(-r));
+            log_warn("setting LAMBDA_TRACER_DAEMON_ADDRESS (%s) is unusable (%s); not sending to the "
+                     "daemon (documents counted)",
+                     e->cfg.daemon_address, strerror(-r));
             e->udp_unusable = true;
         }
     }
@@ -759,8 +761,15 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     snprintf(e->sigv4, sizeof(e->sigv4), "aws:amz:%s:xray", cfg->region);
     snprintf(e->xray_url, sizeof(e->xray_url), "%s/TraceSegments", cfg->xray_endpoint);
     if (has_sink(e, EXPORT_SINK_OTLP) && parse_otlp_headers(e) < 0) {
-        r = -EINVAL;
-        goto fail;
+        /* One bad setting costs its own sink, not the others. */
+        log_warn("setting LAMBDA_TRACER_OTLP_HEADERS is invalid (not name=value,... of at most %d "
+                 "headers); leaving the OTLP exporter out",
+                 OTLP_MAX_HEADERS);
+        e->cfg.sinks &= ~(1u << EXPORT_SINK_OTLP);
+        if (e->cfg.sinks == 0) {
+            r = -EINVAL;
+            goto fail;
+        }
     }
     e->q = queue_new(cfg->queue_max_bytes);
     e->xray_http = http_client_new();

@@ -172,7 +172,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
 static void log_export_stats(const struct export_stats *es)
 {
     static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
-    char line[512];
+    char line[512] = "";
     size_t len = 0;
 
     for (unsigned i = 0; i < EXPORT_SINK_COUNT; i++) {

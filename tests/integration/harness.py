@@ -251,3 +251,20 @@ def summary(lines):
 def export_summary(lines):
     line = [l for l in lines if "INFO export submitted=" in l][-1]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(-?\d+)", line)}
+
+
+def make_wrapped_root(prelude, extension_binary=None):
+    """A sandbox root whose /opt/extensions/lambda-tracer is a bash script that runs
+    `prelude` (ulimit, unset, ...) and then execs our binary under the same name."""
+    import shlex
+    root = tempfile.mkdtemp(prefix="lt-root-")
+    ext_dir = os.path.join(root, "opt", "extensions")
+    os.makedirs(ext_dir)
+    real = os.path.join(root, "opt", "lambda-tracer.bin")
+    shutil.copy2(extension_binary or binary(), real)
+    os.chmod(real, 0o755)
+    script = os.path.join(ext_dir, EXT_NAME)
+    with open(script, "w") as f:
+        f.write("#!/bin/bash\n%s\nexec -a \"$0\" %s \"$@\"\n" % (prelude, shlex.quote(real)))
+    os.chmod(script, 0o755)
+    return root

@@ -17,6 +17,7 @@ import time
 import unittest
 
 import harness
+import sinks
 
 BACKGROUND_MS = 60
 EAGER_MS = 25 + 250 + BACKGROUND_MS
@@ -619,6 +620,101 @@ class KillTest(unittest.TestCase, Checks):
         self.assertEqual(len(warned), 1)
         self.assert_one_final_each(lines, results)
         self.assert_clean_exit(sd, lines)
+
+
+class ExporterTroubleTest(unittest.TestCase, Checks):
+    """Backends that hang, throttle or are not there: invocations pay nothing beyond the eager
+    budget (once), and what could not be sent is retried within budget and counted."""
+
+    def run_env(self, env, steps=5):
+        e = Env(self, env=env)
+        e.emu.start()
+        results = [e.emu.invoke(payload=b'{"action":"fast"}') for _ in range(steps)]
+        sd = e.emu.shutdown()
+        return e, results, sd, e.lines()
+
+    def assert_eager_turned_off_once(self, results, lines):
+        # OTLP has no in-progress spans: the first eager flush has nothing to send and
+        # succeeds; the second waits for the first's final version, misses, and turns eager
+        # export off.  Each paid at most the eager budget; the rest nothing.
+        for r in results[:2]:
+            self.assert_within(r, EAGER_MS)
+        for r in results[2:]:
+            self.assert_within(r, BACKGROUND_MS)
+        self.assertEqual(len([l for l in lines if "exporting in the background for the next" in l]), 1)
+
+    def otlp(self, sink, **extra):
+        return dict({"LAMBDA_TRACER_EXPORTERS": "otlp",
+                     "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces"}, **extra)
+
+    def test_otlp_hanging(self):
+        sink = sinks.OtlpSink()
+        self.addCleanup(sink.close)
+        sink.delay_s = 5.0
+        e, results, sd, lines = self.run_env(self.otlp(sink, LAMBDA_TRACER_EXPORT_TIMEOUT_MS="200"))
+        self.assert_eager_turned_off_once(results, lines)
+        self.assert_clean_exit(sd, lines)
+        x = harness.export_summary(lines)
+        # 5 final segments: none delivered, every one counted as failed or skipped (breaker)
+        self.assertEqual(x["otlp_sent"], 0)
+        self.assertEqual(x["otlp_failed"] + x["otlp_skipped"], 5)
+
+    def test_otlp_throttled_then_recovers(self):
+        sink = sinks.OtlpSink()
+        self.addCleanup(sink.close)
+        sink.fail_status, sink.fail_count = 429, 2
+        e, results, sd, lines = self.run_env(self.otlp(sink, LAMBDA_TRACER_FLUSH="background"), steps=1)
+        self.assertEqual([q["status"] for q in sink.requests], [429, 429, 200])
+        x = harness.export_summary(lines)
+        self.assertEqual((x["otlp_sent"], x["otlp_failed"]), (1, 0))
+        self.assert_within(results[0], BACKGROUND_MS)
+        self.assert_clean_exit(sd, lines)
+
+    def test_otlp_refusing_connections(self):
+        port = free_port()
+        e, results, sd, lines = self.run_env({"LAMBDA_TRACER_EXPORTERS": "otlp,stdout",
+                                              "LAMBDA_TRACER_OTLP_ENDPOINT": "http://127.0.0.1:%d/v1/traces" % port})
+        self.assert_eager_turned_off_once(results, lines)
+        x = harness.export_summary(lines)
+        self.assertEqual(x["otlp_sent"], 0)
+        self.assertEqual(x["otlp_failed"] + x["otlp_skipped"], 5)
+        # the other sink is unaffected
+        self.assertEqual(x["stdout_failed"], 0)
+        self.assert_one_final_each(lines, results)
+        self.assert_clean_exit(sd, lines)
+
+    def test_daemon_unreachable(self):
+        # nothing listens on the port: the kernel answers ICMP port unreachable, which the
+        # connected socket reports on a later send
+        port = free_port(socket.SOCK_DGRAM)
+        e, results, sd, lines = self.run_env({"LAMBDA_TRACER_EXPORTERS": "daemon,stdout",
+                                              "LAMBDA_TRACER_DAEMON_ADDRESS": "127.0.0.1:%d" % port})
+        for r in results:
+            self.assert_within(r, EAGER_MS)
+        x = harness.export_summary(lines)
+        # 5 finals + in-progress versions of the eager first three: every one sent or counted
+        self.assertEqual(x["daemon_sent"] + x["daemon_failed"] + x["daemon_skipped"], x["submitted"])
+        self.assertGreater(x["daemon_failed"], 0)
+        self.assert_one_final_each(lines, results)
+        self.assert_clean_exit(sd, lines)
+
+    def test_daemon_address_does_not_resolve(self):
+        e, results, sd, lines = self.run_env({"LAMBDA_TRACER_EXPORTERS": "daemon,stdout",
+                                              "LAMBDA_TRACER_DAEMON_ADDRESS": "xray-daemon.invalid:2000"})
+        for r in results:
+            self.assert_within(r, EAGER_MS)
+        x = harness.export_summary(lines)
+        self.assertEqual(x["daemon_sent"], 0)
+        self.assertEqual(x["daemon_skipped"], x["submitted"])
+        self.assertEqual(len([l for l in lines if "LAMBDA_TRACER_DAEMON_ADDRESS" in l and "unusable" in l]), 1)
+        self.assert_clean_exit(sd, lines)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 if __name__ == "__main__":
