@@ -379,10 +379,9 @@ static int register_once(struct runtime *rt, struct extapi_error *err)
 {
     const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
     bool managed = init_type != NULL && strcmp(init_type, "lambda-managed-instances") == 0;
-    int r;
 
     if (!managed) {
-        r = extapi_register(rt->api, true, true, &rt->reg, err);
+        int r = extapi_register(rt->api, true, true, &rt->reg, err);
         if (r != -EACCES)
             return r;
         log_info("INVOKE registration refused (%s); registering for SHUTDOWN only",
@@ -402,7 +401,7 @@ static int register_extension(struct runtime *rt, struct extapi_error *err)
         if (attempt > 0) {
             log_warn("registration failed (%s); trying again", err->error_type[0] ? err->error_type
                                                                                    : strerror(-r));
-            clock_sleep_ms(REGISTER_RETRY_DELAY_MS * attempt);
+            clock_sleep_ms((int64_t)REGISTER_RETRY_DELAY_MS * attempt);
         }
         r = register_once(rt, err);
         if (r == 0 || r == -EACCES || r == -EINVAL)
