@@ -341,23 +341,8 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         free(p);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < fn->recovered_count; i++) {
-        const struct journal_entry *e = &fn->recovered[i];
-        struct tracer_recovered rec = {
-            .request_id = e->request_id,
-            .trace_id = e->trace_id,
-            .segment_id = e->segment_id,
-            .parent_id = e->parent_id,
-            .sampled = e->sampled,
-            .start_us = e->start_us,
-            .deadline_ms = e->deadline_ms,
-            .done = e->done,
-            .done_us = e->done_us,
-            .done_status = (enum tel_status)e->done_status,
-            .done_error = e->done_error,
-        };
-        tracer_recover(p->tracer, &rec, fn->reset_us);
-    }
+    for (size_t i = 0; i < fn->recovered_count; i++)
+        tracer_recover(p->tracer, &fn->recovered[i], fn->reset_us);
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
         tracer_destroy(p->tracer);
         free(p);

@@ -950,7 +950,7 @@ bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_ide
     return true;
 }
 
-void tracer_recover(struct tracer *t, const struct tracer_recovered *r, int64_t reset_us)
+void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t reset_us)
 {
     struct invocation *inv = get(t, r->request_id);
 
@@ -969,7 +969,7 @@ void tracer_recover(struct tracer *t, const struct tracer_recovered *r, int64_t 
     if (r->done) {
         inv->have_done = true;
         inv->done_us = r->done_us;
-        inv->done_status = r->done_status;
+        inv->done_status = (enum tel_status)r->done_status;
         copy_str(inv->done_error, sizeof(inv->done_error), r->done_error);
     }
     /* Without records, it ended at the reset: before this process began,

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "ext_event.h"
+#include "journal.h"
 #include "telemetry.h"
 #include "trace.h"
 #include "xray_header.h"
@@ -87,20 +88,7 @@ bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_ide
  * own records if they still come, else closed by tracer_close_recovered as
  * ended by the reset (or, if its runtime was done, by that).  reset_us: no
  * later than this process's start, which followed the reset. */
-struct tracer_recovered {
-    const char *request_id;
-    const char *trace_id;
-    const char *segment_id;
-    const char *parent_id;
-    bool sampled;
-    int64_t start_us;
-    int64_t deadline_ms;
-    bool done;
-    int64_t done_us;
-    enum tel_status done_status;
-    const char *done_error;
-};
-void tracer_recover(struct tracer *t, const struct tracer_recovered *r, int64_t reset_us);
+void tracer_recover(struct tracer *t, const struct journal_entry *e, int64_t reset_us);
 
 /* Emits every recovered invocation still open (its records did not come
  * by the first INVOKE of this process). */

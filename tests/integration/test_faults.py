@@ -288,6 +288,30 @@ class FloodTest(unittest.TestCase, Checks):
         self.assertGreater(s["listener_evicted"] + s["listener_refused"], 0, s)
         self.assertLess(still, 40)
 
+    def test_a_silent_half_request_is_closed_after_the_idle_timeout(self):
+        # 5 s without a byte in the middle of a request (LISTENER_REQUEST_IDLE_TIMEOUT_MS)
+        env = Env(self, timeout_s=10, env={"LAMBDA_TRACER_FLUSH": "background"})
+        emu = env.emu
+        emu.start()
+        addr = harness.listener_address(emu)
+        h = emu.invoke_async(payload=b'{"action":"slow","ms":6500}')
+        wait_ext_invoke(emu, h.request_id)
+        silent = socket.create_connection(addr, timeout=10)
+        self.addCleanup(silent.close)
+        silent.sendall(b"POST /telemetry HTTP/1.1\r\nContent-Length: 50\r\n\r\n[")
+        t0 = time.monotonic()
+        closed = silent.recv(100)  # blocks until the listener closes it
+        waited = time.monotonic() - t0
+        r = h.result(timeout=15)
+        sd = emu.shutdown()
+        lines = env.lines()
+        self.assertEqual(closed, b"")
+        self.assertGreater(waited, 4.5)
+        self.assertLess(waited, 6.5)
+        self.assertEqual(harness.summary(lines)["listener_timed_out"], 1)
+        self.assert_within(r, BACKGROUND_MS)
+        self.assert_clean_exit(sd, lines)
+
 
 class TelemetryNotFlowingTest(unittest.TestCase, Checks):
     """Telemetry that does not arrive (held by the platform): the eager invocations of the

@@ -44,8 +44,8 @@ static struct journal_entry entry(const char *rid, int n)
 {
     struct journal_entry e = {0};
     snprintf(e.request_id, sizeof(e.request_id), "%s", rid);
-    snprintf(e.trace_id, sizeof(e.trace_id), "1-5759e988-bd862e3fe1be46a99427279%d", n % 10);
-    snprintf(e.segment_id, sizeof(e.segment_id), "53995c3f42cd8ad%d", n % 10);
+    snprintf(e.trace_id, sizeof(e.trace_id), "1-5759e988-bd862e3fe1be46a99427279%u", (unsigned)n % 10u);
+    snprintf(e.segment_id, sizeof(e.segment_id), "53995c3f42cd8ad%u", (unsigned)n % 10u);
     e.sampled = true;
     e.start_us = 1700000000000000LL + n;
     e.deadline_ms = 1700000003000LL;
