@@ -60,6 +60,7 @@ def reference_seeds():
         for start in range(0, len(records), size):
             put("telemetry", "ref-capture-2022-09-13-%d-%02d.json" % (size, start),
                 json.dumps(records[start:start + size]))
+    put("pipeline", "ref-capture-2022-09-13.json", json.dumps(records))
     for r in records:
         v = r.get("record")
         if isinstance(v, dict) and isinstance(v.get("tracing"), dict):
@@ -153,6 +154,7 @@ def emulator_seeds():
         for path in sorted(glob.glob(os.path.join(cap, "telemetry-*.json"))):
             body = open(path, "rb").read()
             put_hashed("telemetry", "emu-batch", body, ".json")
+            put_hashed("pipeline", "emu-batch", body, ".json")
             for r in json.loads(body):
                 v = r.get("record")
                 if isinstance(v, dict) and isinstance(v.get("tracing"), dict):
