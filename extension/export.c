@@ -727,17 +727,17 @@ static void *export_main(void *arg)
  * Content-Type line. */
 static int parse_otlp_headers(struct exporter *e)
 {
-    size_t count = 0;
+    size_t lines = 0;
     int r = config_parse_otlp_headers(e->cfg.otlp_headers, e->otlp_header_lines, OTLP_MAX_HEADERS,
-                                      &count);
+                                      &lines);
 
     if (r < 0)
         return r;
     e->otlp_headers[0] = e->cfg.otlp_json ? "Content-Type: " OTLP_JSON_CONTENT_TYPE
                                           : "Content-Type: " OTLP_PROTOBUF_CONTENT_TYPE;
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < lines; i++)
         e->otlp_headers[i + 1] = e->otlp_header_lines[i];
-    e->otlp_headers[count + 1] = NULL;
+    e->otlp_headers[lines + 1] = NULL;
     return 0;
 }
 
