@@ -335,10 +335,9 @@ static int register_extension(struct runtime *rt, struct extapi_error *err)
 {
     const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
     bool managed = init_type != NULL && strcmp(init_type, "lambda-managed-instances") == 0;
-    int r;
 
     if (!managed) {
-        r = extapi_register(rt->api, true, true, &rt->reg, err);
+        int r = extapi_register(rt->api, true, true, &rt->reg, err);
         if (r != -EACCES)
             return r;
         log_info("INVOKE registration refused (%s); registering for SHUTDOWN only",
