@@ -7,18 +7,19 @@
 # SHA-1-named files of earlier merges.  Prints the counts before and after.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+sha1='.*/[0-9a-f]{40}'
 for target in "$@"; do
     committed=tests/fuzz/corpus/$target
     fresh=build/fuzz/min-$target
     rm -rf "$fresh"
     mkdir -p "$fresh"
     before=$(find "$committed" -type f | wc -l)
-    find "$committed" -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp {} "$fresh"/ \;
+    find "$committed" -regextype posix-extended -type f ! -regex "$sha1" -exec cp {} "$fresh"/ \;
     make -s "build/fuzz/fuzz_$target"
     nice -n 10 "build/fuzz/fuzz_$target" -merge=1 -timeout=10 -rss_limit_mb=2048 "$fresh" \
         "$committed" "build/fuzz/corpus-$target" >"build/fuzz/min-$target.log" 2>&1
-    find "$committed" -type f -regex '.*/[0-9a-f]\{40\}' -delete
-    find "$fresh" -type f -regex '.*/[0-9a-f]\{40\}' -exec cp {} "$committed"/ \;
+    find "$committed" -regextype posix-extended -type f -regex "$sha1" -delete
+    find "$fresh" -regextype posix-extended -type f -regex "$sha1" -exec cp {} "$committed"/ \;
     echo "$target: committed corpus $before -> $(find "$committed" -type f | wc -l) files," \
         "$(du -sk "$committed" | cut -f1) KiB"
 done
