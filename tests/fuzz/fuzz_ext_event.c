@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +39,13 @@ static char *encode(const struct ext_event *ev)
 
     check(o != NULL);
     cJSON_AddStringToObject(o, "eventType", ev->type == EXT_EVENT_INVOKE ? "INVOKE" : "SHUTDOWN");
-    if (ev->deadline_ms > 0)
-        cJSON_AddNumberToObject(o, "deadlineMs", (double)ev->deadline_ms);
+    if (ev->deadline_ms > 0) {
+        /* As Lambda prints it: an integer, every digit.  (cJSON's own
+         * %.15g-first printing would turn 8999999999999999 into 9e+15.) */
+        char digits[24];
+        snprintf(digits, sizeof(digits), "%lld", (long long)ev->deadline_ms);
+        cJSON_AddRawToObject(o, "deadlineMs", digits);
+    }
     if (ev->type == EXT_EVENT_INVOKE) {
         cJSON *tracing = cJSON_AddObjectToObject(o, "tracing");
         cJSON_AddStringToObject(o, "requestId", ev->request_id);
