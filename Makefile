@@ -74,7 +74,7 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(OBJ) | $(
 
 fuzzers: $(FUZZER_BIN)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRC) extension/*.h | build/fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iextension \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iextension \
 		$< $(SRC) $(LIBS) -o $@
 
 # --- release: one fully static musl binary per architecture.  Plain -static:

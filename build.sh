@@ -6,7 +6,7 @@
 #   ./build.sh test            every suite: unit (plain+valgrind, ASan+UBSan, TSan), fuzz corpus
 #                              replay, the emulator's own tests, integration tests, the layer
 #   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
-#   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60)
+#   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60); more args go to libFuzzer
 #   ./build.sh layer [ARCH...] release zips build/layer/lambda-tracer-{x86_64,arm64}.zip
 #   ./build.sh bench [--quick] benchmarks of the release binary against no extension and a floor
 #                              extension; results in build/bench/results.{json,md}
@@ -208,10 +208,21 @@ cmd_fuzz() {
     local seconds=${2:-60}
     need_pkgs "${BASE_PKGS[@]}" "${FUZZ_PKGS[@]}"
     make -s -j"$JOBS" "build/fuzz/fuzz_$target"
+    shift $(( $# < 2 ? $# : 2 ))
     local work=build/fuzz/corpus-$target
-    mkdir -p "$work"
+    local artifacts=build/fuzz/artifacts-$target/
+    mkdir -p "$work" "$artifacts"
     cp -n tests/fuzz/corpus/"$target"/* "$work"/ 2>/dev/null || true
-    "build/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 "$work"
+    local dict=()
+    [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
+    # A hang (10 s on one input), a leak or 2 GB of RSS is a finding like a
+    # crash; the input that caused it lands in $artifacts.  Extra arguments
+    # (e.g. -runs=N) go to libFuzzer.
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        "build/fuzz/fuzz_$target" -max_total_time="$seconds" -print_final_stats=1 \
+        -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -detect_leaks=1 \
+        -artifact_prefix="$artifacts" "${dict[@]}" "$@" "$work"
 }
 
 # The packages for ARCH... (both when none given).  musl-dev:arm64 needs

@@ -251,11 +251,114 @@ static bool valid_sinks(const char *s)
     return config_sinks_parser == NULL || config_sinks_parser(s, &mask) == 0;
 }
 
+int config_parse_host_port(const char *text, char *host, size_t host_size, uint16_t *ret_port)
+{
+    const char *host_start = text, *host_end, *port;
+    uint64_t value;
+    size_t len;
+
+    if (text == NULL || host_size == 0)
+        return -EINVAL;
+    if (text[0] == '[') {
+        host_start = text + 1;
+        host_end = strchr(host_start, ']');
+        if (host_end == NULL || host_end[1] != ':')
+            return -EINVAL;
+        port = host_end + 2;
+    } else {
+        host_end = strrchr(text, ':');
+        if (host_end == NULL)
+            return -EINVAL;
+        port = host_end + 1;
+    }
+    len = (size_t)(host_end - host_start);
+    if (len == 0 || len >= host_size)
+        return -EINVAL;
+    for (const char *p = host_start; p < host_end; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '[' || *p == ']' || *p == '/')
+            return -EINVAL;
+    if (config_parse_u64(port, 1, 65535, &value) < 0)
+        return -EINVAL;
+    memcpy(host, host_start, len);
+    host[len] = '\0';
+    *ret_port = (uint16_t)value;
+    return 0;
+}
+
+/* RFC 9110 tchar: what a header name may be made of. */
+static bool is_tchar(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES],
+                              size_t max_lines, size_t *ret_count)
+{
+    const char *p = text;
+    size_t n = 0;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        const char *name = p, *value;
+        size_t name_len, value_len;
+
+        if (eq == NULL || n >= max_lines)
+            return -EINVAL;
+        /* Blanks around names and values are dropped (as OTEL_EXPORTER_OTLP_HEADERS
+         * does): a leading blank would make the line a folded continuation. */
+        name_len = (size_t)(eq - p);
+        value = eq + 1;
+        value_len = len - name_len - 1;
+        while (name_len > 0 && (*name == ' ' || *name == '\t')) {
+            name++;
+            name_len--;
+        }
+        while (name_len > 0 && (name[name_len - 1] == ' ' || name[name_len - 1] == '\t'))
+            name_len--;
+        while (value_len > 0 && (*value == ' ' || *value == '\t')) {
+            value++;
+            value_len--;
+        }
+        while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+            value_len--;
+        if (name_len == 0)
+            return -EINVAL;
+        for (size_t i = 0; i < name_len; i++)
+            if (!is_tchar(name[i]))
+                return -EINVAL;
+        for (size_t i = 0; i < value_len; i++)
+            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+                return -EINVAL; /* no CR, LF or other control byte may reach a header */
+        int w = snprintf(lines[n], CONFIG_OTLP_HEADER_LINE_BYTES, "%.*s: %.*s", (int)name_len, name,
+                         (int)value_len, value);
+        if (w < 0 || (size_t)w >= CONFIG_OTLP_HEADER_LINE_BYTES)
+            return -EINVAL;
+        n++;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    *ret_count = n;
+    return 0;
+}
+
+static bool valid_otlp_headers(const char *s)
+{
+    char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+    size_t count;
+
+    return config_parse_otlp_headers(s, lines, CONFIG_OTLP_MAX_HEADERS, &count) == 0;
+}
+
 static bool valid_host_port(const char *s)
 {
-    const char *colon = strrchr(s, ':');
-    return colon != NULL && colon != s && colon[1] != '\0' &&
-           strspn(colon + 1, "0123456789") == strlen(colon + 1);
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+
+    return config_parse_host_port(s, host, sizeof(host), &port) == 0;
 }
 
 void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ctx,
@@ -352,7 +455,8 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
                 valid_host_port);
     load_string(&l, "LAMBDA_TRACER_OTLP_ENDPOINT", ret->otlp_endpoint, sizeof(ret->otlp_endpoint),
                 valid_url);
-    load_string(&l, "LAMBDA_TRACER_OTLP_HEADERS", ret->otlp_headers, sizeof(ret->otlp_headers), NULL);
+    load_string(&l, "LAMBDA_TRACER_OTLP_HEADERS", ret->otlp_headers, sizeof(ret->otlp_headers),
+                valid_otlp_headers);
     text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_OTLP_PROTOCOL", &too_long);
     if (text != NULL) {
         if (!too_long && strcmp(text, "http/json") == 0)

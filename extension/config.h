@@ -100,6 +100,30 @@ typedef bool (*config_readable_fn)(const char *path, void *ctx);
 int config_choose_ca_file(const char *override, config_readable_fn readable, void *ctx, char *ret,
                           size_t ret_size) __attribute__((warn_unused_result));
 
+/* Longest host name config_parse_host_port accepts, NUL included. */
+#define CONFIG_HOST_MAX 256
+
+/* "host:port" or "[IPv6]:port" (LAMBDA_TRACER_DAEMON_ADDRESS): a non-empty
+ * host of printable characters without blanks, brackets or '/', and a
+ * decimal port from 1 to 65535.  0 with host (NUL-terminated, host_size
+ * bytes at most) and *ret_port written, or -EINVAL.  Pure; any thread. */
+int config_parse_host_port(const char *text, char *host, size_t host_size, uint16_t *ret_port)
+    __attribute__((warn_unused_result));
+
+/* LAMBDA_TRACER_OTLP_HEADERS: at most this many lines of at most this
+ * many bytes ("name: value", NUL included). */
+#define CONFIG_OTLP_MAX_HEADERS 16
+#define CONFIG_OTLP_HEADER_LINE_BYTES 256
+
+/* Parses "name=value,name=value" (LAMBDA_TRACER_OTLP_HEADERS) into at most
+ * max_lines "name: value" lines.  Blanks around names and values are
+ * dropped; a name must be an HTTP token and a value free of control bytes;
+ * a trailing comma is allowed, an empty item is not.  0 with *ret_count
+ * lines written, or -EINVAL.  config_load refuses (and warns about) a value
+ * this refuses, so the exporter never sees one.  Pure; any thread. */
+int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES],
+                              size_t max_lines, size_t *ret_count) __attribute__((warn_unused_result));
+
 /* true/false, 1/0, yes/no, on/off (case-insensitive).  0 or -EINVAL. */
 int config_parse_bool(const char *text, bool *ret_value) __attribute__((warn_unused_result));
 

@@ -43,7 +43,7 @@
 /* A sink that failed this many batches in a row is skipped for a while. */
 #define BREAKER_FAILURES 3
 #define BREAKER_OPEN_MS 30000
-#define OTLP_MAX_HEADERS 16
+#define OTLP_MAX_HEADERS CONFIG_OTLP_MAX_HEADERS
 /* Container credentials are refreshed this long before they expire. */
 #define CREDENTIALS_REFRESH_US (5LL * 60 * 1000000)
 
@@ -85,7 +85,7 @@ struct exporter {
     char sigv4[64];
     char xray_url[300];
     char token_header[sizeof(((struct aws_credentials *)0)->session_token) + 32];
-    char otlp_header_lines[OTLP_MAX_HEADERS][256];
+    char otlp_header_lines[OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
     const char *otlp_headers[OTLP_MAX_HEADERS + 2];
     struct breaker breaker[EXPORT_SINK_COUNT];
 
@@ -405,19 +405,19 @@ static bool doc_has_id(const struct xray_doc *doc, const char *id)
     return n > 0 && (size_t)n < sizeof(needle) && memmem(doc->data, doc->len, needle, (size_t)n) != NULL;
 }
 
-/* Counts the UnprocessedTraceSegments of an answer and collects the
- * documents they name for one more try.  Returns how many were listed. */
-static size_t unprocessed(const struct http_client_response *resp, const struct xray_doc *docs,
-                          size_t n, struct xray_doc *retry, size_t *retry_n)
+size_t export_xray_unprocessed(const char *body, size_t len, const struct xray_doc *docs, size_t n,
+                               bool *ret_refused)
 {
     cJSON *root;
     const cJSON *list;
     const cJSON *entry;
     size_t listed = 0;
 
-    if (resp->body == NULL)
+    for (size_t i = 0; i < n; i++)
+        ret_refused[i] = false;
+    if (body == NULL)
         return 0;
-    root = cJSON_ParseWithLengthOpts(resp->body, resp->body_len, NULL, false);
+    root = cJSON_ParseWithLengthOpts(body, len, NULL, false);
     list = cJSON_GetObjectItemCaseSensitive(root, "UnprocessedTraceSegments");
     cJSON_ArrayForEach(entry, list)
     {
@@ -425,14 +425,31 @@ static size_t unprocessed(const struct http_client_response *resp, const struct 
         listed++;
         if (id == NULL)
             continue;
+        /* An id listed twice still names one document: each is retried
+         * once, and never more documents than were sent are refused. */
         for (size_t i = 0; i < n; i++) {
-            if (doc_has_id(&docs[i], id)) {
-                retry[(*retry_n)++] = docs[i];
+            if (!ret_refused[i] && doc_has_id(&docs[i], id)) {
+                ret_refused[i] = true;
                 break;
             }
         }
     }
     cJSON_Delete(root);
+    return listed;
+}
+
+/* Counts the UnprocessedTraceSegments of an answer and collects the
+ * documents they name (n <= XRAY_PUT_MAX_DOCS) for one more try.  Returns
+ * how many were listed. */
+static size_t unprocessed(const struct http_client_response *resp, const struct xray_doc *docs,
+                          size_t n, struct xray_doc *retry, size_t *retry_n)
+{
+    bool refused[XRAY_PUT_MAX_DOCS];
+    size_t listed = export_xray_unprocessed(resp->body, resp->body_len, docs, n, refused);
+
+    for (size_t i = 0; i < n; i++)
+        if (refused[i])
+            retry[(*retry_n)++] = docs[i];
     return listed;
 }
 
@@ -722,34 +739,21 @@ static void *export_main(void *arg)
     return NULL;
 }
 
-/* "name=value,name=value" into "name: value" header lines. */
+/* "name=value,name=value" into "name: value" header lines after the
+ * Content-Type line. */
 static int parse_otlp_headers(struct exporter *e)
 {
-    const char *p = e->cfg.otlp_headers;
-    size_t n = 0;
+    size_t lines = 0;
+    int r = config_parse_otlp_headers(e->cfg.otlp_headers, e->otlp_header_lines, OTLP_MAX_HEADERS,
+                                      &lines);
 
-    e->otlp_headers[n] = e->cfg.otlp_json ? "Content-Type: " OTLP_JSON_CONTENT_TYPE
+    if (r < 0)
+        return r;
+    e->otlp_headers[0] = e->cfg.otlp_json ? "Content-Type: " OTLP_JSON_CONTENT_TYPE
                                           : "Content-Type: " OTLP_PROTOBUF_CONTENT_TYPE;
-    n++;
-    while (*p != '\0') {
-        const char *end = strchr(p, ',');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        if (eq == NULL || eq == p || n > OTLP_MAX_HEADERS || memchr(p, '\r', len) || memchr(p, '\n', len) ||
-            memchr(p, ':', (size_t)(eq - p)) != NULL)
-            return -EINVAL;
-        char *line = e->otlp_header_lines[n - 1];
-        int w = snprintf(line, sizeof(e->otlp_header_lines[0]), "%.*s: %.*s", (int)(eq - p), p,
-                         (int)(len - (size_t)(eq - p) - 1), eq + 1);
-        if (w < 0 || (size_t)w >= sizeof(e->otlp_header_lines[0]))
-            return -EINVAL;
-        e->otlp_headers[n] = line;
-        n++;
-        if (end == NULL)
-            break;
-        p = end + 1;
-    }
-    e->otlp_headers[n] = NULL;
+    for (size_t i = 0; i < lines; i++)
+        e->otlp_headers[i + 1] = e->otlp_header_lines[i];
+    e->otlp_headers[lines + 1] = NULL;
     return 0;
 }
 

@@ -108,4 +108,14 @@ void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
  * sink mask.  0 or -EINVAL. */
 int export_parse_sinks(const char *text, unsigned *ret_mask) __attribute__((warn_unused_result));
 
+struct xray_doc;
+
+/* Reads a PutTraceSegments answer body: for each of the n documents sent,
+ * ret_refused[i] says whether an entry of UnprocessedTraceSegments names it
+ * by Id (each document at most once, however often it is listed).  Returns
+ * how many entries were listed; a body that is not that shape lists none.
+ * Pure; any thread. */
+size_t export_xray_unprocessed(const char *body, size_t len, const struct xray_doc *docs, size_t n,
+                               bool *ret_refused);
+
 #endif

@@ -12,6 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
+/* Deadlines are epoch milliseconds; anything from here on is not one (and
+ * beyond 2^53 a double would no longer hold it exactly). */
+#define DEADLINE_MAX_MS 9000000000000000LL
+
 const char *ext_shutdown_reason_name(enum ext_shutdown_reason reason)
 {
     switch (reason) {
@@ -68,15 +72,19 @@ int ext_event_parse(const char *body, size_t len, struct ext_event *ret)
         goto out;
     }
 
-    /* A number on the wire; the docs show a string for SHUTDOWN (trap 5). */
+    /* A number on the wire; the docs show a string for SHUTDOWN (trap 5).
+     * Both forms have the same bounds: an overflowing string must not
+     * become a deadline of LLONG_MAX. */
     deadline = cJSON_GetObjectItemCaseSensitive(root, "deadlineMs");
     if (cJSON_IsNumber(deadline) && isfinite(deadline->valuedouble) && deadline->valuedouble > 0 &&
-        deadline->valuedouble < 9e15)
+        deadline->valuedouble < DEADLINE_MAX_MS)
         ret->deadline_ms = (int64_t)deadline->valuedouble;
     else if (cJSON_IsString(deadline) && deadline->valuestring != NULL) {
         char *end = NULL;
-        long long v = strtoll(deadline->valuestring, &end, 10);
-        if (end != deadline->valuestring && *end == '\0' && v > 0)
+        long long v;
+        errno = 0;
+        v = strtoll(deadline->valuestring, &end, 10);
+        if (errno == 0 && end != deadline->valuestring && *end == '\0' && v > 0 && v < DEADLINE_MAX_MS)
             ret->deadline_ms = v;
     }
 

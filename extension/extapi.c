@@ -63,18 +63,13 @@ static void error_clear(struct extapi_error *err)
         memset(err, 0, sizeof(*err));
 }
 
-/* Fills err from an answer with a non-success status ({"errorMessage",
- * "errorType"} on Lambda). */
-static void error_from_answer(struct extapi_error *err, const struct http_client_response *resp)
+void extapi_parse_error(const char *body, size_t len, struct extapi_error *err)
 {
     cJSON *root;
 
-    if (err == NULL)
+    if (body == NULL)
         return;
-    err->status = resp->status;
-    if (resp->body == NULL)
-        return;
-    root = cJSON_ParseWithLengthOpts(resp->body, resp->body_len, NULL, false);
+    root = cJSON_ParseWithLengthOpts(body, len, NULL, false);
     if (cJSON_IsObject(root)) {
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "errorType"));
         const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "errorMessage"));
@@ -82,6 +77,38 @@ static void error_from_answer(struct extapi_error *err, const struct http_client
             snprintf(err->error_type, sizeof(err->error_type), "%s", type);
         if (msg != NULL)
             snprintf(err->message, sizeof(err->message), "%s", msg);
+    }
+    cJSON_Delete(root);
+}
+
+/* Fills err from an answer with a non-success status ({"errorMessage",
+ * "errorType"} on Lambda). */
+static void error_from_answer(struct extapi_error *err, const struct http_client_response *resp)
+{
+    if (err == NULL)
+        return;
+    err->status = resp->status;
+    extapi_parse_error(resp->body, resp->body_len, err);
+}
+
+void extapi_parse_registration(const char *body, size_t len, struct extapi_registration *ret)
+{
+    cJSON *root;
+
+    memset(ret, 0, sizeof(*ret));
+    if (body == NULL)
+        return;
+    root = cJSON_ParseWithLengthOpts(body, len, NULL, false);
+    if (cJSON_IsObject(root)) {
+        const char *s;
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "functionName"))))
+            snprintf(ret->function_name, sizeof(ret->function_name), "%s", s);
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "functionVersion"))))
+            snprintf(ret->function_version, sizeof(ret->function_version), "%s", s);
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "handler"))))
+            snprintf(ret->handler, sizeof(ret->handler), "%s", s);
+        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "accountId"))))
+            snprintf(ret->account_id, sizeof(ret->account_id), "%s", s);
     }
     cJSON_Delete(root);
 }
@@ -130,7 +157,6 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
                              "Content-Type: application/json", NULL};
     char body[64];
     struct http_client_response resp;
-    cJSON *root = NULL;
     int r;
 
     error_clear(err);
@@ -155,21 +181,8 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
     }
     snprintf(api->identifier, sizeof(api->identifier), "%s", resp.captured);
 
-    memset(ret, 0, sizeof(*ret));
-    root = cJSON_ParseWithLengthOpts(resp.body ? resp.body : "", resp.body_len, NULL, false);
-    if (cJSON_IsObject(root)) {
-        const char *s;
-        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "functionName"))))
-            snprintf(ret->function_name, sizeof(ret->function_name), "%s", s);
-        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "functionVersion"))))
-            snprintf(ret->function_version, sizeof(ret->function_version), "%s", s);
-        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "handler"))))
-            snprintf(ret->handler, sizeof(ret->handler), "%s", s);
-        if ((s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "accountId"))))
-            snprintf(ret->account_id, sizeof(ret->account_id), "%s", s);
-    }
+    extapi_parse_registration(resp.body, resp.body_len, ret);
 out:
-    cJSON_Delete(root);
     http_client_response_clean_up(&resp);
     return r;
 }

@@ -77,4 +77,15 @@ int extapi_report_error(struct extapi *api, bool during_init, const char *error_
                         const char *message, struct extapi_error *err)
     __attribute__((warn_unused_result));
 
+/* The register answer's body ({"functionName", "functionVersion",
+ * "handler", "accountId"}): fills *ret with what it holds, "" for anything
+ * absent, not a string, or not JSON; over-long values are cut to fit.
+ * Pure; any thread. */
+void extapi_parse_registration(const char *body, size_t len, struct extapi_registration *ret);
+
+/* An error answer's body ({"errorType", "errorMessage"}): copies what it
+ * holds into err->error_type and err->message (cut to fit), leaving them as
+ * they were otherwise.  Pure; any thread. */
+void extapi_parse_error(const char *body, size_t len, struct extapi_error *err);
+
 #endif

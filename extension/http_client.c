@@ -26,7 +26,6 @@ struct body_sink {
 
 struct header_sink {
     const char *name;
-    size_t name_len;
     char *dst;
     size_t dst_size;
 };
@@ -90,26 +89,42 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+bool http_client_header_value(const char *line, size_t n, const char *name, char *dst, size_t dst_size)
+{
+    size_t name_len = strlen(name);
+    const char *v;
+    size_t vlen;
+
+    if (n <= name_len || line[name_len] != ':' || strncasecmp(line, name, name_len) != 0)
+        return false;
+    v = line + name_len + 1;
+    vlen = n - name_len - 1;
+    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' ||
+                        v[vlen - 1] == '\t'))
+        vlen--;
+    if (vlen >= dst_size)
+        return false;
+    /* The value is sent back in our own header lines: a control byte (a
+     * bare CR, a NUL) would split or cut them. */
+    for (size_t i = 0; i < vlen; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return false;
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+    return true;
+}
+
 static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata)
 {
     struct header_sink *sink = userdata;
     size_t n = size * nitems;
 
-    if (sink->name != NULL && n > sink->name_len + 1 && buffer[sink->name_len] == ':' &&
-        strncasecmp(buffer, sink->name, sink->name_len) == 0) {
-        const char *v = buffer + sink->name_len + 1;
-        size_t vlen = n - sink->name_len - 1;
-        while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-            v++;
-            vlen--;
-        }
-        while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
-            vlen--;
-        if (vlen < sink->dst_size) {
-            memcpy(sink->dst, v, vlen);
-            sink->dst[vlen] = '\0';
-        }
-    }
+    if (sink->name != NULL)
+        (void)http_client_header_value(buffer, n, sink->name, sink->dst, sink->dst_size);
     return n;
 }
 
@@ -167,7 +182,6 @@ int http_client_perform(struct http_client *client, const struct http_client_req
     }
 
     hdr.name = req->capture_header;
-    hdr.name_len = req->capture_header ? strlen(req->capture_header) : 0;
     hdr.dst = ret->captured;
     hdr.dst_size = sizeof(ret->captured);
 

@@ -10,6 +10,7 @@
 #ifndef LAMBDA_TRACER_HTTP_CLIENT_H
 #define LAMBDA_TRACER_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct http_client;
@@ -56,5 +57,12 @@ int http_client_perform(struct http_client *client, const struct http_client_req
                         size_t error_detail_size) __attribute__((warn_unused_result));
 
 void http_client_response_clean_up(struct http_client_response *resp);
+
+/* One response header line as libcurl hands it over (n bytes, CRLF
+ * included, not NUL-terminated): when it is header `name`
+ * (case-insensitive), copies its value without surrounding blanks into dst
+ * and returns true.  A value that does not fit in dst_size bytes (NUL
+ * included) or holds a control byte is not copied.  Pure; any thread. */
+bool http_client_header_value(const char *line, size_t n, const char *name, char *dst, size_t dst_size);
 
 #endif

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
+
 struct udp_sender {
     int fd;
 };
@@ -19,30 +21,14 @@ int udp_sender_open(const char *address, struct udp_sender **ret)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
     struct addrinfo *res = NULL;
-    char host[256];
-    const char *port;
-    const char *colon;
+    char host[CONFIG_HOST_MAX];
+    char port[8];
+    uint16_t port_number;
     struct udp_sender *s;
 
-    if (address == NULL)
+    if (config_parse_host_port(address, host, sizeof(host), &port_number) < 0)
         return -EINVAL;
-    if (address[0] == '[') {
-        const char *end = strchr(address, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - address - 1) >= sizeof(host))
-            return -EINVAL;
-        memcpy(host, address + 1, (size_t)(end - address - 1));
-        host[end - address - 1] = '\0';
-        port = end + 2;
-    } else {
-        colon = strrchr(address, ':');
-        if (colon == NULL || colon == address || (size_t)(colon - address) >= sizeof(host))
-            return -EINVAL;
-        memcpy(host, address, (size_t)(colon - address));
-        host[colon - address] = '\0';
-        port = colon + 1;
-    }
-    if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port))
-        return -EINVAL;
+    snprintf(port, sizeof(port), "%u", (unsigned)port_number);
     if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
         return -EHOSTUNREACH;
     s = calloc(1, sizeof(*s));

@@ -2,13 +2,18 @@
  * fuzz_config.c - configuration loading from arbitrary environments.
  *
  * The input is read as NAME=VALUE lines; config_load must never fail, and
- * whatever it produces must lie inside the documented ranges.
+ * whatever it produces must lie inside the documented ranges.  Every value
+ * it keeps must also be usable by the module that consumes it (the sink
+ * list by the exporter, the daemon address by the UDP sender, the OTLP
+ * headers by the exporter), so a bad setting is refused, with its one
+ * warning, where it is read and never later.  A violation aborts.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "export.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,6 +46,27 @@ static void warn(const char *name, const char *problem, const char *fallback, vo
         abort();
 }
 
+static void check_consumers(const struct config *cfg)
+{
+    static char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+    unsigned mask;
+    size_t count;
+
+    if (export_parse_sinks(cfg->exporters, &mask) < 0)
+        abort();
+    if (cfg->daemon_address[0] != '\0' &&
+        config_parse_host_port(cfg->daemon_address, host, sizeof(host), &port) < 0)
+        abort();
+    if (config_parse_otlp_headers(cfg->otlp_headers, lines, CONFIG_OTLP_MAX_HEADERS, &count) < 0)
+        abort();
+    if ((strncmp(cfg->otlp_endpoint, "http://", 7) != 0 && strncmp(cfg->otlp_endpoint, "https://", 8) != 0) ||
+        (cfg->xray_endpoint[0] != '\0' && strncmp(cfg->xray_endpoint, "http://", 7) != 0 &&
+         strncmp(cfg->xray_endpoint, "https://", 8) != 0))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct env env;
@@ -55,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size; i++)
         if (env.text[i] == '\n')
             env.text[i] = '\0';
+    config_sinks_parser = export_parse_sinks;
     config_load(&cfg, lookup, &env, warn, NULL);
     free(env.text);
     if (!(cfg.telemetry_types & TELEMETRY_TYPE_PLATFORM) || cfg.buffer_max_items < 1000 ||
@@ -62,5 +89,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.buffer_max_bytes > 1048576 || cfg.buffer_timeout_ms < 25 ||
         cfg.buffer_timeout_ms > 30000 || cfg.listener_port == 9001)
         abort();
+    check_consumers(&cfg);
     return 0;
 }

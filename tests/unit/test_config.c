@@ -172,6 +172,80 @@ static void test_parse_types_and_bool(void **state)
     assert_int_equal(config_parse_bool("2", &b), -EINVAL);
 }
 
+static void test_parse_host_port(void **state)
+{
+    char host[CONFIG_HOST_MAX];
+    uint16_t port = 0;
+    (void)state;
+    assert_int_equal(config_parse_host_port("127.0.0.1:2000", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 2000);
+    assert_int_equal(config_parse_host_port("[::1]:65535", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 65535);
+    /* Unbracketed IPv6: the last colon separates the port, as before. */
+    assert_int_equal(config_parse_host_port("fe80::1:2000", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "fe80::1");
+    assert_int_equal(port, 2000);
+    /* config_load used to accept these, which the UDP sender then refused. */
+    assert_int_equal(config_parse_host_port("[::1:2000", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("[]:2000", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("host:0", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("host:65536", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("host:99999999999999999999", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port(":2000", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("a b:2000", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("host:", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("host", host, sizeof(host), &port), -EINVAL);
+    assert_int_equal(config_parse_host_port("abcd:1", host, 4, &port), -EINVAL); /* does not fit */
+    assert_int_equal(config_parse_host_port("abc:1", host, 4, &port), 0);
+}
+
+static void test_parse_otlp_headers(void **state)
+{
+    char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+    char many[CONFIG_OTLP_MAX_HEADERS * 4 + 8] = "";
+    size_t n = 99;
+    (void)state;
+    assert_int_equal(config_parse_otlp_headers("", lines, CONFIG_OTLP_MAX_HEADERS, &n), 0);
+    assert_int_equal(n, 0);
+    /* Blanks around names and values go: " b" would be a folded line. */
+    assert_int_equal(config_parse_otlp_headers("a=1, b = x=y ,", lines, CONFIG_OTLP_MAX_HEADERS, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(lines[0], "a: 1");
+    assert_string_equal(lines[1], "b: x=y");
+    assert_int_equal(config_parse_otlp_headers("a=1,,b=2", lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    assert_int_equal(config_parse_otlp_headers("=1", lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    assert_int_equal(config_parse_otlp_headers(" =1", lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    assert_int_equal(config_parse_otlp_headers("a b=1", lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    assert_int_equal(config_parse_otlp_headers("a:b=1", lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    assert_int_equal(config_parse_otlp_headers("a=1\r\nX-Evil: 1", lines, CONFIG_OTLP_MAX_HEADERS, &n),
+                     -EINVAL);
+    assert_int_equal(config_parse_otlp_headers("novalue", lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    for (int i = 0; i <= CONFIG_OTLP_MAX_HEADERS; i++) /* one too many */
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sh=%d", i ? "," : "", i % 10);
+    assert_int_equal(config_parse_otlp_headers(many, lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+    *strrchr(many, ',') = '\0';
+    assert_int_equal(config_parse_otlp_headers(many, lines, CONFIG_OTLP_MAX_HEADERS, &n), 0);
+    assert_int_equal(n, CONFIG_OTLP_MAX_HEADERS);
+}
+
+/* A daemon address or OTLP header list the exporter cannot use is refused
+ * where it is read, with one warning naming it, not later. */
+static void test_unusable_endpoint_settings_fall_back(void **state)
+{
+    char long_value[CONFIG_OTLP_HEADER_LINE_BYTES + 8];
+    (void)state;
+    memset(long_value, 'v', sizeof(long_value) - 1);
+    long_value[0] = 'a';
+    long_value[1] = '=';
+    long_value[sizeof(long_value) - 1] = '\0';
+    check_invalid("LAMBDA_TRACER_DAEMON_ADDRESS", "[::1:2000", "the default");
+    check_invalid("LAMBDA_TRACER_DAEMON_ADDRESS", "127.0.0.1:0", "the default");
+    check_invalid("LAMBDA_TRACER_OTLP_HEADERS", "x api key=1", "the default");
+    check_invalid("LAMBDA_TRACER_OTLP_HEADERS", long_value, "the default");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +255,9 @@ int main(void)
         cmocka_unit_test(test_empty_value_is_unset),
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_parse_types_and_bool),
+        cmocka_unit_test(test_parse_host_port),
+        cmocka_unit_test(test_parse_otlp_headers),
+        cmocka_unit_test(test_unusable_endpoint_settings_fall_back),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -113,6 +113,23 @@ static void test_bad_deadlines_are_ignored(void **state)
     assert_int_equal(ev.deadline_ms, 0);
 }
 
+/* Found by fuzz_ext_event: strtoll saturated an overflowing string to
+ * LLONG_MAX, which was kept as the deadline, while the same value as a
+ * number was refused. */
+static void test_string_deadline_has_the_number_bounds(void **state)
+{
+    struct ext_event ev;
+    (void)state;
+    assert_int_equal(parse("{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":\"99999999999999999999\"}", &ev), 0);
+    assert_int_equal(ev.deadline_ms, 0);
+    assert_int_equal(parse("{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":\"9000000000000001\"}", &ev), 0);
+    assert_int_equal(ev.deadline_ms, 0);
+    assert_int_equal(parse("{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":9000000000000001}", &ev), 0);
+    assert_int_equal(ev.deadline_ms, 0);
+    assert_int_equal(parse("{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":\"8999999999999999\"}", &ev), 0);
+    assert_true(ev.deadline_ms == 8999999999999999LL);
+}
+
 static void test_out_of_memory_fails_cleanly(void **state)
 {
     const char *s = "{\"eventType\":\"INVOKE\",\"deadlineMs\":1,\"requestId\":\"r\","
@@ -142,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_events),
         cmocka_unit_test(test_oversized_trace_header_is_dropped),
         cmocka_unit_test(test_bad_deadlines_are_ignored),
+        cmocka_unit_test(test_string_deadline_has_the_number_bounds),
         cmocka_unit_test(test_out_of_memory_fails_cleanly),
     };
     return cmocka_run_group_tests_name("ext_event", tests, NULL, NULL);

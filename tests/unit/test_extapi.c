@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "extapi.h"
@@ -97,6 +98,47 @@ static void test_register_transport_error(void **state)
     extapi_destroy(api);
 }
 
+static void test_parse_registration(void **state)
+{
+    struct extapi_registration reg;
+    char big[600];
+    (void)state;
+    /* The reference's example answer. */
+    const char *example = "{\"functionName\": \"helloWorld\", \"functionVersion\": \"$LATEST\",\n"
+                          " \"handler\": \"lambda_function.lambda_handler\", \"accountId\": \"123456789012\"}";
+    extapi_parse_registration(example, strlen(example), &reg);
+    assert_string_equal(reg.function_name, "helloWorld");
+    assert_string_equal(reg.function_version, "$LATEST");
+    assert_string_equal(reg.handler, "lambda_function.lambda_handler");
+    assert_string_equal(reg.account_id, "123456789012");
+    /* Wrong types, garbage and NULL leave every field empty. */
+    extapi_parse_registration("{\"functionName\":7,\"handler\":null}", 33, &reg);
+    assert_string_equal(reg.function_name, "");
+    assert_string_equal(reg.handler, "");
+    extapi_parse_registration("<html>", 6, &reg);
+    assert_string_equal(reg.account_id, "");
+    extapi_parse_registration(NULL, 0, &reg);
+    assert_string_equal(reg.function_version, "");
+    /* Over-long values are cut to fit, NUL-terminated. */
+    snprintf(big, sizeof(big), "{\"handler\":\"%0500d\"}", 0);
+    extapi_parse_registration(big, strlen(big), &reg);
+    assert_int_equal(strlen(reg.handler), sizeof(reg.handler) - 1);
+}
+
+static void test_parse_error_keeps_what_is_absent(void **state)
+{
+    struct extapi_error err = {.status = 403, .error_type = "transport", .message = "kept"};
+    (void)state;
+    extapi_parse_error("{\"errorType\":\"Extension.RegistrationClosed\"}", 44, &err);
+    assert_string_equal(err.error_type, "Extension.RegistrationClosed");
+    assert_string_equal(err.message, "kept");
+    assert_int_equal(err.status, 403);
+    extapi_parse_error("[1,2]", 5, &err);
+    assert_string_equal(err.error_type, "Extension.RegistrationClosed");
+    extapi_parse_error(NULL, 0, &err);
+    assert_string_equal(err.message, "kept");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +147,8 @@ int main(void)
         cmocka_unit_test(test_new_validates_arguments),
         cmocka_unit_test(test_new_out_of_memory),
         cmocka_unit_test(test_register_transport_error),
+        cmocka_unit_test(test_parse_registration),
+        cmocka_unit_test(test_parse_error_keeps_what_is_absent),
     };
     return cmocka_run_group_tests_name("extapi", tests, NULL, NULL);
 }

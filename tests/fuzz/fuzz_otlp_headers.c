@@ -1,0 +1,81 @@
+/*
+ * fuzz_otlp_headers.c - LAMBDA_TRACER_OTLP_HEADERS ("name=value,...") on
+ * arbitrary bytes.
+ *
+ * Every line accepted is "token: value" with a non-empty RFC 9110 token, a
+ * value without control bytes or surrounding blanks, within the line and
+ * count caps.  Round trip: the accepted lines written back as
+ * "name=value,..." parse to the same lines.  A violation aborts.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define MAX_LINES 16
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(bool ok)
+{
+    if (!ok)
+        abort();
+}
+
+static bool tchar(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static char lines[MAX_LINES][CONFIG_OTLP_HEADER_LINE_BYTES];
+    static char again[MAX_LINES][CONFIG_OTLP_HEADER_LINE_BYTES];
+    char *text = malloc(size + 1);
+    char joined[MAX_LINES * CONFIG_OTLP_HEADER_LINE_BYTES];
+    size_t count = SIZE_MAX, count2 = SIZE_MAX, off = 0;
+
+    if (text == NULL)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0'; /* the setting is a C string: it ends at the first NUL */
+    if (config_parse_otlp_headers(text, lines, MAX_LINES, &count) < 0) {
+        free(text);
+        return 0;
+    }
+    free(text);
+    check(count <= MAX_LINES);
+    for (size_t i = 0; i < count; i++) {
+        const char *line = lines[i];
+        const char *colon = strchr(line, ':');
+        size_t len = strnlen(line, CONFIG_OTLP_HEADER_LINE_BYTES);
+
+        check(len < CONFIG_OTLP_HEADER_LINE_BYTES);
+        check(colon != NULL && colon != line && colon[1] == ' ');
+        for (const char *p = line; p < colon; p++)
+            check(tchar(*p));
+        for (const char *p = colon + 1; *p; p++)
+            check((unsigned char)*p >= 0x20 && *p != 0x7f);
+        check(colon[2] != ' ' && colon[2] != '\t');
+        check(len == (size_t)(colon - line) + 2 || (line[len - 1] != ' ' && line[len - 1] != '\t'));
+        /* "name: value" back to "name=value" (values hold no comma? they
+         * cannot: the comma separates items). */
+        check(strchr(colon, ',') == NULL);
+        int n = snprintf(joined + off, sizeof(joined) - off, "%s%.*s=%s", i ? "," : "",
+                         (int)(colon - line), line, colon + 2);
+        check(n > 0 && (size_t)n < sizeof(joined) - off);
+        off += (size_t)n;
+    }
+    joined[off] = '\0';
+    if (count == 0)
+        return 0;
+    check(config_parse_otlp_headers(joined, again, MAX_LINES, &count2) == 0);
+    check(count2 == count);
+    for (size_t i = 0; i < count; i++)
+        check(strcmp(lines[i], again[i]) == 0);
+    return 0;
+}
