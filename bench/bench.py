@@ -769,6 +769,21 @@ def machine():
             f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} at start")
 
 
+def only(cfg, counts):
+    """One figure, printed as JSON: quick before/after checks while profiling."""
+    n = cfg.reps
+    run = {"1": lambda: fig_cold_start(cfg, n or counts["cold"]),
+           "4": lambda: fig_ingest(cfg, n or counts["ingest_reps"], counts["ingest_batches"]),
+           "5": lambda: fig_shutdown(cfg, n or counts["shutdown_reps"], counts["pendings"]),
+           "7": lambda: fig_cpu(cfg, n or counts["cpu"])}
+    try:
+        print(json.dumps(run[cfg.only](), indent=1, sort_keys=True))
+    except BenchError as e:
+        print(f"bench: FAILED, figure {cfg.only} could not be measured: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tracer", required=True, help="the lambda-tracer binary to measure")
@@ -780,6 +795,10 @@ def main():
     ap.add_argument("--out", required=True, help="directory for results.json and results.md")
     ap.add_argument("--quick", action="store_true", help="tiny counts: checks every figure is produced")
     ap.add_argument("--command", default="./build.sh bench")
+    ap.add_argument("--only", choices=["1", "4", "5", "7"],
+                    help="measure one figure and print its JSON (for profiling work; no table, no files)")
+    ap.add_argument("--reps", type=int, help="with --only: repetitions (cold starts, ingest runs, "
+                    "shutdowns or invocations)")
     cfg = ap.parse_args()
     q = cfg.quick
     counts = {"cold": 2 if q else 20, "warm": 4 if q else 300, "cpu": 20 if q else 10000,
@@ -794,6 +813,8 @@ def main():
         "auto": Variant("auto", cfg.tracer, TRACER, {"LAMBDA_TRACER_FLUSH": "auto"}, xray=True),
         "eager": Variant("eager", cfg.tracer, TRACER, {"LAMBDA_TRACER_FLUSH": "eager"}, xray=True),
     }
+    if cfg.only:
+        return only(cfg, counts)
     started = time.monotonic()
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "command": cfg.command, "binary": os.path.relpath(cfg.tracer, REPO),

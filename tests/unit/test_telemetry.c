@@ -10,6 +10,7 @@
 
 #include "telemetry.h"
 #include "fail_alloc.h"
+#include "../fuzz/tel_reference.h"
 
 static struct tel_batch *parse_ok(const char *s)
 {
@@ -257,6 +258,182 @@ static void test_out_of_memory_everywhere(void **state)
     fail_alloc_reset();
 }
 
+/* Both readers on the same bytes: the scanner accepts exactly what the
+ * cJSON-based reader accepted and reads the same events.  Returns whether
+ * the input was accepted. */
+static bool same_as_reference(const char *s, size_t len)
+{
+    struct tel_batch *b = NULL;
+    struct tel_reference ref;
+    int r = tel_batch_parse(s, len, &b);
+    int rr = tel_reference_parse(s, len, &ref);
+
+    if ((r == 0) != (rr == 0))
+        fail_msg("scanner %d, reference %d on: %.*s", r, rr, (int)len, s);
+    if (r < 0) {
+        assert_int_equal(r, -EPROTO);
+        return false;
+    }
+    assert_int_equal(b->count, ref.count);
+    assert_int_equal(b->invalid, ref.invalid);
+    for (size_t i = 0; i < b->count; i++) {
+        if (!tel_reference_same_event(&b->events[i], &ref.events[i]))
+            fail_msg("event %zu differs on: %.*s", i, (int)len, s);
+    }
+    tel_batch_free(b);
+    tel_reference_free(&ref);
+    return true;
+}
+
+#define T "\"time\":\"2022-10-12T00:00:00.5Z\""
+
+/* The quirks the scanner keeps from cJSON, each against the reference and
+ * with the outcome spelled out. */
+static void test_quirks_match_the_reference(void **state)
+{
+    static const struct {
+        const char *in;
+        bool accepted;
+        size_t count;
+    } cases[] = {
+        {"\xEF\xBB\xBF[{" T ",\"type\":\"function\",\"record\":\"a\"}]", true, 1},
+        {"\xEF\xBB\xBF[]", true, 0},
+        {"\x01\x1f [] trailing {", true, 0},
+        {"[" "{" T ",\"type\":\"function\",\"record\":1e}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":1.5e3}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":-}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":+1}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":01}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":1-2}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":tru}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\uZZZZx\"}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\ud83d\\ude00\"}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\ud83d\"}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\ude00\"}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\ud83dx\\ude00\"}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\x\"}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\u12\"}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"\\u12\\\"ab\"}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":\"tab\there\x01\"}]", true, 1},
+        {"[{\"ti\\u006de\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"k\"}]", true, 1},
+        {"[{\"time\\u0000x\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"k\"}]", true, 1},
+        {"[{\"time\":\"2022-10-12T00:00:00Z\\u0000junk\",\"type\":\"function\",\"record\":\"k\"}]", true, 1},
+        {"[{\"time\":5,\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"k\"}]", true, 0},
+        {"[{" T ",\"type\":\"platform.report\",\"record\":{\"requestId\":\"a\",\"requestId\":\"b\","
+         "\"tracing\":1,\"tracing\":{\"value\":\"v\"},\"metrics\":{\"durationMs\":1.25,"
+         "\"durationMs\":2}}}]", true, 1},
+        {"[{" T ",\"type\":\"platform.report\",\"record\":{\"status\":\"succ\\u0065ss\","
+         "\"phase\":\"init\\u0000\",\"initializationType\":\"on-demand-and-a-very-long-tail-past-"
+         "sixty-four-bytes-of-text\"}}]", true, 1},
+        {"[{" T ",\"type\":\"platform.\\u0073tart\",\"record\":{}}]", true, 1},
+        {"[{" T ",\"type\":\"a-type-name-longer-than-sixty-four-bytes-is-kept-whole-as-unknown-"
+         "xxxxxxxxxx\",\"record\":null}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":\"a\",\"record\":}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"a\",}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":\"a\"},]", false, 0},
+        {"[{" T " \"type\":\"function\",\"record\":\"a\"}]", false, 0},
+        {"[{" T ",\"type\":\"function\",\"record\":[[{\"a\":[]}],{}]}]", true, 1},
+        {"[{" T ",\"type\":\"function\",\"record\":{\"message\":\"m\"}}]", true, 1},
+        {"[{" T ",\"type\":\"platform.runtimeDone\",\"record\":{\"spans\":[{\"name\":1},"
+         "{\"start\":\"2022-10-12T00:00:00Z\",\"name\":\"s\",\"durationMs\":0.5},[],"
+         "{\"name\":\"t\",\"start\":\"bad\"}]}}]", true, 1},
+        {"[\"a\\", false, 0},
+        {"[{\"a\"", false, 0},
+        {"[{\"a\":", false, 0},
+        {"[1,", false, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tel_batch *b = NULL;
+        size_t len = strlen(cases[i].in);
+        bool accepted = same_as_reference(cases[i].in, len);
+
+        if (accepted != cases[i].accepted)
+            fail_msg("case %zu: accepted=%d, expected %d", i, accepted, cases[i].accepted);
+        if (accepted) {
+            assert_int_equal(tel_batch_parse(cases[i].in, len, &b), 0);
+            assert_int_equal(b->count, cases[i].count);
+            tel_batch_free(b);
+        }
+    }
+}
+
+/* Nesting: 1,000 containers parse, 1,001 do not (cJSON's limit, kept). */
+static void test_nesting_limit(void **state)
+{
+    static char body[4200];
+    (void)state;
+    for (int depth = 999; depth <= 1001; depth++) {
+        size_t n = 0;
+        for (int i = 0; i < depth; i++)
+            body[n++] = '[';
+        for (int i = 0; i < depth; i++)
+            body[n++] = ']';
+        body[n] = '\0';
+        assert_int_equal(same_as_reference(body, n), depth <= 1000);
+    }
+}
+
+/* Random edits of real batches, always against the reference. */
+static void test_mutations_match_the_reference(void **state)
+{
+    static const char *const seeds[] = {
+        "[{\"time\":\"2024-05-20T16:29:45.019Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+        "\"requestId\":\"4b142fc3\",\"status\":\"success\",\"spans\":[{\"name\":\"responseLatency\","
+        "\"start\":\"2024-05-20T16:29:45.008Z\",\"durationMs\":2.2}],\"tracing\":{\"value\":"
+        "\"Root=1-5\",\"spanId\":\"ab\"},\"metrics\":{\"durationMs\":12.5,\"producedBytes\":7}}},"
+        "{\"time\":\"2024-05-20T16:29:45.020Z\",\"type\":\"function\",\"record\":"
+        "\"2024\\tid\\tINFO\\t\\u00e9t\\u00e9 \\ud83d\\ude00\\n\"}]",
+        "[{\"time\":\"2022-10-12T00:00:15.064Z\",\"type\":\"platform.initStart\",\"record\":{"
+        "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"runtimeVersion\":\"python:3.12\","
+        "\"functionName\":\"f\",\"functionVersion\":\"$LATEST\",\"instanceId\":\"i\","
+        "\"instanceMaxMemory\":134217728}},{\"time\":\"2022-10-12T00:00:16Z\",\"type\":"
+        "\"platform.logsDropped\",\"record\":{\"reason\":\"r\",\"droppedRecords\":3,"
+        "\"droppedBytes\":1e3}},{\"time\":\"2022-10-12T00:00:17+01:00\",\"type\":\"platform.report\","
+        "\"record\":{\"requestId\":\"x\",\"status\":\"timeout\",\"errorType\":\"Sandbox.Timedout\","
+        "\"metrics\":{\"durationMs\":3000.0,\"billedDurationMs\":3000,\"memorySizeMB\":128,"
+        "\"maxMemoryUsedMB\":60,\"initDurationMs\":200.5}}}]",
+    };
+    static const char alphabet[] = "\"\\{}[],:u0123456789abcdefABCDEF-+.eE tnrbf/\x01\x7f\xd8\xdc";
+    char buf[2048];
+    unsigned long x = 12345;
+    size_t accepted = 0;
+    (void)state;
+    for (int iter = 0; iter < 40000; iter++) {
+        const char *seed = seeds[iter % 2];
+        size_t len = strlen(seed);
+        int edits = 1 + (int)((x >> 33) % 4);
+
+        memcpy(buf, seed, len);
+        for (int e = 0; e < edits; e++) {
+            size_t pos;
+            char c;
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+            pos = (size_t)(x >> 33) % len;
+            c = alphabet[(x >> 20) % (sizeof(alphabet) - 1)];
+            switch ((x >> 12) % 3) {
+            case 0: /* replace */
+                buf[pos] = c;
+                break;
+            case 1: /* insert */
+                if (len + 1 < sizeof(buf)) {
+                    memmove(buf + pos + 1, buf + pos, len - pos);
+                    buf[pos] = c;
+                    len++;
+                }
+                break;
+            default: /* delete */
+                memmove(buf + pos, buf + pos + 1, len - pos - 1);
+                len--;
+                break;
+            }
+        }
+        accepted += same_as_reference(buf, len);
+    }
+    /* Both kinds of outcome were exercised, not just refusals. */
+    assert_true(accepted > 1000 && accepted < 39000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +445,9 @@ int main(void)
         cmocka_unit_test(test_not_an_array_is_rejected),
         cmocka_unit_test(test_large_strings_use_own_blocks),
         cmocka_unit_test(test_out_of_memory_everywhere),
+        cmocka_unit_test(test_quirks_match_the_reference),
+        cmocka_unit_test(test_nesting_limit),
+        cmocka_unit_test(test_mutations_match_the_reference),
     };
     return cmocka_run_group_tests_name("telemetry", tests, NULL, NULL);
 }
