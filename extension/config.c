@@ -233,7 +233,7 @@ static void load_string(const struct loader *l, const char *name, char *dst, siz
         ok = valid(text);
     if (!ok) {
         char fallback[96];
-        snprintf(fallback, sizeof(fallback), "%s", dst[0] ? dst : "no value");
+        snprintf(fallback, sizeof(fallback), "%s", dst[0] ? dst : "the default");
         warn(l, name, "not a valid value", fallback);
         return;
     }

@@ -26,6 +26,7 @@
 #include "config.h"
 #include "credentials.h"
 #include "http_client.h"
+#include "limits.h"
 #include "log.h"
 #include "otlp_encode.h"
 #include "queue.h"
@@ -50,6 +51,7 @@ static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otl
 
 struct export_item {
     bool final;
+    int ticket;      /* -1, or reported to cfg.on_handled once handled */
     char *xray;      /* the documents, each followed by '\n' */
     size_t ndocs;
     size_t off[XRAY_MAX_DOCS];
@@ -168,7 +170,7 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
 }
 
 int export_submit(struct exporter *e, const struct trace_segment *seg,
-                  const struct trace_resource *res, bool final)
+                  const struct trace_resource *res, bool final, int ticket)
 {
     struct export_item *it = calloc(1, sizeof(*it));
     size_t max_doc = XRAY_DOC_MAX_BYTES;
@@ -180,6 +182,7 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
         return -ENOMEM;
     }
     it->final = final;
+    it->ticket = ticket;
     /* Documents that fit a datagram fit PutTraceSegments too. */
     if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
         max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
@@ -512,7 +515,8 @@ static void send_xray(struct exporter *e, struct export_item **items, size_t n_i
         return;
     }
     if (!ensure_credentials(e)) {
-        log_warn("X-Ray exporter has no AWS credentials; not sending to X-Ray (documents counted)");
+        log_warn("X-Ray exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI); not sending to X-Ray (documents counted)");
         e->xray_unusable = true;
         sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
         return;
@@ -541,8 +545,9 @@ static void send_daemon(struct exporter *e, struct export_item **items, size_t n
     if (e->udp == NULL && !e->udp_unusable) {
         int r = udp_sender_open(e->cfg.daemon_address, &e->udp);
         if (r < 0) {
-            log_warn("X-Ray daemon address %s unusable (%s); not sending to it", e->cfg.daemon_address,
-                     strerror(-r));
+            log_warn("setting LAMBDA_TRACER_DAEMON_ADDRESS (%s) is unusable (%s); not sending to the "
+                     "daemon (documents counted)",
+                     e->cfg.daemon_address, strerror(-r));
             e->udp_unusable = true;
         }
     }
@@ -704,8 +709,11 @@ static void *export_main(void *arg)
         if (has_sink(e, EXPORT_SINK_OTLP))
             send_otlp(e, batch, n);
 
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->ticket >= 0 && e->cfg.on_handled != NULL)
+                e->cfg.on_handled(batch[i]->ticket, e->cfg.on_handled_ctx);
             item_free(batch[i]);
+        }
         pthread_mutex_lock(&e->lock);
         e->done_seq += n;
         pthread_cond_broadcast(&e->cond);
@@ -800,8 +808,15 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     snprintf(e->sigv4, sizeof(e->sigv4), "aws:amz:%s:xray", cfg->region);
     snprintf(e->xray_url, sizeof(e->xray_url), "%s/TraceSegments", cfg->xray_endpoint);
     if (has_sink(e, EXPORT_SINK_OTLP) && parse_otlp_headers(e) < 0) {
-        r = -EINVAL;
-        goto fail;
+        /* One bad setting costs its own sink, not the others. */
+        log_warn("setting LAMBDA_TRACER_OTLP_HEADERS is invalid (not name=value,... of at most %d "
+                 "headers); leaving the OTLP exporter out",
+                 OTLP_MAX_HEADERS);
+        e->cfg.sinks &= ~(1u << EXPORT_SINK_OTLP);
+        if (e->cfg.sinks == 0) {
+            r = -EINVAL;
+            goto fail;
+        }
     }
     choose_ca_file(e);
     e->q = queue_new(cfg->queue_max_bytes);
@@ -856,6 +871,11 @@ bool export_eager_ok(struct exporter *e)
     return clock_mono_ms() >= atomic_load(&e->eager_off_until_ms);
 }
 
+void export_eager_off(struct exporter *e)
+{
+    atomic_store(&e->eager_off_until_ms, clock_mono_ms() + EXPORT_EAGER_OFF_MS);
+}
+
 bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 {
     struct timespec ts = {
@@ -880,9 +900,9 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     /* Handled is not delivered: a backend that failed or timed out makes
      * the next eager invocations pay for nothing. */
     if ((!done || lost) && !last_chance) {
-        atomic_store(&e->eager_off_until_ms, clock_mono_ms() + BREAKER_OPEN_MS);
+        export_eager_off(e);
         log_warn("export before /next %s; exporting in the background for the next %d s",
-                 done ? "failed" : "did not finish within its budget", BREAKER_OPEN_MS / 1000);
+                 done ? "failed" : "did not finish within its budget", EXPORT_EAGER_OFF_MS / 1000);
     }
     return done;
 }

@@ -42,6 +42,12 @@ struct export_config {
     size_t queue_max_bytes;
     uint32_t request_timeout_ms;   /* per request, when no deadline is nearer */
     uint32_t connect_timeout_ms;
+    /* Called on the exporter thread once a segment version submitted with a
+     * ticket >= 0 was sent to every sink or given up on (counted).  May be
+     * NULL.  Items still queued when export_stop's deadline passes are not
+     * reported. */
+    void (*on_handled)(int ticket, void *ctx);
+    void *on_handled_ctx;
 };
 
 struct export_sink_stats {
@@ -71,9 +77,11 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
 /* Encodes and queues one segment version (final, or the in-progress one of
  * an invocation near its deadline).  Never blocks.  0, -ENOBUFS (queue
  * full: counted), -EMSGSIZE / -EINVAL (not encodable: counted), -ENOMEM.
- * Pipeline thread only. */
+ * ticket: -1, or a number handed to cfg.on_handled once this version is
+ * handled (only on success).  Pipeline thread only. */
 int export_submit(struct exporter *e, const struct trace_segment *seg,
-                  const struct trace_resource *res, bool final) __attribute__((warn_unused_result));
+                  const struct trace_resource *res, bool final, int ticket)
+    __attribute__((warn_unused_result));
 
 /* Waits until everything submitted before the call has been sent or given
  * up on, or until deadline_ns (CLOCK_MONOTONIC).  Requests in flight are
@@ -87,6 +95,10 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance);
 /* false while eager export is off because a flush recently missed its
  * deadline: a slow or dead backend then costs invocations nothing. */
 bool export_eager_ok(struct exporter *e);
+
+/* Turns eager export off for a while (as a missed flush does): the
+ * invocation's telemetry did not arrive in time.  Any thread. */
+void export_eager_off(struct exporter *e);
 
 /* Stops the thread after what is queued was handled or deadline_ns passed,
  * frees everything.  Main thread; NULL-safe. */

@@ -18,9 +18,15 @@
 /* A connection in the middle of a request that sends nothing for this long
  * is a slow or stuck sender: close it. */
 #define LISTENER_REQUEST_IDLE_TIMEOUT_MS 5000
+/* ... or that keeps trickling bytes for this long: the platform sends a
+ * whole batch (at most 2 x 1 MiB) over loopback in milliseconds. */
+#define LISTENER_REQUEST_MAX_MS 10000
 /* A kept-alive connection with no request in progress is closed after this. */
 #define LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS 60000
 #define LISTENER_RECV_CHUNK_BYTES (16UL * 1024)
+/* After accept() fails for want of descriptors or memory, the listening
+ * socket is left alone this long (it stays readable: polling it would spin). */
+#define LISTENER_ACCEPT_BACKOFF_MS 100
 
 /* Queue between the listener / lifecycle threads and the pipeline thread.
  * Telemetry bodies are counted in bytes; control items (INVOKE, SHUTDOWN)
@@ -40,6 +46,10 @@
  * reset; retry a few times before giving up (reference, trap 6). */
 #define EXTAPI_NEXT_RETRIES 5
 #define EXTAPI_NEXT_RETRY_DELAY_MS 10
+/* Registration: a 5xx, a transport error or an answer without an identifier
+ * is tried again this many times in all, 50 then 100 ms apart. */
+#define REGISTER_ATTEMPTS 3
+#define REGISTER_RETRY_DELAY_MS 50
 
 /* Identifiers and names copied out of events. */
 #define EVENT_REQUEST_ID_MAX 128
@@ -63,6 +73,10 @@
 
 /* Exporters: a connection that is not up in this time is not coming. */
 #define EXPORT_CONNECT_TIMEOUT_MS 500
+/* Eager export (before /next) that failed or whose telemetry did not come
+ * is turned off for this long: a dead backend or a broken telemetry path
+ * then costs the next invocations nothing. */
+#define EXPORT_EAGER_OFF_MS 30000
 
 /* Configuration values read from the environment. */
 #define CONFIG_MAX_VALUE_BYTES 1024

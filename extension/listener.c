@@ -32,6 +32,7 @@ struct conn {
     int fd;
     struct http_request *req;
     int64_t last_active_ms;
+    int64_t request_started_ms; /* first byte of the request in progress */
     bool sent_continue;
 };
 
@@ -47,6 +48,10 @@ struct listener {
     /* Written by listener_stop before the wake-up, read by the thread after
      * it. */
     _Atomic int drain_ms;
+    /* accept() failed for want of descriptors or memory: the pending
+     * connection keeps the socket readable, so stop polling it until then
+     * rather than spin. */
+    int64_t accept_paused_until_ms;
     struct conn conns[LISTENER_MAX_CONNECTIONS];
     struct listener_stats stats;
 };
@@ -128,6 +133,8 @@ static bool conn_readable(struct listener *l, struct conn *c)
     if (n == 0)
         return false; /* peer closed; a partial request is abandoned */
     c->last_active_ms = clock_mono_ms();
+    if (!http_request_in_progress(c->req))
+        c->request_started_ms = c->last_active_ms;
 
     size_t off = 0;
     size_t len = (size_t)n;
@@ -159,37 +166,54 @@ static bool conn_readable(struct listener *l, struct conn *c)
     return true;
 }
 
+/* A slot for a new connection: a free one, else the idle keep-alive
+ * connection used longest ago, else the connection whose request has been
+ * in progress longest.  The platform's POSTs complete in a moment, so when
+ * every slot is held mid-request the oldest holder is a slow or stuck
+ * sender, and a new connection (perhaps the platform's) is worth more. */
+static struct conn *slot_for_new(struct listener *l)
+{
+    struct conn *oldest_idle = NULL;
+    struct conn *oldest_busy = NULL;
+
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+        struct conn *c = &l->conns[i];
+        if (c->fd < 0)
+            return c;
+        if (!conn_mid_request(c)) {
+            if (oldest_idle == NULL || c->last_active_ms < oldest_idle->last_active_ms)
+                oldest_idle = c;
+        } else if (oldest_busy == NULL || c->request_started_ms < oldest_busy->request_started_ms) {
+            oldest_busy = c;
+        }
+    }
+    if (oldest_idle != NULL) {
+        conn_close(oldest_idle);
+        return oldest_idle;
+    }
+    l->stats.evicted++;
+    conn_close(oldest_busy);
+    return oldest_busy;
+}
+
 static void accept_all(struct listener *l)
 {
     for (;;) {
         int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        struct conn *slot = NULL;
-        struct conn *oldest_idle = NULL;
+        struct conn *slot;
 
-        if (fd < 0)
-            return; /* EAGAIN, or a transient error: poll again */
-        l->stats.connections++;
-        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
-            struct conn *c = &l->conns[i];
-            if (c->fd < 0) {
-                slot = c;
-                break;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                l->stats.accept_failed++;
+                l->accept_paused_until_ms = clock_mono_ms() + LISTENER_ACCEPT_BACKOFF_MS;
             }
-            if (!conn_mid_request(c) &&
-                (oldest_idle == NULL || c->last_active_ms < oldest_idle->last_active_ms))
-                oldest_idle = c;
+            return; /* EAGAIN, or a transient error: poll again */
         }
-        if (slot == NULL && oldest_idle != NULL) {
-            conn_close(oldest_idle); /* an idle keep-alive connection yields */
-            slot = oldest_idle;
-        }
-        if (slot == NULL) {
-            l->stats.refused++;
-            close(fd);
-            continue;
-        }
+        l->stats.connections++;
+        slot = slot_for_new(l);
         slot->req = http_request_new(LISTENER_MAX_HEADER_BYTES, l->max_body_bytes);
         if (slot->req == NULL) {
+            l->stats.refused++;
             close(fd);
             continue;
         }
@@ -207,19 +231,23 @@ static int expire_idle(struct listener *l, int64_t now)
 
     for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
         struct conn *c = &l->conns[i];
-        int64_t limit;
 
         if (c->fd < 0)
             continue;
-        limit = conn_mid_request(c) ? LISTENER_REQUEST_IDLE_TIMEOUT_MS
-                                    : LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS;
-        if (now - c->last_active_ms >= limit) {
+        /* Mid-request: idle too long, or trickling for longer than any
+         * real sender takes.  Otherwise a kept-alive connection's idle limit. */
+        int64_t until = conn_mid_request(c)
+                            ? c->last_active_ms + LISTENER_REQUEST_IDLE_TIMEOUT_MS
+                            : c->last_active_ms + LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS;
+        if (conn_mid_request(c) && c->request_started_ms + LISTENER_REQUEST_MAX_MS < until)
+            until = c->request_started_ms + LISTENER_REQUEST_MAX_MS;
+        if (now >= until) {
             if (conn_mid_request(c))
                 l->stats.timed_out++;
             conn_close(c);
             continue;
         }
-        int64_t left = c->last_active_ms + limit - now;
+        int64_t left = until - now;
         if (next < 0 || left < next)
             next = left;
     }
@@ -252,7 +280,11 @@ static void *listener_main(void *arg)
 
         fds[nfds] = (struct pollfd){.fd = l->wake_pipe[0], .events = POLLIN};
         owners[nfds++] = NULL;
-        if (!stopping) {
+        if (!stopping && now < l->accept_paused_until_ms) {
+            int left = (int)(l->accept_paused_until_ms - now);
+            if (timeout < 0 || left < timeout)
+                timeout = left;
+        } else if (!stopping) {
             fds[nfds] = (struct pollfd){.fd = l->listen_fd, .events = POLLIN};
             owners[nfds++] = NULL;
         }

@@ -35,8 +35,10 @@ struct listener_stats {
     uint64_t bodies;         /* bodies handed to on_body */
     uint64_t body_bytes;
     uint64_t rejected;       /* answered 4xx/5xx: malformed, too large, wrong method */
-    uint64_t refused;        /* connections closed at once: over the connection cap */
-    uint64_t timed_out;      /* connections closed for idling mid-request */
+    uint64_t refused;        /* connections closed at once (no memory for them) */
+    uint64_t evicted;        /* mid-request connections closed to make room for a new one */
+    uint64_t timed_out;      /* connections closed mid-request: idle, or over the request time cap */
+    uint64_t accept_failed;  /* accept() out of descriptors or memory (retried after a pause) */
 };
 
 /* Binds, listens and starts the listener thread.  Returns 0 and *ret, or a

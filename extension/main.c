@@ -38,6 +38,7 @@
 #include "ext_event.h"
 #include "extapi.h"
 #include "http_client.h"
+#include "journal.h"
 #include "limits.h"
 #include "listener.h"
 #include "log.h"
@@ -62,6 +63,10 @@ struct runtime {
     int64_t registered_us;
     uint64_t invokes;
     int64_t last_invoke_ms; /* monotonic; 0 before the first */
+    int64_t started_us;     /* this process's start (epoch) */
+    struct journal *journal;
+    struct journal_entry recovered[JOURNAL_SLOTS];
+    size_t recovered_count;
 };
 
 /* Export before /next costs the invocation the telemetry delivery delay
@@ -167,7 +172,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
 static void log_export_stats(const struct export_stats *es)
 {
     static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
-    char line[512];
+    char line[512] = "";
     size_t len = 0;
 
     for (unsigned i = 0; i < EXPORT_SINK_COUNT; i++) {
@@ -230,6 +235,7 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
              "closed_by_shutdown=%llu telemetry_batches=%llu records=%llu "
              "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
              "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
+             "listener_evicted=%llu listener_timed_out=%llu listener_refused=%llu listener_accept_failed=%llu "
              "shutdown_ms=%lld",
              ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
              (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
@@ -238,6 +244,8 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
              (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
              (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
              (unsigned long long)ps.unreported, (unsigned long long)ls.rejected,
+             (unsigned long long)ls.evicted, (unsigned long long)ls.timed_out,
+             (unsigned long long)ls.refused, (unsigned long long)ls.accept_failed,
              (long long)(clock_mono_ms() - started_ms));
 }
 
@@ -263,6 +271,36 @@ static int64_t env_int(const char *name)
     if (v == NULL || config_parse_u64(v, 0, 1u << 20, &n) < 0)
         return 0;
     return (int64_t)n;
+}
+
+/* On the exporter thread: a journaled segment was exported (or counted as
+ * lost): its slot is free. */
+static void on_export_handled(int ticket, void *ctx)
+{
+    struct runtime *rt = ctx;
+
+    journal_release(rt->journal, ticket);
+}
+
+/* The journal of invocations not yet exported, in the sandbox's /tmp, and
+ * what a killed predecessor left in it.  Without it (no /tmp, a write
+ * error) the extension works as before, minus that recovery. */
+static void open_journal(struct runtime *rt, const char *name)
+{
+    char path[512];
+    int r = journal_path(getenv("TMPDIR"), name, path, sizeof(path));
+
+    if (r == 0)
+        r = journal_open(path, &rt->journal, rt->recovered, JOURNAL_SLOTS, &rt->recovered_count);
+    if (r < 0) {
+        log_warn("invocation journal unavailable (%s); continuing without it", strerror(-r));
+        rt->journal = NULL;
+        return;
+    }
+    if (rt->recovered_count > 0)
+        log_info("%zu invocation(s) of a previous process of this environment were not exported; "
+                 "exporting them",
+                 rt->recovered_count);
 }
 
 /* The exporters from the settings; a sink that cannot work is left out
@@ -299,6 +337,8 @@ static void start_exporter(struct runtime *rt, const char *region)
     ec.queue_max_bytes = rt->cfg.export_queue_max_bytes;
     ec.request_timeout_ms = rt->cfg.export_timeout_ms;
     ec.connect_timeout_ms = EXPORT_CONNECT_TIMEOUT_MS;
+    ec.on_handled = on_export_handled;
+    ec.on_handled_ctx = rt;
     r = export_start(&ec, &rt->exporter);
     if (r < 0)
         log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
@@ -314,6 +354,10 @@ static void start_pipeline(struct runtime *rt)
         .account_id = rt->reg.account_id,
         .region = region != NULL ? region : "",
         .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        .journal = rt->journal,
+        .recovered = rt->recovered,
+        .recovered_count = rt->recovered_count,
+        .reset_us = rt->started_us,
     };
     int r;
 
@@ -331,20 +375,39 @@ static void start_pipeline(struct runtime *rt)
 /* Registers for INVOKE and SHUTDOWN; on Lambda Managed Instances, where
  * extensions get no INVOKE (refused with 403), for SHUTDOWN only: the
  * invocations are then built from platform.start / platform.report alone. */
-static int register_extension(struct runtime *rt, struct extapi_error *err)
+static int register_once(struct runtime *rt, struct extapi_error *err)
 {
     const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
     bool managed = init_type != NULL && strcmp(init_type, "lambda-managed-instances") == 0;
-    int r;
 
     if (!managed) {
-        r = extapi_register(rt->api, true, true, &rt->reg, err);
+        int r = extapi_register(rt->api, true, true, &rt->reg, err);
         if (r != -EACCES)
             return r;
         log_info("INVOKE registration refused (%s); registering for SHUTDOWN only",
                  err->error_type[0] ? err->error_type : "403");
     }
     return extapi_register(rt->api, false, true, &rt->reg, err);
+}
+
+/* A transport error, a 5xx or an answer without an identifier may be a
+ * passing hiccup: try again, briefly (Lambda holds the function's Init
+ * until every extension has registered).  A refusal (4xx) is final. */
+static int register_extension(struct runtime *rt, struct extapi_error *err)
+{
+    int r = -EIO;
+
+    for (int attempt = 0; attempt < REGISTER_ATTEMPTS; attempt++) {
+        if (attempt > 0) {
+            log_warn("registration failed (%s); trying again", err->error_type[0] ? err->error_type
+                                                                                   : strerror(-r));
+            clock_sleep_ms((int64_t)REGISTER_RETRY_DELAY_MS * attempt);
+        }
+        r = register_once(rt, err);
+        if (r == 0 || r == -EACCES || r == -EINVAL)
+            break;
+    }
+    return r;
 }
 
 /* The flush policy for this INVOKE: eager (export before /next) or not.
@@ -388,8 +451,17 @@ static void export_before_next(struct runtime *rt, const struct ext_event *ev)
     } else {
         deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
     }
-    if (!pipeline_wait_runtime_done(rt->pipeline, ev->request_id, deadline_ns))
+    /* Without this invocation's platform.start within the buffering delay
+     * plus the eager budget, telemetry is not flowing (a flooded listener,
+     * failing deliveries): do not hold the invocation until its deadline. */
+    int64_t start_ns = clock_mono_ns() + ((int64_t)rt->cfg.buffer_timeout_ms + EAGER_EXPORT_MAX_MS) * 1000000;
+    if (!pipeline_wait_runtime_done(rt->pipeline, ev->request_id, start_ns, deadline_ns)) {
+        export_eager_off(rt->exporter);
+        log_warn("telemetry for this invocation did not arrive in time; exporting in the background "
+                 "for the next %d s",
+                 EXPORT_EAGER_OFF_MS / 1000);
         return;
+    }
     int64_t flush_ns = clock_mono_ns() + EAGER_EXPORT_MAX_MS * 1000000LL;
     (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
 }
@@ -439,7 +511,7 @@ static int event_loop(struct runtime *rt)
 
 int main(int argc, char **argv)
 {
-    struct runtime rt = {0};
+    struct runtime rt = {.started_us = clock_epoch_us()};
     struct extapi_error err;
     const char *name = argc > 0 && argv[0] != NULL ? base_name(argv[0]) : "lambda-tracer";
     const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
@@ -491,8 +563,10 @@ int main(int argc, char **argv)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     start_telemetry(&rt, "sandbox.localdomain");
-    if (rt.telemetry_active)
+    if (rt.telemetry_active) {
+        open_journal(&rt, name);
         start_pipeline(&rt);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     status = event_loop(&rt);
@@ -504,6 +578,10 @@ out:
         queue_close(rt.queue);
     pipeline_stop(rt.pipeline, NULL);
     export_stop(rt.exporter, clock_mono_ns(), NULL);
+    /* After a SHUTDOWN every invocation was exported or counted: the next
+     * process (after a reset) must find nothing.  On the error paths the
+     * entries stay for it. */
+    journal_close(rt.journal, status == EXIT_SUCCESS);
     queue_destroy(rt.queue, pipeline_free_item);
     extapi_destroy(rt.api);
     http_client_global_clean_up();

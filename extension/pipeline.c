@@ -30,11 +30,14 @@ struct pipeline {
     pthread_t thread;
     struct tracer *tracer;
     struct exporter *exporter;
+    struct journal *journal;
+    bool journal_failed_logged;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool drained; /* under lock */
     char done_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last runtimeDone handled */
+    char started_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last platform.start handled */
 
     /* pipeline thread only */
     uint64_t queue_dropped_seen; /* queue drops already reported to the tracer */
@@ -89,6 +92,15 @@ static void outstanding_remove(struct pipeline *p, const char *request_id)
     }
 }
 
+static void journal_failed(struct pipeline *p)
+{
+    if (p->journal_failed_logged)
+        return;
+    p->journal_failed_logged = true;
+    log_warn("the invocation journal could not be written; continuing without it "
+             "(invocations of a killed process will not be recovered)");
+}
+
 static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
@@ -129,14 +141,47 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
                   ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
                   ev->error_type ? ev->error_type : "-");
         tracer_on_telemetry(p->tracer, ev);
-        if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL) {
+        if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL &&
+            journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type) == -EIO)
+            journal_failed(p);
+        if ((ev->type == TEL_RUNTIME_DONE || ev->type == TEL_START) && ev->request_id != NULL) {
             pthread_mutex_lock(&p->lock);
-            snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
+            if (ev->type == TEL_RUNTIME_DONE)
+                snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
+            else
+                snprintf(p->started_request_id, sizeof(p->started_request_id), "%s", ev->request_id);
             pthread_cond_broadcast(&p->cond);
             pthread_mutex_unlock(&p->lock);
         }
     }
     tel_batch_free(batch);
+}
+
+/* Records the invocation's identity, so that a process started after this
+ * one is killed can still export it. */
+static void journal_invoke(struct pipeline *p, const char *request_id)
+{
+    struct tracer_identity id;
+    struct journal_entry e = {0};
+    int r;
+
+    if (!journal_ok(p->journal) || !tracer_identity(p->tracer, request_id, &id) ||
+        (!id.sampled && !p->cfg.trace_unsampled))
+        return;
+    snprintf(e.request_id, sizeof(e.request_id), "%s", request_id);
+    memcpy(e.trace_id, id.trace_id, sizeof(e.trace_id));
+    memcpy(e.segment_id, id.segment_id, sizeof(e.segment_id));
+    memcpy(e.parent_id, id.parent_id, sizeof(e.parent_id));
+    e.sampled = id.sampled;
+    e.start_us = id.start_us;
+    e.deadline_ms = id.deadline_ms;
+    if (strlen(request_id) >= sizeof(e.request_id) || e.trace_id[0] == '\0' || e.segment_id[0] == '\0')
+        return;
+    r = journal_begin(p->journal, &e);
+    if (r == -ENOSPC)
+        p->stats.journal_full++;
+    else if (r < 0)
+        journal_failed(p);
 }
 
 static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
@@ -145,10 +190,14 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
 
     if (ev->type == EXT_EVENT_INVOKE) {
         p->stats.invokes++;
+        /* A predecessor's invocations whose records did not come by now
+         * will not: export them as ended by the reset. */
+        tracer_close_recovered(p->tracer);
         outstanding_add(p, ev->request_id);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
         tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
+        journal_invoke(p, ev->request_id);
         return;
     }
     /* SHUTDOWN: wait for the final records, but leave the safety margin of
@@ -173,6 +222,9 @@ static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
 {
     struct pipeline *p = ctx;
 
+    /* The journal's slot is released once the final version is handled. */
+    int slot = final && seg->kind == TRACE_SEGMENT_INVOCATION ? journal_find(p->journal, seg->request_id) : -1;
+
     if (final)
         p->stats.segments++;
     else
@@ -180,8 +232,12 @@ static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
     if (p->exporter != NULL) {
         struct trace_resource res;
         tracer_get_resource(p->tracer, &res);
-        if (export_submit(p->exporter, seg, &res, final) < 0)
+        if (export_submit(p->exporter, seg, &res, final, slot) < 0) {
             log_debug("segment for %s not queued for export (counted)", seg->request_id);
+            journal_release(p->journal, slot);
+        }
+    } else {
+        journal_release(p->journal, slot);
     }
     if (!log_enabled(LOG_LEVEL_DEBUG))
         return;
@@ -204,6 +260,7 @@ static void finish_shutdown(struct pipeline *p)
 
     tracer_on_shutdown(p->tracer, &p->shutdown.event, p->shutdown.received_us);
     tracer_get_stats(p->tracer, &ts);
+    p->stats.recovered = ts.recovered;
     p->stats.unsampled = ts.unsampled;
     p->stats.closed_by_shutdown = ts.closed_by_shutdown;
 }
@@ -292,12 +349,15 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     p->cfg = *cfg;
     p->q = q;
     p->exporter = fn->exporter;
+    p->journal = fn->journal;
     topts.ctx = p;
     p->tracer = tracer_new(&topts);
     if (p->tracer == NULL) {
         free(p);
         return -ENOMEM;
     }
+    for (size_t i = 0; i < fn->recovered_count; i++)
+        tracer_recover(p->tracer, &fn->recovered[i], fn->reset_us);
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
         tracer_destroy(p->tracer);
         free(p);
@@ -341,17 +401,30 @@ bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns)
     return drained;
 }
 
-bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t deadline_ns)
+static struct timespec mono_timespec(int64_t ns)
 {
-    struct timespec ts = {
-        .tv_sec = (time_t)(deadline_ns / 1000000000),
-        .tv_nsec = (long)(deadline_ns % 1000000000),
-    };
+    return (struct timespec){.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+}
+
+bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t start_deadline_ns,
+                                int64_t done_deadline_ns)
+{
+    struct timespec start_ts = mono_timespec(start_deadline_ns < done_deadline_ns ? start_deadline_ns
+                                                                                  : done_deadline_ns);
+    struct timespec done_ts = mono_timespec(done_deadline_ns);
     bool done;
 
     pthread_mutex_lock(&p->lock);
-    while (strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
-        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
+    /* Lambda emits platform.start before INVOKE: it arrives within the
+     * buffering timeout, or telemetry is not reaching us at all. */
+    while (strcmp(p->started_request_id, request_id) != 0 &&
+           strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &start_ts) == ETIMEDOUT)
+            break;
+    }
+    while ((strcmp(p->started_request_id, request_id) == 0 || strcmp(p->done_request_id, request_id) == 0) &&
+           strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+        if (pthread_cond_timedwait(&p->cond, &p->lock, &done_ts) == ETIMEDOUT)
             break;
     }
     done = strcmp(p->done_request_id, request_id) == 0;

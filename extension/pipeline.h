@@ -18,6 +18,7 @@
 #include "config.h"
 #include "export.h"
 #include "ext_event.h"
+#include "journal.h"
 #include "queue.h"
 #include "telemetry.h"
 
@@ -42,6 +43,15 @@ struct pipeline_function {
     const char *region;
     int64_t memory_size_mb;
     struct exporter *exporter; /* not owned; may be NULL (segments are only counted) */
+    /* not owned; may be NULL.  Started invocations are recorded in it and
+     * released once exported (the exporter's on_handled must call
+     * journal_release with the ticket). */
+    struct journal *journal;
+    /* Invocations a killed predecessor left in the journal (copied), and a
+     * time no later than the reset that killed it (this process's start). */
+    const struct journal_entry *recovered;
+    size_t recovered_count;
+    int64_t reset_us;
 };
 
 /* An Extensions API event with the moment we received it. */
@@ -64,6 +74,8 @@ struct pipeline_stats {
     uint64_t in_progress;      /* in-progress versions produced */
     uint64_t unsampled;        /* invocations not traced (Sampled=0) */
     uint64_t closed_by_shutdown;
+    uint64_t recovered;        /* invocations of a killed predecessor, from the journal */
+    uint64_t journal_full;     /* invocations not journaled: every slot held */
 };
 
 struct pipeline;
@@ -82,9 +94,13 @@ void pipeline_free_item(int kind, void *data);
 bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns);
 
 /* Waits until the pipeline has handled platform.runtimeDone for
- * request_id (and handed an eager invocation's segment to the exporters),
- * or until deadline_ns (CLOCK_MONOTONIC).  true when it has.  Main thread. */
-bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t deadline_ns);
+ * request_id (and handed an eager invocation's segment to the exporters).
+ * The invocation's platform.start (or its runtimeDone) must have been
+ * handled by start_deadline_ns: when it has not, telemetry is not flowing
+ * and the wait ends then.  Otherwise it lasts until done_deadline_ns (both
+ * CLOCK_MONOTONIC).  true when runtimeDone was handled.  Main thread. */
+bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t start_deadline_ns,
+                                int64_t done_deadline_ns);
 
 /* Joins the thread once the queue is closed (it consumes what is left
  * first) and frees the pipeline.  Main thread; NULL-safe. */

@@ -119,6 +119,7 @@ struct invocation {
     bool in_progress_sent;
     bool eager;
     bool cold_resolved;
+    bool recovered; /* started by a previous process (journal) */
     char *log_tail; /* owned; the function's last lines, captured when it failed */
     /* identity, fixed at creation so every version shares it */
     char trace_id[XRAY_TRACE_ID_LEN + 1];
@@ -526,8 +527,12 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
         seg->fault = true;
         copy_str(seg->cause_type, sizeof(seg->cause_type),
                  error_type != NULL ? error_type : "Sandbox.Failure");
-        snprintf(message, sizeof(message), "The execution environment failed%s",
-                 inv->shutdown_closed && !inv->have_done ? " and was reset" : "");
+        if (inv->recovered && !inv->have_report && !inv->have_done)
+            snprintf(message, sizeof(message),
+                     "The extension was reset before it learned how the invocation ended");
+        else
+            snprintf(message, sizeof(message), "The execution environment failed%s",
+                     inv->shutdown_closed && !inv->have_done ? " and was reset" : "");
     } else {
         /* The function reported an error (/invocation/{id}/error). */
         seg->error = true;
@@ -681,7 +686,10 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
             attr_int(seg, "init_to_invoke_gap_ms", "aws.lambda.init_to_invoke_gap_ms",
                      TRACE_ATTR_METADATA, gap_ms);
     }
-    if (inv->shutdown_closed && !inv->have_report)
+    if (inv->recovered)
+        attr_bool(seg, "recovered_after_reset", "aws.lambda.recovered_after_reset", TRACE_ATTR_METADATA,
+                  true);
+    else if (inv->shutdown_closed && !inv->have_report)
         attr_str(seg, "closed_by_shutdown", "aws.lambda.closed_by_shutdown", TRACE_ATTR_METADATA,
                  ext_shutdown_reason_name(inv->shutdown_reason));
     if (t->lost_pending > 0 || t->stats.telemetry_dropped_records > 0) {
@@ -926,6 +934,64 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
     }
 }
 
+bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_identity *ret)
+{
+    struct invocation *inv = find(t, request_id);
+
+    if (inv == NULL || inv->state != INV_OPEN)
+        return false;
+    ensure_ids(inv, inv->have_start ? inv->start_us : inv->invoke_us);
+    copy_str(ret->trace_id, sizeof(ret->trace_id), inv->trace_id);
+    copy_str(ret->segment_id, sizeof(ret->segment_id), inv->segment_id);
+    copy_str(ret->parent_id, sizeof(ret->parent_id), inv->parent_id);
+    ret->sampled = inv->sampled;
+    ret->start_us = inv->have_start ? inv->start_us : inv->invoke_us;
+    ret->deadline_ms = inv->deadline_ms;
+    return true;
+}
+
+void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t reset_us)
+{
+    struct invocation *inv = get(t, r->request_id);
+
+    if (inv->state != INV_OPEN || inv->have_invoke)
+        return;
+    inv->recovered = true;
+    inv->cold_resolved = true; /* a previous process's invocation is never our cold start */
+    inv->have_invoke = true;
+    inv->invoke_us = r->start_us;
+    inv->deadline_ms = r->deadline_ms;
+    copy_str(inv->trace_id, sizeof(inv->trace_id), r->trace_id);
+    copy_str(inv->segment_id, sizeof(inv->segment_id), r->segment_id);
+    copy_str(inv->parent_id, sizeof(inv->parent_id), r->parent_id);
+    inv->sampled = r->sampled;
+    inv->ids_ready = true;
+    if (r->done) {
+        inv->have_done = true;
+        inv->done_us = r->done_us;
+        inv->done_status = (enum tel_status)r->done_status;
+        copy_str(inv->done_error, sizeof(inv->done_error), r->done_error);
+    }
+    /* Without records, it ended at the reset: before this process began,
+     * and not after its deadline. */
+    inv->shutdown_reason = EXT_SHUTDOWN_FAILURE;
+    inv->shutdown_us = reset_us;
+    if (r->deadline_ms > 0 && r->deadline_ms * 1000 < reset_us)
+        inv->shutdown_us = r->deadline_ms * 1000;
+    t->stats.recovered++;
+}
+
+void tracer_close_recovered(struct tracer *t)
+{
+    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+        struct invocation *inv = &t->inv[i];
+        if (inv->state != INV_OPEN || !inv->recovered)
+            continue;
+        inv->shutdown_closed = true;
+        finish(t, inv, inv->shutdown_us);
+    }
+}
+
 void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us)
 {
     /* An Init whose runtime failed but whose initReport never came. */
@@ -934,6 +1000,11 @@ void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t re
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN)
             continue;
+        if (inv->recovered) {
+            inv->shutdown_closed = true;
+            finish(t, inv, inv->shutdown_us);
+            continue;
+        }
         inv->shutdown_closed = true;
         inv->shutdown_reason = ev->shutdown_reason;
         if (!inv->have_done && inv->log_tail == NULL)

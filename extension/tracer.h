@@ -17,8 +17,10 @@
 #include <stdint.h>
 
 #include "ext_event.h"
+#include "journal.h"
 #include "telemetry.h"
 #include "trace.h"
+#include "xray_header.h"
 
 struct tracer;
 
@@ -49,6 +51,7 @@ struct tracer_stats {
     uint64_t unsampled;          /* invocations not traced because of Sampled=0 */
     uint64_t evicted;            /* open invocations forgotten because the table was full */
     uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
+    uint64_t recovered;          /* invocations of a killed process, from the journal */
     uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */
 };
 
@@ -67,6 +70,29 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev);
 /* Counts telemetry lost before reaching the tracer (queue drops, bad batches);
  * reported on the next segment as metadata. */
 void tracer_add_lost(struct tracer *t, uint64_t batches);
+
+/* The identity an invocation's segments will carry, fixed now (for the
+ * journal): false when request_id is unknown. */
+struct tracer_identity {
+    char trace_id[XRAY_TRACE_ID_LEN + 1];
+    char segment_id[XRAY_SPAN_ID_LEN + 1];
+    char parent_id[XRAY_SPAN_ID_LEN + 1];
+    bool sampled;
+    int64_t start_us;
+    int64_t deadline_ms;
+};
+bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_identity *ret);
+
+/* An invocation a previous process of this environment started and did not
+ * export (from the journal), with the ids it had.  It is completed by its
+ * own records if they still come, else closed by tracer_close_recovered as
+ * ended by the reset (or, if its runtime was done, by that).  reset_us: no
+ * later than this process's start, which followed the reset. */
+void tracer_recover(struct tracer *t, const struct journal_entry *e, int64_t reset_us);
+
+/* Emits every recovered invocation still open (its records did not come
+ * by the first INVOKE of this process). */
+void tracer_close_recovered(struct tracer *t);
 
 /* SHUTDOWN: every invocation still open is closed with what is known, its
  * outcome taken from the reason when no record says otherwise. */

@@ -138,6 +138,28 @@ DEFAULT_QUIRKS = {
     "telemetry_not_supported": False,
 }
 
+# Fault knobs (`faults={...}`, `--fault K=V`): failures of the platform itself, injected on
+# purpose to test how an extension copes.  Off by default; each is a documented deviation
+# (README.md, "Fault knobs").
+DEFAULT_FAULTS = {
+    # answers for the first register calls, in order: {"status": int, "body": str} is answered
+    # instead of registering; with "register": true the registration happens and only the
+    # body is replaced (an identifier header with a garbage body)
+    "register_faults": [],
+    # the extensions' pending /event/next connections are reset (RST, no answer) when the
+    # sandbox thaws for the next N invokes; the INVOKE waits for the retried call
+    "reset_next_after_thaw": 0,
+    # SHUTDOWN's deadlineMs = shutdown start + this many ms (may be 0 or negative: already
+    # passed); None: the real budget.  The budget enforced (SIGKILL) does not change.
+    "shutdown_deadline_ms": None,
+    # telemetry not yet delivered when the processes are reset goes to the next process (True),
+    # or is lost with them (False)
+    "keep_undelivered_records": True,
+    # telemetry delivery is held (records buffer as while frozen) while this is true; may be
+    # changed on a running emulator (emu.faults["hold_telemetry"] = False releases it)
+    "hold_telemetry": False,
+}
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -417,11 +439,12 @@ def _accepted(who=None):
 
 class _Waiter:
     """A pending long-poll (/event/next, /invocation/next, /restore/next)."""
-    __slots__ = ("reply", "cancelled", "sent", "sent_ns", "who")
+    __slots__ = ("reply", "cancelled", "sent", "sent_ns", "who", "reset")
 
     def __init__(self, who):
         self.reply = None
         self.cancelled = False
+        self.reset = False          # cancelled by a fault knob: reset the connection (RST)
         self.sent = threading.Event()
         self.sent_ns = None
         self.who = who
@@ -568,7 +591,8 @@ class _Subscriber:
 
     def deliverable(self):
         e = self.emu
-        return (not e._frozen and not e._delivery_hold and self.dest is not None
+        return (not e._frozen and not e._delivery_hold and not e.faults["hold_telemetry"]
+                and self.dest is not None
                 and self.ext is not None and self.ext.alive)
 
     # --- dispatcher thread
@@ -990,7 +1014,7 @@ class Emulator:
                  account_id="123456789012", env=None, init_timeout_s=None, shutdown_budget_ms=2000,
                  freeze=True, quirks=None, log_path=None, work_dir=None, handler="function.handler",
                  runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000",
-                 managed_instances=False, max_concurrency=None):
+                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None):
         if init_type not in INIT_TYPES:
             raise ValueError("init_type must be one of %s" % ", ".join(INIT_TYPES))
         if init_type == MI_INIT_TYPE:
@@ -1043,6 +1067,19 @@ class Emulator:
         if not isinstance(tsv, (list, tuple)) or not tsv or any(v not in SCHEMA_VERSIONS for v in tsv):
             raise ValueError("telemetry_schema_versions must be a non-empty list of %s" % ", ".join(SCHEMA_VERSIONS))
         self.quirks["telemetry_schema_versions"] = list(tsv)
+        self.faults = dict(DEFAULT_FAULTS)
+        for k, v in (faults or {}).items():
+            if k not in DEFAULT_FAULTS:
+                raise ValueError("unknown fault %r (known: %s)" % (k, ", ".join(sorted(DEFAULT_FAULTS))))
+            self.faults[k] = v
+        self.faults["register_faults"] = [dict(f) for f in self.faults["register_faults"] or []]
+        for f in self.faults["register_faults"]:
+            if not _is_int(f.get("status")) or not 100 <= f["status"] <= 599:
+                raise ValueError("register_faults entries need an HTTP status")
+        # the sandbox's /tmp: one directory per Emulator, kept across resets (as Lambda keeps
+        # /tmp across re-inits of one execution environment), given to processes as TMPDIR
+        self.tmp_dir = os.path.abspath(tmp_dir) if tmp_dir else os.path.join(self.root, "tmp")
+        os.makedirs(self.tmp_dir, exist_ok=True)
         self.handler = handler
         self.runtime_version = runtime_version
         self.runtime_version_arn = "arn:aws:lambda:%s::runtime:%s" % (
@@ -1393,6 +1430,7 @@ class Emulator:
     def _base_env(self):
         env = {k: os.environ[k] for k in PASSTHROUGH_VARS if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env["TMPDIR"] = self.tmp_dir
         return env
 
     def _platform_env(self):
@@ -2011,6 +2049,12 @@ class Emulator:
             self._emit_locked("platform.start", start)
             self._delivery_hold = True
             self._thaw_locked()
+            if self.faults["reset_next_after_thaw"]:
+                self.faults["reset_next_after_thaw"] -= 1
+                for ext in self._exts:
+                    if ext.waiter is not None and not ext.waiter.cancelled:
+                        ext.waiter.reset = ext.waiter.cancelled = True
+                        ext.waiter = None
             self._set_sampling(True)
             inv.t_delivered_ns = _mono_ns()
             rt.cur = inv
@@ -2470,7 +2514,8 @@ class Emulator:
             exts = [] if already_down else [e for e in self._exts if not e.dead]
             t0 = _mono_ns()
             deadline_ns = t0 + budget_ms * 1_000_000
-            deadline_epoch_ms = self._epoch_ms(t0) + budget_ms
+            announced_ms = self.faults["shutdown_deadline_ms"]
+            deadline_epoch_ms = self._epoch_ms(t0) + (budget_ms if announced_ms is None else int(announced_ms))
             if rt is not None and rt.proc is not None:
                 rt.proc.expected_exit = True
             for ext in exts:
@@ -2548,6 +2593,10 @@ class Emulator:
                     ms_to_exit=ms_to_exit)
                 ext.dead = True
             self._cancel_all_waiters_locked()
+            if not self.faults["keep_undelivered_records"]:
+                for sub in self._subs.values():
+                    sub.q.clear()
+                    sub.q_bytes = 0
             self._phase = "dead"
             self._frozen = False
             self._inv = None
@@ -2611,8 +2660,14 @@ class Emulator:
                 reply = w.reply
             if reply is None:
                 h.close_connection = True
+                if w.reset:
+                    # an abortive close: the client sees a connection reset, not an answer
+                    try:
+                        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    except OSError:
+                        pass
                 self._log_api({"t_req_ns": t_req, "api": api, "who": w.who, "method": method, "path": path,
-                               "status": "dropped"})
+                               "status": "dropped", **({"reset": True} if w.reset else {})})
                 return
         # the entry is logged just before the answer is written, so a client that got its
         # answer always finds the entry in api_log
@@ -2890,6 +2945,21 @@ class Emulator:
         return ext, None
 
     def _h_register(self, h, body):
+        with self._cv:
+            fault = self.faults["register_faults"].pop(0) if self.faults["register_faults"] else None
+        if fault is not None:
+            who = (h.headers.get("Lambda-Extension-Name") or "").strip() or None
+            data = fault.get("body", "").encode("utf-8", "surrogateescape")
+            if not fault.get("register"):
+                return _Reply(fault["status"], data, [("Content-Type", "application/json")],
+                              error_type="InjectedFault", who=who)
+            reply = self._h_register_real(h, body)
+            if reply.status == 200:
+                reply.status, reply.body = fault["status"], data
+            return reply
+        return self._h_register_real(h, body)
+
+    def _h_register_real(self, h, body):
         name = (h.headers.get("Lambda-Extension-Name") or "").strip()
         if not name:
             return _error_reply(403, "Extension.InvalidExtensionName", "Empty extension name")
@@ -2975,7 +3045,8 @@ class Emulator:
                 ext.state = "Ready"
             else:
                 ext.state = "Ready"
-            if ext.invoke_rid is not None:
+            undelivered_invoke = ext.queued is not None and ext.queued.request_id == ext.invoke_rid
+            if ext.invoke_rid is not None and not undelivered_invoke:
                 inv = self._inv
                 if inv is not None and inv.request_id == ext.invoke_rid and ext in inv.ext_pending:
                     inv.ext_pending.discard(ext)
@@ -3120,11 +3191,12 @@ def _cmd_run(args):
         args.managed_instances = True
     env = _parse_kv(args.env)
     quirks = _parse_quirks(args.quirk)
+    faults = _parse_quirks(args.fault)
     emu = Emulator(root=args.root, runtime=args.runtime, function_name=args.function_name,
                    function_version=args.function_version, memory_mb=args.memory_mb, timeout_s=args.timeout_s,
                    init_type=args.init_type, region=args.region, account_id=args.account_id, env=env,
                    init_timeout_s=args.init_timeout_s, shutdown_budget_ms=args.shutdown_budget_ms,
-                   freeze=not args.no_freeze, quirks=quirks, log_path=args.log, work_dir=args.work_dir,
+                   freeze=not args.no_freeze, quirks=quirks, faults=faults, log_path=args.log, work_dir=args.work_dir,
                    managed_instances=args.managed_instances,
                    max_concurrency=args.max_concurrency if args.managed_instances else None)
     rc = 0
@@ -3206,6 +3278,7 @@ def main(argv=None):
     p.add_argument("--account-id", default="123456789012")
     p.add_argument("--env", action="append", metavar="K=V", help="customer environment variable (repeatable)")
     p.add_argument("--quirk", action="append", metavar="K=V", help="schema/era quirk, JSON value (repeatable)")
+    p.add_argument("--fault", action="append", metavar="K=V", help="fault knob, JSON value (repeatable)")
     p.add_argument("--init-timeout-s", type=float, default=None)
     p.add_argument("--shutdown-budget-ms", type=int, default=2000)
     p.add_argument("--no-freeze", action="store_true", help="do not SIGSTOP the sandbox between invokes")

@@ -45,6 +45,8 @@ Knobs (environment variables):
   PROBE_SHUTDOWN_DELAY_MS=N      on SHUTDOWN wait N ms (still receiving telemetry) before exit
   PROBE_PRINT_LINES=N            print N lines at start (extension log records)
   PROBE_DUMP_ENV=1               put environ and argv in the start record
+  PROBE_NEXT_RETRY=1             a /event/next connection reset or closed without an answer
+                                 is recorded (next_reset) and the call is made again
 """
 import http.client
 import http.server
@@ -254,8 +256,14 @@ def main():
     invokes = 0
     late_done = False
     while True:
-        st, hdrs, body = request("GET", "/2020-01-01/extension/event/next", None,
-                                 {"Lambda-Extension-Identifier": ext_id})
+        try:
+            st, hdrs, body = request("GET", "/2020-01-01/extension/event/next", None,
+                                     {"Lambda-Extension-Identifier": ext_id})
+        except (ConnectionError, http.client.RemoteDisconnected) as exc:
+            if os.environ.get("PROBE_NEXT_RETRY") != "1":
+                raise
+            record("next_reset", error=type(exc).__name__)
+            continue
         if st != 200:
             record("next_error", status=st, body=body.decode("utf-8", "replace"))
             say("next -> %d, exiting" % st)

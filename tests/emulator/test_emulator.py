@@ -824,6 +824,122 @@ class FailureTests(unittest.TestCase):
         self.assertEqual((call["what"], call["status"]), ("exit/error", 202))
 
 
+class FaultKnobTests(unittest.TestCase):
+    """The fault knobs (README "Fault knobs"): each does what it says, once, and nothing else."""
+
+    def test_register_fault_answered_then_real_registration(self):
+        body = '{"errorMessage":"injected","errorType":"Extension.Unknown"}'
+        box = Box(self, probes={"p": {}}, faults={"register_faults": [{"status": 500, "body": body}]})
+        r = box.emu.start()
+        # the probe exits on a non-200 register: Lambda sees a crashed extension
+        self.assertEqual((r.status, r.error_type), ("error", "Extension.Crash"))
+        reg = box.log("p", "register")
+        self.assertEqual((reg[0]["status"], json.loads(reg[0]["body"])["errorMessage"]), (500, "injected"))
+        calls = [c for c in box.emu.api_log if c.get("path") == "/2020-01-01/extension/register"]
+        self.assertEqual((calls[0]["status"], calls[0]["who"]), (500, "p"))
+        # consumed: the retried Init registers for real
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual(r2.status, "success")
+        self.assertEqual([x["status"] for x in box.log("p", "register")], [500, 200])
+
+    def test_register_fault_with_registration_replaces_only_the_body(self):
+        box = Box(self, probes={"p": {}},
+                  faults={"register_faults": [{"status": 200, "body": "\u0000garbage{", "register": True}]})
+        self.assertEqual(box.emu.start().status, "success")
+        reg = box.log("p", "register")[0]
+        self.assertEqual(reg["status"], 200)
+        self.assertEqual(reg["body"], "\u0000garbage{")
+        self.assertTrue(box.ext_id("p"))
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+
+    def test_register_faults_are_validated(self):
+        with self.assertRaises(ValueError):
+            Box(self, faults={"register_faults": [{"body": "x"}]})
+        with self.assertRaises(ValueError):
+            Box(self, faults={"no_such_fault": 1})
+
+    def test_next_reset_after_thaw(self):
+        box = Box(self, probes={"p": {"PROBE_NEXT_RETRY": "1"}}, faults={"reset_next_after_thaw": 1})
+        box.emu.start()
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual((r1.status, r2.status), ("success", "success"))
+        # one reset (the first thaw), seen by the probe as a dropped connection, then the
+        # retried call got the INVOKE; the second invoke was normal
+        self.assertEqual(len(box.log("p", "next_reset")), 1)
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r1.request_id, r2.request_id])
+        dropped = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("status") == "dropped"]
+        self.assertEqual(len(dropped), 1)
+        self.assertTrue(dropped[0]["reset"])
+        # the retried call is not taken as "done with the invoke": the invoke was held open
+        # until the probe's next after it received the INVOKE
+        nexts = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("event") == "INVOKE"]
+        self.assertEqual(nexts[0]["request_id"], r1.request_id)
+
+    def test_shutdown_deadline_already_passed(self):
+        box = Box(self, probes={"p": {"PROBE_SHUTDOWN_DELAY_MS": "400"}},
+                  faults={"shutdown_deadline_ms": -50})
+        box.emu.start()
+        t0 = time.time() * 1000
+        sd = box.emu.shutdown()
+        ev = box.events("p")[-1]
+        self.assertEqual(ev["eventType"], "SHUTDOWN")
+        self.assertLess(ev["deadlineMs"], t0 + 10)
+        self.assertEqual(sd.deadline_ms, ev["deadlineMs"])
+        # the budget really enforced is unchanged: a 400 ms exit is not killed
+        self.assertEqual((sd.extensions["p"].exit_code, sd.extensions["p"].killed), (0, False))
+
+    def _crash_then_reinit(self, keep):
+        box = Box(self, probes={"p": dict(SUB, PROBE_CRASH="invoke", PROBE_CRASH_AT="2")},
+                  faults={"keep_undelivered_records": keep})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        crashed = box.emu.invoke(FAST)
+        self.assertEqual(crashed.error_type, "Extension.Crash")
+        ok = box.emu.invoke(FAST)
+        self.assertEqual(ok.status, "success")
+        delivered_report(box.emu, ok.request_id)
+        return [x["record"].get("requestId") for x in box.telemetry("p", "platform.report")], crashed
+
+    def test_undelivered_records_go_to_the_next_process_by_default(self):
+        reports, crashed = self._crash_then_reinit(True)
+        self.assertIn(crashed.request_id, reports)
+
+    def test_undelivered_records_lost_with_the_process(self):
+        reports, crashed = self._crash_then_reinit(False)
+        self.assertNotIn(crashed.request_id, reports)
+
+    def test_hold_telemetry_until_released(self):
+        box = Box(self, probes={"p": SUB}, faults={"hold_telemetry": True})
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        time.sleep(0.3)
+        self.assertEqual(box.emu.delivered, [])
+        self.assertEqual(box.telemetry("p"), [])
+        box.emu.faults["hold_telemetry"] = False
+        # thaws long enough for the held records to go out (a short invoke may freeze the
+        # sandbox again before the dispatcher runs, on a loaded machine)
+        box.emu.invoke(b'{"action":"slow","ms":300}')
+        self.assertTrue(delivered_report(box.emu, r.request_id))
+
+    def test_tmp_persists_across_resets(self):
+        box = Box(self, probes={"p": {}})
+        tmp = box.emu.extension_environment()["TMPDIR"]
+        self.assertEqual(tmp, os.path.join(box.root, "tmp"))
+        self.assertEqual(box.emu.runtime_environment()["TMPDIR"], tmp)
+        self.assertTrue(os.path.isdir(tmp))
+        box.emu.start()
+        with open(os.path.join(tmp, "kept"), "w") as f:
+            f.write("x")
+        r = box.emu.invoke(b'{"action":"crash","code":3}')
+        self.assertIsNotNone(r.shutdown)  # a reset happened
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertTrue(os.path.exists(os.path.join(tmp, "kept")))
+        # a customer TMPDIR wins, as on Lambda
+        box2 = Box(self, env={"TMPDIR": "/var/tmp"})
+        self.assertEqual(box2.emu.extension_environment()["TMPDIR"], "/var/tmp")
+
+
 class RejectionTests(unittest.TestCase):
     def _internal_session(self, **kw):
         """An Init held open by the test acting as an internal extension."""

@@ -182,3 +182,89 @@ def attach_xray_sink(emu, **env):
     emu.customer_env.update({"LAMBDA_TRACER_EXPORTERS": "xray",
                              "LAMBDA_TRACER_XRAY_ENDPOINT": sink.endpoint}, **env)
     return sink
+
+
+# --- fault injection helpers (test_faults*.py) ---------------------------------------
+
+def listener_address(emu, name=EXT_NAME):
+    """(host, port) of the extension's telemetry listener, from the subscription the
+    emulator received (sandbox.localdomain is 127.0.0.1 here)."""
+    dest = emu.subscribers()[name]["destination"]
+    return "127.0.0.1", int(dest["port"])
+
+
+def raw_exchange(addr, data, timeout=5.0, chunks=None, read=True):
+    """Sends bytes on a fresh connection (all at once, or the given chunks) and returns
+    what came back until the peer closed, a complete answer or the timeout.  The status
+    code, or None when nothing came."""
+    import socket
+    with socket.create_connection(addr, timeout=timeout) as s:
+        for part in (chunks if chunks is not None else [data]):
+            try:
+                s.sendall(part)
+            except OSError:
+                break
+        if not read:
+            return None
+        got = b""
+        try:
+            while b"\r\n\r\n" not in got:
+                b = s.recv(4096)
+                if not b:
+                    break
+                got += b
+        except OSError:
+            pass
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", got)
+    return int(m.group(1)) if m else None
+
+
+def post_bytes(body, path="/telemetry", extra_headers=b""):
+    """A telemetry POST with a Content-Length body."""
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: sandbox.localdomain\r\n"
+            b"Content-Type: application/json\r\n" + extra_headers +
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def extension_overhead_ms(result):
+    """How long the extension held this invocation after the runtime was done, from the
+    emulator's own report (extensionOverhead span: runtime next -> last extension next)."""
+    for r in result.records:
+        if r["type"] == "platform.report" and r["record"].get("requestId") == result.request_id:
+            for span in r["record"].get("spans", []):
+                if span["name"] == "extensionOverhead":
+                    return span["durationMs"]
+    return None
+
+
+def delivery_failures(emu):
+    """Telemetry POSTs the platform made that the extension did not answer with 2xx."""
+    return [d for d in list(emu.delivered) if not (isinstance(d["status"], int) and 200 <= d["status"] < 300)]
+
+
+def summary(lines):
+    """The shutdown summary's counters of the last generation, as a dict of ints."""
+    rest = shutdowns(lines)[-1][1]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(-?\d+)", rest)}
+
+
+def export_summary(lines):
+    line = [l for l in lines if "INFO export submitted=" in l][-1]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(-?\d+)", line)}
+
+
+def make_wrapped_root(prelude, extension_binary=None):
+    """A sandbox root whose /opt/extensions/lambda-tracer is a bash script that runs
+    `prelude` (ulimit, unset, ...) and then execs our binary under the same name."""
+    import shlex
+    root = tempfile.mkdtemp(prefix="lt-root-")
+    ext_dir = os.path.join(root, "opt", "extensions")
+    os.makedirs(ext_dir)
+    real = os.path.join(root, "opt", "lambda-tracer.bin")
+    shutil.copy2(extension_binary or binary(), real)
+    os.chmod(real, 0o755)
+    script = os.path.join(ext_dir, EXT_NAME)
+    with open(script, "w") as f:
+        f.write("#!/bin/bash\n%s\nexec -a \"$0\" %s \"$@\"\n" % (prelude, shlex.quote(real)))
+    os.chmod(script, 0o755)
+    return root

@@ -244,6 +244,38 @@ static void test_connection_cap_and_slow_sender(void **state)
     close(slow);
 }
 
+/* Every slot held mid-request by slow senders: a new connection (perhaps
+ * the platform's) still gets served, in place of the longest-running one. */
+static void test_slots_held_mid_request_yield_to_a_new_connection(void **state)
+{
+    struct fixture *f = *state;
+    int slow[LISTENER_MAX_CONNECTIONS];
+    char buf[512];
+    struct listener_stats st;
+
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+        slow[i] = connect_to(f->port);
+        send_str(slow[i], "POST / HTTP/1.1\r\nContent-Length: 900\r\n\r\n[");
+        clock_sleep_ms(2); /* distinct start times: slow[0] is the oldest */
+    }
+    clock_sleep_ms(50);
+    int fresh = connect_to(f->port);
+    send_str(fresh, "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]");
+    read_until(fresh, buf, sizeof(buf), "\r\n\r\n");
+    assert_non_null(strstr(buf, "200 OK"));
+    assert_true(peer_closed(slow[0])); /* the oldest request made room */
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        close(slow[i]);
+    close(fresh);
+    listener_stop(f->l, 0, &st);
+    assert_int_equal(st.evicted, 1);
+    assert_int_equal(st.refused, 0);
+    /* teardown stops it again: give it a fresh one */
+    struct listener_options opts = {.host = "127.0.0.1", .max_body_bytes = 10, .on_body = on_body,
+                                    .ctx = &f->sink};
+    assert_int_equal(listener_start(&opts, &f->l, NULL), 0);
+}
+
 static void test_stop_with_open_connections(void **state)
 {
     struct fixture *f = *state;
@@ -296,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_get_status_and_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_headers_get_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_cap_and_slow_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slots_held_mid_request_yield_to_a_new_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unresolvable_host_falls_back_to_loopback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use_is_an_error, setup, teardown),

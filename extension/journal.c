@@ -1,0 +1,297 @@
+/*
+ * journal.c - see journal.h.
+ *
+ * The file is JOURNAL_SLOTS slots of JOURNAL_SLOT_BYTES; each slot is
+ * written whole by one pwrite (one page at most, so a killed process leaves
+ * either the old or the new slot).  A slot carries a magic number, a format
+ * version and an FNV-1a checksum: /tmp is shared with the function, so
+ * whatever is read back is checked field by field before it is believed.
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOURNAL_SLOT_BYTES 256
+#define JOURNAL_MAGIC 0x4c544a31u /* "LTJ1" */
+#define JOURNAL_VERSION 1
+
+enum slot_state {
+    SLOT_FREE = 0,
+    SLOT_OPEN = 1,
+};
+
+/* The on-disk slot; native byte order (read back on the same machine). */
+struct disk_slot {
+    uint32_t magic;
+    uint8_t version;
+    uint8_t state;
+    uint8_t sampled;
+    uint8_t done;
+    int32_t done_status;
+    int64_t start_us;
+    int64_t deadline_ms;
+    int64_t done_us;
+    char request_id[JOURNAL_REQUEST_ID_MAX];
+    char trace_id[XRAY_TRACE_ID_LEN + 1];
+    char segment_id[XRAY_SPAN_ID_LEN + 1];
+    char parent_id[XRAY_SPAN_ID_LEN + 1];
+    char done_error[JOURNAL_ERROR_TYPE_MAX];
+    uint32_t checksum; /* FNV-1a of every byte before it */
+};
+
+_Static_assert(sizeof(struct disk_slot) <= JOURNAL_SLOT_BYTES, "a slot must fit its place");
+
+struct journal {
+    int fd;
+    _Atomic bool failed;
+    /* 1 while the slot holds an invocation; set by the pipeline thread,
+     * cleared by whoever releases the slot, after its write. */
+    _Atomic int busy[JOURNAL_SLOTS];
+    /* pipeline thread only */
+    struct journal_entry mem[JOURNAL_SLOTS];
+};
+
+static uint32_t fnv1a(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
+
+int journal_path(const char *tmpdir, const char *name, char *buf, size_t size)
+{
+    int n;
+
+    if (tmpdir == NULL || tmpdir[0] == '\0')
+        tmpdir = "/tmp";
+    n = snprintf(buf, size, "%s/.%s.journal", tmpdir, name);
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* A NUL inside the array, and only printable ASCII before it. */
+static bool text_ok(const char *s, size_t size, bool may_be_empty)
+{
+    size_t len = strnlen(s, size);
+
+    if (len == size || (len == 0 && !may_be_empty))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static bool hex_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool span_id_ok(const char *s, bool may_be_empty)
+{
+    size_t len = strnlen(s, XRAY_SPAN_ID_LEN + 1);
+    return (len == 0 && may_be_empty) || (len == XRAY_SPAN_ID_LEN && hex_ok(s, len));
+}
+
+static bool trace_id_ok(const char *s)
+{
+    return strnlen(s, XRAY_TRACE_ID_LEN + 1) == XRAY_TRACE_ID_LEN && s[0] == '1' && s[1] == '-' &&
+           hex_ok(s + 2, 8) && s[10] == '-' && hex_ok(s + 11, 24);
+}
+
+/* An open, intact slot whose every field is plausible, as an entry. */
+static bool slot_read(const struct disk_slot *d, struct journal_entry *ret)
+{
+    if (d->magic != JOURNAL_MAGIC || d->version != JOURNAL_VERSION || d->state != SLOT_OPEN ||
+        d->checksum != fnv1a(d, offsetof(struct disk_slot, checksum)))
+        return false;
+    if (!text_ok(d->request_id, sizeof(d->request_id), false) || !trace_id_ok(d->trace_id) ||
+        !span_id_ok(d->segment_id, false) || !span_id_ok(d->parent_id, true) ||
+        !text_ok(d->done_error, sizeof(d->done_error), true) || d->start_us <= 0 ||
+        d->deadline_ms < 0 || d->sampled > 1 || d->done > 1 || d->done_status < 0 || d->done_status > 16)
+        return false;
+    memset(ret, 0, sizeof(*ret));
+    copy_field(ret->request_id, sizeof(ret->request_id), d->request_id);
+    copy_field(ret->trace_id, sizeof(ret->trace_id), d->trace_id);
+    copy_field(ret->segment_id, sizeof(ret->segment_id), d->segment_id);
+    copy_field(ret->parent_id, sizeof(ret->parent_id), d->parent_id);
+    copy_field(ret->done_error, sizeof(ret->done_error), d->done_error);
+    ret->sampled = d->sampled != 0;
+    ret->start_us = d->start_us;
+    ret->deadline_ms = d->deadline_ms;
+    ret->done = d->done != 0;
+    ret->done_us = d->done_us;
+    ret->done_status = d->done_status;
+    return true;
+}
+
+/* One whole slot in one write.  A failure turns the journal off. */
+static int slot_write(struct journal *j, int slot, const struct journal_entry *e)
+{
+    unsigned char raw[JOURNAL_SLOT_BYTES];
+    struct disk_slot d;
+    ssize_t w;
+
+    memset(raw, 0, sizeof(raw));
+    if (e != NULL) {
+        memset(&d, 0, sizeof(d));
+        d.magic = JOURNAL_MAGIC;
+        d.version = JOURNAL_VERSION;
+        d.state = SLOT_OPEN;
+        d.sampled = e->sampled ? 1 : 0;
+        d.done = e->done ? 1 : 0;
+        d.done_status = e->done_status;
+        d.start_us = e->start_us;
+        d.deadline_ms = e->deadline_ms;
+        d.done_us = e->done_us;
+        copy_field(d.request_id, sizeof(d.request_id), e->request_id);
+        copy_field(d.trace_id, sizeof(d.trace_id), e->trace_id);
+        copy_field(d.segment_id, sizeof(d.segment_id), e->segment_id);
+        copy_field(d.parent_id, sizeof(d.parent_id), e->parent_id);
+        copy_field(d.done_error, sizeof(d.done_error), e->done_error);
+        d.checksum = fnv1a(&d, offsetof(struct disk_slot, checksum));
+        memcpy(raw, &d, sizeof(d));
+    }
+    do
+        w = pwrite(j->fd, raw, sizeof(raw), (off_t)slot * JOURNAL_SLOT_BYTES);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)sizeof(raw)) {
+        atomic_store(&j->failed, true);
+        return -EIO;
+    }
+    return 0;
+}
+
+int journal_open(const char *path, struct journal **ret, struct journal_entry *found, size_t max_found,
+                 size_t *ret_found_n)
+{
+    struct journal *j;
+    struct stat st;
+    size_t n = 0;
+
+    *ret_found_n = 0;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return -ENOMEM;
+    j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j->fd < 0) {
+        int r = -errno;
+        free(j);
+        return r;
+    }
+    /* Only a regular file of our own: /tmp is shared with the function. */
+    if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        close(j->fd);
+        free(j);
+        return -EPERM;
+    }
+    for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        struct disk_slot d;
+        ssize_t got = pread(j->fd, &d, sizeof(d), (off_t)i * JOURNAL_SLOT_BYTES);
+
+        if (got != (ssize_t)sizeof(d) || n >= max_found || !slot_read(&d, &found[n]))
+            continue;
+        j->mem[i] = found[n++];
+        atomic_store(&j->busy[i], 1);
+    }
+    /* Anything else in the file (torn, foreign, stale) is wiped now, so a
+     * slot is either ours or free. */
+    for (int i = 0; i < JOURNAL_SLOTS; i++)
+        if (!atomic_load(&j->busy[i]) && slot_write(j, i, NULL) < 0)
+            break;
+    if (atomic_load(&j->failed)) {
+        close(j->fd);
+        free(j);
+        return -EIO;
+    }
+    *ret_found_n = n;
+    *ret = j;
+    return 0;
+}
+
+bool journal_ok(const struct journal *j)
+{
+    return j != NULL && !atomic_load(&j->failed);
+}
+
+int journal_begin(struct journal *j, const struct journal_entry *e)
+{
+    if (!journal_ok(j))
+        return -ENODEV;
+    for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        if (atomic_load(&j->busy[i]))
+            continue;
+        j->mem[i] = *e;
+        if (slot_write(j, i, e) < 0)
+            return -EIO;
+        atomic_store(&j->busy[i], 1);
+        return i;
+    }
+    return -ENOSPC;
+}
+
+int journal_find(const struct journal *j, const char *request_id)
+{
+    if (j == NULL)
+        return -ENOENT;
+    for (int i = 0; i < JOURNAL_SLOTS; i++)
+        if (atomic_load(&j->busy[i]) && strcmp(j->mem[i].request_id, request_id) == 0)
+            return i;
+    return -ENOENT;
+}
+
+int journal_done(struct journal *j, const char *request_id, int64_t done_us, int status,
+                 const char *error_type)
+{
+    int slot;
+
+    if (!journal_ok(j))
+        return -ENODEV;
+    slot = journal_find(j, request_id);
+    if (slot < 0)
+        return slot;
+    j->mem[slot].done = true;
+    j->mem[slot].done_us = done_us;
+    j->mem[slot].done_status = status;
+    copy_field(j->mem[slot].done_error, sizeof(j->mem[slot].done_error), error_type);
+    return slot_write(j, slot, &j->mem[slot]);
+}
+
+void journal_release(struct journal *j, int slot)
+{
+    if (j == NULL || slot < 0 || slot >= JOURNAL_SLOTS)
+        return;
+    if (!atomic_load(&j->failed))
+        (void)slot_write(j, slot, NULL);
+    atomic_store(&j->busy[slot], 0);
+}
+
+void journal_close(struct journal *j, bool clear_all)
+{
+    if (j == NULL)
+        return;
+    if (clear_all && !atomic_load(&j->failed) && ftruncate(j->fd, 0) < 0)
+        for (int i = 0; i < JOURNAL_SLOTS; i++)
+            (void)slot_write(j, i, NULL);
+    close(j->fd);
+    free(j);
+}

@@ -1,0 +1,301 @@
+/* Unit tests for journal.c: what one process writes, the next reads back;
+ * releases, a full journal, garbage and foreign files, failures, cost. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "fail_alloc.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/lt-journal-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    assert_int_equal(journal_path(dir, "lambda-tracer", path, sizeof(path)), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static struct journal_entry entry(const char *rid, int n)
+{
+    struct journal_entry e = {0};
+    snprintf(e.request_id, sizeof(e.request_id), "%s", rid);
+    snprintf(e.trace_id, sizeof(e.trace_id), "1-5759e988-bd862e3fe1be46a99427279%u", (unsigned)n % 10u);
+    snprintf(e.segment_id, sizeof(e.segment_id), "53995c3f42cd8ad%u", (unsigned)n % 10u);
+    e.sampled = true;
+    e.start_us = 1700000000000000LL + n;
+    e.deadline_ms = 1700000003000LL;
+    return e;
+}
+
+static struct journal *open_expect(size_t want_found, struct journal_entry *found)
+{
+    struct journal *j = NULL;
+    size_t n = 99;
+    assert_int_equal(journal_open(path, &j, found, JOURNAL_SLOTS, &n), 0);
+    assert_int_equal(n, want_found);
+    return j;
+}
+
+static void test_path(void **state)
+{
+    char buf[64];
+    (void)state;
+    assert_int_equal(journal_path(NULL, "x", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/tmp/.x.journal");
+    assert_int_equal(journal_path("", "x", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/tmp/.x.journal");
+    assert_int_equal(journal_path("/var/tmp", "y", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/var/tmp/.y.journal");
+    assert_int_equal(journal_path("/a-very-long-directory-name-indeed", "y", buf, 16), -ENAMETOOLONG);
+}
+
+static void test_unfinished_entries_survive_the_process(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal_entry b = entry("req-b", 2);
+    struct journal *j = open_expect(0, found);
+    (void)state;
+
+    int sa = journal_begin(j, &a);
+    int sb = journal_begin(j, &b);
+    assert_true(sa >= 0 && sb >= 0 && sa != sb);
+    assert_int_equal(journal_find(j, "req-b"), sb);
+    assert_int_equal(journal_done(j, "req-b", 1700000000500000LL, 2, "Runtime.ExitError"), 0);
+    assert_int_equal(journal_done(j, "req-zz", 1, 1, NULL), -ENOENT);
+    journal_release(j, sa); /* a was exported */
+    assert_int_equal(journal_find(j, "req-a"), -ENOENT);
+    journal_close(j, false); /* killed: nothing cleared */
+
+    j = open_expect(1, found);
+    assert_string_equal(found[0].request_id, "req-b");
+    assert_string_equal(found[0].trace_id, b.trace_id);
+    assert_string_equal(found[0].segment_id, b.segment_id);
+    assert_string_equal(found[0].parent_id, "");
+    assert_true(found[0].sampled);
+    assert_int_equal(found[0].start_us, b.start_us);
+    assert_int_equal(found[0].deadline_ms, b.deadline_ms);
+    assert_true(found[0].done);
+    assert_int_equal(found[0].done_us, 1700000000500000LL);
+    assert_int_equal(found[0].done_status, 2);
+    assert_string_equal(found[0].done_error, "Runtime.ExitError");
+    /* the recovered slot is held until released, then reused */
+    int sr = journal_find(j, "req-b");
+    assert_true(sr >= 0);
+    journal_release(j, sr);
+    journal_close(j, false);
+    j = open_expect(0, found);
+    journal_close(j, false);
+}
+
+static void test_clean_exit_leaves_nothing(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal *j = open_expect(0, found);
+    struct stat st;
+    (void)state;
+    assert_true(journal_begin(j, &a) >= 0);
+    journal_close(j, true);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    j = open_expect(0, found);
+    journal_close(j, false);
+}
+
+static void test_full_journal_refuses_and_recovers(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal *j = open_expect(0, found);
+    int slots[JOURNAL_SLOTS];
+    char rid[32];
+    (void)state;
+    for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        snprintf(rid, sizeof(rid), "req-%d", i);
+        struct journal_entry e = entry(rid, i);
+        slots[i] = journal_begin(j, &e);
+        assert_true(slots[i] >= 0);
+    }
+    struct journal_entry extra = entry("req-extra", 9);
+    assert_int_equal(journal_begin(j, &extra), -ENOSPC);
+    journal_release(j, slots[3]);
+    assert_int_equal(journal_begin(j, &extra), slots[3]);
+    journal_release(j, -1);           /* ignored */
+    journal_release(j, JOURNAL_SLOTS); /* ignored */
+    journal_close(j, false);
+    j = open_expect(JOURNAL_SLOTS, found);
+    journal_close(j, true);
+}
+
+/* Whatever else is in the file is not believed, and is wiped. */
+static void test_garbage_is_ignored_and_wiped(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal_entry bad_ids = entry("req-b", 2);
+    struct journal *j = open_expect(0, found);
+    unsigned char junk[256];
+    int fd;
+    (void)state;
+    int sa = journal_begin(j, &a);
+    snprintf(bad_ids.segment_id, sizeof(bad_ids.segment_id), "NOT-HEX-AT-ALL!!");
+    int sb = journal_begin(j, &bad_ids); /* written fine, refused when read back */
+    assert_true(sa >= 0 && sb >= 0);
+    journal_close(j, false);
+    /* a flipped byte in slot a (checksum), random bytes in another slot */
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "Z", 1, (off_t)sa * 256 + 40), 1);
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (unsigned char)(i * 37 + 11);
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 5 * 256), (ssize_t)sizeof(junk));
+    close(fd);
+    j = open_expect(0, found);
+    journal_close(j, false);
+    /* and a truncated file is simply shorter */
+    assert_int_equal(truncate(path, 100), 0);
+    j = open_expect(0, found);
+    journal_close(j, true);
+}
+
+static void test_symlink_and_foreign_files_are_refused(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal *j = NULL;
+    size_t n = 7;
+    char target[160];
+    (void)state;
+    snprintf(target, sizeof(target), "%s/target", dir);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(journal_open(path, &j, found, JOURNAL_SLOTS, &n), -ELOOP);
+    assert_int_equal(n, 0);
+    assert_int_equal(access(target, F_OK), -1); /* nothing created through the link */
+    unlink(path);
+    assert_int_equal(mkdir(path, 0700), 0); /* not a regular file */
+    assert_true(journal_open(path, &j, found, JOURNAL_SLOTS, &n) < 0);
+    rmdir(path);
+    char nodir[160];
+    snprintf(nodir, sizeof(nodir), "%s/missing/.x.journal", dir);
+    assert_int_equal(journal_open(nodir, &j, found, JOURNAL_SLOTS, &n), -ENOENT);
+}
+
+static void test_null_journal_is_a_no_op(void **state)
+{
+    struct journal_entry a = entry("req-a", 1);
+    (void)state;
+    assert_int_equal(journal_begin(NULL, &a), -ENODEV);
+    assert_int_equal(journal_done(NULL, "req-a", 1, 1, NULL), -ENODEV);
+    assert_int_equal(journal_find(NULL, "req-a"), -ENOENT);
+    assert_false(journal_ok(NULL));
+    journal_release(NULL, 0);
+    journal_close(NULL, true);
+}
+
+static void test_out_of_memory(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal *j = NULL;
+    size_t n = 3;
+    (void)state;
+    fail_alloc_reset();
+    fail_alloc_fail_at(1);
+    assert_int_equal(journal_open(path, &j, found, JOURNAL_SLOTS, &n), -ENOMEM);
+    fail_alloc_fail_at(0);
+    assert_int_equal(n, 0);
+    assert_int_equal(fail_alloc_live(), 0);
+}
+
+/* A write that fails turns the journal off; the caller carries on.  The
+ * file size limit makes the next pwrite short (SIGXFSZ ignored). */
+static void test_write_failure_turns_it_off(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal *j = NULL;
+    struct rlimit old, small = {.rlim_cur = 100, .rlim_max = RLIM_INFINITY};
+    size_t n;
+    (void)state;
+    assert_int_equal(journal_open("/dev/null", &j, found, JOURNAL_SLOTS, &n), -EPERM); /* not regular */
+    j = open_expect(0, found);
+    assert_true(journal_ok(j));
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int r = journal_begin(j, &a);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(r, -EIO);
+    assert_false(journal_ok(j));
+    assert_int_equal(journal_begin(j, &a), -ENODEV);
+    assert_int_equal(journal_done(j, "req-a", 1, 1, NULL), -ENODEV);
+    journal_close(j, true);
+}
+
+/* The figure the README quotes: one begin + one done + one release, the
+ * journal's whole cost per invocation. */
+static void test_cost_per_invocation(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal *j = open_expect(0, found);
+    struct timespec t0, t1;
+    const int rounds = 2000;
+    (void)state;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < rounds; i++) {
+        struct journal_entry e = entry("req-cost", i);
+        int s = journal_begin(j, &e);
+        assert_true(s >= 0);
+        assert_int_equal(journal_done(j, "req-cost", 1, 1, NULL), 0);
+        journal_release(j, s);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / rounds;
+    printf("journal: %.2f us per invocation (3 pwrites of 256 bytes)\n", us);
+    /* generous: a pwrite to tmpfs or a page-cached file is a few microseconds,
+     * even under valgrind on a loaded machine */
+    assert_true(us < 2000.0);
+    journal_close(j, true);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unfinished_entries_survive_the_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_exit_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_journal_refuses_and_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_is_ignored_and_wiped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_and_foreign_files_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_null_journal_is_a_no_op, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_turns_it_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cost_per_invocation, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
