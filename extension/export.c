@@ -876,6 +876,16 @@ void export_eager_off(struct exporter *e)
     atomic_store(&e->eager_off_until_ms, clock_mono_ms() + EXPORT_EAGER_OFF_MS);
 }
 
+void export_hold(struct exporter *e)
+{
+    queue_hold(e->q);
+}
+
+void export_release(struct exporter *e)
+{
+    queue_release(e->q);
+}
+
 bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 {
     struct timespec ts = {
@@ -884,6 +894,7 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     };
     bool done;
 
+    queue_wake(e->q); /* a burst being submitted is not held back from a flush */
     pthread_mutex_lock(&e->lock);
     uint64_t target = e->submitted_seq;
     uint64_t lost_before = lost_locked(e);
