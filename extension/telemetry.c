@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,10 @@
 /* Arena: a chain of blocks that never move, so event pointers stay valid.
  * 64 KiB: a 1 MB batch of log lines takes a few blocks, not dozens. */
 #define ARENA_BLOCK_BYTES 65536
+
+/* Kept from freed batches for the next (see tel_batch_free). */
+#define TEL_SPARE_MAX_EVENTS 1024
+#define TEL_SPARE_MAX_BLOCKS 10
 
 /* Nesting limit (cJSON's CJSON_NESTING_LIMIT, which the format kept). */
 #define TELEMETRY_MAX_DEPTH 1000
@@ -92,13 +97,70 @@ static enum tel_type type_from_name(const char *name)
     return TEL_UNKNOWN;
 }
 
+/* Memory kept between batches, under its lock (batches may be parsed and
+ * freed on any thread). */
+static struct {
+    pthread_mutex_t lock;
+    struct tel_event *events;
+    size_t capacity;
+    struct tel_arena_block *blocks; /* all ARENA_BLOCK_BYTES */
+    unsigned block_count;
+} spare = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 static void arena_free(struct tel_arena_block *block)
 {
     while (block != NULL) {
         struct tel_arena_block *next = block->next;
-        free(block);
+        bool kept = false;
+        if (block->size == ARENA_BLOCK_BYTES) {
+            pthread_mutex_lock(&spare.lock);
+            if (spare.block_count < TEL_SPARE_MAX_BLOCKS) {
+                block->next = spare.blocks;
+                spare.blocks = block;
+                spare.block_count++;
+                kept = true;
+            }
+            pthread_mutex_unlock(&spare.lock);
+        }
+        if (!kept)
+            free(block);
         block = next;
     }
+}
+
+static struct tel_arena_block *spare_block(void)
+{
+    struct tel_arena_block *block;
+
+    pthread_mutex_lock(&spare.lock);
+    block = spare.blocks;
+    if (block != NULL) {
+        spare.blocks = block->next;
+        spare.block_count--;
+    }
+    pthread_mutex_unlock(&spare.lock);
+    return block;
+}
+
+void tel_spares_release(void)
+{
+    struct tel_arena_block *blocks;
+    struct tel_event *events;
+
+    pthread_mutex_lock(&spare.lock);
+    blocks = spare.blocks;
+    events = spare.events;
+    spare.blocks = NULL;
+    spare.block_count = 0;
+    spare.events = NULL;
+    spare.capacity = 0;
+    pthread_mutex_unlock(&spare.lock);
+    while (blocks != NULL) {
+        struct tel_arena_block *next = blocks->next;
+        free(blocks);
+        blocks = next;
+    }
+    free(events);
 }
 
 /* Room for len bytes in the arena; NULL on ENOMEM (the caller fails the
@@ -110,7 +172,9 @@ static char *arena_alloc(struct tel_arena_block **arena, size_t len)
 
     if (block == NULL || block->size - block->used < len) {
         size_t size = len > ARENA_BLOCK_BYTES / 4 ? len : ARENA_BLOCK_BYTES;
-        struct tel_arena_block *fresh = malloc(sizeof(*fresh) + size);
+        struct tel_arena_block *fresh = size == ARENA_BLOCK_BYTES ? spare_block() : NULL;
+        if (fresh == NULL)
+            fresh = malloc(sizeof(*fresh) + size);
         if (fresh == NULL)
             return NULL;
         fresh->used = 0;
@@ -1013,7 +1077,7 @@ static void record_to_event(struct tel_arena_block **arena, const struct raw_rec
 /* One element that is an object (s->p at '{'): appended to the batch when
  * it has time, type and record, else counted invalid.  0, -EPROTO or
  * -ENOMEM. */
-static int read_element(struct scan *s, struct tel_batch *batch, size_t *capacity)
+static int read_element(struct scan *s, struct tel_batch *batch)
 {
     static const struct members keys = {element_keys, EK_COUNT, NULL};
     struct members m = keys;
@@ -1034,13 +1098,21 @@ static int read_element(struct scan *s, struct tel_batch *batch, size_t *capacit
         batch->invalid++;
         return 0;
     }
-    if (batch->count == *capacity) {
-        size_t more = *capacity == 0 ? 64 : *capacity * 2;
+    if (batch->count == batch->capacity && batch->capacity == 0) {
+        pthread_mutex_lock(&spare.lock);
+        batch->events = spare.events;
+        batch->capacity = spare.capacity;
+        spare.events = NULL;
+        spare.capacity = 0;
+        pthread_mutex_unlock(&spare.lock);
+    }
+    if (batch->count == batch->capacity) {
+        size_t more = batch->capacity == 0 ? 64 : batch->capacity * 2;
         struct tel_event *grown = realloc(batch->events, more * sizeof(*grown));
         if (grown == NULL)
             return -ENOMEM;
         batch->events = grown;
-        *capacity = more;
+        batch->capacity = more;
     }
     ev = &batch->events[batch->count];
     event_init(ev);
@@ -1066,7 +1138,6 @@ static int read_element(struct scan *s, struct tel_batch *batch, size_t *capacit
 int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
 {
     struct tel_batch *batch = NULL;
-    size_t capacity = 0;
     struct scan s;
     int more = 1;
     int r = 0;
@@ -1095,7 +1166,7 @@ int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
         struct jval skipped;
 
         if (*s.p == '{') {
-            r = read_element(&s, batch, &capacity);
+            r = read_element(&s, batch);
             if (r < 0)
                 goto out;
         } else if (scan_value(&s, &skipped)) {
@@ -1124,6 +1195,16 @@ void tel_batch_free(struct tel_batch *batch)
     if (batch == NULL)
         return;
     arena_free(batch->arena);
+    if (batch->events != NULL && batch->capacity <= TEL_SPARE_MAX_EVENTS) {
+        pthread_mutex_lock(&spare.lock);
+        if (spare.events == NULL || spare.capacity < batch->capacity) {
+            struct tel_event *old = spare.events;
+            spare.events = batch->events;
+            spare.capacity = batch->capacity;
+            batch->events = old;
+        }
+        pthread_mutex_unlock(&spare.lock);
+    }
     free(batch->events);
     free(batch);
 }

@@ -242,20 +242,60 @@ static void test_out_of_memory_everywhere(void **state)
     (void)state;
     fail_alloc_hook_cjson();
     for (n = 1; n < 500; n++) {
+        tel_spares_release(); /* every allocation made afresh */
         fail_alloc_reset();
         fail_alloc_fail_at(n);
         int r = tel_batch_parse(s, strlen(s), &b);
         if (r == 0) {
             assert_int_equal(b->count, 2);
             tel_batch_free(b);
+            tel_spares_release();
             assert_int_equal(fail_alloc_live(), 0);
             break;
         }
         assert_true(r == -ENOMEM || r == -EPROTO);
+        tel_spares_release();
         assert_int_equal(fail_alloc_live(), 0);
     }
     assert_true(n > 3 && n < 500);
     fail_alloc_reset();
+}
+
+/* Memory kept from one batch serves the next: reused, not leaked, and the
+ * next batch reads correctly from it. */
+static void test_spares_are_reused_and_released(void **state)
+{
+    static char body[400000];
+    size_t n = 0;
+    struct tel_batch *b;
+    (void)state;
+    tel_spares_release();
+    fail_alloc_reset();
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "[");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n,
+                              "%s{\"time\":\"2022-10-12T00:00:%02dZ\",\"type\":\"function\","
+                              "\"record\":\"line %d %0600d\"}", i ? "," : "", i % 60, i, i);
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "]");
+    b = parse_ok(body);
+    assert_int_equal(b->count, 300);
+    tel_batch_free(b);
+    unsigned long first = fail_alloc_count();
+    long kept = fail_alloc_live();
+    assert_true(kept > 0); /* the event array and arena blocks were kept */
+    b = parse_ok(body);
+    /* the second parse took the kept memory instead of allocating it again */
+    assert_true(fail_alloc_count() - first < first / 2);
+    assert_int_equal(b->count, 300);
+    for (int i = 0; i < 300; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "line %d ", i);
+        assert_memory_equal(b->events[i].text, want, strlen(want));
+        assert_int_equal(strlen(b->events[i].text), strlen(want) + 600);
+    }
+    tel_batch_free(b);
+    tel_spares_release();
+    assert_int_equal(fail_alloc_live(), 0);
 }
 
 /* Both readers on the same bytes: the scanner accepts exactly what the
@@ -445,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_not_an_array_is_rejected),
         cmocka_unit_test(test_large_strings_use_own_blocks),
         cmocka_unit_test(test_out_of_memory_everywhere),
+        cmocka_unit_test(test_spares_are_reused_and_released),
         cmocka_unit_test(test_quirks_match_the_reference),
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_mutations_match_the_reference),
