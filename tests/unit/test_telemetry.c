@@ -414,6 +414,41 @@ static void test_nesting_limit(void **state)
     }
 }
 
+/* Numbers: the scanner's own reading of plain decimals agrees with
+ * strtod's (through the reference) on random values of every length. */
+static void test_numbers_match_the_reference(void **state)
+{
+    char body[512];
+    unsigned long x = 987654321;
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        char num[40];
+        int intlen, fraclen, n = 0;
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+        intlen = 1 + (int)((x >> 40) % 12);
+        fraclen = (int)((x >> 50) % 10);
+        if ((x >> 20) % 4 == 0)
+            num[n++] = '-';
+        for (int k = 0; k < intlen; k++) {
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+            num[n++] = (char)('0' + (x >> 33) % 10);
+        }
+        if (fraclen > 0) {
+            num[n++] = '.';
+            for (int k = 0; k < fraclen; k++) {
+                x = x * 6364136223846793005UL + 1442695040888963407UL;
+                num[n++] = (char)('0' + (x >> 33) % 10);
+            }
+        }
+        num[n] = '\0';
+        snprintf(body, sizeof(body),
+                 "[{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"platform.report\",\"record\":{"
+                 "\"instanceMaxMemory\":%s,\"metrics\":{\"durationMs\":%s,\"producedBytes\":%s}}}]",
+                 num, num, num);
+        assert_true(same_as_reference(body, strlen(body)));
+    }
+}
+
 /* Random edits of real batches, always against the reference. */
 static void test_mutations_match_the_reference(void **state)
 {
@@ -488,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_spares_are_reused_and_released),
         cmocka_unit_test(test_quirks_match_the_reference),
         cmocka_unit_test(test_nesting_limit),
+        cmocka_unit_test(test_numbers_match_the_reference),
         cmocka_unit_test(test_mutations_match_the_reference),
     };
     return cmocka_run_group_tests_name("telemetry", tests, NULL, NULL);
