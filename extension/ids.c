@@ -16,10 +16,12 @@ static const char hex_digits[] = "0123456789abcdef";
 
 #define RANDOM_POOL_BYTES 256
 
-static _Thread_local struct {
+struct random_pool {
     uint8_t bytes[RANDOM_POOL_BYTES];
     size_t left; /* unused bytes, at the end of `bytes` */
-} pool;
+};
+
+static __thread struct random_pool pool;
 
 static int refill(void)
 {

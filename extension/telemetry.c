@@ -451,16 +451,17 @@ static size_t decode_string(const struct jval *v, unsigned char *out, size_t cap
         unsigned char tmp[4];
         size_t k, take;
 
-        if (run > 0) {
-            take = run < cap - n ? run : cap - n;
+        if (run > cap - n) { /* cut at cap */
             if (out != NULL)
-                memcpy(out + n, p, take);
-            n += take;
+                memcpy(out + n, p, cap - n);
+            *ret_full = false;
+            return cap;
+        }
+        if (run > 0) {
+            if (out != NULL)
+                memcpy(out + n, p, run);
+            n += run;
             p += run;
-            if (take < run) {
-                *ret_full = false;
-                return n;
-            }
             continue;
         }
         take = decode_escape(p, v->end, tmp, &k);
@@ -672,16 +673,14 @@ static int next_item(struct scan *s, bool object, struct jval *key)
     return -1;
 }
 
-/* Any value, containers validated to the end without recursion (the stack
- * remembers which open containers are objects). */
-static bool scan_value(struct scan *s, struct jval *v)
+/* At '[' or '{': the container validated to its end without recursion
+ * (the stack remembers which open containers are objects). */
+static bool scan_container(struct scan *s, struct jval *v)
 {
-    unsigned char is_object[(TELEMETRY_MAX_DEPTH + 7) / 8];
+    unsigned char is_object[(TELEMETRY_MAX_DEPTH + 7) / 8] = {0};
     unsigned open = 0;
     struct jval tmp;
 
-    if (s->p >= s->end || (*s->p != '[' && *s->p != '{'))
-        return scan_scalar(s, v);
     v->kind = *s->p == '{' ? J_OBJECT : J_ARRAY;
     v->start = s->p;
     for (;;) {
@@ -721,6 +720,14 @@ static bool scan_value(struct scan *s, struct jval *v)
             open--;
         }
     }
+}
+
+/* Any value. */
+static bool scan_value(struct scan *s, struct jval *v)
+{
+    if (s->p >= s->end || (*s->p != '[' && *s->p != '{'))
+        return scan_scalar(s, v);
+    return scan_container(s, v);
 }
 
 /* Object members we read: a key list and, per key, the first value seen. */

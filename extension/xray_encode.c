@@ -102,22 +102,22 @@ static int validate(const struct trace_segment *seg)
 
 /* --- fields -------------------------------------------------------------- */
 
-/* prefix"key": in one append (keys are our own short literals).  Hand
+/* prefix"key": (keys are our own short literals), all or nothing.  Hand
  * written: printf was most of the encoder's time. */
 static int append_key(struct buf *b, const char *prefix, const char *key)
 {
-    char tmp[96];
-    size_t np = strlen(prefix);
-    size_t nk = strlen(key);
+    size_t mark = buf_len(b);
+    int r = buf_append_str(b, prefix);
 
-    if (np + nk + 3 > sizeof(tmp))
-        return -EINVAL;
-    memcpy(tmp, prefix, np);
-    tmp[np] = '"';
-    memcpy(tmp + np + 1, key, nk);
-    tmp[np + 1 + nk] = '"';
-    tmp[np + 2 + nk] = ':';
-    return buf_append(b, tmp, np + nk + 3);
+    if (r == 0)
+        r = buf_append(b, "\"", 1);
+    if (r == 0)
+        r = buf_append_str(b, key);
+    if (r == 0)
+        r = buf_append(b, "\":", 2);
+    if (r < 0)
+        buf_truncate(b, mark);
+    return r;
 }
 
 /* Seconds with exactly six decimals from integer microseconds: no double
