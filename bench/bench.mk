@@ -15,10 +15,10 @@ bench-programs: $(BUILD)/bench/floor $(BUILD)/bench/loadgen $(BUILD)/bench/inges
 
 # The pipeline thread's ingest work in one thread, for profilers (callgrind):
 # linked with the extension's modules.
-$(BUILD)/bench/ingest_micro: bench/ingest_micro.c $(OBJ) extension/*.h | $(BUILD)/bench
+$(BUILD)/bench/ingest_micro: bench/ingest_micro.c bench/telemetry_body.h $(OBJ) extension/*.h | $(BUILD)/bench
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_BASE) -Iextension $< $(OBJ) $(LIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
+$(BUILD)/bench/%: bench/%.c bench/telemetry_body.h | $(BUILD)/bench
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_BASE) $(BENCH_LDFLAGS) $< -lpthread -o $@
 
 $(BUILD)/bench:

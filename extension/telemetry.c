@@ -520,6 +520,21 @@ static bool scan_string(struct scan *s, struct jval *v)
     return !has_u || decode_string(v, NULL, (size_t)(v->end - v->start), &full) != (size_t)-1;
 }
 
+/* One or more digits at p, appended to *m (counted in *count); the byte
+ * after them, or NULL when there is no digit.  (*m may wrap: the caller
+ * rejects more than 15 digits.) */
+static const unsigned char *digit_run(const unsigned char *p, const unsigned char *end, uint64_t *m,
+                                      unsigned *count)
+{
+    if (p >= end || *p < '0' || *p > '9')
+        return NULL;
+    while (p < end && *p >= '0' && *p <= '9') {
+        *m = *m * 10 + (uint64_t)(*p++ - '0');
+        (*count)++;
+    }
+    return p;
+}
+
 /* The common number, [-]digits[.digits] with at most 15 digits, as strtod
  * would read it (all n bytes), without strtod (musl's is slow): an
  * integer below 2^53 divided by an exact power of ten is correctly
@@ -539,21 +554,11 @@ static bool fast_number(const unsigned char *p, size_t n, double *ret)
         negative = true;
         p++;
     }
-    if (p == end || *p < '0' || *p > '9')
-        return false;
-    while (p < end && *p >= '0' && *p <= '9') {
-        m = m * 10 + (uint64_t)(*p++ - '0');
-        digits++;
-    }
-    if (p < end && *p == '.') {
-        p++;
-        if (p == end || *p < '0' || *p > '9')
-            return false;
-        while (p < end && *p >= '0' && *p <= '9') {
-            m = m * 10 + (uint64_t)(*p++ - '0');
-            digits++;
-            decimals++;
-        }
+    p = digit_run(p, end, &m, &digits);
+    if (p != NULL && p < end && *p == '.') {
+        unsigned before = digits;
+        p = digit_run(p + 1, end, &m, &digits);
+        decimals = digits - before;
     }
     if (p != end || digits > 15)
         return false;
@@ -625,15 +630,26 @@ static bool scan_scalar(struct scan *s, struct jval *v)
     return true;
 }
 
-/* At '{' or '[' (checked): opens a container.  false past the depth limit. */
-static bool open_container(struct scan *s)
+/* At '{' or '[' (checked): opens the container.  -1 past the depth limit
+ * or at the end of the body, 0 when it is empty (and closed again), 1 when
+ * s->p is at its first item. */
+static int open_container(struct scan *s)
 {
+    unsigned char close = *s->p == '{' ? '}' : ']';
+
     if (s->depth >= TELEMETRY_MAX_DEPTH)
-        return false;
+        return -1;
     s->depth++;
     s->p++;
     skip_ws(s);
-    return s->p < s->end;
+    if (s->p >= s->end)
+        return -1;
+    if (*s->p == close) {
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    return 1;
 }
 
 /* Inside an object, at a member: its key, the ':' and the whitespace up to
@@ -686,18 +702,15 @@ static bool scan_container(struct scan *s, struct jval *v)
     for (;;) {
         if (s->p < s->end && (*s->p == '[' || *s->p == '{')) {
             bool obj = *s->p == '{';
-            if (!open_container(s))
+            int items = open_container(s);
+            if (items < 0)
                 return false;
-            if (obj)
-                is_object[open / 8] |= (unsigned char)(1u << (open % 8));
-            else
-                is_object[open / 8] &= (unsigned char)~(1u << (open % 8));
-            open++;
-            if (*s->p == (obj ? '}' : ']')) {
-                s->p++;
-                s->depth--;
-                open--;
-            } else {
+            if (items > 0) {
+                if (obj)
+                    is_object[open / 8] |= (unsigned char)(1u << (open % 8));
+                else
+                    is_object[open / 8] &= (unsigned char)~(1u << (open % 8));
+                open++;
                 if (obj && !scan_key(s, &tmp))
                     return false;
                 continue; /* to the first value */
@@ -799,15 +812,10 @@ static bool read_object(struct scan *s, const struct members *m,
     bool seen[MEMBERS_MAX] = {false};
     struct jval key;
     struct jval skipped;
-    int r = 1;
+    int r = open_container(s);
 
-    if (!open_container(s))
-        return false;
-    if (*s->p == '}') {
-        s->p++;
-        s->depth--;
-        return true;
-    }
+    if (r <= 0)
+        return r == 0;
     if (!scan_key(s, &key))
         return false;
     while (r > 0) {
@@ -899,15 +907,10 @@ struct raw_record {
 static bool read_spans(struct scan *s, struct raw_record *raw)
 {
     static const struct members none = {span_keys, 0, NULL};
-    int r = 1;
+    int r = open_container(s);
 
-    if (!open_container(s))
-        return false;
-    if (*s->p == ']') {
-        s->p++;
-        s->depth--;
-        return true;
-    }
+    if (r <= 0)
+        return r == 0;
     while (r > 0) {
         if (*s->p == '{' && raw->span_count < TELEMETRY_MAX_SPANS) {
             struct jval *slot = raw->spans[raw->span_count];
@@ -1196,7 +1199,7 @@ int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
 {
     struct tel_batch *batch = NULL;
     struct scan s;
-    int more = 1;
+    int more;
     int r = 0;
 
     if (body == NULL || len == 0)
@@ -1213,12 +1216,11 @@ int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
     batch = calloc(1, sizeof(*batch));
     if (batch == NULL)
         return -ENOMEM;
-    if (!open_container(&s)) {
+    more = open_container(&s);
+    if (more < 0) {
         r = -EPROTO;
         goto out;
     }
-    if (*s.p == ']')
-        more = 0;
     while (more > 0) {
         struct jval skipped;
 
