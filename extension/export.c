@@ -36,7 +36,7 @@
 /* Items taken per round: a multiple of XRAY_PUT_MAX_DOCS, so a backlog
  * (SHUTDOWN with many invocations pending) goes out in full
  * PutTraceSegments requests, not one of 50 and one of 14 per round. */
-#define EXPORT_BATCH_ITEMS (2 * XRAY_PUT_MAX_DOCS)
+#define EXPORT_BATCH_ITEMS ((size_t)2 * XRAY_PUT_MAX_DOCS)
 #define EXPORT_ITEM 1
 #define EXPORT_MAX_ATTEMPTS 3
 #define EXPORT_RETRY_DELAY_MS 25
