@@ -226,5 +226,6 @@ void queue_get_stats(struct queue *q, struct queue_stats *ret)
 {
     pthread_mutex_lock(&q->lock);
     *ret = q->stats;
+    ret->waiting = q->waiters;
     pthread_mutex_unlock(&q->lock);
 }

@@ -26,6 +26,7 @@ struct queue_stats {
     size_t items;           /* waiting now */
     size_t bytes;           /* bytes of droppable items waiting now */
     size_t peak_bytes;
+    unsigned waiting;       /* poppers blocked in a wait now */
 };
 
 /* Frees one item's data; used by queue_destroy for items never popped. */

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -211,6 +213,20 @@ static void *pop_thread(void *arg)
     return NULL;
 }
 
+/* Starts the popper and returns once it waits in queue_pop, so a push
+ * cannot reach it before it waits, however slowly the thread starts
+ * (valgrind). */
+static void start_popper(pthread_t *t, struct held_pop *h)
+{
+    struct queue_stats qs;
+
+    assert_int_equal(pthread_create(t, NULL, pop_thread, h), 0);
+    do {
+        usleep(1000);
+        queue_get_stats(h->q, &qs);
+    } while (qs.waiting == 0);
+}
+
 /* A push under a hold does not wake a waiting popper (it finds the item
  * only when its own wait ends); releasing the hold wakes it. */
 static void test_hold_defers_the_wake_up(void **state)
@@ -222,8 +238,7 @@ static void test_hold_defers_the_wake_up(void **state)
 
     /* held: the popper sleeps to its deadline although an item is there */
     h.deadline_ns = clock_mono_ns() + 300 * 1000000LL;
-    assert_int_equal(pthread_create(&t, NULL, pop_thread, &h), 0);
-    usleep(50 * 1000);
+    start_popper(&t, &h);
     queue_hold(h.q);
     assert_int_equal(queue_push(h.q, 1, item(1), 1, true), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -232,8 +247,7 @@ static void test_hold_defers_the_wake_up(void **state)
 
     /* released: a popper waiting without a deadline is woken */
     h.deadline_ns = -1;
-    assert_int_equal(pthread_create(&t, NULL, pop_thread, &h), 0);
-    usleep(50 * 1000);
+    start_popper(&t, &h);
     assert_int_equal(queue_push(h.q, 1, item(2), 1, true), 0);
     pushed = clock_mono_ns();
     queue_release(h.q);
@@ -243,8 +257,7 @@ static void test_hold_defers_the_wake_up(void **state)
 
     /* queue_wake wakes a popper even while held */
     h.deadline_ns = -1;
-    assert_int_equal(pthread_create(&t, NULL, pop_thread, &h), 0);
-    usleep(50 * 1000);
+    start_popper(&t, &h);
     queue_hold(h.q);
     assert_int_equal(queue_push(h.q, 1, item(3), 1, true), 0);
     queue_wake(h.q);
