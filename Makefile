@@ -69,7 +69,7 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/fail_alloc.c tests/unit/*.h $(UOBJ) |
 		$(UOBJ) $(LIBS) -lcmocka -o $@
 
 fuzz-replay: $(REPLAY_BIN)
-$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(OBJ) | $(BUILD)/fuzz
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/*.h $(OBJ) | $(BUILD)/fuzz
 	$(CC) $(CFLAGS_ALL) -Iextension $< tests/fuzz/replay_main.c $(OBJ) $(LIBS) -o $@
 
 fuzzers: $(FUZZER_BIN)

@@ -4,15 +4,21 @@
 #
 #   $(BUILD)/bench/floor     the floor extension (bench/floor.c)
 #   $(BUILD)/bench/loadgen   the telemetry load generator (bench/loadgen.c)
+#   $(BUILD)/bench/ingest_micro  parse + trace + encode in one thread (profiling)
 #
 # BENCH_LDFLAGS adds link flags (-static when the measured binary is static).
 
 BENCH_LDFLAGS ?=
 
 .PHONY: bench-programs
-bench-programs: $(BUILD)/bench/floor $(BUILD)/bench/loadgen
+bench-programs: $(BUILD)/bench/floor $(BUILD)/bench/loadgen $(BUILD)/bench/ingest_micro
 
-$(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
+# The pipeline thread's ingest work in one thread, for profilers (callgrind):
+# linked with the extension's modules.
+$(BUILD)/bench/ingest_micro: bench/ingest_micro.c bench/telemetry_body.h $(OBJ) extension/*.h | $(BUILD)/bench
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_BASE) -Iextension $< $(OBJ) $(LIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c bench/telemetry_body.h | $(BUILD)/bench
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_BASE) $(BENCH_LDFLAGS) $< -lpthread -o $@
 
 $(BUILD)/bench:

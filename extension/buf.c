@@ -178,6 +178,59 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
+/* The digits of v, right-aligned ending at end; returns the first. */
+static char *format_u64(char *end, uint64_t v)
+{
+    char *p = end;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
+static uint64_t magnitude(int64_t v)
+{
+    return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+}
+
+int buf_append_i64(struct buf *b, int64_t v)
+{
+    char tmp[24];
+    char *end = tmp + sizeof(tmp);
+    char *p = format_u64(end, magnitude(v));
+
+    if (v < 0)
+        *--p = '-';
+    return buf_append(b, p, (size_t)(end - p));
+}
+
+int buf_append_fixed(struct buf *b, int64_t v, unsigned decimals)
+{
+    static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                     100000000, 1000000000};
+    char tmp[40];
+    char *end = tmp + sizeof(tmp);
+    char *p;
+    uint64_t mag = magnitude(v);
+    uint64_t frac;
+
+    if (decimals < 1 || decimals > 9)
+        return -EINVAL;
+    frac = mag % pow10[decimals];
+    p = end;
+    for (unsigned i = 0; i < decimals; i++) {
+        *--p = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    *--p = '.';
+    p = format_u64(p, mag / pow10[decimals]);
+    if (v < 0)
+        *--p = '-';
+    return buf_append(b, p, (size_t)(end - p));
+}
+
 /*
  * Length of the well-formed UTF-8 sequence starting at s[0] (2..4 bytes),
  * or 0 when it is ill-formed; then *ret_skip is the length of the maximal

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
     char *data;       /* NULL until the first append */
@@ -63,6 +64,17 @@ int buf_insert(struct buf *b, size_t off, const void *p, size_t n)
  * -ENOMEM, or -EINVAL when the format itself fails. */
 int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((warn_unused_result, format(printf, 2, 3)));
+
+/* Appends v in decimal, as printf's PRId64 would, without printf.  0,
+ * -ENOBUFS or -ENOMEM. */
+int buf_append_i64(struct buf *b, int64_t v) __attribute__((warn_unused_result));
+
+/* Appends v / 10^decimals with exactly `decimals` digits after the point
+ * (1 to 9), from the integer alone: no double ever holds it, so
+ * 1480615200000001 with 6 decimals is "1480615200.000001".  Negative
+ * values get a '-' (also when the integer part is 0).  -EINVAL for a bad
+ * `decimals`. */
+int buf_append_fixed(struct buf *b, int64_t v, unsigned decimals) __attribute__((warn_unused_result));
 
 /*
  * JSON strings.  s is (pointer, length) and need not be NUL-terminated;

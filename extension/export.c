@@ -33,7 +33,10 @@
 #include "udp.h"
 #include "xray_encode.h"
 
-#define EXPORT_BATCH_ITEMS 64
+/* Items taken per round: a multiple of XRAY_PUT_MAX_DOCS, so a backlog
+ * (SHUTDOWN with many invocations pending) goes out in full
+ * PutTraceSegments requests, not one of 50 and one of 14 per round. */
+#define EXPORT_BATCH_ITEMS ((size_t)2 * XRAY_PUT_MAX_DOCS)
 #define EXPORT_ITEM 1
 #define EXPORT_MAX_ATTEMPTS 3
 #define EXPORT_RETRY_DELAY_MS 25
@@ -880,6 +883,16 @@ void export_eager_off(struct exporter *e)
     atomic_store(&e->eager_off_until_ms, clock_mono_ms() + EXPORT_EAGER_OFF_MS);
 }
 
+void export_hold(struct exporter *e)
+{
+    queue_hold(e->q);
+}
+
+void export_release(struct exporter *e)
+{
+    queue_release(e->q);
+}
+
 bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 {
     struct timespec ts = {
@@ -888,6 +901,7 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     };
     bool done;
 
+    queue_wake(e->q); /* a burst being submitted is not held back from a flush */
     pthread_mutex_lock(&e->lock);
     uint64_t target = e->submitted_seq;
     uint64_t lost_before = lost_locked(e);

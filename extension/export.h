@@ -83,6 +83,12 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
                   const struct trace_resource *res, bool final, int ticket)
     __attribute__((warn_unused_result));
 
+/* Around a burst of export_submit calls (one telemetry batch): the
+ * exporter thread is woken once, at export_release, instead of once per
+ * segment (export_flush still wakes it at once).  Pipeline thread. */
+void export_hold(struct exporter *e);
+void export_release(struct exporter *e);
+
 /* Waits until everything submitted before the call has been sent or given
  * up on, or until deadline_ns (CLOCK_MONOTONIC).  Requests in flight are
  * given at most the time left.  `last_chance` (SHUTDOWN) also tries sinks

@@ -1,5 +1,10 @@
 /*
  * ids.c - see ids.h.
+ *
+ * Random bytes come from a small per-thread pool refilled by one getrandom
+ * call, not one system call per id: a busy pipeline makes several ids per
+ * invocation.  Per thread, so no lock; the extension never forks, so no
+ * two processes share a pool.
  */
 #include "ids.h"
 
@@ -9,12 +14,21 @@
 
 static const char hex_digits[] = "0123456789abcdef";
 
-static int fill_random(uint8_t *buf, size_t len)
+#define RANDOM_POOL_BYTES 256
+
+struct random_pool {
+    uint8_t bytes[RANDOM_POOL_BYTES];
+    size_t left; /* unused bytes, at the end of `bytes` */
+};
+
+static __thread struct random_pool pool;
+
+static int refill(void)
 {
     size_t got = 0;
 
-    while (got < len) {
-        ssize_t n = getrandom(buf + got, len - got, 0);
+    while (got < sizeof(pool.bytes)) {
+        ssize_t n = getrandom(pool.bytes + got, sizeof(pool.bytes) - got, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -22,6 +36,24 @@ static int fill_random(uint8_t *buf, size_t len)
         }
         got += (size_t)n;
     }
+    pool.left = sizeof(pool.bytes);
+    return 0;
+}
+
+/* len <= RANDOM_POOL_BYTES.  Each byte is handed out once, then wiped. */
+static int fill_random(uint8_t *buf, size_t len)
+{
+    uint8_t *from;
+
+    if (pool.left < len) {
+        int r = refill();
+        if (r < 0)
+            return r;
+    }
+    from = pool.bytes + sizeof(pool.bytes) - pool.left;
+    memcpy(buf, from, len);
+    memset(from, 0, len);
+    pool.left -= len;
     return 0;
 }
 

@@ -204,20 +204,44 @@ int journal_open(const char *path, struct journal **ret, struct journal_entry *f
         free(j);
         return -EPERM;
     }
+    /* One read of the whole file and writes only where something must be
+     * wiped: this runs in Init, where every system call is billed (and
+     * costly under a sandboxing kernel). */
+    static const unsigned char zeros[JOURNAL_SLOT_BYTES];
+    unsigned char all[JOURNAL_SLOTS * JOURNAL_SLOT_BYTES];
+    ssize_t got;
+    do
+        got = pread(j->fd, all, sizeof(all), 0);
+    while (got < 0 && errno == EINTR);
+    bool unreadable = got < 0; /* then every free slot is wiped below */
+    if (unreadable)
+        got = 0;
     for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        size_t at = (size_t)i * JOURNAL_SLOT_BYTES;
         struct disk_slot d;
-        ssize_t got = pread(j->fd, &d, sizeof(d), (off_t)i * JOURNAL_SLOT_BYTES);
 
-        if (got != (ssize_t)sizeof(d) || n >= max_found || !slot_read(&d, &found[n]))
+        if ((size_t)got < at + sizeof(d) || n >= max_found)
+            continue;
+        memcpy(&d, all + at, sizeof(d));
+        if (!slot_read(&d, &found[n]))
             continue;
         j->mem[i] = found[n++];
         atomic_store(&j->busy[i], 1);
     }
     /* Anything else in the file (torn, foreign, stale) is wiped now, so a
-     * slot is either ours or free. */
-    for (int i = 0; i < JOURNAL_SLOTS; i++)
-        if (!atomic_load(&j->busy[i]) && slot_write(j, i, NULL) < 0)
+     * slot is either ours or free; a slot already zero, or past the end of
+     * the file, needs no write. */
+    for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        size_t at = (size_t)i * JOURNAL_SLOT_BYTES;
+        size_t have = (size_t)got > at ? (size_t)got - at : 0;
+
+        if (have > JOURNAL_SLOT_BYTES)
+            have = JOURNAL_SLOT_BYTES;
+        if (atomic_load(&j->busy[i]) || (!unreadable && memcmp(all + at, zeros, have) == 0))
+            continue;
+        if (slot_write(j, i, NULL) < 0)
             break;
+    }
     if (atomic_load(&j->failed)) {
         close(j->fd);
         free(j);

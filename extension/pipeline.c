@@ -126,6 +126,8 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     p->stats.invalid_records += batch->invalid;
     if (batch->invalid > 0)
         log_debug("skipped %zu telemetry records without time, type and record", batch->invalid);
+    if (p->exporter != NULL)
+        export_hold(p->exporter); /* one exporter wake-up per batch */
     for (size_t i = 0; i < batch->count; i++) {
         const struct tel_event *ev = &batch->events[i];
 
@@ -154,6 +156,8 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
             pthread_mutex_unlock(&p->lock);
         }
     }
+    if (p->exporter != NULL)
+        export_release(p->exporter);
     tel_batch_free(batch);
 }
 

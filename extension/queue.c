@@ -26,6 +26,9 @@ struct queue {
     struct queue_node *tail;
     size_t max_bytes;
     bool closed;
+    unsigned waiters; /* poppers blocked in a wait */
+    unsigned holds;   /* queue_hold calls not yet released */
+    bool held_push;   /* something was pushed while held */
     struct queue_stats stats;
 };
 
@@ -117,12 +120,44 @@ int queue_push(struct queue *q, int kind, void *data, size_t bytes, bool droppab
             if (q->stats.bytes > q->stats.peak_bytes)
                 q->stats.peak_bytes = q->stats.bytes;
         }
-        pthread_cond_signal(&q->nonempty);
+        /* A popper that is not waiting needs no futex wake-up. */
+        if (q->holds > 0)
+            q->held_push = true;
+        else if (q->waiters > 0)
+            pthread_cond_signal(&q->nonempty);
     }
     pthread_mutex_unlock(&q->lock);
     if (r < 0)
         free(node);
     return r;
+}
+
+void queue_hold(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->holds++;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void queue_release(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->holds > 0)
+        q->holds--;
+    if (q->holds == 0 && q->held_push) {
+        q->held_push = false;
+        if (q->waiters > 0)
+            pthread_cond_signal(&q->nonempty);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void queue_wake(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->head != NULL && q->waiters > 0)
+        pthread_cond_signal(&q->nonempty);
+    pthread_mutex_unlock(&q->lock);
 }
 
 int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_data, size_t *ret_bytes)
@@ -132,15 +167,24 @@ int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_da
 
     pthread_mutex_lock(&q->lock);
     while (q->head == NULL && !q->closed) {
+        int w;
+        if (deadline_ns == 0) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        q->waiters++;
         if (deadline_ns < 0) {
             pthread_cond_wait(&q->nonempty, &q->lock);
+            q->waiters--;
             continue;
         }
         struct timespec ts = {
             .tv_sec = (time_t)(deadline_ns / 1000000000),
             .tv_nsec = (long)(deadline_ns % 1000000000),
         };
-        if (pthread_cond_timedwait(&q->nonempty, &q->lock, &ts) == ETIMEDOUT && q->head == NULL) {
+        w = pthread_cond_timedwait(&q->nonempty, &q->lock, &ts);
+        q->waiters--;
+        if (w == ETIMEDOUT && q->head == NULL) {
             r = -ETIMEDOUT;
             break;
         }
@@ -182,5 +226,6 @@ void queue_get_stats(struct queue *q, struct queue_stats *ret)
 {
     pthread_mutex_lock(&q->lock);
     *ret = q->stats;
+    ret->waiting = q->waiters;
     pthread_mutex_unlock(&q->lock);
 }

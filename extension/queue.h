@@ -26,6 +26,7 @@ struct queue_stats {
     size_t items;           /* waiting now */
     size_t bytes;           /* bytes of droppable items waiting now */
     size_t peak_bytes;
+    unsigned waiting;       /* poppers blocked in a wait now */
 };
 
 /* Frees one item's data; used by queue_destroy for items never popped. */
@@ -43,6 +44,17 @@ void queue_destroy(struct queue *q, queue_free_fn free_fn);
  * owns data), -EPIPE (queue closed), -ENOMEM. */
 int queue_push(struct queue *q, int kind, void *data, size_t bytes, bool droppable)
     __attribute__((warn_unused_result));
+
+/* Wake-ups: a push wakes a popper only when one is waiting, and not while
+ * the queue is held.  A producer about to push a burst (the pipeline
+ * encoding a telemetry batch's segments) holds the queue and releases it
+ * after, which wakes the popper once instead of once per item.  Holds nest;
+ * every hold must be released.  queue_wake wakes a waiting popper if items
+ * are queued, held or not (someone waits for them to be handled).  Any
+ * thread. */
+void queue_hold(struct queue *q);
+void queue_release(struct queue *q);
+void queue_wake(struct queue *q);
 
 /* Takes the oldest item, waiting until deadline_ns on CLOCK_MONOTONIC (or
  * forever when deadline_ns < 0).  Returns 0 with the item (caller now owns

@@ -110,6 +110,7 @@ struct tel_batch {
     size_t count;
     size_t invalid; /* elements skipped: not {time,type,record} or bad time */
     struct tel_event *events;
+    size_t capacity; /* events allocated */
     struct tel_arena_block *arena;
 };
 
@@ -119,7 +120,14 @@ struct tel_batch {
 int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
     __attribute__((warn_unused_result));
 
-void tel_batch_free(struct tel_batch *batch); /* NULL-safe */
+/* NULL-safe.  The event array and the arena's blocks of a freed batch are
+ * kept (up to TEL_SPARE_MAX_EVENTS events and TEL_SPARE_MAX_BLOCKS blocks,
+ * about 1 MiB at most) for the next batch: a busy pipeline would otherwise
+ * map, fault in and unmap the same memory for every batch. */
+void tel_batch_free(struct tel_batch *batch);
+
+/* Frees that kept memory (tests' leak checks; harmless at any time). */
+void tel_spares_release(void);
 
 /* "platform.start" etc.; "unknown" for TEL_UNKNOWN. */
 const char *tel_type_name(enum tel_type type);

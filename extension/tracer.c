@@ -280,10 +280,14 @@ void tracer_add_lost(struct tracer *t, uint64_t batches)
 
 /* --- the invocation table ------------------------------------------------ */
 
+/* Slots are taken in order and never freed again (a finished one is
+ * reused in place), so the free ones are the table's tail: loops stop at
+ * the first, and an idle table is not even touched (its pages are never
+ * faulted in during Init). */
 static struct invocation *find(struct tracer *t, const char *request_id)
 {
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++)
-        if (t->inv[i].state != INV_FREE && strcmp(t->inv[i].request_id, request_id) == 0)
+    for (size_t i = 0; i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++)
+        if (strcmp(t->inv[i].request_id, request_id) == 0)
             return &t->inv[i];
     return NULL;
 }
@@ -1019,7 +1023,7 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
 {
     int64_t next = -1;
 
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+    for (size_t i = 0; i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         int64_t due;
 

@@ -102,15 +102,32 @@ static int validate(const struct trace_segment *seg)
 
 /* --- fields -------------------------------------------------------------- */
 
+/* prefix"key": (keys are our own short literals), all or nothing.  Hand
+ * written: printf was most of the encoder's time. */
+static int append_key(struct buf *b, const char *prefix, const char *key)
+{
+    size_t mark = buf_len(b);
+    int r = buf_append_str(b, prefix);
+
+    if (r == 0)
+        r = buf_append(b, "\"", 1);
+    if (r == 0)
+        r = buf_append_str(b, key);
+    if (r == 0)
+        r = buf_append(b, "\":", 2);
+    if (r < 0)
+        buf_truncate(b, mark);
+    return r;
+}
+
 /* Seconds with exactly six decimals from integer microseconds: no double
  * ever holds the value, so 1480615200000001 prints as 1480615200.000001
  * (trap 26). */
 static int append_time(struct buf *b, const char *key, int64_t us)
 {
-    uint64_t mag = us < 0 ? (uint64_t)0 - (uint64_t)us : (uint64_t)us;
+    int r = append_key(b, ",", key);
 
-    return buf_printf(b, ",\"%s\":%s%" PRIu64 ".%06" PRIu64, key, us < 0 ? "-" : "",
-                      mag / 1000000U, mag % 1000000U);
+    return r < 0 ? r : buf_append_fixed(b, us, 6);
 }
 
 static int append_times(struct buf *b, int64_t start_us, int64_t end_us)
@@ -128,13 +145,15 @@ static int append_flag(struct buf *b, const char *key, bool on)
 {
     if (!on)
         return 0;
-    return buf_printf(b, ",\"%s\":true", key);
+    int r = append_key(b, ",", key);
+
+    return r < 0 ? r : buf_append(b, "true", 4);
 }
 
 /* ,"key":"escaped value" */
 static int append_kv(struct buf *b, const char *key, const char *s, size_t n)
 {
-    int r = buf_printf(b, ",\"%s\":", key);
+    int r = append_key(b, ",", key);
 
     if (r < 0)
         return r;
@@ -229,7 +248,7 @@ static int append_value(struct buf *b, const struct trace_attr *a)
     case TRACE_VALUE_STRING:
         return buf_append_json_string(b, a->str, FIELD_LEN(a->str));
     case TRACE_VALUE_INT:
-        return buf_printf(b, "%" PRId64, a->i);
+        return buf_append_i64(b, a->i);
     case TRACE_VALUE_DOUBLE:
         return buf_append_json_double(b, a->d);
     case TRACE_VALUE_BOOL:
@@ -384,7 +403,7 @@ static int append_aws(struct buf *b, const struct trace_segment *seg)
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         if (f[i].len == 0)
             continue;
-        TRY(buf_printf(b, "%s\"%s\":", first ? ",\"aws\":{" : ",", f[i].key));
+        TRY(append_key(b, first ? ",\"aws\":{" : ",", f[i].key));
         TRY(buf_append_json_string(b, f[i].val, f[i].len));
         first = false;
     }

@@ -8,8 +8,14 @@
  * bounded and named.  The input is also read as one timestamp: an accepted
  * time written back by gmtime_r() as "YYYY-MM-DDTHH:MM:SS.ffffffZ" parses
  * to the same microsecond.  A violation aborts.
+ *
+ * Also checks invariants that would break consumers (counts add up, every
+ * event has a type name, spans are bounded) and, differentially, that the
+ * parser accepts exactly what the cJSON-based reader it replaced accepted
+ * (tel_reference.h) and reads the same events from it.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tel_reference.h"
 #include "telemetry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -73,14 +80,27 @@ static bool element_valid(const cJSON *el, int64_t *ret_time_us, const char **re
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct tel_batch *batch = NULL;
+    struct tel_reference ref;
     cJSON *root;
     const cJSON *el;
     size_t i = 0, invalid = 0;
+    int r, rr;
 
     check_time_round_trip(data, size);
+    r = tel_batch_parse((const char *)data, size, &batch);
+    rr = tel_reference_parse((const char *)data, size, &ref);
+    if (r == -ENOMEM || rr == -ENOMEM) {
+        tel_batch_free(r == 0 ? batch : NULL);
+        if (rr == 0)
+            tel_reference_free(&ref);
+        return 0;
+    }
+    /* The scanner accepts exactly what the cJSON-based reader it replaced
+     * accepted (tel_reference.h). */
+    check((r == 0) == (rr == 0));
     root = cJSON_ParseWithLengthOpts((const char *)data, size, NULL, false);
-    if (tel_batch_parse((const char *)data, size, &batch) < 0) {
-        check(!cJSON_IsArray(root)); /* no allocation fails here */
+    if (r < 0) {
+        check(!cJSON_IsArray(root));
         cJSON_Delete(root);
         return 0;
     }
@@ -109,7 +129,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)strlen(ev->text);
     }
     check(i == batch->count && invalid == batch->invalid);
+    check(batch->count == ref.count && batch->invalid == ref.invalid);
+    for (i = 0; i < batch->count; i++)
+        check(tel_reference_same_event(&batch->events[i], &ref.events[i]));
     tel_batch_free(batch);
+    tel_reference_free(&ref);
     cJSON_Delete(root);
     return 0;
 }

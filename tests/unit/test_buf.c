@@ -1,6 +1,8 @@
 /* Unit tests for buf.c: caps, growth, printf, insert, JSON escaping and
  * invalid UTF-8, number formatting, and every allocation failure. */
 #include <errno.h>
+#include <stdio.h>
+#include <inttypes.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -347,6 +349,51 @@ static void test_every_allocation_failure(void **state)
     }
 }
 
+/* Integers and fixed-point decimals without printf: checked against it. */
+static void test_integers_and_fixed_point(void **state)
+{
+    static const int64_t values[] = {0, 1, -1, 9, 10, 999999, 1000000, -1000000, 1480615200000001,
+                                     -500000, INT64_MAX, INT64_MIN, 123456789012};
+    char want[64];
+    struct buf b;
+    (void)state;
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        int64_t v = values[i];
+        uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+        buf_init(&b, 64);
+        assert_int_equal(buf_append_i64(&b, v), 0);
+        snprintf(want, sizeof(want), "%" PRId64, v);
+        assert_string_equal(buf_data(&b), want);
+        buf_reset(&b);
+        assert_int_equal(buf_append_fixed(&b, v, 6), 0);
+        snprintf(want, sizeof(want), "%s%" PRIu64 ".%06" PRIu64, v < 0 ? "-" : "", mag / 1000000,
+                 mag % 1000000);
+        assert_string_equal(buf_data(&b), want);
+        buf_reset(&b);
+        assert_int_equal(buf_append_fixed(&b, v, 3), 0);
+        snprintf(want, sizeof(want), "%s%" PRIu64 ".%03" PRIu64, v < 0 ? "-" : "", mag / 1000,
+                 mag % 1000);
+        assert_string_equal(buf_data(&b), want);
+        buf_free(&b);
+    }
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_fixed(&b, 1480615200000001, 6), 0);
+    assert_string_equal(buf_data(&b), "1480615200.000001"); /* trap 26: no double on the way */
+    assert_int_equal(buf_append_fixed(&b, 5, 0), -EINVAL);
+    assert_int_equal(buf_append_fixed(&b, 5, 10), -EINVAL);
+    buf_free(&b);
+    /* over the cap: refused, the buffer as it was */
+    buf_init(&b, 8);
+    assert_int_equal(buf_append_str(&b, "ab"), 0);
+    assert_int_equal(buf_append_i64(&b, 1234567), -ENOBUFS);
+    assert_int_equal(buf_append_fixed(&b, 1234567, 6), -ENOBUFS);
+    assert_string_equal(buf_data(&b), "ab");
+    assert_int_equal(buf_append_i64(&b, -12345), 0);
+    assert_string_equal(buf_data(&b), "ab-12345");
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_string_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_double, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_integers_and_fixed_point, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

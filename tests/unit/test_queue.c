@@ -5,6 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "clock.h"
@@ -191,12 +194,86 @@ static void test_threads_lose_nothing_accepted(void **state)
     queue_destroy(q, NULL);
 }
 
+struct held_pop {
+    struct queue *q;
+    int64_t deadline_ns;
+    int64_t got_ns;
+    int r;
+};
+
+static void *pop_thread(void *arg)
+{
+    struct held_pop *h = arg;
+    int kind;
+    void *data = NULL;
+
+    h->r = queue_pop(h->q, h->deadline_ns, &kind, &data, NULL);
+    h->got_ns = clock_mono_ns();
+    free(data);
+    return NULL;
+}
+
+/* Starts the popper and returns once it waits in queue_pop, so a push
+ * cannot reach it before it waits, however slowly the thread starts
+ * (valgrind). */
+static void start_popper(pthread_t *t, struct held_pop *h)
+{
+    struct queue_stats qs;
+
+    assert_int_equal(pthread_create(t, NULL, pop_thread, h), 0);
+    do {
+        usleep(1000);
+        queue_get_stats(h->q, &qs);
+    } while (qs.waiting == 0);
+}
+
+/* A push under a hold does not wake a waiting popper (it finds the item
+ * only when its own wait ends); releasing the hold wakes it. */
+static void test_hold_defers_the_wake_up(void **state)
+{
+    struct held_pop h = {.q = queue_new(100)};
+    pthread_t t;
+    int64_t pushed;
+    (void)state;
+
+    /* held: the popper sleeps to its deadline although an item is there */
+    h.deadline_ns = clock_mono_ns() + 300 * 1000000LL;
+    start_popper(&t, &h);
+    queue_hold(h.q);
+    assert_int_equal(queue_push(h.q, 1, item(1), 1, true), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(h.r, 0);
+    assert_true(h.got_ns >= h.deadline_ns);
+
+    /* released: a popper waiting without a deadline is woken */
+    h.deadline_ns = -1;
+    start_popper(&t, &h);
+    assert_int_equal(queue_push(h.q, 1, item(2), 1, true), 0);
+    pushed = clock_mono_ns();
+    queue_release(h.q);
+    assert_int_equal(pthread_join(t, NULL), 0); /* would hang if never woken */
+    assert_int_equal(h.r, 0);
+    assert_true(h.got_ns >= pushed);
+
+    /* queue_wake wakes a popper even while held */
+    h.deadline_ns = -1;
+    start_popper(&t, &h);
+    queue_hold(h.q);
+    assert_int_equal(queue_push(h.q, 1, item(3), 1, true), 0);
+    queue_wake(h.q);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(h.r, 0);
+    queue_release(h.q);
+    queue_destroy(h.q, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_order_and_ownership),
         cmocka_unit_test(test_droppable_items_are_bounded_and_counted),
         cmocka_unit_test(test_pop_times_out),
+        cmocka_unit_test(test_hold_defers_the_wake_up),
         cmocka_unit_test(test_close_drains_then_reports_epipe),
         cmocka_unit_test(test_push_out_of_memory_is_counted),
         cmocka_unit_test(test_new_out_of_memory),

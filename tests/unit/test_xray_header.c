@@ -93,6 +93,17 @@ static void test_ids(void **state)
     assert_int_equal(ids_new_span_id(span2), 0);
     assert_true(xray_span_id_valid(span, strlen(span)));
     assert_string_not_equal(span, span2);
+    /* ids come from a pool refilled in bulk: many in a row, across
+     * refills, are all valid and all different */
+    {
+        static char many[600][XRAY_SPAN_ID_LEN + 1];
+        for (int i = 0; i < 600; i++) {
+            assert_int_equal(ids_new_span_id(many[i]), 0);
+            assert_true(xray_span_id_valid(many[i], strlen(many[i])));
+            for (int j = 0; j < i; j++)
+                assert_string_not_equal(many[i], many[j]);
+        }
+    }
     ids_xray_to_otel_trace_id("1-5759e988-bd862e3fe1be46a994272793", otel);
     assert_string_equal(otel, "5759e988bd862e3fe1be46a994272793");
 }
