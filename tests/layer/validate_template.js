@@ -12,7 +12,8 @@
  * success; --report prints {file: {code, problems}} for every file.  Exit
  * 0 when all are valid, 1 when one is not (one problem per line on stderr,
  * prefixed with its file), 2 on usage, I/O or YAML errors.  The schema is found at $SAM_SCHEMA, else
- * at shared/reference/schemas/sam.schema.json beside the repository.  The
+ * at shared/reference/schemas/sam.schema.json beside the repository, else in
+ * tests/tools/schemas.  The
  * npm packages come from tests/tools (npm ci --prefix tests/tools).
  */
 'use strict';
@@ -25,18 +26,12 @@ const toolsRequire = createRequire(path.resolve(__dirname, '..', 'tools', 'packa
 const Ajv = toolsRequire('ajv-draft-04');
 const yaml = toolsRequire('js-yaml');
 
+const schemas = require('../tools/schema_path');
+
 const SCHEMA_NAME = 'sam.schema.json';
 
 function findSchema() {
-    const candidates = [
-        process.env.SAM_SCHEMA,
-        path.resolve(__dirname, '..', '..', '..', 'shared', 'reference', 'schemas', SCHEMA_NAME),
-        path.resolve(__dirname, '..', '..', 'shared', 'reference', 'schemas', SCHEMA_NAME),
-    ].filter(Boolean);
-    for (const c of candidates) {
-        if (fs.existsSync(c)) return c;
-    }
-    throw new Error('cannot find ' + SCHEMA_NAME + ' (set SAM_SCHEMA)');
+    return schemas.findSchema(SCHEMA_NAME, 'SAM_SCHEMA');
 }
 
 /*

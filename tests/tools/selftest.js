@@ -127,5 +127,21 @@ check('otlp: JSON snake_case key', decodeJson(jsonRequest(Object.assign({}, json
 check('otlp: JSON span ending before it starts', decodeJson(jsonRequest(Object.assign({}, jsonSpan,
     { endTimeUnixNano: '999' }))).problems, false);
 
+/* --- the schema copies (tests/tools/schemas) ------------------------------ */
+{
+    const fs = require('fs');
+    const path = require('path');
+    const { SHARED_DIR, COPY_DIR } = require('./schema_path');
+    for (const name of fs.readdirSync(COPY_DIR).filter((n) => n.endsWith('.json')).sort()) {
+        const shared = path.join(SHARED_DIR, name);
+        if (!fs.existsSync(shared)) {
+            process.stdout.write(`# ${name}: no shared reference beside the repository to compare with\n`);
+            continue;
+        }
+        const same = fs.readFileSync(shared).equals(fs.readFileSync(path.join(COPY_DIR, name)));
+        check(`schema copy ${name} equals the shared reference`, same ? [] : ['the bytes differ'], true);
+    }
+}
+
 process.stdout.write(`${passed} passed, ${failed} failed\n`);
 process.exitCode = failed === 0 ? 0 : 1;

@@ -16,13 +16,15 @@
  * Prints one line per problem ("SOURCE#N: message"), or with --json one
  * report object; exits 0 when every document is valid, 1 when any is not,
  * 2 on usage or I/O errors.  The schema is found at $XRAY_SCHEMA, else at
- * shared/reference/schemas/ beside the repository.
+ * shared/reference/schemas/ beside the repository, else in tests/tools/schemas.
  */
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
 const Ajv = require('ajv-draft-04');
+
+const schemas = require('./schema_path');
 
 const SCHEMA_NAME = 'xray-segmentdocument-schema-v1.0.0.json';
 /* Segment document size limit: "64 KB (not adjustable)" (X-Ray quotas). */
@@ -31,15 +33,7 @@ const HEX16 = /^[0-9a-fA-F]{16}$/;
 const TRACE_ID = /^1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}$/;
 
 function findSchema() {
-    const candidates = [
-        process.env.XRAY_SCHEMA,
-        path.resolve(__dirname, '..', '..', '..', 'shared', 'reference', 'schemas', SCHEMA_NAME),
-        path.resolve(__dirname, '..', '..', 'shared', 'reference', 'schemas', SCHEMA_NAME),
-    ].filter(Boolean);
-    for (const c of candidates) {
-        if (fs.existsSync(c)) return c;
-    }
-    throw new Error(`schema ${SCHEMA_NAME} not found (tried ${candidates.join(', ')}); set XRAY_SCHEMA`);
+    return schemas.findSchema(SCHEMA_NAME, 'XRAY_SCHEMA');
 }
 
 let validators = null;
