@@ -236,13 +236,13 @@ static int expire_idle(struct listener *l, int64_t now)
             continue;
         /* Mid-request: idle too long, or trickling for longer than any
          * real sender takes.  Otherwise a kept-alive connection's idle limit. */
-        int64_t until = conn_mid_request(c)
-                            ? c->last_active_ms + LISTENER_REQUEST_IDLE_TIMEOUT_MS
-                            : c->last_active_ms + LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS;
-        if (conn_mid_request(c) && c->request_started_ms + LISTENER_REQUEST_MAX_MS < until)
+        bool mid = conn_mid_request(c);
+        int64_t until = c->last_active_ms +
+                        (mid ? LISTENER_REQUEST_IDLE_TIMEOUT_MS : LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS);
+        if (mid && c->request_started_ms + LISTENER_REQUEST_MAX_MS < until)
             until = c->request_started_ms + LISTENER_REQUEST_MAX_MS;
         if (now >= until) {
-            if (conn_mid_request(c))
+            if (mid)
                 l->stats.timed_out++;
             conn_close(c);
             continue;

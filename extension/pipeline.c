@@ -169,8 +169,9 @@ static void journal_invoke(struct pipeline *p, const char *request_id)
     struct journal_entry e = {0};
     int r;
 
-    if (!journal_ok(p->journal) || !tracer_identity(p->tracer, request_id, &id) ||
-        (!id.sampled && !p->cfg.trace_unsampled))
+    if (!journal_ok(p->journal) || strlen(request_id) >= sizeof(e.request_id) ||
+        !tracer_identity(p->tracer, request_id, &id) || (!id.sampled && !p->cfg.trace_unsampled) ||
+        id.trace_id[0] == '\0' || id.segment_id[0] == '\0')
         return;
     snprintf(e.request_id, sizeof(e.request_id), "%s", request_id);
     memcpy(e.trace_id, id.trace_id, sizeof(e.trace_id));
@@ -179,8 +180,6 @@ static void journal_invoke(struct pipeline *p, const char *request_id)
     e.sampled = id.sampled;
     e.start_us = id.start_us;
     e.deadline_ms = id.deadline_ms;
-    if (strlen(request_id) >= sizeof(e.request_id) || e.trace_id[0] == '\0' || e.segment_id[0] == '\0')
-        return;
     r = journal_begin(p->journal, &e);
     if (r == -ENOSPC)
         p->stats.journal_full++;
@@ -426,7 +425,8 @@ bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int6
         if (pthread_cond_timedwait(&p->cond, &p->lock, &start_ts) == ETIMEDOUT)
             break;
     }
-    while ((strcmp(p->started_request_id, request_id) == 0 || strcmp(p->done_request_id, request_id) == 0) &&
+    /* Started, not done yet: wait for runtimeDone. */
+    while (strcmp(p->started_request_id, request_id) == 0 &&
            strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &done_ts) == ETIMEDOUT)
             break;

@@ -149,6 +149,7 @@ struct tracer {
     bool cold_taken; /* the first invocation of this process took the Init */
     uint64_t next_seq;
     uint64_t lost_pending; /* telemetry losses not yet reported on a segment */
+    size_t recovered_open; /* journal invocations not yet closed */
     /* log tail: a ring of the function's lines since the last platform.start */
     unsigned log_tail_lines;
     size_t log_tail_max_bytes;
@@ -983,32 +984,32 @@ void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t res
     if (r->deadline_ms > 0 && r->deadline_ms * 1000 < reset_us)
         inv->shutdown_us = r->deadline_ms * 1000;
     t->stats.recovered++;
+    t->recovered_open++;
 }
 
 void tracer_close_recovered(struct tracer *t)
 {
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+    /* Called on every INVOKE: nothing to do once the first has run. */
+    for (size_t i = 0; t->recovered_open > 0 && i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN || !inv->recovered)
             continue;
         inv->shutdown_closed = true;
         finish(t, inv, inv->shutdown_us);
     }
+    t->recovered_open = 0;
 }
 
 void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us)
 {
     /* An Init whose runtime failed but whose initReport never came. */
     emit_init_failure(t, received_us, true);
+    /* A predecessor's invocations end at the reset, not at this SHUTDOWN. */
+    tracer_close_recovered(t);
     for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN)
             continue;
-        if (inv->recovered) {
-            inv->shutdown_closed = true;
-            finish(t, inv, inv->shutdown_us);
-            continue;
-        }
         inv->shutdown_closed = true;
         inv->shutdown_reason = ev->shutdown_reason;
         if (!inv->have_done && inv->log_tail == NULL)
