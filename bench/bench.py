@@ -58,7 +58,7 @@ QUEUE_DEFAULT_BYTES = 8 * 1024 * 1024
 EXPORT_QUEUE_DEFAULT_BYTES = 8 * 1024 * 1024
 LISTENER_MAX_CONNECTIONS = 16
 LISTENER_BODY_SLACK_BYTES = 64 * 1024
-# A batch being parsed: its body, cJSON's tree and the batch's string arena.
+# A batch being parsed: its body, the batch's event array and its string arena.
 PARSE_FACTOR = 4
 
 
@@ -245,14 +245,13 @@ def first(entries, pred, what):
 
 
 def exec_time_ns(emu, name):
-    """When the emulator's Popen of this process returned, i.e. just after
-    its exec (Popen waits for the exec through a close-on-exec pipe)."""
-    for p in getattr(emu, "_procs", []):
-        if p.name == name and p.t_start_ns:
-            return p.t_start_ns
-    launch = first(emu.process_log, lambda e: e.get("event") == "launch" and e.get("who") == name,
-                   f"launch of {name}")
-    return launch["t_mono_ns"]
+    """When the emulator started this process: just before its fork and
+    exec (after them, the Python thread may get the GIL back only once the
+    process has already registered)."""
+    for p in emu.processes():
+        if p.name == name and p.t_spawn_ns:
+            return p.t_spawn_ns
+    raise BenchError(f"the emulator did not launch {name}")
 
 
 # --------------------------------------------------------------- figure 1 (+ idle memory, figure 3)
@@ -512,7 +511,7 @@ def fig_shutdown(cfg, reps, pendings):
     for rep in range(reps):
         for label in rotated(labels, rep):
             pending = int(label.split("-")[1]) if label.startswith("tracer-") else 0
-            v = cfg.variants["tracer" if pending or label == "tracer-0" else label]
+            v = cfg.variants["tracer" if label.startswith("tracer-") else label]
             sb = Sandbox(v)
             try:
                 sb.start()
@@ -812,7 +811,10 @@ def map_sandbox_host():
             return "hosts (private mount namespace)"
         return "DNS"
     unshare = shutil.which("unshare")
-    if os.geteuid() == 0 and unshare:
+    # A root without CAP_SYS_ADMIN (a default container) cannot unshare: probe first.
+    if (os.geteuid() == 0 and unshare and
+            subprocess.run([unshare, "--mount", "--propagation", "private", "true"],
+                           capture_output=True).returncode == 0):
         env = dict(os.environ, LT_BENCH_NS="1")
         os.execve(unshare, [unshare, "--mount", "--propagation", "private", sys.executable] + sys.argv, env)
     return "DNS"

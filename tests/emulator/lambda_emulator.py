@@ -466,6 +466,7 @@ class _Proc:
         self.killed = False
         self.oom = False
         self.ext = None
+        self.t_spawn_ns = None
         self.t_start_ns = None
 
 
@@ -1325,6 +1326,13 @@ class Emulator:
         with self._lock:
             return [r for r in self.emitted if rtype is None or r["type"] == rtype]
 
+    def processes(self):
+        """Every process this emulator launched (runtime and extensions, every generation), in
+        launch order: name, pid, t_spawn_ns (just before fork + exec), t_start_ns (after),
+        exited, returncode, killed."""
+        with self._cv:
+            return list(self._procs)
+
     def subscribers(self):
         with self._lock:
             return {n: {"schemaVersion": s.schema_version, "types": sorted(s.types),
@@ -1512,10 +1520,12 @@ class Emulator:
         out_path = None
         if self.work_dir:
             out_path = os.path.join(self.work_dir, "%s.log" % proc.name)
+        t_spawn = _mono_ns()
         p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
         proc.popen = p
         proc.pid = p.pid
+        proc.t_spawn_ns = t_spawn  # just before fork + exec: nothing the process does precedes it
         proc.t_start_ns = _mono_ns()
         if out_path:
             with self._log_lock:
