@@ -193,19 +193,15 @@ def listener_address(emu, name=EXT_NAME):
     return "127.0.0.1", int(dest["port"])
 
 
-def raw_exchange(addr, data, timeout=5.0, chunks=None, read=True):
-    """Sends bytes on a fresh connection (all at once, or the given chunks) and returns
-    what came back until the peer closed, a complete answer or the timeout.  The status
-    code, or None when nothing came."""
+def raw_exchange(addr, data, timeout=5.0):
+    """Sends bytes on a fresh connection and returns the status code of what came back
+    until the peer closed, a complete answer head or the timeout; None when nothing came."""
     import socket
     with socket.create_connection(addr, timeout=timeout) as s:
-        for part in (chunks if chunks is not None else [data]):
-            try:
-                s.sendall(part)
-            except OSError:
-                break
-        if not read:
-            return None
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
         got = b""
         try:
             while b"\r\n\r\n" not in got:
@@ -217,6 +213,21 @@ def raw_exchange(addr, data, timeout=5.0, chunks=None, read=True):
             pass
     m = re.match(rb"HTTP/1\.1 (\d{3}) ", got)
     return int(m.group(1)) if m else None
+
+
+def wait_for(pred, timeout, what, interval=0.01):
+    """Polls pred until it returns something true, and returns that; after timeout
+    seconds raises AssertionError naming what was awaited (a regression fails the test
+    instead of hanging the suite)."""
+    import time
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= end:
+            raise AssertionError("waited %.1f s for %s" % (timeout, what))
+        time.sleep(interval)
 
 
 def post_bytes(body, path="/telemetry", extra_headers=b""):

@@ -67,13 +67,9 @@ class Checks:
 
 def wait_delivered(emu, rtype, timeout=5.0):
     """Until the platform has delivered a record of this type (answered 2xx)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for d in list(emu.delivered):
-            if d["status"] == 200 and any(r["type"] == rtype for r in d["records"]):
-                return
-        time.sleep(0.01)
-    raise AssertionError("%s never delivered" % rtype)
+    harness.wait_for(lambda: any(d["status"] == 200 and any(r["type"] == rtype for r in d["records"])
+                                 for d in list(emu.delivered)),
+                     timeout, "a delivered %s" % rtype)
 
 
 def records_body(records):
@@ -269,29 +265,25 @@ class FloodTest(unittest.TestCase, Checks):
         # more invocations while the flood goes on (the sandbox thaws for each)
         results += [emu.invoke(payload=b'{"action":"fast"}') for _ in range(4)]
         # a trickler sees its connection closed only on a later send (every 0.1 s): give
-        # it a bounded while; if nothing was evicted the count stays at 40
-        end = time.monotonic() + 3.0
-        while flood.alive() == 40 and time.monotonic() < end:
-            time.sleep(0.05)
-        still = flood.alive()
+        # it a bounded while; if nothing was evicted the count stays at 40 and this fails
+        harness.wait_for(lambda: flood.alive() < 40, 3.0, "a trickler to find its connection evicted")
         flood.close()
         results.append(emu.invoke(payload=b'{"action":"fast"}'))
         sd = emu.shutdown()
         lines = env.lines()
         self.assertGreater(flood.opened, 16)
         # the first three are eager under the default policy: they waited for their
-        # telemetry, which the flood must not have kept away
+        # telemetry, which the flood must not have kept away; the rest are background
         for r in results[:3]:
             self.assert_within(r, EAGER_MS)
         for r in results[3:]:
-            self.assert_within(r, EAGER_MS)
+            self.assert_within(r, BACKGROUND_MS)
         self.assertEqual(harness.delivery_failures(emu), [])
         self.assert_one_final_each(lines, results)
         self.assert_clean_exit(sd, lines)
         s = harness.summary(lines)
         # slots were taken from the tricklers (the oldest requests first) and counted
         self.assertGreater(s["listener_evicted"] + s["listener_refused"], 0, s)
-        self.assertLess(still, 40)
 
     def test_a_silent_half_request_is_closed_after_the_idle_timeout(self):
         # 5 s without a byte in the middle of a request (LISTENER_REQUEST_IDLE_TIMEOUT_MS)
@@ -464,9 +456,9 @@ class ExtensionsApiTest(unittest.TestCase, Checks):
         done = {}
         t = threading.Thread(target=lambda: done.update(sd=emu.shutdown()))
         t.start()
-        while not any(c.get("event") == "SHUTDOWN" and c.get("who") == harness.EXT_NAME
-                      for c in list(emu.api_log)):
-            time.sleep(0.005)
+        harness.wait_for(lambda: any(c.get("event") == "SHUTDOWN" and c.get("who") == harness.EXT_NAME
+                                     for c in list(emu.api_log)),
+                         5.0, "the extension to get SHUTDOWN", interval=0.005)
         time.sleep(0.05)
         half.sendall(req[len(req) // 2:])
         t.join(10)
@@ -482,13 +474,9 @@ class ExtensionsApiTest(unittest.TestCase, Checks):
 
 def wait_ext_invoke(emu, request_id, timeout=5.0):
     """Until the extension has been handed the INVOKE of request_id."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if any(c.get("who") == harness.EXT_NAME and c.get("request_id") == request_id
-               and c.get("event") == "INVOKE" for c in list(emu.api_log)):
-            return
-        time.sleep(0.005)
-    raise AssertionError("INVOKE %s never delivered" % request_id)
+    harness.wait_for(lambda: any(c.get("who") == harness.EXT_NAME and c.get("request_id") == request_id
+                                 and c.get("event") == "INVOKE" for c in list(emu.api_log)),
+                     timeout, "the extension to get INVOKE %s" % request_id, interval=0.005)
 
 
 class KillTest(unittest.TestCase, Checks):
@@ -588,19 +576,29 @@ class KillTest(unittest.TestCase, Checks):
         journal = os.path.join(e.emu.tmp_dir, ".%s.journal" % harness.EXT_NAME)
         self.assertEqual(os.path.getsize(journal), 0)
 
+    def records_lost_env(self, flush):
+        """A started environment whose platform loses the records a killed extension had
+        not taken (only the journal can tell the next process about its invocation)."""
+        env = Env(self, faults={"keep_undelivered_records": False}, env={"LAMBDA_TRACER_FLUSH": flush})
+        env.emu.start()
+        return env, env.emu
+
+    def kill_extension(self, emu):
+        """SIGKILL to the extension; returns once the emulator has seen the process end."""
+        pid = emu.extension_pids()[harness.EXT_NAME]
+        os.kill(pid, signal.SIGKILL)
+        harness.wait_for(lambda: any(p.get("event") == "exit" and p.get("pid") == pid
+                                     for p in list(emu.process_log)),
+                         5.0, "the killed extension's exit")
+
     def test_extension_sigkill_after_an_in_progress_version(self):
         # the invocation nears its deadline: an in-progress version goes out; then the
         # extension is killed.  The recovered final replaces it under the same ids.
-        env = Env(self, faults={"keep_undelivered_records": False},
-                  env={"LAMBDA_TRACER_FLUSH": "background"})
-        emu = env.emu
-        emu.start()
+        env, emu = self.records_lost_env("background")
         h = emu.invoke_async(payload=b'{"action":"sleep","ms":2900}')
-        end = time.monotonic() + 10
-        while not any(h.request_id in l and "in_progress" in l for l in env.lines()):
-            self.assertLess(time.monotonic(), end)
-            time.sleep(0.01)
-        os.kill(emu.extension_pids()[harness.EXT_NAME], signal.SIGKILL)
+        harness.wait_for(lambda: any(h.request_id in l and "in_progress" in l for l in env.lines()),
+                         10.0, "an in-progress version of %s" % h.request_id)
+        self.kill_extension(emu)
         killed = h.result(timeout=15)
         after = emu.invoke(payload=b'{"action":"fast"}')
         sd = emu.shutdown()
@@ -615,18 +613,10 @@ class KillTest(unittest.TestCase, Checks):
         # the invocation succeeded; its report would come at the next thaw, but the process is
         # killed while the sandbox is idle: the journal knows the runtime was done (eager
         # export waited for runtimeDone before /next)
-        env = Env(self, faults={"keep_undelivered_records": False},
-                  env={"LAMBDA_TRACER_FLUSH": "eager"})
-        emu = env.emu
-        emu.start()
+        env, emu = self.records_lost_env("eager")
         first = emu.invoke(payload=b'{"action":"fast"}')
         done = emu.invoke(payload=b'{"action":"slow","ms":100}')
-        pid = emu.extension_pids()[harness.EXT_NAME]
-        os.kill(pid, signal.SIGKILL)
-        end = time.monotonic() + 5
-        while not any(p.get("event") == "exit" and p.get("pid") == pid for p in list(emu.process_log)):
-            self.assertLess(time.monotonic(), end)
-            time.sleep(0.01)
+        self.kill_extension(emu)
         after = emu.invoke(payload=b'{"action":"fast"}')
         sd = emu.shutdown()
         lines = env.lines()

@@ -16,7 +16,7 @@ import statistics
 import unittest
 
 import harness
-from test_faults import BACKGROUND_MS, EAGER_MS, Checks
+from test_faults import BACKGROUND_MS, EAGER_MS, Checks, final_segments
 
 LOG_PAYLOAD = b'{"action":"log","lines":20,"bytes":200}'
 
@@ -74,10 +74,7 @@ class SustainedLoadTest(unittest.TestCase, Checks):
 
         # nothing lost, or counted: one final segment per invocation, drops in the summary
         s = harness.summary(lines)
-        finals = {}
-        for d in harness.documents(lines):
-            if not d.get("in_progress") and d.get("type") != "subsegment":
-                finals[d["aws"]["request_id"]] = finals.get(d["aws"]["request_id"], 0) + 1
+        finals = {rid: len(docs) for rid, docs in final_segments(lines).items() if docs}
         lost = rids - set(finals)
         self.assertEqual(s["invokes"], total)
         if s["queue_dropped"] == 0 and s["platform_dropped_records"] == 0:
