@@ -22,6 +22,8 @@ The handler's behaviour is chosen by the JSON payload:
   {"action": "echo"}                                 respond with the invoke payload and headers
 
 Every handler prints at least one log line.  Unknown or unparsable payloads act as "fast".
+Any action whose payload has "m" first logs that value as one line (a function logging part
+of its event: tests follow it into the log tail and check where it must not go).
 
 Init behaviour comes from environment variables:
 
@@ -118,6 +120,8 @@ def handle(request_id, headers, payload):
     except ValueError:
         event = {}
     action = event.get("action", "fast")
+    if "m" in event:
+        log("m: %s" % event["m"])
 
     if action in ("slow", "sleep"):
         ms = int(event.get("ms", 100))
