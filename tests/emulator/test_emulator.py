@@ -43,16 +43,21 @@ def wait_for(pred, timeout=5.0, interval=0.01):
     return pred()
 
 
-def delivered_report(emu, request_id, timeout=5.0):
-    """Wait (bounded) until a POST carrying platform.report of request_id is in emu.delivered.
+def delivered_record(emu, rtype, request_id, timeout=5.0):
+    """Wait (bounded) until a POST carrying a record of rtype for request_id is in
+    emu.delivered; the POSTs that carried one (empty when none came in time).
     The probe logs what it received before it answers, and the emulator records the attempt
     only after the answer, so asserting on emu.delivered right after the probe saw a record
     races; wait for the emulator's own record instead."""
     def find():
         return [d for d in list(emu.delivered) if d["status"] == 200 and any(
-            x["type"] == "platform.report" and x["record"].get("requestId") == request_id
+            x["type"] == rtype and x["record"].get("requestId") == request_id
             for x in d["records"])]
     return wait_for(find, timeout)
+
+
+def delivered_report(emu, request_id, timeout=5.0):
+    return delivered_record(emu, "platform.report", request_id, timeout)
 
 
 def raw(api, method, path, body=None, headers=None, timeout=5.0):
@@ -895,17 +900,24 @@ class FaultKnobTests(unittest.TestCase):
         box.emu.invoke(FAST)
         crashed = box.emu.invoke(FAST)
         self.assertEqual(crashed.error_type, "Extension.Crash")
-        ok = box.emu.invoke(FAST)
+        ok = box.emu.invoke(b'{"action":"slow","ms":300}')
         self.assertEqual(ok.status, "success")
-        delivered_report(box.emu, ok.request_id)
-        return [x["record"].get("requestId") for x in box.telemetry("p", "platform.report")], crashed
+        # either way the new process is subscribed: its own invocation's platform.start
+        # reached it (its report would go out only at the next thaw, after the probe's /next)
+        self.assertTrue(delivered_record(box.emu, "platform.start", ok.request_id), ok.request_id)
+        self.assertIn(ok.request_id, [x["record"].get("requestId")
+                                      for x in box.telemetry("p", "platform.start")])
+        reports = [x["record"].get("requestId") for x in box.telemetry("p", "platform.report")]
+        return box, reports, crashed
 
     def test_undelivered_records_go_to_the_next_process_by_default(self):
-        reports, crashed = self._crash_then_reinit(True)
+        box, reports, crashed = self._crash_then_reinit(True)
+        self.assertTrue(delivered_report(box.emu, crashed.request_id), crashed.request_id)
         self.assertIn(crashed.request_id, reports)
 
     def test_undelivered_records_lost_with_the_process(self):
-        reports, crashed = self._crash_then_reinit(False)
+        box, reports, crashed = self._crash_then_reinit(False)
+        self.assertFalse(delivered_report(box.emu, crashed.request_id, timeout=0))
         self.assertNotIn(crashed.request_id, reports)
 
     def test_hold_telemetry_until_released(self):
