@@ -55,11 +55,36 @@ class TemplateValid(unittest.TestCase):
             self.assertEqual(props["ContentUri"], "build/layer/lambda-tracer-%s.zip" % arch[0])
             self.assertTrue(props["LicenseInfo"])
             self.assertLessEqual(len(props["LicenseInfo"]), 512)  # CloudFormation's limit
-            # Created only for the chosen architecture.
-            cond = self.tpl["Conditions"][res["Condition"]]
-            seen[arch[0]] = (name, cond)
+            # Created only for the chosen architecture: its condition holds for that value
+            # of the Architecture parameter and for no other.
+            for chosen in ("x86_64", "arm64"):
+                self.assertEqual(self.condition(res["Condition"], {"Architecture": chosen}),
+                                 chosen == arch[0], (name, chosen))
+            seen[arch[0]] = name
         self.assertEqual(set(seen), {"x86_64", "arm64"})
         self.assertEqual(self.tpl["Parameters"]["Architecture"]["AllowedValues"], ["x86_64", "arm64"])
+
+    def condition(self, name, params):
+        """Evaluates one of the template's Conditions for these parameter values (the
+        intrinsics a condition may use: Fn::Equals, Not, And, Or, Condition, Ref)."""
+        def ev(node):
+            if isinstance(node, dict) and len(node) == 1:
+                (fn, arg), = node.items()
+                if fn == "Ref":
+                    return params[arg]
+                if fn == "Condition":
+                    return ev(self.tpl["Conditions"][arg])
+                if fn == "Fn::Equals":
+                    return ev(arg[0]) == ev(arg[1])
+                if fn == "Fn::Not":
+                    return not ev(arg[0])
+                if fn == "Fn::And":
+                    return all(ev(a) for a in arg)
+                if fn == "Fn::Or":
+                    return any(ev(a) for a in arg)
+                raise AssertionError("unexpected intrinsic in a condition: %r" % (node,))
+            return node
+        return ev(self.tpl["Conditions"][name])
 
     def test_example_function_uses_the_layer_and_may_send_segments(self):
         fn = self.tpl["Resources"]["ExampleFunction"]["Properties"]
