@@ -157,6 +157,21 @@ static void test_full_journal_refuses_and_recovers(void **state)
     journal_close(j, true);
 }
 
+/* The journal file holds at least want bytes (it is never shortened), and
+ * every byte it holds is zero. */
+static void assert_file_zero(size_t want)
+{
+    unsigned char buf[JOURNAL_SLOTS * 256 + 1];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t got = pread(fd, buf, sizeof(buf), 0);
+    close(fd);
+    assert_true(got >= (ssize_t)want && got <= JOURNAL_SLOTS * 256);
+    for (ssize_t i = 0; i < got; i++)
+        if (buf[i] != 0)
+            fail_msg("byte %zd of the journal is 0x%02x, not wiped", i, buf[i]);
+}
+
 /* Whatever else is in the file is not believed, and is wiped. */
 static void test_garbage_is_ignored_and_wiped(void **state)
 {
@@ -182,8 +197,18 @@ static void test_garbage_is_ignored_and_wiped(void **state)
     close(fd);
     j = open_expect(0, found);
     journal_close(j, false);
-    /* and a truncated file is simply shorter */
+    /* wiped: every slot (the two refused, the random one, the unused ones)
+     * reads back as zeros */
+    assert_file_zero(6 * 256);
+    /* and a truncated file is simply shorter: its garbage is wiped too */
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, junk, 100, 0), 100);
+    close(fd);
     assert_int_equal(truncate(path, 100), 0);
+    j = open_expect(0, found);
+    journal_close(j, false);
+    assert_file_zero(256);
     j = open_expect(0, found);
     journal_close(j, true);
 }
@@ -281,9 +306,11 @@ static void test_cost_per_invocation(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / rounds;
     printf("journal: %.2f us per invocation (3 pwrites of 256 bytes)\n", us);
-    /* generous: a pwrite to tmpfs or a page-cached file is a few microseconds,
-     * even under valgrind on a loaded machine */
-    assert_true(us < 2000.0);
+    /* Measured 3 to 5 us (plain build) and 40 to 57 us under valgrind on a
+     * loaded machine; the same journal with an fdatasync after each write
+     * measured 344 to 374 us on this ext4 /tmp.  250 us leaves valgrind four
+     * times its worst and still fails such a journal. */
+    assert_true(us < 250.0);
     journal_close(j, true);
 }
 
