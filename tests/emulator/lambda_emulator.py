@@ -109,8 +109,9 @@ DEFAULT_QUIRKS = {
     "omit_spans": False,
     # errorType to put on timed-out runtimeDone/report (real captures: none; RIE-MI: "Sandbox.Timedout")
     "timeout_error_type": None,
-    # PassThrough tracing: make up a Sampled=0 header when the caller sends none
-    "generate_trace_header": False,
+    # a header when the caller sends none, as Lambda does: None follows tracing_mode (PassThrough:
+    # Sampled=0; Active: Sampled by X-Ray's default rule); False: no header (older emulators)
+    "generate_trace_header": None,
     # put tracing into platform.start/runtimeDone/report even when Sampled=0
     "start_tracing_unsampled": False,
     # Active tracing: the runtime's Lambda-Runtime-Trace-Id gets Parent=<spanId of platform.start>
@@ -1015,7 +1016,17 @@ class Emulator:
                  account_id="123456789012", env=None, init_timeout_s=None, shutdown_budget_ms=2000,
                  freeze=True, quirks=None, log_path=None, work_dir=None, handler="function.handler",
                  runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000",
-                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None):
+                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None,
+                 tracing_mode="PassThrough"):
+        if tracing_mode not in ("PassThrough", "Active"):
+            raise ValueError("tracing_mode must be PassThrough or Active")
+        # Lambda's default is PassThrough: a call without a trace header gets one Lambda makes,
+        # a fresh Root with Sampled=0 (reference observability-2026 "Lambda and X-Ray tracing
+        # modes"); Active decides by X-Ray's default rule (1 per second, then 5 %).
+        self.tracing_mode = tracing_mode
+        self._trace_headers = {}
+        self._xray_second = None
+        self._xray_lock = threading.Lock()
         if init_type not in INIT_TYPES:
             raise ValueError("init_type must be one of %s" % ", ".join(INIT_TYPES))
         if init_type == MI_INIT_TYPE:
@@ -1977,6 +1988,27 @@ class Emulator:
 
     # ------------------------------------------------------------------ Invoke
 
+    def trace_header_of(self, request_id):
+        """The X-Amzn-Trace-Id an invocation ran with: the caller's, or the one Lambda made."""
+        return self._trace_headers.get(request_id)
+
+    def _lambda_trace_header(self):
+        """The header Lambda makes for a call that brought none (None: the quirk turned it off)."""
+        if self.quirks["generate_trace_header"] is False:
+            return None
+        now = time.time()
+        sampled = 0
+        if self.tracing_mode == "Active":
+            # X-Ray's default sampling rule: the first request each second, then 5 %
+            with self._xray_lock:
+                if self._xray_second != int(now):
+                    self._xray_second = int(now)
+                    sampled = 1
+                elif secrets.randbelow(100) < 5:
+                    sampled = 1
+        return "Root=1-%08x-%s;Parent=%s;Sampled=%d" % (int(now), secrets.token_hex(12), secrets.token_hex(8),
+                                                        sampled)
+
     def _tracing_for(self, header):
         if not header:
             return None, None
@@ -2015,9 +2047,9 @@ class Emulator:
         t_start = _mono_ns()
         deadline_ns = t_start + int(self.timeout_s * 1e9)
         deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
-        if trace_header is None and self.quirks["generate_trace_header"]:
-            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        if trace_header is None:
+            trace_header = self._lambda_trace_header()
+        self._trace_headers[rid] = trace_header
         init_res = None
         restore_res = None
         suppressed = False
@@ -2216,9 +2248,9 @@ class Emulator:
 
     def _invoke_mi_slot(self, rid, payload, trace_header, client_context, cognito_identity, content_type):
         first_record = len(self.emitted)
-        if trace_header is None and self.quirks["generate_trace_header"]:
-            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        if trace_header is None:
+            trace_header = self._lambda_trace_header()
+        self._trace_headers[rid] = trace_header
         init_res = None
         suppressed = False
         t_start = _mono_ns()
