@@ -242,7 +242,8 @@ class Scenario(unittest.TestCase):
                                delta=TOL)
         self.assertEqual((exc["type"], exc["message"]), (error_type, f"Init failed ({error_type})"))
         self.assertEqual(d["annotations"], {"init_failed": True, "init_type": "on-demand", "status": "error",
-                                            "error_type": error_type, "cold_start": True})
+                                            "error_type": error_type, "cold_start": True,
+                                            "sampled_by": "outcome"})
 
     def assert_failed_init_exported(self, lines, init_start, init_report, error_type):
         """The one process that ran a failed Init exported it as its own segment.
