@@ -1004,7 +1004,12 @@ class Emulator:
              max(130, timeout_s) for provisioned-concurrency / snap-start),
              shutdown_budget_ms=2000, freeze=True, quirks=None, log_path=None, work_dir=None,
              handler="function.handler", runtime_version="provided:al2023.v100",
-             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None)
+             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None,
+             tracing_mode="PassThrough")
+
+    tracing_mode: the header Lambda makes for a call that brings none (the function's X-Ray
+    tracing mode): "PassThrough" (Lambda's default) a fresh Root and Parent with Sampled=0,
+    "Active" Sampled by X-Ray's default rule (the first each second, then 5 %).
 
     managed_instances=True (or init_type="lambda-managed-instances") emulates Lambda Managed
     Instances: up to max_concurrency (default 2) invocations at once, no INVOKE events for
@@ -3240,7 +3245,8 @@ def _cmd_run(args):
                    init_timeout_s=args.init_timeout_s, shutdown_budget_ms=args.shutdown_budget_ms,
                    freeze=not args.no_freeze, quirks=quirks, faults=faults, log_path=args.log, work_dir=args.work_dir,
                    managed_instances=args.managed_instances,
-                   max_concurrency=args.max_concurrency if args.managed_instances else None)
+                   max_concurrency=args.max_concurrency if args.managed_instances else None,
+                   tracing_mode=args.tracing_mode)
     rc = 0
     try:
         print("runtime API: %s" % emu.runtime_api)
@@ -3317,6 +3323,8 @@ def main(argv=None):
                    help="Lambda Managed Instances: the --invoke payloads run concurrently")
     p.add_argument("--max-concurrency", type=int, default=2, help="Managed Instances: invocations at once")
     p.add_argument("--region", default="us-east-1")
+    p.add_argument("--tracing-mode", default="PassThrough", choices=["PassThrough", "Active"],
+                   help="the header Lambda makes for a call without one: Sampled=0, or X-Ray's default rule")
     p.add_argument("--account-id", default="123456789012")
     p.add_argument("--env", action="append", metavar="K=V", help="customer environment variable (repeatable)")
     p.add_argument("--quirk", action="append", metavar="K=V", help="schema/era quirk, JSON value (repeatable)")
