@@ -195,6 +195,59 @@ class DefaultSamplingTest(unittest.TestCase):
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
 
 
+class ManagedInstancesDefaultTest(unittest.TestCase):
+    """Managed Instances with Lambda's defaults: no INVOKE, so no deadline; the slow threshold
+    is 1,000 ms.  The Sampled=0 header reaches no telemetry record there, so the extension
+    starts its own traces and draws the sample from them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = harness.make_root()
+        cls.emu = harness.new_emulator(cls.root, lambda_default=True, managed_instances=True,
+                                       max_concurrency=2, timeout_s=3)
+        e = cls.emu
+        e.start()
+        cls.fast = e.invoke_many([b'{"action":"fast"}'] * 30)
+        cls.slow, cls.not_slow, cls.err = e.invoke_many(
+            [b'{"action":"slow","ms":1300}', b'{"action":"slow","ms":500}',
+             b'{"action":"error","type":"Function.MyError","message":"boom"}'])
+        cls.sampled = e.invoke(payload=b'{"action":"fast"}', trace_header=SAMPLED)
+        cls.sd = e.shutdown(reason="spindown")
+        cls.lines = harness.output_lines(e)
+        cls.segs = harness.by_request(harness.documents(cls.lines))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.close()
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def reason(self, r):
+        versions = self.segs.get(r.request_id)
+        return versions[-1]["annotations"]["sampled_by"] if versions else None
+
+    def test_failures_slow_and_sampled_are_kept(self):
+        self.assertEqual(self.reason(self.err), "outcome")
+        self.assertEqual(self.reason(self.slow), "slow")        # over 1,000 ms: no deadline known
+        self.assertEqual(self.reason(self.sampled), "header")
+        self.assertIn(self.reason(self.not_slow), (None, "reservoir", "ratio", "cold_start"))
+
+    def test_the_rest_is_sampled_one_per_second_plus_ratio(self):
+        reasons = [self.reason(r) for r in self.fast]
+        self.assertTrue(set(reasons) <= {None, "reservoir", "ratio", "cold_start"}, reasons)
+        self.assertLessEqual(reasons.count("cold_start"), 1)
+        seconds = []
+        for r in self.fast:
+            d = self.segs.get(r.request_id, [None])[-1]
+            if d is not None and d["annotations"]["sampled_by"] == "ratio":
+                self.assertTrue(in_ratio("Root=" + d["trace_id"]))
+            if d is not None and d["annotations"]["sampled_by"] == "reservoir":
+                seconds.append(math.floor(d["start_time"] + 1e-7))
+        self.assertEqual(len(seconds), len(set(seconds)), "one reservoir per second")
+        self.assertIn(None, reasons)  # 30 fast calls in a few seconds: some are left out
+        self.assertEqual(len([l for l in self.lines if SKIP_LINE in l]), 1)
+        self.assertEqual(harness.sanitizer_reports(self.lines), [])
+
+
 class HeaderAndAliasTest(unittest.TestCase):
     """LAMBDA_TRACER_SAMPLING=header is the old behaviour (Sampled=0 dropped, failures too);
     the deprecated LAMBDA_TRACER_TRACE_UNSAMPLED=true means all, with one log line."""
