@@ -96,7 +96,8 @@ uint32_t sampling_trace_id_draw(const char *trace_id)
 {
     uint32_t v = 0;
 
-    if (trace_id == NULL || !xray_trace_id_valid(trace_id, strnlen(trace_id, XRAY_TRACE_ID_LEN + 1)))
+    if (trace_id == NULL ||
+        !xray_trace_id_valid(trace_id, strnlen(trace_id, XRAY_TRACE_ID_LEN + 1)))
         return UINT32_MAX;
     for (size_t i = XRAY_TRACE_ID_LEN - 8; i < XRAY_TRACE_ID_LEN; i++)
         v = (v << 4) | (uint32_t)hex_value(trace_id[i]);

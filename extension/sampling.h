@@ -38,11 +38,11 @@ enum sampling_policy {
 
 enum sampling_outcome {
     SAMPLING_OUTCOME_SUCCESS = 0,
-    SAMPLING_OUTCOME_IN_PROGRESS,    /* not over and not known to be failing */
-    SAMPLING_OUTCOME_TIMEOUT,        /* timed out, or about to (in-progress near the deadline) */
-    SAMPLING_OUTCOME_CRASH,          /* the runtime exited */
+    SAMPLING_OUTCOME_IN_PROGRESS, /* not over and not known to be failing */
+    SAMPLING_OUTCOME_TIMEOUT,     /* timed out, or about to (in-progress near the deadline) */
+    SAMPLING_OUTCOME_CRASH,       /* the runtime exited */
     SAMPLING_OUTCOME_OUT_OF_MEMORY,
-    SAMPLING_OUTCOME_FUNCTION_ERROR, /* the function reported an error */
+    SAMPLING_OUTCOME_FUNCTION_ERROR,   /* the function reported an error */
     SAMPLING_OUTCOME_PLATFORM_FAILURE, /* sandbox or extension failure, a reset, an unknown end */
     SAMPLING_OUTCOME_INIT_FAILED,
 };
@@ -56,8 +56,8 @@ enum sampling_reason {
     SAMPLING_BY_HEADER,
     SAMPLING_BY_RESERVOIR,
     SAMPLING_BY_RATIO,
-    SAMPLING_BY_ALL,  /* LAMBDA_TRACER_SAMPLING=all and no other reason */
-    SAMPLING_DRAW,    /* sampling_reason only: the reservoir and the ratio decide */
+    SAMPLING_BY_ALL, /* LAMBDA_TRACER_SAMPLING=all and no other reason */
+    SAMPLING_DRAW,   /* sampling_reason only: the reservoir and the ratio decide */
 };
 #define SAMPLING_REASON_COUNT 8 /* SAMPLING_DROP .. SAMPLING_BY_ALL */
 
@@ -71,8 +71,8 @@ struct sampling_input {
 
 /* One environment's reservoir: the second it was last taken in. */
 struct sampling_reservoir {
-    int64_t second;  /* epoch second; INT64_MIN: never */
-    uint32_t taken;  /* in that second */
+    int64_t second; /* epoch second; INT64_MIN: never */
+    uint32_t taken; /* in that second */
 };
 
 /* "outcome", "cold_start", "slow", "header", "reservoir", "ratio", "all";
