@@ -439,9 +439,31 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     load_u32(&l, "LAMBDA_TRACER_EAGER_FIRST_INVOCATIONS", 0, 1000000, &ret->eager_first_invocations);
     load_u32(&l, "LAMBDA_TRACER_EAGER_IDLE_S", 1, 86400, &ret->eager_idle_s);
     load_string(&l, "LAMBDA_TRACER_SEGMENT_NAME", ret->segment_name, sizeof(ret->segment_name), NULL);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_SAMPLING", &too_long);
+    if (text != NULL) {
+        if (!too_long && strcasecmp(text, "smart") == 0)
+            ret->sampling = SAMPLING_POLICY_SMART;
+        else if (!too_long && strcasecmp(text, "header") == 0)
+            ret->sampling = SAMPLING_POLICY_HEADER;
+        else if (!too_long && strcasecmp(text, "all") == 0)
+            ret->sampling = SAMPLING_POLICY_ALL;
+        else
+            warn(&l, "LAMBDA_TRACER_SAMPLING", "not smart, header or all", "smart");
+    }
+    /* Deprecated alias: true meant "Sampled=0 too", i.e. everything.  An
+     * explicit LAMBDA_TRACER_SAMPLING wins; false is the old default,
+     * which the new default supersedes. */
     text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TRACE_UNSAMPLED", &too_long);
-    if (text != NULL && (too_long || config_parse_bool(text, &ret->trace_unsampled) < 0))
-        warn(&l, "LAMBDA_TRACER_TRACE_UNSAMPLED", "not true or false", "false");
+    if (text != NULL) {
+        bool all = false;
+        if (too_long || config_parse_bool(text, &all) < 0)
+            warn(&l, "LAMBDA_TRACER_TRACE_UNSAMPLED", "not true or false (deprecated)", "false");
+        else
+            ret->trace_unsampled_deprecated = true;
+        if (all && lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_SAMPLING", &too_long) == NULL)
+            ret->sampling = SAMPLING_POLICY_ALL;
+    }
+    load_u32(&l, "LAMBDA_TRACER_SLOW_MS", 0, 900000, &ret->slow_ms);
     load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_LINES", 0, LOG_TAIL_MAX_LINES, &ret->log_tail_lines);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_MAX_BYTES", LOG_TAIL_MIN_BYTES, LOG_TAIL_MAX_BYTES,

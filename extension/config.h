@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "sampling.h"
 
 /* Telemetry API event types (bit mask). */
 enum {
@@ -41,7 +42,9 @@ struct config {
     uint32_t eager_idle_s;            /* auto: and any invocation after this long without one */
     /* traces */
     char segment_name[201];          /* "" : the function name */
-    bool trace_unsampled;            /* trace Sampled=0 invocations too */
+    enum sampling_policy sampling;   /* which invocations are exported (sampling.h) */
+    bool trace_unsampled_deprecated; /* LAMBDA_TRACER_TRACE_UNSAMPLED was set (main logs it) */
+    uint32_t slow_ms;                /* slow invocation threshold; 0: auto (sampling.h) */
     uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
     uint32_t log_tail_lines;         /* 0: off; else also subscribe to function logs */
     uint32_t log_tail_max_bytes;

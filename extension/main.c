@@ -231,7 +231,8 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
         log_export_stats(&es);
     }
 
-    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu unsampled=%llu "
+    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu dropped=%llu "
+             "sampled_by=outcome:%llu,cold_start:%llu,slow:%llu,header:%llu,reservoir:%llu,ratio:%llu,all:%llu "
              "closed_by_shutdown=%llu telemetry_batches=%llu records=%llu "
              "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
              "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
@@ -239,7 +240,11 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
              "shutdown_ms=%lld",
              ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
              (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
-             (unsigned long long)ps.unsampled, (unsigned long long)ps.closed_by_shutdown,
+             (unsigned long long)ps.dropped, (unsigned long long)ps.kept[SAMPLING_BY_OUTCOME],
+             (unsigned long long)ps.kept[SAMPLING_BY_COLD_START], (unsigned long long)ps.kept[SAMPLING_BY_SLOW],
+             (unsigned long long)ps.kept[SAMPLING_BY_HEADER], (unsigned long long)ps.kept[SAMPLING_BY_RESERVOIR],
+             (unsigned long long)ps.kept[SAMPLING_BY_RATIO], (unsigned long long)ps.kept[SAMPLING_BY_ALL],
+             (unsigned long long)ps.closed_by_shutdown,
              (unsigned long long)ps.batches, (unsigned long long)ps.records,
              (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
              (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
@@ -523,6 +528,11 @@ int main(int argc, char **argv)
     log_set_prefix(name);
     config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);
+    if (rt.cfg.trace_unsampled_deprecated)
+        log_warn("setting LAMBDA_TRACER_TRACE_UNSAMPLED is deprecated; use LAMBDA_TRACER_SAMPLING "
+                 "(now %s)", rt.cfg.sampling == SAMPLING_POLICY_ALL      ? "all"
+                         : rt.cfg.sampling == SAMPLING_POLICY_HEADER ? "header"
+                                                                     : "smart");
     log_current_level = rt.cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
 

@@ -4,13 +4,17 @@
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
 slow invoke, a timeout (and the re-init that follows), a crash, an out-of-memory
-kill and a spin-down.  Every X-Ray document the extension exported (its stdout
+kill and a spin-down.  Everything runs with Lambda's defaults: PassThrough
+tracing (a call without a header gets Sampled=0) and no sampling setting, so
+a fast warm call without a header is exported only when the sample takes it
+(the first of its second, or 5 %); every other step is always exported, and
+each segment says why (sampled_by).  Every X-Ray document the extension exported (its stdout
 exporter, one JSON line each) is written to build/demo/segments.jsonl, and each
 invocation's final segment is printed as a waterfall on a time axis.
 
 Exits 1 when the binary is missing, when a sanitizer reported anything, when an
-invocation has no final segment, or when a segment's status is not the one the
-step provokes.
+invocation that must be exported has no final segment, or when a segment's
+status is not the one the step provokes.
 """
 import argparse
 import json
@@ -29,13 +33,15 @@ UPSTREAM = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sam
 UPSTREAM2 = "Root=1-5759e989-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=1"
 FAST = b'{"action":"fast"}'
 
-# (label, payload, trace header, the status mark its final segment must carry)
+SLOW = None  # a slow step: 60 % of the timeout, over the default slow threshold (half of it)
+# (label, payload, trace header, the status mark its final segment must carry; "OK?": a fast
+# warm call with Lambda's Sampled=0 header, exported only when the sample takes it)
 STEPS = [
     ("cold start", FAST, UPSTREAM, "OK"),
-    ("warm", FAST, None, "OK"),
+    ("warm", FAST, None, "OK?"),
     ("warm", FAST, UPSTREAM2, "OK"),
-    ("warm", FAST, None, "OK"),
-    ("slow 400 ms", b'{"action":"slow","ms":400}', None, "OK"),
+    ("warm", FAST, None, "OK?"),
+    ("slow", SLOW, None, "OK"),
     ("timeout", b'{"action":"sleep","ms":10000}', None, "TIMEOUT"),
     ("after timeout", FAST, None, "OK"),
     ("crash", b'{"action":"crash","code":7}', None, "CRASH"),
@@ -106,14 +112,15 @@ def main():
                f"extension {shown_path(binary)}"))
     root = harness.make_root(binary)
     emu = harness.new_emulator(root, timeout_s=args.timeout_s, memory_mb=args.memory_mb,
-                               env={"LAMBDA_TRACER_LOG_LEVEL": "info"})
+                               env={"LAMBDA_TRACER_LOG_LEVEL": "info"}, lambda_default=True)
+    slow = json.dumps({"action": "slow", "ms": int(args.timeout_s * 600)}).encode()
     results = []
     try:
         init = emu.start()
         print(f"Init: {init.status} in {init.duration_ms:.1f} ms "
               f"(extensions: {', '.join(f'{k}={v}' for k, v in init.extensions.items())})")
         for label, payload, header, expect in STEPS:
-            r = emu.invoke(payload=payload, trace_header=header)
+            r = emu.invoke(payload=slow if payload is SLOW else payload, trace_header=header)
             results.append((label, expect, r))
         sd = emu.shutdown(reason="spindown")
         lines = harness.output_lines(emu)
@@ -149,6 +156,11 @@ def main():
         title = f"#{n} {label}" + (" (re-init)" if r.init_phase_ran and n > 1 else "")
         versions = segs.get(r.request_id, [])
         print()
+        if not versions and expect == "OK?" and r.status == "success":
+            print(f"{bold(title)}  {r.request_id[:8]}  not exported: a fast warm call with Lambda's "
+                  f"Sampled=0 header, outside the sample (counted as dropped)")
+            table.append((n, label, r, None, 0, 0, "ok (sampled out)"))
+            continue
         if not versions:
             print(f"{bold(title)}  {r.request_id[:8]}  "
                   f"{waterfall.paint('NO SEGMENT EXPORTED', 'bad', colour)}  "
@@ -164,7 +176,7 @@ def main():
         if not is_final:
             check = "no final segment"
             problems.append(f"{title}: only in-progress versions of {r.request_id}")
-        elif waterfall.status_mark(doc) != expect:
+        elif waterfall.status_mark(doc) != expect.rstrip("?"):
             check = f"expected {expect}"
             problems.append(f"{title}: segment says {waterfall.status_mark(doc)}, expected {expect}")
         table.append((n, label, r, doc if is_final else None, len(versions) - n_open, n_open, check))
@@ -172,7 +184,7 @@ def main():
     print()
     print(bold("Summary"))
     print(f"  {'#':>2} {'step':<14} {'request':<8}  {'emulator':<26} {'segment':<8} {'cold':<4} "
-          f"{'ms':>8} {'billed':>6} {'mem MB':>7}  {'documents':<15} check")
+          f"{'ms':>8} {'billed':>6} {'mem MB':>7}  {'sampled_by':<10} {'documents':<15} check")
     for n, label, r, doc, n_final, n_open, check in table:
         emu_status = r.status + (f" {r.error_type}" if r.error_type else "")
         if doc is not None:
@@ -182,12 +194,13 @@ def main():
             ms = f"{(doc['end_time'] - doc['start_time']) * 1000:.1f}"
             billed = str(ann.get("billed_duration_ms", "-"))
             mem = str(ann.get("max_memory_used_mb", "-"))
+            why = str(ann.get("sampled_by", "-"))
         else:
-            mark, cold, ms, billed, mem = "-", "-", "-", "-", "-"
+            mark, cold, ms, billed, mem, why = "-", "-", "-", "-", "-", "-"
         docs_txt = f"{n_final} final" + (f" +{n_open} i.p." if n_open else "")
-        check_txt = waterfall.paint(check, "ok" if check == "ok" else "bad", colour)
+        check_txt = waterfall.paint(check, "ok" if check.startswith("ok") else "bad", colour)
         print(f"  {n:>2} {label:<14} {r.request_id[:8]:<8}  {emu_status:<26} {mark:<8} {cold:<4} "
-              f"{ms:>8} {billed:>6} {mem:>7}  {docs_txt:<15} {check_txt}")
+              f"{ms:>8} {billed:>6} {mem:>7}  {why:<10} {docs_txt:<15} {check_txt}")
     print("  (i.p. = in-progress version: sent early, before the runtime's /next or near the deadline,"
           " and replaced by the final one under the same id)")
 

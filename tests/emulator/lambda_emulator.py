@@ -109,8 +109,9 @@ DEFAULT_QUIRKS = {
     "omit_spans": False,
     # errorType to put on timed-out runtimeDone/report (real captures: none; RIE-MI: "Sandbox.Timedout")
     "timeout_error_type": None,
-    # PassThrough tracing: make up a Sampled=0 header when the caller sends none
-    "generate_trace_header": False,
+    # a header when the caller sends none, as Lambda does: None follows tracing_mode (PassThrough:
+    # Sampled=0; Active: Sampled by X-Ray's default rule); False: no header (older emulators)
+    "generate_trace_header": None,
     # put tracing into platform.start/runtimeDone/report even when Sampled=0
     "start_tracing_unsampled": False,
     # Active tracing: the runtime's Lambda-Runtime-Trace-Id gets Parent=<spanId of platform.start>
@@ -1003,7 +1004,12 @@ class Emulator:
              max(130, timeout_s) for provisioned-concurrency / snap-start),
              shutdown_budget_ms=2000, freeze=True, quirks=None, log_path=None, work_dir=None,
              handler="function.handler", runtime_version="provided:al2023.v100",
-             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None)
+             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None,
+             tracing_mode="PassThrough")
+
+    tracing_mode: the header Lambda makes for a call that brings none (the function's X-Ray
+    tracing mode): "PassThrough" (Lambda's default) a fresh Root and Parent with Sampled=0,
+    "Active" Sampled by X-Ray's default rule (the first each second, then 5 %).
 
     managed_instances=True (or init_type="lambda-managed-instances") emulates Lambda Managed
     Instances: up to max_concurrency (default 2) invocations at once, no INVOKE events for
@@ -1015,7 +1021,17 @@ class Emulator:
                  account_id="123456789012", env=None, init_timeout_s=None, shutdown_budget_ms=2000,
                  freeze=True, quirks=None, log_path=None, work_dir=None, handler="function.handler",
                  runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000",
-                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None):
+                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None,
+                 tracing_mode="PassThrough"):
+        if tracing_mode not in ("PassThrough", "Active"):
+            raise ValueError("tracing_mode must be PassThrough or Active")
+        # Lambda's default is PassThrough: a call without a trace header gets one Lambda makes,
+        # a fresh Root with Sampled=0 (reference observability-2026 "Lambda and X-Ray tracing
+        # modes"); Active decides by X-Ray's default rule (1 per second, then 5 %).
+        self.tracing_mode = tracing_mode
+        self._trace_headers = {}
+        self._xray_second = None
+        self._xray_lock = threading.Lock()
         if init_type not in INIT_TYPES:
             raise ValueError("init_type must be one of %s" % ", ".join(INIT_TYPES))
         if init_type == MI_INIT_TYPE:
@@ -1977,6 +1993,27 @@ class Emulator:
 
     # ------------------------------------------------------------------ Invoke
 
+    def trace_header_of(self, request_id):
+        """The X-Amzn-Trace-Id an invocation ran with: the caller's, or the one Lambda made."""
+        return self._trace_headers.get(request_id)
+
+    def _lambda_trace_header(self):
+        """The header Lambda makes for a call that brought none (None: the quirk turned it off)."""
+        if self.quirks["generate_trace_header"] is False:
+            return None
+        now = time.time()
+        sampled = 0
+        if self.tracing_mode == "Active":
+            # X-Ray's default sampling rule: the first request each second, then 5 %
+            with self._xray_lock:
+                if self._xray_second != int(now):
+                    self._xray_second = int(now)
+                    sampled = 1
+                elif secrets.randbelow(100) < 5:
+                    sampled = 1
+        return "Root=1-%08x-%s;Parent=%s;Sampled=%d" % (int(now), secrets.token_hex(12), secrets.token_hex(8),
+                                                        sampled)
+
     def _tracing_for(self, header):
         if not header:
             return None, None
@@ -2015,9 +2052,9 @@ class Emulator:
         t_start = _mono_ns()
         deadline_ns = t_start + int(self.timeout_s * 1e9)
         deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
-        if trace_header is None and self.quirks["generate_trace_header"]:
-            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        if trace_header is None:
+            trace_header = self._lambda_trace_header()
+        self._trace_headers[rid] = trace_header
         init_res = None
         restore_res = None
         suppressed = False
@@ -2216,9 +2253,9 @@ class Emulator:
 
     def _invoke_mi_slot(self, rid, payload, trace_header, client_context, cognito_identity, content_type):
         first_record = len(self.emitted)
-        if trace_header is None and self.quirks["generate_trace_header"]:
-            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        if trace_header is None:
+            trace_header = self._lambda_trace_header()
+        self._trace_headers[rid] = trace_header
         init_res = None
         suppressed = False
         t_start = _mono_ns()
@@ -3208,7 +3245,8 @@ def _cmd_run(args):
                    init_timeout_s=args.init_timeout_s, shutdown_budget_ms=args.shutdown_budget_ms,
                    freeze=not args.no_freeze, quirks=quirks, faults=faults, log_path=args.log, work_dir=args.work_dir,
                    managed_instances=args.managed_instances,
-                   max_concurrency=args.max_concurrency if args.managed_instances else None)
+                   max_concurrency=args.max_concurrency if args.managed_instances else None,
+                   tracing_mode=args.tracing_mode)
     rc = 0
     try:
         print("runtime API: %s" % emu.runtime_api)
@@ -3285,6 +3323,8 @@ def main(argv=None):
                    help="Lambda Managed Instances: the --invoke payloads run concurrently")
     p.add_argument("--max-concurrency", type=int, default=2, help="Managed Instances: invocations at once")
     p.add_argument("--region", default="us-east-1")
+    p.add_argument("--tracing-mode", default="PassThrough", choices=["PassThrough", "Active"],
+                   help="the header Lambda makes for a call without one: Sampled=0, or X-Ray's default rule")
     p.add_argument("--account-id", default="123456789012")
     p.add_argument("--env", action="append", metavar="K=V", help="customer environment variable (repeatable)")
     p.add_argument("--quirk", action="append", metavar="K=V", help="schema/era quirk, JSON value (repeatable)")

@@ -194,11 +194,15 @@ class ShapeTests(unittest.TestCase):
         self.assertEqual(rh["lambda-runtime-trace-id"],
                          "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%s;Sampled=1" % span_id)
 
+        # no caller header: Lambda (PassThrough, the default) makes one, not sampled
         r2 = box.emu.invoke(b'{"action":"echo"}')
         ev2 = box.events("p")[1]
-        self.assertNotIn("tracing", ev2)
+        made = box.emu.trace_header_of(r2.request_id)
+        self.assertRegex(made, r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
+        self.assertLessEqual(abs(int(made[7:15], 16) - time.time()), 60)
+        self.assertEqual(ev2["tracing"], {"type": "X-Amzn-Trace-Id", "value": made})
         rh2 = json.loads(r2.response)["headers"]
-        self.assertNotIn("lambda-runtime-trace-id", rh2)
+        self.assertEqual(rh2["lambda-runtime-trace-id"], made)
         self.assertNotIn("lambda-runtime-client-context", rh2)
         start2 = [x for x in r2.records if x["type"] == "platform.start"][0]["record"]
         self.assertEqual(start2, {"requestId": r2.request_id, "version": "$LATEST"})
@@ -208,6 +212,49 @@ class ShapeTests(unittest.TestCase):
         self.assertEqual(json.loads(r3.response)["headers"]["lambda-runtime-trace-id"], UNSAMPLED)
         start3 = [x for x in r3.records if x["type"] == "platform.start"][0]["record"]
         self.assertNotIn("tracing", start3)
+
+    def test_lambda_made_headers_per_tracing_mode(self):
+        # PassThrough (default): every header-less call gets a fresh Root and Parent, Sampled=0
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        rs = [box.emu.invoke(FAST) for _ in range(3)]
+        made = [box.emu.trace_header_of(r.request_id) for r in rs]
+        self.assertTrue(all(h.endswith(";Sampled=0") for h in made), made)
+        self.assertEqual(len({h.split(";")[0] for h in made}), 3)
+        self.assertEqual(len({h.split(";")[1] for h in made}), 3)
+        self.assertEqual([e["tracing"]["value"] for e in box.events("p")], made)
+        # a caller's header is never replaced
+        r = box.emu.invoke(FAST, trace_header=UNSAMPLED)
+        self.assertEqual(box.emu.trace_header_of(r.request_id), UNSAMPLED)
+        with self.assertRaises(ValueError):
+            lambda_emulator.Emulator(root=box.root, runtime=[PY, BOOT], tracing_mode="active")
+
+    def test_active_mode_samples_by_xrays_default_rule(self):
+        box = Box(self, probes={"p": {}}, tracing_mode="Active")
+        box.emu.start()
+        rs = box.emu.invoke_many([FAST] * 40)
+        by_second = {}
+        for r in rs:
+            h = box.emu.trace_header_of(r.request_id)
+            self.assertRegex(h, r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$")
+            by_second.setdefault(h[7:15], []).append(h.endswith("Sampled=1"))
+        # the first call of each second is sampled; of the rest about 5 % (fewer than half, p < 1e-9)
+        sampled = sum(sum(v) for v in by_second.values())
+        self.assertGreaterEqual(sampled, len(by_second))
+        self.assertTrue(all(any(v) for v in by_second.values()))
+        self.assertLess(sampled - len(by_second), 20)
+        # sampled ones carry tracing (with Lambda's spanId) in platform.start
+        for r in rs:
+            start = [x for x in r.records if x["type"] == "platform.start"][0]["record"]
+            self.assertEqual("tracing" in start, box.emu.trace_header_of(r.request_id).endswith("Sampled=1"))
+
+    def test_generate_trace_header_false_invents_none(self):
+        box = Box(self, probes={"p": {}}, quirks={"generate_trace_header": False})
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"echo"}')
+        self.assertIsNone(box.emu.trace_header_of(r.request_id))
+        self.assertNotIn("tracing", box.events("p")[0])
+        self.assertNotIn("lambda-runtime-trace-id", json.loads(r.response)["headers"])
 
     def test_shutdown_event_shape(self):
         box = Box(self, probes={"p": {}})

@@ -126,6 +126,68 @@ static void test_invalid_values_fall_back(void **state)
     check_invalid("LAMBDA_TRACER_LISTENER_PORT", "9001", "0 (any free port)");
     check_invalid("LAMBDA_TRACER_LISTENER_PORT", "65536", "0");
     check_invalid("LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", "2001", "1000");
+    check_invalid("LAMBDA_TRACER_SAMPLING", "always", "smart");
+    check_invalid("LAMBDA_TRACER_SAMPLING", "all ", "smart");
+    check_invalid("LAMBDA_TRACER_SAMPLING", huge, "smart");
+    check_invalid("LAMBDA_TRACER_SLOW_MS", "900001", "0");
+    check_invalid("LAMBDA_TRACER_SLOW_MS", "-1", "0");
+    check_invalid("LAMBDA_TRACER_SLOW_MS", "1.5", "0");
+    check_invalid("LAMBDA_TRACER_TRACE_UNSAMPLED", "sometimes", "false");
+}
+
+static void test_sampling_settings(void **state)
+{
+    static const struct {
+        const char *sampling, *unsampled;
+        enum sampling_policy want;
+        bool deprecated;
+    } cases[] = {
+        {NULL, NULL, SAMPLING_POLICY_SMART, false},
+        {"smart", NULL, SAMPLING_POLICY_SMART, false},
+        {"HEADER", NULL, SAMPLING_POLICY_HEADER, false},
+        {"all", NULL, SAMPLING_POLICY_ALL, false},
+        /* the deprecated alias: true is "all", false changes nothing */
+        {NULL, "true", SAMPLING_POLICY_ALL, true},
+        {NULL, "false", SAMPLING_POLICY_SMART, true},
+        /* an explicit LAMBDA_TRACER_SAMPLING wins over it */
+        {"header", "true", SAMPLING_POLICY_HEADER, true},
+        {"smart", "1", SAMPLING_POLICY_SMART, true},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fake_env env = {0};
+        struct config cfg;
+        int n = 0;
+        if (cases[i].sampling != NULL) {
+            env.pairs[n][0] = "LAMBDA_TRACER_SAMPLING";
+            env.pairs[n++][1] = cases[i].sampling;
+        }
+        if (cases[i].unsampled != NULL) {
+            env.pairs[n][0] = "LAMBDA_TRACER_TRACE_UNSAMPLED";
+            env.pairs[n][1] = cases[i].unsampled;
+        }
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_int_equal(cfg.sampling, cases[i].want);
+        assert_int_equal(cfg.trace_unsampled_deprecated, cases[i].deprecated);
+    }
+}
+
+static void test_slow_ms(void **state)
+{
+    static const char *const values[] = {"0", "1", "250", "900000"};
+    static const uint32_t want[] = {0, 1, 250, 900000};
+    struct fake_env env = {0};
+    struct config cfg;
+    (void)state;
+    load(&env, &cfg);
+    assert_int_equal(cfg.slow_ms, 0); /* auto */
+    for (size_t i = 0; i < 4; i++) {
+        struct fake_env e = {.pairs = {{"LAMBDA_TRACER_SLOW_MS", values[i]}}};
+        load(&e, &cfg);
+        assert_int_equal(e.warnings, 0);
+        assert_int_equal(cfg.slow_ms, want[i]);
+    }
 }
 
 static void test_empty_value_is_unset(void **state)
@@ -256,6 +318,8 @@ int main(void)
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_parse_types_and_bool),
         cmocka_unit_test(test_parse_host_port),
+        cmocka_unit_test(test_sampling_settings),
+        cmocka_unit_test(test_slow_ms),
         cmocka_unit_test(test_parse_otlp_headers),
         cmocka_unit_test(test_unusable_endpoint_settings_fall_back),
     };

@@ -8,11 +8,12 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tracer.h"
 #include "fail_alloc.h"
 
-#define MAX_EMITTED 8
+#define MAX_EMITTED 16
 static struct trace_segment emitted[MAX_EMITTED];
 static bool emitted_final[MAX_EMITTED];
 static int n_emitted;
@@ -32,7 +33,7 @@ static struct tracer *new_tracer_tail(bool trace_unsampled, unsigned tail_lines,
         .function_name = "demo-fn",
         .function_version = "$LATEST",
         .region = "us-east-1",
-        .trace_unsampled = trace_unsampled,
+        .sampling = trace_unsampled ? SAMPLING_POLICY_ALL : SAMPLING_POLICY_HEADER,
         .timeout_margin_us = 200000,
         .log_tail_lines = tail_lines,
         .log_tail_max_bytes = tail_bytes,
@@ -50,7 +51,7 @@ static struct tracer *new_tracer(bool trace_unsampled)
         .account_id = "123456789012",
         .region = "us-east-1",
         .memory_size_mb = 128,
-        .trace_unsampled = trace_unsampled,
+        .sampling = trace_unsampled ? SAMPLING_POLICY_ALL : SAMPLING_POLICY_HEADER,
         .timeout_margin_us = 200000,
         .emit = on_emit,
     };
@@ -271,13 +272,259 @@ static void test_sampled_zero_is_honoured_unless_forced(void **state)
     warm_invoke(t, "u1", h, "success", NULL, 30);
     assert_int_equal(n_emitted, 0);
     tracer_get_stats(t, &st);
-    assert_int_equal(st.unsampled, 1);
+    assert_int_equal(st.dropped, 1);
+    assert_string_equal(st.first_dropped, "u1");
     tracer_destroy(t);
 
     t = new_tracer(true);
     warm_invoke(t, "u1", h, "success", NULL, 30);
     assert_int_equal(n_emitted, 1);
-    assert_false(emitted[0].sampled);
+    assert_true(emitted[0].sampled); /* exported: sampled by our decision */
+    assert_string_equal(find_attr(&emitted[0], "sampled_by")->str, "cold_start");
+    /* joins the header's Root as a root segment: its Parent is never sent */
+    assert_string_equal(emitted[0].trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    assert_string_equal(emitted[0].parent_id, "");
+    assert_string_equal(find_attr(&emitted[0], "upstream_parent_id")->str, "53995c3f42cd8ad8");
+    tracer_destroy(t);
+}
+
+
+/* --- the default sampling policy ------------------------------------------ */
+
+static struct tracer *new_smart_tracer(uint32_t slow_ms)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn",
+        .function_version = "$LATEST",
+        .region = "us-east-1",
+        .sampling = SAMPLING_POLICY_SMART,
+        .slow_ms = slow_ms,
+        .timeout_margin_us = 200000,
+        .emit = on_emit,
+    };
+    n_emitted = 0;
+    return tracer_new(&o);
+}
+
+static void iso(int64_t us, char *out, size_t size)
+{
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000 / 1000));
+}
+
+/* One invocation with a 3 s budget starting at start_us (ms precision),
+ * lasting dur_ms; report == false stops after runtimeDone. */
+static void run_inv(struct tracer *t, const char *rid, const char *header, int64_t start_us, int dur_ms,
+                    const char *status, bool report)
+{
+    char buf[2048], a[96], b[96];
+    invoke(t, rid, start_us, start_us / 1000 + 3000, header);
+    iso(start_us, a, sizeof(a));
+    iso(start_us + dur_ms * 1000LL, b, sizeof(b));
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%s\"}},"
+             "{\"time\":\"%s\",\"type\":\"platform.runtimeDone\",\"record\":{\"requestId\":\"%s\","
+             "\"status\":\"%s\",\"metrics\":{\"durationMs\":%d.0}}}]",
+             a, rid, b, rid, status, dur_ms);
+    feed(t, buf);
+    if (!report)
+        return;
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"%s\","
+             "\"status\":\"%s\",\"metrics\":{\"durationMs\":%d.0}}}]",
+             b, rid, status, dur_ms);
+    feed(t, buf);
+}
+
+#define ZERO(root) "Root=" root ";Parent=53995c3f42cd8ad8;Sampled=0"
+#define ROOT_NEVER "1-5759e988-bd862e3fe1be46a9ffffffff" /* never in the 5 % */
+#define ROOT_ALWAYS "1-5759e988-bd862e3fe1be46a900000001" /* always in the 5 % */
+
+static const char *reason_of(int i)
+{
+    const struct trace_attr *a = find_attr(&emitted[i], "sampled_by");
+    assert_non_null(a);
+    return a->str;
+}
+
+static void test_smart_keeps_what_matters_and_samples_the_rest(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    struct tracer_stats st;
+    (void)state;
+    /* the first invocation is the cold start, whatever its header */
+    run_inv(t, "cold", ZERO(ROOT_NEVER), T0, 10, "success", true);
+    assert_int_equal(n_emitted, 1);
+    assert_string_equal(reason_of(0), "cold_start");
+    /* second T0+1: the first fast one takes the reservoir, the next ones are
+     * dropped unless their trace id is in the 5 % */
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    assert_int_equal(n_emitted, 2);
+    assert_string_equal(reason_of(1), "reservoir");
+    run_inv(t, "drop1", ZERO(ROOT_NEVER), T0 + 1100000, 10, "success", true);
+    run_inv(t, "drop2", NULL, T0 + 1200000, 10, "success", true); /* a new trace id: random, usually out */
+    run_inv(t, "ratio", ZERO(ROOT_ALWAYS), T0 + 1300000, 10, "success", true);
+    tracer_get_stats(t, &st);
+    assert_string_equal(emitted[n_emitted - 1].request_id, "ratio");
+    assert_string_equal(reason_of(n_emitted - 1), "ratio");
+    assert_int_equal(st.dropped + (uint64_t)n_emitted, 5);
+    assert_true(st.dropped >= 1);
+    assert_string_equal(st.first_dropped, "drop1");
+    /* failures, slow ones and Sampled=1 are kept in the same second */
+    int before = n_emitted;
+    run_inv(t, "err", ZERO(ROOT_NEVER), T0 + 1400000, 10, "error", true);
+    run_inv(t, "slow", ZERO(ROOT_NEVER), T0 + 1500000, 1501, "success", true); /* half of 3 s */
+    run_inv(t, "notslow", ZERO(ROOT_NEVER), T0 + 1600000, 1500, "success", true);
+    run_inv(t, "hdr", "Root=" ROOT_NEVER ";Parent=53995c3f42cd8ad8;Sampled=1", T0 + 1700000, 10, "success", true);
+    assert_int_equal(n_emitted, before + 3);
+    assert_string_equal(emitted[before].request_id, "err");
+    assert_string_equal(reason_of(before), "outcome");
+    assert_string_equal(emitted[before + 1].request_id, "slow");
+    assert_string_equal(reason_of(before + 1), "slow");
+    assert_string_equal(emitted[before + 2].request_id, "hdr");
+    assert_string_equal(reason_of(before + 2), "header");
+    /* the Sampled=1 one joins root and parent; Sampled=0 ones the root only */
+    assert_string_equal(emitted[before + 2].parent_id, "53995c3f42cd8ad8");
+    assert_string_equal(emitted[before].trace_id, ROOT_NEVER);
+    assert_string_equal(emitted[before].parent_id, "");
+    /* the next second: a reservoir again */
+    run_inv(t, "res2", ZERO(ROOT_NEVER), T0 + 2000000, 10, "success", true);
+    assert_string_equal(emitted[n_emitted - 1].request_id, "res2");
+    assert_string_equal(reason_of(n_emitted - 1), "reservoir");
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.kept[SAMPLING_BY_COLD_START], 1);
+    assert_int_equal(st.kept[SAMPLING_BY_RESERVOIR], 2);
+    assert_int_equal(st.kept[SAMPLING_BY_OUTCOME], 1);
+    assert_int_equal(st.kept[SAMPLING_BY_SLOW], 1);
+    assert_int_equal(st.kept[SAMPLING_BY_HEADER], 1);
+    assert_true(st.kept[SAMPLING_BY_RATIO] >= 1);
+    assert_int_equal(st.segments, (uint64_t)n_emitted);
+    tracer_destroy(t);
+}
+
+static void test_smart_slow_ms_setting(void **state)
+{
+    struct tracer *t = new_smart_tracer(50);
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    run_inv(t, "fast", ZERO(ROOT_NEVER), T0 + 1100000, 50, "success", true);
+    run_inv(t, "slow", ZERO(ROOT_NEVER), T0 + 1200000, 51, "success", true);
+    assert_int_equal(n_emitted, 3);
+    assert_string_equal(emitted[2].request_id, "slow");
+    assert_string_equal(reason_of(2), "slow");
+    tracer_destroy(t);
+}
+
+static void test_smart_timeout_in_progress_is_kept_and_followed(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    char start[160];
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    assert_int_equal(n_emitted, 2);
+    /* Sampled=0, the reservoir of its second taken: about to time out, it
+     * is exported anyway, as a failure */
+    invoke(t, "stuck", T0 + 1100000, (T0 + 1100000) / 1000 + 3000, ZERO(ROOT_NEVER));
+    snprintf(start, sizeof(start), "[{\"time\":\"2024-05-20T16:29:46.100Z\",\"type\":\"platform.start\","
+                                   "\"record\":{\"requestId\":\"stuck\"}}]");
+    feed(t, start);
+    assert_true(tracer_tick(t, T0 + 1200000) == T0 + 1100000 + 2800000);
+    assert_int_equal(n_emitted, 2);
+    assert_true(tracer_tick(t, T0 + 3900000) == -1);
+    assert_int_equal(n_emitted, 3);
+    assert_false(emitted_final[2]);
+    assert_string_equal(reason_of(2), "outcome");
+    assert_true(find_attr(&emitted[2], "timing_out")->b);
+    assert_string_equal(emitted[2].trace_id, ROOT_NEVER);
+    /* it made it after all, fast by the slow rule's measure?  no: the final
+     * version follows whatever it says, so X-Ray is not left with an
+     * in-progress segment forever */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:48.950Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"stuck\",\"status\":\"success\"}},"
+            "{\"time\":\"2024-05-20T16:29:48.951Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"stuck\",\"status\":\"success\",\"metrics\":{\"durationMs\":2850.0}}}]");
+    assert_int_equal(n_emitted, 4);
+    assert_true(emitted_final[3]);
+    assert_string_equal(emitted[3].id, emitted[2].id);
+    assert_string_equal(reason_of(3), "slow");
+    tracer_destroy(t);
+
+    /* the header-only policy drops it, as before */
+    t = new_tracer(false);
+    invoke(t, "stuck", T0, T0 / 1000 + 1000, ZERO(ROOT_NEVER));
+    assert_true(tracer_tick(t, T0 + 800000) == -1);
+    assert_int_equal(n_emitted, 0);
+    tracer_destroy(t);
+}
+
+static void test_smart_eager_version_draws_once_and_final_follows(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    struct ext_event ev;
+    struct tracer_stats st;
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    /* eager: runtimeDone exports an in-progress version; it takes the
+     * reservoir of its second */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EXT_EVENT_INVOKE;
+    ev.deadline_ms = T0 / 1000 + 4000;
+    snprintf(ev.request_id, sizeof(ev.request_id), "eager");
+    snprintf(ev.trace_header, sizeof(ev.trace_header), "%s", ZERO(ROOT_NEVER));
+    tracer_on_invoke(t, &ev, T0 + 1000000, true);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"eager\"}},"
+            "{\"time\":\"2024-05-20T16:29:46.010Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"eager\",\"status\":\"success\"}}]");
+    assert_int_equal(n_emitted, 2);
+    assert_false(emitted_final[1]);
+    assert_string_equal(reason_of(1), "reservoir");
+    /* another of the same second: the reservoir is gone */
+    run_inv(t, "other", ZERO(ROOT_NEVER), T0 + 1500000, 10, "success", true);
+    assert_int_equal(n_emitted, 2);
+    /* the eager one's report: its final version follows, same reason, and
+     * it does not draw again */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.020Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"eager\",\"status\":\"success\",\"metrics\":{\"durationMs\":20.0}}}]");
+    assert_int_equal(n_emitted, 3);
+    assert_true(emitted_final[2]);
+    assert_string_equal(reason_of(2), "reservoir");
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.kept[SAMPLING_BY_RESERVOIR], 1);
+    assert_int_equal(st.dropped, 1);
+    assert_string_equal(st.first_dropped, "other");
+    tracer_destroy(t);
+}
+
+static void test_smart_shutdown_and_failed_init_are_outcomes(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    struct ext_event sd;
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    /* open at SHUTDOWN (reset): a failure */
+    invoke(t, "open", T0 + 1100000, (T0 + 1100000) / 1000 + 3000, ZERO(ROOT_NEVER));
+    memset(&sd, 0, sizeof(sd));
+    sd.type = EXT_EVENT_SHUTDOWN;
+    sd.shutdown_reason = EXT_SHUTDOWN_FAILURE;
+    tracer_on_shutdown(t, &sd, T0 + 1150000);
+    assert_int_equal(n_emitted, 3);
+    assert_string_equal(reason_of(2), "outcome");
+    tracer_destroy(t);
+
+    t = new_smart_tracer(0);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:44.800Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:29:44.900Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"error\","
+            "\"errorType\":\"Runtime.Unknown\",\"metrics\":{\"durationMs\":100.0}}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_string_equal(reason_of(0), "outcome");
     tracer_destroy(t);
 }
 
@@ -533,6 +780,11 @@ int main(void)
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),
         cmocka_unit_test(test_sampled_zero_is_honoured_unless_forced),
+        cmocka_unit_test(test_smart_keeps_what_matters_and_samples_the_rest),
+        cmocka_unit_test(test_smart_slow_ms_setting),
+        cmocka_unit_test(test_smart_timeout_in_progress_is_kept_and_followed),
+        cmocka_unit_test(test_smart_eager_version_draws_once_and_final_follows),
+        cmocka_unit_test(test_smart_shutdown_and_failed_init_are_outcomes),
         cmocka_unit_test(test_shutdown_closes_open_invocations),
         cmocka_unit_test(test_in_progress_before_deadline_then_final_same_id),
         cmocka_unit_test(test_provisioned_init_gap_not_added),
