@@ -144,12 +144,16 @@ static bool slot_read(const struct disk_slot *d, struct journal_entry *ret)
     return true;
 }
 
-/* One whole slot in one write.  A failure turns the journal off. */
+/* One whole slot in one write.  A failure turns the journal off and
+ * returns its cause: -EFBIG (a file size limit: SIGXFSZ is ignored by
+ * main), -ENOSPC (a full /tmp), -EIO or another negative errno.  A short
+ * write (the limit falls inside the slot) is followed by one more for the
+ * rest, which fails with the real cause. */
 static int slot_write(struct journal *j, int slot, const struct journal_entry *e)
 {
     unsigned char raw[JOURNAL_SLOT_BYTES];
     struct disk_slot d;
-    ssize_t w;
+    size_t done = 0;
 
     memset(raw, 0, sizeof(raw));
     if (e != NULL) {
@@ -171,12 +175,17 @@ static int slot_write(struct journal *j, int slot, const struct journal_entry *e
         d.checksum = fnv1a(&d, offsetof(struct disk_slot, checksum));
         memcpy(raw, &d, sizeof(d));
     }
-    do
-        w = pwrite(j->fd, raw, sizeof(raw), (off_t)slot * JOURNAL_SLOT_BYTES);
-    while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)sizeof(raw)) {
-        atomic_store(&j->failed, true);
-        return -EIO;
+    while (done < sizeof(raw)) {
+        ssize_t w = pwrite(j->fd, raw + done, sizeof(raw) - done,
+                           (off_t)slot * JOURNAL_SLOT_BYTES + (off_t)done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int r = w < 0 && errno > 0 ? -errno : -EIO;
+            atomic_store(&j->failed, true);
+            return r;
+        }
+        done += (size_t)w;
     }
     return 0;
 }
@@ -239,13 +248,12 @@ int journal_open(const char *path, struct journal **ret, struct journal_entry *f
             have = JOURNAL_SLOT_BYTES;
         if (atomic_load(&j->busy[i]) || (!unreadable && memcmp(all + at, zeros, have) == 0))
             continue;
-        if (slot_write(j, i, NULL) < 0)
-            break;
-    }
-    if (atomic_load(&j->failed)) {
-        close(j->fd);
-        free(j);
-        return -EIO;
+        int r = slot_write(j, i, NULL);
+        if (r < 0) {
+            close(j->fd);
+            free(j);
+            return r;
+        }
     }
     *ret_found_n = n;
     *ret = j;
@@ -297,7 +305,7 @@ int journal_done(struct journal *j, const char *request_id, int64_t done_us, int
     j->mem[slot].done_us = done_us;
     j->mem[slot].done_status = status;
     copy_field(j->mem[slot].done_error, sizeof(j->mem[slot].done_error), error_type);
-    return slot_write(j, slot, &j->mem[slot]);
+    return slot_write(j, slot, &j->mem[slot]) < 0 ? -EIO : 0;
 }
 
 void journal_release(struct journal *j, int slot)
