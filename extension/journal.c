@@ -50,6 +50,7 @@ _Static_assert(sizeof(struct disk_slot) <= JOURNAL_SLOT_BYTES, "a slot must fit 
 
 struct journal {
     int fd;
+    bool opened; /* journal_open is done: the slots are ours */
     _Atomic bool failed;
     /* 1 while the slot holds an invocation; set by the pipeline thread,
      * cleared by whoever releases the slot, after its write. */
@@ -144,6 +145,20 @@ static bool slot_read(const struct disk_slot *d, struct journal_entry *ret)
     return true;
 }
 
+/* The first write failure turns the journal off and, once the slots are
+ * ours, empties the file: our entries could no longer be cleared when
+ * their segments are exported, and a next process believing them would
+ * export those invocations again, as failures.  (A failure inside
+ * journal_open leaves a predecessor's file as it was.)  ftruncate to 0
+ * needs no space and is not limited by RLIMIT_FSIZE. */
+static void turn_off(struct journal *j)
+{
+    if (atomic_exchange(&j->failed, true) || !j->opened)
+        return;
+    int r = ftruncate(j->fd, 0);
+    (void)r; /* if even this fails, nothing else is left to try */
+}
+
 /* One whole slot in one write.  A failure turns the journal off and
  * returns its cause: -EFBIG (a file size limit: SIGXFSZ is ignored by
  * main), -ENOSPC (a full /tmp), -EIO or another negative errno.  A short
@@ -182,7 +197,7 @@ static int slot_write(struct journal *j, int slot, const struct journal_entry *e
             continue;
         if (w <= 0) {
             int r = w < 0 && errno > 0 ? -errno : -EIO;
-            atomic_store(&j->failed, true);
+            turn_off(j);
             return r;
         }
         done += (size_t)w;
@@ -255,6 +270,7 @@ int journal_open(const char *path, struct journal **ret, struct journal_entry *f
             return r;
         }
     }
+    j->opened = true;
     *ret_found_n = n;
     *ret = j;
     return 0;
@@ -321,7 +337,8 @@ void journal_close(struct journal *j, bool clear_all)
 {
     if (j == NULL)
         return;
-    if (clear_all && !atomic_load(&j->failed) && ftruncate(j->fd, 0) < 0)
+    /* Also when the journal is off: a begin may have raced its turn_off. */
+    if (clear_all && ftruncate(j->fd, 0) < 0 && !atomic_load(&j->failed))
         for (int i = 0; i < JOURNAL_SLOTS; i++)
             (void)slot_write(j, i, NULL);
     close(j->fd);

@@ -330,6 +330,11 @@ static void test_file_size_limit_at_open(void **state)
         assert_int_equal(r, -EFBIG);
         assert_int_equal(n, 0);
         assert_ptr_equal(j, (struct journal *)&found);
+        /* a predecessor's file is left as it was (what it holds may still
+         * be recovered by a process without the limit) */
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, JOURNAL_SLOTS * 256);
         /* without the limit the same file opens and is wiped */
         j = open_expect(0, found);
         journal_close(j, false);
@@ -354,9 +359,10 @@ static void test_file_size_limit_at_open(void **state)
 
 /* The limit falls inside the second slot: the first invocation is
  * journaled, the second write is short and then refused; the journal is
- * off (begin, done refused; release and close write nothing), and what
- * the cut write left behind is never believed by the next process, while
- * the intact first slot still is. */
+ * off (begin, done refused; release writes nothing) and the file emptied:
+ * the first entry could not be cleared once exported any more, and a next
+ * process must not export it again as a failure.  Not even a process
+ * killed before its clean exit leaves it behind. */
 static void test_file_size_limit_mid_slot(void **state)
 {
     struct journal_entry found[JOURNAL_SLOTS];
@@ -370,23 +376,30 @@ static void test_file_size_limit_mid_slot(void **state)
     bool ok = journal_ok(j);
     int sc = journal_begin(j, &b);
     int d = journal_done(j, "req-a", 5, 1, NULL);
+    struct stat st;
+    int st_r = stat(path, &st);
     journal_release(j, sa);
-    journal_close(j, true); /* a clean exit, but the journal is off: nothing written */
+    journal_close(j, false); /* as if killed: no clean exit */
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     assert_int_equal(sa, 0);
     assert_int_equal(sb, -EIO);
     assert_false(ok);
     assert_int_equal(sc, -ENODEV);
     assert_int_equal(d, -ENODEV);
-    struct stat st;
+    assert_int_equal(st_r, 0);
+    assert_int_equal(st.st_size, 0);
+    j = open_expect(0, found);
+    journal_close(j, true);
+    /* the same with a clean exit after the failure */
+    j = open_expect(0, found);
+    old = fsize_limit(256 + 100);
+    sa = journal_begin(j, &a);
+    sb = journal_begin(j, &b);
+    journal_close(j, true);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_true(sa == 0 && sb == -EIO);
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_size, 256 + 100);
-    j = open_expect(1, found);
-    assert_string_equal(found[0].request_id, "req-a");
-    assert_false(found[0].done);
-    journal_close(j, false);
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_size, 256 + 256); /* the torn slot wiped whole */
+    assert_int_equal(st.st_size, 0);
 }
 
 /* runtimeDone's write refused by the limit: -EIO (what the pipeline looks
