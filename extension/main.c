@@ -525,9 +525,11 @@ int main(int argc, char **argv)
      * file, the journal) with SIGXFSZ.  Ignored, the write fails (EPIPE,
      * EFBIG) and the journal turns itself off instead.  Without this,
      * journal_open hitting the limit left SIGXFSZ pending on the main
-     * thread, fatal when its signal mask was restored. */
+     * thread, fatal when its signal mask was restored.  A CPU time soft
+     * limit (RLIMIT_CPU) only warns with SIGXCPU: ignored too. */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
+    signal(SIGXCPU, SIG_IGN);
     log_set_prefix(name);
     config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);

@@ -98,6 +98,33 @@ class FileSizeLimitTest(unittest.TestCase, FailOpenChecks):
         self.assertEqual(len([l for l in run.lines if "invocation journal unavailable (File too large)" in l]), 2)
 
 
+class LimitSignalTest(unittest.TestCase, Checks):
+    def test_limit_signals_are_ignored(self):
+        # the signals a resource limit sends (SIGXFSZ: file size, SIGXCPU: CPU time soft limit)
+        # and SIGPIPE must not kill the process, whichever thread they land on: sent from outside
+        # while the sandbox is frozen, they are delivered at the thaw of the next invocation
+        import signal
+        root = harness.make_root()
+        self.addCleanup(shutil.rmtree, root, True)
+        emu = harness.new_emulator(root)
+        self.addCleanup(emu.close)
+        emu.start()
+        results = [emu.invoke(payload=b'{"action":"fast"}')]
+        pid = emu.extension_pids()[harness.EXT_NAME]
+        for sig in (signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                self.fail("the extension died of the signal before %s" % sig.name)
+            results.append(emu.invoke(payload=b'{"action":"fast"}'))
+        sd = emu.shutdown()
+        lines = harness.output_lines(emu)
+        self.assertEqual([r.status for r in results], ["success"] * 4)
+        self.assertEqual(emu.extension_pids()[harness.EXT_NAME], pid)  # the same process throughout
+        self.assert_clean_exit(sd, lines)
+        self.assert_one_final_each(lines, results)
+
+
 class ShutdownReasonTest(unittest.TestCase, Checks):
     """SHUTDOWN's reason is named in the summary as Lambda (or AWS's RIE, on SIGTERM) sent it."""
 
