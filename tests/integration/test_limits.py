@@ -98,6 +98,42 @@ class FileSizeLimitTest(unittest.TestCase, FailOpenChecks):
         self.assertEqual(len([l for l in run.lines if "invocation journal unavailable (File too large)" in l]), 2)
 
 
+class FullTmpTest(unittest.TestCase, FailOpenChecks):
+    def test_full_tmp(self):
+        # /tmp on a tiny tmpfs, filled: the first journal write fails with ENOSPC (needs root to
+        # mount; skipped otherwise).  One line, every invocation exported, exit 0.
+        import subprocess
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="lt-fulltmp-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", tmp],
+                          capture_output=True).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here")
+        self.addCleanup(subprocess.run, ["umount", "-l", tmp], capture_output=True)
+        fd = os.open(os.path.join(tmp, "fill"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 1024) > 0:
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        root = harness.make_root()
+        self.addCleanup(shutil.rmtree, root, True)
+        emu = harness.new_emulator(root, tmp_dir=tmp)
+        self.addCleanup(emu.close)
+        emu.start()
+        results = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(3)]
+        sd = emu.shutdown()
+        lines = harness.output_lines(emu)
+        self.assertEqual([r.status for r in results], ["success"] * 3)
+        self.assert_clean_exit(sd, lines)
+        self.assert_one_final_each(lines, results)
+        self.assertEqual(len(journal_lines(lines)), 1, journal_lines(lines))
+        self.assertIn("invocation journal could not be written", journal_lines(lines)[0])
+        self.assertEqual(os.path.getsize(os.path.join(tmp, JOURNAL)), 0)
+
+
 class LimitSignalTest(unittest.TestCase, Checks):
     def test_limit_signals_are_ignored(self):
         # the signals a resource limit sends (SIGXFSZ: file size, SIGXCPU: CPU time soft limit)
