@@ -525,6 +525,16 @@ int main(int argc, char **argv)
     int status = EXIT_FAILURE;
     int r;
 
+    /* Before the first log line: a closed stderr must not kill us with
+     * SIGPIPE, nor a file size limit (RLIMIT_FSIZE: stderr redirected to a
+     * file, the journal) with SIGXFSZ.  Ignored, the write fails (EPIPE,
+     * EFBIG) and the journal turns itself off instead.  Without this,
+     * journal_open hitting the limit left SIGXFSZ pending on the main
+     * thread, fatal when its signal mask was restored.  A CPU time soft
+     * limit (RLIMIT_CPU) only warns with SIGXCPU: ignored too. */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGXCPU, SIG_IGN);
     log_set_prefix(name);
     config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);
@@ -534,7 +544,6 @@ int main(int argc, char **argv)
                          : rt.cfg.sampling == SAMPLING_POLICY_HEADER ? "header"
                                                                      : "smart");
     log_current_level = rt.cfg.log_level;
-    signal(SIGPIPE, SIG_IGN);
 
     if (runtime_api == NULL || runtime_api[0] == '\0') {
         log_error("AWS_LAMBDA_RUNTIME_API is not set: not running inside Lambda");

@@ -61,6 +61,10 @@ LOGS_DROPPED_REASON = ("Some logs were dropped because the downstream consumer i
 MIB = 1024 * 1024
 INIT_TYPES = ("on-demand", "provisioned-concurrency", "snap-start", "lambda-managed-instances")
 MI_INIT_TYPE = "lambda-managed-instances"
+# SHUTDOWN's shutdownReason as the wire spells it: Lambda's three (lower case on the wire, upper
+# case in the docs) and the one AWS's RIE resets with when it gets SIGTERM or SIGINT.
+SHUTDOWN_REASONS = ("spindown", "timeout", "failure", "SandboxTerminated")
+SIGTERM_SHUTDOWN_REASON = "SandboxTerminated"
 
 # Variables the runtime gets but external extensions do not (besides every "_"-prefixed key).
 RUNTIME_ONLY_VARS = frozenset({
@@ -567,6 +571,8 @@ class _Subscriber:
         self.q = collections.deque()      # (record, json_bytes, t_enqueued_ns)
         self.q_bytes = 0
         self.flush_req = False
+        self.busy = False                 # a batch taken from q whose first attempt is not over
+        self.failing = False              # the last delivery attempt failed
         self.drop_pending = [0, 0]        # bytes, records folded into the next logsDropped
         self.sock = None
         self.sock_key = None
@@ -596,6 +602,12 @@ class _Subscriber:
         return (not e._frozen and not e._delivery_hold and not e.faults["hold_telemetry"]
                 and self.dest is not None
                 and self.ext is not None and self.ext.alive)
+
+    def flush_pending_locked(self):
+        """Records are buffered or on their way and a flush would deliver them now: not when
+        nothing can be delivered, nor while the listener is failing (the retries go on, but
+        the platform does not wait for them)."""
+        return self.deliverable() and not self.failing and (bool(self.q) or self.busy)
 
     # --- dispatcher thread
     def _run(self):
@@ -632,7 +644,12 @@ class _Subscriber:
                     self.q_bytes -= len(data)
                     batch.append((rec, data))
                     size += len(data) + 1
+                self.busy = True
+                self.failing = False
             ok = self._deliver(batch)
+            with cv:
+                self.busy = False
+                cv.notify_all()
             if not ok and not emu._closed:
                 with cv:
                     n = len(batch)
@@ -678,6 +695,11 @@ class _Subscriber:
                           "method": "POST" if dest["protocol"] == "HTTP" else "TCP",
                           "path": dest.get("path"), "status": status, "records": len(recs),
                           "attempt": attempt, "bytes": len(body)})
+            with emu._cv:
+                # the attempt is over: a shutdown's flush waits no longer for this batch
+                self.busy = False
+                self.failing = not ok
+                emu._cv.notify_all()
             if ok:
                 return True
             if attempt < attempts:
@@ -1253,7 +1275,8 @@ class Emulator:
 
     def shutdown(self, reason="spindown"):
         """SHUTDOWN to the registered extensions (pending or next /event/next), SIGTERM the
-        runtime, SIGKILL whatever is alive at the end of the budget.  A later invoke() starts
+        runtime, SIGKILL whatever is alive at the end of the budget.  reason is sent as given
+        (SHUTDOWN_REASONS lists the real ones; "SandboxTerminated" is RIE's on SIGTERM).  A later invoke() starts
         a fresh environment (cold start).  Managed Instances: invocations in flight finish
         first (each is bounded by its timeout); new ones wait until the shutdown is over."""
         if self.managed_instances:
@@ -2585,8 +2608,21 @@ class Emulator:
                     p.killed = True
                     self._signal(p, signal.SIGKILL)
             result.runtime_killed = p.killed
-        # 2. extensions: SHUTDOWN to those registered for it, SIGKILL to the others
+        # 2. extensions: SHUTDOWN to those registered for it, SIGKILL to the others.  By default
+        # what is buffered goes out before SHUTDOWN: the flush was only requested above and runs
+        # on each subscriber's own thread, so wait until it has been answered (or has failed once,
+        # or cannot be delivered), for at most one answer timeout from the shutdown's start.
+        # Without this wait a loaded machine let the runtime's exit win the race, and an
+        # extension that exits at once on SHUTDOWN never got the last platform.report.
         with self._cv:
+            if tail_delay_ms is None:
+                for sub in self._subs.values():
+                    sub.flush_req = True
+                self._cv.notify_all()
+                flush_end = min(deadline_ns, t0 + int(self.quirks["delivery_timeout_ms"]) * 1_000_000)
+                while not self._closed and _mono_ns() < flush_end and any(
+                        sub.flush_pending_locked() for sub in self._subs.values()):
+                    self._cv.wait(min(0.05, max(0.001, (flush_end - _mono_ns()) / 1e9)))
             for ext in exts:
                 if ext.proc is None or ext.proc.exited:
                     continue
@@ -3248,6 +3284,16 @@ def _cmd_run(args):
                    max_concurrency=args.max_concurrency if args.managed_instances else None,
                    tracing_mode=args.tracing_mode)
     rc = 0
+    # RIE on SIGTERM or SIGINT resets the sandbox with reason SandboxTerminated: no further
+    # invoke, SHUTDOWN SandboxTerminated to the extensions.  (An invoke in flight is finished
+    # first here; RIE cuts it.)
+    terminated = []
+
+    def on_signal(signum, frame):
+        terminated.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
     try:
         print("runtime API: %s" % emu.runtime_api)
         if not args.no_start:
@@ -3266,6 +3312,9 @@ def _cmd_run(args):
         else:
             results = None
         for i, payload in enumerate(payloads):
+            if terminated:
+                print("signal %d: no further invoke" % terminated[0])
+                break
             r = results[i] if results is not None else emu.invoke(payload.encode(), trace_header=headers[i])
             print("invoke %d %s: %s%s duration=%.1f ms billed=%d ms maxMemoryUsed=%d MB init=%s response=%s" % (
                 i + 1, r.request_id, r.status, " (%s)" % r.error_type if r.error_type else "",
@@ -3279,7 +3328,9 @@ def _cmd_run(args):
                 rc = 1
                 if r.init_phase_ran and r.init and r.init.status != "success":
                     _print_tail(emu)
-        if args.shutdown:
+        if terminated:
+            _print_shutdown(emu.shutdown(SIGTERM_SHUTDOWN_REASON), "shutdown")
+        elif args.shutdown:
             _print_shutdown(emu.shutdown(args.shutdown), "shutdown")
         if args.records:
             with open(args.records, "w") as f:
@@ -3337,7 +3388,9 @@ def main(argv=None):
     p.add_argument("--trace-header", action="append", metavar="X-Amzn-Trace-Id",
                    help="trace header; one for all invokes or one per invoke")
     p.add_argument("--shutdown", default="spindown", nargs="?", const="spindown",
-                   help="shutdown reason at the end (spindown|timeout|failure); '' to skip")
+                   help="shutdown reason at the end (%s); '' to skip; SIGTERM or SIGINT "
+                        "stops the invokes and shuts down with %s" % ("|".join(SHUTDOWN_REASONS),
+                                                                      SIGTERM_SHUTDOWN_REASON))
     p.add_argument("--log", help="write the API log (JSONL) here")
     p.add_argument("--records", help="write every emitted telemetry record (JSONL) here")
     p.add_argument("--work-dir", help="directory for captured process output")

@@ -278,6 +278,44 @@ class ShapeTests(unittest.TestCase):
     def test_buffered_telemetry_flushed_before_shutdown_by_default(self):
         self.assertLess(self._report_after_shutdown_ns(Box(self, probes={"p": SUB})), 0)
 
+    def test_flush_before_shutdown_waits_for_the_answer(self):
+        # every POST takes 300 ms to answer: the flush of the last invocation's records (and of
+        # the Init batch still in flight at the freeze) outlasts the runtime's exit; SHUTDOWN
+        # still waits for it.  (The emulator used to request the flush and give SHUTDOWN at once:
+        # the probe exited and never got the report.)
+        # (an answer timeout longer than the budget: the wait is bounded by the deadline alone)
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="slow", PROBE_LISTENER_DELAY_MS="300")},
+                  quirks={"delivery_timeout_ms": 3000})
+        self.assertLess(self._report_after_shutdown_ns(box), 0)
+
+    def test_flush_before_shutdown_does_not_wait_for_retries(self):
+        # a failing listener: the first attempt is awaited, its retries are not (SHUTDOWN goes
+        # out before the second attempt, the extension keeps its budget)
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="fail")},
+                  quirks={"delivery_retries": 1, "delivery_backoff_ms": 1000})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        sd = box.emu.shutdown()
+        t_sd = [d["t"] for d in box.log("p", "event") if d["event"]["eventType"] == "SHUTDOWN"][0]
+        seconds = [d for d in box.emu.delivered if d["attempt"] == 2]
+        self.assertTrue(all(d["t_mono_ns"] > t_sd for d in seconds), (t_sd, seconds))
+        self.assertEqual(sd.extensions["p"].exit_code, 0)
+
+    def test_flush_before_shutdown_is_bounded_by_one_answer_timeout(self):
+        # a listener that never answers holds SHUTDOWN for one answer timeout, not the budget
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="slow", PROBE_LISTENER_DELAY_MS="5000")},
+                  quirks={"delivery_timeout_ms": 300, "delivery_retries": 0})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        sd = box.emu.shutdown()
+        ext = sd.extensions["p"]
+        self.assertTrue(ext.shutdown_delivered)
+        self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        sent = [c for c in box.emu.api_log if c.get("event") == "SHUTDOWN"]
+        self.assertEqual(len(sent), 1)
+        # given before the budget's end with most of it left: 2,000 ms minus one 300 ms timeout
+        self.assertGreater(sd.deadline_ms - box.emu._epoch_ms(sent[0]["t_mono_ns"]), 1000)
+
     def test_quirk_shutdown_telemetry_delay_delivers_the_tail_after_shutdown(self):
         box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="600")},
                   quirks={"shutdown_telemetry_delay_ms": 150})
@@ -1361,6 +1399,44 @@ class ShutdownTests(unittest.TestCase):
             self.assertGreaterEqual(e.ms_to_exit, (exit_ns - got["t"]) / 1e6 - 0.001)   # delivered before received
             self.assertGreaterEqual(e.ms_to_exit, delay)
             self.assertLess(e.ms_to_exit, delay + 250)
+
+    def test_every_shutdown_reason_reaches_the_extension(self):
+        # Lambda's three (lower case on the wire) and RIE's SIGTERM reason, verbatim
+        self.assertEqual(lambda_emulator.SHUTDOWN_REASONS, ("spindown", "timeout", "failure", "SandboxTerminated"))
+        for reason in lambda_emulator.SHUTDOWN_REASONS:
+            box = Box(self, probes={"p": {}})
+            box.emu.start()
+            box.emu.invoke(FAST)
+            sd = box.emu.shutdown(reason)
+            self.assertEqual(sd.reason, reason)
+            got = [e for e in box.events("p") if e["eventType"] == "SHUTDOWN"]
+            self.assertEqual([e["shutdownReason"] for e in got], [reason])
+            self.assertEqual(got[0]["deadlineMs"], sd.deadline_ms)
+            self.assertEqual(sd.extensions["p"].exit_code, 0)
+
+    def test_cli_sigterm_shuts_down_with_sandbox_terminated(self):
+        # like RIE: SIGTERM stops the invokes and resets with SHUTDOWN SandboxTerminated
+        box = Box(self, probes={"p": {}})
+        argv = [PY, os.path.join(HERE, "lambda_emulator.py"), "run", "--root", box.root,
+                "--runtime", "%s %s" % (PY, BOOT), "--env", "PROBE_LOG_DIR=%s" % box.logs]
+        for _ in range(5):
+            argv += ["--invoke", '{"action":"sleep","ms":300}']
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            self.assertTrue(wait_for(lambda: any(e["eventType"] == "INVOKE" for e in box.events("p")), 30),
+                            "the probe never got an INVOKE")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, out)
+        events = box.events("p")
+        self.assertEqual([e["shutdownReason"] for e in events if e["eventType"] == "SHUTDOWN"],
+                         ["SandboxTerminated"], out)
+        self.assertLess(sum(1 for e in events if e["eventType"] == "INVOKE"), 5, out)
+        self.assertIn("shutdown SandboxTerminated", out)
 
     def test_extension_not_registered_for_shutdown_is_killed(self):
         box = Box(self, probes={"invoke-only": {"PROBE_EVENTS": "INVOKE"}})
