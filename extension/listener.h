@@ -36,8 +36,10 @@ struct listener_stats {
     uint64_t body_bytes;
     uint64_t rejected;       /* answered 4xx/5xx: malformed, too large, wrong method */
     uint64_t refused;        /* connections closed at once (no memory for them) */
-    uint64_t evicted;        /* mid-request connections closed to make room for a new one */
-    uint64_t timed_out;      /* connections closed mid-request: idle, or over the request time cap */
+    uint64_t evicted;        /* connections closed to make room for a new one */
+    uint64_t evicted_kept_alive; /* of those, connections that had completed requests before */
+    uint64_t timed_out;      /* connections closed for want of progress: silent before their first
+                              * request or mid-request, or over the request time cap */
     uint64_t accept_failed;  /* accept() out of descriptors or memory (retried after a pause) */
 };
 

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -276,6 +277,251 @@ static void test_slots_held_mid_request_yield_to_a_new_connection(void **state)
     assert_int_equal(listener_start(&opts, &f->l, NULL), 0);
 }
 
+/* --- the platform is never dropped for another client's sake (issue 10.4) --- */
+
+static const char platform_post[] = "POST /telemetry HTTP/1.1\r\nHost: sandbox.localdomain\r\n"
+                                    "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n[]";
+
+/* Stops the fixture's listener, returns its counters and starts a fresh one
+ * (teardown stops whatever is there). */
+static struct listener_stats restart(struct fixture *f)
+{
+    struct listener_stats st;
+    struct listener_options opts = {.host = "127.0.0.1", .max_body_bytes = 1000, .on_body = on_body,
+                                    .ctx = &f->sink};
+    listener_stop(f->l, 0, &st);
+    assert_int_equal(listener_start(&opts, &f->l, NULL), 0);
+    f->port = listener_port(f->l);
+    return st;
+}
+
+/* Without waiting: whether the listener has closed fd (EOF or reset). */
+static bool closed_now(int fd)
+{
+    char b[64];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* One POST on fd; true when it was answered 200. */
+static bool post_ok(int fd)
+{
+    char buf[512];
+    if (send(fd, platform_post, sizeof(platform_post) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(platform_post) - 1)
+        return false;
+    read_until(fd, buf, sizeof(buf), "\r\n\r\n");
+    return strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0;
+}
+
+/* The issue's attack: every slot held by a slow sender, one more connection,
+ * then the platform connects, and one more connection arrives before the
+ * platform's bytes do.  The platform is answered every time. */
+static void test_platform_post_answered_past_slow_senders_every_time(void **state)
+{
+    struct fixture *f = *state;
+    int answered = 0;
+
+    for (int round = 0; round < 20; round++) {
+        int slow[LISTENER_MAX_CONNECTIONS];
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+            slow[i] = connect_to(f->port);
+            send_str(slow[i], "POST / HTTP/1.1\r\nContent-Length: 900\r\n\r\n[");
+        }
+        int extra = connect_to(f->port);
+        int platform = connect_to(f->port);
+        int after = connect_to(f->port);
+        answered += post_ok(platform);
+        close(after);
+        close(platform);
+        close(extra);
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+            close(slow[i]);
+    }
+    assert_int_equal(answered, 20);
+    struct listener_stats st = restart(f);
+    /* 19 connections a round against 16 slots: at least 3 made room each time */
+    assert_true(st.evicted >= 3 * 20);
+    assert_int_equal(st.evicted_kept_alive, 0);
+    assert_int_equal(st.refused, 0);
+}
+
+/* Connections that never send a byte fill the cap: newcomers take the slots
+ * of the oldest, each closing counted, and the platform is served. */
+static void test_idle_connections_yield_oldest_first_and_are_counted(void **state)
+{
+    struct fixture *f = *state;
+    int idle[LISTENER_MAX_CONNECTIONS];
+    int more[4];
+
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        idle[i] = connect_to(f->port);
+    for (size_t i = 0; i < 4; i++)
+        more[i] = connect_to(f->port);
+    int platform = connect_to(f->port);
+    assert_true(post_ok(platform));
+    /* the platform was accepted after every other: its answer means all
+     * five evictions have happened, the oldest five */
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        assert_int_equal(closed_now(idle[i]), i < 5);
+    for (size_t i = 0; i < 4; i++)
+        assert_false(closed_now(more[i]));
+    assert_true(post_ok(platform)); /* and kept alive */
+    struct listener_stats st = restart(f);
+    assert_int_equal(st.evicted, 5);
+    assert_int_equal(st.evicted_kept_alive, 0);
+    assert_int_equal(st.timed_out, 0);
+    assert_int_equal(st.refused, 0);
+    assert_int_equal(st.connections, LISTENER_MAX_CONNECTIONS + 5);
+    assert_int_equal(st.requests, 2);
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        close(idle[i]);
+    for (size_t i = 0; i < 4; i++)
+        close(more[i]);
+    close(platform);
+}
+
+/* The platform keeps its connection alive between deliveries: idle, it must
+ * not be what newcomers evict while connections that never completed a
+ * request (idle or trickling) hold slots. */
+static void test_kept_alive_connection_outlives_newcomers(void **state)
+{
+    struct fixture *f = *state;
+    int attackers[3 * LISTENER_MAX_CONNECTIONS];
+    int platform = connect_to(f->port);
+
+    assert_true(post_ok(platform));
+    for (size_t i = 0; i < sizeof(attackers) / sizeof(attackers[0]); i++) {
+        attackers[i] = connect_to(f->port);
+        if (i % 2 == 1)
+            send_str(attackers[i], "POST / HTTP/1.1\r\nContent-Length: 900\r\n\r\n[");
+    }
+    assert_true(post_ok(platform));
+    assert_false(closed_now(platform));
+    struct listener_stats st = restart(f);
+    /* 15 free slots, then each of the other 33 newcomers made room */
+    assert_int_equal(st.evicted, 3 * LISTENER_MAX_CONNECTIONS - (LISTENER_MAX_CONNECTIONS - 1));
+    assert_int_equal(st.evicted_kept_alive, 0);
+    for (size_t i = 0; i < sizeof(attackers) / sizeof(attackers[0]); i++)
+        close(attackers[i]);
+    close(platform);
+}
+
+/* When every slot is held by a connection that has completed requests, the
+ * one idle longest yields (and is counted as kept alive); one that has just
+ * been used again is kept. */
+static void test_served_connections_yield_least_recently_used(void **state)
+{
+    struct fixture *f = *state;
+    int served[LISTENER_MAX_CONNECTIONS];
+
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+        served[i] = connect_to(f->port);
+        assert_true(post_ok(served[i]));
+    }
+    assert_true(post_ok(served[0])); /* served[1] is now the least recently used */
+    int n1 = connect_to(f->port);
+    assert_true(post_ok(n1));
+    assert_true(closed_now(served[1]));
+    assert_false(closed_now(served[0]));
+    assert_false(closed_now(served[2]));
+    struct listener_stats st = restart(f);
+    assert_int_equal(st.evicted, 1);
+    assert_int_equal(st.evicted_kept_alive, 1);
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        close(served[i]);
+    close(n1);
+}
+
+/* A burst of connections larger than the cap right behind the platform's:
+ * connections accepted in the same round are read before any of them can be
+ * evicted, so the platform's request, already sent, is answered. */
+static void test_burst_behind_the_platform(void **state)
+{
+    struct fixture *f = *state;
+    int slow[LISTENER_MAX_CONNECTIONS];
+    int burst[3 * LISTENER_MAX_CONNECTIONS];
+    char buf[512];
+
+    for (int round = 0; round < 10; round++) {
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
+            slow[i] = connect_to(f->port);
+            send_str(slow[i], "POST / HTTP/1.1\r\nContent-Length: 900\r\n\r\n[");
+        }
+        int platform = connect_to(f->port);
+        send_str(platform, platform_post);
+        for (size_t i = 0; i < sizeof(burst) / sizeof(burst[0]); i++)
+            burst[i] = connect_to(f->port);
+        read_until(platform, buf, sizeof(buf), "\r\n\r\n");
+        assert_non_null(strstr(buf, "200 OK"));
+        close(platform);
+        for (size_t i = 0; i < sizeof(burst) / sizeof(burst[0]); i++)
+            close(burst[i]);
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+            close(slow[i]);
+    }
+}
+
+/* Churn: threads open and drop short connections (some silent, some with
+ * half a request) as fast as they can while the platform delivers on its
+ * kept-alive connection.  Every delivery is answered and the platform's
+ * connection is never taken. */
+struct churn {
+    uint16_t port;
+    _Atomic int stop;
+    _Atomic int opened;
+};
+
+static void *churn_main(void *arg)
+{
+    struct churn *c = arg;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(c->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    while (!c->stop) {
+        int fds[6];
+        for (size_t i = 0; i < 6; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0) {
+                c->opened++;
+                if (i % 3 == 1)
+                    (void)send(fds[i], "POST / HTTP/1.1\r\nContent-Le", 28, MSG_NOSIGNAL);
+            }
+        }
+        for (size_t i = 0; i < 6; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+    }
+    return NULL;
+}
+
+static void test_churn_never_costs_a_platform_delivery(void **state)
+{
+    struct fixture *f = *state;
+    struct churn c = {.port = f->port};
+    pthread_t th[4];
+    int answered = 0;
+    int platform = connect_to(f->port);
+
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, churn_main, &c), 0);
+    for (int i = 0; i < 300; i++) {
+        if (!post_ok(platform))
+            break;
+        answered++;
+    }
+    c.stop = 1;
+    for (size_t i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(answered, 300);
+    assert_true(c.opened > 0);
+    struct listener_stats st = restart(f);
+    assert_int_equal(st.evicted_kept_alive, 0);
+    assert_int_equal(st.refused, 0);
+    close(platform);
+}
+
 static void test_stop_with_open_connections(void **state)
 {
     struct fixture *f = *state;
@@ -329,6 +575,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oversized_headers_get_431, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_cap_and_slow_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slots_held_mid_request_yield_to_a_new_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_platform_post_answered_past_slow_senders_every_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connections_yield_oldest_first_and_are_counted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_alive_connection_outlives_newcomers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_served_connections_yield_least_recently_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_behind_the_platform, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_churn_never_costs_a_platform_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unresolvable_host_falls_back_to_loopback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use_is_an_error, setup, teardown),
