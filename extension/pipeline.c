@@ -266,6 +266,8 @@ static void finish_shutdown(struct pipeline *p)
     p->stats.recovered = ts.recovered;
     p->stats.unsampled = ts.unsampled;
     p->stats.closed_by_shutdown = ts.closed_by_shutdown;
+    p->stats.evicted_invocations = ts.evicted;
+    p->stats.evicted_announced = ts.evicted_announced;
 }
 
 static void set_drained(struct pipeline *p)

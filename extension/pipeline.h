@@ -75,6 +75,8 @@ struct pipeline_stats {
     uint64_t unsampled;        /* invocations not traced (Sampled=0) */
     uint64_t closed_by_shutdown;
     uint64_t recovered;        /* invocations of a killed predecessor, from the journal */
+    uint64_t evicted_invocations; /* forgotten or not tracked: the tracer's table was full */
+    uint64_t evicted_announced;   /* of those, announced by INVOKE */
     uint64_t journal_full;     /* invocations not journaled: every slot held */
 };
 

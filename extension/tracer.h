@@ -49,7 +49,9 @@ struct tracer_stats {
     uint64_t segments;           /* final segments emitted */
     uint64_t in_progress;        /* in-progress versions emitted */
     uint64_t unsampled;          /* invocations not traced because of Sampled=0 */
-    uint64_t evicted;            /* open invocations forgotten because the table was full */
+    uint64_t evicted;            /* open invocations forgotten, or new ones not tracked, because
+                                  * the table was full */
+    uint64_t evicted_announced;  /* of those, invocations INVOKE had announced (their context lost) */
     uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
     uint64_t recovered;          /* invocations of a killed process, from the journal */
     uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */
