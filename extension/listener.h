@@ -7,7 +7,10 @@
  * answers every complete POST at once with 200 and hands the body over
  * through the body callback, which runs on the listener thread and must not
  * block (it pushes onto the queue).  Request parsing is http_request's job;
- * caps: headers, body (413), connections, idle time.
+ * caps: headers, body (413), connections, idle time.  A new connection is
+ * never turned away for want of a slot: another yields, counted, and never
+ * the platform's kept-alive one while a connection that never completed a
+ * request holds a slot (listener.c says who yields).
  */
 #ifndef LAMBDA_TRACER_LISTENER_H
 #define LAMBDA_TRACER_LISTENER_H
