@@ -237,6 +237,7 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
              "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
              "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
              "listener_evicted=%llu listener_timed_out=%llu listener_refused=%llu listener_accept_failed=%llu "
+             "listener_evicted_kept_alive=%llu evicted_invocations=%llu evicted_announced=%llu "
              "shutdown_ms=%lld",
              ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
              (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
@@ -251,7 +252,8 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
              (unsigned long long)ps.unreported, (unsigned long long)ls.rejected,
              (unsigned long long)ls.evicted, (unsigned long long)ls.timed_out,
              (unsigned long long)ls.refused, (unsigned long long)ls.accept_failed,
-             (long long)(clock_mono_ms() - started_ms));
+             (unsigned long long)ls.evicted_kept_alive, (unsigned long long)ps.evicted_invocations,
+             (unsigned long long)ps.evicted_announced, (long long)(clock_mono_ms() - started_ms));
 }
 
 /* Tells the pipeline when our own part of Init ended: now, just before

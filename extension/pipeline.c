@@ -297,6 +297,8 @@ static void finish_shutdown(struct pipeline *p)
     p->stats.dropped = ts.dropped;
     memcpy(p->stats.kept, ts.kept, sizeof(p->stats.kept));
     p->stats.closed_by_shutdown = ts.closed_by_shutdown;
+    p->stats.evicted_invocations = ts.evicted;
+    p->stats.evicted_announced = ts.evicted_announced;
     note_first_drop(p);
 }
 

@@ -76,6 +76,8 @@ struct pipeline_stats {
     uint64_t kept[SAMPLING_REASON_COUNT]; /* exported invocations per sampled_by */
     uint64_t closed_by_shutdown;
     uint64_t recovered;        /* invocations of a killed predecessor, from the journal */
+    uint64_t evicted_invocations; /* forgotten or not tracked: the tracer's table was full */
+    uint64_t evicted_announced;   /* of those, announced by INVOKE */
     uint64_t journal_full;     /* invocations not journaled: every slot held */
 };
 

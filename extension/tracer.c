@@ -156,6 +156,10 @@ struct tracer {
     bool cold_taken; /* the first invocation of this process took the Init */
     uint64_t next_seq;
     uint64_t lost_pending; /* telemetry losses not yet reported on a segment */
+    uint64_t evicted_pending; /* invocations evicted, not yet reported on a segment */
+    /* The latest time of our own clock seen (INVOKE, tick, SHUTDOWN): what
+     * "past its deadline" is measured against, never a record's time. */
+    int64_t now_us;
     size_t recovered_open; /* journal invocations not yet closed */
     /* log tail: a ring of the function's lines since the last platform.start */
     unsigned log_tail_lines;
@@ -302,35 +306,71 @@ static struct invocation *find(struct tracer *t, const char *request_id)
     return NULL;
 }
 
-/* A free slot, else the oldest finished one, else the oldest open one
- * (counted as evicted: its report never came). */
-static struct invocation *slot_for_new(struct tracer *t)
+/* An open invocation the Extensions API announced (INVOKE, or the journal
+ * for a predecessor's) whose deadline has not passed: its trace context
+ * came from INVOKE and nothing else can give it back, so records of other
+ * request ids never push it out.  Without a deadline it is not held. */
+static bool pinned(const struct tracer *t, const struct invocation *inv)
+{
+    return inv->state == INV_OPEN && inv->have_invoke && inv->deadline_ms > 0 &&
+           inv->deadline_ms * 1000 > t->now_us;
+}
+
+/* A slot for a new invocation: a free one, else the oldest finished one,
+ * else (counted as evicted, its report never came) the oldest open one
+ * known from telemetry only, else the oldest announced one past its
+ * deadline.  Only an announced newcomer (INVOKE) may take the slot of a
+ * pinned one, the oldest; for any other, NULL: it is not tracked, and
+ * that is counted too.  Managed Instances announce nothing: there the
+ * oldest open invocation yields. */
+static struct invocation *slot_for_new(struct tracer *t, bool announced)
 {
     struct invocation *oldest_done = NULL;
-    struct invocation *oldest_open = NULL;
+    struct invocation *oldest_unannounced = NULL;
+    struct invocation *oldest_expired = NULL;
+    struct invocation *oldest_pinned = NULL;
+    struct invocation *victim;
 
     for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
         struct invocation *inv = &t->inv[i];
+        struct invocation **oldest;
         if (inv->state == INV_FREE)
             return inv;
-        if (inv->state == INV_DONE && (oldest_done == NULL || inv->seq < oldest_done->seq))
-            oldest_done = inv;
-        if (inv->state == INV_OPEN && (oldest_open == NULL || inv->seq < oldest_open->seq))
-            oldest_open = inv;
+        if (inv->state == INV_DONE)
+            oldest = &oldest_done;
+        else if (!inv->have_invoke)
+            oldest = &oldest_unannounced;
+        else if (!pinned(t, inv))
+            oldest = &oldest_expired;
+        else
+            oldest = &oldest_pinned;
+        if (*oldest == NULL || inv->seq < (*oldest)->seq)
+            *oldest = inv;
     }
     if (oldest_done != NULL)
         return oldest_done;
+    victim = oldest_unannounced != NULL ? oldest_unannounced
+             : oldest_expired != NULL   ? oldest_expired
+             : announced                ? oldest_pinned
+                                        : NULL;
     t->stats.evicted++;
-    return oldest_open;
+    t->evicted_pending++;
+    if (victim != NULL && victim->have_invoke)
+        t->stats.evicted_announced++;
+    return victim;
 }
 
-static struct invocation *get(struct tracer *t, const char *request_id)
+/* The invocation of request_id, made if new; NULL when it is new and the
+ * table has no room for it (see slot_for_new; never when announced). */
+static struct invocation *get(struct tracer *t, const char *request_id, bool announced)
 {
     struct invocation *inv = find(t, request_id);
 
     if (inv != NULL)
         return inv;
-    inv = slot_for_new(t);
+    inv = slot_for_new(t, announced);
+    if (inv == NULL)
+        return NULL;
     free(inv->log_tail);
     memset(inv, 0, sizeof(*inv));
     inv->state = INV_OPEN;
@@ -340,6 +380,12 @@ static struct invocation *get(struct tracer *t, const char *request_id)
     inv->init_duration_us = inv->restore_duration_us = inv->report_duration_us = TEL_ABSENT;
     inv->done_duration_us = TEL_ABSENT;
     return inv;
+}
+
+static void saw_time(struct tracer *t, int64_t now_us)
+{
+    if (now_us > t->now_us)
+        t->now_us = now_us;
 }
 
 /* Trace context, fixed once: from the header when it has a Root (joining
@@ -719,6 +765,9 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     else if (inv->shutdown_closed && !inv->have_report)
         attr_str(seg, "closed_by_shutdown", "aws.lambda.closed_by_shutdown", TRACE_ATTR_METADATA,
                  ext_shutdown_reason_name(inv->shutdown_reason));
+    if (t->evicted_pending > 0)
+        attr_int(seg, "evicted_invocations", "aws.lambda.evicted_invocations", TRACE_ATTR_METADATA,
+                 (int64_t)t->evicted_pending);
     if (t->lost_pending > 0 || t->stats.telemetry_dropped_records > 0) {
         attr_int(seg, "telemetry_lost_batches", "aws.lambda.telemetry_lost_batches",
                  TRACE_ATTR_METADATA, (int64_t)t->lost_pending);
@@ -821,6 +870,7 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
     build(t, inv, &t->seg, now_us, true, false);
     t->stats.segments++;
     t->lost_pending = 0;
+    t->evicted_pending = 0;
     if (t->emit != NULL)
         t->emit(&t->seg, true, t->ctx);
 }
@@ -829,8 +879,10 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
 
 void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager)
 {
-    struct invocation *inv = get(t, ev->request_id);
+    struct invocation *inv;
 
+    saw_time(t, received_us);
+    inv = get(t, ev->request_id, true);
     inv->eager = eager;
     inv->have_invoke = true;
     inv->invoke_us = received_us;
@@ -995,7 +1047,9 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
     if (inv != NULL && inv->state == INV_DONE)
         return; /* late record of an invocation already exported */
     if (inv == NULL)
-        inv = get(t, ev->request_id);
+        inv = get(t, ev->request_id, false);
+    if (inv == NULL)
+        return; /* every slot pinned: not tracked, counted */
 
     if (ev->type == TEL_START) {
         ring_clear(t); /* the tail is the invocation's own lines */
@@ -1069,7 +1123,7 @@ bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_ide
 
 void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t reset_us)
 {
-    struct invocation *inv = get(t, r->request_id);
+    struct invocation *inv = get(t, r->request_id, true);
 
     if (inv->state != INV_OPEN || inv->have_invoke)
         return;
@@ -1114,6 +1168,7 @@ void tracer_close_recovered(struct tracer *t)
 
 void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us)
 {
+    saw_time(t, received_us);
     /* An Init whose runtime failed but whose initReport never came. */
     emit_init_failure(t, received_us, true);
     /* A predecessor's invocations end at the reset, not at this SHUTDOWN. */
@@ -1136,6 +1191,7 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
 {
     int64_t next = -1;
 
+    saw_time(t, now_us);
     for (size_t i = 0; i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         int64_t due;

@@ -56,7 +56,9 @@ struct tracer_stats {
     uint64_t dropped;            /* invocations not exported by the sampling policy */
     uint64_t kept[SAMPLING_REASON_COUNT]; /* final segments (and failed Inits) per sampled_by */
     char first_dropped[EVENT_REQUEST_ID_MAX]; /* request id of the first dropped, "" before */
-    uint64_t evicted;            /* open invocations forgotten because the table was full */
+    uint64_t evicted;            /* open invocations forgotten, or new ones not tracked, because
+                                  * the table was full */
+    uint64_t evicted_announced;  /* of those, invocations INVOKE had announced (their context lost) */
     uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
     uint64_t recovered;          /* invocations of a killed process, from the journal */
     uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */

@@ -806,9 +806,13 @@ class _Subscriber:
             try:
                 self._send_all(head + body, clock)
                 return self._read_response(clock)
-            except (_Stale, BrokenPipeError, ConnectionResetError):
+            except (_Stale, BrokenPipeError, ConnectionResetError) as exc:
                 self._close_sock()
                 if reused and conn_try == 0:
+                    # the kept-alive connection was closed under us: retried at once on a
+                    # new one, and logged so that tests can tell
+                    self.emu._log_api({"api": "delivery-reconnect", "who": self.name,
+                                       "reason": type(exc).__name__})
                     continue
                 raise ConnectionError("connection closed without an answer")
         raise ConnectionError("unreachable")

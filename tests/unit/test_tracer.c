@@ -647,6 +647,302 @@ static void test_table_full_evicts_oldest(void **state)
     tracer_destroy(t);
 }
 
+/* --- the invocation table under a flood of other request ids (issue 10.5) --- */
+
+#define FLOOD_SEGS_MAX 512
+struct flood_seg {
+    char request_id[EVENT_REQUEST_ID_MAX];
+    char trace_id[XRAY_TRACE_ID_LEN + 1];
+    char parent_id[XRAY_SPAN_ID_LEN + 1];
+    bool final;
+    int64_t evicted; /* evicted_invocations metadata, -1 when absent */
+};
+static struct flood_seg flood_segs[FLOOD_SEGS_MAX];
+static int n_flood_segs;
+
+static void on_emit_flood(const struct trace_segment *seg, bool final, void *ctx)
+{
+    (void)ctx;
+    assert_true(n_flood_segs < FLOOD_SEGS_MAX);
+    struct flood_seg *f = &flood_segs[n_flood_segs++];
+    snprintf(f->request_id, sizeof(f->request_id), "%s", seg->request_id);
+    snprintf(f->trace_id, sizeof(f->trace_id), "%s", seg->trace_id);
+    snprintf(f->parent_id, sizeof(f->parent_id), "%s", seg->parent_id);
+    f->final = final;
+    const struct trace_attr *a = find_attr(seg, "evicted_invocations");
+    if (a != NULL) {
+        assert_int_equal(a->target, TRACE_ATTR_METADATA);
+        assert_string_equal(a->otel_key, "aws.lambda.evicted_invocations");
+    }
+    f->evicted = a != NULL ? a->i : -1;
+}
+
+static struct tracer *new_flood_tracer(unsigned tail_lines)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn",
+        .function_version = "$LATEST",
+        .region = "us-east-1",
+        .timeout_margin_us = 200000,
+        .log_tail_lines = tail_lines,
+        .log_tail_max_bytes = 2048,
+        .emit = on_emit_flood,
+    };
+    n_flood_segs = 0;
+    return tracer_new(&o);
+}
+
+static const struct flood_seg *flood_seg_of(const char *rid, bool final)
+{
+    for (int i = 0; i < n_flood_segs; i++)
+        if (strcmp(flood_segs[i].request_id, rid) == 0 && flood_segs[i].final == final)
+            return &flood_segs[i];
+    return NULL;
+}
+
+/* n records of request ids "<prefix>-<from..from+n-1>", in batches of 50:
+ * platform.start only, or with a function line and a failed runtimeDone
+ * (which attaches a log tail), or platform.start carrying a trace header
+ * (Managed Instances: the only trace context there is). */
+enum flood_kind { FLOOD_START, FLOOD_FAILING, FLOOD_TRACED };
+
+static void hdr_for(char *buf, size_t size, const char *prefix, int i)
+{
+    unsigned h = 0;
+    for (const char *p = prefix; *p; p++)
+        h = h * 31 + (unsigned char)*p;
+    snprintf(buf, size, "Root=1-5759e988-%08x%016x;Parent=%016x;Sampled=1", h, (unsigned)i,
+             (unsigned)i + 1);
+}
+
+static void feed_flood(struct tracer *t, const char *prefix, int from, int n, enum flood_kind kind)
+{
+    static char buf[64 * 1024];
+    for (int i = from; i < from + n;) {
+        size_t len = 0;
+        buf[len++] = '[';
+        for (int k = 0; k < 50 && i < from + n; k++, i++) {
+            char hdr[128];
+            int w;
+            if (kind == FLOOD_TRACED)
+                hdr_for(hdr, sizeof(hdr), prefix, i);
+            if (kind == FLOOD_START)
+                w = snprintf(buf + len, sizeof(buf) - len,
+                             "%s{\"time\":\"2024-05-20T16:29:45.001Z\",\"type\":\"platform.start\","
+                             "\"record\":{\"requestId\":\"%s-%d\"}}",
+                             k ? "," : "", prefix, i);
+            else if (kind == FLOOD_TRACED)
+                w = snprintf(buf + len, sizeof(buf) - len,
+                             "%s{\"time\":\"2024-05-20T16:29:45.001Z\",\"type\":\"platform.start\","
+                             "\"record\":{\"requestId\":\"%s-%d\",\"tracing\":{\"type\":\"X-Amzn-Trace-Id\","
+                             "\"value\":\"%s\"}}}",
+                             k ? "," : "", prefix, i, hdr);
+            else
+                w = snprintf(buf + len, sizeof(buf) - len,
+                             "%s{\"time\":\"2024-05-20T16:29:45.001Z\",\"type\":\"platform.start\","
+                             "\"record\":{\"requestId\":\"%s-%d\"}},"
+                             "{\"time\":\"2024-05-20T16:29:45.002Z\",\"type\":\"function\",\"record\":\"oops %d\"},"
+                             "{\"time\":\"2024-05-20T16:29:45.003Z\",\"type\":\"platform.runtimeDone\","
+                             "\"record\":{\"requestId\":\"%s-%d\",\"status\":\"error\",\"errorType\":\"E\"}}",
+                             k ? "," : "", prefix, i, i, prefix, i);
+            assert_true(w > 0 && (size_t)w < sizeof(buf) - len - 2);
+            len += (size_t)w;
+        }
+        buf[len++] = ']';
+        buf[len] = '\0';
+        feed(t, buf);
+    }
+}
+
+static void records_for(struct tracer *t, const char *rid, bool start, bool rest)
+{
+    char buf[1024];
+    if (start) {
+        snprintf(buf, sizeof(buf),
+                 "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%s\"}}]",
+                 rid);
+        feed(t, buf);
+    }
+    if (rest) {
+        snprintf(buf, sizeof(buf),
+                 "[{\"time\":\"2024-05-20T16:29:45.020Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+                 "\"requestId\":\"%s\",\"status\":\"success\"}},"
+                 "{\"time\":\"2024-05-20T16:29:45.030Z\",\"type\":\"platform.report\",\"record\":{"
+                 "\"requestId\":\"%s\",\"status\":\"success\",\"metrics\":{\"durationMs\":30.0}}}]",
+                 rid, rid);
+        feed(t, buf);
+    }
+}
+
+#define REAL_HDR "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+/* Thousands of unknown platform.start records between INVOKE and the
+ * invocation's own records (before its start, and between its start and
+ * its report): it keeps the trace id and parent INVOKE's header gave it,
+ * the table stays bounded, every eviction is counted and reported once, on
+ * the next segment. */
+static void test_flood_keeps_the_invoked_trace_context(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        struct tracer *t = new_flood_tracer(0);
+        struct tracer_stats st;
+        invoke(t, "real", T0, T0 / 1000 + 60000, REAL_HDR);
+        if (mode == 1)
+            records_for(t, "real", true, false);
+        feed_flood(t, "flood", 0, 5000, FLOOD_START);
+        assert_int_equal(tracer_open_count(t), 64);
+        tracer_get_stats(t, &st);
+        assert_int_equal(st.evicted, 5000 - 63);
+        records_for(t, "real", mode == 0, true);
+        const struct flood_seg *f = flood_seg_of("real", true);
+        assert_non_null(f);
+        assert_string_equal(f->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+        assert_string_equal(f->parent_id, "53995c3f42cd8ad8");
+        assert_int_equal(f->evicted, 5000 - 63);
+        assert_int_equal(n_flood_segs, 1);
+        /* reported once: the next segment does not repeat it */
+        invoke(t, "next", T0 + 1000000, T0 / 1000 + 61000, NULL);
+        records_for(t, "next", true, true);
+        assert_int_equal(flood_seg_of("next", true)->evicted, -1);
+        tracer_get_stats(t, &st);
+        assert_int_equal(st.evicted, 5000 - 63);
+        assert_int_equal(tracer_open_count(t), 63);
+        tracer_destroy(t);
+    }
+}
+
+/* A table full of INVOKE-announced invocations within their deadlines:
+ * unknown records are not admitted (each counted), every announced one keeps
+ * its context; once reported, their slots are released to newcomers. */
+static void test_announced_invocations_are_pinned_until_reported(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    char rid[32], hdr[128];
+    struct tracer_identity id;
+    (void)state;
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        hdr_for(hdr, sizeof(hdr), "inv", i);
+        invoke(t, rid, T0, T0 / 1000 + 60000, hdr);
+    }
+    feed_flood(t, "flood", 0, 1000, FLOOD_START);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 1000);
+    assert_int_equal(tracer_open_count(t), 64);
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        hdr_for(hdr, sizeof(hdr), "inv", i);
+        assert_true(tracer_identity(t, rid, &id));
+        assert_int_equal(strncmp(hdr + 5, id.trace_id, strlen(id.trace_id)), 0);
+    }
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        records_for(t, rid, true, true);
+    }
+    assert_int_equal(n_flood_segs, 64);
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        hdr_for(hdr, sizeof(hdr), "inv", i);
+        const struct flood_seg *f = flood_seg_of(rid, true);
+        assert_non_null(f);
+        assert_int_equal(strncmp(hdr + 5, f->trace_id, strlen(f->trace_id)), 0);
+        assert_int_equal(f->evicted, i == 0 ? 1000 : -1);
+    }
+    assert_int_equal(tracer_open_count(t), 0);
+    /* released: 64 finished slots are reused without counting, then the
+     * newcomers push out each other */
+    feed_flood(t, "late", 0, 100, FLOOD_START);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 1000 + 100 - 64);
+    assert_int_equal(tracer_open_count(t), 64);
+    tracer_destroy(t);
+}
+
+/* An announced invocation past its deadline with no report yields, but
+ * only after every invocation known from telemetry alone: oldest first. */
+static void test_announced_past_deadline_yields_last(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    struct tracer_identity id;
+    char rid[32];
+    (void)state;
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        invoke(t, rid, T0, T0 / 1000 + 1000, REAL_HDR);
+    }
+    (void)tracer_tick(t, T0 + 1500000); /* past every deadline: in-progress versions */
+    assert_int_equal(n_flood_segs, 64);
+    feed_flood(t, "u", 0, 3, FLOOD_START);
+    tracer_get_stats(t, &st);
+    /* u-0 took inv-0's slot; u-1 and u-2 each pushed out the one before */
+    assert_int_equal(st.evicted, 3);
+    assert_false(tracer_identity(t, "inv-0", &id));
+    assert_true(tracer_identity(t, "inv-1", &id));
+    assert_false(tracer_identity(t, "u-0", &id));
+    assert_false(tracer_identity(t, "u-1", &id));
+    assert_true(tracer_identity(t, "u-2", &id));
+    /* an INVOKE is announced: it takes the oldest unannounced slot first */
+    invoke(t, "new", T0 + 2000000, T0 / 1000 + 60000, NULL);
+    assert_false(tracer_identity(t, "u-2", &id));
+    assert_true(tracer_identity(t, "inv-1", &id));
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 4);
+    assert_int_equal(tracer_open_count(t), 64);
+    tracer_destroy(t);
+}
+
+/* Managed Instances: no INVOKE, every invocation known from telemetry, its
+ * trace context from platform.start.  More concurrent ones than the table:
+ * the oldest go (counted), the newest 64 keep their contexts. */
+static void test_telemetry_only_invocations_oldest_yield(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    char rid[32], hdr[128];
+    (void)state;
+    feed_flood(t, "mi", 0, 100, FLOOD_TRACED);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 36);
+    assert_int_equal(tracer_open_count(t), 64);
+    for (int i = 36; i < 100; i++) {
+        snprintf(rid, sizeof(rid), "mi-%d", i);
+        records_for(t, rid, false, true);
+        hdr_for(hdr, sizeof(hdr), "mi", i);
+        const struct flood_seg *f = flood_seg_of(rid, true);
+        assert_non_null(f);
+        assert_int_equal(strncmp(hdr + 5, f->trace_id, strlen(f->trace_id)), 0);
+        assert_int_equal(strlen(f->trace_id), strlen("1-5759e988-bd862e3fe1be46a994272793"));
+    }
+    assert_int_equal(flood_seg_of("mi-36", true)->evicted, 36);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 36);
+    assert_int_equal(tracer_open_count(t), 0);
+    tracer_destroy(t);
+}
+
+/* Memory stays bounded whatever the flood: evicted invocations free what
+ * they held (a failed one holds a copy of the log tail). */
+static void test_flood_memory_is_bounded(void **state)
+{
+    struct tracer *t = new_flood_tracer(3);
+    struct tracer_stats st;
+    (void)state;
+    invoke(t, "real", T0, T0 / 1000 + 60000, REAL_HDR);
+    fail_alloc_reset();
+    feed_flood(t, "bad", 0, 2000, FLOOD_FAILING);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 2000 - 63);
+    assert_true(fail_alloc_live() > 0);
+    assert_true(fail_alloc_live() <= 63); /* one tail per open failed invocation at most */
+    records_for(t, "real", true, true);
+    assert_string_equal(flood_seg_of("real", true)->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    tracer_destroy(t);
+    assert_true(fail_alloc_live() <= 0);
+}
+
 static void test_log_tail_attached_to_failures_only(void **state)
 {
     struct tracer *t = new_tracer_tail(false, 3, 2048);
@@ -791,6 +1087,11 @@ int main(void)
         cmocka_unit_test(test_suppressed_init_starts_the_segment),
         cmocka_unit_test(test_dropped_telemetry_reported_once),
         cmocka_unit_test(test_table_full_evicts_oldest),
+        cmocka_unit_test(test_flood_keeps_the_invoked_trace_context),
+        cmocka_unit_test(test_announced_invocations_are_pinned_until_reported),
+        cmocka_unit_test(test_announced_past_deadline_yields_last),
+        cmocka_unit_test(test_telemetry_only_invocations_oldest_yield),
+        cmocka_unit_test(test_flood_memory_is_bounded),
         cmocka_unit_test(test_failed_init_is_its_own_segment),
         cmocka_unit_test(test_log_tail_attached_to_failures_only),
         cmocka_unit_test(test_log_tail_byte_cap_keeps_the_newest),
