@@ -26,9 +26,10 @@ int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
 {
     struct extapi *api;
 
-    if (runtime_api == NULL || runtime_api[0] == '\0' || name == NULL || name[0] == '\0' ||
-        strlen(runtime_api) > 200 || strlen(name) >= EXTENSION_NAME_MAX ||
-        strpbrk(runtime_api, " /\r\n") != NULL || strpbrk(name, "\r\n") != NULL)
+    /* The value becomes the authority of every URL below: only host:port
+     * may pass (a '@' would make the rest of it the host). */
+    if (!config_runtime_api_valid(runtime_api) || name == NULL || name[0] == '\0' ||
+        strlen(name) >= EXTENSION_NAME_MAX || strpbrk(name, "\r\n") != NULL)
         return -EINVAL;
     api = calloc(1, sizeof(*api));
     if (api == NULL)

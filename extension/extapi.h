@@ -34,8 +34,9 @@ struct extapi_error {
     char message[256];      /* errorMessage of the answer, or curl's detail */
 };
 
-/* runtime_api is AWS_LAMBDA_RUNTIME_API ("host:port"), name the extension's
- * file name.  0, -EINVAL (bad arguments), -ENOMEM. */
+/* runtime_api is AWS_LAMBDA_RUNTIME_API ("host:port", checked with
+ * config_runtime_api_valid), name the extension's file name.  0, -EINVAL
+ * (bad arguments), -ENOMEM. */
 int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
     __attribute__((warn_unused_result));
 void extapi_destroy(struct extapi *api); /* NULL-safe */

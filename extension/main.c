@@ -344,15 +344,33 @@ static void start_exporter(struct runtime *rt, const char *region)
         log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
 }
 
-static void start_pipeline(struct runtime *rt)
+/* AWS_REGION, or "" when unset or not a region name: it goes into the X-Ray
+ * host name, the SigV4 scope and resource attributes, so a value like
+ * "x@host:port/" must not reach them. */
+static const char *checked_region(void)
 {
     const char *region = getenv("AWS_REGION");
+
+    if (region == NULL || region[0] == '\0')
+        return "";
+    if (!config_region_valid(region)) {
+        log_warn("AWS_REGION is not a region name ([a-z0-9-], at most %d bytes); using none (the X-Ray "
+                 "API exporter needs LAMBDA_TRACER_XRAY_ENDPOINT then)",
+                 CONFIG_REGION_MAX - 1);
+        return "";
+    }
+    return region;
+}
+
+static void start_pipeline(struct runtime *rt)
+{
+    const char *region = checked_region();
     struct pipeline_function fn = {
         .name = rt->reg.function_name[0] ? rt->reg.function_name : getenv("AWS_LAMBDA_FUNCTION_NAME"),
         .version = rt->reg.function_version[0] ? rt->reg.function_version
                                                : getenv("AWS_LAMBDA_FUNCTION_VERSION"),
         .account_id = rt->reg.account_id,
-        .region = region != NULL ? region : "",
+        .region = region,
         .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
         .journal = rt->journal,
         .recovered = rt->recovered,
@@ -528,6 +546,13 @@ int main(int argc, char **argv)
 
     if (runtime_api == NULL || runtime_api[0] == '\0') {
         log_error("AWS_LAMBDA_RUNTIME_API is not set: not running inside Lambda");
+        return EXIT_FAILURE;
+    }
+    /* Never echoed: a value that is not host:port (userinfo, a path) would
+     * send the whole conversation elsewhere. */
+    if (!config_runtime_api_valid(runtime_api)) {
+        log_error("AWS_LAMBDA_RUNTIME_API is not host:port (a host name, IPv4 or [IPv6] address and "
+                  "a port); not talking to it");
         return EXIT_FAILURE;
     }
     if (http_client_global_init() < 0) {
