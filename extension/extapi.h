@@ -53,8 +53,10 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
 const char *extapi_identifier(const struct extapi *api);
 
 /* GET /extension/event/next, blocking with no total timeout.  A connection
- * reset right after a thaw is retried a few times.  0 with *ret filled;
- * -EPROTO for an unparsable event; -EACCES, -EIO, transport errors. */
+ * reset right after a thaw, or an answer cut off mid-body, is retried a few
+ * times.  0 with *ret filled; -EPROTO for an unparsable event; -EMSGSIZE
+ * for one over EXTAPI_MAX_EVENT_BYTES (skipped: the connection is dropped);
+ * -EACCES, -EIO, transport errors. */
 int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *err)
     __attribute__((warn_unused_result));
 

@@ -484,9 +484,48 @@ static void export_before_next(struct runtime *rt, const struct ext_event *ev)
     (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
 }
 
-/* The Extensions API loop.  Returns the process exit status. */
+/* A run of /event/next calls that brought no usable event.  Logged once
+ * when it starts and once when it ends, never per call. */
+struct next_trouble {
+    unsigned calls;
+    int64_t delay_ms;
+};
+
+/* Logs the first failure of a run and sleeps the run's next delay
+ * (EXTAPI_NEXT_BACKOFF_MIN_MS doubling up to _MAX_MS): a platform
+ * answering garbage or errors at once must not make us spin. */
+static void next_failed(struct next_trouble *t, int r, const struct extapi_error *err)
+{
+    if (t->calls++ == 0) {
+        if (r == -EPROTO)
+            log_warn("/event/next answered something that is not an event (status %ld); calling again, "
+                     "at most every %d ms while it lasts",
+                     err->status, EXTAPI_NEXT_BACKOFF_MAX_MS);
+        else if (r == -EMSGSIZE)
+            log_warn("/event/next answered an event over %lu bytes; skipping it and calling again",
+                     (unsigned long)EXTAPI_MAX_EVENT_BYTES);
+        else
+            log_warn("/event/next failed: %s (status %ld%s%s); calling again, at most every %d ms "
+                     "while it fails",
+                     strerror(-r), err->status, err->error_type[0] ? ", " : "", err->error_type,
+                     EXTAPI_NEXT_BACKOFF_MAX_MS);
+        t->delay_ms = EXTAPI_NEXT_BACKOFF_MIN_MS;
+    } else if (t->delay_ms < EXTAPI_NEXT_BACKOFF_MAX_MS) {
+        t->delay_ms = t->delay_ms * 2 < EXTAPI_NEXT_BACKOFF_MAX_MS ? t->delay_ms * 2
+                                                                   : EXTAPI_NEXT_BACKOFF_MAX_MS;
+    }
+    clock_sleep_ms(t->delay_ms);
+}
+
+/* The Extensions API loop.  Returns the process exit status: non-zero only
+ * when /event/next fails before it ever brought an event (Init then fails,
+ * as Lambda documents); once one came, Init is over and a failing API is
+ * called again, paced, until SHUTDOWN (or Lambda's SIGKILL). */
 static int event_loop(struct runtime *rt)
 {
+    struct next_trouble trouble = {0};
+    bool init_over = false;
+
     push_ready(rt);
     for (;;) {
         struct ext_event ev;
@@ -495,15 +534,20 @@ static int event_loop(struct runtime *rt)
         int r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
-        if (r == -EPROTO) {
-            log_warn("ignoring a malformed event from /event/next");
-            continue;
-        }
-        if (r < 0) {
+        if (r < 0 && r != -EPROTO && r != -EMSGSIZE && !init_over) {
             /* Lambda says to exit on errors here; it restarts the sandbox. */
             log_api_error("/event/next", r, &err);
             return EXIT_FAILURE;
         }
+        if (r < 0) {
+            next_failed(&trouble, r, &err);
+            continue;
+        }
+        if (trouble.calls > 0) {
+            log_info("/event/next brought an event again after %u call(s) that did not", trouble.calls);
+            trouble.calls = 0;
+        }
+        init_over = true;
         bool eager = false;
         if (rt->pipeline != NULL) {
             struct pipeline_event *pe = malloc(sizeof(*pe));
