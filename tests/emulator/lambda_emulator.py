@@ -160,10 +160,11 @@ DEFAULT_FAULTS = {
     "hold_telemetry": False,
     # the extensions' next /event/next calls, in order (each entry is used up, then removed):
     # {"garbage": N, "body": str} answers N calls at once with 200 and a body that is not an
-    # event; {"status": S, "count": N} answers N calls with an error status; {"truncate": true}
-    # writes the next event with its full Content-Length but half its body, closes the
-    # connection and gives the event again on the next call; {"oversize_bytes": N} adds a
-    # "padding" field of N bytes to the next INVOKE event
+    # event; {"status": S, "count": N, "body": str} answers N calls with an error status (and
+    # that body); {"truncate": true} writes the next event with its full Content-Length but half
+    # its body, closes the connection and gives the event again on the next call;
+    # {"oversize_bytes": N} adds a "padding" field of N bytes to the next INVOKE event;
+    # {"patch": {...}} sets these fields of the next INVOKE event (e.g. a hostile requestId)
     "next_faults": [],
 }
 
@@ -1089,8 +1090,8 @@ class Emulator:
         self.faults["register_faults"] = [dict(f) for f in self.faults["register_faults"] or []]
         self.faults["next_faults"] = [dict(f) for f in self.faults["next_faults"] or []]
         for f in self.faults["next_faults"]:
-            if not any(k in f for k in ("garbage", "status", "truncate", "oversize_bytes")):
-                raise ValueError("next_faults entries need garbage, status, truncate or oversize_bytes")
+            if not any(k in f for k in ("garbage", "status", "truncate", "oversize_bytes", "patch")):
+                raise ValueError("next_faults entries need garbage, status, truncate, oversize_bytes or patch")
         for f in self.faults["register_faults"]:
             if not _is_int(f.get("status")) or not 100 <= f["status"] <= 599:
                 raise ValueError("register_faults entries need an HTTP status")
@@ -3107,6 +3108,8 @@ class Emulator:
             return _Reply(200, f.get("body", "<html>not an event</html>").encode("utf-8", "surrogateescape"),
                           [("Content-Type", "text/html")], who=who, log={"fault": "garbage"})
         reply = _error_reply(int(f["status"]), "Fault.Injected", "injected by next_faults", who=who)
+        if "body" in f:
+            reply.body = f["body"].encode("utf-8", "surrogateescape")
         reply.log = {"fault": "status"}
         return reply
 
@@ -3124,13 +3127,15 @@ class Emulator:
                 return _Reply(reply.status, reply.body, reply.headers, event=reply.event,
                               request_id=reply.request_id, who=reply.who,
                               log={"fault": "truncate"}, truncate=len(reply.body) // 2)
-            if f is not None and f.get("oversize_bytes") and reply.event == "INVOKE":
+            if f is not None and (f.get("oversize_bytes") or "patch" in f) and reply.event == "INVOKE":
                 faults.pop(0)
                 ev = json.loads(reply.body)
-                ev["padding"] = "x" * int(f["oversize_bytes"])
+                if f.get("oversize_bytes"):
+                    ev["padding"] = "x" * int(f["oversize_bytes"])
+                ev.update(f.get("patch") or {})
                 return _Reply(reply.status, _json(ev), reply.headers, event=reply.event,
                               request_id=reply.request_id, who=reply.who, on_sent=reply.on_sent,
-                              log={"fault": "oversize"})
+                              log={"fault": "oversize" if f.get("oversize_bytes") else "patch"})
         return reply
 
     def _h_ext_error(self, h, kind):

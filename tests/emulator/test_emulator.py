@@ -937,6 +937,21 @@ class FaultKnobTests(unittest.TestCase):
         self.assertEqual(box.events("p")[-1]["eventType"], "SHUTDOWN")
         self.assertEqual(sd.extensions["p"].exit_code, 0)
 
+    def test_next_fault_patch_sets_fields_of_the_next_invoke(self):
+        box = self._next_faults_box([{"patch": {"requestId": "a\nb", "extra": [1]}}])
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual((r1.status, r2.status), ("success", "success"))
+        ev = box.events("p")
+        self.assertEqual((ev[0]["requestId"], ev[0]["extra"]), ("a\nb", [1]))
+        self.assertEqual(ev[1]["requestId"], r2.request_id)
+
+    def test_next_fault_status_body_replaces_the_error_body(self):
+        box = self._next_faults_box([{"status": 403, "body": "{\"errorType\":\"T\"}"}])
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual([(e["status"], err_type(e["body"])) for e in box.log("p", "next_error")],
+                         [(403, "T")])
+
     def test_next_faults_are_validated(self):
         with self.assertRaises(ValueError):
             Box(self, faults={"next_faults": [{"body": "x"}]})
