@@ -29,8 +29,12 @@ int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
     /* The value becomes the authority of every URL below: only host:port
      * may pass (a '@' would make the rest of it the host). */
     if (!config_runtime_api_valid(runtime_api) || name == NULL || name[0] == '\0' ||
-        strlen(name) >= EXTENSION_NAME_MAX || strpbrk(name, "\r\n") != NULL)
+        strlen(name) >= EXTENSION_NAME_MAX)
         return -EINVAL;
+    /* The name is sent as a header value: no control byte may end it. */
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -EINVAL;
     api = calloc(1, sizeof(*api));
     if (api == NULL)
         return -ENOMEM;
