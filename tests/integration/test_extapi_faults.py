@@ -4,6 +4,7 @@ extension exits 0 at SHUTDOWN, the invocations are still traced, the number of c
 log lines stays bounded and the CPU is not spun."""
 import os
 import shutil
+import time
 import unittest
 
 import harness
@@ -55,7 +56,9 @@ class ExtApiFaultTest(unittest.TestCase, Checks):
             self.assertEqual(len(finals.get(r.request_id, [])), 1, (r.request_id, sorted(finals)))
 
     def warns(self, env):
-        return [l for l in env.lines if " WARN " in l or " ERROR " in l]
+        """WARN / ERROR lines about the Extensions API (a slow machine may add others, e.g.
+        about eager export, which are not what these tests look at)."""
+        return [l for l in env.lines if (" WARN " in l or " ERROR " in l) and "/event/next" in l]
 
     def test_event_cut_off_mid_body_is_asked_for_again(self):
         env = Env(self, [{"truncate": True}])
@@ -112,23 +115,25 @@ class ExtApiFaultTest(unittest.TestCase, Checks):
         env = Env(self)
         r1 = env.emu.invoke(payload=b'{"action":"fast"}')
         env.emu.faults["next_faults"] = [dict(fault)]
-        cpu0 = cpu_s(env.pid)
+        cpu0, t0 = cpu_s(env.pid), time.monotonic()
         r2 = env.emu.invoke(payload=b'{"action":"fast"}')
         harness.wait_for(lambda: len(env.ours(marker)) >= 8, 20, "8 failed /event/next calls")
-        cpu1 = cpu_s(env.pid)
+        cpu1, t1 = cpu_s(env.pid), time.monotonic()
         failed = env.ours(marker)
         env.emu.faults["next_faults"] = []
         r3 = env.emu.invoke(payload=b'{"action":"fast"}')
         env.finish()
         span_s = (failed[7]["t_mono_ns"] - failed[0]["t_mono_ns"]) / 1e9
-        return env, [r1, r2, r3], failed, cpu1 - cpu0, span_s
+        # CPU over the window it was measured in (a loaded machine stretches the window, not
+        # the CPU time)
+        return env, [r1, r2, r3], failed, (cpu1 - cpu0) / (t1 - t0), span_s
 
-    def assert_storm_weathered(self, env, results, failed, cpu, span_s, needle):
+    def assert_storm_weathered(self, env, results, failed, cpu_share, span_s, needle):
         self.assert_clean_exit(env.sd, env.lines)
         # paced: the 8 calls are at least the backoff apart (today: ~1 ms for all of them)
         self.assertGreaterEqual(span_s, sum(BACKOFF_GAPS_MS) / 1000.0, span_s)
         # and the CPU was not spun meanwhile (each call costs well under a millisecond)
-        self.assertLess(cpu, 0.25 * max(span_s, 0.5), (cpu, span_s))
+        self.assertLess(cpu_share, 0.25, (cpu_share, span_s))
         # one line when the run started, one when it ended; none per call
         self.assertEqual(len([l for l in self.warns(env) if needle in l]), 1, self.warns(env))
         self.assertEqual(len(self.warns(env)), 1, self.warns(env))
@@ -138,18 +143,18 @@ class ExtApiFaultTest(unittest.TestCase, Checks):
         self.assert_traced(env, results)
 
     def test_run_of_non_json_200s_backs_off_and_logs_once(self):
-        env, results, failed, cpu, span_s = self.storm({"garbage": 10 ** 6}, "garbage")
-        self.assert_storm_weathered(env, results, failed, cpu, span_s, "not an event")
+        env, results, failed, cpu_share, span_s = self.storm({"garbage": 10 ** 6}, "garbage")
+        self.assert_storm_weathered(env, results, failed, cpu_share, span_s, "not an event")
 
     def test_next_answering_500_after_init_never_exits(self):
-        env, results, failed, cpu, span_s = self.storm({"status": 500, "count": 10 ** 6}, "status")
-        self.assert_storm_weathered(env, results, failed, cpu, span_s, "/event/next failed")
+        env, results, failed, cpu_share, span_s = self.storm({"status": 500, "count": 10 ** 6}, "status")
+        self.assert_storm_weathered(env, results, failed, cpu_share, span_s, "/event/next failed")
 
     def test_next_answering_403_after_init_never_exits(self):
         body = '{"errorType":"Extension.InvalidExtensionState","errorMessage":"no"}'
-        env, results, failed, cpu, span_s = self.storm({"status": 403, "count": 10 ** 6, "body": body},
+        env, results, failed, cpu_share, span_s = self.storm({"status": 403, "count": 10 ** 6, "body": body},
                                                        "status")
-        self.assert_storm_weathered(env, results, failed, cpu, span_s, "Extension.InvalidExtensionState")
+        self.assert_storm_weathered(env, results, failed, cpu_share, span_s, "Extension.InvalidExtensionState")
 
     def test_non_json_200s_during_init_back_off_and_log_once(self):
         env = Env(self, [{"garbage": 8}])
