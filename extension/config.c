@@ -285,6 +285,58 @@ int config_parse_host_port(const char *text, char *host, size_t host_size, uint1
     return 0;
 }
 
+bool config_region_valid(const char *text)
+{
+    size_t len;
+
+    if (text == NULL || text[0] < 'a' || text[0] > 'z')
+        return false;
+    len = strnlen(text, CONFIG_REGION_MAX);
+    if (len >= CONFIG_REGION_MAX || text[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool is_alnum_ascii(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool config_runtime_api_valid(const char *text)
+{
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+    const char *colon;
+    size_t len;
+
+    if (text == NULL)
+        return false;
+    len = strnlen(text, CONFIG_RUNTIME_API_MAX);
+    if (len >= CONFIG_RUNTIME_API_MAX || config_parse_host_port(text, host, sizeof(host), &port) < 0)
+        return false;
+    colon = strrchr(text, ':');
+    if (colon == NULL || strlen(colon + 1) > 5)
+        return false;
+    if (text[0] == '[') {
+        for (const char *p = host; *p != '\0'; p++)
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') ||
+                  *p == ':' || *p == '.'))
+                return false;
+        return strchr(host, ':') != NULL;
+    }
+    if (!is_alnum_ascii(host[0]))
+        return false;
+    for (const char *p = host; *p != '\0'; p++)
+        if (!is_alnum_ascii(*p) && *p != '.' && *p != '-')
+            return false;
+    return true;
+}
+
 /* RFC 9110 tchar: what a header name may be made of. */
 static bool is_tchar(char c)
 {

@@ -113,6 +113,29 @@ int config_choose_ca_file(const char *override, config_readable_fn readable, voi
 int config_parse_host_port(const char *text, char *host, size_t host_size, uint16_t *ret_port)
     __attribute__((warn_unused_result));
 
+/* Longest AWS_REGION accepted, NUL included ("ap-southeast-2",
+ * "us-isob-east-1": Lambda's region names are far shorter). */
+#define CONFIG_REGION_MAX 32
+
+/* Whether text is a region name as Lambda sets AWS_REGION: 1 to
+ * CONFIG_REGION_MAX - 1 bytes of [a-z0-9-], starting with a letter and
+ * ending with a letter or digit.  It is placed into the X-Ray host name,
+ * the SigV4 scope and resource attributes, so nothing else may pass ('@',
+ * '/', ':' and '#' would move the request to another host).  Pure. */
+bool config_region_valid(const char *text);
+
+/* Longest AWS_LAMBDA_RUNTIME_API accepted, NUL included. */
+#define CONFIG_RUNTIME_API_MAX 200
+
+/* Whether text is an AWS_LAMBDA_RUNTIME_API Lambda can set: "host:port"
+ * with a host name or IPv4 address of [A-Za-z0-9.-] (starting with a
+ * letter or digit), or "[IPv6]:port" of hex digits, ':' and '.', and a
+ * decimal port from 1 to 65535 of at most 5 digits; shorter than
+ * CONFIG_RUNTIME_API_MAX.  Userinfo ('@'), a path, query or fragment,
+ * blanks and control bytes are refused: the value becomes the authority
+ * of every Extensions API URL.  Pure. */
+bool config_runtime_api_valid(const char *text);
+
 /* LAMBDA_TRACER_OTLP_HEADERS: at most this many lines of at most this
  * many bytes ("name: value", NUL included). */
 #define CONFIG_OTLP_MAX_HEADERS 16

@@ -51,6 +51,15 @@
  * reset; retry a few times before giving up (reference, trap 6). */
 #define EXTAPI_NEXT_RETRIES 5
 #define EXTAPI_NEXT_RETRY_DELAY_MS 10
+/* An event is a few hundred bytes; one over this is skipped (the connection
+ * is dropped mid-body and /event/next called again). */
+#define EXTAPI_MAX_EVENT_BYTES (512UL * 1024)
+/* A run of /event/next calls that bring no usable event (non-JSON 200s, an
+ * oversized event, errors once Init is over) is paced: 10 ms after the
+ * first, doubling up to 250 ms.  The cap stays far below SHUTDOWN's 2 s
+ * budget, since a SHUTDOWN waits for our next call while we sleep. */
+#define EXTAPI_NEXT_BACKOFF_MIN_MS 10
+#define EXTAPI_NEXT_BACKOFF_MAX_MS 250
 /* Registration: a 5xx, a transport error or an answer without an identifier
  * is tried again this many times in all, 50 then 100 ms apart. */
 #define REGISTER_ATTEMPTS 3

@@ -351,15 +351,33 @@ static void start_exporter(struct runtime *rt, const char *region)
         log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
 }
 
-static void start_pipeline(struct runtime *rt)
+/* AWS_REGION, or "" when unset or not a region name: it goes into the X-Ray
+ * host name, the SigV4 scope and resource attributes, so a value like
+ * "x@host:port/" must not reach them. */
+static const char *checked_region(void)
 {
     const char *region = getenv("AWS_REGION");
+
+    if (region == NULL || region[0] == '\0')
+        return "";
+    if (!config_region_valid(region)) {
+        log_warn("AWS_REGION is not a region name ([a-z0-9-], at most %d bytes); using none (the X-Ray "
+                 "API exporter needs LAMBDA_TRACER_XRAY_ENDPOINT then)",
+                 CONFIG_REGION_MAX - 1);
+        return "";
+    }
+    return region;
+}
+
+static void start_pipeline(struct runtime *rt)
+{
+    const char *region = checked_region();
     struct pipeline_function fn = {
         .name = rt->reg.function_name[0] ? rt->reg.function_name : getenv("AWS_LAMBDA_FUNCTION_NAME"),
         .version = rt->reg.function_version[0] ? rt->reg.function_version
                                                : getenv("AWS_LAMBDA_FUNCTION_VERSION"),
         .account_id = rt->reg.account_id,
-        .region = region != NULL ? region : "",
+        .region = region,
         .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
         .journal = rt->journal,
         .recovered = rt->recovered,
@@ -473,9 +491,48 @@ static void export_before_next(struct runtime *rt, const struct ext_event *ev)
     (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
 }
 
-/* The Extensions API loop.  Returns the process exit status. */
+/* A run of /event/next calls that brought no usable event.  Logged once
+ * when it starts and once when it ends, never per call. */
+struct next_trouble {
+    unsigned calls;
+    int64_t delay_ms;
+};
+
+/* Logs the first failure of a run and sleeps the run's next delay
+ * (EXTAPI_NEXT_BACKOFF_MIN_MS doubling up to _MAX_MS): a platform
+ * answering garbage or errors at once must not make us spin. */
+static void next_failed(struct next_trouble *t, int r, const struct extapi_error *err)
+{
+    if (t->calls++ == 0) {
+        if (r == -EPROTO)
+            log_warn("/event/next answered something that is not an event (status %ld); calling again, "
+                     "at most every %d ms while it lasts",
+                     err->status, EXTAPI_NEXT_BACKOFF_MAX_MS);
+        else if (r == -EMSGSIZE)
+            log_warn("/event/next answered an event over %lu bytes; skipping it and calling again",
+                     (unsigned long)EXTAPI_MAX_EVENT_BYTES);
+        else
+            log_warn("/event/next failed: %s (status %ld%s%s); calling again, at most every %d ms "
+                     "while it fails",
+                     strerror(-r), err->status, err->error_type[0] ? ", " : "", err->error_type,
+                     EXTAPI_NEXT_BACKOFF_MAX_MS);
+        t->delay_ms = EXTAPI_NEXT_BACKOFF_MIN_MS;
+    } else if (t->delay_ms < EXTAPI_NEXT_BACKOFF_MAX_MS) {
+        t->delay_ms = t->delay_ms * 2 < EXTAPI_NEXT_BACKOFF_MAX_MS ? t->delay_ms * 2
+                                                                   : EXTAPI_NEXT_BACKOFF_MAX_MS;
+    }
+    clock_sleep_ms(t->delay_ms);
+}
+
+/* The Extensions API loop.  Returns the process exit status: non-zero only
+ * when /event/next fails before it ever brought an event (Init then fails,
+ * as Lambda documents); once one came, Init is over and a failing API is
+ * called again, paced, until SHUTDOWN (or Lambda's SIGKILL). */
 static int event_loop(struct runtime *rt)
 {
+    struct next_trouble trouble = {0};
+    bool init_over = false;
+
     push_ready(rt);
     for (;;) {
         struct ext_event ev;
@@ -484,15 +541,20 @@ static int event_loop(struct runtime *rt)
         int r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
-        if (r == -EPROTO) {
-            log_warn("ignoring a malformed event from /event/next");
-            continue;
-        }
-        if (r < 0) {
+        if (r < 0 && r != -EPROTO && r != -EMSGSIZE && !init_over) {
             /* Lambda says to exit on errors here; it restarts the sandbox. */
             log_api_error("/event/next", r, &err);
             return EXIT_FAILURE;
         }
+        if (r < 0) {
+            next_failed(&trouble, r, &err);
+            continue;
+        }
+        if (trouble.calls > 0) {
+            log_info("/event/next brought an event again after %u call(s) that did not", trouble.calls);
+            trouble.calls = 0;
+        }
+        init_over = true;
         bool eager = false;
         if (rt->pipeline != NULL) {
             struct pipeline_event *pe = malloc(sizeof(*pe));
@@ -549,6 +611,13 @@ int main(int argc, char **argv)
 
     if (runtime_api == NULL || runtime_api[0] == '\0') {
         log_error("AWS_LAMBDA_RUNTIME_API is not set: not running inside Lambda");
+        return EXIT_FAILURE;
+    }
+    /* Never echoed: a value that is not host:port (userinfo, a path) would
+     * send the whole conversation elsewhere. */
+    if (!config_runtime_api_valid(runtime_api)) {
+        log_error("AWS_LAMBDA_RUNTIME_API is not host:port (a host name, IPv4 or [IPv6] address and "
+                  "a port); not talking to it");
         return EXIT_FAILURE;
     }
     if (http_client_global_init() < 0) {

@@ -163,6 +163,14 @@ DEFAULT_FAULTS = {
     # telemetry delivery is held (records buffer as while frozen) while this is true; may be
     # changed on a running emulator (emu.faults["hold_telemetry"] = False releases it)
     "hold_telemetry": False,
+    # the extensions' next /event/next calls, in order (each entry is used up, then removed):
+    # {"garbage": N, "body": str} answers N calls at once with 200 and a body that is not an
+    # event; {"status": S, "count": N, "body": str} answers N calls with an error status (and
+    # that body); {"truncate": true} writes the next event with its full Content-Length but half
+    # its body, closes the connection and gives the event again on the next call;
+    # {"oversize_bytes": N} adds a "padding" field of N bytes to the next INVOKE event;
+    # {"patch": {...}} sets these fields of the next INVOKE event (e.g. a hostile requestId)
+    "next_faults": [],
 }
 
 
@@ -417,10 +425,10 @@ class InvokeHandle:
 
 class _Reply:
     __slots__ = ("status", "body", "headers", "error_type", "event", "request_id", "who", "on_sent",
-                 "close", "log")
+                 "close", "log", "truncate")
 
     def __init__(self, status, body=b"", headers=None, error_type=None, event=None, request_id=None,
-                 who=None, on_sent=None, close=False, log=None):
+                 who=None, on_sent=None, close=False, log=None, truncate=None):
         self.status = status
         self.body = body
         self.headers = headers or []
@@ -431,6 +439,7 @@ class _Reply:
         self.on_sent = on_sent
         self.close = close
         self.log = log             # extra api_log fields
+        self.truncate = truncate   # write only this many body bytes, then close (fault knob)
 
 
 def _error_reply(status, error_type, message, who=None):
@@ -1005,7 +1014,12 @@ def _write_reply(h, reply):
     if reply.close or h.close_connection:
         lines.append("Connection: close")
         h.close_connection = True
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body
+    body = reply.body
+    if reply.truncate is not None:
+        # Content-Length promises the whole body; the connection ends before it
+        body = body[:reply.truncate]
+        h.close_connection = True
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     try:
         h.wfile.write(data)
         return True
@@ -1116,6 +1130,10 @@ class Emulator:
                 raise ValueError("unknown fault %r (known: %s)" % (k, ", ".join(sorted(DEFAULT_FAULTS))))
             self.faults[k] = v
         self.faults["register_faults"] = [dict(f) for f in self.faults["register_faults"] or []]
+        self.faults["next_faults"] = [dict(f) for f in self.faults["next_faults"] or []]
+        for f in self.faults["next_faults"]:
+            if not any(k in f for k in ("garbage", "status", "truncate", "oversize_bytes", "patch")):
+                raise ValueError("next_faults entries need garbage, status, truncate, oversize_bytes or patch")
         for f in self.faults["register_faults"]:
             if not _is_int(f.get("status")) or not 100 <= f["status"] <= 599:
                 raise ValueError("register_faults entries need an HTTP status")
@@ -2756,6 +2774,8 @@ class Emulator:
                 self._log_api({"t_req_ns": t_req, "api": api, "who": w.who, "method": method, "path": path,
                                "status": "dropped", **({"reset": True} if w.reset else {})})
                 return
+        if reply.event and path == "/2020-01-01/extension/event/next":
+            reply = self._next_event_fault(reply)
         # the entry is logged just before the answer is written, so a client that got its
         # answer always finds the entry in api_log
         t_write = _mono_ns()
@@ -3139,6 +3159,9 @@ class Emulator:
                     inv.ext_pending.discard(ext)
                     inv.t_last_ext_next_ns = max(inv.t_last_ext_next_ns or 0, t_req)
                 ext.invoke_rid = None
+            answer = self._next_call_fault_locked(who)
+            if answer is not None:
+                return answer
             w = _Waiter(who)
             if ext.queued is not None:
                 w.reply = ext.queued
@@ -3147,6 +3170,50 @@ class Emulator:
                 ext.waiter = w
             self._cv.notify_all()
             return w
+
+    def _next_call_fault_locked(self, who):
+        """The answer a `garbage` or `status` next_faults entry gives this call, or None."""
+        faults = self.faults["next_faults"]
+        f = faults[0] if faults else None
+        if f is None or not ("garbage" in f or "status" in f):
+            return None
+        key = "garbage" if "garbage" in f else "count"
+        f[key] = f.get(key, 1) - 1
+        if f[key] <= 0:
+            faults.pop(0)
+        if "garbage" in f:
+            return _Reply(200, f.get("body", "<html>not an event</html>").encode("utf-8", "surrogateescape"),
+                          [("Content-Type", "text/html")], who=who, log={"fault": "garbage"})
+        reply = _error_reply(int(f["status"]), "Fault.Injected", "injected by next_faults", who=who)
+        if "body" in f:
+            reply.body = f["body"].encode("utf-8", "surrogateescape")
+        reply.log = {"fault": "status"}
+        return reply
+
+    def _next_event_fault(self, reply):
+        """An event about to be written to an /event/next: cut short (and given again on the
+        next call) or padded, as the head of next_faults says."""
+        with self._cv:
+            faults = self.faults["next_faults"]
+            f = faults[0] if faults else None
+            if f is not None and f.get("truncate"):
+                faults.pop(0)
+                ext = next((e for e in self._exts if e.name == reply.who and not e.dead), None)
+                if ext is not None and ext.queued is None:
+                    ext.queued = reply  # given again, whole, on the next call
+                return _Reply(reply.status, reply.body, reply.headers, event=reply.event,
+                              request_id=reply.request_id, who=reply.who,
+                              log={"fault": "truncate"}, truncate=len(reply.body) // 2)
+            if f is not None and (f.get("oversize_bytes") or "patch" in f) and reply.event == "INVOKE":
+                faults.pop(0)
+                ev = json.loads(reply.body)
+                if f.get("oversize_bytes"):
+                    ev["padding"] = "x" * int(f["oversize_bytes"])
+                ev.update(f.get("patch") or {})
+                return _Reply(reply.status, _json(ev), reply.headers, event=reply.event,
+                              request_id=reply.request_id, who=reply.who, on_sent=reply.on_sent,
+                              log={"fault": "oversize" if f.get("oversize_bytes") else "patch"})
+        return reply
 
     def _h_ext_error(self, h, kind):
         with self._cv:

@@ -965,6 +965,82 @@ class FaultKnobTests(unittest.TestCase):
         nexts = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("event") == "INVOKE"]
         self.assertEqual(nexts[0]["request_id"], r1.request_id)
 
+    def _next_faults_box(self, faults):
+        box = Box(self, probes={"p": {"PROBE_NEXT_RETRY": "1"}}, faults={"next_faults": faults})
+        self.assertEqual(box.emu.start().status, "success")
+        return box
+
+    def test_next_fault_garbage_answers_n_calls_with_200_and_no_event(self):
+        box = self._next_faults_box([{"garbage": 3, "body": "<html>oops"}])
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        garbage = box.log("p", "next_garbage")
+        # the first three calls (the one ending Init and two more) got garbage at once, the
+        # fourth waited for and got the INVOKE: the knob is used up
+        self.assertEqual([g["body"] for g in garbage], ["<html>oops"] * 3)
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r.request_id])
+        faulted = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("fault") == "garbage"]
+        self.assertEqual([c["status"] for c in faulted], [200] * 3)
+        self.assertEqual(box.emu.faults["next_faults"], [])
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual(len(box.log("p", "next_garbage")), 3)
+
+    def test_next_fault_status_answers_n_calls_with_an_error(self):
+        box = self._next_faults_box([{"status": 500, "count": 2}])
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        errors = box.log("p", "next_error")
+        self.assertEqual([e["status"] for e in errors], [500, 500])
+        self.assertEqual(err_type(errors[0]["body"]), "Fault.Injected")
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r.request_id])
+
+    def test_next_fault_truncate_cuts_the_body_then_gives_the_event_again(self):
+        box = self._next_faults_box([{"truncate": True}])
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        # the probe saw the answer end before its Content-Length, called again and got the
+        # same INVOKE whole
+        resets = box.log("p", "next_reset")
+        self.assertEqual([x["error"] for x in resets], ["IncompleteRead"])
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r.request_id])
+        cut = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("fault") == "truncate"]
+        self.assertEqual([(c["event"], c["request_id"]) for c in cut], [("INVOKE", r.request_id)])
+        # the invoke was held open until the probe's next after the whole INVOKE
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual(len(box.events("p")), 2)
+
+    def test_next_fault_oversize_pads_the_next_invoke_only(self):
+        box = self._next_faults_box([{"oversize_bytes": 100000}])
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual((r1.status, r2.status), ("success", "success"))
+        ev = box.events("p")
+        self.assertEqual([e["requestId"] for e in ev], [r1.request_id, r2.request_id])
+        self.assertEqual(len(ev[0]["padding"]), 100000)
+        self.assertNotIn("padding", ev[1])
+        sd = box.emu.shutdown()
+        self.assertEqual(box.events("p")[-1]["eventType"], "SHUTDOWN")
+        self.assertEqual(sd.extensions["p"].exit_code, 0)
+
+    def test_next_fault_patch_sets_fields_of_the_next_invoke(self):
+        box = self._next_faults_box([{"patch": {"requestId": "a\nb", "extra": [1]}}])
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual((r1.status, r2.status), ("success", "success"))
+        ev = box.events("p")
+        self.assertEqual((ev[0]["requestId"], ev[0]["extra"]), ("a\nb", [1]))
+        self.assertEqual(ev[1]["requestId"], r2.request_id)
+
+    def test_next_fault_status_body_replaces_the_error_body(self):
+        box = self._next_faults_box([{"status": 403, "body": "{\"errorType\":\"T\"}"}])
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual([(e["status"], err_type(e["body"])) for e in box.log("p", "next_error")],
+                         [(403, "T")])
+
+    def test_next_faults_are_validated(self):
+        with self.assertRaises(ValueError):
+            Box(self, faults={"next_faults": [{"body": "x"}]})
+
     def test_shutdown_deadline_already_passed(self):
         box = Box(self, probes={"p": {"PROBE_SHUTDOWN_DELAY_MS": "400"}},
                   faults={"shutdown_deadline_ms": -50})

@@ -308,6 +308,55 @@ static void test_unusable_endpoint_settings_fall_back(void **state)
     check_invalid("LAMBDA_TRACER_OTLP_HEADERS", long_value, "the default");
 }
 
+/* AWS_REGION goes into a host name and the SigV4 scope: only Lambda's shape
+ * passes, anything that could move the host or the scope is refused. */
+static void test_region_valid(void **state)
+{
+    static const char *const good[] = {"us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1",
+                                       "cn-north-1", "us-isob-east-1", "a", "a1",
+                                       "abcdefghijklmnopqrstuvwxyz01234" /* 31 */};
+    static const char *const bad[] = {"", "x@127.0.0.1:9/", "us-east-1@h", "us-east-1/", "us-east-1:1",
+                                      "us-east-1#", "us-east-1?", "US-EAST-1", "us-East-1", "us east 1",
+                                      "us-east-1\n", "us-east-1\r", "us-\xc3\xa9" "ast-1", "us_east_1",
+                                      "us.east.1", "-us-east-1", "us-east-1-", "1us-east",
+                                      "abcdefghijklmnopqrstuvwxyz012345" /* 32 */, "us-east-1\x7f"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(config_region_valid(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(config_region_valid(bad[i]));
+    assert_false(config_region_valid(NULL));
+}
+
+/* AWS_LAMBDA_RUNTIME_API is the authority of every Extensions API URL. */
+static void test_runtime_api_valid(void **state)
+{
+    static const char *const good[] = {"127.0.0.1:9001", "localhost:9001", "sandbox.localdomain:9001",
+                                       "[::1]:9001", "[fd00:ec2::254]:80", "[::ffff:127.0.0.1]:1",
+                                       "169.254.100.1:65535", "a:1", "h-1.x:00080"};
+    static const char *const bad[] = {"", "127.0.0.1", "127.0.0.1:", ":9001", "127.0.0.1:0",
+                                      "127.0.0.1:65536", "127.0.0.1:000080", "127.0.0.1:+80",
+                                      "127.0.0.1:-1", "127.0.0.1:80 ", " 127.0.0.1:80", "127.0.0.1:8 0",
+                                      "x@127.0.0.1:80", "u:p@127.0.0.1:80", "127.0.0.1:1@127.0.0.1:80",
+                                      "127.0.0.1:80/", "127.0.0.1:80/x", "127.0.0.1:80?x", "127.0.0.1:80#x",
+                                      "127.0.0.1/x:80", "127.0.0.1?:80", "127.0.0.1#:80", "h\r\nX: 1:80",
+                                      "127.0.0.1:80\r\n", "h\t:80", "-h:80", ".h:80", "h_1:80", "h%41:80",
+                                      "[::1:80", "[::1]80", "[::1]:", "[]:80", "[127.0.0.1]:80",
+                                      "[::1%eth0]:80", "[::1]:80]", "h\xc3\xa9" ":80", "a:b:80", "h:80\x7f"};
+    char long_host[CONFIG_RUNTIME_API_MAX + 8];
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(config_runtime_api_valid(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(config_runtime_api_valid(bad[i]));
+    assert_false(config_runtime_api_valid(NULL));
+    memset(long_host, 'h', sizeof(long_host));
+    snprintf(long_host + CONFIG_RUNTIME_API_MAX - 5, 8, ":9001");
+    assert_false(config_runtime_api_valid(long_host)); /* 200 bytes + NUL: too long */
+    snprintf(long_host + CONFIG_RUNTIME_API_MAX - 6, 8, ":9001");
+    assert_true(config_runtime_api_valid(long_host)); /* 199 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +371,8 @@ int main(void)
         cmocka_unit_test(test_slow_ms),
         cmocka_unit_test(test_parse_otlp_headers),
         cmocka_unit_test(test_unusable_endpoint_settings_fall_back),
+        cmocka_unit_test(test_region_valid),
+        cmocka_unit_test(test_runtime_api_valid),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
