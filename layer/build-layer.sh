@@ -193,6 +193,15 @@ build_mbedtls() { # ARCH PREFIX
                 *) python3 scripts/config.py unset "$opt" ;;
             esac
         done
+        # Entropy: Mbed TLS 3 calls getrandom() only under glibc; elsewhere
+        # (musl) it reads a device file, by default /dev/random (2.28 read
+        # /dev/urandom).  /dev/random blocks on kernels before 5.6 while the
+        # pool is low, and it is one more file the runtime's root must
+        # have; /dev/urandom, as before, never blocks and Lambda is no
+        # device fresh from boot.
+        grep -q '^//#define MBEDTLS_PLATFORM_DEV_RANDOM ' "$cfg" || die "mbedTLS has no option MBEDTLS_PLATFORM_DEV_RANDOM"
+        python3 scripts/config.py set MBEDTLS_PLATFORM_DEV_RANDOM '"/dev/urandom"'
+        grep -q '^#define MBEDTLS_PLATFORM_DEV_RANDOM "/dev/urandom"' "$cfg" || die "MBEDTLS_PLATFORM_DEV_RANDOM not set"
         make -s -C library -j"$JOBS" CC="$CC" AR="$AR" RANLIB="$RANLIB" \
             CFLAGS="$(dep_cflags "$work" mbedtls)" static >/dev/null
         mkdir -p "$2/lib" "$2/include"
