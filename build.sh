@@ -6,6 +6,9 @@
 #   ./build.sh test            every suite: unit (plain+valgrind, ASan+UBSan, TSan), fuzz corpus
 #                              replay, the emulator's own tests, integration tests, the layer
 #   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
+#   ./build.sh view FILE... [--html OUT]
+#                              draw exported traces (X-Ray documents, CloudWatch Logs output, OTLP/JSON)
+#                              as terminal waterfalls, and as one self-contained HTML page with --html
 #   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60); more args go to libFuzzer
 #   ./build.sh layer [ARCH...] release zips build/layer/lambda-tracer-{x86_64,arm64}.zip
 #   ./build.sh bench [--quick] benchmarks of the release binary against no extension and a floor
@@ -273,5 +276,6 @@ case "${1:-}" in
     fuzz) shift; cmd_fuzz "$@" ;;
     layer) shift; cmd_layer "$@" ;;
     bench) shift; cmd_bench "$@" ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    view) shift; exec "$PYTHON" viewer/view.py "$@" ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
