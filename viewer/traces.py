@@ -37,7 +37,8 @@ import re
 MAX_DEPTH = 64            # deepest subsegment nesting kept (deeper: dropped, counted)
 MAX_PROBLEMS = 20         # reasons kept for the summary
 MAX_NESTED_TEXT = 4       # how deep a message string may hold another JSON text
-SIGNATURE = re.compile(r'"(trace_id|traceId|resourceSpans|start_time|Segments)"')
+# a line that holds one of these and is not complete JSON was a document, cut or damaged
+SIGNATURE = re.compile(r'"(trace_id|traceId|resourceSpans|start_time|Segments)"|\{"name":')
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 OTLP_EXCEPTION_EVENT = "exception"
 OTLP_IN_PROGRESS = "lambda_tracer.in_progress"
