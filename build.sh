@@ -72,7 +72,7 @@ cmd_deps() {
 
 cmd_build() {
     need_pkgs "${BASE_PKGS[@]}"
-    make -s -j"$JOBS" extension
+    step "building build/dev/lambda-tracer" make -s -j"$JOBS" extension
 }
 
 # --- test bookkeeping: every suite adds its counts; one closing line at the end.
@@ -338,7 +338,7 @@ need_layer_pkgs() {
 
 cmd_layer() {
     need_layer_pkgs "$@"
-    layer/build-layer.sh "$@"
+    step "release layer build (${*:-x86_64, arm64}; cached after the first time)" layer/build-layer.sh "$@"
 }
 
 # Benchmarks (bench/): not a test.  Builds the release layer (both
