@@ -171,8 +171,13 @@ def _kv_table(pairs):
     return "<table>%s</table>" % rows
 
 
+def _pct(x):
+    """A percentage for a style attribute: finite, within 0..100."""
+    return min(max(x, 0.0), 100.0) if math.isfinite(x) else 0.0
+
+
 def _nice_step(span_ms, parts=6):
-    raw = span_ms / parts if span_ms > 0 else 1.0
+    raw = span_ms / parts if span_ms > 0 and math.isfinite(span_ms) else 1.0
     mag = 10 ** math.floor(math.log10(raw))
     for m in (1, 2, 2.5, 5, 10):
         if raw <= m * mag:
@@ -191,7 +196,7 @@ def _ticks(axis, origin):
         lo, hi = (a - origin) * 1000, (b - origin) * 1000
         v = math.ceil(lo / step) * step
         while v <= hi + 1e-9 and len(out) < 40:
-            pos = axis.col(origin + v / 1000) / axis.width * 100
+            pos = _pct(axis.col(origin + v / 1000) / axis.width * 100)
             out.append((pos, waterfall._fmt_off(v) if v else "0"))
             v += step
     out.sort()
@@ -317,8 +322,8 @@ def render_invocation(inv, number, title=None):
         if ns is not None:
             end = ne if ne is not None and ne >= ns else max(last, ns)
             a, b = axis.col(ns), axis.col(end)
-            left = max(0.0, min(a / AXIS_UNITS * 100, 100.0))
-            width = max(0.0, min((b - a) / AXIS_UNITS * 100, 100.0 - left))
+            left = _pct(a / AXIS_UNITS * 100)
+            width = min(_pct((b - a) / AXIS_UNITS * 100), 100.0 - left)
             off = waterfall._fmt_off((ns - origin) * 1000)
             dur = waterfall._fmt_ms((ne - ns) * 1000) if ne is not None else "..."
             tip = "%s: %s, start %s ms, %s" % (name, st.replace("open", "in progress"), off,

@@ -121,6 +121,15 @@ def _num(v):
     return v if math.isfinite(v) else None
 
 
+MAX_TIME_S = 1e11      # epoch seconds past this (year 5138) are no time a tracer wrote
+
+
+def _time(v):
+    """An epoch time in seconds within [0, MAX_TIME_S), or None."""
+    v = _num(v)
+    return v if v is not None and 0 <= v < MAX_TIME_S else None
+
+
 def _str(v, default=""):
     if isinstance(v, str):
         return v
@@ -154,8 +163,8 @@ def normalise_xray(doc, depth=0, counter=None):
         if k in out:
             out[k] = _str(out[k])
     out["name"] = _str(doc.get("name"), "?") or "?"
-    out["start_time"] = _num(doc.get("start_time"))
-    out["end_time"] = _num(doc.get("end_time"))
+    out["start_time"] = _time(doc.get("start_time"))
+    out["end_time"] = _time(doc.get("end_time"))
     if out["end_time"] is None:
         out.pop("end_time")
     for k in ("error", "fault", "throttle", "in_progress"):
@@ -164,6 +173,8 @@ def normalise_xray(doc, depth=0, counter=None):
     for k in ("annotations", "metadata", "aws"):
         if k in out:
             out[k] = _dict(out[k])
+    if "request_id" in out.get("aws", {}):
+        out["aws"] = dict(out["aws"], request_id=_str(out["aws"]["request_id"]))
     cause = doc.get("cause")
     if cause is not None:
         excs = []
@@ -200,10 +211,10 @@ def _xray_problem(doc):
     for k in ("trace_id", "id"):
         if not isinstance(doc.get(k), str) or not doc[k]:
             return "%s is not a string" % k
-    if _num(doc.get("start_time")) is None:
-        return "start_time is not a number"
-    if "end_time" in doc and _num(doc.get("end_time")) is None:
-        return "end_time is not a number"
+    if _time(doc.get("start_time")) is None:
+        return "start_time is not a number of epoch seconds"
+    if "end_time" in doc and _time(doc.get("end_time")) is None:
+        return "end_time is not a number of epoch seconds"
     if "end_time" not in doc and doc.get("in_progress") is not True:
         return "neither end_time nor in_progress"
     if doc.get("type") == "subsegment" and not isinstance(doc.get("parent_id"), str):

@@ -17,6 +17,7 @@ import traces  # noqa: E402
 import waterfall  # noqa: E402
 
 FIX = os.path.join(HERE, "fixtures")
+T0 = 1796222529.0
 EVIL = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 
 
@@ -107,16 +108,16 @@ class PageTest(unittest.TestCase):
 
     def test_bar_geometry(self):
         doc = {"name": "fn", "id": "a" * 16, "trace_id": "1-5759e988-bd862e3fe1be46a994272793",
-               "start_time": 10.0, "end_time": 10.1,
-               "subsegments": [{"name": "half", "id": "b" * 16, "start_time": 10.05, "end_time": 10.1},
-                               {"name": "open", "id": "c" * 16, "start_time": 10.0, "in_progress": True}]}
+               "start_time": T0, "end_time": T0 + 0.1,
+               "subsegments": [{"name": "half", "id": "b" * 16, "start_time": T0 + 0.05, "end_time": T0 + 0.1},
+                               {"name": "open", "id": "c" * 16, "start_time": T0, "in_progress": True}]}
         out = render(json.dumps(doc))
         bars = re.findall(r'<span class="bar s-(\w+)" style="left:([\d.]+)%;width:([\d.]+)%"', out)
         self.assertEqual([(s, round(float(l)), round(float(w))) for s, l, w in bars],
                          [("ok", 0, 100), ("ok", 50, 50), ("open", 0, 100)])
         # provisioned concurrency: init minutes before the invocation, the idle stretch cut out
-        pc = dict(doc, subsegments=[{"name": "Initialization", "id": "d" * 16, "start_time": 10.0 - 600,
-                                     "end_time": 10.0 - 599.9}])
+        pc = dict(doc, subsegments=[{"name": "Initialization", "id": "d" * 16, "start_time": T0 - 600,
+                                     "end_time": T0 - 599.9}])
         out = render(json.dumps(pc))
         self.assertEqual(out.count('<span class="gap"'), 2)       # one per row
         lefts = [float(x) for x in re.findall(r'class="bar s-\w+" style="left:([\d.]+)%', out)]

@@ -15,6 +15,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "viewer"))
+import page  # noqa: E402
 import traces  # noqa: E402
 import waterfall  # noqa: E402
 
@@ -178,6 +179,8 @@ def mutate(line, rng):
         i = rng.randrange(len(line))
         return line[:i] + rng.choice('{}[]",:\\x\x00') + line[i + 1:]
     doc = json.loads(line)
+    if rng.random() < 0.2:
+        doc["aws"] = {"request_id": rng.choice([5, None, ["x"], {"a": 1}, True])}
     key = rng.choice(["start_time", "end_time", "id", "trace_id", "subsegments", "cause", "annotations",
                       "name", "resourceSpans", "aws", "in_progress"])
     doc[key] = rng.choice([None, "x", -1, 1e308, [], {}, [1, "a", None], {"exceptions": "no"}, True])
@@ -208,6 +211,7 @@ class MalformedTest(unittest.TestCase):
             got = load(text)
             for inv in got.invocations:       # whatever was kept can be drawn
                 waterfall.render(inv.versions, subsegment_docs=inv.subsegment_docs)
+            page.render_page(got)
 
     def test_deep_nesting_and_odd_json(self):
         deep = '{"name":"a","id":"1","trace_id":"1-a","start_time":1,"end_time":2,"subsegments":' \
