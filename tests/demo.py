@@ -153,7 +153,8 @@ def main():
     html_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "traces.html")
     with open(html_path, "w", encoding="utf-8") as f:
         f.write(page.render_page(traces.finish(traces.load_text("\n".join(raw), "demo")),
-                                 title="lambda-tracer demo", sources=[shown_path(os.path.abspath(args.out))]))
+                                 title="lambda-tracer demo", sources=[shown_path(os.path.abspath(args.out))],
+                                 titles={r.request_id: f"#{n} {label}" for n, (label, _, r) in enumerate(results, 1)}))
     segs = harness.by_request(docs)
     independent = [d for d in docs if d.get("type") == "subsegment"]
 

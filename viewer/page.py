@@ -348,8 +348,8 @@ def render_invocation(inv, number, title=None):
 
 
 def render_page(loaded, title="lambda-tracer traces", sources=(), titles=None):
-    """The whole page as a string.  titles: optional {index: title} for the
-    invocations (the demo's step names)."""
+    """The whole page as a string.  titles: optional {request id: title}
+    for the invocations (the demo's step names)."""
     titles = titles or {}
     script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
     csp = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-%s'; img-src 'none'; "
@@ -359,7 +359,7 @@ def render_page(loaded, title="lambda-tracer traces", sources=(), titles=None):
     for n, inv in enumerate(loaded.invocations, 1):
         doc, _, is_final = inv.pick()
         counts[invocation_status(doc, is_final)[0]] += 1
-        sections.append(render_invocation(inv, n, titles.get(n - 1)))
+        sections.append(render_invocation(inv, n, titles.get((doc.get("aws") or {}).get("request_id"))))
     legend = "".join('<span><span class="sw s-%s"></span>%s</span>' % (c, esc(t)) for c, t in LEGEND)
     legend += '<span><span class="sw gap" style="position:static;display:inline-block;height:10px"></span>' \
               'idle time cut out of the axis</span>'

@@ -136,6 +136,13 @@ class PageTest(unittest.TestCase):
             doc, _, fin = inv.pick()
             self.assertEqual(page.invocation_status(doc, fin), want, extra)
 
+    def test_titles_by_request_id(self):
+        loaded = traces.finish(traces.load_text(read("xray.jsonl"), "t"))
+        rid = loaded.invocations[3].pick()[0]["aws"]["request_id"]
+        out = page.render_page(loaded, titles={rid: "#4 timeout <b>"})
+        self.assertTrue('<span class="num">#4 timeout &lt;b&gt;</span>' in out)
+        self.assertEqual(out.count('<span class="num">#'), 7)
+
     def test_empty_input_still_a_page(self):
         out = render("START RequestId: x\n{broken")
         self.assertTrue("No trace documents found" in out)
