@@ -105,7 +105,7 @@ heartbeat() {
     start=$(now_us)
     trap '[ -n "$sp" ] && kill "$sp" 2>/dev/null; exit 0' TERM
     while :; do
-        sleep 30 & sp=$!
+        sleep 30 </dev/null >/dev/null 2>&1 & sp=$!   # holds no pipe of ours open
         wait "$sp"
         printf '    ... %s: still running (%s)\n' "$name" "$(elapsed "$start")"
     done
@@ -174,7 +174,10 @@ run_suite() {
     local what="$p passed"
     case "$kind" in
         test) PASSED=$((PASSED + p)); SKIPPED=$((SKIPPED + s)) ;;
-        rerun) if [ "$f" -gt 0 ]; then RERUNS+=("$label $p passed, $f failed"); else RERUNS+=("$label $p passed"); fi ;;
+        rerun) local r="$label $p passed"
+               if [ "$f" -gt 0 ]; then r+=", $f failed"; fi
+               if [ "$s" -gt 0 ]; then r+=", $s skipped"; fi
+               RERUNS+=("$r") ;;
         corpus) CORPUS_INPUTS=$((CORPUS_INPUTS + p))
                 CORPUS_TARGETS=$((CORPUS_TARGETS + $(grep -c '^replayed [0-9]* inputs' "$log" || true)))
                 what="$p inputs replayed" ;;
