@@ -178,6 +178,15 @@ class CommandLineTest(unittest.TestCase):
         self.assertIn("1 malformed skipped", r.stdout)
         self.assertIn("skipped stdin:8: looks like a trace document", r.stdout)
 
+    def test_build_sh_view(self):
+        r = subprocess.run(["bash", os.path.join(REPO, "build.sh"), "view", os.path.join(FIX, "otlp.jsonl"),
+                            "--quiet"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("7 invocations, 42 OTLP spans in 7 requests", r.stdout)
+        usage = subprocess.run(["bash", os.path.join(REPO, "build.sh")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(usage.returncode, 2)
+        self.assertIn("./build.sh view FILE... [--html OUT]", usage.stdout)
+
     def test_no_documents_and_missing_file(self):
         r = self.run_view("-", stdin="hello\n")
         self.assertEqual(r.returncode, 1)
