@@ -25,8 +25,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "viewer"))
 import harness  # noqa: E402
+import page  # noqa: E402
+import traces  # noqa: E402
 import waterfall  # noqa: E402
 
 UPSTREAM = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -147,6 +149,12 @@ def main():
         for line in lines:
             if not line.startswith("{"):
                 f.write(line + "\n")
+    # the same documents as one self-contained HTML page (./build.sh view draws it too)
+    html_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "traces.html")
+    with open(html_path, "w", encoding="utf-8") as f:
+        f.write(page.render_page(traces.finish(traces.load_text("\n".join(raw), "demo")),
+                                 title="lambda-tracer demo", sources=[shown_path(os.path.abspath(args.out))],
+                                 titles={r.request_id: f"#{n} {label}" for n, (label, _, r) in enumerate(results, 1)}))
     segs = harness.by_request(docs)
     independent = [d for d in docs if d.get("type") == "subsegment"]
 
@@ -230,7 +238,8 @@ def main():
           f"{n_open} in-progress versions"
           + (f", {len(independent)} independent subsegments" if independent else "")
           + f") to {shown_path(os.path.abspath(args.out))}; the extension's log is in "
-          f"{shown_path(log_path)}")
+          f"{shown_path(log_path)}; open {shown_path(html_path)} in a browser for the same traces "
+          f"with every detail")
 
     reports = harness.sanitizer_reports(lines)
     if reports:

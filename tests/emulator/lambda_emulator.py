@@ -3344,6 +3344,10 @@ def _cmd_run(args):
     if args.init_type == MI_INIT_TYPE:
         args.managed_instances = True
     env = _parse_kv(args.env)
+    # Nothing leaves this machine unless asked: lambda-tracer's own default is the real
+    # X-Ray API, so the command line sets its stdout exporter (--env LAMBDA_TRACER_EXPORTERS=...
+    # overrides); the documents land in --work-dir's lambda-tracer.log for ./build.sh view.
+    env.setdefault("LAMBDA_TRACER_EXPORTERS", "stdout")
     quirks = _parse_quirks(args.quirk)
     faults = _parse_quirks(args.fault)
     emu = Emulator(root=args.root, runtime=args.runtime, function_name=args.function_name,
