@@ -791,8 +791,11 @@ static void *export_main(void *arg)
 
         /* A stop that gave up on this thread has counted the batch and may
          * be tearing down what on_handled uses (the journal). */
-        if (atomic_load(&e->abandoned))
+        if (atomic_load(&e->abandoned)) {
+            for (size_t i = 0; i < n; i++)
+                item_free(batch[i]);
             return NULL;
+        }
         for (size_t i = 0; i < n; i++) {
             if (batch[i]->ticket >= 0 && e->cfg.on_handled != NULL)
                 e->cfg.on_handled(batch[i]->ticket, e->cfg.on_handled_ctx);
@@ -1018,12 +1021,15 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
     uint64_t left = 0;
     bool finished;
 
+    int64_t cut_ns = deadline_ns - (int64_t)EXPORT_STOP_JOIN_MS * 1000000;
+
     if (e == NULL)
         return true;
-    (void)export_flush(e, deadline_ns, true);
-    /* Whatever is still queued after the deadline is not sent; the batch
-     * being sent is cut at the deadline (set_abort_at, by the flush). */
-    set_abort_at(e, deadline_ns);
+    /* Sending ends (a request in flight is cut) a little before the
+     * deadline, so the thread has returned by the deadline itself. */
+    (void)export_flush(e, cut_ns, true);
+    /* Whatever is still queued then is not sent. */
+    set_abort_at(e, cut_ns);
     queue_close(e->q);
     {
         int kind;
@@ -1049,8 +1055,14 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
     if (ret != NULL)
         *ret = e->stats;
     pthread_mutex_unlock(&e->lock);
-    if (!finished)
-        return false; /* the process exits; the thread goes with it */
+    if (!finished) {
+        /* The process exits; the thread goes with it.  Kept reachable
+         * (not freed under the running thread). */
+        static struct exporter *left_running;
+        left_running = e;
+        (void)left_running;
+        return false;
+    }
     pthread_join(e->thread, NULL);
     queue_destroy(e->q, free_queued);
     udp_sender_close(e->udp);

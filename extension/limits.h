@@ -77,6 +77,9 @@
  * is turned off for this long: a dead backend or a broken telemetry path
  * then costs the next invocations nothing. */
 #define EXPORT_EAGER_OFF_MS 30000
+/* At SHUTDOWN, requests still running are cut this long before the
+ * exporter's deadline: the time its thread gets to count them and end. */
+#define EXPORT_STOP_JOIN_MS 50
 
 /* Configuration values read from the environment. */
 #define CONFIG_MAX_VALUE_BYTES 1024
