@@ -63,6 +63,13 @@
  * (2,000 ms for all external extensions together). */
 #define SHUTDOWN_SAFETY_MARGIN_MS 300
 #define SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS 1000
+/* Everything after SHUTDOWN (exports included: a request still running is
+ * cut) ends this long before its deadline: the time to log the summary and
+ * exit.  Lambda SIGKILLs at the deadline. */
+#define SHUTDOWN_EXIT_MARGIN_MS 100
+/* The budget when a SHUTDOWN carries no deadline: Lambda's 2,000 ms for
+ * external extensions. */
+#define SHUTDOWN_DEFAULT_BUDGET_MS 2000
 
 /* Log tail on failure: at most this many lines of at most this many bytes
  * each are kept per environment (bounded memory whatever the function logs). */

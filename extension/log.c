@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 1024
+#define LOG_LINE_MAX 4096 /* the shutdown summary holds every counter */
 #define LOG_PREFIX_MAX 64
 
 enum log_level log_current_level = LOG_LEVEL_INFO;

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
@@ -44,6 +45,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "queue.h"
+#include "summary.h"
 
 /* Schema versions tried in order when Lambda refuses one with 400. */
 static const char *const schema_fallbacks[] = {"2025-01-29", "2022-12-13", "2022-07-01"};
@@ -61,7 +63,9 @@ struct runtime {
     bool telemetry_active;
     struct extapi_registration reg;
     int64_t registered_us;
-    uint64_t invokes;
+    uint64_t invokes;          /* INVOKE events received */
+    uint64_t eager_decisions;  /* INVOKEs the flush policy was asked about */
+    bool exporter_left_running; /* export_stop gave up on its thread: exit at once */
     int64_t last_invoke_ms; /* monotonic; 0 before the first */
     int64_t started_us;     /* this process's start (epoch) */
     struct journal *journal;
@@ -191,62 +195,70 @@ static void log_export_stats(const struct export_stats *es)
              (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed, line);
 }
 
-static void shut_down(struct runtime *rt, const struct ext_event *ev)
+/* The SHUTDOWN budget, as one CLOCK_MONOTONIC time: everything after
+ * SHUTDOWN (waiting for the last records, exporting, stopping the threads)
+ * ends by the event's deadline minus SHUTDOWN_EXIT_MARGIN_MS, the time
+ * left to log the summary and exit.  The pipeline stops waiting for
+ * records earlier (SHUTDOWN_SAFETY_MARGIN_MS before the deadline), which
+ * leaves the difference to the exporters.  received_us: when the event
+ * came (epoch). */
+static int64_t shutdown_end_ns(const struct ext_event *ev, int64_t received_us)
+{
+    int64_t left_ms = ev->deadline_ms > 0
+                          ? ev->deadline_ms - received_us / 1000 - SHUTDOWN_EXIT_MARGIN_MS
+                          : SHUTDOWN_DEFAULT_BUDGET_MS - SHUTDOWN_EXIT_MARGIN_MS;
+    int64_t since_ms = clock_epoch_us() / 1000 - received_us / 1000;
+
+    left_ms -= since_ms > 0 ? since_ms : 0;
+    return clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+}
+
+static void shut_down(struct runtime *rt, const struct ext_event *ev, int64_t received_us)
 {
     struct pipeline_stats ps = {0};
     struct listener_stats ls = {0};
     struct queue_stats qs = {0};
+    struct export_stats es = {0};
+    struct summary_input in = {.invokes = rt->invokes};
     int64_t started_ms = clock_mono_ms();
+    int64_t end_ns = shutdown_end_ns(ev, received_us);
+    char line[3072];
 
     if (rt->pipeline != NULL) {
-        /* Hard cap: the pipeline sets its own, shorter wait; this only
-         * guards against it being stuck. */
-        int64_t left_ms = ev->deadline_ms > 0
-                              ? ev->deadline_ms - clock_epoch_us() / 1000 - SHUTDOWN_SAFETY_MARGIN_MS / 2
-                              : SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
-        if (left_ms < 0)
-            left_ms = 0;
-        if (!pipeline_wait_drained(rt->pipeline, clock_mono_ns() + left_ms * 1000000))
+        /* A guard: the pipeline's own wait ends earlier. */
+        if (!pipeline_wait_drained(rt->pipeline, end_ns))
             log_warn("shutdown deadline near; stopping before the pipeline drained");
     }
-    listener_stop(rt->listener, LISTENER_STOP_DRAIN_MS, &ls);
-    rt->listener = NULL;
+    if (rt->listener != NULL) {
+        int64_t left_ms = (end_ns - clock_mono_ns()) / 1000000;
+        listener_stop(rt->listener, left_ms < LISTENER_STOP_DRAIN_MS ? (left_ms > 0 ? (int)left_ms : 0)
+                                                                     : LISTENER_STOP_DRAIN_MS,
+                      &ls);
+        rt->listener = NULL;
+        in.listener = &ls;
+    }
     if (rt->queue != NULL) {
         queue_close(rt->queue);
-        pipeline_stop(rt->pipeline, &ps);
-        rt->pipeline = NULL;
+        if (rt->pipeline != NULL) {
+            pipeline_stop(rt->pipeline, &ps);
+            rt->pipeline = NULL;
+            in.pipeline = &ps;
+        }
         queue_get_stats(rt->queue, &qs);
+        in.queue = &qs;
     }
     if (rt->exporter != NULL) {
         /* Everything the pipeline produced is queued now: send it within
-         * the deadline, keeping a margin to exit. */
-        int64_t left_ms = ev->deadline_ms > 0
-                              ? ev->deadline_ms - clock_epoch_us() / 1000 - SHUTDOWN_SAFETY_MARGIN_MS / 3
-                              : SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
-        struct export_stats es;
-        if (left_ms < 0)
-            left_ms = 0;
-        export_stop(rt->exporter, clock_mono_ns() + left_ms * 1000000, &es);
+         * the budget; a request still running then is cut and counted. */
+        rt->exporter_left_running = !export_stop(rt->exporter, end_ns, &es);
         rt->exporter = NULL;
+        in.exporter = &es;
         log_export_stats(&es);
     }
-
-    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu unsampled=%llu "
-             "closed_by_shutdown=%llu telemetry_batches=%llu records=%llu "
-             "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
-             "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
-             "listener_evicted=%llu listener_timed_out=%llu listener_refused=%llu listener_accept_failed=%llu "
-             "shutdown_ms=%lld",
-             ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
-             (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
-             (unsigned long long)ps.unsampled, (unsigned long long)ps.closed_by_shutdown,
-             (unsigned long long)ps.batches, (unsigned long long)ps.records,
-             (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
-             (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
-             (unsigned long long)ps.unreported, (unsigned long long)ls.rejected,
-             (unsigned long long)ls.evicted, (unsigned long long)ls.timed_out,
-             (unsigned long long)ls.refused, (unsigned long long)ls.accept_failed,
-             (long long)(clock_mono_ms() - started_ms));
+    in.shutdown_ms = clock_mono_ms() - started_ms;
+    if (summary_format(&in, line, sizeof(line)) < 0)
+        log_warn("shutdown summary truncated");
+    log_info("shutdown reason=%s %s", ext_shutdown_reason_name(ev->shutdown_reason), line);
 }
 
 /* Tells the pipeline when our own part of Init ended: now, just before
@@ -428,12 +440,12 @@ static bool wants_eager(struct runtime *rt)
         break;
     case CONFIG_FLUSH_AUTO:
     default:
-        eager = rt->invokes < rt->cfg.eager_first_invocations ||
+        eager = rt->eager_decisions < rt->cfg.eager_first_invocations ||
                 (rt->last_invoke_ms > 0 &&
                  now_ms - rt->last_invoke_ms >= (int64_t)rt->cfg.eager_idle_s * 1000);
         break;
     }
-    rt->invokes++;
+    rt->eager_decisions++;
     rt->last_invoke_ms = now_ms;
     return eager && rt->exporter != NULL && export_eager_ok(rt->exporter);
 }
@@ -477,6 +489,8 @@ static int event_loop(struct runtime *rt)
         int r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
+        if (r == 0 && ev.type == EXT_EVENT_INVOKE)
+            rt->invokes++; /* whatever happens to it next (no telemetry, no pipeline) */
         if (r == -EPROTO) {
             log_warn("ignoring a malformed event from /event/next");
             continue;
@@ -503,7 +517,7 @@ static int event_loop(struct runtime *rt)
         if (eager)
             export_before_next(rt, &ev);
         if (ev.type == EXT_EVENT_SHUTDOWN) {
-            shut_down(rt, &ev);
+            shut_down(rt, &ev, received_us);
             return EXIT_SUCCESS;
         }
     }
@@ -570,6 +584,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     status = event_loop(&rt);
+    if (rt.exporter_left_running) {
+        /* The exporter thread did not end by the SHUTDOWN budget (it is
+         * stuck where nothing can cut it, and its batch was counted): it
+         * may still use libcurl and the journal, so nothing is torn down
+         * under it.  Exit now, inside the deadline. */
+        _exit(EXIT_SUCCESS);
+    }
 
 out:
     /* On the error paths the threads may still run: stop them in order. */
@@ -577,7 +598,9 @@ out:
     if (rt.queue != NULL)
         queue_close(rt.queue);
     pipeline_stop(rt.pipeline, NULL);
-    export_stop(rt.exporter, clock_mono_ns(), NULL);
+    /* Nothing more is sent; a request in flight is cut at once. */
+    if (!export_stop(rt.exporter, clock_mono_ns() + 2 * (int64_t)EXPORT_STOP_JOIN_MS * 1000000, NULL))
+        _exit(status); /* its thread is stuck: tear nothing down under it */
     /* After a SHUTDOWN every invocation was exported or counted: the next
      * process (after a reset) must find nothing.  On the error paths the
      * entries stay for it. */
