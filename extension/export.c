@@ -349,6 +349,7 @@ static int post(struct exporter *e, enum export_sink s, struct http_client *http
         r = http_client_perform(http, req, resp, detail, sizeof(detail));
         if (r < 0) {
             snprintf(why, why_size, "%s", detail[0] ? detail : "transport error");
+            log_debug("%s export request failed: %s", sink_names[s], why);
             continue;
         }
         if (resp->status >= 200 && resp->status < 300)
