@@ -108,8 +108,10 @@ static void on_telemetry_body(char *body, size_t len, void *ctx)
 {
     struct runtime *rt = ctx;
 
-    if (queue_push(rt->queue, PIPELINE_ITEM_TELEMETRY, body, len, true) < 0)
+    if (queue_push(rt->queue, PIPELINE_ITEM_TELEMETRY, body, len, true) < 0) {
         free(body);
+        pipeline_telemetry_lost(rt->pipeline); /* an eager wait stops waiting for it */
+    }
 }
 
 /* Bind, subscribe.  Leaves rt->telemetry_active false (and logs why) when
@@ -451,31 +453,62 @@ static bool wants_eager(struct runtime *rt)
 }
 
 /* Eager export: wait for the runtime to finish (its runtimeDone), let the
- * pipeline hand the segment over, and flush the exporters, all bounded by
- * the invocation's deadline minus the timeout margin. */
-static void export_before_next(struct runtime *rt, const struct ext_event *ev)
+ * pipeline hand the segment over, and flush the exporters.  The invocation
+ * is held at most the Telemetry API's delivery delay (timeoutMs) plus
+ * EAGER_EXPORT_MAX_MS after the runtime finished, whatever happens to the
+ * telemetry:
+ * - no platform.start within that: telemetry is not flowing, go on;
+ * - a batch lost after INVOKE (unparsable, dropped by a full queue): it
+ *   may have carried the runtimeDone, which will then never come: go on;
+ * - runtimeDone came: the flush gets what is left of the bound, counted
+ *   from the runtimeDone record's time, so a late delivery is not made
+ *   later still; nothing left: go on without flushing.
+ * Until one of these, the handler may still be running, and the wait lasts
+ * up to the invocation's deadline minus the timeout margin.  Each miss
+ * turns eager export off for a while (and the segment goes out in the
+ * background), so a broken telemetry path costs one invocation.
+ * invoke_ns: when INVOKE came (CLOCK_MONOTONIC). */
+static void export_before_next(struct runtime *rt, const struct ext_event *ev, int64_t invoke_ns)
 {
-    int64_t deadline_ns = -1;
+    int64_t bound_ms = (int64_t)rt->cfg.buffer_timeout_ms + EAGER_EXPORT_MAX_MS;
+    struct pipeline_wait w = {
+        .start_deadline_ns = clock_mono_ns() + bound_ms * 1000000,
+        .since_ns = invoke_ns,
+    };
+    int64_t done_us = 0;
+    const char *why;
+    int r;
 
     if (ev->deadline_ms > 0) {
         int64_t left_ms = ev->deadline_ms - clock_epoch_us() / 1000 - (int64_t)rt->cfg.timeout_margin_ms;
-        deadline_ns = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+        w.done_deadline_ns = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
     } else {
-        deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
+        w.done_deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
     }
-    /* Without this invocation's platform.start within the buffering delay
-     * plus the eager budget, telemetry is not flowing (a flooded listener,
-     * failing deliveries): do not hold the invocation until its deadline. */
-    int64_t start_ns = clock_mono_ns() + ((int64_t)rt->cfg.buffer_timeout_ms + EAGER_EXPORT_MAX_MS) * 1000000;
-    if (!pipeline_wait_runtime_done(rt->pipeline, ev->request_id, start_ns, deadline_ns)) {
-        export_eager_off(rt->exporter);
-        log_warn("telemetry for this invocation did not arrive in time; exporting in the background "
-                 "for the next %d s",
-                 EXPORT_EAGER_OFF_MS / 1000);
-        return;
+    r = pipeline_wait_runtime_done(rt->pipeline, ev->request_id, &w, &done_us);
+    if (r == 0) {
+        /* What is left of the bound since the runtime finished. */
+        int64_t left_ms = EAGER_EXPORT_MAX_MS;
+        if (done_us > 0) {
+            int64_t since_ms = (clock_epoch_us() - done_us) / 1000;
+            if (bound_ms - since_ms < left_ms)
+                left_ms = bound_ms - since_ms;
+        }
+        if (left_ms > 0) {
+            int64_t flush_ns = clock_mono_ns() + left_ms * 1000000;
+            (void)export_flush(rt->exporter, flush_ns < w.done_deadline_ns ? flush_ns : w.done_deadline_ns,
+                               false);
+            return;
+        }
+        why = "arrived after the eager bound";
+    } else if (r == -EPIPE) {
+        why = "may have been in a telemetry batch that was lost";
+    } else {
+        why = "did not arrive in time";
     }
-    int64_t flush_ns = clock_mono_ns() + EAGER_EXPORT_MAX_MS * 1000000LL;
-    (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
+    export_eager_off(rt->exporter);
+    log_warn("telemetry for this invocation %s; exporting in the background for the next %d s", why,
+             EXPORT_EAGER_OFF_MS / 1000);
 }
 
 /* The Extensions API loop.  Returns the process exit status. */
@@ -486,9 +519,11 @@ static int event_loop(struct runtime *rt)
         struct ext_event ev;
         struct extapi_error err;
         int64_t received_us;
+        int64_t received_ns;
         int r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
+        received_ns = clock_mono_ns();
         if (r == 0 && ev.type == EXT_EVENT_INVOKE)
             rt->invokes++; /* whatever happens to it next (no telemetry, no pipeline) */
         if (r == -EPROTO) {
@@ -515,7 +550,7 @@ static int event_loop(struct runtime *rt)
             }
         }
         if (eager)
-            export_before_next(rt, &ev);
+            export_before_next(rt, &ev, received_ns);
         if (ev.type == EXT_EVENT_SHUTDOWN) {
             shut_down(rt, &ev, received_us);
             return EXIT_SUCCESS;

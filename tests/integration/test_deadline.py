@@ -122,6 +122,71 @@ class InFlightAtShutdownTest(unittest.TestCase):
         self.assertEqual(harness.sanitizer_reports(lines), [])
 
 
+def final_segments(lines):
+    out = {}
+    for rid, docs in harness.by_request(harness.documents(lines)).items():
+        out[rid] = [d for d in docs if not d.get("in_progress")]
+    return out
+
+
+class EagerBoundTest(unittest.TestCase):
+    """The batch that carries an eager invocation's platform.runtimeDone is spoiled by the
+    platform: the invocation is held at most timeoutMs + 250 ms after the runtime finished
+    (the emulator's extensionOverhead span: runtime /next to our /next), eager export turns
+    off, the later invocations cost nothing, and every invocation still gets its segment."""
+
+    def run_spoiled(self, spoil, env=None):
+        env = dict({"LAMBDA_TRACER_FLUSH": "eager"}, **(env or {}))
+        # an 8 s function: a wait that ran to the deadline would hold it 7.7 s
+        emu = new_env(self, env=env, timeout_s=8)
+        emu.start()
+        # a handler that runs 500 ms is not held for it: the bound starts when it is done
+        first = emu.invoke(payload=b'{"action":"slow","ms":500}')
+        emu.faults["spoil_runtime_done"] = spoil
+        spoiled = emu.invoke(payload=b'{"action":"slow","ms":300}')
+        after = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
+        sd = emu.shutdown()
+        lines = harness.output_lines(emu)
+        self.assertEqual((sd.extensions[harness.EXT_NAME].exit_code, sd.extensions[harness.EXT_NAME].killed),
+                         (0, False))
+        self.assertEqual(harness.sanitizer_reports(lines), [])
+        held = harness.extension_overhead_ms(first)
+        self.assertLessEqual(held, EAGER_MS)
+        # eager export is off after the spoiled one: the next ones cost nothing
+        for r in after:
+            self.assertLessEqual(harness.extension_overhead_ms(r), BACKGROUND_MS, r.request_id)
+        finals = final_segments(lines)
+        for r in [first, spoiled] + after:
+            self.assertEqual(len(finals.get(r.request_id, [])), 1, r.request_id)
+        return spoiled, lines
+
+    def test_runtime_done_batch_unparsable(self):
+        r, lines = self.run_spoiled({"how": "garbage"})
+        self.assertLessEqual(harness.extension_overhead_ms(r), EAGER_MS)
+        self.assertEqual(harness.summary(lines)["bad_batches"], 1)
+        self.assertEqual(len([l for l in lines if "telemetry batch that was lost" in l]), 1)
+
+    def test_runtime_done_batch_dropped_by_a_full_queue(self):
+        # the smallest queue (256 KiB) and a batch 300 KB bigger: valid JSON, refused by the
+        # queue as full (the listener takes up to 2 x 256 KiB + 64 KiB)
+        r, lines = self.run_spoiled({"how": "pad", "bytes": 300000},
+                                    env={"LAMBDA_TRACER_QUEUE_MAX_BYTES": "262144"})
+        self.assertLessEqual(harness.extension_overhead_ms(r), EAGER_MS)
+        self.assertEqual(harness.summary(lines)["queue_dropped"], 1)
+        self.assertEqual(len([l for l in lines if "telemetry batch that was lost" in l]), 1)
+
+    def test_runtime_done_delivered_after_the_bound(self):
+        # the platform delivers runtimeDone 1 s late: nothing tells the extension sooner that
+        # the runtime is done (README, flush policy), so it holds until then, and not a moment
+        # longer: no flush once the bound is spent, and eager export off
+        delay_ms = 1000
+        r, lines = self.run_spoiled({"how": "delay", "ms": delay_ms})
+        held = harness.extension_overhead_ms(r)
+        self.assertGreaterEqual(held, delay_ms)
+        self.assertLessEqual(held, delay_ms + 25 + BACKGROUND_MS)
+        self.assertEqual(len([l for l in lines if "arrived after the eager bound" in l]), 1)
+
+
 class SummaryTest(unittest.TestCase):
     def test_invokes_counted_without_telemetry(self):
         # AWS's own emulator answers the subscription 202 Telemetry.NotSupported: no listener,
