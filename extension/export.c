@@ -900,9 +900,13 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     }
     choose_ca_file(e);
     e->q = queue_new(cfg->queue_max_bytes);
-    e->xray_http = http_client_new();
-    e->otlp_http = http_client_new();
-    if (e->q == NULL || e->xray_http == NULL || e->otlp_http == NULL) {
+    /* One client per HTTP sink in use (each holds descriptors). */
+    if (has_sink(e, EXPORT_SINK_XRAY))
+        e->xray_http = http_client_new_abortable();
+    if (has_sink(e, EXPORT_SINK_OTLP))
+        e->otlp_http = http_client_new_abortable();
+    if (e->q == NULL || (has_sink(e, EXPORT_SINK_XRAY) && e->xray_http == NULL) ||
+        (has_sink(e, EXPORT_SINK_OTLP) && e->otlp_http == NULL)) {
         r = -ENOMEM;
         goto fail;
     }

@@ -20,9 +20,10 @@
 
 struct http_client {
     CURL *curl;
-    /* Transfers with an abort time run here, so another thread can wake
-     * them (curl_multi_wakeup); the multi handle also holds the connection
-     * cache those transfers reuse. */
+    /* Abortable clients only (two descriptors for its wake-up pair):
+     * transfers with an abort time run here, so another thread can wake
+     * them (curl_multi_wakeup); it also holds the connection cache those
+     * transfers reuse. */
     CURLM *multi;
 };
 
@@ -58,8 +59,21 @@ struct http_client *http_client_new(void)
     if (client == NULL)
         return NULL;
     client->curl = curl_easy_init();
+    if (client->curl == NULL) {
+        free(client);
+        return NULL;
+    }
+    return client;
+}
+
+struct http_client *http_client_new_abortable(void)
+{
+    struct http_client *client = http_client_new();
+
+    if (client == NULL)
+        return NULL;
     client->multi = curl_multi_init();
-    if (client->curl == NULL || client->multi == NULL) {
+    if (client->multi == NULL) {
         http_client_destroy(client);
         return NULL;
     }
@@ -81,7 +95,7 @@ void http_client_destroy(struct http_client *client)
 
 void http_client_wake(struct http_client *client)
 {
-    if (client != NULL)
+    if (client != NULL && client->multi != NULL)
         (void)curl_multi_wakeup(client->multi);
 }
 
@@ -287,8 +301,9 @@ int http_client_perform(struct http_client *client, const struct http_client_req
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
 
-    code = req->abort_at_ns != NULL ? perform_abortable(client, req->abort_at_ns) : curl_easy_perform(curl);
-    if (code == CURLE_OPERATION_TIMEDOUT && req->abort_at_ns != NULL && errbuf[0] == '\0')
+    bool abortable = req->abort_at_ns != NULL && client->multi != NULL;
+    code = abortable ? perform_abortable(client, req->abort_at_ns) : curl_easy_perform(curl);
+    if (code == CURLE_OPERATION_TIMEDOUT && abortable && errbuf[0] == '\0')
         snprintf(errbuf, sizeof(errbuf), "%s", "cut at the abort time");
     if (body.too_big) {
         r = -EMSGSIZE;

@@ -30,7 +30,8 @@ struct http_client_request {
     const char *access_key_id;        /* with aws_sigv4 */
     const char *secret_access_key;    /* with aws_sigv4 */
     const char *ca_file;              /* CA bundle for HTTPS; NULL: libcurl's default */
-    /* May be NULL.  A CLOCK_MONOTONIC time (ns; 0: none) that another
+    /* May be NULL; honoured by abortable clients only.  A CLOCK_MONOTONIC
+     * time (ns; 0: none) that another
      * thread may set or move nearer while the request runs: once it passes,
      * the transfer is cut and fails with -ETIMEDOUT.  After moving it, that
      * thread calls http_client_wake so a transfer waiting on the network
@@ -52,6 +53,10 @@ void http_client_global_clean_up(void);
 
 /* NULL on failure. */
 struct http_client *http_client_new(void);
+
+/* A client whose requests honour abort_at_ns and http_client_wake (it
+ * holds a curl multi handle: two more descriptors).  NULL on failure. */
+struct http_client *http_client_new_abortable(void);
 void http_client_destroy(struct http_client *client); /* NULL-safe */
 
 /* Performs one request on the caller's thread.  Returns 0 with *ret filled
