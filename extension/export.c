@@ -1019,17 +1019,22 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 
 bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret)
 {
-    struct timespec ts = {
-        .tv_sec = (time_t)(deadline_ns / 1000000000),
-        .tv_nsec = (long)(deadline_ns % 1000000000),
-    };
+    struct timespec ts;
     uint64_t left = 0;
     bool finished;
-
-    int64_t cut_ns = deadline_ns - (int64_t)EXPORT_STOP_JOIN_MS * 1000000;
+    int64_t join_ms = e != NULL && e->cfg.stop_join_ms > 0 ? (int64_t)e->cfg.stop_join_ms : EXPORT_STOP_JOIN_MS;
+    int64_t cut_ns = deadline_ns - join_ms * 1000000;
+    /* With the deadline already passed, the thread still gets the time a
+     * cut request takes to return (the process is late either way; giving
+     * up on a thread that only needs to be scheduled helps nothing). */
+    int64_t join_ns = deadline_ns;
 
     if (e == NULL)
         return true;
+    if (join_ns <= clock_mono_ns())
+        join_ns = clock_mono_ns() + join_ms * 1000000;
+    ts.tv_sec = (time_t)(join_ns / 1000000000);
+    ts.tv_nsec = (long)(join_ns % 1000000000);
     /* Sending ends (a request in flight is cut) a little before the
      * deadline, so the thread has returned by the deadline itself. */
     (void)export_flush(e, cut_ns, true);
@@ -1066,6 +1071,7 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
         static struct exporter *left_running;
         left_running = e;
         (void)left_running;
+        pthread_detach(e->thread); /* nobody joins it */
         return false;
     }
     pthread_join(e->thread, NULL);

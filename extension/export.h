@@ -42,6 +42,9 @@ struct export_config {
     size_t queue_max_bytes;
     uint32_t request_timeout_ms;   /* per request, when no deadline is nearer */
     uint32_t connect_timeout_ms;
+    /* export_stop cuts requests this long before its deadline, the time
+     * the thread then gets to end; 0: EXPORT_STOP_JOIN_MS. */
+    uint32_t stop_join_ms;
     /* Called on the exporter thread once a segment version submitted with a
      * ticket >= 0 was sent to every sink or given up on (counted).  May be
      * NULL.  Items still queued when export_stop's deadline passes are not

@@ -255,6 +255,8 @@ static void stop_cuts_in_flight(enum export_sink sink, bool trickle, uint32_t ti
         .queue_max_bytes = 1 << 20,
         .request_timeout_ms = timeout_ms,
         .connect_timeout_ms = 500,
+        /* valgrind needs longer than the default 50 ms to end a cut request */
+        .stop_join_ms = RUNNING_ON_VALGRIND ? 400 : 0,
     };
     struct exporter *e = NULL;
     struct trace_segment seg;
