@@ -43,6 +43,7 @@ struct config {
     char segment_name[201];          /* "" : the function name */
     bool trace_unsampled;            /* trace Sampled=0 invocations too */
     uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
+    uint32_t slow_ms;
     uint32_t log_tail_lines;         /* 0: off; else also subscribe to function logs */
     uint32_t log_tail_max_bytes;
     /* exporters */
