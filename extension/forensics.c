@@ -347,6 +347,10 @@ int64_t forensics_tick(struct forensics *f, int64_t now_us)
 
         if (d < 0 || d > now_us)
             continue;
+        /* late from the most recent moment due: the deadline snapshot's if
+         * that has come, else the slow sampler's */
+        if (e->deadline_ms > 0 && now_us >= e->deadline_ms * 1000 - f->margin_us)
+            d = e->deadline_ms * 1000 - f->margin_us;
         if (now_us - d > FORENSICS_STALE_US) {
             /* frozen in between: this moment belongs to the past */
             e->over = true;
