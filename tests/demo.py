@@ -3,7 +3,8 @@
 
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
-slow invoke, a timeout (and the re-init that follows), a crash, an out-of-memory
+slow invoke, a timeout in a busy loop (its cause says so; and the re-init that
+follows), a crash, an out-of-memory
 kill and a spin-down.  Every X-Ray document the extension exported (its stdout
 exporter, one JSON line each) is written to build/demo/segments.jsonl, and each
 invocation's final segment is printed as a waterfall on a time axis.
@@ -36,7 +37,8 @@ STEPS = [
     ("warm", FAST, UPSTREAM2, "OK"),
     ("warm", FAST, None, "OK"),
     ("slow 400 ms", b'{"action":"slow","ms":400}', None, "OK"),
-    ("timeout", b'{"action":"sleep","ms":10000}', None, "TIMEOUT"),
+    # stuck in a busy loop: the segment's cause says so (timeout forensics)
+    ("timeout", b'{"action":"spin","ms":10000}', None, "TIMEOUT"),
     ("after timeout", FAST, None, "OK"),
     ("crash", b'{"action":"crash","code":7}', None, "CRASH"),
     ("oom 400 MB", b'{"action":"oom","mb":400}', None, "OOM"),
@@ -167,6 +169,9 @@ def main():
         elif waterfall.status_mark(doc) != expect:
             check = f"expected {expect}"
             problems.append(f"{title}: segment says {waterfall.status_mark(doc)}, expected {expect}")
+        elif expect == "TIMEOUT" and "seconds: busy" not in (waterfall.cause(doc) or ("", ""))[1]:
+            check = "no diagnosis"
+            problems.append(f"{title}: the timeout's cause does not say what the function was doing")
         table.append((n, label, r, doc if is_final else None, len(versions) - n_open, n_open, check))
 
     print()
