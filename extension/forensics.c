@@ -481,7 +481,6 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
     const char *status;
     bool timeout, failed, have_snap;
     char trend[256];
-    char what[PROCSNAP_SENTENCE_BYTES + 320];
 
     if (f == NULL || seg->kind != TRACE_SEGMENT_INVOCATION)
         return seg;
@@ -529,6 +528,8 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
     if (trend[0] != '\0')
         add_attr_str(out, "memory_trend", "lambda_tracer.memory_trend", trend);
     if (final && out->cause_type[0] != '\0') {
+        char what[PROCSNAP_SENTENCE_BYTES + 320];
+
         what[0] = '\0';
         if (timeout && have_snap)
             snprintf(what, sizeof(what), "%s", e->diagnosis);

@@ -400,8 +400,12 @@ static int for_each_span(struct buf *b, const struct trace_segment *segs, size_t
             st->segments_invalid++;
             continue;
         }
+        /* the count the plan was made for (the analyzer cannot tell fn
+         * leaves the segment alone) */
+        size_t count = segs[s].span_count;
+
         make_plan(&segs[s], now_us, &p, st);
-        for (size_t k = 0; k <= segs[s].span_count; k++) {
+        for (size_t k = 0; k <= count; k++) {
             struct view v;
             int r;
 
