@@ -49,6 +49,8 @@
 #define PROCSNAP_COMM_BYTES 16  /* TASK_COMM_LEN, NUL included */
 #define PROCSNAP_WCHAN_BYTES 32
 #define PROCSNAP_SENTENCE_BYTES 256 /* enough for any procsnap_diagnose sentence */
+#define PROCSNAP_MAX_NET_BYTES (1024UL * 1024) /* per net/ table read */
+#define PROCSNAP_MAX_DIAG_MSGS 8192 /* sock_diag answers looked at per dump */
 
 /* The kinds of file (or channel) a fact comes from.  Bit i of
  * procsnap.unreadable is set when a read of kind i failed at least once;
@@ -82,6 +84,7 @@ struct procsnap_proc {
 /* syscall_nr special values. */
 #define PROCSNAP_SYSCALL_UNKNOWN (-2) /* not read (refused, or thread running) */
 #define PROCSNAP_SYSCALL_RUNNING (-1) /* the file said "running" */
+#define PROCSNAP_SYSCALL_NONE (-3)    /* "-1 sp pc": blocked, not in a syscall */
 
 struct procsnap_thread {
     pid_t tid;
@@ -132,10 +135,15 @@ struct procsnap_socket {
     uint32_t retransmits;  /* tcpi_retransmits (current run of RTOs) */
     uint32_t total_retrans;/* tcpi_total_retrans */
     uint32_t rtt_us;       /* tcpi_rtt */
+    bool has_bytes;        /* the byte counters below were reported */
+    uint64_t bytes_acked;  /* tcpi_bytes_acked: sent and acknowledged */
+    uint64_t bytes_received; /* tcpi_bytes_received */
 };
 
 struct procsnap {
     int64_t taken_mono_us; /* CLOCK_MONOTONIC when the snapshot began */
+    int64_t taken_boot_us; /* CLOCK_BOOTTIME then: with start_ticks it dates
+                            * a process (a child's age) */
     int64_t taken_epoch_us;/* wall clock, for the trace */
     uint32_t took_us;      /* how long taking it lasted (wall) */
     bool partial;          /* the budget ran out or a root vanished: some
@@ -258,17 +266,19 @@ enum procsnap_wait {
     PROCSNAP_WAIT_COUNT
 };
 
+struct procsnap_share_entry {
+    uint8_t wait;          /* enum procsnap_wait */
+    char label[PROCSNAP_SHARE_LABEL_BYTES]; /* "CPU", "waiting on 10.0.3.17:5432
+                                             * (PostgreSQL)", "sleeping", ... */
+    int64_t us;
+};
+
 struct procsnap_share {
-    int64_t wall_us;       /* total attributed */
-    int64_t cpu_us;
+    int64_t wall_us;       /* total attributed (first to last snapshot) */
+    int64_t cpu_us;        /* of which on CPU (capped at wall per interval) */
     uint16_t n;
     uint16_t snapshots;    /* intervals added */
-    struct {
-        uint8_t wait;      /* enum procsnap_wait */
-        char label[PROCSNAP_SHARE_LABEL_BYTES]; /* "10.0.3.17:5432 (PostgreSQL)",
-                                                 * "nanosleep", ... (ASCII) */
-        int64_t us;
-    } entries[PROCSNAP_SHARE_MAX_ENTRIES];
+    struct procsnap_share_entry entries[PROCSNAP_SHARE_MAX_ENTRIES];
 };
 
 /* Zeroes s. */
@@ -342,8 +352,8 @@ struct procsnap_stat {
 int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
     __attribute__((warn_unused_result));
 
-/* A syscall file: "running", or "NR arg0 arg1 ... sp pc" (hex args), or
- * "-1 sp pc" (blocked, not in a syscall). */
+/* A syscall file: "running" (PROCSNAP_SYSCALL_RUNNING), "-1 sp pc"
+ * (PROCSNAP_SYSCALL_NONE), or "NR arg0 arg1 ... sp pc" (hex args). */
 int procsnap_parse_syscall(const char *s, size_t len, int32_t *ret_nr, uint64_t *ret_arg0)
     __attribute__((warn_unused_result));
 
