@@ -47,8 +47,12 @@
 #define FORENSICS_SLOW_MAX_SNAPSHOTS 8
 #define FORENSICS_MAX_OPEN 32          /* invocations followed at once */
 #define FORENSICS_MEMORY_HISTORY 8
-/* A snapshot is taken within this budget (procsnap_opts.budget_us). */
-#define FORENSICS_SNAPSHOT_BUDGET_US 50000
+/* A snapshot is taken within this much wall time (procsnap_opts.budget_us);
+ * past it the snapshot is partial.  Wall, not CPU: on a loaded machine our
+ * thread waits for a core (measured on a 2-core box at load 10: 35-70 ms
+ * wall for a snapshot whose sock_diag dump walked 3,800 sockets).  It must
+ * leave the in-progress export its share of the timeout margin. */
+#define FORENSICS_SNAPSHOT_BUDGET_US 150000
 /* A wake-up this late means the sandbox was frozen (or the machine
  * starved us): what was due belongs to an invocation long over. */
 #define FORENSICS_STALE_US 1000000
@@ -64,6 +68,13 @@ struct forensics_options {
     uint32_t slow_ms;          /* LAMBDA_TRACER_SLOW_MS; 0: auto */
     int64_t timeout_margin_us; /* the snapshot before a deadline */
     const char *proc_root;     /* NULL: /proc */
+    /* AWS_LAMBDA_RUNTIME_API ("127.0.0.1:9001", "[::1]:9001"), NULL or "":
+     * unknown.  The runtime's own connections to it, and the threads
+     * blocked on them (a worker waiting for its next event), are not the
+     * function's: they are left out of every snapshot, and a snapshot in
+     * which every thread waits there shows a runtime between invocations
+     * (outside Managed Instances: the invocation is over). */
+    const char *runtime_api;
     forensics_snap_fn snap;    /* NULL: procsnap on the runtime found from /proc */
     void *snap_ctx;
 };
@@ -76,6 +87,7 @@ struct forensics_stats {
     uint64_t diagnosed;         /* segments given a diagnosis */
     uint64_t runtime_finds;     /* procsnap_find_runtime calls */
     uint64_t json_too_big;      /* snapshots left off a segment: over TRACE_SNAPSHOT_MAX */
+    uint64_t idle;              /* snapshots of a runtime between invocations (not used) */
 };
 
 /* NULL on ENOMEM.  Every function below accepts a NULL f (and does

@@ -287,10 +287,11 @@ static void log_forensics(const struct pipeline *p)
 
     forensics_get_stats(p->forensics, &fs);
     log_info("forensics snapshots=%llu failures=%llu slow=%llu diagnosed=%llu runtime_finds=%llu "
-             "json_too_big=%llu cpu_us=%llu", (unsigned long long)fs.snapshots,
+             "json_too_big=%llu idle=%llu cpu_us=%llu", (unsigned long long)fs.snapshots,
              (unsigned long long)fs.snapshot_failures, (unsigned long long)fs.slow,
              (unsigned long long)fs.diagnosed, (unsigned long long)fs.runtime_finds,
-             (unsigned long long)fs.json_too_big, (unsigned long long)fs.snapshot_cpu_us);
+             (unsigned long long)fs.json_too_big, (unsigned long long)fs.idle,
+             (unsigned long long)fs.snapshot_cpu_us);
 }
 
 static void *pipeline_main(void *arg)
@@ -387,6 +388,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     struct forensics_options fopts = {
         .slow_ms = cfg->slow_ms,
         .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
+        .runtime_api = getenv("AWS_LAMBDA_RUNTIME_API"),
     };
     p->forensics = forensics_new(&fopts);
     if (p->forensics == NULL)

@@ -116,7 +116,8 @@ class ForensicsTest(unittest.TestCase):
         cls.root = harness.make_root()
         cls.emu = None
         try:
-            cls.emu = harness.new_emulator(cls.root, timeout_s=TIMEOUT_S)
+            # the slow threshold set (the default, half the budget, is FastInvocationsTest's)
+            cls.emu = harness.new_emulator(cls.root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "500"})
             cls.emu.start()
             p = cls.peers
             cls.payloads = {
@@ -126,17 +127,18 @@ class ForensicsTest(unittest.TestCase):
                 "connect": {"action": "connect", "host": p.full_host, "port": MONGO},
                 "sleep": {"action": "sleep", "ms": 10000},
                 "child": {"action": "child", "ms": 10000},
-                "mixed": {"action": "mixed", "cpu_ms": 700, "sleep_ms": 800},
+                "mixed": {"action": "mixed", "cpu_ms": 800, "sleep_ms": 700},
             }
             cls.results = {}
+            cls.runtime_pids = {}
             # the slow one first, on the warm environment; each stuck one after a warm-up
             # invocation, so the Init that follows a timeout's reset is not part of its budget
             for name in ["mixed"] + [n for n in cls.payloads if n != "mixed"]:
                 if name != "mixed":
                     cls.emu.invoke(b'{"action":"fast"}')
+                cls.runtime_pids[name] = cls.emu.runtime_pid()
                 cls.results[name] = cls.emu.invoke(json.dumps(cls.payloads[name]).encode())
             cls.sd = cls.emu.shutdown()
-            cls.runtime_pids = {pr.pid for pr in cls.emu.processes() if pr.name == "runtime"}
         except BaseException:
             cls.tearDownClass()
             raise
@@ -174,10 +176,14 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(meta(self.in_progress(name))["diagnosis"], sentence)
         self.assertEqual(meta(self.in_progress(name))["snapshot"], meta(d)["snapshot"])
         snap = meta(d)["snapshot"]
-        self.assertIn(snap["procs"][0]["pid"], self.runtime_pids)
+        self.assertEqual(snap["procs"][0]["pid"], self.runtime_pids[name])
         self.assertIn("one invocation at a time", meta(d)["snapshot_scope"])
-        # taken at the deadline minus the margin (300 ms), while the function still ran
-        self.assertGreater(meta(d)["snapshots"], 1)  # the slow sampler ran first (half the budget)
+        # the slow sampler (from 500 ms, every 100 ms) ran first, then the deadline's look
+        self.assertEqual(meta(d)["snapshots"], 9)
+        # at the deadline minus the margin (300 ms), not before
+        deadline_ms = self.results[name].deadline_ms
+        self.assertGreaterEqual(snap["taken_us"] // 1000, deadline_ms - 300 - 2)
+        self.assertLess(snap["taken_us"] // 1000, deadline_ms + 1000)
         return sentence, snap
 
     def test_busy_loop(self):
@@ -225,12 +231,17 @@ class ForensicsTest(unittest.TestCase):
         d = self.final("mixed")
         self.assertNotIn("cause", d)
         m = meta(d)
-        # past half the budget (1 s) it ran 0.5 s more: the sampler took a few, bounded
-        self.assertGreaterEqual(m["snapshots"], 2)
-        self.assertLessEqual(m["snapshots"], 8)
+        # past the threshold (500 ms) it ran 1 s more: the sampler's 8, no more
+        self.assertEqual(m["snapshots"], 8)
         went = m["where_the_time_went"]
-        self.assertIn("sleeping", went)
-        self.assertIn("snapshots", went)
+        # 0.3 s of its CPU phase and 0.4 s of its sleep were sampled (7 intervals)
+        self.assertRegex(went, r"^0\.[67]\d? s: ")
+        self.assertIn("% sleeping", went)
+        self.assertRegex(went, r"% (CPU|runnable)")
+        self.assertIn("(8 snapshots)", went)
+        # the last look saw it asleep, not waiting for its next event on the Runtime API
+        self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
+        self.assertNotIn("127.0.0.1:", went + m["diagnosis"])
         self.assertIn("snapshot", m)
 
     def test_documents_are_valid_xray(self):
@@ -241,7 +252,7 @@ class ForensicsTest(unittest.TestCase):
     def test_summary_counts_the_snapshots(self):
         gens = [dict((k, int(v)) for k, v in (kv.split("=") for kv in l.split("forensics ")[1].split()))
                 for l in self.lines if " forensics snapshots=" in l]
-        self.assertEqual(len(gens), len(self.payloads) - 1 + 1)  # a generation per timeout, one more
+        self.assertEqual(len(gens), len(self.payloads) - 1)  # an extension per timeout (each resets)
         self.assertTrue(all(g["snapshots"] >= 2 for g in gens), gens)
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
 

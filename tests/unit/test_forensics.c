@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "forensics.h"
 #include "fail_alloc.h"
 
@@ -20,8 +23,26 @@ static int snaps;          /* calls of the fake */
 static int64_t fake_now;   /* the fake snapshot's epoch time */
 static int fake_result;    /* what the fake returns */
 
+static bool fake_api;       /* add a worker waiting on the Runtime API (127.0.0.1:9001) */
+static bool fake_busy;      /* and a thread in the handler, on the CPU */
+
+static void fake_socket(struct procsnap_socket *sk, int fd, int family, const uint8_t *peer, size_t n,
+                        uint16_t port)
+{
+    memset(sk, 0, sizeof(*sk));
+    sk->fd = fd;
+    sk->proto = IPPROTO_TCP;
+    sk->family = (uint8_t)family;
+    memcpy(sk->peer_addr, peer, n);
+    sk->peer_port = port;
+    sk->tcp_state = PROCSNAP_TCP_ESTABLISHED;
+}
+
 static int fake_snap(void *ctx, struct procsnap *ret)
 {
+    static const uint8_t lo[4] = {127, 0, 0, 1};
+    static const uint8_t lo_mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t other[4] = {10, 0, 3, 17};
     (void)ctx;
     snaps++;
     if (fake_result < 0)
@@ -33,19 +54,41 @@ static int fake_snap(void *ctx, struct procsnap *ret)
     ret->procs[0].pid = 4242;
     ret->procs[0].state = 'S';
     snprintf(ret->procs[0].comm, sizeof(ret->procs[0].comm), "%s", "python3");
+    if (fake_api) {
+        /* fd 3: the Runtime API, a worker in recvfrom(3); fd 4 the same
+         * through an IPv6 socket; fd 5 to a database, nobody on it */
+        fake_socket(&ret->sockets[0], 3, AF_INET, lo, 4, 9001);
+        fake_socket(&ret->sockets[1], 4, AF_INET6, lo_mapped, 16, 9001);
+        fake_socket(&ret->sockets[2], 5, AF_INET, other, 4, 5432);
+        fake_socket(&ret->sockets[3], 6, AF_INET, lo, 4, 9002); /* another local port */
+        ret->nsockets = 4;
+        ret->threads[0] = (struct procsnap_thread){.tid = 4242, .state = 'S', .syscall_nr = 45, .syscall_arg0 = 3};
+        ret->threads[1] = (struct procsnap_thread){.tid = 4243, .state = 'S', .syscall_nr = 45, .syscall_arg0 = 4};
+        ret->nthreads = 2;
+        if (fake_busy)
+            ret->threads[ret->nthreads++] = (struct procsnap_thread){
+                .tid = 4244, .state = 'R', .syscall_nr = PROCSNAP_SYSCALL_RUNNING, .cpu_us = 900000};
+    }
     return 0;
 }
 
-static struct forensics *new_f(uint32_t slow_ms)
+static struct forensics *new_f_api(uint32_t slow_ms, const char *api)
 {
     struct forensics_options o = {
         .slow_ms = slow_ms,
         .timeout_margin_us = MARGIN_US,
         .snap = fake_snap,
+        .runtime_api = api,
     };
     snaps = 0;
     fake_result = 0;
+    fake_api = fake_busy = false;
     return forensics_new(&o);
+}
+
+static struct forensics *new_f(uint32_t slow_ms)
+{
+    return new_f_api(slow_ms, "127.0.0.1:9001");
 }
 
 static int64_t tick(struct forensics *f, int64_t at_us)
@@ -357,6 +400,82 @@ static void test_table_full_evicts_finished_first(void **state)
     forensics_destroy(f);
 }
 
+/* A snapshot that finds the runtime waiting for its next event (its
+ * runtimeDone is still on its way): the invocation is over, the snapshot
+ * is not its. */
+static void test_runtime_between_invocations_is_not_the_invocation(void **state)
+{
+    struct forensics *f = new_f(100);
+    struct forensics_stats st;
+    static struct trace_segment seg;
+    (void)state;
+
+    fake_api = true;
+    forensics_on_invoke(f, "r1", T0, (T0 + 3000 * MS) / 1000);
+    assert_int_equal(tick(f, T0 + 100 * MS), -1); /* over: nothing more wanted */
+    assert_int_equal(snaps, 1);
+    make_seg(&seg, "r1", "success", NULL, NULL);
+    assert_ptr_equal(forensics_decorate(f, &seg, true), &seg);
+    forensics_get_stats(f, &st);
+    assert_int_equal(st.idle, 1);
+    forensics_destroy(f);
+}
+
+/* With a thread at work, the workers waiting on the Runtime API and their
+ * connections (IPv4, and IPv4 through an IPv6 socket) are left out; other
+ * sockets, even to another local port, stay. */
+static void test_runtime_api_waits_are_left_out(void **state)
+{
+    static const char *apis[] = {"127.0.0.1:9001", "[::ffff:127.0.0.1]:9001"};
+    static struct trace_segment seg;
+    (void)state;
+
+    for (size_t k = 0; k < 2; k++) {
+        struct forensics *f = new_f_api(100, apis[k]);
+        const struct trace_segment *out;
+
+        fake_api = fake_busy = true;
+        record(f, TEL_START, "a", T0, TEL_STATUS_NONE, TEL_ABSENT);
+        tick(f, T0 + 100 * MS);
+        make_seg(&seg, "a", "in_progress", NULL, NULL);
+        out = forensics_decorate(f, &seg, false);
+        assert_ptr_not_equal(out, &seg);
+        assert_null(strstr(out->snapshot_json, "\"fd\":3,"));
+        assert_null(strstr(out->snapshot_json, "\"tid\":4242"));
+        assert_null(strstr(out->snapshot_json, "\"tid\":4243"));
+        assert_non_null(strstr(out->snapshot_json, "\"tid\":4244"));
+        assert_non_null(strstr(out->snapshot_json, "\"fd\":5,"));
+        assert_non_null(strstr(out->snapshot_json, "\"fd\":6,"));
+        /* mapped addresses are compared in IPv4 terms, on either side */
+        assert_null(strstr(out->snapshot_json, "\"fd\":4,"));
+        forensics_destroy(f);
+    }
+}
+
+/* An unknown or malformed Runtime API address filters nothing. */
+static void test_runtime_api_unknown_filters_nothing(void **state)
+{
+    static const char *bad[] = {NULL, "", "localhost:9001", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
+                                "127.0.0.1:99999", "127.0.0.1:90x1", "[::1:9001", "127.0.0.1:9002"};
+    static struct trace_segment seg;
+    (void)state;
+
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        struct forensics *f = new_f_api(100, bad[k]);
+        const struct trace_segment *out;
+
+        fake_api = true;
+        forensics_on_invoke(f, "r1", T0, (T0 + 3000 * MS) / 1000);
+        tick(f, T0 + 100 * MS);
+        make_seg(&seg, "r1", "in_progress", NULL, NULL);
+        out = forensics_decorate(f, &seg, false);
+        assert_ptr_not_equal(out, &seg);
+        assert_non_null(strstr(out->snapshot_json, "\"fd\":3,"));
+        assert_non_null(strstr(out->snapshot_json, "\"tid\":4242"));
+        forensics_destroy(f);
+    }
+}
+
 static void test_null_and_out_of_memory(void **state)
 {
     struct forensics_options o = {.snap = fake_snap};
@@ -401,6 +520,9 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_cause_states_the_trend),
         cmocka_unit_test(test_memory_trend_sentences),
         cmocka_unit_test(test_table_full_evicts_finished_first),
+        cmocka_unit_test(test_runtime_between_invocations_is_not_the_invocation),
+        cmocka_unit_test(test_runtime_api_waits_are_left_out),
+        cmocka_unit_test(test_runtime_api_unknown_filters_nothing),
         cmocka_unit_test(test_null_and_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
