@@ -399,6 +399,12 @@ static void take_for(struct forensics *f, struct entry **due, size_t n)
         return;
     }
     f->st.snapshots++;
+    if (f->cur.nthreads == 0 || f->cur.procs[0].state == 'Z' || f->cur.procs[0].state == 'X') {
+        /* the runtime is exiting (a reset after a timeout, a crash): what
+         * it showed before is the answer */
+        f->st.snapshot_failures++;
+        return;
+    }
     if (strip_runtime_api(f, &f->cur)) {
         /* every thread waits for its next event: whatever was due is over
          * (its runtimeDone is on its way) */
@@ -588,7 +594,7 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
                                                bool final)
 {
     struct entry *e;
-    struct trace_segment *out = &f->seg;
+    struct trace_segment *out;
     const char *status;
     bool timeout, failed, have_snap;
     char trend[256];
@@ -614,6 +620,7 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
             release(e);
         return seg;
     }
+    out = &f->seg;
     memcpy(out, seg, sizeof(*out));
     if (have_snap) {
         buf_reset(&f->json);

@@ -286,12 +286,16 @@ class ManagedInstancesForensicsTest(unittest.TestCase):
     catches the stuck invocation; its timeout's report finds the handler still running; the
     segment says the snapshot is process-wide."""
 
-    def test_stuck_invocation_among_concurrent_ones(self):
+    def run_mi(self, stuck_payload):
         root = harness.make_root()
         emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, managed_instances=True, max_concurrency=2)
         try:
             emu.start()
-            stuck, fast = emu.invoke_many([b'{"action":"spin","ms":4000}', b'{"action":"fast"}'])
+            stuck, fast = emu.invoke_many([stuck_payload, b'{"action":"fast"}'])
+            # SHUTDOWN would stop the handler that the report's snapshot must still see
+            harness.wait_for(lambda: stuck.request_id in harness.by_request(
+                [d for d in harness.documents(harness.output_lines(emu)) if not d.get("in_progress")]),
+                20, "the stuck invocation's final segment")
             emu.shutdown()
             lines = harness.output_lines(emu)
         finally:
@@ -300,8 +304,20 @@ class ManagedInstancesForensicsTest(unittest.TestCase):
         self.assertEqual((stuck.status, fast.status), ("timeout", "success"))
         versions = harness.by_request(harness.documents(lines))
         d = [v for v in versions[stuck.request_id] if not v.get("in_progress")][0]
+        self.assertIn("process-wide", meta(d)["snapshot_scope"])
+        return d, fast, versions, lines
+
+    def test_sleeping_handler_not_the_idle_worker(self):
+        # the other worker waits for its next event on the Runtime API: not the function
+        d, _, _, lines = self.run_mi(b'{"action":"sleep","ms":4000}')
         m = meta(d)
-        self.assertIn("process-wide", m["snapshot_scope"])
+        self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
+        self.assertIn("seconds: sleeping", cause_message(d).split("\n")[0])
+        self.assertEqual(harness.sanitizer_reports(lines), [])
+
+    def test_stuck_invocation_among_concurrent_ones(self):
+        d, fast, versions, lines = self.run_mi(b'{"action":"spin","ms":4000}')
+        m = meta(d)
         self.assertTrue(m["diagnosis"].startswith("busy: "), m["diagnosis"])
         self.assertIn(": busy: ", cause_message(d).split("\n")[0])
         # the sampler (from 1 s, every 100 ms, at most 8) and one more at the report

@@ -25,6 +25,7 @@ static int fake_result;    /* what the fake returns */
 
 static bool fake_api;       /* add a worker waiting on the Runtime API (127.0.0.1:9001) */
 static bool fake_busy;      /* and a thread in the handler, on the CPU */
+static char fake_state = 'S'; /* the runtime's state; 'Z': exiting, no threads */
 
 static void fake_socket(struct procsnap_socket *sk, int fd, int family, const uint8_t *peer, size_t n,
                         uint16_t port)
@@ -54,6 +55,9 @@ static int fake_snap(void *ctx, struct procsnap *ret)
     ret->procs[0].pid = 4242;
     ret->procs[0].state = 'S';
     snprintf(ret->procs[0].comm, sizeof(ret->procs[0].comm), "%s", "python3");
+    ret->procs[0].state = fake_state;
+    ret->threads[0] = (struct procsnap_thread){.tid = 4242, .state = 'S', .syscall_nr = 230};
+    ret->nthreads = fake_state == 'Z' ? 0 : 1;
     if (fake_api) {
         /* fd 3: the Runtime API, a worker in recvfrom(3); fd 4 the same
          * through an IPv6 socket; fd 5 to a database, nobody on it */
@@ -83,6 +87,7 @@ static struct forensics *new_f_api(uint32_t slow_ms, const char *api)
     snaps = 0;
     fake_result = 0;
     fake_api = fake_busy = false;
+    fake_state = 'S';
     return forensics_new(&o);
 }
 
@@ -306,6 +311,32 @@ static void test_frozen_wakeup_and_superseded_invocation_take_nothing(void **sta
     forensics_destroy(f);
 }
 
+/* A look at a runtime that is being stopped (a reset after a timeout)
+ * does not replace what it showed before. */
+static void test_exiting_runtime_keeps_the_last_snapshot(void **state)
+{
+    struct forensics *f = new_f(100);
+    struct forensics_stats st;
+    static struct trace_segment seg;
+    const struct trace_segment *out;
+    (void)state;
+
+    record(f, TEL_START, "a", T0, TEL_STATUS_NONE, TEL_ABSENT);
+    tick(f, T0 + 100 * MS);
+    fake_state = 'Z';
+    tick(f, T0 + 200 * MS);
+    fake_now = T0 + 250 * MS;
+    record(f, TEL_REPORT, "a", T0 + 250 * MS, TEL_STATUS_TIMEOUT, 60);
+    assert_int_equal(snaps, 3);
+    make_seg(&seg, "a", "timeout", "Sandbox.Timedout", "Task timed out after 0.25 seconds");
+    out = forensics_decorate(f, &seg, true);
+    assert_int_equal(out->snapshot_us, T0 + 100 * MS);
+    assert_int_equal(find_attr(out, "snapshots")->i, 1);
+    forensics_get_stats(f, &st);
+    assert_int_equal(st.snapshot_failures, 2);
+    forensics_destroy(f);
+}
+
 static void test_snapshot_failure_is_counted_and_not_attached(void **state)
 {
     struct forensics *f = new_f(100);
@@ -517,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_managed_instances_snapshot_at_timeout_report),
         cmocka_unit_test(test_frozen_wakeup_and_superseded_invocation_take_nothing),
         cmocka_unit_test(test_snapshot_failure_is_counted_and_not_attached),
+        cmocka_unit_test(test_exiting_runtime_keeps_the_last_snapshot),
         cmocka_unit_test(test_out_of_memory_cause_states_the_trend),
         cmocka_unit_test(test_memory_trend_sentences),
         cmocka_unit_test(test_table_full_evicts_finished_first),
