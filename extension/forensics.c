@@ -633,7 +633,7 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
         }
         add_attr_str(out, "diagnosis", "lambda_tracer.diagnosis", e->diagnosis);
         if (e->share.snapshots > 0) {
-            char summary[512];
+            char summary[TRACE_STRING_MAX]; /* what the attribute holds */
             procsnap_share_summary(&e->share, summary, sizeof(summary));
             add_attr_str(out, "where_the_time_went", "lambda_tracer.where_the_time_went", summary);
         }
