@@ -33,6 +33,9 @@
 #define DIAG_BUF_BYTES 8192
 #define SCAN_TABLE_MAX 512    /* processes remembered while finding descendants */
 #define EXT_PREFIX "/opt/extensions/"
+/* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
+ * just after the invocation started may read up to one tick older. */
+#define TCP_CLOCK_SLACK_US 10000
 
 /* ------------------------------------------------------------------ */
 /* small pure helpers                                                 */
@@ -1208,7 +1211,10 @@ static void read_net_table(struct ctx *c, int pidfd, const char *name, int famil
             skipping = false;
             start += llen + 1;
         }
-        memmove(buf, buf + start, have - start);
+        /* Keep the partial last line (a forward byte copy: the regions
+         * overlap, and valgrind misreads the fortified memmove). */
+        for (size_t k = start; k < have; k++)
+            buf[k - start] = buf[k];
         have -= start;
         if (have == sizeof(buf)) { /* a line longer than the buffer: drop it */
             have = 0;
@@ -1458,7 +1464,7 @@ static bool awaiting_answer(const struct procsnap *start, const struct procsnap_
 
     if (!sk->has_info || sk->proto != IPPROTO_TCP || sk->tcp_state != PROCSNAP_TCP_ESTABLISHED)
         return false;
-    if (age_us >= 0 && (int64_t)sk->last_data_sent_ms * 1000 > age_us)
+    if (age_us >= 0 && (int64_t)sk->last_data_sent_ms * 1000 > age_us + TCP_CLOCK_SLACK_US)
         return false;
     if (sk->last_data_recv_ms > sk->last_data_sent_ms)
         return true;
@@ -1854,7 +1860,9 @@ static void wait_label(const struct procsnap *now, const struct cause *c, char *
     char peer[96];
 
     switch (c->wait) {
-    case PROCSNAP_WAIT_CPU: snprintf(out, size, "runnable"); return;
+    /* Busy, yet off CPU: runnable and waiting for a CPU (a fractional
+     * Lambda vCPU, or a loaded host), or short waits between snapshots. */
+    case PROCSNAP_WAIT_CPU: snprintf(out, size, "runnable, waiting for a CPU"); return;
     case PROCSNAP_WAIT_SOCKET:
     case PROCSNAP_WAIT_CONNECT:
         if (c->sock >= 0)
