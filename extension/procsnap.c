@@ -33,6 +33,9 @@
 #define DIAG_BUF_BYTES 8192
 #define SCAN_TABLE_MAX 512    /* processes remembered while finding descendants */
 #define EXT_PREFIX "/opt/extensions/"
+/* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
+ * just after the invocation started may read up to one tick older. */
+#define TCP_CLOCK_SLACK_US 10000
 
 /* ------------------------------------------------------------------ */
 /* small pure helpers                                                 */
@@ -150,7 +153,7 @@ static void copy_comm(char *dst, const char *src, size_t n)
 int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
 {
     struct procsnap_stat st;
-    const char *end = s + len;
+    const char *end;
     const char *p = s;
     const char *open;
     const char *close = NULL;
@@ -158,6 +161,7 @@ int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
 
     if (s == NULL || ret == NULL)
         return -EPROTO;
+    end = s + len;
     memset(&st, 0, sizeof(st));
     if (field_u64(&p, end, &v) < 0 || v == 0 || v > INT32_MAX)
         return -EPROTO;
@@ -209,12 +213,13 @@ int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
 
 int procsnap_parse_syscall(const char *s, size_t len, int32_t *ret_nr, uint64_t *ret_arg0)
 {
-    const char *end = s + len;
+    const char *end;
     const char *p = s;
     uint64_t nr, arg0;
 
     if (s == NULL || ret_nr == NULL || ret_arg0 == NULL)
         return -EPROTO;
+    end = s + len;
     if (len >= 7 && memcmp(s, "running", 7) == 0 && (len == 7 || s[7] == '\n')) {
         *ret_nr = PROCSNAP_SYSCALL_RUNNING;
         *ret_arg0 = 0;
@@ -257,7 +262,7 @@ static int parse_net_addr(const char **p, const char *end, int family, uint8_t a
         /* The kernel prints each __be32 word with %08X as a host integer:
          * its bytes in memory are the network-order address bytes. */
         w = (uint32_t)v;
-        memcpy(addr + 4 * i, &w, 4);
+        memcpy(addr + (size_t)4 * i, &w, 4);
     }
     if (*p >= end || **p != ':')
         return -EPROTO;
@@ -271,12 +276,13 @@ static int parse_net_addr(const char **p, const char *end, int family, uint8_t a
 int procsnap_parse_net_line(const char *s, size_t len, int family, struct procsnap_socket *ret)
 {
     struct procsnap_socket sk;
-    const char *end = s + len;
+    const char *end;
     const char *p = s;
     uint64_t v, tx, rx, inode;
 
     if (s == NULL || ret == NULL || (family != AF_INET && family != AF_INET6))
         return -EPROTO;
+    end = s + len;
     memset(&sk, 0, sizeof(sk));
     skip_spaces(&p, end);
     if (parse_u64(&p, end, &v) < 0 || p >= end || *p != ':') /* sl */
@@ -324,12 +330,13 @@ int procsnap_parse_net_line(const char *s, size_t len, int family, struct procsn
 
 int procsnap_parse_socket_link(const char *s, size_t len, uint64_t *ret_inode)
 {
-    const char *end = s + len;
+    const char *end;
     const char *p = s;
     uint64_t v;
 
     if (s == NULL || ret_inode == NULL || len < 9 || memcmp(s, "socket:[", 8) != 0)
         return -EPROTO;
+    end = s + len;
     p += 8;
     if (parse_u64(&p, end, &v) < 0 || p + 1 != end || *p != ']')
         return -EPROTO;
@@ -345,12 +352,12 @@ const char *procsnap_port_name(uint16_t port)
     switch (port) {
     case 21: return "FTP";
     case 22: return "SSH";
-    case 25: return "SMTP";
+    case 25:
+    case 587: return "SMTP";
     case 53: return "DNS";
     case 80: return "http";
     case 443: return "https";
     case 465: return "SMTPS";
-    case 587: return "SMTP";
     case 1433: return "SQL Server";
     case 1521: return "Oracle";
     case 2049: return "NFS";
@@ -364,13 +371,13 @@ const char *procsnap_port_name(uint16_t port)
     case 5671: return "AMQPS";
     case 5672: return "AMQP";
     case 6379: return "Redis";
-    case 7000: return "Cassandra";
+    case 7000:
+    case 9042: return "Cassandra";
     case 8080: return "http-alt";
     case 8443: return "https-alt";
-    case 9042: return "Cassandra";
     case 9092: return "Kafka";
     case 9094: return "Kafka TLS";
-    case 9200: return "Elasticsearch";
+    case 9200:
     case 9243: return "Elasticsearch";
     case 11211: return "memcached";
     case 27017: return "MongoDB";
@@ -801,14 +808,15 @@ static bool scan_one(pid_t pid, void *arg)
 
 /* ---- one process ---- */
 
-static void add_proc(struct ctx *c, const struct procsnap_stat *st, uint8_t depth)
+/* false when over the cap (counted). */
+static bool add_proc(struct ctx *c, const struct procsnap_stat *st, uint8_t depth)
 {
     struct procsnap *s = c->s;
     struct procsnap_proc *p;
 
     if (s->nprocs >= PROCSNAP_MAX_PROCS) {
         s->dropped_procs++;
-        return;
+        return false;
     }
     p = &s->procs[s->nprocs++];
     p->pid = st->pid;
@@ -820,6 +828,7 @@ static void add_proc(struct ctx *c, const struct procsnap_stat *st, uint8_t dept
     p->rss_bytes = st->rss_pages * c->page_bytes;
     p->num_threads = st->num_threads;
     p->depth = depth;
+    return true;
 }
 
 struct task_state {
@@ -831,7 +840,7 @@ struct task_state {
 static void read_wait(struct ctx *c, int taskfd, pid_t tid, struct procsnap_thread *t)
 {
     char name[48];
-    char buf[256];
+    char buf[256] = "";
     ssize_t n;
 
     snprintf(name, sizeof(name), "%d/syscall", (int)tid);
@@ -856,7 +865,9 @@ static void read_wait(struct ctx *c, int taskfd, pid_t tid, struct procsnap_thre
         char ch = buf[i];
         if (ch == '\n')
             break;
-        t->wchan[i] = (ch > ' ' && ch < 0x7f) ? ch : '?';
+        if (ch <= ' ' || ch >= 0x7f)
+            ch = '?';
+        t->wchan[i] = ch;
     }
 }
 
@@ -964,10 +975,9 @@ static void read_proc(struct ctx *c, int rootfd, const struct procsnap_stat *st,
     struct procsnap *s = c->s;
     char name[32];
     uint16_t idx = s->nprocs;
-    int pidfd, taskfd, r;
+    int pidfd, taskfd;
 
-    add_proc(c, st, depth);
-    if (s->nprocs == idx || s->light)
+    if (!add_proc(c, st, depth) || s->light)
         return;
     snprintf(name, sizeof(name), "%d", (int)st->pid);
     pidfd = open_dir(rootfd, name);
@@ -978,7 +988,7 @@ static void read_proc(struct ctx *c, int rootfd, const struct procsnap_stat *st,
         note_unreadable(s, PROCSNAP_SRC_TASK, -taskfd);
     } else {
         struct task_state ts = {.c = c, .taskfd = taskfd, .proc = (uint8_t)idx};
-        r = walk_numeric(taskfd, PROCSNAP_MAX_SCAN_PIDS, task_one, &ts);
+        int r = walk_numeric(taskfd, PROCSNAP_MAX_SCAN_PIDS, task_one, &ts);
         if (r < 0)
             note_unreadable(s, PROCSNAP_SRC_TASK, -r);
         close(taskfd);
@@ -1201,7 +1211,10 @@ static void read_net_table(struct ctx *c, int pidfd, const char *name, int famil
             skipping = false;
             start += llen + 1;
         }
-        memmove(buf, buf + start, have - start);
+        /* Keep the partial last line (a forward byte copy: the regions
+         * overlap, and valgrind misreads the fortified memmove). */
+        for (size_t k = start; k < have; k++)
+            buf[k - start] = buf[k];
         have -= start;
         if (have == sizeof(buf)) { /* a line longer than the buffer: drop it */
             have = 0;
@@ -1451,7 +1464,7 @@ static bool awaiting_answer(const struct procsnap *start, const struct procsnap_
 
     if (!sk->has_info || sk->proto != IPPROTO_TCP || sk->tcp_state != PROCSNAP_TCP_ESTABLISHED)
         return false;
-    if (age_us >= 0 && (int64_t)sk->last_data_sent_ms * 1000 > age_us)
+    if (age_us >= 0 && (int64_t)sk->last_data_sent_ms * 1000 > age_us + TCP_CLOCK_SLACK_US)
         return false;
     if (sk->last_data_recv_ms > sk->last_data_sent_ms)
         return true;
@@ -1481,12 +1494,14 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
 
     /* Busy: CPU most of the window with a thread on CPU now, or (without
      * a start mark) a thread on CPU and nothing more specific found. */
-    if (v->age_us > 0 && v->since_start && v->running > 0 && v->cpu_us * 2 >= v->age_us)
-        best->score = 200, best->wait = PROCSNAP_WAIT_CPU;
-    else if (v->age_us > 0 && v->since_start && v->cpu_us * 10 >= v->age_us * 9)
-        best->score = 200, best->wait = PROCSNAP_WAIT_CPU;
-    else if (v->running > 0)
-        best->score = 5, best->wait = PROCSNAP_WAIT_CPU;
+    if (v->age_us > 0 && v->since_start &&
+        ((v->running > 0 && v->cpu_us * 2 >= v->age_us) || v->cpu_us * 10 >= v->age_us * 9)) {
+        best->score = 200;
+        best->wait = PROCSNAP_WAIT_CPU;
+    } else if (v->running > 0) {
+        best->score = 5;
+        best->wait = PROCSNAP_WAIT_CPU;
+    }
 
     for (uint16_t i = 0; i < now->nthreads; i++) {
         const struct procsnap_thread *t = &now->threads[i];
@@ -1642,8 +1657,12 @@ static void clean_comm(char *out, const char *comm)
 {
     size_t i;
 
-    for (i = 0; i < PROCSNAP_COMM_BYTES - 1 && comm[i] != '\0'; i++)
-        out[i] = (comm[i] >= ' ' && comm[i] < 0x7f) ? comm[i] : '?';
+    for (i = 0; i < PROCSNAP_COMM_BYTES - 1 && comm[i] != '\0'; i++) {
+        char ch = comm[i];
+        if (ch < ' ' || ch >= 0x7f)
+            ch = '?';
+        out[i] = ch;
+    }
     out[i] = '\0';
 }
 
@@ -1688,7 +1707,7 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
 {
     struct cpu_view v;
     struct cause c;
-    char dur[32], cpu[32], peer[128], tail[96], comm[PROCSNAP_COMM_BYTES], unr[96];
+    char dur[32], cpu[32], peer[128], tail[96], unr[96];
     const char *since;
 
     if (sentence == NULL || size == 0)
@@ -1748,6 +1767,7 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
         return;
     case PROCSNAP_WAIT_CHILD:
         if (c.child >= 0) {
+            char comm[PROCSNAP_COMM_BYTES];
             clean_comm(comm, now->procs[c.child].comm);
             snprintf(sentence, size, "waiting on child process %d (%s)%s%s%s",
                      (int)now->procs[c.child].pid, comm, dur[0] ? " for " : "", dur, tail);
@@ -1840,7 +1860,9 @@ static void wait_label(const struct procsnap *now, const struct cause *c, char *
     char peer[96];
 
     switch (c->wait) {
-    case PROCSNAP_WAIT_CPU: snprintf(out, size, "runnable"); return;
+    /* Busy, yet off CPU: runnable and waiting for a CPU (a fractional
+     * Lambda vCPU, or a loaded host), or short waits between snapshots. */
+    case PROCSNAP_WAIT_CPU: snprintf(out, size, "runnable, waiting for a CPU"); return;
     case PROCSNAP_WAIT_SOCKET:
     case PROCSNAP_WAIT_CONNECT:
         if (c->sock >= 0)
@@ -1914,7 +1936,7 @@ void procsnap_share_summary(const struct procsnap_share *s, char *sentence, size
         snprintf(sentence, size, "no interval between snapshots");
         return;
     }
-    for (uint16_t i = 0; i < s->n; i++)
+    for (uint16_t i = 0; i < PROCSNAP_SHARE_MAX_ENTRIES; i++)
         order[i] = i;
     for (uint16_t i = 1; i < s->n; i++) /* insertion sort, largest first */
         for (uint16_t j = i; j > 0 && s->entries[order[j]].us > s->entries[order[j - 1]].us; j--) {
@@ -1979,7 +2001,6 @@ static int json_thread(struct buf *b, const struct procsnap *start, const struct
                        const struct procsnap_thread *t)
 {
     char st[2] = {t->state, '\0'};
-    const char *name;
     int r;
 
     if ((r = buf_printf(b, "{\"tid\":%d,\"comm\":", (int)t->tid)) < 0 ||
@@ -1992,7 +2013,7 @@ static int json_thread(struct buf *b, const struct procsnap *start, const struct
                         (unsigned long long)thread_cpu_delta(start, s, t))) < 0)
         return r;
     if (t->syscall_nr >= 0) {
-        name = procsnap_syscall_name(t->syscall_nr);
+        const char *name = procsnap_syscall_name(t->syscall_nr);
         if (name != NULL)
             r = buf_printf(b, ",\"syscall\":\"%s\"", name);
         else
@@ -2049,7 +2070,6 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
         const struct procsnap_proc *o = start != NULL ? find_proc(start, p->pid, p->start_ticks)
                                                       : NULL;
         char st[2] = {p->state, '\0'};
-        bool first = true;
 
         if ((r = buf_printf(b, "%s{\"pid\":%d,\"ppid\":%d,\"depth\":%u,\"comm\":", i ? "," : "",
                             (int)p->pid, (int)p->ppid, p->depth)) < 0 ||
@@ -2065,6 +2085,7 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
                             (unsigned long long)o->rss_bytes)) < 0)
             return r;
         if (!s->light) {
+            bool first = true;
             if ((r = buf_append_str(b, ",\"threads\":[")) < 0)
                 return r;
             for (uint16_t k = 0; k < s->nthreads; k++) {

@@ -223,6 +223,11 @@ static int connect_to(uint16_t port, bool nonblock)
     return fd;
 }
 
+static void show(const char *what, const char *sentence)
+{
+    print_message("%s: %s\n", what, sentence);
+}
+
 static void must_contain(const char *s, const char *part)
 {
     if (strstr(s, part) == NULL)
@@ -708,6 +713,7 @@ static void test_busy_loop(void **state)
     wait_cpu(pid, start.procs[0].cpu_us + 300000);
     snap_of(pid, &now);
     procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("busy", sentence);
     must_contain(sentence, "busy: ");
     must_contain(sentence, "on one thread (a loop?)");
     assert_true(number_before(sentence, " s of CPU in") >= 0.25);
@@ -732,7 +738,8 @@ static int accept_one(int lfd)
     return fd;
 }
 
-static uint16_t g_port;
+static uint16_t g_port;      /* the listener the invocation queries */
+static uint16_t g_pool_port; /* the listener of the idle pooled connection */
 
 /* The child of the socket tests: an idle pooled connection first (a
  * request answered, then a fire-and-forget send, all before the
@@ -741,7 +748,7 @@ static uint16_t g_port;
 static void socket_child(int ready, int go, bool use_poll, uint64_t burn_cpu_us)
 {
     char buf[8];
-    int idle = connect_to(g_port, false);
+    int idle = connect_to(g_pool_port, false);
     if (idle < 0 || write(idle, "ping", 4) != 4 || read(idle, buf, 4) != 4 ||
         write(idle, "bye!", 4) != 4)
         _exit(2);
@@ -793,22 +800,24 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
 {
     struct procsnap start, mid, now;
     char sentence[PROCSNAP_SENTENCE_BYTES], expect[64];
-    int ready[2], go[2], lfd, idle_srv, q_srv;
+    char pool[64];
+    int ready[2], go[2], lfd, pool_lfd, idle_srv, q_srv;
     pid_t pid;
     int64_t inv;
 
     lfd = listener(8, &g_port);
+    pool_lfd = listener(8, &g_pool_port);
     assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
     assert_int_equal(pipe2(go, O_CLOEXEC), 0);
     pid = fork_child();
     if (pid == 0)
         socket_child(ready[1], go[0], use_poll, burn_cpu_us);
-    idle_srv = accept_one(lfd);
+    idle_srv = accept_one(pool_lfd);
     char b4[4];
     assert_int_equal(read(idle_srv, b4, 4), 4);
     assert_int_equal(write(idle_srv, "pong", 4), 4);
     wait_ready(ready[0]);
-    idle_conn_aged(pid, g_port);
+    idle_conn_aged(pid, g_pool_port);
     inv = mono_us();
     snap_of(pid, &start);
     assert_int_equal(write(go[1], "g", 1), 1);
@@ -824,7 +833,7 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     unsigned seen = 0;
     for (uint16_t i = 0; i < now.nsockets; i++) {
         const struct procsnap_socket *sk = &now.sockets[i];
-        if (sk->peer_port != g_port)
+        if (sk->peer_port != g_port && sk->peer_port != g_pool_port)
             continue;
         seen++;
         assert_int_equal(sk->proto, IPPROTO_TCP);
@@ -833,8 +842,11 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     }
     assert_int_equal(seen, 2);
     procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show(use_poll ? "poll" : burn_cpu_us ? "cpu+read" : "read", sentence);
     snprintf(expect, sizeof(expect), "127.0.0.1:%u (established)", (unsigned)g_port);
+    snprintf(pool, sizeof(pool), ":%u", (unsigned)g_pool_port);
     must_contain(sentence, expect);
+    must_not_contain(sentence, pool);
     if (use_poll) {
         must_contain(sentence, "for an answer from");
         must_contain(sentence, "in epoll_wait/poll");
@@ -852,6 +864,7 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
         procsnap_share_add(&sh, &start, &mid, inv);
         procsnap_share_add(&sh, &mid, &now, inv);
         procsnap_share_summary(&sh, sum, sizeof(sum));
+        show("where the time went", sum);
         must_contain(sum, "CPU");
         assert_int_equal(sh.snapshots, 2);
         assert_true(sh.cpu_us > 0 && sh.cpu_us <= sh.wall_us);
@@ -871,7 +884,7 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     only_idle.nsockets = 0;
     for (uint16_t i = 0; i < now.nsockets; i++) {
         const struct procsnap_socket *sk = &now.sockets[i];
-        if (sk->peer_port == g_port && sk->last_data_sent_ms * 1000LL > mono_us() - inv)
+        if (sk->peer_port == g_pool_port)
             only_idle.sockets[only_idle.nsockets++] = *sk;
     }
     assert_int_equal(only_idle.nsockets, 1);
@@ -889,6 +902,11 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     procsnap_diagnose(&start, &blind, inv, sentence, sizeof(sentence));
     must_contain(sentence, "for an answer from");
     must_contain(sentence, expect);
+    must_not_contain(sentence, pool);
+    /* ... also without a start snapshot (the byte counters then decide). */
+    procsnap_diagnose(NULL, &blind, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "for an answer from");
+    must_contain(sentence, expect);
 
     /* The JSON carries both sockets with their tcp_info timings. */
     struct buf b;
@@ -903,6 +921,7 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     close(idle_srv);
     close(q_srv);
     close(lfd);
+    close(pool_lfd);
     close(ready[0]);
     close(ready[1]);
     close(go[0]);
@@ -972,6 +991,7 @@ static void run_connect_case(bool nonblocking)
     snap_of(pid, &start);
     wait_in_syscall(pid, nonblocking ? SYS_poll : SYS_connect, &now);
     procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show(nonblocking ? "connect (non-blocking)" : "connect", sentence);
     snprintf(expect, sizeof(expect), "connecting to 127.0.0.1:%u for ", (unsigned)port);
     must_contain(sentence, expect);
     bool syn = false;
@@ -1025,6 +1045,7 @@ static void test_sleep(void **state)
     wait_in_syscall(pid, SYS_nanosleep, &now);
 #endif
     procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("sleep", sentence);
     assert_true(strncmp(sentence, "sleeping (", 10) == 0);
     must_contain(sentence, "nanosleep) for ");
     must_contain(sentence, " s of CPU used");
@@ -1065,6 +1086,7 @@ static void test_wait_on_child(void **state)
     assert_int_equal(now.procs[1].pid, grandchild);
     assert_int_equal(now.procs[1].depth, 1);
     procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("child", sentence);
     snprintf(expect, sizeof(expect), "waiting on child process %d (", (int)grandchild);
     must_contain(sentence, expect);
     kill(grandchild, SIGKILL);
