@@ -257,6 +257,52 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
 
 
+class OtlpForensicsTest(unittest.TestCase):
+    """On OTLP: the diagnosis as span attributes, the snapshot as a span event whose
+    attribute holds its JSON; decoded independently (protobufjs)."""
+
+    def test_timeout_span_carries_diagnosis_and_snapshot_event(self):
+        import sinks
+        sink = sinks.OtlpSink()
+        root = harness.make_root()
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={
+            "LAMBDA_TRACER_EXPORTERS": "otlp", "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces"})
+        try:
+            emu.start()
+            emu.invoke(b'{"action":"fast"}')
+            r = emu.invoke(b'{"action":"sleep","ms":10000}')
+            lines = harness.output_lines(emu)
+            spans = []
+            for _, body, _ in list(sink.bodies):
+                for rs in harness.otlp_decode(body)["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        spans += [sp for sp in ss["spans"] if sp["kind"] == 2]
+        finally:
+            emu.close()
+            sink.close()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(r.status, "timeout")
+        mine = [sp for sp in spans if {"key": "faas.invocation_id", "value": {"stringValue": r.request_id}}
+                in sp["attributes"]]
+        self.assertEqual(len(mine), 1, spans)
+        sp = mine[0]
+        attrs = {a["key"]: a["value"] for a in sp["attributes"]}
+        sentence = attrs["lambda_tracer.diagnosis"]["stringValue"]
+        self.assertTrue(sentence.startswith("sleeping"), sentence)
+        self.assertIn("one invocation at a time", attrs["lambda_tracer.snapshot.scope"]["stringValue"])
+        self.assertGreater(int(attrs["lambda_tracer.snapshots"]["intValue"]), 1)
+        events = {e["name"]: e for e in sp["events"]}
+        self.assertEqual({a["key"]: a["value"] for a in events["exception"]["attributes"]}
+                         ["exception.message"]["stringValue"].split("\n")[0],
+                         "Task timed out after %.2f seconds: %s" % (TIMEOUT_S, sentence))
+        ev = events["lambda_tracer.snapshot"]
+        snap = json.loads(ev["attributes"][0]["value"]["stringValue"])
+        self.assertEqual(ev["attributes"][0]["key"], "lambda_tracer.snapshot")
+        self.assertEqual(int(ev["timeUnixNano"]) // 1000, snap["taken_us"])
+        self.assertIn(snap["procs"][0]["threads"][0]["syscall"], ("clock_nanosleep", "nanosleep"))
+        self.assertEqual(harness.sanitizer_reports(lines), [])
+
+
 class FastInvocationsTest(unittest.TestCase):
     """Fast invocations pay nothing: not one snapshot, the runtime not even looked for."""
 
