@@ -106,9 +106,14 @@ $(DEPS)/include/curl/curl.h:
 	@echo "release: $(DEPS) has no static libcurl; run ./build.sh layer" >&2; exit 1
 $(RELEASE_DIR)/obj/%.o: extension/%.c extension/*.h $(DEPS)/include/curl/curl.h | $(RELEASE_DIR)/obj
 	$(RELEASE_CC) $(RELEASE_CFLAGS) -c $< -o $@
-$(RELEASE_DIR)/lambda-tracer.debug: extension/main.c $(RELEASE_OBJ) $(DEPS)/.stamp
-	$(RELEASE_CC) $(RELEASE_CFLAGS) $(RELEASE_LDFLAGS) extension/main.c $(RELEASE_OBJ) \
-		$(RELEASE_LIBS) -o $@
+# The libraries' versions, from their headers in DEPS, as one string in the
+# binary (layer/deps_version.c); -isystem: their headers are not held to our
+# warnings.
+$(RELEASE_DIR)/obj/deps_version.o: layer/deps_version.c $(DEPS)/.stamp | $(RELEASE_DIR)/obj
+	$(RELEASE_CC) $(RELEASE_CFLAGS) -isystem $(DEPS)/include -c $< -o $@
+$(RELEASE_DIR)/lambda-tracer.debug: extension/main.c $(RELEASE_OBJ) $(RELEASE_DIR)/obj/deps_version.o $(DEPS)/.stamp
+	$(RELEASE_CC) $(RELEASE_CFLAGS) $(RELEASE_LDFLAGS) -Wl,--require-defined=lambda_tracer_deps \
+		extension/main.c $(RELEASE_OBJ) $(RELEASE_DIR)/obj/deps_version.o $(RELEASE_LIBS) -o $@
 $(RELEASE_DIR)/lambda-tracer: $(RELEASE_DIR)/lambda-tracer.debug
 	$(RELEASE_STRIP) --strip-all -o $@ $<
 $(RELEASE_DIR)/obj:

@@ -166,7 +166,10 @@ class Sandbox:
             else:
                 shutil.copy2(variant.binary, os.path.join(ext_dir, variant.name))
                 os.chmod(os.path.join(ext_dir, variant.name), 0o755)
-        env = {"LAMBDA_TRACER_LOG_LEVEL": "info", "LAMBDA_TRACER_EXPORTERS": "none"}
+        # The emulator stamps Lambda's default Sampled=0 header; the figures count the cost of
+        # exporting every invocation, so ask for all of them.
+        env = {"LAMBDA_TRACER_LOG_LEVEL": "info", "LAMBDA_TRACER_EXPORTERS": "none",
+               "LAMBDA_TRACER_SAMPLING": "all"}
         env.update(variant.env)
         self.emu = lambda_emulator.Emulator(root=self.root, runtime=[sys.executable, BOOTSTRAP],
                                             function_name="bench-fn", memory_mb=128, timeout_s=3,

@@ -285,6 +285,58 @@ int config_parse_host_port(const char *text, char *host, size_t host_size, uint1
     return 0;
 }
 
+bool config_region_valid(const char *text)
+{
+    size_t len;
+
+    if (text == NULL || text[0] < 'a' || text[0] > 'z')
+        return false;
+    len = strnlen(text, CONFIG_REGION_MAX);
+    if (len >= CONFIG_REGION_MAX || text[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool is_alnum_ascii(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool config_runtime_api_valid(const char *text)
+{
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+    const char *colon;
+    size_t len;
+
+    if (text == NULL)
+        return false;
+    len = strnlen(text, CONFIG_RUNTIME_API_MAX);
+    if (len >= CONFIG_RUNTIME_API_MAX || config_parse_host_port(text, host, sizeof(host), &port) < 0)
+        return false;
+    colon = strrchr(text, ':');
+    if (colon == NULL || strlen(colon + 1) > 5)
+        return false;
+    if (text[0] == '[') {
+        for (const char *p = host; *p != '\0'; p++)
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') ||
+                  *p == ':' || *p == '.'))
+                return false;
+        return strchr(host, ':') != NULL;
+    }
+    if (!is_alnum_ascii(host[0]))
+        return false;
+    for (const char *p = host; *p != '\0'; p++)
+        if (!is_alnum_ascii(*p) && *p != '.' && *p != '-')
+            return false;
+    return true;
+}
+
 /* RFC 9110 tchar: what a header name may be made of. */
 static bool is_tchar(char c)
 {
@@ -439,11 +491,32 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     load_u32(&l, "LAMBDA_TRACER_EAGER_FIRST_INVOCATIONS", 0, 1000000, &ret->eager_first_invocations);
     load_u32(&l, "LAMBDA_TRACER_EAGER_IDLE_S", 1, 86400, &ret->eager_idle_s);
     load_string(&l, "LAMBDA_TRACER_SEGMENT_NAME", ret->segment_name, sizeof(ret->segment_name), NULL);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_SAMPLING", &too_long);
+    if (text != NULL) {
+        if (!too_long && strcasecmp(text, "smart") == 0)
+            ret->sampling = SAMPLING_POLICY_SMART;
+        else if (!too_long && strcasecmp(text, "header") == 0)
+            ret->sampling = SAMPLING_POLICY_HEADER;
+        else if (!too_long && strcasecmp(text, "all") == 0)
+            ret->sampling = SAMPLING_POLICY_ALL;
+        else
+            warn(&l, "LAMBDA_TRACER_SAMPLING", "not smart, header or all", "smart");
+    }
+    /* Deprecated alias: true meant "Sampled=0 too", i.e. everything.  An
+     * explicit LAMBDA_TRACER_SAMPLING wins; false is the old default,
+     * which the new default supersedes. */
     text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TRACE_UNSAMPLED", &too_long);
-    if (text != NULL && (too_long || config_parse_bool(text, &ret->trace_unsampled) < 0))
-        warn(&l, "LAMBDA_TRACER_TRACE_UNSAMPLED", "not true or false", "false");
-    load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
+    if (text != NULL) {
+        bool all = false;
+        if (too_long || config_parse_bool(text, &all) < 0)
+            warn(&l, "LAMBDA_TRACER_TRACE_UNSAMPLED", "not true or false (deprecated)", "false");
+        else
+            ret->trace_unsampled_deprecated = true;
+        if (all && lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_SAMPLING", &too_long) == NULL)
+            ret->sampling = SAMPLING_POLICY_ALL;
+    }
     load_u32(&l, "LAMBDA_TRACER_SLOW_MS", 0, 900000, &ret->slow_ms);
+    load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_LINES", 0, LOG_TAIL_MAX_LINES, &ret->log_tail_lines);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_MAX_BYTES", LOG_TAIL_MIN_BYTES, LOG_TAIL_MAX_BYTES,
              &ret->log_tail_max_bytes);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "sampling.h"
 
 /* Telemetry API event types (bit mask). */
 enum {
@@ -41,9 +42,10 @@ struct config {
     uint32_t eager_idle_s;            /* auto: and any invocation after this long without one */
     /* traces */
     char segment_name[201];          /* "" : the function name */
-    bool trace_unsampled;            /* trace Sampled=0 invocations too */
+    enum sampling_policy sampling;   /* which invocations are exported (sampling.h) */
+    bool trace_unsampled_deprecated; /* LAMBDA_TRACER_TRACE_UNSAMPLED was set (main logs it) */
+    uint32_t slow_ms;                /* slow invocation threshold; 0: auto (sampling.h) */
     uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
-    uint32_t slow_ms;
     uint32_t log_tail_lines;         /* 0: off; else also subscribe to function logs */
     uint32_t log_tail_max_bytes;
     /* exporters */
@@ -110,6 +112,29 @@ int config_choose_ca_file(const char *override, config_readable_fn readable, voi
  * bytes at most) and *ret_port written, or -EINVAL.  Pure; any thread. */
 int config_parse_host_port(const char *text, char *host, size_t host_size, uint16_t *ret_port)
     __attribute__((warn_unused_result));
+
+/* Longest AWS_REGION accepted, NUL included ("ap-southeast-2",
+ * "us-isob-east-1": Lambda's region names are far shorter). */
+#define CONFIG_REGION_MAX 32
+
+/* Whether text is a region name as Lambda sets AWS_REGION: 1 to
+ * CONFIG_REGION_MAX - 1 bytes of [a-z0-9-], starting with a letter and
+ * ending with a letter or digit.  It is placed into the X-Ray host name,
+ * the SigV4 scope and resource attributes, so nothing else may pass ('@',
+ * '/', ':' and '#' would move the request to another host).  Pure. */
+bool config_region_valid(const char *text);
+
+/* Longest AWS_LAMBDA_RUNTIME_API accepted, NUL included. */
+#define CONFIG_RUNTIME_API_MAX 200
+
+/* Whether text is an AWS_LAMBDA_RUNTIME_API Lambda can set: "host:port"
+ * with a host name or IPv4 address of [A-Za-z0-9.-] (starting with a
+ * letter or digit), or "[IPv6]:port" of hex digits, ':' and '.', and a
+ * decimal port from 1 to 65535 of at most 5 digits; shorter than
+ * CONFIG_RUNTIME_API_MAX.  Userinfo ('@'), a path, query or fragment,
+ * blanks and control bytes are refused: the value becomes the authority
+ * of every Extensions API URL.  Pure. */
+bool config_runtime_api_valid(const char *text);
 
 /* LAMBDA_TRACER_OTLP_HEADERS: at most this many lines of at most this
  * many bytes ("name: value", NUL included). */

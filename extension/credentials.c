@@ -11,10 +11,26 @@
 
 #include "telemetry.h"
 
+bool credentials_value_ok(const char *text)
+{
+    if (text == NULL)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Every value copied here ends up in a header line (the session token as
+ * X-Amz-Security-Token, the key id in Authorization): a CR or LF would add
+ * header lines of the sender's choosing, so only printable ASCII without
+ * blanks (what AWS issues: key ids, base64) passes. */
 static int copy(char *dst, size_t size, const char *src)
 {
     if (src == NULL)
         return -ENOENT;
+    if (!credentials_value_ok(src))
+        return -EINVAL;
     if ((size_t)snprintf(dst, size, "%s", src) >= size)
         return -E2BIG;
     return 0;
@@ -66,6 +82,8 @@ int credentials_parse_container(const char *body, size_t len, struct aws_credent
         r = copy(ret->secret_access_key, sizeof(ret->secret_access_key), secret);
     if (r == 0 && token != NULL)
         r = copy(ret->session_token, sizeof(ret->session_token), token);
+    if (r == -EINVAL)
+        r = -EPROTO;
     if (r == 0 && expiration != NULL && tel_parse_time(expiration, &ret->expires_us) < 0)
         ret->expires_us = 0; /* unparsable: treat as long-lived, refreshed on 403 */
 out:
@@ -73,6 +91,39 @@ out:
     if (r < 0)
         credentials_clear(ret);
     return r;
+}
+
+int credentials_container_request(config_getenv_fn getenv_fn, void *ctx, char *url, size_t url_size,
+                                  char *auth_header, size_t auth_size)
+{
+    const char *uri = getenv_fn("AWS_CONTAINER_CREDENTIALS_FULL_URI", ctx);
+    const char *token = getenv_fn("AWS_CONTAINER_AUTHORIZATION_TOKEN", ctx);
+    int n;
+
+    if (url_size > 0)
+        url[0] = '\0';
+    if (auth_size > 0)
+        auth_header[0] = '\0';
+    if (uri == NULL || uri[0] == '\0')
+        return -ENOENT;
+    if (!credentials_value_ok(uri) ||
+        (strncmp(uri, "http://", 7) != 0 && strncmp(uri, "https://", 8) != 0) ||
+        (token != NULL && !credentials_value_ok(token)))
+        return -EINVAL;
+    if ((size_t)snprintf(url, url_size, "%s", uri) >= url_size)
+        goto too_big;
+    if (token == NULL)
+        return 0;
+    n = snprintf(auth_header, auth_size, "Authorization: %s", token);
+    if (n < 0 || (size_t)n >= auth_size)
+        goto too_big;
+    return 0;
+too_big:
+    if (url_size > 0)
+        url[0] = '\0';
+    if (auth_size > 0)
+        explicit_bzero(auth_header, auth_size);
+    return -E2BIG;
 }
 
 void credentials_clear(struct aws_credentials *c)

@@ -10,6 +10,7 @@
 #ifndef LAMBDA_TRACER_CREDENTIALS_H
 #define LAMBDA_TRACER_CREDENTIALS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,16 +23,31 @@ struct aws_credentials {
     int64_t expires_us; /* epoch µs; 0: does not expire (static keys) */
 };
 
+/* Whether a credential value is printable ASCII without blanks (what AWS
+ * issues).  Values go into header lines: a CR, LF or any other control
+ * byte would let the value add header lines.  Pure. */
+bool credentials_value_ok(const char *text);
+
 /* From the environment.  0, or -ENOENT when the key id or secret is missing,
- * -E2BIG when a value does not fit. */
+ * -EINVAL when a value holds a blank or a control byte (never turned into
+ * header lines), -E2BIG when a value does not fit. */
 int credentials_from_env(config_getenv_fn getenv_fn, void *ctx, struct aws_credentials *ret)
     __attribute__((warn_unused_result));
 
 /* Parses the container credentials endpoint's answer:
  * {"AccessKeyId","SecretAccessKey","Token","Expiration"}.  0, -EPROTO
- * (not that shape), -E2BIG. */
+ * (not that shape, or a value with a blank or control byte), -E2BIG. */
 int credentials_parse_container(const char *body, size_t len, struct aws_credentials *ret)
     __attribute__((warn_unused_result));
+
+/* The container credentials request, from AWS_CONTAINER_CREDENTIALS_FULL_URI
+ * and AWS_CONTAINER_AUTHORIZATION_TOKEN: writes the URL into url and
+ * "Authorization: <token>" into auth_header ("" without a token).  0;
+ * -ENOENT when the URI is unset; -EINVAL when the URI is not http(s)://
+ * or either value holds a blank or control byte; -E2BIG when one does not
+ * fit.  On error both outputs are "".  Any thread. */
+int credentials_container_request(config_getenv_fn getenv_fn, void *ctx, char *url, size_t url_size,
+                                  char *auth_header, size_t auth_size) __attribute__((warn_unused_result));
 
 /* Wipes the secrets from memory. */
 void credentials_clear(struct aws_credentials *c);

@@ -368,8 +368,7 @@ static const char *env_lookup(const char *name, void *ctx)
  * credentials endpoint.  false when there are none. */
 static bool ensure_credentials(struct exporter *e)
 {
-    const char *uri = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    const char *token = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    char uri[1024];
     char auth[1100];
     const char *headers[] = {auth, NULL};
     struct http_client_request req = {
@@ -384,11 +383,14 @@ static bool ensure_credentials(struct exporter *e)
     if (e->creds.access_key_id[0] != '\0' &&
         (e->creds.expires_us == 0 || e->creds.expires_us - clock_epoch_us() > CREDENTIALS_REFRESH_US))
         return true;
-    if (uri == NULL || uri[0] == '\0')
+    /* Checked where read: a URI or token with a control byte is refused. */
+    r = credentials_container_request(env_lookup, NULL, uri, sizeof(uri), auth, sizeof(auth));
+    if (r == -ENOENT)
         return credentials_from_env(env_lookup, NULL, &e->creds) == 0;
-    snprintf(auth, sizeof(auth), "Authorization: %s", token != NULL ? token : "");
+    if (r < 0)
+        return false;
     req.url = uri;
-    req.headers = token != NULL ? headers : NULL;
+    req.headers = auth[0] != '\0' ? headers : NULL;
     req.timeout_ms = request_budget_ms(e);
     r = http_client_perform(e->xray_http, &req, &resp, NULL, 0);
     if (r < 0)
@@ -536,7 +538,8 @@ static void send_xray(struct exporter *e, struct export_item **items, size_t n_i
     }
     if (!ensure_credentials(e)) {
         log_warn("X-Ray exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI); not sending to X-Ray (documents counted)");
+                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI; unset, or holding blanks or control bytes); "
+                 "not sending to X-Ray (documents counted)");
         e->xray_unusable = true;
         sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
         return;

@@ -25,6 +25,8 @@ const char *ext_shutdown_reason_name(enum ext_shutdown_reason reason)
         return "timeout";
     case EXT_SHUTDOWN_FAILURE:
         return "failure";
+    case EXT_SHUTDOWN_SANDBOX_TERMINATED:
+        return "SandboxTerminated";
     case EXT_SHUTDOWN_UNKNOWN:
     default:
         return "unknown";
@@ -113,6 +115,8 @@ int ext_event_parse(const char *body, size_t len, struct ext_event *ret)
                 ret->shutdown_reason = EXT_SHUTDOWN_TIMEOUT;
             else if (strcasecmp(reason, "failure") == 0)
                 ret->shutdown_reason = EXT_SHUTDOWN_FAILURE;
+            else if (strcasecmp(reason, "SandboxTerminated") == 0)
+                ret->shutdown_reason = EXT_SHUTDOWN_SANDBOX_TERMINATED;
         }
     }
 

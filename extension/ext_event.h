@@ -17,11 +17,17 @@ enum ext_event_type {
     EXT_EVENT_SHUTDOWN = 2,
 };
 
+/* `shutdownReason`: spindown (the environment is recycled), timeout (the
+ * function's duration limit), failure (a runtime crash, out of memory);
+ * SandboxTerminated is what AWS's Runtime Interface Emulator sends when it
+ * gets SIGTERM or SIGINT (its reset on a signal).  Anything else is
+ * UNKNOWN. */
 enum ext_shutdown_reason {
     EXT_SHUTDOWN_UNKNOWN = 0,
     EXT_SHUTDOWN_SPINDOWN,
     EXT_SHUTDOWN_TIMEOUT,
     EXT_SHUTDOWN_FAILURE,
+    EXT_SHUTDOWN_SANDBOX_TERMINATED,
 };
 
 struct ext_event {
@@ -43,6 +49,8 @@ struct ext_event {
 int ext_event_parse(const char *body, size_t len, struct ext_event *ret)
     __attribute__((warn_unused_result));
 
+/* The reason as the wire spells it ("spindown", "SandboxTerminated"), or
+ * "unknown".  Static storage; any thread. */
 const char *ext_shutdown_reason_name(enum ext_shutdown_reason reason);
 
 #endif

@@ -26,10 +26,15 @@ int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
 {
     struct extapi *api;
 
-    if (runtime_api == NULL || runtime_api[0] == '\0' || name == NULL || name[0] == '\0' ||
-        strlen(runtime_api) > 200 || strlen(name) >= EXTENSION_NAME_MAX ||
-        strpbrk(runtime_api, " /\r\n") != NULL || strpbrk(name, "\r\n") != NULL)
+    /* The value becomes the authority of every URL below: only host:port
+     * may pass (a '@' would make the rest of it the host). */
+    if (!config_runtime_api_valid(runtime_api) || name == NULL || name[0] == '\0' ||
+        strlen(name) >= EXTENSION_NAME_MAX)
         return -EINVAL;
+    /* The name is sent as a header value: no control byte may end it. */
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return -EINVAL;
     api = calloc(1, sizeof(*api));
     if (api == NULL)
         return -ENOMEM;
@@ -124,7 +129,7 @@ static int errno_from_status(long status)
 
 /* One request to the local API with the standard timeouts. */
 static int call(struct extapi *api, const char *method, const char *path,
-                const char *const *headers, const char *body, long timeout_ms,
+                const char *const *headers, const char *body, long timeout_ms, size_t max_bytes,
                 const char *capture, struct http_client_response *resp, struct extapi_error *err)
 {
     char url[URL_MAX + 128];
@@ -136,7 +141,7 @@ static int call(struct extapi *api, const char *method, const char *path,
         .body_len = body != NULL ? strlen(body) : 0,
         .connect_timeout_ms = EXTAPI_CONNECT_TIMEOUT_MS,
         .timeout_ms = timeout_ms,
-        .max_response_bytes = EXTAPI_MAX_RESPONSE_BYTES,
+        .max_response_bytes = max_bytes,
         .capture_header = capture,
     };
     int r;
@@ -165,7 +170,7 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
     snprintf(body, sizeof(body), "{\"events\":[%s%s%s]}", invoke ? "\"INVOKE\"" : "",
              invoke && shutdown ? "," : "", shutdown ? "\"SHUTDOWN\"" : "");
     r = call(api, "POST", "/2020-01-01/extension/register", headers, body, EXTAPI_REQUEST_TIMEOUT_MS,
-             "Lambda-Extension-Identifier", &resp, err);
+             EXTAPI_MAX_RESPONSE_BYTES, "Lambda-Extension-Identifier", &resp, err);
     if (r < 0)
         return r;
     if (resp.status != 200) {
@@ -197,8 +202,11 @@ int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *
     error_clear(err);
     snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
     for (int attempt = 0; attempt <= EXTAPI_NEXT_RETRIES; attempt++) {
-        /* No total timeout: the sandbox freezes inside this call. */
-        r = call(api, "GET", "/2020-01-01/extension/event/next", headers, NULL, 0, NULL, &resp, err);
+        /* No total timeout: the sandbox freezes inside this call.  An
+         * answer cut off mid-body (reset, or closed before Content-Length)
+         * comes back as -ECONNRESET and is asked for again. */
+        r = call(api, "GET", "/2020-01-01/extension/event/next", headers, NULL, 0,
+                 EXTAPI_MAX_EVENT_BYTES, NULL, &resp, err);
         if (r == -ECONNRESET || r == -ECONNREFUSED) {
             clock_sleep_ms(EXTAPI_NEXT_RETRY_DELAY_MS);
             continue;
@@ -256,8 +264,8 @@ int extapi_subscribe(struct extapi *api, const char *body, struct extapi_error *
 
     error_clear(err);
     snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
-    r = call(api, "PUT", "/2022-07-01/telemetry", headers, body, EXTAPI_REQUEST_TIMEOUT_MS, NULL,
-             &resp, err);
+    r = call(api, "PUT", "/2022-07-01/telemetry", headers, body, EXTAPI_REQUEST_TIMEOUT_MS,
+             EXTAPI_MAX_RESPONSE_BYTES, NULL, &resp, err);
     if (r < 0)
         return r;
     if (resp.status == 200)
@@ -295,7 +303,7 @@ int extapi_report_error(struct extapi *api, bool during_init, const char *error_
     snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
     snprintf(type_header, sizeof(type_header), "Lambda-Extension-Function-Error-Type: %s", error_type);
     r = call(api, "POST", during_init ? "/2020-01-01/extension/init/error" : "/2020-01-01/extension/exit/error",
-             headers, body, EXTAPI_REQUEST_TIMEOUT_MS, NULL, &resp, err);
+             headers, body, EXTAPI_REQUEST_TIMEOUT_MS, EXTAPI_MAX_RESPONSE_BYTES, NULL, &resp, err);
     cJSON_free(body);
     if (r < 0)
         return r;

@@ -34,8 +34,9 @@ struct extapi_error {
     char message[256];      /* errorMessage of the answer, or curl's detail */
 };
 
-/* runtime_api is AWS_LAMBDA_RUNTIME_API ("host:port"), name the extension's
- * file name.  0, -EINVAL (bad arguments), -ENOMEM. */
+/* runtime_api is AWS_LAMBDA_RUNTIME_API ("host:port", checked with
+ * config_runtime_api_valid), name the extension's file name.  0, -EINVAL
+ * (bad arguments), -ENOMEM. */
 int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
     __attribute__((warn_unused_result));
 void extapi_destroy(struct extapi *api); /* NULL-safe */
@@ -52,8 +53,10 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
 const char *extapi_identifier(const struct extapi *api);
 
 /* GET /extension/event/next, blocking with no total timeout.  A connection
- * reset right after a thaw is retried a few times.  0 with *ret filled;
- * -EPROTO for an unparsable event; -EACCES, -EIO, transport errors. */
+ * reset right after a thaw, or an answer cut off mid-body, is retried a few
+ * times.  0 with *ret filled; -EPROTO for an unparsable event; -EMSGSIZE
+ * for one over EXTAPI_MAX_EVENT_BYTES (skipped: the connection is dropped);
+ * -EACCES, -EIO, transport errors. */
 int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *err)
     __attribute__((warn_unused_result));
 

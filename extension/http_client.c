@@ -138,6 +138,7 @@ static int errno_from_curl(CURLcode code)
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: /* closed before Content-Length bytes came */
         return -ECONNRESET;
     case CURLE_OUT_OF_MEMORY:
         return -ENOMEM;

@@ -50,6 +50,7 @@ _Static_assert(sizeof(struct disk_slot) <= JOURNAL_SLOT_BYTES, "a slot must fit 
 
 struct journal {
     int fd;
+    bool opened; /* journal_open is done: the slots are ours */
     _Atomic bool failed;
     /* 1 while the slot holds an invocation; set by the pipeline thread,
      * cleared by whoever releases the slot, after its write. */
@@ -144,12 +145,30 @@ static bool slot_read(const struct disk_slot *d, struct journal_entry *ret)
     return true;
 }
 
-/* One whole slot in one write.  A failure turns the journal off. */
+/* The first write failure turns the journal off and, once the slots are
+ * ours, empties the file: our entries could no longer be cleared when
+ * their segments are exported, and a next process believing them would
+ * export those invocations again, as failures.  (A failure inside
+ * journal_open leaves a predecessor's file as it was.)  ftruncate to 0
+ * needs no space and is not limited by RLIMIT_FSIZE. */
+static void turn_off(struct journal *j)
+{
+    if (atomic_exchange(&j->failed, true) || !j->opened)
+        return;
+    int r = ftruncate(j->fd, 0);
+    (void)r; /* if even this fails, nothing else is left to try */
+}
+
+/* One whole slot in one write.  A failure turns the journal off and
+ * returns its cause: -EFBIG (a file size limit: SIGXFSZ is ignored by
+ * main), -ENOSPC (a full /tmp), -EIO or another negative errno.  A short
+ * write (the limit falls inside the slot) is followed by one more for the
+ * rest, which fails with the real cause. */
 static int slot_write(struct journal *j, int slot, const struct journal_entry *e)
 {
     unsigned char raw[JOURNAL_SLOT_BYTES];
     struct disk_slot d;
-    ssize_t w;
+    size_t done = 0;
 
     memset(raw, 0, sizeof(raw));
     if (e != NULL) {
@@ -171,12 +190,17 @@ static int slot_write(struct journal *j, int slot, const struct journal_entry *e
         d.checksum = fnv1a(&d, offsetof(struct disk_slot, checksum));
         memcpy(raw, &d, sizeof(d));
     }
-    do
-        w = pwrite(j->fd, raw, sizeof(raw), (off_t)slot * JOURNAL_SLOT_BYTES);
-    while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)sizeof(raw)) {
-        atomic_store(&j->failed, true);
-        return -EIO;
+    while (done < sizeof(raw)) {
+        ssize_t w = pwrite(j->fd, raw + done, sizeof(raw) - done,
+                           (off_t)slot * JOURNAL_SLOT_BYTES + (off_t)done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int r = w < 0 && errno > 0 ? -errno : -EIO;
+            turn_off(j);
+            return r;
+        }
+        done += (size_t)w;
     }
     return 0;
 }
@@ -239,14 +263,14 @@ int journal_open(const char *path, struct journal **ret, struct journal_entry *f
             have = JOURNAL_SLOT_BYTES;
         if (atomic_load(&j->busy[i]) || (!unreadable && memcmp(all + at, zeros, have) == 0))
             continue;
-        if (slot_write(j, i, NULL) < 0)
-            break;
+        int r = slot_write(j, i, NULL);
+        if (r < 0) {
+            close(j->fd);
+            free(j);
+            return r;
+        }
     }
-    if (atomic_load(&j->failed)) {
-        close(j->fd);
-        free(j);
-        return -EIO;
-    }
+    j->opened = true;
     *ret_found_n = n;
     *ret = j;
     return 0;
@@ -297,7 +321,7 @@ int journal_done(struct journal *j, const char *request_id, int64_t done_us, int
     j->mem[slot].done_us = done_us;
     j->mem[slot].done_status = status;
     copy_field(j->mem[slot].done_error, sizeof(j->mem[slot].done_error), error_type);
-    return slot_write(j, slot, &j->mem[slot]);
+    return slot_write(j, slot, &j->mem[slot]) < 0 ? -EIO : 0;
 }
 
 void journal_release(struct journal *j, int slot)
@@ -313,7 +337,8 @@ void journal_close(struct journal *j, bool clear_all)
 {
     if (j == NULL)
         return;
-    if (clear_all && !atomic_load(&j->failed) && ftruncate(j->fd, 0) < 0)
+    /* Also when the journal is off: a begin may have raced its turn_off. */
+    if (clear_all && ftruncate(j->fd, 0) < 0 && !atomic_load(&j->failed))
         for (int i = 0; i < JOURNAL_SLOTS; i++)
             (void)slot_write(j, i, NULL);
     close(j->fd);

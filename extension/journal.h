@@ -13,7 +13,9 @@
  * Cost: one pwrite of one fixed-size slot at INVOKE, one at runtimeDone and
  * one when the final segment has been exported; no fsync (the file only has
  * to survive the process, not the machine).  Every failure turns the
- * journal off, never the extension.
+ * journal off, never the extension: a full /tmp (ENOSPC), a file size
+ * limit (EFBIG; main ignores SIGXFSZ, whose default action would kill the
+ * process), a short write.
  *
  * Threads: journal_begin, journal_done and journal_find run on the pipeline
  * thread only; journal_release(slot) on any one thread at a time per slot
@@ -54,8 +56,9 @@ struct journal;
  * path and reads what a previous process left: up to max_found valid,
  * unfinished entries go to found[] (their count to *ret_found_n) and keep
  * their slots until released.  0 and *ret, or a negative errno (the caller
- * logs once and runs without a journal).  Main thread, before the pipeline
- * starts. */
+ * logs once and runs without a journal): the open's, or the write's that
+ * wiped a stale slot (-EFBIG under a file size limit, -ENOSPC on a full
+ * /tmp).  Main thread, before the pipeline starts. */
 int journal_open(const char *path, struct journal **ret, struct journal_entry *found, size_t max_found,
                  size_t *ret_found_n) __attribute__((warn_unused_result));
 

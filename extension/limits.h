@@ -15,15 +15,20 @@
 #define LISTENER_BODY_SLACK_BYTES (64UL * 1024)
 #define LISTENER_MAX_HEADER_BYTES (16UL * 1024)
 #define LISTENER_MAX_CONNECTIONS 16
-/* A connection in the middle of a request that sends nothing for this long
- * is a slow or stuck sender: close it. */
+/* Connections the kernel queues for us to accept: a burst of many clients
+ * waits there for a moment (each is accepted at once, making room by
+ * eviction) rather than having its SYN dropped and retried a second later. */
+#define LISTENER_LISTEN_BACKLOG 128
+/* A connection in the middle of a request, or one that has not started
+ * its first, that sends nothing for this long is a slow or stuck sender:
+ * close it.  A kept-alive connection idle between requests has no limit. */
 #define LISTENER_REQUEST_IDLE_TIMEOUT_MS 5000
 /* ... or that keeps trickling bytes for this long: the platform sends a
  * whole batch (at most 2 x 1 MiB) over loopback in milliseconds. */
 #define LISTENER_REQUEST_MAX_MS 10000
-/* A kept-alive connection with no request in progress is closed after this. */
-#define LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS 60000
 #define LISTENER_RECV_CHUNK_BYTES (16UL * 1024)
+/* Read from one connection per poll round at most this much. */
+#define LISTENER_READ_BUDGET_BYTES (1024UL * 1024)
 /* After accept() fails for want of descriptors or memory, the listening
  * socket is left alone this long (it stays readable: polling it would spin). */
 #define LISTENER_ACCEPT_BACKOFF_MS 100
@@ -46,6 +51,15 @@
  * reset; retry a few times before giving up (reference, trap 6). */
 #define EXTAPI_NEXT_RETRIES 5
 #define EXTAPI_NEXT_RETRY_DELAY_MS 10
+/* An event is a few hundred bytes; one over this is skipped (the connection
+ * is dropped mid-body and /event/next called again). */
+#define EXTAPI_MAX_EVENT_BYTES (512UL * 1024)
+/* A run of /event/next calls that bring no usable event (non-JSON 200s, an
+ * oversized event, errors once Init is over) is paced: 10 ms after the
+ * first, doubling up to 250 ms.  The cap stays far below SHUTDOWN's 2 s
+ * budget, since a SHUTDOWN waits for our next call while we sleep. */
+#define EXTAPI_NEXT_BACKOFF_MIN_MS 10
+#define EXTAPI_NEXT_BACKOFF_MAX_MS 250
 /* Registration: a 5xx, a transport error or an answer without an identifier
  * is tried again this many times in all, 50 then 100 ms apart. */
 #define REGISTER_ATTEMPTS 3

@@ -5,6 +5,25 @@
  * close-on-exec.  The answers we send are a few dozen bytes; if even those
  * cannot be written at once, the peer is not reading and the connection is
  * closed rather than buffered.
+ *
+ * Who keeps a slot (issue 10): the platform's telemetry must never be lost
+ * for another client's sake.  A new connection is always accepted at once
+ * (left in the backlog it could wait behind a flood); when every slot is
+ * held, one connection is closed to make room, and counted:
+ *   1. one that never completed a request (silent, trickling, or a client
+ *      that just connected), the one that has held its slot longest first;
+ *   2. else one that completed requests and is idle (a kept-alive
+ *      connection, as the platform keeps its own between deliveries), the
+ *      one used least recently first;
+ *   3. else one that completed requests and is mid-request, the request
+ *      running longest first.
+ * A connection accepted in the current round is never chosen: when it would
+ * be, the round ends and the rest wait in the backlog for the next, after
+ * a poll.  Each is read at accept and again before the next round, so a
+ * client whose request is already sent (the platform sends at once) is
+ * served before a burst behind it can push it out.  Kept-alive connections have no idle
+ * limit: the sandbox is frozen between invocations, and a limit would close
+ * the platform's connection just as it thaws to deliver on it.
  */
 #include "listener.h"
 
@@ -31,6 +50,13 @@
 struct conn {
     int fd;
     struct http_request *req;
+    /* Orders from the listener's event counter: when the connection was
+     * accepted, completed its last request, started the request in
+     * progress.  Counters, not clock readings: many events share a ms. */
+    uint64_t accepted_seq;
+    uint64_t done_seq;
+    uint64_t started_seq;
+    uint64_t requests; /* completed on this connection */
     int64_t last_active_ms;
     int64_t request_started_ms; /* first byte of the request in progress */
     bool sent_continue;
@@ -52,6 +78,7 @@ struct listener {
      * connection keeps the socket readable, so stop polling it until then
      * rather than spin. */
     int64_t accept_paused_until_ms;
+    uint64_t events; /* the counter behind the conns' *_seq */
     struct conn conns[LISTENER_MAX_CONNECTIONS];
     struct listener_stats stats;
 };
@@ -120,88 +147,136 @@ static bool handle_request(struct listener *l, struct conn *c)
     return send_status(c, 200, "OK", keep_alive) && keep_alive;
 }
 
-/* Reads what is there and runs every complete request in it.  Returns false
- * when the connection should be closed. */
+/* Reads what is there (up to LISTENER_READ_BUDGET_BYTES a round, so one
+ * sender cannot starve the others) and runs every complete request in it.
+ * Returns false when the connection should be closed. */
 static bool conn_readable(struct listener *l, struct conn *c)
 {
     char buf[LISTENER_RECV_CHUNK_BYTES];
-    ssize_t n;
+    size_t budget = LISTENER_READ_BUDGET_BYTES;
 
-    n = recv(c->fd, buf, sizeof(buf), 0);
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK;
-    if (n == 0)
-        return false; /* peer closed; a partial request is abandoned */
-    c->last_active_ms = clock_mono_ms();
-    if (!http_request_in_progress(c->req))
-        c->request_started_ms = c->last_active_ms;
-
-    size_t off = 0;
-    size_t len = (size_t)n;
-    while (off < len) {
-        size_t used = 0;
-        int r = http_request_feed(c->req, buf + off, len - off, &used);
-        off += used;
-        if (r < 0) {
-            l->stats.rejected++;
-            send_status(c, http_request_error_status(r), http_request_error_reason(r), false);
-            return false;
-        }
-        if (r == HTTP_REQUEST_INCOMPLETE) {
-            if (http_request_expects_continue(c->req) && !c->sent_continue) {
-                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                if (!send_all(c->fd, cont, sizeof(cont) - 1))
-                    return false;
-                c->sent_continue = true;
-            }
-            if (used == 0)
-                break;
+    while (budget > 0) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK;
+        if (n == 0)
+            return false; /* peer closed; a partial request is abandoned */
+        budget = (size_t)n < budget ? budget - (size_t)n : 0;
+        c->last_active_ms = clock_mono_ms();
+        if (!http_request_in_progress(c->req)) {
+            c->request_started_ms = c->last_active_ms;
+            c->started_seq = ++l->events;
         }
-        if (!handle_request(l, c))
-            return false;
-        http_request_reset(c->req);
-        c->sent_continue = false;
+
+        size_t off = 0;
+        size_t len = (size_t)n;
+        while (off < len) {
+            size_t used = 0;
+            int r = http_request_feed(c->req, buf + off, len - off, &used);
+            off += used;
+            if (r < 0) {
+                l->stats.rejected++;
+                send_status(c, http_request_error_status(r), http_request_error_reason(r), false);
+                return false;
+            }
+            if (r == HTTP_REQUEST_INCOMPLETE) {
+                if (http_request_expects_continue(c->req) && !c->sent_continue) {
+                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                    if (!send_all(c->fd, cont, sizeof(cont) - 1))
+                        return false;
+                    c->sent_continue = true;
+                }
+                if (used == 0)
+                    break;
+                continue;
+            }
+            c->requests++;
+            c->done_seq = ++l->events;
+            if (!handle_request(l, c))
+                return false;
+            http_request_reset(c->req);
+            c->sent_continue = false;
+        }
     }
     return true;
 }
 
-/* A slot for a new connection: a free one, else the idle keep-alive
- * connection used longest ago, else the connection whose request has been
- * in progress longest.  The platform's POSTs complete in a moment, so when
- * every slot is held mid-request the oldest holder is a slow or stuck
- * sender, and a new connection (perhaps the platform's) is worth more. */
-static struct conn *slot_for_new(struct listener *l)
+static struct conn *free_slot(struct listener *l)
 {
-    struct conn *oldest_idle = NULL;
-    struct conn *oldest_busy = NULL;
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        if (l->conns[i].fd < 0)
+            return &l->conns[i];
+    return NULL;
+}
+
+/* The connection to close for a newcomer, by the order at the top of this
+ * file; NULL when that is one accepted in this round (accepted_seq >
+ * round_start), which has not been polled since: the round ends, and the
+ * next one may take it once it has had its chance. */
+static struct conn *victim_for_new(struct listener *l, uint64_t round_start)
+{
+    struct conn *best = NULL;
+    int best_rank = 0;
+    uint64_t best_key = 0;
 
     for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
         struct conn *c = &l->conns[i];
+        int rank;
+        uint64_t key;
+
         if (c->fd < 0)
-            return c;
-        if (!conn_mid_request(c)) {
-            if (oldest_idle == NULL || c->last_active_ms < oldest_idle->last_active_ms)
-                oldest_idle = c;
-        } else if (oldest_busy == NULL || c->request_started_ms < oldest_busy->request_started_ms) {
-            oldest_busy = c;
+            continue;
+        if (c->requests == 0) {
+            rank = 0;
+            key = c->accepted_seq;
+        } else if (!http_request_in_progress(c->req)) {
+            rank = 1;
+            key = c->done_seq;
+        } else {
+            rank = 2;
+            key = c->started_seq;
+        }
+        if (best == NULL || rank < best_rank || (rank == best_rank && key < best_key)) {
+            best = c;
+            best_rank = rank;
+            best_key = key;
         }
     }
-    if (oldest_idle != NULL) {
-        conn_close(oldest_idle);
-        return oldest_idle;
-    }
-    l->stats.evicted++;
-    conn_close(oldest_busy);
-    return oldest_busy;
+    return best != NULL && best->accepted_seq > round_start ? NULL : best;
 }
 
+/* Closes c to make room, counted; a request cut short is told why. */
+static void evict(struct listener *l, struct conn *c)
+{
+    l->stats.evicted++;
+    if (c->requests > 0)
+        l->stats.evicted_kept_alive++;
+    if (http_request_in_progress(c->req))
+        (void)send_status(c, 503, "Service Unavailable", false);
+    conn_close(c);
+}
+
+/* Accepts every pending connection, reading each at once (a request
+ * already sent is served on the spot).  Stops early when making room would
+ * take a connection of this same round: the next round reads those first. */
 static void accept_all(struct listener *l)
 {
-    for (;;) {
-        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        struct conn *slot;
+    uint64_t round_start = l->events;
 
+    for (;;) {
+        struct conn *slot = free_slot(l);
+        struct conn *victim = NULL;
+        struct http_request *req;
+        int fd;
+
+        if (slot == NULL) {
+            victim = victim_for_new(l, round_start);
+            if (victim == NULL)
+                return;
+        }
+        fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 l->stats.accept_failed++;
@@ -210,42 +285,70 @@ static void accept_all(struct listener *l)
             return; /* EAGAIN, or a transient error: poll again */
         }
         l->stats.connections++;
-        slot = slot_for_new(l);
-        slot->req = http_request_new(LISTENER_MAX_HEADER_BYTES, l->max_body_bytes);
-        if (slot->req == NULL) {
+        req = http_request_new(LISTENER_MAX_HEADER_BYTES, l->max_body_bytes);
+        if (req == NULL) {
             l->stats.refused++;
             close(fd);
             continue;
         }
+        if (victim != NULL) {
+            evict(l, victim);
+            slot = victim;
+        }
         slot->fd = fd;
+        slot->req = req;
         slot->sent_continue = false;
+        slot->requests = 0;
+        slot->accepted_seq = ++l->events;
+        slot->done_seq = slot->started_seq = 0;
         slot->last_active_ms = clock_mono_ms();
+        if (!conn_readable(l, slot))
+            conn_close(slot);
     }
 }
 
-/* Closes connections idle past their limit; returns the poll timeout (ms)
- * until the next such deadline, or -1. */
+/* When c is to be closed for want of progress (mono ms), or -1 for never:
+ * mid-request, idle too long or trickling for longer than any real sender
+ * takes; before its first request, silent too long; kept alive after
+ * completed requests, never (it yields its slot only to make room). */
+static int64_t conn_deadline(const struct conn *c)
+{
+    if (http_request_in_progress(c->req)) {
+        int64_t until = c->last_active_ms + LISTENER_REQUEST_IDLE_TIMEOUT_MS;
+        if (c->request_started_ms + LISTENER_REQUEST_MAX_MS < until)
+            until = c->request_started_ms + LISTENER_REQUEST_MAX_MS;
+        return until;
+    }
+    return c->requests == 0 ? c->last_active_ms + LISTENER_REQUEST_IDLE_TIMEOUT_MS : -1;
+}
+
+/* Closes connections past their deadline (counted), after reading them one
+ * last time: after a thaw the deadline may have passed while the bytes
+ * that keep the connection alive are waiting.  Returns the poll timeout
+ * (ms) until the next deadline, or -1. */
 static int expire_idle(struct listener *l, int64_t now)
 {
     int64_t next = -1;
 
     for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
         struct conn *c = &l->conns[i];
+        int64_t until;
 
-        if (c->fd < 0)
+        if (c->fd < 0 || (until = conn_deadline(c)) < 0)
             continue;
-        /* Mid-request: idle too long, or trickling for longer than any
-         * real sender takes.  Otherwise a kept-alive connection's idle limit. */
-        bool mid = conn_mid_request(c);
-        int64_t until = c->last_active_ms +
-                        (mid ? LISTENER_REQUEST_IDLE_TIMEOUT_MS : LISTENER_KEEPALIVE_IDLE_TIMEOUT_MS);
-        if (mid && c->request_started_ms + LISTENER_REQUEST_MAX_MS < until)
-            until = c->request_started_ms + LISTENER_REQUEST_MAX_MS;
         if (now >= until) {
-            if (mid)
+            if (!conn_readable(l, c)) {
+                conn_close(c);
+                continue;
+            }
+            until = conn_deadline(c);
+            if (until >= 0 && now >= until) {
                 l->stats.timed_out++;
-            conn_close(c);
-            continue;
+                conn_close(c);
+                continue;
+            }
+            if (until < 0)
+                continue;
         }
         int64_t left = until - now;
         if (next < 0 || left < next)
@@ -266,6 +369,7 @@ static void *listener_main(void *arg)
         int64_t now = clock_mono_ms();
         int timeout = expire_idle(l, now);
         nfds_t nfds = 0;
+        bool accept_ready = false;
 
         if (stopping) {
             bool busy = false;
@@ -301,6 +405,8 @@ static void *listener_main(void *arg)
                 continue;
             break; /* cannot happen with valid fds; leave rather than spin */
         }
+        /* Connections first, new ones last: a request that has arrived is
+         * read before a newcomer can take its slot. */
         for (nfds_t i = 0; i < nfds; i++) {
             if (fds[i].revents == 0)
                 continue;
@@ -315,12 +421,13 @@ static void *listener_main(void *arg)
                     l->listen_fd = -1;
                 }
             } else if (owners[i] == NULL) {
-                if (!stopping)
-                    accept_all(l);
+                accept_ready = true;
             } else if (!conn_readable(l, owners[i])) {
                 conn_close(owners[i]);
             }
         }
+        if (accept_ready && !stopping)
+            accept_all(l);
     }
     for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
         conn_close(&l->conns[i]);
@@ -386,7 +493,7 @@ int listener_start(const struct listener_options *opts, struct listener **ret, i
     }
     (void)setsockopt(l->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(l->listen_fd, (struct sockaddr *)&addr, addr_len) < 0 ||
-        listen(l->listen_fd, LISTENER_MAX_CONNECTIONS) < 0) {
+        listen(l->listen_fd, LISTENER_LISTEN_BACKLOG) < 0) {
         r = -errno;
         goto fail;
     }

@@ -7,7 +7,10 @@
  * answers every complete POST at once with 200 and hands the body over
  * through the body callback, which runs on the listener thread and must not
  * block (it pushes onto the queue).  Request parsing is http_request's job;
- * caps: headers, body (413), connections, idle time.
+ * caps: headers, body (413), connections, idle time.  A new connection is
+ * never turned away for want of a slot: another yields, counted, and never
+ * the platform's kept-alive one while a connection that never completed a
+ * request holds a slot (listener.c says who yields).
  */
 #ifndef LAMBDA_TRACER_LISTENER_H
 #define LAMBDA_TRACER_LISTENER_H
@@ -36,8 +39,10 @@ struct listener_stats {
     uint64_t body_bytes;
     uint64_t rejected;       /* answered 4xx/5xx: malformed, too large, wrong method */
     uint64_t refused;        /* connections closed at once (no memory for them) */
-    uint64_t evicted;        /* mid-request connections closed to make room for a new one */
-    uint64_t timed_out;      /* connections closed mid-request: idle, or over the request time cap */
+    uint64_t evicted;        /* connections closed to make room for a new one */
+    uint64_t evicted_kept_alive; /* of those, connections that had completed requests before */
+    uint64_t timed_out;      /* connections closed for want of progress: silent before their first
+                              * request or mid-request, or over the request time cap */
     uint64_t accept_failed;  /* accept() out of descriptors or memory (retried after a pause) */
 };
 

@@ -15,6 +15,8 @@
 
 #define LOG_LINE_MAX 1024
 #define LOG_PREFIX_MAX 64
+/* Appended to a line cut at LOG_LINE_MAX bytes. */
+#define LOG_TRUNCATED_MARK " [...]"
 
 enum log_level log_current_level = LOG_LEVEL_INFO;
 static char log_prefix[LOG_PREFIX_MAX] = "lambda-tracer";
@@ -54,25 +56,143 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when the
+ * bytes there are not one: overlong forms, surrogates, code points over
+ * U+10FFFF and truncated sequences are refused. */
+static size_t utf8_sequence(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    unsigned cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1fu;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0fu;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0u) != 0x80u)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Whether a valid sequence of len bytes is one some reader takes for a line
+ * break or a control: C1 controls (NEL among them), U+2028 and U+2029. */
+static bool utf8_is_break(const unsigned char *p, size_t len)
+{
+    return (len == 2 && p[0] == 0xc2 && p[1] < 0xa0) ||
+           (len == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9));
+}
+
+size_t log_escape(const char *src, size_t src_len, char *dst, size_t dst_size, size_t *ret_consumed)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)src;
+    size_t out = 0;
+    size_t i = 0;
+
+    if (ret_consumed != NULL)
+        *ret_consumed = 0;
+    if (dst_size == 0)
+        return 0;
+    while (i < src_len) {
+        char esc[16];
+        size_t esc_len = 0;
+        size_t take = utf8_sequence(s + i, src_len - i);
+        unsigned c = s[i];
+
+        if (take == 1 && c >= 0x20 && c != 0x7f && c != '\\') {
+            if (out + 1 >= dst_size)
+                break;
+            dst[out++] = (char)c;
+            i++;
+            continue;
+        }
+        if (take > 1 && !utf8_is_break(s + i, take)) {
+            if (out + take >= dst_size)
+                break;
+            memcpy(dst + out, s + i, take);
+            out += take;
+            i += take;
+            continue;
+        }
+        if (take == 0)
+            take = 1; /* one invalid byte at a time */
+        /* Escape every byte of the unit: \n \r \t \\ or \xHH. */
+        for (size_t k = 0; k < take; k++) {
+            unsigned b = s[i + k];
+            esc[esc_len++] = '\\';
+            if (b == '\n')
+                esc[esc_len++] = 'n';
+            else if (b == '\r')
+                esc[esc_len++] = 'r';
+            else if (b == '\t')
+                esc[esc_len++] = 't';
+            else if (b == '\\')
+                esc[esc_len++] = '\\';
+            else {
+                esc[esc_len++] = 'x';
+                esc[esc_len++] = hex[b >> 4];
+                esc[esc_len++] = hex[b & 0xfu];
+            }
+        }
+        if (out + esc_len >= dst_size)
+            break;
+        memcpy(dst + out, esc, esc_len);
+        out += esc_len;
+        i += take;
+    }
+    dst[out] = '\0';
+    if (ret_consumed != NULL)
+        *ret_consumed = i;
+    return out;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
-    char line[LOG_LINE_MAX];
+    char text[LOG_LINE_MAX];
+    char line[LOG_LINE_MAX + sizeof(LOG_TRUNCATED_MARK) + 1];
     va_list ap;
     int n;
     int m;
     size_t len;
+    size_t text_len;
 
     va_start(ap, fmt);
-    n = snprintf(line, sizeof(line), "[%s] %s ", log_prefix, log_level_name(level));
-    len = n > 0 ? (size_t)n : 0;
+    n = snprintf(line, LOG_LINE_MAX, "[%s] %s ", log_prefix, log_level_name(level));
     /* va_start is above; the analyzer misreads it. */
-    m = vsnprintf(line + len, sizeof(line) - len, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    m = vsnprintf(text, sizeof(text), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     if (n < 0 || m < 0)
         return;
-    len += (size_t)m;
-    if (len > sizeof(line) - 2)
-        len = sizeof(line) - 2; /* truncated: still end the line */
+    len = (size_t)n < LOG_LINE_MAX ? (size_t)n : LOG_LINE_MAX - 1;
+    text_len = (size_t)m < sizeof(text) ? (size_t)m : sizeof(text) - 1;
+    /* Whatever the message carries (ids and error types from the platform,
+     * a function's log text), it stays one line: control bytes, invalid
+     * UTF-8 and line separators are escaped, the length bounded. */
+    size_t consumed = 0;
+    len += log_escape(text, text_len, line + len, LOG_LINE_MAX - len, &consumed);
+    bool cut = (size_t)m >= sizeof(text) || consumed < text_len;
+    if (cut) {
+        memcpy(line + len, LOG_TRUNCATED_MARK, sizeof(LOG_TRUNCATED_MARK) - 1);
+        len += sizeof(LOG_TRUNCATED_MARK) - 1;
+    }
     line[len++] = '\n';
 
     /* Best effort: a failing stderr must never affect the extension. */

@@ -231,22 +231,29 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev)
         log_export_stats(&es);
     }
 
-    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu unsampled=%llu "
+    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu dropped=%llu "
+             "sampled_by=outcome:%llu,cold_start:%llu,slow:%llu,header:%llu,reservoir:%llu,ratio:%llu,all:%llu "
              "closed_by_shutdown=%llu telemetry_batches=%llu records=%llu "
              "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
              "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
              "listener_evicted=%llu listener_timed_out=%llu listener_refused=%llu listener_accept_failed=%llu "
+             "listener_evicted_kept_alive=%llu evicted_invocations=%llu evicted_announced=%llu "
              "shutdown_ms=%lld",
              ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
              (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
-             (unsigned long long)ps.unsampled, (unsigned long long)ps.closed_by_shutdown,
+             (unsigned long long)ps.dropped, (unsigned long long)ps.kept[SAMPLING_BY_OUTCOME],
+             (unsigned long long)ps.kept[SAMPLING_BY_COLD_START], (unsigned long long)ps.kept[SAMPLING_BY_SLOW],
+             (unsigned long long)ps.kept[SAMPLING_BY_HEADER], (unsigned long long)ps.kept[SAMPLING_BY_RESERVOIR],
+             (unsigned long long)ps.kept[SAMPLING_BY_RATIO], (unsigned long long)ps.kept[SAMPLING_BY_ALL],
+             (unsigned long long)ps.closed_by_shutdown,
              (unsigned long long)ps.batches, (unsigned long long)ps.records,
              (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
              (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
              (unsigned long long)ps.unreported, (unsigned long long)ls.rejected,
              (unsigned long long)ls.evicted, (unsigned long long)ls.timed_out,
              (unsigned long long)ls.refused, (unsigned long long)ls.accept_failed,
-             (long long)(clock_mono_ms() - started_ms));
+             (unsigned long long)ls.evicted_kept_alive, (unsigned long long)ps.evicted_invocations,
+             (unsigned long long)ps.evicted_announced, (long long)(clock_mono_ms() - started_ms));
 }
 
 /* Tells the pipeline when our own part of Init ended: now, just before
@@ -344,15 +351,33 @@ static void start_exporter(struct runtime *rt, const char *region)
         log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
 }
 
-static void start_pipeline(struct runtime *rt)
+/* AWS_REGION, or "" when unset or not a region name: it goes into the X-Ray
+ * host name, the SigV4 scope and resource attributes, so a value like
+ * "x@host:port/" must not reach them. */
+static const char *checked_region(void)
 {
     const char *region = getenv("AWS_REGION");
+
+    if (region == NULL || region[0] == '\0')
+        return "";
+    if (!config_region_valid(region)) {
+        log_warn("AWS_REGION is not a region name ([a-z0-9-], at most %d bytes); using none (the X-Ray "
+                 "API exporter needs LAMBDA_TRACER_XRAY_ENDPOINT then)",
+                 CONFIG_REGION_MAX - 1);
+        return "";
+    }
+    return region;
+}
+
+static void start_pipeline(struct runtime *rt)
+{
+    const char *region = checked_region();
     struct pipeline_function fn = {
         .name = rt->reg.function_name[0] ? rt->reg.function_name : getenv("AWS_LAMBDA_FUNCTION_NAME"),
         .version = rt->reg.function_version[0] ? rt->reg.function_version
                                                : getenv("AWS_LAMBDA_FUNCTION_VERSION"),
         .account_id = rt->reg.account_id,
-        .region = region != NULL ? region : "",
+        .region = region,
         .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
         .journal = rt->journal,
         .recovered = rt->recovered,
@@ -466,9 +491,48 @@ static void export_before_next(struct runtime *rt, const struct ext_event *ev)
     (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
 }
 
-/* The Extensions API loop.  Returns the process exit status. */
+/* A run of /event/next calls that brought no usable event.  Logged once
+ * when it starts and once when it ends, never per call. */
+struct next_trouble {
+    unsigned calls;
+    int64_t delay_ms;
+};
+
+/* Logs the first failure of a run and sleeps the run's next delay
+ * (EXTAPI_NEXT_BACKOFF_MIN_MS doubling up to _MAX_MS): a platform
+ * answering garbage or errors at once must not make us spin. */
+static void next_failed(struct next_trouble *t, int r, const struct extapi_error *err)
+{
+    if (t->calls++ == 0) {
+        if (r == -EPROTO)
+            log_warn("/event/next answered something that is not an event (status %ld); calling again, "
+                     "at most every %d ms while it lasts",
+                     err->status, EXTAPI_NEXT_BACKOFF_MAX_MS);
+        else if (r == -EMSGSIZE)
+            log_warn("/event/next answered an event over %lu bytes; skipping it and calling again",
+                     (unsigned long)EXTAPI_MAX_EVENT_BYTES);
+        else
+            log_warn("/event/next failed: %s (status %ld%s%s); calling again, at most every %d ms "
+                     "while it fails",
+                     strerror(-r), err->status, err->error_type[0] ? ", " : "", err->error_type,
+                     EXTAPI_NEXT_BACKOFF_MAX_MS);
+        t->delay_ms = EXTAPI_NEXT_BACKOFF_MIN_MS;
+    } else if (t->delay_ms < EXTAPI_NEXT_BACKOFF_MAX_MS) {
+        t->delay_ms = t->delay_ms * 2 < EXTAPI_NEXT_BACKOFF_MAX_MS ? t->delay_ms * 2
+                                                                   : EXTAPI_NEXT_BACKOFF_MAX_MS;
+    }
+    clock_sleep_ms(t->delay_ms);
+}
+
+/* The Extensions API loop.  Returns the process exit status: non-zero only
+ * when /event/next fails before it ever brought an event (Init then fails,
+ * as Lambda documents); once one came, Init is over and a failing API is
+ * called again, paced, until SHUTDOWN (or Lambda's SIGKILL). */
 static int event_loop(struct runtime *rt)
 {
+    struct next_trouble trouble = {0};
+    bool init_over = false;
+
     push_ready(rt);
     for (;;) {
         struct ext_event ev;
@@ -477,15 +541,20 @@ static int event_loop(struct runtime *rt)
         int r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
-        if (r == -EPROTO) {
-            log_warn("ignoring a malformed event from /event/next");
-            continue;
-        }
-        if (r < 0) {
+        if (r < 0 && r != -EPROTO && r != -EMSGSIZE && !init_over) {
             /* Lambda says to exit on errors here; it restarts the sandbox. */
             log_api_error("/event/next", r, &err);
             return EXIT_FAILURE;
         }
+        if (r < 0) {
+            next_failed(&trouble, r, &err);
+            continue;
+        }
+        if (trouble.calls > 0) {
+            log_info("/event/next brought an event again after %u call(s) that did not", trouble.calls);
+            trouble.calls = 0;
+        }
+        init_over = true;
         bool eager = false;
         if (rt->pipeline != NULL) {
             struct pipeline_event *pe = malloc(sizeof(*pe));
@@ -520,14 +589,35 @@ int main(int argc, char **argv)
     int status = EXIT_FAILURE;
     int r;
 
+    /* Before the first log line: a closed stderr must not kill us with
+     * SIGPIPE, nor a file size limit (RLIMIT_FSIZE: stderr redirected to a
+     * file, the journal) with SIGXFSZ.  Ignored, the write fails (EPIPE,
+     * EFBIG) and the journal turns itself off instead.  Without this,
+     * journal_open hitting the limit left SIGXFSZ pending on the main
+     * thread, fatal when its signal mask was restored.  A CPU time soft
+     * limit (RLIMIT_CPU) only warns with SIGXCPU: ignored too. */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGXCPU, SIG_IGN);
     log_set_prefix(name);
     config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);
+    if (rt.cfg.trace_unsampled_deprecated)
+        log_warn("setting LAMBDA_TRACER_TRACE_UNSAMPLED is deprecated; use LAMBDA_TRACER_SAMPLING "
+                 "(now %s)", rt.cfg.sampling == SAMPLING_POLICY_ALL      ? "all"
+                         : rt.cfg.sampling == SAMPLING_POLICY_HEADER ? "header"
+                                                                     : "smart");
     log_current_level = rt.cfg.log_level;
-    signal(SIGPIPE, SIG_IGN);
 
     if (runtime_api == NULL || runtime_api[0] == '\0') {
         log_error("AWS_LAMBDA_RUNTIME_API is not set: not running inside Lambda");
+        return EXIT_FAILURE;
+    }
+    /* Never echoed: a value that is not host:port (userinfo, a path) would
+     * send the whole conversation elsewhere. */
+    if (!config_runtime_api_valid(runtime_api)) {
+        log_error("AWS_LAMBDA_RUNTIME_API is not host:port (a host name, IPv4 or [IPv6] address and "
+                  "a port); not talking to it");
         return EXIT_FAILURE;
     }
     if (http_client_global_init() < 0) {

@@ -34,6 +34,7 @@ struct pipeline {
     struct exporter *exporter;
     struct journal *journal;
     bool journal_failed_logged;
+    bool drop_logged; /* the first invocation left out by sampling was logged */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -103,6 +104,32 @@ static void journal_failed(struct pipeline *p)
              "(invocations of a killed process will not be recovered)");
 }
 
+/* Never silent: the first invocation the sampling policy leaves out is
+ * logged, with the setting that changes it; later ones are counted
+ * (shutdown summary). */
+static void note_first_drop(struct pipeline *p)
+{
+    struct tracer_stats ts;
+
+    if (p->drop_logged)
+        return;
+    tracer_get_stats(p->tracer, &ts);
+    if (ts.dropped == 0)
+        return;
+    p->drop_logged = true;
+    if (p->cfg.sampling == SAMPLING_POLICY_HEADER)
+        log_info("invocation %s not exported: its trace header says Sampled=0 and "
+                 "LAMBDA_TRACER_SAMPLING=header honours it; LAMBDA_TRACER_SAMPLING=smart (the default) "
+                 "or all exports it; further ones are only counted (dropped= at shutdown)",
+                 ts.first_dropped);
+    else
+        log_info("invocation %s not exported: it succeeded, was neither a cold start nor slow, its "
+                 "trace header did not say Sampled=1, and it fell outside the sample of the rest "
+                 "(the first each second, then 5 %%); LAMBDA_TRACER_SAMPLING=all exports every "
+                 "invocation; further ones are only counted (dropped= at shutdown)",
+                 ts.first_dropped);
+}
+
 static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
@@ -162,6 +189,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     if (p->exporter != NULL)
         export_release(p->exporter);
     tel_batch_free(batch);
+    note_first_drop(p);
 }
 
 /* Records the invocation's identity, so that a process started after this
@@ -173,7 +201,8 @@ static void journal_invoke(struct pipeline *p, const char *request_id)
     int r;
 
     if (!journal_ok(p->journal) || strlen(request_id) >= sizeof(e.request_id) ||
-        !tracer_identity(p->tracer, request_id, &id) || (!id.sampled && !p->cfg.trace_unsampled) ||
+        !tracer_identity(p->tracer, request_id, &id) ||
+        (!id.sampled && p->cfg.sampling == SAMPLING_POLICY_HEADER) ||
         id.trace_id[0] == '\0' || id.segment_id[0] == '\0')
         return;
     snprintf(e.request_id, sizeof(e.request_id), "%s", request_id);
@@ -205,6 +234,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
         tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
         journal_invoke(p, ev->request_id);
+        note_first_drop(p); /* a predecessor's invocation closed above */
         return;
     }
     /* SHUTDOWN: wait for the final records, but leave the safety margin of
@@ -269,8 +299,12 @@ static void finish_shutdown(struct pipeline *p)
     tracer_on_shutdown(p->tracer, &p->shutdown.event, p->shutdown.received_us);
     tracer_get_stats(p->tracer, &ts);
     p->stats.recovered = ts.recovered;
-    p->stats.unsampled = ts.unsampled;
+    p->stats.dropped = ts.dropped;
+    memcpy(p->stats.kept, ts.kept, sizeof(p->stats.kept));
     p->stats.closed_by_shutdown = ts.closed_by_shutdown;
+    p->stats.evicted_invocations = ts.evicted;
+    p->stats.evicted_announced = ts.evicted_announced;
+    note_first_drop(p);
 }
 
 static void set_drained(struct pipeline *p)
@@ -362,7 +396,8 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .region = fn->region,
         .memory_size_mb = fn->memory_size_mb,
         .segment_name = cfg->segment_name,
-        .trace_unsampled = cfg->trace_unsampled,
+        .sampling = cfg->sampling,
+        .slow_ms = cfg->slow_ms,
         .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
         .log_tail_lines = cfg->log_tail_lines,
         .log_tail_max_bytes = cfg->log_tail_max_bytes,

@@ -72,9 +72,12 @@ struct pipeline_stats {
     uint64_t unreported;       /* invocations still without platform.report at the end */
     uint64_t segments;         /* final segments produced */
     uint64_t in_progress;      /* in-progress versions produced */
-    uint64_t unsampled;        /* invocations not traced (Sampled=0) */
+    uint64_t dropped;          /* invocations the sampling policy left out */
+    uint64_t kept[SAMPLING_REASON_COUNT]; /* exported invocations per sampled_by */
     uint64_t closed_by_shutdown;
     uint64_t recovered;        /* invocations of a killed predecessor, from the journal */
+    uint64_t evicted_invocations; /* forgotten or not tracked: the tracer's table was full */
+    uint64_t evicted_announced;   /* of those, announced by INVOKE */
     uint64_t journal_full;     /* invocations not journaled: every slot held */
 };
 

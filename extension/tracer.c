@@ -127,6 +127,11 @@ struct invocation {
     char parent_id[XRAY_SPAN_ID_LEN + 1];
     bool sampled;
     bool ids_ready;
+    /* sampling: the reason of the first version exported (SAMPLING_DROP
+     * while none was), and the invocation's one reservoir/ratio draw */
+    enum sampling_reason kept_by;
+    bool drawn;
+    enum sampling_reason draw;
 };
 
 struct tracer {
@@ -136,7 +141,9 @@ struct tracer {
     char account_id[32];
     char region[32];
     int64_t memory_size_mb;
-    bool trace_unsampled;
+    enum sampling_policy sampling;
+    uint32_t slow_ms;
+    struct sampling_reservoir reservoir;
     int64_t timeout_margin_us;
     tracer_emit_fn emit;
     void *ctx;
@@ -149,6 +156,10 @@ struct tracer {
     bool cold_taken; /* the first invocation of this process took the Init */
     uint64_t next_seq;
     uint64_t lost_pending; /* telemetry losses not yet reported on a segment */
+    uint64_t evicted_pending; /* invocations evicted, not yet reported on a segment */
+    /* The latest time of our own clock seen (INVOKE, tick, SHUTDOWN): what
+     * "past its deadline" is measured against, never a record's time. */
+    int64_t now_us;
     size_t recovered_open; /* journal invocations not yet closed */
     /* log tail: a ring of the function's lines since the last platform.start */
     unsigned log_tail_lines;
@@ -180,7 +191,9 @@ struct tracer *tracer_new(const struct tracer_options *opts)
     copy_str(t->account_id, sizeof(t->account_id), opts->account_id);
     copy_str(t->region, sizeof(t->region), opts->region);
     t->memory_size_mb = opts->memory_size_mb;
-    t->trace_unsampled = opts->trace_unsampled;
+    t->sampling = opts->sampling;
+    t->slow_ms = opts->slow_ms;
+    sampling_reservoir_init(&t->reservoir);
     t->timeout_margin_us = opts->timeout_margin_us;
     t->emit = opts->emit;
     t->ctx = opts->ctx;
@@ -293,35 +306,71 @@ static struct invocation *find(struct tracer *t, const char *request_id)
     return NULL;
 }
 
-/* A free slot, else the oldest finished one, else the oldest open one
- * (counted as evicted: its report never came). */
-static struct invocation *slot_for_new(struct tracer *t)
+/* An open invocation the Extensions API announced (INVOKE, or the journal
+ * for a predecessor's) whose deadline has not passed: its trace context
+ * came from INVOKE and nothing else can give it back, so records of other
+ * request ids never push it out.  Without a deadline it is not held. */
+static bool pinned(const struct tracer *t, const struct invocation *inv)
+{
+    return inv->state == INV_OPEN && inv->have_invoke && inv->deadline_ms > 0 &&
+           inv->deadline_ms * 1000 > t->now_us;
+}
+
+/* A slot for a new invocation: a free one, else the oldest finished one,
+ * else (counted as evicted, its report never came) the oldest open one
+ * known from telemetry only, else the oldest announced one past its
+ * deadline.  Only an announced newcomer (INVOKE) may take the slot of a
+ * pinned one, the oldest; for any other, NULL: it is not tracked, and
+ * that is counted too.  Managed Instances announce nothing: there the
+ * oldest open invocation yields. */
+static struct invocation *slot_for_new(struct tracer *t, bool announced)
 {
     struct invocation *oldest_done = NULL;
-    struct invocation *oldest_open = NULL;
+    struct invocation *oldest_unannounced = NULL;
+    struct invocation *oldest_expired = NULL;
+    struct invocation *oldest_pinned = NULL;
+    struct invocation *victim;
 
     for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
         struct invocation *inv = &t->inv[i];
+        struct invocation **oldest;
         if (inv->state == INV_FREE)
             return inv;
-        if (inv->state == INV_DONE && (oldest_done == NULL || inv->seq < oldest_done->seq))
-            oldest_done = inv;
-        if (inv->state == INV_OPEN && (oldest_open == NULL || inv->seq < oldest_open->seq))
-            oldest_open = inv;
+        if (inv->state == INV_DONE)
+            oldest = &oldest_done;
+        else if (!inv->have_invoke)
+            oldest = &oldest_unannounced;
+        else if (!pinned(t, inv))
+            oldest = &oldest_expired;
+        else
+            oldest = &oldest_pinned;
+        if (*oldest == NULL || inv->seq < (*oldest)->seq)
+            *oldest = inv;
     }
     if (oldest_done != NULL)
         return oldest_done;
+    victim = oldest_unannounced != NULL ? oldest_unannounced
+             : oldest_expired != NULL   ? oldest_expired
+             : announced                ? oldest_pinned
+                                        : NULL;
     t->stats.evicted++;
-    return oldest_open;
+    t->evicted_pending++;
+    if (victim != NULL && victim->have_invoke)
+        t->stats.evicted_announced++;
+    return victim;
 }
 
-static struct invocation *get(struct tracer *t, const char *request_id)
+/* The invocation of request_id, made if new; NULL when it is new and the
+ * table has no room for it (see slot_for_new; never when announced). */
+static struct invocation *get(struct tracer *t, const char *request_id, bool announced)
 {
     struct invocation *inv = find(t, request_id);
 
     if (inv != NULL)
         return inv;
-    inv = slot_for_new(t);
+    inv = slot_for_new(t, announced);
+    if (inv == NULL)
+        return NULL;
     free(inv->log_tail);
     memset(inv, 0, sizeof(*inv));
     inv->state = INV_OPEN;
@@ -333,6 +382,12 @@ static struct invocation *get(struct tracer *t, const char *request_id)
     return inv;
 }
 
+static void saw_time(struct tracer *t, int64_t now_us)
+{
+    if (now_us > t->now_us)
+        t->now_us = now_us;
+}
+
 /* Trace context, fixed once: from the header when it has a Root (joining
  * the caller's trace as a child of its Parent), else a new trace. */
 static void ensure_ids(struct invocation *inv, int64_t start_us)
@@ -341,7 +396,14 @@ static void ensure_ids(struct invocation *inv, int64_t start_us)
         return;
     if (inv->have_hdr && inv->hdr.root[0] != '\0') {
         copy_str(inv->trace_id, sizeof(inv->trace_id), inv->hdr.root);
-        copy_str(inv->parent_id, sizeof(inv->parent_id), inv->hdr.parent);
+        /* A Sampled=0 header's Parent names a segment nobody sends: the
+         * caller chose not to trace, and Lambda in PassThrough (which made
+         * that header when the caller sent none) sends nothing.  Kept
+         * anyway, the invocation is the root of that trace, so backends
+         * show it whole instead of under a missing parent; the Parent goes
+         * to metadata. */
+        copy_str(inv->parent_id, sizeof(inv->parent_id),
+                 inv->hdr.sampled != XRAY_SAMPLED_NO ? inv->hdr.parent : "");
         inv->sampled = inv->hdr.sampled != XRAY_SAMPLED_NO;
     } else {
         if (ids_new_trace_id(start_us / 1000000, inv->trace_id) < 0)
@@ -602,7 +664,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
     copy_str(seg->id, sizeof(seg->id), inv->segment_id);
     copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
-    seg->sampled = inv->sampled;
+    seg->sampled = true; /* built only to be exported */
     copy_str(seg->name, sizeof(seg->name), t->segment_name);
     copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
     copy_str(seg->request_id, sizeof(seg->request_id), inv->request_id);
@@ -681,6 +743,8 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
                  inv->billed_ms);
     if (timing_out)
         attr_bool(seg, "timing_out", "aws.lambda.timing_out", TRACE_ATTR_ANNOTATION, true);
+    attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
+             sampling_reason_name(inv->kept_by));
     set_outcome(t, inv, seg, start);
 
     /* Metadata: what the annotations cannot say. */
@@ -691,12 +755,19 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
             attr_int(seg, "init_to_invoke_gap_ms", "aws.lambda.init_to_invoke_gap_ms",
                      TRACE_ATTR_METADATA, gap_ms);
     }
+    if (inv->have_hdr && inv->hdr.sampled == XRAY_SAMPLED_NO && inv->hdr.parent[0] != '\0' &&
+        !inv->recovered)
+        attr_str(seg, "upstream_parent_id", "lambda_tracer.upstream_parent_id", TRACE_ATTR_METADATA,
+                 inv->hdr.parent);
     if (inv->recovered)
         attr_bool(seg, "recovered_after_reset", "aws.lambda.recovered_after_reset", TRACE_ATTR_METADATA,
                   true);
     else if (inv->shutdown_closed && !inv->have_report)
         attr_str(seg, "closed_by_shutdown", "aws.lambda.closed_by_shutdown", TRACE_ATTR_METADATA,
                  ext_shutdown_reason_name(inv->shutdown_reason));
+    if (t->evicted_pending > 0)
+        attr_int(seg, "evicted_invocations", "aws.lambda.evicted_invocations", TRACE_ATTR_METADATA,
+                 (int64_t)t->evicted_pending);
     if (t->lost_pending > 0 || t->stats.telemetry_dropped_records > 0) {
         attr_int(seg, "telemetry_lost_batches", "aws.lambda.telemetry_lost_batches",
                  TRACE_ATTR_METADATA, (int64_t)t->lost_pending);
@@ -705,19 +776,101 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     }
 }
 
+/* The invocation's outcome as far as known now, told apart as set_outcome
+ * does; timing_out: it is about to time out. */
+static enum sampling_outcome outcome_of(const struct invocation *inv, bool timing_out)
+{
+    enum tel_status status = inv->have_report ? inv->report_status
+                             : inv->have_done ? inv->done_status
+                                              : TEL_STATUS_NONE;
+    const char *error_type = inv->have_report && inv->report_error[0] ? inv->report_error
+                             : inv->have_done && inv->done_error[0]   ? inv->done_error
+                                                                      : "";
+
+    if (status == TEL_STATUS_NONE)
+        return timing_out ? SAMPLING_OUTCOME_TIMEOUT
+               : !inv->shutdown_closed ? SAMPLING_OUTCOME_IN_PROGRESS
+               : inv->shutdown_reason == EXT_SHUTDOWN_TIMEOUT ? SAMPLING_OUTCOME_TIMEOUT
+                                                              : SAMPLING_OUTCOME_PLATFORM_FAILURE;
+    if (status == TEL_STATUS_SUCCESS)
+        return timing_out ? SAMPLING_OUTCOME_TIMEOUT : SAMPLING_OUTCOME_SUCCESS;
+    if (status == TEL_STATUS_TIMEOUT)
+        return SAMPLING_OUTCOME_TIMEOUT;
+    if (strcmp(error_type, "Runtime.OutOfMemory") == 0 ||
+        (inv->max_memory_mb != TEL_ABSENT && inv->memory_mb != TEL_ABSENT && inv->max_memory_mb >= inv->memory_mb))
+        return SAMPLING_OUTCOME_OUT_OF_MEMORY;
+    if (strcmp(error_type, "Runtime.ExitError") == 0)
+        return SAMPLING_OUTCOME_CRASH;
+    if (status == TEL_STATUS_FAILURE || strncmp(error_type, "Extension.", 10) == 0 ||
+        strncmp(error_type, "Sandbox.", 8) == 0)
+        return SAMPLING_OUTCOME_PLATFORM_FAILURE;
+    return SAMPLING_OUTCOME_FUNCTION_ERROR;
+}
+
+/* Whether the version about to be made is exported, and why (SAMPLING_DROP:
+ * not).  The reason is the first that applies now; a reservoir/ratio draw
+ * is made at most once per invocation, and once a version went out every
+ * later one follows (X-Ray keeps an in-progress segment forever unless its
+ * complete version comes), under the new reason if there is one. */
+static enum sampling_reason decide(struct tracer *t, struct invocation *inv, int64_t now_us,
+                                   bool timing_out)
+{
+    int64_t start = inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : TEL_ABSENT;
+    struct sampling_input in = {.duration_us = -1};
+    enum sampling_reason reason;
+
+    resolve_cold(t, inv, true);
+    in.outcome = outcome_of(inv, timing_out);
+    in.cold_start = inv->cold;
+    in.header = inv->have_hdr ? inv->hdr.sampled
+                : inv->recovered ? (inv->sampled ? XRAY_SAMPLED_YES : XRAY_SAMPLED_NO)
+                                 : XRAY_SAMPLED_UNKNOWN;
+    if (start != TEL_ABSENT) {
+        in.slow_threshold_us = sampling_slow_threshold_us(t->slow_ms, start, inv->deadline_ms);
+        if (inv->have_report && inv->report_duration_us != TEL_ABSENT)
+            in.duration_us = inv->report_duration_us;
+        else if (inv->have_done)
+            in.duration_us = inv->done_duration_us != TEL_ABSENT ? inv->done_duration_us : inv->done_us - start;
+        else if (inv->shutdown_closed)
+            in.duration_us = inv->shutdown_us - start;
+        else
+            in.duration_us = now_us - start;
+    }
+    reason = sampling_reason(t->sampling, &in);
+    if ((reason == SAMPLING_DROP || reason == SAMPLING_DRAW) && inv->kept_by != SAMPLING_DROP)
+        reason = inv->kept_by;
+    else if (reason == SAMPLING_DRAW) {
+        if (!inv->drawn) {
+            inv->drawn = true;
+            inv->draw = sampling_draw(&t->reservoir, start != TEL_ABSENT ? start : now_us,
+                                      sampling_trace_id_draw(inv->trace_id), SAMPLING_RATIO_PPM);
+        }
+        reason = inv->draw;
+    }
+    if (reason != SAMPLING_DROP)
+        inv->kept_by = reason;
+    return reason;
+}
+
 static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
 {
+    enum sampling_reason reason;
+
     if (inv->state != INV_OPEN)
         return;
     inv->state = INV_DONE;
     ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
-    if (!inv->sampled && !t->trace_unsampled) {
-        t->stats.unsampled++;
+    reason = decide(t, inv, now_us, false);
+    if (reason == SAMPLING_DROP) {
+        if (t->stats.dropped++ == 0)
+            copy_str(t->stats.first_dropped, sizeof(t->stats.first_dropped), inv->request_id);
         return;
     }
+    t->stats.kept[reason]++;
     build(t, inv, &t->seg, now_us, true, false);
     t->stats.segments++;
     t->lost_pending = 0;
+    t->evicted_pending = 0;
     if (t->emit != NULL)
         t->emit(&t->seg, true, t->ctx);
 }
@@ -726,8 +879,10 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
 
 void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager)
 {
-    struct invocation *inv = get(t, ev->request_id);
+    struct invocation *inv;
 
+    saw_time(t, received_us);
+    inv = get(t, ev->request_id, true);
     inv->eager = eager;
     inv->have_invoke = true;
     inv->invoke_us = received_us;
@@ -805,6 +960,15 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
     attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
     attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
+    {
+        /* No header and a failure: every policy keeps it, by its outcome. */
+        const struct sampling_input si = {.outcome = SAMPLING_OUTCOME_INIT_FAILED, .cold_start = true,
+                                          .duration_us = -1, .header = XRAY_SAMPLED_UNKNOWN};
+        enum sampling_reason reason = sampling_reason(t->sampling, &si);
+        attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
+                 sampling_reason_name(reason));
+        t->stats.kept[reason < SAMPLING_REASON_COUNT ? reason : SAMPLING_DROP]++;
+    }
     t->stats.segments++;
     if (t->emit != NULL)
         t->emit(seg, true, t->ctx);
@@ -883,7 +1047,9 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
     if (inv != NULL && inv->state == INV_DONE)
         return; /* late record of an invocation already exported */
     if (inv == NULL)
-        inv = get(t, ev->request_id);
+        inv = get(t, ev->request_id, false);
+    if (inv == NULL)
+        return; /* every slot pinned: not tracked, counted */
 
     if (ev->type == TEL_START) {
         ring_clear(t); /* the tail is the invocation's own lines */
@@ -909,7 +1075,7 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
              * after our /next, maybe hours later: send what we have. */
             inv->in_progress_sent = true;
             ensure_ids(inv, inv->have_start ? inv->start_us : ev->time_us);
-            if (inv->sampled || t->trace_unsampled) {
+            if (decide(t, inv, ev->time_us, false) != SAMPLING_DROP) {
                 build(t, inv, &t->seg, ev->time_us, false, false);
                 t->stats.in_progress++;
                 if (t->emit != NULL)
@@ -957,7 +1123,7 @@ bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_ide
 
 void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t reset_us)
 {
-    struct invocation *inv = get(t, r->request_id);
+    struct invocation *inv = get(t, r->request_id, true);
 
     if (inv->state != INV_OPEN || inv->have_invoke)
         return;
@@ -1002,6 +1168,7 @@ void tracer_close_recovered(struct tracer *t)
 
 void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t received_us)
 {
+    saw_time(t, received_us);
     /* An Init whose runtime failed but whose initReport never came. */
     emit_init_failure(t, received_us, true);
     /* A predecessor's invocations end at the reset, not at this SHUTDOWN. */
@@ -1024,6 +1191,7 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
 {
     int64_t next = -1;
 
+    saw_time(t, now_us);
     for (size_t i = 0; i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         int64_t due;
@@ -1039,7 +1207,9 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
         }
         inv->in_progress_sent = true;
         ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
-        if (!inv->sampled && !t->trace_unsampled)
+        /* About to time out: a failure, kept as such (its header's
+         * Sampled=0 included) unless the policy honours the header only. */
+        if (decide(t, inv, now_us, true) == SAMPLING_DROP)
             continue;
         build(t, inv, &t->seg, now_us, false, true);
         t->stats.in_progress++;

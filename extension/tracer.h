@@ -18,6 +18,7 @@
 
 #include "ext_event.h"
 #include "journal.h"
+#include "sampling.h"
 #include "telemetry.h"
 #include "trace.h"
 #include "xray_header.h"
@@ -27,7 +28,10 @@ struct tracer;
 /* Called for each segment to export.  `final` is false for an in-progress
  * version (an invocation about to time out, or one exported eagerly when
  * its runtime is done); the final version follows under the same ids.  The segment is only valid during the call (copy what
- * you keep). */
+ * you keep).  Whether an invocation is exported at all is decided by the
+ * sampling policy when the version is made, with what is known of its
+ * outcome by then; once a version went out, its final version always
+ * follows.  Each segment carries its reason (annotation sampled_by). */
 typedef void (*tracer_emit_fn)(const struct trace_segment *seg, bool final, void *ctx);
 
 struct tracer_options {
@@ -37,7 +41,8 @@ struct tracer_options {
     const char *account_id;    /* "" when unknown */
     const char *region;        /* AWS_REGION */
     int64_t memory_size_mb;    /* AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 0 when unknown */
-    bool trace_unsampled;      /* also trace invocations whose header says Sampled=0 */
+    enum sampling_policy sampling; /* which invocations are exported (sampling.h) */
+    uint32_t slow_ms;          /* slow threshold; 0: auto (sampling_slow_threshold_us) */
     int64_t timeout_margin_us; /* export an in-progress segment this long before a deadline */
     unsigned log_tail_lines;   /* 0: off; else attach the last N function log lines to failures */
     size_t log_tail_max_bytes; /* cap of the attached text */
@@ -48,8 +53,12 @@ struct tracer_options {
 struct tracer_stats {
     uint64_t segments;           /* final segments emitted */
     uint64_t in_progress;        /* in-progress versions emitted */
-    uint64_t unsampled;          /* invocations not traced because of Sampled=0 */
-    uint64_t evicted;            /* open invocations forgotten because the table was full */
+    uint64_t dropped;            /* invocations not exported by the sampling policy */
+    uint64_t kept[SAMPLING_REASON_COUNT]; /* final segments (and failed Inits) per sampled_by */
+    char first_dropped[EVENT_REQUEST_ID_MAX]; /* request id of the first dropped, "" before */
+    uint64_t evicted;            /* open invocations forgotten, or new ones not tracked, because
+                                  * the table was full */
+    uint64_t evicted_announced;  /* of those, invocations INVOKE had announced (their context lost) */
     uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
     uint64_t recovered;          /* invocations of a killed process, from the journal */
     uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */

@@ -58,13 +58,22 @@ sources_ok() {
     done <"$LOCK"
 }
 
-# deb-src lines for the mirrors the machine's own apt uses for bookworm*.
+# The Debian release whose source packages layer/sources.lock pins: the
+# current stable, whatever the build machine itself runs.
+SUITE=trixie
+
+# deb-src lines for $SUITE, $SUITE-updates and $SUITE-security, on the
+# mirrors the machine's own apt uses for its Debian suites (the same URIs,
+# the suite names swapped).
 private_sources() {
     local lines
     lines=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null |
-        awk '$2 ~ /^bookworm/ && $3 == "main" { print }' | sort -u)
+        awk -v s="$SUITE" '$3 == "main" && $2 ~ /^(buster|bullseye|bookworm|trixie|forky)(-updates|-security)?$/ {
+            sub(/^[a-z]+/, s, $2); print }' | sort -u)
     if [ -z "$lines" ]; then
-        lines=$'http://deb.debian.org/debian/ bookworm main\nhttp://deb.debian.org/debian/ bookworm-updates main\nhttp://deb.debian.org/debian-security/ bookworm-security main'
+        lines="http://deb.debian.org/debian/ $SUITE main
+http://deb.debian.org/debian/ $SUITE-updates main
+http://deb.debian.org/debian-security/ $SUITE-security main"
     fi
     printf '%s\n' "$lines" | while read -r uri suite comp; do
         echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite $comp"
@@ -112,12 +121,12 @@ unpack() {
         (cd "$TOP/src" && dpkg-source -q -x "${pkg}_${ver}.dsc" "$dir" >/dev/null 2>&1) ||
             die "dpkg-source -x ${pkg}_${ver}.dsc failed"
         if [ "$pkg" = curl ]; then
-            # Debian's last two patches rename the library for its GnuTLS
-            # and NSS flavours; take them back out and regenerate the build
-            # files (Debian's own build runs autoreconf too).
-            for p in 99_nss.patch 90_gnutls.patch; do
-                patch -s -R -p1 -d "$dir" <"$dir/debian/patches/$p" || die "cannot reverse $p"
-            done
+            # Debian's ZZZgnutls-build.patch renames the library for its
+            # GnuTLS flavour; take it back out and regenerate the build
+            # files (Debian's other patches change configure.ac too, and
+            # Debian's own build runs autoreconf as well).
+            patch -s -R -p1 -d "$dir" <"$dir/debian/patches/ZZZgnutls-build.patch" ||
+                die "cannot reverse ZZZgnutls-build.patch"
             (cd "$dir" && autoreconf -fi >/dev/null 2>&1) || die "autoreconf failed in $dir"
         fi
         touch "$dir/.unpacked"
@@ -140,22 +149,64 @@ build_mbedtls() { # ARCH PREFIX
     rm -rf "$work" && mkdir -p "$work" && cp -a "$src/." "$work/"
     (
         cd "$work"
-        # Client side only, TLS 1.2 as the floor (1.0/1.1 compiled out, not
-        # just refused), pthread locking as Debian configures it.
-        for opt in MBEDTLS_SSL_PROTO_TLS1 MBEDTLS_SSL_PROTO_TLS1_1 MBEDTLS_SSL_CBC_RECORD_SPLITTING MBEDTLS_SSL_SRV_C \
-                   MBEDTLS_SSL_PROTO_DTLS MBEDTLS_SSL_DTLS_ANTI_REPLAY MBEDTLS_SSL_DTLS_HELLO_VERIFY \
-                   MBEDTLS_SSL_DTLS_CLIENT_PORT_REUSE MBEDTLS_SSL_DTLS_BADMAC_LIMIT \
+        # Client side only: no server, no DTLS, no self test, debug, socket
+        # or timing modules, no key storage (PSA's file store).  TLS 1.2
+        # and 1.3 (Mbed TLS 3 has nothing older; 1.3 goes through PSA
+        # crypto, which the handshake initialises itself since 3.6.1), no
+        # renegotiation.  What HTTPS servers use today is kept: ECDHE (and
+        # RSA key transport) with AES-GCM, AES-CBC, AES-CCM, ChaCha20-Poly1305;
+        # curves P-256, P-384, P-521 and X25519.  Left out, to keep the zip
+        # small: finite-field DHE, static ECDH, PSK key exchanges, Camellia,
+        # ARIA, DES, RIPEMD-160, SHA-3, the other curves, PKCS#5/#12 (for
+        # encrypted private keys, which the extension never reads).
+        # Pthread locking as Debian configures it.
+        # config.py says nothing when a name is unknown, so each one is
+        # checked against the header first: a typo or a renamed option
+        # stops the build.
+        local cfg=include/mbedtls/mbedtls_config.h opt
+        for opt in MBEDTLS_SSL_SRV_C MBEDTLS_SSL_PROTO_DTLS MBEDTLS_SSL_DTLS_ANTI_REPLAY \
+                   MBEDTLS_SSL_DTLS_HELLO_VERIFY MBEDTLS_SSL_DTLS_CLIENT_PORT_REUSE \
+                   MBEDTLS_SSL_DTLS_CONNECTION_ID MBEDTLS_SSL_DTLS_SRTP MBEDTLS_SSL_EARLY_DATA \
                    MBEDTLS_SELF_TEST MBEDTLS_DEBUG_C MBEDTLS_SSL_CACHE_C MBEDTLS_SSL_COOKIE_C \
-                   MBEDTLS_SSL_TICKET_C MBEDTLS_NET_C MBEDTLS_TIMING_C; do
-            python3 scripts/config.py unset "$opt"
+                   MBEDTLS_SSL_TICKET_C MBEDTLS_NET_C MBEDTLS_TIMING_C \
+                   MBEDTLS_PSA_CRYPTO_STORAGE_C MBEDTLS_PSA_ITS_FILE_C \
+                   MBEDTLS_SSL_RENEGOTIATION MBEDTLS_SSL_CONTEXT_SERIALIZATION \
+                   MBEDTLS_KEY_EXCHANGE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_DHE_PSK_ENABLED \
+                   MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_RSA_PSK_ENABLED \
+                   MBEDTLS_KEY_EXCHANGE_DHE_RSA_ENABLED MBEDTLS_KEY_EXCHANGE_ECDH_ECDSA_ENABLED \
+                   MBEDTLS_KEY_EXCHANGE_ECDH_RSA_ENABLED MBEDTLS_DHM_C \
+                   MBEDTLS_CAMELLIA_C MBEDTLS_ARIA_C MBEDTLS_DES_C MBEDTLS_RIPEMD160_C MBEDTLS_SHA3_C \
+                   MBEDTLS_PKCS5_C MBEDTLS_PKCS12_C \
+                   MBEDTLS_ECP_DP_SECP192R1_ENABLED MBEDTLS_ECP_DP_SECP224R1_ENABLED \
+                   MBEDTLS_ECP_DP_SECP192K1_ENABLED MBEDTLS_ECP_DP_SECP224K1_ENABLED \
+                   MBEDTLS_ECP_DP_SECP256K1_ENABLED MBEDTLS_ECP_DP_BP256R1_ENABLED \
+                   MBEDTLS_ECP_DP_BP384R1_ENABLED MBEDTLS_ECP_DP_BP512R1_ENABLED \
+                   MBEDTLS_ECP_DP_CURVE448_ENABLED \
+                   -MBEDTLS_THREADING_C -MBEDTLS_THREADING_PTHREAD \
+                   -MBEDTLS_SSL_PROTO_TLS1_2 -MBEDTLS_SSL_PROTO_TLS1_3 \
+                   -MBEDTLS_SSL_TLS1_3_COMPATIBILITY_MODE -MBEDTLS_SSL_SESSION_TICKETS \
+                   -MBEDTLS_ECP_DP_SECP256R1_ENABLED -MBEDTLS_ECP_DP_SECP384R1_ENABLED \
+                   -MBEDTLS_ECP_DP_SECP521R1_ENABLED -MBEDTLS_ECP_DP_CURVE25519_ENABLED; do
+            grep -Eq "^(//)?#define ${opt#-}( |\$)" "$cfg" || die "mbedTLS has no option ${opt#-}"
+            case "$opt" in
+                -*) python3 scripts/config.py set "${opt#-}" ;;
+                *) python3 scripts/config.py unset "$opt" ;;
+            esac
         done
-        python3 scripts/config.py set MBEDTLS_THREADING_C
-        python3 scripts/config.py set MBEDTLS_THREADING_PTHREAD
+        # Entropy: Mbed TLS 3 calls getrandom() only under glibc; elsewhere
+        # (musl) it reads a device file, by default /dev/random (2.28 read
+        # /dev/urandom).  /dev/random blocks on kernels before 5.6 while the
+        # pool is low, and it is one more file the runtime's root must
+        # have; /dev/urandom, as before, never blocks and Lambda is no
+        # device fresh from boot.
+        grep -q '^//#define MBEDTLS_PLATFORM_DEV_RANDOM ' "$cfg" || die "mbedTLS has no option MBEDTLS_PLATFORM_DEV_RANDOM"
+        python3 scripts/config.py set MBEDTLS_PLATFORM_DEV_RANDOM '"/dev/urandom"'
+        grep -q '^#define MBEDTLS_PLATFORM_DEV_RANDOM "/dev/urandom"' "$cfg" || die "MBEDTLS_PLATFORM_DEV_RANDOM not set"
         make -s -C library -j"$JOBS" CC="$CC" AR="$AR" RANLIB="$RANLIB" \
             CFLAGS="$(dep_cflags "$work" mbedtls)" static >/dev/null
         mkdir -p "$2/lib" "$2/include"
         cp library/libmbedtls.a library/libmbedx509.a library/libmbedcrypto.a "$2/lib/"
-        cp -r include/mbedtls "$2/include/"
+        cp -r include/mbedtls include/psa "$2/include/"
         cp LICENSE "$2/LICENSE.mbedtls"
     )
 }
@@ -169,7 +220,10 @@ build_curl() { # ARCH PREFIX
         cd "$work"
         # Everything but HTTP(S) off; no optional library; no CA path baked
         # in from the build machine (the extension picks the file at run
-        # time).  pkg-config is kept away from the host's libraries.
+        # time).  pkg-config is kept away from the host's libraries.  No
+        # proxy support (the extension sets CURLOPT_NOPROXY "*"), no
+        # verbose strings (failf still fills CURLOPT_ERRORBUFFER), no HTTP
+        # authentication but Basic and SigV4.
         PKG_CONFIG=false CC="$CC" AR="$AR" RANLIB="$RANLIB" \
         CFLAGS="$(dep_cflags "$src" curl)" CPPFLAGS="-I$2/include" LDFLAGS="-L$2/lib" \
         "$src/configure" --quiet --build="$(gcc -dumpmachine)" --host="$HOST" --prefix="$2" \
@@ -179,16 +233,26 @@ build_curl() { # ARCH PREFIX
             --without-zlib --without-brotli --without-zstd --without-libidn2 --without-libpsl \
             --without-nghttp2 --without-nghttp3 --without-ngtcp2 --without-quiche --without-msh3 \
             --without-libssh2 --without-libssh --without-wolfssh --without-librtmp --without-libgsasl \
-            --without-hyper --disable-ldap --disable-ldaps --disable-rtsp --disable-dict \
+            --without-gssapi --without-libuv --without-rustls --without-bearssl --disable-ares \
+            --disable-ldap --disable-ldaps --disable-rtsp --disable-dict \
             --disable-telnet --disable-tftp --disable-pop3 --disable-imap --disable-smb --disable-smtp \
             --disable-gopher --disable-mqtt --disable-ftp --disable-file --disable-websockets \
-            --disable-manual --disable-libcurl-option --disable-ntlm --disable-ntlm-wb \
+            --disable-manual --disable-docs --disable-libcurl-option --disable-ntlm \
             --disable-tls-srp --disable-cookies --disable-alt-svc --disable-hsts --disable-doh \
-            --disable-mime --disable-netrc --disable-progress-meter --disable-dnsshuffle \
+            --disable-mime --disable-form-api --disable-netrc --disable-progress-meter --disable-dnsshuffle \
             --disable-get-easy-options --disable-headers-api --disable-unix-sockets \
-            --enable-threaded-resolver --enable-pthreads --enable-ipv6 >configure.log 2>&1 ||
+            --disable-ech --disable-httpsrr --disable-ssls-export --disable-ipfs \
+            --disable-proxy --disable-verbose --disable-digest-auth --disable-bearer-auth \
+            --disable-kerberos-auth --disable-negotiate-auth --disable-sha512-256 --disable-bindlocal \
+            --enable-threaded-resolver --enable-ipv6 >configure.log 2>&1 ||
             { tail -n 40 configure.log >&2; die "curl configure failed (build/layer/work/$1/curl/config.log)"; }
+        # An option configure does not know is only a warning: a renamed
+        # one would silently leave its feature on.
+        ! grep -q 'unrecognized options' configure.log ||
+            die "curl configure: $(grep 'unrecognized options' configure.log)"
         grep -q '^#define USE_MBEDTLS 1' lib/curl_config.h || die "curl configure did not pick mbedTLS"
+        ! grep -q '^#define CURL_DISABLE_AWS 1' lib/curl_config.h || die "curl configure left out SigV4"
+        grep -q '^#define USE_THREADS_POSIX 1' lib/curl_config.h || die "curl configure left out the threaded resolver"
         make -s -C lib -j"$JOBS" >/dev/null
         make -s -C lib install >/dev/null
         make -s -C include install >/dev/null
@@ -241,7 +305,8 @@ notices() { # PREFIX
     cat "$REPO/layer/NOTICE"
     printf '\n\n==== curl %s: COPYING ====\n\n' "$(lock_field curl 2)"
     cat "$pfx/LICENSE.curl"
-    printf '\n\n==== Mbed TLS %s: LICENSE (used under Apache-2.0) ====\n\n' "$(lock_field mbedtls 2)"
+    printf '\n\n==== Mbed TLS %s: LICENSE (Apache-2.0 OR GPL-2.0-or-later; used under Apache-2.0) ====\n\n' \
+        "$(lock_field mbedtls 2)"
     cat "$pfx/LICENSE.mbedtls"
     printf '\n\n==== cJSON %s: LICENSE ====\n\n' "$(lock_field cjson 2)"
     cat "$pfx/LICENSE.cjson"

@@ -3,15 +3,19 @@
 
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
-slow invoke, a timeout in a busy loop (its cause says so; and the re-init that
-follows), a crash, an out-of-memory
-kill and a spin-down.  Every X-Ray document the extension exported (its stdout
+slow invoke, a timeout in a busy loop (its cause says what the function was
+doing; and the re-init that follows), a crash, an out-of-memory
+kill and a spin-down.  Everything runs with Lambda's defaults: PassThrough
+tracing (a call without a header gets Sampled=0) and no sampling setting, so
+a fast warm call without a header is exported only when the sample takes it
+(the first of its second, or 5 %); every other step is always exported, and
+each segment says why (sampled_by).  Every X-Ray document the extension exported (its stdout
 exporter, one JSON line each) is written to build/demo/segments.jsonl, and each
 invocation's final segment is printed as a waterfall on a time axis.
 
 Exits 1 when the binary is missing, when a sanitizer reported anything, when an
-invocation has no final segment, or when a segment's status is not the one the
-step provokes.
+invocation that must be exported has no final segment, or when a segment's
+status is not the one the step provokes.
 """
 import argparse
 import json
@@ -22,21 +26,25 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "viewer"))
 import harness  # noqa: E402
+import page  # noqa: E402
+import traces  # noqa: E402
 import waterfall  # noqa: E402
 
 UPSTREAM = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 UPSTREAM2 = "Root=1-5759e989-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=1"
 FAST = b'{"action":"fast"}'
 
-# (label, payload, trace header, the status mark its final segment must carry)
+SLOW = None  # a slow step: 60 % of the timeout, over the default slow threshold (half of it)
+# (label, payload, trace header, the status mark its final segment must carry; "OK?": a fast
+# warm call with Lambda's Sampled=0 header, exported only when the sample takes it)
 STEPS = [
     ("cold start", FAST, UPSTREAM, "OK"),
-    ("warm", FAST, None, "OK"),
+    ("warm", FAST, None, "OK?"),
     ("warm", FAST, UPSTREAM2, "OK"),
-    ("warm", FAST, None, "OK"),
-    ("slow 400 ms", b'{"action":"slow","ms":400}', None, "OK"),
+    ("warm", FAST, None, "OK?"),
+    ("slow", SLOW, None, "OK"),
     # stuck in a busy loop: the segment's cause says so (timeout forensics)
     ("timeout", b'{"action":"spin","ms":10000}', None, "TIMEOUT"),
     ("after timeout", FAST, None, "OK"),
@@ -108,14 +116,15 @@ def main():
                f"extension {shown_path(binary)}"))
     root = harness.make_root(binary)
     emu = harness.new_emulator(root, timeout_s=args.timeout_s, memory_mb=args.memory_mb,
-                               env={"LAMBDA_TRACER_LOG_LEVEL": "info"})
+                               env={"LAMBDA_TRACER_LOG_LEVEL": "info"}, lambda_default=True)
+    slow = json.dumps({"action": "slow", "ms": int(args.timeout_s * 600)}).encode()
     results = []
     try:
         init = emu.start()
         print(f"Init: {init.status} in {init.duration_ms:.1f} ms "
               f"(extensions: {', '.join(f'{k}={v}' for k, v in init.extensions.items())})")
         for label, payload, header, expect in STEPS:
-            r = emu.invoke(payload=payload, trace_header=header)
+            r = emu.invoke(payload=slow if payload is SLOW else payload, trace_header=header)
             results.append((label, expect, r))
         sd = emu.shutdown(reason="spindown")
         lines = harness.output_lines(emu)
@@ -142,6 +151,12 @@ def main():
         for line in lines:
             if not line.startswith("{"):
                 f.write(line + "\n")
+    # the same documents as one self-contained HTML page (./build.sh view draws it too)
+    html_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "traces.html")
+    with open(html_path, "w", encoding="utf-8") as f:
+        f.write(page.render_page(traces.finish(traces.load_text("\n".join(raw), "demo")),
+                                 title="lambda-tracer demo", sources=[shown_path(os.path.abspath(args.out))],
+                                 titles={r.request_id: f"#{n} {label}" for n, (label, _, r) in enumerate(results, 1)}))
     segs = harness.by_request(docs)
     independent = [d for d in docs if d.get("type") == "subsegment"]
 
@@ -151,6 +166,11 @@ def main():
         title = f"#{n} {label}" + (" (re-init)" if r.init_phase_ran and n > 1 else "")
         versions = segs.get(r.request_id, [])
         print()
+        if not versions and expect == "OK?" and r.status == "success":
+            print(f"{bold(title)}  {r.request_id[:8]}  not exported: a fast warm call with Lambda's "
+                  f"Sampled=0 header, outside the sample (counted as dropped)")
+            table.append((n, label, r, None, 0, 0, "ok (sampled out)"))
+            continue
         if not versions:
             print(f"{bold(title)}  {r.request_id[:8]}  "
                   f"{waterfall.paint('NO SEGMENT EXPORTED', 'bad', colour)}  "
@@ -166,7 +186,7 @@ def main():
         if not is_final:
             check = "no final segment"
             problems.append(f"{title}: only in-progress versions of {r.request_id}")
-        elif waterfall.status_mark(doc) != expect:
+        elif waterfall.status_mark(doc) != expect.rstrip("?"):
             check = f"expected {expect}"
             problems.append(f"{title}: segment says {waterfall.status_mark(doc)}, expected {expect}")
         elif expect == "TIMEOUT" and "seconds: busy" not in (waterfall.cause(doc) or ("", ""))[1]:
@@ -177,7 +197,7 @@ def main():
     print()
     print(bold("Summary"))
     print(f"  {'#':>2} {'step':<14} {'request':<8}  {'emulator':<26} {'segment':<8} {'cold':<4} "
-          f"{'ms':>8} {'billed':>6} {'mem MB':>7}  {'documents':<15} check")
+          f"{'ms':>8} {'billed':>6} {'mem MB':>7}  {'sampled_by':<10} {'documents':<15} check")
     for n, label, r, doc, n_final, n_open, check in table:
         emu_status = r.status + (f" {r.error_type}" if r.error_type else "")
         if doc is not None:
@@ -187,12 +207,13 @@ def main():
             ms = f"{(doc['end_time'] - doc['start_time']) * 1000:.1f}"
             billed = str(ann.get("billed_duration_ms", "-"))
             mem = str(ann.get("max_memory_used_mb", "-"))
+            why = str(ann.get("sampled_by", "-"))
         else:
-            mark, cold, ms, billed, mem = "-", "-", "-", "-", "-"
+            mark, cold, ms, billed, mem, why = "-", "-", "-", "-", "-", "-"
         docs_txt = f"{n_final} final" + (f" +{n_open} i.p." if n_open else "")
-        check_txt = waterfall.paint(check, "ok" if check == "ok" else "bad", colour)
+        check_txt = waterfall.paint(check, "ok" if check.startswith("ok") else "bad", colour)
         print(f"  {n:>2} {label:<14} {r.request_id[:8]:<8}  {emu_status:<26} {mark:<8} {cold:<4} "
-              f"{ms:>8} {billed:>6} {mem:>7}  {docs_txt:<15} {check_txt}")
+              f"{ms:>8} {billed:>6} {mem:>7}  {why:<10} {docs_txt:<15} {check_txt}")
     print("  (i.p. = in-progress version: sent early, before the runtime's /next or near the deadline,"
           " and replaced by the final one under the same id)")
 
@@ -222,7 +243,8 @@ def main():
           f"{n_open} in-progress versions"
           + (f", {len(independent)} independent subsegments" if independent else "")
           + f") to {shown_path(os.path.abspath(args.out))}; the extension's log is in "
-          f"{shown_path(log_path)}")
+          f"{shown_path(log_path)}; open {shown_path(html_path)} in a browser for the same traces "
+          f"with every detail")
 
     reports = harness.sanitizer_reports(lines)
     if reports:

@@ -61,6 +61,10 @@ LOGS_DROPPED_REASON = ("Some logs were dropped because the downstream consumer i
 MIB = 1024 * 1024
 INIT_TYPES = ("on-demand", "provisioned-concurrency", "snap-start", "lambda-managed-instances")
 MI_INIT_TYPE = "lambda-managed-instances"
+# SHUTDOWN's shutdownReason as the wire spells it: Lambda's three (lower case on the wire, upper
+# case in the docs) and the one AWS's RIE resets with when it gets SIGTERM or SIGINT.
+SHUTDOWN_REASONS = ("spindown", "timeout", "failure", "SandboxTerminated")
+SIGTERM_SHUTDOWN_REASON = "SandboxTerminated"
 
 # Variables the runtime gets but external extensions do not (besides every "_"-prefixed key).
 RUNTIME_ONLY_VARS = frozenset({
@@ -109,8 +113,9 @@ DEFAULT_QUIRKS = {
     "omit_spans": False,
     # errorType to put on timed-out runtimeDone/report (real captures: none; RIE-MI: "Sandbox.Timedout")
     "timeout_error_type": None,
-    # PassThrough tracing: make up a Sampled=0 header when the caller sends none
-    "generate_trace_header": False,
+    # a header when the caller sends none, as Lambda does: None follows tracing_mode (PassThrough:
+    # Sampled=0; Active: Sampled by X-Ray's default rule); False: no header (older emulators)
+    "generate_trace_header": None,
     # put tracing into platform.start/runtimeDone/report even when Sampled=0
     "start_tracing_unsampled": False,
     # Active tracing: the runtime's Lambda-Runtime-Trace-Id gets Parent=<spanId of platform.start>
@@ -158,6 +163,14 @@ DEFAULT_FAULTS = {
     # telemetry delivery is held (records buffer as while frozen) while this is true; may be
     # changed on a running emulator (emu.faults["hold_telemetry"] = False releases it)
     "hold_telemetry": False,
+    # the extensions' next /event/next calls, in order (each entry is used up, then removed):
+    # {"garbage": N, "body": str} answers N calls at once with 200 and a body that is not an
+    # event; {"status": S, "count": N, "body": str} answers N calls with an error status (and
+    # that body); {"truncate": true} writes the next event with its full Content-Length but half
+    # its body, closes the connection and gives the event again on the next call;
+    # {"oversize_bytes": N} adds a "padding" field of N bytes to the next INVOKE event;
+    # {"patch": {...}} sets these fields of the next INVOKE event (e.g. a hostile requestId)
+    "next_faults": [],
 }
 
 
@@ -412,10 +425,10 @@ class InvokeHandle:
 
 class _Reply:
     __slots__ = ("status", "body", "headers", "error_type", "event", "request_id", "who", "on_sent",
-                 "close", "log")
+                 "close", "log", "truncate")
 
     def __init__(self, status, body=b"", headers=None, error_type=None, event=None, request_id=None,
-                 who=None, on_sent=None, close=False, log=None):
+                 who=None, on_sent=None, close=False, log=None, truncate=None):
         self.status = status
         self.body = body
         self.headers = headers or []
@@ -426,6 +439,7 @@ class _Reply:
         self.on_sent = on_sent
         self.close = close
         self.log = log             # extra api_log fields
+        self.truncate = truncate   # write only this many body bytes, then close (fault knob)
 
 
 def _error_reply(status, error_type, message, who=None):
@@ -566,6 +580,8 @@ class _Subscriber:
         self.q = collections.deque()      # (record, json_bytes, t_enqueued_ns)
         self.q_bytes = 0
         self.flush_req = False
+        self.busy = False                 # a batch taken from q whose first attempt is not over
+        self.failing = False              # the last delivery attempt failed
         self.drop_pending = [0, 0]        # bytes, records folded into the next logsDropped
         self.sock = None
         self.sock_key = None
@@ -595,6 +611,12 @@ class _Subscriber:
         return (not e._frozen and not e._delivery_hold and not e.faults["hold_telemetry"]
                 and self.dest is not None
                 and self.ext is not None and self.ext.alive)
+
+    def flush_pending_locked(self):
+        """Records are buffered or on their way and a flush would deliver them now: not when
+        nothing can be delivered, nor while the listener is failing (the retries go on, but
+        the platform does not wait for them)."""
+        return self.deliverable() and not self.failing and (bool(self.q) or self.busy)
 
     # --- dispatcher thread
     def _run(self):
@@ -631,7 +653,12 @@ class _Subscriber:
                     self.q_bytes -= len(data)
                     batch.append((rec, data))
                     size += len(data) + 1
+                self.busy = True
+                self.failing = False
             ok = self._deliver(batch)
+            with cv:
+                self.busy = False
+                cv.notify_all()
             if not ok and not emu._closed:
                 with cv:
                     n = len(batch)
@@ -677,6 +704,11 @@ class _Subscriber:
                           "method": "POST" if dest["protocol"] == "HTTP" else "TCP",
                           "path": dest.get("path"), "status": status, "records": len(recs),
                           "attempt": attempt, "bytes": len(body)})
+            with emu._cv:
+                # the attempt is over: a shutdown's flush waits no longer for this batch
+                self.busy = False
+                self.failing = not ok
+                emu._cv.notify_all()
             if ok:
                 return True
             if attempt < attempts:
@@ -783,9 +815,13 @@ class _Subscriber:
             try:
                 self._send_all(head + body, clock)
                 return self._read_response(clock)
-            except (_Stale, BrokenPipeError, ConnectionResetError):
+            except (_Stale, BrokenPipeError, ConnectionResetError) as exc:
                 self._close_sock()
                 if reused and conn_try == 0:
+                    # the kept-alive connection was closed under us: retried at once on a
+                    # new one, and logged so that tests can tell
+                    self.emu._log_api({"api": "delivery-reconnect", "who": self.name,
+                                       "reason": type(exc).__name__})
                     continue
                 raise ConnectionError("connection closed without an answer")
         raise ConnectionError("unreachable")
@@ -978,7 +1014,12 @@ def _write_reply(h, reply):
     if reply.close or h.close_connection:
         lines.append("Connection: close")
         h.close_connection = True
-    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body
+    body = reply.body
+    if reply.truncate is not None:
+        # Content-Length promises the whole body; the connection ends before it
+        body = body[:reply.truncate]
+        h.close_connection = True
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     try:
         h.wfile.write(data)
         return True
@@ -1003,7 +1044,12 @@ class Emulator:
              max(130, timeout_s) for provisioned-concurrency / snap-start),
              shutdown_budget_ms=2000, freeze=True, quirks=None, log_path=None, work_dir=None,
              handler="function.handler", runtime_version="provided:al2023.v100",
-             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None)
+             xray_daemon_address="127.0.0.1:2000", managed_instances=False, max_concurrency=None,
+             tracing_mode="PassThrough")
+
+    tracing_mode: the header Lambda makes for a call that brings none (the function's X-Ray
+    tracing mode): "PassThrough" (Lambda's default) a fresh Root and Parent with Sampled=0,
+    "Active" Sampled by X-Ray's default rule (the first each second, then 5 %).
 
     managed_instances=True (or init_type="lambda-managed-instances") emulates Lambda Managed
     Instances: up to max_concurrency (default 2) invocations at once, no INVOKE events for
@@ -1015,7 +1061,17 @@ class Emulator:
                  account_id="123456789012", env=None, init_timeout_s=None, shutdown_budget_ms=2000,
                  freeze=True, quirks=None, log_path=None, work_dir=None, handler="function.handler",
                  runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000",
-                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None):
+                 managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None,
+                 tracing_mode="PassThrough"):
+        if tracing_mode not in ("PassThrough", "Active"):
+            raise ValueError("tracing_mode must be PassThrough or Active")
+        # Lambda's default is PassThrough: a call without a trace header gets one Lambda makes,
+        # a fresh Root with Sampled=0 (reference observability-2026 "Lambda and X-Ray tracing
+        # modes"); Active decides by X-Ray's default rule (1 per second, then 5 %).
+        self.tracing_mode = tracing_mode
+        self._trace_headers = {}
+        self._xray_second = None
+        self._xray_lock = threading.Lock()
         if init_type not in INIT_TYPES:
             raise ValueError("init_type must be one of %s" % ", ".join(INIT_TYPES))
         if init_type == MI_INIT_TYPE:
@@ -1074,6 +1130,10 @@ class Emulator:
                 raise ValueError("unknown fault %r (known: %s)" % (k, ", ".join(sorted(DEFAULT_FAULTS))))
             self.faults[k] = v
         self.faults["register_faults"] = [dict(f) for f in self.faults["register_faults"] or []]
+        self.faults["next_faults"] = [dict(f) for f in self.faults["next_faults"] or []]
+        for f in self.faults["next_faults"]:
+            if not any(k in f for k in ("garbage", "status", "truncate", "oversize_bytes", "patch")):
+                raise ValueError("next_faults entries need garbage, status, truncate, oversize_bytes or patch")
         for f in self.faults["register_faults"]:
             if not _is_int(f.get("status")) or not 100 <= f["status"] <= 599:
                 raise ValueError("register_faults entries need an HTTP status")
@@ -1237,7 +1297,8 @@ class Emulator:
 
     def shutdown(self, reason="spindown"):
         """SHUTDOWN to the registered extensions (pending or next /event/next), SIGTERM the
-        runtime, SIGKILL whatever is alive at the end of the budget.  A later invoke() starts
+        runtime, SIGKILL whatever is alive at the end of the budget.  reason is sent as given
+        (SHUTDOWN_REASONS lists the real ones; "SandboxTerminated" is RIE's on SIGTERM).  A later invoke() starts
         a fresh environment (cold start).  Managed Instances: invocations in flight finish
         first (each is bounded by its timeout); new ones wait until the shutdown is over."""
         if self.managed_instances:
@@ -1977,6 +2038,27 @@ class Emulator:
 
     # ------------------------------------------------------------------ Invoke
 
+    def trace_header_of(self, request_id):
+        """The X-Amzn-Trace-Id an invocation ran with: the caller's, or the one Lambda made."""
+        return self._trace_headers.get(request_id)
+
+    def _lambda_trace_header(self):
+        """The header Lambda makes for a call that brought none (None: the quirk turned it off)."""
+        if self.quirks["generate_trace_header"] is False:
+            return None
+        now = time.time()
+        sampled = 0
+        if self.tracing_mode == "Active":
+            # X-Ray's default sampling rule: the first request each second, then 5 %
+            with self._xray_lock:
+                if self._xray_second != int(now):
+                    self._xray_second = int(now)
+                    sampled = 1
+                elif secrets.randbelow(100) < 5:
+                    sampled = 1
+        return "Root=1-%08x-%s;Parent=%s;Sampled=%d" % (int(now), secrets.token_hex(12), secrets.token_hex(8),
+                                                        sampled)
+
     def _tracing_for(self, header):
         if not header:
             return None, None
@@ -2015,9 +2097,9 @@ class Emulator:
         t_start = _mono_ns()
         deadline_ns = t_start + int(self.timeout_s * 1e9)
         deadline_epoch_ms = self._epoch_ms(t_start) + int(round(self.timeout_s * 1000))
-        if trace_header is None and self.quirks["generate_trace_header"]:
-            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        if trace_header is None:
+            trace_header = self._lambda_trace_header()
+        self._trace_headers[rid] = trace_header
         init_res = None
         restore_res = None
         suppressed = False
@@ -2216,9 +2298,9 @@ class Emulator:
 
     def _invoke_mi_slot(self, rid, payload, trace_header, client_context, cognito_identity, content_type):
         first_record = len(self.emitted)
-        if trace_header is None and self.quirks["generate_trace_header"]:
-            trace_header = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (
-                int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        if trace_header is None:
+            trace_header = self._lambda_trace_header()
+        self._trace_headers[rid] = trace_header
         init_res = None
         suppressed = False
         t_start = _mono_ns()
@@ -2548,8 +2630,21 @@ class Emulator:
                     p.killed = True
                     self._signal(p, signal.SIGKILL)
             result.runtime_killed = p.killed
-        # 2. extensions: SHUTDOWN to those registered for it, SIGKILL to the others
+        # 2. extensions: SHUTDOWN to those registered for it, SIGKILL to the others.  By default
+        # what is buffered goes out before SHUTDOWN: the flush was only requested above and runs
+        # on each subscriber's own thread, so wait until it has been answered (or has failed once,
+        # or cannot be delivered), for at most one answer timeout from the shutdown's start.
+        # Without this wait a loaded machine let the runtime's exit win the race, and an
+        # extension that exits at once on SHUTDOWN never got the last platform.report.
         with self._cv:
+            if tail_delay_ms is None:
+                for sub in self._subs.values():
+                    sub.flush_req = True
+                self._cv.notify_all()
+                flush_end = min(deadline_ns, t0 + int(self.quirks["delivery_timeout_ms"]) * 1_000_000)
+                while not self._closed and _mono_ns() < flush_end and any(
+                        sub.flush_pending_locked() for sub in self._subs.values()):
+                    self._cv.wait(min(0.05, max(0.001, (flush_end - _mono_ns()) / 1e9)))
             for ext in exts:
                 if ext.proc is None or ext.proc.exited:
                     continue
@@ -2679,6 +2774,8 @@ class Emulator:
                 self._log_api({"t_req_ns": t_req, "api": api, "who": w.who, "method": method, "path": path,
                                "status": "dropped", **({"reset": True} if w.reset else {})})
                 return
+        if reply.event and path == "/2020-01-01/extension/event/next":
+            reply = self._next_event_fault(reply)
         # the entry is logged just before the answer is written, so a client that got its
         # answer always finds the entry in api_log
         t_write = _mono_ns()
@@ -3062,6 +3159,9 @@ class Emulator:
                     inv.ext_pending.discard(ext)
                     inv.t_last_ext_next_ns = max(inv.t_last_ext_next_ns or 0, t_req)
                 ext.invoke_rid = None
+            answer = self._next_call_fault_locked(who)
+            if answer is not None:
+                return answer
             w = _Waiter(who)
             if ext.queued is not None:
                 w.reply = ext.queued
@@ -3070,6 +3170,50 @@ class Emulator:
                 ext.waiter = w
             self._cv.notify_all()
             return w
+
+    def _next_call_fault_locked(self, who):
+        """The answer a `garbage` or `status` next_faults entry gives this call, or None."""
+        faults = self.faults["next_faults"]
+        f = faults[0] if faults else None
+        if f is None or not ("garbage" in f or "status" in f):
+            return None
+        key = "garbage" if "garbage" in f else "count"
+        f[key] = f.get(key, 1) - 1
+        if f[key] <= 0:
+            faults.pop(0)
+        if "garbage" in f:
+            return _Reply(200, f.get("body", "<html>not an event</html>").encode("utf-8", "surrogateescape"),
+                          [("Content-Type", "text/html")], who=who, log={"fault": "garbage"})
+        reply = _error_reply(int(f["status"]), "Fault.Injected", "injected by next_faults", who=who)
+        if "body" in f:
+            reply.body = f["body"].encode("utf-8", "surrogateescape")
+        reply.log = {"fault": "status"}
+        return reply
+
+    def _next_event_fault(self, reply):
+        """An event about to be written to an /event/next: cut short (and given again on the
+        next call) or padded, as the head of next_faults says."""
+        with self._cv:
+            faults = self.faults["next_faults"]
+            f = faults[0] if faults else None
+            if f is not None and f.get("truncate"):
+                faults.pop(0)
+                ext = next((e for e in self._exts if e.name == reply.who and not e.dead), None)
+                if ext is not None and ext.queued is None:
+                    ext.queued = reply  # given again, whole, on the next call
+                return _Reply(reply.status, reply.body, reply.headers, event=reply.event,
+                              request_id=reply.request_id, who=reply.who,
+                              log={"fault": "truncate"}, truncate=len(reply.body) // 2)
+            if f is not None and (f.get("oversize_bytes") or "patch" in f) and reply.event == "INVOKE":
+                faults.pop(0)
+                ev = json.loads(reply.body)
+                if f.get("oversize_bytes"):
+                    ev["padding"] = "x" * int(f["oversize_bytes"])
+                ev.update(f.get("patch") or {})
+                return _Reply(reply.status, _json(ev), reply.headers, event=reply.event,
+                              request_id=reply.request_id, who=reply.who, on_sent=reply.on_sent,
+                              log={"fault": "oversize" if f.get("oversize_bytes") else "patch"})
+        return reply
 
     def _h_ext_error(self, h, kind):
         with self._cv:
@@ -3200,6 +3344,10 @@ def _cmd_run(args):
     if args.init_type == MI_INIT_TYPE:
         args.managed_instances = True
     env = _parse_kv(args.env)
+    # Nothing leaves this machine unless asked: lambda-tracer's own default is the real
+    # X-Ray API, so the command line sets its stdout exporter (--env LAMBDA_TRACER_EXPORTERS=...
+    # overrides); the documents land in --work-dir's lambda-tracer.log for ./build.sh view.
+    env.setdefault("LAMBDA_TRACER_EXPORTERS", "stdout")
     quirks = _parse_quirks(args.quirk)
     faults = _parse_quirks(args.fault)
     emu = Emulator(root=args.root, runtime=args.runtime, function_name=args.function_name,
@@ -3208,8 +3356,19 @@ def _cmd_run(args):
                    init_timeout_s=args.init_timeout_s, shutdown_budget_ms=args.shutdown_budget_ms,
                    freeze=not args.no_freeze, quirks=quirks, faults=faults, log_path=args.log, work_dir=args.work_dir,
                    managed_instances=args.managed_instances,
-                   max_concurrency=args.max_concurrency if args.managed_instances else None)
+                   max_concurrency=args.max_concurrency if args.managed_instances else None,
+                   tracing_mode=args.tracing_mode)
     rc = 0
+    # RIE on SIGTERM or SIGINT resets the sandbox with reason SandboxTerminated: no further
+    # invoke, SHUTDOWN SandboxTerminated to the extensions.  (An invoke in flight is finished
+    # first here; RIE cuts it.)
+    terminated = []
+
+    def on_signal(signum, frame):
+        terminated.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
     try:
         print("runtime API: %s" % emu.runtime_api)
         if not args.no_start:
@@ -3228,6 +3387,9 @@ def _cmd_run(args):
         else:
             results = None
         for i, payload in enumerate(payloads):
+            if terminated:
+                print("signal %d: no further invoke" % terminated[0])
+                break
             r = results[i] if results is not None else emu.invoke(payload.encode(), trace_header=headers[i])
             print("invoke %d %s: %s%s duration=%.1f ms billed=%d ms maxMemoryUsed=%d MB init=%s response=%s" % (
                 i + 1, r.request_id, r.status, " (%s)" % r.error_type if r.error_type else "",
@@ -3241,7 +3403,9 @@ def _cmd_run(args):
                 rc = 1
                 if r.init_phase_ran and r.init and r.init.status != "success":
                     _print_tail(emu)
-        if args.shutdown:
+        if terminated:
+            _print_shutdown(emu.shutdown(SIGTERM_SHUTDOWN_REASON), "shutdown")
+        elif args.shutdown:
             _print_shutdown(emu.shutdown(args.shutdown), "shutdown")
         if args.records:
             with open(args.records, "w") as f:
@@ -3285,6 +3449,8 @@ def main(argv=None):
                    help="Lambda Managed Instances: the --invoke payloads run concurrently")
     p.add_argument("--max-concurrency", type=int, default=2, help="Managed Instances: invocations at once")
     p.add_argument("--region", default="us-east-1")
+    p.add_argument("--tracing-mode", default="PassThrough", choices=["PassThrough", "Active"],
+                   help="the header Lambda makes for a call without one: Sampled=0, or X-Ray's default rule")
     p.add_argument("--account-id", default="123456789012")
     p.add_argument("--env", action="append", metavar="K=V", help="customer environment variable (repeatable)")
     p.add_argument("--quirk", action="append", metavar="K=V", help="schema/era quirk, JSON value (repeatable)")
@@ -3297,7 +3463,9 @@ def main(argv=None):
     p.add_argument("--trace-header", action="append", metavar="X-Amzn-Trace-Id",
                    help="trace header; one for all invokes or one per invoke")
     p.add_argument("--shutdown", default="spindown", nargs="?", const="spindown",
-                   help="shutdown reason at the end (spindown|timeout|failure); '' to skip")
+                   help="shutdown reason at the end (%s); '' to skip; SIGTERM or SIGINT "
+                        "stops the invokes and shuts down with %s" % ("|".join(SHUTDOWN_REASONS),
+                                                                      SIGTERM_SHUTDOWN_REASON))
     p.add_argument("--log", help="write the API log (JSONL) here")
     p.add_argument("--records", help="write every emitted telemetry record (JSONL) here")
     p.add_argument("--work-dir", help="directory for captured process output")

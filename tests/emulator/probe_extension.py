@@ -46,7 +46,9 @@ Knobs (environment variables):
   PROBE_PRINT_LINES=N            print N lines at start (extension log records)
   PROBE_DUMP_ENV=1               put environ and argv in the start record
   PROBE_NEXT_RETRY=1             a /event/next connection reset or closed without an answer
-                                 is recorded (next_reset) and the call is made again
+                                 (or mid-body) is recorded (next_reset) and the call is made
+                                 again; so is an answer that is not JSON (next_garbage) or not
+                                 200 (next_error)
 """
 import http.client
 import http.server
@@ -259,16 +261,25 @@ def main():
         try:
             st, hdrs, body = request("GET", "/2020-01-01/extension/event/next", None,
                                      {"Lambda-Extension-Identifier": ext_id})
-        except (ConnectionError, http.client.RemoteDisconnected) as exc:
+        except (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead) as exc:
             if os.environ.get("PROBE_NEXT_RETRY") != "1":
                 raise
             record("next_reset", error=type(exc).__name__)
             continue
+        tolerant = os.environ.get("PROBE_NEXT_RETRY") == "1"
         if st != 200:
             record("next_error", status=st, body=body.decode("utf-8", "replace"))
+            if tolerant:
+                continue
             say("next -> %d, exiting" % st)
             sys.exit(1)
-        event = json.loads(body)
+        try:
+            event = json.loads(body)
+        except ValueError:
+            if not tolerant:
+                raise
+            record("next_garbage", body=body.decode("utf-8", "replace"), headers=hdrs)
+            continue
         record("event", event=event, headers=hdrs)
         if os.environ.get("PROBE_LATE_SUBSCRIBE") == "1" and not late_done:
             late_done = True

@@ -194,11 +194,15 @@ class ShapeTests(unittest.TestCase):
         self.assertEqual(rh["lambda-runtime-trace-id"],
                          "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%s;Sampled=1" % span_id)
 
+        # no caller header: Lambda (PassThrough, the default) makes one, not sampled
         r2 = box.emu.invoke(b'{"action":"echo"}')
         ev2 = box.events("p")[1]
-        self.assertNotIn("tracing", ev2)
+        made = box.emu.trace_header_of(r2.request_id)
+        self.assertRegex(made, r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
+        self.assertLessEqual(abs(int(made[7:15], 16) - time.time()), 60)
+        self.assertEqual(ev2["tracing"], {"type": "X-Amzn-Trace-Id", "value": made})
         rh2 = json.loads(r2.response)["headers"]
-        self.assertNotIn("lambda-runtime-trace-id", rh2)
+        self.assertEqual(rh2["lambda-runtime-trace-id"], made)
         self.assertNotIn("lambda-runtime-client-context", rh2)
         start2 = [x for x in r2.records if x["type"] == "platform.start"][0]["record"]
         self.assertEqual(start2, {"requestId": r2.request_id, "version": "$LATEST"})
@@ -208,6 +212,49 @@ class ShapeTests(unittest.TestCase):
         self.assertEqual(json.loads(r3.response)["headers"]["lambda-runtime-trace-id"], UNSAMPLED)
         start3 = [x for x in r3.records if x["type"] == "platform.start"][0]["record"]
         self.assertNotIn("tracing", start3)
+
+    def test_lambda_made_headers_per_tracing_mode(self):
+        # PassThrough (default): every header-less call gets a fresh Root and Parent, Sampled=0
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        rs = [box.emu.invoke(FAST) for _ in range(3)]
+        made = [box.emu.trace_header_of(r.request_id) for r in rs]
+        self.assertTrue(all(h.endswith(";Sampled=0") for h in made), made)
+        self.assertEqual(len({h.split(";")[0] for h in made}), 3)
+        self.assertEqual(len({h.split(";")[1] for h in made}), 3)
+        self.assertEqual([e["tracing"]["value"] for e in box.events("p")], made)
+        # a caller's header is never replaced
+        r = box.emu.invoke(FAST, trace_header=UNSAMPLED)
+        self.assertEqual(box.emu.trace_header_of(r.request_id), UNSAMPLED)
+        with self.assertRaises(ValueError):
+            lambda_emulator.Emulator(root=box.root, runtime=[PY, BOOT], tracing_mode="active")
+
+    def test_active_mode_samples_by_xrays_default_rule(self):
+        box = Box(self, probes={"p": {}}, tracing_mode="Active")
+        box.emu.start()
+        rs = box.emu.invoke_many([FAST] * 40)
+        by_second = {}
+        for r in rs:
+            h = box.emu.trace_header_of(r.request_id)
+            self.assertRegex(h, r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$")
+            by_second.setdefault(h[7:15], []).append(h.endswith("Sampled=1"))
+        # the first call of each second is sampled; of the rest about 5 % (fewer than half, p < 1e-9)
+        sampled = sum(sum(v) for v in by_second.values())
+        self.assertGreaterEqual(sampled, len(by_second))
+        self.assertTrue(all(any(v) for v in by_second.values()))
+        self.assertLess(sampled - len(by_second), 20)
+        # sampled ones carry tracing (with Lambda's spanId) in platform.start
+        for r in rs:
+            start = [x for x in r.records if x["type"] == "platform.start"][0]["record"]
+            self.assertEqual("tracing" in start, box.emu.trace_header_of(r.request_id).endswith("Sampled=1"))
+
+    def test_generate_trace_header_false_invents_none(self):
+        box = Box(self, probes={"p": {}}, quirks={"generate_trace_header": False})
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"echo"}')
+        self.assertIsNone(box.emu.trace_header_of(r.request_id))
+        self.assertNotIn("tracing", box.events("p")[0])
+        self.assertNotIn("lambda-runtime-trace-id", json.loads(r.response)["headers"])
 
     def test_shutdown_event_shape(self):
         box = Box(self, probes={"p": {}})
@@ -230,6 +277,44 @@ class ShapeTests(unittest.TestCase):
 
     def test_buffered_telemetry_flushed_before_shutdown_by_default(self):
         self.assertLess(self._report_after_shutdown_ns(Box(self, probes={"p": SUB})), 0)
+
+    def test_flush_before_shutdown_waits_for_the_answer(self):
+        # every POST takes 300 ms to answer: the flush of the last invocation's records (and of
+        # the Init batch still in flight at the freeze) outlasts the runtime's exit; SHUTDOWN
+        # still waits for it.  (The emulator used to request the flush and give SHUTDOWN at once:
+        # the probe exited and never got the report.)
+        # (an answer timeout longer than the budget: the wait is bounded by the deadline alone)
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="slow", PROBE_LISTENER_DELAY_MS="300")},
+                  quirks={"delivery_timeout_ms": 3000})
+        self.assertLess(self._report_after_shutdown_ns(box), 0)
+
+    def test_flush_before_shutdown_does_not_wait_for_retries(self):
+        # a failing listener: the first attempt is awaited, its retries are not (SHUTDOWN goes
+        # out before the second attempt, the extension keeps its budget)
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="fail")},
+                  quirks={"delivery_retries": 1, "delivery_backoff_ms": 1000})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        sd = box.emu.shutdown()
+        t_sd = [d["t"] for d in box.log("p", "event") if d["event"]["eventType"] == "SHUTDOWN"][0]
+        seconds = [d for d in box.emu.delivered if d["attempt"] == 2]
+        self.assertTrue(all(d["t_mono_ns"] > t_sd for d in seconds), (t_sd, seconds))
+        self.assertEqual(sd.extensions["p"].exit_code, 0)
+
+    def test_flush_before_shutdown_is_bounded_by_one_answer_timeout(self):
+        # a listener that never answers holds SHUTDOWN for one answer timeout, not the budget
+        box = Box(self, probes={"p": dict(SUB, PROBE_LISTENER="slow", PROBE_LISTENER_DELAY_MS="5000")},
+                  quirks={"delivery_timeout_ms": 300, "delivery_retries": 0})
+        box.emu.start()
+        box.emu.invoke(FAST)
+        sd = box.emu.shutdown()
+        ext = sd.extensions["p"]
+        self.assertTrue(ext.shutdown_delivered)
+        self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        sent = [c for c in box.emu.api_log if c.get("event") == "SHUTDOWN"]
+        self.assertEqual(len(sent), 1)
+        # given before the budget's end with most of it left: 2,000 ms minus one 300 ms timeout
+        self.assertGreater(sd.deadline_ms - box.emu._epoch_ms(sent[0]["t_mono_ns"]), 1000)
 
     def test_quirk_shutdown_telemetry_delay_delivers_the_tail_after_shutdown(self):
         box = Box(self, probes={"p": dict(SUB, PROBE_SHUTDOWN_DELAY_MS="600")},
@@ -880,6 +965,82 @@ class FaultKnobTests(unittest.TestCase):
         nexts = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("event") == "INVOKE"]
         self.assertEqual(nexts[0]["request_id"], r1.request_id)
 
+    def _next_faults_box(self, faults):
+        box = Box(self, probes={"p": {"PROBE_NEXT_RETRY": "1"}}, faults={"next_faults": faults})
+        self.assertEqual(box.emu.start().status, "success")
+        return box
+
+    def test_next_fault_garbage_answers_n_calls_with_200_and_no_event(self):
+        box = self._next_faults_box([{"garbage": 3, "body": "<html>oops"}])
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        garbage = box.log("p", "next_garbage")
+        # the first three calls (the one ending Init and two more) got garbage at once, the
+        # fourth waited for and got the INVOKE: the knob is used up
+        self.assertEqual([g["body"] for g in garbage], ["<html>oops"] * 3)
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r.request_id])
+        faulted = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("fault") == "garbage"]
+        self.assertEqual([c["status"] for c in faulted], [200] * 3)
+        self.assertEqual(box.emu.faults["next_faults"], [])
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual(len(box.log("p", "next_garbage")), 3)
+
+    def test_next_fault_status_answers_n_calls_with_an_error(self):
+        box = self._next_faults_box([{"status": 500, "count": 2}])
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        errors = box.log("p", "next_error")
+        self.assertEqual([e["status"] for e in errors], [500, 500])
+        self.assertEqual(err_type(errors[0]["body"]), "Fault.Injected")
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r.request_id])
+
+    def test_next_fault_truncate_cuts_the_body_then_gives_the_event_again(self):
+        box = self._next_faults_box([{"truncate": True}])
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        # the probe saw the answer end before its Content-Length, called again and got the
+        # same INVOKE whole
+        resets = box.log("p", "next_reset")
+        self.assertEqual([x["error"] for x in resets], ["IncompleteRead"])
+        self.assertEqual([e["requestId"] for e in box.events("p")], [r.request_id])
+        cut = [c for c in box.emu.api_log if c.get("who") == "p" and c.get("fault") == "truncate"]
+        self.assertEqual([(c["event"], c["request_id"]) for c in cut], [("INVOKE", r.request_id)])
+        # the invoke was held open until the probe's next after the whole INVOKE
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual(len(box.events("p")), 2)
+
+    def test_next_fault_oversize_pads_the_next_invoke_only(self):
+        box = self._next_faults_box([{"oversize_bytes": 100000}])
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual((r1.status, r2.status), ("success", "success"))
+        ev = box.events("p")
+        self.assertEqual([e["requestId"] for e in ev], [r1.request_id, r2.request_id])
+        self.assertEqual(len(ev[0]["padding"]), 100000)
+        self.assertNotIn("padding", ev[1])
+        sd = box.emu.shutdown()
+        self.assertEqual(box.events("p")[-1]["eventType"], "SHUTDOWN")
+        self.assertEqual(sd.extensions["p"].exit_code, 0)
+
+    def test_next_fault_patch_sets_fields_of_the_next_invoke(self):
+        box = self._next_faults_box([{"patch": {"requestId": "a\nb", "extra": [1]}}])
+        r1 = box.emu.invoke(FAST)
+        r2 = box.emu.invoke(FAST)
+        self.assertEqual((r1.status, r2.status), ("success", "success"))
+        ev = box.events("p")
+        self.assertEqual((ev[0]["requestId"], ev[0]["extra"]), ("a\nb", [1]))
+        self.assertEqual(ev[1]["requestId"], r2.request_id)
+
+    def test_next_fault_status_body_replaces_the_error_body(self):
+        box = self._next_faults_box([{"status": 403, "body": "{\"errorType\":\"T\"}"}])
+        self.assertEqual(box.emu.invoke(FAST).status, "success")
+        self.assertEqual([(e["status"], err_type(e["body"])) for e in box.log("p", "next_error")],
+                         [(403, "T")])
+
+    def test_next_faults_are_validated(self):
+        with self.assertRaises(ValueError):
+            Box(self, faults={"next_faults": [{"body": "x"}]})
+
     def test_shutdown_deadline_already_passed(self):
         box = Box(self, probes={"p": {"PROBE_SHUTDOWN_DELAY_MS": "400"}},
                   faults={"shutdown_deadline_ms": -50})
@@ -1314,6 +1475,58 @@ class ShutdownTests(unittest.TestCase):
             self.assertGreaterEqual(e.ms_to_exit, (exit_ns - got["t"]) / 1e6 - 0.001)   # delivered before received
             self.assertGreaterEqual(e.ms_to_exit, delay)
             self.assertLess(e.ms_to_exit, delay + 250)
+
+    def test_every_shutdown_reason_reaches_the_extension(self):
+        # Lambda's three (lower case on the wire) and RIE's SIGTERM reason, verbatim
+        self.assertEqual(lambda_emulator.SHUTDOWN_REASONS, ("spindown", "timeout", "failure", "SandboxTerminated"))
+        for reason in lambda_emulator.SHUTDOWN_REASONS:
+            box = Box(self, probes={"p": {}})
+            box.emu.start()
+            box.emu.invoke(FAST)
+            sd = box.emu.shutdown(reason)
+            self.assertEqual(sd.reason, reason)
+            got = [e for e in box.events("p") if e["eventType"] == "SHUTDOWN"]
+            self.assertEqual([e["shutdownReason"] for e in got], [reason])
+            self.assertEqual(got[0]["deadlineMs"], sd.deadline_ms)
+            self.assertEqual(sd.extensions["p"].exit_code, 0)
+
+    def test_cli_sigterm_shuts_down_with_sandbox_terminated(self):
+        # like RIE: SIGTERM stops the invokes and resets with SHUTDOWN SandboxTerminated
+        box = Box(self, probes={"p": {}})
+        argv = [PY, os.path.join(HERE, "lambda_emulator.py"), "run", "--root", box.root,
+                "--runtime", "%s %s" % (PY, BOOT), "--env", "PROBE_LOG_DIR=%s" % box.logs]
+        for _ in range(5):
+            argv += ["--invoke", '{"action":"sleep","ms":300}']
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            self.assertTrue(wait_for(lambda: any(e["eventType"] == "INVOKE" for e in box.events("p")), 30),
+                            "the probe never got an INVOKE")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, out)
+        events = box.events("p")
+        self.assertEqual([e["shutdownReason"] for e in events if e["eventType"] == "SHUTDOWN"],
+                         ["SandboxTerminated"], out)
+        self.assertLess(sum(1 for e in events if e["eventType"] == "INVOKE"), 5, out)
+        self.assertIn("shutdown SandboxTerminated", out)
+
+    def test_cli_defaults_lambda_tracer_to_stdout(self):
+        # lambda-tracer's own default exporter is the real X-Ray API: the command line must
+        # never send anything off the machine unless asked (--env overrides)
+        for extra, want in (([], "stdout"), (["--env", "LAMBDA_TRACER_EXPORTERS=xray"], "xray")):
+            box = Box(self, probes={"p": {"PROBE_DUMP_ENV": "1"}})
+            proc = subprocess.run([PY, os.path.join(HERE, "lambda_emulator.py"), "run", "--root", box.root,
+                                   "--runtime", "%s %s" % (PY, BOOT), "--env", "PROBE_LOG_DIR=%s" % box.logs,
+                                   "--invoke", '{"action":"fast"}'] + extra,
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            starts = [r for r in box.log("p") if r.get("kind") == "start" or "env" in r]
+            self.assertTrue(starts, box.log("p"))
+            self.assertEqual(starts[0]["env"].get("LAMBDA_TRACER_EXPORTERS"), want)
 
     def test_extension_not_registered_for_shutdown_is_killed(self):
         box = Box(self, probes={"invoke-only": {"PROBE_EVENTS": "INVOKE"}})

@@ -87,7 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!(cfg.telemetry_types & TELEMETRY_TYPE_PLATFORM) || cfg.buffer_max_items < 1000 ||
         cfg.buffer_max_items > 10000 || cfg.buffer_max_bytes < 262144 ||
         cfg.buffer_max_bytes > 1048576 || cfg.buffer_timeout_ms < 25 ||
-        cfg.buffer_timeout_ms > 30000 || cfg.listener_port == 9001)
+        cfg.buffer_timeout_ms > 30000 || cfg.listener_port == 9001 || cfg.slow_ms > 900000 ||
+        (cfg.sampling != SAMPLING_POLICY_SMART && cfg.sampling != SAMPLING_POLICY_HEADER &&
+         cfg.sampling != SAMPLING_POLICY_ALL))
         abort();
     check_consumers(&cfg);
     return 0;

@@ -72,7 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(ev.type != EXT_EVENT_INVOKE || ev.request_id[0] != '\0');
     check(ev.deadline_ms >= 0);
     check(ev.shutdown_reason == EXT_SHUTDOWN_UNKNOWN || ev.shutdown_reason == EXT_SHUTDOWN_SPINDOWN ||
-          ev.shutdown_reason == EXT_SHUTDOWN_TIMEOUT || ev.shutdown_reason == EXT_SHUTDOWN_FAILURE);
+          ev.shutdown_reason == EXT_SHUTDOWN_TIMEOUT || ev.shutdown_reason == EXT_SHUTDOWN_FAILURE ||
+          ev.shutdown_reason == EXT_SHUTDOWN_SANDBOX_TERMINATED);
     check_strings(&ev);
 
     text = encode(&ev);

@@ -55,11 +55,17 @@ def sanitizer_env():
     return env
 
 
-def new_emulator(root, env=None, **kwargs):
+def new_emulator(root, env=None, lambda_default=False, **kwargs):
+    """The emulator mimics Lambda's default (PassThrough: a call without a header gets
+    Sampled=0).  Most tests look at every invocation, so they ask for all of them
+    (LAMBDA_TRACER_SAMPLING=all); lambda_default=True runs the extension exactly as a new
+    user would, with no sampling override (test_sampling)."""
     e = dict(sanitizer_env())
     e["LAMBDA_TRACER_LOG_LEVEL"] = "debug"
     # Never the default (real AWS) endpoints: tests talk to loopback only.
     e["LAMBDA_TRACER_EXPORTERS"] = "stdout"
+    if not lambda_default:
+        e["LAMBDA_TRACER_SAMPLING"] = "all"
     e.update(env or {})
     kwargs.setdefault("function_name", "demo-fn")
     kwargs.setdefault("memory_mb", 128)

@@ -242,7 +242,8 @@ class Scenario(unittest.TestCase):
                                delta=TOL)
         self.assertEqual((exc["type"], exc["message"]), (error_type, f"Init failed ({error_type})"))
         self.assertEqual(d["annotations"], {"init_failed": True, "init_type": "on-demand", "status": "error",
-                                            "error_type": error_type, "cold_start": True})
+                                            "error_type": error_type, "cold_start": True,
+                                            "sampled_by": "outcome"})
 
     def assert_failed_init_exported(self, lines, init_start, init_report, error_type):
         """The one process that ran a failed Init exported it as its own segment.
@@ -722,9 +723,13 @@ class ProvisionedConcurrencyTest(Scenario):
 # --- 4. No header, Sampled=0 traced on request --------------------------------------
 
 class TraceUnsampledTest(Scenario):
+    """The deprecated LAMBDA_TRACER_TRACE_UNSAMPLED=true (LAMBDA_TRACER_SAMPLING=all), with no
+    sampling override from the harness, and an emulator that invents no header (so "no header"
+    is really none)."""
     @classmethod
     def scenario(cls):
-        start_scenario(cls, cls.BINARY, env={"LAMBDA_TRACER_TRACE_UNSAMPLED": "true"})
+        start_scenario(cls, cls.BINARY, env={"LAMBDA_TRACER_TRACE_UNSAMPLED": "true"}, lambda_default=True,
+                       quirks={"generate_trace_header": False})
         cls.emu.start()
         cls.none = cls.emu.invoke(payload=b'{"action":"fast"}')
         cls.zero = cls.emu.invoke(payload=b'{"action":"fast"}', trace_header=UNSAMPLED)
@@ -744,7 +749,9 @@ class TraceUnsampledTest(Scenario):
         summary = harness.shutdowns(self.lines)
         self.assertEqual(len(summary), 1)
         self.assertIn("segments=3 ", summary[0][1])
-        self.assertIn("unsampled=0 ", summary[0][1])
+        self.assertIn("dropped=0 ", summary[0][1])
+        self.assertEqual([self.final(r.request_id)["annotations"]["sampled_by"]
+                          for r in (self.none, self.zero, self.zero_no_parent)], ["cold_start", "all", "all"])
         self.assert_clean_exits([self.sd])
 
     def test_no_header_starts_a_new_trace(self):
@@ -755,10 +762,12 @@ class TraceUnsampledTest(Scenario):
         others = {self.final(r.request_id)["trace_id"] for r in (self.zero, self.zero_no_parent)}
         self.assertNotIn(d["trace_id"], others)
 
-    def test_sampled_zero_joins_the_given_root_and_parent(self):
+    def test_sampled_zero_joins_the_given_root_as_a_root_segment(self):
+        # the header's Parent names a segment nobody sends (Sampled=0): kept as metadata
         d = self.final(self.zero.request_id)
-        self.assertEqual((d["trace_id"], d["parent_id"]),
-                         ("1-5759e989-bd862e3fe1be46a994272794", "53995c3f42cd8ad9"))
+        self.assertEqual(d["trace_id"], "1-5759e989-bd862e3fe1be46a994272794")
+        self.assertNotIn("parent_id", d)
+        self.assertEqual(d["metadata"]["lambda_tracer"]["upstream_parent_id"], "53995c3f42cd8ad9")
         self.assertIs(d["annotations"]["cold_start"], False)
 
     def test_sampled_zero_without_parent_joins_the_root_as_a_root_segment(self):

@@ -128,10 +128,14 @@ class TraceScenarioTest(unittest.TestCase):
         self.assertAlmostEqual(int(d["trace_id"][2:10], 16), d["start_time"], delta=2)
         self.assertNotEqual(d["trace_id"], self.final(self.last)["trace_id"])
 
-    def test_sampled_zero_is_not_traced(self):
-        self.assertNotIn(self.unsampled.request_id, self.segs)
-        summary = harness.shutdowns(self.lines)
-        self.assertIn("unsampled=1", summary[0][1])
+    def test_sampled_zero_is_traced_when_asked(self):
+        # the harness asks for LAMBDA_TRACER_SAMPLING=all (test_sampling covers the default)
+        d = self.final(self.unsampled)
+        self.assertEqual(d["annotations"]["sampled_by"], "all")
+        self.assertEqual(d["trace_id"], "1-5759e989-bd862e3fe1be46a994272794")
+        self.assertNotIn("parent_id", d)
+        for s in harness.shutdowns(self.lines):
+            self.assertIn("dropped=0 ", s[1])
 
     def test_function_error(self):
         d = self.final(self.fnerr)

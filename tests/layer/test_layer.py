@@ -10,14 +10,16 @@ lambda-tracer, which execs chroot, so the process (same pid) registers under
 the right name.
 
 Also checked: the binaries are static (no interpreter, no dynamic section,
-no GLIBC_ symbol versions), the zip layout and modes, the size budget, and
-that a rebuild gives the same bytes.
+no GLIBC_ symbol versions), the zip layout and modes, the notices and the
+library versions in the binary against layer/sources.lock, the size budget,
+and that a rebuild gives the same bytes.
 
 Environment: LAMBDA_TRACER_LAYER_DIR (default build/layer) holds the zips.
 Needs root (chroot, mknod), openssl, readelf, file, unzip, qemu-aarch64-static.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -42,7 +44,8 @@ ARCHES = {
     "x86_64": ("x86-64", None),
     "arm64": ("ARM aarch64", "/usr/bin/qemu-aarch64-static"),
 }
-ZIP_BUDGET_BYTES = {"x86_64": 1_000_000}
+ZIP_BUDGET_BYTES = {"x86_64": 500_000, "arm64": 500_000}
+LOCK = os.path.join(REPO, "layer", "sources.lock")
 XRAY_HOST = "xray.layer.test"
 OTLP_HOST = "otlp.layer.test"
 AL_CA_PATH = "etc/pki/tls/certs/ca-bundle.crt"
@@ -50,6 +53,23 @@ EXPECTED_ENTRIES = ["extensions/", "extensions/lambda-tracer", "lambda-tracer/",
                     "lambda-tracer/THIRD-PARTY-NOTICES.txt"]
 
 PKI = None  # the test CAs and certificates, made once per run
+
+
+def pinned_versions():
+    """{package: Debian version} from layer/sources.lock."""
+    out = {}
+    with open(LOCK) as f:
+        for line in f:
+            fields = line.split()
+            if fields and not fields[0].startswith("#"):
+                out.setdefault(fields[0], fields[1])
+    return out
+
+
+def upstream_version(debian_version):
+    """'8.14.1-2+deb13u5' -> '8.14.1' (no epoch, no Debian revision)."""
+    v = debian_version.split(":", 1)[-1]
+    return v.rsplit("-", 1)[0] if "-" in v else v
 
 
 def zip_path(arch):
@@ -95,9 +115,12 @@ def tearDownModule():
         shutil.rmtree(PKI, ignore_errors=True)
 
 
-def server_context(ca, legacy_only=False):
+def server_context(ca, legacy_only=False, versions=None):
+    """versions: (lowest, highest) ssl.TLSVersion the server accepts."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(PKI, "srv-%s.pem" % ca), os.path.join(PKI, "srv-%s.key" % ca))
+    if versions:
+        ctx.minimum_version, ctx.maximum_version = versions
     if legacy_only:
         # A server that speaks nothing newer than TLS 1.1.
         with warnings.catch_warnings():
@@ -206,12 +229,12 @@ def run_environment(arch, setup_sinks, steps, extra_files=None):
         box.close()
 
 
-def xray_sink(emu, tls_ca=None, legacy_only=False):
+def xray_sink(emu, tls_ca=None, legacy_only=False, versions=None):
     creds = emu.extension_environment()
     sink = sinks.XRayApiSink(region=emu.region, access_key=creds["AWS_ACCESS_KEY_ID"],
                              secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])
     if tls_ca:
-        serve_tls(sink, server_context(tls_ca, legacy_only))
+        serve_tls(sink, server_context(tls_ca, legacy_only, versions))
         return sink, "https://%s:%d" % (XRAY_HOST, sink.port)
     return sink, sink.endpoint
 
@@ -225,6 +248,16 @@ def otlp_sink(tls_ca=None, legacy_only=False):
 
 
 STEPS = [b'{"action":"fast"}', b'{"action":"slow","ms":200}', b'{"action":"fast"}']
+
+
+def keepalive_env(arch):
+    """The flush policy for the one-connection checks.  Under qemu the first
+    TLS handshake alone takes about 240 ms (measured with Mbed TLS 3.6 on a
+    loaded 2-core machine; 14 ms natively), against the eager flush's 250 ms
+    budget: a request cut at the budget closes its connection by design, so
+    a second handshake would say nothing about keep-alive.  Emulated runs
+    flush in the background; native ones keep the eager policy."""
+    return {"LAMBDA_TRACER_FLUSH": "background" if ARCHES[arch][1] else "eager"}
 
 
 def otlp_invocation_ids(bodies):
@@ -260,10 +293,30 @@ class StaticChecks(unittest.TestCase):
                 self.assertEqual(stat.S_IMODE(infos[3].external_attr >> 16), 0o644)
                 self.assertEqual({i.date_time for i in infos}.__len__(), 1, "one fixed time for all entries")
                 notice = z.read(EXPECTED_ENTRIES[3]).decode()
+                pins = pinned_versions()
                 for needle in ("COPYRIGHT AND PERMISSION NOTICE", "Apache License", "Version 2.0",
-                               "Dave Gamble", "Rich Felker", "curl 7.88.1-10+deb12u15",
-                               "Mbed TLS 2.28.3-1", "cJSON 1.7.15-1+deb12u4"):
+                               "GNU GENERAL PUBLIC LICENSE", "Apache-2.0 OR GPL-2.0-or-later",
+                               "Dave Gamble", "Rich Felker", "curl " + pins["curl"],
+                               "Mbed TLS " + pins["mbedtls"], "cJSON " + pins["cjson"]):
                     self.assertIn(needle, notice)
+
+    def test_library_versions_in_binary_are_the_pinned_ones(self):
+        """The binary names the libraries it was linked with (from their
+        headers, layer/deps_version.c): the pinned upstream versions, so a
+        stale library cache cannot pass; and those are maintained lines
+        (curl 8, Mbed TLS 3.6 LTS), not the 7.88 / 2.28 they replaced."""
+        pins = pinned_versions()
+        self.assertEqual(sorted(pins), ["cjson", "curl", "mbedtls"])
+        want = "lambda-tracer deps: libcurl/%s Mbed TLS %s cJSON/%s" % (
+            upstream_version(pins["curl"]), upstream_version(pins["mbedtls"]),
+            upstream_version(pins["cjson"]))
+        self.assertRegex(want, r"libcurl/8\.\d+\.\d+ Mbed TLS 3\.6\.\d+ cJSON/1\.7\.\d+$")
+        for arch in ARCHES:
+            with self.subTest(arch=arch):
+                data, _ = self.binary(arch)
+                found = [m.decode() for m in re.findall(rb"lambda-tracer deps: [ -~]*", data)]
+                self.assertEqual(found, [want])
+                self.assertNotIn(b"2.28.", found[0].encode())
 
     def test_binaries_are_static(self):
         for arch, (machine, _) in ARCHES.items():
@@ -340,14 +393,14 @@ class EmptyRootRuns(unittest.TestCase):
         self.assertIn("tmp/.%s.journal" % harness.EXT_NAME, out["created"])
 
     def run_sinks(self, arch, xray_tls=None, otlp_tls=None, otlp_legacy=False, env=None,
-                  extra_files=None):
+                  extra_files=None, xray_versions=None):
         """An environment exporting to a local X-Ray API sink and an OTLP
         (JSON) sink, each over HTTPS when given the CA of its certificate.
         Returns (run output, X-Ray sink, OTLP sink, request ids)."""
         held = {}
 
         def setup(emu):
-            held["xray"], xray_url = xray_sink(emu, tls_ca=xray_tls)
+            held["xray"], xray_url = xray_sink(emu, tls_ca=xray_tls, versions=xray_versions)
             held["otlp"], otlp_url = otlp_sink(tls_ca=otlp_tls, legacy_only=otlp_legacy)
             emu.customer_env.update({
                 "LAMBDA_TRACER_EXPORTERS": "xray,otlp",
@@ -366,11 +419,14 @@ class EmptyRootRuns(unittest.TestCase):
                           if "aws" in d and "request_id" in d["aws"]}, ids)
 
     def test_http_and_https_exports(self):
-        """X-Ray over HTTPS (CA from Amazon Linux's path, SigV4 checked, one
-        TLS connection kept alive for every request), OTLP over HTTP."""
+        """X-Ray over HTTPS to a server that speaks up to TLS 1.2 (CA from
+        Amazon Linux's path, SigV4 checked, one TLS connection kept alive
+        for every request), OTLP over HTTP."""
         for arch in ARCHES:
             with self.subTest(arch=arch):
-                out, xray, otlp, ids = self.run_sinks(arch, xray_tls="ca1")
+                out, xray, otlp, ids = self.run_sinks(
+                    arch, xray_tls="ca1", xray_versions=(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
+                    env=keepalive_env(arch))
                 self.assert_all_documents(xray, ids)
                 self.assertGreaterEqual(len(xray.requests), 2)
                 self.assertEqual(xray.handshakes, [("ok", "TLSv1.2")],
@@ -378,6 +434,24 @@ class EmptyRootRuns(unittest.TestCase):
                                  % len(xray.requests))
                 self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
                 self.assertTrue(any("HTTPS CA bundle: /" + AL_CA_PATH in line for line in out["lines"]))
+
+    def test_tls_1_3_exports(self):
+        """A server that speaks only TLS 1.3 gets every document over one
+        kept-alive TLS 1.3 connection (its session tickets, sent after the
+        handshake, do not break the reuse), SigV4 checked; a server that
+        offers 1.2 and 1.3 gets 1.3."""
+        for arch in ARCHES:
+            for versions in ((ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
+                             (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)):
+                with self.subTest(arch=arch, server=versions[0].name + "-" + versions[1].name):
+                    out, xray, otlp, ids = self.run_sinks(arch, xray_tls="ca1", xray_versions=versions,
+                                                          env=keepalive_env(arch))
+                    self.assert_all_documents(xray, ids)
+                    self.assertGreaterEqual(len(xray.requests), 2)
+                    self.assertEqual(xray.handshakes, [("ok", "TLSv1.3")],
+                                     "expected one kept-alive TLS 1.3 connection for %d requests"
+                                     % len(xray.requests))
+                    self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
 
     def assert_legacy_server_works(self):
         """The TLS 1.1-only server is real: a client allowed TLS 1.1 gets through."""

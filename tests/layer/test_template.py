@@ -98,6 +98,15 @@ class TemplateValid(unittest.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(REPO, fn["CodeUri"], module + ".py")))
         self.assertIn(fn["Tracing"], ("Active", "PassThrough"))
 
+    def test_runs_with_lambdas_default_sampling(self):
+        """The example needs no sampling override: PassThrough, and the extension's default
+        policy exports what matters even when Lambda's header says Sampled=0."""
+        fn = self.tpl["Resources"]["ExampleFunction"]["Properties"]
+        self.assertEqual(fn["Tracing"], "PassThrough")
+        env = fn["Environment"]["Variables"]
+        self.assertNotIn("LAMBDA_TRACER_TRACE_UNSAMPLED", env)
+        self.assertNotIn("LAMBDA_TRACER_SAMPLING", env)
+
     def test_settings_are_real_extension_settings(self):
         """Every LAMBDA_TRACER_* variable the template sets is one the
         extension reads (config.c), so a typo cannot slip through."""

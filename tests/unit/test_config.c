@@ -126,6 +126,68 @@ static void test_invalid_values_fall_back(void **state)
     check_invalid("LAMBDA_TRACER_LISTENER_PORT", "9001", "0 (any free port)");
     check_invalid("LAMBDA_TRACER_LISTENER_PORT", "65536", "0");
     check_invalid("LAMBDA_TRACER_SHUTDOWN_TELEMETRY_WAIT_MS", "2001", "1000");
+    check_invalid("LAMBDA_TRACER_SAMPLING", "always", "smart");
+    check_invalid("LAMBDA_TRACER_SAMPLING", "all ", "smart");
+    check_invalid("LAMBDA_TRACER_SAMPLING", huge, "smart");
+    check_invalid("LAMBDA_TRACER_SLOW_MS", "900001", "0");
+    check_invalid("LAMBDA_TRACER_SLOW_MS", "-1", "0");
+    check_invalid("LAMBDA_TRACER_SLOW_MS", "1.5", "0");
+    check_invalid("LAMBDA_TRACER_TRACE_UNSAMPLED", "sometimes", "false");
+}
+
+static void test_sampling_settings(void **state)
+{
+    static const struct {
+        const char *sampling, *unsampled;
+        enum sampling_policy want;
+        bool deprecated;
+    } cases[] = {
+        {NULL, NULL, SAMPLING_POLICY_SMART, false},
+        {"smart", NULL, SAMPLING_POLICY_SMART, false},
+        {"HEADER", NULL, SAMPLING_POLICY_HEADER, false},
+        {"all", NULL, SAMPLING_POLICY_ALL, false},
+        /* the deprecated alias: true is "all", false changes nothing */
+        {NULL, "true", SAMPLING_POLICY_ALL, true},
+        {NULL, "false", SAMPLING_POLICY_SMART, true},
+        /* an explicit LAMBDA_TRACER_SAMPLING wins over it */
+        {"header", "true", SAMPLING_POLICY_HEADER, true},
+        {"smart", "1", SAMPLING_POLICY_SMART, true},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fake_env env = {0};
+        struct config cfg;
+        int n = 0;
+        if (cases[i].sampling != NULL) {
+            env.pairs[n][0] = "LAMBDA_TRACER_SAMPLING";
+            env.pairs[n++][1] = cases[i].sampling;
+        }
+        if (cases[i].unsampled != NULL) {
+            env.pairs[n][0] = "LAMBDA_TRACER_TRACE_UNSAMPLED";
+            env.pairs[n][1] = cases[i].unsampled;
+        }
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_int_equal(cfg.sampling, cases[i].want);
+        assert_int_equal(cfg.trace_unsampled_deprecated, cases[i].deprecated);
+    }
+}
+
+static void test_slow_ms(void **state)
+{
+    static const char *const values[] = {"0", "1", "250", "900000"};
+    static const uint32_t want[] = {0, 1, 250, 900000};
+    struct fake_env env = {0};
+    struct config cfg;
+    (void)state;
+    load(&env, &cfg);
+    assert_int_equal(cfg.slow_ms, 0); /* auto */
+    for (size_t i = 0; i < 4; i++) {
+        struct fake_env e = {.pairs = {{"LAMBDA_TRACER_SLOW_MS", values[i]}}};
+        load(&e, &cfg);
+        assert_int_equal(e.warnings, 0);
+        assert_int_equal(cfg.slow_ms, want[i]);
+    }
 }
 
 static void test_empty_value_is_unset(void **state)
@@ -246,6 +308,55 @@ static void test_unusable_endpoint_settings_fall_back(void **state)
     check_invalid("LAMBDA_TRACER_OTLP_HEADERS", long_value, "the default");
 }
 
+/* AWS_REGION goes into a host name and the SigV4 scope: only Lambda's shape
+ * passes, anything that could move the host or the scope is refused. */
+static void test_region_valid(void **state)
+{
+    static const char *const good[] = {"us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1",
+                                       "cn-north-1", "us-isob-east-1", "a", "a1",
+                                       "abcdefghijklmnopqrstuvwxyz01234" /* 31 */};
+    static const char *const bad[] = {"", "x@127.0.0.1:9/", "us-east-1@h", "us-east-1/", "us-east-1:1",
+                                      "us-east-1#", "us-east-1?", "US-EAST-1", "us-East-1", "us east 1",
+                                      "us-east-1\n", "us-east-1\r", "us-\xc3\xa9" "ast-1", "us_east_1",
+                                      "us.east.1", "-us-east-1", "us-east-1-", "1us-east",
+                                      "abcdefghijklmnopqrstuvwxyz012345" /* 32 */, "us-east-1\x7f"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(config_region_valid(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(config_region_valid(bad[i]));
+    assert_false(config_region_valid(NULL));
+}
+
+/* AWS_LAMBDA_RUNTIME_API is the authority of every Extensions API URL. */
+static void test_runtime_api_valid(void **state)
+{
+    static const char *const good[] = {"127.0.0.1:9001", "localhost:9001", "sandbox.localdomain:9001",
+                                       "[::1]:9001", "[fd00:ec2::254]:80", "[::ffff:127.0.0.1]:1",
+                                       "169.254.100.1:65535", "a:1", "h-1.x:00080"};
+    static const char *const bad[] = {"", "127.0.0.1", "127.0.0.1:", ":9001", "127.0.0.1:0",
+                                      "127.0.0.1:65536", "127.0.0.1:000080", "127.0.0.1:+80",
+                                      "127.0.0.1:-1", "127.0.0.1:80 ", " 127.0.0.1:80", "127.0.0.1:8 0",
+                                      "x@127.0.0.1:80", "u:p@127.0.0.1:80", "127.0.0.1:1@127.0.0.1:80",
+                                      "127.0.0.1:80/", "127.0.0.1:80/x", "127.0.0.1:80?x", "127.0.0.1:80#x",
+                                      "127.0.0.1/x:80", "127.0.0.1?:80", "127.0.0.1#:80", "h\r\nX: 1:80",
+                                      "127.0.0.1:80\r\n", "h\t:80", "-h:80", ".h:80", "h_1:80", "h%41:80",
+                                      "[::1:80", "[::1]80", "[::1]:", "[]:80", "[127.0.0.1]:80",
+                                      "[::1%eth0]:80", "[::1]:80]", "h\xc3\xa9" ":80", "a:b:80", "h:80\x7f"};
+    char long_host[CONFIG_RUNTIME_API_MAX + 8];
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(config_runtime_api_valid(good[i]));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(config_runtime_api_valid(bad[i]));
+    assert_false(config_runtime_api_valid(NULL));
+    memset(long_host, 'h', sizeof(long_host));
+    snprintf(long_host + CONFIG_RUNTIME_API_MAX - 5, 8, ":9001");
+    assert_false(config_runtime_api_valid(long_host)); /* 200 bytes + NUL: too long */
+    snprintf(long_host + CONFIG_RUNTIME_API_MAX - 6, 8, ":9001");
+    assert_true(config_runtime_api_valid(long_host)); /* 199 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,8 +367,12 @@ int main(void)
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_parse_types_and_bool),
         cmocka_unit_test(test_parse_host_port),
+        cmocka_unit_test(test_sampling_settings),
+        cmocka_unit_test(test_slow_ms),
         cmocka_unit_test(test_parse_otlp_headers),
         cmocka_unit_test(test_unusable_endpoint_settings_fall_back),
+        cmocka_unit_test(test_region_valid),
+        cmocka_unit_test(test_runtime_api_valid),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -68,6 +68,60 @@ static void test_shutdown_reasons_any_case(void **state)
     assert_string_equal(ext_shutdown_reason_name(EXT_SHUTDOWN_TIMEOUT), "timeout");
 }
 
+/* AWS's RIE sends SandboxTerminated when it gets SIGTERM; any case is
+ * accepted as for the other reasons, near misses are not. */
+static void test_shutdown_reason_sandbox_terminated(void **state)
+{
+    static const char *const same[] = {"SandboxTerminated", "sandboxterminated", "SANDBOXTERMINATED"};
+    static const char *const near[] = {"SandboxTerminate", "SandboxTerminated ", " SandboxTerminated",
+                                       "Sandbox Terminated", "SandboxTerminatedX", "Sandbox.Terminated", ""};
+    char body[160];
+    struct ext_event ev;
+    (void)state;
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        snprintf(body, sizeof(body),
+                 "{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":1796220256460,\"shutdownReason\":\"%s\"}", same[i]);
+        assert_int_equal(parse(body, &ev), 0);
+        assert_int_equal(ev.shutdown_reason, EXT_SHUTDOWN_SANDBOX_TERMINATED);
+        assert_true(ev.deadline_ms == 1796220256460LL);
+    }
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+        snprintf(body, sizeof(body), "{\"eventType\":\"SHUTDOWN\",\"shutdownReason\":\"%s\"}", near[i]);
+        assert_int_equal(parse(body, &ev), 0);
+        assert_int_equal(ev.shutdown_reason, EXT_SHUTDOWN_UNKNOWN);
+    }
+    /* not a string: unknown, the event itself still accepted */
+    assert_int_equal(parse("{\"eventType\":\"SHUTDOWN\",\"shutdownReason\":[\"SandboxTerminated\"]}", &ev), 0);
+    assert_int_equal(ev.shutdown_reason, EXT_SHUTDOWN_UNKNOWN);
+    /* an INVOKE never carries a shutdown reason */
+    assert_int_equal(parse("{\"eventType\":\"INVOKE\",\"requestId\":\"r\",\"shutdownReason\":\"SandboxTerminated\"}",
+                           &ev), 0);
+    assert_int_equal(ev.shutdown_reason, EXT_SHUTDOWN_UNKNOWN);
+}
+
+/* Every reason's name is the wire spelling and parses back to it; the
+ * names are distinct, and only UNKNOWN is "unknown". */
+static void test_shutdown_reason_names_round_trip(void **state)
+{
+    static const enum ext_shutdown_reason all[] = {EXT_SHUTDOWN_SPINDOWN, EXT_SHUTDOWN_TIMEOUT,
+                                                   EXT_SHUTDOWN_FAILURE, EXT_SHUTDOWN_SANDBOX_TERMINATED};
+    static const char *const wire[] = {"spindown", "timeout", "failure", "SandboxTerminated"};
+    char body[128];
+    struct ext_event ev;
+    (void)state;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        const char *name = ext_shutdown_reason_name(all[i]);
+        assert_string_equal(name, wire[i]);
+        snprintf(body, sizeof(body), "{\"eventType\":\"SHUTDOWN\",\"shutdownReason\":\"%s\"}", name);
+        assert_int_equal(parse(body, &ev), 0);
+        assert_int_equal(ev.shutdown_reason, all[i]);
+        for (size_t k = 0; k < i; k++)
+            assert_string_not_equal(name, ext_shutdown_reason_name(all[k]));
+    }
+    assert_string_equal(ext_shutdown_reason_name(EXT_SHUTDOWN_UNKNOWN), "unknown");
+    assert_string_equal(ext_shutdown_reason_name((enum ext_shutdown_reason)99), "unknown");
+}
+
 static void test_rejects_bad_events(void **state)
 {
     struct ext_event ev;
@@ -156,6 +210,8 @@ int main(void)
         cmocka_unit_test(test_invoke_real_payload),
         cmocka_unit_test(test_invoke_without_tracing),
         cmocka_unit_test(test_shutdown_reasons_any_case),
+        cmocka_unit_test(test_shutdown_reason_sandbox_terminated),
+        cmocka_unit_test(test_shutdown_reason_names_round_trip),
         cmocka_unit_test(test_rejects_bad_events),
         cmocka_unit_test(test_oversized_trace_header_is_dropped),
         cmocka_unit_test(test_bad_deadlines_are_ignored),

@@ -66,6 +66,13 @@ static void test_new_validates_arguments(void **state)
     assert_int_equal(extapi_new("127.0.0.1:9001", "", &api), -EINVAL);
     assert_int_equal(extapi_new("127.0.0.1:9001/evil", "x", &api), -EINVAL);
     assert_int_equal(extapi_new("127.0.0.1:9001", "bad\r\nname", &api), -EINVAL);
+    assert_int_equal(extapi_new("127.0.0.1:9001", "bad\x01name", &api), -EINVAL);
+    assert_int_equal(extapi_new("127.0.0.1:9001", "bad\x7fname", &api), -EINVAL);
+    /* the whole conversation would go to the host after '@' */
+    assert_int_equal(extapi_new("127.0.0.1:9001@10.0.0.1:80", "x", &api), -EINVAL);
+    assert_int_equal(extapi_new("u:p@127.0.0.1:9001", "x", &api), -EINVAL);
+    assert_int_equal(extapi_new("127.0.0.1:9001?x", "x", &api), -EINVAL);
+    assert_int_equal(extapi_new("127.0.0.1:9001#x", "x", &api), -EINVAL);
     assert_int_equal(extapi_new("169.254.100.1:9001", "lambda-tracer", &api), 0);
     assert_string_equal(extapi_identifier(api), "");
     extapi_destroy(api);

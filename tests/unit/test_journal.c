@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -286,6 +287,141 @@ static void test_write_failure_turns_it_off(void **state)
     journal_close(j, true);
 }
 
+/* RLIMIT_FSIZE set to limit for the calling process; returns the old one.
+ * SIGXFSZ is ignored as main.c ignores it, so a write past the limit fails
+ * with EFBIG instead of killing the test. */
+static struct rlimit fsize_limit(rlim_t limit)
+{
+    struct rlimit old, small;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_cur = limit;
+    small.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    return old;
+}
+
+static void fill_file(unsigned char byte, size_t len)
+{
+    unsigned char buf[JOURNAL_SLOTS * 256];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0 && len <= sizeof(buf));
+    memset(buf, byte, len);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+}
+
+/* A stale file that must be wiped under a file size limit: journal_open
+ * fails with the cause (EFBIG), not a generic EIO, hands nothing out and
+ * leaves the file as it was; at the limit 0 (no write at all) as at 100
+ * bytes (a short write, then EFBIG). */
+static void test_file_size_limit_at_open(void **state)
+{
+    static const rlim_t limits[] = {0, 100, 255};
+    struct journal_entry found[JOURNAL_SLOTS];
+    (void)state;
+    for (size_t k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+        struct journal *j = (struct journal *)&found; /* must not be touched */
+        size_t n = 5;
+        fill_file(0xff, JOURNAL_SLOTS * 256);
+        struct rlimit old = fsize_limit(limits[k]);
+        int r = journal_open(path, &j, found, JOURNAL_SLOTS, &n);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+        assert_int_equal(r, -EFBIG);
+        assert_int_equal(n, 0);
+        assert_ptr_equal(j, (struct journal *)&found);
+        /* a predecessor's file is left as it was (what it holds may still
+         * be recovered by a process without the limit) */
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, JOURNAL_SLOTS * 256);
+        /* without the limit the same file opens and is wiped */
+        j = open_expect(0, found);
+        journal_close(j, false);
+        assert_file_zero(JOURNAL_SLOTS * 256);
+    }
+    /* an empty or absent file needs no write: the limit does not matter
+     * until the first invocation */
+    unlink(path);
+    struct rlimit old = fsize_limit(0);
+    struct journal *j = NULL;
+    size_t n = 5;
+    int r = journal_open(path, &j, found, JOURNAL_SLOTS, &n);
+    struct journal_entry a = entry("req-a", 1);
+    int b = r == 0 ? journal_begin(j, &a) : 0;
+    bool ok = journal_ok(j);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(r, 0);
+    assert_int_equal(b, -EIO);
+    assert_false(ok);
+    journal_close(j, true);
+}
+
+/* The limit falls inside the second slot: the first invocation is
+ * journaled, the second write is short and then refused; the journal is
+ * off (begin, done refused; release writes nothing) and the file emptied:
+ * the first entry could not be cleared once exported any more, and a next
+ * process must not export it again as a failure.  Not even a process
+ * killed before its clean exit leaves it behind. */
+static void test_file_size_limit_mid_slot(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal_entry b = entry("req-b", 2);
+    struct journal *j = open_expect(0, found);
+    (void)state;
+    struct rlimit old = fsize_limit(256 + 100);
+    int sa = journal_begin(j, &a);
+    int sb = journal_begin(j, &b);
+    bool ok = journal_ok(j);
+    int sc = journal_begin(j, &b);
+    int d = journal_done(j, "req-a", 5, 1, NULL);
+    struct stat st;
+    int st_r = stat(path, &st);
+    journal_release(j, sa);
+    journal_close(j, false); /* as if killed: no clean exit */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(sa, 0);
+    assert_int_equal(sb, -EIO);
+    assert_false(ok);
+    assert_int_equal(sc, -ENODEV);
+    assert_int_equal(d, -ENODEV);
+    assert_int_equal(st_r, 0);
+    assert_int_equal(st.st_size, 0);
+    j = open_expect(0, found);
+    journal_close(j, true);
+    /* the same with a clean exit after the failure */
+    j = open_expect(0, found);
+    old = fsize_limit(256 + 100);
+    sa = journal_begin(j, &a);
+    sb = journal_begin(j, &b);
+    journal_close(j, true);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_true(sa == 0 && sb == -EIO);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 0);
+}
+
+/* runtimeDone's write refused by the limit: -EIO (what the pipeline looks
+ * for to log once), and the journal is off. */
+static void test_file_size_limit_at_done(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal *j = open_expect(0, found);
+    (void)state;
+    int sa = journal_begin(j, &a);
+    struct rlimit old = fsize_limit(0);
+    int d = journal_done(j, "req-a", 5, 1, "Runtime.ExitError");
+    bool ok = journal_ok(j);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_true(sa >= 0);
+    assert_int_equal(d, -EIO);
+    assert_false(ok);
+    journal_release(j, sa);
+    journal_close(j, true);
+}
+
 /* The figure the README quotes: one begin + one done + one release, the
  * journal's whole cost per invocation. */
 static void test_cost_per_invocation(void **state)
@@ -326,6 +462,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_null_journal_is_a_no_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_turns_it_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_size_limit_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_size_limit_mid_slot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_size_limit_at_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cost_per_invocation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

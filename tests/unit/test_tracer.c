@@ -8,11 +8,12 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tracer.h"
 #include "fail_alloc.h"
 
-#define MAX_EMITTED 8
+#define MAX_EMITTED 16
 static struct trace_segment emitted[MAX_EMITTED];
 static bool emitted_final[MAX_EMITTED];
 static int n_emitted;
@@ -32,7 +33,7 @@ static struct tracer *new_tracer_tail(bool trace_unsampled, unsigned tail_lines,
         .function_name = "demo-fn",
         .function_version = "$LATEST",
         .region = "us-east-1",
-        .trace_unsampled = trace_unsampled,
+        .sampling = trace_unsampled ? SAMPLING_POLICY_ALL : SAMPLING_POLICY_HEADER,
         .timeout_margin_us = 200000,
         .log_tail_lines = tail_lines,
         .log_tail_max_bytes = tail_bytes,
@@ -50,7 +51,7 @@ static struct tracer *new_tracer(bool trace_unsampled)
         .account_id = "123456789012",
         .region = "us-east-1",
         .memory_size_mb = 128,
-        .trace_unsampled = trace_unsampled,
+        .sampling = trace_unsampled ? SAMPLING_POLICY_ALL : SAMPLING_POLICY_HEADER,
         .timeout_margin_us = 200000,
         .emit = on_emit,
     };
@@ -271,13 +272,259 @@ static void test_sampled_zero_is_honoured_unless_forced(void **state)
     warm_invoke(t, "u1", h, "success", NULL, 30);
     assert_int_equal(n_emitted, 0);
     tracer_get_stats(t, &st);
-    assert_int_equal(st.unsampled, 1);
+    assert_int_equal(st.dropped, 1);
+    assert_string_equal(st.first_dropped, "u1");
     tracer_destroy(t);
 
     t = new_tracer(true);
     warm_invoke(t, "u1", h, "success", NULL, 30);
     assert_int_equal(n_emitted, 1);
-    assert_false(emitted[0].sampled);
+    assert_true(emitted[0].sampled); /* exported: sampled by our decision */
+    assert_string_equal(find_attr(&emitted[0], "sampled_by")->str, "cold_start");
+    /* joins the header's Root as a root segment: its Parent is never sent */
+    assert_string_equal(emitted[0].trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    assert_string_equal(emitted[0].parent_id, "");
+    assert_string_equal(find_attr(&emitted[0], "upstream_parent_id")->str, "53995c3f42cd8ad8");
+    tracer_destroy(t);
+}
+
+
+/* --- the default sampling policy ------------------------------------------ */
+
+static struct tracer *new_smart_tracer(uint32_t slow_ms)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn",
+        .function_version = "$LATEST",
+        .region = "us-east-1",
+        .sampling = SAMPLING_POLICY_SMART,
+        .slow_ms = slow_ms,
+        .timeout_margin_us = 200000,
+        .emit = on_emit,
+    };
+    n_emitted = 0;
+    return tracer_new(&o);
+}
+
+static void iso(int64_t us, char *out, size_t size)
+{
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000 / 1000));
+}
+
+/* One invocation with a 3 s budget starting at start_us (ms precision),
+ * lasting dur_ms; report == false stops after runtimeDone. */
+static void run_inv(struct tracer *t, const char *rid, const char *header, int64_t start_us, int dur_ms,
+                    const char *status, bool report)
+{
+    char buf[2048], a[96], b[96];
+    invoke(t, rid, start_us, start_us / 1000 + 3000, header);
+    iso(start_us, a, sizeof(a));
+    iso(start_us + dur_ms * 1000LL, b, sizeof(b));
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%s\"}},"
+             "{\"time\":\"%s\",\"type\":\"platform.runtimeDone\",\"record\":{\"requestId\":\"%s\","
+             "\"status\":\"%s\",\"metrics\":{\"durationMs\":%d.0}}}]",
+             a, rid, b, rid, status, dur_ms);
+    feed(t, buf);
+    if (!report)
+        return;
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"%s\","
+             "\"status\":\"%s\",\"metrics\":{\"durationMs\":%d.0}}}]",
+             b, rid, status, dur_ms);
+    feed(t, buf);
+}
+
+#define ZERO(root) "Root=" root ";Parent=53995c3f42cd8ad8;Sampled=0"
+#define ROOT_NEVER "1-5759e988-bd862e3fe1be46a9ffffffff" /* never in the 5 % */
+#define ROOT_ALWAYS "1-5759e988-bd862e3fe1be46a900000001" /* always in the 5 % */
+
+static const char *reason_of(int i)
+{
+    const struct trace_attr *a = find_attr(&emitted[i], "sampled_by");
+    assert_non_null(a);
+    return a->str;
+}
+
+static void test_smart_keeps_what_matters_and_samples_the_rest(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    struct tracer_stats st;
+    (void)state;
+    /* the first invocation is the cold start, whatever its header */
+    run_inv(t, "cold", ZERO(ROOT_NEVER), T0, 10, "success", true);
+    assert_int_equal(n_emitted, 1);
+    assert_string_equal(reason_of(0), "cold_start");
+    /* second T0+1: the first fast one takes the reservoir, the next ones are
+     * dropped unless their trace id is in the 5 % */
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    assert_int_equal(n_emitted, 2);
+    assert_string_equal(reason_of(1), "reservoir");
+    run_inv(t, "drop1", ZERO(ROOT_NEVER), T0 + 1100000, 10, "success", true);
+    run_inv(t, "drop2", NULL, T0 + 1200000, 10, "success", true); /* a new trace id: random, usually out */
+    run_inv(t, "ratio", ZERO(ROOT_ALWAYS), T0 + 1300000, 10, "success", true);
+    tracer_get_stats(t, &st);
+    assert_string_equal(emitted[n_emitted - 1].request_id, "ratio");
+    assert_string_equal(reason_of(n_emitted - 1), "ratio");
+    assert_int_equal(st.dropped + (uint64_t)n_emitted, 5);
+    assert_true(st.dropped >= 1);
+    assert_string_equal(st.first_dropped, "drop1");
+    /* failures, slow ones and Sampled=1 are kept in the same second */
+    int before = n_emitted;
+    run_inv(t, "err", ZERO(ROOT_NEVER), T0 + 1400000, 10, "error", true);
+    run_inv(t, "slow", ZERO(ROOT_NEVER), T0 + 1500000, 1501, "success", true); /* half of 3 s */
+    run_inv(t, "notslow", ZERO(ROOT_NEVER), T0 + 1600000, 1500, "success", true);
+    run_inv(t, "hdr", "Root=" ROOT_NEVER ";Parent=53995c3f42cd8ad8;Sampled=1", T0 + 1700000, 10, "success", true);
+    assert_int_equal(n_emitted, before + 3);
+    assert_string_equal(emitted[before].request_id, "err");
+    assert_string_equal(reason_of(before), "outcome");
+    assert_string_equal(emitted[before + 1].request_id, "slow");
+    assert_string_equal(reason_of(before + 1), "slow");
+    assert_string_equal(emitted[before + 2].request_id, "hdr");
+    assert_string_equal(reason_of(before + 2), "header");
+    /* the Sampled=1 one joins root and parent; Sampled=0 ones the root only */
+    assert_string_equal(emitted[before + 2].parent_id, "53995c3f42cd8ad8");
+    assert_string_equal(emitted[before].trace_id, ROOT_NEVER);
+    assert_string_equal(emitted[before].parent_id, "");
+    /* the next second: a reservoir again */
+    run_inv(t, "res2", ZERO(ROOT_NEVER), T0 + 2000000, 10, "success", true);
+    assert_string_equal(emitted[n_emitted - 1].request_id, "res2");
+    assert_string_equal(reason_of(n_emitted - 1), "reservoir");
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.kept[SAMPLING_BY_COLD_START], 1);
+    assert_int_equal(st.kept[SAMPLING_BY_RESERVOIR], 2);
+    assert_int_equal(st.kept[SAMPLING_BY_OUTCOME], 1);
+    assert_int_equal(st.kept[SAMPLING_BY_SLOW], 1);
+    assert_int_equal(st.kept[SAMPLING_BY_HEADER], 1);
+    assert_true(st.kept[SAMPLING_BY_RATIO] >= 1);
+    assert_int_equal(st.segments, (uint64_t)n_emitted);
+    tracer_destroy(t);
+}
+
+static void test_smart_slow_ms_setting(void **state)
+{
+    struct tracer *t = new_smart_tracer(50);
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    run_inv(t, "fast", ZERO(ROOT_NEVER), T0 + 1100000, 50, "success", true);
+    run_inv(t, "slow", ZERO(ROOT_NEVER), T0 + 1200000, 51, "success", true);
+    assert_int_equal(n_emitted, 3);
+    assert_string_equal(emitted[2].request_id, "slow");
+    assert_string_equal(reason_of(2), "slow");
+    tracer_destroy(t);
+}
+
+static void test_smart_timeout_in_progress_is_kept_and_followed(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    char start[160];
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    assert_int_equal(n_emitted, 2);
+    /* Sampled=0, the reservoir of its second taken: about to time out, it
+     * is exported anyway, as a failure */
+    invoke(t, "stuck", T0 + 1100000, (T0 + 1100000) / 1000 + 3000, ZERO(ROOT_NEVER));
+    snprintf(start, sizeof(start), "[{\"time\":\"2024-05-20T16:29:46.100Z\",\"type\":\"platform.start\","
+                                   "\"record\":{\"requestId\":\"stuck\"}}]");
+    feed(t, start);
+    assert_true(tracer_tick(t, T0 + 1200000) == T0 + 1100000 + 2800000);
+    assert_int_equal(n_emitted, 2);
+    assert_true(tracer_tick(t, T0 + 3900000) == -1);
+    assert_int_equal(n_emitted, 3);
+    assert_false(emitted_final[2]);
+    assert_string_equal(reason_of(2), "outcome");
+    assert_true(find_attr(&emitted[2], "timing_out")->b);
+    assert_string_equal(emitted[2].trace_id, ROOT_NEVER);
+    /* it made it after all, fast by the slow rule's measure?  no: the final
+     * version follows whatever it says, so X-Ray is not left with an
+     * in-progress segment forever */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:48.950Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"stuck\",\"status\":\"success\"}},"
+            "{\"time\":\"2024-05-20T16:29:48.951Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"stuck\",\"status\":\"success\",\"metrics\":{\"durationMs\":2850.0}}}]");
+    assert_int_equal(n_emitted, 4);
+    assert_true(emitted_final[3]);
+    assert_string_equal(emitted[3].id, emitted[2].id);
+    assert_string_equal(reason_of(3), "slow");
+    tracer_destroy(t);
+
+    /* the header-only policy drops it, as before */
+    t = new_tracer(false);
+    invoke(t, "stuck", T0, T0 / 1000 + 1000, ZERO(ROOT_NEVER));
+    assert_true(tracer_tick(t, T0 + 800000) == -1);
+    assert_int_equal(n_emitted, 0);
+    tracer_destroy(t);
+}
+
+static void test_smart_eager_version_draws_once_and_final_follows(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    struct ext_event ev;
+    struct tracer_stats st;
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    /* eager: runtimeDone exports an in-progress version; it takes the
+     * reservoir of its second */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EXT_EVENT_INVOKE;
+    ev.deadline_ms = T0 / 1000 + 4000;
+    snprintf(ev.request_id, sizeof(ev.request_id), "eager");
+    snprintf(ev.trace_header, sizeof(ev.trace_header), "%s", ZERO(ROOT_NEVER));
+    tracer_on_invoke(t, &ev, T0 + 1000000, true);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"eager\"}},"
+            "{\"time\":\"2024-05-20T16:29:46.010Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"eager\",\"status\":\"success\"}}]");
+    assert_int_equal(n_emitted, 2);
+    assert_false(emitted_final[1]);
+    assert_string_equal(reason_of(1), "reservoir");
+    /* another of the same second: the reservoir is gone */
+    run_inv(t, "other", ZERO(ROOT_NEVER), T0 + 1500000, 10, "success", true);
+    assert_int_equal(n_emitted, 2);
+    /* the eager one's report: its final version follows, same reason, and
+     * it does not draw again */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.020Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"eager\",\"status\":\"success\",\"metrics\":{\"durationMs\":20.0}}}]");
+    assert_int_equal(n_emitted, 3);
+    assert_true(emitted_final[2]);
+    assert_string_equal(reason_of(2), "reservoir");
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.kept[SAMPLING_BY_RESERVOIR], 1);
+    assert_int_equal(st.dropped, 1);
+    assert_string_equal(st.first_dropped, "other");
+    tracer_destroy(t);
+}
+
+static void test_smart_shutdown_and_failed_init_are_outcomes(void **state)
+{
+    struct tracer *t = new_smart_tracer(0);
+    struct ext_event sd;
+    (void)state;
+    run_inv(t, "cold", NULL, T0, 10, "success", true);
+    run_inv(t, "res", ZERO(ROOT_NEVER), T0 + 1000000, 10, "success", true);
+    /* open at SHUTDOWN (reset): a failure */
+    invoke(t, "open", T0 + 1100000, (T0 + 1100000) / 1000 + 3000, ZERO(ROOT_NEVER));
+    memset(&sd, 0, sizeof(sd));
+    sd.type = EXT_EVENT_SHUTDOWN;
+    sd.shutdown_reason = EXT_SHUTDOWN_FAILURE;
+    tracer_on_shutdown(t, &sd, T0 + 1150000);
+    assert_int_equal(n_emitted, 3);
+    assert_string_equal(reason_of(2), "outcome");
+    tracer_destroy(t);
+
+    t = new_smart_tracer(0);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:44.800Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:29:44.900Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"error\","
+            "\"errorType\":\"Runtime.Unknown\",\"metrics\":{\"durationMs\":100.0}}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_string_equal(reason_of(0), "outcome");
     tracer_destroy(t);
 }
 
@@ -398,6 +645,302 @@ static void test_table_full_evicts_oldest(void **state)
     assert_int_equal(st.evicted, 6);
     assert_int_equal(tracer_open_count(t), 64);
     tracer_destroy(t);
+}
+
+/* --- the invocation table under a flood of other request ids (issue 10.5) --- */
+
+#define FLOOD_SEGS_MAX 512
+struct flood_seg {
+    char request_id[EVENT_REQUEST_ID_MAX];
+    char trace_id[XRAY_TRACE_ID_LEN + 1];
+    char parent_id[XRAY_SPAN_ID_LEN + 1];
+    bool final;
+    int64_t evicted; /* evicted_invocations metadata, -1 when absent */
+};
+static struct flood_seg flood_segs[FLOOD_SEGS_MAX];
+static int n_flood_segs;
+
+static void on_emit_flood(const struct trace_segment *seg, bool final, void *ctx)
+{
+    (void)ctx;
+    assert_true(n_flood_segs < FLOOD_SEGS_MAX);
+    struct flood_seg *f = &flood_segs[n_flood_segs++];
+    snprintf(f->request_id, sizeof(f->request_id), "%s", seg->request_id);
+    snprintf(f->trace_id, sizeof(f->trace_id), "%s", seg->trace_id);
+    snprintf(f->parent_id, sizeof(f->parent_id), "%s", seg->parent_id);
+    f->final = final;
+    const struct trace_attr *a = find_attr(seg, "evicted_invocations");
+    if (a != NULL) {
+        assert_int_equal(a->target, TRACE_ATTR_METADATA);
+        assert_string_equal(a->otel_key, "aws.lambda.evicted_invocations");
+    }
+    f->evicted = a != NULL ? a->i : -1;
+}
+
+static struct tracer *new_flood_tracer(unsigned tail_lines)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn",
+        .function_version = "$LATEST",
+        .region = "us-east-1",
+        .timeout_margin_us = 200000,
+        .log_tail_lines = tail_lines,
+        .log_tail_max_bytes = 2048,
+        .emit = on_emit_flood,
+    };
+    n_flood_segs = 0;
+    return tracer_new(&o);
+}
+
+static const struct flood_seg *flood_seg_of(const char *rid, bool final)
+{
+    for (int i = 0; i < n_flood_segs; i++)
+        if (strcmp(flood_segs[i].request_id, rid) == 0 && flood_segs[i].final == final)
+            return &flood_segs[i];
+    return NULL;
+}
+
+/* n records of request ids "<prefix>-<from..from+n-1>", in batches of 50:
+ * platform.start only, or with a function line and a failed runtimeDone
+ * (which attaches a log tail), or platform.start carrying a trace header
+ * (Managed Instances: the only trace context there is). */
+enum flood_kind { FLOOD_START, FLOOD_FAILING, FLOOD_TRACED };
+
+static void hdr_for(char *buf, size_t size, const char *prefix, int i)
+{
+    unsigned h = 0;
+    for (const char *p = prefix; *p; p++)
+        h = h * 31 + (unsigned char)*p;
+    snprintf(buf, size, "Root=1-5759e988-%08x%016x;Parent=%016x;Sampled=1", h, (unsigned)i,
+             (unsigned)i + 1);
+}
+
+static void feed_flood(struct tracer *t, const char *prefix, int from, int n, enum flood_kind kind)
+{
+    static char buf[64 * 1024];
+    for (int i = from; i < from + n;) {
+        size_t len = 0;
+        buf[len++] = '[';
+        for (int k = 0; k < 50 && i < from + n; k++, i++) {
+            char hdr[128];
+            int w;
+            if (kind == FLOOD_TRACED)
+                hdr_for(hdr, sizeof(hdr), prefix, i);
+            if (kind == FLOOD_START)
+                w = snprintf(buf + len, sizeof(buf) - len,
+                             "%s{\"time\":\"2024-05-20T16:29:45.001Z\",\"type\":\"platform.start\","
+                             "\"record\":{\"requestId\":\"%s-%d\"}}",
+                             k ? "," : "", prefix, i);
+            else if (kind == FLOOD_TRACED)
+                w = snprintf(buf + len, sizeof(buf) - len,
+                             "%s{\"time\":\"2024-05-20T16:29:45.001Z\",\"type\":\"platform.start\","
+                             "\"record\":{\"requestId\":\"%s-%d\",\"tracing\":{\"type\":\"X-Amzn-Trace-Id\","
+                             "\"value\":\"%s\"}}}",
+                             k ? "," : "", prefix, i, hdr);
+            else
+                w = snprintf(buf + len, sizeof(buf) - len,
+                             "%s{\"time\":\"2024-05-20T16:29:45.001Z\",\"type\":\"platform.start\","
+                             "\"record\":{\"requestId\":\"%s-%d\"}},"
+                             "{\"time\":\"2024-05-20T16:29:45.002Z\",\"type\":\"function\",\"record\":\"oops %d\"},"
+                             "{\"time\":\"2024-05-20T16:29:45.003Z\",\"type\":\"platform.runtimeDone\","
+                             "\"record\":{\"requestId\":\"%s-%d\",\"status\":\"error\",\"errorType\":\"E\"}}",
+                             k ? "," : "", prefix, i, i, prefix, i);
+            assert_true(w > 0 && (size_t)w < sizeof(buf) - len - 2);
+            len += (size_t)w;
+        }
+        buf[len++] = ']';
+        buf[len] = '\0';
+        feed(t, buf);
+    }
+}
+
+static void records_for(struct tracer *t, const char *rid, bool start, bool rest)
+{
+    char buf[1024];
+    if (start) {
+        snprintf(buf, sizeof(buf),
+                 "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%s\"}}]",
+                 rid);
+        feed(t, buf);
+    }
+    if (rest) {
+        snprintf(buf, sizeof(buf),
+                 "[{\"time\":\"2024-05-20T16:29:45.020Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+                 "\"requestId\":\"%s\",\"status\":\"success\"}},"
+                 "{\"time\":\"2024-05-20T16:29:45.030Z\",\"type\":\"platform.report\",\"record\":{"
+                 "\"requestId\":\"%s\",\"status\":\"success\",\"metrics\":{\"durationMs\":30.0}}}]",
+                 rid, rid);
+        feed(t, buf);
+    }
+}
+
+#define REAL_HDR "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+/* Thousands of unknown platform.start records between INVOKE and the
+ * invocation's own records (before its start, and between its start and
+ * its report): it keeps the trace id and parent INVOKE's header gave it,
+ * the table stays bounded, every eviction is counted and reported once, on
+ * the next segment. */
+static void test_flood_keeps_the_invoked_trace_context(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        struct tracer *t = new_flood_tracer(0);
+        struct tracer_stats st;
+        invoke(t, "real", T0, T0 / 1000 + 60000, REAL_HDR);
+        if (mode == 1)
+            records_for(t, "real", true, false);
+        feed_flood(t, "flood", 0, 5000, FLOOD_START);
+        assert_int_equal(tracer_open_count(t), 64);
+        tracer_get_stats(t, &st);
+        assert_int_equal(st.evicted, 5000 - 63);
+        records_for(t, "real", mode == 0, true);
+        const struct flood_seg *f = flood_seg_of("real", true);
+        assert_non_null(f);
+        assert_string_equal(f->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+        assert_string_equal(f->parent_id, "53995c3f42cd8ad8");
+        assert_int_equal(f->evicted, 5000 - 63);
+        assert_int_equal(n_flood_segs, 1);
+        /* reported once: the next segment does not repeat it */
+        invoke(t, "next", T0 + 1000000, T0 / 1000 + 61000, NULL);
+        records_for(t, "next", true, true);
+        assert_int_equal(flood_seg_of("next", true)->evicted, -1);
+        tracer_get_stats(t, &st);
+        assert_int_equal(st.evicted, 5000 - 63);
+        assert_int_equal(tracer_open_count(t), 63);
+        tracer_destroy(t);
+    }
+}
+
+/* A table full of INVOKE-announced invocations within their deadlines:
+ * unknown records are not admitted (each counted), every announced one keeps
+ * its context; once reported, their slots are released to newcomers. */
+static void test_announced_invocations_are_pinned_until_reported(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    char rid[32], hdr[128];
+    struct tracer_identity id;
+    (void)state;
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        hdr_for(hdr, sizeof(hdr), "inv", i);
+        invoke(t, rid, T0, T0 / 1000 + 60000, hdr);
+    }
+    feed_flood(t, "flood", 0, 1000, FLOOD_START);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 1000);
+    assert_int_equal(tracer_open_count(t), 64);
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        hdr_for(hdr, sizeof(hdr), "inv", i);
+        assert_true(tracer_identity(t, rid, &id));
+        assert_int_equal(strncmp(hdr + 5, id.trace_id, strlen(id.trace_id)), 0);
+    }
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        records_for(t, rid, true, true);
+    }
+    assert_int_equal(n_flood_segs, 64);
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        hdr_for(hdr, sizeof(hdr), "inv", i);
+        const struct flood_seg *f = flood_seg_of(rid, true);
+        assert_non_null(f);
+        assert_int_equal(strncmp(hdr + 5, f->trace_id, strlen(f->trace_id)), 0);
+        assert_int_equal(f->evicted, i == 0 ? 1000 : -1);
+    }
+    assert_int_equal(tracer_open_count(t), 0);
+    /* released: 64 finished slots are reused without counting, then the
+     * newcomers push out each other */
+    feed_flood(t, "late", 0, 100, FLOOD_START);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 1000 + 100 - 64);
+    assert_int_equal(tracer_open_count(t), 64);
+    tracer_destroy(t);
+}
+
+/* An announced invocation past its deadline with no report yields, but
+ * only after every invocation known from telemetry alone: oldest first. */
+static void test_announced_past_deadline_yields_last(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    struct tracer_identity id;
+    char rid[32];
+    (void)state;
+    for (int i = 0; i < 64; i++) {
+        snprintf(rid, sizeof(rid), "inv-%d", i);
+        invoke(t, rid, T0, T0 / 1000 + 1000, REAL_HDR);
+    }
+    (void)tracer_tick(t, T0 + 1500000); /* past every deadline: in-progress versions */
+    assert_int_equal(n_flood_segs, 64);
+    feed_flood(t, "u", 0, 3, FLOOD_START);
+    tracer_get_stats(t, &st);
+    /* u-0 took inv-0's slot; u-1 and u-2 each pushed out the one before */
+    assert_int_equal(st.evicted, 3);
+    assert_false(tracer_identity(t, "inv-0", &id));
+    assert_true(tracer_identity(t, "inv-1", &id));
+    assert_false(tracer_identity(t, "u-0", &id));
+    assert_false(tracer_identity(t, "u-1", &id));
+    assert_true(tracer_identity(t, "u-2", &id));
+    /* an INVOKE is announced: it takes the oldest unannounced slot first */
+    invoke(t, "new", T0 + 2000000, T0 / 1000 + 60000, NULL);
+    assert_false(tracer_identity(t, "u-2", &id));
+    assert_true(tracer_identity(t, "inv-1", &id));
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 4);
+    assert_int_equal(tracer_open_count(t), 64);
+    tracer_destroy(t);
+}
+
+/* Managed Instances: no INVOKE, every invocation known from telemetry, its
+ * trace context from platform.start.  More concurrent ones than the table:
+ * the oldest go (counted), the newest 64 keep their contexts. */
+static void test_telemetry_only_invocations_oldest_yield(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    char rid[32], hdr[128];
+    (void)state;
+    feed_flood(t, "mi", 0, 100, FLOOD_TRACED);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 36);
+    assert_int_equal(tracer_open_count(t), 64);
+    for (int i = 36; i < 100; i++) {
+        snprintf(rid, sizeof(rid), "mi-%d", i);
+        records_for(t, rid, false, true);
+        hdr_for(hdr, sizeof(hdr), "mi", i);
+        const struct flood_seg *f = flood_seg_of(rid, true);
+        assert_non_null(f);
+        assert_int_equal(strncmp(hdr + 5, f->trace_id, strlen(f->trace_id)), 0);
+        assert_int_equal(strlen(f->trace_id), strlen("1-5759e988-bd862e3fe1be46a994272793"));
+    }
+    assert_int_equal(flood_seg_of("mi-36", true)->evicted, 36);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 36);
+    assert_int_equal(tracer_open_count(t), 0);
+    tracer_destroy(t);
+}
+
+/* Memory stays bounded whatever the flood: evicted invocations free what
+ * they held (a failed one holds a copy of the log tail). */
+static void test_flood_memory_is_bounded(void **state)
+{
+    struct tracer *t = new_flood_tracer(3);
+    struct tracer_stats st;
+    (void)state;
+    invoke(t, "real", T0, T0 / 1000 + 60000, REAL_HDR);
+    fail_alloc_reset();
+    feed_flood(t, "bad", 0, 2000, FLOOD_FAILING);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 2000 - 63);
+    assert_true(fail_alloc_live() > 0);
+    assert_true(fail_alloc_live() <= 63); /* one tail per open failed invocation at most */
+    records_for(t, "real", true, true);
+    assert_string_equal(flood_seg_of("real", true)->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+    tracer_destroy(t);
+    assert_true(fail_alloc_live() <= 0);
 }
 
 static void test_log_tail_attached_to_failures_only(void **state)
@@ -533,12 +1076,22 @@ int main(void)
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),
         cmocka_unit_test(test_sampled_zero_is_honoured_unless_forced),
+        cmocka_unit_test(test_smart_keeps_what_matters_and_samples_the_rest),
+        cmocka_unit_test(test_smart_slow_ms_setting),
+        cmocka_unit_test(test_smart_timeout_in_progress_is_kept_and_followed),
+        cmocka_unit_test(test_smart_eager_version_draws_once_and_final_follows),
+        cmocka_unit_test(test_smart_shutdown_and_failed_init_are_outcomes),
         cmocka_unit_test(test_shutdown_closes_open_invocations),
         cmocka_unit_test(test_in_progress_before_deadline_then_final_same_id),
         cmocka_unit_test(test_provisioned_init_gap_not_added),
         cmocka_unit_test(test_suppressed_init_starts_the_segment),
         cmocka_unit_test(test_dropped_telemetry_reported_once),
         cmocka_unit_test(test_table_full_evicts_oldest),
+        cmocka_unit_test(test_flood_keeps_the_invoked_trace_context),
+        cmocka_unit_test(test_announced_invocations_are_pinned_until_reported),
+        cmocka_unit_test(test_announced_past_deadline_yields_last),
+        cmocka_unit_test(test_telemetry_only_invocations_oldest_yield),
+        cmocka_unit_test(test_flood_memory_is_bounded),
         cmocka_unit_test(test_failed_init_is_its_own_segment),
         cmocka_unit_test(test_log_tail_attached_to_failures_only),
         cmocka_unit_test(test_log_tail_byte_cap_keeps_the_newest),
