@@ -575,7 +575,7 @@ void procsnap_format_addr(const struct procsnap_socket *sk, bool peer, char *out
 /* ------------------------------------------------------------------ */
 /* reading /proc                                                      */
 
-#define KIDS_MAX (PROCSNAP_MAX_PROCS * 4)
+#define KIDS_MAX ((size_t)PROCSNAP_MAX_PROCS * 4)
 
 struct ctx {
     struct procsnap *s;
