@@ -718,6 +718,24 @@ static void test_busy_loop(void **state)
     must_contain(sentence, "on one thread (a loop?)");
     assert_true(number_before(sentence, " s of CPU in") >= 0.25);
     assert_int_equal(main_thread(&now)->state, 'R');
+    /* A light start mark (the roots' stat only) gives the same verdict. */
+    struct procsnap light;
+    struct procsnap_target tl = target_of(pid);
+    struct procsnap_opts ol = {.roots = &tl, .nroots = 1, .light = true};
+    assert_int_equal(procsnap_take(&ol, &light), 0);
+    assert_true(light.light);
+    assert_int_equal(light.nthreads, 0);
+    light.procs[0].cpu_us = start.procs[0].cpu_us;
+    light.taken_mono_us = start.taken_mono_us;
+    procsnap_diagnose(&light, &now, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "busy: ");
+    must_contain(sentence, "on one thread (a loop?)");
+    /* A budget of 1 us: partial, never a crash, roots still read. */
+    struct procsnap_opts ob = {.roots = &tl, .nroots = 1, .budget_us = 1};
+    struct procsnap part;
+    assert_int_equal(procsnap_take(&ob, &part), 0);
+    assert_true(part.partial);
+    assert_int_equal(part.procs[0].pid, pid);
     /* Without a start mark it still says busy, counted from process start. */
     procsnap_diagnose(NULL, &now, inv, sentence, sizeof(sentence));
     must_contain(sentence, "busy: running on one thread (a loop?)");
