@@ -575,7 +575,7 @@ void procsnap_format_addr(const struct procsnap_socket *sk, bool peer, char *out
 /* ------------------------------------------------------------------ */
 /* reading /proc                                                      */
 
-#define KIDS_MAX (PROCSNAP_MAX_PROCS * 4)
+#define KIDS_MAX ((size_t)PROCSNAP_MAX_PROCS * 4)
 
 struct ctx {
     struct procsnap *s;
@@ -1579,7 +1579,17 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
         best->score = 200;
         best->wait = PROCSNAP_WAIT_CPU;
     } else if (v->running > 0) {
-        best->score = 5;
+        /* No start mark (or little CPU in the window): a runtime's main
+         * thread on CPU at the deadline is busy, whatever its helper
+         * threads (GC, libuv, sanitizers) sleep in; another thread on CPU
+         * outranks only the vague waits (sleep, poll, lock). */
+        bool main_running = false;
+        for (uint16_t i = 0; i < now->nthreads; i++) {
+            const struct procsnap_thread *t = &now->threads[i];
+            if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
+                main_running = true;
+        }
+        best->score = main_running ? 150 : 55;
         best->wait = PROCSNAP_WAIT_CPU;
     }
 
