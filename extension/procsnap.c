@@ -1723,29 +1723,29 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
     best->wait = PROCSNAP_WAIT_OTHER;
     best->thread = best->sock = best->child = -1;
     best->wait_us = -1;
-    (void)start;
-
-    /* Busy: CPU most of the window with a thread on CPU now, or (without
-     * a start mark) a thread on CPU and nothing more specific found. */
     /* Busy needs a thread on CPU now: a process that burnt its CPU and
-     * then blocked is diagnosed by the block (with the CPU in the tail). */
-    if (v->age_us > 0 && v->since_start && v->running > 0 && v->cpu_us * 2 >= v->age_us) {
-        best->score = 200;
-        best->wait = PROCSNAP_WAIT_CPU;
-    } else if (v->running > 0) {
-        /* No start mark (or little CPU in the window): a runtime's main
-         * thread on CPU at the deadline is busy, whatever its helper
-         * threads (GC, libuv, sanitizers) sleep in; another thread on CPU
-         * outranks only the vague waits (sleep, poll, lock). */
-        bool main_running = false;
-        for (uint16_t i = 0; i < now->nthreads; i++) {
-            const struct procsnap_thread *t = &now->threads[i];
-            if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
-                main_running = true;
-        }
-        best->score = main_running ? 150 : 55;
-        best->wait = PROCSNAP_WAIT_CPU;
+     * then blocked is diagnosed by the block (with the CPU in the tail).
+     * The runtime's main thread on CPU is busy unless it used under 10%
+     * of the window (a blip; a 128 MB function gets about 8% of a vCPU,
+     * so it still outranks the vague waits); another thread on CPU is
+     * busy when the process used half the window, or, without a start
+     * mark, outranks only the vague waits (sleep, poll, lock) of helper
+     * threads (GC, libuv, sanitizers). */
+    bool main_running = false;
+    for (uint16_t i = 0; i < now->nthreads; i++) {
+        const struct procsnap_thread *t = &now->threads[i];
+        if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
+            main_running = true;
     }
+    bool windowed = v->since_start && v->age_us > 0;
+    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->age_us)
+        best->score = 200;
+    else if (main_running && (!windowed || v->cpu_us * 10 >= v->age_us))
+        best->score = 150;
+    else if (main_running || (v->running > 0 && !windowed))
+        best->score = 55;
+    if (best->score > 0)
+        best->wait = PROCSNAP_WAIT_CPU;
 
     for (uint16_t i = 0; i < now->nthreads; i++) {
         const struct procsnap_thread *t = &now->threads[i];

@@ -1310,6 +1310,24 @@ static void test_priorities(void **state)
     procsnap_diagnose(&start, &s, inv, out, sizeof(out));
     assert_string_equal(out, "busy: 2.60 s of CPU in 2.7 s on one thread (a loop?)");
 
+    /* A 128 MB function's loop gets ~8% of a vCPU: main thread on CPU,
+     * 0.2 s in 2.7 s, a helper asleep: still busy. */
+    synth(&s, 2);
+    s.procs[0].cpu_us = 200000;
+    s.threads[0].state = 'R';
+    s.threads[0].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    s.threads[1].syscall_nr = SYS_clock_nanosleep;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "busy: 0.20 s of CPU in 2.7 s on one thread");
+    /* A helper thread on CPU for a blip while the main thread sleeps:
+     * sleeping (a sanitizer's or GC thread is no loop). */
+    s.threads[0].state = 'S';
+    s.threads[0].syscall_nr = SYS_clock_nanosleep;
+    s.threads[1].state = 'R';
+    s.threads[1].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "sleeping (clock_nanosleep) for 2.5 s; 0.20 s of CPU used");
+
     /* Nothing readable about the waits: said so, not guessed. */
     synth(&s, 1);
     s.threads[0].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
