@@ -14,11 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +21,108 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * The kernel's netlink, sock_diag, tcp_info and dirent64 layouts, written
+ * out here (they are stable user ABI): the release build uses musl, whose
+ * headers carry no <linux/...>.  Checked against the kernel headers where
+ * those exist (the development build).
+ */
+#define NL_NETLINK_SOCK_DIAG 4
+#define NL_SOCK_DIAG_BY_FAMILY 20
+#define NL_F_REQUEST 0x1
+#define NL_F_DUMP 0x300
+#define NL_MSG_ERROR 0x2
+#define NL_MSG_DONE 0x3
+#define NL_INET_DIAG_INFO 2
+#define NL_ALIGN(n) (((n) + 3u) & ~3u)
+
+struct nl_hdr {
+    uint32_t len;
+    uint16_t type, flags;
+    uint32_t seq, pid;
+};
+
+struct nl_addr {
+    sa_family_t family;
+    unsigned short pad;
+    uint32_t pid, groups;
+};
+
+/* Members we never read are kept for the layout. */
+struct diag_sockid {
+    uint16_t sport, dport; /* network byte order */
+    uint32_t src[4], dst[4];
+    /* cppcheck-suppress unusedStructMember */
+    uint32_t ifindex;
+    /* cppcheck-suppress unusedStructMember */
+    uint32_t cookie[2];
+};
+
+struct diag_req_v2 {
+    uint8_t family, protocol, ext;
+    /* cppcheck-suppress unusedStructMember */
+    uint8_t pad;
+    uint32_t states;
+    /* cppcheck-suppress unusedStructMember */
+    struct diag_sockid id;
+};
+
+struct diag_msg {
+    uint8_t family, state;
+    /* cppcheck-suppress unusedStructMember */
+    uint8_t timer;
+    /* cppcheck-suppress unusedStructMember */
+    uint8_t retrans;
+    struct diag_sockid id;
+    /* cppcheck-suppress unusedStructMember */
+    uint32_t expires;
+    uint32_t rqueue, wqueue;
+    /* cppcheck-suppress unusedStructMember */
+    uint32_t uid;
+    uint32_t inode;
+};
+
+/* Offsets into struct tcp_info (include/uapi/linux/tcp.h). */
+#define TI_RETRANSMITS 2   /* u8 */
+#define TI_UNACKED 24
+#define TI_LAST_DATA_SENT 44
+#define TI_LAST_DATA_RECV 52
+#define TI_LAST_ACK_RECV 56
+#define TI_RTT 68
+#define TI_TOTAL_RETRANS 100
+#define TI_BYTES_ACKED 120 /* u64 */
+#define TI_BYTES_RECEIVED 128 /* u64 */
+
+/* struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16, d_type u8, name */
+#define DIRENT_RECLEN_OFF 16
+#define DIRENT_NAME_OFF 19
+
+#if defined(__has_include)
+#if __has_include(<linux/inet_diag.h>) && __has_include(<linux/tcp.h>)
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
+_Static_assert(sizeof(struct diag_req_v2) == sizeof(struct inet_diag_req_v2), "inet_diag_req_v2");
+_Static_assert(sizeof(struct diag_msg) == sizeof(struct inet_diag_msg), "inet_diag_msg");
+_Static_assert(sizeof(struct nl_hdr) == sizeof(struct nlmsghdr), "nlmsghdr");
+_Static_assert(sizeof(struct nl_addr) == sizeof(struct sockaddr_nl), "sockaddr_nl");
+_Static_assert(NL_NETLINK_SOCK_DIAG == NETLINK_SOCK_DIAG && NL_SOCK_DIAG_BY_FAMILY ==
+               SOCK_DIAG_BY_FAMILY && NL_F_DUMP == NLM_F_DUMP && NL_MSG_DONE == NLMSG_DONE &&
+               NL_MSG_ERROR == NLMSG_ERROR && NL_INET_DIAG_INFO == INET_DIAG_INFO, "netlink");
+_Static_assert(offsetof(struct tcp_info, tcpi_retransmits) == TI_RETRANSMITS &&
+               offsetof(struct tcp_info, tcpi_unacked) == TI_UNACKED &&
+               offsetof(struct tcp_info, tcpi_last_data_sent) == TI_LAST_DATA_SENT &&
+               offsetof(struct tcp_info, tcpi_last_data_recv) == TI_LAST_DATA_RECV &&
+               offsetof(struct tcp_info, tcpi_last_ack_recv) == TI_LAST_ACK_RECV &&
+               offsetof(struct tcp_info, tcpi_rtt) == TI_RTT &&
+               offsetof(struct tcp_info, tcpi_total_retrans) == TI_TOTAL_RETRANS &&
+               offsetof(struct tcp_info, tcpi_bytes_acked) == TI_BYTES_ACKED &&
+               offsetof(struct tcp_info, tcpi_bytes_received) == TI_BYTES_RECEIVED,
+               "tcp_info");
+#endif
+#endif
 
 #define READ_BUF_BYTES 1024   /* stat lines are < 400 bytes; more is cut */
 #define DENTS_BUF_BYTES 4096
@@ -643,6 +740,28 @@ static bool numeric_name(const char *name, uint64_t *ret)
     return parse_u64(&p, end, ret) == 0 && p == end && *ret <= INT32_MAX;
 }
 
+/* getdents64 by number (glibc and musl disagree on its wrapper). */
+static ssize_t dents(int dfd, char *buf, size_t size)
+{
+    return syscall(SYS_getdents64, dfd, buf, size);
+}
+
+/* The record at off of a getdents64 result of n bytes: its length (0 when
+ * malformed) and its NUL-terminated name. */
+static uint16_t dent_next(const char *buf, ssize_t n, ssize_t off, const char **ret_name)
+{
+    uint16_t reclen;
+
+    if (n - off < DIRENT_NAME_OFF + 1)
+        return 0;
+    memcpy(&reclen, buf + off + DIRENT_RECLEN_OFF, sizeof(reclen));
+    if (reclen < DIRENT_NAME_OFF + 1 || reclen > n - off ||
+        memchr(buf + off + DIRENT_NAME_OFF, '\0', reclen - DIRENT_NAME_OFF) == NULL)
+        return 0;
+    *ret_name = buf + off + DIRENT_NAME_OFF;
+    return reclen;
+}
+
 /* Walks the numeric entries of the directory fd, calling fn(pid, arg)
  * until it returns false or `limit` entries were seen.  Returns 0 or
  * -errno from getdents64. */
@@ -654,18 +773,19 @@ static int walk_numeric(int dfd, size_t limit, numeric_entry_fn *fn, void *arg)
     size_t seen = 0;
 
     for (;;) {
-        ssize_t n = getdents64(dfd, buf, sizeof(buf));
+        ssize_t n = dents(dfd, buf, sizeof(buf));
         if (n < 0)
             return -errno;
         if (n == 0)
             return 0;
         for (ssize_t off = 0; off < n;) {
-            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
+            const char *name;
+            uint16_t reclen = dent_next(buf, n, off, &name);
             uint64_t v;
-            if (d->d_reclen == 0)
+            if (reclen == 0)
                 return -EIO;
-            off += d->d_reclen;
-            if (!numeric_name(d->d_name, &v) || v == 0)
+            off += reclen;
+            if (!numeric_name(name, &v) || v == 0)
                 continue;
             if (++seen > limit)
                 return 0;
@@ -980,7 +1100,7 @@ static void read_fds(struct ctx *c, int pidfd, uint8_t proc)
         return;
     }
     for (;;) {
-        ssize_t n = getdents64(dfd, buf, sizeof(buf));
+        ssize_t n = dents(dfd, buf, sizeof(buf));
         if (n < 0) {
             note_unreadable(s, PROCSNAP_SRC_FD, errno);
             break;
@@ -988,18 +1108,19 @@ static void read_fds(struct ctx *c, int pidfd, uint8_t proc)
         if (n == 0)
             break;
         for (ssize_t off = 0; off < n;) {
-            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
+            const char *name;
+            uint16_t reclen = dent_next(buf, n, off, &name);
             char link[64];
             uint64_t fdnum, inode;
             ssize_t ln;
-            if (d->d_reclen == 0)
+            if (reclen == 0)
                 goto out;
-            off += d->d_reclen;
-            if (!numeric_name(d->d_name, &fdnum))
+            off += reclen;
+            if (!numeric_name(name, &fdnum))
                 continue;
             if (++seen > PROCSNAP_MAX_FDS_SCANNED || over_budget(c))
                 goto out;
-            ln = readlinkat(dfd, d->d_name, link, sizeof(link) - 1);
+            ln = readlinkat(dfd, name, link, sizeof(link) - 1);
             if (ln < 0) {
                 if (errno != ENOENT)
                     note_unreadable(s, PROCSNAP_SRC_FD, errno);
@@ -1052,69 +1173,130 @@ static void read_proc(struct ctx *c, int rootfd, const struct procsnap_stat *st,
 
 /* ---- sockets: sock_diag ---- */
 
-static void fill_from_diag(struct procsnap_socket *sk, const struct inet_diag_msg *m,
-                           const struct tcp_info *ti, size_t ti_len)
+static uint32_t ti_u32(const unsigned char *ti, size_t len, size_t off)
+{
+    uint32_t v = 0;
+
+    if (off + sizeof(v) <= len)
+        memcpy(&v, ti + off, sizeof(v));
+    return v;
+}
+
+static uint64_t ti_u64(const unsigned char *ti, size_t len, size_t off)
+{
+    uint64_t v = 0;
+
+    if (off + sizeof(v) <= len)
+        memcpy(&v, ti + off, sizeof(v));
+    return v;
+}
+
+static void fill_from_diag(struct procsnap_socket *sk, const struct diag_msg *m,
+                           const unsigned char *ti, size_t ti_len)
 {
     sk->proto = IPPROTO_TCP;
-    sk->family = m->idiag_family;
-    memcpy(sk->local_addr, m->id.idiag_src, 16);
-    memcpy(sk->peer_addr, m->id.idiag_dst, 16);
+    sk->family = m->family;
+    memcpy(sk->local_addr, m->id.src, 16);
+    memcpy(sk->peer_addr, m->id.dst, 16);
     if (sk->family == AF_INET) {
         memset(sk->local_addr + 4, 0, 12);
         memset(sk->peer_addr + 4, 0, 12);
     }
-    sk->local_port = ntohs(m->id.idiag_sport);
-    sk->peer_port = ntohs(m->id.idiag_dport);
-    sk->tcp_state = m->idiag_state;
-    sk->tx_queue = m->idiag_wqueue;
-    sk->rx_queue = m->idiag_rqueue;
-    if (ti != NULL && ti_len >= offsetof(struct tcp_info, tcpi_rcv_rtt)) {
+    sk->local_port = ntohs(m->id.sport);
+    sk->peer_port = ntohs(m->id.dport);
+    sk->tcp_state = m->state;
+    sk->tx_queue = m->wqueue;
+    sk->rx_queue = m->rqueue;
+    /* An older kernel sends a shorter tcp_info: read what is there. */
+    if (ti != NULL && ti_len >= TI_TOTAL_RETRANS + 4) {
         sk->has_info = true;
-        sk->last_data_sent_ms = ti->tcpi_last_data_sent;
-        sk->last_data_recv_ms = ti->tcpi_last_data_recv;
-        sk->last_ack_recv_ms = ti->tcpi_last_ack_recv;
-        sk->unacked = ti->tcpi_unacked;
-        sk->retransmits = ti->tcpi_retransmits;
-        sk->total_retrans = ti->tcpi_total_retrans;
-        sk->rtt_us = ti->tcpi_rtt;
+        sk->last_data_sent_ms = ti_u32(ti, ti_len, TI_LAST_DATA_SENT);
+        sk->last_data_recv_ms = ti_u32(ti, ti_len, TI_LAST_DATA_RECV);
+        sk->last_ack_recv_ms = ti_u32(ti, ti_len, TI_LAST_ACK_RECV);
+        sk->unacked = ti_u32(ti, ti_len, TI_UNACKED);
+        sk->retransmits = ti[TI_RETRANSMITS];
+        sk->total_retrans = ti_u32(ti, ti_len, TI_TOTAL_RETRANS);
+        sk->rtt_us = ti_u32(ti, ti_len, TI_RTT);
     }
-    if (ti != NULL && ti_len >= offsetof(struct tcp_info, tcpi_bytes_received) +
-                                   sizeof(ti->tcpi_bytes_received)) {
+    if (ti != NULL && ti_len >= TI_BYTES_RECEIVED + 8) {
         sk->has_bytes = true;
-        sk->bytes_acked = ti->tcpi_bytes_acked;
-        sk->bytes_received = ti->tcpi_bytes_received;
+        sk->bytes_acked = ti_u64(ti, ti_len, TI_BYTES_ACKED);
+        sk->bytes_received = ti_u64(ti, ti_len, TI_BYTES_RECEIVED);
     }
+}
+
+/* One netlink message of a dump: 1 matched, 0 not ours, or the end
+ * (NL_MSG_DONE: 2) or an error (< 0). */
+static int diag_one(struct ctx *c, const char *msg, uint32_t len, uint16_t type)
+{
+    struct diag_msg m;
+    struct procsnap_socket *sk;
+    const unsigned char *ti = NULL;
+    size_t ti_len = 0;
+    size_t off;
+
+    if (type == NL_MSG_DONE)
+        return 2;
+    if (type == NL_MSG_ERROR) {
+        int32_t err;
+        if (len < sizeof(struct nl_hdr) + sizeof(err))
+            return -EPROTO;
+        memcpy(&err, msg + sizeof(struct nl_hdr), sizeof(err));
+        return err < 0 ? err : -EPROTO;
+    }
+    if (type != NL_SOCK_DIAG_BY_FAMILY || len < sizeof(struct nl_hdr) + sizeof(m))
+        return 0;
+    memcpy(&m, msg + sizeof(struct nl_hdr), sizeof(m));
+    sk = find_inode(c->s, m.inode);
+    if (sk == NULL || m.inode == 0 || sk->proto != 0)
+        return 0;
+    /* The attributes after the message: u16 length, u16 type, payload. */
+    off = sizeof(struct nl_hdr) + NL_ALIGN(sizeof(m));
+    while (off + 4 <= len) {
+        uint16_t alen, atype;
+        memcpy(&alen, msg + off, 2);
+        memcpy(&atype, msg + off + 2, 2);
+        if (alen < 4 || alen > len - off)
+            break;
+        if (atype == NL_INET_DIAG_INFO) {
+            ti = (const unsigned char *)msg + off + 4;
+            ti_len = alen - 4u;
+        }
+        off += NL_ALIGN((size_t)alen);
+    }
+    fill_from_diag(sk, &m, ti, ti_len);
+    return 1;
 }
 
 /* One dump of one family's TCP sockets.  Returns matches, or -errno. */
 static int diag_dump(struct ctx *c, int nl, uint8_t family)
 {
     struct {
-        struct nlmsghdr nh;
-        struct inet_diag_req_v2 req;
+        struct nl_hdr nh;
+        struct diag_req_v2 req;
     } q;
     char buf[DIAG_BUF_BYTES] __attribute__((aligned(8)));
-    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    struct nl_addr sa = {.family = AF_NETLINK};
     size_t msgs = 0;
     int matched = 0;
 
     memset(&q, 0, sizeof(q));
-    q.nh.nlmsg_len = sizeof(q);
-    q.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    q.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    q.nh.nlmsg_seq = family;
-    q.req.sdiag_family = family;
-    q.req.sdiag_protocol = IPPROTO_TCP;
+    q.nh.len = sizeof(q);
+    q.nh.type = NL_SOCK_DIAG_BY_FAMILY;
+    q.nh.flags = NL_F_REQUEST | NL_F_DUMP;
+    q.nh.seq = family;
+    q.req.family = family;
+    q.req.protocol = IPPROTO_TCP;
     /* The states a socket still held by an fd is in.  Left out: SYN_RECV
      * and NEW_SYN_RECV (12, not in the mask), TIME_WAIT, and FIN_WAIT2
      * (the kernel filters time-wait sockets by their sub-state, FIN_WAIT2
      * or TIME_WAIT): those belong to no fd and a busy host holds tens of
      * thousands.  A half-closed socket in FIN_WAIT2 falls back to the
      * net/ tables. */
-    q.req.idiag_states = 0xfffu & ~(1u << PROCSNAP_TCP_TIME_WAIT) & ~(1u << PROCSNAP_TCP_SYN_RECV) &
-                         ~(1u << PROCSNAP_TCP_FIN_WAIT2);
-    q.req.idiag_ext = 1u << (INET_DIAG_INFO - 1);
-    if (sendto(nl, &q, sizeof(q), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+    q.req.states = 0xfffu & ~(1u << PROCSNAP_TCP_TIME_WAIT) & ~(1u << PROCSNAP_TCP_SYN_RECV) &
+                   ~(1u << PROCSNAP_TCP_FIN_WAIT2);
+    q.req.ext = 1u << (NL_INET_DIAG_INFO - 1);
+    if (sendto(nl, &q, sizeof(q), 0, (const struct sockaddr *)(const void *)&sa, sizeof(sa)) < 0)
         return -errno;
     for (;;) {
         ssize_t n;
@@ -1127,49 +1309,20 @@ static int diag_dump(struct ctx *c, int nl, uint8_t family)
             return -errno;
         if (n == 0)
             return -EPROTO;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf; NLMSG_OK(h, (size_t)n);
-             h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type == NLMSG_DONE)
-                return matched;
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                const struct nlmsgerr *e = NLMSG_DATA(h);
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-                    return -EPROTO;
-                return e->error < 0 ? e->error : -EPROTO;
-            }
-            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-                h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
-                continue;
+        for (size_t off = 0; off + sizeof(struct nl_hdr) <= (size_t)n;) {
+            struct nl_hdr h;
+            memcpy(&h, buf + off, sizeof(h));
+            if (h.len < sizeof(h) || h.len > (size_t)n - off)
+                return -EPROTO;
             if (++msgs > PROCSNAP_MAX_DIAG_MSGS)
                 return -E2BIG;
-            const struct inet_diag_msg *m = NLMSG_DATA(h);
-            struct procsnap_socket *sk = find_inode(c->s, m->idiag_inode);
-            if (sk == NULL || m->idiag_inode == 0 || sk->proto != 0)
-                continue;
-            const struct tcp_info *ti = NULL;
-            size_t ti_len = 0;
-            /* The attributes after the message, walked by hand (the
-             * RTA_* macros mix signed and unsigned lengths). */
-            const char *ap = (const char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(*m));
-            const char *aend = (const char *)h + h->nlmsg_len;
-            while (aend - ap >= (ptrdiff_t)sizeof(struct rtattr)) {
-                struct rtattr a;
-                memcpy(&a, ap, sizeof(a));
-                if (a.rta_len < sizeof(a) || a.rta_len > aend - ap)
-                    break;
-                if (a.rta_type == INET_DIAG_INFO) {
-                    ti = (const struct tcp_info *)(const void *)(ap + RTA_LENGTH(0));
-                    ti_len = a.rta_len - RTA_LENGTH(0);
-                }
-                ap += RTA_ALIGN(a.rta_len);
-            }
-            /* A short (older kernel) tcp_info: copy what is there. */
-            struct tcp_info tcopy;
-            memset(&tcopy, 0, sizeof(tcopy));
-            if (ti != NULL)
-                memcpy(&tcopy, ti, ti_len < sizeof(tcopy) ? ti_len : sizeof(tcopy));
-            fill_from_diag(sk, m, ti != NULL ? &tcopy : NULL, ti_len);
-            matched++;
+            int r = diag_one(c, buf + off, h.len, h.type);
+            if (r < 0)
+                return r;
+            if (r == 2)
+                return matched;
+            matched += r;
+            off += NL_ALIGN((size_t)h.len);
         }
     }
 }
@@ -1178,7 +1331,7 @@ static int diag_dump(struct ctx *c, int nl, uint8_t family)
  * usable. */
 static int read_sock_diag(struct ctx *c)
 {
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NL_NETLINK_SOCK_DIAG);
     int total = 0;
 
     if (nl < 0)
@@ -1570,28 +1723,29 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
     best->wait = PROCSNAP_WAIT_OTHER;
     best->thread = best->sock = best->child = -1;
     best->wait_us = -1;
-    (void)start;
-
-    /* Busy: CPU most of the window with a thread on CPU now, or (without
-     * a start mark) a thread on CPU and nothing more specific found. */
-    if (v->age_us > 0 && v->since_start &&
-        ((v->running > 0 && v->cpu_us * 2 >= v->age_us) || v->cpu_us * 10 >= v->age_us * 9)) {
-        best->score = 200;
-        best->wait = PROCSNAP_WAIT_CPU;
-    } else if (v->running > 0) {
-        /* No start mark (or little CPU in the window): a runtime's main
-         * thread on CPU at the deadline is busy, whatever its helper
-         * threads (GC, libuv, sanitizers) sleep in; another thread on CPU
-         * outranks only the vague waits (sleep, poll, lock). */
-        bool main_running = false;
-        for (uint16_t i = 0; i < now->nthreads; i++) {
-            const struct procsnap_thread *t = &now->threads[i];
-            if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
-                main_running = true;
-        }
-        best->score = main_running ? 150 : 55;
-        best->wait = PROCSNAP_WAIT_CPU;
+    /* Busy needs a thread on CPU now: a process that burnt its CPU and
+     * then blocked is diagnosed by the block (with the CPU in the tail).
+     * The runtime's main thread on CPU is busy unless it used under 10%
+     * of the window (a blip; a 128 MB function gets about 8% of a vCPU,
+     * so it still outranks the vague waits); another thread on CPU is
+     * busy when the process used half the window, or, without a start
+     * mark, outranks only the vague waits (sleep, poll, lock) of helper
+     * threads (GC, libuv, sanitizers). */
+    bool main_running = false;
+    for (uint16_t i = 0; i < now->nthreads; i++) {
+        const struct procsnap_thread *t = &now->threads[i];
+        if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
+            main_running = true;
     }
+    bool windowed = v->since_start && v->age_us > 0;
+    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->age_us)
+        best->score = 200;
+    else if (main_running && (!windowed || v->cpu_us * 10 >= v->age_us))
+        best->score = 150;
+    else if (main_running || (v->running > 0 && !windowed))
+        best->score = 55;
+    if (best->score > 0)
+        best->wait = PROCSNAP_WAIT_CPU;
 
     for (uint16_t i = 0; i < now->nthreads; i++) {
         const struct procsnap_thread *t = &now->threads[i];
@@ -2123,6 +2277,33 @@ static int json_thread(struct buf *b, const struct procsnap *start, const struct
     return buf_append_str(b, "}");
 }
 
+/* The errno's symbolic name (musl, used for the release build, has no
+ * strerrorname_np). */
+static const char *errno_name(int e)
+{
+    switch (e) {
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EPROTO: return "EPROTO";
+    case EIO: return "EIO";
+    case EINVAL: return "EINVAL";
+    case E2BIG: return "E2BIG";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOMEM: return "ENOMEM";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOTDIR: return "ENOTDIR";
+    case ELOOP: return "ELOOP";
+    default: return "error";
+    }
+}
+
 static int json_body(const struct procsnap *s, const struct procsnap *start, struct buf *b)
 {
     static const char *const names[PROCSNAP_SRC_COUNT] = {
@@ -2145,9 +2326,8 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
         for (int i = 0; i < PROCSNAP_SRC_COUNT; i++) {
             if ((s->unreadable & (1u << i)) == 0)
                 continue;
-            const char *en = strerrorname_np(s->unreadable_errno[i]);
-            if ((r = buf_printf(b, "%s\"%s\":", first ? "" : ",", names[i])) < 0 ||
-                (r = json_str(b, en != NULL ? en : "error", 64)) < 0)
+            if ((r = buf_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", names[i],
+                                errno_name(s->unreadable_errno[i]))) < 0)
                 return r;
             first = false;
         }

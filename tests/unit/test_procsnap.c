@@ -1291,6 +1291,43 @@ static void test_priorities(void **state)
     procsnap_diagnose(NULL, &s, inv, out, sizeof(out));
     must_contain(out, "connecting to 10.0.3.17:443 (https) for 2.7 s");
 
+    /* CPU for almost all of the invocation, then blocked in a read: the
+     * read is the cause, the CPU its tail (not "busy"). */
+    synth(&start, 1);
+    start.procs[0].cpu_us = 0;
+    start.threads[0].cpu_us = 0;
+    synth(&s, 1);
+    s.procs[0].cpu_us = 2600000;
+    s.threads[0].cpu_us = 2600000;
+    struct procsnap_socket *rd = synth_sock(&s, 3306, 90, 95);
+    s.threads[0].syscall_nr = SYS_recvfrom;
+    s.threads[0].syscall_arg0 = (uint64_t)rd->fd;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    assert_string_equal(out, "waiting 0.09 s in a socket read from 10.0.3.17:3306 (MySQL, "
+                             "established); 2.60 s of CPU used");
+    /* The same thread on CPU instead: busy. */
+    s.threads[0].state = 'R';
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    assert_string_equal(out, "busy: 2.60 s of CPU in 2.7 s on one thread (a loop?)");
+
+    /* A 128 MB function's loop gets ~8% of a vCPU: main thread on CPU,
+     * 0.2 s in 2.7 s, a helper asleep: still busy. */
+    synth(&s, 2);
+    s.procs[0].cpu_us = 200000;
+    s.threads[0].state = 'R';
+    s.threads[0].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    s.threads[1].syscall_nr = SYS_clock_nanosleep;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "busy: 0.20 s of CPU in 2.7 s on one thread");
+    /* A helper thread on CPU for a blip while the main thread sleeps:
+     * sleeping (a sanitizer's or GC thread is no loop). */
+    s.threads[0].state = 'S';
+    s.threads[0].syscall_nr = SYS_clock_nanosleep;
+    s.threads[1].state = 'R';
+    s.threads[1].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "sleeping (clock_nanosleep) for 2.5 s; 0.20 s of CPU used");
+
     /* Nothing readable about the waits: said so, not guessed. */
     synth(&s, 1);
     s.threads[0].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
