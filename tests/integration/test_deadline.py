@@ -97,9 +97,12 @@ class InFlightAtShutdownTest(unittest.TestCase):
 
     def test_stdout_reader_stalled(self):
         # the stdout sink writes into a pipe whose reader never reads (a one-page pipe, so a
-        # few documents fill it): the exporter's writes wait, and SHUTDOWN still ends in time
-        prelude = ("exec 1> >(exec python3 -c 'import fcntl, time; fcntl.fcntl(0, 1031, 4096); "
-                   "time.sleep(30)')")
+        # few documents fill it): the exporter's writes wait, and SHUTDOWN still ends in time.
+        # The pipe is shrunk from the writing side before the extension starts, while it is
+        # still empty (F_SETPIPE_SZ refuses to shrink a pipe below what it holds, and a reader
+        # started under load may come too late to do it)
+        prelude = ("exec 1> >(exec sleep 30); "
+                   "python3 -c 'import fcntl; fcntl.fcntl(1, 1031, 4096)' || exit 97")
         root = harness.make_wrapped_root(prelude)
         self.addCleanup(shutil.rmtree, root, True)
         emu = harness.new_emulator(root, env={"LAMBDA_TRACER_EXPORTERS": "stdout",
