@@ -602,19 +602,7 @@ static void send_stdout(struct exporter *e, struct export_item **items, size_t n
             /* Each document is followed by '\n' in the item: one write per line. */
             const char *p = items[i]->xray + items[i]->off[d];
             size_t len = items[i]->len[d] + 1;
-            bool ok = true;
-            while (len > 0) {
-                ssize_t w = write(STDOUT_FILENO, p, len);
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w <= 0) {
-                    ok = false;
-                    break;
-                }
-                p += w;
-                len -= (size_t)w;
-            }
-            if (ok)
+            if (log_write_stdout(p, len) == 0)
                 sent++;
             else
                 failed++;

@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -206,4 +207,26 @@ void log_write(enum log_level level, const char *fmt, ...)
         p += w;
         len -= (size_t)w;
     }
+}
+
+static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int log_write_stdout(const char *p, size_t len)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&stdout_lock);
+    while (len > 0) {
+        ssize_t w = write(STDOUT_FILENO, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            r = w < 0 ? -errno : -EIO;
+            break;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    pthread_mutex_unlock(&stdout_lock);
+    return r;
 }

@@ -40,6 +40,12 @@ const char *log_level_name(enum log_level level);
  * longer than 1 KiB is cut and ends with " [...]". */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Writes len bytes (whole lines) to stdout, all of them, under one
+ * process-wide lock: segment documents (the stdout sink, exporter thread)
+ * and metric documents (EMF, pipeline thread) never interleave, even
+ * beyond PIPE_BUF.  0 or a negative errno.  Any thread. */
+int log_write_stdout(const char *p, size_t len) __attribute__((warn_unused_result));
+
 /* Copies src_len bytes of src into dst (dst_size bytes, NUL included)
  * with CR, LF, tab, backslash and every other control byte (C0, DEL, C1,
  * U+2028, U+2029) and each byte that is not part of valid UTF-8 escaped
