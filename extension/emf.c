@@ -132,9 +132,9 @@ static const char *tenant_key(struct emf *m, const char *tenant, bool count)
     if (tenant == NULL || tenant[0] == '\0')
         return "";
     n = strnlen(tenant, EMF_TENANT_MAX_BYTES + 1);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && n <= EMF_TENANT_MAX_BYTES; i++) {
         if ((unsigned char)tenant[i] < 0x20 || tenant[i] == 0x7f)
-            n = EMF_TENANT_MAX_BYTES + 1;
+            n = EMF_TENANT_MAX_BYTES + 1; /* no control bytes in a dimension value */
     }
     if (n > EMF_TENANT_MAX_BYTES)
         goto refused;
