@@ -27,7 +27,7 @@
 #define EMF_MAX_VALUES 100      /* EMF: at most 100 values in a metric's array */
 #define EMF_TENANT_MAX_BYTES 64 /* longer tenant ids get no dimension (counted) */
 #define EMF_MAX_TENANTS 8       /* distinct tenants per process with a dimension */
-#define EMF_DOC_MAX_BYTES (64 * 1024)
+#define EMF_DOC_MAX_BYTES ((size_t)64 * 1024)
 
 enum emf_outcome {
     EMF_OUTCOME_SUCCESS = 0,
