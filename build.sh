@@ -186,6 +186,9 @@ run_suite() {
     while IFS= read -r line; do NOTES+=("${line#summary: }"); done < <(grep '^summary: ' "$log" || true)
     if [ "$rc" -ne 0 ]; then
         FAILED_SUITES+=("$name")
+        # what failed, wherever it is in the log, then its end
+        grep -E '^\[  FAILED  \] [a-z]|^(FAIL|ERROR): |^==[0-9]+== [A-Z]|runtime error:|ERROR: [A-Za-z]+Sanitizer' \
+            "$log" | head -n 40 || true
         tail -n 80 "$log"
         say "$name: FAILED (exit $rc, $f failed) in $took"
     else

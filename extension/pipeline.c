@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "emf.h"
+#include "forensics.h"
 #include "limits.h"
 #include "log.h"
 #include "tracer.h"
@@ -30,6 +31,7 @@ struct pipeline {
     struct queue *q;
     pthread_t thread;
     struct tracer *tracer;
+    struct forensics *forensics; /* NULL: none (out of memory at start) */
     struct exporter *exporter;
     struct journal *journal;
     bool journal_failed_logged;
@@ -40,6 +42,8 @@ struct pipeline {
     bool drained; /* under lock */
     char done_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last runtimeDone handled */
     char started_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last platform.start handled */
+    int64_t done_time_us;   /* under lock: the last runtimeDone's record time */
+    int64_t lost_at_ns;     /* under lock: when a telemetry batch was last lost (0: never) */
 
     /* pipeline thread only */
     uint64_t queue_dropped_seen; /* queue drops already reported to the tracer */
@@ -133,11 +137,15 @@ static void note_first_drop(struct pipeline *p)
                  ts.first_dropped);
 }
 
+/* A metrics document waits at most this long for stdout (a stalled
+ * reader): it is then counted as not written. */
+#define METRICS_WRITE_MAX_MS 200
+
 /* Writes the pending metrics as one EMF document on stdout (Lambda sends
  * an extension's stdout to the function's log group, where CloudWatch
  * turns it into metrics).  Failing open: a document that cannot be
  * written is counted and dropped. */
-static void metrics_flush(struct pipeline *p)
+static void metrics_flush(struct pipeline *p, int64_t deadline_ns)
 {
     struct buf b;
     int64_t now_ms = clock_epoch_us() / 1000;
@@ -148,7 +156,7 @@ static void metrics_flush(struct pipeline *p)
     buf_init(&b, EMF_DOC_MAX_BYTES);
     r = emf_render(p->metrics, now_ms, &b);
     if (r == 0)
-        r = log_write_stdout(buf_data(&b), buf_len(&b));
+        r = log_write_stdout(buf_data(&b), buf_len(&b), deadline_ns);
     if (r == 0) {
         p->stats.metric_documents++;
     } else {
@@ -175,7 +183,7 @@ static void metrics_maybe_flush(struct pipeline *p)
         return;
     if (p->metrics_flushed_ms == 0 ||
         clock_epoch_us() / 1000 - p->metrics_flushed_ms >= (int64_t)p->cfg.metrics_interval_s * 1000)
-        metrics_flush(p);
+        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000);
 }
 
 static void on_observe(const struct emf_sample *sample, void *ctx)
@@ -185,7 +193,7 @@ static void on_observe(const struct emf_sample *sample, void *ctx)
     if (p->metrics == NULL)
         return;
     if (emf_add(p->metrics, sample) == -EAGAIN) {
-        metrics_flush(p);
+        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000);
         if (p->metrics == NULL || emf_add(p->metrics, sample) < 0)
             p->stats.metric_documents_failed++;
     }
@@ -210,6 +218,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     if (r < 0) {
         p->stats.bad_batches++;
         tracer_add_lost(p->tracer, 1);
+        pipeline_telemetry_lost(p);
         if (p->metrics != NULL)
             emf_add_dropped(p->metrics, 1);
         log_warn("dropping a telemetry batch of %zu bytes: %s", len,
@@ -239,15 +248,17 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         log_debug("telemetry type=%s request_id=%s status=%s error_type=%s", ev->type_name,
                   ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
                   ev->error_type ? ev->error_type : "-");
+        forensics_on_telemetry(p->forensics, ev);
         tracer_on_telemetry(p->tracer, ev);
         if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL &&
             journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type) == -EIO)
             journal_failed(p);
         if ((ev->type == TEL_RUNTIME_DONE || ev->type == TEL_START) && ev->request_id != NULL) {
             pthread_mutex_lock(&p->lock);
-            if (ev->type == TEL_RUNTIME_DONE)
+            if (ev->type == TEL_RUNTIME_DONE) {
                 snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
-            else
+                p->done_time_us = ev->time_us > 0 ? ev->time_us : 0;
+            } else
                 snprintf(p->started_request_id, sizeof(p->started_request_id), "%s", ev->request_id);
             pthread_cond_broadcast(&p->cond);
             pthread_mutex_unlock(&p->lock);
@@ -299,6 +310,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         outstanding_add(p, ev->request_id);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
+        forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
         tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
         journal_invoke(p, ev->request_id);
         note_first_drop(p); /* a predecessor's invocation closed above */
@@ -322,9 +334,10 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
 
 /* A segment is ready: hand it to the exporters (which encode it at once
  * and send it from their own thread). */
-static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
+static void on_segment(const struct trace_segment *tracer_seg, bool final, void *ctx)
 {
     struct pipeline *p = ctx;
+    const struct trace_segment *seg = forensics_decorate(p->forensics, tracer_seg, final);
 
     /* The journal's slot is released once the final version is handled. */
     int slot = final && seg->kind == TRACE_SEGMENT_INVOCATION ? journal_find(p->journal, seg->request_id) : -1;
@@ -373,7 +386,14 @@ static void finish_shutdown(struct pipeline *p)
     note_first_drop(p);
     /* The last metrics, before the lifecycle thread (waiting for us within
      * the shutdown budget) lets the process exit. */
-    metrics_flush(p);
+    {
+        /* Within what is left of the shutdown wait, and never longer than
+         * an ordinary flush. */
+        int64_t deadline = clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000;
+        if (p->drain_deadline_ns > clock_mono_ns() && p->drain_deadline_ns < deadline)
+            deadline = p->drain_deadline_ns;
+        metrics_flush(p, deadline);
+    }
 }
 
 static void set_drained(struct pipeline *p)
@@ -382,6 +402,19 @@ static void set_drained(struct pipeline *p)
     p->drained = true;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+static void log_forensics(const struct pipeline *p)
+{
+    struct forensics_stats fs;
+
+    forensics_get_stats(p->forensics, &fs);
+    log_info("forensics snapshots=%llu failures=%llu slow=%llu diagnosed=%llu runtime_finds=%llu "
+             "json_too_big=%llu idle=%llu cpu_us=%llu", (unsigned long long)fs.snapshots,
+             (unsigned long long)fs.snapshot_failures, (unsigned long long)fs.slow,
+             (unsigned long long)fs.diagnosed, (unsigned long long)fs.runtime_finds,
+             (unsigned long long)fs.json_too_big, (unsigned long long)fs.idle,
+             (unsigned long long)fs.snapshot_cpu_us);
 }
 
 static void *pipeline_main(void *arg)
@@ -397,7 +430,12 @@ static void *pipeline_main(void *arg)
         /* In-progress segments for invocations about to time out: the next
          * such moment bounds the wait (it never fires while frozen, which
          * is fine: a frozen sandbox runs no invocation). */
-        int64_t tick_us = tracer_tick(p->tracer, clock_epoch_us());
+        int64_t now_us = clock_epoch_us();
+        /* Snapshots first: the in-progress version made now carries one. */
+        int64_t snap_us = forensics_tick(p->forensics, now_us);
+        int64_t tick_us = tracer_tick(p->tracer, now_us);
+        if (snap_us >= 0 && (tick_us < 0 || snap_us < tick_us))
+            tick_us = snap_us;
         if (tick_us >= 0) {
             int64_t tick_ns = clock_mono_ns() + (tick_us - clock_epoch_us()) * 1000;
             if (deadline < 0 || tick_ns < deadline)
@@ -435,6 +473,7 @@ static void *pipeline_main(void *arg)
             finish_shutdown(p);
         set_drained(p);
     }
+    log_forensics(p);
     return NULL;
 }
 
@@ -489,7 +528,16 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     }
     for (size_t i = 0; i < fn->recovered_count; i++)
         tracer_recover(p->tracer, &fn->recovered[i], fn->reset_us);
+    struct forensics_options fopts = {
+        .slow_ms = cfg->slow_ms,
+        .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
+        .runtime_api = getenv("AWS_LAMBDA_RUNTIME_API"),
+    };
+    p->forensics = forensics_new(&fopts);
+    if (p->forensics == NULL)
+        log_warn("out of memory for timeout forensics; tracing without them");
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
         emf_destroy(p->metrics);
         free(p);
@@ -498,6 +546,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&p->cond, &attr) != 0) {
         pthread_mutex_destroy(&p->lock);
+        forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
         emf_destroy(p->metrics);
         free(p);
@@ -508,6 +557,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     if (r != 0) {
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
+        forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
         emf_destroy(p->metrics);
         free(p);
@@ -540,31 +590,56 @@ static struct timespec mono_timespec(int64_t ns)
     return (struct timespec){.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
 }
 
-bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t start_deadline_ns,
-                                int64_t done_deadline_ns)
+void pipeline_telemetry_lost(struct pipeline *p)
 {
-    struct timespec start_ts = mono_timespec(start_deadline_ns < done_deadline_ns ? start_deadline_ns
-                                                                                  : done_deadline_ns);
-    struct timespec done_ts = mono_timespec(done_deadline_ns);
-    bool done;
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->lost_at_ns = clock_mono_ns();
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, const struct pipeline_wait *w,
+                               int64_t *ret_done_us)
+{
+    struct timespec start_ts = mono_timespec(w->start_deadline_ns < w->done_deadline_ns ? w->start_deadline_ns
+                                                                                        : w->done_deadline_ns);
+    struct timespec done_ts = mono_timespec(w->done_deadline_ns);
+    int r;
 
     pthread_mutex_lock(&p->lock);
+#define DONE() (strcmp(p->done_request_id, request_id) == 0)
+#define STARTED() (strcmp(p->started_request_id, request_id) == 0)
+#define LOST() (p->lost_at_ns > 0 && p->lost_at_ns >= w->since_ns)
     /* Lambda emits platform.start before INVOKE: it arrives within the
      * buffering timeout, or telemetry is not reaching us at all. */
-    while (strcmp(p->started_request_id, request_id) != 0 &&
-           strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+    while (!STARTED() && !DONE() && !LOST() && !p->drained) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &start_ts) == ETIMEDOUT)
             break;
     }
-    /* Started, not done yet: wait for runtimeDone. */
-    while (strcmp(p->started_request_id, request_id) == 0 &&
-           strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+    /* Started, not done yet: wait for runtimeDone, as long as the handler
+     * may run, unless a batch (maybe the one with the runtimeDone) is
+     * lost on the way. */
+    while (STARTED() && !DONE() && !LOST() && !p->drained) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &done_ts) == ETIMEDOUT)
             break;
     }
-    done = strcmp(p->done_request_id, request_id) == 0;
+    if (DONE())
+        r = 0;
+    else if (LOST())
+        r = -EPIPE;
+    else if (!STARTED() && !p->drained)
+        r = -ENODATA;
+    else
+        r = -ETIMEDOUT;
+    if (r == 0 && ret_done_us != NULL)
+        *ret_done_us = p->done_time_us;
+#undef DONE
+#undef STARTED
+#undef LOST
     pthread_mutex_unlock(&p->lock);
-    return done;
+    return r;
 }
 
 void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
@@ -576,6 +651,7 @@ void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
         *ret_stats = p->stats;
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+    forensics_destroy(p->forensics);
     tracer_destroy(p->tracer);
     emf_destroy(p->metrics);
     free(p);
