@@ -183,7 +183,7 @@ static void metrics_maybe_flush(struct pipeline *p)
         return;
     if (p->metrics_flushed_ms == 0 ||
         clock_epoch_us() / 1000 - p->metrics_flushed_ms >= (int64_t)p->cfg.metrics_interval_s * 1000)
-        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000);
+        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000LL);
 }
 
 static void on_observe(const struct emf_sample *sample, void *ctx)
@@ -193,7 +193,7 @@ static void on_observe(const struct emf_sample *sample, void *ctx)
     if (p->metrics == NULL)
         return;
     if (emf_add(p->metrics, sample) == -EAGAIN) {
-        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000);
+        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000LL);
         if (p->metrics == NULL || emf_add(p->metrics, sample) < 0)
             p->stats.metric_documents_failed++;
     }
@@ -389,7 +389,7 @@ static void finish_shutdown(struct pipeline *p)
     {
         /* Within what is left of the shutdown wait, and never longer than
          * an ordinary flush. */
-        int64_t deadline = clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000;
+        int64_t deadline = clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000LL;
         if (p->drain_deadline_ns > clock_mono_ns() && p->drain_deadline_ns < deadline)
             deadline = p->drain_deadline_ns;
         metrics_flush(p, deadline);
