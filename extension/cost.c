@@ -37,7 +37,8 @@ int cost_parse_price(const char *text, double *ret_usd)
     /* strtod also takes "inf", "nan", hex and leading blanks: only digits,
      * one point and an exponent are a price. */
     for (const char *c = text; *c != '\0'; c++) {
-        if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == 'e' || *c == 'E' || *c == '-' || *c == '+'))
+        if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == 'e' || *c == 'E' || *c == '-' ||
+              *c == '+'))
             return -EINVAL;
     }
     if (!(text[0] >= '0' && text[0] <= '9') && text[0] != '.')
@@ -86,8 +87,8 @@ bool cost_split_report(const struct cost_price *price, const struct cost_input *
         return false;
     s.billed_ms = in->billed_ms;
     if (in->init_duration_ms > 0 && in->duration_ms >= 0)
-        s.init_billed_ms = clamp(in->billed_ms - ceil_ms(in->duration_ms), 0,
-                                 ceil_ms(in->init_duration_ms));
+        s.init_billed_ms =
+            clamp(in->billed_ms - ceil_ms(in->duration_ms), 0, ceil_ms(in->init_duration_ms));
     s.invoke_billed_ms = s.billed_ms - s.init_billed_ms;
     s.after_billed_ms = clamp(ceil_ms(in->after_response_ms), 0, s.invoke_billed_ms);
     s.own_billed_ms = clamp(ceil_ms(in->own_after_response_ms), 0, s.after_billed_ms);

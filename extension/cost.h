@@ -54,23 +54,23 @@ double cost_duration_usd(const struct cost_price *price, int64_t billed_ms, int6
 /* One invocation's report split into phases.  All inputs in ms as the
  * report gives them; a negative value means absent. */
 struct cost_input {
-    int64_t billed_ms;           /* billedDurationMs */
-    int64_t memory_mb;           /* memorySizeMB */
-    double duration_ms;          /* durationMs (invoke to the last extension's next) */
-    double init_duration_ms;     /* initDurationMs: present on a cold start */
-    double after_response_ms;    /* runtime's next to the last extension's next */
+    int64_t billed_ms;            /* billedDurationMs */
+    int64_t memory_mb;            /* memorySizeMB */
+    double duration_ms;           /* durationMs (invoke to the last extension's next) */
+    double init_duration_ms;      /* initDurationMs: present on a cold start */
+    double after_response_ms;     /* runtime's next to the last extension's next */
     double own_after_response_ms; /* of that, the time we held it (our next minus the runtime's) */
 };
 
 struct cost_split {
-    int64_t billed_ms;          /* the report's, Init included when billed */
-    int64_t init_billed_ms;     /* the Init's share of billed_ms */
-    int64_t invoke_billed_ms;   /* billed_ms - init_billed_ms */
-    int64_t after_billed_ms;    /* extensions after the response (within invoke_billed_ms) */
-    int64_t own_billed_ms;      /* ours (within after_billed_ms) */
-    double usd;                 /* billed_ms plus the request */
+    int64_t billed_ms;        /* the report's, Init included when billed */
+    int64_t init_billed_ms;   /* the Init's share of billed_ms */
+    int64_t invoke_billed_ms; /* billed_ms - init_billed_ms */
+    int64_t after_billed_ms;  /* extensions after the response (within invoke_billed_ms) */
+    int64_t own_billed_ms;    /* ours (within after_billed_ms) */
+    double usd;               /* billed_ms plus the request */
     double init_usd;
-    double invoke_usd;          /* invoke_billed_ms plus the request */
+    double invoke_usd; /* invoke_billed_ms plus the request */
     double after_usd;
     double own_usd;
 };

@@ -70,7 +70,7 @@ static const struct {
 };
 
 struct emf_series {
-    unsigned n;      /* values (EMF_DIST) or contributions (EMF_SUM) */
+    unsigned n; /* values (EMF_DIST) or contributions (EMF_SUM) */
     double sum;
     double values[EMF_MAX_VALUES];
 };
@@ -269,16 +269,17 @@ int emf_render(struct emf *m, int64_t now_ms, struct buf *out)
     for (int k = 0; k < M_COUNT; k++) {
         if (!present(m, k))
             continue;
-        TRY(buf_printf(out, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", first ? "" : ",", metrics[k].name,
-                       metrics[k].unit));
+        TRY(buf_printf(out, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", first ? "" : ",",
+                       metrics[k].name, metrics[k].unit));
         first = false;
     }
     TRY(buf_append_str(out, "]}"));
     if (m->tenant[0] != '\0' && present(m, M_COLD_START)) {
         TRY(buf_append_str(out, ",{\"Namespace\":"));
         TRY(append_str(out, m->ns));
-        TRY(buf_printf(out, ",\"Dimensions\":[[\"FunctionName\",\"TenantId\"]],\"Metrics\":[{\"Name\":"
-                            "\"%s\",\"Unit\":\"Count\"}]}",
+        TRY(buf_printf(out,
+                       ",\"Dimensions\":[[\"FunctionName\",\"TenantId\"]],\"Metrics\":[{\"Name\":"
+                       "\"%s\",\"Unit\":\"Count\"}]}",
                        metrics[M_COLD_START].name));
     }
     TRY(buf_append_str(out, "]},\"FunctionName\":"));

@@ -31,30 +31,30 @@
 
 enum emf_outcome {
     EMF_OUTCOME_SUCCESS = 0,
-    EMF_OUTCOME_ERROR,     /* the function returned an error */
+    EMF_OUTCOME_ERROR, /* the function returned an error */
     EMF_OUTCOME_TIMEOUT,
-    EMF_OUTCOME_OOM,       /* out of memory */
-    EMF_OUTCOME_CRASH,     /* the runtime exited (Runtime.ExitError) */
-    EMF_OUTCOME_FAILURE,   /* the platform or an extension failed */
+    EMF_OUTCOME_OOM,     /* out of memory */
+    EMF_OUTCOME_CRASH,   /* the runtime exited (Runtime.ExitError) */
+    EMF_OUTCOME_FAILURE, /* the platform or an extension failed */
 };
 
 /* One invocation, as its report tells it.  Negative values are absent. */
 struct emf_sample {
-    int64_t time_ms;          /* epoch ms (the report's time) */
+    int64_t time_ms; /* epoch ms (the report's time) */
     bool cold;
     enum emf_outcome outcome;
-    double init_ms;           /* the whole Init (cold starts) */
-    double init_runtime_ms;   /* its "Runtime init" part */
-    double init_tracer_ms;    /* our own part (registration to first /next) */
+    double init_ms;         /* the whole Init (cold starts) */
+    double init_runtime_ms; /* its "Runtime init" part */
+    double init_tracer_ms;  /* our own part (registration to first /next) */
     double duration_ms;
     int64_t billed_ms;
     int64_t memory_used_mb;
     int64_t memory_size_mb;
-    double cost_usd;          /* estimated, request included */
-    double tracer_held_ms;    /* we held the invocation open after the response */
-    double tracer_cpu_ms;     /* CPU this process used for it */
-    double tracer_cost_usd;   /* the price of tracer_held_ms */
-    const char *tenant_id;    /* NULL or "": none */
+    double cost_usd;        /* estimated, request included */
+    double tracer_held_ms;  /* we held the invocation open after the response */
+    double tracer_cpu_ms;   /* CPU this process used for it */
+    double tracer_cost_usd; /* the price of tracer_held_ms */
+    const char *tenant_id;  /* NULL or "": none */
 };
 
 struct emf_options {
