@@ -92,6 +92,7 @@ bool cost_split_report(const struct cost_price *price, const struct cost_input *
     s.invoke_billed_ms = s.billed_ms - s.init_billed_ms;
     s.after_billed_ms = clamp(ceil_ms(in->after_response_ms), 0, s.invoke_billed_ms);
     s.own_billed_ms = clamp(ceil_ms(in->own_after_response_ms), 0, s.after_billed_ms);
+    s.gb_s = cost_gb_s(s.billed_ms, in->memory_mb);
     s.usd = cost_duration_usd(price, s.billed_ms, in->memory_mb) + price->request_usd;
     s.init_usd = cost_duration_usd(price, s.init_billed_ms, in->memory_mb);
     s.invoke_usd = cost_duration_usd(price, s.invoke_billed_ms, in->memory_mb) + price->request_usd;

@@ -714,6 +714,7 @@ static void add_cost_attrs(const struct tracer *t, const struct invocation *inv,
             return;
         attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, c.billed_ms);
         attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION, c.usd);
+        attr_double(seg, "cost_gb_s", "lambda_tracer.cost.gb_s", TRACE_ATTR_METADATA, c.gb_s);
         attr_int(seg, "cost_init_billed_ms", "lambda_tracer.cost.init_billed_ms", TRACE_ATTR_METADATA,
                  c.init_billed_ms);
         attr_double(seg, "cost_init_usd", "lambda_tracer.cost.init_usd", TRACE_ATTR_METADATA, c.init_usd);
@@ -1116,6 +1117,15 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     }
     add_span(seg, -1, "Initialization", seg->start_us, seg->end_us);
     attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
+    if (in->reported && in->duration_us != TEL_ABSENT && in->duration_us > 0 && t->memory_size_mb > 0 &&
+        (t->price.gb_s_usd > 0 || t->price.request_usd > 0)) {
+        /* Init is billed for every runtime since 2025-08-01, a failed one
+         * too (estimated: its duration rounded up to the millisecond). */
+        int64_t billed_ms = (in->duration_us + 999) / 1000;
+        attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, billed_ms);
+        attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION,
+                    cost_duration_usd(&t->price, billed_ms, t->memory_size_mb));
+    }
     attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
     attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, tel_status_name(status));
     attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);

@@ -160,6 +160,7 @@ class MetricsScenarioTest(unittest.TestCase):
             self.assertEqual(a["billed_ms"], billed)
             self.assertEqual(a["cost_usd"], duration_usd(price, billed, mem) + REQUEST, r.status)
             md = seg["metadata"]["lambda_tracer"]
+            self.assertEqual(md["cost_gb_s"], billed / 1000.0 * (mem / 1024.0))
             init_ms = md["cost_init_billed_ms"]
             if "initDurationMs" in rep:
                 # Init billed since 2025-08-01: the report's billed holds both, each rounded up.

@@ -76,6 +76,7 @@ static void test_split_cold(void **state)
     assert_int_equal(s.invoke_billed_ms, 1050);
     assert_int_equal(s.after_billed_ms, 41);
     assert_int_equal(s.own_billed_ms, 13);
+    assert_true(s.gb_s == 2344.0 / 1000.0 * (128.0 / 1024.0));
     assert_true(s.usd == 0.0000166667 * (2344.0 / 1000.0 * (128.0 / 1024.0)) + 0.0000002);
     assert_true(s.init_usd == 0.0000166667 * (1294.0 / 1000.0 * (128.0 / 1024.0)));
     assert_true(s.invoke_usd == 0.0000166667 * (1050.0 / 1000.0 * (128.0 / 1024.0)) + 0.0000002);

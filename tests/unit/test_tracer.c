@@ -319,6 +319,27 @@ static void test_cost_tenant_durable_and_observation(void **state)
     tracer_destroy(t);
 }
 
+/* A failed Init is billed too: its own segment carries its cost. */
+static void test_failed_init_cost(void **state)
+{
+    struct tracer_options o = {.function_name = "demo-fn", .memory_size_mb = 512,
+                               .price = {.gb_s_usd = 0.0000133334, .request_usd = 0.0000002},
+                               .emit = on_emit};
+    struct tracer *t;
+    (void)state;
+    n_emitted = 0;
+    t = tracer_new(&o);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:40.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:29:40.501Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"error\","
+            "\"errorType\":\"Runtime.ExitError\",\"metrics\":{\"durationMs\":500.2}}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_int_equal(find_attr(&emitted[0], "billed_ms")->i, 501);
+    assert_true(find_attr(&emitted[0], "cost_usd")->d == 0.0000133334 * (501.0 / 1000.0 * (512.0 / 1024.0)));
+    tracer_destroy(t);
+}
+
 /* No price (all zero): no cost attributes; no tenant, no durable runtime:
  * none of those either. */
 static void test_no_price_no_cost_attrs(void **state)
@@ -1188,6 +1209,7 @@ int main(void)
         cmocka_unit_test(test_failures_told_apart),
         cmocka_unit_test(test_cost_tenant_durable_and_observation),
         cmocka_unit_test(test_no_price_no_cost_attrs),
+        cmocka_unit_test(test_failed_init_cost),
         cmocka_unit_test(test_sampled_zero_is_honoured_unless_forced),
         cmocka_unit_test(test_smart_keeps_what_matters_and_samples_the_rest),
         cmocka_unit_test(test_smart_slow_ms_setting),
