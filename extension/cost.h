@@ -68,7 +68,7 @@ struct cost_split {
     int64_t invoke_billed_ms; /* billed_ms - init_billed_ms */
     int64_t after_billed_ms;  /* extensions after the response (within invoke_billed_ms) */
     int64_t own_billed_ms;    /* ours (within after_billed_ms) */
-    double gb_s;                /* billed GB-seconds: billed_ms at memory_mb */
+    double gb_s;              /* billed GB-seconds: billed_ms at memory_mb */
     double usd;               /* billed_ms plus the request */
     double init_usd;
     double invoke_usd; /* invoke_billed_ms plus the request */
