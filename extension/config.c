@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cost.h"
 #include "limits.h"
 
 /* Telemetry API buffering bounds.  AWS pages disagree on the defaults, so we
@@ -58,6 +59,11 @@ void config_defaults(struct config *ret)
     snprintf(ret->otlp_endpoint, sizeof(ret->otlp_endpoint), "%s", "http://localhost:4318/v1/traces");
     ret->export_timeout_ms = EXPORT_TIMEOUT_DEFAULT_MS;
     ret->export_queue_max_bytes = EXPORT_QUEUE_DEFAULT_BYTES;
+    ret->price_gb_s_usd = -1;
+    ret->price_request_usd = -1;
+    ret->metrics = false;
+    snprintf(ret->metrics_namespace, sizeof(ret->metrics_namespace), "%s", "LambdaTracer");
+    ret->metrics_interval_s = 60;
 }
 
 int config_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *ret_value)
@@ -405,6 +411,32 @@ static bool valid_otlp_headers(const char *s)
     return config_parse_otlp_headers(s, lines, CONFIG_OTLP_MAX_HEADERS, &count) == 0;
 }
 
+/* CloudWatch: 1-255 of [A-Za-z0-9.-_/#: ], not starting with "AWS/". */
+static bool valid_namespace(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 255 || strncmp(s, "AWS/", 4) == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(".-_/#: ", c) != NULL))
+            return false;
+    }
+    return true;
+}
+
+static void load_price(const struct loader *l, const char *name, double *ret)
+{
+    bool too_long;
+    const char *text = lookup(l->getenv_fn, l->getenv_ctx, name, &too_long);
+
+    if (text != NULL && (too_long || cost_parse_price(text, ret) < 0))
+        warn(l, name, "not a price in USD (a decimal number, 0 or more and below 1)",
+             "the built-in us-east-1 price");
+}
+
 static bool valid_host_port(const char *s)
 {
     char host[CONFIG_HOST_MAX];
@@ -522,6 +554,14 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
              &ret->log_tail_max_bytes);
     if (ret->log_tail_lines > 0)
         ret->telemetry_types |= TELEMETRY_TYPE_FUNCTION; /* the tail needs the function's logs */
+    load_price(&l, "LAMBDA_TRACER_PRICE_GB_S", &ret->price_gb_s_usd);
+    load_price(&l, "LAMBDA_TRACER_PRICE_REQUEST", &ret->price_request_usd);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_METRICS", &too_long);
+    if (text != NULL && (too_long || config_parse_bool(text, &ret->metrics) < 0))
+        warn(&l, "LAMBDA_TRACER_METRICS", "not true or false", "false");
+    load_string(&l, "LAMBDA_TRACER_METRICS_NAMESPACE", ret->metrics_namespace,
+                sizeof(ret->metrics_namespace), valid_namespace);
+    load_u32(&l, "LAMBDA_TRACER_METRICS_INTERVAL_S", 1, 3600, &ret->metrics_interval_s);
     load_string(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sinks);
     load_string(&l, "LAMBDA_TRACER_XRAY_ENDPOINT", ret->xray_endpoint, sizeof(ret->xray_endpoint),
                 valid_url);

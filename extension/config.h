@@ -48,6 +48,12 @@ struct config {
     uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
     uint32_t log_tail_lines;         /* 0: off; else also subscribe to function logs */
     uint32_t log_tail_max_bytes;
+    /* cost and metrics */
+    double price_gb_s_usd;           /* < 0: the built-in table (cost.h) */
+    double price_request_usd;        /* < 0: the built-in table */
+    bool metrics;                    /* EMF documents on stdout */
+    char metrics_namespace[256];     /* CloudWatch namespace */
+    uint32_t metrics_interval_s;     /* at most one document per interval (and at SHUTDOWN) */
     /* exporters */
     char exporters[64];              /* "xray,daemon,otlp,stdout" or "none" */
     char xray_endpoint[256];         /* "" : https://xray.<region>.amazonaws.com */

@@ -656,8 +656,13 @@ static void send_stdout(struct exporter *e, struct export_item **items, size_t n
 
     for (size_t i = 0; i < n_items; i++) {
         for (size_t d = 0; d < items[i]->ndocs; d++) {
-            /* Each document is followed by '\n' in the item. */
-            if (write_stdout(e, items[i]->xray + items[i]->off[d], items[i]->len[d] + 1))
+            /* Each document is followed by '\n' in the item.  The lock keeps
+             * metric documents (pipeline thread) out of its middle. */
+            bool ok;
+            log_stdout_lock();
+            ok = write_stdout(e, items[i]->xray + items[i]->off[d], items[i]->len[d] + 1);
+            log_stdout_unlock();
+            if (ok)
                 sent++;
             else
                 failed++;

@@ -7,10 +7,14 @@
 #include "log.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX 4096 /* the shutdown summary holds every counter */
@@ -206,4 +210,76 @@ void log_write(enum log_level level, const char *fmt, ...)
         p += w;
         len -= (size_t)w;
     }
+}
+
+static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_stdout_lock(void)
+{
+    pthread_mutex_lock(&stdout_lock);
+}
+
+void log_stdout_unlock(void)
+{
+    pthread_mutex_unlock(&stdout_lock);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Chunks no larger than a pipe's atomic write, each after poll says there
+ * is room: a full pipe costs at most the time left, never a blocked write. */
+#define STDOUT_CHUNK_BYTES 4096
+
+int log_write_stdout(const char *p, size_t len, int64_t deadline_ns)
+{
+    bool cut = false;
+    int r = 0;
+
+    /* The lock, within the deadline (the other writer is bounded too). */
+    while (pthread_mutex_trylock(&stdout_lock) != 0) {
+        if (mono_ns() >= deadline_ns)
+            return -ETIMEDOUT;
+        poll(NULL, 0, 1);
+    }
+    while (len > 0) {
+        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+        int64_t left_ms = (deadline_ns - mono_ns()) / 1000000;
+        ssize_t w;
+
+        if (left_ms <= 0) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        int pr = poll(&pfd, 1, left_ms > 1000 ? 1000 : (int)left_ms);
+        if (pr < 0 && errno != EINTR) {
+            r = -errno;
+            break;
+        }
+        if (pr <= 0)
+            continue;
+        if (pfd.revents & (POLLERR | POLLNVAL)) {
+            r = -EIO;
+            break;
+        }
+        w = write(STDOUT_FILENO, p, len < STDOUT_CHUNK_BYTES ? len : STDOUT_CHUNK_BYTES);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w <= 0) {
+            r = w < 0 ? -errno : -EIO;
+            break;
+        }
+        cut = true;
+        p += w;
+        len -= (size_t)w;
+    }
+    if (r < 0 && cut && len > 0 && p[len - 1] == '\n')
+        (void)!write(STDOUT_FILENO, "\n", 1); /* end the cut line, best effort */
+    pthread_mutex_unlock(&stdout_lock);
+    return r;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level {
     LOG_LEVEL_ERROR = 0,
@@ -39,6 +40,20 @@ const char *log_level_name(enum log_level level);
  * stays one line: the formatted text goes through log_escape, and a line
  * longer than 4 KiB is cut and ends with " [...]". */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* stdout carries whole lines from two threads: segment documents (the
+ * stdout sink, exporter thread) and metric documents (EMF, pipeline
+ * thread).  Each writer holds this process-wide lock around a line, so the
+ * two never interleave, even beyond PIPE_BUF.  Any thread. */
+void log_stdout_lock(void);
+void log_stdout_unlock(void);
+
+/* Writes len bytes (whole lines) to stdout under that lock, giving up at
+ * deadline_ns (CLOCK_MONOTONIC): a stdout nobody reads never holds the
+ * caller longer (waiting for the lock included).  0, -ETIMEDOUT, or a
+ * negative errno.  A line cut by the deadline is ended with '\n' when
+ * possible.  Any thread. */
+int log_write_stdout(const char *p, size_t len, int64_t deadline_ns) __attribute__((warn_unused_result));
 
 /* Copies src_len bytes of src into dst (dst_size bytes, NUL included)
  * with CR, LF, tab, backslash and every other control byte (C0, DEL, C1,

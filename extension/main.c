@@ -562,6 +562,38 @@ static void next_failed(struct next_trouble *t, int r, const struct extapi_error
     clock_sleep_ms(t->delay_ms);
 }
 
+/* This process's CPU time (all threads), µs; -1 when unavailable. */
+static int64_t process_cpu_us(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Before the /event/next that ends our part in an invocation: when we
+ * call it (after the runtime's, we held the invocation open) and the CPU
+ * we used since the previous one, for its cost (tracer.h). */
+static void push_released(struct runtime *rt, const char *request_id, int64_t *cpu_prev_us)
+{
+    struct pipeline_released *rel;
+    int64_t cpu = process_cpu_us();
+
+    if (rt->pipeline == NULL || request_id[0] == '\0')
+        goto out;
+    rel = malloc(sizeof(*rel));
+    if (rel == NULL)
+        goto out;
+    snprintf(rel->request_id, sizeof(rel->request_id), "%s", request_id);
+    rel->next_us = clock_epoch_us();
+    rel->cpu_us = cpu >= 0 && *cpu_prev_us >= 0 ? cpu - *cpu_prev_us : -1;
+    if (queue_push(rt->queue, PIPELINE_ITEM_RELEASED, rel, sizeof(*rel), false) < 0)
+        free(rel);
+out:
+    *cpu_prev_us = cpu;
+}
+
 /* The Extensions API loop.  Returns the process exit status: non-zero only
  * when /event/next fails before it ever brought an event (Init then fails,
  * as Lambda documents); once one came, Init is over and a failing API is
@@ -570,6 +602,8 @@ static int event_loop(struct runtime *rt)
 {
     struct next_trouble trouble = {0};
     bool init_over = false;
+    char last_invoke[EVENT_REQUEST_ID_MAX] = "";
+    int64_t cpu_prev_us = process_cpu_us();
 
     push_ready(rt);
     for (;;) {
@@ -577,7 +611,11 @@ static int event_loop(struct runtime *rt)
         struct extapi_error err;
         int64_t received_us;
         int64_t received_ns;
-        int r = extapi_next(rt->api, &ev, &err);
+        int r;
+
+        push_released(rt, last_invoke, &cpu_prev_us);
+        last_invoke[0] = '\0';
+        r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
         received_ns = clock_mono_ns();
@@ -613,6 +651,8 @@ static int event_loop(struct runtime *rt)
         }
         if (eager)
             export_before_next(rt, &ev, received_ns);
+        if (ev.type == EXT_EVENT_INVOKE)
+            snprintf(last_invoke, sizeof(last_invoke), "%s", ev.request_id);
         if (ev.type == EXT_EVENT_SHUTDOWN) {
             shut_down(rt, &ev, received_us);
             return EXIT_SUCCESS;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "emf.h"
 #include "forensics.h"
 #include "limits.h"
 #include "log.h"
@@ -52,6 +53,10 @@ struct pipeline {
     size_t outstanding_count;
     char outstanding[OUTSTANDING_MAX][EVENT_REQUEST_ID_MAX];
     struct pipeline_stats stats;
+    struct emf *metrics;      /* NULL: metrics off */
+    char fn_name[256];
+    char fn_version[64];
+    int64_t metrics_flushed_ms; /* epoch ms of the last document (0: none yet) */
 };
 
 void pipeline_free_item(int kind, void *data)
@@ -132,6 +137,68 @@ static void note_first_drop(struct pipeline *p)
                  ts.first_dropped);
 }
 
+/* A metrics document waits at most this long for stdout (a stalled
+ * reader): it is then counted as not written. */
+#define METRICS_WRITE_MAX_MS 200
+
+/* Writes the pending metrics as one EMF document on stdout (Lambda sends
+ * an extension's stdout to the function's log group, where CloudWatch
+ * turns it into metrics).  Failing open: a document that cannot be
+ * written is counted and dropped. */
+static void metrics_flush(struct pipeline *p, int64_t deadline_ns)
+{
+    struct buf b;
+    int64_t now_ms = clock_epoch_us() / 1000;
+    int r;
+
+    if (p->metrics == NULL || !emf_pending(p->metrics))
+        return;
+    buf_init(&b, EMF_DOC_MAX_BYTES);
+    r = emf_render(p->metrics, now_ms, &b);
+    if (r == 0)
+        r = log_write_stdout(buf_data(&b), buf_len(&b), deadline_ns);
+    if (r == 0) {
+        p->stats.metric_documents++;
+    } else {
+        if (p->stats.metric_documents_failed++ == 0)
+            log_warn("could not write a metrics document (%s); dropping it, counting further ones",
+                     strerror(-r));
+        if (r == -ENOBUFS || r == -ENOMEM) {
+            /* Not renderable: start a new window rather than retry forever. */
+            emf_destroy(p->metrics);
+            const struct emf_options o = {p->cfg.metrics_namespace, p->fn_name, p->fn_version};
+            if (emf_new(&o, &p->metrics) < 0)
+                p->metrics = NULL;
+        }
+    }
+    p->metrics_flushed_ms = now_ms;
+    buf_free(&b);
+}
+
+/* With the segments: after a telemetry batch, at most once per interval
+ * (the first complete invocation goes out at once). */
+static void metrics_maybe_flush(struct pipeline *p)
+{
+    if (p->metrics == NULL || !emf_pending(p->metrics))
+        return;
+    if (p->metrics_flushed_ms == 0 ||
+        clock_epoch_us() / 1000 - p->metrics_flushed_ms >= (int64_t)p->cfg.metrics_interval_s * 1000)
+        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000LL);
+}
+
+static void on_observe(const struct emf_sample *sample, void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    if (p->metrics == NULL)
+        return;
+    if (emf_add(p->metrics, sample) == -EAGAIN) {
+        metrics_flush(p, clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000LL);
+        if (p->metrics == NULL || emf_add(p->metrics, sample) < 0)
+            p->stats.metric_documents_failed++;
+    }
+}
+
 static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
@@ -142,6 +209,8 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     queue_get_stats(p->q, &qs);
     if (qs.dropped > p->queue_dropped_seen) {
         tracer_add_lost(p->tracer, qs.dropped - p->queue_dropped_seen);
+        if (p->metrics != NULL)
+            emf_add_dropped(p->metrics, qs.dropped - p->queue_dropped_seen);
         p->queue_dropped_seen = qs.dropped;
     }
     r = tel_batch_parse(body, len, &batch);
@@ -150,6 +219,8 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         p->stats.bad_batches++;
         tracer_add_lost(p->tracer, 1);
         pipeline_telemetry_lost(p);
+        if (p->metrics != NULL)
+            emf_add_dropped(p->metrics, 1);
         log_warn("dropping a telemetry batch of %zu bytes: %s", len,
                  r == -ENOMEM ? "out of memory" : "not a JSON array");
         return;
@@ -169,8 +240,11 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
             outstanding_add(p, ev->request_id);
         if (ev->type == TEL_REPORT && ev->request_id != NULL)
             outstanding_remove(p, ev->request_id);
-        if (ev->type == TEL_LOGS_DROPPED && ev->dropped_records != TEL_ABSENT)
+        if (ev->type == TEL_LOGS_DROPPED && ev->dropped_records != TEL_ABSENT) {
             p->stats.platform_dropped_records += (uint64_t)ev->dropped_records;
+            if (p->metrics != NULL)
+                emf_add_dropped(p->metrics, (uint64_t)ev->dropped_records);
+        }
         log_debug("telemetry type=%s request_id=%s status=%s error_type=%s", ev->type_name,
                   ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
                   ev->error_type ? ev->error_type : "-");
@@ -194,6 +268,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         export_release(p->exporter);
     tel_batch_free(batch);
     note_first_drop(p);
+    metrics_maybe_flush(p);
 }
 
 /* Records the invocation's identity, so that a process started after this
@@ -309,6 +384,16 @@ static void finish_shutdown(struct pipeline *p)
     p->stats.evicted_invocations = ts.evicted;
     p->stats.evicted_announced = ts.evicted_announced;
     note_first_drop(p);
+    /* The last metrics, before the lifecycle thread (waiting for us within
+     * the shutdown budget) lets the process exit. */
+    {
+        /* Within what is left of the shutdown wait, and never longer than
+         * an ordinary flush. */
+        int64_t deadline = clock_mono_ns() + METRICS_WRITE_MAX_MS * 1000000LL;
+        if (p->drain_deadline_ns > clock_mono_ns() && p->drain_deadline_ns < deadline)
+            deadline = p->drain_deadline_ns;
+        metrics_flush(p, deadline);
+    }
 }
 
 static void set_drained(struct pipeline *p)
@@ -365,7 +450,10 @@ static void *pipeline_main(void *arg)
                 handle_telemetry(p, data, bytes);
             else if (kind == PIPELINE_ITEM_EVENT)
                 handle_event(p, data);
-            else if (kind == PIPELINE_ITEM_READY) {
+            else if (kind == PIPELINE_ITEM_RELEASED) {
+                const struct pipeline_released *rel = data;
+                tracer_on_released(p->tracer, rel->request_id, rel->next_us, rel->cpu_us);
+            } else if (kind == PIPELINE_ITEM_READY) {
                 const struct pipeline_ready *ready = data;
                 tracer_set_own_init(p->tracer, ready->registered_us, ready->first_next_us);
             }
@@ -406,6 +494,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .log_tail_lines = cfg->log_tail_lines,
         .log_tail_max_bytes = cfg->log_tail_max_bytes,
         .emit = on_segment,
+        .observe = on_observe,
     };
     pthread_condattr_t attr;
     int r;
@@ -414,11 +503,26 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         return -ENOMEM;
     p->cfg = *cfg;
     p->q = q;
+    snprintf(p->fn_name, sizeof(p->fn_name), "%s", fn->name != NULL ? fn->name : "");
+    snprintf(p->fn_version, sizeof(p->fn_version), "%s", fn->version != NULL ? fn->version : "");
+    cost_price_default(cost_arch_built(), &topts.price);
+    if (cfg->price_gb_s_usd >= 0)
+        topts.price.gb_s_usd = cfg->price_gb_s_usd;
+    if (cfg->price_request_usd >= 0)
+        topts.price.request_usd = cfg->price_request_usd;
+    if (cfg->metrics) {
+        const struct emf_options o = {cfg->metrics_namespace, p->fn_name, p->fn_version};
+        if (emf_new(&o, &p->metrics) < 0) {
+            free(p);
+            return -ENOMEM;
+        }
+    }
     p->exporter = fn->exporter;
     p->journal = fn->journal;
     topts.ctx = p;
     p->tracer = tracer_new(&topts);
     if (p->tracer == NULL) {
+        emf_destroy(p->metrics);
         free(p);
         return -ENOMEM;
     }
@@ -435,6 +539,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
         forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
+        emf_destroy(p->metrics);
         free(p);
         return -ENOMEM;
     }
@@ -443,6 +548,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         pthread_mutex_destroy(&p->lock);
         forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
+        emf_destroy(p->metrics);
         free(p);
         return -ENOMEM;
     }
@@ -453,6 +559,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         pthread_mutex_destroy(&p->lock);
         forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
+        emf_destroy(p->metrics);
         free(p);
         return -r;
     }
@@ -546,6 +653,7 @@ void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
     pthread_mutex_destroy(&p->lock);
     forensics_destroy(p->forensics);
     tracer_destroy(p->tracer);
+    emf_destroy(p->metrics);
     free(p);
 }
 

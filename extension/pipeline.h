@@ -27,6 +27,15 @@ enum pipeline_item_kind {
     PIPELINE_ITEM_TELEMETRY = 1, /* data: char * body (NUL-terminated), bytes: its length */
     PIPELINE_ITEM_EVENT = 2,     /* data: struct pipeline_event * */
     PIPELINE_ITEM_READY = 3,     /* data: struct pipeline_ready *: our own Init milestones */
+    PIPELINE_ITEM_RELEASED = 4,  /* data: struct pipeline_released *: we are done with an invocation */
+};
+
+/* We are about to call /event/next after request_id's INVOKE (epoch µs),
+ * having used cpu_us of process CPU time since our previous /next. */
+struct pipeline_released {
+    char request_id[EVENT_REQUEST_ID_MAX];
+    int64_t next_us;
+    int64_t cpu_us;
 };
 
 /* Our registration finished and our first /event/next began (epoch µs). */
@@ -79,6 +88,8 @@ struct pipeline_stats {
     uint64_t evicted_invocations; /* forgotten or not tracked: the tracer's table was full */
     uint64_t evicted_announced;   /* of those, announced by INVOKE */
     uint64_t journal_full;     /* invocations not journaled: every slot held */
+    uint64_t metric_documents; /* EMF documents written to stdout */
+    uint64_t metric_documents_failed; /* not written (stdout failed or out of memory) */
 };
 
 struct pipeline;

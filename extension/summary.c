@@ -50,6 +50,8 @@ static const struct row pipeline_rows[] = {
     ROW(pipeline_stats, evicted_invocations),
     ROW(pipeline_stats, evicted_announced),
     ROW(pipeline_stats, journal_full),
+    ROW(pipeline_stats, metric_documents),
+    ROW(pipeline_stats, metric_documents_failed),
     REC("unknown", TEL_UNKNOWN),
     REC("init_start", TEL_INIT_START),
     REC("init_runtime_done", TEL_INIT_RUNTIME_DONE),

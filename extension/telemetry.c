@@ -857,6 +857,7 @@ enum record_key {
     RK_TRACING,
     RK_METRICS,
     RK_SPANS,
+    RK_TENANT_ID,
     RK_COUNT
 };
 
@@ -864,7 +865,7 @@ static const char *const record_keys[RK_COUNT] = {
     "requestId", "status", "errorType", "initializationType", "phase", "version",
     "functionVersion", "functionName", "instanceId", "runtimeVersion", "name", "state",
     "instanceMaxMemory", "droppedRecords", "droppedBytes", "reason", "message", "tracing",
-    "metrics", "spans",
+    "metrics", "spans", "tenantId",
 };
 
 enum { TK_VALUE, TK_SPAN_ID, TK_COUNT };
@@ -1098,6 +1099,7 @@ static void record_to_event(struct tel_arena_block **arena, const struct raw_rec
     ev->function_name = arena_string(arena, &r[RK_FUNCTION_NAME], oom);
     ev->instance_id = arena_string(arena, &r[RK_INSTANCE_ID], oom);
     ev->runtime_version = arena_string(arena, &r[RK_RUNTIME_VERSION], oom);
+    ev->tenant_id = arena_string(arena, &r[RK_TENANT_ID], oom);
     ev->name = arena_string(arena, &r[RK_NAME], oom);
     ev->state = arena_string(arena, &r[RK_STATE], oom);
     ev->instance_max_memory = int_value(&r[RK_INSTANCE_MAX_MEMORY]);

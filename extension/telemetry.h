@@ -87,6 +87,7 @@ struct tel_event {
     const char *function_name;
     const char *instance_id;     /* the log stream name (initStart) */
     const char *runtime_version;
+    const char *tenant_id;       /* tenant isolation: start, runtimeDone, report */
     const char *name;            /* platform.extension / telemetrySubscription */
     const char *state;
     const char *text;            /* log line, or logsDropped reason */

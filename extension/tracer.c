@@ -112,6 +112,9 @@ struct invocation {
     int64_t report_duration_us;
     int64_t billed_ms, memory_mb, max_memory_mb, init_duration_us, restore_duration_us;
     struct span_val extension_overhead;
+    char tenant_id[TRACE_STRING_MAX]; /* tenant isolation: "" none */
+    int64_t released_us;              /* our /event/next after its INVOKE, 0 unknown */
+    int64_t own_cpu_us;               /* -1 unknown */
     bool cold;
     bool shutdown_closed;
     enum ext_shutdown_reason shutdown_reason;
@@ -146,7 +149,10 @@ struct tracer {
     struct sampling_reservoir reservoir;
     int64_t timeout_margin_us;
     tracer_emit_fn emit;
+    tracer_observe_fn observe;
     void *ctx;
+    struct cost_price price;
+    bool durable; /* durable function (initStart.runtimeVersion) */
 
     int64_t registered_us;
     int64_t first_next_us;
@@ -196,6 +202,8 @@ struct tracer *tracer_new(const struct tracer_options *opts)
     sampling_reservoir_init(&t->reservoir);
     t->timeout_margin_us = opts->timeout_margin_us;
     t->emit = opts->emit;
+    t->observe = opts->observe;
+    t->price = opts->price;
     t->ctx = opts->ctx;
     t->instance_max_memory = TEL_ABSENT;
     if (opts->log_tail_lines > 0) {
@@ -379,6 +387,7 @@ static struct invocation *get(struct tracer *t, const char *request_id, bool ann
     inv->billed_ms = inv->memory_mb = inv->max_memory_mb = TEL_ABSENT;
     inv->init_duration_us = inv->restore_duration_us = inv->report_duration_us = TEL_ABSENT;
     inv->done_duration_us = TEL_ABSENT;
+    inv->own_cpu_us = -1;
     return inv;
 }
 
@@ -448,6 +457,14 @@ static void attr_int(struct trace_segment *seg, const char *xk, const char *ok,
     struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_INT);
     if (a != NULL)
         a->i = value;
+}
+
+static void attr_double(struct trace_segment *seg, const char *xk, const char *ok,
+                        enum trace_attr_target target, double value)
+{
+    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_DOUBLE);
+    if (a != NULL)
+        a->d = value;
 }
 
 static void attr_bool(struct trace_segment *seg, const char *xk, const char *ok,
@@ -642,6 +659,144 @@ static void resolve_cold(struct tracer *t, struct invocation *inv, bool must_dec
     }
 }
 
+/* --- cost and metrics ------------------------------------------------------ */
+
+static double us_to_ms(int64_t us)
+{
+    return us == TEL_ABSENT ? -1 : (double)us / 1000.0;
+}
+
+/* After the response: runtime's next to the last extension's next (the
+ * report's extensionOverhead span, else the report's duration minus the
+ * runtime's).  -1 unknown. */
+static double after_response_ms(const struct invocation *inv)
+{
+    if (inv->extension_overhead.set && inv->extension_overhead.duration_us != TEL_ABSENT)
+        return us_to_ms(inv->extension_overhead.duration_us);
+    if (inv->have_report && inv->have_done && inv->report_duration_us != TEL_ABSENT &&
+        inv->done_duration_us != TEL_ABSENT && inv->report_duration_us > inv->done_duration_us)
+        return us_to_ms(inv->report_duration_us - inv->done_duration_us);
+    return -1;
+}
+
+/* Of that, ours: our /next after the runtime's (runtimeDone). -1 unknown. */
+static double own_held_ms(const struct invocation *inv)
+{
+    if (inv->released_us <= 0 || !inv->have_done)
+        return -1;
+    return inv->released_us > inv->done_us ? (double)(inv->released_us - inv->done_us) / 1000.0 : 0;
+}
+
+/* The invocation's cost, from its report; false without one (or without
+ * a price). */
+static bool cost_of(const struct tracer *t, const struct invocation *inv, struct cost_split *ret)
+{
+    const struct cost_input in = {
+        .billed_ms = inv->have_report && inv->billed_ms != TEL_ABSENT ? inv->billed_ms : -1,
+        .memory_mb = inv->memory_mb != TEL_ABSENT ? inv->memory_mb : t->memory_size_mb,
+        .duration_ms = inv->have_report ? us_to_ms(inv->report_duration_us) : -1,
+        .init_duration_ms = us_to_ms(inv->init_duration_us),
+        .after_response_ms = after_response_ms(inv),
+        .own_after_response_ms = own_held_ms(inv),
+    };
+
+    if (t->price.gb_s_usd <= 0 && t->price.request_usd <= 0)
+        return false;
+    return cost_split_report(&t->price, &in, ret);
+}
+
+static void add_cost_attrs(const struct tracer *t, const struct invocation *inv, struct trace_segment *seg)
+{
+    struct cost_split c;
+
+    if (t->price.gb_s_usd > 0 || t->price.request_usd > 0) {
+        if (!cost_of(t, inv, &c))
+            return;
+        attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, c.billed_ms);
+        attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION, c.usd);
+        attr_double(seg, "cost_gb_s", "lambda_tracer.cost.gb_s", TRACE_ATTR_METADATA, c.gb_s);
+        attr_int(seg, "cost_init_billed_ms", "lambda_tracer.cost.init_billed_ms", TRACE_ATTR_METADATA,
+                 c.init_billed_ms);
+        attr_double(seg, "cost_init_usd", "lambda_tracer.cost.init_usd", TRACE_ATTR_METADATA, c.init_usd);
+        attr_double(seg, "cost_invoke_usd", "lambda_tracer.cost.invoke_usd", TRACE_ATTR_METADATA,
+                    c.invoke_usd);
+        attr_int(seg, "cost_after_response_billed_ms", "lambda_tracer.cost.after_response_billed_ms",
+                 TRACE_ATTR_METADATA, c.after_billed_ms);
+        attr_double(seg, "cost_after_response_usd", "lambda_tracer.cost.after_response_usd",
+                    TRACE_ATTR_METADATA, c.after_usd);
+        attr_int(seg, "cost_tracer_billed_ms", "lambda_tracer.cost.tracer_billed_ms", TRACE_ATTR_METADATA,
+                 c.own_billed_ms);
+        attr_double(seg, "cost_tracer_usd", "lambda_tracer.cost.tracer_usd", TRACE_ATTR_METADATA,
+                    c.own_usd);
+        attr_double(seg, "cost_price_gb_s_usd", "lambda_tracer.cost.price_gb_s_usd", TRACE_ATTR_METADATA,
+                    t->price.gb_s_usd);
+    }
+    if (inv->own_cpu_us >= 0)
+        attr_double(seg, "tracer_cpu_ms", "lambda_tracer.cpu_ms", TRACE_ATTR_METADATA,
+                    (double)inv->own_cpu_us / 1000.0);
+}
+
+static enum emf_outcome emf_outcome_of(enum sampling_outcome o)
+{
+    switch (o) {
+    case SAMPLING_OUTCOME_TIMEOUT:
+        return EMF_OUTCOME_TIMEOUT;
+    case SAMPLING_OUTCOME_OUT_OF_MEMORY:
+        return EMF_OUTCOME_OOM;
+    case SAMPLING_OUTCOME_CRASH:
+        return EMF_OUTCOME_CRASH;
+    case SAMPLING_OUTCOME_PLATFORM_FAILURE:
+        return EMF_OUTCOME_FAILURE;
+    case SAMPLING_OUTCOME_FUNCTION_ERROR:
+        return EMF_OUTCOME_ERROR;
+    default:
+        return EMF_OUTCOME_SUCCESS;
+    }
+}
+
+static enum sampling_outcome outcome_of(const struct invocation *inv, bool timing_out);
+
+/* Hands the complete invocation to the metrics. */
+static void observe(struct tracer *t, const struct invocation *inv)
+{
+    struct emf_sample s = {.time_ms = (inv->have_report ? inv->report_us
+                                       : inv->have_start ? inv->start_us
+                                                         : inv->invoke_us) / 1000,
+                           .cold = inv->cold,
+                           .outcome = emf_outcome_of(outcome_of(inv, false)),
+                           .init_ms = -1, .init_runtime_ms = -1, .init_tracer_ms = -1,
+                           .duration_ms = inv->have_report ? us_to_ms(inv->report_duration_us) : -1,
+                           .billed_ms = inv->have_report && inv->billed_ms != TEL_ABSENT ? inv->billed_ms : -1,
+                           .memory_used_mb = inv->max_memory_mb != TEL_ABSENT ? inv->max_memory_mb : -1,
+                           .memory_size_mb = inv->memory_mb != TEL_ABSENT ? inv->memory_mb : t->memory_size_mb,
+                           .cost_usd = -1, .tracer_held_ms = own_held_ms(inv),
+                           .tracer_cpu_ms = inv->own_cpu_us >= 0 ? (double)inv->own_cpu_us / 1000.0 : -1,
+                           .tracer_cost_usd = -1,
+                           .tenant_id = inv->tenant_id};
+    struct cost_split c;
+    const struct init_info *in = &t->init;
+
+    if (t->observe == NULL)
+        return;
+    if (inv->cold && in->seen) {
+        int64_t end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
+                                                                      : TEL_ABSENT;
+        s.init_ms = in->reported ? us_to_ms(in->duration_us) : us_to_ms(inv->init_duration_us);
+        if (end != TEL_ABSENT && t->first_next_us > in->start_us &&
+            t->first_next_us <= end + INIT_MILESTONE_SLACK_US) {
+            s.init_tracer_ms = (double)(t->first_next_us - in->start_us) / 1000.0;
+            if (in->extensions <= 1 && in->runtime_done && t->registered_us > in->start_us &&
+                in->runtime_done_us >= t->registered_us)
+                s.init_runtime_ms = (double)(in->runtime_done_us - t->registered_us) / 1000.0;
+        }
+    }
+    if (cost_of(t, inv, &c)) {
+        s.cost_usd = c.usd;
+        s.tracer_cost_usd = c.own_usd;
+    }
+    t->observe(&s, t->ctx);
+}
+
 static void build(struct tracer *t, struct invocation *inv, struct trace_segment *seg, int64_t now_us,
                   bool final, bool timing_out)
 {
@@ -741,6 +896,12 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     if (inv->billed_ms != TEL_ABSENT)
         attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
                  inv->billed_ms);
+    if (inv->tenant_id[0])
+        attr_str(seg, "tenant_id", "aws.lambda.tenant_id", TRACE_ATTR_ANNOTATION, inv->tenant_id);
+    if (t->durable)
+        attr_bool(seg, "durable_function", "aws.lambda.durable_function", TRACE_ATTR_ANNOTATION, true);
+    if (final)
+        add_cost_attrs(t, inv, seg);
     if (timing_out)
         attr_bool(seg, "timing_out", "aws.lambda.timing_out", TRACE_ATTR_ANNOTATION, true);
     attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
@@ -861,6 +1022,7 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
     inv->state = INV_DONE;
     ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
     reason = decide(t, inv, now_us, false);
+    observe(t, inv);
     if (reason == SAMPLING_DROP) {
         if (t->stats.dropped++ == 0)
             copy_str(t->stats.first_dropped, sizeof(t->stats.first_dropped), inv->request_id);
@@ -955,6 +1117,15 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     }
     add_span(seg, -1, "Initialization", seg->start_us, seg->end_us);
     attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
+    if (in->reported && in->duration_us != TEL_ABSENT && in->duration_us > 0 && t->memory_size_mb > 0 &&
+        (t->price.gb_s_usd > 0 || t->price.request_usd > 0)) {
+        /* Init is billed for every runtime since 2025-08-01, a failed one
+         * too (estimated: its duration rounded up to the millisecond). */
+        int64_t billed_ms = (in->duration_us + 999) / 1000;
+        attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, billed_ms);
+        attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION,
+                    cost_duration_usd(&t->price, billed_ms, t->memory_size_mb));
+    }
     attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
     attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, tel_status_name(status));
     attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
@@ -990,6 +1161,7 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
             copy_str(t->instance_id, sizeof(t->instance_id), ev->instance_id);
         if (ev->instance_max_memory != TEL_ABSENT)
             t->instance_max_memory = ev->instance_max_memory;
+        t->durable = ev->runtime_version != NULL && strstr(ev->runtime_version, "DurableFunction") != NULL;
         break;
     case TEL_INIT_RUNTIME_DONE:
         in->runtime_done = true;
@@ -1050,6 +1222,8 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         inv = get(t, ev->request_id, false);
     if (inv == NULL)
         return; /* every slot pinned: not tracked, counted */
+    if (ev->tenant_id != NULL && ev->tenant_id[0] != '\0' && inv->tenant_id[0] == '\0')
+        copy_str(inv->tenant_id, sizeof(inv->tenant_id), ev->tenant_id);
 
     if (ev->type == TEL_START) {
         ring_clear(t); /* the tail is the invocation's own lines */
@@ -1103,6 +1277,16 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         }
         finish(t, inv, ev->time_us);
     }
+}
+
+void tracer_on_released(struct tracer *t, const char *request_id, int64_t next_us, int64_t cpu_us)
+{
+    struct invocation *inv = find(t, request_id);
+
+    if (inv == NULL || inv->state != INV_OPEN)
+        return;
+    inv->released_us = next_us;
+    inv->own_cpu_us = cpu_us;
 }
 
 bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_identity *ret)

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cost.h"
+#include "emf.h"
 #include "ext_event.h"
 #include "journal.h"
 #include "sampling.h"
@@ -34,6 +36,11 @@ struct tracer;
  * follows.  Each segment carries its reason (annotation sampled_by). */
 typedef void (*tracer_emit_fn)(const struct trace_segment *seg, bool final, void *ctx);
 
+/* Called once for every invocation when it is complete (exported or not:
+ * metrics count them all), with what its report said (emf.h).  The
+ * sample's strings are only valid during the call. */
+typedef void (*tracer_observe_fn)(const struct emf_sample *sample, void *ctx);
+
 struct tracer_options {
     const char *segment_name;  /* NULL or "": the function name */
     const char *function_name; /* from registration / AWS_LAMBDA_FUNCTION_NAME */
@@ -46,7 +53,9 @@ struct tracer_options {
     int64_t timeout_margin_us; /* export an in-progress segment this long before a deadline */
     unsigned log_tail_lines;   /* 0: off; else attach the last N function log lines to failures */
     size_t log_tail_max_bytes; /* cap of the attached text */
+    struct cost_price price;   /* for cost_usd; all 0: no cost figures */
     tracer_emit_fn emit;
+    tracer_observe_fn observe; /* may be NULL; called with ctx */
     void *ctx;
 };
 
@@ -71,6 +80,11 @@ void tracer_destroy(struct tracer *t); /* NULL-safe */
 /* Our own milestones in Init, on our clock (epoch µs): the end of our
  * registration and our first /event/next call. */
 void tracer_set_own_init(struct tracer *t, int64_t registered_us, int64_t first_next_us);
+
+/* We called /event/next after request_id's INVOKE at next_us (epoch µs),
+ * having used cpu_us of CPU time (all our threads) since our previous
+ * /event/next: what this layer cost the invocation. */
+void tracer_on_released(struct tracer *t, const char *request_id, int64_t next_us, int64_t cpu_us);
 
 /* eager: export an in-progress version as soon as the runtime is done
  * (the flush policy decided this invocation must leave before /next). */

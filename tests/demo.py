@@ -197,7 +197,7 @@ def main():
     print()
     print(bold("Summary"))
     print(f"  {'#':>2} {'step':<14} {'request':<8}  {'emulator':<26} {'segment':<8} {'cold':<4} "
-          f"{'ms':>8} {'billed':>6} {'mem MB':>7}  {'sampled_by':<10} {'documents':<15} check")
+          f"{'ms':>8} {'billed':>6} {'cost $':>11} {'mem MB':>7}  {'sampled_by':<10} {'documents':<15} check")
     for n, label, r, doc, n_final, n_open, check in table:
         emu_status = r.status + (f" {r.error_type}" if r.error_type else "")
         if doc is not None:
@@ -206,14 +206,15 @@ def main():
             cold = "yes" if ann.get("cold_start") else "no"
             ms = f"{(doc['end_time'] - doc['start_time']) * 1000:.1f}"
             billed = str(ann.get("billed_duration_ms", "-"))
+            cost = f"{ann['cost_usd']:.9f}" if "cost_usd" in ann else "-"
             mem = str(ann.get("max_memory_used_mb", "-"))
             why = str(ann.get("sampled_by", "-"))
         else:
-            mark, cold, ms, billed, mem, why = "-", "-", "-", "-", "-", "-"
+            mark, cold, ms, billed, cost, mem, why = "-", "-", "-", "-", "-", "-", "-"
         docs_txt = f"{n_final} final" + (f" +{n_open} i.p." if n_open else "")
         check_txt = waterfall.paint(check, "ok" if check.startswith("ok") else "bad", colour)
         print(f"  {n:>2} {label:<14} {r.request_id[:8]:<8}  {emu_status:<26} {mark:<8} {cold:<4} "
-              f"{ms:>8} {billed:>6} {mem:>7}  {why:<10} {docs_txt:<15} {check_txt}")
+              f"{ms:>8} {billed:>6} {cost:>11} {mem:>7}  {why:<10} {docs_txt:<15} {check_txt}")
     print("  (i.p. = in-progress version: sent early, before the runtime's /next or near the deadline,"
           " and replaced by the final one under the same id)")
 

@@ -1076,7 +1076,13 @@ class Emulator:
                  freeze=True, quirks=None, log_path=None, work_dir=None, handler="function.handler",
                  runtime_version="provided:al2023.v100", xray_daemon_address="127.0.0.1:2000",
                  managed_instances=False, max_concurrency=None, faults=None, tmp_dir=None,
-                 tracing_mode="PassThrough"):
+                 tracing_mode="PassThrough", tenant_id=None, bill_init=False):
+        # Tenant isolation: tenantId on platform.start, runtimeDone and report (reference
+        # observability-2026 "Newer platform modes").  bill_init: billedDurationMs of the cold
+        # start's report includes the Init, rounded up on its own (every runtime since 2025-08-01;
+        # off by default to keep the older reports other tests were written against).
+        self.tenant_id = tenant_id
+        self.bill_init = bill_init
         if tracing_mode not in ("PassThrough", "Active"):
             raise ValueError("tracing_mode must be PassThrough or Active")
         # Lambda's default is PassThrough: a call without a trace header gets one Lambda makes,
@@ -1481,6 +1487,9 @@ class Emulator:
     # ------------------------------------------------------------------ telemetry emission
 
     def _emit_locked(self, rtype, record, t_ns=None):
+        if self.tenant_id is not None and rtype in ("platform.start", "platform.runtimeDone",
+                                                     "platform.report"):
+            record = dict(record, tenantId=self.tenant_id)
         rec = {"time": _iso_ms(self._epoch_ns(t_ns)), "type": rtype, "record": record}
         data = _json(rec)
         self.emitted.append(rec)
@@ -2244,6 +2253,8 @@ class Emulator:
                        "memorySizeMB": self.memory_mb, "maxMemoryUsedMB": self._max_memory_mb()}
             if self._pending_init_duration_ms is not None:
                 metrics["initDurationMs"] = self._pending_init_duration_ms
+                if self.bill_init:
+                    metrics["billedDurationMs"] = billed + int(math.ceil(self._pending_init_duration_ms))
                 self._pending_init_duration_ms = None
             if self._pending_restore_ms is not None:
                 metrics["restoreDurationMs"] = self._pending_restore_ms

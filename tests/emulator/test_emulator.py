@@ -1555,6 +1555,43 @@ class ShutdownTests(unittest.TestCase):
         self.assertLess(abs(t_rep - t_sd) / 1e6, 300)
 
 
+class TenantDurableKnobTests(unittest.TestCase):
+    """tenant_id, bill_init and a durable runtime_version (observability-2026 "Newer platform
+    modes"; Init billed for every runtime since 2025-08-01)."""
+
+    def test_tenant_id_on_start_runtime_done_and_report_only(self):
+        box = Box(self, probes={"p": {}}, tenant_id="BlueTenant",
+                  runtime_version="python:3.13.DurableFunction.v1")
+        self.assertEqual(box.emu.start().status, "success")
+        r = box.emu.invoke(FAST)
+        self.assertEqual(r.status, "success")
+        by_type = {x["type"]: x["record"] for x in r.records}
+        for t in ("platform.start", "platform.runtimeDone", "platform.report"):
+            self.assertEqual(by_type[t]["tenantId"], "BlueTenant", t)
+        for x in box.emu.records("platform.initStart") + box.emu.records("platform.initReport"):
+            self.assertNotIn("tenantId", x["record"])
+        self.assertIn("DurableFunction", box.emu.records("platform.initStart")[0]["record"]["runtimeVersion"])
+
+    def test_without_tenant_no_tenant_id(self):
+        box = Box(self, probes={"p": {}})
+        box.emu.start()
+        r = box.emu.invoke(FAST)
+        self.assertFalse(any("tenantId" in x["record"] for x in r.records if isinstance(x["record"], dict)))
+
+    def test_bill_init_adds_the_rounded_init_to_the_cold_report_only(self):
+        for bill in (False, True):
+            box = Box(self, probes={"p": {}}, bill_init=bill, env={"DEMO_INIT_MS": "30"})
+            box.emu.start()
+            cold = box.emu.invoke(FAST)
+            warm = box.emu.invoke(FAST)
+            m = [x["record"] for x in cold.records if x["type"] == "platform.report"][0]["metrics"]
+            want = math.ceil(m["durationMs"]) + (math.ceil(m["initDurationMs"]) if bill else 0)
+            self.assertEqual(m["billedDurationMs"], want, bill)
+            mw = [x["record"] for x in warm.records if x["type"] == "platform.report"][0]["metrics"]
+            self.assertNotIn("initDurationMs", mw)
+            self.assertEqual(mw["billedDurationMs"], math.ceil(mw["durationMs"]))
+
+
 class InitTypeTests(unittest.TestCase):
     def test_snap_start_restore(self):
         box = Box(self, probes={"p": dict(SUB, PROBE_DUMP_ENV="1")}, init_type="snap-start",

@@ -65,6 +65,14 @@ static void check_consumers(const struct config *cfg)
         (cfg->xray_endpoint[0] != '\0' && strncmp(cfg->xray_endpoint, "http://", 7) != 0 &&
          strncmp(cfg->xray_endpoint, "https://", 8) != 0))
         abort();
+    /* cost and metrics: a price is the table's (< 0) or a checked one;
+     * the namespace is one CloudWatch takes; the interval is bounded */
+    if (!(cfg->price_gb_s_usd < 0 || (cfg->price_gb_s_usd >= 0 && cfg->price_gb_s_usd < 1)) ||
+        !(cfg->price_request_usd < 0 || (cfg->price_request_usd >= 0 && cfg->price_request_usd < 1)))
+        abort();
+    if (cfg->metrics_namespace[0] == '\0' || strncmp(cfg->metrics_namespace, "AWS/", 4) == 0 ||
+        cfg->metrics_interval_s < 1 || cfg->metrics_interval_s > 3600)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -86,6 +86,7 @@ static void ref_record(const cJSON *record, struct tel_event *ev)
     ev->function_name = ref_string(record, "functionName");
     ev->instance_id = ref_string(record, "instanceId");
     ev->runtime_version = ref_string(record, "runtimeVersion");
+    ev->tenant_id = ref_string(record, "tenantId");
     ev->name = ref_string(record, "name");
     ev->state = ref_string(record, "state");
     ev->instance_max_memory = ref_number(record, "instanceMaxMemory", 9e15, 1);
@@ -213,6 +214,7 @@ static bool tel_reference_same_event(const struct tel_event *a, const struct tel
         !ref_same_string(a->function_name, b->function_name) ||
         !ref_same_string(a->instance_id, b->instance_id) ||
         !ref_same_string(a->runtime_version, b->runtime_version) ||
+        !ref_same_string(a->tenant_id, b->tenant_id) ||
         !ref_same_string(a->name, b->name) || !ref_same_string(a->state, b->state) ||
         !ref_same_string(a->text, b->text))
         return false;

@@ -173,6 +173,51 @@ static void test_sampling_settings(void **state)
     }
 }
 
+/* Cost and metrics settings: defaults, valid values, and each bad value
+ * falling back with one warning naming the setting. */
+static void test_cost_and_metrics_settings(void **state)
+{
+    struct fake_env env = {0};
+    struct config cfg;
+    (void)state;
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 0);
+    assert_true(cfg.price_gb_s_usd < 0 && cfg.price_request_usd < 0);
+    assert_false(cfg.metrics);
+    assert_string_equal(cfg.metrics_namespace, "LambdaTracer");
+    assert_int_equal(cfg.metrics_interval_s, 60);
+
+    struct fake_env ok = {.pairs = {{"LAMBDA_TRACER_PRICE_GB_S", "0.0000212"},
+                                    {"LAMBDA_TRACER_PRICE_REQUEST", "0"},
+                                    {"LAMBDA_TRACER_METRICS", "true"},
+                                    {"LAMBDA_TRACER_METRICS_NAMESPACE", "Team/My App:1"},
+                                    {"LAMBDA_TRACER_METRICS_INTERVAL_S", "5"}}};
+    load(&ok, &cfg);
+    assert_int_equal(ok.warnings, 0);
+    assert_true(cfg.price_gb_s_usd == 0.0000212);
+    assert_true(cfg.price_request_usd == 0);
+    assert_true(cfg.metrics);
+    assert_string_equal(cfg.metrics_namespace, "Team/My App:1");
+    assert_int_equal(cfg.metrics_interval_s, 5);
+
+    static const char *const bad[][2] = {
+        {"LAMBDA_TRACER_PRICE_GB_S", "-1"},        {"LAMBDA_TRACER_PRICE_GB_S", "nan"},
+        {"LAMBDA_TRACER_PRICE_GB_S", "1"},         {"LAMBDA_TRACER_PRICE_REQUEST", "0.2/1e6"},
+        {"LAMBDA_TRACER_METRICS", "maybe"},        {"LAMBDA_TRACER_METRICS_NAMESPACE", "AWS/Lambda"},
+        {"LAMBDA_TRACER_METRICS_NAMESPACE", "a\"b"}, {"LAMBDA_TRACER_METRICS_INTERVAL_S", "0"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct fake_env b = {.pairs = {{bad[i][0], bad[i][1]}}};
+        load(&b, &cfg);
+        assert_int_equal(b.warnings, 1);
+        assert_string_equal(b.last_warned, bad[i][0]);
+        assert_true(cfg.price_gb_s_usd < 0 && cfg.price_request_usd < 0);
+        assert_false(cfg.metrics);
+        assert_string_equal(cfg.metrics_namespace, "LambdaTracer");
+        assert_int_equal(cfg.metrics_interval_s, 60);
+    }
+}
+
 static void test_slow_ms(void **state)
 {
     static const char *const values[] = {"0", "1", "250", "900000"};
@@ -369,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_parse_host_port),
         cmocka_unit_test(test_sampling_settings),
         cmocka_unit_test(test_slow_ms),
+        cmocka_unit_test(test_cost_and_metrics_settings),
         cmocka_unit_test(test_parse_otlp_headers),
         cmocka_unit_test(test_unusable_endpoint_settings_fall_back),
         cmocka_unit_test(test_region_valid),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -172,6 +173,53 @@ static void test_write_bounds_the_line(void **state)
 
 /* Logging is not on a hot path, but every line goes through the escaper:
  * it must stay cheap.  Prints the figure. */
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* stdout as a pipe: a line goes through whole; with nobody reading and
+ * the pipe full, the write gives up at its deadline (never blocks), and
+ * ends the cut line; the lock held by another writer also ends at the
+ * deadline. */
+static void test_stdout_write_is_bounded(void **state)
+{
+    int fds[2];
+    int saved = dup(STDOUT_FILENO);
+    char big[70000];
+    char got[64];
+    int64_t t0;
+    (void)state;
+    assert_true(saved >= 0);
+    assert_int_equal(pipe(fds), 0);
+    assert_true(dup2(fds[1], STDOUT_FILENO) >= 0);
+
+    assert_int_equal(log_write_stdout("{\"a\":1}\n", 8, now_ns() + 1000000000LL), 0);
+    assert_int_equal(read(fds[0], got, sizeof(got)), 8);
+    assert_memory_equal(got, "{\"a\":1}\n", 8);
+
+    /* nobody reads: fill the pipe (64 KiB by default) and more */
+    memset(big, 'x', sizeof(big));
+    big[sizeof(big) - 1] = '\n';
+    assert_true(fcntl(fds[1], F_SETFL, O_NONBLOCK) == 0);
+    t0 = now_ns();
+    assert_int_equal(log_write_stdout(big, sizeof(big), t0 + 50000000LL), -ETIMEDOUT);
+    assert_true(now_ns() - t0 < 2000000000LL);
+
+    log_stdout_lock();
+    t0 = now_ns();
+    assert_int_equal(log_write_stdout("y\n", 2, t0 + 20000000LL), -ETIMEDOUT);
+    assert_true(now_ns() - t0 >= 20000000LL);
+    log_stdout_unlock();
+
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_escape_cost(void **state)
 {
     char line[200];
@@ -210,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_escape_bounds),
         cmocka_unit_test(test_write_is_one_line),
         cmocka_unit_test(test_write_bounds_the_line),
+        cmocka_unit_test(test_stdout_write_is_bounded),
         cmocka_unit_test(test_escape_cost),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);

@@ -143,6 +143,35 @@ static void test_failures_and_other_types(void **state)
     tel_batch_free(b);
 }
 
+/* Tenant isolation: tenantId on start, runtimeDone and report (not on the
+ * Init records); a tenantId that is not a string is absent, like any
+ * string field of the wrong type. */
+static void test_tenant_id(void **state)
+{
+    struct tel_batch *b;
+    (void)state;
+    b = parse_ok(
+        "[{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.start\",\"record\":{"
+        "\"requestId\":\"r1\",\"version\":\"$LATEST\",\"tenantId\":\"BlueTenant\"}},"
+        "{\"time\":\"2025-10-13T19:48:01.000Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+        "\"requestId\":\"r1\",\"status\":\"success\",\"tenantId\":\"Blue\\u00e9\"}},"
+        "{\"time\":\"2025-10-13T19:48:02.000Z\",\"type\":\"platform.report\",\"record\":{"
+        "\"tenantId\":7,\"requestId\":\"r1\",\"status\":\"success\"}},"
+        "{\"time\":\"2025-10-13T19:48:03.000Z\",\"type\":\"platform.report\",\"record\":{"
+        "\"requestId\":\"r2\",\"status\":\"success\"}},"
+        "{\"time\":\"2025-10-13T19:47:00.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+        "\"runtimeVersion\":\"python:3.13.DurableFunction.v2\",\"tenantId\":\"\"}}]");
+    assert_int_equal(b->count, 5);
+    assert_string_equal(b->events[0].tenant_id, "BlueTenant");
+    assert_string_equal(b->events[1].tenant_id, "Blue\xc3\xa9");
+    assert_null(b->events[2].tenant_id);
+    assert_string_equal(b->events[2].request_id, "r1");
+    assert_null(b->events[3].tenant_id);
+    assert_string_equal(b->events[4].tenant_id, "");
+    assert_string_equal(b->events[4].runtime_version, "python:3.13.DurableFunction.v2");
+    tel_batch_free(b);
+}
+
 static void test_wrong_types_are_tolerated(void **state)
 {
     struct tel_batch *b;
@@ -522,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_real_cold_start_records),
         cmocka_unit_test(test_failures_and_other_types),
+        cmocka_unit_test(test_tenant_id),
         cmocka_unit_test(test_wrong_types_are_tolerated),
         cmocka_unit_test(test_invalid_elements_are_counted),
         cmocka_unit_test(test_not_an_array_is_rejected),

@@ -223,6 +223,138 @@ static void test_warm_invocation_is_not_cold_and_new_trace_without_header(void *
     tracer_destroy(t);
 }
 
+/* Cost, metrics samples, tenant and durable function (issue 14): a cold
+ * start whose report bills its Init, our /next 7 ms after the runtime's;
+ * a warm one with a tenant; every invocation observed, dropped ones too. */
+#define MAX_OBSERVED 8
+static struct emf_sample observed[MAX_OBSERVED];
+static char observed_tenant[MAX_OBSERVED][64];
+static int n_observed;
+
+static void on_observe(const struct emf_sample *s, void *ctx)
+{
+    (void)ctx;
+    assert_true(n_observed < MAX_OBSERVED);
+    observed[n_observed] = *s;
+    snprintf(observed_tenant[n_observed], sizeof(observed_tenant[0]), "%s", s->tenant_id ? s->tenant_id : "");
+    observed[n_observed].tenant_id = observed_tenant[n_observed];
+    n_observed++;
+}
+
+static void test_cost_tenant_durable_and_observation(void **state)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn", .function_version = "$LATEST", .region = "us-east-1",
+        .memory_size_mb = 256, .sampling = SAMPLING_POLICY_HEADER, .timeout_margin_us = 200000,
+        .price = {.gb_s_usd = 0.0000166667, .request_usd = 0.0000002},
+        .emit = on_emit, .observe = on_observe,
+    };
+    struct tracer *t;
+    const struct trace_attr *a;
+    (void)state;
+    n_emitted = 0;
+    n_observed = 0;
+    t = tracer_new(&o);
+    assert_non_null(t);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:44.800Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\","
+            "\"runtimeVersion\":\"python:3.13.DurableFunction.v1\"}},"
+            "{\"time\":\"2024-05-20T16:29:44.896Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"success\","
+            "\"metrics\":{\"durationMs\":95.4}}}]");
+    invoke(t, "cold", T0, 0, "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+    feed(t, "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{"
+            "\"requestId\":\"cold\",\"tenantId\":\"BlueTenant\"}},"
+            "{\"time\":\"2024-05-20T16:29:45.050Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+            "\"requestId\":\"cold\",\"status\":\"success\",\"metrics\":{\"durationMs\":50.0}}}]");
+    tracer_on_released(t, "cold", T0 + 57000, 1500);
+    tracer_on_released(t, "unknown-request", T0, 1); /* ignored */
+    feed(t, "[{\"time\":\"2024-05-20T16:29:45.064Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"cold\",\"status\":\"success\",\"tenantId\":\"BlueTenant\",\"metrics\":{"
+            "\"durationMs\":63.2,\"billedDurationMs\":160,\"memorySizeMB\":256,\"maxMemoryUsedMB\":64,"
+            "\"initDurationMs\":95.4},\"spans\":[{\"name\":\"extensionOverhead\","
+            "\"start\":\"2024-05-20T16:29:45.050Z\",\"durationMs\":13.2}]}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_int_equal(n_observed, 1);
+    const struct trace_segment *seg = &emitted[0];
+    assert_int_equal(find_attr(seg, "billed_ms")->i, 160);
+    assert_int_equal(find_attr(seg, "billed_ms")->target, TRACE_ATTR_ANNOTATION);
+    a = find_attr(seg, "cost_usd");
+    assert_int_equal(a->target, TRACE_ATTR_ANNOTATION);
+    assert_true(a->d == 0.0000166667 * (160.0 / 1000.0 * (256.0 / 1024.0)) + 0.0000002);
+    assert_int_equal(find_attr(seg, "cost_init_billed_ms")->i, 96);           /* 160 - ceil(63.2) */
+    assert_int_equal(find_attr(seg, "cost_after_response_billed_ms")->i, 14); /* ceil(13.2) */
+    assert_int_equal(find_attr(seg, "cost_tracer_billed_ms")->i, 7);          /* 57 ms - 50 ms */
+    assert_true(find_attr(seg, "tracer_cpu_ms")->d == 1.5);
+    assert_string_equal(find_attr(seg, "tenant_id")->str, "BlueTenant");
+    assert_true(find_attr(seg, "durable_function")->b);
+    assert_true(observed[0].cold);
+    assert_true(observed[0].init_ms == 95.4);
+    assert_int_equal(observed[0].billed_ms, 160);
+    assert_int_equal(observed[0].memory_used_mb, 64);
+    assert_int_equal(observed[0].memory_size_mb, 256);
+    assert_true(observed[0].duration_ms == 63.2);
+    assert_true(observed[0].cost_usd == find_attr(seg, "cost_usd")->d);
+    assert_true(observed[0].tracer_held_ms == 7);
+    assert_true(observed[0].tracer_cpu_ms == 1.5);
+    assert_int_equal(observed[0].outcome, EMF_OUTCOME_SUCCESS);
+    assert_string_equal(observed[0].tenant_id, "BlueTenant");
+    assert_true(observed[0].time_ms == (T0 + 64000) / 1000);
+
+    /* Sampled=0 (header policy): not exported, still observed; a timeout. */
+    invoke(t, "warm", T0 + 1000000, 0, "Root=1-5759e988-bd862e3fe1be46a994272794;Sampled=0");
+    feed(t, "[{\"time\":\"2024-05-20T16:29:46.000Z\",\"type\":\"platform.start\",\"record\":{"
+            "\"requestId\":\"warm\"}},"
+            "{\"time\":\"2024-05-20T16:29:49.000Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"warm\",\"status\":\"timeout\",\"metrics\":{"
+            "\"durationMs\":3000.0,\"billedDurationMs\":3000,\"memorySizeMB\":256,\"maxMemoryUsedMB\":70}}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_int_equal(n_observed, 2);
+    assert_false(observed[1].cold);
+    assert_int_equal(observed[1].outcome, EMF_OUTCOME_TIMEOUT);
+    assert_true(observed[1].tracer_held_ms < 0); /* we never said when we let go */
+    assert_true(observed[1].tracer_cpu_ms < 0);
+    assert_true(observed[1].cost_usd == 0.0000166667 * (3000.0 / 1000.0 * (256.0 / 1024.0)) + 0.0000002);
+    assert_string_equal(observed[1].tenant_id, "");
+    tracer_destroy(t);
+}
+
+/* A failed Init is billed too: its own segment carries its cost. */
+static void test_failed_init_cost(void **state)
+{
+    struct tracer_options o = {.function_name = "demo-fn", .memory_size_mb = 512,
+                               .price = {.gb_s_usd = 0.0000133334, .request_usd = 0.0000002},
+                               .emit = on_emit};
+    struct tracer *t;
+    (void)state;
+    n_emitted = 0;
+    t = tracer_new(&o);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:40.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\"}},"
+            "{\"time\":\"2024-05-20T16:29:40.501Z\",\"type\":\"platform.initReport\",\"record\":{"
+            "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"error\","
+            "\"errorType\":\"Runtime.ExitError\",\"metrics\":{\"durationMs\":500.2}}}]");
+    assert_int_equal(n_emitted, 1);
+    assert_int_equal(find_attr(&emitted[0], "billed_ms")->i, 501);
+    assert_true(find_attr(&emitted[0], "cost_usd")->d == 0.0000133334 * (501.0 / 1000.0 * (512.0 / 1024.0)));
+    tracer_destroy(t);
+}
+
+/* No price (all zero): no cost attributes; no tenant, no durable runtime:
+ * none of those either. */
+static void test_no_price_no_cost_attrs(void **state)
+{
+    struct tracer *t = new_tracer(true);
+    (void)state;
+    warm_invoke(t, "a", NULL, "success", NULL, 30);
+    assert_int_equal(n_emitted, 1);
+    assert_null(find_attr(&emitted[0], "cost_usd"));
+    assert_null(find_attr(&emitted[0], "billed_ms"));
+    assert_null(find_attr(&emitted[0], "tenant_id"));
+    assert_null(find_attr(&emitted[0], "durable_function"));
+    tracer_destroy(t);
+}
+
 static void test_failures_told_apart(void **state)
 {
     struct tracer *t = new_tracer(false);
@@ -1075,6 +1207,9 @@ int main(void)
         cmocka_unit_test(test_cold_start_with_upstream_parent),
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),
+        cmocka_unit_test(test_cost_tenant_durable_and_observation),
+        cmocka_unit_test(test_no_price_no_cost_attrs),
+        cmocka_unit_test(test_failed_init_cost),
         cmocka_unit_test(test_sampled_zero_is_honoured_unless_forced),
         cmocka_unit_test(test_smart_keeps_what_matters_and_samples_the_rest),
         cmocka_unit_test(test_smart_slow_ms_setting),
