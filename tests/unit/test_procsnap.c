@@ -1185,6 +1185,192 @@ static void test_cost(void **state)
     close(ready[1]);
 }
 
+/* A child with one socket of each kind the reader must get right: TCP over
+ * IPv4, over IPv6, IPv4 through an IPv6 socket (mapped), a connected UDP
+ * socket and a unix socket pair. */
+static int sock6(int type, const struct in6_addr *to, uint16_t port)
+{
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = *to};
+    int fd = socket(AF_INET6, type | SOCK_CLOEXEC, 0);
+
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        return -1;
+    return fd;
+}
+
+static const struct procsnap_socket *sock_to(const struct procsnap *s, uint8_t proto, uint16_t port)
+{
+    for (uint16_t i = 0; i < s->nsockets; i++)
+        if (s->sockets[i].proto == proto && s->sockets[i].peer_port == port)
+            return &s->sockets[i];
+    return NULL;
+}
+
+static int64_t snap_cpu_best(const struct procsnap_opts *o, struct procsnap *s)
+{
+    int64_t best = INT64_MAX;
+
+    for (int i = 0; i < 7; i++) {
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        assert_int_equal(procsnap_take(o, s), 0);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        int64_t us = (c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000;
+        if (us < best)
+            best = us;
+    }
+    return best;
+}
+
+static void check_kinds(const struct procsnap *s, uint16_t port4, uint16_t port6, uint16_t udp_port)
+{
+    static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    const struct procsnap_socket *v4 = NULL, *m = NULL;
+    const struct procsnap_socket *v6 = sock_to(s, IPPROTO_TCP, port6);
+    const struct procsnap_socket *u = sock_to(s, IPPROTO_UDP, udp_port);
+    unsigned unix_socks = 0;
+
+    for (uint16_t i = 0; i < s->nsockets; i++) {
+        const struct procsnap_socket *sk = &s->sockets[i];
+        if (sk->proto == IPPROTO_TCP && sk->peer_port == port4 && sk->family == AF_INET)
+            v4 = sk;
+        if (sk->proto == IPPROTO_TCP && sk->peer_port == port4 && sk->family == AF_INET6)
+            m = sk;
+        unix_socks += sk->proto == 0 && sk->inode != 0;
+    }
+    assert_non_null(v4);
+    assert_non_null(m);
+    assert_non_null(v6);
+    assert_non_null(u);
+    assert_int_equal(unix_socks, 2);
+    static const uint8_t lo4[4] = {127, 0, 0, 1};
+    assert_memory_equal(v4->peer_addr, lo4, 4);
+    assert_memory_equal(m->peer_addr, mapped, 16);
+    assert_memory_equal(v6->peer_addr, lo6, 16);
+    assert_memory_equal(v6->local_addr, lo6, 16);
+    assert_int_equal(v6->family, AF_INET6);
+    assert_int_equal(u->family, AF_INET);
+    assert_int_equal(u->tcp_state, PROCSNAP_TCP_NONE);
+    const struct procsnap_socket *tcp[3] = {v4, m, v6};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(tcp[i]->tcp_state, PROCSNAP_TCP_ESTABLISHED);
+        assert_true(tcp[i]->has_info);
+        assert_true(tcp[i]->has_bytes);
+        assert_true(tcp[i]->bytes_acked >= 4 && tcp[i]->bytes_acked <= 5); /* "ping" (+ the SYN) */
+        assert_true(tcp[i]->local_port != 0);
+    }
+}
+
+/* The snapshot reads the runtime's own sockets, never the namespace's: its
+ * work (namespace-wide entries read) does not grow with 1,000 unrelated
+ * connections (2,000 sockets) opened here, and its CPU stays within 2x. */
+static void test_cost_independent_of_namespace(void **state)
+{
+    struct procsnap a, b;
+    int ready[2], l4, l6, u4, srv[3];
+    uint16_t p4, p6, pu;
+    pid_t pid;
+    (void)state;
+
+    l4 = listener(8, &p4);
+    {
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        struct sockaddr_in ua = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t al = sizeof(a6);
+        l6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(l6 >= 0);
+        assert_int_equal(bind(l6, (struct sockaddr *)&a6, sizeof(a6)), 0);
+        assert_int_equal(listen(l6, 8), 0);
+        assert_int_equal(getsockname(l6, (struct sockaddr *)&a6, &al), 0);
+        p6 = ntohs(a6.sin6_port);
+        al = sizeof(ua);
+        u4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(u4 >= 0);
+        assert_int_equal(bind(u4, (struct sockaddr *)&ua, sizeof(ua)), 0);
+        assert_int_equal(getsockname(u4, (struct sockaddr *)&ua, &al), 0);
+        pu = ntohs(ua.sin_port);
+    }
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        struct in6_addr lo = IN6ADDR_LOOPBACK_INIT, m = {0};
+        int fds[4], sp[2];
+        m.s6_addr[10] = m.s6_addr[11] = 0xff;
+        m.s6_addr[12] = 127;
+        m.s6_addr[15] = 1;
+        fds[0] = connect_to(p4, false);
+        fds[1] = sock6(SOCK_STREAM, &m, p4);
+        fds[2] = sock6(SOCK_STREAM, &lo, p6);
+        fds[3] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in ua = {.sin_family = AF_INET, .sin_port = htons(pu),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (fds[3] < 0 || connect(fds[3], (struct sockaddr *)&ua, sizeof(ua)) != 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+            _exit(2);
+        for (int i = 0; i < 3; i++)
+            if (fds[i] < 0 || write(fds[i], "ping", 4) != 4)
+                _exit(2);
+        signal_ready(ready[1]);
+        pause();
+        _exit(0);
+    }
+    srv[0] = accept_one(l4);
+    srv[1] = accept_one(l4);
+    srv[2] = accept_one(l6);
+    wait_ready(ready[0]);
+    wait_in_syscall(pid, SYS_pause, &a);
+    struct procsnap_target t = target_of(pid);
+    struct procsnap_opts o = {.roots = &t, .nroots = 1};
+    int64_t cpu_a = snap_cpu_best(&o, &a);
+    check_kinds(&a, p4, p6, pu);
+
+    /* 1,000 unrelated loopback connections, 2,000 sockets. */
+    enum { EXTRA = 1000 };
+    static int cli[EXTRA], acc[EXTRA];
+    uint16_t pl;
+    int ll = listener(EXTRA, &pl);
+    for (int i = 0; i < EXTRA; i++) {
+        cli[i] = connect_to(pl, false);
+        assert_true(cli[i] >= 0);
+        acc[i] = accept_one(ll);
+    }
+    int64_t cpu_b = snap_cpu_best(&o, &b);
+    check_kinds(&b, p4, p6, pu);
+    print_message("procsnap cost: %lld us CPU, with 2,000 more sockets %lld us; namespace entries "
+                  "read %u then %u; sockets read by fd %u\n",
+                  (long long)cpu_a, (long long)cpu_b, (unsigned)a.ns_entries, (unsigned)b.ns_entries,
+                  (unsigned)b.sockets_by_fd);
+    assert_true(b.ns_entries < a.ns_entries + 100);
+    assert_int_equal(b.ns_entries, 0);
+    assert_int_equal(b.sockets_by_fd, b.nsockets); /* inherited ones too */
+    assert_true(b.nsockets >= 6);
+    assert_true(cpu_b <= 2 * cpu_a + 1000);
+
+    /* The fallback (pidfd_getfd refused) reads the same facts, from the
+     * namespace's tables. */
+    struct procsnap f;
+    o.no_pidfd = true;
+    assert_int_equal(procsnap_take(&o, &f), 0);
+    check_kinds(&f, p4, p6, pu);
+    assert_int_equal(f.sockets_by_fd, 0);
+    assert_true(f.ns_entries >= EXTRA);
+
+    for (int i = 0; i < EXTRA; i++) {
+        close(cli[i]);
+        close(acc[i]);
+    }
+    kill_child(pid);
+    for (int i = 0; i < 3; i++)
+        close(srv[i]);
+    close(ll);
+    close(l4);
+    close(l6);
+    close(u4);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 /* Hand-made snapshots: which cause outranks which. */
 static void synth(struct procsnap *s, unsigned nthreads)
 {
@@ -1386,6 +1572,7 @@ int main(void)
         cmocka_unit_test_teardown(test_sleep, teardown),
         cmocka_unit_test_teardown(test_wait_on_child, teardown),
         cmocka_unit_test_teardown(test_cost, teardown),
+        cmocka_unit_test_teardown(test_cost_independent_of_namespace, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
