@@ -42,6 +42,8 @@ struct entry {
     bool timeout_taken;   /* the deadline snapshot (taken, or too late to) */
     unsigned taken;       /* snapshots this invocation got */
     struct procsnap *last; /* owned; NULL until the first snapshot */
+    struct procsnap *first; /* owned; the first snapshot once a later one
+                             * exists: the CPU baseline of the diagnosis */
     struct procsnap_share share;
     char diagnosis[PROCSNAP_SENTENCE_BYTES];
 };
@@ -167,6 +169,7 @@ static struct entry *find(struct forensics *f, const char *request_id)
 static void release(struct entry *e)
 {
     free(e->last);
+    free(e->first);
     memset(e, 0, sizeof(*e));
 }
 
@@ -423,10 +426,19 @@ static void take_for(struct forensics *f, struct entry **due, size_t n)
                 continue;
         } else {
             procsnap_share_add(&e->share, e->last, &f->cur, start);
+            if (e->first == NULL) {
+                /* the first snapshot (the slow sampler's, which a timing-
+                 * out invocation always passes) becomes the baseline */
+                struct procsnap *nx = malloc(sizeof(*nx));
+                if (nx != NULL) {
+                    e->first = e->last;
+                    e->last = nx;
+                }
+            }
         }
         memcpy(e->last, &f->cur, sizeof(*e->last));
         e->taken++;
-        procsnap_diagnose(NULL, e->last, start, e->diagnosis, sizeof(e->diagnosis));
+        procsnap_diagnose(e->first, e->last, start, e->diagnosis, sizeof(e->diagnosis));
     }
 }
 
@@ -624,7 +636,7 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
     memcpy(out, seg, sizeof(*out));
     if (have_snap) {
         buf_reset(&f->json);
-        if (procsnap_to_json(e->last, NULL, &f->json) == 0 && buf_len(&f->json) < sizeof(out->snapshot_json)) {
+        if (procsnap_to_json(e->last, e->first, &f->json) == 0 && buf_len(&f->json) < sizeof(out->snapshot_json)) {
             memcpy(out->snapshot_json, buf_data(&f->json), buf_len(&f->json));
             out->snapshot_json[buf_len(&f->json)] = '\0';
             out->snapshot_us = e->last->taken_epoch_us;

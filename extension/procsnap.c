@@ -136,6 +136,9 @@ _Static_assert(TCP_INFO == 11, "TCP_INFO");
 /* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
  * just after the invocation started may read up to one tick older. */
 #define TCP_CLOCK_SLACK_US 10000
+/* A start snapshot this long after the invocation's start is not its
+ * start: the CPU figures are then "in the last" window. */
+#define LATE_START_US 50000
 
 /* ------------------------------------------------------------------ */
 /* small pure helpers                                                 */
@@ -1775,7 +1778,10 @@ struct cause {
 struct cpu_view {
     int64_t age_us;       /* since the invocation started, -1 unknown */
     int64_t cpu_us;       /* process CPU in the window */
-    bool since_start;     /* cpu_us is since the invocation started */
+    bool since_start;     /* cpu_us is since the start snapshot */
+    bool late_start;      /* ... taken well after the invocation started
+                           * (the slow sampler's first): window_us says */
+    int64_t window_us;    /* the time cpu_us was counted over, -1 unknown */
     bool per_thread;      /* thread CPU deltas are since start */
     unsigned running;     /* threads in state R */
     unsigned busy_threads;/* threads that used >= 10% of the CPU */
@@ -1818,6 +1824,14 @@ static void cpu_view(const struct procsnap *start, const struct procsnap *now,
                     : -1;
     v->since_start = start != NULL;
     v->per_thread = start != NULL && !start->light;
+    v->window_us = v->age_us;
+    if (start != NULL && start->taken_mono_us > 0 && now->taken_mono_us > start->taken_mono_us) {
+        int64_t w = now->taken_mono_us - start->taken_mono_us;
+        if (v->age_us < 0 || w + LATE_START_US < v->age_us) {
+            v->window_us = w;
+            v->late_start = true;
+        }
+    }
     for (uint16_t i = 0; i < now->nprocs; i++) {
         const struct procsnap_proc *p = &now->procs[i];
         const struct procsnap_proc *o = start != NULL ? find_proc(start, p->pid, p->start_ticks)
@@ -1915,10 +1929,10 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
         if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
             main_running = true;
     }
-    bool windowed = v->since_start && v->age_us > 0;
-    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->age_us)
+    bool windowed = v->since_start && v->window_us > 0;
+    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->window_us)
         best->score = 200;
-    else if (main_running && (!windowed || v->cpu_us * 10 >= v->age_us))
+    else if (main_running && (!windowed || v->cpu_us * 10 >= v->window_us))
         best->score = 150;
     else if (main_running || (v->running > 0 && !windowed))
         best->score = 55;
@@ -2143,7 +2157,13 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
     fmt_secs(dur, sizeof(dur), c.wait_us);
     snprintf(cpu, sizeof(cpu), "%.2f s", (double)v.cpu_us / 1e6);
     since = v.since_start ? "" : " since the process started";
-    snprintf(tail, sizeof(tail), "; %s of CPU used%s", cpu, since);
+    if (v.late_start) {
+        char win[32];
+        fmt_secs(win, sizeof(win), v.window_us);
+        snprintf(tail, sizeof(tail), "; %s of CPU in the last %s", cpu, win);
+    } else {
+        snprintf(tail, sizeof(tail), "; %s of CPU used%s", cpu, since);
+    }
     if (c.wait_us < 0)
         dur[0] = '\0';
 
@@ -2155,10 +2175,11 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
             snprintf(threads, sizeof(threads), "on one thread (a loop?)");
         else
             snprintf(threads, sizeof(threads), "on %u threads", n);
-        if (v.since_start && v.age_us >= 0) {
+        if (v.since_start && v.window_us >= 0) {
             char wall[32];
-            fmt_secs(wall, sizeof(wall), v.age_us);
-            snprintf(sentence, size, "busy: %s of CPU in %s %s", cpu, wall, threads);
+            fmt_secs(wall, sizeof(wall), v.window_us);
+            snprintf(sentence, size, "busy: %s of CPU in %s%s %s", cpu, v.late_start ? "the last " : "",
+                     wall, threads);
         } else {
             snprintf(sentence, size, "busy: running %s; %s of CPU used%s", threads, cpu, since);
         }

@@ -1413,6 +1413,61 @@ static struct procsnap_socket *synth_sock(struct procsnap *s, uint16_t port, uin
     return sk;
 }
 
+/* The CPU figures count from the start snapshot: one taken well after the
+ * invocation started (the slow sampler's first) gives "in the last"
+ * its own window, not the invocation's age; none says since when. */
+static void test_cpu_window(void **state)
+{
+    struct procsnap start, now;
+    char sentence[PROCSNAP_SENTENCE_BYTES];
+    (void)state;
+
+    synth(&now, 1);
+    now.threads[0].state = 'R';
+    now.threads[0].syscall_nr = PROCSNAP_SYSCALL_RUNNING;
+    now.procs[0].state = 'R';
+    now.procs[0].cpu_us = 2000000;
+    now.threads[0].cpu_us = 2000000;
+    start = now;
+    start.taken_mono_us = now.taken_mono_us - 1350000;
+    start.procs[0].cpu_us = 700000;
+    start.threads[0].cpu_us = 700000;
+    int64_t inv = now.taken_mono_us - 2700000;
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("busy, from the first slow snapshot", sentence);
+    must_contain(sentence, "busy: 1.30 s of CPU in the last 1.4 s on one thread (a loop?)");
+    /* a start mark at the invocation's start: its age, no "last" */
+    start.taken_mono_us = inv + 1000;
+    start.procs[0].cpu_us = start.threads[0].cpu_us = 0;
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "busy: 2.00 s of CPU in 2.7 s on one thread");
+    /* no start: since the process started */
+    procsnap_diagnose(NULL, &now, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "since the process started");
+    /* 1.30 s in a 1.35 s window is busy even though it is under half of
+     * the invocation's 2.7 s with a helper thread on CPU, not the main */
+    synth(&now, 2);
+    now.threads[1].state = 'R';
+    now.threads[1].cpu_us = 1300000;
+    now.procs[0].cpu_us = 1300000;
+    start = now;
+    start.taken_mono_us = now.taken_mono_us - 1350000;
+    start.procs[0].cpu_us = 0;
+    start.threads[1].cpu_us = 0;
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "busy: 1.30 s of CPU in the last 1.4 s");
+    /* a wait: the tail says the window */
+    synth(&now, 1);
+    now.threads[0].syscall_nr = SYS_clock_nanosleep;
+    start = now;
+    start.taken_mono_us = now.taken_mono_us - 1350000;
+    start.procs[0].cpu_us = now.procs[0].cpu_us - 10000;
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("sleep, from the first slow snapshot", sentence);
+    must_contain(sentence, "; 0.01 s of CPU in the last 1.4 s");
+    must_not_contain(sentence, "since the process started");
+}
+
 static void test_priorities(void **state)
 {
     struct procsnap s;
@@ -1572,6 +1627,7 @@ int main(void)
         cmocka_unit_test_teardown(test_sleep, teardown),
         cmocka_unit_test_teardown(test_wait_on_child, teardown),
         cmocka_unit_test_teardown(test_cost, teardown),
+        cmocka_unit_test(test_cpu_window),
         cmocka_unit_test_teardown(test_cost_independent_of_namespace, teardown),
     };
 
