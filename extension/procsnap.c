@@ -1653,6 +1653,101 @@ static void read_sockets(struct ctx *c, int rootfd, const struct procsnap_opts *
     close(pidfd);
 }
 
+/* ---- a peer left out (the Runtime API) ---- */
+
+/* ::ffff:a.b.c.d, an IPv4 address in IPv6 clothes */
+static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int procsnap_parse_peer(const char *text, struct procsnap_peer *ret)
+{
+    struct procsnap_peer p;
+    char host[64];
+    const char *colon, *q;
+    size_t hlen;
+    uint64_t port = 0;
+
+    if (text == NULL || ret == NULL || text[0] == '\0' || (colon = strrchr(text, ':')) == NULL)
+        return -EINVAL;
+    q = text;
+    hlen = (size_t)(colon - text);
+    if (text[0] == '[') {
+        if (hlen < 2 || text[hlen - 1] != ']')
+            return -EINVAL;
+        q = text + 1;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, q, hlen);
+    host[hlen] = '\0';
+    for (q = colon + 1; *q >= '0' && *q <= '9' && port <= 65535; q++)
+        port = port * 10 + (uint64_t)(*q - '0');
+    if (q == colon + 1 || *q != '\0' || port == 0 || port > 65535)
+        return -EINVAL;
+    memset(&p, 0, sizeof(p));
+    if (inet_pton(AF_INET, host, p.addr) == 1)
+        p.family = AF_INET;
+    else if (inet_pton(AF_INET6, host, p.addr) == 1)
+        p.family = AF_INET6;
+    else
+        return -EINVAL;
+    if (p.family == AF_INET6 && memcmp(p.addr, V4_MAPPED, sizeof(V4_MAPPED)) == 0) {
+        /* an IPv4 address written as IPv6: compared in IPv4 terms */
+        memmove(p.addr, p.addr + 12, 4);
+        memset(p.addr + 4, 0, 12);
+        p.family = AF_INET;
+    }
+    p.port = (uint16_t)port;
+    *ret = p;
+    return 0;
+}
+
+static bool is_peer(const struct procsnap_peer *p, const struct procsnap_socket *sk)
+{
+    if (sk->proto != IPPROTO_TCP || sk->peer_port != p->port)
+        return false;
+    if (sk->family == p->family)
+        return memcmp(sk->peer_addr, p->addr, p->family == AF_INET ? 4 : 16) == 0;
+    /* an IPv4 peer reached through an IPv6 socket */
+    return p->family == AF_INET && sk->family == AF_INET6 &&
+           memcmp(sk->peer_addr, V4_MAPPED, sizeof(V4_MAPPED)) == 0 &&
+           memcmp(sk->peer_addr + 12, p->addr, 4) == 0;
+}
+
+void procsnap_leave_out_peer(struct procsnap *s, const struct procsnap_peer *p)
+{
+    uint16_t nsk = 0, nth = 0;
+    bool gone[PROCSNAP_MAX_THREADS] = {false};
+
+    if (s == NULL || p == NULL || p->port == 0)
+        return;
+    for (uint16_t i = 0; i < s->nsockets && i < PROCSNAP_MAX_SOCKETS; i++) {
+        const struct procsnap_socket *sk = &s->sockets[i];
+        if (is_peer(p, sk)) {
+            for (uint16_t t = 0; t < s->nthreads && t < PROCSNAP_MAX_THREADS; t++)
+                if (s->threads[t].proc == sk->proc && s->threads[t].syscall_nr >= 0 &&
+                    s->threads[t].syscall_arg0 == (uint64_t)(int64_t)sk->fd)
+                    gone[t] = true;
+            s->ignored_sockets++;
+            continue;
+        }
+        if (nsk != i)
+            s->sockets[nsk] = *sk;
+        nsk++;
+    }
+    s->nsockets = nsk;
+    for (uint16_t t = 0; t < s->nthreads && t < PROCSNAP_MAX_THREADS; t++) {
+        if (gone[t]) {
+            s->ignored_threads++;
+            continue;
+        }
+        if (nth != t)
+            s->threads[nth] = s->threads[t];
+        nth++;
+    }
+    s->nthreads = nth;
+}
+
 /* ---- take ---- */
 
 static bool find_proc_pid(const struct procsnap *s, pid_t pid)
@@ -1754,6 +1849,8 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
     }
     if (!o->light && !over_budget(&c))
         read_sockets(&c, rootfd, o);
+    if (o->ignore_peer != NULL)
+        procsnap_leave_out_peer(ret, o->ignore_peer);
     close(rootfd);
     ret->took_us = (uint32_t)(now_us(CLOCK_MONOTONIC) - t0);
     return 0;

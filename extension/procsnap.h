@@ -256,10 +256,13 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
 
 /*
  * One sentence (no trailing period) for a timeout's or a slow invocation's
- * cause, from the snapshot `now` and, if not NULL, `start` (a snapshot,
- * full or light, taken when the invocation started; it makes the CPU
- * figures "since the invocation started", otherwise they are since the
- * process started and the sentence says so).  invocation_start_mono_us is
+ * cause, from the snapshot `now` and, if not NULL, `start` (an earlier
+ * snapshot, full or light: the CPU figures count from it.  Taken at the
+ * invocation's start they read "0.04 s of CPU used" / "busy: 2.68 s of
+ * CPU in 2.70 s"; taken more than 50 ms later (the slow sampler's first)
+ * they say their window: "0.04 s of CPU in the last 1.2 s", "busy: 1.30 s
+ * of CPU in the last 1.4 s".  Without `start` they are since the process
+ * started and the sentence says so).  invocation_start_mono_us is
  * CLOCK_MONOTONIC in µs.  Examples:
  *   "waiting 2.7 s in a socket read from 10.0.3.17:5432 (PostgreSQL,
  *    established); 0.04 s of CPU used"

@@ -39,7 +39,7 @@ static void fake_socket(struct procsnap_socket *sk, int fd, int family, const ui
     sk->tcp_state = PROCSNAP_TCP_ESTABLISHED;
 }
 
-static int fake_snap(void *ctx, struct procsnap *ret)
+static int fake_snap(void *ctx, const struct procsnap_opts *o, struct procsnap *ret)
 {
     static const uint8_t lo[4] = {127, 0, 0, 1};
     static const uint8_t lo_mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
@@ -73,6 +73,9 @@ static int fake_snap(void *ctx, struct procsnap *ret)
             ret->threads[ret->nthreads++] = (struct procsnap_thread){
                 .tid = 4244, .state = 'R', .syscall_nr = PROCSNAP_SYSCALL_RUNNING, .cpu_us = 900000};
     }
+    /* as procsnap_take does with these options */
+    if (o->ignore_peer != NULL)
+        procsnap_leave_out_peer(ret, o->ignore_peer);
     return 0;
 }
 

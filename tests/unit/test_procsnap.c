@@ -1347,6 +1347,19 @@ static void test_cost_independent_of_namespace(void **state)
     assert_true(b.nsockets >= 6);
     assert_true(cpu_b <= 2 * cpu_a + 1000);
 
+    /* The Runtime API's connections left out by procsnap_take: over IPv4
+     * and IPv4-mapped, not the IPv6 one. */
+    struct procsnap_peer api = {.family = AF_INET, .addr = {127, 0, 0, 1}, .port = p4};
+    struct procsnap ig;
+    o.ignore_peer = &api;
+    assert_int_equal(procsnap_take(&o, &ig), 0);
+    assert_int_equal(ig.ignored_sockets, 2);
+    assert_null(sock_to(&ig, IPPROTO_TCP, p4));
+    assert_non_null(sock_to(&ig, IPPROTO_TCP, p6));
+    assert_int_equal(ig.nsockets, b.nsockets - 2);
+    assert_non_null(main_thread(&ig)); /* in pause, on no socket */
+    o.ignore_peer = NULL;
+
     /* The fallback (pidfd_getfd refused) reads the same facts, from the
      * namespace's tables. */
     struct procsnap f;
@@ -1466,6 +1479,123 @@ static void test_cpu_window(void **state)
     show("sleep, from the first slow snapshot", sentence);
     must_contain(sentence, "; 0.01 s of CPU in the last 1.4 s");
     must_not_contain(sentence, "since the process started");
+}
+
+/* The Runtime API's address as AWS_LAMBDA_RUNTIME_API gives it. */
+static void test_parse_peer(void **state)
+{
+    static const char *bad[] = {"", "localhost:9001", "127.0.0.1", "127.0.0.1:", ":9001",
+                                "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:99999999999999999999",
+                                "127.0.0.1:90x1", "127.0.0.1:-1", "127.0.0.1:9001 ", "[::1:9001",
+                                "[]:9001", "[::1]", "1.2.3:9001", "[127.0.0.1:9001",
+                                "0123456789012345678901234567890123456789012345678901234567890123456789:1"};
+    static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    struct procsnap_peer p;
+    (void)state;
+
+    assert_int_equal(procsnap_parse_peer("127.0.0.1:9001", &p), 0);
+    assert_int_equal(p.family, AF_INET);
+    assert_int_equal(p.port, 9001);
+    assert_memory_equal(p.addr, ((const uint8_t[16]){127, 0, 0, 1}), 16);
+    assert_int_equal(procsnap_parse_peer("169.254.100.1:65535", &p), 0);
+    assert_int_equal(p.port, 65535);
+    assert_int_equal(procsnap_parse_peer("[::1]:9001", &p), 0);
+    assert_int_equal(p.family, AF_INET6);
+    assert_memory_equal(p.addr, lo6, 16);
+    /* a mapped IPv4 address is stored as IPv4 */
+    assert_int_equal(procsnap_parse_peer("[::ffff:127.0.0.1]:1", &p), 0);
+    assert_int_equal(p.family, AF_INET);
+    assert_int_equal(p.port, 1);
+    assert_memory_equal(p.addr, ((const uint8_t[16]){127, 0, 0, 1}), 16);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&p, 0x5a, sizeof(p));
+        if (procsnap_parse_peer(bad[i], &p) != -EINVAL)
+            fail_msg("\"%s\" accepted", bad[i]);
+        assert_int_equal(p.port, 0x5a5a); /* untouched */
+    }
+    assert_int_equal(procsnap_parse_peer(NULL, &p), -EINVAL);
+    assert_int_equal(procsnap_parse_peer("127.0.0.1:9001", NULL), -EINVAL);
+}
+
+/* Its connections and the threads blocked on them are left out; nothing
+ * else: another port, another address, UDP, a thread of another process
+ * with the same fd number, a running thread. */
+static void test_leave_out_peer(void **state)
+{
+    static const uint8_t lo[4] = {127, 0, 0, 1};
+    static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    struct procsnap s;
+    struct procsnap_peer p4, p6;
+    (void)state;
+
+    assert_int_equal(procsnap_parse_peer("127.0.0.1:9001", &p4), 0);
+    assert_int_equal(procsnap_parse_peer("[::1]:9001", &p6), 0);
+    for (int k = 0; k < 2; k++) {
+        synth(&s, 6);
+        s.nprocs = 2;
+        s.procs[1] = s.procs[0];
+        s.procs[1].pid = 200;
+        s.procs[1].depth = 1;
+        struct procsnap_socket *sk;
+        sk = synth_sock(&s, 9001, 5, 5); /* fd 21: the API over IPv4 */
+        memcpy(sk->peer_addr, lo, 4);
+        sk = synth_sock(&s, 9001, 5, 5); /* fd 22: over IPv6, mapped */
+        sk->family = AF_INET6;
+        memcpy(sk->peer_addr, mapped, 16);
+        sk = synth_sock(&s, 9001, 5, 5); /* fd 23: [::1]:9001 */
+        sk->family = AF_INET6;
+        memcpy(sk->peer_addr, lo6, 16);
+        synth_sock(&s, 9001, 5, 5);      /* fd 24: 10.0.3.17:9001 */
+        sk = synth_sock(&s, 9001, 5, 5); /* fd 25: UDP to 127.0.0.1:9001 */
+        memcpy(sk->peer_addr, lo, 4);
+        sk->proto = IPPROTO_UDP;
+        sk = synth_sock(&s, 9002, 5, 5); /* fd 26: another port */
+        memcpy(sk->peer_addr, lo, 4);
+        s.threads[0].syscall_nr = SYS_recvfrom;
+        s.threads[0].syscall_arg0 = 21;
+        s.threads[1].syscall_nr = SYS_read;
+        s.threads[1].syscall_arg0 = 22;
+        s.threads[2].syscall_nr = SYS_read;
+        s.threads[2].syscall_arg0 = 23;
+        s.threads[3].syscall_nr = SYS_read;
+        s.threads[3].syscall_arg0 = 21;
+        s.threads[3].proc = 1; /* fd 21 of another process */
+        s.threads[4].syscall_nr = PROCSNAP_SYSCALL_RUNNING;
+        s.threads[4].syscall_arg0 = 21;
+        s.threads[5].syscall_nr = SYS_read;
+        s.threads[5].syscall_arg0 = 26;
+        procsnap_leave_out_peer(&s, k == 0 ? &p4 : &p6);
+        if (k == 0) {
+            assert_int_equal(s.ignored_sockets, 2);
+            assert_int_equal(s.ignored_threads, 2);
+            assert_int_equal(s.nsockets, 4);
+            assert_int_equal(s.sockets[0].fd, 23);
+            assert_int_equal(s.sockets[3].fd, 26);
+            assert_int_equal(s.nthreads, 4);
+            assert_int_equal(s.threads[0].tid, 102);
+        } else {
+            assert_int_equal(s.ignored_sockets, 1);
+            assert_int_equal(s.ignored_threads, 1);
+            assert_int_equal(s.nsockets, 5);
+            assert_int_equal(s.sockets[2].fd, 24);
+            assert_int_equal(s.nthreads, 5);
+            assert_int_equal(s.threads[2].tid, 103);
+        }
+        for (uint16_t i = 0; i < s.nthreads; i++)
+            assert_true(s.threads[i].tid != 100 || k == 1);
+    }
+    /* NULL or a zero port: nothing happens */
+    synth(&s, 1);
+    synth_sock(&s, 9001, 5, 5);
+    procsnap_leave_out_peer(&s, NULL);
+    procsnap_leave_out_peer(NULL, &p4);
+    struct procsnap_peer zero = p4;
+    zero.port = 0;
+    memcpy(s.sockets[0].peer_addr, lo, 4);
+    s.sockets[0].peer_port = 0;
+    procsnap_leave_out_peer(&s, &zero);
+    assert_int_equal(s.nsockets, 1);
 }
 
 static void test_priorities(void **state)
@@ -1628,6 +1758,8 @@ int main(void)
         cmocka_unit_test_teardown(test_wait_on_child, teardown),
         cmocka_unit_test_teardown(test_cost, teardown),
         cmocka_unit_test(test_cpu_window),
+        cmocka_unit_test(test_parse_peer),
+        cmocka_unit_test(test_leave_out_peer),
         cmocka_unit_test_teardown(test_cost_independent_of_namespace, teardown),
     };
 
