@@ -93,7 +93,10 @@ void forensics_destroy(struct forensics *f)
     if (f == NULL)
         return;
     for (size_t i = 0; i < FORENSICS_MAX_OPEN; i++)
+    {
         free(f->e[i].last);
+        free(f->e[i].first);
+    }
     buf_free(&f->json);
     free(f);
 }
