@@ -2611,6 +2611,14 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
                    s->light ? "true" : "false");
     if (r < 0)
         return r;
+    /* how the sockets were read: by fd, or from the namespace's tables */
+    if ((r = buf_printf(b, ",\"sockets_by_fd\":%u,\"namespace_entries\":%u", (unsigned)s->sockets_by_fd,
+                        (unsigned)s->ns_entries)) < 0)
+        return r;
+    if (s->ignored_sockets || s->ignored_threads)
+        if ((r = buf_printf(b, ",\"ignored\":{\"sockets\":%u,\"threads\":%u}",
+                            (unsigned)s->ignored_sockets, (unsigned)s->ignored_threads)) < 0)
+            return r;
     if (s->dropped_procs || s->dropped_threads || s->dropped_sockets)
         if ((r = buf_printf(b, ",\"dropped\":{\"procs\":%u,\"threads\":%u,\"sockets\":%u}",
                             s->dropped_procs, s->dropped_threads, s->dropped_sockets)) < 0)

@@ -1368,6 +1368,12 @@ static void test_cost_independent_of_namespace(void **state)
     assert_non_null(sock_to(&ig, IPPROTO_TCP, p6));
     assert_int_equal(ig.nsockets, b.nsockets - 2);
     assert_non_null(main_thread(&ig)); /* in pause, on no socket */
+    struct buf jb;
+    buf_init(&jb, 256 * 1024);
+    assert_int_equal(procsnap_to_json(&ig, NULL, &jb), 0);
+    must_contain(buf_data(&jb), "\"ignored\":{\"sockets\":2,\"threads\":0}");
+    must_contain(buf_data(&jb), "\"namespace_entries\":");
+    buf_free(&jb);
     o.ignore_peer = NULL;
 
     /* The fallback (pidfd_getfd refused) reads the same facts, from the
