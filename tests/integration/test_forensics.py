@@ -212,6 +212,10 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(peers["%s:%d" % (p.silent_host, PG)]["service"], "PostgreSQL")
         self.assertEqual(peers["%s:%d" % (p.pool_host, REDIS)]["service"], "Redis")
         self.assertEqual(peers["%s:%d" % (p.pool_host, REDIS)]["state"], "established")
+        # read through their fds (pidfd_getfd, the extension being the runtime's sibling),
+        # not from the namespace's tables
+        self.assertEqual(snap["sockets_by_fd"], len(sockets(snap)) + snap.get("ignored", {}).get("sockets", 0))
+        self.assertEqual(snap["namespace_entries"], 0)
         self.assertIn("read", [t.get("syscall", "") for t in threads(snap)] +
                       [t.get("syscall", "").replace("recvfrom", "read") for t in threads(snap)])
 
