@@ -25,9 +25,6 @@
 
 #define MAX_ROOTS 4
 
-/* ::ffff:a.b.c.d, an IPv4 address in IPv6 clothes */
-static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 struct entry {
     bool used;
     uint64_t seq;
@@ -42,6 +39,8 @@ struct entry {
     bool timeout_taken;   /* the deadline snapshot (taken, or too late to) */
     unsigned taken;       /* snapshots this invocation got */
     struct procsnap *last; /* owned; NULL until the first snapshot */
+    struct procsnap *first; /* owned; the first snapshot once a later one
+                             * exists: the CPU baseline of the diagnosis */
     struct procsnap_share share;
     char diagnosis[PROCSNAP_SENTENCE_BYTES];
 };
@@ -55,11 +54,9 @@ struct forensics {
     /* the runtime, found on first need and again when it vanished */
     struct procsnap_target roots[MAX_ROOTS];
     size_t nroots;
-    /* the Runtime API's address (network order, IPv4 in the first 4 bytes) */
+    /* the Runtime API's address: its connections are not the function's */
     bool api_known;
-    uint8_t api_family;
-    uint8_t api_addr[16];
-    uint16_t api_port;
+    struct procsnap_peer api;
     uint64_t next_seq;
     int64_t mem_mb[FORENSICS_MEMORY_HISTORY]; /* ring of maxMemoryUsedMB */
     unsigned mem_next, mem_count;
@@ -75,50 +72,6 @@ static void copy_str(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src != NULL ? src : "");
 }
 
-/* "a.b.c.d:port" or "[v6]:port"; false when it is neither. */
-static bool parse_api(const char *text, struct forensics *f)
-{
-    char host[64];
-    const char *colon;
-    size_t hlen;
-    uint64_t port = 0;
-    const char *p;
-
-    if (text == NULL || text[0] == '\0' || (colon = strrchr(text, ':')) == NULL)
-        return false;
-    p = text;
-    hlen = (size_t)(colon - text);
-    if (text[0] == '[') {
-        if (hlen < 2 || text[hlen - 1] != ']')
-            return false;
-        p = text + 1;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof(host))
-        return false;
-    memcpy(host, p, hlen);
-    host[hlen] = '\0';
-    for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
-        port = port * 10 + (uint64_t)(*p - '0');
-    if (p == colon + 1 || *p != '\0' || port == 0 || port > 65535)
-        return false;
-    memset(f->api_addr, 0, sizeof(f->api_addr));
-    if (inet_pton(AF_INET, host, f->api_addr) == 1)
-        f->api_family = AF_INET;
-    else if (inet_pton(AF_INET6, host, f->api_addr) == 1)
-        f->api_family = AF_INET6;
-    else
-        return false;
-    if (f->api_family == AF_INET6 && memcmp(f->api_addr, V4_MAPPED, sizeof(V4_MAPPED)) == 0) {
-        /* an IPv4 address written as IPv6: compared in IPv4 terms */
-        memmove(f->api_addr, f->api_addr + 12, 4);
-        memset(f->api_addr + 4, 0, 12);
-        f->api_family = AF_INET;
-    }
-    f->api_port = (uint16_t)port;
-    return true;
-}
-
 struct forensics *forensics_new(const struct forensics_options *opts)
 {
     struct forensics *f = calloc(1, sizeof(*f));
@@ -130,7 +83,7 @@ struct forensics *forensics_new(const struct forensics_options *opts)
     copy_str(f->proc_root, sizeof(f->proc_root), opts->proc_root != NULL ? opts->proc_root : "/proc");
     f->snap = opts->snap;
     f->snap_ctx = opts->snap_ctx;
-    f->api_known = parse_api(opts->runtime_api, f);
+    f->api_known = procsnap_parse_peer(opts->runtime_api, &f->api) == 0;
     buf_init(&f->json, TRACE_SNAPSHOT_MAX - 1);
     return f;
 }
@@ -140,7 +93,10 @@ void forensics_destroy(struct forensics *f)
     if (f == NULL)
         return;
     for (size_t i = 0; i < FORENSICS_MAX_OPEN; i++)
+    {
         free(f->e[i].last);
+        free(f->e[i].first);
+    }
     buf_free(&f->json);
     free(f);
 }
@@ -167,6 +123,7 @@ static struct entry *find(struct forensics *f, const char *request_id)
 static void release(struct entry *e)
 {
     free(e->last);
+    free(e->first);
     memset(e, 0, sizeof(*e));
 }
 
@@ -307,6 +264,16 @@ static int find_runtime(struct forensics *f)
     return 0;
 }
 
+static struct procsnap_opts snap_opts(const struct forensics *f)
+{
+    struct procsnap_opts o = {
+        .proc_root = f->proc_root,
+        .budget_us = FORENSICS_SNAPSHOT_BUDGET_US,
+        .ignore_peer = f->api_known ? &f->api : NULL,
+    };
+    return o;
+}
+
 /* The runtime as procsnap sees it; found again once if it vanished (a
  * crash and a new Init give it a new pid). */
 static int default_snap(struct forensics *f, struct procsnap *ret)
@@ -314,10 +281,7 @@ static int default_snap(struct forensics *f, struct procsnap *ret)
     int r = -ESRCH;
 
     for (int attempt = 0; attempt < 2; attempt++) {
-        struct procsnap_opts o = {
-            .proc_root = f->proc_root,
-            .budget_us = FORENSICS_SNAPSHOT_BUDGET_US,
-        };
+        struct procsnap_opts o = snap_opts(f);
 
         if (f->nroots == 0 && (r = find_runtime(f)) < 0)
             return r;
@@ -333,53 +297,6 @@ static int default_snap(struct forensics *f, struct procsnap *ret)
     return r;
 }
 
-static bool is_api_peer(const struct forensics *f, const struct procsnap_socket *sk)
-{
-    if (sk->proto != IPPROTO_TCP || sk->peer_port != f->api_port)
-        return false;
-    if (sk->family == f->api_family)
-        return memcmp(sk->peer_addr, f->api_addr, f->api_family == AF_INET ? 4 : 16) == 0;
-    /* an IPv4 Runtime API reached through an IPv6 socket */
-    return f->api_family == AF_INET && sk->family == AF_INET6 &&
-           memcmp(sk->peer_addr, V4_MAPPED, sizeof(V4_MAPPED)) == 0 && memcmp(sk->peer_addr + 12, f->api_addr, 4) == 0;
-}
-
-/* Leaves the runtime's Runtime API connections out of s, with the threads
- * blocked on them (in a system call whose first argument is that fd).
- * true when threads were known and every one of them was such a thread:
- * the runtime is between invocations. */
-static bool strip_runtime_api(const struct forensics *f, struct procsnap *s)
-{
-    uint16_t nsk = 0, nth = 0, before = s->nthreads;
-
-    if (!f->api_known)
-        return false;
-    for (uint16_t i = 0; i < s->nsockets; i++) {
-        const struct procsnap_socket *sk = &s->sockets[i];
-
-        if (is_api_peer(f, sk)) {
-            for (uint16_t t = 0; t < s->nthreads; t++)
-                if (s->threads[t].proc == sk->proc && s->threads[t].syscall_nr >= 0 &&
-                    s->threads[t].syscall_arg0 == (uint64_t)(int64_t)sk->fd)
-                    s->threads[t].tid = 0; /* marked; removed below */
-            continue;
-        }
-        if (nsk != i)
-            s->sockets[nsk] = *sk;
-        nsk++;
-    }
-    s->nsockets = nsk;
-    for (uint16_t t = 0; t < s->nthreads; t++) {
-        if (s->threads[t].tid == 0)
-            continue;
-        if (nth != t)
-            s->threads[nth] = s->threads[t];
-        nth++;
-    }
-    s->nthreads = nth;
-    return before > 0 && nth == 0;
-}
-
 /* The invocation's start on the snapshot's monotonic clock. */
 static int64_t start_mono_us(const struct entry *e, const struct procsnap *s)
 {
@@ -390,7 +307,8 @@ static int64_t start_mono_us(const struct entry *e, const struct procsnap *s)
 static void take_for(struct forensics *f, struct entry **due, size_t n)
 {
     int64_t cpu0 = thread_cpu_us();
-    int r = f->snap != NULL ? f->snap(f->snap_ctx, &f->cur) : default_snap(f, &f->cur);
+    struct procsnap_opts o = snap_opts(f);
+    int r = f->snap != NULL ? f->snap(f->snap_ctx, &o, &f->cur) : default_snap(f, &f->cur);
     int64_t cpu1 = thread_cpu_us();
 
     f->st.snapshot_cpu_us += (uint64_t)(cpu1 > cpu0 ? cpu1 - cpu0 : 0);
@@ -399,18 +317,18 @@ static void take_for(struct forensics *f, struct entry **due, size_t n)
         return;
     }
     f->st.snapshots++;
+    if (f->cur.nthreads == 0 && f->cur.ignored_threads > 0) {
+        /* every thread waits on the Runtime API for its next event:
+         * whatever was due is over (its runtimeDone is on its way) */
+        f->st.idle++;
+        for (size_t i = 0; i < n; i++)
+            due[i]->over = true;
+        return;
+    }
     if (f->cur.nthreads == 0 || f->cur.procs[0].state == 'Z' || f->cur.procs[0].state == 'X') {
         /* the runtime is exiting (a reset after a timeout, a crash): what
          * it showed before is the answer */
         f->st.snapshot_failures++;
-        return;
-    }
-    if (strip_runtime_api(f, &f->cur)) {
-        /* every thread waits for its next event: whatever was due is over
-         * (its runtimeDone is on its way) */
-        f->st.idle++;
-        for (size_t i = 0; i < n; i++)
-            due[i]->over = true;
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -423,10 +341,19 @@ static void take_for(struct forensics *f, struct entry **due, size_t n)
                 continue;
         } else {
             procsnap_share_add(&e->share, e->last, &f->cur, start);
+            if (e->first == NULL) {
+                /* the first snapshot (the slow sampler's, which a timing-
+                 * out invocation always passes) becomes the baseline */
+                struct procsnap *nx = malloc(sizeof(*nx));
+                if (nx != NULL) {
+                    e->first = e->last;
+                    e->last = nx;
+                }
+            }
         }
         memcpy(e->last, &f->cur, sizeof(*e->last));
         e->taken++;
-        procsnap_diagnose(NULL, e->last, start, e->diagnosis, sizeof(e->diagnosis));
+        procsnap_diagnose(e->first, e->last, start, e->diagnosis, sizeof(e->diagnosis));
     }
 }
 
@@ -624,7 +551,7 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
     memcpy(out, seg, sizeof(*out));
     if (have_snap) {
         buf_reset(&f->json);
-        if (procsnap_to_json(e->last, NULL, &f->json) == 0 && buf_len(&f->json) < sizeof(out->snapshot_json)) {
+        if (procsnap_to_json(e->last, e->first, &f->json) == 0 && buf_len(&f->json) < sizeof(out->snapshot_json)) {
             memcpy(out->snapshot_json, buf_data(&f->json), buf_len(&f->json));
             out->snapshot_json[buf_len(&f->json)] = '\0';
             out->snapshot_us = e->last->taken_epoch_us;

@@ -60,9 +60,10 @@
 struct forensics;
 
 /* Takes a snapshot of the runtime (procsnap_take with found roots by
- * default; tests give their own).  0 or a negative errno; *ret written on
- * success. */
-typedef int (*forensics_snap_fn)(void *ctx, struct procsnap *ret);
+ * default; tests give their own).  o: the options forensics would give
+ * procsnap_take (no roots; ignore_peer set when the Runtime API is known).
+ * 0 or a negative errno; *ret written on success. */
+typedef int (*forensics_snap_fn)(void *ctx, const struct procsnap_opts *o, struct procsnap *ret);
 
 struct forensics_options {
     uint32_t slow_ms;          /* LAMBDA_TRACER_SLOW_MS; 0: auto */

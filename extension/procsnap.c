@@ -17,7 +17,9 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,6 +123,7 @@ _Static_assert(offsetof(struct tcp_info, tcpi_retransmits) == TI_RETRANSMITS &&
                offsetof(struct tcp_info, tcpi_bytes_acked) == TI_BYTES_ACKED &&
                offsetof(struct tcp_info, tcpi_bytes_received) == TI_BYTES_RECEIVED,
                "tcp_info");
+_Static_assert(TCP_INFO == 11, "TCP_INFO");
 #endif
 #endif
 
@@ -133,6 +136,9 @@ _Static_assert(offsetof(struct tcp_info, tcpi_retransmits) == TI_RETRANSMITS &&
 /* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
  * just after the invocation started may read up to one tick older. */
 #define TCP_CLOCK_SLACK_US 10000
+/* A start snapshot this long after the invocation's start is not its
+ * start: the CPU figures are then "in the last" window. */
+#define LATE_START_US 50000
 
 /* ------------------------------------------------------------------ */
 /* small pure helpers                                                 */
@@ -1191,6 +1197,8 @@ static uint64_t ti_u64(const unsigned char *ti, size_t len, size_t off)
     return v;
 }
 
+static void fill_info(struct procsnap_socket *sk, const unsigned char *ti, size_t ti_len);
+
 static void fill_from_diag(struct procsnap_socket *sk, const struct diag_msg *m,
                            const unsigned char *ti, size_t ti_len)
 {
@@ -1207,6 +1215,11 @@ static void fill_from_diag(struct procsnap_socket *sk, const struct diag_msg *m,
     sk->tcp_state = m->state;
     sk->tx_queue = m->wqueue;
     sk->rx_queue = m->rqueue;
+    fill_info(sk, ti, ti_len);
+}
+
+static void fill_info(struct procsnap_socket *sk, const unsigned char *ti, size_t ti_len)
+{
     /* An older kernel sends a shorter tcp_info: read what is there. */
     if (ti != NULL && ti_len >= TI_TOTAL_RETRANS + 4) {
         sk->has_info = true;
@@ -1248,7 +1261,8 @@ static int diag_one(struct ctx *c, const char *msg, uint32_t len, uint16_t type)
         return 0;
     memcpy(&m, msg + sizeof(struct nl_hdr), sizeof(m));
     sk = find_inode(c->s, m.inode);
-    if (sk == NULL || m.inode == 0 || sk->proto != 0)
+    if (sk == NULL || m.inode == 0 ||
+        (sk->proto != 0 && !(sk->proto == IPPROTO_TCP && sk->peer_port == 0)))
         return 0;
     /* The attributes after the message: u16 length, u16 type, payload. */
     off = sizeof(struct nl_hdr) + NL_ALIGN(sizeof(m));
@@ -1269,7 +1283,7 @@ static int diag_one(struct ctx *c, const char *msg, uint32_t len, uint16_t type)
 }
 
 /* One dump of one family's TCP sockets.  Returns matches, or -errno. */
-static int diag_dump(struct ctx *c, int nl, uint8_t family)
+static int diag_dump(struct ctx *c, int nl, uint8_t family, uint32_t states)
 {
     struct {
         struct nl_hdr nh;
@@ -1287,14 +1301,7 @@ static int diag_dump(struct ctx *c, int nl, uint8_t family)
     q.nh.seq = family;
     q.req.family = family;
     q.req.protocol = IPPROTO_TCP;
-    /* The states a socket still held by an fd is in.  Left out: SYN_RECV
-     * and NEW_SYN_RECV (12, not in the mask), TIME_WAIT, and FIN_WAIT2
-     * (the kernel filters time-wait sockets by their sub-state, FIN_WAIT2
-     * or TIME_WAIT): those belong to no fd and a busy host holds tens of
-     * thousands.  A half-closed socket in FIN_WAIT2 falls back to the
-     * net/ tables. */
-    q.req.states = 0xfffu & ~(1u << PROCSNAP_TCP_TIME_WAIT) & ~(1u << PROCSNAP_TCP_SYN_RECV) &
-                   ~(1u << PROCSNAP_TCP_FIN_WAIT2);
+    q.req.states = states;
     q.req.ext = 1u << (NL_INET_DIAG_INFO - 1);
     if (sendto(nl, &q, sizeof(q), 0, (const struct sockaddr *)(const void *)&sa, sizeof(sa)) < 0)
         return -errno;
@@ -1316,6 +1323,7 @@ static int diag_dump(struct ctx *c, int nl, uint8_t family)
                 return -EPROTO;
             if (++msgs > PROCSNAP_MAX_DIAG_MSGS)
                 return -E2BIG;
+            c->s->ns_entries++;
             int r = diag_one(c, buf + off, h.len, h.type);
             if (r < 0)
                 return r;
@@ -1327,9 +1335,19 @@ static int diag_dump(struct ctx *c, int nl, uint8_t family)
     }
 }
 
+/* The states a socket still held by an fd is in.  Left out: SYN_RECV
+ * and NEW_SYN_RECV (12, not in the mask), TIME_WAIT, and FIN_WAIT2 (the
+ * kernel filters time-wait sockets by their sub-state, FIN_WAIT2 or
+ * TIME_WAIT): those belong to no fd and a busy host holds tens of
+ * thousands.  A half-closed socket in FIN_WAIT2 falls back to the net/
+ * tables. */
+#define DIAG_HELD_STATES                                                                   \
+    (0xfffu & ~(1u << PROCSNAP_TCP_TIME_WAIT) & ~(1u << PROCSNAP_TCP_SYN_RECV) &          \
+     ~(1u << PROCSNAP_TCP_FIN_WAIT2))
+
 /* Returns the number of sockets matched, or -errno when sock_diag is not
  * usable. */
-static int read_sock_diag(struct ctx *c)
+static int read_sock_diag(struct ctx *c, uint32_t states)
 {
     int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NL_NETLINK_SOCK_DIAG);
     int total = 0;
@@ -1337,7 +1355,7 @@ static int read_sock_diag(struct ctx *c)
     if (nl < 0)
         return -errno;
     for (int i = 0; i < 2; i++) {
-        int r = diag_dump(c, nl, i == 0 ? AF_INET : AF_INET6);
+        int r = diag_dump(c, nl, i == 0 ? AF_INET : AF_INET6, states);
         if (r < 0) {
             close(nl);
             return r;
@@ -1348,6 +1366,136 @@ static int read_sock_diag(struct ctx *c)
     return total;
 }
 
+/* ---- sockets: each through a second reference (pidfd_getfd) ---- */
+
+/* New system calls share one number on every architecture (since 424). */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#define SO_TCP_INFO 11     /* TCP_INFO, <netinet/tcp.h> clashes with <linux/tcp.h> */
+#define TCP_INFO_BYTES 232 /* struct tcp_info as of Linux 6.x; a shorter
+                            * one is read as far as it goes */
+
+static void sockaddr_to(const struct sockaddr_storage *ss, uint8_t addr[16], uint16_t *port)
+{
+    memset(addr, 0, 16);
+    *port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
+        memcpy(addr, &a->sin_addr, 4);
+        *port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
+        memcpy(addr, &a->sin6_addr, 16);
+        *port = ntohs(a->sin6_port);
+    }
+}
+
+/* Reads one socket through d, our reference to the runtime's fd: 1 read
+ * (an inet socket filled, or another kind left with proto 0), 0 when d is
+ * no longer that socket (the fd was reused). */
+static int by_fd_one(int d, struct procsnap_socket *sk)
+{
+    struct stat st;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int domain = 0, proto = 0, v = 0;
+    socklen_t il = sizeof(int);
+
+    if (fstat(d, &st) != 0 || (uint64_t)st.st_ino != sk->inode)
+        return 0;
+    if (getsockopt(d, SOL_SOCKET, SO_DOMAIN, &domain, &il) != 0 ||
+        (domain != AF_INET && domain != AF_INET6))
+        return 1; /* unix, netlink, ...: not an inet socket */
+    il = sizeof(int);
+    if (getsockopt(d, SOL_SOCKET, SO_PROTOCOL, &proto, &il) != 0 ||
+        (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+        return 1;
+    sk->proto = (uint8_t)proto;
+    sk->family = (uint8_t)domain;
+    sl = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(d, (struct sockaddr *)&ss, &sl) == 0)
+        sockaddr_to(&ss, sk->local_addr, &sk->local_port);
+    sl = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (getpeername(d, (struct sockaddr *)&ss, &sl) == 0) /* ENOTCONN: no peer */
+        sockaddr_to(&ss, sk->peer_addr, &sk->peer_port);
+    /* SIOCINQ/SIOCOUTQ (FIONREAD/TIOCOUTQ); a listener refuses: 0 */
+    if (ioctl(d, FIONREAD, &v) == 0 && v > 0)
+        sk->rx_queue = (uint32_t)v;
+    v = 0;
+    if (ioctl(d, TIOCOUTQ, &v) == 0 && v > 0)
+        sk->tx_queue = (uint32_t)v;
+    if (proto == IPPROTO_TCP) {
+        unsigned char ti[TCP_INFO_BYTES];
+        socklen_t tl = sizeof(ti);
+        memset(ti, 0, sizeof(ti));
+        if (getsockopt(d, IPPROTO_TCP, SO_TCP_INFO, ti, &tl) == 0 && tl > 0) {
+            sk->tcp_state = ti[0];
+            fill_info(sk, ti, tl);
+        }
+    }
+    return 1;
+}
+
+/* Every socket through pidfd_getfd; done[i]: 1 read, 2 gone (its fd
+ * closed or reused since it was listed), 0 not reached.  Returns the sockets read, or -errno
+ * when the way is refused (EPERM under Yama or a seccomp filter, ENOSYS
+ * before Linux 5.6): the caller falls back to the namespace's tables. */
+static int read_by_fd(struct ctx *c, uint8_t *done)
+{
+    struct procsnap *s = c->s;
+    int pidfd = -1, read_n = 0;
+    uint8_t cur = UINT8_MAX;
+
+    for (uint16_t i = 0; i < s->nsockets; i++) {
+        struct procsnap_socket *sk = &s->sockets[i];
+        long d;
+        if (over_budget(c))
+            break;
+        if (sk->proc != cur) {
+            if (pidfd >= 0)
+                close(pidfd);
+            cur = sk->proc;
+            pidfd = (int)syscall(SYS_pidfd_open, (long)s->procs[cur].pid, 0L);
+            if (pidfd < 0) {
+                if (errno == ESRCH) /* gone since: its sockets too */
+                    continue;
+                return -errno;
+            }
+        }
+        if (pidfd < 0) {
+            done[i] = 2;
+            continue;
+        }
+        d = syscall(SYS_pidfd_getfd, (long)pidfd, (long)sk->fd, 0L);
+        if (d < 0) {
+            int e = errno;
+            if (e == EBADF) { /* closed since */
+                done[i] = 2;
+                continue;
+            }
+            close(pidfd);
+            return -e;
+        }
+        /* O_CLOEXEC is set on the new fd by the kernel; closed at once. */
+        int r = by_fd_one((int)d, sk);
+        close((int)d);
+        done[i] = r > 0 ? 1 : 2;
+        if (r > 0) {
+            read_n++;
+            s->sockets_by_fd++;
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return read_n;
+}
+
 /* ---- sockets: /proc/P/net tables ---- */
 
 static size_t unmatched(const struct procsnap *s)
@@ -1355,7 +1503,7 @@ static size_t unmatched(const struct procsnap *s)
     size_t n = 0;
 
     for (uint16_t i = 0; i < s->nsockets; i++)
-        n += s->sockets[i].proto == 0;
+        n += s->sockets[i].proto == 0 && s->sockets[i].inode != 0;
     return n;
 }
 
@@ -1364,6 +1512,7 @@ static void net_line(struct procsnap *s, const char *line, size_t len, int famil
     struct procsnap_socket tmp;
     struct procsnap_socket *sk;
 
+    s->ns_entries++;
     memset(&tmp, 0, sizeof(tmp));
     if (procsnap_parse_net_line(line, len, family, &tmp) < 0)
         return;
@@ -1442,8 +1591,40 @@ static void read_sockets(struct ctx *c, int rootfd, const struct procsnap_opts *
 
     if (s->nsockets == 0)
         return;
+    if (!o->no_pidfd && (o->proc_root == NULL || strcmp(o->proc_root, "/proc") == 0)) {
+        uint8_t done[PROCSNAP_MAX_SOCKETS] = {0};
+        int r = read_by_fd(c, done);
+        if (r >= 0) {
+            /* A socket closed since it was listed is left out; one not
+             * reached (the budget) stays as listed.  Nothing is left for
+             * the namespace's tables. */
+            uint16_t n = 0;
+            for (uint16_t i = 0; i < s->nsockets; i++) {
+                if (done[i] == 2)
+                    continue;
+                if (n != i)
+                    s->sockets[n] = s->sockets[i];
+                n++;
+            }
+            s->nsockets = n;
+            /* A connect in progress has no peer name yet (getpeername
+             * says ENOTCONN in SYN_SENT): the kernel's table of sockets
+             * in SYN_SENT, and only those, tells it. */
+            bool connecting = false;
+            for (uint16_t i = 0; i < s->nsockets; i++)
+                connecting |= s->sockets[i].proto == IPPROTO_TCP &&
+                              s->sockets[i].tcp_state == PROCSNAP_TCP_SYN_SENT &&
+                              s->sockets[i].peer_port == 0;
+            if (connecting && !o->no_sock_diag && !over_budget(c)) {
+                int k = read_sock_diag(c, 1u << PROCSNAP_TCP_SYN_SENT);
+                if (k < 0)
+                    note_unreadable(s, PROCSNAP_SRC_SOCK_DIAG, -k);
+            }
+            return;
+        }
+    }
     if (!o->no_sock_diag) {
-        int r = read_sock_diag(c);
+        int r = read_sock_diag(c, DIAG_HELD_STATES);
         if (r < 0)
             note_unreadable(s, PROCSNAP_SRC_SOCK_DIAG, -r);
         /* Matched nothing: perhaps the runtime is in another network
@@ -1470,6 +1651,101 @@ static void read_sockets(struct ctx *c, int rootfd, const struct procsnap_opts *
     if (unmatched(s) > 0)
         read_net_table(c, pidfd, "net/udp6", AF_INET6, IPPROTO_UDP);
     close(pidfd);
+}
+
+/* ---- a peer left out (the Runtime API) ---- */
+
+/* ::ffff:a.b.c.d, an IPv4 address in IPv6 clothes */
+static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int procsnap_parse_peer(const char *text, struct procsnap_peer *ret)
+{
+    struct procsnap_peer p;
+    char host[64];
+    const char *colon, *q;
+    size_t hlen;
+    uint64_t port = 0;
+
+    if (text == NULL || ret == NULL || text[0] == '\0' || (colon = strrchr(text, ':')) == NULL)
+        return -EINVAL;
+    q = text;
+    hlen = (size_t)(colon - text);
+    if (text[0] == '[') {
+        if (hlen < 2 || text[hlen - 1] != ']')
+            return -EINVAL;
+        q = text + 1;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, q, hlen);
+    host[hlen] = '\0';
+    for (q = colon + 1; *q >= '0' && *q <= '9' && port <= 65535; q++)
+        port = port * 10 + (uint64_t)(*q - '0');
+    if (q == colon + 1 || *q != '\0' || port == 0 || port > 65535)
+        return -EINVAL;
+    memset(&p, 0, sizeof(p));
+    if (inet_pton(AF_INET, host, p.addr) == 1)
+        p.family = AF_INET;
+    else if (inet_pton(AF_INET6, host, p.addr) == 1)
+        p.family = AF_INET6;
+    else
+        return -EINVAL;
+    if (p.family == AF_INET6 && memcmp(p.addr, V4_MAPPED, sizeof(V4_MAPPED)) == 0) {
+        /* an IPv4 address written as IPv6: compared in IPv4 terms */
+        memmove(p.addr, p.addr + 12, 4);
+        memset(p.addr + 4, 0, 12);
+        p.family = AF_INET;
+    }
+    p.port = (uint16_t)port;
+    *ret = p;
+    return 0;
+}
+
+static bool is_peer(const struct procsnap_peer *p, const struct procsnap_socket *sk)
+{
+    if (sk->proto != IPPROTO_TCP || sk->peer_port != p->port)
+        return false;
+    if (sk->family == p->family)
+        return memcmp(sk->peer_addr, p->addr, p->family == AF_INET ? 4 : 16) == 0;
+    /* an IPv4 peer reached through an IPv6 socket */
+    return p->family == AF_INET && sk->family == AF_INET6 &&
+           memcmp(sk->peer_addr, V4_MAPPED, sizeof(V4_MAPPED)) == 0 &&
+           memcmp(sk->peer_addr + 12, p->addr, 4) == 0;
+}
+
+void procsnap_leave_out_peer(struct procsnap *s, const struct procsnap_peer *p)
+{
+    uint16_t nsk = 0, nth = 0;
+    bool gone[PROCSNAP_MAX_THREADS] = {false};
+
+    if (s == NULL || p == NULL || p->port == 0)
+        return;
+    for (uint16_t i = 0; i < s->nsockets && i < PROCSNAP_MAX_SOCKETS; i++) {
+        const struct procsnap_socket *sk = &s->sockets[i];
+        if (is_peer(p, sk)) {
+            for (uint16_t t = 0; t < s->nthreads && t < PROCSNAP_MAX_THREADS; t++)
+                if (s->threads[t].proc == sk->proc && s->threads[t].syscall_nr >= 0 &&
+                    s->threads[t].syscall_arg0 == (uint64_t)(int64_t)sk->fd)
+                    gone[t] = true;
+            s->ignored_sockets++;
+            continue;
+        }
+        if (nsk != i)
+            s->sockets[nsk] = *sk;
+        nsk++;
+    }
+    s->nsockets = nsk;
+    for (uint16_t t = 0; t < s->nthreads && t < PROCSNAP_MAX_THREADS; t++) {
+        if (gone[t]) {
+            s->ignored_threads++;
+            continue;
+        }
+        if (nth != t)
+            s->threads[nth] = s->threads[t];
+        nth++;
+    }
+    s->nthreads = nth;
 }
 
 /* ---- take ---- */
@@ -1573,6 +1849,8 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
     }
     if (!o->light && !over_budget(&c))
         read_sockets(&c, rootfd, o);
+    if (o->ignore_peer != NULL)
+        procsnap_leave_out_peer(ret, o->ignore_peer);
     close(rootfd);
     ret->took_us = (uint32_t)(now_us(CLOCK_MONOTONIC) - t0);
     return 0;
@@ -1597,7 +1875,10 @@ struct cause {
 struct cpu_view {
     int64_t age_us;       /* since the invocation started, -1 unknown */
     int64_t cpu_us;       /* process CPU in the window */
-    bool since_start;     /* cpu_us is since the invocation started */
+    bool since_start;     /* cpu_us is since the start snapshot */
+    bool late_start;      /* ... taken well after the invocation started
+                           * (the slow sampler's first): window_us says */
+    int64_t window_us;    /* the time cpu_us was counted over, -1 unknown */
     bool per_thread;      /* thread CPU deltas are since start */
     unsigned running;     /* threads in state R */
     unsigned busy_threads;/* threads that used >= 10% of the CPU */
@@ -1640,6 +1921,14 @@ static void cpu_view(const struct procsnap *start, const struct procsnap *now,
                     : -1;
     v->since_start = start != NULL;
     v->per_thread = start != NULL && !start->light;
+    v->window_us = v->age_us;
+    if (start != NULL && start->taken_mono_us > 0 && now->taken_mono_us > start->taken_mono_us) {
+        int64_t w = now->taken_mono_us - start->taken_mono_us;
+        if (v->age_us < 0 || w + LATE_START_US < v->age_us) {
+            v->window_us = w;
+            v->late_start = true;
+        }
+    }
     for (uint16_t i = 0; i < now->nprocs; i++) {
         const struct procsnap_proc *p = &now->procs[i];
         const struct procsnap_proc *o = start != NULL ? find_proc(start, p->pid, p->start_ticks)
@@ -1737,10 +2026,10 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
         if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
             main_running = true;
     }
-    bool windowed = v->since_start && v->age_us > 0;
-    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->age_us)
+    bool windowed = v->since_start && v->window_us > 0;
+    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->window_us)
         best->score = 200;
-    else if (main_running && (!windowed || v->cpu_us * 10 >= v->age_us))
+    else if (main_running && (!windowed || v->cpu_us * 10 >= v->window_us))
         best->score = 150;
     else if (main_running || (v->running > 0 && !windowed))
         best->score = 55;
@@ -1965,7 +2254,13 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
     fmt_secs(dur, sizeof(dur), c.wait_us);
     snprintf(cpu, sizeof(cpu), "%.2f s", (double)v.cpu_us / 1e6);
     since = v.since_start ? "" : " since the process started";
-    snprintf(tail, sizeof(tail), "; %s of CPU used%s", cpu, since);
+    if (v.late_start) {
+        char win[32];
+        fmt_secs(win, sizeof(win), v.window_us);
+        snprintf(tail, sizeof(tail), "; %s of CPU in the last %s", cpu, win);
+    } else {
+        snprintf(tail, sizeof(tail), "; %s of CPU used%s", cpu, since);
+    }
     if (c.wait_us < 0)
         dur[0] = '\0';
 
@@ -1977,10 +2272,11 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
             snprintf(threads, sizeof(threads), "on one thread (a loop?)");
         else
             snprintf(threads, sizeof(threads), "on %u threads", n);
-        if (v.since_start && v.age_us >= 0) {
+        if (v.since_start && v.window_us >= 0) {
             char wall[32];
-            fmt_secs(wall, sizeof(wall), v.age_us);
-            snprintf(sentence, size, "busy: %s of CPU in %s %s", cpu, wall, threads);
+            fmt_secs(wall, sizeof(wall), v.window_us);
+            snprintf(sentence, size, "busy: %s of CPU in %s%s %s", cpu, v.late_start ? "the last " : "",
+                     wall, threads);
         } else {
             snprintf(sentence, size, "busy: running %s; %s of CPU used%s", threads, cpu, since);
         }
@@ -2315,6 +2611,14 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
                    s->light ? "true" : "false");
     if (r < 0)
         return r;
+    /* how the sockets were read: by fd, or from the namespace's tables */
+    if ((r = buf_printf(b, ",\"sockets_by_fd\":%u,\"namespace_entries\":%u", (unsigned)s->sockets_by_fd,
+                        (unsigned)s->ns_entries)) < 0)
+        return r;
+    if (s->ignored_sockets || s->ignored_threads)
+        if ((r = buf_printf(b, ",\"ignored\":{\"sockets\":%u,\"threads\":%u}",
+                            (unsigned)s->ignored_sockets, (unsigned)s->ignored_threads)) < 0)
+            return r;
     if (s->dropped_procs || s->dropped_threads || s->dropped_sockets)
         if ((r = buf_printf(b, ",\"dropped\":{\"procs\":%u,\"threads\":%u,\"sockets\":%u}",
                             s->dropped_procs, s->dropped_threads, s->dropped_sockets)) < 0)

@@ -25,9 +25,17 @@
  *   /proc/P/task/T/wchan        kernel wait function, read only when
  *                               syscall is refused               (ptrace-read)
  *   /proc/P/fd/ + readlink      socket fds -> inodes             (ptrace-read)
+ *   pidfd_getfd(P, fd)          a second reference to each socket fd
+ *                               (ptrace-attach): getsockname,
+ *                               getpeername, TCP_INFO, SIOCINQ/OUTQ on it,
+ *                               then closed; the socket is never read,
+ *                               written or changed.  Costs the same
+ *                               whatever else the namespace holds.
  *   /proc/P/net/tcp,tcp6,udp,udp6  addresses, TCP state, queues (netns)
  *   netlink NETLINK_SOCK_DIAG   the same plus tcp_info: last send /
  *                               receive / ack ages, unacked, retransmits
+ *   (the last two list every socket of the network namespace: they are
+ *   only the fallback where pidfd_getfd is refused)
  */
 #ifndef LAMBDA_TRACER_PROCSNAP_H
 #define LAMBDA_TRACER_PROCSNAP_H
@@ -153,6 +161,10 @@ struct procsnap {
     int16_t unreadable_errno[PROCSNAP_SRC_COUNT]; /* first errno per kind */
     uint16_t nprocs, nthreads, nsockets;
     uint16_t dropped_procs, dropped_threads, dropped_sockets; /* over the caps */
+    uint16_t sockets_by_fd; /* sockets read through pidfd_getfd */
+    uint32_t ns_entries;   /* namespace-wide entries read (sock_diag messages
+                            * and net/ lines): 0 unless the fallback ran */
+    uint16_t ignored_sockets, ignored_threads; /* left out: opts.ignore_peer */
     struct procsnap_proc procs[PROCSNAP_MAX_PROCS];
     struct procsnap_thread threads[PROCSNAP_MAX_THREADS];
     struct procsnap_socket sockets[PROCSNAP_MAX_SOCKETS];
@@ -165,6 +177,14 @@ struct procsnap_target {
     uint64_t start_ticks;
 };
 
+/* A peer whose connections are not the function's (the Runtime API). */
+struct procsnap_peer {
+    uint8_t family;        /* AF_INET or AF_INET6; an IPv4-mapped IPv6
+                            * address is stored as AF_INET */
+    uint8_t addr[16];      /* network byte order; IPv4 in the first 4 bytes */
+    uint16_t port;         /* host byte order, never 0 */
+};
+
 struct procsnap_opts {
     const char *proc_root;  /* NULL: "/proc".  Tests point it at a fake tree */
     const struct procsnap_target *roots; /* from procsnap_find_runtime */
@@ -174,6 +194,10 @@ struct procsnap_opts {
     bool light;             /* only the processes (one stat read each): a
                              * cheap start-of-invocation mark for CPU and RSS */
     bool no_sock_diag;      /* do not open a netlink socket (fake trees) */
+    bool no_pidfd;          /* do not use pidfd_getfd (tests of the fallback) */
+    const struct procsnap_peer *ignore_peer; /* NULL, or: its TCP
+                             * connections and the threads blocked on them
+                             * are left out (procsnap_leave_out_peer) */
 };
 
 /*
@@ -205,17 +229,20 @@ int procsnap_find_runtime(const char *proc_root, pid_t self, struct procsnap_tar
  * one scan of proc_root for ppid links where that file is missing): per
  * process its stat; per thread (task/) its stat, and when it is not
  * running its syscall file, or its wchan when syscall is refused; per
- * process the socket fds, matched by inode against sock_diag (TCP, both
- * families, with tcp_info; TIME_WAIT/FIN_WAIT2/SYN_RECV left out) and,
- * for what is left, the runtime's net/ tables.  A root whose start time
+ * process the socket fds, each read through a second reference to it
+ * (pidfd_getfd: getsockname, getpeername, TCP_INFO, SIOCINQ/OUTQ; a
+ * connecting socket's peer from sock_diag's SYN_SENT sockets only); where
+ * pidfd_getfd is refused, matched by inode against a sock_diag dump (TCP,
+ * both families, with tcp_info; TIME_WAIT/FIN_WAIT2/SYN_RECV left out)
+ * and, for what is left, the runtime's net/ tables.  A root whose start time
  * no longer matches is left out and the snapshot marked partial.  With
  * o->light only the roots' stat is read (one open+read+close each, about
  * 10 us): a start-of-invocation mark for CPU and RSS.
  *
- * Cost, measured (10 threads, 10 sockets): about 90 system calls, 0.3-0.4
- * ms of CPU plus the kernel's walk of its socket table for sock_diag
- * (milliseconds on a host with tens of thousands of sockets; short in a
- * Lambda sandbox).  Bound it with o->budget_us.
+ * Cost, measured (10 threads, 10 sockets): about 150 system calls,
+ * 0.25 ms of CPU, the same with 2,000 unrelated sockets in the network
+ * namespace (the fallback dump costs 8-11 ms on a host with thousands).
+ * Bound it with o->budget_us.
  *
  * *ret is always fully written (zeroed first) when o and ret are valid.
  * Returns 0 (also for a partial snapshot; check ret->partial and
@@ -229,10 +256,13 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
 
 /*
  * One sentence (no trailing period) for a timeout's or a slow invocation's
- * cause, from the snapshot `now` and, if not NULL, `start` (a snapshot,
- * full or light, taken when the invocation started; it makes the CPU
- * figures "since the invocation started", otherwise they are since the
- * process started and the sentence says so).  invocation_start_mono_us is
+ * cause, from the snapshot `now` and, if not NULL, `start` (an earlier
+ * snapshot, full or light: the CPU figures count from it.  Taken at the
+ * invocation's start they read "0.04 s of CPU used" / "busy: 2.68 s of
+ * CPU in 2.70 s"; taken more than 50 ms later (the slow sampler's first)
+ * they say their window: "0.04 s of CPU in the last 1.2 s", "busy: 1.30 s
+ * of CPU in the last 1.4 s".  Without `start` they are since the process
+ * started and the sentence says so).  invocation_start_mono_us is
  * CLOCK_MONOTONIC in µs.  Examples:
  *   "waiting 2.7 s in a socket read from 10.0.3.17:5432 (PostgreSQL,
  *    established); 0.04 s of CPU used"
@@ -320,6 +350,19 @@ void procsnap_share_summary(const struct procsnap_share *s, char *sentence, size
  */
 int procsnap_to_json(const struct procsnap *s, const struct procsnap *start, struct buf *out)
     __attribute__((warn_unused_result));
+
+/* "a.b.c.d:port", "[v6]:port" (AWS_LAMBDA_RUNTIME_API) -> *ret.  0, or
+ * -EINVAL (NULL, empty, a name, no port, port 0 or over 65535, trailing
+ * bytes); *ret written only on success. */
+int procsnap_parse_peer(const char *text, struct procsnap_peer *ret)
+    __attribute__((warn_unused_result));
+
+/* Leaves p's TCP connections (either family: an IPv4 peer reached through
+ * an IPv6 socket's mapped address too) out of s, with the threads blocked
+ * in a system call whose first argument is one of those fds in the same
+ * process; counts them in s->ignored_*.  procsnap_take calls it with
+ * opts.ignore_peer.  Pure. */
+void procsnap_leave_out_peer(struct procsnap *s, const struct procsnap_peer *p);
 
 /*
  * Small helpers, pure, exposed for the encoders and the tests.

@@ -1,9 +1,10 @@
 /*
  * fuzz_procsnap.c - the /proc text parsers of procsnap.c on arbitrary bytes.
  *
- * The input is cut at NUL bytes into up to four pieces: a stat line, a
- * syscall file, a /proc/net/tcp line (tried as IPv4 and IPv6) and a
- * readlink result.  Each parser must stay inside its (pointer, length),
+ * The input is cut at NUL bytes into up to five pieces: a stat line, a
+ * syscall file, a /proc/net/tcp line (tried as IPv4 and IPv6), a
+ * readlink result and a peer to leave out (AWS_LAMBDA_RUNTIME_API's
+ * "host:port", whose connections leave the snapshot, counted).  Each parser must stay inside its (pointer, length),
  * accept or refuse without touching its output on refusal, and keep what
  * it accepts well-formed (a terminated comm, a valid state byte).  What was
  * accepted is then put into a snapshot and run through the diagnosis, the
@@ -52,14 +53,14 @@ static bool ascii_printable(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *parts[4] = {NULL};
-    size_t lens[4] = {0};
+    const uint8_t *parts[5] = {NULL};
+    size_t lens[5] = {0};
     size_t np = 0, start = 0;
     static struct procsnap snap, prev;
     struct procsnap_stat st, keep;
     char sentence[PROCSNAP_SENTENCE_BYTES];
 
-    for (size_t i = 0; i <= size && np < 4; i++) {
+    for (size_t i = 0; i <= size && np < 5; i++) {
         if (i == size || data[i] == '\0') {
             parts[np] = data + start;
             lens[np++] = i - start;
@@ -140,6 +141,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int r = procsnap_parse_socket_link(c, lens[3], &ino);
         check(r == 0 || r == -EPROTO);
         check(r == 0 || ino == 3);
+        free(c);
+    }
+
+    if (np > 4) {
+        char *c = malloc(lens[4] + 1);
+        struct procsnap_peer peer;
+        check(c != NULL);
+        memcpy(c, parts[4], lens[4]);
+        c[lens[4]] = '\0';
+        memset(&peer, 0x5a, sizeof(peer));
+        int r = procsnap_parse_peer(c, &peer);
+        check(r == 0 || r == -EINVAL);
+        if (r == 0) {
+            check(peer.port != 0 && (peer.family == AF_INET || peer.family == AF_INET6));
+            uint16_t ns = snap.nsockets, nt = snap.nthreads;
+            procsnap_leave_out_peer(&snap, &peer);
+            check(snap.nsockets + snap.ignored_sockets == ns);
+            check(snap.nthreads + snap.ignored_threads == nt);
+        } else {
+            check(peer.port == 0x5a5a);
+        }
         free(c);
     }
 

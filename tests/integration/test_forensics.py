@@ -13,6 +13,7 @@ never completes: the kernel drops the SYNs, deterministically).
         python3 -m unittest test_forensics
 """
 import json
+import re
 import random
 import shutil
 import socket
@@ -180,6 +181,10 @@ class ForensicsTest(unittest.TestCase):
         self.assertIn("one invocation at a time", meta(d)["snapshot_scope"])
         # the slow sampler (from 500 ms, every 100 ms) ran first, then the deadline's look
         self.assertEqual(meta(d)["snapshots"], 9)
+        # whose CPU figures count from the sampler's first look (500 ms to 1.7 s), not
+        # from the process's start
+        self.assertRegex(sentence, r"of CPU in the last 1\.[0-3] s")
+        self.assertNotIn("since the process started", sentence)
         # at the deadline minus the margin (300 ms), not before
         deadline_ms = self.results[name].deadline_ms
         self.assertGreaterEqual(snap["taken_us"] // 1000, deadline_ms - 300 - 2)
@@ -190,6 +195,10 @@ class ForensicsTest(unittest.TestCase):
         sentence, snap = self.sentence("spin")
         self.assertTrue(sentence.startswith("busy: "), sentence)
         self.assertIn("one thread", sentence)
+        # about all of the window on CPU: "busy: 1.19 s of CPU in the last 1.2 s ..."
+        cpu = float(re.match(r"busy: (\d+\.\d+) s of CPU in the last", sentence).group(1))
+        self.assertGreater(cpu, 0.5)
+        self.assertLess(cpu, 1.4)
         self.assertIn("R", [t["state"] for t in threads(snap)])
 
     def test_socket_read_names_the_waited_peer_not_the_pool(self):
@@ -203,6 +212,10 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(peers["%s:%d" % (p.silent_host, PG)]["service"], "PostgreSQL")
         self.assertEqual(peers["%s:%d" % (p.pool_host, REDIS)]["service"], "Redis")
         self.assertEqual(peers["%s:%d" % (p.pool_host, REDIS)]["state"], "established")
+        # read through their fds (pidfd_getfd, the extension being the runtime's sibling),
+        # not from the namespace's tables
+        self.assertEqual(snap["sockets_by_fd"], len(sockets(snap)) + snap.get("ignored", {}).get("sockets", 0))
+        self.assertEqual(snap["namespace_entries"], 0)
         self.assertIn("read", [t.get("syscall", "") for t in threads(snap)] +
                       [t.get("syscall", "").replace("recvfrom", "read") for t in threads(snap)])
 
@@ -289,6 +302,8 @@ class OtlpForensicsTest(unittest.TestCase):
         attrs = {a["key"]: a["value"] for a in sp["attributes"]}
         sentence = attrs["lambda_tracer.diagnosis"]["stringValue"]
         self.assertTrue(sentence.startswith("sleeping"), sentence)
+        # the default threshold (half the budget): the CPU from 1 s to 1.7 s
+        self.assertRegex(sentence, r"; \d\.\d\d s of CPU in the last 0\.[4-8]\d s$")
         self.assertIn("one invocation at a time", attrs["lambda_tracer.snapshot.scope"]["stringValue"])
         self.assertGreater(int(attrs["lambda_tracer.snapshots"]["intValue"]), 1)
         events = {e["name"]: e for e in sp["events"]}
@@ -325,6 +340,32 @@ class FastInvocationsTest(unittest.TestCase):
         for d in harness.documents(lines):
             self.assertNotIn("snapshot", meta(d))
             self.assertNotIn("diagnosis", meta(d))
+
+
+class NoEarlierSnapshotTest(unittest.TestCase):
+    """The slow threshold past the timeout: the deadline's look is the only one, and its CPU
+    figure says it counts from the process's start."""
+
+    def test_cpu_since_the_process_started(self):
+        root = harness.make_root()
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "5000"})
+        try:
+            emu.start()
+            emu.invoke(b'{"action":"fast"}')
+            r = emu.invoke(b'{"action":"sleep","ms":10000}')
+            emu.shutdown()
+            lines = harness.output_lines(emu)
+        finally:
+            emu.close()
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertEqual(r.status, "timeout")
+        d = [v for v in harness.by_request(harness.documents(lines))[r.request_id] if not v.get("in_progress")][0]
+        m = meta(d)
+        self.assertEqual(m["snapshots"], 1)
+        self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
+        self.assertTrue(m["diagnosis"].endswith(" of CPU used since the process started"), m["diagnosis"])
+        self.assertNotIn("in the last", m["diagnosis"])
+        self.assertEqual(harness.sanitizer_reports(lines), [])
 
 
 class ManagedInstancesForensicsTest(unittest.TestCase):

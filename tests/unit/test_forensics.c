@@ -39,7 +39,7 @@ static void fake_socket(struct procsnap_socket *sk, int fd, int family, const ui
     sk->tcp_state = PROCSNAP_TCP_ESTABLISHED;
 }
 
-static int fake_snap(void *ctx, struct procsnap *ret)
+static int fake_snap(void *ctx, const struct procsnap_opts *o, struct procsnap *ret)
 {
     static const uint8_t lo[4] = {127, 0, 0, 1};
     static const uint8_t lo_mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
@@ -73,6 +73,9 @@ static int fake_snap(void *ctx, struct procsnap *ret)
             ret->threads[ret->nthreads++] = (struct procsnap_thread){
                 .tid = 4244, .state = 'R', .syscall_nr = PROCSNAP_SYSCALL_RUNNING, .cpu_us = 900000};
     }
+    /* as procsnap_take does with these options */
+    if (o->ignore_peer != NULL)
+        procsnap_leave_out_peer(ret, o->ignore_peer);
     return 0;
 }
 
@@ -201,6 +204,47 @@ static void test_slow_then_timeout_snapshots_are_bounded(void **state)
     assert_int_equal(st.slow, 1);
     assert_int_equal(st.snapshots, FORENSICS_SLOW_MAX_SNAPSHOTS + 1);
     forensics_destroy(f);
+}
+
+/* The deadline snapshot counts the CPU from the slow sampler's first
+ * snapshot (which a timing-out invocation always passes): "in the last",
+ * never "since the process started"; with the threshold past the deadline
+ * there is no earlier snapshot, and the sentence says since when. */
+static void test_deadline_cpu_counts_from_the_first_slow_snapshot(void **state)
+{
+    static struct trace_segment seg;
+    int64_t deadline_us = T0 + 3000 * MS;
+    (void)state;
+
+    for (int k = 0; k < 2; k++) {
+        struct forensics *f = new_f(k == 0 ? 0 : 5000);
+        const struct trace_segment *out;
+        const struct trace_attr *diag;
+
+        forensics_on_invoke(f, "r1", T0, deadline_us / 1000);
+        if (k == 0) {
+            tick(f, T0 + 1500 * MS);
+            tick(f, T0 + 1600 * MS);
+        }
+        tick(f, deadline_us - MARGIN_US);
+        assert_int_equal(snaps, k == 0 ? 3 : 1);
+        record(f, TEL_RUNTIME_DONE, "r1", deadline_us, TEL_STATUS_TIMEOUT, TEL_ABSENT);
+        make_seg(&seg, "r1", "timeout", "Sandbox.Timedout", "Task timed out after 3.00 seconds");
+        out = forensics_decorate(f, &seg, true);
+        diag = find_attr(out, "diagnosis");
+        assert_non_null(diag);
+        print_message("%s\n", diag->str);
+        if (k == 0) {
+            /* 1.5 s to 2.7 s */
+            assert_non_null(strstr(diag->str, "of CPU in the last 1.2 s"));
+            assert_null(strstr(diag->str, "since the process started"));
+            assert_non_null(strstr(out->snapshot_json, "\"cpu_since_start_us\":"));
+        } else {
+            assert_non_null(strstr(diag->str, "since the process started"));
+            assert_null(strstr(out->snapshot_json, "\"cpu_since_start_us\":"));
+        }
+        forensics_destroy(f);
+    }
 }
 
 static void test_slow_setting_and_platform_start_move_the_threshold(void **state)
@@ -553,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_memory_trend_sentences),
         cmocka_unit_test(test_table_full_evicts_finished_first),
         cmocka_unit_test(test_runtime_between_invocations_is_not_the_invocation),
+        cmocka_unit_test(test_deadline_cpu_counts_from_the_first_slow_snapshot),
         cmocka_unit_test(test_runtime_api_waits_are_left_out),
         cmocka_unit_test(test_runtime_api_unknown_filters_nothing),
         cmocka_unit_test(test_null_and_out_of_memory),
