@@ -14,6 +14,7 @@ timings, the test tells the paths apart, skips with "KNOWN BUG: ..." on the
 runs that take the buggy one and asserts fully on the others.
 """
 import json
+import math
 import os
 import re
 import shutil
@@ -241,9 +242,12 @@ class Scenario(unittest.TestCase):
         self.assertAlmostEqual(d["end_time"] - d["start_time"], init_report["record"]["metrics"]["durationMs"] / 1000,
                                delta=TOL)
         self.assertEqual((exc["type"], exc["message"]), (error_type, f"Init failed ({error_type})"))
-        self.assertEqual(d["annotations"], {"init_failed": True, "init_type": "on-demand", "status": "error",
-                                            "error_type": error_type, "cold_start": True,
-                                            "sampled_by": "outcome"})
+        ann = dict(d["annotations"])
+        # a failed Init is billed too: its duration rounded up to the millisecond, priced
+        self.assertEqual(ann.pop("billed_ms"), math.ceil(init_report["record"]["metrics"]["durationMs"]))
+        self.assertGreater(ann.pop("cost_usd"), 0)
+        self.assertEqual(ann, {"init_failed": True, "init_type": "on-demand", "status": "error",
+                               "error_type": error_type, "cold_start": True, "sampled_by": "outcome"})
 
     def assert_failed_init_exported(self, lines, init_start, init_report, error_type):
         """The one process that ran a failed Init exported it as its own segment.
