@@ -391,6 +391,35 @@ def fig_cpu(cfg, n):
     return out
 
 
+# --------------------------------------------------------------- figure 8: timeout forensics
+
+SLOW_1100 = b'{"action":"slow","ms":1100}'
+
+
+def fig_snapshot(cfg, n):
+    """CPU the extension spends on snapshots of the runtime: n slow invocations (1.1 s,
+    LAMBDA_TRACER_SLOW_MS=100: each gets the sampler's 8 snapshots), from the extension's own
+    count (forensics cpu_us: its pipeline thread's CPU clock around each snapshot)."""
+    v = cfg.variants["tracer"]
+    sb = Sandbox(Variant("forensics", v.binary, v.name, {"LAMBDA_TRACER_SLOW_MS": "100"}))
+    try:
+        sb.start()
+        for _ in range(n):
+            res = sb.emu.invoke(SLOW_1100)
+            need(res.status == "success", f"figure 8: invoke {res.status}")
+        sb.emu.shutdown()
+        line = [l for l in sb.output() if " forensics snapshots=" in l]
+        need(line, "figure 8: no forensics line in the extension's log")
+        got = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line[-1])}
+    finally:
+        sb.close()
+    need(got["snapshots"] > 0 and got["slow"] == n, f"figure 8: {got}")
+    return {"slow_invocations": n, "snapshots": got["snapshots"], "failures": got["failures"],
+            "cpu_us": got["cpu_us"],
+            "us_per_snapshot": got["cpu_us"] / got["snapshots"],
+            "us_per_slow_invocation": got["cpu_us"] / n}
+
+
 # --------------------------------------------------------------- figure 4 (+ peak memory, figure 3)
 
 def wait_idle(sb, quiet_ms=50, limit_s=60):
@@ -750,6 +779,14 @@ def table(r):
     L.append(f"| mean, schedstat | {a['cpu_per_invocation_us']['mean']:.1f} | {b['cpu_per_invocation_us']['mean']:.1f} | "
              f"{b['cpu_per_invocation_us']['mean'] - a['cpu_per_invocation_us']['mean']:+.1f} |")
     L.append(f"| held open after the response, ms | {fmt_ms(a['held_open_ms'])} | {fmt_ms(b['held_open_ms'])} | |")
+    f8 = f.get("8_snapshot")
+    if f8:
+        L.append("")
+        L.append(f"**8. Timeout forensics** ({f8['slow_invocations']} slow invocations, "
+                 f"{f8['snapshots']} snapshots of the runtime; CPU of the extension's pipeline thread "
+                 "around each): "
+                 f"{f8['us_per_snapshot']:.0f} µs per snapshot, {f8['us_per_slow_invocation']:.0f} µs per slow "
+                 "invocation; a fast invocation takes none (figure 7 is its whole cost)")
     L.append("")
     L.append("**Goals**")
     L.append("")
@@ -829,7 +866,8 @@ def only(cfg, counts):
     run = {"1": lambda: fig_cold_start(cfg, n or counts["cold"]),
            "4": lambda: fig_ingest(cfg, n or counts["ingest_reps"], counts["ingest_batches"]),
            "5": lambda: fig_shutdown(cfg, n or counts["shutdown_reps"], counts["pendings"]),
-           "7": lambda: fig_cpu(cfg, n or counts["cpu"])}
+           "7": lambda: fig_cpu(cfg, n or counts["cpu"]),
+           "8": lambda: fig_snapshot(cfg, n or counts["slow"])}
     try:
         print(json.dumps(run[cfg.only](), indent=1, sort_keys=True))
     except BenchError as e:
@@ -849,7 +887,7 @@ def main():
     ap.add_argument("--out", required=True, help="directory for results.json and results.md")
     ap.add_argument("--quick", action="store_true", help="tiny counts: checks every figure is produced")
     ap.add_argument("--command", default="./build.sh bench")
-    ap.add_argument("--only", choices=["1", "4", "5", "7"],
+    ap.add_argument("--only", choices=["1", "4", "5", "7", "8"],
                     help="measure one figure and print its JSON (for profiling work; no table, no files)")
     ap.add_argument("--reps", type=int, help="with --only: repetitions (cold starts, ingest runs, "
                     "shutdowns or invocations)")
@@ -857,7 +895,7 @@ def main():
     q = cfg.quick
     counts = {"cold": 2 if q else 20, "warm": 4 if q else 300, "cpu": 20 if q else 10000,
               "ingest_reps": 1 if q else 3, "ingest_batches": 3 if q else 30, "flood": 12 if q else 150,
-              "shutdown_reps": 1 if q else 5, "pendings": [0, 100, 1000] if q else [0, 100, 10000]}
+              "shutdown_reps": 1 if q else 5, "slow": 2 if q else 10, "pendings": [0, 100, 1000] if q else [0, 100, 10000]}
 
     cfg.variants = {
         "none": Variant("none", None, None),
@@ -896,6 +934,8 @@ def main():
         step("7 CPU per invocation")
         f7 = fig_cpu(cfg, counts["cpu"])
         figures["7_cpu"] = f7
+        step("8 snapshot cost")
+        figures["8_snapshot"] = fig_snapshot(cfg, counts["slow"])
         step("4 ingest")
         figures["4_ingest"] = dict(fig_ingest(cfg, counts["ingest_reps"], counts["ingest_batches"]),
                                    reps=counts["ingest_reps"], batches=counts["ingest_batches"])

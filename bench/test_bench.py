@@ -70,10 +70,10 @@ class QuickBenchTest(unittest.TestCase):
         self.assertEqual(self.run_.returncode, 0, self.run_.stderr[-3000:])
         self.assertTrue(os.path.exists(os.path.join(self.out, "results.md")))
 
-    def test_all_seven_figures_are_there(self):
+    def test_all_eight_figures_are_there(self):
         self.assertIsNotNone(self.results, self.run_.stderr[-3000:])
         self.assertEqual(sorted(k.split("_")[0] for k in self.results["figures"]),
-                         ["1", "2", "3", "4", "5", "6", "7"])
+                         ["1", "2", "3", "4", "5", "6", "7", "8"])
 
     def test_every_leaf_is_a_finite_number_or_a_label(self):
         self.assertIsNotNone(self.results)
@@ -106,6 +106,10 @@ class QuickBenchTest(unittest.TestCase):
         self.assertGreater(f["3_memory"]["floor"]["idle_rss"]["median"], 0)
         self.assertGreater(f["4_ingest"]["tracer"]["cpu_us_per_record"]["median"], 0)
         self.assertGreater(f["7_cpu"]["tracer"]["cpu_per_invocation_us"]["median"], 0)
+        # each slow invocation got the sampler's 8 snapshots, and they cost something
+        f8 = f["8_snapshot"]
+        self.assertEqual(f8["snapshots"], 8 * f8["slow_invocations"])
+        self.assertGreater(f8["us_per_snapshot"], 0)
         # every pending segment of the shutdown runs reached the sink
         for label, v in f["5_shutdown"].items():
             if isinstance(v, dict) and "segments_expected" in v:

@@ -355,6 +355,23 @@ static bool has_exception(const struct view *v)
     return v->is_segment && v->seg->cause_type[0] != '\0';
 }
 
+static bool has_snapshot(const struct view *v)
+{
+    return v->is_segment && v->seg->snapshot_json[0] != '\0';
+}
+
+/* The snapshot event's time: when it was taken, within the span. */
+static int64_t snapshot_time_us(const struct view *v)
+{
+    int64_t t = v->seg->snapshot_us;
+
+    if (t < v->start_us)
+        t = v->start_us;
+    if (t > v->end_us)
+        t = v->end_us;
+    return t;
+}
+
 /* Status: ERROR on error or fault, OK when ended normally, none (unset)
  * while the outcome is unknown.  Returns the code, 0 for none. */
 static int status_code(const struct view *v)
@@ -383,8 +400,12 @@ static int for_each_span(struct buf *b, const struct trace_segment *segs, size_t
             st->segments_invalid++;
             continue;
         }
+        /* the count the plan was made for (the analyzer cannot tell fn
+         * leaves the segment alone) */
+        size_t count = segs[s].span_count;
+
         make_plan(&segs[s], now_us, &p, st);
-        for (size_t k = 0; k <= segs[s].span_count; k++) {
+        for (size_t k = 0; k <= count; k++) {
             struct view v;
             int r;
 
@@ -503,15 +524,28 @@ static int json_span(struct buf *b, const struct view *v, struct otlp_encode_sta
     TRY(buf_printf(b, ",\"startTimeUnixNano\":\"%" PRIu64 "\",\"endTimeUnixNano\":\"%" PRIu64 "\"",
                    ns(v->start_us), ns(v->end_us)));
     TRY(json_kvs(b, ",\"attributes\":[", kvs, nkv));
+    if (has_exception(v) || has_snapshot(v))
+        TRY(buf_append_str(b, ",\"events\":["));
     if (has_exception(v)) {
         struct kv ex[2];
         size_t nex = exception_kvs(v->seg, ex);
 
-        TRY(buf_printf(b, ",\"events\":[{\"timeUnixNano\":\"%" PRIu64 "\",\"name\":\"exception\"",
+        TRY(buf_printf(b, "{\"timeUnixNano\":\"%" PRIu64 "\",\"name\":\"exception\"",
                        ns(v->end_us)));
         TRY(json_kvs(b, ",\"attributes\":[", ex, nex));
-        TRY(buf_append_str(b, "}]"));
+        TRY(buf_append_str(b, "}"));
     }
+    if (has_snapshot(v)) {
+        struct kv snap;
+
+        kv_string(&snap, OTLP_SNAPSHOT_EVENT, v->seg->snapshot_json, FIELD_LEN(v->seg->snapshot_json));
+        TRY(buf_printf(b, "%s{\"timeUnixNano\":\"%" PRIu64 "\",\"name\":\"" OTLP_SNAPSHOT_EVENT "\"",
+                       has_exception(v) ? "," : "", ns(snapshot_time_us(v))));
+        TRY(json_kvs(b, ",\"attributes\":[", &snap, 1));
+        TRY(buf_append_str(b, "}"));
+    }
+    if (has_exception(v) || has_snapshot(v))
+        TRY(buf_append_str(b, "]"));
     if (code != 0) {
         TRY(buf_printf(b, ",\"status\":{\"code\":%d", code));
         if (code == STATUS_CODE_ERROR && has_exception(v)) {
@@ -742,6 +776,16 @@ static int pb_span(struct buf *b, const struct view *v, struct otlp_encode_stats
         TRY(pb_string(b, PB_EVENT_NAME, "exception", 9));
         for (size_t i = 0; i < nex; i++)
             TRY(pb_kv(b, PB_EVENT_ATTRIBUTES, &ex[i]));
+        TRY(pb_close(b, mark));
+    }
+    if (has_snapshot(v)) {
+        struct kv snap;
+
+        kv_string(&snap, OTLP_SNAPSHOT_EVENT, v->seg->snapshot_json, FIELD_LEN(v->seg->snapshot_json));
+        TRY(pb_open(b, PB_SPAN_EVENTS, &mark));
+        TRY(pb_fixed(b, PB_EVENT_TIME, WIRE_I64, ns(snapshot_time_us(v)), 8));
+        TRY(pb_string(b, PB_EVENT_NAME, OTLP_SNAPSHOT_EVENT, sizeof(OTLP_SNAPSHOT_EVENT) - 1));
+        TRY(pb_kv(b, PB_EVENT_ATTRIBUTES, &snap));
         TRY(pb_close(b, mark));
     }
     if (code != 0) {

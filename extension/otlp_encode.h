@@ -23,7 +23,9 @@
  * segment's attrs with an otel_key become its attributes (a repeated key is
  * dropped and counted); status is ERROR (2) when error or fault, with the
  * cause type as message, else OK (1); a cause adds an "exception" event
- * (exception.type, exception.message) at the segment's end.  Spans carry
+ * (exception.type, exception.message) at the segment's end, and a
+ * snapshot (snapshot_json) an OTLP_SNAPSHOT_EVENT event at snapshot_us
+ * with the JSON text as its string attribute OTLP_SNAPSHOT_EVENT.  Spans carry
  * flags = 1 (W3C "sampled") when the segment is sampled.
  *
  * In-progress spans (end TRACE_NO_END) have no end time, which OTLP needs.
@@ -57,6 +59,7 @@
 #define OTLP_PROTOBUF_CONTENT_TYPE "application/x-protobuf"
 #define OTLP_SCOPE_NAME "lambda-tracer"
 #define OTLP_IN_PROGRESS_ATTR "lambda_tracer.in_progress"
+#define OTLP_SNAPSHOT_EVENT "lambda_tracer.snapshot"
 
 /* What the encoder did; each call adds to the struct (it is not zeroed). */
 struct otlp_encode_stats {

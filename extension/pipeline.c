@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "forensics.h"
 #include "limits.h"
 #include "log.h"
 #include "tracer.h"
@@ -29,6 +30,7 @@ struct pipeline {
     struct queue *q;
     pthread_t thread;
     struct tracer *tracer;
+    struct forensics *forensics; /* NULL: none (out of memory at start) */
     struct exporter *exporter;
     struct journal *journal;
     bool journal_failed_logged;
@@ -169,6 +171,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         log_debug("telemetry type=%s request_id=%s status=%s error_type=%s", ev->type_name,
                   ev->request_id ? ev->request_id : "-", tel_status_name(ev->status),
                   ev->error_type ? ev->error_type : "-");
+        forensics_on_telemetry(p->forensics, ev);
         tracer_on_telemetry(p->tracer, ev);
         if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL &&
             journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type) == -EIO)
@@ -228,6 +231,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         outstanding_add(p, ev->request_id);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
+        forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
         tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
         journal_invoke(p, ev->request_id);
         note_first_drop(p); /* a predecessor's invocation closed above */
@@ -251,9 +255,10 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
 
 /* A segment is ready: hand it to the exporters (which encode it at once
  * and send it from their own thread). */
-static void on_segment(const struct trace_segment *seg, bool final, void *ctx)
+static void on_segment(const struct trace_segment *tracer_seg, bool final, void *ctx)
 {
     struct pipeline *p = ctx;
+    const struct trace_segment *seg = forensics_decorate(p->forensics, tracer_seg, final);
 
     /* The journal's slot is released once the final version is handled. */
     int slot = final && seg->kind == TRACE_SEGMENT_INVOCATION ? journal_find(p->journal, seg->request_id) : -1;
@@ -310,6 +315,19 @@ static void set_drained(struct pipeline *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+static void log_forensics(const struct pipeline *p)
+{
+    struct forensics_stats fs;
+
+    forensics_get_stats(p->forensics, &fs);
+    log_info("forensics snapshots=%llu failures=%llu slow=%llu diagnosed=%llu runtime_finds=%llu "
+             "json_too_big=%llu idle=%llu cpu_us=%llu", (unsigned long long)fs.snapshots,
+             (unsigned long long)fs.snapshot_failures, (unsigned long long)fs.slow,
+             (unsigned long long)fs.diagnosed, (unsigned long long)fs.runtime_finds,
+             (unsigned long long)fs.json_too_big, (unsigned long long)fs.idle,
+             (unsigned long long)fs.snapshot_cpu_us);
+}
+
 static void *pipeline_main(void *arg)
 {
     struct pipeline *p = arg;
@@ -323,7 +341,12 @@ static void *pipeline_main(void *arg)
         /* In-progress segments for invocations about to time out: the next
          * such moment bounds the wait (it never fires while frozen, which
          * is fine: a frozen sandbox runs no invocation). */
-        int64_t tick_us = tracer_tick(p->tracer, clock_epoch_us());
+        int64_t now_us = clock_epoch_us();
+        /* Snapshots first: the in-progress version made now carries one. */
+        int64_t snap_us = forensics_tick(p->forensics, now_us);
+        int64_t tick_us = tracer_tick(p->tracer, now_us);
+        if (snap_us >= 0 && (tick_us < 0 || snap_us < tick_us))
+            tick_us = snap_us;
         if (tick_us >= 0) {
             int64_t tick_ns = clock_mono_ns() + (tick_us - clock_epoch_us()) * 1000;
             if (deadline < 0 || tick_ns < deadline)
@@ -358,6 +381,7 @@ static void *pipeline_main(void *arg)
             finish_shutdown(p);
         set_drained(p);
     }
+    log_forensics(p);
     return NULL;
 }
 
@@ -396,7 +420,16 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     }
     for (size_t i = 0; i < fn->recovered_count; i++)
         tracer_recover(p->tracer, &fn->recovered[i], fn->reset_us);
+    struct forensics_options fopts = {
+        .slow_ms = cfg->slow_ms,
+        .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
+        .runtime_api = getenv("AWS_LAMBDA_RUNTIME_API"),
+    };
+    p->forensics = forensics_new(&fopts);
+    if (p->forensics == NULL)
+        log_warn("out of memory for timeout forensics; tracing without them");
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
         free(p);
         return -ENOMEM;
@@ -404,6 +437,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&p->cond, &attr) != 0) {
         pthread_mutex_destroy(&p->lock);
+        forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
         free(p);
         return -ENOMEM;
@@ -413,6 +447,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     if (r != 0) {
         pthread_cond_destroy(&p->cond);
         pthread_mutex_destroy(&p->lock);
+        forensics_destroy(p->forensics);
         tracer_destroy(p->tracer);
         free(p);
         return -r;
@@ -480,6 +515,7 @@ void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
         *ret_stats = p->stats;
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+    forensics_destroy(p->forensics);
     tracer_destroy(p->tracer);
     free(p);
 }

@@ -20,12 +20,13 @@
 
 #define TRACE_NO_END INT64_MIN
 #define TRACE_MAX_SPANS 12
-#define TRACE_MAX_ATTRS 20
+#define TRACE_MAX_ATTRS 24
 #define TRACE_NAME_MAX 201           /* X-Ray segment names: at most 200 characters */
 #define TRACE_SPAN_NAME_MAX 64
 #define TRACE_STRING_MAX 256         /* attribute values (X-Ray caps most strings at 250) */
 #define TRACE_CAUSE_TYPE_MAX 128
 #define TRACE_CAUSE_MESSAGE_MAX 8192 /* message plus the optional log tail */
+#define TRACE_SNAPSHOT_MAX 16384     /* a snapshot's JSON text, NUL included (fits a 64 KB document) */
 
 enum trace_value_kind {
     TRACE_VALUE_STRING = 0,
@@ -93,6 +94,11 @@ struct trace_segment {
     struct trace_attr attrs[TRACE_MAX_ATTRS];
     size_t span_count;
     struct trace_span spans[TRACE_MAX_SPANS];
+    /* Forensics (forensics.c): the runtime's processes as one JSON object,
+     * "" when none; X-Ray metadata lambda_tracer.snapshot, an OTLP span
+     * event "lambda_tracer.snapshot" at snapshot_us. */
+    int64_t snapshot_us;
+    char snapshot_json[TRACE_SNAPSHOT_MAX];
 };
 
 /* Describes the execution environment: OTLP resource attributes. */

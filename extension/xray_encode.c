@@ -258,8 +258,53 @@ static int append_value(struct buf *b, const struct trace_attr *a)
     }
 }
 
+/* Whether text (len bytes) has the shape of one JSON object: '{' first,
+ * brackets balanced outside strings, the last '}' closing the first, no raw
+ * control bytes.  The snapshot is our own serialiser's output; this only
+ * guards the document against a cut or corrupted one (it is not a full
+ * JSON validator). */
+static bool json_object_shape_ok(const char *text, size_t len)
+{
+    unsigned depth = 0;
+    bool in_string = false;
+
+    if (len < 2 || text[0] != '{')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+
+        if (c < 0x20)
+            return false;
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"')
+            in_string = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return false;
+            if (--depth == 0 && i != len - 1)
+                return false;
+        }
+    }
+    return depth == 0 && !in_string;
+}
+
+/* The snapshot goes out when it is there and well-formed. */
+static bool snapshot_sendable(const struct trace_segment *seg)
+{
+    return seg->snapshot_json[0] != '\0' &&
+           json_object_shape_ok(seg->snapshot_json, FIELD_LEN(seg->snapshot_json));
+}
+
 /* ,"annotations":{...} or ,"metadata":{"lambda_tracer":{...}}, omitted when
- * nothing qualifies. */
+ * nothing qualifies.  The metadata also carries the snapshot, as is. */
 static int append_attrs(struct enc *e, enum trace_attr_target target)
 {
     const struct trace_segment *seg = e->seg;
@@ -286,6 +331,16 @@ static int append_attrs(struct enc *e, enum trace_attr_target target)
         TRY(buf_append_json_string(e->b, a->xray_key, strlen(a->xray_key)));
         TRY(buf_append_str(e->b, ":"));
         TRY(append_value(e->b, a));
+    }
+    if (!annotation && seg->snapshot_json[0] != '\0') {
+        if (!snapshot_sendable(seg)) {
+            (*skipped)++;
+        } else {
+            TRY(buf_append_str(e->b, first ? ",\"metadata\":{\"" XRAY_METADATA_NAMESPACE "\":{" : ","));
+            first = false;
+            TRY(buf_append_str(e->b, "\"snapshot\":"));
+            TRY(buf_append(e->b, seg->snapshot_json, FIELD_LEN(seg->snapshot_json)));
+        }
     }
     if (!first)
         TRY(buf_append_str(e->b, annotation ? "}" : "}}"));

@@ -13,7 +13,10 @@
  * only the non-empty ones), error / fault / throttle only when true, cause
  * as {"exceptions":[{"id","type","message"}]} when cause_type is set,
  * annotations (ANNOTATION attrs with an xray_key), metadata under the
- * "lambda_tracer" namespace (METADATA attrs with an xray_key) and the spans
+ * "lambda_tracer" namespace (METADATA attrs with an xray_key; the key
+ * "snapshot" is reserved for the segment's snapshot_json, copied as is when
+ * it has the shape of a JSON object, else left out and counted as a
+ * metadata skip) and the spans
  * as subsegments nested by their parent index.
  *
  * What is left out and counted rather than sent as an invalid document:

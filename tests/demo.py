@@ -3,7 +3,8 @@
 
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
-slow invoke, a timeout (and the re-init that follows), a crash, an out-of-memory
+slow invoke, a timeout in a busy loop (its cause says so; and the re-init that
+follows), a crash, an out-of-memory
 kill and a spin-down.  Everything runs with Lambda's defaults: PassThrough
 tracing (a call without a header gets Sampled=0) and no sampling setting, so
 a fast warm call without a header is exported only when the sample takes it
@@ -42,7 +43,8 @@ STEPS = [
     ("warm", FAST, UPSTREAM2, "OK"),
     ("warm", FAST, None, "OK?"),
     ("slow", SLOW, None, "OK"),
-    ("timeout", b'{"action":"sleep","ms":10000}', None, "TIMEOUT"),
+    # stuck in a busy loop: the segment's cause says so (timeout forensics)
+    ("timeout", b'{"action":"spin","ms":10000}', None, "TIMEOUT"),
     ("after timeout", FAST, None, "OK"),
     ("crash", b'{"action":"crash","code":7}', None, "CRASH"),
     ("oom 400 MB", b'{"action":"oom","mb":400}', None, "OOM"),
@@ -179,6 +181,9 @@ def main():
         elif waterfall.status_mark(doc) != expect.rstrip("?"):
             check = f"expected {expect}"
             problems.append(f"{title}: segment says {waterfall.status_mark(doc)}, expected {expect}")
+        elif expect == "TIMEOUT" and "seconds: busy" not in (waterfall.cause(doc) or ("", ""))[1]:
+            check = "no diagnosis"
+            problems.append(f"{title}: the timeout's cause does not say what the function was doing")
         table.append((n, label, r, doc if is_final else None, len(versions) - n_open, n_open, check))
 
     print()

@@ -282,6 +282,39 @@ static void test_full_request_json_exact(void **state)
     buf_free(&pb);
 }
 
+/* A snapshot becomes a span event with the JSON text as a string
+ * attribute, after the exception event, at the time it was taken (kept
+ * within the span). */
+static void test_snapshot_event(void **state)
+{
+    struct otlp_encode_stats st = {0};
+    struct buf json;
+    struct buf pb;
+    (void)state;
+    full_segment(seg);
+    SET(seg->snapshot_json, "{\"procs\":[{\"comm\":\"a\\\"b\"}]}");
+    seg->snapshot_us = 1480615201000000;
+    encode_both("snapshot", 1, TRACE_NO_END, &json, &pb, &st);
+    assert_contains(&json, "\"events\":[{\"timeUnixNano\":\"1480615201250000000\",\"name\":\"exception\"");
+    assert_contains(&json, "\"exit status 1\"}}]},{\"timeUnixNano\":\"1480615201000000000\",\"name\":\"lambda_tracer.snapshot\","
+                           "\"attributes\":[{\"key\":\"lambda_tracer.snapshot\",\"value\":{\"stringValue\":"
+                           "\"{\\\"procs\\\":[{\\\"comm\\\":\\\"a\\\\\\\"b\\\"}]}\"}}]}]");
+    /* Event{time_unix_nano (1) fixed64, name (2) "lambda_tracer.snapshot"} */
+    assert_bytes_contain(&pb, "\x12\x16lambda_tracer.snapshot\x1a", 25);
+    buf_free(&json);
+    buf_free(&pb);
+    /* without a cause: the snapshot event alone; a time outside the span is clamped */
+    minimal_segment(seg);
+    SET(seg->snapshot_json, "{}");
+    seg->snapshot_us = 0;
+    memset(&st, 0, sizeof(st));
+    encode_both("snapshot_only", 1, TRACE_NO_END, &json, &pb, &st);
+    assert_contains(&json, "\"events\":[{\"timeUnixNano\":\"1000\",\"name\":\"lambda_tracer.snapshot\","
+                           "\"attributes\":[{\"key\":\"lambda_tracer.snapshot\",\"value\":{\"stringValue\":\"{}\"}}]}]");
+    buf_free(&json);
+    buf_free(&pb);
+}
+
 static void test_value_encodings(void **state)
 {
     struct otlp_encode_stats st = {0};
@@ -518,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tiny_request_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_request_json_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_encodings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_progress_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_progress_ended_at_now, setup, teardown),

@@ -352,6 +352,75 @@ static void test_metadata_is_namespaced(void **state)
     buf_free(&b);
 }
 
+/* The snapshot is an object copied into the metadata namespace as is; one
+ * that is not the shape of an object is left out and counted, the
+ * document stays valid. */
+static void test_snapshot_goes_to_metadata(void **state)
+{
+    static const char snap[] = "{\"procs\":[{\"pid\":7,\"comm\":\"a\\\"}]b\",\"threads\":[]}],\"x\":\"{\"}";
+    static const char *bad[] = {
+        "{\"a\":1",          /* cut */
+        "{\"a\":1}}",        /* extra bracket */
+        "{\"a\":1}x",        /* trailing bytes */
+        "[1]",                /* not an object */
+        "{\"a\":\"\n\"}",     /* raw control byte */
+        "{\"a\":\"}",         /* unterminated string */
+        "{",
+    };
+    struct xray_encode_stats st = {0};
+    struct buf b;
+    (void)state;
+    SET(seg.snapshot_json, snap);
+    assert_encodes_to("{\"name\":\"f\",\"id\":\"53995c3f42cd8ad8\","
+                      "\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
+                      "\"start_time\":1480615200.010000,\"end_time\":1480615200.110000,"
+                      "\"metadata\":{\"lambda_tracer\":{\"snapshot\":{\"procs\":[{\"pid\":7,"
+                      "\"comm\":\"a\\\"}]b\",\"threads\":[]}],\"x\":\"{\"}}}}");
+    /* after the other metadata, inside the same namespace */
+    SET(add_attr(&seg, "diagnosis", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_STRING)->str, "busy");
+    buf_init(&b, XRAY_DOC_MAX_BYTES);
+    assert_int_equal(xray_encode_segment(&b, &seg, &st), 0);
+    check_doc(buf_data(&b), buf_len(&b));
+    assert_non_null(strstr(buf_data(&b), ",\"metadata\":{\"lambda_tracer\":{\"diagnosis\":\"busy\","
+                                         "\"snapshot\":{\"procs\""));
+    assert_int_equal(st.metadata_skipped, 0);
+    buf_free(&b);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct xray_encode_stats st2 = {0};
+        SET(seg.snapshot_json, bad[i]);
+        buf_init(&b, XRAY_DOC_MAX_BYTES);
+        assert_int_equal(xray_encode_segment(&b, &seg, &st2), 0);
+        check_doc(buf_data(&b), buf_len(&b));
+        assert_null(strstr(buf_data(&b), "snapshot"));
+        assert_int_equal(st2.metadata_skipped, 1);
+        buf_free(&b);
+    }
+}
+
+/* A snapshot as large as the model allows still fits one document with a
+ * full cause message and every span (split or not, nothing is lost). */
+static void test_largest_snapshot_fits(void **state)
+{
+    struct xray_docs docs;
+    size_t n = sizeof(seg.snapshot_json) - 1;
+    (void)state;
+    memset(seg.snapshot_json, ' ', n);
+    seg.snapshot_json[0] = '{';
+    memcpy(seg.snapshot_json + 1, "\"a\":\"", 5);
+    seg.snapshot_json[n - 2] = '"';
+    seg.snapshot_json[n - 1] = '}';
+    seg.snapshot_json[n] = '\0';
+    SET(seg.cause_id, "0a1b2c3d4e5f6789");
+    SET(seg.cause_type, "Sandbox.Timedout");
+    memset(seg.cause_message, '\x01', sizeof(seg.cause_message) - 1); /* 6 bytes each escaped */
+    xray_docs_init(&docs);
+    assert_int_equal(xray_encode_split(&seg, XRAY_DAEMON_DOC_MAX_BYTES, &docs, NULL), 0);
+    assert_int_equal(docs.count, 1);
+    check_doc(xray_docs_get(&docs, 0).data, xray_docs_get(&docs, 0).len);
+    assert_non_null(memmem(xray_docs_get(&docs, 0).data, xray_docs_get(&docs, 0).len, "\"snapshot\":{", 12));
+    xray_docs_free(&docs);
+}
+
 static void test_names_are_sanitised(void **state)
 {
     struct buf b;
@@ -831,6 +900,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_annotation_keys_are_filtered_and_counted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metadata_is_namespaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_goes_to_metadata, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_largest_snapshot_fits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_are_sanitised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nesting_follows_parent_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_model_is_rejected, setup, teardown),

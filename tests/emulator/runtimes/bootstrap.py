@@ -21,6 +21,17 @@ The handler's behaviour is chosen by the JSON payload:
   {"action": "env"}                                  respond with the runtime's environment
   {"action": "echo"}                                 respond with the invoke payload and headers
 
+Stuck on purpose (timeout forensics; each responds if it ever gets there):
+
+  {"action": "spin", "ms": N}                        busy loop on the CPU for N ms
+  {"action": "read", "port": P, "pool_port": Q}      a pooled connection to HOST:Q (one request
+                                                     answered, then left idle), then a request
+                                                     to HOST:P and a blocking read ("host",
+                                                     "pool_host": default 127.0.0.1)
+  {"action": "connect", "port": P}                   a blocking connect to HOST:P
+  {"action": "child", "ms": N}                       run `sleep` for N ms and wait for it
+  {"action": "mixed", "cpu_ms": N, "sleep_ms": M}    N ms busy, then M ms asleep
+
 Every handler prints at least one log line.  Unknown or unparsable payloads act as "fast".
 Any action whose payload has "m" first logs that value as one line (a function logging part
 of its event: tests follow it into the log tail and check where it must not go).
@@ -49,6 +60,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -112,6 +124,18 @@ def respond(request_id, obj):
         log("response rejected with HTTP %d" % status)
 
 
+_pool = []  # connections kept open across invocations, like a client's pool
+
+
+def spin(ms):
+    """Keep one CPU busy for ms milliseconds of wall time."""
+    end = time.monotonic() + ms / 1000.0
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
 def handle(request_id, headers, payload):
     try:
         event = json.loads(payload or b"{}")
@@ -129,6 +153,38 @@ def handle(request_id, headers, payload):
         time.sleep(ms / 1000.0)
         log("%s: done" % action)
         respond(request_id, {"ok": True, "action": action, "ms": ms})
+    elif action == "spin":
+        ms = int(event.get("ms", 100))
+        log("spin: %d ms" % ms)
+        spin(ms)
+        respond(request_id, {"ok": True, "action": action})
+    elif action == "read":
+        host = str(event.get("host", "127.0.0.1"))
+        pooled = socket.create_connection((str(event.get("pool_host", host)), int(event["pool_port"])))
+        pooled.sendall(b"ping\n")
+        pooled.recv(64)  # answered: from now on an idle pooled connection
+        _pool.append(pooled)
+        s = socket.create_connection((host, int(event["port"])))
+        log("read: request sent, waiting for the answer")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: local\r\n\r\n")
+        data = s.recv(64)
+        respond(request_id, {"ok": True, "action": action, "got": len(data)})
+    elif action == "connect":
+        host = str(event.get("host", "127.0.0.1"))
+        log("connect: to %s:%d" % (host, int(event["port"])))
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.connect((host, int(event["port"])))
+        respond(request_id, {"ok": True, "action": action})
+    elif action == "child":
+        ms = int(event.get("ms", 100))
+        log("child: sleep %d ms" % ms)
+        subprocess.run(["sleep", "%.3f" % (ms / 1000.0)], check=False)
+        respond(request_id, {"ok": True, "action": action})
+    elif action == "mixed":
+        spin(int(event.get("cpu_ms", 100)))
+        time.sleep(int(event.get("sleep_ms", 100)) / 1000.0)
+        log("mixed: done")
+        respond(request_id, {"ok": True, "action": action})
     elif action == "crash":
         if "signal" in event:
             signame = str(event["signal"])

@@ -1,0 +1,2131 @@
+/*
+ * procsnap.c - see procsnap.h.
+ *
+ * Cost model: every /proc file is one openat + one read + one close into a
+ * stack buffer, relative to a directory fd opened once per process, so a
+ * runtime with 10 threads and 10 sockets costs about (3 + 10 x 6 + fds + 12)
+ * system calls.  Directories are listed with getdents64 into a stack
+ * buffer (opendir would allocate).  No stdio except snprintf into stack
+ * buffers; no allocation; no logging.
+ */
+#include "procsnap.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF_BYTES 1024   /* stat lines are < 400 bytes; more is cut */
+#define DENTS_BUF_BYTES 4096
+#define NET_CHUNK_BYTES 8192
+#define DIAG_BUF_BYTES 8192
+#define SCAN_TABLE_MAX 512    /* processes remembered while finding descendants */
+#define EXT_PREFIX "/opt/extensions/"
+/* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
+ * just after the invocation started may read up to one tick older. */
+#define TCP_CLOCK_SLACK_US 10000
+
+/* ------------------------------------------------------------------ */
+/* small pure helpers                                                 */
+
+static int64_t now_us(clockid_t id)
+{
+    struct timespec ts;
+
+    if (clock_gettime(id, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t ticks_to_us(uint64_t ticks)
+{
+    long hz = sysconf(_SC_CLK_TCK);
+
+    if (hz <= 0)
+        hz = 100;
+    if (ticks > UINT64_MAX / 1000000)
+        return UINT64_MAX;
+    return ticks * 1000000 / (uint64_t)hz;
+}
+
+/* Parses an unsigned decimal at *p (< end); advances *p.  -EPROTO when
+ * there is no digit or it overflows. */
+static int parse_u64(const char **p, const char *end, uint64_t *ret)
+{
+    uint64_t v = 0;
+    const char *s = *p;
+
+    if (s >= end || *s < '0' || *s > '9')
+        return -EPROTO;
+    while (s < end && *s >= '0' && *s <= '9') {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -EPROTO;
+        v = v * 10 + d;
+        s++;
+    }
+    *p = s;
+    *ret = v;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Parses exactly `digits` hex digits (0: one to 16 of them). */
+static int parse_hex(const char **p, const char *end, unsigned digits, uint64_t *ret)
+{
+    uint64_t v = 0;
+    const char *s = *p;
+    unsigned n = 0;
+
+    while (s < end && hexval(*s) >= 0 && (digits == 0 || n < digits)) {
+        if (n >= 16)
+            return -EPROTO;
+        v = v << 4 | (uint64_t)hexval(*s);
+        s++;
+        n++;
+    }
+    if (n == 0 || (digits != 0 && n != digits))
+        return -EPROTO;
+    *p = s;
+    *ret = v;
+    return 0;
+}
+
+static void skip_spaces(const char **p, const char *end)
+{
+    while (*p < end && (**p == ' ' || **p == '\t'))
+        (*p)++;
+}
+
+/* Skips one whitespace-separated token (a field we do not use, which may be
+ * negative). */
+static int skip_token(const char **p, const char *end)
+{
+    const char *s;
+
+    skip_spaces(p, end);
+    s = *p;
+    while (*p < end && **p != ' ' && **p != '\n' && **p != '\t')
+        (*p)++;
+    return *p > s ? 0 : -EPROTO;
+}
+
+static int field_u64(const char **p, const char *end, uint64_t *ret)
+{
+    skip_spaces(p, end);
+    return parse_u64(p, end, ret);
+}
+
+/* Copies a comm, keeping bytes as they are (escaped at output). */
+static void copy_comm(char *dst, const char *src, size_t n)
+{
+    if (n > PROCSNAP_COMM_BYTES - 1)
+        n = PROCSNAP_COMM_BYTES - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* parsers                                                            */
+
+int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
+{
+    struct procsnap_stat st;
+    const char *end;
+    const char *p = s;
+    const char *open;
+    const char *close = NULL;
+    uint64_t v;
+
+    if (s == NULL || ret == NULL)
+        return -EPROTO;
+    end = s + len;
+    memset(&st, 0, sizeof(st));
+    if (field_u64(&p, end, &v) < 0 || v == 0 || v > INT32_MAX)
+        return -EPROTO;
+    st.pid = (pid_t)v;
+    open = memchr(p, '(', (size_t)(end - p));
+    if (open == NULL)
+        return -EPROTO;
+    /* The comm is outside input: it may hold ')' and spaces, so the comm
+     * ends at the LAST ')' of the text (the kernel writes the fields after
+     * it in a fixed format without parentheses). */
+    for (const char *q = end; q > open + 1; q--) {
+        if (q[-1] == ')') {
+            close = q - 1;
+            break;
+        }
+    }
+    if (close == NULL)
+        return -EPROTO;
+    copy_comm(st.comm, open + 1, (size_t)(close - open - 1));
+    p = close + 1;
+    skip_spaces(&p, end);
+    if (p >= end || *p < 'A' || *p > 'z')
+        return -EPROTO;
+    st.state = *p++;
+    if (field_u64(&p, end, &v) < 0 || v > INT32_MAX) /* 4 ppid */
+        return -EPROTO;
+    st.ppid = (pid_t)v;
+    for (int f = 5; f <= 13; f++)
+        if (skip_token(&p, end) < 0)
+            return -EPROTO;
+    if (field_u64(&p, end, &st.utime_ticks) < 0 || field_u64(&p, end, &st.stime_ticks) < 0)
+        return -EPROTO;
+    for (int f = 16; f <= 19; f++)
+        if (skip_token(&p, end) < 0)
+            return -EPROTO;
+    if (field_u64(&p, end, &v) < 0 || v > UINT32_MAX) /* 20 num_threads */
+        return -EPROTO;
+    st.num_threads = (uint32_t)v;
+    if (skip_token(&p, end) < 0 || field_u64(&p, end, &st.start_ticks) < 0 ||
+        skip_token(&p, end) < 0 || field_u64(&p, end, &st.rss_pages) < 0)
+        return -EPROTO;
+    /* The kernel always writes more fields after rss: without a separator
+     * here the text was cut inside the number. */
+    if (p >= end || (*p != ' ' && *p != '\n'))
+        return -EPROTO;
+    *ret = st;
+    return 0;
+}
+
+int procsnap_parse_syscall(const char *s, size_t len, int32_t *ret_nr, uint64_t *ret_arg0)
+{
+    const char *end;
+    const char *p = s;
+    uint64_t nr, arg0;
+
+    if (s == NULL || ret_nr == NULL || ret_arg0 == NULL)
+        return -EPROTO;
+    end = s + len;
+    if (len >= 7 && memcmp(s, "running", 7) == 0 && (len == 7 || s[7] == '\n')) {
+        *ret_nr = PROCSNAP_SYSCALL_RUNNING;
+        *ret_arg0 = 0;
+        return 0;
+    }
+    if (len >= 2 && s[0] == '-' && s[1] == '1' && (len == 2 || s[2] == ' ' || s[2] == '\n')) {
+        *ret_nr = PROCSNAP_SYSCALL_NONE;
+        *ret_arg0 = 0;
+        return 0;
+    }
+    if (parse_u64(&p, end, &nr) < 0 || nr > INT32_MAX)
+        return -EPROTO;
+    if (p >= end || *p != ' ')
+        return -EPROTO;
+    p++;
+    if (end - p < 3 || p[0] != '0' || p[1] != 'x')
+        return -EPROTO;
+    p += 2;
+    if (parse_hex(&p, end, 0, &arg0) < 0)
+        return -EPROTO;
+    if (p < end && *p != ' ' && *p != '\n')
+        return -EPROTO;
+    *ret_nr = (int32_t)nr;
+    *ret_arg0 = arg0;
+    return 0;
+}
+
+/* "0100007F:1F90" (v4) or 32 hex digits ":" port (v6). */
+static int parse_net_addr(const char **p, const char *end, int family, uint8_t addr[16],
+                          uint16_t *port)
+{
+    unsigned words = family == AF_INET6 ? 4 : 1;
+    uint64_t v;
+
+    memset(addr, 0, 16);
+    for (unsigned i = 0; i < words; i++) {
+        uint32_t w;
+        if (parse_hex(p, end, 8, &v) < 0)
+            return -EPROTO;
+        /* The kernel prints each __be32 word with %08X as a host integer:
+         * its bytes in memory are the network-order address bytes. */
+        w = (uint32_t)v;
+        memcpy(addr + (size_t)4 * i, &w, 4);
+    }
+    if (*p >= end || **p != ':')
+        return -EPROTO;
+    (*p)++;
+    if (parse_hex(p, end, 4, &v) < 0)
+        return -EPROTO;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+int procsnap_parse_net_line(const char *s, size_t len, int family, struct procsnap_socket *ret)
+{
+    struct procsnap_socket sk;
+    const char *end;
+    const char *p = s;
+    uint64_t v, tx, rx, inode;
+
+    if (s == NULL || ret == NULL || (family != AF_INET && family != AF_INET6))
+        return -EPROTO;
+    end = s + len;
+    memset(&sk, 0, sizeof(sk));
+    skip_spaces(&p, end);
+    if (parse_u64(&p, end, &v) < 0 || p >= end || *p != ':') /* sl */
+        return -EPROTO;
+    p++;
+    skip_spaces(&p, end);
+    if (parse_net_addr(&p, end, family, sk.local_addr, &sk.local_port) < 0)
+        return -EPROTO;
+    skip_spaces(&p, end);
+    if (parse_net_addr(&p, end, family, sk.peer_addr, &sk.peer_port) < 0)
+        return -EPROTO;
+    skip_spaces(&p, end);
+    if (parse_hex(&p, end, 2, &v) < 0)
+        return -EPROTO;
+    sk.tcp_state = (uint8_t)v;
+    skip_spaces(&p, end);
+    if (parse_hex(&p, end, 8, &tx) < 0 || p >= end || *p != ':')
+        return -EPROTO;
+    p++;
+    if (parse_hex(&p, end, 8, &rx) < 0)
+        return -EPROTO;
+    /* tr:tm->when, retrnsmt, uid, timeout, then the inode */
+    for (int f = 0; f < 4; f++)
+        if (skip_token(&p, end) < 0)
+            return -EPROTO;
+    if (field_u64(&p, end, &inode) < 0)
+        return -EPROTO;
+    if (p < end && *p != ' ' && *p != '\n')
+        return -EPROTO;
+    sk.family = (uint8_t)family;
+    sk.tx_queue = (uint32_t)tx;
+    sk.rx_queue = (uint32_t)rx;
+    sk.inode = inode;
+    ret->family = sk.family;
+    memcpy(ret->local_addr, sk.local_addr, 16);
+    memcpy(ret->peer_addr, sk.peer_addr, 16);
+    ret->local_port = sk.local_port;
+    ret->peer_port = sk.peer_port;
+    ret->tcp_state = sk.tcp_state;
+    ret->tx_queue = sk.tx_queue;
+    ret->rx_queue = sk.rx_queue;
+    ret->inode = sk.inode;
+    return 0;
+}
+
+int procsnap_parse_socket_link(const char *s, size_t len, uint64_t *ret_inode)
+{
+    const char *end;
+    const char *p = s;
+    uint64_t v;
+
+    if (s == NULL || ret_inode == NULL || len < 9 || memcmp(s, "socket:[", 8) != 0)
+        return -EPROTO;
+    end = s + len;
+    p += 8;
+    if (parse_u64(&p, end, &v) < 0 || p + 1 != end || *p != ']')
+        return -EPROTO;
+    *ret_inode = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* names                                                              */
+
+const char *procsnap_port_name(uint16_t port)
+{
+    switch (port) {
+    case 21: return "FTP";
+    case 22: return "SSH";
+    case 25:
+    case 587: return "SMTP";
+    case 53: return "DNS";
+    case 80: return "http";
+    case 443: return "https";
+    case 465: return "SMTPS";
+    case 1433: return "SQL Server";
+    case 1521: return "Oracle";
+    case 2049: return "NFS";
+    case 2181: return "ZooKeeper";
+    case 2379: return "etcd";
+    case 3306: return "MySQL";
+    case 4317: return "OTLP gRPC";
+    case 4318: return "OTLP http";
+    case 5432: return "PostgreSQL";
+    case 5439: return "Redshift";
+    case 5671: return "AMQPS";
+    case 5672: return "AMQP";
+    case 6379: return "Redis";
+    case 7000:
+    case 9042: return "Cassandra";
+    case 8080: return "http-alt";
+    case 8443: return "https-alt";
+    case 9092: return "Kafka";
+    case 9094: return "Kafka TLS";
+    case 9200:
+    case 9243: return "Elasticsearch";
+    case 11211: return "memcached";
+    case 27017: return "MongoDB";
+    default: return NULL;
+    }
+}
+
+const char *procsnap_tcp_state_name(uint8_t tcp_state)
+{
+    switch (tcp_state) {
+    case PROCSNAP_TCP_ESTABLISHED: return "established";
+    case PROCSNAP_TCP_SYN_SENT: return "connecting";
+    case PROCSNAP_TCP_SYN_RECV: return "accepting";
+    case PROCSNAP_TCP_FIN_WAIT1:
+    case PROCSNAP_TCP_FIN_WAIT2:
+    case PROCSNAP_TCP_CLOSING:
+    case PROCSNAP_TCP_LAST_ACK: return "closing";
+    case PROCSNAP_TCP_CLOSE_WAIT: return "closed by peer";
+    case PROCSNAP_TCP_TIME_WAIT: return "time-wait";
+    case PROCSNAP_TCP_CLOSE: return "closed";
+    case PROCSNAP_TCP_LISTEN: return "listening";
+    default: return "unknown";
+    }
+}
+
+/* The syscalls the diagnosis knows, by kind. */
+enum sys_kind {
+    SYS_K_NONE = 0,
+    SYS_K_READ,    /* arg0 is an fd being read */
+    SYS_K_CONNECT, /* arg0 is an fd */
+    SYS_K_WRITE,   /* arg0 is an fd being written */
+    SYS_K_POLL,
+    SYS_K_SLEEP,
+    SYS_K_CHILD,
+    SYS_K_LOCK,
+    SYS_K_ACCEPT
+};
+
+struct sys_entry {
+    int32_t nr;
+    const char *name;
+    enum sys_kind kind;
+};
+
+static const struct sys_entry sys_table[] = {
+#ifdef SYS_read
+    {SYS_read, "read", SYS_K_READ},
+#endif
+#ifdef SYS_readv
+    {SYS_readv, "readv", SYS_K_READ},
+#endif
+#ifdef SYS_recvfrom
+    {SYS_recvfrom, "recvfrom", SYS_K_READ},
+#endif
+#ifdef SYS_recvmsg
+    {SYS_recvmsg, "recvmsg", SYS_K_READ},
+#endif
+#ifdef SYS_recvmmsg
+    {SYS_recvmmsg, "recvmmsg", SYS_K_READ},
+#endif
+#ifdef SYS_connect
+    {SYS_connect, "connect", SYS_K_CONNECT},
+#endif
+#ifdef SYS_write
+    {SYS_write, "write", SYS_K_WRITE},
+#endif
+#ifdef SYS_writev
+    {SYS_writev, "writev", SYS_K_WRITE},
+#endif
+#ifdef SYS_sendto
+    {SYS_sendto, "sendto", SYS_K_WRITE},
+#endif
+#ifdef SYS_sendmsg
+    {SYS_sendmsg, "sendmsg", SYS_K_WRITE},
+#endif
+#ifdef SYS_accept
+    {SYS_accept, "accept", SYS_K_ACCEPT},
+#endif
+#ifdef SYS_accept4
+    {SYS_accept4, "accept4", SYS_K_ACCEPT},
+#endif
+#ifdef SYS_epoll_wait
+    {SYS_epoll_wait, "epoll_wait", SYS_K_POLL},
+#endif
+#ifdef SYS_epoll_pwait
+    {SYS_epoll_pwait, "epoll_pwait", SYS_K_POLL},
+#endif
+#ifdef SYS_epoll_pwait2
+    {SYS_epoll_pwait2, "epoll_pwait2", SYS_K_POLL},
+#endif
+#ifdef SYS_poll
+    {SYS_poll, "poll", SYS_K_POLL},
+#endif
+#ifdef SYS_ppoll
+    {SYS_ppoll, "ppoll", SYS_K_POLL},
+#endif
+#ifdef SYS_select
+    {SYS_select, "select", SYS_K_POLL},
+#endif
+#ifdef SYS_pselect6
+    {SYS_pselect6, "pselect6", SYS_K_POLL},
+#endif
+#ifdef SYS_nanosleep
+    {SYS_nanosleep, "nanosleep", SYS_K_SLEEP},
+#endif
+#ifdef SYS_clock_nanosleep
+    {SYS_clock_nanosleep, "clock_nanosleep", SYS_K_SLEEP},
+#endif
+#ifdef SYS_pause
+    {SYS_pause, "pause", SYS_K_SLEEP},
+#endif
+#ifdef SYS_wait4
+    {SYS_wait4, "wait4", SYS_K_CHILD},
+#endif
+#ifdef SYS_waitid
+    {SYS_waitid, "waitid", SYS_K_CHILD},
+#endif
+#ifdef SYS_futex
+    {SYS_futex, "futex", SYS_K_LOCK},
+#endif
+#ifdef SYS_futex_waitv
+    {SYS_futex_waitv, "futex_waitv", SYS_K_LOCK},
+#endif
+#ifdef SYS_flock
+    {SYS_flock, "flock", SYS_K_LOCK},
+#endif
+};
+
+static const struct sys_entry *sys_lookup(int32_t nr)
+{
+    for (size_t i = 0; i < sizeof(sys_table) / sizeof(sys_table[0]); i++)
+        if (sys_table[i].nr == nr)
+            return &sys_table[i];
+    return NULL;
+}
+
+const char *procsnap_syscall_name(int32_t nr)
+{
+    const struct sys_entry *e = sys_lookup(nr);
+
+    return e != NULL ? e->name : NULL;
+}
+
+/* The same kinds from a wchan name (when syscall was refused). */
+static enum sys_kind wchan_kind(const char *w)
+{
+    static const struct {
+        const char *prefix;
+        enum sys_kind kind;
+    } map[] = {
+        {"do_wait", SYS_K_CHILD},       {"kernel_wait", SYS_K_CHILD},
+        {"hrtimer_nanosleep", SYS_K_SLEEP}, {"do_nanosleep", SYS_K_SLEEP},
+        {"inet_wait_for_connect", SYS_K_CONNECT},
+        {"sk_wait_data", SYS_K_READ},   {"wait_woken", SYS_K_READ},
+        {"tcp_recvmsg", SYS_K_READ},    {"skb_wait_for_more", SYS_K_READ},
+        {"ep_poll", SYS_K_POLL},        {"do_epoll_wait", SYS_K_POLL},
+        {"do_sys_poll", SYS_K_POLL},    {"do_select", SYS_K_POLL},
+        {"core_sys_select", SYS_K_POLL},
+        {"futex", SYS_K_LOCK},          {"inet_csk_accept", SYS_K_ACCEPT},
+        {"sk_stream_wait_memory", SYS_K_WRITE},
+    };
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strncmp(w, map[i].prefix, strlen(map[i].prefix)) == 0)
+            return map[i].kind;
+    return SYS_K_NONE;
+}
+
+void procsnap_format_addr(const struct procsnap_socket *sk, bool peer, char *out, size_t size)
+{
+    char a[INET6_ADDRSTRLEN];
+    const uint8_t *addr;
+    uint16_t port;
+
+    if (size == 0)
+        return;
+    out[0] = '\0';
+    if (sk == NULL)
+        return;
+    addr = peer ? sk->peer_addr : sk->local_addr;
+    port = peer ? sk->peer_port : sk->local_port;
+    if (sk->family == AF_INET6) {
+        /* An IPv4-mapped address reads better as IPv4. */
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(addr, mapped, 12) == 0 && inet_ntop(AF_INET, addr + 12, a, sizeof(a)) != NULL)
+            snprintf(out, size, "%s:%u", a, (unsigned)port);
+        else if (inet_ntop(AF_INET6, addr, a, sizeof(a)) != NULL)
+            snprintf(out, size, "[%s]:%u", a, (unsigned)port);
+    } else if (sk->family == AF_INET) {
+        if (inet_ntop(AF_INET, addr, a, sizeof(a)) != NULL)
+            snprintf(out, size, "%s:%u", a, (unsigned)port);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* reading /proc                                                      */
+
+struct ctx {
+    struct procsnap *s;
+    int64_t deadline_mono_us; /* 0: none */
+    uint64_t page_bytes;
+};
+
+static void note_unreadable(struct procsnap *s, enum procsnap_src src, int err)
+{
+    if ((s->unreadable & (1u << src)) == 0) {
+        s->unreadable |= 1u << src;
+        s->unreadable_errno[src] = (int16_t)(err > 0 && err < INT16_MAX ? err : EIO);
+    }
+}
+
+static bool over_budget(struct ctx *c)
+{
+    if (c->deadline_mono_us != 0 && now_us(CLOCK_MONOTONIC) > c->deadline_mono_us) {
+        c->s->partial = true;
+        return true;
+    }
+    return false;
+}
+
+/* Reads a small file relative to dirfd with one read.  Returns the byte
+ * count (the buffer is NUL-terminated and cut at size - 1) or -errno. */
+static ssize_t read_small(int dirfd, const char *name, char *buf, size_t size)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    do {
+        n = read(fd, buf, size - 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        n = -errno;
+    else
+        buf[n] = '\0';
+    close(fd);
+    return n;
+}
+
+static int open_dir(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    return fd < 0 ? -errno : fd;
+}
+
+/* A directory entry name that is a decimal number in [0, INT32_MAX]. */
+static bool numeric_name(const char *name, uint64_t *ret)
+{
+    const char *p = name;
+    const char *end = name + strnlen(name, 32);
+
+    return parse_u64(&p, end, ret) == 0 && p == end && *ret <= INT32_MAX;
+}
+
+/* Walks the numeric entries of the directory fd, calling fn(pid, arg)
+ * until it returns false or `limit` entries were seen.  Returns 0 or
+ * -errno from getdents64. */
+typedef bool numeric_entry_fn(pid_t pid, void *arg);
+
+static int walk_numeric(int dfd, size_t limit, numeric_entry_fn *fn, void *arg)
+{
+    char buf[DENTS_BUF_BYTES] __attribute__((aligned(8)));
+    size_t seen = 0;
+
+    for (;;) {
+        ssize_t n = getdents64(dfd, buf, sizeof(buf));
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return 0;
+        for (ssize_t off = 0; off < n;) {
+            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
+            uint64_t v;
+            if (d->d_reclen == 0)
+                return -EIO;
+            off += d->d_reclen;
+            if (!numeric_name(d->d_name, &v) || v == 0)
+                continue;
+            if (++seen > limit)
+                return 0;
+            if (!fn((pid_t)v, arg))
+                return 0;
+        }
+    }
+}
+
+static int read_stat_at(int dirfd, const char *name, struct procsnap_stat *ret)
+{
+    char buf[READ_BUF_BYTES];
+    ssize_t n = read_small(dirfd, name, buf, sizeof(buf));
+
+    if (n < 0)
+        return (int)n;
+    return procsnap_parse_stat(buf, (size_t)n, ret) < 0 ? -EPROTO : 0;
+}
+
+static int pid_stat(int rootfd, pid_t pid, struct procsnap_stat *ret)
+{
+    char name[32];
+
+    snprintf(name, sizeof(name), "%d/stat", (int)pid);
+    return read_stat_at(rootfd, name, ret);
+}
+
+/* ---- find the runtime ---- */
+
+struct find_state {
+    int rootfd;
+    pid_t self;
+    pid_t parent;
+    struct procsnap_target *out;
+    size_t max, n;
+    uint32_t unreadable;
+};
+
+/* argv[0] of the process, the only part of cmdline we look at. */
+static bool is_extension(int rootfd, pid_t pid, uint32_t *unreadable)
+{
+    char name[32];
+    char buf[256];
+    ssize_t n;
+
+    snprintf(name, sizeof(name), "%d/cmdline", (int)pid);
+    n = read_small(rootfd, name, buf, sizeof(buf));
+    if (n < 0) {
+        *unreadable |= 1u << PROCSNAP_SRC_CMDLINE;
+        return false;
+    }
+    /* buf is NUL-terminated; argv[0] ends at its first NUL. */
+    return strncmp(buf, EXT_PREFIX, strlen(EXT_PREFIX)) == 0;
+}
+
+static bool find_one(pid_t pid, void *arg)
+{
+    struct find_state *f = arg;
+    struct procsnap_stat st;
+    size_t i;
+
+    if (pid == f->self)
+        return true;
+    if (pid_stat(f->rootfd, pid, &st) < 0 || st.ppid != f->parent)
+        return true;
+    if (st.state == 'Z' || st.state == 'X' || st.state == 'x')
+        return true;
+    if (is_extension(f->rootfd, pid, &f->unreadable))
+        return true;
+    /* Newest first; when full, the oldest falls off. */
+    for (i = 0; i < f->n && f->out[i].start_ticks >= st.start_ticks; i++)
+        ;
+    if (i >= f->max)
+        return true;
+    if (f->n == f->max)
+        f->n--;
+    memmove(&f->out[i + 1], &f->out[i], (f->n - i) * sizeof(f->out[0]));
+    f->out[i].pid = pid;
+    f->out[i].start_ticks = st.start_ticks;
+    f->n++;
+    return true;
+}
+
+int procsnap_find_runtime(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
+                          size_t max, size_t *ret_n, uint32_t *ret_unreadable)
+{
+    struct find_state f;
+    struct procsnap_stat st;
+    int r;
+
+    if (ret_n == NULL || (ret_targets == NULL && max > 0) || self <= 0)
+        return -EINVAL;
+    memset(&f, 0, sizeof(f));
+    f.rootfd = open_dir(AT_FDCWD, proc_root != NULL ? proc_root : "/proc");
+    if (f.rootfd < 0)
+        return -ENOENT;
+    if (pid_stat(f.rootfd, self, &st) < 0) {
+        r = -ENOENT;
+        goto out;
+    }
+    f.self = self;
+    f.parent = st.ppid;
+    f.out = ret_targets;
+    f.max = max;
+    r = walk_numeric(f.rootfd, PROCSNAP_MAX_SCAN_PIDS, find_one, &f);
+    if (r < 0) {
+        r = -ENOENT;
+        goto out;
+    }
+    *ret_n = f.n;
+    if (ret_unreadable != NULL)
+        *ret_unreadable = f.unreadable;
+    r = 0;
+out:
+    close(f.rootfd);
+    return r;
+}
+
+/* ---- descendants ---- */
+
+struct pid_link {
+    pid_t pid, ppid;
+};
+
+struct scan_state {
+    int rootfd;
+    struct pid_link *links;
+    size_t n, max;
+    bool dropped;
+};
+
+static bool scan_one(pid_t pid, void *arg)
+{
+    struct scan_state *sc = arg;
+    struct procsnap_stat st;
+
+    /* Kernel threads (ppid 2 or pid 2) are never ours. */
+    if (pid == 2 || pid_stat(sc->rootfd, pid, &st) < 0 || st.ppid == 2 || st.ppid == 0)
+        return true;
+    if (sc->n == sc->max) {
+        sc->dropped = true;
+        return false;
+    }
+    sc->links[sc->n].pid = pid;
+    sc->links[sc->n].ppid = st.ppid;
+    sc->n++;
+    return true;
+}
+
+/* ---- one process ---- */
+
+/* false when over the cap (counted). */
+static bool add_proc(struct ctx *c, const struct procsnap_stat *st, uint8_t depth)
+{
+    struct procsnap *s = c->s;
+    struct procsnap_proc *p;
+
+    if (s->nprocs >= PROCSNAP_MAX_PROCS) {
+        s->dropped_procs++;
+        return false;
+    }
+    p = &s->procs[s->nprocs++];
+    p->pid = st->pid;
+    p->ppid = st->ppid;
+    p->start_ticks = st->start_ticks;
+    p->state = st->state;
+    memcpy(p->comm, st->comm, sizeof(p->comm));
+    p->cpu_us = ticks_to_us(st->utime_ticks + st->stime_ticks);
+    p->rss_bytes = st->rss_pages * c->page_bytes;
+    p->num_threads = st->num_threads;
+    p->depth = depth;
+    return true;
+}
+
+struct task_state {
+    struct ctx *c;
+    int taskfd;
+    uint8_t proc;
+};
+
+static void read_wait(struct ctx *c, int taskfd, pid_t tid, struct procsnap_thread *t)
+{
+    char name[48];
+    char buf[256] = "";
+    ssize_t n;
+
+    snprintf(name, sizeof(name), "%d/syscall", (int)tid);
+    n = read_small(taskfd, name, buf, sizeof(buf));
+    if (n >= 0) {
+        if (procsnap_parse_syscall(buf, (size_t)n, &t->syscall_nr, &t->syscall_arg0) == 0)
+            return;
+        note_unreadable(c->s, PROCSNAP_SRC_SYSCALL, EPROTO);
+    } else {
+        note_unreadable(c->s, PROCSNAP_SRC_SYSCALL, (int)-n);
+    }
+    /* syscall needs ptrace-attach rights, wchan only ptrace-read. */
+    snprintf(name, sizeof(name), "%d/wchan", (int)tid);
+    n = read_small(taskfd, name, buf, sizeof(buf));
+    if (n < 0) {
+        note_unreadable(c->s, PROCSNAP_SRC_WCHAN, (int)-n);
+        return;
+    }
+    if (n == 1 && buf[0] == '0')
+        return;
+    for (ssize_t i = 0; i < n && (size_t)i < sizeof(t->wchan) - 1; i++) {
+        char ch = buf[i];
+        if (ch == '\n')
+            break;
+        if (ch <= ' ' || ch >= 0x7f)
+            ch = '?';
+        t->wchan[i] = ch;
+    }
+}
+
+static bool task_one(pid_t tid, void *arg)
+{
+    struct task_state *ts = arg;
+    struct ctx *c = ts->c;
+    struct procsnap *s = c->s;
+    struct procsnap_stat st;
+    struct procsnap_thread *t;
+    char name[32];
+    int r;
+
+    if (over_budget(c))
+        return false;
+    if (s->nthreads >= PROCSNAP_MAX_THREADS) {
+        s->dropped_threads++;
+        return true;
+    }
+    snprintf(name, sizeof(name), "%d/stat", (int)tid);
+    r = read_stat_at(ts->taskfd, name, &st);
+    if (r < 0) {
+        if (r != -ENOENT) /* a thread that just exited is no failure */
+            note_unreadable(s, PROCSNAP_SRC_STAT, -r);
+        return true;
+    }
+    t = &s->threads[s->nthreads++];
+    memset(t, 0, sizeof(*t));
+    t->tid = tid;
+    t->proc = ts->proc;
+    t->state = st.state;
+    memcpy(t->comm, st.comm, sizeof(t->comm));
+    t->cpu_us = ticks_to_us(st.utime_ticks + st.stime_ticks);
+    t->syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    /* A running thread's syscall file says "running": skip the read. */
+    if (st.state != 'R' && st.state != 'Z' && st.state != 'X')
+        read_wait(c, ts->taskfd, tid, t);
+    return true;
+}
+
+static struct procsnap_socket *find_inode(struct procsnap *s, uint64_t inode)
+{
+    for (uint16_t i = 0; i < s->nsockets; i++)
+        if (s->sockets[i].inode == inode)
+            return &s->sockets[i];
+    return NULL;
+}
+
+static void read_fds(struct ctx *c, int pidfd, uint8_t proc)
+{
+    char buf[DENTS_BUF_BYTES] __attribute__((aligned(8)));
+    struct procsnap *s = c->s;
+    size_t seen = 0;
+    int dfd = open_dir(pidfd, "fd");
+
+    if (dfd < 0) {
+        note_unreadable(s, PROCSNAP_SRC_FD, -dfd);
+        return;
+    }
+    for (;;) {
+        ssize_t n = getdents64(dfd, buf, sizeof(buf));
+        if (n < 0) {
+            note_unreadable(s, PROCSNAP_SRC_FD, errno);
+            break;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
+            char link[64];
+            uint64_t fdnum, inode;
+            ssize_t ln;
+            if (d->d_reclen == 0)
+                goto out;
+            off += d->d_reclen;
+            if (!numeric_name(d->d_name, &fdnum))
+                continue;
+            if (++seen > PROCSNAP_MAX_FDS_SCANNED || over_budget(c))
+                goto out;
+            ln = readlinkat(dfd, d->d_name, link, sizeof(link) - 1);
+            if (ln < 0) {
+                if (errno != ENOENT)
+                    note_unreadable(s, PROCSNAP_SRC_FD, errno);
+                continue;
+            }
+            if (procsnap_parse_socket_link(link, (size_t)ln, &inode) < 0)
+                continue;
+            if (s->nsockets >= PROCSNAP_MAX_SOCKETS) {
+                s->dropped_sockets++;
+                continue;
+            }
+            struct procsnap_socket *sk = &s->sockets[s->nsockets++];
+            memset(sk, 0, sizeof(*sk));
+            sk->proc = proc;
+            sk->fd = (int32_t)fdnum;
+            sk->inode = inode;
+        }
+    }
+out:
+    close(dfd);
+}
+
+static void read_proc(struct ctx *c, int rootfd, const struct procsnap_stat *st, uint8_t depth)
+{
+    struct procsnap *s = c->s;
+    char name[32];
+    uint16_t idx = s->nprocs;
+    int pidfd, taskfd;
+
+    if (!add_proc(c, st, depth) || s->light)
+        return;
+    snprintf(name, sizeof(name), "%d", (int)st->pid);
+    pidfd = open_dir(rootfd, name);
+    if (pidfd < 0)
+        return;
+    taskfd = open_dir(pidfd, "task");
+    if (taskfd < 0) {
+        note_unreadable(s, PROCSNAP_SRC_TASK, -taskfd);
+    } else {
+        struct task_state ts = {.c = c, .taskfd = taskfd, .proc = (uint8_t)idx};
+        int r = walk_numeric(taskfd, PROCSNAP_MAX_SCAN_PIDS, task_one, &ts);
+        if (r < 0)
+            note_unreadable(s, PROCSNAP_SRC_TASK, -r);
+        close(taskfd);
+    }
+    if (!over_budget(c))
+        read_fds(c, pidfd, (uint8_t)idx);
+    close(pidfd);
+}
+
+/* ---- sockets: sock_diag ---- */
+
+static void fill_from_diag(struct procsnap_socket *sk, const struct inet_diag_msg *m,
+                           const struct tcp_info *ti, size_t ti_len)
+{
+    sk->proto = IPPROTO_TCP;
+    sk->family = m->idiag_family;
+    memcpy(sk->local_addr, m->id.idiag_src, 16);
+    memcpy(sk->peer_addr, m->id.idiag_dst, 16);
+    if (sk->family == AF_INET) {
+        memset(sk->local_addr + 4, 0, 12);
+        memset(sk->peer_addr + 4, 0, 12);
+    }
+    sk->local_port = ntohs(m->id.idiag_sport);
+    sk->peer_port = ntohs(m->id.idiag_dport);
+    sk->tcp_state = m->idiag_state;
+    sk->tx_queue = m->idiag_wqueue;
+    sk->rx_queue = m->idiag_rqueue;
+    if (ti != NULL && ti_len >= offsetof(struct tcp_info, tcpi_rcv_rtt)) {
+        sk->has_info = true;
+        sk->last_data_sent_ms = ti->tcpi_last_data_sent;
+        sk->last_data_recv_ms = ti->tcpi_last_data_recv;
+        sk->last_ack_recv_ms = ti->tcpi_last_ack_recv;
+        sk->unacked = ti->tcpi_unacked;
+        sk->retransmits = ti->tcpi_retransmits;
+        sk->total_retrans = ti->tcpi_total_retrans;
+        sk->rtt_us = ti->tcpi_rtt;
+    }
+    if (ti != NULL && ti_len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+                                   sizeof(ti->tcpi_bytes_received)) {
+        sk->has_bytes = true;
+        sk->bytes_acked = ti->tcpi_bytes_acked;
+        sk->bytes_received = ti->tcpi_bytes_received;
+    }
+}
+
+/* One dump of one family's TCP sockets.  Returns matches, or -errno. */
+static int diag_dump(struct ctx *c, int nl, uint8_t family)
+{
+    struct {
+        struct nlmsghdr nh;
+        struct inet_diag_req_v2 req;
+    } q;
+    char buf[DIAG_BUF_BYTES] __attribute__((aligned(8)));
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    size_t msgs = 0;
+    int matched = 0;
+
+    memset(&q, 0, sizeof(q));
+    q.nh.nlmsg_len = sizeof(q);
+    q.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    q.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    q.nh.nlmsg_seq = family;
+    q.req.sdiag_family = family;
+    q.req.sdiag_protocol = IPPROTO_TCP;
+    /* The states a socket still held by an fd is in.  Left out: SYN_RECV
+     * and NEW_SYN_RECV (12, not in the mask), TIME_WAIT, and FIN_WAIT2
+     * (the kernel filters time-wait sockets by their sub-state, FIN_WAIT2
+     * or TIME_WAIT): those belong to no fd and a busy host holds tens of
+     * thousands.  A half-closed socket in FIN_WAIT2 falls back to the
+     * net/ tables. */
+    q.req.idiag_states = 0xfffu & ~(1u << PROCSNAP_TCP_TIME_WAIT) & ~(1u << PROCSNAP_TCP_SYN_RECV) &
+                         ~(1u << PROCSNAP_TCP_FIN_WAIT2);
+    q.req.idiag_ext = 1u << (INET_DIAG_INFO - 1);
+    if (sendto(nl, &q, sizeof(q), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return -errno;
+    for (;;) {
+        ssize_t n;
+        if (over_budget(c))
+            return -ETIMEDOUT;
+        do {
+            n = recv(nl, buf, sizeof(buf), 0);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EPROTO;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf; NLMSG_OK(h, (size_t)n);
+             h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE)
+                return matched;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *e = NLMSG_DATA(h);
+                if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+                    return -EPROTO;
+                return e->error < 0 ? e->error : -EPROTO;
+            }
+            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+                h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+                continue;
+            if (++msgs > PROCSNAP_MAX_DIAG_MSGS)
+                return -E2BIG;
+            const struct inet_diag_msg *m = NLMSG_DATA(h);
+            struct procsnap_socket *sk = find_inode(c->s, m->idiag_inode);
+            if (sk == NULL || m->idiag_inode == 0 || sk->proto != 0)
+                continue;
+            const struct tcp_info *ti = NULL;
+            size_t ti_len = 0;
+            /* The attributes after the message, walked by hand (the
+             * RTA_* macros mix signed and unsigned lengths). */
+            const char *ap = (const char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(*m));
+            const char *aend = (const char *)h + h->nlmsg_len;
+            while (aend - ap >= (ptrdiff_t)sizeof(struct rtattr)) {
+                struct rtattr a;
+                memcpy(&a, ap, sizeof(a));
+                if (a.rta_len < sizeof(a) || a.rta_len > aend - ap)
+                    break;
+                if (a.rta_type == INET_DIAG_INFO) {
+                    ti = (const struct tcp_info *)(const void *)(ap + RTA_LENGTH(0));
+                    ti_len = a.rta_len - RTA_LENGTH(0);
+                }
+                ap += RTA_ALIGN(a.rta_len);
+            }
+            /* A short (older kernel) tcp_info: copy what is there. */
+            struct tcp_info tcopy;
+            memset(&tcopy, 0, sizeof(tcopy));
+            if (ti != NULL)
+                memcpy(&tcopy, ti, ti_len < sizeof(tcopy) ? ti_len : sizeof(tcopy));
+            fill_from_diag(sk, m, ti != NULL ? &tcopy : NULL, ti_len);
+            matched++;
+        }
+    }
+}
+
+/* Returns the number of sockets matched, or -errno when sock_diag is not
+ * usable. */
+static int read_sock_diag(struct ctx *c)
+{
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    int total = 0;
+
+    if (nl < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        int r = diag_dump(c, nl, i == 0 ? AF_INET : AF_INET6);
+        if (r < 0) {
+            close(nl);
+            return r;
+        }
+        total += r;
+    }
+    close(nl);
+    return total;
+}
+
+/* ---- sockets: /proc/P/net tables ---- */
+
+static size_t unmatched(const struct procsnap *s)
+{
+    size_t n = 0;
+
+    for (uint16_t i = 0; i < s->nsockets; i++)
+        n += s->sockets[i].proto == 0;
+    return n;
+}
+
+static void net_line(struct procsnap *s, const char *line, size_t len, int family, uint8_t proto)
+{
+    struct procsnap_socket tmp;
+    struct procsnap_socket *sk;
+
+    memset(&tmp, 0, sizeof(tmp));
+    if (procsnap_parse_net_line(line, len, family, &tmp) < 0)
+        return;
+    sk = find_inode(s, tmp.inode);
+    if (sk == NULL || tmp.inode == 0 || sk->proto != 0)
+        return;
+    sk->proto = proto;
+    sk->family = tmp.family;
+    memcpy(sk->local_addr, tmp.local_addr, 16);
+    memcpy(sk->peer_addr, tmp.peer_addr, 16);
+    sk->local_port = tmp.local_port;
+    sk->peer_port = tmp.peer_port;
+    sk->tcp_state = proto == IPPROTO_TCP ? tmp.tcp_state : PROCSNAP_TCP_NONE;
+    sk->tx_queue = tmp.tx_queue;
+    sk->rx_queue = tmp.rx_queue;
+}
+
+static void read_net_table(struct ctx *c, int pidfd, const char *name, int family, uint8_t proto)
+{
+    char buf[NET_CHUNK_BYTES];
+    size_t have = 0, total = 0;
+    bool skipping = false; /* inside a line longer than the buffer */
+    int fd = openat(pidfd, name, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        if (errno != ENOENT) /* no IPv6, or no UDP table: not a refusal */
+            note_unreadable(c->s, PROCSNAP_SRC_NET, errno);
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            note_unreadable(c->s, PROCSNAP_SRC_NET, errno);
+            break;
+        }
+        if (n == 0)
+            break;
+        have += (size_t)n;
+        total += (size_t)n;
+        size_t start = 0;
+        for (;;) {
+            const char *nl = memchr(buf + start, '\n', have - start);
+            if (nl == NULL)
+                break;
+            size_t llen = (size_t)(nl - (buf + start));
+            if (!skipping)
+                net_line(c->s, buf + start, llen, family, proto);
+            skipping = false;
+            start += llen + 1;
+        }
+        /* Keep the partial last line (a forward byte copy: the regions
+         * overlap, and valgrind misreads the fortified memmove). */
+        for (size_t k = start; k < have; k++)
+            buf[k - start] = buf[k];
+        have -= start;
+        if (have == sizeof(buf)) { /* a line longer than the buffer: drop it */
+            have = 0;
+            skipping = true;
+        }
+        if (total > PROCSNAP_MAX_NET_BYTES || unmatched(c->s) == 0 || over_budget(c))
+            break;
+    }
+    if (have > 0 && !skipping)
+        net_line(c->s, buf, have, family, proto);
+    close(fd);
+}
+
+static void read_sockets(struct ctx *c, int rootfd, const struct procsnap_opts *o)
+{
+    struct procsnap *s = c->s;
+    bool tcp_done = false;
+    char name[32];
+    int pidfd;
+
+    if (s->nsockets == 0)
+        return;
+    if (!o->no_sock_diag) {
+        int r = read_sock_diag(c);
+        if (r < 0)
+            note_unreadable(s, PROCSNAP_SRC_SOCK_DIAG, -r);
+        /* Matched nothing: perhaps the runtime is in another network
+         * namespace; its own net/ tables tell. */
+        else if (r > 0)
+            tcp_done = true;
+    }
+    if (unmatched(s) == 0 || over_budget(c))
+        return;
+    /* The tables of the runtime's own network namespace. */
+    snprintf(name, sizeof(name), "%d", (int)s->procs[0].pid);
+    pidfd = open_dir(rootfd, name);
+    if (pidfd < 0) {
+        note_unreadable(s, PROCSNAP_SRC_NET, -pidfd);
+        return;
+    }
+    if (!tcp_done) {
+        read_net_table(c, pidfd, "net/tcp", AF_INET, IPPROTO_TCP);
+        if (unmatched(s) > 0)
+            read_net_table(c, pidfd, "net/tcp6", AF_INET6, IPPROTO_TCP);
+    }
+    if (unmatched(s) > 0)
+        read_net_table(c, pidfd, "net/udp", AF_INET, IPPROTO_UDP);
+    if (unmatched(s) > 0)
+        read_net_table(c, pidfd, "net/udp6", AF_INET6, IPPROTO_UDP);
+    close(pidfd);
+}
+
+/* ---- take ---- */
+
+int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
+{
+    struct pid_link links[SCAN_TABLE_MAX];
+    struct ctx c;
+    int rootfd;
+    int64_t t0;
+
+    if (o == NULL || ret == NULL || (o->roots == NULL && o->nroots > 0))
+        return -EINVAL;
+    memset(ret, 0, sizeof(*ret));
+    for (size_t i = 0; i < PROCSNAP_SRC_COUNT; i++)
+        ret->unreadable_errno[i] = 0;
+    t0 = now_us(CLOCK_MONOTONIC);
+    ret->taken_mono_us = t0;
+    ret->taken_boot_us = now_us(CLOCK_BOOTTIME);
+    ret->taken_epoch_us = now_us(CLOCK_REALTIME);
+    ret->light = o->light;
+    memset(&c, 0, sizeof(c));
+    c.s = ret;
+    c.deadline_mono_us = o->budget_us != 0 ? t0 + o->budget_us : 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    c.page_bytes = pg > 0 ? (uint64_t)pg : 4096;
+    rootfd = open_dir(AT_FDCWD, o->proc_root != NULL ? o->proc_root : "/proc");
+    if (rootfd < 0) {
+        note_unreadable(ret, PROCSNAP_SRC_STAT, -rootfd);
+        return -ESRCH;
+    }
+    /* The roots first, each checked against its start time (pid reuse). */
+    for (size_t i = 0; i < o->nroots; i++) {
+        struct procsnap_stat st;
+        int r = pid_stat(rootfd, o->roots[i].pid, &st);
+        if (r < 0 || st.start_ticks != o->roots[i].start_ticks || st.state == 'X') {
+            if (r < 0 && r != -ENOENT)
+                note_unreadable(ret, PROCSNAP_SRC_STAT, -r);
+            ret->partial = true;
+            continue;
+        }
+        read_proc(&c, rootfd, &st, 0);
+    }
+    if (ret->nprocs == 0) {
+        close(rootfd);
+        ret->took_us = (uint32_t)(now_us(CLOCK_MONOTONIC) - t0);
+        return -ESRCH;
+    }
+    /* Descendants, breadth first: one scan of proc_root for ppid links. */
+    if (!o->light && !over_budget(&c)) {
+        struct scan_state sc = {.rootfd = rootfd, .links = links, .max = SCAN_TABLE_MAX};
+        if (walk_numeric(rootfd, PROCSNAP_MAX_SCAN_PIDS, scan_one, &sc) < 0)
+            ret->partial = true;
+        if (sc.dropped)
+            ret->partial = true;
+        for (uint16_t pi = 0; pi < ret->nprocs && !over_budget(&c); pi++) {
+            pid_t parent = ret->procs[pi].pid;
+            for (size_t k = 0; k < sc.n; k++) {
+                struct procsnap_stat st;
+                if (links[k].ppid != parent || links[k].pid == parent)
+                    continue;
+                if (ret->nprocs >= PROCSNAP_MAX_PROCS) {
+                    ret->dropped_procs++;
+                    continue;
+                }
+                /* Read again: the stat may have changed since the scan. */
+                if (pid_stat(rootfd, links[k].pid, &st) < 0 || st.ppid != parent)
+                    continue;
+                read_proc(&c, rootfd, &st,
+                          (uint8_t)(ret->procs[pi].depth < 254 ? ret->procs[pi].depth + 1 : 255));
+            }
+        }
+    }
+    if (!o->light && !over_budget(&c))
+        read_sockets(&c, rootfd, o);
+    close(rootfd);
+    ret->took_us = (uint32_t)(now_us(CLOCK_MONOTONIC) - t0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* diagnosis                                                          */
+
+struct cause {
+    enum procsnap_wait wait;
+    int thread;           /* index into threads, or -1 */
+    int sock;             /* index into sockets, or -1 */
+    int child;            /* index into procs, or -1 */
+    const char *what;     /* syscall or wchan name, or NULL */
+    bool in_read;         /* a thread is blocked reading that socket */
+    bool in_write;        /* ... or writing to it */
+    bool in_poll;         /* a thread waits in epoll/poll/select */
+    int64_t wait_us;      /* how long, -1 unknown */
+    int score;
+};
+
+struct cpu_view {
+    int64_t age_us;       /* since the invocation started, -1 unknown */
+    int64_t cpu_us;       /* process CPU in the window */
+    bool since_start;     /* cpu_us is since the invocation started */
+    bool per_thread;      /* thread CPU deltas are since start */
+    unsigned running;     /* threads in state R */
+    unsigned busy_threads;/* threads that used >= 10% of the CPU */
+};
+
+static const struct procsnap_proc *find_proc(const struct procsnap *s, pid_t pid,
+                                             uint64_t start_ticks)
+{
+    for (uint16_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i].pid == pid && s->procs[i].start_ticks == start_ticks)
+            return &s->procs[i];
+    return NULL;
+}
+
+static uint64_t thread_cpu_delta(const struct procsnap *start, const struct procsnap *now,
+                                 const struct procsnap_thread *t)
+{
+    const struct procsnap_proc *p = &now->procs[t->proc];
+
+    if (start == NULL || start->light)
+        return t->cpu_us;
+    for (uint16_t i = 0; i < start->nthreads; i++) {
+        const struct procsnap_thread *o = &start->threads[i];
+        if (o->tid == t->tid && o->proc < start->nprocs &&
+            start->procs[o->proc].pid == p->pid &&
+            start->procs[o->proc].start_ticks == p->start_ticks)
+            return t->cpu_us >= o->cpu_us ? t->cpu_us - o->cpu_us : 0;
+    }
+    return t->cpu_us; /* a thread born since */
+}
+
+static void cpu_view(const struct procsnap *start, const struct procsnap *now,
+                     int64_t inv_start_us, struct cpu_view *v)
+{
+    uint64_t total = 0, top = 0;
+
+    memset(v, 0, sizeof(*v));
+    v->age_us = inv_start_us > 0 && now->taken_mono_us >= inv_start_us
+                    ? now->taken_mono_us - inv_start_us
+                    : -1;
+    v->since_start = start != NULL;
+    v->per_thread = start != NULL && !start->light;
+    for (uint16_t i = 0; i < now->nprocs; i++) {
+        const struct procsnap_proc *p = &now->procs[i];
+        const struct procsnap_proc *o = start != NULL ? find_proc(start, p->pid, p->start_ticks)
+                                                      : NULL;
+        if (o != NULL)
+            total += p->cpu_us >= o->cpu_us ? p->cpu_us - o->cpu_us : 0;
+        else
+            total += p->cpu_us;
+    }
+    v->cpu_us = total > INT64_MAX ? INT64_MAX : (int64_t)total;
+    for (uint16_t i = 0; i < now->nthreads; i++) {
+        uint64_t d = thread_cpu_delta(start, now, &now->threads[i]);
+        if (now->threads[i].state == 'R')
+            v->running++;
+        if (d > top)
+            top = d;
+    }
+    for (uint16_t i = 0; i < now->nthreads; i++) {
+        uint64_t d = thread_cpu_delta(start, now, &now->threads[i]);
+        if (d > 0 && d * 10 >= total)
+            v->busy_threads++;
+    }
+    (void)top;
+}
+
+static int sock_by_fd(const struct procsnap *s, uint8_t proc, uint64_t fd)
+{
+    for (uint16_t i = 0; i < s->nsockets; i++)
+        if (s->sockets[i].proc == proc && (uint64_t)s->sockets[i].fd == fd)
+            return i;
+    return -1;
+}
+
+static const struct procsnap_socket *same_socket(const struct procsnap *s,
+                                                 const struct procsnap_socket *sk)
+{
+    if (s == NULL)
+        return NULL;
+    for (uint16_t i = 0; i < s->nsockets; i++)
+        if (s->sockets[i].inode == sk->inode && s->sockets[i].fd == sk->fd)
+            return &s->sockets[i];
+    return NULL;
+}
+
+/* Request sent within this invocation, no answer since: the last send
+ * lies within the invocation and then either the last receive is older
+ * than it, or nothing was ever received on the connection, or (with a
+ * start snapshot) nothing was received since the invocation started.
+ * tcp_info times are in ms of jiffies, so a connect and a send in the same
+ * tick read as equal ages: the byte counters settle those. */
+static bool awaiting_answer(const struct procsnap *start, const struct procsnap_socket *sk,
+                            int64_t age_us)
+{
+    const struct procsnap_socket *o;
+
+    if (!sk->has_info || sk->proto != IPPROTO_TCP || sk->tcp_state != PROCSNAP_TCP_ESTABLISHED)
+        return false;
+    if (age_us >= 0 && (int64_t)sk->last_data_sent_ms * 1000 > age_us + TCP_CLOCK_SLACK_US)
+        return false;
+    if (sk->last_data_recv_ms > sk->last_data_sent_ms)
+        return true;
+    if (sk->has_bytes && sk->bytes_received == 0 && sk->bytes_acked + sk->tx_queue > 0)
+        return true;
+    o = same_socket(start, sk);
+    return o != NULL && sk->has_bytes && o->has_bytes && o->bytes_received == sk->bytes_received &&
+           sk->last_data_recv_ms >= sk->last_data_sent_ms;
+}
+
+static void consider(struct cause *best, const struct cause *c)
+{
+    if (c->score > best->score)
+        *best = *c;
+}
+
+static void classify(const struct procsnap *start, const struct procsnap *now,
+                     const struct cpu_view *v, struct cause *best)
+{
+    bool any_poll = false;
+
+    memset(best, 0, sizeof(*best));
+    best->wait = PROCSNAP_WAIT_OTHER;
+    best->thread = best->sock = best->child = -1;
+    best->wait_us = -1;
+    (void)start;
+
+    /* Busy: CPU most of the window with a thread on CPU now, or (without
+     * a start mark) a thread on CPU and nothing more specific found. */
+    if (v->age_us > 0 && v->since_start &&
+        ((v->running > 0 && v->cpu_us * 2 >= v->age_us) || v->cpu_us * 10 >= v->age_us * 9)) {
+        best->score = 200;
+        best->wait = PROCSNAP_WAIT_CPU;
+    } else if (v->running > 0) {
+        best->score = 5;
+        best->wait = PROCSNAP_WAIT_CPU;
+    }
+
+    for (uint16_t i = 0; i < now->nthreads; i++) {
+        const struct procsnap_thread *t = &now->threads[i];
+        const struct procsnap_proc *p = &now->procs[t->proc];
+        const struct sys_entry *e = NULL;
+        enum sys_kind k = SYS_K_NONE;
+        struct cause c = {.thread = i, .sock = -1, .child = -1, .wait_us = -1};
+        int main_bonus = t->tid == p->pid && p->depth == 0 ? 2 : 0;
+
+        if (t->state == 'R' || t->state == 'Z' || t->state == 'X')
+            continue;
+        if (t->syscall_nr >= 0) {
+            e = sys_lookup(t->syscall_nr);
+            if (e != NULL)
+                k = e->kind, c.what = e->name;
+        } else if (t->wchan[0] != '\0') {
+            k = wchan_kind(t->wchan);
+            c.what = t->wchan;
+        }
+        if (t->state == 'D') {
+            c.wait = PROCSNAP_WAIT_DISK;
+            c.score = 45 + main_bonus;
+            consider(best, &c);
+        }
+        switch (k) {
+        case SYS_K_CONNECT:
+            c.wait = PROCSNAP_WAIT_CONNECT;
+            c.sock = e != NULL ? sock_by_fd(now, t->proc, t->syscall_arg0) : -1;
+            c.score = 100 + main_bonus;
+            break;
+        case SYS_K_READ:
+        case SYS_K_WRITE:
+            c.sock = e != NULL ? sock_by_fd(now, t->proc, t->syscall_arg0) : -1;
+            if (c.sock >= 0 && now->sockets[c.sock].proto != 0) {
+                c.wait = PROCSNAP_WAIT_SOCKET;
+                c.in_read = k == SYS_K_READ;
+                c.in_write = k == SYS_K_WRITE;
+                c.score = 90 + main_bonus;
+            } else if (e == NULL) { /* from wchan: a socket, fd unknown */
+                c.wait = PROCSNAP_WAIT_SOCKET;
+                c.in_read = k == SYS_K_READ;
+                c.in_write = k == SYS_K_WRITE;
+                c.sock = -1;
+                c.score = 60 + main_bonus;
+            } else {
+                c.wait = PROCSNAP_WAIT_OTHER;
+                c.sock = -1;
+                c.score = 35 + main_bonus;
+            }
+            break;
+        case SYS_K_CHILD:
+            c.wait = PROCSNAP_WAIT_CHILD;
+            c.score = 85 + main_bonus;
+            for (uint16_t j = 0; j < now->nprocs; j++) {
+                const struct procsnap_proc *ch = &now->procs[j];
+                if (ch->ppid != p->pid || j == t->proc)
+                    continue;
+                if (e != NULL && e->nr != 0 && (int64_t)(int32_t)t->syscall_arg0 > 0 &&
+                    ch->pid != (pid_t)(int32_t)t->syscall_arg0)
+                    continue;
+                c.child = j;
+                break;
+            }
+            break;
+        case SYS_K_SLEEP:
+            c.wait = PROCSNAP_WAIT_SLEEP;
+            c.score = 50 + main_bonus;
+            break;
+        case SYS_K_POLL:
+            any_poll = true;
+            c.wait = PROCSNAP_WAIT_POLL;
+            c.score = 20 + main_bonus;
+            break;
+        case SYS_K_LOCK:
+            c.wait = PROCSNAP_WAIT_LOCK;
+            c.score = 10 + main_bonus;
+            break;
+        case SYS_K_ACCEPT:
+            c.wait = PROCSNAP_WAIT_OTHER;
+            c.score = 15 + main_bonus;
+            break;
+        case SYS_K_NONE:
+            continue;
+        }
+        consider(best, &c);
+    }
+
+    /* The sockets: a connect in progress (non-blocking, as Node does), or
+     * a request sent in this invocation with no answer since. */
+    for (uint16_t i = 0; i < now->nsockets; i++) {
+        const struct procsnap_socket *sk = &now->sockets[i];
+        struct cause c = {.thread = -1, .sock = i, .child = -1, .wait_us = -1};
+
+        if (sk->proto == IPPROTO_TCP && sk->tcp_state == PROCSNAP_TCP_SYN_SENT) {
+            c.wait = PROCSNAP_WAIT_CONNECT;
+            c.score = 95;
+            consider(best, &c);
+        } else if (awaiting_answer(start, sk, v->age_us)) {
+            c.wait = PROCSNAP_WAIT_SOCKET;
+            /* The longest outstanding request wins among several. */
+            c.score = 70;
+            if (best->score == 70 && best->sock >= 0 &&
+                now->sockets[best->sock].last_data_sent_ms >= sk->last_data_sent_ms)
+                continue;
+            if (best->score == 70)
+                best->score = 69;
+            consider(best, &c);
+        }
+    }
+    best->in_poll = any_poll;
+    /* A socket wait found from a thread without an fd (wchan only): the
+     * timing rule names the socket if one matches. */
+    if (best->wait == PROCSNAP_WAIT_SOCKET && best->sock < 0) {
+        for (uint16_t i = 0; i < now->nsockets; i++)
+            if (awaiting_answer(start, &now->sockets[i], v->age_us) &&
+                (best->sock < 0 || now->sockets[i].last_data_sent_ms >
+                                       now->sockets[best->sock].last_data_sent_ms))
+                best->sock = i;
+    }
+    /* How long. */
+    if (best->sock >= 0 && now->sockets[best->sock].has_info &&
+        best->wait == PROCSNAP_WAIT_SOCKET) {
+        int64_t w = (int64_t)now->sockets[best->sock].last_data_sent_ms * 1000;
+        best->wait_us = v->age_us >= 0 && w > v->age_us ? v->age_us : w;
+    } else if (best->wait == PROCSNAP_WAIT_CHILD && best->child >= 0) {
+        long hz = sysconf(_SC_CLK_TCK);
+        int64_t born = (int64_t)ticks_to_us(now->procs[best->child].start_ticks);
+        int64_t w = now->taken_boot_us - born;
+        (void)hz;
+        if (w < 0)
+            w = 0;
+        best->wait_us = v->age_us >= 0 && w > v->age_us ? v->age_us : w;
+    } else if (v->age_us >= 0) {
+        int64_t w = v->age_us - (v->since_start ? v->cpu_us : 0);
+        best->wait_us = w > 0 ? w : 0;
+    }
+}
+
+static void fmt_secs(char *out, size_t size, int64_t us)
+{
+    double s = (double)us / 1e6;
+
+    if (us >= 10000000)
+        snprintf(out, size, "%.0f s", s);
+    else if (us >= 1000000)
+        snprintf(out, size, "%.1f s", s);
+    else
+        snprintf(out, size, "%.2f s", s);
+}
+
+/* Printable ASCII copy of a comm for a sentence. */
+static void clean_comm(char *out, const char *comm)
+{
+    size_t i;
+
+    for (i = 0; i < PROCSNAP_COMM_BYTES - 1 && comm[i] != '\0'; i++) {
+        char ch = comm[i];
+        if (ch < ' ' || ch >= 0x7f)
+            ch = '?';
+        out[i] = ch;
+    }
+    out[i] = '\0';
+}
+
+/* "10.0.3.17:5432 (PostgreSQL, established)" */
+static void fmt_peer(char *out, size_t size, const struct procsnap_socket *sk, bool with_state)
+{
+    char addr[64];
+    const char *svc = procsnap_port_name(sk->peer_port);
+
+    procsnap_format_addr(sk, true, addr, sizeof(addr));
+    if (sk->proto == 0)
+        snprintf(out, size, "fd %d (not an inet socket)", (int)sk->fd);
+    else if (svc != NULL && with_state && sk->proto == IPPROTO_TCP)
+        snprintf(out, size, "%s (%s, %s)", addr, svc, procsnap_tcp_state_name(sk->tcp_state));
+    else if (svc != NULL)
+        snprintf(out, size, "%s (%s)", addr, svc);
+    else if (with_state && sk->proto == IPPROTO_TCP)
+        snprintf(out, size, "%s (%s)", addr, procsnap_tcp_state_name(sk->tcp_state));
+    else
+        snprintf(out, size, "%s%s", addr, sk->proto == IPPROTO_UDP ? " (udp)" : "");
+}
+
+static void unreadable_list(const struct procsnap *s, char *out, size_t size)
+{
+    static const char *const names[PROCSNAP_SRC_COUNT] = {
+        "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag"};
+    size_t off = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < PROCSNAP_SRC_COUNT; i++) {
+        if ((s->unreadable & (1u << i)) == 0)
+            continue;
+        int n = snprintf(out + off, size - off, "%s%s", off ? ", " : "", names[i]);
+        if (n < 0 || (size_t)n >= size - off)
+            break;
+        off += (size_t)n;
+    }
+}
+
+void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
+                       int64_t invocation_start_mono_us, char *sentence, size_t size)
+{
+    struct cpu_view v;
+    struct cause c;
+    char dur[32], cpu[32], peer[128], tail[96], unr[96];
+    const char *since;
+
+    if (sentence == NULL || size == 0)
+        return;
+    if (now == NULL || now->nprocs == 0) {
+        snprintf(sentence, size, "no snapshot of the runtime could be taken");
+        return;
+    }
+    cpu_view(start, now, invocation_start_mono_us, &v);
+    classify(start, now, &v, &c);
+    fmt_secs(dur, sizeof(dur), c.wait_us);
+    snprintf(cpu, sizeof(cpu), "%.2f s", (double)v.cpu_us / 1e6);
+    since = v.since_start ? "" : " since the process started";
+    snprintf(tail, sizeof(tail), "; %s of CPU used%s", cpu, since);
+    if (c.wait_us < 0)
+        dur[0] = '\0';
+
+    switch (c.wait) {
+    case PROCSNAP_WAIT_CPU: {
+        char threads[48];
+        unsigned n = v.per_thread ? v.busy_threads : v.running;
+        if (n <= 1)
+            snprintf(threads, sizeof(threads), "on one thread (a loop?)");
+        else
+            snprintf(threads, sizeof(threads), "on %u threads", n);
+        if (v.since_start && v.age_us >= 0) {
+            char wall[32];
+            fmt_secs(wall, sizeof(wall), v.age_us);
+            snprintf(sentence, size, "busy: %s of CPU in %s %s", cpu, wall, threads);
+        } else {
+            snprintf(sentence, size, "busy: running %s; %s of CPU used%s", threads, cpu, since);
+        }
+        return;
+    }
+    case PROCSNAP_WAIT_SOCKET:
+        if (c.sock >= 0)
+            fmt_peer(peer, sizeof(peer), &now->sockets[c.sock], true);
+        else
+            snprintf(peer, sizeof(peer), "a socket (which one is not readable)");
+        if (c.in_write)
+            snprintf(sentence, size, "blocked%s%s sending to %s%s", dur[0] ? " " : "", dur,
+                     peer, tail);
+        else if (c.in_read)
+            snprintf(sentence, size, "waiting%s%s in a socket read from %s%s", dur[0] ? " " : "",
+                     dur, peer, tail);
+        else
+            snprintf(sentence, size, "waiting%s%s for an answer from %s%s%s%s", dur[0] ? " " : "",
+                     dur, peer, c.in_poll ? " in " : "", c.in_poll ? "epoll_wait/poll" : "",
+                     tail);
+        return;
+    case PROCSNAP_WAIT_CONNECT:
+        if (c.sock >= 0)
+            fmt_peer(peer, sizeof(peer), &now->sockets[c.sock], false);
+        else
+            snprintf(peer, sizeof(peer), "an unknown peer");
+        snprintf(sentence, size, "connecting to %s%s%s%s", peer, dur[0] ? " for " : "", dur, tail);
+        return;
+    case PROCSNAP_WAIT_CHILD:
+        if (c.child >= 0) {
+            char comm[PROCSNAP_COMM_BYTES];
+            clean_comm(comm, now->procs[c.child].comm);
+            snprintf(sentence, size, "waiting on child process %d (%s)%s%s%s",
+                     (int)now->procs[c.child].pid, comm, dur[0] ? " for " : "", dur, tail);
+        } else {
+            snprintf(sentence, size, "waiting on a child process%s%s%s", dur[0] ? " for " : "",
+                     dur, tail);
+        }
+        return;
+    case PROCSNAP_WAIT_SLEEP:
+        snprintf(sentence, size, "sleeping (%s)%s%s%s", c.what != NULL ? c.what : "sleep",
+                 dur[0] ? " for " : "", dur, tail);
+        return;
+    case PROCSNAP_WAIT_DISK:
+        snprintf(sentence, size, "in disk wait (D state%s%s)%s%s%s", c.what ? ", " : "",
+                 c.what ? c.what : "", dur[0] ? " for " : "", dur, tail);
+        return;
+    case PROCSNAP_WAIT_POLL: {
+        unsigned conns = 0;
+        for (uint16_t i = 0; i < now->nsockets; i++)
+            conns += now->sockets[i].proto == IPPROTO_TCP &&
+                     now->sockets[i].tcp_state == PROCSNAP_TCP_ESTABLISHED;
+        bool info = now->nsockets > 0 && !(now->unreadable & (1u << PROCSNAP_SRC_SOCK_DIAG)) &&
+                    !(now->unreadable & (1u << PROCSNAP_SRC_FD));
+        snprintf(sentence, size, "waiting in %s with %s on %u open connection%s%s",
+                 c.what != NULL ? c.what : "poll",
+                 info ? "no request outstanding" : "nothing known to be outstanding", conns,
+                 conns == 1 ? "" : "s", tail);
+        return;
+    }
+    case PROCSNAP_WAIT_LOCK:
+        snprintf(sentence, size, "waiting on a lock or condition (%s)%s%s%s",
+                 c.what != NULL ? c.what : "futex", dur[0] ? " for " : "", dur, tail);
+        return;
+    case PROCSNAP_WAIT_OTHER:
+    case PROCSNAP_WAIT_COUNT:
+        break;
+    }
+    if (c.thread >= 0 && c.what != NULL) {
+        const struct procsnap_thread *t = &now->threads[c.thread];
+        if (t->syscall_nr >= 0 && (c.what[0] == 'r' || c.what[0] == 'w'))
+            snprintf(sentence, size, "waiting in %s on fd %d (not an inet socket)%s", c.what,
+                     (int)t->syscall_arg0, tail);
+        else
+            snprintf(sentence, size, "waiting in %s%s", c.what, tail);
+        return;
+    }
+    unreadable_list(now, unr, sizeof(unr));
+    snprintf(sentence, size, "no cause found (%u thread%s, none in a known wait%s%s)%s",
+             (unsigned)now->nthreads, now->nthreads == 1 ? "" : "s", unr[0] ? "; not readable: " : "",
+             unr, tail);
+}
+
+/* ------------------------------------------------------------------ */
+/* where the time went                                                */
+
+void procsnap_share_init(struct procsnap_share *s)
+{
+    if (s != NULL)
+        memset(s, 0, sizeof(*s));
+}
+
+static void share_put(struct procsnap_share *s, enum procsnap_wait w, const char *label,
+                      int64_t us)
+{
+    uint16_t i;
+
+    if (us <= 0)
+        return;
+    for (i = 0; i < s->n; i++)
+        if (s->entries[i].wait == w && strcmp(s->entries[i].label, label) == 0)
+            break;
+    if (i == s->n) {
+        if (s->n == PROCSNAP_SHARE_MAX_ENTRIES) {
+            /* Full: the last entry becomes (or stays) "other". */
+            i = PROCSNAP_SHARE_MAX_ENTRIES - 1;
+            s->entries[i].wait = PROCSNAP_WAIT_OTHER;
+            snprintf(s->entries[i].label, sizeof(s->entries[i].label), "other");
+        } else {
+            s->n++;
+            s->entries[i].wait = (uint8_t)w;
+            snprintf(s->entries[i].label, sizeof(s->entries[i].label), "%s", label);
+            s->entries[i].us = 0;
+        }
+    }
+    s->entries[i].us += us;
+}
+
+static void wait_label(const struct procsnap *now, const struct cause *c, char *out, size_t size)
+{
+    char peer[96];
+
+    switch (c->wait) {
+    /* Busy, yet off CPU: runnable and waiting for a CPU (a fractional
+     * Lambda vCPU, or a loaded host), or short waits between snapshots. */
+    case PROCSNAP_WAIT_CPU: snprintf(out, size, "runnable, waiting for a CPU"); return;
+    case PROCSNAP_WAIT_SOCKET:
+    case PROCSNAP_WAIT_CONNECT:
+        if (c->sock >= 0)
+            fmt_peer(peer, sizeof(peer), &now->sockets[c->sock], false);
+        else
+            snprintf(peer, sizeof(peer), "a socket");
+        /* A long IPv6 peer may be cut: the label is for people. */
+        if (snprintf(out, size, "%s %s",
+                     c->wait == PROCSNAP_WAIT_CONNECT ? "connecting to" : "waiting on",
+                     peer) >= (int)size)
+            out[size - 1] = '\0';
+        return;
+    case PROCSNAP_WAIT_SLEEP: snprintf(out, size, "sleeping"); return;
+    case PROCSNAP_WAIT_CHILD: snprintf(out, size, "waiting on a child process"); return;
+    case PROCSNAP_WAIT_LOCK: snprintf(out, size, "waiting on a lock"); return;
+    case PROCSNAP_WAIT_DISK: snprintf(out, size, "in disk wait"); return;
+    case PROCSNAP_WAIT_POLL: snprintf(out, size, "idle in %s", c->what ? c->what : "poll"); return;
+    case PROCSNAP_WAIT_OTHER:
+    case PROCSNAP_WAIT_COUNT: break;
+    }
+    snprintf(out, size, "other waits");
+}
+
+void procsnap_share_add(struct procsnap_share *s, const struct procsnap *prev,
+                        const struct procsnap *cur, int64_t invocation_start_mono_us)
+{
+    struct cpu_view v;
+    struct cause c;
+    char label[PROCSNAP_SHARE_LABEL_BYTES];
+    int64_t wall, cpu;
+
+    if (s == NULL || prev == NULL || cur == NULL || cur->nprocs == 0 ||
+        cur->taken_mono_us <= prev->taken_mono_us)
+        return;
+    wall = cur->taken_mono_us - prev->taken_mono_us;
+    cpu_view(prev, cur, invocation_start_mono_us, &v);
+    /* The interval's own CPU, and its cause from the later snapshot. */
+    cpu = v.cpu_us < wall ? v.cpu_us : wall;
+    v.age_us = wall;
+    classify(prev, cur, &v, &c);
+    /* Within the interval, a socket's last send must lie inside the
+     * invocation, not the interval: classify again with the real age
+     * when that finds nothing better. */
+    if (c.wait != PROCSNAP_WAIT_SOCKET && invocation_start_mono_us > 0) {
+        struct cpu_view v2 = v;
+        struct cause c2;
+        v2.age_us = cur->taken_mono_us - invocation_start_mono_us;
+        classify(prev, cur, &v2, &c2);
+        if (c2.wait == PROCSNAP_WAIT_SOCKET)
+            c = c2;
+    }
+    s->wall_us += wall;
+    s->cpu_us += cpu;
+    s->snapshots++;
+    share_put(s, PROCSNAP_WAIT_CPU, "CPU", cpu);
+    wait_label(cur, &c, label, sizeof(label));
+    share_put(s, c.wait == PROCSNAP_WAIT_CPU ? PROCSNAP_WAIT_OTHER : c.wait, label, wall - cpu);
+}
+
+void procsnap_share_summary(const struct procsnap_share *s, char *sentence, size_t size)
+{
+    uint16_t order[PROCSNAP_SHARE_MAX_ENTRIES];
+    char secs[32];
+    size_t off;
+    int n;
+
+    if (sentence == NULL || size == 0)
+        return;
+    sentence[0] = '\0';
+    if (s == NULL || s->wall_us <= 0) {
+        snprintf(sentence, size, "no interval between snapshots");
+        return;
+    }
+    for (uint16_t i = 0; i < PROCSNAP_SHARE_MAX_ENTRIES; i++)
+        order[i] = i;
+    for (uint16_t i = 1; i < s->n; i++) /* insertion sort, largest first */
+        for (uint16_t j = i; j > 0 && s->entries[order[j]].us > s->entries[order[j - 1]].us; j--) {
+            uint16_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    fmt_secs(secs, sizeof(secs), s->wall_us);
+    n = snprintf(sentence, size, "%s:", secs);
+    off = n > 0 && (size_t)n < size ? (size_t)n : size - 1;
+    for (uint16_t i = 0; i < s->n && off < size - 1; i++) {
+        const struct procsnap_share_entry *e = &s->entries[order[i]];
+        long pct = (long)((e->us * 100 + s->wall_us / 2) / s->wall_us);
+        n = snprintf(sentence + off, size - off, "%s %ld%% %s", i ? "," : "", pct, e->label);
+        off = n > 0 && (size_t)n < size - off ? off + (size_t)n : size - 1;
+    }
+    if (off < size - 1)
+        snprintf(sentence + off, size - off, " (%u snapshots)", (unsigned)s->snapshots + 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                               */
+
+static int json_str(struct buf *b, const char *s)
+{
+    return buf_append_json_string(b, s, strnlen(s, 256));
+}
+
+static int json_socket(struct buf *b, const struct procsnap_socket *sk)
+{
+    char addr[64];
+    const char *svc = procsnap_port_name(sk->peer_port);
+    int r;
+
+    r = buf_printf(b, "{\"fd\":%d,\"inode\":%llu,\"proto\":\"%s\"", (int)sk->fd,
+                   (unsigned long long)sk->inode,
+                   sk->proto == IPPROTO_TCP ? "tcp" : sk->proto == IPPROTO_UDP ? "udp" : "other");
+    if (r < 0 || sk->proto == 0)
+        return r < 0 ? r : buf_append_str(b, "}");
+    procsnap_format_addr(sk, false, addr, sizeof(addr));
+    if ((r = buf_append_str(b, ",\"local\":")) < 0 || (r = json_str(b, addr)) < 0)
+        return r;
+    procsnap_format_addr(sk, true, addr, sizeof(addr));
+    if ((r = buf_append_str(b, ",\"peer\":")) < 0 || (r = json_str(b, addr)) < 0)
+        return r;
+    if (svc != NULL && ((r = buf_append_str(b, ",\"service\":")) < 0 || (r = json_str(b, svc)) < 0))
+        return r;
+    if (sk->proto == IPPROTO_TCP &&
+        (r = buf_printf(b, ",\"state\":\"%s\"", procsnap_tcp_state_name(sk->tcp_state))) < 0)
+        return r;
+    r = buf_printf(b, ",\"tx_queue\":%u,\"rx_queue\":%u", sk->tx_queue, sk->rx_queue);
+    if (r == 0 && sk->has_info)
+        r = buf_printf(b,
+                       ",\"last_send_ms\":%u,\"last_recv_ms\":%u,\"last_ack_ms\":%u,"
+                       "\"unacked\":%u,\"retransmits\":%u,\"total_retrans\":%u,\"rtt_us\":%u",
+                       sk->last_data_sent_ms, sk->last_data_recv_ms, sk->last_ack_recv_ms,
+                       sk->unacked, sk->retransmits, sk->total_retrans, sk->rtt_us);
+    return r < 0 ? r : buf_append_str(b, "}");
+}
+
+static int json_thread(struct buf *b, const struct procsnap *start, const struct procsnap *s,
+                       const struct procsnap_thread *t)
+{
+    char st[2] = {t->state, '\0'};
+    int r;
+
+    if ((r = buf_printf(b, "{\"tid\":%d,\"comm\":", (int)t->tid)) < 0 ||
+        (r = json_str(b, t->comm)) < 0 || (r = buf_append_str(b, ",\"state\":")) < 0 ||
+        (r = buf_append_json_string(b, st, 1)) < 0 ||
+        (r = buf_printf(b, ",\"cpu_us\":%llu", (unsigned long long)t->cpu_us)) < 0)
+        return r;
+    if (start != NULL && !start->light &&
+        (r = buf_printf(b, ",\"cpu_since_start_us\":%llu",
+                        (unsigned long long)thread_cpu_delta(start, s, t))) < 0)
+        return r;
+    if (t->syscall_nr >= 0) {
+        const char *name = procsnap_syscall_name(t->syscall_nr);
+        if (name != NULL)
+            r = buf_printf(b, ",\"syscall\":\"%s\"", name);
+        else
+            r = buf_printf(b, ",\"syscall\":%d", (int)t->syscall_nr);
+        if (r == 0)
+            r = buf_printf(b, ",\"arg0\":%llu", (unsigned long long)t->syscall_arg0);
+        if (r < 0)
+            return r;
+    } else if (t->syscall_nr == PROCSNAP_SYSCALL_NONE &&
+               (r = buf_append_str(b, ",\"syscall\":\"none\"")) < 0) {
+        return r;
+    }
+    if (t->wchan[0] != '\0' &&
+        ((r = buf_append_str(b, ",\"wchan\":")) < 0 || (r = json_str(b, t->wchan)) < 0))
+        return r;
+    return buf_append_str(b, "}");
+}
+
+static int json_body(const struct procsnap *s, const struct procsnap *start, struct buf *b)
+{
+    static const char *const names[PROCSNAP_SRC_COUNT] = {
+        "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag"};
+    int r;
+
+    r = buf_printf(b, "{\"taken_us\":%lld,\"took_us\":%u,\"partial\":%s,\"light\":%s",
+                   (long long)s->taken_epoch_us, s->took_us, s->partial ? "true" : "false",
+                   s->light ? "true" : "false");
+    if (r < 0)
+        return r;
+    if (s->dropped_procs || s->dropped_threads || s->dropped_sockets)
+        if ((r = buf_printf(b, ",\"dropped\":{\"procs\":%u,\"threads\":%u,\"sockets\":%u}",
+                            s->dropped_procs, s->dropped_threads, s->dropped_sockets)) < 0)
+            return r;
+    if (s->unreadable != 0) {
+        bool first = true;
+        if ((r = buf_append_str(b, ",\"unreadable\":{")) < 0)
+            return r;
+        for (int i = 0; i < PROCSNAP_SRC_COUNT; i++) {
+            if ((s->unreadable & (1u << i)) == 0)
+                continue;
+            const char *en = strerrorname_np(s->unreadable_errno[i]);
+            if ((r = buf_printf(b, "%s\"%s\":", first ? "" : ",", names[i])) < 0 ||
+                (r = json_str(b, en != NULL ? en : "error")) < 0)
+                return r;
+            first = false;
+        }
+        if ((r = buf_append_str(b, "}")) < 0)
+            return r;
+    }
+    if ((r = buf_append_str(b, ",\"procs\":[")) < 0)
+        return r;
+    for (uint16_t i = 0; i < s->nprocs; i++) {
+        const struct procsnap_proc *p = &s->procs[i];
+        const struct procsnap_proc *o = start != NULL ? find_proc(start, p->pid, p->start_ticks)
+                                                      : NULL;
+        char st[2] = {p->state, '\0'};
+
+        if ((r = buf_printf(b, "%s{\"pid\":%d,\"ppid\":%d,\"depth\":%u,\"comm\":", i ? "," : "",
+                            (int)p->pid, (int)p->ppid, p->depth)) < 0 ||
+            (r = json_str(b, p->comm)) < 0 || (r = buf_append_str(b, ",\"state\":")) < 0 ||
+            (r = buf_append_json_string(b, st, 1)) < 0 ||
+            (r = buf_printf(b, ",\"cpu_us\":%llu,\"rss_bytes\":%llu,\"num_threads\":%u",
+                            (unsigned long long)p->cpu_us, (unsigned long long)p->rss_bytes,
+                            p->num_threads)) < 0)
+            return r;
+        if (o != NULL &&
+            (r = buf_printf(b, ",\"cpu_since_start_us\":%llu,\"rss_start_bytes\":%llu",
+                            (unsigned long long)(p->cpu_us >= o->cpu_us ? p->cpu_us - o->cpu_us : 0),
+                            (unsigned long long)o->rss_bytes)) < 0)
+            return r;
+        if (!s->light) {
+            bool first = true;
+            if ((r = buf_append_str(b, ",\"threads\":[")) < 0)
+                return r;
+            for (uint16_t k = 0; k < s->nthreads; k++) {
+                if (s->threads[k].proc != i)
+                    continue;
+                if ((!first && (r = buf_append_str(b, ",")) < 0) ||
+                    (r = json_thread(b, start, s, &s->threads[k])) < 0)
+                    return r;
+                first = false;
+            }
+            first = true;
+            if ((r = buf_append_str(b, "],\"sockets\":[")) < 0)
+                return r;
+            for (uint16_t k = 0; k < s->nsockets; k++) {
+                if (s->sockets[k].proc != i)
+                    continue;
+                if ((!first && (r = buf_append_str(b, ",")) < 0) ||
+                    (r = json_socket(b, &s->sockets[k])) < 0)
+                    return r;
+                first = false;
+            }
+            if ((r = buf_append_str(b, "]")) < 0)
+                return r;
+        }
+        if ((r = buf_append_str(b, "}")) < 0)
+            return r;
+    }
+    return buf_append_str(b, "]}");
+}
+
+int procsnap_to_json(const struct procsnap *s, const struct procsnap *start, struct buf *out)
+{
+    size_t mark;
+    int r;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    mark = buf_len(out);
+    r = json_body(s, start, out);
+    if (r < 0)
+        buf_truncate(out, mark);
+    return r;
+}

@@ -1,0 +1,1216 @@
+/* Unit tests for procsnap.c: the /proc parsers (also on hostile text), a
+ * fake /proc tree (missing and truncated files recorded as unreadable,
+ * never a crash), finding the runtime among siblings, and REAL processes
+ * forked here that get stuck in known ways (busy loop, socket read with an
+ * idle pooled connection beside it, a connect that never completes, a
+ * sleep, a wait on a child, part CPU part waiting), each asserting the
+ * sentence and the snapshot.
+ *
+ * Synchronisation is on state, never on time: a child writes to a pipe
+ * right before it blocks, and the test then polls the child's own /proc
+ * files until its thread is in the expected system call (bounded by a
+ * generous deadline, so a loaded machine only makes it slower).  Time
+ * magnitudes are asserted loosely, kinds, peers and ports strictly. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "fail_alloc.h"
+#include "procsnap.h"
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                            */
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void short_pause(void)
+{
+    struct timespec ts = {0, 2 * 1000 * 1000};
+
+    nanosleep(&ts, NULL);
+}
+
+static struct procsnap_target target_of(pid_t pid)
+{
+    char path[64], buf[1024];
+    struct procsnap_stat st;
+    struct procsnap_target t = {.pid = pid};
+    int fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    assert_true(n > 0);
+    assert_int_equal(procsnap_parse_stat(buf, (size_t)n, &st), 0);
+    t.start_ticks = st.start_ticks;
+    return t;
+}
+
+static void snap_of(pid_t pid, struct procsnap *s)
+{
+    struct procsnap_target t = target_of(pid);
+    struct procsnap_opts o = {.roots = &t, .nroots = 1};
+
+    assert_int_equal(procsnap_take(&o, s), 0);
+}
+
+static const struct procsnap_thread *thread_of(const struct procsnap *s, pid_t tid)
+{
+    for (uint16_t i = 0; i < s->nthreads; i++)
+        if (s->threads[i].tid == tid)
+            return &s->threads[i];
+    return NULL;
+}
+
+static const struct procsnap_thread *main_thread(const struct procsnap *s)
+{
+    for (uint16_t i = 0; i < s->nthreads; i++)
+        if (s->threads[i].tid == s->procs[0].pid)
+            return &s->threads[i];
+    return NULL;
+}
+
+/* Polls until the child's main thread is asleep in syscall `nr`, or fails
+ * after 30 s (a stuck test, not a slow machine). */
+static void wait_in_syscall(pid_t pid, long nr, struct procsnap *s)
+{
+    int64_t deadline = mono_us() + 30 * 1000000;
+
+    for (;;) {
+        snap_of(pid, s);
+        const struct procsnap_thread *t = main_thread(s);
+        if (t != NULL && t->state == 'S' && t->syscall_nr == nr)
+            return;
+        if (mono_us() > deadline)
+            fail_msg("pid %d never got into syscall %ld", (int)pid, nr);
+        short_pause();
+    }
+}
+
+static void wait_cpu(pid_t pid, uint64_t cpu_us)
+{
+    int64_t deadline = mono_us() + 60 * 1000000;
+    struct procsnap s;
+
+    for (;;) {
+        struct procsnap_target t = target_of(pid);
+        struct procsnap_opts o = {.roots = &t, .nroots = 1, .light = true};
+        assert_int_equal(procsnap_take(&o, &s), 0);
+        if (s.procs[0].cpu_us >= cpu_us)
+            return;
+        if (mono_us() > deadline)
+            fail_msg("pid %d never used %llu us of CPU", (int)pid, (unsigned long long)cpu_us);
+        short_pause();
+    }
+}
+
+/* Every child forked here, killed by the teardown even when an assertion
+ * failed half-way (a live child would hold the test's stdout open). */
+static pid_t children[16];
+static unsigned nchildren;
+
+static pid_t fork_child(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Die with the test, whatever happens to it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+            _exit(9);
+        return 0;
+    }
+    if (nchildren < sizeof(children) / sizeof(children[0]))
+        children[nchildren++] = pid;
+    return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+    int st;
+
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    for (unsigned i = 0; i < nchildren; i++)
+        if (children[i] == pid)
+            children[i] = children[--nchildren];
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    while (nchildren > 0)
+        kill_child(children[0]);
+    return 0;
+}
+
+static void signal_ready(int fd)
+{
+    char c = 'r';
+
+    if (write(fd, &c, 1) != 1)
+        _exit(3);
+}
+
+static void wait_ready(int fd)
+{
+    char c;
+    ssize_t n;
+
+    do {
+        n = read(fd, &c, 1);
+    } while (n < 0 && errno == EINTR);
+    assert_int_equal(n, 1);
+}
+
+static int listener(int backlog, uint16_t *ret_port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *ret_port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int connect_to(uint16_t port, bool nonblock)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void show(const char *what, const char *sentence)
+{
+    print_message("%s: %s\n", what, sentence);
+}
+
+static void must_contain(const char *s, const char *part)
+{
+    if (strstr(s, part) == NULL)
+        fail_msg("\"%s\" does not contain \"%s\"", s, part);
+}
+
+static void must_not_contain(const char *s, const char *part)
+{
+    if (strstr(s, part) != NULL)
+        fail_msg("\"%s\" contains \"%s\"", s, part);
+}
+
+static double number_before(const char *s, const char *suffix)
+{
+    const char *p = strstr(s, suffix);
+
+    assert_non_null(p);
+    while (p > s && (p[-1] == '.' || (p[-1] >= '0' && p[-1] <= '9')))
+        p--;
+    return strtod(p, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* parsers                                                            */
+
+static void test_parse_stat(void **state)
+{
+    struct procsnap_stat st;
+    const char *ok = "1234 (my (odd) ) app) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 "
+                     "7 0 98765 123456789 4321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1\n";
+    (void)state;
+    assert_int_equal(procsnap_parse_stat(ok, strlen(ok), &st), 0);
+    assert_int_equal(st.pid, 1234);
+    assert_string_equal(st.comm, "my (odd) ) app");
+    assert_int_equal(st.state, 'S');
+    assert_int_equal(st.ppid, 1);
+    assert_int_equal(st.utime_ticks, 250);
+    assert_int_equal(st.stime_ticks, 50);
+    assert_int_equal(st.num_threads, 7);
+    assert_int_equal(st.start_ticks, 98765);
+    assert_int_equal(st.rss_pages, 4321);
+
+    /* A comm with a newline and a fake tail is still cut at the LAST ')'. */
+    const char *nl = "9 (a\nb) R 2 3 4 5) Z 7 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n";
+    assert_int_equal(procsnap_parse_stat(nl, strlen(nl), &st), 0);
+    assert_string_equal(st.comm, "a\nb) R 2 3 4 5");
+    assert_int_equal(st.state, 'Z');
+    assert_int_equal(st.start_ticks, 55);
+
+    /* Longer than TASK_COMM_LEN: cut, still terminated. */
+    const char *lng = "9 (abcdefghijklmnopqrstuvwxyz) S 1 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n";
+    assert_int_equal(procsnap_parse_stat(lng, strlen(lng), &st), 0);
+    assert_int_equal(strlen(st.comm), PROCSNAP_COMM_BYTES - 1);
+
+    /* Truncated anywhere: rejected, output untouched. */
+    struct procsnap_stat keep;
+    memset(&keep, 0x5a, sizeof(keep));
+    st = keep;
+    size_t cut = (size_t)(strstr(ok, " 18446744") - ok); /* just after rss */
+    for (size_t n = 0; n <= cut; n++) {
+        int r = procsnap_parse_stat(ok, n, &st);
+        assert_int_equal(r, -EPROTO);
+        assert_memory_equal(&st, &keep, sizeof(st));
+    }
+    assert_int_equal(procsnap_parse_stat(ok, cut + 1, &st), 0);
+    assert_int_equal(procsnap_parse_stat("", 0, &st), -EPROTO);
+    assert_int_equal(procsnap_parse_stat("x (a) S 1", 9, &st), -EPROTO);
+    assert_int_equal(procsnap_parse_stat("12 a) S 1 2", 11, &st), -EPROTO);
+    assert_int_equal(procsnap_parse_stat("12 (a S 1 2", 11, &st), -EPROTO);
+    const char *ovf = "9 (a) S 99999999999999999999999 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n";
+    assert_int_equal(procsnap_parse_stat(ovf, strlen(ovf), &st), -EPROTO);
+}
+
+static void test_parse_syscall(void **state)
+{
+    int32_t nr = 77;
+    uint64_t a0 = 77;
+    (void)state;
+
+    assert_int_equal(procsnap_parse_syscall("running\n", 8, &nr, &a0), 0);
+    assert_int_equal(nr, PROCSNAP_SYSCALL_RUNNING);
+    assert_int_equal(procsnap_parse_syscall("-1 0x7ffd1 0x4011\n", 18, &nr, &a0), 0);
+    assert_int_equal(nr, PROCSNAP_SYSCALL_NONE);
+    const char *rd = "0 0x5 0x7ffc 0x4000 0x0 0x0 0x0 0x7ffd00 0x7f00aa\n";
+    assert_int_equal(procsnap_parse_syscall(rd, strlen(rd), &nr, &a0), 0);
+    assert_int_equal(nr, 0);
+    assert_int_equal(a0, 5);
+    const char *big = "232 0xffffffffffffffff 0x1\n";
+    assert_int_equal(procsnap_parse_syscall(big, strlen(big), &nr, &a0), 0);
+    assert_int_equal(nr, 232);
+    assert_true(a0 == UINT64_MAX);
+    nr = 77;
+    assert_int_equal(procsnap_parse_syscall("", 0, &nr, &a0), -EPROTO);
+    assert_int_equal(procsnap_parse_syscall("runnin", 6, &nr, &a0), -EPROTO);
+    assert_int_equal(procsnap_parse_syscall("0 5 6", 5, &nr, &a0), -EPROTO);
+    assert_int_equal(procsnap_parse_syscall("0 0x", 4, &nr, &a0), -EPROTO);
+    assert_int_equal(procsnap_parse_syscall("0 0x12345678901234567 0", 23, &nr, &a0), -EPROTO);
+    assert_int_equal(procsnap_parse_syscall("99999999999 0x1 0", 17, &nr, &a0), -EPROTO);
+    assert_int_equal(nr, 77);
+}
+
+static void test_parse_net_line(void **state)
+{
+    struct procsnap_socket sk;
+    char addr[64];
+    (void)state;
+
+    const char *v4 = "   3: 0100007F:C350 1100030A:1538 01 0000001A:00000004 01:00000014 00000000  "
+                     "1000        0 424242 1 0000000000000000 20 4 30 10 -1";
+    memset(&sk, 0, sizeof(sk));
+    assert_int_equal(procsnap_parse_net_line(v4, strlen(v4), AF_INET, &sk), 0);
+    assert_int_equal(sk.inode, 424242);
+    assert_int_equal(sk.tcp_state, PROCSNAP_TCP_ESTABLISHED);
+    assert_int_equal(sk.local_port, 50000);
+    assert_int_equal(sk.peer_port, 5432);
+    assert_int_equal(sk.tx_queue, 0x1a);
+    assert_int_equal(sk.rx_queue, 4);
+    procsnap_format_addr(&sk, true, addr, sizeof(addr));
+    assert_string_equal(addr, "10.3.0.17:5432");
+    procsnap_format_addr(&sk, false, addr, sizeof(addr));
+    assert_string_equal(addr, "127.0.0.1:50000");
+
+    const char *v6 = "  0: 00000000000000000000000001000000:1F90 0000000000000000FFFF00000909000A:01BB "
+                     "02 00000000:00000000 00:00000000 00000000     0        0 99 1 0 100 0 0 10 0";
+    memset(&sk, 0, sizeof(sk));
+    assert_int_equal(procsnap_parse_net_line(v6, strlen(v6), AF_INET6, &sk), 0);
+    assert_int_equal(sk.tcp_state, PROCSNAP_TCP_SYN_SENT);
+    procsnap_format_addr(&sk, true, addr, sizeof(addr));
+    assert_string_equal(addr, "10.0.9.9:443");
+    procsnap_format_addr(&sk, false, addr, sizeof(addr));
+    assert_string_equal(addr, "[::1]:8080");
+
+    const char *hdr = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+                      "   uid  timeout inode";
+    memset(&sk, 0x11, sizeof(sk));
+    struct procsnap_socket keep = sk;
+    assert_int_equal(procsnap_parse_net_line(hdr, strlen(hdr), AF_INET, &sk), -EPROTO);
+    for (size_t n = 0; n < strlen(v4) - 60; n++)
+        assert_int_equal(procsnap_parse_net_line(v4, n, AF_INET, &sk), -EPROTO);
+    assert_int_equal(procsnap_parse_net_line(v4, strlen(v4), AF_INET6, &sk), -EPROTO);
+    assert_int_equal(procsnap_parse_net_line(v4, strlen(v4), 99, &sk), -EPROTO);
+    assert_memory_equal(&sk, &keep, sizeof(sk));
+}
+
+static void test_socket_link_and_names(void **state)
+{
+    uint64_t ino = 0;
+    (void)state;
+
+    assert_int_equal(procsnap_parse_socket_link("socket:[12345]", 14, &ino), 0);
+    assert_int_equal(ino, 12345);
+    assert_int_equal(procsnap_parse_socket_link("socket:[12345", 13, &ino), -EPROTO);
+    assert_int_equal(procsnap_parse_socket_link("socket:[]", 9, &ino), -EPROTO);
+    assert_int_equal(procsnap_parse_socket_link("socket:[1]x", 11, &ino), -EPROTO);
+    assert_int_equal(procsnap_parse_socket_link("pipe:[12345]", 12, &ino), -EPROTO);
+    assert_int_equal(procsnap_parse_socket_link("anon_inode:[eventpoll]", 22, &ino), -EPROTO);
+    assert_int_equal(ino, 12345);
+
+    assert_string_equal(procsnap_port_name(443), "https");
+    assert_string_equal(procsnap_port_name(80), "http");
+    assert_string_equal(procsnap_port_name(5432), "PostgreSQL");
+    assert_string_equal(procsnap_port_name(3306), "MySQL");
+    assert_string_equal(procsnap_port_name(6379), "Redis");
+    assert_string_equal(procsnap_port_name(27017), "MongoDB");
+    assert_string_equal(procsnap_port_name(9092), "Kafka");
+    assert_string_equal(procsnap_port_name(53), "DNS");
+    assert_string_equal(procsnap_port_name(11211), "memcached");
+    assert_string_equal(procsnap_port_name(5672), "AMQP");
+    assert_string_equal(procsnap_port_name(9200), "Elasticsearch");
+    assert_null(procsnap_port_name(40000));
+    assert_string_equal(procsnap_tcp_state_name(PROCSNAP_TCP_SYN_SENT), "connecting");
+    assert_string_equal(procsnap_tcp_state_name(PROCSNAP_TCP_ESTABLISHED), "established");
+    assert_string_equal(procsnap_tcp_state_name(PROCSNAP_TCP_FIN_WAIT1), "closing");
+    assert_string_equal(procsnap_tcp_state_name(200), "unknown");
+    assert_string_equal(procsnap_syscall_name(SYS_read), "read");
+    assert_string_equal(procsnap_syscall_name(SYS_connect), "connect");
+    assert_null(procsnap_syscall_name(-1));
+}
+
+/* ------------------------------------------------------------------ */
+/* a fake /proc tree                                                  */
+
+static char fake_root[64];
+
+static void put(const char *rel, const char *text, size_t len)
+{
+    char path[256], dir[256];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", fake_root, rel);
+    for (char *p = path + strlen(fake_root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(p - path), path);
+        mkdir(dir, 0755);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+static void puts_(const char *rel, const char *text)
+{
+    put(rel, text, strlen(text));
+}
+
+static void link_(const char *rel, const char *target)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/%s", fake_root, rel);
+    assert_int_equal(symlink(target, path), 0);
+}
+
+#define STAT_TAIL " 0 0 0 0 0 0 0 0 0 %d %d 0 0 20 0 %d 0 %d 0 %d\n"
+
+static void put_stat(const char *rel, int pid, const char *comm, char st, int ppid, int ut,
+                     int sy, int threads, int start, int rss)
+{
+    char text[512];
+
+    snprintf(text, sizeof(text), "%d (%s) %c %d" STAT_TAIL, pid, comm, st, ppid, ut, sy, threads,
+             start, rss);
+    puts_(rel, text);
+}
+
+static void build_fake_tree(void)
+{
+    char tmpl[] = "/tmp/procsnap-fake-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(fake_root, sizeof(fake_root), "%s", tmpl);
+
+    put_stat("100/stat", 100, "lambda-tracer", 'S', 1, 1, 1, 4, 500, 100);
+    put("100/cmdline", "/opt/extensions/lambda-tracer\0", 30);
+    /* The runtime: a hostile comm, two threads, three fds. */
+    put_stat("200/stat", 200, "my (weird)\n\"app", 'S', 1, 300, 100, 2, 900, 2048);
+    put("200/cmdline", "/var/runtime/bootstrap\0--secret-arg\0", 36);
+    put_stat("200/task/200/stat", 200, "my (weird)\n\"app", 'S', 1, 250, 50, 2, 900, 2048);
+    puts_("200/task/200/syscall", "0 0x5 0x7ffc 0x4000 0x0 0x0 0x0 0x7ffd00 0x7f00aa\n");
+    put_stat("200/task/201/stat", 201, "worker", 'S', 1, 50, 50, 2, 901, 2048);
+    /* 201 has no syscall file (refused/missing): its wchan is read. */
+    puts_("200/task/201/wchan", "futex_wait_queue");
+    puts_("200/net/tcp",
+          "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+          "timeout inode\n"
+          "   0: 0100007F:C350 1100030A:1538 01 00000000:00000000 00:00000000 00000000  1000 "
+          "       0 777 1 0 20 4 30 10 -1\n"
+          "   1: garbage line (((\n"
+          "   2: 0100007F:C351 1200030A:0CEA 01 00000000:00000000 00:00000000 00000000  1000 "
+          "       0 999 1 0 20 4 30 10 -1\n");
+    puts_("200/net/tcp6", "  sl header\n");
+    puts_("200/net/udp",
+          "  sl header\n"
+          "  7: 0100007F:A000 0200000A:0035 07 00000000:00000000 00:00000000 00000000  1000 "
+          "       0 888 2 0 0\n");
+    char p[256];
+    snprintf(p, sizeof(p), "%s/200/fd", fake_root);
+    assert_int_equal(mkdir(p, 0755), 0);
+    link_("200/fd/0", "/dev/null");
+    link_("200/fd/5", "socket:[777]");
+    link_("200/fd/6", "socket:[888]");
+    link_("200/fd/7", "socket:[555]"); /* in no table: a unix socket */
+    /* Another extension (a sibling too), a zombie sibling, a child of the
+     * runtime, and an unrelated process. */
+    put_stat("300/stat", 300, "other-ext", 'S', 1, 1, 1, 1, 950, 10);
+    put("300/cmdline", "/opt/extensions/other\0", 22);
+    put_stat("400/stat", 400, "defunct", 'Z', 1, 0, 0, 1, 960, 0);
+    put_stat("500/stat", 500, "sh", 'S', 200, 1, 0, 1, 990, 50);
+    put_stat("500/task/500/stat", 500, "sh", 'S', 200, 1, 0, 1, 990, 50);
+    puts_("500/task/500/syscall", "61 0xffffffffffffffff 0x0\n");
+    put_stat("600/stat", 600, "unrelated", 'S', 42, 1, 1, 1, 10, 10);
+    /* A process whose stat is garbage. */
+    puts_("700/stat", "700 (broken");
+    puts_("self", "not a pid");
+}
+
+static void remove_tree(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_fake_tree(void **state)
+{
+    struct procsnap_target roots[4];
+    size_t n = 99;
+    uint32_t unr = 0;
+    struct procsnap s;
+    char sentence[PROCSNAP_SENTENCE_BYTES];
+    (void)state;
+
+    build_fake_tree();
+    /* find: 200 is the only sibling of 100 that is not an extension, not
+     * a zombie, not unrelated. */
+    assert_int_equal(procsnap_find_runtime(fake_root, 100, roots, 4, &n, &unr), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(roots[0].pid, 200);
+    assert_int_equal(roots[0].start_ticks, 900);
+    assert_int_equal(procsnap_find_runtime(fake_root, 12345, roots, 4, &n, &unr), -ENOENT);
+
+    struct procsnap_opts o = {.proc_root = fake_root, .roots = roots, .nroots = 1,
+                              .no_sock_diag = true};
+    assert_int_equal(procsnap_take(&o, &s), 0);
+    assert_int_equal(s.nprocs, 2);
+    assert_int_equal(s.procs[0].pid, 200);
+    assert_string_equal(s.procs[0].comm, "my (weird)\n\"app");
+    assert_int_equal(s.procs[1].pid, 500);
+    assert_int_equal(s.procs[1].depth, 1);
+    assert_int_equal(s.nthreads, 3);
+    const struct procsnap_thread *t200 = thread_of(&s, 200), *t201 = thread_of(&s, 201);
+    assert_int_equal(t200->syscall_nr, 0);
+    assert_int_equal(t200->syscall_arg0, 5);
+    assert_string_equal(t200->wchan, "");
+    assert_int_equal(t201->syscall_nr, PROCSNAP_SYSCALL_UNKNOWN);
+    assert_string_equal(t201->wchan, "futex_wait_queue");
+    assert_int_equal(t201->proc, 0);
+    assert_int_equal(thread_of(&s, 500)->proc, 1);
+    assert_true(s.unreadable & (1u << PROCSNAP_SRC_SYSCALL));
+    assert_int_equal(s.unreadable_errno[PROCSNAP_SRC_SYSCALL], ENOENT);
+    /* 500 has no fd/ directory: recorded, not guessed. */
+    assert_true(s.unreadable & (1u << PROCSNAP_SRC_FD));
+    assert_int_equal(s.nsockets, 3);
+    for (uint16_t i = 0; i < s.nsockets; i++) {
+        const struct procsnap_socket *sk = &s.sockets[i];
+        if (sk->inode == 777) {
+            assert_int_equal(sk->fd, 5);
+            assert_int_equal(sk->proto, IPPROTO_TCP);
+            assert_int_equal(sk->peer_port, 5432);
+        } else if (sk->inode == 888) {
+            assert_int_equal(sk->fd, 6);
+            assert_int_equal(sk->proto, IPPROTO_UDP);
+            assert_int_equal(sk->peer_port, 53);
+            assert_int_equal(sk->tcp_state, PROCSNAP_TCP_NONE);
+        } else {
+            assert_int_equal(sk->inode, 555);
+            assert_int_equal(sk->proto, 0);
+        }
+    }
+    /* Thread 200 reads fd 5, the PostgreSQL connection. */
+    procsnap_diagnose(NULL, &s, s.taken_mono_us - 2700000, sentence, sizeof(sentence));
+    must_contain(sentence, "in a socket read from 10.3.0.17:5432 (PostgreSQL, established)");
+    must_contain(sentence, "of CPU used since the process started");
+
+    /* JSON: valid enough to hold the escaped comm; never argv[1]. */
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    assert_int_equal(procsnap_to_json(&s, NULL, &b), 0);
+    must_contain(buf_data(&b), "\"comm\":\"my (weird)\\n\\\"app\"");
+    must_contain(buf_data(&b), "\"peer\":\"10.3.0.17:5432\",\"service\":\"PostgreSQL\"");
+    must_contain(buf_data(&b), "\"unreadable\":{");
+    must_contain(buf_data(&b), "\"syscall\":\"ENOENT\"");
+    must_not_contain(buf_data(&b), "secret");
+    /* A cap too small: nothing appended at all. */
+    struct buf small;
+    buf_init(&small, 100);
+    assert_int_equal(buf_append_str(&small, "x"), 0);
+    assert_int_equal(procsnap_to_json(&s, NULL, &small), -ENOBUFS);
+    assert_string_equal(buf_data(&small), "x");
+    buf_free(&small);
+    buf_free(&b);
+
+    /* The runtime vanished and its pid was reused: start time differs. */
+    struct procsnap_target reused = {.pid = 200, .start_ticks = 901};
+    o.roots = &reused;
+    assert_int_equal(procsnap_take(&o, &s), -ESRCH);
+    assert_int_equal(s.nprocs, 0);
+    procsnap_diagnose(NULL, &s, 0, sentence, sizeof(sentence));
+    assert_string_equal(sentence, "no snapshot of the runtime could be taken");
+
+    /* Hostile files: truncated stat of a thread, a syscall file of
+     * garbage, a net table with a line longer than any buffer. */
+    puts_("200/task/201/stat", "201 (work");
+    puts_("200/task/200/syscall", "\xff\xfe garbage");
+    {
+        static char big[40000];
+        memset(big, 'A', sizeof(big));
+        memcpy(big, "  sl\n", 5);
+        big[sizeof(big) - 1] = '\n';
+        put("200/net/tcp", big, sizeof(big));
+    }
+    o.roots = roots;
+    assert_int_equal(procsnap_take(&o, &s), 0);
+    assert_int_equal(s.nthreads, 2); /* 200 and 500; 201 unreadable */
+    assert_true(s.unreadable & (1u << PROCSNAP_SRC_STAT));
+    assert_int_equal(s.unreadable_errno[PROCSNAP_SRC_STAT], EPROTO);
+    assert_int_equal(thread_of(&s, 200)->syscall_nr, PROCSNAP_SYSCALL_UNKNOWN);
+    assert_null(thread_of(&s, 201));
+    for (uint16_t i = 0; i < s.nsockets; i++)
+        if (s.sockets[i].inode == 777)
+            assert_int_equal(s.sockets[i].proto, 0);
+    procsnap_diagnose(NULL, &s, s.taken_mono_us - 1000000, sentence, sizeof(sentence));
+    assert_true(strlen(sentence) > 0);
+    /* A sentence buffer of any size is always terminated. */
+    for (size_t sz = 1; sz < 40; sz++) {
+        char tiny[40];
+        memset(tiny, 'x', sizeof(tiny));
+        procsnap_diagnose(NULL, &s, s.taken_mono_us - 1000000, tiny, sz);
+        assert_true(strlen(tiny) < sz);
+    }
+    remove_tree();
+}
+
+/* ------------------------------------------------------------------ */
+/* finding the runtime among real siblings                             */
+
+static void test_find_runtime_real(void **state)
+{
+    struct procsnap_target t[8];
+    size_t n = 0;
+    pid_t runtime, self, zombie;
+    int rp[2];
+    (void)state;
+
+    assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
+    zombie = fork_child();
+    if (zombie == 0)
+        _exit(0);
+    runtime = fork_child();
+    if (runtime == 0) {
+        pause();
+        _exit(0);
+    }
+    self = fork_child();
+    if (self == 0) {
+        pause();
+        _exit(0);
+    }
+    /* The zombie exists once it has exited and is not reaped. */
+    for (int64_t dl = mono_us() + 30000000;;) {
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)zombie);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (r > 0) {
+            buf[r] = '\0';
+            if (strstr(buf, ") Z ") != NULL)
+                break;
+        }
+        assert_true(mono_us() < dl);
+        short_pause();
+    }
+    assert_int_equal(procsnap_find_runtime(NULL, self, t, 8, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(t[0].pid, runtime);
+    assert_true(t[0].start_ticks == target_of(runtime).start_ticks);
+    /* max 0: counts nothing, fails nothing. */
+    assert_int_equal(procsnap_find_runtime(NULL, self, NULL, 0, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(procsnap_find_runtime(NULL, self, t, 8, NULL, NULL), -EINVAL);
+    kill_child(runtime);
+    kill_child(self);
+    waitpid(zombie, NULL, 0);
+    close(rp[0]);
+    close(rp[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* real stuck processes                                               */
+
+static void test_busy_loop(void **state)
+{
+    struct procsnap start, now;
+    char sentence[PROCSNAP_SENTENCE_BYTES];
+    int p[2];
+    pid_t pid;
+    int64_t inv;
+    (void)state;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        volatile uint64_t x = 0;
+        signal_ready(p[1]);
+        for (;;)
+            x++;
+    }
+    wait_ready(p[0]);
+    inv = mono_us();
+    snap_of(pid, &start);
+    wait_cpu(pid, start.procs[0].cpu_us + 300000);
+    snap_of(pid, &now);
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("busy", sentence);
+    must_contain(sentence, "busy: ");
+    must_contain(sentence, "on one thread (a loop?)");
+    assert_true(number_before(sentence, " s of CPU in") >= 0.25);
+    assert_int_equal(main_thread(&now)->state, 'R');
+    /* Without a start mark it still says busy, counted from process start. */
+    procsnap_diagnose(NULL, &now, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "busy: running on one thread (a loop?)");
+    must_contain(sentence, "since the process started");
+    kill_child(pid);
+    close(p[0]);
+    close(p[1]);
+}
+
+static int accept_one(int lfd)
+{
+    int fd;
+
+    do {
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+static uint16_t g_port;      /* the listener the invocation queries */
+static uint16_t g_pool_port; /* the listener of the idle pooled connection */
+
+/* The child of the socket tests: an idle pooled connection first (a
+ * request answered, then a fire-and-forget send, all before the
+ * invocation), then at "go" a new request on a second connection, and a
+ * blocking read (or a poll, as Node does) that is never answered. */
+static void socket_child(int ready, int go, bool use_poll, uint64_t burn_cpu_us)
+{
+    char buf[8];
+    int idle = connect_to(g_pool_port, false);
+    if (idle < 0 || write(idle, "ping", 4) != 4 || read(idle, buf, 4) != 4 ||
+        write(idle, "bye!", 4) != 4)
+        _exit(2);
+    signal_ready(ready);
+    if (read(go, buf, 1) != 1)
+        _exit(2);
+    if (burn_cpu_us > 0) {
+        struct timespec ts;
+        volatile uint64_t x = 0;
+        do {
+            for (int i = 0; i < 100000; i++)
+                x++;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        } while ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 < burn_cpu_us);
+    }
+    int q = connect_to(g_port, false);
+    if (q < 0 || write(q, "SELECT 1", 8) != 8)
+        _exit(2);
+    signal_ready(ready);
+    if (use_poll) {
+        struct pollfd pf[2] = {{.fd = idle, .events = POLLIN}, {.fd = q, .events = POLLIN}};
+        poll(pf, 2, -1);
+    } else {
+        if (read(q, buf, 1) < 0)
+            _exit(2);
+    }
+    _exit(0);
+}
+
+static void idle_conn_aged(pid_t pid, uint16_t peer_port)
+{
+    struct procsnap s;
+    int64_t dl = mono_us() + 30000000;
+
+    /* Wait (on state) until the idle connection's last send is clearly
+     * older than the invocation about to start: 30 ms of kernel time. */
+    for (;;) {
+        snap_of(pid, &s);
+        for (uint16_t i = 0; i < s.nsockets; i++)
+            if (s.sockets[i].peer_port == peer_port && s.sockets[i].has_info &&
+                s.sockets[i].last_data_sent_ms >= 30)
+                return;
+        assert_true(mono_us() < dl);
+        short_pause();
+    }
+}
+
+static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
+{
+    struct procsnap start, mid, now;
+    char sentence[PROCSNAP_SENTENCE_BYTES], expect[64];
+    char pool[64];
+    int ready[2], go[2], lfd, pool_lfd, idle_srv, q_srv;
+    pid_t pid;
+    int64_t inv;
+
+    lfd = listener(8, &g_port);
+    pool_lfd = listener(8, &g_pool_port);
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0)
+        socket_child(ready[1], go[0], use_poll, burn_cpu_us);
+    idle_srv = accept_one(pool_lfd);
+    char b4[4];
+    assert_int_equal(read(idle_srv, b4, 4), 4);
+    assert_int_equal(write(idle_srv, "pong", 4), 4);
+    wait_ready(ready[0]);
+    idle_conn_aged(pid, g_pool_port);
+    inv = mono_us();
+    snap_of(pid, &start);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    if (burn_cpu_us > 0) {
+        wait_cpu(pid, burn_cpu_us / 2);
+        snap_of(pid, &mid);
+    }
+    wait_ready(ready[0]);
+    q_srv = accept_one(lfd);
+    wait_in_syscall(pid, use_poll ? SYS_poll : SYS_read, &now);
+
+    /* Both connections are seen, with their timings. */
+    unsigned seen = 0;
+    for (uint16_t i = 0; i < now.nsockets; i++) {
+        const struct procsnap_socket *sk = &now.sockets[i];
+        if (sk->peer_port != g_port && sk->peer_port != g_pool_port)
+            continue;
+        seen++;
+        assert_int_equal(sk->proto, IPPROTO_TCP);
+        assert_int_equal(sk->tcp_state, PROCSNAP_TCP_ESTABLISHED);
+        assert_true(sk->has_info);
+    }
+    assert_int_equal(seen, 2);
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show(use_poll ? "poll" : burn_cpu_us ? "cpu+read" : "read", sentence);
+    snprintf(expect, sizeof(expect), "127.0.0.1:%u (established)", (unsigned)g_port);
+    snprintf(pool, sizeof(pool), ":%u", (unsigned)g_pool_port);
+    must_contain(sentence, expect);
+    must_not_contain(sentence, pool);
+    if (use_poll) {
+        must_contain(sentence, "for an answer from");
+        must_contain(sentence, "in epoll_wait/poll");
+    } else {
+        must_contain(sentence, "in a socket read from");
+    }
+    assert_true(strncmp(sentence, "waiting ", 8) == 0);
+    if (burn_cpu_us > 0) {
+        double cpu = number_before(sentence, " s of CPU used");
+        assert_true(cpu >= (double)burn_cpu_us / 1e6 * 0.8);
+        /* Where the time went: CPU, then the wait on that peer. */
+        struct procsnap_share sh;
+        char sum[256];
+        procsnap_share_init(&sh);
+        procsnap_share_add(&sh, &start, &mid, inv);
+        procsnap_share_add(&sh, &mid, &now, inv);
+        procsnap_share_summary(&sh, sum, sizeof(sum));
+        show("where the time went", sum);
+        must_contain(sum, "CPU");
+        assert_int_equal(sh.snapshots, 2);
+        assert_true(sh.cpu_us > 0 && sh.cpu_us <= sh.wall_us);
+        int64_t total = 0;
+        for (uint16_t i = 0; i < sh.n; i++)
+            total += sh.entries[i].us;
+        assert_true(total == sh.wall_us);
+        must_contain(sum, "(3 snapshots)");
+    } else {
+        must_contain(sentence, "; 0.0");
+    }
+
+    /* The idle pooled connection alone is never blamed: with the active
+     * one's thread state hidden (syscall unreadable, as under Yama) and
+     * the active one removed, nothing is "waiting for an answer". */
+    struct procsnap only_idle = now;
+    only_idle.nsockets = 0;
+    for (uint16_t i = 0; i < now.nsockets; i++) {
+        const struct procsnap_socket *sk = &now.sockets[i];
+        if (sk->peer_port == g_pool_port)
+            only_idle.sockets[only_idle.nsockets++] = *sk;
+    }
+    assert_int_equal(only_idle.nsockets, 1);
+    for (uint16_t i = 0; i < only_idle.nthreads; i++)
+        only_idle.threads[i].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    procsnap_diagnose(&start, &only_idle, inv, sentence, sizeof(sentence));
+    must_not_contain(sentence, "answer");
+    must_not_contain(sentence, "socket read");
+
+    /* And with both sockets but no syscall readable (Yama), the timing
+     * rule alone still names the active connection, not the idle one. */
+    struct procsnap blind = now;
+    for (uint16_t i = 0; i < blind.nthreads; i++)
+        blind.threads[i].syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
+    procsnap_diagnose(&start, &blind, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "for an answer from");
+    must_contain(sentence, expect);
+    must_not_contain(sentence, pool);
+    /* ... also without a start snapshot (the byte counters then decide). */
+    procsnap_diagnose(NULL, &blind, inv, sentence, sizeof(sentence));
+    must_contain(sentence, "for an answer from");
+    must_contain(sentence, expect);
+
+    /* The JSON carries both sockets with their tcp_info timings. */
+    struct buf b;
+    buf_init(&b, 256 * 1024);
+    assert_int_equal(procsnap_to_json(&now, &start, &b), 0);
+    must_contain(buf_data(&b), "\"last_send_ms\":");
+    must_contain(buf_data(&b), "\"cpu_since_start_us\":");
+    must_contain(buf_data(&b), use_poll ? "\"syscall\":\"poll\"" : "\"syscall\":\"read\"");
+    buf_free(&b);
+
+    kill_child(pid);
+    close(idle_srv);
+    close(q_srv);
+    close(lfd);
+    close(pool_lfd);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+}
+
+static void test_socket_read(void **state)
+{
+    (void)state;
+    run_socket_case(false, 0);
+}
+
+static void test_socket_poll_like_node(void **state)
+{
+    (void)state;
+    run_socket_case(true, 0);
+}
+
+static void test_part_cpu_part_wait(void **state)
+{
+    (void)state;
+    run_socket_case(false, 250000);
+}
+
+/* A listener with backlog 0 and its one queue slot taken: the kernel
+ * drops further SYNs, so a connect stays in SYN_SENT. */
+static void run_connect_case(bool nonblocking)
+{
+    struct procsnap start, now;
+    char sentence[PROCSNAP_SENTENCE_BYTES], expect[64];
+    int ready[2], lfd, filler[4];
+    unsigned nfill = 0;
+    uint16_t port;
+    pid_t pid;
+    int64_t inv;
+
+    lfd = listener(0, &port);
+    g_port = port;
+    /* Fill the accept queue: connect until one does not complete. */
+    for (;;) {
+        struct pollfd pf;
+        assert_true(nfill < 4);
+        filler[nfill] = connect_to(port, true);
+        assert_true(filler[nfill] >= 0);
+        pf.fd = filler[nfill++];
+        pf.events = POLLOUT;
+        /* On loopback the handshake completes within the connect call or
+         * not at all (SYN dropped): a short poll tells which. */
+        if (poll(&pf, 1, 200) == 0)
+            break;
+    }
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        signal_ready(ready[1]);
+        if (nonblocking) {
+            int fd = connect_to(port, true);
+            struct pollfd pf = {.fd = fd, .events = POLLOUT};
+            poll(&pf, 1, -1);
+        } else {
+            (void)connect_to(port, false);
+        }
+        _exit(0);
+    }
+    wait_ready(ready[0]);
+    inv = mono_us();
+    snap_of(pid, &start);
+    wait_in_syscall(pid, nonblocking ? SYS_poll : SYS_connect, &now);
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show(nonblocking ? "connect (non-blocking)" : "connect", sentence);
+    snprintf(expect, sizeof(expect), "connecting to 127.0.0.1:%u for ", (unsigned)port);
+    must_contain(sentence, expect);
+    bool syn = false;
+    for (uint16_t i = 0; i < now.nsockets; i++)
+        syn |= now.sockets[i].tcp_state == PROCSNAP_TCP_SYN_SENT && now.sockets[i].peer_port == port;
+    assert_true(syn);
+    kill_child(pid);
+    for (unsigned i = 0; i < nfill; i++)
+        close(filler[i]);
+    close(lfd);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+static void test_connect_never_completes(void **state)
+{
+    (void)state;
+    run_connect_case(false);
+}
+
+static void test_connect_nonblocking(void **state)
+{
+    (void)state;
+    run_connect_case(true);
+}
+
+static void test_sleep(void **state)
+{
+    struct procsnap start, now;
+    char sentence[PROCSNAP_SENTENCE_BYTES];
+    int ready[2];
+    pid_t pid;
+    int64_t inv;
+    (void)state;
+
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        struct timespec ts = {600, 0};
+        signal_ready(ready[1]);
+        nanosleep(&ts, NULL);
+        _exit(0);
+    }
+    wait_ready(ready[0]);
+    inv = mono_us();
+    snap_of(pid, &start);
+#ifdef SYS_clock_nanosleep
+    /* glibc's nanosleep is the clock_nanosleep system call. */
+    wait_in_syscall(pid, SYS_clock_nanosleep, &now);
+#else
+    wait_in_syscall(pid, SYS_nanosleep, &now);
+#endif
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("sleep", sentence);
+    assert_true(strncmp(sentence, "sleeping (", 10) == 0);
+    must_contain(sentence, "nanosleep) for ");
+    must_contain(sentence, " s of CPU used");
+    must_not_contain(sentence, "since the process started");
+    kill_child(pid);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+static void test_wait_on_child(void **state)
+{
+    struct procsnap start, now;
+    char sentence[PROCSNAP_SENTENCE_BYTES], expect[64];
+    int ready[2];
+    pid_t pid, grandchild = 0;
+    int64_t inv;
+    (void)state;
+
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        pid_t g = fork_child();
+        if (g == 0) {
+            prctl(PR_SET_NAME, "sleeper (x)", 0, 0, 0);
+            pause();
+            _exit(0);
+        }
+        if (write(ready[1], &g, sizeof(g)) != sizeof(g))
+            _exit(3);
+        waitpid(g, NULL, 0);
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &grandchild, sizeof(grandchild)), sizeof(grandchild));
+    inv = mono_us();
+    snap_of(pid, &start);
+    wait_in_syscall(pid, SYS_wait4, &now);
+    assert_int_equal(now.nprocs, 2);
+    assert_int_equal(now.procs[1].pid, grandchild);
+    assert_int_equal(now.procs[1].depth, 1);
+    procsnap_diagnose(&start, &now, inv, sentence, sizeof(sentence));
+    show("child", sentence);
+    snprintf(expect, sizeof(expect), "waiting on child process %d (", (int)grandchild);
+    must_contain(sentence, expect);
+    kill(grandchild, SIGKILL);
+    kill_child(pid);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+/* The cost of one snapshot of a runtime with 10 threads and 10 sockets,
+ * printed for the README and bounded loosely (a slow machine must not
+ * fail it; a snapshot costing 50 ms would). */
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    pause();
+    return NULL;
+}
+
+static void test_cost(void **state)
+{
+    struct procsnap s;
+    int ready[2], lfd, srv[10];
+    uint16_t port;
+    pid_t pid;
+    (void)state;
+
+    lfd = listener(16, &port);
+    g_port = port;
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        pthread_t t;
+        for (int i = 0; i < 9; i++)
+            if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+                _exit(2);
+        for (int i = 0; i < 10; i++)
+            if (connect_to(port, false) < 0)
+                _exit(2);
+        signal_ready(ready[1]);
+        pause();
+        _exit(0);
+    }
+    for (int i = 0; i < 10; i++)
+        srv[i] = accept_one(lfd);
+    wait_ready(ready[0]);
+    wait_in_syscall(pid, SYS_pause, &s);
+    struct procsnap_target t = target_of(pid);
+    struct procsnap_opts o = {.roots = &t, .nroots = 1};
+    struct timespec c0, c1;
+    int64_t w0 = mono_us();
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(procsnap_take(&o, &s), 0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    int64_t wall = (mono_us() - w0) / 50;
+    int64_t cpu = ((c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000) / 50;
+    assert_int_equal(s.nthreads, 10);
+    unsigned tcp = 0;
+    for (uint16_t i = 0; i < s.nsockets; i++)
+        tcp += s.sockets[i].proto == IPPROTO_TCP && s.sockets[i].has_info &&
+               s.sockets[i].peer_port == port;
+    assert_int_equal(tcp, 10);
+    o.light = true;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(procsnap_take(&o, &s), 0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    int64_t light = ((c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000) / 50;
+    print_message("procsnap cost: full snapshot (10 threads, 10 sockets) %lld us CPU, %lld us "
+                  "wall; light %lld us CPU\n",
+                  (long long)cpu, (long long)wall, (long long)light);
+    assert_true(cpu < 50000);
+    kill_child(pid);
+    for (int i = 0; i < 10; i++)
+        close(srv[i]);
+    close(lfd);
+    close(ready[0]);
+    close(ready[1]);
+}
+
+static void test_bad_arguments(void **state)
+{
+    struct procsnap s;
+    struct procsnap_opts o = {.nroots = 1};
+    char sentence[8] = "xxxxxxx";
+    (void)state;
+
+    assert_int_equal(procsnap_take(NULL, &s), -EINVAL);
+    assert_int_equal(procsnap_take(&o, NULL), -EINVAL);
+    assert_int_equal(procsnap_take(&o, &s), -EINVAL);
+    o.nroots = 0;
+    assert_int_equal(procsnap_take(&o, &s), -ESRCH);
+    o.proc_root = "/nonexistent/proc";
+    assert_int_equal(procsnap_take(&o, &s), -ESRCH);
+    assert_true(s.unreadable & (1u << PROCSNAP_SRC_STAT));
+    procsnap_diagnose(NULL, NULL, 0, sentence, sizeof(sentence));
+    assert_true(strlen(sentence) < sizeof(sentence));
+    procsnap_diagnose(NULL, NULL, 0, NULL, 0);
+    struct procsnap_share sh;
+    procsnap_share_init(&sh);
+    procsnap_share_summary(&sh, sentence, sizeof(sentence));
+    assert_true(strlen(sentence) < sizeof(sentence));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_parse_stat, teardown),
+        cmocka_unit_test_teardown(test_parse_syscall, teardown),
+        cmocka_unit_test_teardown(test_parse_net_line, teardown),
+        cmocka_unit_test_teardown(test_socket_link_and_names, teardown),
+        cmocka_unit_test_teardown(test_fake_tree, teardown),
+        cmocka_unit_test_teardown(test_bad_arguments, teardown),
+        cmocka_unit_test_teardown(test_find_runtime_real, teardown),
+        cmocka_unit_test_teardown(test_busy_loop, teardown),
+        cmocka_unit_test_teardown(test_socket_read, teardown),
+        cmocka_unit_test_teardown(test_socket_poll_like_node, teardown),
+        cmocka_unit_test_teardown(test_part_cpu_part_wait, teardown),
+        cmocka_unit_test_teardown(test_connect_never_completes, teardown),
+        cmocka_unit_test_teardown(test_connect_nonblocking, teardown),
+        cmocka_unit_test_teardown(test_sleep, teardown),
+        cmocka_unit_test_teardown(test_wait_on_child, teardown),
+        cmocka_unit_test_teardown(test_cost, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
