@@ -517,7 +517,6 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     }
     load_u32(&l, "LAMBDA_TRACER_SLOW_MS", 0, 900000, &ret->slow_ms);
     load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
-    load_u32(&l, "LAMBDA_TRACER_SLOW_MS", 0, 900000, &ret->slow_ms);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_LINES", 0, LOG_TAIL_MAX_LINES, &ret->log_tail_lines);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_MAX_BYTES", LOG_TAIL_MIN_BYTES, LOG_TAIL_MAX_BYTES,
              &ret->log_tail_max_bytes);
