@@ -388,7 +388,9 @@ int procsnap_parse_io(const char *s, size_t len, struct procsnap_io *ret)
         if (dst != NULL) {
             const char *q = colon + 1;
             skip_spaces(&q, eol);
-            if (parse_u64(&q, eol, &v) < 0 || q != eol || (have & bit) != 0)
+            /* the kernel ends every line with '\n': without it the text
+             * was cut, possibly inside the number */
+            if (eol == end || parse_u64(&q, eol, &v) < 0 || q != eol || (have & bit) != 0)
                 return -EPROTO;
             *dst = v;
             have |= bit;

@@ -387,7 +387,7 @@ int procsnap_parse_net_line(const char *s, size_t len, int family, struct procsn
     __attribute__((warn_unused_result));
 
 /* /proc/P/io: rchar, syscr and read_bytes (other lines skipped; each of the
- * three required exactly once, a decimal without sign). */
+ * three required exactly once, a decimal without sign, ending with '\n'). */
 struct procsnap_io {
     uint64_t rchar;
     uint64_t syscr;
