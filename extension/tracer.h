@@ -46,6 +46,7 @@ struct tracer_options {
     int64_t timeout_margin_us; /* export an in-progress segment this long before a deadline */
     unsigned log_tail_lines;   /* 0: off; else attach the last N function log lines to failures */
     size_t log_tail_max_bytes; /* cap of the attached text */
+    struct initwatch *initwatch; /* not owned; may be NULL: the Init anatomy's sampler */
     tracer_emit_fn emit;
     void *ctx;
 };
