@@ -130,6 +130,7 @@ struct initwatch {
     struct procsnap snap;
     struct procsnap_target roots[ROOTS_MAX];
     size_t nroots;
+    struct procsnap_target last_root;
     pid_t seen[SEEN_MAX];
     uint32_t nseen, max_threads, samples;
     /* the ring, under mu */
@@ -162,14 +163,21 @@ static void sample(struct initwatch *w)
     struct initwatch_figures f;
     long hz = sysconf(_SC_CLK_TCK);
 
-    if (w->nroots == 0) {
-        if (procsnap_find_runtime(w->o.proc_root, w->o.self, w->roots, ROOTS_MAX, &w->nroots, NULL) < 0)
-            w->nroots = 0;
-        if (w->nroots == 0)
-            return;
+    /* Looked for at every sample, and only the newest candidate kept: an
+     * extension run by an interpreter (a script) has the interpreter as
+     * argv[0] and passes find_runtime's test, but Lambda starts the
+     * runtime after every extension registered, so once it exists it is
+     * the newest sibling. */
+    if (procsnap_find_runtime(w->o.proc_root, w->o.self, w->roots, ROOTS_MAX, &w->nroots, NULL) < 0 ||
+        w->nroots == 0)
+        return;
+    if (w->roots[0].pid != w->last_root.pid || w->roots[0].start_ticks != w->last_root.start_ticks) {
+        w->nseen = 0; /* a newer process: what was seen was another's */
+        w->max_threads = 0;
     }
+    w->last_root = w->roots[0];
     po.roots = w->roots;
-    po.nroots = w->nroots;
+    po.nroots = 1;
     if (procsnap_take(&po, s) < 0)
         return;
     memset(&f, 0, sizeof(f));

@@ -565,7 +565,7 @@ static double ms_of(int64_t us)
 static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
 {
     const struct init_info *in = &t->init;
-    char text[TRACE_STRING_MAX];
+    char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
     int64_t rt_start = runtime_started(t, in);
 
     if (!in->seen)
@@ -581,7 +581,13 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
                      TRACE_ATTR_METADATA, in->figures.rchar);
         attr_int(seg, "runtime_init_rss_bytes", "lambda_tracer.runtime_init.rss_bytes",
                  TRACE_ATTR_METADATA, in->figures.rss_bytes);
-        if (initwatch_hint(&in->figures, text, sizeof(text)) != INITWATCH_NONE)
+        /* With other extensions, initRuntimeDone is dated when the last
+         * extension is ready (Lambda emits it then): the runtime's idle
+         * time may be a wait for them, so only the busy rules speak. */
+        enum initwatch_rule rule = initwatch_hint(&in->figures, text, sizeof(text));
+        if (rule != INITWATCH_NONE &&
+            (in->extensions <= 1 || rule == INITWATCH_LOADING || rule == INITWATCH_COMPUTING ||
+             rule == INITWATCH_CPU))
             attr_str(seg, "init_hint", "lambda_tracer.init_hint", TRACE_ATTR_ANNOTATION, text);
     }
     /* Extensions against the runtime.  Lambda starts the runtime once the
@@ -601,10 +607,16 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
                                 ? (t->first_next_us < end ? t->first_next_us : end) - in->runtime_done_us
                                 : 0;
         unsigned others = in->extensions > 0 ? in->extensions - 1 : 0;
+        /* Only we are an extension: Init ends when the runtime or we are
+         * done, whichever is later, and we know when we were.  Otherwise the
+         * extensions' figure is a lower bound and the runtime's an upper. */
+        bool exact = ours && others == 0;
         attr_int(seg, "init_extensions_ms", "lambda_tracer.init.extensions_ms", TRACE_ATTR_METADATA,
-                 (before + after) / 1000);
+                 (exact ? before + after : before) / 1000);
         attr_int(seg, "init_runtime_ms", "lambda_tracer.init.runtime_ms", TRACE_ATTR_METADATA,
-                 runtime / 1000);
+                 (exact ? runtime : runtime + after) / 1000);
+        attr_bool(seg, "init_split_exact", "lambda_tracer.init.split_exact", TRACE_ATTR_METADATA,
+                  exact);
         if (ours && others == 0)
             snprintf(text, sizeof(text),
                      "Init %.0f ms: extensions %.0f ms (all lambda-tracer: %.0f ms registering, "
@@ -613,19 +625,16 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
                      ms_of(runtime));
         else if (ours)
             snprintf(text, sizeof(text),
-                     "Init %.0f ms: extensions %.0f ms (%.0f ms before the runtime started, %.0f ms "
-                     "after it was done; lambda-tracer's part %.0f + %.0f ms, the other %u "
-                     "extension%s the rest, not separable: Lambda reports no per-extension "
-                     "times), runtime %.0f ms",
-                     ms_of(in->duration_us), ms_of(before + after), ms_of(before), ms_of(after),
-                     ms_of(our_before), ms_of(our_after), others, others == 1 ? "" : "s",
-                     ms_of(runtime));
+                     "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
+                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms "
+                     "(the runtime's own end is not visible)",
+                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), others,
+                     others == 1 ? "" : "s", ms_of(runtime + after));
         else
             snprintf(text, sizeof(text),
-                     "Init %.0f ms: extensions %.0f ms (%.0f ms before the runtime started, %.0f ms "
-                     "after it was done), runtime %.0f ms",
-                     ms_of(in->duration_us), ms_of(before + after), ms_of(before), ms_of(after),
-                     ms_of(runtime));
+                     "Init %.0f ms: extensions %.0f ms before the runtime started, then runtime "
+                     "and extensions %.0f ms (not separable)",
+                     ms_of(in->duration_us), ms_of(before), ms_of(runtime + after));
         attr_str(seg, "init_split", "lambda_tracer.init.split", TRACE_ATTR_METADATA, text);
         if (ours)
             attr_int(seg, "init_lambda_tracer_ms", "lambda_tracer.init.lambda_tracer_ms",
