@@ -6,6 +6,9 @@
 #   ./build.sh test            every suite: unit (plain+valgrind, ASan+UBSan, TSan), fuzz corpus
 #                              replay, the emulator's own tests, integration tests, the layer
 #   ./build.sh demo            run the extension inside the local Lambda emulator and show what it saw
+#   ./build.sh view FILE... [--html OUT]
+#                              draw exported traces (X-Ray documents, CloudWatch Logs output, OTLP/JSON)
+#                              as terminal waterfalls, and as one self-contained HTML page with --html
 #   ./build.sh fuzz TARGET [S] run one libFuzzer target for S seconds (default 60); more args go to libFuzzer
 #   ./build.sh layer [ARCH...] release zips build/layer/lambda-tracer-{x86_64,arm64}.zip
 #   ./build.sh bench [--quick] benchmarks of the release binary against no extension and a floor
@@ -17,7 +20,8 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev libcmocka-dev)
-TEST_PKGS=(valgrind cppcheck clang-tidy)
+# chromium: the trace viewer's page is tested in headless Chromium.
+TEST_PKGS=(valgrind cppcheck clang-tidy chromium)
 # Independent validators (tests/tools): AWS's X-Ray schema through ajv, OTLP
 # through protobufjs.  Node and npm come from Debian when the machine has none.
 NODE_PKGS=(nodejs npm)
@@ -68,19 +72,66 @@ cmd_deps() {
 
 cmd_build() {
     need_pkgs "${BASE_PKGS[@]}"
-    make -s -j"$JOBS" extension
+    step "building build/dev/lambda-tracer" make -s -j"$JOBS" extension
 }
 
 # --- test bookkeeping: every suite adds its counts; one closing line at the end.
+# PASSED/FAILED count each distinct test once.  Re-runs of the same tests
+# (the unit tests under ASan+UBSan and TSan, the integration tests with the
+# TSan binary) and the fuzz corpus replay are reported on their own lines; a
+# failing re-run or replay still adds one failure per failed test (or per
+# failing corpus) to FAILED, so the closing line can never hide one.
 PASSED=0
 FAILED=0
 SKIPPED=0
 FAILED_SUITES=()
+RERUNS=()         # "unit tests under TSan 312 passed"
+CORPUS_INPUTS=0
+CORPUS_TARGETS=0
+NOTES=()          # "static analysis: ..." lines the suites print as "summary: ..."
+
+# now_us: microseconds since the epoch (bash 5).
+now_us() { local t=${EPOCHREALTIME/./}; echo "${t#0}"; }
+
+# elapsed START_US: "12.3 s" since START_US.
+elapsed() {
+    local d=$(( $(now_us) - $1 ))
+    printf '%d.%d s' $((d / 1000000)) $(( (d % 1000000) / 100000 ))
+}
+
+# heartbeat NAME: a line every 30 s while a long step runs (killed by its caller).
+heartbeat() {
+    local name=$1 start sp=
+    start=$(now_us)
+    trap '[ -n "$sp" ] && kill "$sp" 2>/dev/null; exit 0' TERM
+    while :; do
+        sleep 30 </dev/null >/dev/null 2>&1 & sp=$!   # holds no pipe of ours open
+        wait "$sp"
+        printf '    ... %s: still running (%s)\n' "$name" "$(elapsed "$start")"
+    done
+}
+
+# step NAME COMMAND...: a long step that is not a test (a build): says what it
+# does, how long it took, and fails the script on failure.
+step() {
+    local name=$1; shift
+    local start hb rc=0
+    start=$(now_us)
+    say "$name"
+    heartbeat "$name" & hb=$!
+    "$@" || rc=$?
+    kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then
+        say "$name: FAILED (exit $rc) after $(elapsed "$start")"
+        return "$rc"
+    fi
+    say "$name: done in $(elapsed "$start")"
+}
 
 # count_results LOG: prints "PASSED FAILED SKIPPED" from the runners' own summaries:
 # cmocka ("[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"), python
-# unittest ("Ran N tests" + "FAILED (failures=a, errors=b)") and the corpus
-# replay programs ("replayed N inputs").
+# unittest ("Ran N tests" + "FAILED (failures=a, errors=b)"), the corpus
+# replay programs ("replayed N inputs") and plain "N passed, N failed" lines.
 count_results() {
     awk '
         /^\[  PASSED  \] [0-9]+ test/ { p += $4 }
@@ -96,24 +147,54 @@ count_results() {
     ' "$1"
 }
 
-# run_suite NAME COMMAND...: runs a suite, counts its tests from its own summary.
+# run_suite [--rerun LABEL | --corpus] NAME COMMAND...: runs a suite, counts
+# its tests from its own summary, says how long it took.  --rerun: the same
+# tests again (LABEL, e.g. "unit tests under TSan", goes on the re-runs
+# line); --corpus: fuzz corpus replays (inputs, not tests).  Lines the suite
+# prints as "summary: TEXT" are shown after its result and at the end.
 run_suite() {
+    local kind=test label=
+    case "$1" in
+        --rerun) kind=rerun; label=$2; shift 2 ;;
+        --corpus) kind=corpus; shift ;;
+    esac
     local name=$1; shift
-    local log
+    local log start hb
     log=$(mktemp)
+    start=$(now_us)
     say "$name"
+    heartbeat "$name" & hb=$!
     local rc=0
     "$@" >"$log" 2>&1 || rc=$?
-    local p f s
+    kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+    local p f s took
+    took=$(elapsed "$start")
     read -r p f s < <(count_results "$log")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+    local what="$p passed"
+    case "$kind" in
+        test) PASSED=$((PASSED + p)); SKIPPED=$((SKIPPED + s)) ;;
+        rerun) local r="$label $p passed"
+               if [ "$f" -gt 0 ]; then r+=", $f failed"; fi
+               if [ "$s" -gt 0 ]; then r+=", $s skipped"; fi
+               RERUNS+=("$r") ;;
+        corpus) CORPUS_INPUTS=$((CORPUS_INPUTS + p))
+                CORPUS_TARGETS=$((CORPUS_TARGETS + $(grep -c '^replayed [0-9]* inputs' "$log" || true)))
+                what="$p inputs replayed" ;;
+    esac
+    FAILED=$((FAILED + f))
+    while IFS= read -r line; do NOTES+=("${line#summary: }"); done < <(grep '^summary: ' "$log" || true)
     if [ "$rc" -ne 0 ]; then
         FAILED_SUITES+=("$name")
+        # what failed, wherever it is in the log, then its end
+        grep -E '^\[  FAILED  \] [a-z]|^(FAIL|ERROR): |^==[0-9]+== [A-Z]|runtime error:|ERROR: [A-Za-z]+Sanitizer' \
+            "$log" | head -n 40 || true
         tail -n 80 "$log"
-        say "$name: FAILED (exit $rc)"
+        say "$name: FAILED (exit $rc, $f failed) in $took"
     else
-        if [ "$s" -gt 0 ]; then say "$name: $p passed, $s skipped"; else say "$name: $p passed"; fi
+        if [ "$s" -gt 0 ]; then what+=", $s skipped"; fi
+        say "$name: $what in $took"
+        grep '^summary: ' "$log" | sed 's/^summary: /    /' || true
     fi
     rm -f "$log"
 }
@@ -138,21 +219,31 @@ run_replays() { # DIR
     return $rc
 }
 
-# cppcheck and clang-tidy (.clang-tidy) must be clean on extension/.
+# cppcheck and clang-tidy (.clang-tidy) must be clean on extension/; each
+# tool is one test, and the suite says what they checked.
 static_analysis() {
+    local files checks failed=0
+    files=$(find extension -name '*.[ch]' | wc -l)
     cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability --std=c11 \
-        -D_GNU_SOURCE --suppress=missingIncludeSystem --inline-suppr extension/
-    clang-tidy --quiet extension/*.c -- -std=c11 -D_GNU_SOURCE -Iextension
+        -D_GNU_SOURCE --suppress=missingIncludeSystem --inline-suppr extension/ || failed=$((failed + 1))
+    checks=$(clang-tidy --list-checks 2>/dev/null | grep -c '^    ' || true)
+    clang-tidy --quiet extension/*.c -- -std=c11 -D_GNU_SOURCE -Iextension || failed=$((failed + 1))
+    echo "summary: static analysis: cppcheck (warning, style, performance, portability) on $files files" \
+         "of extension/, clang-tidy ($checks checks of .clang-tidy) on its $(ls extension/*.c | wc -l) .c files:" \
+         "$([ "$failed" -eq 0 ] && echo clean || echo "$failed tool(s) reported findings")"
+    echo "$((2 - failed)) passed, $failed failed"
+    [ "$failed" -eq 0 ]
 }
 
 cmd_test() {
     need_pkgs "${BASE_PKGS[@]}" "${TEST_PKGS[@]}"
     need_node_tools
-    say "building (plain, ASan+UBSan, TSan)"
-    make -s -j"$JOBS" extension unit fuzz-replay
-    make -s -j"$JOBS" SANITIZE=address extension unit fuzz-replay
-    make -s -j"$JOBS" SANITIZE=thread extension unit
-    make -s -f Makefile -f bench/bench.mk bench-programs
+    local test_start
+    test_start=$(now_us)
+    step "building: plain (build/dev)" make -s -j"$JOBS" extension unit fuzz-replay
+    step "building: ASan+UBSan (build/asan)" make -s -j"$JOBS" SANITIZE=address extension unit fuzz-replay
+    step "building: TSan (build/tsan)" make -s -j"$JOBS" SANITIZE=thread extension unit
+    step "building: benchmark programs" make -s -f Makefile -f bench/bench.mk bench-programs
 
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -162,9 +253,9 @@ cmd_test() {
 
     run_suite "unit tests (valgrind memcheck)" run_units build/dev \
         valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
-    run_suite "unit tests (ASan+UBSan)" run_units build/asan
-    run_suite "unit tests (TSan)" run_units build/tsan
-    run_suite "fuzz corpus replay (ASan+UBSan)" run_replays build/asan
+    run_suite --rerun "unit tests under ASan+UBSan" "unit tests again (ASan+UBSan)" run_units build/asan
+    run_suite --rerun "unit tests under TSan" "unit tests again (TSan)" run_units build/tsan
+    run_suite --corpus "fuzz corpus replay (ASan+UBSan)" run_replays build/asan
     run_suite "static analysis (cppcheck, clang-tidy)" static_analysis
     run_suite "validator self-test" node tests/tools/selftest.js
     run_suite "encoders against the independent validators" tests/tools/check_encoders.sh build/dev
@@ -172,18 +263,19 @@ cmd_test() {
     run_suite "integration tests (ASan+UBSan binary)" \
         env LAMBDA_TRACER_BIN="$PWD/build/asan/lambda-tracer" \
         "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py'
-    run_suite "integration tests (TSan binary)" \
+    run_suite --rerun "integration tests with the TSan binary (quick)" "integration tests again (TSan binary, quick)" \
         env LAMBDA_TRACER_BIN="$PWD/build/tsan/lambda-tracer" LAMBDA_TRACER_TEST_QUICK=1 \
         "$PYTHON" -m unittest discover -s tests/integration -p 'test_*.py'
     run_suite "benchmark smoke check (bench.py --quick)" \
         "$PYTHON" -m unittest discover -s bench -p 'test_*.py'
+    run_suite "trace viewer: parsers, terminal and HTML renderers, the page in headless Chromium" \
+        "$PYTHON" -m unittest discover -s tests/viewer -p 'test_*.py'
 
     # The release layer (issue 4): built (cached after the first time), then
     # proven in an empty root for both architectures; the SAM template.
     need_layer_pkgs
     need_pkgs "${LAYER_TEST_PKGS[@]}"
-    say "release layer build (x86_64, arm64)"
-    if layer/build-layer.sh; then
+    if step "release layer build (x86_64, arm64; cached after the first time)" layer/build-layer.sh; then
         run_suite "layer: static checks, empty-root runs (x86_64; arm64 under qemu)" \
             "$PYTHON" -m unittest discover -s tests/layer -p 'test_layer.py'
     else
@@ -196,6 +288,13 @@ cmd_test() {
     if [ ${#FAILED_SUITES[@]} -gt 0 ]; then
         say "failed suites: ${FAILED_SUITES[*]}"
     fi
+    say "all suites in $(elapsed "$test_start")"
+    local IFS_SAVE=$IFS
+    if [ ${#RERUNS[@]} -gt 0 ]; then
+        IFS=';'; echo "re-runs (not counted again below):${RERUNS[*]/#/ }"; IFS=$IFS_SAVE
+    fi
+    echo "corpus replay: $CORPUS_INPUTS inputs of $CORPUS_TARGETS fuzz targets (not counted as tests)"
+    for note in "${NOTES[@]}"; do echo "$note"; done
     echo "tests: $PASSED passed, $FAILED failed, $SKIPPED skipped"
     [ "$FAILED" -eq 0 ] && [ ${#FAILED_SUITES[@]} -eq 0 ]
 }
@@ -245,7 +344,7 @@ need_layer_pkgs() {
 
 cmd_layer() {
     need_layer_pkgs "$@"
-    layer/build-layer.sh "$@"
+    step "release layer build (${*:-x86_64, arm64}; cached after the first time)" layer/build-layer.sh "$@"
 }
 
 # Benchmarks (bench/): not a test.  Builds the release layer (both
@@ -273,5 +372,6 @@ case "${1:-}" in
     fuzz) shift; cmd_fuzz "$@" ;;
     layer) shift; cmd_layer "$@" ;;
     bench) shift; cmd_bench "$@" ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    view) shift; exec "$PYTHON" viewer/view.py "$@" ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -13,12 +13,14 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -103,6 +105,12 @@ struct exporter {
     _Atomic int64_t flush_deadline_ns;
     _Atomic bool flush_last_chance;
     _Atomic int64_t eager_off_until_ms;
+    /* The stop's deadline (0 before it): a request still running then is
+     * cut (http_client abort time), a stdout write stops waiting. */
+    _Atomic int64_t abort_at_ns;
+    size_t sending_docs;  /* under lock: documents of the batch being sent */
+    bool finished;        /* under lock: the thread is about to return */
+    _Atomic bool abandoned; /* the stop gave up waiting: touch nothing shared */
 };
 
 int export_parse_sinks(const char *text, unsigned *ret_mask)
@@ -251,8 +259,11 @@ fail:
 static long request_budget_ms(struct exporter *e)
 {
     int64_t deadline = atomic_load(&e->flush_deadline_ns);
+    int64_t abort_at = atomic_load(&e->abort_at_ns);
     long budget = (long)e->cfg.request_timeout_ms;
 
+    if (abort_at > 0 && (deadline <= 0 || abort_at < deadline))
+        deadline = abort_at;
     if (deadline > 0) {
         int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
         if (left_ms <= 0)
@@ -331,12 +342,14 @@ static int post(struct exporter *e, enum export_sink s, struct http_client *http
                 break;
         }
         req->timeout_ms = budget;
+        req->abort_at_ns = &e->abort_at_ns;
         req->connect_timeout_ms = budget < (long)e->cfg.connect_timeout_ms ? budget
                                                                          : (long)e->cfg.connect_timeout_ms;
         count(e, &e->stats.sink[s].requests, 1);
         r = http_client_perform(http, req, resp, detail, sizeof(detail));
         if (r < 0) {
             snprintf(why, why_size, "%s", detail[0] ? detail : "transport error");
+            log_debug("%s export request failed: %s", sink_names[s], why);
             continue;
         }
         if (resp->status >= 200 && resp->status < 300)
@@ -392,6 +405,9 @@ static bool ensure_credentials(struct exporter *e)
     req.url = uri;
     req.headers = auth[0] != '\0' ? headers : NULL;
     req.timeout_ms = request_budget_ms(e);
+    req.abort_at_ns = &e->abort_at_ns;
+    if (req.timeout_ms <= 0)
+        return false;
     r = http_client_perform(e->xray_http, &req, &resp, NULL, 0);
     if (r < 0)
         return false;
@@ -427,14 +443,15 @@ size_t export_xray_unprocessed(const char *body, size_t len, const struct xray_d
     cJSON_ArrayForEach(entry, list)
     {
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entry, "Id"));
-        listed++;
         if (id == NULL)
             continue;
-        /* An id listed twice still names one document: each is retried
-         * once, and never more documents than were sent are refused. */
+        /* An id listed twice still names one document, an id we did not
+         * send names none: each document is retried once, and never more
+         * documents than were sent are refused or counted. */
         for (size_t i = 0; i < n; i++) {
             if (!ret_refused[i] && doc_has_id(&docs[i], id)) {
                 ret_refused[i] = true;
+                listed++;
                 break;
             }
         }
@@ -443,9 +460,8 @@ size_t export_xray_unprocessed(const char *body, size_t len, const struct xray_d
     return listed;
 }
 
-/* Counts the UnprocessedTraceSegments of an answer and collects the
- * documents they name (n <= XRAY_PUT_MAX_DOCS) for one more try.  Returns
- * how many were listed. */
+/* Collects the documents an answer lists as UnprocessedTraceSegments
+ * (n <= XRAY_PUT_MAX_DOCS) for one more try.  Returns how many. */
 static size_t unprocessed(const struct http_client_response *resp, const struct xray_doc *docs,
                           size_t n, struct xray_doc *retry, size_t *retry_n)
 {
@@ -593,28 +609,55 @@ static void send_daemon(struct exporter *e, struct export_item **items, size_t n
     sink_count(e, EXPORT_SINK_DAEMON, sent, failed, 0);
 }
 
+/* Writes one line to stdout.  stdout is a pipe in Lambda: when its reader
+ * stalls, a write would block, so each write waits for room with poll, at
+ * most until the stop's abort time once there is one (checked at least
+ * every STDOUT_POLL_MS).  Writes of at most PIPE_BUF bytes into a pipe with
+ * room do not block.  true when all was written. */
+#define STDOUT_POLL_MS 50
+#define STDOUT_CHUNK_BYTES 4096
+
+static bool write_stdout(struct exporter *e, const char *p, size_t len)
+{
+    while (len > 0) {
+        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+        int64_t abort_at = atomic_load(&e->abort_at_ns);
+        int wait_ms = STDOUT_POLL_MS;
+        ssize_t w;
+
+        if (abort_at > 0) {
+            int64_t left_ms = (abort_at - clock_mono_ns()) / 1000000;
+            if (left_ms <= 0)
+                return false;
+            if (left_ms < wait_ms)
+                wait_ms = (int)left_ms + 1;
+        }
+        int r = poll(&pfd, 1, wait_ms);
+        if (r < 0 && errno != EINTR)
+            return false;
+        if (r <= 0)
+            continue;
+        if (pfd.revents & (POLLERR | POLLNVAL))
+            return false;
+        w = write(STDOUT_FILENO, p, len < STDOUT_CHUNK_BYTES ? len : STDOUT_CHUNK_BYTES);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
 static void send_stdout(struct exporter *e, struct export_item **items, size_t n_items)
 {
     uint64_t sent = 0, failed = 0;
 
     for (size_t i = 0; i < n_items; i++) {
         for (size_t d = 0; d < items[i]->ndocs; d++) {
-            /* Each document is followed by '\n' in the item: one write per line. */
-            const char *p = items[i]->xray + items[i]->off[d];
-            size_t len = items[i]->len[d] + 1;
-            bool ok = true;
-            while (len > 0) {
-                ssize_t w = write(STDOUT_FILENO, p, len);
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w <= 0) {
-                    ok = false;
-                    break;
-                }
-                p += w;
-                len -= (size_t)w;
-            }
-            if (ok)
+            /* Each document is followed by '\n' in the item. */
+            if (write_stdout(e, items[i]->xray + items[i]->off[d], items[i]->len[d] + 1))
                 sent++;
             else
                 failed++;
@@ -707,6 +750,21 @@ static void send_otlp(struct exporter *e, struct export_item **items, size_t n_i
     buf_free(&body);
 }
 
+/* Documents (or OTLP segments) a batch holds for its sinks: what the
+ * stop counts as abandoned if it gives up waiting for the batch. */
+static size_t batch_docs(const struct exporter *e, struct export_item **batch, size_t n)
+{
+    size_t docs = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP))
+            docs += batch[i]->ndocs;
+        if (has_sink(e, EXPORT_SINK_OTLP) && batch[i]->otlp != NULL)
+            docs++;
+    }
+    return docs;
+}
+
 static void *export_main(void *arg)
 {
     struct exporter *e = arg;
@@ -722,6 +780,9 @@ static void *export_main(void *arg)
         batch[n++] = data;
         while (n < EXPORT_BATCH_ITEMS && queue_pop(e->q, 0, &kind, &data, NULL) == 0)
             batch[n++] = data;
+        pthread_mutex_lock(&e->lock);
+        e->sending_docs = batch_docs(e, batch, n);
+        pthread_mutex_unlock(&e->lock);
 
         if (has_sink(e, EXPORT_SINK_STDOUT))
             send_stdout(e, batch, n);
@@ -732,16 +793,28 @@ static void *export_main(void *arg)
         if (has_sink(e, EXPORT_SINK_OTLP))
             send_otlp(e, batch, n);
 
+        /* A stop that gave up on this thread has counted the batch and may
+         * be tearing down what on_handled uses (the journal). */
+        if (atomic_load(&e->abandoned)) {
+            for (size_t i = 0; i < n; i++)
+                item_free(batch[i]);
+            return NULL;
+        }
         for (size_t i = 0; i < n; i++) {
             if (batch[i]->ticket >= 0 && e->cfg.on_handled != NULL)
                 e->cfg.on_handled(batch[i]->ticket, e->cfg.on_handled_ctx);
             item_free(batch[i]);
         }
         pthread_mutex_lock(&e->lock);
+        e->sending_docs = 0;
         e->done_seq += n;
         pthread_cond_broadcast(&e->cond);
         pthread_mutex_unlock(&e->lock);
     }
+    pthread_mutex_lock(&e->lock);
+    e->finished = true;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
     return NULL;
 }
 
@@ -830,9 +903,13 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     }
     choose_ca_file(e);
     e->q = queue_new(cfg->queue_max_bytes);
-    e->xray_http = http_client_new();
-    e->otlp_http = http_client_new();
-    if (e->q == NULL || e->xray_http == NULL || e->otlp_http == NULL) {
+    /* One client per HTTP sink in use (each holds descriptors). */
+    if (has_sink(e, EXPORT_SINK_XRAY))
+        e->xray_http = http_client_new_abortable();
+    if (has_sink(e, EXPORT_SINK_OTLP))
+        e->otlp_http = http_client_new_abortable();
+    if (e->q == NULL || (has_sink(e, EXPORT_SINK_XRAY) && e->xray_http == NULL) ||
+        (has_sink(e, EXPORT_SINK_OTLP) && e->otlp_http == NULL)) {
         r = -ENOMEM;
         goto fail;
     }
@@ -896,6 +973,19 @@ void export_release(struct exporter *e)
     queue_release(e->q);
 }
 
+/* From now on nothing the thread does outlives deadline_ns: a request in
+ * flight is cut then, and woken to notice at once. */
+static void set_abort_at(struct exporter *e, int64_t deadline_ns)
+{
+    int64_t at = deadline_ns > 0 ? deadline_ns : 1;
+    int64_t old = atomic_load(&e->abort_at_ns);
+
+    if (old == 0 || at < old)
+        atomic_store(&e->abort_at_ns, at);
+    http_client_wake(e->xray_http);
+    http_client_wake(e->otlp_http);
+}
+
 bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
 {
     struct timespec ts = {
@@ -905,6 +995,8 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     bool done;
 
     queue_wake(e->q); /* a burst being submitted is not held back from a flush */
+    if (last_chance)
+        set_abort_at(e, deadline_ns);
     pthread_mutex_lock(&e->lock);
     uint64_t target = e->submitted_seq;
     uint64_t lost_before = lost_locked(e);
@@ -928,31 +1020,64 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     return done;
 }
 
-void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret)
+bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret)
 {
+    struct timespec ts;
+    uint64_t left = 0;
+    bool finished;
+    int64_t join_ms = e != NULL && e->cfg.stop_join_ms > 0 ? (int64_t)e->cfg.stop_join_ms : EXPORT_STOP_JOIN_MS;
+    int64_t cut_ns = deadline_ns - join_ms * 1000000;
+    /* With the deadline already passed, the thread still gets the time a
+     * cut request takes to return (the process is late either way; giving
+     * up on a thread that only needs to be scheduled helps nothing). */
+    int64_t join_ns = deadline_ns;
+
     if (e == NULL)
-        return;
-    (void)export_flush(e, deadline_ns, true);
-    /* Whatever is still queued after the deadline is not sent: the thread
-     * finishes its batch (bounded by the request timeouts, which the
-     * deadline already shortened) and sees the closed queue. */
-    atomic_store(&e->flush_deadline_ns, deadline_ns);
+        return true;
+    if (join_ns <= clock_mono_ns())
+        join_ns = clock_mono_ns() + join_ms * 1000000;
+    ts.tv_sec = (time_t)(join_ns / 1000000000);
+    ts.tv_nsec = (long)(join_ns % 1000000000);
+    /* Sending ends (a request in flight is cut) a little before the
+     * deadline, so the thread has returned by the deadline itself. */
+    (void)export_flush(e, cut_ns, true);
+    /* Whatever is still queued then is not sent. */
+    set_abort_at(e, cut_ns);
     queue_close(e->q);
     {
         int kind;
         void *data;
-        uint64_t left = 0;
         while (queue_pop(e->q, 0, &kind, &data, NULL) == 0) {
             item_free(data);
             left++;
         }
-        pthread_mutex_lock(&e->lock);
-        e->stats.dropped_full += left;
-        pthread_mutex_unlock(&e->lock);
     }
-    pthread_join(e->thread, NULL);
+    pthread_mutex_lock(&e->lock);
+    e->stats.unsent_at_stop += left;
+    /* The thread ends within moments of the abort time; should it be stuck
+     * where nothing cuts it, it is not waited for past the deadline. */
+    while (!e->finished) {
+        if (pthread_cond_timedwait(&e->cond, &e->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    finished = e->finished;
+    if (!finished) {
+        atomic_store(&e->abandoned, true);
+        e->stats.abandoned += e->sending_docs;
+    }
     if (ret != NULL)
         *ret = e->stats;
+    pthread_mutex_unlock(&e->lock);
+    if (!finished) {
+        /* The process exits; the thread goes with it.  Kept reachable
+         * (not freed under the running thread). */
+        static struct exporter *left_running;
+        left_running = e;
+        (void)left_running;
+        pthread_detach(e->thread); /* nobody joins it */
+        return false;
+    }
+    pthread_join(e->thread, NULL);
     queue_destroy(e->q, free_queued);
     udp_sender_close(e->udp);
     http_client_destroy(e->xray_http);
@@ -963,4 +1088,5 @@ void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->lock);
     free(e);
+    return true;
 }

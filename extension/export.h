@@ -42,6 +42,9 @@ struct export_config {
     size_t queue_max_bytes;
     uint32_t request_timeout_ms;   /* per request, when no deadline is nearer */
     uint32_t connect_timeout_ms;
+    /* export_stop cuts requests this long before its deadline, the time
+     * the thread then gets to end; 0: EXPORT_STOP_JOIN_MS. */
+    uint32_t stop_join_ms;
     /* Called on the exporter thread once a segment version submitted with a
      * ticket >= 0 was sent to every sink or given up on (counted).  May be
      * NULL.  Items still queued when export_stop's deadline passes are not
@@ -62,7 +65,10 @@ struct export_stats {
     uint64_t submitted;       /* segment versions submitted */
     uint64_t dropped_full;    /* refused: queue over its byte bound */
     uint64_t dropped_encode;  /* could not be encoded */
-    uint64_t unprocessed;     /* X-Ray UnprocessedTraceSegments answers */
+    uint64_t unprocessed;     /* documents X-Ray answered as UnprocessedTraceSegments */
+    uint64_t unsent_at_stop;  /* still queued when export_stop's deadline came */
+    uint64_t abandoned;       /* in the batch the thread was still sending when the
+                               * stop gave up waiting for it */
     struct export_sink_stats sink[EXPORT_SINK_COUNT];
 };
 
@@ -106,9 +112,16 @@ bool export_eager_ok(struct exporter *e);
  * invocation's telemetry did not arrive in time.  Any thread. */
 void export_eager_off(struct exporter *e);
 
-/* Stops the thread after what is queued was handled or deadline_ns passed,
- * frees everything.  Main thread; NULL-safe. */
-void export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret);
+/* Sends what is queued until deadline_ns (CLOCK_MONOTONIC), then stops:
+ * a request still in flight then is cut (whatever its own timeout), what
+ * is still queued is counted as unsent_at_stop, and the thread is waited
+ * for until the deadline only.  Returns true when the thread ended and
+ * everything was freed.  false when it did not end in time (stuck outside
+ * a cut-able request): its batch is counted as abandoned and the exporter
+ * is left to it; the caller must then not clean up libcurl or anything the
+ * on_handled callback uses, and should exit.  *ret (may be NULL) gets the
+ * counts either way.  Main thread; NULL-safe (true). */
+bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret);
 
 /* Parses "xray,daemon,otlp,stdout" (any order, "none" for nothing) into a
  * sink mask.  0 or -EINVAL. */
@@ -119,8 +132,9 @@ struct xray_doc;
 /* Reads a PutTraceSegments answer body: for each of the n documents sent,
  * ret_refused[i] says whether an entry of UnprocessedTraceSegments names it
  * by Id (each document at most once, however often it is listed).  Returns
- * how many entries were listed; a body that is not that shape lists none.
- * Pure; any thread. */
+ * how many of the documents sent were refused (entries naming no document
+ * of this request, or one already named, are not counted); a body that is
+ * not that shape refuses none.  Pure; any thread. */
 size_t export_xray_unprocessed(const char *body, size_t len, const struct xray_doc *docs, size_t n,
                                bool *ret_refused);
 

@@ -5,14 +5,26 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
+
+/* A transfer with an abort time waits on the network at most this long
+ * between looks at it (http_client_wake makes it look at once). */
+#define HTTP_CLIENT_POLL_MAX_MS 1000
+
 struct http_client {
     CURL *curl;
+    /* Abortable clients only (two descriptors for its wake-up pair):
+     * transfers with an abort time run here, so another thread can wake
+     * them (curl_multi_wakeup); it also holds the connection cache those
+     * transfers reuse. */
+    CURLM *multi;
 };
 
 struct body_sink {
@@ -54,12 +66,37 @@ struct http_client *http_client_new(void)
     return client;
 }
 
+struct http_client *http_client_new_abortable(void)
+{
+    struct http_client *client = http_client_new();
+
+    if (client == NULL)
+        return NULL;
+    client->multi = curl_multi_init();
+    if (client->multi == NULL) {
+        http_client_destroy(client);
+        return NULL;
+    }
+    return client;
+}
+
 void http_client_destroy(struct http_client *client)
 {
     if (client == NULL)
         return;
-    curl_easy_cleanup(client->curl);
+    /* The multi handle owns the cached connections: cleaned up after the
+     * easy handle that was last added to it. */
+    if (client->curl != NULL)
+        curl_easy_cleanup(client->curl);
+    if (client->multi != NULL)
+        curl_multi_cleanup(client->multi);
     free(client);
+}
+
+void http_client_wake(struct http_client *client)
+{
+    if (client != NULL && client->multi != NULL)
+        (void)curl_multi_wakeup(client->multi);
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -147,6 +184,49 @@ static int errno_from_curl(CURLcode code)
     }
 }
 
+/* The transfer set up on client->curl, run until it ends or *abort_at_ns
+ * passes (then CURLE_OPERATION_TIMEDOUT). */
+static CURLcode perform_abortable(struct http_client *client, const _Atomic int64_t *abort_at_ns)
+{
+    CURLcode code = CURLE_OK;
+    int running = 1;
+
+    if (curl_multi_add_handle(client->multi, client->curl) != CURLM_OK)
+        return CURLE_OUT_OF_MEMORY;
+    for (;;) {
+        CURLMsg *msg;
+        int left;
+        int64_t at;
+        int wait_ms = HTTP_CLIENT_POLL_MAX_MS;
+
+        if (curl_multi_perform(client->multi, &running) != CURLM_OK) {
+            code = CURLE_SEND_ERROR;
+            break;
+        }
+        if (running == 0) {
+            msg = curl_multi_info_read(client->multi, &left);
+            code = msg != NULL && msg->msg == CURLMSG_DONE ? msg->data.result : CURLE_GOT_NOTHING;
+            break;
+        }
+        at = atomic_load(abort_at_ns);
+        if (at > 0) {
+            int64_t left_ns = at - clock_mono_ns();
+            if (left_ns <= 0) {
+                code = CURLE_OPERATION_TIMEDOUT;
+                break;
+            }
+            if (left_ns / 1000000 < wait_ms)
+                wait_ms = (int)(left_ns / 1000000) + 1;
+        }
+        if (curl_multi_poll(client->multi, NULL, 0, wait_ms, NULL) != CURLM_OK) {
+            code = CURLE_RECV_ERROR;
+            break;
+        }
+    }
+    (void)curl_multi_remove_handle(client->multi, client->curl);
+    return code;
+}
+
 int http_client_perform(struct http_client *client, const struct http_client_request *req,
                         struct http_client_response *ret, char *error_detail,
                         size_t error_detail_size)
@@ -222,7 +302,10 @@ int http_client_perform(struct http_client *client, const struct http_client_req
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
 
-    code = curl_easy_perform(curl);
+    bool abortable = req->abort_at_ns != NULL && client->multi != NULL;
+    code = abortable ? perform_abortable(client, req->abort_at_ns) : curl_easy_perform(curl);
+    if (code == CURLE_OPERATION_TIMEDOUT && abortable && errbuf[0] == '\0')
+        snprintf(errbuf, sizeof(errbuf), "%s", "cut at the abort time");
     if (body.too_big) {
         r = -EMSGSIZE;
     } else if (body.oom) {

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct http_client;
 
@@ -29,6 +30,13 @@ struct http_client_request {
     const char *access_key_id;        /* with aws_sigv4 */
     const char *secret_access_key;    /* with aws_sigv4 */
     const char *ca_file;              /* CA bundle for HTTPS; NULL: libcurl's default */
+    /* May be NULL; honoured by abortable clients only.  A CLOCK_MONOTONIC
+     * time (ns; 0: none) that another
+     * thread may set or move nearer while the request runs: once it passes,
+     * the transfer is cut and fails with -ETIMEDOUT.  After moving it, that
+     * thread calls http_client_wake so a transfer waiting on the network
+     * looks at it at once. */
+    const _Atomic int64_t *abort_at_ns;
 };
 
 struct http_client_response {
@@ -45,6 +53,10 @@ void http_client_global_clean_up(void);
 
 /* NULL on failure. */
 struct http_client *http_client_new(void);
+
+/* A client whose requests honour abort_at_ns and http_client_wake (it
+ * holds a curl multi handle: two more descriptors).  NULL on failure. */
+struct http_client *http_client_new_abortable(void);
 void http_client_destroy(struct http_client *client); /* NULL-safe */
 
 /* Performs one request on the caller's thread.  Returns 0 with *ret filled
@@ -57,6 +69,11 @@ int http_client_perform(struct http_client *client, const struct http_client_req
                         size_t error_detail_size) __attribute__((warn_unused_result));
 
 void http_client_response_clean_up(struct http_client_response *resp);
+
+/* Makes a transfer of `client` that runs with an abort_at_ns look at that
+ * time now instead of at its next network event.  Any thread, as long as
+ * the client exists; harmless when no transfer runs. */
+void http_client_wake(struct http_client *client);
 
 /* One response header line as libcurl hands it over (n bytes, CRLF
  * included, not NUL-terminated): when it is header `name`

@@ -77,6 +77,13 @@
  * (2,000 ms for all external extensions together). */
 #define SHUTDOWN_SAFETY_MARGIN_MS 300
 #define SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS 1000
+/* Everything after SHUTDOWN (exports included: a request still running is
+ * cut) ends this long before its deadline: the time to log the summary and
+ * exit.  Lambda SIGKILLs at the deadline. */
+#define SHUTDOWN_EXIT_MARGIN_MS 100
+/* The budget when a SHUTDOWN carries no deadline: Lambda's 2,000 ms for
+ * external extensions. */
+#define SHUTDOWN_DEFAULT_BUDGET_MS 2000
 
 /* Log tail on failure: at most this many lines of at most this many bytes
  * each are kept per environment (bounded memory whatever the function logs). */
@@ -91,6 +98,9 @@
  * is turned off for this long: a dead backend or a broken telemetry path
  * then costs the next invocations nothing. */
 #define EXPORT_EAGER_OFF_MS 30000
+/* At SHUTDOWN, requests still running are cut this long before the
+ * exporter's deadline: the time its thread gets to count them and end. */
+#define EXPORT_STOP_JOIN_MS 50
 
 /* Configuration values read from the environment. */
 #define CONFIG_MAX_VALUE_BYTES 1024

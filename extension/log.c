@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 1024
+#define LOG_LINE_MAX 4096 /* the shutdown summary holds every counter */
 #define LOG_PREFIX_MAX 64
 /* Appended to a line cut at LOG_LINE_MAX bytes. */
 #define LOG_TRUNCATED_MARK " [...]"

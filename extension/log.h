@@ -37,7 +37,7 @@ const char *log_level_name(enum log_level level);
 /* Formats one message and writes it as one line.  Whatever the arguments
  * hold (request ids, error types, messages from the platform), the line
  * stays one line: the formatted text goes through log_escape, and a line
- * longer than 1 KiB is cut and ends with " [...]". */
+ * longer than 4 KiB is cut and ends with " [...]". */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Copies src_len bytes of src into dst (dst_size bytes, NUL included)

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
@@ -45,6 +46,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "queue.h"
+#include "summary.h"
 
 /* Schema versions tried in order when Lambda refuses one with 400. */
 static const char *const schema_fallbacks[] = {"2025-01-29", "2022-12-13", "2022-07-01"};
@@ -62,7 +64,9 @@ struct runtime {
     bool telemetry_active;
     struct extapi_registration reg;
     int64_t registered_us;
-    uint64_t invokes;
+    uint64_t invokes;          /* INVOKE events received */
+    uint64_t eager_decisions;  /* INVOKEs the flush policy was asked about */
+    bool exporter_left_running; /* export_stop gave up on its thread: exit at once */
     int64_t last_invoke_ms; /* monotonic; 0 before the first */
     int64_t started_us;     /* this process's start (epoch) */
     struct journal *journal;
@@ -106,8 +110,10 @@ static void on_telemetry_body(char *body, size_t len, void *ctx)
 {
     struct runtime *rt = ctx;
 
-    if (queue_push(rt->queue, PIPELINE_ITEM_TELEMETRY, body, len, true) < 0)
+    if (queue_push(rt->queue, PIPELINE_ITEM_TELEMETRY, body, len, true) < 0) {
         free(body);
+        pipeline_telemetry_lost(rt->pipeline); /* an eager wait stops waiting for it */
+    }
 }
 
 /* Bind, subscribe.  Leaves rt->telemetry_active false (and logs why) when
@@ -193,69 +199,70 @@ static void log_export_stats(const struct export_stats *es)
              (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed, line);
 }
 
-static void shut_down(struct runtime *rt, const struct ext_event *ev)
+/* The SHUTDOWN budget, as one CLOCK_MONOTONIC time: everything after
+ * SHUTDOWN (waiting for the last records, exporting, stopping the threads)
+ * ends by the event's deadline minus SHUTDOWN_EXIT_MARGIN_MS, the time
+ * left to log the summary and exit.  The pipeline stops waiting for
+ * records earlier (SHUTDOWN_SAFETY_MARGIN_MS before the deadline), which
+ * leaves the difference to the exporters.  received_us: when the event
+ * came (epoch). */
+static int64_t shutdown_end_ns(const struct ext_event *ev, int64_t received_us)
+{
+    int64_t left_ms = ev->deadline_ms > 0
+                          ? ev->deadline_ms - received_us / 1000 - SHUTDOWN_EXIT_MARGIN_MS
+                          : SHUTDOWN_DEFAULT_BUDGET_MS - SHUTDOWN_EXIT_MARGIN_MS;
+    int64_t since_ms = clock_epoch_us() / 1000 - received_us / 1000;
+
+    left_ms -= since_ms > 0 ? since_ms : 0;
+    return clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+}
+
+static void shut_down(struct runtime *rt, const struct ext_event *ev, int64_t received_us)
 {
     struct pipeline_stats ps = {0};
     struct listener_stats ls = {0};
     struct queue_stats qs = {0};
+    struct export_stats es = {0};
+    struct summary_input in = {.invokes = rt->invokes};
     int64_t started_ms = clock_mono_ms();
+    int64_t end_ns = shutdown_end_ns(ev, received_us);
+    char line[3072];
 
     if (rt->pipeline != NULL) {
-        /* Hard cap: the pipeline sets its own, shorter wait; this only
-         * guards against it being stuck. */
-        int64_t left_ms = ev->deadline_ms > 0
-                              ? ev->deadline_ms - clock_epoch_us() / 1000 - SHUTDOWN_SAFETY_MARGIN_MS / 2
-                              : SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
-        if (left_ms < 0)
-            left_ms = 0;
-        if (!pipeline_wait_drained(rt->pipeline, clock_mono_ns() + left_ms * 1000000))
+        /* A guard: the pipeline's own wait ends earlier. */
+        if (!pipeline_wait_drained(rt->pipeline, end_ns))
             log_warn("shutdown deadline near; stopping before the pipeline drained");
     }
-    listener_stop(rt->listener, LISTENER_STOP_DRAIN_MS, &ls);
-    rt->listener = NULL;
+    if (rt->listener != NULL) {
+        int64_t left_ms = (end_ns - clock_mono_ns()) / 1000000;
+        listener_stop(rt->listener, left_ms < LISTENER_STOP_DRAIN_MS ? (left_ms > 0 ? (int)left_ms : 0)
+                                                                     : LISTENER_STOP_DRAIN_MS,
+                      &ls);
+        rt->listener = NULL;
+        in.listener = &ls;
+    }
     if (rt->queue != NULL) {
         queue_close(rt->queue);
-        pipeline_stop(rt->pipeline, &ps);
-        rt->pipeline = NULL;
+        if (rt->pipeline != NULL) {
+            pipeline_stop(rt->pipeline, &ps);
+            rt->pipeline = NULL;
+            in.pipeline = &ps;
+        }
         queue_get_stats(rt->queue, &qs);
+        in.queue = &qs;
     }
     if (rt->exporter != NULL) {
         /* Everything the pipeline produced is queued now: send it within
-         * the deadline, keeping a margin to exit. */
-        int64_t left_ms = ev->deadline_ms > 0
-                              ? ev->deadline_ms - clock_epoch_us() / 1000 - SHUTDOWN_SAFETY_MARGIN_MS / 3
-                              : SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
-        struct export_stats es;
-        if (left_ms < 0)
-            left_ms = 0;
-        export_stop(rt->exporter, clock_mono_ns() + left_ms * 1000000, &es);
+         * the budget; a request still running then is cut and counted. */
+        rt->exporter_left_running = !export_stop(rt->exporter, end_ns, &es);
         rt->exporter = NULL;
+        in.exporter = &es;
         log_export_stats(&es);
     }
-
-    log_info("shutdown reason=%s invokes=%llu segments=%llu in_progress=%llu dropped=%llu "
-             "sampled_by=outcome:%llu,cold_start:%llu,slow:%llu,header:%llu,reservoir:%llu,ratio:%llu,all:%llu "
-             "closed_by_shutdown=%llu telemetry_batches=%llu records=%llu "
-             "bad_batches=%llu invalid_records=%llu queue_dropped=%llu "
-             "platform_dropped_records=%llu unreported=%llu listener_rejected=%llu "
-             "listener_evicted=%llu listener_timed_out=%llu listener_refused=%llu listener_accept_failed=%llu "
-             "listener_evicted_kept_alive=%llu evicted_invocations=%llu evicted_announced=%llu "
-             "shutdown_ms=%lld",
-             ext_shutdown_reason_name(ev->shutdown_reason), (unsigned long long)ps.invokes,
-             (unsigned long long)ps.segments, (unsigned long long)ps.in_progress,
-             (unsigned long long)ps.dropped, (unsigned long long)ps.kept[SAMPLING_BY_OUTCOME],
-             (unsigned long long)ps.kept[SAMPLING_BY_COLD_START], (unsigned long long)ps.kept[SAMPLING_BY_SLOW],
-             (unsigned long long)ps.kept[SAMPLING_BY_HEADER], (unsigned long long)ps.kept[SAMPLING_BY_RESERVOIR],
-             (unsigned long long)ps.kept[SAMPLING_BY_RATIO], (unsigned long long)ps.kept[SAMPLING_BY_ALL],
-             (unsigned long long)ps.closed_by_shutdown,
-             (unsigned long long)ps.batches, (unsigned long long)ps.records,
-             (unsigned long long)ps.bad_batches, (unsigned long long)ps.invalid_records,
-             (unsigned long long)qs.dropped, (unsigned long long)ps.platform_dropped_records,
-             (unsigned long long)ps.unreported, (unsigned long long)ls.rejected,
-             (unsigned long long)ls.evicted, (unsigned long long)ls.timed_out,
-             (unsigned long long)ls.refused, (unsigned long long)ls.accept_failed,
-             (unsigned long long)ls.evicted_kept_alive, (unsigned long long)ps.evicted_invocations,
-             (unsigned long long)ps.evicted_announced, (long long)(clock_mono_ms() - started_ms));
+    in.shutdown_ms = clock_mono_ms() - started_ms;
+    if (summary_format(&in, line, sizeof(line)) < 0)
+        log_warn("shutdown summary truncated");
+    log_info("shutdown reason=%s %s", ext_shutdown_reason_name(ev->shutdown_reason), line);
 }
 
 /* Tells the pipeline when our own part of Init ended: now, just before
@@ -456,42 +463,73 @@ static bool wants_eager(struct runtime *rt)
         break;
     case CONFIG_FLUSH_AUTO:
     default:
-        eager = rt->invokes < rt->cfg.eager_first_invocations ||
+        eager = rt->eager_decisions < rt->cfg.eager_first_invocations ||
                 (rt->last_invoke_ms > 0 &&
                  now_ms - rt->last_invoke_ms >= (int64_t)rt->cfg.eager_idle_s * 1000);
         break;
     }
-    rt->invokes++;
+    rt->eager_decisions++;
     rt->last_invoke_ms = now_ms;
     return eager && rt->exporter != NULL && export_eager_ok(rt->exporter);
 }
 
 /* Eager export: wait for the runtime to finish (its runtimeDone), let the
- * pipeline hand the segment over, and flush the exporters, all bounded by
- * the invocation's deadline minus the timeout margin. */
-static void export_before_next(struct runtime *rt, const struct ext_event *ev)
+ * pipeline hand the segment over, and flush the exporters.  The invocation
+ * is held at most the Telemetry API's delivery delay (timeoutMs) plus
+ * EAGER_EXPORT_MAX_MS after the runtime finished, whatever happens to the
+ * telemetry:
+ * - no platform.start within that: telemetry is not flowing, go on;
+ * - a batch lost after INVOKE (unparsable, dropped by a full queue): it
+ *   may have carried the runtimeDone, which will then never come: go on;
+ * - runtimeDone came: the flush gets what is left of the bound, counted
+ *   from the runtimeDone record's time, so a late delivery is not made
+ *   later still; nothing left: go on without flushing.
+ * Until one of these, the handler may still be running, and the wait lasts
+ * up to the invocation's deadline minus the timeout margin.  Each miss
+ * turns eager export off for a while (and the segment goes out in the
+ * background), so a broken telemetry path costs one invocation.
+ * invoke_ns: when INVOKE came (CLOCK_MONOTONIC). */
+static void export_before_next(struct runtime *rt, const struct ext_event *ev, int64_t invoke_ns)
 {
-    int64_t deadline_ns = -1;
+    int64_t bound_ms = (int64_t)rt->cfg.buffer_timeout_ms + EAGER_EXPORT_MAX_MS;
+    struct pipeline_wait w = {
+        .start_deadline_ns = clock_mono_ns() + bound_ms * 1000000,
+        .since_ns = invoke_ns,
+    };
+    int64_t done_us = 0;
+    const char *why;
+    int r;
 
     if (ev->deadline_ms > 0) {
         int64_t left_ms = ev->deadline_ms - clock_epoch_us() / 1000 - (int64_t)rt->cfg.timeout_margin_ms;
-        deadline_ns = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+        w.done_deadline_ns = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
     } else {
-        deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
+        w.done_deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
     }
-    /* Without this invocation's platform.start within the buffering delay
-     * plus the eager budget, telemetry is not flowing (a flooded listener,
-     * failing deliveries): do not hold the invocation until its deadline. */
-    int64_t start_ns = clock_mono_ns() + ((int64_t)rt->cfg.buffer_timeout_ms + EAGER_EXPORT_MAX_MS) * 1000000;
-    if (!pipeline_wait_runtime_done(rt->pipeline, ev->request_id, start_ns, deadline_ns)) {
-        export_eager_off(rt->exporter);
-        log_warn("telemetry for this invocation did not arrive in time; exporting in the background "
-                 "for the next %d s",
-                 EXPORT_EAGER_OFF_MS / 1000);
-        return;
+    r = pipeline_wait_runtime_done(rt->pipeline, ev->request_id, &w, &done_us);
+    if (r == 0) {
+        /* What is left of the bound since the runtime finished. */
+        int64_t left_ms = EAGER_EXPORT_MAX_MS;
+        if (done_us > 0) {
+            int64_t since_ms = (clock_epoch_us() - done_us) / 1000;
+            if (bound_ms - since_ms < left_ms)
+                left_ms = bound_ms - since_ms;
+        }
+        if (left_ms > 0) {
+            int64_t flush_ns = clock_mono_ns() + left_ms * 1000000;
+            (void)export_flush(rt->exporter, flush_ns < w.done_deadline_ns ? flush_ns : w.done_deadline_ns,
+                               false);
+            return;
+        }
+        why = "arrived after the eager bound";
+    } else if (r == -EPIPE) {
+        why = "may have been in a telemetry batch that was lost";
+    } else {
+        why = "did not arrive in time";
     }
-    int64_t flush_ns = clock_mono_ns() + EAGER_EXPORT_MAX_MS * 1000000LL;
-    (void)export_flush(rt->exporter, flush_ns < deadline_ns ? flush_ns : deadline_ns, false);
+    export_eager_off(rt->exporter);
+    log_warn("telemetry for this invocation %s; exporting in the background for the next %d s", why,
+             EXPORT_EAGER_OFF_MS / 1000);
 }
 
 /* A run of /event/next calls that brought no usable event.  Logged once
@@ -541,9 +579,13 @@ static int event_loop(struct runtime *rt)
         struct ext_event ev;
         struct extapi_error err;
         int64_t received_us;
+        int64_t received_ns;
         int r = extapi_next(rt->api, &ev, &err);
 
         received_us = clock_epoch_us();
+        received_ns = clock_mono_ns();
+        if (r == 0 && ev.type == EXT_EVENT_INVOKE)
+            rt->invokes++; /* whatever happens to it next (no telemetry, no pipeline) */
         if (r < 0 && r != -EPROTO && r != -EMSGSIZE && !init_over) {
             /* Lambda says to exit on errors here; it restarts the sandbox. */
             log_api_error("/event/next", r, &err);
@@ -573,9 +615,9 @@ static int event_loop(struct runtime *rt)
             }
         }
         if (eager)
-            export_before_next(rt, &ev);
+            export_before_next(rt, &ev, received_ns);
         if (ev.type == EXT_EVENT_SHUTDOWN) {
-            shut_down(rt, &ev);
+            shut_down(rt, &ev, received_us);
             return EXIT_SUCCESS;
         }
     }
@@ -672,6 +714,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     status = event_loop(&rt);
+    if (rt.exporter_left_running) {
+        /* The exporter thread did not end by the SHUTDOWN budget (it is
+         * stuck where nothing can cut it, and its batch was counted): it
+         * may still use libcurl and the journal, so nothing is torn down
+         * under it.  Exit now, inside the deadline. */
+        _exit(EXIT_SUCCESS);
+    }
 
 out:
     /* On the error paths the threads may still run: stop them in order. */
@@ -680,7 +729,9 @@ out:
         queue_close(rt.queue);
     pipeline_stop(rt.pipeline, NULL);
     initwatch_free(rt.initwatch);
-    export_stop(rt.exporter, clock_mono_ns(), NULL);
+    /* Nothing more is sent; a request in flight is cut at once. */
+    if (!export_stop(rt.exporter, clock_mono_ns() + 2 * (int64_t)EXPORT_STOP_JOIN_MS * 1000000, NULL))
+        _exit(status); /* its thread is stuck: tear nothing down under it */
     /* After a SHUTDOWN every invocation was exported or counted: the next
      * process (after a reset) must find nothing.  On the error paths the
      * entries stay for it. */

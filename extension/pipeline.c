@@ -41,6 +41,8 @@ struct pipeline {
     bool drained; /* under lock */
     char done_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last runtimeDone handled */
     char started_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last platform.start handled */
+    int64_t done_time_us;   /* under lock: the last runtimeDone's record time */
+    int64_t lost_at_ns;     /* under lock: when a telemetry batch was last lost (0: never) */
 
     /* pipeline thread only */
     uint64_t queue_dropped_seen; /* queue drops already reported to the tracer */
@@ -147,6 +149,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     if (r < 0) {
         p->stats.bad_batches++;
         tracer_add_lost(p->tracer, 1);
+        pipeline_telemetry_lost(p);
         log_warn("dropping a telemetry batch of %zu bytes: %s", len,
                  r == -ENOMEM ? "out of memory" : "not a JSON array");
         return;
@@ -178,9 +181,10 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
             journal_failed(p);
         if ((ev->type == TEL_RUNTIME_DONE || ev->type == TEL_START) && ev->request_id != NULL) {
             pthread_mutex_lock(&p->lock);
-            if (ev->type == TEL_RUNTIME_DONE)
+            if (ev->type == TEL_RUNTIME_DONE) {
                 snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
-            else
+                p->done_time_us = ev->time_us > 0 ? ev->time_us : 0;
+            } else
                 snprintf(p->started_request_id, sizeof(p->started_request_id), "%s", ev->request_id);
             pthread_cond_broadcast(&p->cond);
             pthread_mutex_unlock(&p->lock);
@@ -480,31 +484,56 @@ static struct timespec mono_timespec(int64_t ns)
     return (struct timespec){.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
 }
 
-bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t start_deadline_ns,
-                                int64_t done_deadline_ns)
+void pipeline_telemetry_lost(struct pipeline *p)
 {
-    struct timespec start_ts = mono_timespec(start_deadline_ns < done_deadline_ns ? start_deadline_ns
-                                                                                  : done_deadline_ns);
-    struct timespec done_ts = mono_timespec(done_deadline_ns);
-    bool done;
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->lost_at_ns = clock_mono_ns();
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, const struct pipeline_wait *w,
+                               int64_t *ret_done_us)
+{
+    struct timespec start_ts = mono_timespec(w->start_deadline_ns < w->done_deadline_ns ? w->start_deadline_ns
+                                                                                        : w->done_deadline_ns);
+    struct timespec done_ts = mono_timespec(w->done_deadline_ns);
+    int r;
 
     pthread_mutex_lock(&p->lock);
+#define DONE() (strcmp(p->done_request_id, request_id) == 0)
+#define STARTED() (strcmp(p->started_request_id, request_id) == 0)
+#define LOST() (p->lost_at_ns > 0 && p->lost_at_ns >= w->since_ns)
     /* Lambda emits platform.start before INVOKE: it arrives within the
      * buffering timeout, or telemetry is not reaching us at all. */
-    while (strcmp(p->started_request_id, request_id) != 0 &&
-           strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+    while (!STARTED() && !DONE() && !LOST() && !p->drained) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &start_ts) == ETIMEDOUT)
             break;
     }
-    /* Started, not done yet: wait for runtimeDone. */
-    while (strcmp(p->started_request_id, request_id) == 0 &&
-           strcmp(p->done_request_id, request_id) != 0 && !p->drained) {
+    /* Started, not done yet: wait for runtimeDone, as long as the handler
+     * may run, unless a batch (maybe the one with the runtimeDone) is
+     * lost on the way. */
+    while (STARTED() && !DONE() && !LOST() && !p->drained) {
         if (pthread_cond_timedwait(&p->cond, &p->lock, &done_ts) == ETIMEDOUT)
             break;
     }
-    done = strcmp(p->done_request_id, request_id) == 0;
+    if (DONE())
+        r = 0;
+    else if (LOST())
+        r = -EPIPE;
+    else if (!STARTED() && !p->drained)
+        r = -ENODATA;
+    else
+        r = -ETIMEDOUT;
+    if (r == 0 && ret_done_us != NULL)
+        *ret_done_us = p->done_time_us;
+#undef DONE
+#undef STARTED
+#undef LOST
     pthread_mutex_unlock(&p->lock);
-    return done;
+    return r;
 }
 
 void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)

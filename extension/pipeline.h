@@ -97,14 +97,30 @@ void pipeline_free_item(int kind, void *data);
  * until deadline_ns (CLOCK_MONOTONIC).  true when drained.  Main thread. */
 bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns);
 
+/* Bounds of the eager wait for one invocation's platform.runtimeDone. */
+struct pipeline_wait {
+    int64_t start_deadline_ns; /* its platform.start (or runtimeDone) handled by then, or
+                                * telemetry is not flowing: the wait ends */
+    int64_t done_deadline_ns;  /* the wait ends then at the latest (the invocation's deadline) */
+    int64_t since_ns;          /* a telemetry batch lost (unparsable, or dropped by a full
+                                * queue) at or after this time ends the wait at once: it may
+                                * have carried the runtimeDone */
+};
+
 /* Waits until the pipeline has handled platform.runtimeDone for
- * request_id (and handed an eager invocation's segment to the exporters).
- * The invocation's platform.start (or its runtimeDone) must have been
- * handled by start_deadline_ns: when it has not, telemetry is not flowing
- * and the wait ends then.  Otherwise it lasts until done_deadline_ns (both
- * CLOCK_MONOTONIC).  true when runtimeDone was handled.  Main thread. */
-bool pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, int64_t start_deadline_ns,
-                                int64_t done_deadline_ns);
+ * request_id (and handed an eager invocation's segment to the exporters),
+ * within the bounds of *w (CLOCK_MONOTONIC).  0 when runtimeDone was
+ * handled (*ret_done_us, may be NULL: its record's time, epoch µs, 0 when
+ * unknown); -ENODATA when platform.start did not come in time; -EPIPE when
+ * a batch was lost during the wait; -ETIMEDOUT at done_deadline_ns (or when
+ * the pipeline drained).  Main thread. */
+int pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, const struct pipeline_wait *w,
+                               int64_t *ret_done_us) __attribute__((warn_unused_result));
+
+/* A telemetry batch was lost before the pipeline could read it (the queue
+ * was full): wakes an eager wait (see pipeline_wait.since_ns).  Any thread;
+ * NULL-safe. */
+void pipeline_telemetry_lost(struct pipeline *p);
 
 /* Joins the thread once the queue is closed (it consumes what is left
  * first) and frees the pipeline.  Main thread; NULL-safe. */

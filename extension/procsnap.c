@@ -650,12 +650,21 @@ void procsnap_format_addr(const struct procsnap_socket *sk, bool peer, char *out
 /* ------------------------------------------------------------------ */
 /* reading /proc                                                      */
 
+#define KIDS_MAX ((size_t)PROCSNAP_MAX_PROCS * 4)
+
 struct ctx {
     struct procsnap *s;
     int64_t deadline_mono_us; /* 0: none */
     uint64_t page_bytes;
     int rootfd;               /* the proc root (for /proc/P/io) */
     bool want_io;             /* opts.io */
+    /* Children named by task/T/children, visited breadth first. */
+    struct {
+        pid_t pid, ppid;
+        uint8_t depth;
+    } kids[KIDS_MAX];
+    size_t nkids;
+    bool children_missing; /* a children file could not be read: scan */
 };
 
 static void note_unreadable(struct procsnap *s, enum procsnap_src src, int err)
@@ -932,6 +941,48 @@ struct task_state {
     uint8_t proc;
 };
 
+/* task/T/children (CONFIG_PROC_CHILDREN; readable by anyone): the pids
+ * this thread forked, space-separated.  Cheaper than reading the stat of
+ * every process on the host to find the ones whose ppid is ours. */
+static void read_children(struct ctx *c, int taskfd, pid_t tid, const struct procsnap_proc *p)
+{
+    char name[48];
+    char buf[512] = "";
+    const char *q, *end;
+    ssize_t n;
+
+    if (c->children_missing)
+        return;
+    snprintf(name, sizeof(name), "%d/children", (int)tid);
+    n = read_small(taskfd, name, buf, sizeof(buf));
+    if (n < 0) {
+        if (n != -ESRCH) /* the thread exited meanwhile: no loss */
+            c->children_missing = true;
+        return;
+    }
+    q = buf;
+    end = buf + n;
+    for (;;) {
+        uint64_t v;
+        skip_spaces(&q, end);
+        if (q >= end || parse_u64(&q, end, &v) < 0)
+            break;
+        if (v == 0 || v > INT32_MAX)
+            continue;
+        if (c->nkids == KIDS_MAX) {
+            c->s->dropped_procs++;
+            break;
+        }
+        c->kids[c->nkids].pid = (pid_t)v;
+        c->kids[c->nkids].ppid = p->pid;
+        c->kids[c->nkids].depth = p->depth < 254 ? (uint8_t)(p->depth + 1) : 255;
+        c->nkids++;
+    }
+    /* A list cut by the buffer: the last number may be partial. */
+    if ((size_t)n == sizeof(buf) - 1)
+        c->children_missing = true;
+}
+
 static void read_wait(struct ctx *c, int taskfd, pid_t tid, struct procsnap_thread *t)
 {
     char name[48];
@@ -1000,6 +1051,7 @@ static bool task_one(pid_t tid, void *arg)
     /* A running thread's syscall file says "running": skip the read. */
     if (st.state != 'R' && st.state != 'Z' && st.state != 'X')
         read_wait(c, ts->taskfd, tid, t);
+    read_children(c, ts->taskfd, tid, &s->procs[ts->proc]);
     return true;
 }
 
@@ -1364,10 +1416,19 @@ static void read_sockets(struct ctx *c, int rootfd, const struct procsnap_opts *
 
 /* ---- take ---- */
 
+static bool find_proc_pid(const struct procsnap *s, pid_t pid)
+{
+    for (uint16_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i].pid == pid)
+            return true;
+    return false;
+}
+
 int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
 {
     struct pid_link links[SCAN_TABLE_MAX];
-    struct ctx c;
+    static const struct ctx zero_ctx;
+    struct ctx c = zero_ctx;
     int rootfd;
     int64_t t0;
 
@@ -1381,7 +1442,6 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
     ret->taken_boot_us = now_us(CLOCK_BOOTTIME);
     ret->taken_epoch_us = now_us(CLOCK_REALTIME);
     ret->light = o->light;
-    memset(&c, 0, sizeof(c));
     c.s = ret;
     c.deadline_mono_us = o->budget_us != 0 ? t0 + o->budget_us : 0;
     long pg = sysconf(_SC_PAGESIZE);
@@ -1410,8 +1470,29 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
         ret->took_us = (uint32_t)(now_us(CLOCK_MONOTONIC) - t0);
         return -ESRCH;
     }
-    /* Descendants, breadth first: one scan of proc_root for ppid links. */
-    if ((!o->light || o->descendants) && !over_budget(&c)) {
+    /* Descendants, breadth first: from the children files read with the
+     * threads (the list grows as children are read), or, when a children
+     * file was missing, from one scan of proc_root for ppid links. */
+    /* (a light snapshot reads no children files: with opts.descendants
+     * it scans) */
+    bool scan = c.children_missing || (o->light && o->descendants);
+    if (!o->light && !scan) {
+        for (size_t k = 0; k < c.nkids && !over_budget(&c); k++) {
+            struct procsnap_stat st;
+            if (ret->nprocs >= PROCSNAP_MAX_PROCS) {
+                ret->dropped_procs++;
+                continue;
+            }
+            if (pid_stat(rootfd, c.kids[k].pid, &st) < 0 || st.ppid != c.kids[k].ppid ||
+                find_proc_pid(ret, st.pid))
+                continue;
+            read_proc(&c, rootfd, &st, c.kids[k].depth);
+        }
+        /* A child's children file failed: its own children are unknown. */
+        if (c.children_missing)
+            ret->partial = true;
+    }
+    if ((!o->light || o->descendants) && scan && !over_budget(&c)) {
         struct scan_state sc = {.rootfd = rootfd, .links = links, .max = SCAN_TABLE_MAX};
         if (walk_numeric(rootfd, PROCSNAP_MAX_SCAN_PIDS, scan_one, &sc) < 0)
             ret->partial = true;
@@ -1428,7 +1509,8 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
                     continue;
                 }
                 /* Read again: the stat may have changed since the scan. */
-                if (pid_stat(rootfd, links[k].pid, &st) < 0 || st.ppid != parent)
+                if (pid_stat(rootfd, links[k].pid, &st) < 0 || st.ppid != parent ||
+                    find_proc_pid(ret, st.pid))
                     continue;
                 read_proc(&c, rootfd, &st,
                           (uint8_t)(ret->procs[pi].depth < 254 ? ret->procs[pi].depth + 1 : 255));
@@ -1596,7 +1678,17 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
         best->score = 200;
         best->wait = PROCSNAP_WAIT_CPU;
     } else if (v->running > 0) {
-        best->score = 5;
+        /* No start mark (or little CPU in the window): a runtime's main
+         * thread on CPU at the deadline is busy, whatever its helper
+         * threads (GC, libuv, sanitizers) sleep in; another thread on CPU
+         * outranks only the vague waits (sleep, poll, lock). */
+        bool main_running = false;
+        for (uint16_t i = 0; i < now->nthreads; i++) {
+            const struct procsnap_thread *t = &now->threads[i];
+            if (t->state == 'R' && t->tid == now->procs[t->proc].pid && now->procs[t->proc].depth == 0)
+                main_running = true;
+        }
+        best->score = main_running ? 150 : 55;
         best->wait = PROCSNAP_WAIT_CPU;
     }
 
@@ -2057,9 +2149,10 @@ void procsnap_share_summary(const struct procsnap_share *s, char *sentence, size
 /* ------------------------------------------------------------------ */
 /* JSON                                                               */
 
-static int json_str(struct buf *b, const char *s)
+/* s is a NUL-terminated array of at most cap bytes. */
+static int json_str(struct buf *b, const char *s, size_t cap)
 {
-    return buf_append_json_string(b, s, strnlen(s, 256));
+    return buf_append_json_string(b, s, strnlen(s, cap));
 }
 
 static int json_socket(struct buf *b, const struct procsnap_socket *sk)
@@ -2074,12 +2167,12 @@ static int json_socket(struct buf *b, const struct procsnap_socket *sk)
     if (r < 0 || sk->proto == 0)
         return r < 0 ? r : buf_append_str(b, "}");
     procsnap_format_addr(sk, false, addr, sizeof(addr));
-    if ((r = buf_append_str(b, ",\"local\":")) < 0 || (r = json_str(b, addr)) < 0)
+    if ((r = buf_append_str(b, ",\"local\":")) < 0 || (r = json_str(b, addr, sizeof(addr))) < 0)
         return r;
     procsnap_format_addr(sk, true, addr, sizeof(addr));
-    if ((r = buf_append_str(b, ",\"peer\":")) < 0 || (r = json_str(b, addr)) < 0)
+    if ((r = buf_append_str(b, ",\"peer\":")) < 0 || (r = json_str(b, addr, sizeof(addr))) < 0)
         return r;
-    if (svc != NULL && ((r = buf_append_str(b, ",\"service\":")) < 0 || (r = json_str(b, svc)) < 0))
+    if (svc != NULL && ((r = buf_append_str(b, ",\"service\":")) < 0 || (r = json_str(b, svc, 64)) < 0))
         return r;
     if (sk->proto == IPPROTO_TCP &&
         (r = buf_printf(b, ",\"state\":\"%s\"", procsnap_tcp_state_name(sk->tcp_state))) < 0)
@@ -2101,7 +2194,7 @@ static int json_thread(struct buf *b, const struct procsnap *start, const struct
     int r;
 
     if ((r = buf_printf(b, "{\"tid\":%d,\"comm\":", (int)t->tid)) < 0 ||
-        (r = json_str(b, t->comm)) < 0 || (r = buf_append_str(b, ",\"state\":")) < 0 ||
+        (r = json_str(b, t->comm, sizeof(t->comm))) < 0 || (r = buf_append_str(b, ",\"state\":")) < 0 ||
         (r = buf_append_json_string(b, st, 1)) < 0 ||
         (r = buf_printf(b, ",\"cpu_us\":%llu", (unsigned long long)t->cpu_us)) < 0)
         return r;
@@ -2124,7 +2217,7 @@ static int json_thread(struct buf *b, const struct procsnap *start, const struct
         return r;
     }
     if (t->wchan[0] != '\0' &&
-        ((r = buf_append_str(b, ",\"wchan\":")) < 0 || (r = json_str(b, t->wchan)) < 0))
+        ((r = buf_append_str(b, ",\"wchan\":")) < 0 || (r = json_str(b, t->wchan, sizeof(t->wchan))) < 0))
         return r;
     return buf_append_str(b, "}");
 }
@@ -2153,7 +2246,7 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
                 continue;
             const char *en = strerrorname_np(s->unreadable_errno[i]);
             if ((r = buf_printf(b, "%s\"%s\":", first ? "" : ",", names[i])) < 0 ||
-                (r = json_str(b, en != NULL ? en : "error")) < 0)
+                (r = json_str(b, en != NULL ? en : "error", 64)) < 0)
                 return r;
             first = false;
         }
@@ -2170,7 +2263,7 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
 
         if ((r = buf_printf(b, "%s{\"pid\":%d,\"ppid\":%d,\"depth\":%u,\"comm\":", i ? "," : "",
                             (int)p->pid, (int)p->ppid, p->depth)) < 0 ||
-            (r = json_str(b, p->comm)) < 0 || (r = buf_append_str(b, ",\"state\":")) < 0 ||
+            (r = json_str(b, p->comm, sizeof(p->comm))) < 0 || (r = buf_append_str(b, ",\"state\":")) < 0 ||
             (r = buf_append_json_string(b, st, 1)) < 0 ||
             (r = buf_printf(b, ",\"cpu_us\":%llu,\"rss_bytes\":%llu,\"num_threads\":%u",
                             (unsigned long long)p->cpu_us, (unsigned long long)p->rss_bytes,

@@ -3,8 +3,8 @@
 
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
-slow invoke, a timeout in a busy loop (its cause says so; and the re-init that
-follows), a crash, an out-of-memory
+slow invoke, a timeout in a busy loop (its cause says what the function was
+doing; and the re-init that follows), a crash, an out-of-memory
 kill and a spin-down.  Everything runs with Lambda's defaults: PassThrough
 tracing (a call without a header gets Sampled=0) and no sampling setting, so
 a fast warm call without a header is exported only when the sample takes it
@@ -26,8 +26,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "integration"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, "viewer"))
 import harness  # noqa: E402
+import page  # noqa: E402
+import traces  # noqa: E402
 import waterfall  # noqa: E402
 
 UPSTREAM = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -149,6 +151,12 @@ def main():
         for line in lines:
             if not line.startswith("{"):
                 f.write(line + "\n")
+    # the same documents as one self-contained HTML page (./build.sh view draws it too)
+    html_path = os.path.join(os.path.dirname(os.path.abspath(args.out)), "traces.html")
+    with open(html_path, "w", encoding="utf-8") as f:
+        f.write(page.render_page(traces.finish(traces.load_text("\n".join(raw), "demo")),
+                                 title="lambda-tracer demo", sources=[shown_path(os.path.abspath(args.out))],
+                                 titles={r.request_id: f"#{n} {label}" for n, (label, _, r) in enumerate(results, 1)}))
     segs = harness.by_request(docs)
     independent = [d for d in docs if d.get("type") == "subsegment"]
 
@@ -243,7 +251,8 @@ def main():
           f"{n_open} in-progress versions"
           + (f", {len(independent)} independent subsegments" if independent else "")
           + f") to {shown_path(os.path.abspath(args.out))}; the extension's log is in "
-          f"{shown_path(log_path)}")
+          f"{shown_path(log_path)}; open {shown_path(html_path)} in a browser for the same traces "
+          f"with every detail")
 
     reports = harness.sanitizer_reports(lines)
     if reports:

@@ -171,6 +171,11 @@ DEFAULT_FAULTS = {
     # {"oversize_bytes": N} adds a "padding" field of N bytes to the next INVOKE event;
     # {"patch": {...}} sets these fields of the next INVOKE event (e.g. a hostile requestId)
     "next_faults": [],
+    # the next `count` telemetry deliveries that carry a platform.runtimeDone are spoiled:
+    # {"how": "garbage"} cuts the body in half (unparsable JSON), {"how": "pad", "bytes": N}
+    # appends N spaces inside the array (valid, but N bytes bigger), {"how": "delay", "ms": N}
+    # delivers it N ms late (counted while thawed); None: off
+    "spoil_runtime_done": None,
 }
 
 
@@ -678,6 +683,15 @@ class _Subscriber:
             body = b"".join(d + b"\n" for _, d in batch)
         else:
             body = b"[" + b",".join(d for _, d in batch) + b"]"
+        spoil = emu.faults["spoil_runtime_done"]
+        if spoil and spoil.get("count", 1) > 0 and any(r["type"] == "platform.runtimeDone" for r in recs):
+            spoil["count"] = spoil.get("count", 1) - 1
+            if spoil["how"] == "garbage":
+                body = body[:len(body) // 2]
+            elif spoil["how"] == "pad":
+                body = body[:-1] + b" " * int(spoil["bytes"]) + body[-1:]
+            elif spoil["how"] == "delay" and not self._sleep_unfrozen(spoil["ms"] / 1000.0):
+                return False
         attempts = 1 + int(q["delivery_retries"])
         for attempt in range(1, attempts + 1):
             if not self._wait_deliverable():
@@ -3344,6 +3358,10 @@ def _cmd_run(args):
     if args.init_type == MI_INIT_TYPE:
         args.managed_instances = True
     env = _parse_kv(args.env)
+    # Nothing leaves this machine unless asked: lambda-tracer's own default is the real
+    # X-Ray API, so the command line sets its stdout exporter (--env LAMBDA_TRACER_EXPORTERS=...
+    # overrides); the documents land in --work-dir's lambda-tracer.log for ./build.sh view.
+    env.setdefault("LAMBDA_TRACER_EXPORTERS", "stdout")
     quirks = _parse_quirks(args.quirk)
     faults = _parse_quirks(args.fault)
     emu = Emulator(root=args.root, runtime=args.runtime, function_name=args.function_name,

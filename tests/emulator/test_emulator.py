@@ -1514,6 +1514,20 @@ class ShutdownTests(unittest.TestCase):
         self.assertLess(sum(1 for e in events if e["eventType"] == "INVOKE"), 5, out)
         self.assertIn("shutdown SandboxTerminated", out)
 
+    def test_cli_defaults_lambda_tracer_to_stdout(self):
+        # lambda-tracer's own default exporter is the real X-Ray API: the command line must
+        # never send anything off the machine unless asked (--env overrides)
+        for extra, want in (([], "stdout"), (["--env", "LAMBDA_TRACER_EXPORTERS=xray"], "xray")):
+            box = Box(self, probes={"p": {"PROBE_DUMP_ENV": "1"}})
+            proc = subprocess.run([PY, os.path.join(HERE, "lambda_emulator.py"), "run", "--root", box.root,
+                                   "--runtime", "%s %s" % (PY, BOOT), "--env", "PROBE_LOG_DIR=%s" % box.logs,
+                                   "--invoke", '{"action":"fast"}'] + extra,
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            starts = [r for r in box.log("p") if r.get("kind") == "start" or "env" in r]
+            self.assertTrue(starts, box.log("p"))
+            self.assertEqual(starts[0]["env"].get("LAMBDA_TRACER_EXPORTERS"), want)
+
     def test_extension_not_registered_for_shutdown_is_killed(self):
         box = Box(self, probes={"invoke-only": {"PROBE_EVENTS": "INVOKE"}})
         box.emu.start()

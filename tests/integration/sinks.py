@@ -265,3 +265,76 @@ class DaemonSink:
     def close(self):
         self.running = False
         self.sock.close()
+
+
+class BlackHoleSink:
+    """A TCP endpoint that accepts, reads whatever comes and never answers
+    (trickle=False), or answers one byte at a time, every `interval_s`, of
+    a response that never ends (trickle=True): a backend that keeps a
+    request in flight for as long as the client lets it."""
+
+    def __init__(self, trickle=False, interval_s=0.05):
+        self.trickle = trickle
+        self.interval_s = interval_s
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.received = 0           # bytes read from clients
+        self.conns = []
+        self.running = True
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"
+        sent = 0
+        c.settimeout(self.interval_s)
+        while self.running:
+            try:
+                data = c.recv(65536)
+                if not data:
+                    return
+                with self.lock:
+                    self.received += len(data)
+            except socket.timeout:
+                pass
+            except OSError:
+                return
+            if self.trickle:
+                try:
+                    c.sendall(head[sent:sent + 1] if sent < len(head) else b" ")
+                    sent += 1
+                except OSError:
+                    return
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass

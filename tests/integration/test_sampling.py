@@ -181,9 +181,9 @@ class DefaultSamplingTest(unittest.TestCase):
         self.assertIn("dropped=0 ", summaries[2])
         counts = {}
         for s in summaries:
-            for kv in re.search(r"sampled_by=(\S+)", s).group(1).split(","):
-                k, v = kv.split(":")
+            for k, v in re.findall(r"\bsampled_by_(\w+)=(\d+)", s):
                 counts[k] = counts.get(k, 0) + int(v)
+        self.assertEqual(counts.pop("unknown"), 0)
         self.assertEqual(set(counts), {"outcome", "cold_start", "slow", "header", "reservoir", "ratio", "all"})
         reasons = [self.reason(self.final(r)) for r in self.fast + [self.cold, self.sampled, self.slow,
                    self.fnerr, self.timeout, self.reinit, self.crash, self.after_crash]

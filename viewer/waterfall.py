@@ -1,6 +1,7 @@
 """Terminal waterfalls of the X-Ray documents lambda-tracer exports.
 
-Used by tests/demo.py; unit-tested by tests/integration/test_waterfall.py.
+Used by tests/demo.py and viewer/view.py (./build.sh view); unit-tested by
+tests/viewer/test_waterfall.py.
 Python 3 standard library only.
 
 One invocation is a list of document versions with the same segment id (an

@@ -1,11 +1,11 @@
-"""The demo's terminal waterfall (tests/waterfall.py) on hand-made X-Ray
+"""The terminal waterfall (viewer/waterfall.py) on hand-made X-Ray
 documents: no emulator, no binary."""
 import os
 import re
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "viewer"))
 import waterfall  # noqa: E402
 
 T = 1700000000.0  # the segment's start
