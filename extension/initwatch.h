@@ -53,7 +53,7 @@ enum initwatch_rule {
 #define INITWATCH_MIN_WALL_US 300000      /* a shorter runtime Init gets no hint */
 #define INITWATCH_BUSY_PERMILLE 500       /* CPU >= 50 % of wall: busy */
 #define INITWATCH_IDLE_PERMILLE 250       /* CPU < 25 % of wall: waiting */
-#define INITWATCH_READ_MANY_BYTES (16 * 1000 * 1000) /* bytes read: "many" */
+#define INITWATCH_READ_MANY_BYTES INT64_C(16000000) /* bytes read: "many" */
 #define INITWATCH_MAJFLT_MANY 4096        /* 16 MB of 4 KB pages from storage */
 
 /* The rule that fires for f and its sentence (no trailing period), e.g.
