@@ -50,6 +50,7 @@ void config_defaults(struct config *ret)
     ret->queue_max_bytes = QUEUE_DEFAULT_MAX_BYTES;
     ret->shutdown_telemetry_wait_ms = SHUTDOWN_DEFAULT_TELEMETRY_WAIT_MS;
     ret->timeout_margin_ms = TIMEOUT_MARGIN_DEFAULT_MS;
+    ret->init_watch_ms = 20;
     ret->log_tail_lines = 0;
     ret->log_tail_max_bytes = 2048;
     ret->flush = CONFIG_FLUSH_AUTO;
@@ -549,6 +550,7 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     }
     load_u32(&l, "LAMBDA_TRACER_SLOW_MS", 0, 900000, &ret->slow_ms);
     load_u32(&l, "LAMBDA_TRACER_TIMEOUT_MARGIN_MS", 0, 10000, &ret->timeout_margin_ms);
+    load_u32(&l, "LAMBDA_TRACER_INIT_WATCH_MS", 0, 1000, &ret->init_watch_ms);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_LINES", 0, LOG_TAIL_MAX_LINES, &ret->log_tail_lines);
     load_u32(&l, "LAMBDA_TRACER_LOG_TAIL_MAX_BYTES", LOG_TAIL_MIN_BYTES, LOG_TAIL_MAX_BYTES,
              &ret->log_tail_max_bytes);

@@ -46,6 +46,7 @@ struct config {
     bool trace_unsampled_deprecated; /* LAMBDA_TRACER_TRACE_UNSAMPLED was set (main logs it) */
     uint32_t slow_ms;                /* slow invocation threshold; 0: auto (sampling.h) */
     uint32_t timeout_margin_ms;      /* in-progress export this long before a deadline */
+    uint32_t init_watch_ms;          /* Init anatomy sampling interval; 0: off */
     uint32_t log_tail_lines;         /* 0: off; else also subscribe to function logs */
     uint32_t log_tail_max_bytes;
     /* cost and metrics */

@@ -39,6 +39,7 @@
 #include "ext_event.h"
 #include "extapi.h"
 #include "http_client.h"
+#include "initwatch.h"
 #include "journal.h"
 #include "limits.h"
 #include "listener.h"
@@ -69,6 +70,7 @@ struct runtime {
     int64_t last_invoke_ms; /* monotonic; 0 before the first */
     int64_t started_us;     /* this process's start (epoch) */
     struct journal *journal;
+    struct initwatch *initwatch; /* the Init anatomy's sampler (NULL: off) */
     struct journal_entry recovered[JOURNAL_SLOTS];
     size_t recovered_count;
 };
@@ -387,6 +389,7 @@ static void start_pipeline(struct runtime *rt)
         .region = region,
         .memory_size_mb = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
         .journal = rt->journal,
+        .initwatch = rt->initwatch,
         .recovered = rt->recovered,
         .recovered_count = rt->recovered_count,
         .reset_us = rt->started_us,
@@ -735,6 +738,15 @@ int main(int argc, char **argv)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     start_telemetry(&rt, "sandbox.localdomain");
+    if (rt.telemetry_active && rt.cfg.init_watch_ms > 0) {
+        /* The runtime starts once every extension registered: the watcher
+         * looks for it every interval, for at most 30 s of Init. */
+        struct initwatch_opts wo = {.self = getpid(), .interval_ms = rt.cfg.init_watch_ms,
+                                    .max_samples = 30000 / rt.cfg.init_watch_ms + 1};
+        rt.initwatch = initwatch_start(&wo);
+        if (rt.initwatch == NULL)
+            log_warn("cannot start the Init watcher; no Init anatomy");
+    }
     if (rt.telemetry_active) {
         open_journal(&rt, name);
         start_pipeline(&rt);
@@ -756,6 +768,7 @@ out:
     if (rt.queue != NULL)
         queue_close(rt.queue);
     pipeline_stop(rt.pipeline, NULL);
+    initwatch_free(rt.initwatch);
     /* Nothing more is sent; a request in flight is cut at once. */
     if (!export_stop(rt.exporter, clock_mono_ns() + 2 * (int64_t)EXPORT_STOP_JOIN_MS * 1000000, NULL))
         _exit(status); /* its thread is stuck: tear nothing down under it */

@@ -493,6 +493,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .timeout_margin_us = (int64_t)cfg->timeout_margin_ms * 1000,
         .log_tail_lines = cfg->log_tail_lines,
         .log_tail_max_bytes = cfg->log_tail_max_bytes,
+        .initwatch = fn->initwatch,
         .emit = on_segment,
         .observe = on_observe,
     };

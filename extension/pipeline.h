@@ -56,6 +56,7 @@ struct pipeline_function {
      * released once exported (the exporter's on_handled must call
      * journal_release with the ticket). */
     struct journal *journal;
+    struct initwatch *initwatch; /* not owned; may be NULL (Init anatomy) */
     /* Invocations a killed predecessor left in the journal (copied), and a
      * time no later than the reset that killed it (this process's start). */
     const struct journal_entry *recovered;

@@ -292,12 +292,33 @@ int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
     if (field_u64(&p, end, &v) < 0 || v > INT32_MAX) /* 4 ppid */
         return -EPROTO;
     st.ppid = (pid_t)v;
-    for (int f = 5; f <= 13; f++)
+    for (int f = 5; f <= 9; f++)
         if (skip_token(&p, end) < 0)
             return -EPROTO;
+    if (field_u64(&p, end, &st.minflt) < 0 || field_u64(&p, end, &st.cminflt) < 0 || /* 10 11 */
+        field_u64(&p, end, &st.majflt) < 0 || field_u64(&p, end, &st.cmajflt) < 0)   /* 12 13 */
+        return -EPROTO;
     if (field_u64(&p, end, &st.utime_ticks) < 0 || field_u64(&p, end, &st.stime_ticks) < 0)
         return -EPROTO;
-    for (int f = 16; f <= 19; f++)
+    /* 16 cutime, 17 cstime: the waited-for children's CPU (never negative
+     * in practice; a negative value is left as 0) */
+    {
+        const char *q = p;
+        if (field_u64(&p, end, &st.cutime_ticks) < 0) {
+            p = q;
+            st.cutime_ticks = 0;
+            if (skip_token(&p, end) < 0)
+                return -EPROTO;
+        }
+        q = p;
+        if (field_u64(&p, end, &st.cstime_ticks) < 0) {
+            p = q;
+            st.cstime_ticks = 0;
+            if (skip_token(&p, end) < 0)
+                return -EPROTO;
+        }
+    }
+    for (int f = 18; f <= 19; f++)
         if (skip_token(&p, end) < 0)
             return -EPROTO;
     if (field_u64(&p, end, &v) < 0 || v > UINT32_MAX) /* 20 num_threads */
@@ -428,6 +449,60 @@ int procsnap_parse_net_line(const char *s, size_t len, int family, struct procsn
     ret->tx_queue = sk.tx_queue;
     ret->rx_queue = sk.rx_queue;
     ret->inode = sk.inode;
+    return 0;
+}
+
+int procsnap_parse_io(const char *s, size_t len, struct procsnap_io *ret)
+{
+    /* "rchar: N\nwchar: N\nsyscr: N\nsyscw: N\nread_bytes: N\n..." in the
+     * kernel's order; lines are looked up by name, unknown ones skipped. */
+    struct procsnap_io io;
+    unsigned have = 0;
+    const char *p = s;
+    const char *end;
+
+    if (s == NULL || ret == NULL)
+        return -EPROTO;
+    end = s + len;
+    memset(&io, 0, sizeof(io));
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *colon;
+        uint64_t *dst = NULL;
+        unsigned bit = 0;
+        uint64_t v;
+
+        if (eol == NULL)
+            eol = end;
+        colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon != NULL) {
+            size_t n = (size_t)(colon - p);
+            if (n == 5 && memcmp(p, "rchar", 5) == 0) {
+                dst = &io.rchar;
+                bit = 1;
+            } else if (n == 5 && memcmp(p, "syscr", 5) == 0) {
+                dst = &io.syscr;
+                bit = 2;
+            } else if (n == 10 && memcmp(p, "read_bytes", 10) == 0) {
+                dst = &io.read_bytes;
+                bit = 4;
+            }
+        }
+        if (dst != NULL) {
+            const char *q = colon + 1;
+            skip_spaces(&q, eol);
+            /* the kernel ends every line with '\n': without it the text
+             * was cut, possibly inside the number */
+            if (eol == end || parse_u64(&q, eol, &v) < 0 || q != eol || (have & bit) != 0)
+                return -EPROTO;
+            *dst = v;
+            have |= bit;
+        }
+        p = eol + 1;
+    }
+    if (have != 7)
+        return -EPROTO;
+    *ret = io;
     return 0;
 }
 
@@ -684,6 +759,8 @@ struct ctx {
     struct procsnap *s;
     int64_t deadline_mono_us; /* 0: none */
     uint64_t page_bytes;
+    int rootfd;               /* the proc root (for /proc/P/io) */
+    bool want_io;             /* opts.io */
     /* Children named by task/T/children, visited breadth first. */
     struct {
         pid_t pid, ppid;
@@ -963,6 +1040,24 @@ static bool add_proc(struct ctx *c, const struct procsnap_stat *st, uint8_t dept
     p->rss_bytes = st->rss_pages * c->page_bytes;
     p->num_threads = st->num_threads;
     p->depth = depth;
+    p->minflt = st->minflt + st->cminflt;
+    p->majflt = st->majflt + st->cmajflt;
+    p->children_cpu_us = ticks_to_us(st->cutime_ticks + st->cstime_ticks);
+    if (c->want_io) {
+        char name[32], buf[READ_BUF_BYTES];
+        struct procsnap_io io;
+        snprintf(name, sizeof(name), "%d/io", (int)st->pid);
+        ssize_t n = read_small(c->rootfd, name, buf, sizeof(buf));
+        if (n < 0 || procsnap_parse_io(buf, (size_t)n, &io) < 0) {
+            /* ENOENT too: a kernel without task I/O accounting */
+            note_unreadable(s, PROCSNAP_SRC_IO, n < 0 ? (int)-n : EPROTO);
+        } else {
+            p->has_io = true;
+            p->rchar = io.rchar;
+            p->read_bytes = io.read_bytes;
+            p->syscr = io.syscr;
+        }
+    }
     return true;
 }
 
@@ -1785,6 +1880,8 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
         note_unreadable(ret, PROCSNAP_SRC_STAT, -rootfd);
         return -ESRCH;
     }
+    c.rootfd = rootfd;
+    c.want_io = o->io;
     /* The roots first, each checked against its start time (pid reuse). */
     for (size_t i = 0; i < o->nroots; i++) {
         struct procsnap_stat st;
@@ -1805,7 +1902,9 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
     /* Descendants, breadth first: from the children files read with the
      * threads (the list grows as children are read), or, when a children
      * file was missing, from one scan of proc_root for ppid links. */
-    bool scan = c.children_missing;
+    /* (a light snapshot reads no children files: with opts.descendants
+     * it scans) */
+    bool scan = c.children_missing || (o->light && o->descendants);
     if (!o->light && !scan) {
         for (size_t k = 0; k < c.nkids && !over_budget(&c); k++) {
             struct procsnap_stat st;
@@ -1822,7 +1921,7 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
         if (c.children_missing)
             ret->partial = true;
     }
-    if (!o->light && scan && !over_budget(&c)) {
+    if ((!o->light || o->descendants) && scan && !over_budget(&c)) {
         struct scan_state sc = {.rootfd = rootfd, .links = links, .max = SCAN_TABLE_MAX};
         if (walk_numeric(rootfd, PROCSNAP_MAX_SCAN_PIDS, scan_one, &sc) < 0)
             ret->partial = true;
@@ -2221,7 +2320,7 @@ static void fmt_peer(char *out, size_t size, const struct procsnap_socket *sk, b
 static void unreadable_list(const struct procsnap *s, char *out, size_t size)
 {
     static const char *const names[PROCSNAP_SRC_COUNT] = {
-        "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag"};
+        "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag", "io"};
     size_t off = 0;
 
     out[0] = '\0';
@@ -2603,7 +2702,7 @@ static const char *errno_name(int e)
 static int json_body(const struct procsnap *s, const struct procsnap *start, struct buf *b)
 {
     static const char *const names[PROCSNAP_SRC_COUNT] = {
-        "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag"};
+        "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag", "io"};
     int r;
 
     r = buf_printf(b, "{\"taken_us\":%lld,\"took_us\":%u,\"partial\":%s,\"light\":%s",

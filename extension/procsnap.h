@@ -8,7 +8,9 @@
  * ptrace, no signal, nothing written.  What a file refuses is RECORDED in
  * the snapshot (procsnap.unreadable), never guessed.  /proc/<pid>/environ
  * is never opened (it may hold the function's secrets); neither are
- * cmdline arguments past argv[0], nor /proc/<pid>/io, maps or mem.
+ * cmdline arguments past argv[0], nor maps or mem.  /proc/<pid>/io (byte
+ * and syscall counters only) is read when procsnap_opts.io asks for it
+ * (the Init anatomy).
  *
  * Every structure here is a plain fixed-size value: no allocation anywhere
  * in this module, every read bounded (PROCSNAP_* caps below), every file
@@ -19,6 +21,9 @@
  * read"):
  *   /proc/P/stat, task/T/stat   state, comm, ppid, utime+stime, start time,
  *                               RSS pages, thread count          (anyone)
+ *   /proc/P/stat fields 10-17   page faults (own + waited children),
+ *                               the waited children's CPU        (anyone)
+ *   /proc/P/io                  rchar, syscr, read_bytes  (ptrace-read; opts.io)
  *   /proc/P/task/               the thread ids                   (anyone)
  *   /proc/P/cmdline (argv[0])   extension or not (find_runtime)  (anyone)
  *   /proc/P/task/T/syscall      current syscall nr and 1st arg   (ptrace-attach)
@@ -72,6 +77,7 @@ enum procsnap_src {
     PROCSNAP_SRC_FD,       /* /proc/P/fd/ listing and readlink */
     PROCSNAP_SRC_NET,      /* /proc/P/net/{tcp,tcp6,udp,udp6} */
     PROCSNAP_SRC_SOCK_DIAG,/* netlink sock_diag */
+    PROCSNAP_SRC_IO,       /* /proc/P/io (only with opts.io) */
     PROCSNAP_SRC_COUNT
 };
 
@@ -87,6 +93,17 @@ struct procsnap_proc {
     uint64_t rss_bytes;    /* stat field 24 x page size */
     uint32_t num_threads;  /* stat field 20 (may exceed what was kept) */
     uint8_t depth;         /* 0: a runtime root, 1: its child, ... */
+    uint64_t minflt;       /* stat fields 10+11: minor page faults, own and
+                            * of the children it waited for */
+    uint64_t majflt;       /* stat fields 12+13: major faults (read from
+                            * storage), likewise */
+    uint64_t children_cpu_us; /* stat fields 16+17: CPU of waited children */
+    bool has_io;           /* the fields below were read (opts.io) */
+    uint64_t rchar;        /* /proc/P/io: bytes read by read(2) and kin
+                            * (files, cached or not, pipes, sockets) */
+    uint64_t read_bytes;   /* bytes this process caused to be fetched
+                            * from storage */
+    uint64_t syscr;        /* read syscalls */
 };
 
 /* syscall_nr special values. */
@@ -198,6 +215,10 @@ struct procsnap_opts {
     const struct procsnap_peer *ignore_peer; /* NULL, or: its TCP
                              * connections and the threads blocked on them
                              * are left out (procsnap_leave_out_peer) */
+    bool descendants;       /* with light: follow the descendants too (one
+                             * scan of proc_root) */
+    bool io;                /* read /proc/P/io for each process kept (its
+                             * refusal is noted as PROCSNAP_SRC_IO) */
 };
 
 /*
@@ -402,6 +423,8 @@ struct procsnap_stat {
     uint32_t num_threads;
     uint64_t start_ticks;
     uint64_t rss_pages;
+    uint64_t minflt, cminflt, majflt, cmajflt; /* fields 10-13 */
+    uint64_t cutime_ticks, cstime_ticks;       /* fields 16-17 (negative: 0) */
 };
 int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
     __attribute__((warn_unused_result));
@@ -415,6 +438,16 @@ int procsnap_parse_syscall(const char *s, size_t len, int32_t *ret_nr, uint64_t 
  * AF_INET6; the header line is -EPROTO).  Fills the address, port, state,
  * queue and inode fields of *ret (proto is left to the caller). */
 int procsnap_parse_net_line(const char *s, size_t len, int family, struct procsnap_socket *ret)
+    __attribute__((warn_unused_result));
+
+/* /proc/P/io: rchar, syscr and read_bytes (other lines skipped; each of the
+ * three required exactly once, a decimal without sign, ending with '\n'). */
+struct procsnap_io {
+    uint64_t rchar;
+    uint64_t syscr;
+    uint64_t read_bytes;
+};
+int procsnap_parse_io(const char *s, size_t len, struct procsnap_io *ret)
     __attribute__((warn_unused_result));
 
 /* "socket:[12345]" (a readlink result) -> 12345. */

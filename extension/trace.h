@@ -20,7 +20,7 @@
 
 #define TRACE_NO_END INT64_MIN
 #define TRACE_MAX_SPANS 12
-#define TRACE_MAX_ATTRS 40
+#define TRACE_MAX_ATTRS 48
 #define TRACE_NAME_MAX 201           /* X-Ray segment names: at most 200 characters */
 #define TRACE_SPAN_NAME_MAX 64
 #define TRACE_STRING_MAX 256         /* attribute values (X-Ray caps most strings at 250) */

@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "initwatch.h"
 #include "xray_header.h"
 
 #define TRACER_MAX_OPEN 64
@@ -71,6 +72,8 @@ struct init_info {
     enum tel_status status;
     char error_type[ERROR_TYPE_MAX];
     unsigned extensions; /* platform.extension records */
+    bool anatomy;         /* the runtime's figures over its Init (initwatch) */
+    struct initwatch_figures figures;
     bool failure_emitted; /* a failed Init was exported as its own segment */
     bool restore_seen;
     int64_t restore_start_us;
@@ -153,6 +156,7 @@ struct tracer {
     void *ctx;
     struct cost_price price;
     bool durable; /* durable function (initStart.runtimeVersion) */
+    struct initwatch *initwatch;
 
     int64_t registered_us;
     int64_t first_next_us;
@@ -205,6 +209,7 @@ struct tracer *tracer_new(const struct tracer_options *opts)
     t->observe = opts->observe;
     t->price = opts->price;
     t->ctx = opts->ctx;
+    t->initwatch = opts->initwatch;
     t->instance_max_memory = TEL_ABSENT;
     if (opts->log_tail_lines > 0) {
         t->log_tail_lines = opts->log_tail_lines < LOG_TAIL_MAX_LINES ? opts->log_tail_lines
@@ -519,6 +524,8 @@ static int64_t span_end(const struct span_val *s)
     return s->set && s->duration_us != TEL_ABSENT ? s->start_us + s->duration_us : TEL_ABSENT;
 }
 
+static int64_t runtime_started(const struct tracer *t, const struct init_info *in);
+
 static void add_init_spans(struct tracer *t, struct trace_segment *seg)
 {
     const struct init_info *in = &t->init;
@@ -541,9 +548,115 @@ static void add_init_spans(struct tracer *t, struct trace_segment *seg)
                 t->first_next_us <= end + INIT_MILESTONE_SLACK_US;
     if (ours)
         add_span(seg, parent, "Extension init: lambda-tracer", in->start_us, t->first_next_us);
-    if (ours && in->extensions <= 1 && in->runtime_done && t->registered_us > in->start_us &&
-        in->runtime_done_us >= t->registered_us)
-        add_span(seg, parent, "Runtime init", t->registered_us, in->runtime_done_us);
+    /* The runtime's start: seen in /proc (exact whatever the number of
+     * extensions), else the end of our registration when we are the only
+     * extension. */
+    if (in->runtime_done && runtime_started(t, in) != TEL_ABSENT)
+        add_span(seg, parent, "Runtime init", runtime_started(t, in), in->runtime_done_us);
+}
+
+/* When the runtime started, or TEL_ABSENT when not knowable. */
+static int64_t runtime_started(const struct tracer *t, const struct init_info *in)
+{
+    int64_t end = in->runtime_done ? in->runtime_done_us : TEL_ABSENT;
+
+    if (!in->seen || end == TEL_ABSENT)
+        return TEL_ABSENT;
+    if (in->anatomy && in->figures.runtime_start_epoch_us >= in->start_us - INIT_MILESTONE_SLACK_US &&
+        in->figures.runtime_start_epoch_us <= end + INIT_MILESTONE_SLACK_US)
+        return in->figures.runtime_start_epoch_us < in->start_us ? in->start_us
+               : in->figures.runtime_start_epoch_us > end        ? end
+                                                                 : in->figures.runtime_start_epoch_us;
+    if (in->extensions <= 1 && t->registered_us > in->start_us && end >= t->registered_us)
+        return t->registered_us;
+    return TEL_ABSENT;
+}
+
+static double ms_of(int64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+/* Where Init went (README "Why was the cold start slow?"): the runtime's
+ * anatomy and hint, and the extensions' share against the runtime's. */
+static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
+{
+    const struct init_info *in = &t->init;
+    char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
+    int64_t rt_start = runtime_started(t, in);
+
+    if (!in->seen)
+        return;
+    if (in->anatomy) {
+        initwatch_describe(&in->figures, text, sizeof(text));
+        attr_str(seg, "runtime_init", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
+        if (in->figures.cpu_us >= 0)
+            attr_int(seg, "runtime_init_cpu_ms", "lambda_tracer.runtime_init.cpu_ms",
+                     TRACE_ATTR_METADATA, in->figures.cpu_us / 1000);
+        if (in->figures.rchar >= 0)
+            attr_int(seg, "runtime_init_read_bytes", "lambda_tracer.runtime_init.read_bytes",
+                     TRACE_ATTR_METADATA, in->figures.rchar);
+        attr_int(seg, "runtime_init_rss_bytes", "lambda_tracer.runtime_init.rss_bytes",
+                 TRACE_ATTR_METADATA, in->figures.rss_bytes);
+        /* With other extensions, initRuntimeDone is dated when the last
+         * extension is ready (Lambda emits it then): the runtime's idle
+         * time may be a wait for them, so only the busy rules speak. */
+        enum initwatch_rule rule = initwatch_hint(&in->figures, text, sizeof(text));
+        if (rule != INITWATCH_NONE &&
+            (in->extensions <= 1 || rule == INITWATCH_LOADING || rule == INITWATCH_COMPUTING ||
+             rule == INITWATCH_CPU))
+            attr_str(seg, "init_hint", "lambda_tracer.init_hint", TRACE_ATTR_ANNOTATION, text);
+    }
+    /* Extensions against the runtime.  Lambda starts the runtime once the
+     * last extension registered and ends Init once the runtime and every
+     * extension called next: before the runtime started and after it was
+     * done, Init waited on extensions. */
+    if (in->reported && in->duration_us != TEL_ABSENT && rt_start != TEL_ABSENT) {
+        int64_t end = in->start_us + in->duration_us;
+        int64_t before = rt_start - in->start_us;
+        int64_t after = end > in->runtime_done_us ? end - in->runtime_done_us : 0;
+        int64_t runtime = in->runtime_done_us - rt_start;
+        bool ours = t->first_next_us > in->start_us && t->first_next_us <= end + INIT_MILESTONE_SLACK_US;
+        int64_t our_before = ours && t->registered_us > in->start_us
+                                 ? (t->registered_us < rt_start ? t->registered_us : rt_start) - in->start_us
+                                 : 0;
+        int64_t our_after = ours && t->first_next_us > in->runtime_done_us
+                                ? (t->first_next_us < end ? t->first_next_us : end) - in->runtime_done_us
+                                : 0;
+        unsigned others = in->extensions > 0 ? in->extensions - 1 : 0;
+        /* Only we are an extension: Init ends when the runtime or we are
+         * done, whichever is later, and we know when we were.  Otherwise the
+         * extensions' figure is a lower bound and the runtime's an upper. */
+        bool exact = ours && others == 0;
+        attr_int(seg, "init_extensions_ms", "lambda_tracer.init.extensions_ms", TRACE_ATTR_METADATA,
+                 (exact ? before + after : before) / 1000);
+        attr_int(seg, "init_runtime_ms", "lambda_tracer.init.runtime_ms", TRACE_ATTR_METADATA,
+                 (exact ? runtime : runtime + after) / 1000);
+        attr_bool(seg, "init_split_exact", "lambda_tracer.init.split_exact", TRACE_ATTR_METADATA,
+                  exact);
+        if (ours && others == 0)
+            snprintf(text, sizeof(text),
+                     "Init %.0f ms: extensions %.0f ms (all lambda-tracer: %.0f ms registering, "
+                     "%.0f ms after the runtime), runtime %.0f ms",
+                     ms_of(in->duration_us), ms_of(before + after), ms_of(before), ms_of(after),
+                     ms_of(runtime));
+        else if (ours)
+            snprintf(text, sizeof(text),
+                     "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
+                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms "
+                     "(the runtime's own end is not visible)",
+                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), others,
+                     others == 1 ? "" : "s", ms_of(runtime + after));
+        else
+            snprintf(text, sizeof(text),
+                     "Init %.0f ms: extensions %.0f ms before the runtime started, then runtime "
+                     "and extensions %.0f ms (not separable)",
+                     ms_of(in->duration_us), ms_of(before), ms_of(runtime + after));
+        attr_str(seg, "init_split", "lambda_tracer.init.split", TRACE_ATTR_METADATA, text);
+        if (ours)
+            attr_int(seg, "init_lambda_tracer_ms", "lambda_tracer.init.lambda_tracer_ms",
+                     TRACE_ATTR_METADATA, (our_before + our_after) / 1000);
+    }
 }
 
 /* The failure, told apart: flags and a cause whose type and message say
@@ -846,8 +959,10 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     seg->end_us = end;
 
     /* Subsegments. */
-    if (inv->cold)
+    if (inv->cold) {
         add_init_spans(t, seg);
+        add_init_anatomy(t, seg);
+    }
     if (t->init.restore_seen && inv->cold)
         add_span(seg, -1, "Restore", t->init.restore_start_us,
                  t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
@@ -1166,6 +1281,12 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
     case TEL_INIT_RUNTIME_DONE:
         in->runtime_done = true;
         in->runtime_done_us = ev->time_us;
+        /* The runtime's figures up to its Init's end (platform times are
+         * whole ms: the sample may be up to 1 ms later); sampling stops. */
+        if (t->initwatch != NULL && !in->anatomy) {
+            in->anatomy = initwatch_figures_at(t->initwatch, ev->time_us + 1000, &in->figures);
+            initwatch_stop(t->initwatch);
+        }
         in->runtime_status = ev->status;
         copy_str(in->runtime_error, sizeof(in->runtime_error), ev->error_type);
         break;

@@ -54,6 +54,7 @@ struct tracer_options {
     unsigned log_tail_lines;   /* 0: off; else attach the last N function log lines to failures */
     size_t log_tail_max_bytes; /* cap of the attached text */
     struct cost_price price;   /* for cost_usd; all 0: no cost figures */
+    struct initwatch *initwatch; /* not owned; may be NULL: the Init anatomy's sampler */
     tracer_emit_fn emit;
     tracer_observe_fn observe; /* may be NULL; called with ctx */
     void *ctx;

@@ -183,6 +183,14 @@ def main():
             print(line)
         doc, n_open, is_final = waterfall.pick(versions)
         check = "ok"
+        if label == "cold start" and is_final:
+            # where Init went (README "Why was the cold start slow?")
+            meta = (doc.get("metadata") or {}).get("lambda_tracer") or {}
+            print(f"  Where Init went: {meta.get('init_split', '(no split)')}")
+            print(f"  Runtime init: {meta.get('runtime_init', '(no anatomy)')}")
+            print(f"  Hint: {(doc.get('annotations') or {}).get('init_hint', '(no rule fired)')}")
+            if "runtime_init" not in meta or "init_split" not in meta:
+                problems.append(f"{title}: the cold start does not say where Init went")
         if not is_final:
             check = "no final segment"
             problems.append(f"{title}: only in-progress versions of {r.request_id}")

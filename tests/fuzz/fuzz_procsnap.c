@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "initwatch.h"
 #include "procsnap.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -163,6 +164,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(peer.port == 0x5a5a);
         }
         free(c);
+    }
+
+    /* The whole input as a /proc/P/io text; its figures through the Init
+     * anatomy's rules and description. */
+    {
+        char *c = piece(data, size);
+        struct procsnap_io io, iokeep;
+        memset(&iokeep, 0x5a, sizeof(iokeep));
+        io = iokeep;
+        int r = procsnap_parse_io(c, size, &io);
+        check(r == 0 || r == -EPROTO);
+        check(r == 0 || memcmp(&io, &iokeep, sizeof(io)) == 0);
+        free(c);
+        if (r == 0) {
+            struct initwatch_figures f;
+            char text[512];
+            memset(&f, 0, sizeof(f));
+            f.rchar = (int64_t)(io.rchar >> 1);
+            f.read_bytes = (int64_t)(io.read_bytes >> 1);
+            f.cpu_us = (int64_t)(io.syscr >> 1);
+            f.wall_us = (int64_t)(io.syscr >> 1) + 300000;
+            f.majflt = (int64_t)(io.read_bytes >> 12);
+            initwatch_hint(&f, text, sizeof(text));
+            check(strlen(text) < sizeof(text));
+            initwatch_describe(&f, text, sizeof(text));
+            check(strlen(text) < sizeof(text));
+        }
     }
 
     /* The consumers of what was parsed. */

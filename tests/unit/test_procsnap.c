@@ -256,7 +256,7 @@ static double number_before(const char *s, const char *suffix)
 static void test_parse_stat(void **state)
 {
     struct procsnap_stat st;
-    const char *ok = "1234 (my (odd) ) app) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 "
+    const char *ok = "1234 (my (odd) ) app) S 1 1234 1234 0 -1 4194560 100 3 7 2 250 50 11 4 20 0 "
                      "7 0 98765 123456789 4321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1\n";
     (void)state;
     assert_int_equal(procsnap_parse_stat(ok, strlen(ok), &st), 0);
@@ -269,6 +269,23 @@ static void test_parse_stat(void **state)
     assert_int_equal(st.num_threads, 7);
     assert_int_equal(st.start_ticks, 98765);
     assert_int_equal(st.rss_pages, 4321);
+    assert_int_equal(st.minflt, 100);
+    assert_int_equal(st.cminflt, 3);
+    assert_int_equal(st.majflt, 7);
+    assert_int_equal(st.cmajflt, 2);
+    assert_int_equal(st.cutime_ticks, 11);
+    assert_int_equal(st.cstime_ticks, 4);
+
+    /* A negative children's CPU (a signed field) reads as 0, the rest
+     * still parsed. */
+    const char *neg = "5 (x) S 1 0 0 0 0 0 1 2 3 4 5 6 -1 -2 0 0 3 0 55 0 9 0\n";
+    assert_int_equal(procsnap_parse_stat(neg, strlen(neg), &st), 0);
+    assert_int_equal(st.cutime_ticks, 0);
+    assert_int_equal(st.cstime_ticks, 0);
+    assert_int_equal(st.majflt, 3);
+    assert_int_equal(st.utime_ticks, 5);
+    assert_int_equal(st.num_threads, 3);
+    assert_int_equal(st.rss_pages, 9);
 
     /* A comm with a newline and a fake tail is still cut at the LAST ')'. */
     const char *nl = "9 (a\nb) R 2 3 4 5) Z 7 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n";
@@ -299,6 +316,48 @@ static void test_parse_stat(void **state)
     assert_int_equal(procsnap_parse_stat("12 (a S 1 2", 11, &st), -EPROTO);
     const char *ovf = "9 (a) S 99999999999999999999999 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n";
     assert_int_equal(procsnap_parse_stat(ovf, strlen(ovf), &st), -EPROTO);
+}
+
+static void test_parse_io(void **state)
+{
+    struct procsnap_io io, keep;
+    const char *ok = "rchar: 184000000\nwchar: 12\nsyscr: 4567\nsyscw: 3\nread_bytes: 8192\n"
+                     "write_bytes: 0\ncancelled_write_bytes: 0\n";
+    (void)state;
+    assert_int_equal(procsnap_parse_io(ok, strlen(ok), &io), 0);
+    assert_int_equal(io.rchar, 184000000);
+    assert_int_equal(io.syscr, 4567);
+    assert_int_equal(io.read_bytes, 8192);
+    /* Order does not matter, unknown lines skipped (even unterminated). */
+    const char *odd = "read_bytes: 1\nsyscr: 2\nrchar: 3\nfuture: x y";
+    assert_int_equal(procsnap_parse_io(odd, strlen(odd), &io), 0);
+    assert_int_equal(io.rchar, 3);
+    assert_int_equal(io.syscr, 2);
+    assert_int_equal(io.read_bytes, 1);
+
+    /* Every cut of the text before the last needed digit is rejected, the
+     * output untouched. */
+    memset(&keep, 0x5a, sizeof(keep));
+    io = keep;
+    size_t need = (size_t)(strstr(ok, "8192") - ok) + 5; /* its newline included */
+    for (size_t n = 0; n < need; n++) {
+        assert_int_equal(procsnap_parse_io(ok, n, &io), -EPROTO);
+        assert_memory_equal(&io, &keep, sizeof(io));
+    }
+    assert_int_equal(procsnap_parse_io(ok, need, &io), 0);
+    /* Missing, doubled, signed, junk after the number, overflow. */
+    const char *bad[] = {
+        "rchar: 1\nsyscr: 2\n",
+        "rchar: 1\nsyscr: 2\nread_bytes: 3\nrchar: 4\n",
+        "rchar: -1\nsyscr: 2\nread_bytes: 3\n",
+        "rchar: 1x\nsyscr: 2\nread_bytes: 3\n",
+        "rchar: \nsyscr: 2\nread_bytes: 3\n",
+        "rchar: 99999999999999999999999\nsyscr: 2\nread_bytes: 3\n",
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
+        assert_int_equal(procsnap_parse_io(bad[k], strlen(bad[k]), &io), -EPROTO);
+    assert_int_equal(procsnap_parse_io(NULL, 0, &io), -EPROTO);
+    assert_int_equal(procsnap_parse_io(ok, strlen(ok), NULL), -EPROTO);
 }
 
 static void test_parse_syscall(void **state)
@@ -1113,6 +1172,88 @@ static void test_wait_on_child(void **state)
     close(ready[1]);
 }
 
+/* A light snapshot with descendants and io: a process that read a file,
+ * forked a CPU-burning child it waited for, and has a live child.  The
+ * reads show in rchar and syscr, the dead child's CPU in children_cpu_us,
+ * the live child as a descendant; a plain light snapshot has neither the
+ * child nor io. */
+static void test_light_tree_io(void **state)
+{
+    struct procsnap s;
+    struct procsnap_target t;
+    struct procsnap_opts o = {.nroots = 1, .light = true, .descendants = true, .io = true,
+                              .no_sock_diag = true};
+    int ready[2];
+    pid_t pid, live = 0;
+    (void)state;
+
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid = fork_child();
+    if (pid == 0) {
+        char buf[65536];
+        int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        size_t got = 0;
+        ssize_t n;
+        while (fd >= 0 && got < (1u << 20) && (n = read(fd, buf, sizeof(buf))) > 0)
+            got += (size_t)n;
+        if (fd >= 0)
+            close(fd);
+        pid_t burner = fork();
+        if (burner == 0) {
+            /* 60 ms of CPU time, not wall: a loaded machine must not shorten it */
+            volatile uint64_t x = 0;
+            struct timespec ts;
+            do {
+                x++;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+            } while (ts.tv_sec == 0 && ts.tv_nsec < 60000000);
+            _exit(0);
+        }
+        waitpid(burner, NULL, 0);
+        pid_t g = fork();
+        if (g == 0) {
+            pause();
+            _exit(0);
+        }
+        if (write(ready[1], &g, sizeof(g)) != sizeof(g))
+            _exit(3);
+        pause();
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &live, sizeof(live)), sizeof(live));
+    t = target_of(pid);
+    o.roots = &t;
+    assert_int_equal(procsnap_take(&o, &s), 0);
+    assert_true(s.light);
+    assert_int_equal(s.nthreads, 0);
+    assert_int_equal(s.nsockets, 0);
+    assert_int_equal(s.nprocs, 2);
+    assert_int_equal(s.procs[1].pid, live);
+    assert_true(s.procs[0].children_cpu_us >= 40000); /* 60 ms of CPU, clock ticks of 10 ms */
+    assert_true(s.procs[0].minflt > 0);
+    if (s.unreadable & (1u << PROCSNAP_SRC_IO)) {
+        /* refused (a hardened kernel): said, never guessed */
+        assert_false(s.procs[0].has_io);
+        assert_int_not_equal(s.unreadable_errno[PROCSNAP_SRC_IO], 0);
+    } else {
+        assert_true(s.procs[0].has_io);
+        assert_true(s.procs[0].rchar >= 65536); /* part of our own executable */
+        assert_true(s.procs[0].syscr >= 2);
+        assert_true(s.procs[1].has_io);
+    }
+    /* Plain light: the root only, no io. */
+    o.descendants = false;
+    o.io = false;
+    assert_int_equal(procsnap_take(&o, &s), 0);
+    assert_int_equal(s.nprocs, 1);
+    assert_false(s.procs[0].has_io);
+    assert_int_equal(s.unreadable & (1u << PROCSNAP_SRC_IO), 0);
+    kill(live, SIGKILL);
+    kill_child(pid);
+    close(ready[0]);
+    close(ready[1]);
+}
+
 /* The cost of one snapshot of a runtime with 10 threads and 10 sockets,
  * printed for the README and bounded loosely (a slow machine must not
  * fail it; a snapshot costing 50 ms would). */
@@ -1757,6 +1898,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_parse_stat, teardown),
+        cmocka_unit_test_teardown(test_parse_io, teardown),
+        cmocka_unit_test_teardown(test_light_tree_io, teardown),
         cmocka_unit_test_teardown(test_parse_syscall, teardown),
         cmocka_unit_test_teardown(test_parse_net_line, teardown),
         cmocka_unit_test_teardown(test_socket_link_and_names, teardown),

@@ -43,6 +43,12 @@ Init behaviour comes from environment variables:
                           Runtime.DemoInitError) and exit 1
   DEMO_INIT_CRASH=N       exit N during init without reporting
   DEMO_INIT_LOG=N         print N log lines during init
+  DEMO_INIT_IMPORT=DIR    import every module of the package tree under DIR (Init anatomy:
+                          loading code)
+  DEMO_INIT_READ=FILE     read FILE to the end in 1 MB chunks
+  DEMO_INIT_SPIN_MS=N     busy loop on the CPU for N ms
+  DEMO_INIT_WAIT=HOST:PORT:N  connect to HOST:PORT, send a line and wait (at most N ms) for
+                          the answer (a slow dependency on the network)
   DEMO_RESTORE_MS=N       (SnapStart) sleep N ms in the after-restore hook
   DEMO_RESTORE_FAIL=1     (SnapStart) POST /runtime/restore/error and exit 1
   DEMO_CONCURRENCY=N      N worker threads, each long-polling /invocation/next on its own
@@ -247,6 +253,40 @@ def init():
     log("bootstrap init (pid %d)" % os.getpid())
     for i in range(n):
         log("init log line %d" % i)
+    tree = os.environ.get("DEMO_INIT_IMPORT")
+    if tree:
+        sys.path.insert(0, tree)
+        import importlib
+        names = sorted(f[:-3] for f in os.listdir(os.path.join(tree, "gen")) if f.endswith(".py")
+                       and f != "__init__.py")
+        for name in names:
+            importlib.import_module("gen." + name)
+        log("init: imported %d modules" % len(names))
+    path = os.environ.get("DEMO_INIT_READ")
+    if path:
+        got = 0
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        log("init: read %d bytes" % got)
+    spin_ms = int(os.environ.get("DEMO_INIT_SPIN_MS", "0") or 0)
+    if spin_ms:  # N ms of CPU time (not wall: a loaded machine must not shorten it)
+        t0 = time.process_time()
+        while time.process_time() - t0 < spin_ms / 1000.0:
+            pass
+    wait = os.environ.get("DEMO_INIT_WAIT")
+    if wait:
+        host, port, ms = wait.rsplit(":", 2)
+        c = socket.create_connection((host, int(port)), timeout=int(ms) / 1000.0)
+        c.sendall(b"hello\n")
+        try:
+            c.recv(64)
+        except socket.timeout:
+            pass
+        c.close()
     init_ms = int(os.environ.get("DEMO_INIT_MS", "0") or 0)
     if init_ms:
         time.sleep(init_ms / 1000.0)

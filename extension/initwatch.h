@@ -1,0 +1,93 @@
+/*
+ * initwatch.h - Init anatomy: the runtime's process watched from outside
+ * (procsnap) while Init runs, and the one plain hint that says why Init was
+ * slow.
+ *
+ * Lambda starts the runtime only after every extension registered, so the
+ * watcher (its own small thread, started right after our /register) looks
+ * for the runtime every interval until it appears, then takes a light
+ * snapshot of it and its descendants (stat and io, no threads or sockets)
+ * every interval.  Each sample's figures go into a bounded ring; the tracer,
+ * once it knows when the runtime's Init ended (initRuntimeDone), picks the
+ * last sample taken at or before that moment and stops the watcher.  The
+ * runtime is idle between its Init and its first invocation, so the figures
+ * miss at most one interval of the Init's tail.
+ */
+#ifndef LAMBDA_TRACER_INITWATCH_H
+#define LAMBDA_TRACER_INITWATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The runtime's figures over its Init, from its start to one sample. */
+struct initwatch_figures {
+    int64_t runtime_start_epoch_us; /* the root process's start (stat field 22) */
+    int64_t taken_epoch_us;   /* when the sample was taken */
+    int64_t wall_us;          /* runtime start to the sample */
+    int64_t cpu_us;           /* utime+stime of every process, plus the CPU of
+                               * the children they waited for; -1: unknown */
+    int64_t rchar;            /* bytes read (read(2) and kin); -1: io unreadable */
+    int64_t read_bytes;       /* of which fetched from storage; -1: unreadable */
+    int64_t majflt, minflt;   /* page faults (stat, always readable with cpu) */
+    uint32_t threads;         /* threads at the sample, over all processes */
+    uint32_t max_threads;     /* the most seen in any sample */
+    int64_t rss_bytes;        /* summed RSS at the sample */
+    uint32_t processes;       /* runtime processes at the sample */
+    uint32_t children_seen;   /* distinct descendants seen in any sample */
+    uint32_t unreadable;      /* procsnap_src bits */
+    uint32_t samples;         /* samples taken up to this one */
+};
+
+enum initwatch_rule {
+    INITWATCH_NONE = 0,       /* no rule fired (fast, mixed, or unknown) */
+    INITWATCH_LOADING,        /* mostly CPU with many bytes read */
+    INITWATCH_COMPUTING,      /* mostly CPU, few bytes read */
+    INITWATCH_CPU,            /* mostly CPU, bytes read unknown */
+    INITWATCH_DISK,           /* little CPU, much read from storage */
+    INITWATCH_WAITING,        /* little CPU, little from storage */
+};
+
+/* The thresholds (README "Why was the cold start slow?"). */
+#define INITWATCH_MIN_WALL_US 300000      /* a shorter runtime Init gets no hint */
+#define INITWATCH_BUSY_PERMILLE 500       /* CPU >= 50 % of wall: busy */
+#define INITWATCH_IDLE_PERMILLE 250       /* CPU < 25 % of wall: waiting */
+#define INITWATCH_READ_MANY_BYTES INT64_C(16000000) /* bytes read: "many" */
+#define INITWATCH_MAJFLT_MANY 4096        /* 16 MB of 4 KB pages from storage */
+
+/* The rule that fires for f and its sentence (no trailing period), e.g.
+ * "Runtime init read 184 MB and spent 1.6 s of its 1.8 s on CPU: loading
+ * code".  Writes "" when none fires.  Pure. */
+enum initwatch_rule initwatch_hint(const struct initwatch_figures *f, char *out, size_t size);
+
+/* A short anatomy line for the trace, e.g. "1.80 s wall, 1.62 s CPU, read
+ * 184.0 MB (2.1 MB from storage), 12034 minor / 3 major faults, 4 threads,
+ * RSS 96.3 MB, 1 child process; unreadable: io".  Pure. */
+void initwatch_describe(const struct initwatch_figures *f, char *out, size_t size);
+
+struct initwatch;
+
+struct initwatch_opts {
+    const char *proc_root;    /* NULL: /proc */
+    pid_t self;               /* our pid (the runtime is a sibling) */
+    uint32_t interval_ms;     /* between samples (>= 1) */
+    uint32_t max_samples;     /* the watcher stops after this many */
+};
+
+/* Starts the watcher thread.  NULL when it could not (out of memory, no
+ * thread): the caller logs and goes on without the anatomy. */
+struct initwatch *initwatch_start(const struct initwatch_opts *o);
+
+/* The last sample taken at or before end_epoch_us (the runtime's Init end)
+ * in *ret: true, or false when there is none (the runtime was never found,
+ * or every kept sample is later).  Thread-safe; w may be NULL. */
+bool initwatch_figures_at(struct initwatch *w, int64_t end_epoch_us, struct initwatch_figures *ret);
+
+/* Asks the watcher to stop sampling (does not wait).  w may be NULL. */
+void initwatch_stop(struct initwatch *w);
+
+/* Stops, joins and frees.  w may be NULL. */
+void initwatch_free(struct initwatch *w);
+
+#endif
