@@ -67,11 +67,6 @@ struct forensics {
     struct buf json;
 };
 
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src != NULL ? src : "");
-}
-
 struct forensics *forensics_new(const struct forensics_options *opts)
 {
     struct forensics *f = calloc(1, sizeof(*f));
@@ -80,7 +75,7 @@ struct forensics *forensics_new(const struct forensics_options *opts)
         return NULL;
     f->slow_ms = opts->slow_ms;
     f->margin_us = opts->timeout_margin_us;
-    copy_str(f->proc_root, sizeof(f->proc_root), opts->proc_root != NULL ? opts->proc_root : "/proc");
+    trace_copy_str(f->proc_root, sizeof(f->proc_root), opts->proc_root != NULL ? opts->proc_root : "/proc");
     f->snap = opts->snap;
     f->snap_ctx = opts->snap_ctx;
     f->api_known = procsnap_parse_peer(opts->runtime_api, &f->api) == 0;
@@ -155,7 +150,7 @@ static struct entry *get(struct forensics *f, const char *request_id)
     victim->used = true;
     victim->seq = f->next_seq++;
     victim->slow_due_us = -1;
-    copy_str(victim->request_id, sizeof(victim->request_id), request_id);
+    trace_copy_str(victim->request_id, sizeof(victim->request_id), request_id);
     return victim;
 }
 
@@ -464,36 +459,6 @@ void forensics_memory_trend(const int64_t *mb, unsigned n, char *out, size_t siz
     }
 }
 
-static void add_attr_str(struct trace_segment *seg, const char *xk, const char *ok, const char *v)
-{
-    struct trace_attr *a;
-
-    if (seg->attr_count >= TRACE_MAX_ATTRS)
-        return;
-    a = &seg->attrs[seg->attr_count++];
-    memset(a, 0, sizeof(*a));
-    a->xray_key = xk;
-    a->otel_key = ok;
-    a->target = TRACE_ATTR_METADATA;
-    a->kind = TRACE_VALUE_STRING;
-    copy_str(a->str, sizeof(a->str), v);
-}
-
-static void add_attr_int(struct trace_segment *seg, const char *xk, const char *ok, int64_t v)
-{
-    struct trace_attr *a;
-
-    if (seg->attr_count >= TRACE_MAX_ATTRS)
-        return;
-    a = &seg->attrs[seg->attr_count++];
-    memset(a, 0, sizeof(*a));
-    a->xray_key = xk;
-    a->otel_key = ok;
-    a->target = TRACE_ATTR_METADATA;
-    a->kind = TRACE_VALUE_INT;
-    a->i = v;
-}
-
 static const char *seg_status(const struct trace_segment *seg)
 {
     for (size_t i = 0; i < seg->attr_count; i++)
@@ -558,20 +523,21 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
         } else {
             f->st.json_too_big++;
         }
-        add_attr_str(out, "diagnosis", "lambda_tracer.diagnosis", e->diagnosis);
+        trace_attr_str(out, "diagnosis", "lambda_tracer.diagnosis", TRACE_ATTR_METADATA, e->diagnosis);
         if (e->share.snapshots > 0) {
             char summary[TRACE_STRING_MAX]; /* what the attribute holds */
             procsnap_share_summary(&e->share, summary, sizeof(summary));
-            add_attr_str(out, "where_the_time_went", "lambda_tracer.where_the_time_went", summary);
+            trace_attr_str(out, "where_the_time_went", "lambda_tracer.where_the_time_went",
+                           TRACE_ATTR_METADATA, summary);
         }
-        add_attr_int(out, "snapshots", "lambda_tracer.snapshots", e->taken);
-        add_attr_str(out, "snapshot_scope", "lambda_tracer.snapshot.scope",
-                     e->have_invoke ? "process: the runtime serves one invocation at a time"
-                                    : "process-wide: the runtime serves concurrent invocations; "
-                                      "threads and sockets are not told apart per invocation");
+        trace_attr_int(out, "snapshots", "lambda_tracer.snapshots", TRACE_ATTR_METADATA, e->taken);
+        trace_attr_str(out, "snapshot_scope", "lambda_tracer.snapshot.scope", TRACE_ATTR_METADATA,
+                       e->have_invoke ? "process: the runtime serves one invocation at a time"
+                                      : "process-wide: the runtime serves concurrent invocations; "
+                                        "threads and sockets are not told apart per invocation");
     }
     if (trend[0] != '\0')
-        add_attr_str(out, "memory_trend", "lambda_tracer.memory_trend", trend);
+        trace_attr_str(out, "memory_trend", "lambda_tracer.memory_trend", TRACE_ATTR_METADATA, trend);
     if (final && out->cause_type[0] != '\0') {
         char what[PROCSNAP_SENTENCE_BYTES + 320];
 

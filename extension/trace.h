@@ -113,4 +113,19 @@ struct trace_resource {
     char extension_version[32];           /* scope version */
 };
 
+/* Copies src (NULL: "") into dst, cut to size - 1 bytes, always terminated. */
+void trace_copy_str(char *dst, size_t size, const char *src);
+
+/* Add one attribute to seg (xray_key / otel_key: static strings, either
+ * may be NULL where that output has no such key).  A segment already
+ * holding TRACE_MAX_ATTRS keeps what it has and the new one is left out. */
+void trace_attr_str(struct trace_segment *seg, const char *xray_key, const char *otel_key,
+                    enum trace_attr_target target, const char *value);
+void trace_attr_int(struct trace_segment *seg, const char *xray_key, const char *otel_key,
+                    enum trace_attr_target target, int64_t value);
+void trace_attr_double(struct trace_segment *seg, const char *xray_key, const char *otel_key,
+                       enum trace_attr_target target, double value);
+void trace_attr_bool(struct trace_segment *seg, const char *xray_key, const char *otel_key,
+                     enum trace_attr_target target, bool value);
+
 #endif

@@ -182,24 +182,19 @@ struct tracer {
     struct trace_segment seg; /* scratch: too large for the stack of every caller */
 };
 
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    snprintf(dst, size, "%s", src != NULL ? src : "");
-}
-
 struct tracer *tracer_new(const struct tracer_options *opts)
 {
     struct tracer *t = calloc(1, sizeof(*t));
 
     if (t == NULL)
         return NULL;
-    copy_str(t->segment_name, sizeof(t->segment_name),
+    trace_copy_str(t->segment_name, sizeof(t->segment_name),
              opts->segment_name != NULL && opts->segment_name[0] ? opts->segment_name
                                                                  : opts->function_name);
-    copy_str(t->function_name, sizeof(t->function_name), opts->function_name);
-    copy_str(t->function_version, sizeof(t->function_version), opts->function_version);
-    copy_str(t->account_id, sizeof(t->account_id), opts->account_id);
-    copy_str(t->region, sizeof(t->region), opts->region);
+    trace_copy_str(t->function_name, sizeof(t->function_name), opts->function_name);
+    trace_copy_str(t->function_version, sizeof(t->function_version), opts->function_version);
+    trace_copy_str(t->account_id, sizeof(t->account_id), opts->account_id);
+    trace_copy_str(t->region, sizeof(t->region), opts->region);
     t->memory_size_mb = opts->memory_size_mb;
     t->sampling = opts->sampling;
     t->slow_ms = opts->slow_ms;
@@ -388,7 +383,7 @@ static struct invocation *get(struct tracer *t, const char *request_id, bool ann
     memset(inv, 0, sizeof(*inv));
     inv->state = INV_OPEN;
     inv->seq = t->next_seq++;
-    copy_str(inv->request_id, sizeof(inv->request_id), request_id);
+    trace_copy_str(inv->request_id, sizeof(inv->request_id), request_id);
     inv->billed_ms = inv->memory_mb = inv->max_memory_mb = TEL_ABSENT;
     inv->init_duration_us = inv->restore_duration_us = inv->report_duration_us = TEL_ABSENT;
     inv->done_duration_us = TEL_ABSENT;
@@ -409,14 +404,14 @@ static void ensure_ids(struct invocation *inv, int64_t start_us)
     if (inv->ids_ready)
         return;
     if (inv->have_hdr && inv->hdr.root[0] != '\0') {
-        copy_str(inv->trace_id, sizeof(inv->trace_id), inv->hdr.root);
+        trace_copy_str(inv->trace_id, sizeof(inv->trace_id), inv->hdr.root);
         /* A Sampled=0 header's Parent names a segment nobody sends: the
          * caller chose not to trace, and Lambda in PassThrough (which made
          * that header when the caller sent none) sends nothing.  Kept
          * anyway, the invocation is the root of that trace, so backends
          * show it whole instead of under a missing parent; the Parent goes
          * to metadata. */
-        copy_str(inv->parent_id, sizeof(inv->parent_id),
+        trace_copy_str(inv->parent_id, sizeof(inv->parent_id),
                  inv->hdr.sampled != XRAY_SAMPLED_NO ? inv->hdr.parent : "");
         inv->sampled = inv->hdr.sampled != XRAY_SAMPLED_NO;
     } else {
@@ -432,54 +427,6 @@ static void ensure_ids(struct invocation *inv, int64_t start_us)
 
 /* --- building a segment -------------------------------------------------- */
 
-static struct trace_attr *attr(struct trace_segment *seg, const char *xray_key, const char *otel_key,
-                               enum trace_attr_target target, enum trace_value_kind kind)
-{
-    struct trace_attr *a;
-
-    if (seg->attr_count >= TRACE_MAX_ATTRS)
-        return NULL;
-    a = &seg->attrs[seg->attr_count++];
-    memset(a, 0, sizeof(*a));
-    a->xray_key = xray_key;
-    a->otel_key = otel_key;
-    a->target = target;
-    a->kind = kind;
-    return a;
-}
-
-static void attr_str(struct trace_segment *seg, const char *xk, const char *ok,
-                     enum trace_attr_target target, const char *value)
-{
-    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_STRING);
-    if (a != NULL)
-        copy_str(a->str, sizeof(a->str), value);
-}
-
-static void attr_int(struct trace_segment *seg, const char *xk, const char *ok,
-                     enum trace_attr_target target, int64_t value)
-{
-    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_INT);
-    if (a != NULL)
-        a->i = value;
-}
-
-static void attr_double(struct trace_segment *seg, const char *xk, const char *ok,
-                        enum trace_attr_target target, double value)
-{
-    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_DOUBLE);
-    if (a != NULL)
-        a->d = value;
-}
-
-static void attr_bool(struct trace_segment *seg, const char *xk, const char *ok,
-                      enum trace_attr_target target, bool value)
-{
-    struct trace_attr *a = attr(seg, xk, ok, target, TRACE_VALUE_BOOL);
-    if (a != NULL)
-        a->b = value;
-}
-
 static int add_span(struct trace_segment *seg, int parent, const char *name, int64_t start_us,
                     int64_t end_us)
 {
@@ -492,7 +439,7 @@ static int add_span(struct trace_segment *seg, int parent, const char *name, int
     if (ids_new_span_id(s->id) < 0)
         return -1;
     s->parent = parent;
-    copy_str(s->name, sizeof(s->name), name);
+    trace_copy_str(s->name, sizeof(s->name), name);
     s->start_us = start_us;
     /* Platform times have millisecond precision, durations microseconds:
      * never let a rounding make a span end before it starts. */
@@ -589,14 +536,14 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
         return;
     if (in->anatomy) {
         initwatch_describe(&in->figures, text, sizeof(text));
-        attr_str(seg, "runtime_init", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
+        trace_attr_str(seg, "runtime_init", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
         if (in->figures.cpu_us >= 0)
-            attr_int(seg, "runtime_init_cpu_ms", "lambda_tracer.runtime_init.cpu_ms",
+            trace_attr_int(seg, "runtime_init_cpu_ms", "lambda_tracer.runtime_init.cpu_ms",
                      TRACE_ATTR_METADATA, in->figures.cpu_us / 1000);
         if (in->figures.rchar >= 0)
-            attr_int(seg, "runtime_init_read_bytes", "lambda_tracer.runtime_init.read_bytes",
+            trace_attr_int(seg, "runtime_init_read_bytes", "lambda_tracer.runtime_init.read_bytes",
                      TRACE_ATTR_METADATA, in->figures.rchar);
-        attr_int(seg, "runtime_init_rss_bytes", "lambda_tracer.runtime_init.rss_bytes",
+        trace_attr_int(seg, "runtime_init_rss_bytes", "lambda_tracer.runtime_init.rss_bytes",
                  TRACE_ATTR_METADATA, in->figures.rss_bytes);
         /* With other extensions, initRuntimeDone is dated when the last
          * extension is ready (Lambda emits it then): the runtime's idle
@@ -605,7 +552,7 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
         if (rule != INITWATCH_NONE &&
             (in->extensions <= 1 || rule == INITWATCH_LOADING || rule == INITWATCH_COMPUTING ||
              rule == INITWATCH_CPU))
-            attr_str(seg, "init_hint", "lambda_tracer.init_hint", TRACE_ATTR_ANNOTATION, text);
+            trace_attr_str(seg, "init_hint", "lambda_tracer.init_hint", TRACE_ATTR_ANNOTATION, text);
     }
     /* Extensions against the runtime.  Lambda starts the runtime once the
      * last extension registered and ends Init once the runtime and every
@@ -628,11 +575,11 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
          * done, whichever is later, and we know when we were.  Otherwise the
          * extensions' figure is a lower bound and the runtime's an upper. */
         bool exact = ours && others == 0;
-        attr_int(seg, "init_extensions_ms", "lambda_tracer.init.extensions_ms", TRACE_ATTR_METADATA,
+        trace_attr_int(seg, "init_extensions_ms", "lambda_tracer.init.extensions_ms", TRACE_ATTR_METADATA,
                  (exact ? before + after : before) / 1000);
-        attr_int(seg, "init_runtime_ms", "lambda_tracer.init.runtime_ms", TRACE_ATTR_METADATA,
+        trace_attr_int(seg, "init_runtime_ms", "lambda_tracer.init.runtime_ms", TRACE_ATTR_METADATA,
                  (exact ? runtime : runtime + after) / 1000);
-        attr_bool(seg, "init_split_exact", "lambda_tracer.init.split_exact", TRACE_ATTR_METADATA,
+        trace_attr_bool(seg, "init_split_exact", "lambda_tracer.init.split_exact", TRACE_ATTR_METADATA,
                   exact);
         if (ours && others == 0)
             snprintf(text, sizeof(text),
@@ -652,9 +599,9 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
                      "Init %.0f ms: extensions %.0f ms before the runtime started, then runtime "
                      "and extensions %.0f ms (not separable)",
                      ms_of(in->duration_us), ms_of(before), ms_of(runtime + after));
-        attr_str(seg, "init_split", "lambda_tracer.init.split", TRACE_ATTR_METADATA, text);
+        trace_attr_str(seg, "init_split", "lambda_tracer.init.split", TRACE_ATTR_METADATA, text);
         if (ours)
-            attr_int(seg, "init_lambda_tracer_ms", "lambda_tracer.init.lambda_tracer_ms",
+            trace_attr_int(seg, "init_lambda_tracer_ms", "lambda_tracer.init.lambda_tracer_ms",
                      TRACE_ATTR_METADATA, (our_before + our_after) / 1000);
     }
 }
@@ -684,7 +631,7 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
     }
     status_name = status == TEL_STATUS_NONE ? (inv->shutdown_closed ? "unknown" : "in_progress")
                                             : tel_status_name(status);
-    attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, status_name);
+    trace_attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, status_name);
 
     if (status == TEL_STATUS_SUCCESS || status == TEL_STATUS_NONE)
         return;
@@ -696,7 +643,7 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
                                ? (double)inv->report_duration_us / 1e6
                                : 0;
         seg->fault = true;
-        copy_str(seg->cause_type, sizeof(seg->cause_type),
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type),
                  error_type != NULL ? error_type : "Sandbox.Timedout");
         if (timeout_s > 0)
             snprintf(message, sizeof(message), "Task timed out after %.2f seconds", timeout_s);
@@ -706,7 +653,7 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
                (inv->max_memory_mb != TEL_ABSENT && inv->memory_mb != TEL_ABSENT &&
                 inv->max_memory_mb >= inv->memory_mb)) {
         seg->fault = true;
-        copy_str(seg->cause_type, sizeof(seg->cause_type), "Runtime.OutOfMemory");
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type), "Runtime.OutOfMemory");
         if (inv->max_memory_mb != TEL_ABSENT && inv->memory_mb != TEL_ABSENT)
             snprintf(message, sizeof(message), "Out of memory: %" PRId64 " MB used of %" PRId64 " MB",
                      inv->max_memory_mb, inv->memory_mb);
@@ -714,15 +661,15 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
             snprintf(message, sizeof(message), "Out of memory");
     } else if (error_type != NULL && strncmp(error_type, "Extension.", 10) == 0) {
         seg->fault = true;
-        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type);
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type), error_type);
         snprintf(message, sizeof(message), "An extension failed (%s)", error_type);
     } else if (error_type != NULL && strcmp(error_type, "Runtime.ExitError") == 0) {
         seg->fault = true;
-        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type);
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type), error_type);
         snprintf(message, sizeof(message), "The runtime exited before completing the invocation");
     } else if (status == TEL_STATUS_FAILURE || (error_type != NULL && strncmp(error_type, "Sandbox.", 8) == 0)) {
         seg->fault = true;
-        copy_str(seg->cause_type, sizeof(seg->cause_type),
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type),
                  error_type != NULL ? error_type : "Sandbox.Failure");
         if (inv->recovered && !inv->have_report && !inv->have_done)
             snprintf(message, sizeof(message),
@@ -733,7 +680,7 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
     } else {
         /* The function reported an error (/invocation/{id}/error). */
         seg->error = true;
-        copy_str(seg->cause_type, sizeof(seg->cause_type),
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type),
                  error_type != NULL ? error_type : "Function.Unknown");
         snprintf(message, sizeof(message), "The function returned an error (%s)", seg->cause_type);
     }
@@ -741,10 +688,10 @@ static void set_outcome(struct tracer *t, const struct invocation *inv, struct t
         snprintf(seg->cause_message, sizeof(seg->cause_message), "%s\nLast function log lines:\n%s",
                  message, inv->log_tail);
     else
-        copy_str(seg->cause_message, sizeof(seg->cause_message), message);
+        trace_copy_str(seg->cause_message, sizeof(seg->cause_message), message);
     if (ids_new_span_id(seg->cause_id) < 0)
         seg->cause_id[0] = '\0';
-    attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
+    trace_attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
 }
 
 /* Whether inv is the cold start: the first invocation of this process that
@@ -825,27 +772,27 @@ static void add_cost_attrs(const struct tracer *t, const struct invocation *inv,
     if (t->price.gb_s_usd > 0 || t->price.request_usd > 0) {
         if (!cost_of(t, inv, &c))
             return;
-        attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, c.billed_ms);
-        attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION, c.usd);
-        attr_double(seg, "cost_gb_s", "lambda_tracer.cost.gb_s", TRACE_ATTR_METADATA, c.gb_s);
-        attr_int(seg, "cost_init_billed_ms", "lambda_tracer.cost.init_billed_ms", TRACE_ATTR_METADATA,
+        trace_attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, c.billed_ms);
+        trace_attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION, c.usd);
+        trace_attr_double(seg, "cost_gb_s", "lambda_tracer.cost.gb_s", TRACE_ATTR_METADATA, c.gb_s);
+        trace_attr_int(seg, "cost_init_billed_ms", "lambda_tracer.cost.init_billed_ms", TRACE_ATTR_METADATA,
                  c.init_billed_ms);
-        attr_double(seg, "cost_init_usd", "lambda_tracer.cost.init_usd", TRACE_ATTR_METADATA, c.init_usd);
-        attr_double(seg, "cost_invoke_usd", "lambda_tracer.cost.invoke_usd", TRACE_ATTR_METADATA,
+        trace_attr_double(seg, "cost_init_usd", "lambda_tracer.cost.init_usd", TRACE_ATTR_METADATA, c.init_usd);
+        trace_attr_double(seg, "cost_invoke_usd", "lambda_tracer.cost.invoke_usd", TRACE_ATTR_METADATA,
                     c.invoke_usd);
-        attr_int(seg, "cost_after_response_billed_ms", "lambda_tracer.cost.after_response_billed_ms",
+        trace_attr_int(seg, "cost_after_response_billed_ms", "lambda_tracer.cost.after_response_billed_ms",
                  TRACE_ATTR_METADATA, c.after_billed_ms);
-        attr_double(seg, "cost_after_response_usd", "lambda_tracer.cost.after_response_usd",
+        trace_attr_double(seg, "cost_after_response_usd", "lambda_tracer.cost.after_response_usd",
                     TRACE_ATTR_METADATA, c.after_usd);
-        attr_int(seg, "cost_tracer_billed_ms", "lambda_tracer.cost.tracer_billed_ms", TRACE_ATTR_METADATA,
+        trace_attr_int(seg, "cost_tracer_billed_ms", "lambda_tracer.cost.tracer_billed_ms", TRACE_ATTR_METADATA,
                  c.own_billed_ms);
-        attr_double(seg, "cost_tracer_usd", "lambda_tracer.cost.tracer_usd", TRACE_ATTR_METADATA,
+        trace_attr_double(seg, "cost_tracer_usd", "lambda_tracer.cost.tracer_usd", TRACE_ATTR_METADATA,
                     c.own_usd);
-        attr_double(seg, "cost_price_gb_s_usd", "lambda_tracer.cost.price_gb_s_usd", TRACE_ATTR_METADATA,
+        trace_attr_double(seg, "cost_price_gb_s_usd", "lambda_tracer.cost.price_gb_s_usd", TRACE_ATTR_METADATA,
                     t->price.gb_s_usd);
     }
     if (inv->own_cpu_us >= 0)
-        attr_double(seg, "tracer_cpu_ms", "lambda_tracer.cpu_ms", TRACE_ATTR_METADATA,
+        trace_attr_double(seg, "tracer_cpu_ms", "lambda_tracer.cpu_ms", TRACE_ATTR_METADATA,
                     (double)inv->own_cpu_us / 1000.0);
 }
 
@@ -929,17 +876,17 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     ensure_ids(inv, start);
     memset(seg, 0, sizeof(*seg));
     seg->kind = TRACE_SEGMENT_INVOCATION;
-    copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
-    copy_str(seg->id, sizeof(seg->id), inv->segment_id);
-    copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
+    trace_copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
+    trace_copy_str(seg->id, sizeof(seg->id), inv->segment_id);
+    trace_copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
     seg->sampled = true; /* built only to be exported */
-    copy_str(seg->name, sizeof(seg->name), t->segment_name);
-    copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
-    copy_str(seg->request_id, sizeof(seg->request_id), inv->request_id);
-    copy_str(seg->function_arn, sizeof(seg->function_arn), inv->arn);
-    copy_str(seg->function_version, sizeof(seg->function_version),
+    trace_copy_str(seg->name, sizeof(seg->name), t->segment_name);
+    trace_copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
+    trace_copy_str(seg->request_id, sizeof(seg->request_id), inv->request_id);
+    trace_copy_str(seg->function_arn, sizeof(seg->function_arn), inv->arn);
+    trace_copy_str(seg->function_version, sizeof(seg->function_version),
              inv->version[0] ? inv->version : t->function_version);
-    copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
+    trace_copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
     seg->start_us = start;
 
     if (final) {
@@ -994,32 +941,32 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     }
 
     /* Annotations: filterable in X-Ray (keys [A-Za-z0-9_]). */
-    attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, inv->cold);
-    attr_str(seg, NULL, "faas.invocation_id", TRACE_ATTR_ANNOTATION, inv->request_id);
-    attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
+    trace_attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, inv->cold);
+    trace_attr_str(seg, NULL, "faas.invocation_id", TRACE_ATTR_ANNOTATION, inv->request_id);
+    trace_attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
     if (inv->arn[0])
-        attr_str(seg, NULL, "aws.lambda.invoked_arn", TRACE_ATTR_ANNOTATION, inv->arn);
+        trace_attr_str(seg, NULL, "aws.lambda.invoked_arn", TRACE_ATTR_ANNOTATION, inv->arn);
     if (t->init.seen)
-        attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION,
+        trace_attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION,
                  init_type_name(t->init.type));
     if (inv->memory_mb != TEL_ABSENT || t->memory_size_mb > 0)
-        attr_int(seg, "memory_size_mb", "aws.lambda.memory_size_mb", TRACE_ATTR_ANNOTATION,
+        trace_attr_int(seg, "memory_size_mb", "aws.lambda.memory_size_mb", TRACE_ATTR_ANNOTATION,
                  inv->memory_mb != TEL_ABSENT ? inv->memory_mb : t->memory_size_mb);
     if (inv->max_memory_mb != TEL_ABSENT)
-        attr_int(seg, "max_memory_used_mb", "aws.lambda.max_memory_used_mb", TRACE_ATTR_ANNOTATION,
+        trace_attr_int(seg, "max_memory_used_mb", "aws.lambda.max_memory_used_mb", TRACE_ATTR_ANNOTATION,
                  inv->max_memory_mb);
     if (inv->billed_ms != TEL_ABSENT)
-        attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
+        trace_attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
                  inv->billed_ms);
     if (inv->tenant_id[0])
-        attr_str(seg, "tenant_id", "aws.lambda.tenant_id", TRACE_ATTR_ANNOTATION, inv->tenant_id);
+        trace_attr_str(seg, "tenant_id", "aws.lambda.tenant_id", TRACE_ATTR_ANNOTATION, inv->tenant_id);
     if (t->durable)
-        attr_bool(seg, "durable_function", "aws.lambda.durable_function", TRACE_ATTR_ANNOTATION, true);
+        trace_attr_bool(seg, "durable_function", "aws.lambda.durable_function", TRACE_ATTR_ANNOTATION, true);
     if (final)
         add_cost_attrs(t, inv, seg);
     if (timing_out)
-        attr_bool(seg, "timing_out", "aws.lambda.timing_out", TRACE_ATTR_ANNOTATION, true);
-    attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
+        trace_attr_bool(seg, "timing_out", "aws.lambda.timing_out", TRACE_ATTR_ANNOTATION, true);
+    trace_attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
              sampling_reason_name(inv->kept_by));
     set_outcome(t, inv, seg, start);
 
@@ -1028,26 +975,26 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
         t->init.duration_us != TEL_ABSENT) {
         int64_t gap_ms = (start - (t->init.start_us + t->init.duration_us)) / 1000;
         if (gap_ms > 0)
-            attr_int(seg, "init_to_invoke_gap_ms", "aws.lambda.init_to_invoke_gap_ms",
+            trace_attr_int(seg, "init_to_invoke_gap_ms", "aws.lambda.init_to_invoke_gap_ms",
                      TRACE_ATTR_METADATA, gap_ms);
     }
     if (inv->have_hdr && inv->hdr.sampled == XRAY_SAMPLED_NO && inv->hdr.parent[0] != '\0' &&
         !inv->recovered)
-        attr_str(seg, "upstream_parent_id", "lambda_tracer.upstream_parent_id", TRACE_ATTR_METADATA,
+        trace_attr_str(seg, "upstream_parent_id", "lambda_tracer.upstream_parent_id", TRACE_ATTR_METADATA,
                  inv->hdr.parent);
     if (inv->recovered)
-        attr_bool(seg, "recovered_after_reset", "aws.lambda.recovered_after_reset", TRACE_ATTR_METADATA,
+        trace_attr_bool(seg, "recovered_after_reset", "aws.lambda.recovered_after_reset", TRACE_ATTR_METADATA,
                   true);
     else if (inv->shutdown_closed && !inv->have_report)
-        attr_str(seg, "closed_by_shutdown", "aws.lambda.closed_by_shutdown", TRACE_ATTR_METADATA,
+        trace_attr_str(seg, "closed_by_shutdown", "aws.lambda.closed_by_shutdown", TRACE_ATTR_METADATA,
                  ext_shutdown_reason_name(inv->shutdown_reason));
     if (t->evicted_pending > 0)
-        attr_int(seg, "evicted_invocations", "aws.lambda.evicted_invocations", TRACE_ATTR_METADATA,
+        trace_attr_int(seg, "evicted_invocations", "aws.lambda.evicted_invocations", TRACE_ATTR_METADATA,
                  (int64_t)t->evicted_pending);
     if (t->lost_pending > 0 || t->stats.telemetry_dropped_records > 0) {
-        attr_int(seg, "telemetry_lost_batches", "aws.lambda.telemetry_lost_batches",
+        trace_attr_int(seg, "telemetry_lost_batches", "aws.lambda.telemetry_lost_batches",
                  TRACE_ATTR_METADATA, (int64_t)t->lost_pending);
-        attr_int(seg, "telemetry_dropped_records", "aws.lambda.telemetry_dropped_records",
+        trace_attr_int(seg, "telemetry_dropped_records", "aws.lambda.telemetry_dropped_records",
                  TRACE_ATTR_METADATA, (int64_t)t->stats.telemetry_dropped_records);
     }
 }
@@ -1140,7 +1087,7 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
     observe(t, inv);
     if (reason == SAMPLING_DROP) {
         if (t->stats.dropped++ == 0)
-            copy_str(t->stats.first_dropped, sizeof(t->stats.first_dropped), inv->request_id);
+            trace_copy_str(t->stats.first_dropped, sizeof(t->stats.first_dropped), inv->request_id);
         return;
     }
     t->stats.kept[reason]++;
@@ -1165,7 +1112,7 @@ void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t rece
     inv->invoke_us = received_us;
     resolve_cold(t, inv, false);
     inv->deadline_ms = ev->deadline_ms;
-    copy_str(inv->arn, sizeof(inv->arn), ev->invoked_function_arn);
+    trace_copy_str(inv->arn, sizeof(inv->arn), ev->invoked_function_arn);
     if (ev->trace_header[0] != '\0') {
         inv->have_hdr = xray_header_parse(ev->trace_header, strlen(ev->trace_header), &inv->hdr) == 0;
     }
@@ -1216,42 +1163,42 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
         ids_new_span_id(seg->cause_id) < 0)
         return;
     seg->sampled = true;
-    copy_str(seg->name, sizeof(seg->name), t->segment_name);
-    copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
-    copy_str(seg->function_version, sizeof(seg->function_version), t->function_version);
-    copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
+    trace_copy_str(seg->name, sizeof(seg->name), t->segment_name);
+    trace_copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
+    trace_copy_str(seg->function_version, sizeof(seg->function_version), t->function_version);
+    trace_copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
     seg->start_us = in->start_us;
     seg->end_us = end > in->start_us ? end : in->start_us;
     seg->fault = true;
     if (status == TEL_STATUS_TIMEOUT) {
-        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type[0] ? error_type : "Sandbox.Timedout");
-        copy_str(seg->cause_message, sizeof(seg->cause_message), "Init timed out");
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type), error_type[0] ? error_type : "Sandbox.Timedout");
+        trace_copy_str(seg->cause_message, sizeof(seg->cause_message), "Init timed out");
     } else {
-        copy_str(seg->cause_type, sizeof(seg->cause_type), error_type[0] ? error_type : "Runtime.Unknown");
+        trace_copy_str(seg->cause_type, sizeof(seg->cause_type), error_type[0] ? error_type : "Runtime.Unknown");
         snprintf(seg->cause_message, sizeof(seg->cause_message), "Init failed (%s)", seg->cause_type);
     }
     add_span(seg, -1, "Initialization", seg->start_us, seg->end_us);
-    attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
+    trace_attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
     if (in->reported && in->duration_us != TEL_ABSENT && in->duration_us > 0 && t->memory_size_mb > 0 &&
         (t->price.gb_s_usd > 0 || t->price.request_usd > 0)) {
         /* Init is billed for every runtime since 2025-08-01, a failed one
          * too (estimated: its duration rounded up to the millisecond). */
         int64_t billed_ms = (in->duration_us + 999) / 1000;
-        attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, billed_ms);
-        attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION,
+        trace_attr_int(seg, "billed_ms", "lambda_tracer.billed_ms", TRACE_ATTR_ANNOTATION, billed_ms);
+        trace_attr_double(seg, "cost_usd", "lambda_tracer.cost_usd", TRACE_ATTR_ANNOTATION,
                     cost_duration_usd(&t->price, billed_ms, t->memory_size_mb));
     }
-    attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
-    attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, tel_status_name(status));
-    attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
-    attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
-    attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
+    trace_attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
+    trace_attr_str(seg, "status", "aws.lambda.status", TRACE_ATTR_ANNOTATION, tel_status_name(status));
+    trace_attr_str(seg, "error_type", "error.type", TRACE_ATTR_ANNOTATION, seg->cause_type);
+    trace_attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
+    trace_attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
     {
         /* No header and a failure: every policy keeps it, by its outcome. */
         const struct sampling_input si = {.outcome = SAMPLING_OUTCOME_INIT_FAILED, .cold_start = true,
                                           .duration_us = -1, .header = XRAY_SAMPLED_UNKNOWN};
         enum sampling_reason reason = sampling_reason(t->sampling, &si);
-        attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
+        trace_attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
                  sampling_reason_name(reason));
         t->stats.kept[reason < SAMPLING_REASON_COUNT ? reason : SAMPLING_DROP]++;
     }
@@ -1273,7 +1220,7 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
         in->type = ev->init_type;
         in->phase = ev->phase;
         if (ev->instance_id != NULL)
-            copy_str(t->instance_id, sizeof(t->instance_id), ev->instance_id);
+            trace_copy_str(t->instance_id, sizeof(t->instance_id), ev->instance_id);
         if (ev->instance_max_memory != TEL_ABSENT)
             t->instance_max_memory = ev->instance_max_memory;
         t->durable = ev->runtime_version != NULL && strstr(ev->runtime_version, "DurableFunction") != NULL;
@@ -1288,13 +1235,13 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
             initwatch_stop(t->initwatch);
         }
         in->runtime_status = ev->status;
-        copy_str(in->runtime_error, sizeof(in->runtime_error), ev->error_type);
+        trace_copy_str(in->runtime_error, sizeof(in->runtime_error), ev->error_type);
         break;
     case TEL_INIT_REPORT:
         in->reported = true;
         in->duration_us = ev->duration_us;
         in->status = ev->status != TEL_STATUS_NONE ? ev->status : in->runtime_status;
-        copy_str(in->error_type, sizeof(in->error_type),
+        trace_copy_str(in->error_type, sizeof(in->error_type),
                  ev->error_type != NULL ? ev->error_type : in->runtime_error);
         emit_init_failure(t, ev->time_us, false);
         break;
@@ -1309,7 +1256,7 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
         in->restore_reported = true;
         in->restore_duration_us = ev->duration_us;
         in->restore_status = ev->status;
-        copy_str(in->restore_error, sizeof(in->restore_error), ev->error_type);
+        trace_copy_str(in->restore_error, sizeof(in->restore_error), ev->error_type);
         break;
     default:
         break;
@@ -1344,21 +1291,21 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
     if (inv == NULL)
         return; /* every slot pinned: not tracked, counted */
     if (ev->tenant_id != NULL && ev->tenant_id[0] != '\0' && inv->tenant_id[0] == '\0')
-        copy_str(inv->tenant_id, sizeof(inv->tenant_id), ev->tenant_id);
+        trace_copy_str(inv->tenant_id, sizeof(inv->tenant_id), ev->tenant_id);
 
     if (ev->type == TEL_START) {
         ring_clear(t); /* the tail is the invocation's own lines */
         inv->have_start = true;
         inv->start_us = ev->time_us;
         resolve_cold(t, inv, false);
-        copy_str(inv->version, sizeof(inv->version), ev->version);
+        trace_copy_str(inv->version, sizeof(inv->version), ev->version);
         if (!inv->have_hdr && ev->trace_value != NULL)
             inv->have_hdr = xray_header_parse(ev->trace_value, strlen(ev->trace_value), &inv->hdr) == 0;
     } else if (ev->type == TEL_RUNTIME_DONE) {
         inv->have_done = true;
         inv->done_us = ev->time_us;
         inv->done_status = ev->status;
-        copy_str(inv->done_error, sizeof(inv->done_error), ev->error_type);
+        trace_copy_str(inv->done_error, sizeof(inv->done_error), ev->error_type);
         inv->done_duration_us = ev->duration_us;
         read_span(ev, "responseLatency", &inv->latency);
         read_span(ev, "responseDuration", &inv->response);
@@ -1381,7 +1328,7 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         inv->have_report = true;
         inv->report_us = ev->time_us;
         inv->report_status = ev->status;
-        copy_str(inv->report_error, sizeof(inv->report_error), ev->error_type);
+        trace_copy_str(inv->report_error, sizeof(inv->report_error), ev->error_type);
         inv->report_duration_us = ev->duration_us;
         inv->billed_ms = ev->billed_duration_ms;
         inv->memory_mb = ev->memory_size_mb;
@@ -1417,9 +1364,9 @@ bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_ide
     if (inv == NULL || inv->state != INV_OPEN)
         return false;
     ensure_ids(inv, inv->have_start ? inv->start_us : inv->invoke_us);
-    copy_str(ret->trace_id, sizeof(ret->trace_id), inv->trace_id);
-    copy_str(ret->segment_id, sizeof(ret->segment_id), inv->segment_id);
-    copy_str(ret->parent_id, sizeof(ret->parent_id), inv->parent_id);
+    trace_copy_str(ret->trace_id, sizeof(ret->trace_id), inv->trace_id);
+    trace_copy_str(ret->segment_id, sizeof(ret->segment_id), inv->segment_id);
+    trace_copy_str(ret->parent_id, sizeof(ret->parent_id), inv->parent_id);
     ret->sampled = inv->sampled;
     ret->start_us = inv->have_start ? inv->start_us : inv->invoke_us;
     ret->deadline_ms = inv->deadline_ms;
@@ -1437,16 +1384,16 @@ void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t res
     inv->have_invoke = true;
     inv->invoke_us = r->start_us;
     inv->deadline_ms = r->deadline_ms;
-    copy_str(inv->trace_id, sizeof(inv->trace_id), r->trace_id);
-    copy_str(inv->segment_id, sizeof(inv->segment_id), r->segment_id);
-    copy_str(inv->parent_id, sizeof(inv->parent_id), r->parent_id);
+    trace_copy_str(inv->trace_id, sizeof(inv->trace_id), r->trace_id);
+    trace_copy_str(inv->segment_id, sizeof(inv->segment_id), r->segment_id);
+    trace_copy_str(inv->parent_id, sizeof(inv->parent_id), r->parent_id);
     inv->sampled = r->sampled;
     inv->ids_ready = true;
     if (r->done) {
         inv->have_done = true;
         inv->done_us = r->done_us;
         inv->done_status = (enum tel_status)r->done_status;
-        copy_str(inv->done_error, sizeof(inv->done_error), r->done_error);
+        trace_copy_str(inv->done_error, sizeof(inv->done_error), r->done_error);
     }
     /* Without records, it ended at the reset: before this process began,
      * and not after its deadline. */
@@ -1546,13 +1493,13 @@ void tracer_get_stats(const struct tracer *t, struct tracer_stats *ret)
 void tracer_get_resource(const struct tracer *t, struct trace_resource *ret)
 {
     memset(ret, 0, sizeof(*ret));
-    copy_str(ret->service_name, sizeof(ret->service_name), t->segment_name);
-    copy_str(ret->function_name, sizeof(ret->function_name), t->function_name);
-    copy_str(ret->function_version, sizeof(ret->function_version), t->function_version);
-    copy_str(ret->region, sizeof(ret->region), t->region);
-    copy_str(ret->account_id, sizeof(ret->account_id), t->account_id);
-    copy_str(ret->instance, sizeof(ret->instance), t->instance_id);
+    trace_copy_str(ret->service_name, sizeof(ret->service_name), t->segment_name);
+    trace_copy_str(ret->function_name, sizeof(ret->function_name), t->function_name);
+    trace_copy_str(ret->function_version, sizeof(ret->function_version), t->function_version);
+    trace_copy_str(ret->region, sizeof(ret->region), t->region);
+    trace_copy_str(ret->account_id, sizeof(ret->account_id), t->account_id);
+    trace_copy_str(ret->instance, sizeof(ret->instance), t->instance_id);
     ret->max_memory_bytes = t->instance_max_memory != TEL_ABSENT ? t->instance_max_memory
                                                                  : t->memory_size_mb * 1048576;
-    copy_str(ret->extension_version, sizeof(ret->extension_version), "0.1.0");
+    trace_copy_str(ret->extension_version, sizeof(ret->extension_version), "0.1.0");
 }

@@ -1,0 +1,69 @@
+/*
+ * trace.c - see trace.h: filling a segment's attributes, shared by the
+ * tracer and the forensics that add to its segments.
+ */
+#include "trace.h"
+
+#include <string.h>
+
+void trace_copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n;
+
+    if (size == 0)
+        return;
+    n = src != NULL ? strnlen(src, size - 1) : 0;
+    if (n > 0)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* The next free attribute, cleared, or NULL when the segment has no room
+ * left (the attribute is then left out). */
+static struct trace_attr *add(struct trace_segment *seg, const char *xray_key, const char *otel_key,
+                              enum trace_attr_target target, enum trace_value_kind kind)
+{
+    struct trace_attr *a;
+
+    if (seg->attr_count >= TRACE_MAX_ATTRS)
+        return NULL;
+    a = &seg->attrs[seg->attr_count++];
+    memset(a, 0, sizeof(*a));
+    a->xray_key = xray_key;
+    a->otel_key = otel_key;
+    a->target = target;
+    a->kind = kind;
+    return a;
+}
+
+void trace_attr_str(struct trace_segment *seg, const char *xk, const char *ok,
+                    enum trace_attr_target target, const char *value)
+{
+    struct trace_attr *a = add(seg, xk, ok, target, TRACE_VALUE_STRING);
+    if (a != NULL)
+        trace_copy_str(a->str, sizeof(a->str), value);
+}
+
+void trace_attr_int(struct trace_segment *seg, const char *xk, const char *ok,
+                    enum trace_attr_target target, int64_t value)
+{
+    struct trace_attr *a = add(seg, xk, ok, target, TRACE_VALUE_INT);
+    if (a != NULL)
+        a->i = value;
+}
+
+void trace_attr_double(struct trace_segment *seg, const char *xk, const char *ok,
+                       enum trace_attr_target target, double value)
+{
+    struct trace_attr *a = add(seg, xk, ok, target, TRACE_VALUE_DOUBLE);
+    if (a != NULL)
+        a->d = value;
+}
+
+void trace_attr_bool(struct trace_segment *seg, const char *xk, const char *ok,
+                     enum trace_attr_target target, bool value)
+{
+    struct trace_attr *a = add(seg, xk, ok, target, TRACE_VALUE_BOOL);
+    if (a != NULL)
+        a->b = value;
+}
