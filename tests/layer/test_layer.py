@@ -500,7 +500,7 @@ class EmptyRootRuns(unittest.TestCase):
                 self.assertGreater(len(xray.handshakes), 0, "the X-Ray endpoint was never tried")
                 self.assertEqual(xray.requests, [])
                 self.assertEqual(xray.documents, [])
-                summary = [line for line in out["lines"] if " xray_sent=" in line]
+                summary = [line for line in out["lines"] if " export submitted=" in line]
                 self.assertEqual(len(summary), 1, out["lines"][-5:])
                 self.assertRegex(summary[0], r" xray_sent=0 xray_failed=[1-9]")
                 self.assertTrue(any("HTTPS CA bundle: /etc/private-ca.pem" in line for line in out["lines"]))
