@@ -105,7 +105,12 @@ release: $(RELEASE_DIR)/lambda-tracer
 $(DEPS)/include/curl/curl.h:
 	@echo "release: $(DEPS) has no static libcurl; run ./build.sh layer" >&2; exit 1
 $(RELEASE_DIR)/obj/%.o: extension/%.c extension/*.h $(DEPS)/include/curl/curl.h | $(RELEASE_DIR)/obj
-	$(RELEASE_CC) $(RELEASE_CFLAGS) -c $< -o $@
+	$(RELEASE_CC) $(RELEASE_CFLAGS) $(RELEASE_OPT) -c $< -o $@
+# Code off the per-invocation path (settings, /proc snapshots taken only for
+# slow, timing-out or cold invocations) is optimised for size: the zip's
+# budget is 500 KB.
+COLD_OBJ := config procsnap forensics initwatch
+$(patsubst %,$(RELEASE_DIR)/obj/%.o,$(COLD_OBJ)): RELEASE_OPT := -Os
 # The libraries' versions, from their headers in DEPS, as one string in the
 # binary (layer/deps_version.c); -isystem: their headers are not held to our
 # warnings.
