@@ -77,10 +77,14 @@ class SustainedLoadTest(unittest.TestCase, Checks):
         finals = {rid: len(docs) for rid, docs in final_segments(lines).items() if docs}
         lost = rids - set(finals)
         self.assertEqual(s["invokes"], total)
-        if s["queue_dropped"] == 0 and s["platform_dropped_records"] == 0:
-            self.assertEqual(lost, set())
+        # a bound that forces a drop counts it: the queue's, the platform's, and the invocation
+        # table's (64 open invocations: on a starved machine the pipeline can fall that far
+        # behind INVOKE, and the oldest announced one then yields its slot, counted)
+        if s["queue_dropped"] == 0 and s["platform_dropped_records"] == 0 and s["evicted_invocations"] == 0:
+            self.assertEqual(lost, set(), s)
         else:
-            self.assertLessEqual(len(lost), s["unreported"] + s["closed_by_shutdown"], s)
+            self.assertLessEqual(len(lost), s["unreported"] + s["closed_by_shutdown"] + s["evicted_invocations"],
+                                 s)
         self.assertEqual([n for n in finals.values() if n != 1], [])
 
         if not tsan:
