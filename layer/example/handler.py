@@ -8,6 +8,10 @@ The event picks what happens:
                                 stops it ("Task timed out") and resets the
                                 environment, so the next call is a cold start
   {"action": "error"}           raise: an unhandled function error
+  {"action": "crash"}           the process exits at once (Runtime.ExitError)
+  {"action": "oom", "mb": N}    keeps allocating and touching memory, N MB
+                                at a time (default 64), until Lambda stops
+                                it (Runtime.OutOfMemory)
 
 Module scope runs once per execution environment; EXAMPLE_INIT_MS (default
 300) of sleep there makes the cold start easy to see in the trace's
@@ -15,6 +19,8 @@ Initialization subsegment.
 """
 import os
 import time
+
+_hoard = []
 
 _cold = True
 time.sleep(int(os.environ.get("EXAMPLE_INIT_MS", "300")) / 1000.0)
@@ -31,4 +37,13 @@ def handler(event, context):
         time.sleep(context.get_remaining_time_in_millis() / 1000.0 + 0.5)
     elif action == "error":
         raise RuntimeError("error on demand")
+    elif action == "crash":
+        os._exit(3)
+    elif action == "oom":
+        chunk = max(1, int(event.get("mb", 64))) << 20
+        while True:
+            block = bytearray(chunk)
+            for i in range(0, chunk, 4096):  # touch every page: RSS, not just address space
+                block[i] = 1
+            _hoard.append(block)
     return {"action": action, "cold_start": cold}

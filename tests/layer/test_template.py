@@ -105,7 +105,38 @@ class TemplateValid(unittest.TestCase):
         self.assertEqual(fn["Tracing"], "PassThrough")
         env = fn["Environment"]["Variables"]
         self.assertNotIn("LAMBDA_TRACER_TRACE_UNSAMPLED", env)
-        self.assertNotIn("LAMBDA_TRACER_SAMPLING", env)
+        # Sampling is a parameter whose default is the extension's own default
+        # and whose choices are exactly the extension's values.
+        self.assertEqual(env["LAMBDA_TRACER_SAMPLING"], {"Ref": "Sampling"})
+        param = self.tpl["Parameters"]["Sampling"]
+        self.assertEqual(param["Default"], "smart")
+        self.assertEqual(set(param["AllowedValues"]), {"smart", "header", "all"})
+        with open(os.path.join(REPO, "extension", "config.c")) as f:
+            config_c = f.read()
+        self.assertIn('"not smart, header or all", "smart"', config_c)
+
+    def test_otlp_headers_come_from_secrets_manager(self):
+        """The OTLP headers (an API key) never sit in the template or its
+        parameters: a Secrets Manager dynamic reference, and nothing when the
+        parameter is empty."""
+        env = self.tpl["Resources"]["ExampleFunction"]["Properties"]["Environment"]["Variables"]
+        cond, secret, absent = env["LAMBDA_TRACER_OTLP_HEADERS"]["Fn::If"]
+        self.assertEqual(absent, {"Ref": "AWS::NoValue"})
+        self.assertRegex(secret["Fn::Sub"], r"^\{\{resolve:secretsmanager:\$\{OtlpHeadersSecret\}:SecretString\}\}$")
+        self.assertEqual(self.tpl["Conditions"][cond],
+                         {"Fn::Not": [{"Fn::Equals": [{"Ref": "OtlpHeadersSecret"}, ""]}]})
+        self.assertEqual(self.tpl["Parameters"]["OtlpHeadersSecret"]["Default"], "")
+        self.assertNotIn("NoEcho", self.tpl["Parameters"]["OtlpHeadersSecret"])  # a name, not a key
+
+    def test_parameters_reach_the_function(self):
+        env = self.tpl["Resources"]["ExampleFunction"]["Properties"]["Environment"]["Variables"]
+        refs = {k: v["Ref"] for k, v in env.items() if isinstance(v, dict) and "Ref" in v}
+        self.assertEqual(refs.get("LAMBDA_TRACER_EXPORTERS"), "TracerExporters")
+        self.assertEqual(refs.get("LAMBDA_TRACER_METRICS"), "Metrics")
+        self.assertEqual(self.tpl["Parameters"]["Metrics"]["Default"], "false")
+        for name in self.tpl["Parameters"]:
+            if name != "Architecture":
+                self.assertIn(name, json.dumps(env), "parameter %s is not used by the function" % name)
 
     def test_settings_are_real_extension_settings(self):
         """Every LAMBDA_TRACER_* variable the template sets is one the
@@ -213,6 +244,34 @@ class ExampleHandler(unittest.TestCase):
         self.mod.handler({"action": "timeout"}, self.Context(100))
         self.assertGreater(time.monotonic() - t0, 0.1)
         self.assertEqual(self.mod.handler("not a dict", ctx)["action"], "fast")
+
+    def run_action(self, event, limit_mb=None):
+        """The handler in a child process (crash and oom end it)."""
+        code = ("import importlib.util, json, resource, sys\n"
+                "lim = %r\n"
+                "if lim: resource.setrlimit(resource.RLIMIT_AS, (lim << 20, lim << 20))\n"
+                "spec = importlib.util.spec_from_file_location('h', %r)\n"
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+                "print('ready', flush=True)\n"
+                "m.handler(json.loads(sys.argv[1]), None)\n"
+                "print('returned', flush=True)\n") % (limit_mb, os.path.join(REPO, "layer", "example", "handler.py"))
+        env = dict(os.environ, EXAMPLE_INIT_MS="0")
+        return subprocess.run(["python3", "-c", code, json.dumps(event)], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    def test_crash_ends_the_process(self):
+        p = self.run_action({"action": "crash"})
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("ready", p.stdout)
+        self.assertNotIn("returned", p.stdout)
+
+    def test_oom_allocates_until_stopped(self):
+        # Under a 400 MB address-space limit the allocation loop must hit the
+        # limit (Lambda's cgroup kills instead): it never returns on its own.
+        p = self.run_action({"action": "oom", "mb": 16}, limit_mb=400)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("MemoryError", p.stderr)
+        self.assertNotIn("returned", p.stdout)
 
 
 if __name__ == "__main__":
