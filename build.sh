@@ -299,9 +299,18 @@ cmd_test() {
     [ "$FAILED" -eq 0 ] && [ ${#FAILED_SUITES[@]} -eq 0 ]
 }
 
+# The demo runs the release binary (static musl, what the layer ships) when
+# its static dependencies are already built for this machine (./build.sh
+# layer, bench or test build them), else the development build, and says so.
 cmd_demo() {
     cmd_build
-    exec "$PYTHON" tests/demo.py --binary "$PWD/build/dev/lambda-tracer" "$@"
+    local arch
+    arch=$(uname -m)
+    [ "$arch" = aarch64 ] && arch=arm64
+    if [ -f "build/layer/deps/$arch/include/curl/curl.h" ] && make -s ARCH="$arch" release >/dev/null 2>&1; then
+        exec "$PYTHON" tests/demo.py --binary "$PWD/build/release-$arch/lambda-tracer" --build release "$@"
+    fi
+    exec "$PYTHON" tests/demo.py --binary "$PWD/build/dev/lambda-tracer" --build dev "$@"
 }
 
 cmd_fuzz() {

@@ -56,6 +56,44 @@ STEPS = [
 ]
 
 
+BUILD_NOTE = {
+    "release": "The release build: the static binary the layer ships.",
+    "dev": ("The development build (linked against this machine's shared libcurl and OpenSSL): its "
+            "Init costs 10-20 ms more than the layer's static release binary (about 1 ms). "
+            "./build.sh layer builds the release binary once; the demo then uses it."),
+}
+
+LEGEND = [
+    "How to read it: each invocation is a tree of phases on one time axis, in ms from the invocation's",
+    "start (Init before it is negative).",
+    "  ===  the invocation (X-Ray's segment for the function)    !!!  the same, failed (a fault)",
+    "  ###  a phase: Initialization (a cold start: each extension's init, then Runtime init = the",
+    "       runtime starting and your code's module-level init); Invocation (your handler);",
+    "       Response (the result going back); Overhead (after the response: the runtime's, then",
+    "       Extension overhead = extensions finishing before the environment takes the next call).",
+    "  'in-progress version': a partial segment sent early (before a slow or failing invocation",
+    "  ends), replaced by the final one under the same id.",
+]
+
+# Extension overhead above this (ms) on one of the first invocations gets a word of why.
+EAGER_NOTE_MS = 5.0
+
+
+def eager_note(doc, n_in_env):
+    """Why Extension overhead is large on an early invocation (auto flush policy)."""
+    for sub in doc.get("subsegments") or []:
+        for child in sub.get("subsegments") or []:
+            if child.get("name") == "Extension overhead":
+                ms = (child["end_time"] - child["start_time"]) * 1000
+                if ms >= EAGER_NOTE_MS and n_in_env <= 3:
+                    return (f"  Extension overhead {ms:.1f} ms: the default flush policy (auto) holds each of an "
+                            f"environment's first 3 invocations until Lambda's telemetry for it arrives (batched "
+                            f"every 25 ms) and its trace is sent, so the trace is out even if the environment is "
+                            f"never invoked again; later invocations export in the background (0 ms held). "
+                            f"LAMBDA_TRACER_FLUSH=background skips the wait.")
+    return None
+
+
 def resolve_binary(arg):
     path = arg or os.environ.get("LAMBDA_TRACER_BIN") or os.path.join(REPO, "build", "dev", "lambda-tracer")
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
@@ -95,6 +133,8 @@ def compact(msg):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", default=None, help="the lambda-tracer binary (default build/dev/lambda-tracer)")
+    ap.add_argument("--build", choices=("release", "dev"), default="dev",
+                    help="which build --binary is (./build.sh demo picks the release one when it can)")
     ap.add_argument("--timeout-s", type=float, default=2.0, help="function timeout (default 2)")
     ap.add_argument("--memory-mb", type=int, default=128, help="function memory (default 128)")
     ap.add_argument("--out", default=os.path.join(REPO, "build", "demo", "segments.jsonl"),
@@ -114,6 +154,9 @@ def main():
 
     print(bold(f"lambda-tracer demo: function demo-fn, {args.memory_mb} MB, timeout {args.timeout_s:g} s, "
                f"extension {shown_path(binary)}"))
+    print(BUILD_NOTE[args.build])
+    for line in LEGEND:
+        print(line)
     root = harness.make_root(binary)
     emu = harness.new_emulator(root, timeout_s=args.timeout_s, memory_mb=args.memory_mb,
                                env={"LAMBDA_TRACER_LOG_LEVEL": "info"}, lambda_default=True)
@@ -162,7 +205,9 @@ def main():
 
     problems = []
     table = []
+    n_in_env = 0
     for n, (label, expect, r) in enumerate(results, 1):
+        n_in_env = 1 if (r.init_phase_ran or n == 1) else n_in_env + 1
         title = f"#{n} {label}" + (" (re-init)" if r.init_phase_ran and n > 1 else "")
         versions = segs.get(r.request_id, [])
         print()
@@ -182,6 +227,9 @@ def main():
                                      subsegment_docs=independent):
             print(line)
         doc, n_open, is_final = waterfall.pick(versions)
+        note = eager_note(doc, n_in_env) if is_final else None
+        if note:
+            print(note)
         check = "ok"
         if label == "cold start" and is_final:
             # where Init went (README "Why was the cold start slow?")
