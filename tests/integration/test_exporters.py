@@ -247,9 +247,10 @@ class ShutdownFlushTest(unittest.TestCase):
             shutil.rmtree(root, ignore_errors=True)
         ext = sd.extensions[harness.EXT_NAME]
         self.assertEqual((ext.exit_code, ext.killed), (0, False))
+        # inside the deadline (the promise); how far inside depends on the machine's load
+        # and the sanitizer, so the time itself is a benchmark figure (bench figure 5)
         self.assertLess(sd.duration_ms, 2000)
-        # well inside the budget even under the sanitizers (about 13 ms plain)
-        self.assertLess(ext.ms_to_exit, 1000)
+        self.assertLess(ext.ms_to_exit, 2000)
         finals = [d for d in sink.documents if not d.get("in_progress")]
         self.assertEqual(len(finals), 1001)
         self.assertEqual(sink.bad_signatures, [])
