@@ -9,11 +9,12 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "emulator"))
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
+import common  # noqa: E402  (shared with bench/; puts tests/emulator on sys.path)
 import lambda_emulator  # noqa: E402
 
-BOOTSTRAP = os.path.join(REPO, "tests", "emulator", "runtimes", "bootstrap.py")
+BOOTSTRAP = common.BOOTSTRAP
 EXT_NAME = "lambda-tracer"
 
 # Sanitizer reports that must fail a test whatever else it asserts.

@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
-import sinks  # noqa: E402
+from common import sinks  # noqa: E402
 
 LAYER_DIR = os.environ.get("LAMBDA_TRACER_LAYER_DIR") or os.path.join(REPO, "build", "layer")
 ARCHES = {
