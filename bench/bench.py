@@ -7,9 +7,19 @@ two references, interleaved (ABAB) so a busy machine slows all alike:
   floor  bench/floor.c: register, loop on /event/next, exit on SHUTDOWN.
 
 Figures: 1 cold start, 2 added time per warm invocation per flush policy,
-3 memory, 4 telemetry ingest, 5 shutdown, 6 size, 7 CPU per invocation.
+3 memory, 4 telemetry ingest, 5 shutdown, 6 size, 7 CPU per invocation,
+8 timeout forensics, 9 counts: a pass of its own (never the timing runs),
+beside the floor and the floor + listener (BENCH_FLOOR_LISTEN=1): system
+calls under `strace -f` of the extension's process, threads and CPU when the
+emulator sees the first /event/next, context switches from
+/proc/<pid>/task/*/status, idle CPU never frozen, SHUTDOWN with pending to a
+sink answering after 30 ms, idle RSS after the first HTTPS export.
 Writes a JSON results file and a Markdown table; exits 1 without writing
 them when any figure cannot be measured (never a made-up number).
+results.json's `goals` are issue 12's goals 1-6, each {figure, goal,
+measured, op, target, unit, met} with met = measured op target;
+`--goals-table` prints them as Markdown (today's main beside, from
+bench/goals-before.json).  Needs strace and openssl.
 
 Run it through ./build.sh bench, which builds what it measures.
 """
