@@ -908,7 +908,12 @@ def fig_counts(cfg, c):
     refs = {"floor": cfg.variants["floor"],
             "floor_listener": Variant("floor_listener", cfg.floor, FLOOR, {"BENCH_FLOOR_LISTEN": "1"})}
     both = dict(refs, tracer=tracer)
-    out = {"syscalls": {l: syscall_counts(v, c["warm"], c["strace_n"]) for l, v in both.items()},
+    # the same with nothing exported: what the Extensions API, the listener and the pipeline
+    # cost without the exporter (a reference, not a goal)
+    quiet = Variant("tracer_exporting_nothing", tracer.binary, tracer.name,
+                    dict(tracer.env, LAMBDA_TRACER_EXPORTERS="none"))
+    out = {"syscalls": {l: syscall_counts(v, c["warm"], c["strace_n"])
+                        for l, v in dict(both, tracer_exporting_nothing=quiet).items()},
            "init": {l: init_snapshots(v, c["init_reps"]) for l, v in both.items()},
            "warm": warm_counts({"floor_listener": refs["floor_listener"], "tracer": tracer},
                                c["warm"], c["n"], c["idle_s"]),
@@ -1001,7 +1006,8 @@ def goals(r):
     g.append(goal("2", "system calls per warm invocation (default policy)", sc["tracer"]["per_warm_invocation"],
                   "<=", GOAL12_WARM_SYSCALLS, "calls",
                   reference={"floor": sc["floor"]["per_warm_invocation"],
-                             "floor + listener": sc["floor_listener"]["per_warm_invocation"]}))
+                             "floor + listener": sc["floor_listener"]["per_warm_invocation"],
+                             "tracer exporting nothing": sc["tracer_exporting_nothing"]["per_warm_invocation"]}))
     g.append(goal("2", "wake-ups (voluntary context switches, all threads) per warm invocation",
                   warm["tracer"]["voluntary_per_invocation"], "<=", GOAL12_WARM_WAKEUPS, "switches",
                   reference={"floor + listener": warm["floor_listener"]["voluntary_per_invocation"],
@@ -1268,8 +1274,10 @@ def table(r):
         L.append("| --- | --- | --- | --- |")
         L.append("| system calls before the first `/event/next` | " + " | ".join(
             str(sc[l]["before_first_next"]) for l in ("floor", "floor_listener", "tracer")) + " |")
-        L.append("| system calls per warm invocation | " + " | ".join(
+        L.append("| system calls per warm invocation (X-Ray API export of each to a local sink) | " + " | ".join(
             f"{sc[l]['per_warm_invocation']:.1f}" for l in ("floor", "floor_listener", "tracer")) + " |")
+        L.append(f"| same, the tracer exporting nothing | — | — | "
+                 f"{sc['tracer_exporting_nothing']['per_warm_invocation']:.1f} |")
         L.append("| threads at the first `/event/next` | " + " | ".join(
             str(init[l]["threads"]) for l in ("floor", "floor_listener", "tracer")) + " |")
         L.append("| Init CPU to the first `/event/next`, ms | " + " | ".join(

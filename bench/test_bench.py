@@ -1,4 +1,4 @@
-"""Smoke check of the benchmarks (part of ./build.sh test; about 10 s).
+"""Smoke check of the benchmarks (part of ./build.sh test; about 30 s).
 
 Runs bench.py --quick (tiny counts) against the development build, the floor
 and the load generator built by `make -f Makefile -f bench/bench.mk
@@ -118,6 +118,22 @@ class QuickBenchTest(unittest.TestCase):
         for label, v in f["5_shutdown"].items():
             if isinstance(v, dict) and "segments_expected" in v:
                 self.assertEqual(v["segments_delivered_min"], v["segments_expected"], label)
+        # the counting pass saw the references as they are built: the floor has one thread and
+        # no listener, the floor + listener two; each makes fewer calls than with its listener
+        c = f["9_counts"]
+        self.assertEqual(c["init"]["floor"]["threads"], 1)
+        self.assertEqual(c["init"]["floor_listener"]["threads"], 2)
+        self.assertGreaterEqual(c["init"]["tracer"]["threads"], 1)
+        sc = c["syscalls"]
+        self.assertLess(sc["floor"]["before_first_next"], sc["floor_listener"]["before_first_next"])
+        self.assertIn("execve", sc["tracer"]["before_first_next_by_call"])
+        self.assertEqual(sum(sc["tracer"]["before_first_next_by_call"].values()), sc["tracer"]["before_first_next"])
+        for label in ("floor", "floor_listener", "tracer", "tracer_exporting_nothing"):
+            self.assertGreater(sc[label]["per_warm_invocation"], 0, label)
+        sd = c["shutdown_slow_sink"]
+        self.assertEqual(sd["segments_delivered"], sd["segments_expected"])
+        self.assertGreater(sd["requests_after_shutdown"], 0)
+        self.assertGreater(c["https_memory"]["system_bundle"]["idle_rss"]["median"], 0)
         # eager export waits for runtimeDone: it must hold invocations longer than background
         self.assertGreater(f["2_added_time"]["eager"]["held_open_ms"]["median"],
                            f["2_added_time"]["background"]["held_open_ms"]["median"])
