@@ -7,6 +7,8 @@ benchmarks (bench/): neither imports the other's modules, both import these.
 
 Put tests/ on sys.path and `from common import sinks`; importing this package also puts the
 emulator (tests/emulator) on sys.path, so `import lambda_emulator` works after it.
+(sinks.py was tests/integration/sinks.py: tests/integration/harness.py makes a plain
+`import sinks` after `import harness` give this module, for tests written before the move.)
 """
 import os
 import sys
