@@ -791,8 +791,10 @@ def warm_counts(variants, warm, n, idle_s):
 def shutdown_cpu(v, pending, delay_ms):
     """SHUTDOWN with `pending` invocations' records just arrived (the sandbox frozen in
     between, as on Lambda), to an X-Ray API sink that answers each request after delay_ms
-    (no sink for a variant without one): the extension's CPU from SHUTDOWN to its exit (all
-    threads, schedstat, sampled every millisecond until it exits), and what the sink saw."""
+    (no sink for a variant without one): the extension's CPU from just before the records
+    are sent to its exit (all threads, schedstat, sampled every millisecond until it exits:
+    how much is parsed before SHUTDOWN depends on timing, the whole does not), and what the
+    sink saw."""
     import threading
     per_batch = 250
     bodies = [fake_invocations(min(per_batch, pending - i)) for i in range(0, pending, per_batch)]
@@ -803,28 +805,32 @@ def shutdown_cpu(v, pending, delay_ms):
         sb.freeze_tasks()
         if sb.sink:
             sb.sink.delay_s = delay_ms / 1000.0
-        for body in bodies:
-            status, _ = sb.emu.send_raw_telemetry(v.name, body)
-            need(status == 200, f"figure 9 shutdown: telemetry POST answered {status}")
         stop = threading.Event()
-        c0 = sb.cpu_ns()
-        t_sd = time.monotonic()
 
         def sample():
             while not stop.is_set() and os.path.exists(f"/proc/{sb.pid}"):
                 sb.cpu_ns()
                 time.sleep(0.001)
+        c0 = sb.cpu_ns()
+        t0 = time.monotonic()
         th = threading.Thread(target=sample, daemon=True)
         th.start()
-        sd = sb.emu.shutdown()
-        stop.set()
-        th.join()
+        try:
+            for body in bodies:
+                status, _ = sb.emu.send_raw_telemetry(v.name, body)
+                need(status == 200, f"figure 9 shutdown: telemetry POST answered {status}")
+            t_sd = time.monotonic()
+            sd = sb.emu.shutdown()
+        finally:
+            stop.set()
+            th.join()
         cpu_ns = sched_ns(list(sb.task_ns), sb.task_ns) - c0
         ext = sd.extensions[v.name]
         need(ext.shutdown_delivered and ext.ms_to_exit is not None, f"figure 9 shutdown: {ext}")
         out = {"shutdown_to_exit_ms": ext.ms_to_exit, "killed": bool(ext.killed), "cpu_us": cpu_ns / 1e3}
         if sb.sink:
             with sb.sink.lock:
+                out["requests"] = sum(1 for r in sb.sink.requests if r["t"] >= t0)
                 out["requests_after_shutdown"] = sum(1 for r in sb.sink.requests if r["t"] >= t_sd)
                 out["segments_delivered"] = len({d["id"] for d in sb.sink.documents if not d.get("in_progress")})
         return out
@@ -834,20 +840,22 @@ def shutdown_cpu(v, pending, delay_ms):
 
 def slow_sink_shutdown(v, pending, delay_ms):
     """SHUTDOWN with `pending` to a sink answering after delay_ms: segments delivered,
-    SHUTDOWN to exit, and the export's CPU per request: the extension's CPU from SHUTDOWN to
-    exit minus that of the same run exporting nothing (LAMBDA_TRACER_EXPORTERS=none: the
-    records still parsed and assembled), over the requests sent after SHUTDOWN."""
+    SHUTDOWN to exit, and the export's CPU per request: the extension's CPU from the records'
+    arrival to its exit, minus that of the same run exporting nothing
+    (LAMBDA_TRACER_EXPORTERS=none: the records still parsed), over the requests sent.  The
+    difference holds all the exporting costs, encoding included: segments encoded but never
+    sent (cut at the deadline) count against the requests that were."""
     x = shutdown_cpu(v, pending, delay_ms)
     base = shutdown_cpu(Variant(v.label + "-none", v.binary, v.name, dict(v.env, LAMBDA_TRACER_EXPORTERS="none")),
                         pending, delay_ms)
-    need(x["requests_after_shutdown"], "figure 9 shutdown: no request after SHUTDOWN")
+    need(x["requests"], "figure 9 shutdown: no request to the sink")
     return {"pending": pending, "sink_delay_ms": delay_ms, "segments_expected": pending + 1,
             "segments_delivered": x["segments_delivered"], "shutdown_to_exit_ms": x["shutdown_to_exit_ms"],
-            "killed": x["killed"], "requests_after_shutdown": x["requests_after_shutdown"],
+            "killed": x["killed"], "requests": x["requests"], "requests_after_shutdown": x["requests_after_shutdown"],
             "cpu_us_all_threads": x["cpu_us"], "cpu_us_exporting_nothing": base["cpu_us"],
-            "cpu_us_per_request_all_threads": x["cpu_us"] / x["requests_after_shutdown"],
+            "cpu_us_per_request_all_threads": x["cpu_us"] / x["requests"],
             # a difference of two runs: may come out below 0 when exporting costs next to nothing
-            "export_cpu_us_per_request_delta": (x["cpu_us"] - base["cpu_us"]) / x["requests_after_shutdown"]}
+            "export_cpu_us_per_request_delta": (x["cpu_us"] - base["cpu_us"]) / x["requests"]}
 
 
 def https_memory(v, reps):
@@ -1029,10 +1037,11 @@ def goals(r):
     g.append(goal("4", f"SHUTDOWN with {sd['pending']:,} pending, sink answering after {sd['sink_delay_ms']} ms: "
                   "segments delivered", sd["segments_delivered"], ">=", sd["segments_expected"], "segments"))
     g.append(goal("4", "same: SHUTDOWN to exit", sd["shutdown_to_exit_ms"], "<", GOAL12_SHUTDOWN_MS, "ms"))
-    g.append(goal("4", "same: export CPU per PutTraceSegments request (CPU minus a run exporting nothing)",
+    g.append(goal("4", "same: export CPU per PutTraceSegments request (CPU minus a run exporting nothing, "
+                  "encoding included)",
                   sd["export_cpu_us_per_request_delta"], "<=", GOAL12_EXPORT_CPU_PER_REQUEST_US, "µs",
                   reference={"all threads, per request": sd["cpu_us_per_request_all_threads"],
-                             "requests": sd["requests_after_shutdown"]}))
+                             "requests": sd["requests"]}))
     hm = c["https_memory"]
     g.append(goal("5", "idle RSS after the first HTTPS export (system CA bundle loaded)",
                   hm["system_bundle"]["idle_rss"]["median"], "<=", GOAL12_IDLE_RSS_HTTPS_BYTES, "bytes",
@@ -1296,7 +1305,8 @@ def table(r):
         L.append(f"SHUTDOWN with {sd['pending']:,} pending to an X-Ray API sink answering after "
                  f"{sd['sink_delay_ms']} ms: {sd['segments_delivered']:,} of {sd['segments_expected']:,} segments "
                  f"delivered, {sd['shutdown_to_exit_ms']:.0f} ms to exit{' (killed)' if sd['killed'] else ''}, "
-                 f"{sd['requests_after_shutdown']} requests, {sd['cpu_us_per_request_all_threads']:.0f} µs of CPU "
+                 f"{sd['requests']} requests ({sd['requests_after_shutdown']} after SHUTDOWN), "
+                 f"{sd['cpu_us_per_request_all_threads']:.0f} µs of CPU "
                  f"per request (all threads; {sd['export_cpu_us_per_request_delta']:.0f} µs more than exporting nothing). "
                  f"HTTPS: idle RSS after the first export {fmt_mib(hm['system_bundle']['idle_rss']['median'])} "
                  f"with the system's CA bundle ({hm['system_bundle_certificates']} certificates, "
@@ -1429,8 +1439,8 @@ def main():
               "ingest_reps": 1 if q else 3, "ingest_batches": 3 if q else 30, "flood": 12 if q else 150,
               "shutdown_reps": 1 if q else 5, "slow": 2 if q else 10, "pendings": [0, 100, 1000] if q else [0, 100, 10000],
               # figure 9, the counting pass
-              "counting": {"warm": 3 if q else 5, "strace_n": 3 if q else 20, "n": 6 if q else 200,
-                           "idle_s": 0.5 if q else 3.0, "init_reps": 1 if q else 5,
+              "counting": {"warm": 3 if q else 5, "strace_n": 3 if q else 50, "n": 6 if q else 200,
+                           "idle_s": 0.5 if q else 5.0, "init_reps": 1 if q else 5,
                            "pending": 300 if q else 10000, "tls_reps": 1 if q else 3}}
 
     cfg.variants = {
