@@ -883,7 +883,9 @@ def https_memory(v, reps):
             rss, cpu = [], []
             for _ in range(reps):
                 tv = Variant(v.label, v.binary, v.name, dict(v.env, LAMBDA_TRACER_CA_FILE=path), xray=True)
-                sb = Sandbox(tv, tls_pki=pki)
+                # not frozen: an export the eager budget cut (a slow first handshake, a big
+                # bundle) finishes in the background instead of waiting for the next thaw
+                sb = Sandbox(tv, freeze=False, tls_pki=pki)
                 try:
                     sb.start()
                     sb.freeze_tasks()
