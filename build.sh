@@ -21,7 +21,7 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev libcmocka-dev)
 # chromium: the trace viewer's page is tested in headless Chromium.
-TEST_PKGS=(valgrind cppcheck clang-tidy chromium)
+TEST_PKGS=(valgrind cppcheck clang-tidy chromium strace openssl)
 # Independent validators (tests/tools): AWS's X-Ray schema through ajv, OTLP
 # through protobufjs.  Node and npm come from Debian when the machine has none.
 NODE_PKGS=(nodejs npm)
@@ -361,7 +361,7 @@ cmd_layer() {
 # binary against a floor extension built with the same toolchain, and writes
 # build/bench/results.json and results.md.  Runs in about 3 minutes on 2 cores.
 cmd_bench() {
-    need_pkgs "${BASE_PKGS[@]}"
+    need_pkgs "${BASE_PKGS[@]}" strace openssl
     cmd_layer
     make -s -f Makefile -f bench/bench.mk ARCH=x86_64 release-floor
     make -s -f Makefile -f bench/bench.mk build/dev/bench/loadgen

@@ -9,11 +9,17 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "emulator"))
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
+import common  # noqa: E402  (shared with bench/; puts tests/emulator on sys.path)
 import lambda_emulator  # noqa: E402
+from common import sinks  # noqa: E402
 
-BOOTSTRAP = os.path.join(REPO, "tests", "emulator", "runtimes", "bootstrap.py")
+# tests/integration/sinks.py moved to tests/common/sinks.py: `import sinks` after `import
+# harness` still gives that very module (for test files written before the move)
+sys.modules.setdefault("sinks", sinks)
+
+BOOTSTRAP = common.BOOTSTRAP
 EXT_NAME = "lambda-tracer"
 
 # Sanitizer reports that must fail a test whatever else it asserts.
@@ -181,7 +187,6 @@ def otlp_decode(body, json_input=False):
 def attach_xray_sink(emu, **env):
     """A local X-Ray API endpoint that verifies SigV4 with the credentials
     this emulator gives the extension, configured as its only exporter."""
-    import sinks
     creds = emu.extension_environment()
     sink = sinks.XRayApiSink(region=emu.region, access_key=creds["AWS_ACCESS_KEY_ID"],
                              secret=creds["AWS_SECRET_ACCESS_KEY"], token=creds["AWS_SESSION_TOKEN"])

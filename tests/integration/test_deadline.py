@@ -17,7 +17,7 @@ import time
 import unittest
 
 import harness
-import sinks
+from common import sinks
 
 BACKGROUND_MS = 60
 EAGER_MS = 25 + 250 + BACKGROUND_MS

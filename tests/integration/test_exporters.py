@@ -7,7 +7,8 @@ import unittest
 import uuid
 
 import harness
-import sinks
+from common import sinks
+from common.records import fake_invocations
 
 
 def environment(env, steps, raw_batches=(), **kwargs):
@@ -26,23 +27,6 @@ def environment(env, steps, raw_batches=(), **kwargs):
     finally:
         emu.close()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def fake_invocations(n, t0="2026-11-23T10:00:00.000Z"):
-    """n complete invocations' worth of platform records, as one batch."""
-    recs = []
-    for i in range(n):
-        rid = str(uuid.uuid4())
-        recs += [
-            {"time": t0, "type": "platform.start", "record": {"requestId": rid}},
-            {"time": t0, "type": "platform.runtimeDone", "record": {
-                "requestId": rid, "status": "success", "metrics": {"durationMs": 1.0},
-                "spans": [{"name": "responseLatency", "start": t0, "durationMs": 0.5}]}},
-            {"time": t0, "type": "platform.report", "record": {
-                "requestId": rid, "status": "success", "metrics": {
-                    "durationMs": 1.5, "billedDurationMs": 2, "memorySizeMB": 128, "maxMemoryUsedMB": 30}}},
-        ]
-    return json.dumps(recs).encode()
 
 
 class XRayApiTest(unittest.TestCase):

@@ -9,7 +9,7 @@ import time
 import unittest
 
 import harness
-import sinks
+from common import sinks
 from test_faults import BACKGROUND_MS, EAGER_MS, Checks, final_segments
 
 REPO = harness.REPO

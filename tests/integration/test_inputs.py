@@ -11,7 +11,7 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
-import sinks
+from common import sinks
 
 FAST = b'{"action":"fast"}'
 PREFIX = "[%s] " % harness.EXT_NAME

@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 
 import harness
-import sinks
+from common import sinks
 
 SAMPLED = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 UNSAMPLED = "Root=1-5759e989-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=0"

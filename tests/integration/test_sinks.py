@@ -5,7 +5,8 @@ import socket
 import time
 import unittest
 
-import sinks
+import harness  # noqa: F401  (puts tests/ on sys.path)
+from common import sinks
 
 
 class SinkSelfTest(unittest.TestCase):

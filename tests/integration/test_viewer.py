@@ -12,7 +12,7 @@ import sys
 import unittest
 
 import harness
-import sinks
+from common import sinks
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "viewer"))
 import page  # noqa: E402

@@ -36,7 +36,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import harness  # noqa: E402
-import sinks  # noqa: E402
+from common import sinks  # noqa: E402
+from common.tls import serve_tls  # noqa: E402  (HTTPS for a sink; shared with bench/)
 
 LAYER_DIR = os.environ.get("LAMBDA_TRACER_LAYER_DIR") or os.path.join(REPO, "build", "layer")
 ARCHES = {
@@ -129,29 +130,6 @@ def server_context(ca, legacy_only=False, versions=None):
             ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     return ctx
-
-
-def serve_tls(sink, ctx):
-    """Turns a sink from tests/integration/sinks.py into an HTTPS one, and
-    records each handshake: ("ok", version) or ("failed", reason)."""
-    sink.handshakes = []
-    raw = sink.server.socket
-
-    def get_request():
-        conn, addr = raw.accept()
-        conn.settimeout(10)
-        try:
-            tls = ctx.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            sink.handshakes.append(("failed", str(e)))
-            conn.close()
-            raise OSError("handshake failed")  # socketserver drops the request
-        tls.settimeout(None)
-        sink.handshakes.append(("ok", tls.version()))
-        return tls, addr
-
-    sink.server.get_request = get_request
-    return sink
 
 
 class EmptyRoot:
