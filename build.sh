@@ -283,6 +283,8 @@ cmd_test() {
     fi
     run_suite "SAM template against the SAM schema, example function" \
         "$PYTHON" -m unittest discover -s tests/layer -p 'test_template.py'
+    run_suite "README and docs/: settings against config.c, links, the quick start" \
+        "$PYTHON" -m unittest discover -s tests/layer -p 'test_readme.py'
 
     echo
     if [ ${#FAILED_SUITES[@]} -gt 0 ]; then
