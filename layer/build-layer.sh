@@ -151,8 +151,10 @@ unpack() {
 
 # Compiler flags for the libraries.  The file prefix maps keep build paths
 # out of the objects, so the result does not depend on where the tree is.
+# No unwind tables (as the Makefile's release flags): C on musl never
+# unwinds, and .eh_frame is a tenth of the binary.
 dep_cflags() { # SRCDIR NAME
-    echo "-O2 -ffunction-sections -fdata-sections -fstack-protector-strong -ffile-prefix-map=$1=$2 -ffile-prefix-map=$TOP=build"
+    echo "-O2 -ffunction-sections -fdata-sections -fstack-protector-strong -fno-asynchronous-unwind-tables -fno-unwind-tables -ffile-prefix-map=$1=$2 -ffile-prefix-map=$TOP=build"
 }
 
 build_mbedtls() { # ARCH PREFIX
