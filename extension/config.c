@@ -561,7 +561,6 @@ int config_parse_resource_attributes(const char *text, char *ret, size_t ret_siz
             if (klen == k_dec && memcmp(ret + off, k_out, k_dec) == 0) {
                 memmove(ret + off, ret + off + pair, (used + k_dec + v_dec + 2) - (off + pair));
                 used -= pair;
-                k_out -= pair;
                 count--;
                 break;
             }

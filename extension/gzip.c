@@ -4,7 +4,6 @@
 #include "gzip.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +34,7 @@ int gzip_body(const void *in, size_t in_len, struct buf *out)
     int zr;
     int r = 0;
 
-    if (out == NULL || (in == NULL && in_len > 0) || in_len > UINT_MAX)
+    if (out == NULL || (in == NULL && in_len > 0) || in_len != (size_t)(uInt)in_len)
         return -EINVAL;
     start = buf_len(out);
     memset(&zs, 0, sizeof(zs));
