@@ -9,6 +9,10 @@ import unittest
 
 import harness
 import sinks
+
+# The harness sets LAMBDA_TRACER_EXPORTERS=stdout; empty is unset (as on Lambda, where an
+# empty variable is not a setting), so the OTEL variables decide.
+UNSET_EXPORTERS = {"LAMBDA_TRACER_EXPORTERS": ""}
 from test_faults import final_segments
 from test_faults_failopen import FailOpenChecks, Run
 
@@ -37,12 +41,12 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
         Authorization header, a service name, resource attributes.  Nothing else."""
         sink = sinks.OtlpSink()
         self.addCleanup(sink.close)
-        run = Run(self, env={
+        run = Run(self, env=dict(UNSET_EXPORTERS, **{
             "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint + "/",
             "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Basic%20dXNlcjpwYXNz, x-team = a%2Cb ",
             "OTEL_SERVICE_NAME": "checkout",
             "OTEL_RESOURCE_ATTRIBUTES": "service.name=ignored,deployment.environment=prod,"
-                                        "team=pay%20ments,k%3D1=v%2C2"})
+                                        "team=pay%20ments,k%3D1=v%2C2"}))
         self.assert_kept_the_loop(run)
         self.assertFalse([l for l in run.lines if " WARN " in l or " ERROR " in l])
         self.assertTrue(sink.requests)
@@ -75,11 +79,11 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
         sink, other = sinks.OtlpSink(), sinks.OtlpSink()
         self.addCleanup(sink.close)
         self.addCleanup(other.close)
-        run = Run(self, steps=1, env={
+        run = Run(self, steps=1, env=dict(UNSET_EXPORTERS, **{
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": other.endpoint + "/v1/traces",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-who=otel",
             "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint,
-            "LAMBDA_TRACER_OTLP_HEADERS": "x-who=lambda%2Dtracer"})
+            "LAMBDA_TRACER_OTLP_HEADERS": "x-who=lambda%2Dtracer"}))
         self.assert_kept_the_loop(run)
         self.assertEqual(other.requests, [])
         self.assertTrue(sink.requests)
@@ -126,7 +130,7 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
                "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Basic%0D%0AX-Evil: 1",
                "OTEL_RESOURCE_ATTRIBUTES": "a=%ZZ",
                "OTEL_SDK_DISABLED": "maybe"}
-        run = Run(self, steps=1, env=dict(bad, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint))
+        run = Run(self, steps=1, env=dict(bad, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint, **UNSET_EXPORTERS))
         self.assert_kept_the_loop(run)
         for name in bad:
             self.one_line(run, "WARN", name)
@@ -149,8 +153,8 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
             xray.access_key, xray.secret = creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"]
             xray.token = creds["AWS_SESSION_TOKEN"]
         run = Run(self, steps=1, setup=attach,
-                  env={"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SDK_DISABLED": "true",
-                       "LAMBDA_TRACER_XRAY_ENDPOINT": xray.endpoint})
+                  env=dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                           OTEL_SDK_DISABLED="true", LAMBDA_TRACER_XRAY_ENDPOINT=xray.endpoint))
         self.assert_kept_the_loop(run)
         self.assertEqual(sink.requests, [])
         self.assertTrue(xray.documents)
