@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-/usr/bin/python3}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev libcmocka-dev)
+BASE_PKGS=(gcc make python3 libcurl4-openssl-dev libcjson-dev zlib1g-dev libcmocka-dev)
 # chromium: the trace viewer's page is tested in headless Chromium.
 TEST_PKGS=(valgrind cppcheck clang-tidy chromium strace openssl)
 # Independent validators (tests/tools): AWS's X-Ray schema through ajv, OTLP

@@ -59,6 +59,8 @@ void config_defaults(struct config *ret)
     snprintf(ret->exporters, sizeof(ret->exporters), "%s", "xray");
     snprintf(ret->otlp_endpoint, sizeof(ret->otlp_endpoint), "%s", "http://localhost:4318/v1/traces");
     ret->export_timeout_ms = EXPORT_TIMEOUT_DEFAULT_MS;
+    ret->otlp_timeout_ms = EXPORT_TIMEOUT_DEFAULT_MS;
+    ret->otlp_gzip = true;
     ret->export_queue_max_bytes = EXPORT_QUEUE_DEFAULT_BYTES;
     ret->price_gb_s_usd = -1;
     ret->price_request_usd = -1;
@@ -249,7 +251,9 @@ static void load_string(const struct loader *l, const char *name, char *dst, siz
 
 static bool valid_url(const char *s)
 {
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+    char url[CONFIG_MAX_VALUE_BYTES + 16];
+
+    return config_check_url(s, CONFIG_URL_AS_IS, url, sizeof(url)) == 0;
 }
 
 static bool valid_sinks(const char *s)
@@ -314,6 +318,20 @@ static bool is_alnum_ascii(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+/* Whether (s, n) is a "host:port" config_parse_host_port takes. */
+static bool valid_host_port_n(const char *s, size_t n)
+{
+    char copy[CONFIG_HOST_MAX + 8];
+    char host[CONFIG_HOST_MAX];
+    uint16_t port;
+
+    if (n >= sizeof(copy))
+        return false;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    return config_parse_host_port(copy, host, sizeof(host), &port) == 0;
+}
+
 bool config_runtime_api_valid(const char *text)
 {
     char host[CONFIG_HOST_MAX];
@@ -342,6 +360,101 @@ bool config_runtime_api_valid(const char *text)
         if (!is_alnum_ascii(*p) && *p != '.' && *p != '-')
             return false;
     return true;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes (src, n) into dst (dst_size bytes, NUL-terminated): "%XY"
+ * with two hex digits is that byte, any other '%' is refused; '+' stays
+ * '+' (the W3C Baggage format is not form encoding).  0 with *ret_len, or
+ * -EINVAL (bad escape, or it does not fit with its terminator). */
+static int percent_decode(const char *src, size_t n, char *dst, size_t dst_size, size_t *ret_len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        if (c == '%') {
+            if (i + 2 >= n || hex_value(src[i + 1]) < 0 || hex_value(src[i + 2]) < 0)
+                return -EINVAL;
+            c = (char)(hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]));
+            i += 2;
+        }
+        if (o + 1 >= dst_size)
+            return -EINVAL;
+        dst[o++] = c;
+    }
+    if (dst_size == 0)
+        return -EINVAL;
+    dst[o] = '\0';
+    *ret_len = o;
+    return 0;
+}
+
+/* Whether (s, n) is valid UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF) without C0 control bytes or DEL: text that may go
+ * into a protobuf string, a JSON string and a log line. */
+static bool text_ok(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t len;
+        uint32_t cp;
+
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false;
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            cp = c & 0x1fu;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            cp = c & 0x0fu;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            cp = c & 0x07u;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3fu);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* Drops blanks (space, tab) from both ends of (*s, *n). */
+static void trim_ows(const char **s, size_t *n)
+{
+    while (*n > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
 }
 
 /* RFC 9110 tchar: what a header name may be made of. */
@@ -388,19 +501,205 @@ int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER
         for (size_t i = 0; i < name_len; i++)
             if (!is_tchar(name[i]))
                 return -EINVAL;
-        for (size_t i = 0; i < value_len; i++)
-            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
-                return -EINVAL; /* no CR, LF or other control byte may reach a header */
-        int w = snprintf(lines[n], CONFIG_OTLP_HEADER_LINE_BYTES, "%.*s: %.*s", (int)name_len, name,
-                         (int)value_len, value);
-        if (w < 0 || (size_t)w >= CONFIG_OTLP_HEADER_LINE_BYTES)
+        if (name_len + 2 >= CONFIG_OTLP_HEADER_LINE_BYTES)
             return -EINVAL;
+        memcpy(lines[n], name, name_len);
+        memcpy(lines[n] + name_len, ": ", 2);
+        size_t decoded;
+        if (percent_decode(value, value_len, lines[n] + name_len + 2,
+                           CONFIG_OTLP_HEADER_LINE_BYTES - name_len - 2, &decoded) < 0)
+            return -EINVAL;
+        for (size_t i = 0; i < decoded; i++) {
+            unsigned char c = (unsigned char)lines[n][name_len + 2 + i];
+            if (c < 0x20 || c == 0x7f)
+                return -EINVAL; /* no CR, LF or other control byte may reach a header */
+        }
         n++;
         if (end == NULL)
             break;
         p = end + 1;
     }
     *ret_count = n;
+    return 0;
+}
+
+int config_parse_resource_attributes(const char *text, char *ret, size_t ret_size, size_t *ret_len)
+{
+    const char *p = text;
+    size_t used = 0, count = 0;
+
+    if (text == NULL || ret == NULL || ret_size == 0)
+        return -EINVAL;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        const char *key = p, *value;
+        size_t key_len, value_len, k_dec, v_dec;
+        char *k_out, *v_out;
+
+        if (eq == NULL || count >= RESOURCE_ATTRS_MAX)
+            return -EINVAL;
+        key_len = (size_t)(eq - p);
+        value = eq + 1;
+        value_len = len - key_len - 1;
+        trim_ows(&key, &key_len);
+        trim_ows(&value, &value_len);
+        k_out = ret + used;
+        if (key_len == 0 || percent_decode(key, key_len, k_out, ret_size - used, &k_dec) < 0 ||
+            k_dec == 0 || !text_ok(k_out, k_dec) || memchr(k_out, ' ', k_dec) != NULL)
+            return -EINVAL; /* a key is a name: "%20" makes it no more one */
+        v_out = k_out + k_dec + 1;
+        if (percent_decode(value, value_len, v_out, ret_size - used - k_dec - 1, &v_dec) < 0 ||
+            !text_ok(v_out, v_dec))
+            return -EINVAL;
+        /* A key given again replaces the earlier pair: move the pairs after
+         * it down, this new one included. */
+        for (size_t off = 0; off < used;) {
+            size_t klen = strlen(ret + off);
+            size_t pair = klen + 1 + strlen(ret + off + klen + 1) + 1;
+            if (klen == k_dec && memcmp(ret + off, k_out, k_dec) == 0) {
+                memmove(ret + off, ret + off + pair, (used + k_dec + v_dec + 2) - (off + pair));
+                used -= pair;
+                count--;
+                break;
+            }
+            off += pair;
+        }
+        used += k_dec + v_dec + 2;
+        count++;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    *ret_len = used;
+    return 0;
+}
+
+int config_check_url(const char *text, enum config_url_kind kind, char *ret, size_t ret_size)
+{
+    static const char suffix[] = "/v1/traces";
+    const size_t suffix_len = sizeof(suffix) - 1;
+    size_t scheme_len, len, host_end, path_len;
+    const char *auth, *path;
+
+    if (text == NULL || ret == NULL || ret_size == 0)
+        return -EINVAL;
+    if (strncasecmp(text, "http://", 7) == 0)
+        scheme_len = 7;
+    else if (strncasecmp(text, "https://", 8) == 0)
+        scheme_len = 8;
+    else
+        return -EINVAL;
+    len = strnlen(text, CONFIG_MAX_VALUE_BYTES + 1);
+    if (len > CONFIG_MAX_VALUE_BYTES)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c <= ' ' || c >= 0x7f || c == '\\' || c == '#')
+            return -EINVAL; /* blanks, control bytes, non-ASCII, fragments */
+        if (c == '?' && kind != CONFIG_URL_AS_IS)
+            return -EINVAL; /* a query cannot be followed by /v1/traces */
+    }
+    auth = text + scheme_len;
+    host_end = strcspn(auth, "/?");
+    path = auth + host_end;
+    if (host_end == 0 || memchr(auth, '@', host_end) != NULL)
+        return -EINVAL;
+    {
+        /* host [":" port], the host a name, an IPv4 address or "[IPv6]" */
+        const char *h = auth, *port = NULL, *stop = auth + host_end;
+        if (*h == '[') {
+            const char *close = memchr(h, ']', host_end);
+            if (close == NULL || close == h + 1)
+                return -EINVAL;
+            for (const char *q = h + 1; q < close; q++)
+                if (hex_value(*q) < 0 && *q != ':' && *q != '.')
+                    return -EINVAL;
+            if (close + 1 < stop) {
+                if (close[1] != ':')
+                    return -EINVAL;
+                port = close + 2;
+            }
+        } else {
+            const char *colon = memchr(h, ':', host_end);
+            const char *name_end = colon != NULL ? colon : stop;
+            if (name_end == h)
+                return -EINVAL;
+            for (const char *q = h; q < name_end; q++)
+                if (!is_alnum_ascii(*q) && *q != '.' && *q != '-' && *q != '_')
+                    return -EINVAL;
+            if (colon != NULL)
+                port = colon + 1;
+        }
+        if (port != NULL) {
+            uint64_t value = 0;
+            if (port == stop || stop - port > 5)
+                return -EINVAL;
+            for (const char *q = port; q < stop; q++) {
+                if (*q < '0' || *q > '9')
+                    return -EINVAL;
+                value = value * 10 + (uint64_t)(*q - '0');
+            }
+            if (value < 1 || value > 65535)
+                return -EINVAL;
+        }
+    }
+    path_len = strlen(path);
+    {
+        bool append = kind == CONFIG_URL_BASE ||
+                      (kind == CONFIG_URL_BASE_OR_FULL &&
+                       !(path_len >= suffix_len && memcmp(path + path_len - suffix_len, suffix, suffix_len) == 0));
+        size_t keep = len;
+        int w;
+
+        if (append && path_len > 0 && path[path_len - 1] == '/')
+            keep--; /* "http://host:4318/" is the base "http://host:4318" */
+        if (keep + (append ? suffix_len : 0) >= ret_size)
+            return -ENAMETOOLONG;
+        w = snprintf(ret, ret_size, "%.*s%.*s%s", (int)scheme_len - 3, scheme_len == 7 ? "http" : "https",
+                     (int)(keep - scheme_len + 3), text + scheme_len - 3, append ? suffix : "");
+        if (w < 0 || (size_t)w >= ret_size)
+            return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+int config_parse_daemon_env(const char *text, char *ret, size_t ret_size)
+{
+    char host[CONFIG_HOST_MAX];
+    const char *udp = NULL, *blank;
+    size_t udp_len;
+    uint16_t port;
+    char one[CONFIG_HOST_MAX + 8];
+
+    if (text == NULL || ret == NULL)
+        return -EINVAL;
+    blank = strchr(text, ' ');
+    if (blank == NULL) {
+        if (strncmp(text, "udp:", 4) == 0 || strncmp(text, "tcp:", 4) == 0)
+            return -EINVAL; /* one protocol named: the SDKs want both */
+        udp = text;
+        udp_len = strlen(text);
+    } else {
+        const char *second = blank + 1;
+        bool first_udp = strncmp(text, "udp:", 4) == 0, second_udp = strncmp(second, "udp:", 4) == 0;
+        bool first_tcp = strncmp(text, "tcp:", 4) == 0, second_tcp = strncmp(second, "tcp:", 4) == 0;
+        if (!((first_udp && second_tcp) || (first_tcp && second_udp)) || strchr(second, ' ') != NULL)
+            return -EINVAL;
+        if (!valid_host_port_n(first_udp ? second + 4 : text + 4,
+                               first_udp ? strlen(second) - 4 : (size_t)(blank - text) - 4))
+            return -EINVAL; /* the TCP address must be well-formed too */
+        udp = first_udp ? text + 4 : second + 4;
+        udp_len = first_udp ? (size_t)(blank - text) - 4 : strlen(second) - 4;
+    }
+    if (udp_len >= sizeof(one))
+        return -EINVAL;
+    memcpy(one, udp, udp_len);
+    one[udp_len] = '\0';
+    if (config_parse_host_port(one, host, sizeof(host), &port) < 0 || udp_len >= ret_size)
+        return -EINVAL;
+    memcpy(ret, one, udp_len + 1);
     return 0;
 }
 
@@ -444,6 +743,141 @@ static bool valid_host_port(const char *s)
     uint16_t port;
 
     return config_parse_host_port(s, host, sizeof(host), &port) == 0;
+}
+
+/* The first of names[] that is set (non-empty), or NULL; *ret_name is
+ * its name. */
+static const char *first_set(const struct loader *l, const char *const *names, size_t n,
+                             const char **ret_name, bool *too_long)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *text = lookup(l->getenv_fn, l->getenv_ctx, names[i], too_long);
+        if (text != NULL) {
+            *ret_name = names[i];
+            return text;
+        }
+    }
+    *too_long = false;
+    return NULL;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The OTLP exporter and resource settings: LAMBDA_TRACER_* first where one
+ * exists, then OTEL_EXPORTER_OTLP_TRACES_*, then OTEL_EXPORTER_OTLP_*.
+ * Only the variable that wins is read; when it is malformed it is refused
+ * with one warning and its lower-precedence alternatives are not used
+ * either (a refused endpoint leaves the OTLP sink without one: no request
+ * goes to a URL that was not meant). */
+static void load_otel(const struct loader *l, struct config *ret)
+{
+    static const char *const endpoints[] = {"LAMBDA_TRACER_OTLP_ENDPOINT",
+                                            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                            "OTEL_EXPORTER_OTLP_ENDPOINT"};
+    static const enum config_url_kind kinds[] = {CONFIG_URL_BASE_OR_FULL, CONFIG_URL_AS_IS, CONFIG_URL_BASE};
+    static const char *const headers[] = {"LAMBDA_TRACER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                                          "OTEL_EXPORTER_OTLP_HEADERS"};
+    static const char *const protocols[] = {"LAMBDA_TRACER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                                            "OTEL_EXPORTER_OTLP_PROTOCOL"};
+    static const char *const compressions[] = {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                                               "OTEL_EXPORTER_OTLP_COMPRESSION"};
+    const char *name, *text;
+    bool too_long, otel_endpoint = false;
+
+    text = lookup(l->getenv_fn, l->getenv_ctx, "OTEL_SDK_DISABLED", &too_long);
+    if (text != NULL) {
+        /* The specification: only "true" (any case) is true; anything but
+         * "false" is also worth a warning. */
+        if (!too_long && strcasecmp(text, "true") == 0)
+            ret->otel_sdk_disabled = true;
+        else if (too_long || strcasecmp(text, "false") != 0)
+            warn(l, "OTEL_SDK_DISABLED", "not true or false", "false");
+    }
+
+    otel_endpoint = lookup(l->getenv_fn, l->getenv_ctx, endpoints[1], &too_long) != NULL ||
+                    lookup(l->getenv_fn, l->getenv_ctx, endpoints[2], &too_long) != NULL;
+    for (size_t i = 0; i < COUNT(endpoints); i++) {
+        int r;
+
+        text = lookup(l->getenv_fn, l->getenv_ctx, endpoints[i], &too_long);
+        if (text == NULL)
+            continue;
+        r = too_long ? -EINVAL
+                     : config_check_url(text, kinds[i], ret->otlp_endpoint, sizeof(ret->otlp_endpoint));
+        if (r < 0) {
+            ret->otlp_endpoint[0] = '\0';
+            warn(l, endpoints[i],
+                 r == -ENAMETOOLONG ? "too long"
+                                    : "not an http:// or https:// URL with a host (no userinfo, blanks, "
+                                      "control bytes, '\\', '#', or '?' in a base URL)",
+                 "none: the OTLP exporter sends nothing");
+        }
+        break;
+    }
+    /* An OTEL_* endpoint turns the OTLP sink on, in place of the default
+     * sinks (an explicit LAMBDA_TRACER_EXPORTERS wins), unless
+     * OTEL_SDK_DISABLED=true. */
+    if (otel_endpoint && !ret->otel_sdk_disabled &&
+        lookup(l->getenv_fn, l->getenv_ctx, "LAMBDA_TRACER_EXPORTERS", &too_long) == NULL)
+        snprintf(ret->exporters, sizeof(ret->exporters), "%s", "otlp");
+
+    text = first_set(l, headers, COUNT(headers), &name, &too_long);
+    if (text != NULL) {
+        if (too_long || strlen(text) >= sizeof(ret->otlp_headers) || !valid_otlp_headers(text))
+            warn(l, name, "not name=value pairs (percent-encoded values, no control bytes)", "no headers");
+        else
+            snprintf(ret->otlp_headers, sizeof(ret->otlp_headers), "%s", text);
+    }
+
+    text = first_set(l, protocols, COUNT(protocols), &name, &too_long);
+    if (text != NULL) {
+        if (!too_long && strcmp(text, "http/json") == 0)
+            ret->otlp_json = true;
+        else if (!too_long && strcmp(text, "grpc") == 0)
+            warn(l, name, "grpc is not supported (OTLP over HTTP only)", "http/protobuf");
+        else if (too_long || strcmp(text, "http/protobuf") != 0)
+            warn(l, name, "not http/protobuf or http/json", "http/protobuf");
+    }
+
+    text = first_set(l, compressions, COUNT(compressions), &name, &too_long);
+    if (text != NULL) {
+        if (!too_long && strcasecmp(text, "none") == 0)
+            ret->otlp_gzip = false;
+        else if (too_long || strcasecmp(text, "gzip") != 0)
+            warn(l, name, "not gzip or none", "gzip");
+    }
+
+    text = lookup(l->getenv_fn, l->getenv_ctx, "OTEL_SERVICE_NAME", &too_long);
+    if (text != NULL) {
+        size_t n = strlen(text);
+        if (too_long || n >= sizeof(ret->service_name) || !text_ok(text, n))
+            warn(l, "OTEL_SERVICE_NAME", "not UTF-8 text of at most 255 bytes", "the function name");
+        else
+            memcpy(ret->service_name, text, n + 1);
+    }
+    text = lookup(l->getenv_fn, l->getenv_ctx, "OTEL_RESOURCE_ATTRIBUTES", &too_long);
+    if (text != NULL && (too_long || config_parse_resource_attributes(text, ret->resource_attrs,
+                                                                      sizeof(ret->resource_attrs),
+                                                                      &ret->resource_attrs_len) < 0)) {
+        ret->resource_attrs_len = 0;
+        warn(l, "OTEL_RESOURCE_ATTRIBUTES",
+             "not key=value pairs (percent-encoded, UTF-8, at most 32)", "none");
+    }
+}
+
+/* OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT (milliseconds) for the OTLP sink,
+ * unless LAMBDA_TRACER_EXPORT_TIMEOUT_MS is set (it wins). */
+static void load_otel_timeout(const struct loader *l, struct config *ret)
+{
+    static const char *const timeouts[] = {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"};
+    const char *name;
+    bool too_long;
+
+    ret->otlp_timeout_ms = ret->export_timeout_ms;
+    if (lookup(l->getenv_fn, l->getenv_ctx, "LAMBDA_TRACER_EXPORT_TIMEOUT_MS", &too_long) != NULL)
+        return;
+    if (first_set(l, timeouts, COUNT(timeouts), &name, &too_long) != NULL)
+        load_u32(l, name, 50, 30000, &ret->otlp_timeout_ms);
 }
 
 void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ctx,
@@ -569,19 +1003,17 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
                 valid_url);
     load_string(&l, "LAMBDA_TRACER_DAEMON_ADDRESS", ret->daemon_address, sizeof(ret->daemon_address),
                 valid_host_port);
-    load_string(&l, "LAMBDA_TRACER_OTLP_ENDPOINT", ret->otlp_endpoint, sizeof(ret->otlp_endpoint),
-                valid_url);
-    load_string(&l, "LAMBDA_TRACER_OTLP_HEADERS", ret->otlp_headers, sizeof(ret->otlp_headers),
-                valid_otlp_headers);
-    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_OTLP_PROTOCOL", &too_long);
-    if (text != NULL) {
-        if (!too_long && strcmp(text, "http/json") == 0)
-            ret->otlp_json = true;
-        else if (too_long || strcmp(text, "http/protobuf") != 0)
-            warn(&l, "LAMBDA_TRACER_OTLP_PROTOCOL", "not http/protobuf or http/json", "http/protobuf");
+    if (ret->daemon_address[0] == '\0') {
+        text = lookup(getenv_fn, getenv_ctx, "AWS_XRAY_DAEMON_ADDRESS", &too_long);
+        if (text != NULL &&
+            (too_long || config_parse_daemon_env(text, ret->daemon_address, sizeof(ret->daemon_address)) < 0))
+            warn(&l, "AWS_XRAY_DAEMON_ADDRESS", "not host:port or \"tcp:host:port udp:host:port\"",
+                 "none");
     }
+    load_otel(&l, ret);
     load_string(&l, "LAMBDA_TRACER_CA_FILE", ret->ca_file, sizeof(ret->ca_file), NULL);
     load_u32(&l, "LAMBDA_TRACER_EXPORT_TIMEOUT_MS", 50, 30000, &ret->export_timeout_ms);
+    load_otel_timeout(&l, ret);
     u32 = (uint32_t)ret->export_queue_max_bytes;
     load_u32(&l, "LAMBDA_TRACER_EXPORT_QUEUE_MAX_BYTES", QUEUE_MIN_MAX_BYTES, QUEUE_MAX_MAX_BYTES, &u32);
     ret->export_queue_max_bytes = u32;

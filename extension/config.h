@@ -1,5 +1,7 @@
 /*
- * config.h - the extension's settings, read from LAMBDA_TRACER_* variables.
+ * config.h - the extension's settings, read from LAMBDA_TRACER_* variables
+ * and the standard OpenTelemetry ones (OTEL_*; a LAMBDA_TRACER_* setting,
+ * where one exists, wins; a TRACES_ variable wins over its generic one).
  *
  * Loading never fails: a missing value takes its default, an invalid one is
  * reported through the warn callback (one call per bad setting, naming the
@@ -14,8 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "limits.h"
 #include "log.h"
 #include "sampling.h"
+
+/* OTEL_SERVICE_NAME, NUL included. */
+#define CONFIG_SERVICE_NAME_BYTES 256
 
 /* Telemetry API event types (bit mask). */
 enum {
@@ -59,9 +65,17 @@ struct config {
     char exporters[64];              /* "xray,daemon,otlp,stdout" or "none" */
     char xray_endpoint[256];         /* "" : https://xray.<region>.amazonaws.com */
     char daemon_address[128];
-    char otlp_endpoint[256];
-    char otlp_headers[1024];
+    char otlp_endpoint[256];         /* the full URL posted to; "" when the one set was refused */
+    char otlp_headers[1024];         /* "name=value,..." as set (config_parse_otlp_headers) */
     bool otlp_json;
+    bool otlp_gzip;                  /* gzip request bodies (default; ..._COMPRESSION=none: off) */
+    uint32_t otlp_timeout_ms;        /* per request; export_timeout_ms unless OTEL_*_TIMEOUT */
+    bool otel_sdk_disabled;          /* OTEL_SDK_DISABLED=true: OTEL_* turn no sink on */
+    /* resource (OTLP) */
+    char service_name[CONFIG_SERVICE_NAME_BYTES]; /* OTEL_SERVICE_NAME, "" when unset */
+    char resource_attrs[CONFIG_MAX_VALUE_BYTES]; /* OTEL_RESOURCE_ATTRIBUTES, decoded:
+                                                  * "key\0value\0" pairs, keys unique */
+    size_t resource_attrs_len;                  /* bytes used in resource_attrs */
     char ca_file[256];
     uint32_t export_timeout_ms;
     size_t export_queue_max_bytes;
@@ -148,14 +162,58 @@ bool config_runtime_api_valid(const char *text);
 #define CONFIG_OTLP_MAX_HEADERS 16
 #define CONFIG_OTLP_HEADER_LINE_BYTES 256
 
-/* Parses "name=value,name=value" (LAMBDA_TRACER_OTLP_HEADERS) into at most
- * max_lines "name: value" lines.  Blanks around names and values are
- * dropped; a name must be an HTTP token and a value free of control bytes;
- * a trailing comma is allowed, an empty item is not.  0 with *ret_count
- * lines written, or -EINVAL.  config_load refuses (and warns about) a value
- * this refuses, so the exporter never sees one.  Pure; any thread. */
+/* Parses "name=value,name=value" (LAMBDA_TRACER_OTLP_HEADERS and
+ * OTEL_EXPORTER_OTLP_[TRACES_]HEADERS: the OpenTelemetry specification's
+ * W3C Baggage-like list) into at most max_lines "name: value" lines.
+ * Blanks around names and values are dropped; a name must be an HTTP
+ * token; a value is percent-decoded ("Basic%20abc" is "Basic abc"; a '%'
+ * not followed by two hex digits is refused) and must then be free of
+ * control bytes (so "%0D%0A" cannot add a header); a trailing comma is
+ * allowed, an empty item is not.  0 with *ret_count lines written, or
+ * -EINVAL.  config_load refuses (and warns about) a value this refuses, so
+ * the exporter never sees one.  Pure; any thread. */
 int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES],
                               size_t max_lines, size_t *ret_count) __attribute__((warn_unused_result));
+
+/* OTEL_RESOURCE_ATTRIBUTES: "key=value,..." with percent-decoded keys and
+ * values (the specification: ',' and '=' inside them arrive as %2C and
+ * %3D).  Blanks around keys and values are dropped; a key must be non-empty
+ * and hold no blank once decoded;
+ * both must be valid UTF-8 without control bytes once decoded; at most
+ * RESOURCE_ATTRS_MAX pairs; a trailing comma is allowed, an empty item is
+ * not.  A key given twice keeps its last value.  Writes "key\0value\0"
+ * pairs to ret (ret_size bytes) and their total length to *ret_len.  0 or
+ * -EINVAL (any error refuses the whole value, as the specification says).
+ * Pure; any thread. */
+int config_parse_resource_attributes(const char *text, char *ret, size_t ret_size, size_t *ret_len)
+    __attribute__((warn_unused_result));
+
+/* How config_check_url treats the path. */
+enum config_url_kind {
+    CONFIG_URL_AS_IS,     /* OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, LAMBDA_TRACER_XRAY_ENDPOINT */
+    CONFIG_URL_BASE,      /* OTEL_EXPORTER_OTLP_ENDPOINT: "/v1/traces" always appended */
+    CONFIG_URL_BASE_OR_FULL, /* LAMBDA_TRACER_OTLP_ENDPOINT: appended unless the path
+                              * already ends in "/v1/traces" */
+};
+
+/* An endpoint URL a user can have meant: "http://" or "https://" (either
+ * case; written lower-case), a non-empty authority of host (a name or
+ * address of [A-Za-z0-9._-], or "[IPv6]") and an optional port from 1 to
+ * 65535, then an optional path; printable ASCII only: no blank, control
+ * byte, '\\' or '#', no userinfo ('@' before the path, which would send
+ * the request to another host), and for the base kinds no '?'.  For a base
+ * URL one trailing '/' is dropped and "/v1/traces" appended.  Writes the
+ * URL to post to into ret (ret_size bytes).  0, -EINVAL (not a URL we
+ * accept) or -ENAMETOOLONG (does not fit).  Pure; any thread. */
+int config_check_url(const char *text, enum config_url_kind kind, char *ret, size_t ret_size)
+    __attribute__((warn_unused_result));
+
+/* AWS_XRAY_DAEMON_ADDRESS: "host:port" or "tcp:host:port udp:host:port"
+ * (either order, one blank between: the X-Ray SDKs' format).  Writes the
+ * UDP "host:port" (what the daemon sink sends to) into ret.  0 or -EINVAL.
+ * Pure; any thread. */
+int config_parse_daemon_env(const char *text, char *ret, size_t ret_size)
+    __attribute__((warn_unused_result));
 
 /* true/false, 1/0, yes/no, on/off (case-insensitive).  0 or -EINVAL. */
 int config_parse_bool(const char *text, bool *ret_value) __attribute__((warn_unused_result));

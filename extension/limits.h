@@ -104,5 +104,8 @@
 
 /* Configuration values read from the environment. */
 #define CONFIG_MAX_VALUE_BYTES 1024
+/* OTEL_RESOURCE_ATTRIBUTES: at most this many pairs (more: the whole value
+ * is refused, as the specification says for any error in it). */
+#define RESOURCE_ATTRS_MAX 32
 
 #endif

@@ -334,8 +334,13 @@ static void start_exporter(struct runtime *rt, const char *region)
         sinks &= ~(1u << EXPORT_SINK_XRAY);
     }
     if ((sinks & (1u << EXPORT_SINK_DAEMON)) && rt->cfg.daemon_address[0] == '\0') {
-        log_warn("X-Ray daemon exporter needs LAMBDA_TRACER_DAEMON_ADDRESS; leaving it out");
+        log_warn("X-Ray daemon exporter needs LAMBDA_TRACER_DAEMON_ADDRESS (or AWS_XRAY_DAEMON_ADDRESS); "
+                 "leaving it out");
         sinks &= ~(1u << EXPORT_SINK_DAEMON);
+    }
+    if ((sinks & (1u << EXPORT_SINK_OTLP)) && rt->cfg.otlp_endpoint[0] == '\0') {
+        log_warn("OTLP exporter has no usable endpoint (refused above); leaving it out");
+        sinks &= ~(1u << EXPORT_SINK_OTLP);
     }
     if (sinks == 0)
         return;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "limits.h"
 #include "xray_header.h"
 
 #define FIELD_LEN(field) strnlen((field), sizeof(field))
@@ -104,7 +105,8 @@ struct kv {
     bool b;
 };
 
-#define RESOURCE_KV_MAX 9
+/* The detected attributes, plus OTEL_RESOURCE_ATTRIBUTES. */
+#define RESOURCE_KV_MAX (9 + RESOURCE_ATTRS_MAX)
 /* The segment's attributes, plus the in-progress marker. */
 #define SPAN_KV_MAX (TRACE_MAX_ATTRS + 1)
 
@@ -261,15 +263,51 @@ static void kv_string(struct kv *kv, const char *key, const char *s, size_t len)
     kv->len = len;
 }
 
+/* The value of key in res's extra attributes ("key\0value\0" pairs), or
+ * NULL; *ret_len is its length. */
+static const char *extra_attr(const struct trace_resource *res, const char *key, size_t *ret_len)
+{
+    size_t off = 0;
+
+    while (res->extra_attrs != NULL && off < res->extra_attrs_len) {
+        const char *k = res->extra_attrs + off;
+        const char *v = k + strlen(k) + 1;
+        size_t vlen = strlen(v);
+
+        if (strcmp(k, key) == 0) {
+            *ret_len = vlen;
+            return v;
+        }
+        off = (size_t)(v - res->extra_attrs) + vlen + 1;
+    }
+    return NULL;
+}
+
+/* The resource on current semantic conventions (faas.max_memory in bytes,
+ * reference 5.1).  service.name: OTEL_SERVICE_NAME, else a service.name in
+ * OTEL_RESOURCE_ATTRIBUTES (the specification's order), else the segment
+ * name (the function name unless LAMBDA_TRACER_SEGMENT_NAME).  Every other
+ * OTEL_RESOURCE_ATTRIBUTES pair is added, replacing a detected attribute of
+ * the same key (what the user wrote is what they meant). */
 static size_t resource_kvs(const struct trace_resource *res, struct kv kvs[RESOURCE_KV_MAX])
 {
     const char *service = res->service_name[0] != '\0' ? res->service_name : res->function_name;
+    size_t service_len = strnlen(service, TRACE_NAME_MAX), len;
+    const char *v = extra_attr(res, "service.name", &len);
+    if (v != NULL) {
+        service = v;
+        service_len = len;
+    }
+    if (res->otel_service_name[0] != '\0') {
+        service = res->otel_service_name;
+        service_len = strnlen(res->otel_service_name, sizeof(res->otel_service_name));
+    }
     const struct {
         const char *key;
         const char *val;
         size_t len;
     } f[] = {
-        {"service.name", service, strnlen(service, TRACE_NAME_MAX)},
+        {"service.name", service, service_len},
         {"cloud.provider", "aws", 3},
         {"cloud.platform", "aws_lambda", 10},
         {"cloud.region", res->region, FIELD_LEN(res->region)},
@@ -278,19 +316,27 @@ static size_t resource_kvs(const struct trace_resource *res, struct kv kvs[RESOU
         {"faas.version", res->function_version, FIELD_LEN(res->function_version)},
         {"faas.instance", res->instance, FIELD_LEN(res->instance)},
     };
-    size_t n = 0;
+    size_t n = 0, off = 0;
 
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-        if (f[i].len > 0)
+        if (f[i].len > 0 && (i == 0 || extra_attr(res, f[i].key, &len) == NULL))
             kv_string(&kvs[n++], f[i].key, f[i].val, f[i].len);
     }
-    /* faas.max_memory is an int in bytes (reference 5.1). */
-    if (res->max_memory_bytes > 0) {
+    if (res->max_memory_bytes > 0 && extra_attr(res, "faas.max_memory", &len) == NULL) {
         memset(&kvs[n], 0, sizeof(kvs[n]));
         kvs[n].key = "faas.max_memory";
         kvs[n].kind = TRACE_VALUE_INT;
         kvs[n].i = res->max_memory_bytes;
         n++;
+    }
+    while (res->extra_attrs != NULL && off < res->extra_attrs_len && n < RESOURCE_KV_MAX) {
+        const char *k = res->extra_attrs + off;
+        const char *val = k + strlen(k) + 1;
+        size_t vlen = strlen(val);
+
+        if (strcmp(k, "service.name") != 0)
+            kv_string(&kvs[n++], k, val, vlen);
+        off = (size_t)(val - res->extra_attrs) + vlen + 1;
     }
     return n;
 }

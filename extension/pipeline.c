@@ -349,6 +349,9 @@ static void on_segment(const struct trace_segment *tracer_seg, bool final, void 
     if (p->exporter != NULL) {
         struct trace_resource res;
         tracer_get_resource(p->tracer, &res);
+        memcpy(res.otel_service_name, p->cfg.service_name, sizeof(res.otel_service_name));
+        res.extra_attrs = p->cfg.resource_attrs;
+        res.extra_attrs_len = p->cfg.resource_attrs_len;
         if (export_submit(p->exporter, seg, &res, final, slot) < 0) {
             log_debug("segment for %s not queued for export (counted)", seg->request_id);
             journal_release(p->journal, slot);

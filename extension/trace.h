@@ -111,6 +111,14 @@ struct trace_resource {
     char instance[TRACE_STRING_MAX];      /* faas.instance: the log stream name, "" when unknown */
     int64_t max_memory_bytes;             /* faas.max_memory, 0 when unknown */
     char extension_version[32];           /* scope version */
+    /* From the settings (OTLP only): OTEL_SERVICE_NAME ("" unset) wins over
+     * a service.name in the extra attributes, which wins over service_name;
+     * the extra attributes (OTEL_RESOURCE_ATTRIBUTES, "key\0value\0" pairs
+     * of extra_attrs_len bytes, unique keys, not owned) replace the detected
+     * attribute of the same key. */
+    char otel_service_name[256];
+    const char *extra_attrs;
+    size_t extra_attrs_len;
 };
 
 /* Copies src (NULL: "") into dst, cut to size - 1 bytes, always terminated. */

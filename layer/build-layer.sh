@@ -10,7 +10,8 @@
 #   1. fetch the pinned Debian source packages (layer/sources.lock) with
 #      `apt-get source` through a private sources list and state directory
 #      (the machine's apt configuration is read for its mirror, never changed);
-#   2. compile mbedTLS, libcurl (HTTP and HTTPS only) and cJSON with the
+#   2. compile mbedTLS, libcurl (HTTP and HTTPS only), cJSON and zlib
+#      (deflate only) with the
 #      architecture's musl compiler into build/layer/deps/ARCH, stamped with
 #      a key over everything that shapes the result;
 #   3. `make release ARCH=...` (the extension, plain -static: Debian's musl
@@ -96,8 +97,19 @@ fetch_sources() {
     for pkg in $(awk '$1 !~ /^#/ && NF { print $1 }' "$LOCK" | sort -u); do
         specs+=("$pkg=$(lock_field "$pkg" 2)")
     done
-    (cd "$TOP/src" && apt-get "${opts[@]}" source --download-only "${specs[@]}" >/dev/null) ||
-        die "apt-get source ${specs[*]} failed: a pinned version may have left the archive; see layer/sources.lock"
+    # One package at a time: apt takes a version listed in both the release
+    # and its -security pocket from -security, whose pool may not hold it
+    # (zlib's trixie version on 2026-12-02); such a package is fetched again
+    # with the -security lines left out.  Every file is hash-checked below
+    # either way.
+    grep -v -- '-security ' "$apt/sources.list" >"$apt/sources-nosec.list" || true
+    local spec
+    for spec in "${specs[@]}"; do
+        (cd "$TOP/src" && { apt-get "${opts[@]}" source --download-only "$spec" >/dev/null 2>&1 ||
+            apt-get "${opts[@]}" -o "Dir::Etc::SourceList=$apt/sources-nosec.list" \
+                source --download-only "$spec" >/dev/null; }) ||
+            die "apt-get source $spec failed: a pinned version may have left the archive; see layer/sources.lock"
+    done
     sources_ok || {
         local pkg ver file sum
         while read -r pkg ver file sum; do
@@ -113,6 +125,7 @@ fetch_sources() {
 unpack() {
     local pkg=$1 ver dir
     ver=$(lock_field "$pkg" 2)
+    ver=${ver#*:} # an epoch ("1:") is part of the version, never of file names
     dir=$TOP/src/$pkg-$ver
     if [ ! -f "$dir/.unpacked" ]; then
         rm -rf "$dir"
@@ -138,8 +151,10 @@ unpack() {
 
 # Compiler flags for the libraries.  The file prefix maps keep build paths
 # out of the objects, so the result does not depend on where the tree is.
+# No unwind tables (as the Makefile's release flags): C on musl never
+# unwinds, and .eh_frame is a tenth of the binary.
 dep_cflags() { # SRCDIR NAME
-    echo "-O2 -ffunction-sections -fdata-sections -fstack-protector-strong -ffile-prefix-map=$1=$2 -ffile-prefix-map=$TOP=build"
+    echo "-O2 -ffunction-sections -fdata-sections -fstack-protector-strong -fno-asynchronous-unwind-tables -fno-unwind-tables -ffile-prefix-map=$1=$2 -ffile-prefix-map=$TOP=build"
 }
 
 build_mbedtls() { # ARCH PREFIX
@@ -272,13 +287,31 @@ build_cjson() { # ARCH PREFIX
     cp "$src/LICENSE" "$2/LICENSE.cjson"
 }
 
+build_zlib() { # ARCH PREFIX
+    local src work obj
+    src=$(unpack zlib)
+    work=$TOP/work/$1/zlib
+    rm -rf "$work" && mkdir -p "$work" "$2/lib" "$2/include"
+    # Deflate only (gzip_body compresses; nothing here inflates), for size:
+    # -Os, and the CRC tables computed at first use (DYNAMIC_CRC_TABLE: zlib
+    # builds them once under C11 atomics) instead of 8 KB of constants.
+    for obj in adler32 crc32 deflate trees zutil; do
+        # shellcheck disable=SC2046
+        "$CC" $(dep_cflags "$src" zlib) -Os -DDYNAMIC_CRC_TABLE -c "$src/$obj.c" -o "$work/$obj.o"
+    done
+    rm -f "$2/lib/libz.a"
+    "$AR" rcD "$2/lib/libz.a" "$work"/adler32.o "$work"/crc32.o "$work"/deflate.o "$work"/trees.o "$work"/zutil.o
+    cp "$src/zlib.h" "$src/zconf.h" "$2/include/"
+    cp "$src/LICENSE" "$2/LICENSE.zlib"
+}
+
 # A key over everything that shapes the libraries: the pinned sources, the
 # functions above that unpack and compile them, the compiler and musl
 # versions.  Packaging changes below do not force a rebuild.
 deps_key() {
     {
         cat "$LOCK"
-        declare -f unpack dep_cflags build_mbedtls build_curl build_cjson
+        declare -f unpack dep_cflags build_mbedtls build_curl build_cjson build_zlib
         "$CC" -dumpfullversion -dumpmachine 2>&1
         dpkg-query -W -f='${Version}\n' "$MUSL_PKG" 2>/dev/null || echo no-musl-pkg
     } | sha256sum | cut -c1-16
@@ -290,11 +323,12 @@ build_deps() { # ARCH
     if [ -f "$prefix/.stamp" ] && [ "$(cat "$prefix/.stamp")" = "$key" ]; then
         return 0
     fi
-    say "building static mbedTLS, libcurl and cJSON for $1 (once; cached in build/layer/deps/$1)"
+    say "building static mbedTLS, libcurl, cJSON and zlib for $1 (once; cached in build/layer/deps/$1)"
     rm -rf "$prefix" && mkdir -p "$prefix"
     build_mbedtls "$1" "$prefix"
     build_curl "$1" "$prefix"
     build_cjson "$1" "$prefix"
+    build_zlib "$1" "$prefix"
     echo "$key" >"$prefix/.stamp"
 }
 
@@ -310,6 +344,8 @@ notices() { # PREFIX
     cat "$pfx/LICENSE.mbedtls"
     printf '\n\n==== cJSON %s: LICENSE ====\n\n' "$(lock_field cjson 2)"
     cat "$pfx/LICENSE.cjson"
+    printf '\n\n==== zlib %s: LICENSE ====\n\n' "$(lock_field zlib 2)"
+    cat "$pfx/LICENSE.zlib"
     printf '\n\n==== musl %s: Debian copyright file ====\n\n' \
         "$(dpkg-query -W -f='${Version}' "$MUSL_PKG" 2>/dev/null)"
     cat /usr/share/doc/musl-dev/copyright

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curlver.h>
 #include <mbedtls/build_info.h>
+#include <zlib.h>
 
 #define LT_STR2(x) #x
 #define LT_STR(x) LT_STR2(x)
@@ -14,4 +15,4 @@
 extern const char lambda_tracer_deps[];
 __attribute__((used)) const char lambda_tracer_deps[] =
     "lambda-tracer deps: libcurl/" LIBCURL_VERSION " " MBEDTLS_VERSION_STRING_FULL " cJSON/" LT_STR(
-        CJSON_VERSION_MAJOR) "." LT_STR(CJSON_VERSION_MINOR) "." LT_STR(CJSON_VERSION_PATCH);
+        CJSON_VERSION_MAJOR) "." LT_STR(CJSON_VERSION_MINOR) "." LT_STR(CJSON_VERSION_PATCH) " zlib/" ZLIB_VERSION;

@@ -5,7 +5,7 @@
  * whatever it produces must lie inside the documented ranges.  Every value
  * it keeps must also be usable by the module that consumes it (the sink
  * list by the exporter, the daemon address by the UDP sender, the OTLP
- * headers by the exporter), so a bad setting is refused, with its one
+ * headers by the exporter, the endpoints by the strict URL check), so a bad setting is refused, with its one
  * warning, where it is read and never later.  A violation aborts.
  */
 #include <stdint.h>
@@ -61,9 +61,21 @@ static void check_consumers(const struct config *cfg)
         abort();
     if (config_parse_otlp_headers(cfg->otlp_headers, lines, CONFIG_OTLP_MAX_HEADERS, &count) < 0)
         abort();
-    if ((strncmp(cfg->otlp_endpoint, "http://", 7) != 0 && strncmp(cfg->otlp_endpoint, "https://", 8) != 0) ||
-        (cfg->xray_endpoint[0] != '\0' && strncmp(cfg->xray_endpoint, "http://", 7) != 0 &&
-         strncmp(cfg->xray_endpoint, "https://", 8) != 0))
+    /* endpoints: "" (an OTLP endpoint refused: the sink is left out) or a
+     * URL the strict check takes as it is */
+    {
+        char url[1100];
+        if ((cfg->otlp_endpoint[0] != '\0' &&
+             (config_check_url(cfg->otlp_endpoint, CONFIG_URL_AS_IS, url, sizeof(url)) < 0 ||
+              strcmp(url, cfg->otlp_endpoint) != 0)) ||
+            (cfg->xray_endpoint[0] != '\0' &&
+             config_check_url(cfg->xray_endpoint, CONFIG_URL_AS_IS, url, sizeof(url)) < 0))
+            abort();
+    }
+    if (cfg->otlp_timeout_ms < 50 || cfg->otlp_timeout_ms > 30000 ||
+        cfg->resource_attrs_len > sizeof(cfg->resource_attrs) ||
+        (cfg->resource_attrs_len > 0 && cfg->resource_attrs[cfg->resource_attrs_len - 1] != '\0') ||
+        strnlen(cfg->service_name, sizeof(cfg->service_name)) == sizeof(cfg->service_name))
         abort();
     /* cost and metrics: a price is the table's (< 0) or a checked one;
      * the namespace is one CloudWatch takes; the interval is bounded */

@@ -349,8 +349,8 @@ static void test_unusable_endpoint_settings_fall_back(void **state)
     long_value[sizeof(long_value) - 1] = '\0';
     check_invalid("LAMBDA_TRACER_DAEMON_ADDRESS", "[::1:2000", "the default");
     check_invalid("LAMBDA_TRACER_DAEMON_ADDRESS", "127.0.0.1:0", "the default");
-    check_invalid("LAMBDA_TRACER_OTLP_HEADERS", "x api key=1", "the default");
-    check_invalid("LAMBDA_TRACER_OTLP_HEADERS", long_value, "the default");
+    check_invalid("LAMBDA_TRACER_OTLP_HEADERS", "x api key=1", "no headers");
+    check_invalid("LAMBDA_TRACER_OTLP_HEADERS", long_value, "no headers");
 }
 
 /* AWS_REGION goes into a host name and the SigV4 scope: only Lambda's shape
@@ -402,6 +402,381 @@ static void test_runtime_api_valid(void **state)
     assert_true(config_runtime_api_valid(long_host)); /* 199 */
 }
 
+
+/* Percent-decoding of header values (the specification's format): a
+ * decoded CR/LF is refused like a literal one; '+' stays '+'. */
+static void test_otlp_headers_percent_decoded(void **state)
+{
+    char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+    size_t n = 99;
+    (void)state;
+    assert_int_equal(config_parse_otlp_headers("Authorization=Basic%20dXNlcjpwYXNz,x-k=a%2Cb%3Dc+d",
+                                               lines, CONFIG_OTLP_MAX_HEADERS, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(lines[0], "Authorization: Basic dXNlcjpwYXNz");
+    assert_string_equal(lines[1], "x-k: a,b=c+d");
+    assert_int_equal(config_parse_otlp_headers("a=%e2%82%ac", lines, CONFIG_OTLP_MAX_HEADERS, &n), 0);
+    assert_string_equal(lines[0], "a: \xe2\x82\xac");
+    static const char *const bad[] = {"a=1%0D%0AX-Evil:%201", "a=%0a", "a=%00", "a=%7F", "a=%", "a=%2",
+                                      "a=%zz", "a=%2g", "a=100%", "a=%%41"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(config_parse_otlp_headers(bad[i], lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
+}
+
+static void test_parse_resource_attributes(void **state)
+{
+    char out[CONFIG_MAX_VALUE_BYTES];
+    size_t len = 99;
+    char many[RESOURCE_ATTRS_MAX * 8 + 8] = "";
+    (void)state;
+    assert_int_equal(config_parse_resource_attributes("", out, sizeof(out), &len), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(config_parse_resource_attributes(" team = a%20b ,deployment.environment=prod%2Ceu,k%3D1=v,",
+                                                      out, sizeof(out), &len), 0);
+    assert_int_equal(len, sizeof("team\0a b\0deployment.environment\0prod,eu\0k=1\0v") );
+    assert_memory_equal(out, "team\0a b\0deployment.environment\0prod,eu\0k=1\0v", len);
+    /* a key given twice keeps its last value, in its new place */
+    assert_int_equal(config_parse_resource_attributes("a=1,b=2,a=3", out, sizeof(out), &len), 0);
+    assert_int_equal(len, 8);
+    assert_memory_equal(out, "b\0" "2\0a\0" "3\0", 8);
+    /* empty values are values */
+    assert_int_equal(config_parse_resource_attributes("a=", out, sizeof(out), &len), 0);
+    assert_int_equal(len, 3);
+    static const char *const bad[] = {"a", "=1", " =1", "%20=1", "a=1,,b=2", "a=%", "a=%4", "a=%G0",
+                                      "a=%0A", "a=\x01", "a=%C3", "a=%C3%28", "a=%ED%A0%80", "a=\xff",
+                                      "a=%F4%90%80%80", "%00=1", "a=\x7f"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(config_parse_resource_attributes(bad[i], out, sizeof(out), &len), -EINVAL);
+    for (int i = 0; i <= RESOURCE_ATTRS_MAX; i++) /* one too many */
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sk%d=v", i ? "," : "", i);
+    assert_int_equal(config_parse_resource_attributes(many, out, sizeof(out), &len), -EINVAL);
+    *strrchr(many, ',') = '\0';
+    assert_int_equal(config_parse_resource_attributes(many, out, sizeof(out), &len), 0);
+    assert_int_equal(config_parse_resource_attributes("abc=def", out, 8, &len), 0); /* exactly fits */
+    assert_int_equal(config_parse_resource_attributes("abc=defg", out, 8, &len), -EINVAL);
+}
+
+static void check_url(const char *in, enum config_url_kind kind, const char *want)
+{
+    char out[256];
+    int r = config_check_url(in, kind, out, sizeof(out));
+    if (want == NULL) {
+        if (r == 0)
+            fail_msg("accepted %s as %s", in, out);
+        return;
+    }
+    assert_int_equal(r, 0);
+    assert_string_equal(out, want);
+}
+
+static void test_check_url(void **state)
+{
+    (void)state;
+    /* OTEL_EXPORTER_OTLP_ENDPOINT: always a base */
+    check_url("http://host:4318", CONFIG_URL_BASE, "http://host:4318/v1/traces");
+    check_url("http://host:4318/", CONFIG_URL_BASE, "http://host:4318/v1/traces");
+    check_url("https://otlp.eu01.nr-data.net/otlp", CONFIG_URL_BASE, "https://otlp.eu01.nr-data.net/otlp/v1/traces");
+    check_url("http://host/v1/traces", CONFIG_URL_BASE, "http://host/v1/traces/v1/traces");
+    check_url("HTTPS://Host:443", CONFIG_URL_BASE, "https://Host:443/v1/traces");
+    /* LAMBDA_TRACER_OTLP_ENDPOINT: a base, or a full URL ending in /v1/traces */
+    check_url("http://host:4318", CONFIG_URL_BASE_OR_FULL, "http://host:4318/v1/traces");
+    check_url("http://host:4318/v1/traces", CONFIG_URL_BASE_OR_FULL, "http://host:4318/v1/traces");
+    check_url("http://h/otlp/", CONFIG_URL_BASE_OR_FULL, "http://h/otlp/v1/traces");
+    check_url("http://h/v1/tracesx", CONFIG_URL_BASE_OR_FULL, "http://h/v1/tracesx/v1/traces");
+    /* TRACES_ENDPOINT: as is, query allowed */
+    check_url("http://h:1/custom/path?x=1", CONFIG_URL_AS_IS, "http://h:1/custom/path?x=1");
+    check_url("http://[::1]:4318", CONFIG_URL_AS_IS, "http://[::1]:4318");
+    check_url("http://[fd00::1]/p", CONFIG_URL_BASE, "http://[fd00::1]/p/v1/traces");
+    check_url("http://127.0.0.1", CONFIG_URL_AS_IS, "http://127.0.0.1");
+    static const char *const bad[] = {
+        "", "host:4318", "//host:4318", "ftp://host", "file:///etc/passwd", "http://", "http:///path",
+        "http://user@host", "http://user:pw@host:4318", "http://evil.com@127.0.0.1", "http://h:4318@e.com/",
+        "http://h :4318", " http://h", "http://h/a b", "http://h\r\nX: 1", "http://h/\t", "http://h/\x7f",
+        "http://h\xc3\xa9/", "http://h\\@e.com", "http://h#frag", "http://h/p#f", "http://h:0",
+        "http://h:65536", "http://h:", "http://h:80x", "http://h:123456", "http://[::1", "http://[]:80",
+        "http://[::1]x", "http://[::g]", "http://h%41", "http://:80", "http://h!/"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        check_url(bad[i], CONFIG_URL_AS_IS, NULL);
+        check_url(bad[i], CONFIG_URL_BASE, NULL);
+        check_url(bad[i], CONFIG_URL_BASE_OR_FULL, NULL);
+    }
+    /* a query cannot be a base: /v1/traces would land in it */
+    check_url("http://h/?a=1", CONFIG_URL_BASE, NULL);
+    check_url("http://h?a=1", CONFIG_URL_BASE_OR_FULL, NULL);
+    /* too long once /v1/traces is appended */
+    char out[32];
+    assert_int_equal(config_check_url("http://abcdefghijklmnopq", CONFIG_URL_BASE, out, sizeof(out)),
+                     -ENAMETOOLONG);
+    assert_int_equal(config_check_url("http://abcdefghijklmnopq", CONFIG_URL_AS_IS, out, sizeof(out)), 0);
+}
+
+static void test_parse_daemon_env(void **state)
+{
+    char out[128];
+    (void)state;
+    assert_int_equal(config_parse_daemon_env("169.254.79.129:2000", out, sizeof(out)), 0);
+    assert_string_equal(out, "169.254.79.129:2000");
+    assert_int_equal(config_parse_daemon_env("tcp:10.0.0.1:2000 udp:10.0.0.2:2001", out, sizeof(out)), 0);
+    assert_string_equal(out, "10.0.0.2:2001");
+    assert_int_equal(config_parse_daemon_env("udp:10.0.0.2:2001 tcp:10.0.0.1:2000", out, sizeof(out)), 0);
+    assert_string_equal(out, "10.0.0.2:2001");
+    static const char *const bad[] = {"", "host", "udp:1.2.3.4:2000", "tcp:1.2.3.4:2000",
+                                      "udp:1.2.3.4:2000 udp:1.2.3.4:2001", "tcp:a:1 tcp:b:2",
+                                      "udp:a:1  tcp:b:2", "udp:a:1 tcp:b:2 x", "udp:a:0 tcp:b:2",
+                                      "udp:a:1 tcp:b", "1.2.3.4:70000", " 1.2.3.4:2000", "udp: tcp:"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(config_parse_daemon_env(bad[i], out, sizeof(out)), -EINVAL);
+}
+
+/* Each OTEL_* variable alone, and against its LAMBDA_TRACER_* counterpart
+ * and its TRACES_ variant. */
+static void test_otel_endpoint_precedence(void **state)
+{
+    struct config cfg;
+    (void)state;
+    {
+        struct fake_env env = {0};
+        load(&env, &cfg);
+        assert_string_equal(cfg.exporters, "xray");
+        assert_string_equal(cfg.otlp_endpoint, "http://localhost:4318/v1/traces");
+        assert_true(cfg.otlp_gzip);
+    }
+    {   /* alone: a base URL, and it turns the OTLP sink on in place of the default */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.honeycomb.io"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_string_equal(cfg.otlp_endpoint, "https://api.honeycomb.io/v1/traces");
+        assert_string_equal(cfg.exporters, "otlp");
+    }
+    {   /* TRACES_ENDPOINT: as is, and it wins over the generic one */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"},
+                                         {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:4318/custom"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.otlp_endpoint, "http://b:4318/custom");
+        assert_string_equal(cfg.exporters, "otlp");
+    }
+    {   /* LAMBDA_TRACER_OTLP_ENDPOINT wins the address; the OTEL one still turns the sink on */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:4318/custom"},
+                                         {"LAMBDA_TRACER_OTLP_ENDPOINT", "http://c:4318"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.otlp_endpoint, "http://c:4318/v1/traces");
+        assert_string_equal(cfg.exporters, "otlp");
+    }
+    {   /* LAMBDA_TRACER_OTLP_ENDPOINT alone: base, sinks unchanged */
+        struct fake_env env = {.pairs = {{"LAMBDA_TRACER_OTLP_ENDPOINT", "http://c:4318/"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.otlp_endpoint, "http://c:4318/v1/traces");
+        assert_string_equal(cfg.exporters, "xray");
+    }
+    {   /* an explicit LAMBDA_TRACER_EXPORTERS wins over the turning on */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"},
+                                         {"LAMBDA_TRACER_EXPORTERS", "xray,stdout"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.exporters, "xray,stdout");
+        assert_string_equal(cfg.otlp_endpoint, "http://a:4318/v1/traces");
+    }
+    {   /* OTEL_SDK_DISABLED=true: the OTEL endpoint turns nothing on */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318"},
+                                         {"OTEL_SDK_DISABLED", "TRUE"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_true(cfg.otel_sdk_disabled);
+        assert_string_equal(cfg.exporters, "xray");
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_SDK_DISABLED", "false"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_false(cfg.otel_sdk_disabled);
+    }
+    {   /* the specification: only "true" is true; others warn */
+        struct fake_env env = {.pairs = {{"OTEL_SDK_DISABLED", "1"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_false(cfg.otel_sdk_disabled);
+    }
+}
+
+/* A malformed endpoint is refused with one warning, the OTLP endpoint left
+ * empty (the sink is then left out): no fallback to another URL. */
+static void test_malformed_endpoints_are_refused(void **state)
+{
+    static const char *const names[] = {"LAMBDA_TRACER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                        "OTEL_EXPORTER_OTLP_ENDPOINT"};
+    static const char *const values[] = {"collector:4318", "http://user:pw@evil.example/", "http://h /x",
+                                         "grpc://h:4317", "http://h\r\nX: 1", "ftp://collector/v1/traces"};
+    struct config cfg;
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t k = 0; k < sizeof(values) / sizeof(values[0]); k++) {
+            struct fake_env env = {.pairs = {{names[i], values[k]}}};
+            load(&env, &cfg);
+            assert_int_equal(env.warnings, 1);
+            assert_string_equal(env.last_warned, names[i]);
+            assert_string_equal(cfg.otlp_endpoint, "");
+            assert_string_equal(cfg.exporters, i == 0 ? "xray" : "otlp");
+        }
+    }
+    {   /* the higher one refused: the lower one is not used instead */
+        struct fake_env env = {.pairs = {{"LAMBDA_TRACER_OTLP_ENDPOINT", "http://a@b"},
+                                         {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://ok:4318"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_string_equal(cfg.otlp_endpoint, "");
+    }
+    /* LAMBDA_TRACER_XRAY_ENDPOINT is held to the same rules */
+    check_invalid("LAMBDA_TRACER_XRAY_ENDPOINT", "https://x@xray.us-east-1.amazonaws.com", "the default");
+}
+
+static void test_otel_headers_protocol_compression_timeout(void **state)
+{
+    struct config cfg;
+    (void)state;
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Basic%20abc"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_string_equal(cfg.otlp_headers, "Authorization=Basic%20abc");
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_HEADERS", "a=1"},
+                                         {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "b=2"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.otlp_headers, "b=2");
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "b=2"},
+                                         {"LAMBDA_TRACER_OTLP_HEADERS", "c=3"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.otlp_headers, "c=3");
+    }
+    {   /* malformed: one warning naming it, no headers (not the lower one's) */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "k=%0d%0aX-Evil: 1"},
+                                         {"OTEL_EXPORTER_OTLP_HEADERS", "a=1"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_string_equal(env.last_warned, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+        assert_string_equal(cfg.otlp_headers, "");
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_true(cfg.otlp_json);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"},
+                                         {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"}}};
+        load(&env, &cfg);
+        assert_false(cfg.otlp_json);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"},
+                                         {"LAMBDA_TRACER_OTLP_PROTOCOL", "http/protobuf"}}};
+        load(&env, &cfg);
+        assert_false(cfg.otlp_json);
+    }
+    {   /* grpc: one line, the HTTP default */
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_string_equal(env.last_fallback, "http/protobuf");
+        assert_false(cfg.otlp_json);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_COMPRESSION", "none"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_false(cfg.otlp_gzip);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_COMPRESSION", "none"},
+                                         {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"}}};
+        load(&env, &cfg);
+        assert_true(cfg.otlp_gzip);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_true(cfg.otlp_gzip);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TIMEOUT", "10000"}}};
+        load(&env, &cfg);
+        assert_int_equal(cfg.otlp_timeout_ms, 10000);
+        assert_int_equal(cfg.export_timeout_ms, 2000);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TIMEOUT", "10000"},
+                                         {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "700"}}};
+        load(&env, &cfg);
+        assert_int_equal(cfg.otlp_timeout_ms, 700);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "700"},
+                                         {"LAMBDA_TRACER_EXPORT_TIMEOUT_MS", "900"}}};
+        load(&env, &cfg);
+        assert_int_equal(cfg.otlp_timeout_ms, 900);
+        assert_int_equal(env.warnings, 0);
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_TIMEOUT", "0"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_int_equal(cfg.otlp_timeout_ms, 2000);
+    }
+}
+
+static void test_service_name_resource_and_daemon_address(void **state)
+{
+    struct config cfg;
+    char huge[300];
+    (void)state;
+    {
+        struct fake_env env = {.pairs = {{"OTEL_SERVICE_NAME", "checkout \xc3\xa9"},
+                                         {"OTEL_RESOURCE_ATTRIBUTES", "service.name=x,team=pay%20ments"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 0);
+        assert_string_equal(cfg.service_name, "checkout \xc3\xa9");
+        assert_int_equal(cfg.resource_attrs_len, sizeof("service.name\0x\0team\0pay ments"));
+        assert_memory_equal(cfg.resource_attrs, "service.name\0x\0team\0pay ments", cfg.resource_attrs_len);
+    }
+    memset(huge, 's', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    const char *const bad_names[] = {"a\nb", "\xff", huge};
+    for (size_t i = 0; i < 3; i++) {
+        struct fake_env env = {.pairs = {{"OTEL_SERVICE_NAME", bad_names[i]}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_string_equal(cfg.service_name, "");
+    }
+    {
+        struct fake_env env = {.pairs = {{"OTEL_RESOURCE_ATTRIBUTES", "a=1,b"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_string_equal(env.last_warned, "OTEL_RESOURCE_ATTRIBUTES");
+        assert_int_equal(cfg.resource_attrs_len, 0);
+    }
+    {
+        struct fake_env env = {.pairs = {{"AWS_XRAY_DAEMON_ADDRESS", "tcp:10.0.0.1:2000 udp:10.0.0.2:2001"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.daemon_address, "10.0.0.2:2001");
+    }
+    {   /* LAMBDA_TRACER_DAEMON_ADDRESS wins */
+        struct fake_env env = {.pairs = {{"AWS_XRAY_DAEMON_ADDRESS", "10.0.0.1:2000"},
+                                         {"LAMBDA_TRACER_DAEMON_ADDRESS", "127.0.0.1:2000"}}};
+        load(&env, &cfg);
+        assert_string_equal(cfg.daemon_address, "127.0.0.1:2000");
+    }
+    {
+        struct fake_env env = {.pairs = {{"AWS_XRAY_DAEMON_ADDRESS", "udp:10.0.0.1:2000"}}};
+        load(&env, &cfg);
+        assert_int_equal(env.warnings, 1);
+        assert_string_equal(cfg.daemon_address, "");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +794,14 @@ int main(void)
         cmocka_unit_test(test_unusable_endpoint_settings_fall_back),
         cmocka_unit_test(test_region_valid),
         cmocka_unit_test(test_runtime_api_valid),
+        cmocka_unit_test(test_otlp_headers_percent_decoded),
+        cmocka_unit_test(test_parse_resource_attributes),
+        cmocka_unit_test(test_check_url),
+        cmocka_unit_test(test_parse_daemon_env),
+        cmocka_unit_test(test_otel_endpoint_precedence),
+        cmocka_unit_test(test_malformed_endpoints_are_refused),
+        cmocka_unit_test(test_otel_headers_protocol_compression_timeout),
+        cmocka_unit_test(test_service_name_resource_and_daemon_address),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

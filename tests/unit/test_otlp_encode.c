@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "limits.h"
 #include "otlp_encode.h"
 #include "trace.h"
 #include "fail_alloc.h"
@@ -416,6 +417,113 @@ static void test_in_progress_ended_at_now(void **state)
     buf_free(&pb);
 }
 
+
+/* The resource's attributes in JSON order, as "key=value;" text. */
+static void resource_text(const struct buf *json, char *ret, size_t size)
+{
+    cJSON *j = cJSON_ParseWithLengthOpts(buf_data(json), buf_len(json) + 1, NULL, true);
+    const cJSON *attrs, *a;
+    size_t off = 0;
+
+    assert_non_null(j);
+    attrs = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "resourceSpans"), 0),
+                                         "resource"),
+        "attributes");
+    assert_non_null(attrs);
+    ret[0] = '\0';
+    cJSON_ArrayForEach(a, attrs) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "value");
+        const cJSON *sv = cJSON_GetObjectItemCaseSensitive(v, "stringValue");
+        const cJSON *iv = cJSON_GetObjectItemCaseSensitive(v, "intValue");
+        int w = snprintf(ret + off, size - off, "%s=%s;", cJSON_GetObjectItemCaseSensitive(a, "key")->valuestring,
+                         sv != NULL ? sv->valuestring : iv != NULL ? iv->valuestring : "?");
+        assert_true(w > 0 && (size_t)w < size - off);
+        off += (size_t)w;
+    }
+    cJSON_Delete(j);
+}
+
+/* OTEL_SERVICE_NAME over OTEL_RESOURCE_ATTRIBUTES' service.name over the
+ * function name; every other pair added, replacing the detected one of the
+ * same key (each key once: otlp_decode.js also checks that). */
+static void test_resource_from_settings(void **state)
+{
+    static const char extra[] = "service.name\0from-attrs\0team\0pay ments\0cloud.region\0eu-west-1\0"
+                                "faas.max_memory\0" "1\0deployment.environment\0\xc3\xa9t\xc3\xa9";
+    struct otlp_encode_stats st = {0};
+    struct buf json, pb;
+    char text[2048];
+    (void)state;
+
+    full_resource();
+    full_segment(seg);
+    res.extra_attrs = extra;
+    res.extra_attrs_len = sizeof(extra);
+    SET(res.otel_service_name, "checkout");
+    encode_both("resource_settings", 1, TRACE_NO_END, &json, &pb, &st);
+    resource_text(&json, text, sizeof(text));
+    assert_string_equal(text, "service.name=checkout;cloud.provider=aws;cloud.platform=aws_lambda;"
+                              "cloud.account.id=123456789012;faas.name=my-function;faas.version=$LATEST;"
+                              "faas.instance=2021/06/28/[$LATEST]2f399eb14537447da05ab2a2e39309de;"
+                              "team=pay ments;cloud.region=eu-west-1;faas.max_memory=1;"
+                              "deployment.environment=\xc3\xa9t\xc3\xa9;");
+    assert_bytes_contain(&pb, "\x0a\x04team\x12\x0b\x0a\x09pay ments", 19);
+    buf_free(&json);
+    buf_free(&pb);
+
+    /* no OTEL_SERVICE_NAME: the attribute's service.name */
+    memset(&st, 0, sizeof(st));
+    res.otel_service_name[0] = '\0';
+    encode_both("resource_attrs_service", 1, TRACE_NO_END, &json, &pb, &st);
+    resource_text(&json, text, sizeof(text));
+    assert_non_null(strstr(text, "service.name=from-attrs;"));
+    assert_null(strstr(text, "my-function;cloud"));
+    buf_free(&json);
+    buf_free(&pb);
+
+    /* neither: the function name, faas.max_memory in bytes */
+    memset(&st, 0, sizeof(st));
+    res.extra_attrs = NULL;
+    res.extra_attrs_len = 0;
+    encode_both("resource_default", 1, TRACE_NO_END, &json, &pb, &st);
+    resource_text(&json, text, sizeof(text));
+    assert_string_equal(text, "service.name=my-function;cloud.provider=aws;cloud.platform=aws_lambda;"
+                              "cloud.region=us-east-1;cloud.account.id=123456789012;faas.name=my-function;"
+                              "faas.version=$LATEST;"
+                              "faas.instance=2021/06/28/[$LATEST]2f399eb14537447da05ab2a2e39309de;"
+                              "faas.max_memory=134217728;");
+    buf_free(&json);
+    buf_free(&pb);
+}
+
+/* As many pairs as config_parse_resource_attributes lets through all fit. */
+static void test_resource_most_attributes(void **state)
+{
+    static char extra[RESOURCE_ATTRS_MAX * 16];
+    struct otlp_encode_stats st = {0};
+    struct buf json, pb;
+    size_t off = 0;
+    char text[4096];
+    (void)state;
+
+    full_resource();
+    for (int i = 0; i < RESOURCE_ATTRS_MAX; i++) {
+        int w = snprintf(extra + off, sizeof(extra) - off, "k%02d", i);
+        off += (size_t)w + 1;
+        w = snprintf(extra + off, sizeof(extra) - off, "v%d", i);
+        off += (size_t)w + 1;
+    }
+    res.extra_attrs = extra;
+    res.extra_attrs_len = off;
+    encode_both("resource_most", 1, TRACE_NO_END, &json, &pb, &st);
+    resource_text(&json, text, sizeof(text));
+    assert_non_null(strstr(text, "faas.max_memory=134217728;k00=v0;"));
+    assert_non_null(strstr(text, ";k31=v31;"));
+    buf_free(&json);
+    buf_free(&pb);
+}
+
 static void test_several_segments_share_one_resource(void **state)
 {
     struct otlp_encode_stats st = {0};
@@ -556,6 +664,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_in_progress_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_progress_ended_at_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_several_segments_share_one_resource, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resource_from_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resource_most_attributes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_segments_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments_and_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_appends_to_existing_content, setup, teardown),
