@@ -620,10 +620,12 @@ void export_perform(struct exporter *e, const struct pollfd *fds, size_t n)
         for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++)
             if (e->sink[s].multi != NULL)
                 start_requests(e, s, now);
+        /* retired batches make room for more, taken now: a driver that
+         * sees export_busy false after this knows the queue was empty */
+        retire_batches(e);
         if (!sinks_want_more(e) || e->queue_closed || !take_batch(e, NULL))
             break;
     }
-    retire_batches(e);
 }
 
 /* --- the own thread ------------------------------------------------------ */

