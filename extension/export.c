@@ -65,6 +65,9 @@
 /* A sink that failed this many requests in a row is skipped for a while. */
 #define BREAKER_FAILURES 3
 #define BREAKER_OPEN_MS 30000
+/* Without its wake-up descriptor (none left), the thread polling requests
+ * looks at the abort time and the queue at least this often. */
+#define EXPORT_POLL_NO_WAKE_MS 20
 /* The own thread's poll: libcurl's descriptors plus the wake-up eventfd. */
 #define EXPORT_MAX_FDS (2 * 2 * EXPORT_PARALLEL + 4)
 
@@ -81,6 +84,7 @@ struct export_batch {
     size_t n;
     size_t outstanding;   /* requests of any sink not finished yet */
     size_t units;         /* documents for all sinks (abandoned if the stop gives up) */
+    size_t accounted;     /* of them, with an outcome (sent, failed, skipped) */
     struct export_batch *next;
 };
 
@@ -241,11 +245,23 @@ static void breaker_result(struct exporter *e, enum export_sink s, bool ok, cons
     }
 }
 
-static void add_result(struct exporter *e, enum export_sink s, const struct sink_result *res)
+/* Adds what became of documents of batch b (NULL: of no batch) to the
+ * stats.  Documents with an outcome are no longer the batch's to count as
+ * abandoned should the stop give up on the driver. */
+static void add_result(struct exporter *e, enum export_sink s, const struct sink_result *res,
+                       struct export_batch *b)
 {
-    if (res->sent + res->failed + res->skipped + res->unprocessed == 0)
+    uint64_t outcome = res->sent + res->failed + res->skipped;
+
+    if (outcome + res->unprocessed == 0)
         return;
     pthread_mutex_lock(&e->lock);
+    if (b != NULL) {
+        uint64_t open = b->units - b->accounted;
+        uint64_t n = outcome < open ? outcome : open;
+        b->accounted += n;
+        e->sending_docs -= n;
+    }
     e->stats.sink[s].sent += res->sent;
     e->stats.sink[s].failed += res->failed;
     e->stats.sink[s].skipped += res->skipped;
@@ -282,18 +298,18 @@ static void request_done(struct sink_slot *slot, struct sink_request *req)
 static void drop_pending(struct exporter *e, enum export_sink s, bool skipped)
 {
     struct sink_slot *slot = &e->sink[s];
-    struct sink_result res = {0};
     struct sink_request *r;
 
     while ((r = sink_list_pop(&slot->pending)) != NULL) {
+        struct sink_result res = {0};
         slot->npending--;
         if (skipped)
-            res.skipped += r->units;
+            res.skipped = r->units;
         else
-            res.failed += r->units;
+            res.failed = r->units;
+        add_result(e, s, &res, r->batch);
         request_done(slot, r);
     }
-    add_result(e, s, &res);
 }
 
 static void count_locked_add(struct exporter *e, uint64_t *field, uint64_t n)
@@ -320,7 +336,7 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
         else
             res.sent += req->units;
         http_client_response_clean_up(resp);
-        add_result(e, s, &res);
+        add_result(e, s, &res, req->batch);
         breaker_result(e, s, true, NULL);
         enqueue(slot, req->batch, &more);
         request_done(slot, req);
@@ -346,7 +362,7 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
         }
     }
     res.failed = req->units;
-    add_result(e, s, &res);
+    add_result(e, s, &res, req->batch);
     request_done(slot, req);
     breaker_result(e, s, false, why);
     if (!breaker_allows(e, s))
@@ -371,14 +387,14 @@ static void start_requests(struct exporter *e, enum export_sink s, int64_t now_n
         }
         if (!breaker_allows(e, s)) {
             res.skipped = req->units;
-            add_result(e, s, &res);
+            add_result(e, s, &res, req->batch);
             request_done(slot, req);
             continue;
         }
         budget = request_budget_ms(e);
         if (budget <= 0) {
             res.failed = req->units;
-            add_result(e, s, &res);
+            add_result(e, s, &res, req->batch);
             request_done(slot, req);
             continue;
         }
@@ -417,7 +433,7 @@ static void accept_batch(struct exporter *e, struct export_batch *b)
             slot->ops->accept(slot->state, b->items, b->n, &made, &res);
             enqueue(slot, b, &made);
         }
-        add_result(e, s, &res);
+        add_result(e, s, &res, b);
     }
 }
 
@@ -452,7 +468,7 @@ static void fail_item(struct exporter *e, struct export_item *it)
         if (e->sink[s].ops == NULL)
             continue;
         res.failed = e->sink[s].ops->units(&it, 1);
-        add_result(e, s, &res);
+        add_result(e, s, &res, NULL);
     }
     if (it->ticket >= 0 && e->cfg.on_handled != NULL && !atomic_load(&e->abandoned))
         e->cfg.on_handled(it->ticket, e->cfg.on_handled_ctx);
@@ -527,7 +543,7 @@ static void retire_batches(struct exporter *e)
         }
         if (!abandoned) {
             pthread_mutex_lock(&e->lock);
-            e->sending_docs -= b->units;
+            e->sending_docs -= b->units - b->accounted;
             e->done_seq += b->n;
             pthread_cond_broadcast(&e->cond);
             pthread_mutex_unlock(&e->lock);
@@ -643,6 +659,7 @@ static void *export_main(void *arg)
     struct exporter *e = arg;
     struct pollfd fds[EXPORT_MAX_FDS];
     size_t nfds = 0;
+    int timeout_ms;
 
     for (;;) {
         export_perform(e, fds, nfds);
@@ -662,8 +679,11 @@ static void *export_main(void *arg)
         }
         /* In flight: wait for libcurl, a due timer, or wake_thread. */
         nfds = export_poll_fds(e, fds, EXPORT_MAX_FDS - 1);
-        fds[nfds] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN};
-        if (poll(fds, nfds + 1, export_timeout_ms(e)) > 0 && fds[nfds].revents != 0) {
+        timeout_ms = export_timeout_ms(e);
+        if (e->wake_fd < 0 && (timeout_ms < 0 || timeout_ms > EXPORT_POLL_NO_WAKE_MS))
+            timeout_ms = EXPORT_POLL_NO_WAKE_MS;
+        fds[nfds] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN}; /* fd -1: ignored */
+        if (poll(fds, nfds + 1, timeout_ms) > 0 && fds[nfds].revents != 0) {
             uint64_t v;
             (void)!read(e->wake_fd, &v, sizeof(v));
         }
@@ -924,11 +944,11 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
 
     if (r < 0)
         return r;
-    e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (e->wake_fd < 0) {
-        r = -errno;
-        goto fail;
-    }
+    /* Only a thread that polls requests needs waking there (one
+     * descriptor: the sandbox may have few).  Without it the poll is
+     * capped at EXPORT_POLL_NO_WAKE_MS instead. */
+    if (e->sink[EXPORT_SINK_XRAY].multi != NULL || e->sink[EXPORT_SINK_OTLP].multi != NULL)
+        e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     r = -pthread_create(&e->thread, NULL, export_main, e);
     if (r < 0)
         goto fail;
