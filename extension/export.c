@@ -707,24 +707,32 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
 int export_submit(struct exporter *e, const struct trace_segment *seg,
                   const struct trace_resource *res, bool final, int ticket)
 {
-    struct export_item *it = calloc(1, sizeof(*it));
+    struct export_item *it;
     size_t max_doc = XRAY_DOC_MAX_BYTES;
+    bool xray = (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) != 0;
+    size_t ndocs = 0;
     size_t bytes;
     int r;
 
+    /* Documents that fit a datagram fit PutTraceSegments too. */
+    if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
+        max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
+    if (xray) {
+        r = xray_encode_split(seg, max_doc, &e->docs, NULL);
+        if (r < 0) {
+            count(e, &e->stats.dropped_encode, 1);
+            return r;
+        }
+        ndocs = e->docs.count;
+    }
+    it = calloc(1, sizeof(*it) + ndocs * sizeof(it->doc[0]));
     if (it == NULL) {
         count(e, &e->stats.dropped_full, 1);
         return -ENOMEM;
     }
     it->final = final;
     it->ticket = ticket;
-    /* Documents that fit a datagram fit PutTraceSegments too. */
-    if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
-        max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
-    if (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) {
-        r = xray_encode_split(seg, max_doc, &e->docs, NULL);
-        if (r < 0)
-            goto fail_encode;
+    if (xray) {
         it->xray = malloc(buf_len(&e->docs.text) + 1);
         if (it->xray == NULL) {
             r = -ENOMEM;
@@ -732,9 +740,9 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
         }
         memcpy(it->xray, buf_data(&e->docs.text), buf_len(&e->docs.text));
         it->xray[buf_len(&e->docs.text)] = '\0';
-        it->ndocs = e->docs.count;
-        memcpy(it->off, e->docs.off, sizeof(it->off));
-        memcpy(it->len, e->docs.len, sizeof(it->len));
+        it->ndocs = ndocs;
+        for (size_t d = 0; d < ndocs; d++)
+            it->doc[d] = (struct export_doc){(uint32_t)e->docs.off[d], (uint32_t)e->docs.len[d]};
     }
     /* OTLP has no in-progress spans; only final versions go there. */
     if (has_sink(e, EXPORT_SINK_OTLP) && final) {
@@ -751,7 +759,8 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
         memcpy(it->otlp, buf_data(&e->otlp_buf), buf_len(&e->otlp_buf));
         it->otlp_len = buf_len(&e->otlp_buf);
     }
-    bytes = sizeof(*it) + (it->xray != NULL ? buf_len(&e->docs.text) : 0) + it->otlp_len;
+    bytes = sizeof(*it) + ndocs * sizeof(it->doc[0]) + (it->xray != NULL ? buf_len(&e->docs.text) : 0) +
+            it->otlp_len;
     pthread_mutex_lock(&e->lock);
     e->submitted_seq++;
     e->stats.submitted++;

@@ -30,15 +30,21 @@
 /* One segment version, encoded at submit time.  Owned by the core; sinks
  * may point into it until the batch it belongs to is retired (all its
  * requests answered). */
+struct export_doc {
+    uint32_t off;    /* in xray; documents are at most XRAY_DOC_MAX_BYTES */
+    uint32_t len;
+};
+
 struct export_item {
     bool final;
     int ticket;      /* -1, or reported to cfg.on_handled once handled */
     char *xray;      /* the documents, each followed by '\n'; NULL when no sink needs them */
     size_t ndocs;
-    size_t off[XRAY_MAX_DOCS];
-    size_t len[XRAY_MAX_DOCS];
     char *otlp;      /* one ExportTraceServiceRequest for this segment; NULL for in-progress */
     size_t otlp_len;
+    /* ndocs of them, allocated with the item: a queued segment costs its
+     * bytes plus some 50, not a fixed array for XRAY_MAX_DOCS */
+    struct export_doc doc[];
 };
 
 /* One request a sink wants sent.  Allocated and filled by the sink (the

@@ -84,7 +84,7 @@ static void daemon_accept(void *sink, struct export_item *const *items, size_t n
     for (size_t i = 0; i < n_items; i++) {
         for (size_t k = 0; k < items[i]->ndocs; k++) {
             buf_reset(&d->dgram);
-            if (xray_daemon_datagram(&d->dgram, items[i]->xray + items[i]->off[k], items[i]->len[k]) < 0 ||
+            if (xray_daemon_datagram(&d->dgram, items[i]->xray + items[i]->doc[k].off, items[i]->doc[k].len) < 0 ||
                 send_one(d, buf_data(&d->dgram), buf_len(&d->dgram)) < 0)
                 res->failed++;
             else

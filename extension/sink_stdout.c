@@ -99,7 +99,7 @@ static void stdout_accept(void *sink, struct export_item *const *items, size_t n
             bool ok;
             if (shared)
                 log_stdout_lock();
-            ok = write_all(s, items[i]->xray + items[i]->off[d], items[i]->len[d] + 1);
+            ok = write_all(s, items[i]->xray + items[i]->doc[d].off, (size_t)items[i]->doc[d].len + 1);
             if (shared)
                 log_stdout_unlock();
             if (ok)

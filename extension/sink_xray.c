@@ -226,7 +226,7 @@ static void xray_accept(void *sink, struct export_item *const *items, size_t n_i
     x->headers[2] = NULL;
     for (size_t i = 0; i < n_items; i++) {
         for (size_t d = 0; d < items[i]->ndocs; d++) {
-            docs[n++] = (struct xray_doc){items[i]->xray + items[i]->off[d], items[i]->len[d]};
+            docs[n++] = (struct xray_doc){items[i]->xray + items[i]->doc[d].off, items[i]->doc[d].len};
             if (n == XRAY_PUT_MAX_DOCS) {
                 make_requests(x, docs, n, false, out, res);
                 n = 0;

@@ -30,7 +30,7 @@
  * digits), each pad bytes of padding long, and an OTLP request text. */
 static struct export_item *make_item(unsigned base, size_t ndocs, size_t pad, const char *otlp)
 {
-    struct export_item *it = calloc(1, sizeof(*it));
+    struct export_item *it = calloc(1, sizeof(*it) + ndocs * sizeof(it->doc[0]));
     size_t cap = ndocs * (pad + 128) + 1;
     size_t len = 0;
 
@@ -43,13 +43,13 @@ static struct export_item *make_item(unsigned base, size_t ndocs, size_t pad, co
         int n = snprintf(it->xray + len, cap - len,
                          "{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\",\"id\":\"%016x\",\"p\":\"",
                          base + (unsigned)d);
-        it->off[d] = len;
+        it->doc[d].off = (uint32_t)len;
         len += (size_t)n;
         memset(it->xray + len, 'x', pad);
         len += pad;
         memcpy(it->xray + len, "\"}", 2);
         len += 2;
-        it->len[d] = len - it->off[d];
+        it->doc[d].len = (uint32_t)(len - it->doc[d].off);
         it->xray[len++] = '\n';
     }
     it->xray[len] = '\0';
@@ -508,7 +508,7 @@ static void test_stdout_writes_lines(void **state)
     got[n] = '\0';
     /* three lines, each one document */
     assert_int_equal((size_t)n, strlen(items[0]->xray) + strlen(items[1]->xray));
-    assert_int_equal(strchr(got, '\n') - got, (long)items[0]->len[0]);
+    assert_int_equal(strchr(got, '\n') - got, (long)items[0]->doc[0].len);
     sink_stdout_ops.close(s);
     close(p[0]);
     close(p[1]);
