@@ -1,17 +1,30 @@
 /*
- * export.c - see export.h.
+ * export.c - see export.h.  The generic part of the exporter: the queue
+ * from the pipeline, batches, the budget (flush deadlines and the stop's
+ * abort time), retries, the circuit breaker, counters and on_handled
+ * tickets.  What is sink-specific (encoding a batch into requests, judging
+ * answers, the daemon's datagrams, stdout's lines) lives in sink_*.c behind
+ * struct sink_ops (export_sink.h).
  *
- * Batching: the exporter thread takes the first queued item, then whatever
- * else is already queued (up to EXPORT_BATCH_ITEMS), and sends that batch to
- * every sink: X-Ray documents in PutTraceSegments bodies of at most
- * XRAY_PUT_MAX_DOCS, one datagram per document to the daemon, the
- * segments' OTLP requests merged into one (protobuf: concatenated messages
- * merge their repeated resource_spans; JSON: the resourceSpans arrays are
- * joined).
+ * Batching: each round takes up to EXPORT_BATCH_ITEMS queued items as one
+ * batch and hands it to every sink: X-Ray documents become
+ * PutTraceSegments bodies of at most XRAY_PUT_MAX_DOCS, the daemon gets one
+ * datagram per document, OTLP merges the segments' requests, stdout writes
+ * lines.  Requests of an HTTP sink run in parallel, at most
+ * EXPORT_PARALLEL at once, on the sink's curl multi handle; while a sink
+ * has room, further batches are taken (at most EXPORT_MAX_BATCHES not yet
+ * retired), so a backlog at SHUTDOWN against an endpoint that takes tens
+ * of milliseconds per answer is sent EXPORT_PARALLEL requests at a time.
+ * Batches are retired (tickets reported, flushes woken) in the order they
+ * were taken, whatever order their answers come in.
+ *
+ * The core is driven: export_perform does whatever is due without
+ * blocking, export_poll_fds and export_timeout_ms say when to call it next.
+ * export_start runs it on a thread of its own (export_main), which blocks
+ * in queue_pop while nothing is in flight and in poll otherwise.
  */
 #include "export.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,49 +33,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
-#include "credentials.h"
+#include "export_sink.h"
 #include "http_client.h"
 #include "limits.h"
 #include "log.h"
 #include "otlp_encode.h"
 #include "queue.h"
-#include "udp.h"
 #include "xray_encode.h"
 
-/* Items taken per round: a multiple of XRAY_PUT_MAX_DOCS, so a backlog
- * (SHUTDOWN with many invocations pending) goes out in full
- * PutTraceSegments requests, not one of 50 and one of 14 per round. */
+/* Items taken per batch: a multiple of XRAY_PUT_MAX_DOCS, so a backlog
+ * goes out in full PutTraceSegments requests, not one of 50 and one of 14
+ * per batch. */
 #define EXPORT_BATCH_ITEMS ((size_t)2 * XRAY_PUT_MAX_DOCS)
+/* Requests in flight at once per HTTP sink: what the X-Ray daemon uses
+ * (reference 4.5: "8 concurrent uploads").  10,000 pending segments are
+ * 200 PutTraceSegments requests: 25 rounds of 8, 0.75 s at 30 ms each. */
+#define EXPORT_PARALLEL 8
+/* Batches taken and not yet retired (each holds at most 2 X-Ray requests'
+ * worth of documents, so this keeps EXPORT_PARALLEL requests fed). */
+#define EXPORT_MAX_BATCHES 8
 #define EXPORT_ITEM 1
 #define EXPORT_MAX_ATTEMPTS 3
 #define EXPORT_RETRY_DELAY_MS 25
-#define EXPORT_OTLP_MAX_BODY (4UL * 1024 * 1024)
-#define EXPORT_PUT_MAX_BODY (1024UL * 1024)
-#define EXPORT_MAX_RESPONSE (64UL * 1024)
-/* A sink that failed this many batches in a row is skipped for a while. */
+/* A sink that failed this many requests in a row is skipped for a while. */
 #define BREAKER_FAILURES 3
 #define BREAKER_OPEN_MS 30000
-#define OTLP_MAX_HEADERS CONFIG_OTLP_MAX_HEADERS
-/* Container credentials are refreshed this long before they expire. */
-#define CREDENTIALS_REFRESH_US (5LL * 60 * 1000000)
+/* Without its wake-up descriptor (none left), the thread polling requests
+ * looks at the abort time and the queue at least this often. */
+#define EXPORT_POLL_NO_WAKE_MS 20
+/* The own thread's poll: libcurl's descriptors plus the wake-up eventfd. */
+#define EXPORT_MAX_FDS (2 * 2 * EXPORT_PARALLEL + 4)
 
 static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+static const struct sink_ops *const sink_table[EXPORT_SINK_COUNT] = {
+    [EXPORT_SINK_XRAY] = &sink_xray_ops,
+    [EXPORT_SINK_DAEMON] = &sink_daemon_ops,
+    [EXPORT_SINK_OTLP] = &sink_otlp_ops,
+    [EXPORT_SINK_STDOUT] = &sink_stdout_ops,
+};
 
-struct export_item {
-    bool final;
-    int ticket;      /* -1, or reported to cfg.on_handled once handled */
-    char *xray;      /* the documents, each followed by '\n' */
-    size_t ndocs;
-    size_t off[XRAY_MAX_DOCS];
-    size_t len[XRAY_MAX_DOCS];
-    char *otlp;      /* one ExportTraceServiceRequest for this segment; NULL for in-progress */
-    size_t otlp_len;
+struct export_batch {
+    struct export_item *items[EXPORT_BATCH_ITEMS];
+    size_t n;
+    size_t outstanding;   /* requests of any sink not finished yet */
+    size_t units;         /* documents for all sinks (abandoned if the stop gives up) */
+    size_t accounted;     /* of them, with an outcome (sent, failed, skipped) */
+    struct export_batch *next;
 };
 
 struct breaker {
@@ -71,28 +94,39 @@ struct breaker {
     bool logged;
 };
 
+/* One sink in use.  Exporter thread only. */
+struct sink_slot {
+    const struct sink_ops *ops;
+    void *state;
+    struct http_multi *multi;   /* sinks with requests */
+    struct sink_list pending;   /* requests not started yet */
+    size_t npending;
+    struct breaker breaker;
+};
+
 struct exporter {
     struct export_config cfg;
     struct queue *q;
     pthread_t thread;
+    bool threaded;
 
     /* pipeline thread only: encoding scratch */
     struct xray_docs docs;
     struct buf otlp_buf;
 
-    /* exporter thread only */
-    struct http_client *xray_http;
-    struct http_client *otlp_http;
-    struct udp_sender *udp;
-    bool udp_unusable;
-    struct aws_credentials creds;
-    bool xray_unusable;
-    char sigv4[64];
-    char xray_url[300];
-    char token_header[sizeof(((struct aws_credentials *)0)->session_token) + 32];
-    char otlp_header_lines[OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
-    const char *otlp_headers[OTLP_MAX_HEADERS + 2];
-    struct breaker breaker[EXPORT_SINK_COUNT];
+    /* exporter thread (the driver) only */
+    struct sink_env env;
+    struct sink_slot sink[EXPORT_SINK_COUNT];
+    struct export_batch *head;  /* batches taken, oldest first */
+    struct export_batch *tail;
+    size_t nbatches;
+    bool queue_closed;
+
+    /* own-thread mode: the thread polls this besides libcurl's descriptors
+     * while requests are in flight; export_flush, the stop and a release
+     * of submitted items write it. */
+    int wake_fd;
+    _Atomic bool polling;
 
     /* shared, under lock */
     pthread_mutex_t lock;
@@ -100,15 +134,15 @@ struct exporter {
     uint64_t submitted_seq;
     uint64_t done_seq;
     struct export_stats stats;
-    /* a waiting flush's deadline; 0 when none.  Read by the exporter thread
-     * to shorten requests. */
+    /* a waiting flush's deadline; 0 when none.  Read by the driver to
+     * shorten requests. */
     _Atomic int64_t flush_deadline_ns;
     _Atomic bool flush_last_chance;
     _Atomic int64_t eager_off_until_ms;
-    /* The stop's deadline (0 before it): a request still running then is
-     * cut (http_client abort time), a stdout write stops waiting. */
+    /* The stop's deadline (0 before it): requests still running then are
+     * cut, a stdout write stops waiting. */
     _Atomic int64_t abort_at_ns;
-    size_t sending_docs;  /* under lock: documents of the batch being sent */
+    size_t sending_docs;  /* under lock: documents of the batches taken */
     bool finished;        /* under lock: the thread is about to return */
     _Atomic bool abandoned; /* the stop gave up waiting: touch nothing shared */
 };
@@ -156,6 +190,261 @@ static bool has_sink(const struct exporter *e, enum export_sink s)
     return (e->cfg.sinks & (1u << s)) != 0;
 }
 
+/* --- sending (the driver) ---------------------------------------------------- */
+
+/* Time a request may take now: the configured timeout, or less when a
+ * flush is waiting with a nearer deadline.  0: no time left. */
+static long request_budget_ms(struct exporter *e)
+{
+    int64_t deadline = atomic_load(&e->flush_deadline_ns);
+    int64_t abort_at = atomic_load(&e->abort_at_ns);
+    long budget = (long)e->cfg.request_timeout_ms;
+
+    if (abort_at > 0 && (deadline <= 0 || abort_at < deadline))
+        deadline = abort_at;
+    if (deadline > 0) {
+        int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
+        if (left_ms <= 0)
+            return 0;
+        if (left_ms < budget)
+            budget = (long)left_ms;
+    }
+    return budget;
+}
+
+static bool breaker_allows(struct exporter *e, enum export_sink s)
+{
+    struct breaker *b = &e->sink[s].breaker;
+
+    if (b->failures < BREAKER_FAILURES)
+        return true;
+    /* Open: skip, except probes once the pause is over, or at SHUTDOWN:
+     * the last chance. */
+    return clock_mono_ms() >= b->open_until_ms || atomic_load(&e->flush_last_chance);
+}
+
+static void breaker_result(struct exporter *e, enum export_sink s, bool ok, const char *why)
+{
+    struct breaker *b = &e->sink[s].breaker;
+
+    if (ok) {
+        if (b->failures >= BREAKER_FAILURES)
+            log_info("%s exporter recovered", sink_names[s]);
+        b->failures = 0;
+        b->logged = false;
+        return;
+    }
+    b->failures++;
+    if (b->failures >= BREAKER_FAILURES) {
+        b->open_until_ms = clock_mono_ms() + BREAKER_OPEN_MS;
+        if (!b->logged) {
+            log_warn("%s exporter failing (%s); pausing it for %d s, counting what is not sent",
+                     sink_names[s], why, BREAKER_OPEN_MS / 1000);
+            b->logged = true;
+        }
+    }
+}
+
+/* Adds what became of documents of batch b (NULL: of no batch) to the
+ * stats.  Documents with an outcome are no longer the batch's to count as
+ * abandoned should the stop give up on the driver. */
+static void add_result(struct exporter *e, enum export_sink s, const struct sink_result *res,
+                       struct export_batch *b)
+{
+    uint64_t outcome = res->sent + res->failed + res->skipped;
+
+    if (outcome + res->unprocessed == 0)
+        return;
+    pthread_mutex_lock(&e->lock);
+    if (b != NULL) {
+        uint64_t open = b->units - b->accounted;
+        uint64_t n = outcome < open ? outcome : open;
+        b->accounted += n;
+        e->sending_docs -= n;
+    }
+    e->stats.sink[s].sent += res->sent;
+    e->stats.sink[s].failed += res->failed;
+    e->stats.sink[s].skipped += res->skipped;
+    e->stats.unprocessed += res->unprocessed;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Moves requests a sink produced for batch b onto its pending list. */
+static void enqueue(struct sink_slot *slot, struct export_batch *b, struct sink_list *made)
+{
+    struct sink_request *r;
+
+    while ((r = sink_list_pop(made)) != NULL) {
+        r->batch = b;
+        r->attempts = 0;
+        r->not_before_ns = 0;
+        sink_list_push(&slot->pending, r);
+        slot->npending++;
+        b->outstanding++;
+    }
+}
+
+/* A request is over (delivered, refused or given up on). */
+static void request_done(struct sink_slot *slot, struct sink_request *req)
+{
+    struct export_batch *b = req->batch;
+
+    b->outstanding--;
+    slot->ops->free_request(slot->state, req);
+}
+
+/* Gives up on every request of the sink not started yet, counting its
+ * documents as failed (or skipped). */
+static void drop_pending(struct exporter *e, enum export_sink s, bool skipped)
+{
+    struct sink_slot *slot = &e->sink[s];
+    struct sink_request *r;
+
+    while ((r = sink_list_pop(&slot->pending)) != NULL) {
+        struct sink_result res = {0};
+        slot->npending--;
+        if (skipped)
+            res.skipped = r->units;
+        else
+            res.failed = r->units;
+        add_result(e, s, &res, r->batch);
+        request_done(slot, r);
+    }
+}
+
+static void count_locked_add(struct exporter *e, uint64_t *field, uint64_t n)
+{
+    pthread_mutex_lock(&e->lock);
+    *field += n;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* The outcome of one attempt of req: r (0 or a transport error) and the
+ * answer. */
+static void request_finished(struct exporter *e, enum export_sink s, struct sink_request *req, int r,
+                             struct http_client_response *resp, const char *detail)
+{
+    struct sink_slot *slot = &e->sink[s];
+    struct sink_result res = {0};
+    char why[160];
+    bool retry;
+
+    if (r == 0 && resp->status >= 200 && resp->status < 300) {
+        struct sink_list more = {0};
+        if (slot->ops->answered != NULL)
+            slot->ops->answered(slot->state, req, resp, &more, &res);
+        else
+            res.sent += req->units;
+        http_client_response_clean_up(resp);
+        add_result(e, s, &res, req->batch);
+        breaker_result(e, s, true, NULL);
+        enqueue(slot, req->batch, &more);
+        request_done(slot, req);
+        return;
+    }
+    if (r < 0) {
+        snprintf(why, sizeof(why), "%s", detail[0] != '\0' ? detail : "transport error");
+        log_debug("%s export request failed: %s", sink_names[s], why);
+        retry = true;
+    } else {
+        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+        retry = resp->status == 429 || resp->status >= 500;
+        http_client_response_clean_up(resp);
+    }
+    if (retry && req->attempts < EXPORT_MAX_ATTEMPTS) {
+        long delay_ms = (long)EXPORT_RETRY_DELAY_MS * req->attempts;
+        if (request_budget_ms(e) > delay_ms) {
+            req->not_before_ns = clock_mono_ns() + (int64_t)delay_ms * 1000000;
+            count_locked_add(e, &e->stats.sink[s].retries, 1);
+            sink_list_push(&slot->pending, req);
+            slot->npending++;
+            return;
+        }
+    }
+    res.failed = req->units;
+    add_result(e, s, &res, req->batch);
+    request_done(slot, req);
+    breaker_result(e, s, false, why);
+    if (!breaker_allows(e, s))
+        drop_pending(e, s, false);
+}
+
+/* Starts the sink's pending requests that are due, while it has room. */
+static void start_requests(struct exporter *e, enum export_sink s, int64_t now_ns)
+{
+    struct sink_slot *slot = &e->sink[s];
+    struct sink_list keep = {0};
+    struct sink_request *req;
+
+    while (http_multi_running(slot->multi) < EXPORT_PARALLEL && (req = sink_list_pop(&slot->pending)) != NULL) {
+        struct sink_result res = {0};
+        long budget;
+
+        slot->npending--;
+        if (req->not_before_ns > now_ns) {
+            sink_list_push(&keep, req); /* a retry waiting for its delay */
+            continue;
+        }
+        if (!breaker_allows(e, s)) {
+            res.skipped = req->units;
+            add_result(e, s, &res, req->batch);
+            request_done(slot, req);
+            continue;
+        }
+        budget = request_budget_ms(e);
+        if (budget <= 0) {
+            res.failed = req->units;
+            add_result(e, s, &res, req->batch);
+            request_done(slot, req);
+            continue;
+        }
+        req->http.timeout_ms = budget;
+        req->http.connect_timeout_ms = budget < (long)e->cfg.connect_timeout_ms ? budget
+                                                                              : (long)e->cfg.connect_timeout_ms;
+        req->http.abort_at_ns = NULL; /* the core cuts at the abort time itself */
+        req->attempts++;
+        count_locked_add(e, &e->stats.sink[s].requests, 1);
+        if (http_multi_add(slot->multi, &req->http, req) < 0) {
+            struct http_client_response none = {0};
+            request_finished(e, s, req, -ENOMEM, &none, "out of memory");
+        }
+    }
+    /* the waiting retries go back first: they are the oldest */
+    while ((req = sink_list_pop(&slot->pending)) != NULL)
+        sink_list_push(&keep, req);
+    slot->pending = keep;
+    for (req = keep.head, slot->npending = 0; req != NULL; req = req->next)
+        slot->npending++;
+}
+
+/* Hands a batch to every sink. */
+static void accept_batch(struct exporter *e, struct export_batch *b)
+{
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++) {
+        struct sink_slot *slot = &e->sink[s];
+        struct sink_result res = {0};
+        struct sink_list made = {0};
+
+        if (slot->ops == NULL)
+            continue;
+        if (slot->multi != NULL && !breaker_allows(e, s)) {
+            res.skipped = slot->ops->units(b->items, b->n);
+        } else {
+            slot->ops->accept(slot->state, b->items, b->n, &made, &res);
+            enqueue(slot, b, &made);
+        }
+        add_result(e, s, &res, b);
+    }
+}
+
+static bool sinks_want_more(const struct exporter *e)
+{
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++)
+        if (e->sink[s].npending > 0)
+            return false;
+    return e->nbatches < EXPORT_MAX_BATCHES;
+}
+
 static void item_free(struct export_item *it)
 {
     if (it == NULL)
@@ -171,6 +460,241 @@ static void free_queued(int kind, void *data)
     item_free(data);
 }
 
+/* No memory for a batch: the item is given up on, counted, and handled. */
+static void fail_item(struct exporter *e, struct export_item *it)
+{
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++) {
+        struct sink_result res = {0};
+        if (e->sink[s].ops == NULL)
+            continue;
+        res.failed = e->sink[s].ops->units(&it, 1);
+        add_result(e, s, &res, NULL);
+    }
+    if (it->ticket >= 0 && e->cfg.on_handled != NULL && !atomic_load(&e->abandoned))
+        e->cfg.on_handled(it->ticket, e->cfg.on_handled_ctx);
+    item_free(it);
+    pthread_mutex_lock(&e->lock);
+    e->done_seq++;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Takes first (already popped, may be NULL) and whatever else is queued as
+ * one batch, and hands it to the sinks.  false when nothing was taken. */
+static bool take_batch(struct exporter *e, void *first)
+{
+    struct export_batch *b = calloc(1, sizeof(*b));
+    int kind;
+    void *data;
+
+    if (b == NULL) {
+        if (first != NULL)
+            fail_item(e, first);
+        return false;
+    }
+    if (first != NULL)
+        b->items[b->n++] = first;
+    while (b->n < EXPORT_BATCH_ITEMS) {
+        int r = queue_pop(e->q, 0, &kind, &data, NULL);
+        if (r == -EPIPE)
+            e->queue_closed = true;
+        if (r < 0)
+            break;
+        b->items[b->n++] = data;
+    }
+    if (b->n == 0) {
+        free(b);
+        return false;
+    }
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++)
+        if (e->sink[s].ops != NULL)
+            b->units += e->sink[s].ops->units(b->items, b->n);
+    if (e->tail != NULL)
+        e->tail->next = b;
+    else
+        e->head = b;
+    e->tail = b;
+    e->nbatches++;
+    pthread_mutex_lock(&e->lock);
+    e->sending_docs += b->units;
+    pthread_mutex_unlock(&e->lock);
+    accept_batch(e, b);
+    return true;
+}
+
+/* Retires finished batches, oldest first: reports their tickets and wakes
+ * flushes. */
+static void retire_batches(struct exporter *e)
+{
+    while (e->head != NULL && e->head->outstanding == 0) {
+        struct export_batch *b = e->head;
+        bool abandoned = atomic_load(&e->abandoned);
+
+        e->head = b->next;
+        if (e->head == NULL)
+            e->tail = NULL;
+        e->nbatches--;
+        /* A stop that gave up on the driver has counted the batch and may
+         * be tearing down what on_handled uses (the journal). */
+        for (size_t i = 0; i < b->n; i++) {
+            if (!abandoned && b->items[i]->ticket >= 0 && e->cfg.on_handled != NULL)
+                e->cfg.on_handled(b->items[i]->ticket, e->cfg.on_handled_ctx);
+            item_free(b->items[i]);
+        }
+        if (!abandoned) {
+            pthread_mutex_lock(&e->lock);
+            e->sending_docs -= b->units - b->accounted;
+            e->done_seq += b->n;
+            pthread_cond_broadcast(&e->cond);
+            pthread_mutex_unlock(&e->lock);
+        }
+        free(b);
+    }
+}
+
+size_t export_poll_fds(struct exporter *e, struct pollfd *fds, size_t max)
+{
+    size_t n = 0;
+
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++)
+        if (e->sink[s].multi != NULL)
+            n += http_multi_fds(e->sink[s].multi, fds + n, max - n);
+    return n;
+}
+
+static int min_timeout(int a, int b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+static int ms_until(int64_t at_ns, int64_t now_ns)
+{
+    int64_t left = at_ns - now_ns;
+
+    if (left <= 0)
+        return 0;
+    left = (left + 999999) / 1000000;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int export_timeout_ms(struct exporter *e)
+{
+    int64_t now = clock_mono_ns();
+    int64_t abort_at = atomic_load(&e->abort_at_ns);
+    int t = -1;
+
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++) {
+        struct sink_slot *slot = &e->sink[s];
+        if (slot->multi == NULL)
+            continue;
+        t = min_timeout(t, http_multi_timeout_ms(slot->multi));
+        if (http_multi_running(slot->multi) < EXPORT_PARALLEL)
+            for (const struct sink_request *r = slot->pending.head; r != NULL; r = r->next)
+                t = min_timeout(t, ms_until(r->not_before_ns, now));
+        if (abort_at > 0 && (http_multi_running(slot->multi) > 0 || slot->npending > 0))
+            t = min_timeout(t, ms_until(abort_at, now));
+    }
+    return t;
+}
+
+bool export_busy(const struct exporter *e)
+{
+    return e->nbatches > 0;
+}
+
+void export_perform(struct exporter *e, const struct pollfd *fds, size_t n)
+{
+    int64_t abort_at = atomic_load(&e->abort_at_ns);
+    bool cut = abort_at > 0 && clock_mono_ns() >= abort_at;
+
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++) {
+        struct sink_slot *slot = &e->sink[s];
+        void *tag;
+        int r;
+        struct http_client_response resp;
+        char detail[128];
+
+        if (slot->multi == NULL)
+            continue;
+        http_multi_perform(slot->multi, fds, n);
+        if (cut)
+            http_multi_cut_all(slot->multi);
+        detail[0] = '\0';
+        while (http_multi_next_done(slot->multi, &tag, &r, &resp, detail, sizeof(detail))) {
+            request_finished(e, s, tag, r, &resp, detail);
+            detail[0] = '\0';
+        }
+        if (cut)
+            drop_pending(e, s, false);
+    }
+    for (;;) {
+        int64_t now = clock_mono_ns();
+        for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++)
+            if (e->sink[s].multi != NULL)
+                start_requests(e, s, now);
+        /* retired batches make room for more, taken now: a driver that
+         * sees export_busy false after this knows the queue was empty */
+        retire_batches(e);
+        if (!sinks_want_more(e) || e->queue_closed || !take_batch(e, NULL))
+            break;
+    }
+}
+
+/* --- the own thread ------------------------------------------------------ */
+
+static void wake_thread(struct exporter *e)
+{
+    uint64_t one = 1;
+
+    if (e->wake_fd >= 0)
+        (void)!write(e->wake_fd, &one, sizeof(one));
+}
+
+static void *export_main(void *arg)
+{
+    struct exporter *e = arg;
+    struct pollfd fds[EXPORT_MAX_FDS];
+    size_t nfds = 0;
+    int timeout_ms;
+
+    for (;;) {
+        export_perform(e, fds, nfds);
+        nfds = 0;
+        if (atomic_load(&e->abandoned))
+            return NULL;
+        if (!export_busy(e)) {
+            int kind;
+            void *data;
+            /* Nothing in flight: wait for the queue (a push wakes us). */
+            atomic_store(&e->polling, false);
+            if (e->queue_closed || queue_pop(e->q, -1, &kind, &data, NULL) < 0)
+                break; /* closed and empty */
+            atomic_store(&e->polling, true);
+            (void)take_batch(e, data);
+            continue;
+        }
+        /* In flight: wait for libcurl, a due timer, or wake_thread. */
+        nfds = export_poll_fds(e, fds, EXPORT_MAX_FDS - 1);
+        timeout_ms = export_timeout_ms(e);
+        if (e->wake_fd < 0 && (timeout_ms < 0 || timeout_ms > EXPORT_POLL_NO_WAKE_MS))
+            timeout_ms = EXPORT_POLL_NO_WAKE_MS;
+        fds[nfds] = (struct pollfd){.fd = e->wake_fd, .events = POLLIN}; /* fd -1: ignored */
+        if (poll(fds, nfds + 1, timeout_ms) > 0 && fds[nfds].revents != 0) {
+            uint64_t v;
+            (void)!read(e->wake_fd, &v, sizeof(v));
+        }
+    }
+    pthread_mutex_lock(&e->lock);
+    e->finished = true;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
 /* --- submit (pipeline thread) ------------------------------------------------ */
 
 static void count(struct exporter *e, uint64_t *field, uint64_t n)
@@ -183,24 +707,32 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
 int export_submit(struct exporter *e, const struct trace_segment *seg,
                   const struct trace_resource *res, bool final, int ticket)
 {
-    struct export_item *it = calloc(1, sizeof(*it));
+    struct export_item *it;
     size_t max_doc = XRAY_DOC_MAX_BYTES;
+    bool xray = (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) != 0;
+    size_t ndocs = 0;
     size_t bytes;
     int r;
 
+    /* Documents that fit a datagram fit PutTraceSegments too. */
+    if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
+        max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
+    if (xray) {
+        r = xray_encode_split(seg, max_doc, &e->docs, NULL);
+        if (r < 0) {
+            count(e, &e->stats.dropped_encode, 1);
+            return r;
+        }
+        ndocs = e->docs.count;
+    }
+    it = calloc(1, sizeof(*it) + ndocs * sizeof(it->doc[0]));
     if (it == NULL) {
         count(e, &e->stats.dropped_full, 1);
         return -ENOMEM;
     }
     it->final = final;
     it->ticket = ticket;
-    /* Documents that fit a datagram fit PutTraceSegments too. */
-    if (has_sink(e, EXPORT_SINK_DAEMON) && XRAY_DAEMON_DOC_MAX_BYTES < max_doc)
-        max_doc = XRAY_DAEMON_DOC_MAX_BYTES;
-    if (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) {
-        r = xray_encode_split(seg, max_doc, &e->docs, NULL);
-        if (r < 0)
-            goto fail_encode;
+    if (xray) {
         it->xray = malloc(buf_len(&e->docs.text) + 1);
         if (it->xray == NULL) {
             r = -ENOMEM;
@@ -208,9 +740,9 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
         }
         memcpy(it->xray, buf_data(&e->docs.text), buf_len(&e->docs.text));
         it->xray[buf_len(&e->docs.text)] = '\0';
-        it->ndocs = e->docs.count;
-        memcpy(it->off, e->docs.off, sizeof(it->off));
-        memcpy(it->len, e->docs.len, sizeof(it->len));
+        it->ndocs = ndocs;
+        for (size_t d = 0; d < ndocs; d++)
+            it->doc[d] = (struct export_doc){(uint32_t)e->docs.off[d], (uint32_t)e->docs.len[d]};
     }
     /* OTLP has no in-progress spans; only final versions go there. */
     if (has_sink(e, EXPORT_SINK_OTLP) && final) {
@@ -227,7 +759,8 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
         memcpy(it->otlp, buf_data(&e->otlp_buf), buf_len(&e->otlp_buf));
         it->otlp_len = buf_len(&e->otlp_buf);
     }
-    bytes = sizeof(*it) + (it->xray != NULL ? buf_len(&e->docs.text) : 0) + it->otlp_len;
+    bytes = sizeof(*it) + ndocs * sizeof(it->doc[0]) + (it->xray != NULL ? buf_len(&e->docs.text) : 0) +
+            it->otlp_len;
     pthread_mutex_lock(&e->lock);
     e->submitted_seq++;
     e->stats.submitted++;
@@ -252,595 +785,6 @@ fail:
     return r;
 }
 
-/* --- sending (exporter thread) ---------------------------------------------- */
-
-/* Time a request may take now: the configured timeout, or less when a
- * flush is waiting with a nearer deadline.  0: no time left. */
-static long request_budget_ms(struct exporter *e)
-{
-    int64_t deadline = atomic_load(&e->flush_deadline_ns);
-    int64_t abort_at = atomic_load(&e->abort_at_ns);
-    long budget = (long)e->cfg.request_timeout_ms;
-
-    if (abort_at > 0 && (deadline <= 0 || abort_at < deadline))
-        deadline = abort_at;
-    if (deadline > 0) {
-        int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
-        if (left_ms <= 0)
-            return 0;
-        if (left_ms < budget)
-            budget = (long)left_ms;
-    }
-    return budget;
-}
-
-static bool breaker_allows(struct exporter *e, enum export_sink s)
-{
-    struct breaker *b = &e->breaker[s];
-
-    if (b->failures < BREAKER_FAILURES)
-        return true;
-    /* Open: skip, except one probe once the pause is over, or at SHUTDOWN:
-     * the last chance. */
-    return clock_mono_ms() >= b->open_until_ms || atomic_load(&e->flush_last_chance);
-}
-
-static void breaker_result(struct exporter *e, enum export_sink s, bool ok, const char *why)
-{
-    struct breaker *b = &e->breaker[s];
-
-    if (ok) {
-        if (b->failures >= BREAKER_FAILURES)
-            log_info("%s exporter recovered", sink_names[s]);
-        b->failures = 0;
-        b->logged = false;
-        return;
-    }
-    b->failures++;
-    if (b->failures >= BREAKER_FAILURES) {
-        b->open_until_ms = clock_mono_ms() + BREAKER_OPEN_MS;
-        if (!b->logged) {
-            log_warn("%s exporter failing (%s); pausing it for %d s, counting what is not sent",
-                     sink_names[s], why, BREAKER_OPEN_MS / 1000);
-            b->logged = true;
-        }
-    }
-}
-
-static void sink_count(struct exporter *e, enum export_sink s, uint64_t sent, uint64_t failed,
-                       uint64_t skipped)
-{
-    pthread_mutex_lock(&e->lock);
-    e->stats.sink[s].sent += sent;
-    e->stats.sink[s].failed += failed;
-    e->stats.sink[s].skipped += skipped;
-    pthread_mutex_unlock(&e->lock);
-}
-
-/* One HTTP POST with retries on transport errors, 429 and 5xx, within the
- * budget.  0 and the answer (caller cleans up), or a negative errno. */
-static int post(struct exporter *e, enum export_sink s, struct http_client *http,
-                struct http_client_request *req, struct http_client_response *resp, char *why,
-                size_t why_size)
-{
-    int r = -ETIMEDOUT;
-
-    for (int attempt = 0; attempt < EXPORT_MAX_ATTEMPTS; attempt++) {
-        long budget = request_budget_ms(e);
-        char detail[128] = "";
-
-        if (budget <= 0)
-            break;
-        if (attempt > 0) {
-            count(e, &e->stats.sink[s].retries, 1);
-            long delay_ms = (long)EXPORT_RETRY_DELAY_MS * attempt;
-            if (budget <= delay_ms)
-                break;
-            clock_sleep_ms(delay_ms);
-            budget = request_budget_ms(e);
-            if (budget <= 0)
-                break;
-        }
-        req->timeout_ms = budget;
-        req->abort_at_ns = &e->abort_at_ns;
-        req->connect_timeout_ms = budget < (long)e->cfg.connect_timeout_ms ? budget
-                                                                         : (long)e->cfg.connect_timeout_ms;
-        count(e, &e->stats.sink[s].requests, 1);
-        r = http_client_perform(http, req, resp, detail, sizeof(detail));
-        if (r < 0) {
-            snprintf(why, why_size, "%s", detail[0] ? detail : "transport error");
-            log_debug("%s export request failed: %s", sink_names[s], why);
-            continue;
-        }
-        if (resp->status >= 200 && resp->status < 300)
-            return 0;
-        snprintf(why, why_size, "HTTP %ld", resp->status);
-        r = -EIO;
-        bool retry = resp->status == 429 || resp->status >= 500;
-        http_client_response_clean_up(resp);
-        if (!retry)
-            break;
-    }
-    return r;
-}
-
-/* The CA bundle chosen at start, or NULL for libcurl's default.  Set on
- * every request, since each begins with curl_easy_reset. */
-static const char *ca_file(const struct exporter *e)
-{
-    return e->cfg.ca_file[0] != '\0' ? e->cfg.ca_file : NULL;
-}
-
-static const char *env_lookup(const char *name, void *ctx)
-{
-    (void)ctx;
-    return getenv(name);
-}
-
-/* Fresh credentials for SigV4, from the environment or the container
- * credentials endpoint.  false when there are none. */
-static bool ensure_credentials(struct exporter *e)
-{
-    char uri[1024];
-    char auth[1100];
-    const char *headers[] = {auth, NULL};
-    struct http_client_request req = {
-        .method = "GET",
-        .max_response_bytes = EXPORT_MAX_RESPONSE,
-        .connect_timeout_ms = 1000,
-        .ca_file = ca_file(e),
-    };
-    struct http_client_response resp;
-    int r;
-
-    if (e->creds.access_key_id[0] != '\0' &&
-        (e->creds.expires_us == 0 || e->creds.expires_us - clock_epoch_us() > CREDENTIALS_REFRESH_US))
-        return true;
-    /* Checked where read: a URI or token with a control byte is refused. */
-    r = credentials_container_request(env_lookup, NULL, uri, sizeof(uri), auth, sizeof(auth));
-    if (r == -ENOENT)
-        return credentials_from_env(env_lookup, NULL, &e->creds) == 0;
-    if (r < 0)
-        return false;
-    req.url = uri;
-    req.headers = auth[0] != '\0' ? headers : NULL;
-    req.timeout_ms = request_budget_ms(e);
-    req.abort_at_ns = &e->abort_at_ns;
-    if (req.timeout_ms <= 0)
-        return false;
-    r = http_client_perform(e->xray_http, &req, &resp, NULL, 0);
-    if (r < 0)
-        return false;
-    r = resp.status == 200 ? credentials_parse_container(resp.body, resp.body_len, &e->creds) : -EIO;
-    http_client_response_clean_up(&resp);
-    return r == 0;
-}
-
-/* Finds the document whose "id" is id among docs (for
- * UnprocessedTraceSegments, which names documents by id). */
-static bool doc_has_id(const struct xray_doc *doc, const char *id)
-{
-    char needle[40];
-    int n = snprintf(needle, sizeof(needle), "\"id\":\"%s\"", id);
-
-    return n > 0 && (size_t)n < sizeof(needle) && memmem(doc->data, doc->len, needle, (size_t)n) != NULL;
-}
-
-size_t export_xray_unprocessed(const char *body, size_t len, const struct xray_doc *docs, size_t n,
-                               bool *ret_refused)
-{
-    cJSON *root;
-    const cJSON *list;
-    const cJSON *entry;
-    size_t listed = 0;
-
-    for (size_t i = 0; i < n; i++)
-        ret_refused[i] = false;
-    if (body == NULL)
-        return 0;
-    root = cJSON_ParseWithLengthOpts(body, len, NULL, false);
-    list = cJSON_GetObjectItemCaseSensitive(root, "UnprocessedTraceSegments");
-    cJSON_ArrayForEach(entry, list)
-    {
-        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(entry, "Id"));
-        if (id == NULL)
-            continue;
-        /* An id listed twice still names one document, an id we did not
-         * send names none: each document is retried once, and never more
-         * documents than were sent are refused or counted. */
-        for (size_t i = 0; i < n; i++) {
-            if (!ret_refused[i] && doc_has_id(&docs[i], id)) {
-                ret_refused[i] = true;
-                listed++;
-                break;
-            }
-        }
-    }
-    cJSON_Delete(root);
-    return listed;
-}
-
-/* Collects the documents an answer lists as UnprocessedTraceSegments
- * (n <= XRAY_PUT_MAX_DOCS) for one more try.  Returns how many. */
-static size_t unprocessed(const struct http_client_response *resp, const struct xray_doc *docs,
-                          size_t n, struct xray_doc *retry, size_t *retry_n)
-{
-    bool refused[XRAY_PUT_MAX_DOCS];
-    size_t listed = export_xray_unprocessed(resp->body, resp->body_len, docs, n, refused);
-
-    for (size_t i = 0; i < n; i++)
-        if (refused[i])
-            retry[(*retry_n)++] = docs[i];
-    return listed;
-}
-
-/* Sends docs in PutTraceSegments bodies; documents X-Ray lists as
- * unprocessed are collected into retry (when not NULL).  Adds to *sent and
- * *failed.  Returns false when the sink stopped being usable. */
-static bool put_docs(struct exporter *e, struct buf *body, const struct xray_doc *docs, size_t n,
-                     struct xray_doc *retry, size_t *retry_n, uint64_t *sent, uint64_t *failed)
-{
-    const char *headers[] = {"Content-Type: application/json",
-                             e->creds.session_token[0] ? e->token_header : NULL, NULL};
-    char why[160] = "";
-    size_t i = 0;
-
-    while (i < n) {
-        struct http_client_response resp;
-        struct http_client_request req = {
-            .method = "POST",
-            .url = e->xray_url,
-            .headers = headers,
-            .max_response_bytes = EXPORT_MAX_RESPONSE,
-            .aws_sigv4 = e->sigv4,
-            .access_key_id = e->creds.access_key_id,
-            .secret_access_key = e->creds.secret_access_key,
-            .ca_file = ca_file(e),
-        };
-        size_t chunk = n - i < XRAY_PUT_MAX_DOCS ? n - i : XRAY_PUT_MAX_DOCS;
-        size_t used = 0;
-
-        buf_reset(body);
-        if (xray_put_body(body, docs + i, chunk, &used) < 0) {
-            (*failed)++; /* one document over the body cap */
-            i++;
-            continue;
-        }
-        req.body = buf_data(body);
-        req.body_len = buf_len(body);
-        if (post(e, EXPORT_SINK_XRAY, e->xray_http, &req, &resp, why, sizeof(why)) < 0) {
-            *failed += used;
-            i += used;
-            breaker_result(e, EXPORT_SINK_XRAY, false, why);
-            if (!breaker_allows(e, EXPORT_SINK_XRAY)) {
-                *failed += n - i;
-                return false;
-            }
-            continue;
-        }
-        size_t before = retry != NULL ? *retry_n : 0;
-        size_t scratch_n = 0;
-        struct xray_doc scratch[XRAY_PUT_MAX_DOCS];
-        size_t listed = unprocessed(&resp, docs + i, used, retry != NULL ? retry : scratch,
-                                    retry != NULL ? retry_n : &scratch_n);
-        size_t refused = retry != NULL ? *retry_n - before : scratch_n;
-        count(e, &e->stats.unprocessed, listed);
-        *sent += used - refused;
-        if (retry == NULL)
-            *failed += refused; /* second refusal: given up */
-        http_client_response_clean_up(&resp);
-        breaker_result(e, EXPORT_SINK_XRAY, true, NULL);
-        i += used;
-    }
-    return true;
-}
-
-static void send_xray(struct exporter *e, struct export_item **items, size_t n_items)
-{
-    static struct xray_doc docs[EXPORT_BATCH_ITEMS * XRAY_MAX_DOCS];
-    static struct xray_doc retry[EXPORT_BATCH_ITEMS * XRAY_MAX_DOCS];
-    size_t n = 0, retry_n = 0;
-    uint64_t sent = 0, failed = 0;
-    struct buf body;
-
-    for (size_t i = 0; i < n_items; i++)
-        for (size_t d = 0; d < items[i]->ndocs; d++)
-            docs[n++] = (struct xray_doc){items[i]->xray + items[i]->off[d], items[i]->len[d]};
-    if (n == 0)
-        return;
-    if (e->xray_unusable || !breaker_allows(e, EXPORT_SINK_XRAY)) {
-        sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
-        return;
-    }
-    if (!ensure_credentials(e)) {
-        log_warn("X-Ray exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI; unset, or holding blanks or control bytes); "
-                 "not sending to X-Ray (documents counted)");
-        e->xray_unusable = true;
-        sink_count(e, EXPORT_SINK_XRAY, 0, 0, n);
-        return;
-    }
-    snprintf(e->token_header, sizeof(e->token_header), "X-Amz-Security-Token: %s",
-             e->creds.session_token);
-    buf_init(&body, EXPORT_PUT_MAX_BODY);
-    /* Documents X-Ray did not process get exactly one more try. */
-    if (put_docs(e, &body, docs, n, retry, &retry_n, &sent, &failed) && retry_n > 0)
-        (void)put_docs(e, &body, retry, retry_n, NULL, NULL, &sent, &failed);
-    else
-        failed += retry_n;
-    buf_free(&body);
-    sink_count(e, EXPORT_SINK_XRAY, sent, failed, 0);
-}
-
-static void send_daemon(struct exporter *e, struct export_item **items, size_t n_items)
-{
-    struct buf dgram;
-    uint64_t sent = 0, failed = 0, total = 0;
-
-    for (size_t i = 0; i < n_items; i++)
-        total += items[i]->ndocs;
-    if (total == 0)
-        return;
-    if (e->udp == NULL && !e->udp_unusable) {
-        int r = udp_sender_open(e->cfg.daemon_address, &e->udp);
-        if (r < 0) {
-            log_warn("setting LAMBDA_TRACER_DAEMON_ADDRESS (%s) is unusable (%s); not sending to the "
-                     "daemon (documents counted)",
-                     e->cfg.daemon_address, strerror(-r));
-            e->udp_unusable = true;
-        }
-    }
-    if (e->udp == NULL) {
-        sink_count(e, EXPORT_SINK_DAEMON, 0, 0, total);
-        return;
-    }
-    buf_init(&dgram, XRAY_DATAGRAM_MAX_BYTES);
-    for (size_t i = 0; i < n_items; i++) {
-        for (size_t d = 0; d < items[i]->ndocs; d++) {
-            buf_reset(&dgram);
-            if (xray_daemon_datagram(&dgram, items[i]->xray + items[i]->off[d], items[i]->len[d]) < 0 ||
-                udp_sender_send(e->udp, buf_data(&dgram), buf_len(&dgram)) < 0)
-                failed++;
-            else
-                sent++;
-        }
-    }
-    buf_free(&dgram);
-    sink_count(e, EXPORT_SINK_DAEMON, sent, failed, 0);
-}
-
-/* Writes one line to stdout.  stdout is a pipe in Lambda: when its reader
- * stalls, a write would block, so each write waits for room with poll, at
- * most until the stop's abort time once there is one (checked at least
- * every STDOUT_POLL_MS).  Writes of at most PIPE_BUF bytes into a pipe with
- * room do not block.  true when all was written. */
-#define STDOUT_POLL_MS 50
-#define STDOUT_CHUNK_BYTES 4096
-
-static bool write_stdout(struct exporter *e, const char *p, size_t len)
-{
-    while (len > 0) {
-        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
-        int64_t abort_at = atomic_load(&e->abort_at_ns);
-        int wait_ms = STDOUT_POLL_MS;
-        ssize_t w;
-
-        if (abort_at > 0) {
-            int64_t left_ms = (abort_at - clock_mono_ns()) / 1000000;
-            if (left_ms <= 0)
-                return false;
-            if (left_ms < wait_ms)
-                wait_ms = (int)left_ms + 1;
-        }
-        int r = poll(&pfd, 1, wait_ms);
-        if (r < 0 && errno != EINTR)
-            return false;
-        if (r <= 0)
-            continue;
-        if (pfd.revents & (POLLERR | POLLNVAL))
-            return false;
-        w = write(STDOUT_FILENO, p, len < STDOUT_CHUNK_BYTES ? len : STDOUT_CHUNK_BYTES);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        len -= (size_t)w;
-    }
-    return true;
-}
-
-static void send_stdout(struct exporter *e, struct export_item **items, size_t n_items)
-{
-    uint64_t sent = 0, failed = 0;
-
-    for (size_t i = 0; i < n_items; i++) {
-        for (size_t d = 0; d < items[i]->ndocs; d++) {
-            /* Each document is followed by '\n' in the item.  The lock keeps
-             * metric documents (pipeline thread) out of its middle. */
-            bool ok;
-            log_stdout_lock();
-            ok = write_stdout(e, items[i]->xray + items[i]->off[d], items[i]->len[d] + 1);
-            log_stdout_unlock();
-            if (ok)
-                sent++;
-            else
-                failed++;
-        }
-    }
-    sink_count(e, EXPORT_SINK_STDOUT, sent, failed, 0);
-}
-
-/* OTLP/JSON bodies are {"resourceSpans":[...]}: the arrays are joined. */
-#define OTLP_JSON_HEAD "{\"resourceSpans\":["
-#define OTLP_JSON_TAIL "]}"
-
-static int otlp_append(struct buf *body, const struct export_item *it, bool json, bool first)
-{
-    size_t head = sizeof(OTLP_JSON_HEAD) - 1;
-    size_t tail = sizeof(OTLP_JSON_TAIL) - 1;
-
-    if (!json)
-        return buf_append(body, it->otlp, it->otlp_len);
-    if (it->otlp_len < head + tail || memcmp(it->otlp, OTLP_JSON_HEAD, head) != 0 ||
-        memcmp(it->otlp + it->otlp_len - tail, OTLP_JSON_TAIL, tail) != 0)
-        return -EINVAL;
-    if (!first && buf_append(body, ",", 1) < 0)
-        return -ENOBUFS;
-    return buf_append(body, it->otlp + head, it->otlp_len - head - tail);
-}
-
-static void send_otlp(struct exporter *e, struct export_item **items, size_t n_items)
-{
-    bool json = e->cfg.otlp_json;
-    struct buf body;
-    size_t i = 0;
-    char why[160] = "";
-
-    buf_init(&body, EXPORT_OTLP_MAX_BODY);
-    while (i < n_items) {
-        size_t in_body = 0;
-        size_t start = i;
-        struct http_client_response resp;
-
-        buf_reset(&body);
-        if (json && buf_append(&body, OTLP_JSON_HEAD, sizeof(OTLP_JSON_HEAD) - 1) < 0)
-            break;
-        for (; i < n_items; i++) {
-            size_t mark = buf_len(&body);
-            if (items[i]->otlp == NULL)
-                continue;
-            if (otlp_append(&body, items[i], json, in_body == 0) < 0 ||
-                (json && buf_len(&body) + 2 > buf_max(&body))) {
-                buf_truncate(&body, mark);
-                if (in_body == 0) {
-                    sink_count(e, EXPORT_SINK_OTLP, 0, 1, 0); /* alone too big */
-                    i++;
-                }
-                break;
-            }
-            in_body++;
-        }
-        if (in_body == 0) {
-            if (i == start)
-                break;
-            continue;
-        }
-        if (json && buf_append(&body, OTLP_JSON_TAIL, 2) < 0) {
-            sink_count(e, EXPORT_SINK_OTLP, 0, in_body, 0);
-            continue;
-        }
-        if (!breaker_allows(e, EXPORT_SINK_OTLP)) {
-            sink_count(e, EXPORT_SINK_OTLP, 0, 0, in_body);
-            continue;
-        }
-        struct http_client_request req = {
-            .method = "POST",
-            .url = e->cfg.otlp_endpoint,
-            .headers = e->otlp_headers,
-            .body = buf_data(&body),
-            .body_len = buf_len(&body),
-            .max_response_bytes = EXPORT_MAX_RESPONSE,
-            .ca_file = ca_file(e),
-        };
-        if (post(e, EXPORT_SINK_OTLP, e->otlp_http, &req, &resp, why, sizeof(why)) < 0) {
-            sink_count(e, EXPORT_SINK_OTLP, 0, in_body, 0);
-            breaker_result(e, EXPORT_SINK_OTLP, false, why);
-        } else {
-            http_client_response_clean_up(&resp);
-            sink_count(e, EXPORT_SINK_OTLP, in_body, 0, 0);
-            breaker_result(e, EXPORT_SINK_OTLP, true, NULL);
-        }
-    }
-    buf_free(&body);
-}
-
-/* Documents (or OTLP segments) a batch holds for its sinks: what the
- * stop counts as abandoned if it gives up waiting for the batch. */
-static size_t batch_docs(const struct exporter *e, struct export_item **batch, size_t n)
-{
-    size_t docs = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP))
-            docs += batch[i]->ndocs;
-        if (has_sink(e, EXPORT_SINK_OTLP) && batch[i]->otlp != NULL)
-            docs++;
-    }
-    return docs;
-}
-
-static void *export_main(void *arg)
-{
-    struct exporter *e = arg;
-    struct export_item *batch[EXPORT_BATCH_ITEMS];
-
-    for (;;) {
-        int kind;
-        void *data;
-        size_t n = 0;
-
-        if (queue_pop(e->q, -1, &kind, &data, NULL) < 0)
-            break; /* closed and empty */
-        batch[n++] = data;
-        while (n < EXPORT_BATCH_ITEMS && queue_pop(e->q, 0, &kind, &data, NULL) == 0)
-            batch[n++] = data;
-        pthread_mutex_lock(&e->lock);
-        e->sending_docs = batch_docs(e, batch, n);
-        pthread_mutex_unlock(&e->lock);
-
-        if (has_sink(e, EXPORT_SINK_STDOUT))
-            send_stdout(e, batch, n);
-        if (has_sink(e, EXPORT_SINK_DAEMON))
-            send_daemon(e, batch, n);
-        if (has_sink(e, EXPORT_SINK_XRAY))
-            send_xray(e, batch, n);
-        if (has_sink(e, EXPORT_SINK_OTLP))
-            send_otlp(e, batch, n);
-
-        /* A stop that gave up on this thread has counted the batch and may
-         * be tearing down what on_handled uses (the journal). */
-        if (atomic_load(&e->abandoned)) {
-            for (size_t i = 0; i < n; i++)
-                item_free(batch[i]);
-            return NULL;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (batch[i]->ticket >= 0 && e->cfg.on_handled != NULL)
-                e->cfg.on_handled(batch[i]->ticket, e->cfg.on_handled_ctx);
-            item_free(batch[i]);
-        }
-        pthread_mutex_lock(&e->lock);
-        e->sending_docs = 0;
-        e->done_seq += n;
-        pthread_cond_broadcast(&e->cond);
-        pthread_mutex_unlock(&e->lock);
-    }
-    pthread_mutex_lock(&e->lock);
-    e->finished = true;
-    pthread_cond_broadcast(&e->cond);
-    pthread_mutex_unlock(&e->lock);
-    return NULL;
-}
-
-/* "name=value,name=value" into "name: value" header lines after the
- * Content-Type line. */
-static int parse_otlp_headers(struct exporter *e)
-{
-    size_t lines = 0;
-    int r = config_parse_otlp_headers(e->cfg.otlp_headers, e->otlp_header_lines, OTLP_MAX_HEADERS,
-                                      &lines);
-
-    if (r < 0)
-        return r;
-    e->otlp_headers[0] = e->cfg.otlp_json ? "Content-Type: " OTLP_JSON_CONTENT_TYPE
-                                          : "Content-Type: " OTLP_PROTOBUF_CONTENT_TYPE;
-    for (size_t i = 0; i < lines; i++)
-        e->otlp_headers[i + 1] = e->otlp_header_lines[i];
-    e->otlp_headers[lines + 1] = NULL;
-    return 0;
-}
-
 static bool file_readable(const char *path, void *ctx)
 {
     (void)ctx;
@@ -854,7 +798,7 @@ static bool is_https(const char *url)
 
 /* Chooses the CA bundle once, before the thread starts, when an enabled
  * sink speaks HTTPS.  The choice is fixed for the process: every request
- * then names the same file, so libcurl keeps reusing the open connection
+ * then names the same file, so libcurl keeps reusing the open connections
  * (a new TLS connection parses the whole bundle again, about 8 ms with
  * mbedTLS).  Main thread. */
 static void choose_ca_file(struct exporter *e)
@@ -879,7 +823,78 @@ static void choose_ca_file(struct exporter *e)
         snprintf(e->cfg.ca_file, sizeof(e->cfg.ca_file), "%s", chosen);
 }
 
-int export_start(const struct export_config *cfg, struct exporter **ret)
+static void export_free(struct exporter *e)
+{
+    if (e == NULL)
+        return;
+    /* batches still taken (a driven exporter destroyed mid-flight) */
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++) {
+        struct sink_slot *slot = &e->sink[s];
+        struct sink_request *r;
+        if (slot->multi != NULL)
+            http_multi_cut_all(slot->multi);
+        while (slot->multi != NULL) {
+            void *tag;
+            int rr;
+            struct http_client_response resp;
+            if (!http_multi_next_done(slot->multi, &tag, &rr, &resp, NULL, 0))
+                break;
+            if (rr == 0)
+                http_client_response_clean_up(&resp);
+            slot->ops->free_request(slot->state, tag);
+        }
+        while ((r = sink_list_pop(&slot->pending)) != NULL)
+            slot->ops->free_request(slot->state, r);
+        http_multi_destroy(slot->multi);
+        if (slot->ops != NULL)
+            slot->ops->close(slot->state);
+    }
+    while (e->head != NULL) {
+        struct export_batch *b = e->head;
+        e->head = b->next;
+        for (size_t i = 0; i < b->n; i++)
+            item_free(b->items[i]);
+        free(b);
+    }
+    queue_destroy(e->q, free_queued);
+    if (e->wake_fd >= 0)
+        close(e->wake_fd);
+    xray_docs_free(&e->docs);
+    buf_free(&e->otlp_buf);
+    free(e);
+}
+
+/* Opens the enabled sinks.  0, -EINVAL (none left), -ENOMEM. */
+static int open_sinks(struct exporter *e)
+{
+    e->env = (struct sink_env){.cfg = &e->cfg, .abort_at_ns = &e->abort_at_ns, .out_fd = -1};
+    for (unsigned s = 0; s < EXPORT_SINK_COUNT; s++) {
+        struct sink_slot *slot = &e->sink[s];
+        int r;
+        if (!has_sink(e, s))
+            continue;
+        r = sink_table[s]->open(&e->env, &slot->state);
+        if (r == -EINVAL) {
+            /* One bad setting costs its own sink, not the others. */
+            log_warn("setting LAMBDA_TRACER_OTLP_HEADERS is invalid (not name=value,... of at most %d "
+                     "headers); leaving the OTLP exporter out",
+                     CONFIG_OTLP_MAX_HEADERS);
+            e->cfg.sinks &= ~(1u << s);
+            continue;
+        }
+        if (r < 0)
+            return r;
+        slot->ops = sink_table[s];
+        if (slot->ops->free_request != NULL) {
+            slot->multi = http_multi_new(EXPORT_PARALLEL);
+            if (slot->multi == NULL)
+                return -ENOMEM;
+        }
+    }
+    return e->cfg.sinks != 0 ? 0 : -EINVAL;
+}
+
+int export_new(const struct export_config *cfg, struct exporter **ret)
 {
     struct exporter *e;
     pthread_condattr_t attr;
@@ -891,30 +906,15 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     if (e == NULL)
         return -ENOMEM;
     e->cfg = *cfg;
+    e->wake_fd = -1;
     xray_docs_init(&e->docs);
     buf_init(&e->otlp_buf, EXPORT_OTLP_MAX_BODY);
-    snprintf(e->sigv4, sizeof(e->sigv4), "aws:amz:%s:xray", cfg->region);
-    snprintf(e->xray_url, sizeof(e->xray_url), "%s/TraceSegments", cfg->xray_endpoint);
-    if (has_sink(e, EXPORT_SINK_OTLP) && parse_otlp_headers(e) < 0) {
-        /* One bad setting costs its own sink, not the others. */
-        log_warn("setting LAMBDA_TRACER_OTLP_HEADERS is invalid (not name=value,... of at most %d "
-                 "headers); leaving the OTLP exporter out",
-                 OTLP_MAX_HEADERS);
-        e->cfg.sinks &= ~(1u << EXPORT_SINK_OTLP);
-        if (e->cfg.sinks == 0) {
-            r = -EINVAL;
-            goto fail;
-        }
-    }
     choose_ca_file(e);
+    r = open_sinks(e);
+    if (r < 0)
+        goto fail;
     e->q = queue_new(cfg->queue_max_bytes);
-    /* One client per HTTP sink in use (each holds descriptors). */
-    if (has_sink(e, EXPORT_SINK_XRAY))
-        e->xray_http = http_client_new_abortable();
-    if (has_sink(e, EXPORT_SINK_OTLP))
-        e->otlp_http = http_client_new_abortable();
-    if (e->q == NULL || (has_sink(e, EXPORT_SINK_XRAY) && e->xray_http == NULL) ||
-        (has_sink(e, EXPORT_SINK_OTLP) && e->otlp_http == NULL)) {
+    if (e->q == NULL) {
         r = -ENOMEM;
         goto fail;
     }
@@ -929,22 +929,44 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
         goto fail;
     }
     pthread_condattr_destroy(&attr);
-    r = -pthread_create(&e->thread, NULL, export_main, e);
-    if (r < 0) {
-        pthread_cond_destroy(&e->cond);
-        pthread_mutex_destroy(&e->lock);
-        goto fail;
-    }
     *ret = e;
     return 0;
 
 fail:
-    queue_destroy(e->q, free_queued);
-    http_client_destroy(e->xray_http);
-    http_client_destroy(e->otlp_http);
-    xray_docs_free(&e->docs);
-    buf_free(&e->otlp_buf);
-    free(e);
+    export_free(e);
+    return r;
+}
+
+void export_destroy(struct exporter *e)
+{
+    if (e == NULL)
+        return;
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->lock);
+    export_free(e);
+}
+
+int export_start(const struct export_config *cfg, struct exporter **ret)
+{
+    struct exporter *e = NULL;
+    int r = export_new(cfg, &e);
+
+    if (r < 0)
+        return r;
+    /* Only a thread that polls requests needs waking there (one
+     * descriptor: the sandbox may have few).  Without it the poll is
+     * capped at EXPORT_POLL_NO_WAKE_MS instead. */
+    if (e->sink[EXPORT_SINK_XRAY].multi != NULL || e->sink[EXPORT_SINK_OTLP].multi != NULL)
+        e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    r = -pthread_create(&e->thread, NULL, export_main, e);
+    if (r < 0)
+        goto fail;
+    e->threaded = true;
+    *ret = e;
+    return 0;
+
+fail:
+    export_destroy(e);
     return r;
 }
 
@@ -976,10 +998,13 @@ void export_hold(struct exporter *e)
 void export_release(struct exporter *e)
 {
     queue_release(e->q);
+    /* a thread busy with requests polls, not the queue */
+    if (atomic_load(&e->polling))
+        wake_thread(e);
 }
 
-/* From now on nothing the thread does outlives deadline_ns: a request in
- * flight is cut then, and woken to notice at once. */
+/* From now on nothing the driver does outlives deadline_ns: requests in
+ * flight are cut then, and the thread is woken to notice at once. */
 static void set_abort_at(struct exporter *e, int64_t deadline_ns)
 {
     int64_t at = deadline_ns > 0 ? deadline_ns : 1;
@@ -987,8 +1012,7 @@ static void set_abort_at(struct exporter *e, int64_t deadline_ns)
 
     if (old == 0 || at < old)
         atomic_store(&e->abort_at_ns, at);
-    http_client_wake(e->xray_http);
-    http_client_wake(e->otlp_http);
+    wake_thread(e);
 }
 
 bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
@@ -1000,6 +1024,7 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     bool done;
 
     queue_wake(e->q); /* a burst being submitted is not held back from a flush */
+    wake_thread(e);
     if (last_chance)
         set_abort_at(e, deadline_ns);
     pthread_mutex_lock(&e->lock);
@@ -1043,7 +1068,7 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
         join_ns = clock_mono_ns() + join_ms * 1000000;
     ts.tv_sec = (time_t)(join_ns / 1000000000);
     ts.tv_nsec = (long)(join_ns % 1000000000);
-    /* Sending ends (a request in flight is cut) a little before the
+    /* Sending ends (requests in flight are cut) a little before the
      * deadline, so the thread has returned by the deadline itself. */
     (void)export_flush(e, cut_ns, true);
     /* Whatever is still queued then is not sent. */
@@ -1057,6 +1082,7 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
             left++;
         }
     }
+    wake_thread(e);
     pthread_mutex_lock(&e->lock);
     e->stats.unsent_at_stop += left;
     /* The thread ends within moments of the abort time; should it be stuck
@@ -1083,15 +1109,6 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
         return false;
     }
     pthread_join(e->thread, NULL);
-    queue_destroy(e->q, free_queued);
-    udp_sender_close(e->udp);
-    http_client_destroy(e->xray_http);
-    http_client_destroy(e->otlp_http);
-    credentials_clear(&e->creds);
-    xray_docs_free(&e->docs);
-    buf_free(&e->otlp_buf);
-    pthread_cond_destroy(&e->cond);
-    pthread_mutex_destroy(&e->lock);
-    free(e);
+    export_destroy(e);
     return true;
 }

@@ -5,7 +5,10 @@
  *
  * Thread model: the pipeline thread calls export_submit, which encodes the
  * segment at once (so only compact bytes wait in the queue) and hands it
- * over; the exporter thread sends, batching whatever is queued.  The
+ * over; the exporter thread sends, batching whatever is queued, with up to
+ * 8 requests per HTTP sink in flight at once.  The sending core is driven
+ * (export_perform and friends below), so an event loop can run it in place
+ * of the thread; the sinks sit behind one interface (export_sink.h).  The
  * lifecycle thread may call export_flush to wait, with a deadline, until
  * everything submitted so far has been sent or given up on.  Exporting
  * never runs on the thread that calls /event/next.  Every request has a
@@ -19,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct pollfd;
 
 #include "trace.h"
 
@@ -122,6 +127,48 @@ void export_eager_off(struct exporter *e);
  * on_handled callback uses, and should exit.  *ret (may be NULL) gets the
  * counts either way.  Main thread; NULL-safe (true). */
 bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret);
+
+/*
+ * The driven core, for an event loop that runs the exporter on its own
+ * thread instead of export_start's (libcurl's sockets in the loop's poll).
+ * export_start is a thin wrapper around these: its thread blocks in the
+ * queue while nothing is in flight, and otherwise polls export_poll_fds
+ * (plus its wake-up descriptor) for at most export_timeout_ms, then calls
+ * export_perform.  A loop does the same; it calls export_perform also after
+ * it submitted segments (and on a flush or stop).  All of them never block
+ * (except that the X-Ray sink fetches container credentials with a
+ * blocking request, once per credentials' lifetime, cut at the abort time)
+ * and run only on the driving thread.  export_flush and export_stop wait
+ * for an own thread; a loop keeps its own deadlines instead.
+ */
+
+/* Creates an exporter without a thread: the caller drives it.  Same
+ * returns as export_start.  Free it with export_destroy. */
+int export_new(const struct export_config *cfg, struct exporter **ret)
+    __attribute__((warn_unused_result));
+/* Frees a driven exporter, cutting its requests (not counted).  NULL-safe. */
+void export_destroy(struct exporter *e);
+
+/* Writes the descriptors libcurl waits on (fd and events) into fds, at
+ * most max; returns how many. */
+size_t export_poll_fds(struct exporter *e, struct pollfd *fds, size_t max);
+
+/* Milliseconds until export_perform has something due without any
+ * descriptor event (a libcurl timer, a retry's delay, the abort time); 0:
+ * now; -1: nothing timed. */
+int export_timeout_ms(struct exporter *e);
+
+/* Does everything due: lets libcurl act on fds[0..n) (their revents; other
+ * descriptors are ignored) and its timers, judges finished requests
+ * (retries, breaker, counters), cuts everything at the abort time, takes
+ * queued segments as batches while the sinks have room (at most
+ * EXPORT_PARALLEL requests in flight per HTTP sink), starts requests, and
+ * retires finished batches in order (on_handled).  n may be 0. */
+void export_perform(struct exporter *e, const struct pollfd *fds, size_t n);
+
+/* true while batches are taken and not yet retired (requests in flight or
+ * waiting). */
+bool export_busy(const struct exporter *e);
 
 /* Parses "xray,daemon,otlp,stdout" (any order, "none" for nothing) into a
  * sink mask.  0 or -EINVAL. */

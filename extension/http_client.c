@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -227,27 +228,19 @@ static CURLcode perform_abortable(struct http_client *client, const _Atomic int6
     return code;
 }
 
-int http_client_perform(struct http_client *client, const struct http_client_request *req,
-                        struct http_client_response *ret, char *error_detail,
-                        size_t error_detail_size)
+/* Sets up a transfer of req on curl: the header list goes to *ret_headers
+ * (the caller frees it after the transfer).  0 or -ENOMEM. */
+static int setup_easy(CURL *curl, const struct http_client_request *req, struct body_sink *body,
+                      struct header_sink *hdr, char *errbuf, struct curl_slist **ret_headers)
 {
-    CURL *curl = client->curl;
     struct curl_slist *headers = NULL;
-    struct body_sink body = {.max = req->max_response_bytes};
-    struct header_sink hdr = {0};
-    char errbuf[CURL_ERROR_SIZE] = "";
-    CURLcode code;
-    int r = 0;
 
-    memset(ret, 0, sizeof(*ret));
     curl_easy_reset(curl); /* keeps the connection cache */
     if (req->headers != NULL) {
         for (const char *const *h = req->headers; *h != NULL; h++) {
             struct curl_slist *next = curl_slist_append(headers, *h);
-            if (next == NULL) {
-                r = -ENOMEM;
-                goto out;
-            }
+            if (next == NULL)
+                goto oom;
             headers = next;
         }
     }
@@ -255,16 +248,11 @@ int http_client_perform(struct http_client *client, const struct http_client_req
      * does not need the extra round trip. */
     if (req->body != NULL) {
         struct curl_slist *next = curl_slist_append(headers, "Expect:");
-        if (next == NULL) {
-            r = -ENOMEM;
-            goto out;
-        }
+        if (next == NULL)
+            goto oom;
         headers = next;
     }
-
-    hdr.name = req->capture_header;
-    hdr.dst = ret->captured;
-    hdr.dst_size = sizeof(ret->captured);
+    hdr->name = req->capture_header;
 
     curl_easy_setopt(curl, CURLOPT_URL, req->url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
@@ -273,9 +261,9 @@ int http_client_perform(struct http_client *client, const struct http_client_req
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &hdr);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, hdr);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     if (req->body != NULL) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
@@ -301,14 +289,24 @@ int http_client_perform(struct http_client *client, const struct http_client_req
     if (req->connect_timeout_ms > 0)
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
+    *ret_headers = headers;
+    return 0;
 
-    bool abortable = req->abort_at_ns != NULL && client->multi != NULL;
-    code = abortable ? perform_abortable(client, req->abort_at_ns) : curl_easy_perform(curl);
-    if (code == CURLE_OPERATION_TIMEDOUT && abortable && errbuf[0] == '\0')
-        snprintf(errbuf, sizeof(errbuf), "%s", "cut at the abort time");
-    if (body.too_big) {
+oom:
+    curl_slist_free_all(headers);
+    return -ENOMEM;
+}
+
+/* The outcome of a finished transfer, as http_client_perform returns it;
+ * moves the body into *ret on success. */
+static int finish_easy(CURL *curl, CURLcode code, struct body_sink *body, const char *errbuf,
+                       struct http_client_response *ret, char *error_detail, size_t error_detail_size)
+{
+    int r = 0;
+
+    if (body->too_big) {
         r = -EMSGSIZE;
-    } else if (body.oom) {
+    } else if (body->oom) {
         r = -ENOMEM;
     } else if (code != CURLE_OK) {
         r = errno_from_curl(code);
@@ -317,19 +315,316 @@ int http_client_perform(struct http_client *client, const struct http_client_req
     }
     if (r == 0) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ret->status);
-        ret->body = body.data;
-        ret->body_len = body.len;
-        body.data = NULL;
+        ret->body = body->data;
+        ret->body_len = body->len;
+        body->data = NULL;
     }
-out:
-    /* The handle must not keep pointers to our stack after returning. */
+    return r;
+}
+
+/* The handle must not keep pointers to our memory after a transfer. */
+static void unset_easy(CURL *curl)
+{
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
+}
+
+int http_client_perform(struct http_client *client, const struct http_client_request *req,
+                        struct http_client_response *ret, char *error_detail,
+                        size_t error_detail_size)
+{
+    CURL *curl = client->curl;
+    struct curl_slist *headers = NULL;
+    struct body_sink body = {.max = req->max_response_bytes};
+    struct header_sink hdr = {0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURLcode code;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    hdr.dst = ret->captured;
+    hdr.dst_size = sizeof(ret->captured);
+    r = setup_easy(curl, req, &body, &hdr, errbuf, &headers);
+    if (r < 0)
+        goto out;
+    bool abortable = req->abort_at_ns != NULL && client->multi != NULL;
+    code = abortable ? perform_abortable(client, req->abort_at_ns) : curl_easy_perform(curl);
+    if (code == CURLE_OPERATION_TIMEDOUT && abortable && errbuf[0] == '\0')
+        snprintf(errbuf, sizeof(errbuf), "%s", "cut at the abort time");
+    r = finish_easy(curl, code, &body, errbuf, ret, error_detail, error_detail_size);
+out:
+    unset_easy(curl);
     curl_slist_free_all(headers);
     free(body.data);
     if (r < 0)
         memset(ret, 0, sizeof(*ret));
     return r;
+}
+
+/* --- parallel transfers ------------------------------------------------------ */
+
+struct http_transfer {
+    CURL *curl;            /* kept between transfers (created on first use) */
+    struct curl_slist *headers;
+    struct body_sink body;
+    struct header_sink hdr;
+    char captured[256];
+    char errbuf[CURL_ERROR_SIZE];
+    void *tag;
+    bool active;           /* added and not yet collected */
+    bool done;             /* finished (or cut): waiting to be collected */
+    CURLcode code;
+};
+
+struct http_socket {
+    curl_socket_t fd;
+    short events;
+};
+
+struct http_multi {
+    CURLM *multi;
+    size_t max;
+    struct http_transfer *t;   /* max of them */
+    struct http_socket *socks; /* what libcurl waits on */
+    size_t nsocks;
+    size_t max_socks;
+    size_t running;            /* active */
+    int64_t timer_at_ns;       /* -1: none */
+};
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct http_multi *m = userp;
+    size_t i;
+
+    (void)easy;
+    (void)socketp;
+    for (i = 0; i < m->nsocks && m->socks[i].fd != fd; i++)
+        ;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < m->nsocks)
+            m->socks[i] = m->socks[--m->nsocks];
+        return 0;
+    }
+    if (i == m->nsocks) {
+        if (m->nsocks == m->max_socks)
+            return -1; /* libcurl fails that transfer */
+        m->socks[m->nsocks++].fd = fd;
+    }
+    m->socks[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_multi *m = userp;
+
+    (void)multi;
+    m->timer_at_ns = timeout_ms < 0 ? -1 : clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+    return 0;
+}
+
+struct http_multi *http_multi_new(size_t max_transfers)
+{
+    struct http_multi *m = calloc(1, sizeof(*m));
+
+    if (m == NULL || max_transfers == 0)
+        goto fail;
+    m->max = max_transfers;
+    m->max_socks = 2 * max_transfers + 2;
+    m->timer_at_ns = -1;
+    m->t = calloc(max_transfers, sizeof(*m->t));
+    m->socks = calloc(m->max_socks, sizeof(*m->socks));
+    m->multi = curl_multi_init();
+    if (m->t == NULL || m->socks == NULL || m->multi == NULL)
+        goto fail;
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    /* keep one connection per transfer that may run at once */
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)max_transfers);
+    return m;
+
+fail:
+    http_multi_destroy(m);
+    return NULL;
+}
+
+static void transfer_release(struct http_multi *m, struct http_transfer *t)
+{
+    (void)curl_multi_remove_handle(m->multi, t->curl);
+    unset_easy(t->curl);
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    free(t->body.data);
+    t->body.data = NULL;
+    t->active = false;
+    t->done = false;
+    m->running--;
+}
+
+void http_multi_destroy(struct http_multi *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; m->t != NULL && i < m->max; i++) {
+        if (m->t[i].active)
+            transfer_release(m, &m->t[i]);
+        if (m->t[i].curl != NULL)
+            curl_easy_cleanup(m->t[i].curl);
+    }
+    if (m->multi != NULL)
+        curl_multi_cleanup(m->multi);
+    free(m->t);
+    free(m->socks);
+    free(m);
+}
+
+size_t http_multi_running(const struct http_multi *m)
+{
+    return m->running;
+}
+
+int http_multi_add(struct http_multi *m, const struct http_client_request *req, void *tag)
+{
+    struct http_transfer *t = NULL;
+
+    for (size_t i = 0; i < m->max && t == NULL; i++)
+        if (!m->t[i].active)
+            t = &m->t[i];
+    if (t == NULL)
+        return -EBUSY;
+    if (t->curl == NULL) {
+        t->curl = curl_easy_init();
+        if (t->curl == NULL)
+            return -ENOMEM;
+    }
+    memset(&t->body, 0, sizeof(t->body));
+    t->body.max = req->max_response_bytes;
+    t->captured[0] = '\0';
+    t->errbuf[0] = '\0';
+    t->hdr = (struct header_sink){.dst = t->captured, .dst_size = sizeof(t->captured)};
+    if (setup_easy(t->curl, req, &t->body, &t->hdr, t->errbuf, &t->headers) < 0)
+        return -ENOMEM;
+    curl_easy_setopt(t->curl, CURLOPT_PRIVATE, t);
+    if (curl_multi_add_handle(m->multi, t->curl) != CURLM_OK) {
+        unset_easy(t->curl);
+        curl_slist_free_all(t->headers);
+        t->headers = NULL;
+        return -ENOMEM;
+    }
+    t->tag = tag;
+    t->active = true;
+    t->done = false;
+    m->running++;
+    return 0;
+}
+
+size_t http_multi_fds(const struct http_multi *m, struct pollfd *fds, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->nsocks && n < max; i++) {
+        fds[n].fd = m->socks[i].fd;
+        fds[n].events = m->socks[i].events;
+        fds[n].revents = 0;
+        n++;
+    }
+    return n;
+}
+
+int http_multi_timeout_ms(const struct http_multi *m)
+{
+    int64_t left;
+
+    if (m->timer_at_ns < 0)
+        return -1;
+    left = m->timer_at_ns - clock_mono_ns();
+    if (left <= 0)
+        return 0;
+    /* rounded up: waking before the timer is due would spin */
+    return left / 1000000 >= INT32_MAX ? INT32_MAX : (int)((left + 999999) / 1000000);
+}
+
+static void collect(struct http_multi *m)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+        struct http_transfer *t = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        if (t != NULL && t->active && !t->done) {
+            t->code = msg->data.result;
+            t->done = true;
+        }
+    }
+}
+
+void http_multi_perform(struct http_multi *m, const struct pollfd *fds, size_t n)
+{
+    int running;
+
+    for (size_t i = 0; i < n; i++) {
+        int ev = 0;
+        bool ours = false;
+        if (fds[i].revents == 0)
+            continue;
+        for (size_t k = 0; k < m->nsocks && !ours; k++)
+            ours = m->socks[k].fd == fds[i].fd;
+        if (!ours)
+            continue;
+        if (fds[i].revents & (POLLIN | POLLHUP))
+            ev |= CURL_CSELECT_IN;
+        if (fds[i].revents & POLLOUT)
+            ev |= CURL_CSELECT_OUT;
+        if (fds[i].revents & (POLLERR | POLLNVAL))
+            ev |= CURL_CSELECT_ERR;
+        (void)curl_multi_socket_action(m->multi, fds[i].fd, ev, &running);
+    }
+    if (m->timer_at_ns >= 0 && clock_mono_ns() >= m->timer_at_ns) {
+        m->timer_at_ns = -1;
+        (void)curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    collect(m);
+}
+
+void http_multi_cut_all(struct http_multi *m)
+{
+    for (size_t i = 0; i < m->max; i++) {
+        struct http_transfer *t = &m->t[i];
+        if (!t->active || t->done)
+            continue;
+        (void)curl_multi_remove_handle(m->multi, t->curl);
+        t->code = CURLE_OPERATION_TIMEDOUT;
+        snprintf(t->errbuf, sizeof(t->errbuf), "%s", "cut at the abort time");
+        t->done = true;
+    }
+}
+
+bool http_multi_next_done(struct http_multi *m, void **ret_tag, int *ret_r,
+                          struct http_client_response *ret, char *error_detail,
+                          size_t error_detail_size)
+{
+    for (size_t i = 0; i < m->max; i++) {
+        struct http_transfer *t = &m->t[i];
+        if (!t->active || !t->done)
+            continue;
+        memset(ret, 0, sizeof(*ret));
+        *ret_r = finish_easy(t->curl, t->code, &t->body, t->errbuf, ret, error_detail, error_detail_size);
+        if (*ret_r == 0)
+            memcpy(ret->captured, t->captured, sizeof(ret->captured));
+        *ret_tag = t->tag;
+        transfer_release(m, t);
+        return true;
+    }
+    return false;
 }
 
 void http_client_response_clean_up(struct http_client_response *resp)

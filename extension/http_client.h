@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct pollfd;
+
 struct http_client;
 
 struct http_client_request {
@@ -74,6 +76,46 @@ void http_client_response_clean_up(struct http_client_response *resp);
  * time now instead of at its next network event.  Any thread, as long as
  * the client exists; harmless when no transfer runs. */
 void http_client_wake(struct http_client *client);
+
+/*
+ * Parallel transfers, driven from outside (an event loop, or the
+ * exporter's own thread): the caller polls the descriptors libcurl wants,
+ * calls http_multi_perform with what poll reported (and when
+ * http_multi_timeout_ms has passed), then collects finished transfers.
+ * Requests in flight at once share one connection cache (one connection
+ * each: HTTP/1.1).  Never blocks.  A multi belongs to one thread.
+ */
+struct http_multi;
+
+/* At most max_transfers at once (and as many cached connections).  NULL on
+ * failure. */
+struct http_multi *http_multi_new(size_t max_transfers);
+/* Transfers still running are dropped unreported.  NULL-safe. */
+void http_multi_destroy(struct http_multi *m);
+
+/* Starts req.  Everything req points to except body is copied; body must
+ * stay until the transfer is collected.  tag comes back with the result.
+ * 0, -EBUSY (max_transfers running), -ENOMEM. */
+int http_multi_add(struct http_multi *m, const struct http_client_request *req, void *tag)
+    __attribute__((warn_unused_result));
+size_t http_multi_running(const struct http_multi *m);
+
+/* The descriptors libcurl waits on now (at most max; events set).
+ * Returns how many were written. */
+size_t http_multi_fds(const struct http_multi *m, struct pollfd *fds, size_t max);
+/* Milliseconds until libcurl's next timer (0: due now), -1 when none. */
+int http_multi_timeout_ms(const struct http_multi *m);
+/* Lets libcurl act on the descriptors poll reported ready (revents; fds
+ * may hold others, which are ignored) and on a due timer.  n may be 0. */
+void http_multi_perform(struct http_multi *m, const struct pollfd *fds, size_t n);
+/* Ends every running transfer now: each is then collected with
+ * -ETIMEDOUT ("cut at the abort time"). */
+void http_multi_cut_all(struct http_multi *m);
+/* One finished transfer, if any: true with its tag and the result as
+ * http_client_perform gives it (r, and *ret to clean up when r == 0). */
+bool http_multi_next_done(struct http_multi *m, void **ret_tag, int *ret_r,
+                          struct http_client_response *ret, char *error_detail,
+                          size_t error_detail_size);
 
 /* One response header line as libcurl hands it over (n bytes, CRLF
  * included, not NUL-terminated): when it is header `name`

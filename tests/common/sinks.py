@@ -59,6 +59,8 @@ class _HttpSink:
         self.fail_status = None     # answer every request with this status
         self.fail_count = 0         # ... only this many times (0: always while fail_status set)
         self.delay_s = 0.0
+        self.in_flight = 0          # requests being answered now (inside the delay)
+        self.peak_in_flight = 0     # the most answered at once
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,7 +95,12 @@ class _HttpSink:
 
     def injected_failure(self):
         if self.delay_s:
+            with self.lock:
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             time.sleep(self.delay_s)
+            with self.lock:
+                self.in_flight -= 1
         with self.lock:
             if self.fail_status is None:
                 return None

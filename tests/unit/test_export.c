@@ -2,6 +2,7 @@
  * against local backends that never answer (the SHUTDOWN deadline). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -319,6 +320,326 @@ static void test_stop_cuts_a_trickling_answer(void **state)
     stop_cuts_in_flight(EXPORT_SINK_XRAY, true, 30000, 150);
 }
 
+/* --- the exporter against a scripted backend --------------------------------- */
+
+enum script_mode { ANSWER_OK, ANSWER_STATUS, ANSWER_GARBAGE, ANSWER_CUT, ANSWER_OVERSIZE };
+
+/* An HTTP/1.1 server on 127.0.0.1, one thread per connection: each request
+ * is read whole, then answered after delay_ms: with a status for the first
+ * `bad` requests (mode), then 200 and an empty UnprocessedTraceSegments. */
+struct script {
+    int fd;
+    unsigned short port;
+    enum script_mode mode;
+    int status;
+    atomic_int bad;
+    int delay_ms;
+    atomic_int requests;
+    atomic_int in_flight;
+    atomic_int peak;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+struct script_conn {
+    struct script *s;
+    int fd;
+};
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *script_conn_main(void *arg)
+{
+    struct script_conn *c = arg;
+    struct script *s = c->s;
+    char *buf = malloc(1 << 20);
+    size_t have = 0;
+
+    assert_non_null(buf);
+    for (;;) {
+        char *end;
+        size_t head, body_len = 0;
+        const char *cl;
+        ssize_t r;
+
+        while ((end = memmem(buf, have, "\r\n\r\n", 4)) == NULL) {
+            r = recv(c->fd, buf + have, (1 << 20) - have, 0);
+            if (r <= 0)
+                goto out;
+            have += (size_t)r;
+        }
+        head = (size_t)(end - buf) + 4;
+        cl = strcasestr(buf, "Content-Length:");
+        if (cl != NULL && cl < end)
+            body_len = strtoul(cl + 15, NULL, 10);
+        while (have < head + body_len) {
+            r = recv(c->fd, buf + have, (1 << 20) - have, 0);
+            if (r <= 0)
+                goto out;
+            have += (size_t)r;
+        }
+        atomic_fetch_add(&s->requests, 1);
+        int now = atomic_fetch_add(&s->in_flight, 1) + 1;
+        int peak = atomic_load(&s->peak);
+        while (now > peak && !atomic_compare_exchange_weak(&s->peak, &peak, now))
+            ;
+        if (s->delay_ms > 0)
+            clock_sleep_ms(s->delay_ms);
+        atomic_fetch_sub(&s->in_flight, 1);
+        memmove(buf, buf + head + body_len, have - head - body_len);
+        have -= head + body_len;
+        if (atomic_fetch_sub(&s->bad, 1) > 0) {
+            char line[256];
+            switch (s->mode) {
+            case ANSWER_STATUS:
+                snprintf(line, sizeof(line), "HTTP/1.1 %d Nope\r\nContent-Length: 2\r\n\r\n{}", s->status);
+                send_all(c->fd, line, strlen(line));
+                continue;
+            case ANSWER_GARBAGE:
+                send_all(c->fd, "garbage, not HTTP\r\n\r\n", 21);
+                goto out;
+            case ANSWER_CUT:
+                send_all(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"Unpro", 48);
+                goto out;
+            case ANSWER_OVERSIZE: {
+                size_t big = 100 * 1024;
+                char *answer = malloc(big + 100);
+                int n;
+                assert_non_null(answer);
+                n = snprintf(answer, 100, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", big);
+                memset(answer + n, ' ', big);
+                send_all(c->fd, answer, (size_t)n + big);
+                free(answer);
+                continue;
+            }
+            case ANSWER_OK:
+                break;
+            }
+        }
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n{\"UnprocessedTraceSegments\":[]}";
+        send_all(c->fd, ok, sizeof(ok) - 1);
+    }
+out:
+    close(c->fd);
+    free(buf);
+    free(c);
+    return NULL;
+}
+
+static void *script_main(void *arg)
+{
+    struct script *s = arg;
+
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, 20) == 1) {
+            struct script_conn *c = malloc(sizeof(*c));
+            pthread_t t;
+            assert_non_null(c);
+            c->s = s;
+            c->fd = accept(s->fd, NULL, NULL);
+            if (c->fd < 0 || pthread_create(&t, NULL, script_conn_main, c) != 0) {
+                if (c->fd >= 0)
+                    close(c->fd);
+                free(c);
+                continue;
+            }
+            pthread_detach(t);
+        }
+    }
+    return NULL;
+}
+
+static void script_start(struct script *s, enum script_mode mode, int status, int bad, int delay_ms)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+
+    memset(s, 0, sizeof(*s));
+    s->mode = mode;
+    s->status = status;
+    atomic_store(&s->bad, bad);
+    s->delay_ms = delay_ms;
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s->fd >= 0);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->fd, 64), 0);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, script_main, s), 0);
+}
+
+static void script_stop(struct script *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+}
+
+static struct export_config script_cfg(const struct script *s)
+{
+    struct export_config cfg = {
+        .sinks = 1u << EXPORT_SINK_XRAY,
+        .queue_max_bytes = 64 << 20,
+        .request_timeout_ms = 10000,
+        .connect_timeout_ms = 5000,
+    };
+
+    snprintf(cfg.xray_endpoint, sizeof(cfg.xray_endpoint), "http://127.0.0.1:%u", s->port);
+    snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    return cfg;
+}
+
+static int handled_tickets[1000];
+static atomic_int handled_n;
+
+static void on_handled(int ticket, void *ctx)
+{
+    (void)ctx;
+    handled_tickets[atomic_fetch_add(&handled_n, 1)] = ticket;
+}
+
+/* n segments (distinct ids), submitted as one burst. */
+static void submit_n(struct exporter *e, int n)
+{
+    struct trace_segment seg;
+    struct trace_resource res;
+
+    one_segment(&seg, &res);
+    export_hold(e);
+    for (int i = 0; i < n; i++) {
+        snprintf(seg.id, sizeof(seg.id), "%016x", 0x1000 + i);
+        assert_int_equal(export_submit(e, &seg, &res, true, i), 0);
+    }
+    export_release(e);
+}
+
+static void test_requests_run_in_parallel_bounded_and_retire_in_order(void **state)
+{
+    struct script s;
+    struct export_config cfg;
+    struct exporter *e = NULL;
+    struct export_stats st;
+
+    (void)state;
+    /* 1,000 segments: 20 requests of 50, each answered after 50 ms */
+    script_start(&s, ANSWER_OK, 0, 0, 50);
+    cfg = script_cfg(&s);
+    cfg.on_handled = on_handled;
+    atomic_store(&handled_n, 0);
+    assert_int_equal(export_start(&cfg, &e), 0);
+    submit_n(e, 1000);
+    assert_true(export_flush(e, clock_mono_ns() + 60 * 1000000000LL, false));
+    assert_true(export_stop(e, clock_mono_ns() + 5 * 1000000000LL, &st));
+    script_stop(&s);
+    assert_int_equal(st.sink[EXPORT_SINK_XRAY].sent, 1000);
+    assert_int_equal(st.sink[EXPORT_SINK_XRAY].failed, 0);
+    /* 50 per request; a batch taken while the burst was still arriving
+     * may split one more */
+    assert_true(st.sink[EXPORT_SINK_XRAY].requests >= 20 && st.sink[EXPORT_SINK_XRAY].requests <= 24);
+    assert_int_equal(atomic_load(&s.requests), (int)st.sink[EXPORT_SINK_XRAY].requests);
+    /* several at once, never more than the bound */
+    print_message("peak requests in flight: %d\n", atomic_load(&s.peak));
+    assert_true(atomic_load(&s.peak) >= 2);
+    assert_true(atomic_load(&s.peak) <= 8);
+    /* every ticket once, in submission order */
+    assert_int_equal(atomic_load(&handled_n), 1000);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(handled_tickets[i], i);
+}
+
+/* One segment against a backend answering `bad` requests badly. */
+static void bad_answers(enum script_mode mode, int status, int bad, uint64_t want_sent, uint64_t want_requests)
+{
+    struct script s;
+    struct export_config cfg;
+    struct exporter *e = NULL;
+    struct export_stats st;
+
+    script_start(&s, mode, status, bad, 0);
+    cfg = script_cfg(&s);
+    assert_int_equal(export_start(&cfg, &e), 0);
+    submit_n(e, 1);
+    /* handled either way (delivered or given up on), well before the deadline */
+    assert_true(export_flush(e, clock_mono_ns() + 30 * 1000000000LL, true));
+    assert_true(export_stop(e, clock_mono_ns() + 5 * 1000000000LL, &st));
+    script_stop(&s);
+    assert_int_equal(st.sink[EXPORT_SINK_XRAY].sent, want_sent);
+    assert_int_equal(st.sink[EXPORT_SINK_XRAY].failed, 1 - want_sent);
+    assert_int_equal(st.sink[EXPORT_SINK_XRAY].requests, want_requests);
+    assert_int_equal(st.sink[EXPORT_SINK_XRAY].retries, want_requests - 1);
+    assert_int_equal(atomic_load(&s.requests), (int)want_requests);
+}
+
+static void test_server_errors_are_retried(void **state)
+{
+    (void)state;
+    bad_answers(ANSWER_STATUS, 503, 2, 1, 3); /* third try delivers */
+    bad_answers(ANSWER_STATUS, 429, 1, 1, 2);
+    bad_answers(ANSWER_STATUS, 500, 3, 0, 3); /* three tries, then given up */
+}
+
+static void test_client_errors_are_not_retried(void **state)
+{
+    (void)state;
+    bad_answers(ANSWER_STATUS, 403, 1, 0, 1);
+    bad_answers(ANSWER_STATUS, 400, 1, 0, 1);
+}
+
+static void test_broken_answers_fail_after_retries(void **state)
+{
+    (void)state;
+    bad_answers(ANSWER_GARBAGE, 0, 3, 0, 3);
+    bad_answers(ANSWER_CUT, 0, 3, 0, 3);
+    bad_answers(ANSWER_OVERSIZE, 0, 3, 0, 3);
+    bad_answers(ANSWER_CUT, 0, 1, 1, 2); /* once, then a good answer */
+}
+
+/* The core driven from outside, as an event loop would: poll its
+ * descriptors for its timeout, perform, until nothing is in flight. */
+static void test_driven_core(void **state)
+{
+    struct script s;
+    struct export_config cfg;
+    struct exporter *e = NULL;
+    int loops = 0;
+
+    (void)state;
+    script_start(&s, ANSWER_OK, 0, 0, 20);
+    cfg = script_cfg(&s);
+    assert_int_equal(export_new(&cfg, &e), 0);
+    assert_false(export_busy(e));
+    assert_int_equal(export_timeout_ms(e), -1); /* idle: nothing timed */
+    submit_n(e, 300);
+    export_perform(e, NULL, 0);
+    assert_true(export_busy(e));
+    while (export_busy(e) && loops++ < 100000) {
+        struct pollfd fds[64];
+        size_t n = export_poll_fds(e, fds, 64);
+        assert_true(n <= 8 * 2);
+        (void)poll(fds, n, export_timeout_ms(e));
+        export_perform(e, fds, n);
+    }
+    assert_false(export_busy(e));
+    assert_int_equal(export_timeout_ms(e), -1);
+    script_stop(&s);
+    assert_int_equal(atomic_load(&s.requests), 6); /* all queued before the first perform */
+    assert_true(atomic_load(&s.peak) >= 2);
+    export_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +649,11 @@ int main(void)
         cmocka_unit_test(test_unprocessed_counts_only_documents_sent),
         cmocka_unit_test(test_stop_cuts_a_request_to_a_black_hole),
         cmocka_unit_test(test_stop_cuts_a_trickling_answer),
+        cmocka_unit_test(test_requests_run_in_parallel_bounded_and_retire_in_order),
+        cmocka_unit_test(test_server_errors_are_retried),
+        cmocka_unit_test(test_client_errors_are_not_retried),
+        cmocka_unit_test(test_broken_answers_fail_after_retries),
+        cmocka_unit_test(test_driven_core),
     };
     return cmocka_run_group_tests_name("export", tests, NULL, NULL);
 }

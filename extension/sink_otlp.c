@@ -1,0 +1,168 @@
+/*
+ * sink_otlp.c - the OTLP/HTTP sink: the final segments of a batch merged
+ * into requests of at most EXPORT_OTLP_MAX_BODY bytes (protobuf:
+ * concatenated ExportTraceServiceRequest messages merge their repeated
+ * resource_spans; JSON: the resourceSpans arrays are joined), with the
+ * configured headers.  In-progress versions have no OTLP form.
+ */
+#include "export_sink.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "otlp_encode.h"
+
+#define OTLP_MAX_HEADERS CONFIG_OTLP_MAX_HEADERS
+
+/* OTLP/JSON bodies are {"resourceSpans":[...]}: the arrays are joined. */
+#define OTLP_JSON_HEAD "{\"resourceSpans\":["
+#define OTLP_JSON_TAIL "]}"
+
+struct sink_otlp {
+    const struct export_config *cfg;
+    char header_lines[OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+    const char *headers[OTLP_MAX_HEADERS + 2];
+};
+
+struct otlp_request {
+    struct sink_request base; /* first: the core hands this back */
+    struct buf body;
+};
+
+/* "name=value,name=value" into "name: value" header lines after the
+ * Content-Type line. */
+static int otlp_open(const struct sink_env *env, void **ret)
+{
+    struct sink_otlp *o = calloc(1, sizeof(*o));
+    size_t lines = 0;
+    int r;
+
+    if (o == NULL)
+        return -ENOMEM;
+    o->cfg = env->cfg;
+    r = config_parse_otlp_headers(o->cfg->otlp_headers, o->header_lines, OTLP_MAX_HEADERS, &lines);
+    if (r < 0) {
+        free(o);
+        return -EINVAL;
+    }
+    o->headers[0] = o->cfg->otlp_json ? "Content-Type: " OTLP_JSON_CONTENT_TYPE
+                                      : "Content-Type: " OTLP_PROTOBUF_CONTENT_TYPE;
+    for (size_t i = 0; i < lines; i++)
+        o->headers[i + 1] = o->header_lines[i];
+    o->headers[lines + 1] = NULL;
+    *ret = o;
+    return 0;
+}
+
+static void otlp_close(void *sink)
+{
+    free(sink);
+}
+
+static size_t otlp_units(struct export_item *const *items, size_t n)
+{
+    size_t segs = 0;
+
+    for (size_t i = 0; i < n; i++)
+        segs += items[i]->otlp != NULL;
+    return segs;
+}
+
+static int otlp_append(struct buf *body, const struct export_item *it, bool json, bool first)
+{
+    size_t head = sizeof(OTLP_JSON_HEAD) - 1;
+    size_t tail = sizeof(OTLP_JSON_TAIL) - 1;
+
+    if (!json)
+        return buf_append(body, it->otlp, it->otlp_len);
+    if (it->otlp_len < head + tail || memcmp(it->otlp, OTLP_JSON_HEAD, head) != 0 ||
+        memcmp(it->otlp + it->otlp_len - tail, OTLP_JSON_TAIL, tail) != 0)
+        return -EINVAL;
+    if (!first && buf_append(body, ",", 1) < 0)
+        return -ENOBUFS;
+    return buf_append(body, it->otlp + head, it->otlp_len - head - tail);
+}
+
+static void otlp_free_request(void *sink, struct sink_request *req)
+{
+    struct otlp_request *or = (struct otlp_request *)req;
+
+    (void)sink;
+    if (or == NULL)
+        return;
+    buf_free(&or->body);
+    free(or);
+}
+
+static void otlp_accept(void *sink, struct export_item *const *items, size_t n_items, struct sink_list *out,
+                        struct sink_result *res)
+{
+    struct sink_otlp *o = sink;
+    bool json = o->cfg->otlp_json;
+    size_t i = 0;
+
+    while (i < n_items) {
+        struct otlp_request *or = calloc(1, sizeof(*or));
+        size_t in_body = 0;
+        struct buf *body;
+
+        if (or == NULL) {
+            for (; i < n_items; i++)
+                res->failed += items[i]->otlp != NULL;
+            return;
+        }
+        body = &or->body;
+        buf_init(body, EXPORT_OTLP_MAX_BODY);
+        if (json && buf_append(body, OTLP_JSON_HEAD, sizeof(OTLP_JSON_HEAD) - 1) < 0) {
+            otlp_free_request(o, &or->base);
+            for (; i < n_items; i++)
+                res->failed += items[i]->otlp != NULL;
+            return;
+        }
+        for (; i < n_items; i++) {
+            size_t mark = buf_len(body);
+            if (items[i]->otlp == NULL)
+                continue;
+            if (otlp_append(body, items[i], json, in_body == 0) < 0 ||
+                (json && buf_len(body) + 2 > buf_max(body))) {
+                buf_truncate(body, mark);
+                if (in_body == 0) {
+                    res->failed++; /* alone too big */
+                    i++;
+                    continue;
+                }
+                break;
+            }
+            in_body++;
+        }
+        if (in_body == 0 || (json && buf_append(body, OTLP_JSON_TAIL, 2) < 0)) {
+            res->failed += in_body;
+            otlp_free_request(o, &or->base);
+            continue;
+        }
+        or->base.units = in_body;
+        or->base.http = (struct http_client_request){
+            .method = "POST",
+            .url = o->cfg->otlp_endpoint,
+            .headers = o->headers,
+            .body = buf_data(body),
+            .body_len = buf_len(body),
+            .max_response_bytes = EXPORT_MAX_RESPONSE,
+            .ca_file = o->cfg->ca_file[0] != '\0' ? o->cfg->ca_file : NULL,
+        };
+        sink_list_push(out, &or->base);
+    }
+}
+
+const struct sink_ops sink_otlp_ops = {
+    .name = "otlp",
+    .open = otlp_open,
+    .close = otlp_close,
+    .units = otlp_units,
+    .accept = otlp_accept,
+    .answered = NULL, /* a 2xx delivered every segment of the body */
+    .free_request = otlp_free_request,
+};

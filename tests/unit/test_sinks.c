@@ -1,0 +1,594 @@
+/* Unit tests for the exporter's sinks (sink_xray.c, sink_otlp.c,
+ * sink_daemon.c, sink_stdout.c) through their struct sink_ops, with a fake
+ * transport: the test plays the network (it takes the requests a sink
+ * makes and hands back answers, good and bad), a function records the
+ * daemon's datagrams, and stdout writes into a pipe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "export_sink.h"
+#include "fail_alloc.h"
+#include "xray_encode.h"
+
+/* --- items ----------------------------------------------------------------- */
+
+/* An item holding ndocs X-Ray documents with ids base, base+1, ... (16 hex
+ * digits), each pad bytes of padding long, and an OTLP request text. */
+static struct export_item *make_item(unsigned base, size_t ndocs, size_t pad, const char *otlp)
+{
+    struct export_item *it = calloc(1, sizeof(*it) + ndocs * sizeof(it->doc[0]));
+    size_t cap = ndocs * (pad + 128) + 1;
+    size_t len = 0;
+
+    assert_non_null(it);
+    it->ticket = -1;
+    it->final = true;
+    it->xray = malloc(cap);
+    assert_non_null(it->xray);
+    for (size_t d = 0; d < ndocs; d++) {
+        int n = snprintf(it->xray + len, cap - len,
+                         "{\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\",\"id\":\"%016x\",\"p\":\"",
+                         base + (unsigned)d);
+        it->doc[d].off = (uint32_t)len;
+        len += (size_t)n;
+        memset(it->xray + len, 'x', pad);
+        len += pad;
+        memcpy(it->xray + len, "\"}", 2);
+        len += 2;
+        it->doc[d].len = (uint32_t)(len - it->doc[d].off);
+        it->xray[len++] = '\n';
+    }
+    it->xray[len] = '\0';
+    it->ndocs = ndocs;
+    if (otlp != NULL) {
+        it->otlp = strdup(otlp);
+        it->otlp_len = strlen(otlp);
+    }
+    return it;
+}
+
+static void free_items(struct export_item **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i]->xray);
+        free(items[i]->otlp);
+        free(items[i]);
+    }
+}
+
+static const char *fake_env(const char *name, void *ctx)
+{
+    const char *const *vars = ctx;
+
+    for (size_t i = 0; vars[i] != NULL; i += 2)
+        if (strcmp(vars[i], name) == 0)
+            return vars[i + 1];
+    return NULL;
+}
+
+static const char *const creds_vars[] = {"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY", "secret",
+                                         "AWS_SESSION_TOKEN", "token123", NULL};
+static const char *const no_vars[] = {NULL};
+
+static struct export_config xray_cfg(void)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_XRAY, .request_timeout_ms = 1000};
+
+    snprintf(cfg.xray_endpoint, sizeof(cfg.xray_endpoint), "http://127.0.0.1:9");
+    snprintf(cfg.region, sizeof(cfg.region), "eu-west-1");
+    return cfg;
+}
+
+static size_t list_len(const struct sink_list *l)
+{
+    size_t n = 0;
+
+    for (const struct sink_request *r = l->head; r != NULL; r = r->next)
+        n++;
+    return n;
+}
+
+/* The documents a PutTraceSegments body carries (checks its shape). */
+static size_t body_docs(const struct sink_request *r)
+{
+    cJSON *root = cJSON_ParseWithLength(r->http.body, r->http.body_len);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "TraceSegmentDocuments");
+    size_t n;
+
+    assert_non_null(root);
+    assert_true(cJSON_IsArray(arr));
+    n = (size_t)cJSON_GetArraySize(arr);
+    for (size_t i = 0; i < n; i++)
+        assert_true(cJSON_IsString(cJSON_GetArrayItem(arr, (int)i)));
+    cJSON_Delete(root);
+    return n;
+}
+
+static void free_list(const struct sink_ops *ops, void *s, struct sink_list *l)
+{
+    struct sink_request *r;
+
+    while ((r = sink_list_pop(l)) != NULL)
+        ops->free_request(s, r);
+}
+
+/* --- X-Ray ----------------------------------------------------------------- */
+
+static void test_xray_splits_a_batch_into_signed_requests(void **state)
+{
+    struct export_config cfg = xray_cfg();
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    struct export_item *items[3] = {make_item(0x100, 13, 10, NULL), make_item(0x200, 13, 10, NULL),
+                                    make_item(0x300, 1, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+    size_t total = 0;
+    bool token = false;
+
+    (void)state;
+    assert_int_equal(sink_xray_ops.open(&env, &s), 0);
+    assert_int_equal(sink_xray_ops.units(items, 3), 27);
+    /* 27 documents, but at most 50 per request: a batch of 4 x 27 = 108 is 3 requests */
+    struct export_item *four[] = {items[0], items[1], items[2], items[0], items[1], items[2],
+                                  items[0], items[1], items[2], items[0], items[1], items[2]};
+    sink_xray_ops.accept(s, four, 12, &out, &res);
+    assert_int_equal(list_len(&out), 3);
+    assert_int_equal(res.sent + res.failed + res.skipped, 0);
+    for (const struct sink_request *r = out.head; r != NULL; r = r->next) {
+        assert_true(r->units <= XRAY_PUT_MAX_DOCS);
+        assert_int_equal(body_docs(r), r->units);
+        assert_false(r->last_try);
+        assert_string_equal(r->http.url, "http://127.0.0.1:9/TraceSegments");
+        assert_string_equal(r->http.aws_sigv4, "aws:amz:eu-west-1:xray");
+        assert_string_equal(r->http.access_key_id, "AKIDEXAMPLE");
+        assert_string_equal(r->http.method, "POST");
+        for (const char *const *h = r->http.headers; *h != NULL; h++)
+            token |= strcmp(*h, "X-Amz-Security-Token: token123") == 0;
+        total += r->units;
+    }
+    assert_true(token);
+    assert_int_equal(total, 108);
+    free_list(&sink_xray_ops, s, &out);
+    sink_xray_ops.close(s);
+    free_items(items, 3);
+}
+
+/* Answers r with body; returns what the sink made of it. */
+static struct sink_result answer(void *s, const struct sink_request *r, const char *body, struct sink_list *more)
+{
+    struct sink_result res = {0};
+    struct http_client_response resp = {.status = 200, .body = (char *)body, .body_len = body ? strlen(body) : 0};
+
+    sink_xray_ops.answered(s, r, &resp, more, &res);
+    return res;
+}
+
+static void test_xray_unprocessed_get_one_more_try(void **state)
+{
+    struct export_config cfg = xray_cfg();
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    struct export_item *items[1] = {make_item(0x10, 5, 10, NULL)};
+    struct sink_list out = {0}, more = {0}, again = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(sink_xray_ops.open(&env, &s), 0);
+    sink_xray_ops.accept(s, items, 1, &out, &res);
+    assert_int_equal(list_len(&out), 1);
+    /* two of five refused (one of them listed twice, plus an id not sent) */
+    res = answer(s, out.head,
+                 "{\"UnprocessedTraceSegments\":[{\"Id\":\"0000000000000011\"},{\"Id\":\"0000000000000013\"},"
+                 "{\"Id\":\"0000000000000011\"},{\"Id\":\"00000000000000ff\"}]}",
+                 &more);
+    assert_int_equal(res.sent, 3);
+    assert_int_equal(res.unprocessed, 2);
+    assert_int_equal(res.failed, 0);
+    assert_int_equal(list_len(&more), 1);
+    assert_true(more.head->last_try);
+    assert_int_equal(more.head->units, 2);
+    assert_int_equal(body_docs(more.head), 2);
+    assert_non_null(strstr(more.head->http.body, "0000000000000011"));
+    assert_non_null(strstr(more.head->http.body, "0000000000000013"));
+    /* refused again: given up, no third try */
+    res = answer(s, more.head, "{\"UnprocessedTraceSegments\":[{\"Id\":\"0000000000000013\"}]}", &again);
+    assert_int_equal(res.sent, 1);
+    assert_int_equal(res.failed, 1);
+    assert_int_equal(res.unprocessed, 1);
+    assert_null(again.head);
+    free_list(&sink_xray_ops, s, &out);
+    free_list(&sink_xray_ops, s, &more);
+    sink_xray_ops.close(s);
+    free_items(items, 1);
+}
+
+static void test_xray_bad_answers_refuse_nothing(void **state)
+{
+    static const char *const bodies[] = {
+        NULL, "", "garbage", "{\"UnprocessedTraceSegments\":[{\"Id\":\"00000000000", /* cut */
+        "{\"UnprocessedTraceSegments\":{\"Id\":\"0000000000000010\"}}", "[1,2,3]",
+        "{\"UnprocessedTraceSegments\":[{\"Id\":16},{\"NoId\":\"0000000000000010\"}]}",
+    };
+    struct export_config cfg = xray_cfg();
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    struct export_item *items[1] = {make_item(0x10, 4, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(sink_xray_ops.open(&env, &s), 0);
+    sink_xray_ops.accept(s, items, 1, &out, &res);
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct sink_list more = {0};
+        res = answer(s, out.head, bodies[i], &more);
+        assert_int_equal(res.sent, 4);
+        assert_int_equal(res.failed + res.unprocessed, 0);
+        assert_null(more.head);
+    }
+    free_list(&sink_xray_ops, s, &out);
+    sink_xray_ops.close(s);
+    free_items(items, 1);
+}
+
+static void test_xray_without_credentials_skips_and_stays_off(void **state)
+{
+    struct export_config cfg = xray_cfg();
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)no_vars};
+    struct export_item *items[1] = {make_item(0x10, 3, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(sink_xray_ops.open(&env, &s), 0);
+    sink_xray_ops.accept(s, items, 1, &out, &res);
+    assert_null(out.head);
+    assert_int_equal(res.skipped, 3);
+    /* credentials appearing later do not matter: the warning came once */
+    env.getenv_ctx = (void *)creds_vars;
+    sink_xray_ops.accept(s, items, 1, &out, &res);
+    assert_null(out.head);
+    assert_int_equal(res.skipped, 6);
+    sink_xray_ops.close(s);
+    free_items(items, 1);
+}
+
+static void test_xray_oversize_document_fails_alone(void **state)
+{
+    struct export_config cfg = xray_cfg();
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    /* one document larger than a whole PutTraceSegments body, between two small ones */
+    struct export_item *items[3] = {make_item(0x10, 1, 10, NULL), make_item(0x20, 1, EXPORT_PUT_MAX_BODY, NULL),
+                                    make_item(0x30, 1, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+    size_t units = 0;
+
+    (void)state;
+    assert_int_equal(sink_xray_ops.open(&env, &s), 0);
+    sink_xray_ops.accept(s, items, 3, &out, &res);
+    assert_int_equal(res.failed, 1);
+    for (const struct sink_request *r = out.head; r != NULL; r = r->next) {
+        units += r->units;
+        assert_int_equal(body_docs(r), r->units);
+        assert_null(strstr(r->http.body, "0000000000000020"));
+    }
+    assert_int_equal(units, 2);
+    free_list(&sink_xray_ops, s, &out);
+    sink_xray_ops.close(s);
+    free_items(items, 3);
+}
+
+static void test_xray_out_of_memory(void **state)
+{
+    struct export_config cfg = xray_cfg();
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    struct export_item *items[2] = {make_item(0x10, 13, 10, NULL), make_item(0x30, 13, 10, NULL)};
+
+    (void)state;
+    /* every allocation of open and accept failing in turn: every document
+     * is either in a request or counted, and nothing leaks */
+    for (unsigned long nth = 1; nth < 40; nth++) {
+        struct sink_list out = {0};
+        struct sink_result res = {0};
+        void *s = NULL;
+        size_t units = 0;
+        long live;
+
+        fail_alloc_reset();
+        fail_alloc_fail_at(nth);
+        if (sink_xray_ops.open(&env, &s) < 0) {
+            fail_alloc_fail_at(0);
+            assert_int_equal(fail_alloc_live(), 0);
+            continue;
+        }
+        sink_xray_ops.accept(s, items, 2, &out, &res);
+        fail_alloc_fail_at(0);
+        for (const struct sink_request *r = out.head; r != NULL; r = r->next)
+            units += r->units;
+        assert_int_equal(units + res.failed, 26);
+        free_list(&sink_xray_ops, s, &out);
+        sink_xray_ops.close(s);
+        live = fail_alloc_live();
+        assert_int_equal(live, 0);
+    }
+    free_items(items, 2);
+}
+
+/* --- OTLP ------------------------------------------------------------------ */
+
+static struct export_config otlp_cfg(bool json, const char *headers)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_OTLP, .otlp_json = json};
+
+    snprintf(cfg.otlp_endpoint, sizeof(cfg.otlp_endpoint), "http://127.0.0.1:9/v1/traces");
+    snprintf(cfg.otlp_headers, sizeof(cfg.otlp_headers), "%s", headers);
+    return cfg;
+}
+
+static void test_otlp_merges_json_bodies(void **state)
+{
+    struct export_config cfg = otlp_cfg(true, "x-api-key=abc");
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    struct export_item *items[4] = {make_item(1, 1, 1, "{\"resourceSpans\":[{\"a\":1}]}"), make_item(2, 1, 1, NULL),
+                                    make_item(3, 1, 1, "{\"resourceSpans\":[{\"b\":2}]}"),
+                                    make_item(4, 1, 1, "not an OTLP/JSON request")};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+    bool key = false, type = false;
+
+    (void)state;
+    assert_int_equal(sink_otlp_ops.open(&env, &s), 0);
+    /* in-progress (no OTLP form) are not units */
+    assert_int_equal(sink_otlp_ops.units(items, 4), 3);
+    sink_otlp_ops.accept(s, items, 4, &out, &res);
+    assert_int_equal(list_len(&out), 1);
+    assert_int_equal(out.head->units, 2);
+    assert_int_equal(res.failed, 1); /* the malformed one, alone */
+    assert_int_equal(out.head->http.body_len, strlen("{\"resourceSpans\":[{\"a\":1},{\"b\":2}]}"));
+    assert_memory_equal(out.head->http.body, "{\"resourceSpans\":[{\"a\":1},{\"b\":2}]}", out.head->http.body_len);
+    for (const char *const *h = out.head->http.headers; *h != NULL; h++) {
+        key |= strcmp(*h, "x-api-key: abc") == 0;
+        type |= strcmp(*h, "Content-Type: application/json") == 0;
+    }
+    assert_true(key && type);
+    assert_null(sink_otlp_ops.answered);
+    free_list(&sink_otlp_ops, s, &out);
+    sink_otlp_ops.close(s);
+    free_items(items, 4);
+}
+
+static void test_otlp_protobuf_concatenates_and_splits_at_the_cap(void **state)
+{
+    struct export_config cfg = otlp_cfg(false, "");
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    /* three segments of 1.5 MB: two fit a 4 MB body, the third starts another */
+    size_t big = 3 * 512 * 1024;
+    char *blob = malloc(big + 1);
+    struct export_item *items[3];
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_non_null(blob);
+    memset(blob, 'p', big);
+    blob[big] = '\0';
+    for (int i = 0; i < 3; i++)
+        items[i] = make_item((unsigned)i, 1, 1, blob);
+    assert_int_equal(sink_otlp_ops.open(&env, &s), 0);
+    sink_otlp_ops.accept(s, items, 3, &out, &res);
+    assert_int_equal(list_len(&out), 2);
+    assert_int_equal(out.head->units, 2);
+    assert_int_equal(out.head->http.body_len, 2 * big);
+    assert_int_equal(out.head->next->units, 1);
+    assert_int_equal(res.failed, 0);
+    assert_string_equal(out.head->http.headers[0], "Content-Type: application/x-protobuf");
+    free_list(&sink_otlp_ops, s, &out);
+    sink_otlp_ops.close(s);
+    free_items(items, 3);
+    free(blob);
+}
+
+static void test_otlp_invalid_headers_refuse_to_open(void **state)
+{
+    struct export_config cfg = otlp_cfg(false, "no-equals-sign");
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(sink_otlp_ops.open(&env, &s), -EINVAL);
+    assert_null(s);
+}
+
+/* --- daemon ---------------------------------------------------------------- */
+
+struct fake_udp {
+    size_t sent;
+    size_t fail_every; /* 0: never */
+    char last[256];
+};
+
+static int fake_send(void *ctx, const void *data, size_t len)
+{
+    struct fake_udp *f = ctx;
+
+    f->sent++;
+    snprintf(f->last, sizeof(f->last), "%.*s", (int)(len < 200 ? len : 200), (const char *)data);
+    if (f->fail_every != 0 && f->sent % f->fail_every == 0)
+        return -EAGAIN; /* a full socket buffer */
+    return 0;
+}
+
+static void test_daemon_one_datagram_per_document(void **state)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_DAEMON};
+    struct fake_udp f = {.fail_every = 3};
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .send_datagram = fake_send, .send_datagram_ctx = &f};
+    struct export_item *items[2] = {make_item(0x10, 4, 10, NULL), make_item(0x20, 5, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(sink_daemon_ops.open(&env, &s), 0);
+    sink_daemon_ops.accept(s, items, 2, &out, &res);
+    assert_null(out.head);
+    assert_int_equal(f.sent, 9);
+    assert_int_equal(res.failed, 3);
+    assert_int_equal(res.sent, 6);
+    /* the header line, then the document (no trailing newline of ours) */
+    assert_true(strncmp(f.last, XRAY_DAEMON_HEADER "{", XRAY_DAEMON_HEADER_LEN + 1) == 0);
+    assert_non_null(strstr(f.last, "\"id\":\"0000000000000024\""));
+    sink_daemon_ops.close(s);
+    free_items(items, 2);
+}
+
+static void test_daemon_unusable_address_skips(void **state)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_DAEMON};
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    struct export_item *items[1] = {make_item(0x10, 2, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    snprintf(cfg.daemon_address, sizeof(cfg.daemon_address), "not an address");
+    assert_int_equal(sink_daemon_ops.open(&env, &s), 0);
+    sink_daemon_ops.accept(s, items, 1, &out, &res);
+    sink_daemon_ops.accept(s, items, 1, &out, &res);
+    assert_int_equal(res.skipped, 4);
+    assert_int_equal(res.sent + res.failed, 0);
+    sink_daemon_ops.close(s);
+    free_items(items, 1);
+}
+
+/* --- stdout ---------------------------------------------------------------- */
+
+static void test_stdout_writes_lines(void **state)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_STDOUT};
+    _Atomic int64_t abort_at = 0;
+    int p[2];
+    struct sink_env env = {.cfg = &cfg, .abort_at_ns = &abort_at};
+    struct export_item *items[2] = {make_item(0x10, 2, 10, NULL), make_item(0x20, 1, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+    char got[4096];
+    ssize_t n;
+
+    (void)state;
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    env.out_fd = p[1];
+    assert_int_equal(sink_stdout_ops.open(&env, &s), 0);
+    sink_stdout_ops.accept(s, items, 2, &out, &res);
+    assert_int_equal(res.sent, 3);
+    n = read(p[0], got, sizeof(got) - 1);
+    assert_true(n > 0);
+    got[n] = '\0';
+    /* three lines, each one document */
+    assert_int_equal((size_t)n, strlen(items[0]->xray) + strlen(items[1]->xray));
+    assert_int_equal(strchr(got, '\n') - got, (long)items[0]->doc[0].len);
+    sink_stdout_ops.close(s);
+    close(p[0]);
+    close(p[1]);
+    free_items(items, 2);
+}
+
+static void test_stdout_stalled_reader_ends_at_the_abort_time(void **state)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_STDOUT};
+    _Atomic int64_t abort_at = 0;
+    int p[2];
+    struct sink_env env = {.cfg = &cfg, .abort_at_ns = &abort_at};
+    /* documents larger than the pipe holds: the reader never reads */
+    struct export_item *items[1] = {make_item(0x10, 3, 100000, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+    int64_t t0, took_ms;
+
+    (void)state;
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    env.out_fd = p[1];
+    atomic_store(&abort_at, clock_mono_ns() + 100 * 1000000LL);
+    assert_int_equal(sink_stdout_ops.open(&env, &s), 0);
+    t0 = clock_mono_ms();
+    sink_stdout_ops.accept(s, items, 1, &out, &res);
+    took_ms = clock_mono_ms() - t0;
+    /* nothing written in full: all three failed, by the abort time (plus
+     * slack for a loaded machine), not hanging */
+    assert_int_equal(res.sent, 0);
+    assert_int_equal(res.failed, 3);
+    assert_true(took_ms >= 90);
+    assert_true(took_ms < 2000);
+    sink_stdout_ops.close(s);
+    close(p[0]);
+    close(p[1]);
+    free_items(items, 1);
+}
+
+static void test_stdout_closed_reader_fails_at_once(void **state)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_STDOUT};
+    int p[2];
+    struct sink_env env = {.cfg = &cfg};
+    struct export_item *items[1] = {make_item(0x10, 2, 10, NULL)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    close(p[0]);
+    env.out_fd = p[1];
+    assert_int_equal(sink_stdout_ops.open(&env, &s), 0);
+    sink_stdout_ops.accept(s, items, 1, &out, &res);
+    assert_int_equal(res.sent, 0);
+    assert_int_equal(res.failed, 2);
+    sink_stdout_ops.close(s);
+    close(p[1]);
+    free_items(items, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_xray_splits_a_batch_into_signed_requests),
+        cmocka_unit_test(test_xray_unprocessed_get_one_more_try),
+        cmocka_unit_test(test_xray_bad_answers_refuse_nothing),
+        cmocka_unit_test(test_xray_without_credentials_skips_and_stays_off),
+        cmocka_unit_test(test_xray_oversize_document_fails_alone),
+        cmocka_unit_test(test_xray_out_of_memory),
+        cmocka_unit_test(test_otlp_merges_json_bodies),
+        cmocka_unit_test(test_otlp_protobuf_concatenates_and_splits_at_the_cap),
+        cmocka_unit_test(test_otlp_invalid_headers_refuse_to_open),
+        cmocka_unit_test(test_daemon_one_datagram_per_document),
+        cmocka_unit_test(test_daemon_unusable_address_skips),
+        cmocka_unit_test(test_stdout_writes_lines),
+        cmocka_unit_test(test_stdout_stalled_reader_ends_at_the_abort_time),
+        cmocka_unit_test(test_stdout_closed_reader_fails_at_once),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests_name("sinks", tests, NULL, NULL);
+}
