@@ -459,6 +459,12 @@ static void source_dispatch(void *ctx, struct pollfd *fds, size_t n, int64_t now
 
 const struct loop_source_ops listener_source_ops = {source_prepare, source_dispatch};
 
+void listener_set_body_fn(struct listener *l, listener_body_fn fn, void *ctx)
+{
+    l->on_body = fn;
+    l->ctx = ctx;
+}
+
 void listener_on_finished(struct listener *l, void (*fn)(void *ctx), void *ctx)
 {
     l->on_finished = fn;

@@ -66,6 +66,9 @@ void listener_begin_stop(struct listener *l, int drain_ms);
 bool listener_finished(const struct listener *l);
 void listener_on_finished(struct listener *l, void (*fn)(void *ctx), void *ctx);
 
+/* Sets the body callback (before the loop runs the listener). */
+void listener_set_body_fn(struct listener *l, listener_body_fn fn, void *ctx);
+
 /* Closes everything and frees (the loop no longer runs it).  NULL-safe. */
 void listener_close(struct listener *l, struct listener_stats *ret_stats);
 
