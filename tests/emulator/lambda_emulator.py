@@ -1393,6 +1393,19 @@ class Emulator:
         with self._lock:
             return list(self._outputs.get(name, []))
 
+    def extension_tasks_at_first_next(self, name):
+        """How many threads the extension had when its first /event/next arrived (None: unknown)."""
+        with self._cv:
+            for e in self._exts:
+                if e.name == name:
+                    return getattr(e, "tasks_at_first_next", None)
+        return None
+
+    def telemetry_settled(self):
+        """No telemetry buffered or on its way to any subscriber."""
+        with self._cv:
+            return not any(sub.q or sub.busy for sub in self._subs.values())
+
     def extension_pids(self):
         with self._lock:
             return {e.name: e.proc.pid for e in self._exts if e.proc is not None and e.proc.pid}
@@ -3175,6 +3188,11 @@ class Emulator:
             if not ext.first_next:
                 ext.first_next = True
                 ext.state = "Ready"
+                # its threads as it waits in its first /next (issue 12: at most 2 in Init)
+                try:
+                    ext.tasks_at_first_next = len(os.listdir("/proc/%d/task" % ext.proc.pid))
+                except (OSError, AttributeError):
+                    ext.tasks_at_first_next = None
             else:
                 ext.state = "Ready"
             undelivered_invoke = ext.queued is not None and ext.queued.request_id == ext.invoke_rid
