@@ -66,6 +66,11 @@ void listener_begin_stop(struct listener *l, int drain_ms);
 bool listener_finished(const struct listener *l);
 void listener_on_finished(struct listener *l, void (*fn)(void *ctx), void *ctx);
 
+/* Takes back a body the callback was given (malloc'd), to receive a later
+ * body into it; frees it when it is not worth keeping.  Loop thread; l may
+ * be NULL (frees). */
+void listener_recycle(struct listener *l, char *body);
+
 /* Sets the body callback (before the loop runs the listener). */
 void listener_set_body_fn(struct listener *l, listener_body_fn fn, void *ctx);
 

@@ -636,11 +636,14 @@ static void own_dispatch(void *ctx, struct pollfd *fds, size_t n, int64_t now_ns
 
 static const struct loop_source_ops own_ops = {own_prepare, own_dispatch};
 
-/* Listener callback, on the loop thread: parse at once. */
+/* Listener callback, on the loop thread: parse at once, then hand the
+ * buffer back for the next body. */
 static void on_telemetry_body(char *body, size_t len, void *ctx)
 {
-    handle_telemetry(ctx, body, len);
-    free(body);
+    struct pipeline *p = ctx;
+
+    handle_telemetry(p, body, len);
+    listener_recycle(p->listener, body);
 }
 
 static void *pipeline_main(void *arg)
@@ -756,10 +759,10 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         listener_set_body_fn(fn->listener, on_telemetry_body, p);
         listener_on_finished(fn->listener, on_listener_finished, p);
     }
+    p->listener = fn->listener; /* owned once the thread runs */
     r = -pthread_create(&p->thread, NULL, pipeline_main, p);
     if (r < 0)
         goto fail;
-    p->listener = fn->listener; /* owned from here on */
     *ret = p;
     return 0;
 
@@ -797,7 +800,9 @@ bool pipeline_post_event(struct pipeline *p, const struct ext_event *ev, int64_t
         return false;
     if (ev->type == EXT_EVENT_INVOKE) {
         pthread_mutex_lock(&p->lock);
-        can_export = p->export_wanted && !p->export_start_failed;
+        /* export.c turns eager off too when a flush lost what it sent. */
+        can_export = p->export_wanted && !p->export_start_failed &&
+                     (p->exporter == NULL || export_eager_ok(p->exporter));
         pthread_mutex_unlock(&p->lock);
         eager = policy_flush_decide(&p->flush, clock_mono_ms(), can_export);
         if (eager) {
