@@ -4,7 +4,8 @@
  * slow.
  *
  * Lambda starts the runtime only after every extension registered, so the
- * watcher (its own small thread, started right after our /register) looks
+ * watcher (a timer of the event loop, initwatch_new + initwatch_sample; or
+ * its own small thread, initwatch_start) looks
  * for the runtime every interval until it appears, then takes a light
  * snapshot of it and its descendants (stat and io, no threads or sockets)
  * every interval.  Each sample's figures go into a bounded ring; the tracer,
