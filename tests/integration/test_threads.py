@@ -31,6 +31,7 @@ def task_counters(pid, main=True, others=True):
     return switches, cpu_ns
 
 
+@unittest.skipIf("tsan" in harness.binary(), "ThreadSanitizer adds a background thread of its own that wakes")
 class ThreadsTest(unittest.TestCase):
     def run_emu(self, env=None, **kwargs):
         root = harness.make_root()
