@@ -794,11 +794,11 @@ bool pipeline_post_event(struct pipeline *p, const struct ext_event *ev, int64_t
 {
     struct handoff_item it = {.kind = HANDOFF_EVENT};
     bool eager = false;
-    bool can_export;
 
     if (p == NULL)
         return false;
     if (ev->type == EXT_EVENT_INVOKE) {
+        bool can_export;
         pthread_mutex_lock(&p->lock);
         /* export.c turns eager off too when a flush lost what it sent. */
         can_export = p->export_wanted && !p->export_start_failed &&
