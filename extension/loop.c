@@ -165,6 +165,7 @@ static void drain_wake(struct loop *l)
 
 void loop_run(struct loop *l)
 {
+    l->quit = false;
     while (!l->quit) {
         int64_t now_ns = clock_mono_ns();
         int64_t deadline_ns = loop_timers_next(&l->timers);

@@ -98,7 +98,7 @@ void loop_wake(struct loop *l);
 /* Ends loop_run after the current round.  Loop thread. */
 void loop_quit(struct loop *l);
 
-/* Runs rounds until loop_quit.  The loop's thread. */
+/* Runs rounds until loop_quit (called during this run).  The loop's thread. */
 void loop_run(struct loop *l);
 
 /* Rounds run so far (each a return from poll): the wake-up count tests use. */
