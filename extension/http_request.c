@@ -565,9 +565,15 @@ int http_request_feed(struct http_request *req, const char *data, size_t len, si
                 take = (size_t)req->remaining;
             /* Content-Length is known in full: size the buffer to it.  A
              * chunked body may grow up to the cap. */
-            r = body_append(req, data + pos, take,
-                            req->state == STATE_BODY_LENGTH ? (size_t)req->content_length + 1
-                                                            : req->max_body_bytes + 1);
+            if (req->state == STATE_BODY_LENGTH)
+                r = buffer_reserve(&req->body, &req->body_cap, (size_t)req->content_length + 1,
+                                   (size_t)req->content_length + 1, (size_t)req->content_length + 1);
+            else
+                r = 0;
+            if (r == 0)
+                r = body_append(req, data + pos, take,
+                                req->state == STATE_BODY_LENGTH ? (size_t)req->content_length + 1
+                                                                : req->max_body_bytes + 1);
             if (r < 0)
                 break;
             pos += take;
@@ -630,6 +636,17 @@ const char *http_request_body(const struct http_request *req, size_t *ret_len)
     if (ret_len)
         *ret_len = req->body_len;
     return req->body ? req->body : "";
+}
+
+bool http_request_give_body_buffer(struct http_request *req, char *buf, size_t cap)
+{
+    if (req->body_started || req->body_len > 0 || cap <= req->body_cap || cap == 0)
+        return false;
+    free(req->body);
+    req->body = buf;
+    req->body_cap = cap;
+    req->body[0] = '\0';
+    return true;
 }
 
 int http_request_take_body(struct http_request *req, char **ret_body, size_t *ret_len)

@@ -133,6 +133,13 @@ const char *http_request_target(const struct http_request *req);
  * *ret_len).  ret_len may be NULL. */
 const char *http_request_body(const struct http_request *req, size_t *ret_len);
 
+/* Hands the parser an empty buffer of cap bytes (malloc'd) for the next
+ * body, so that a known Content-Length up to cap - 1 lands in it without a
+ * new allocation.  true: taken (freed with the parser or handed out by
+ * take_body); false (the caller keeps it): a body has started, or the
+ * parser's own buffer is as large. */
+bool http_request_give_body_buffer(struct http_request *req, char *buf, size_t cap);
+
 /* Move the body of a complete request out of the parser, to hand it on
  * without a copy.  On success returns 0, *ret_body is a NUL-terminated heap
  * buffer of *ret_len bytes (plus the NUL) that the caller now owns and must

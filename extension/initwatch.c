@@ -122,6 +122,7 @@ void initwatch_describe(const struct initwatch_figures *f, char *out, size_t siz
 
 struct initwatch {
     pthread_t thread;
+    bool threaded;            /* initwatch_start: a thread of its own */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
@@ -133,6 +134,7 @@ struct initwatch {
     struct procsnap_target last_root;
     pid_t seen[SEEN_MAX];
     uint32_t nseen, max_threads, samples;
+    uint32_t taken;           /* initwatch_sample calls that sampled */
     /* the ring, under mu */
     struct initwatch_figures ring[RING];
     uint32_t head, count;
@@ -244,7 +246,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct initwatch *initwatch_start(const struct initwatch_opts *o)
+struct initwatch *initwatch_new(const struct initwatch_opts *o)
 {
     struct initwatch *w;
     pthread_condattr_t ca;
@@ -260,12 +262,41 @@ struct initwatch *initwatch_start(const struct initwatch_opts *o)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
+    return w;
+}
+
+bool initwatch_sample(struct initwatch *w)
+{
+    bool stop;
+
+    if (w == NULL)
+        return false;
+    pthread_mutex_lock(&w->mu);
+    stop = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    if (stop || w->taken >= w->o.max_samples)
+        return false;
+    sample(w);
+    w->taken++;
+    return w->taken < w->o.max_samples;
+}
+
+uint32_t initwatch_interval_ms(const struct initwatch *w)
+{
+    return w->o.interval_ms;
+}
+
+struct initwatch *initwatch_start(const struct initwatch_opts *o)
+{
+    struct initwatch *w = initwatch_new(o);
+
+    if (w == NULL)
+        return NULL;
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
+        initwatch_free(w);
         return NULL;
     }
+    w->threaded = true;
     return w;
 }
 
@@ -303,7 +334,8 @@ void initwatch_free(struct initwatch *w)
     if (w == NULL)
         return;
     initwatch_stop(w);
-    pthread_join(w->thread, NULL);
+    if (w->threaded)
+        pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -4,7 +4,8 @@
  * slow.
  *
  * Lambda starts the runtime only after every extension registered, so the
- * watcher (its own small thread, started right after our /register) looks
+ * watcher (a timer of the event loop, initwatch_new + initwatch_sample; or
+ * its own small thread, initwatch_start) looks
  * for the runtime every interval until it appears, then takes a light
  * snapshot of it and its descendants (stat and io, no threads or sockets)
  * every interval.  Each sample's figures go into a bounded ring; the tracer,
@@ -74,6 +75,17 @@ struct initwatch_opts {
     uint32_t interval_ms;     /* between samples (>= 1) */
     uint32_t max_samples;     /* the watcher stops after this many */
 };
+
+/* Creates the watcher without a thread: its owner calls initwatch_sample
+ * every initwatch_interval_ms (a timer of the event loop).  NULL when out
+ * of memory or o is invalid. */
+struct initwatch *initwatch_new(const struct initwatch_opts *o);
+
+/* Takes one sample, unless stopped or max_samples were taken.  true while
+ * more samples are wanted.  The owner's thread; w may be NULL (false). */
+bool initwatch_sample(struct initwatch *w);
+
+uint32_t initwatch_interval_ms(const struct initwatch *w);
 
 /* Starts the watcher thread.  NULL when it could not (out of memory, no
  * thread): the caller logs and goes on without the anatomy. */

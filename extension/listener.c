@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -46,6 +47,7 @@
 #include "clock.h"
 #include "http_request.h"
 #include "limits.h"
+#include "loop.h"
 
 struct conn {
     int fd;
@@ -64,16 +66,26 @@ struct conn {
 
 struct listener {
     int listen_fd;
-    int wake_pipe[2];
     uint16_t port;
     size_t max_body_bytes;
     listener_body_fn on_body;
     void *ctx;
+    /* Its own thread and loop (listener_start only). */
     pthread_t thread;
     bool thread_started;
+    struct loop *own_loop;
     /* Written by listener_stop before the wake-up, read by the thread after
      * it. */
     _Atomic int drain_ms;
+    /* The loop thread's. */
+    bool stopping;
+    bool finished;
+    int64_t drain_deadline_ms;
+    void (*on_finished)(void *ctx);
+    void *finished_ctx;
+    bool listen_polled;          /* this round polls listen_fd first */
+    size_t npolled;              /* then these connections, in order */
+    struct conn *polled[LISTENER_MAX_CONNECTIONS];
     /* accept() failed for want of descriptors or memory: the pending
      * connection keeps the socket readable, so stop polling it until then
      * rather than spin. */
@@ -81,6 +93,11 @@ struct listener {
     uint64_t events; /* the counter behind the conns' *_seq */
     struct conn conns[LISTENER_MAX_CONNECTIONS];
     struct listener_stats stats;
+    /* A body buffer handed back (listener_recycle), for the next body on a
+     * kept-alive connection: the platform's ~1 MB bodies land in the same
+     * pages instead of fresh ones each time. */
+    char *spare;
+    size_t spare_cap;
 };
 
 static void conn_close(struct conn *c)
@@ -142,8 +159,9 @@ static bool handle_request(struct listener *l, struct conn *c)
         l->stats.body_bytes += len;
         l->on_body(body, len, l->ctx); /* takes ownership */
     }
-    /* 200 even when the queue drops the body: a retry would not fare
-     * better, and the drop is counted downstream. */
+    /* 200 even when the body is dropped: a retry would not fare better,
+     * and the drop is counted downstream.  After the handing over, so that
+     * a sender that saw its 200 knows the body was taken. */
     return send_status(c, 200, "OK", keep_alive) && keep_alive;
 }
 
@@ -155,6 +173,9 @@ static bool conn_readable(struct listener *l, struct conn *c)
     char buf[LISTENER_RECV_CHUNK_BYTES];
     size_t budget = LISTENER_READ_BUDGET_BYTES;
 
+    if (l->spare != NULL && c->requests > 0 && !http_request_in_progress(c->req) &&
+        http_request_give_body_buffer(c->req, l->spare, l->spare_cap))
+        l->spare = NULL;
     while (budget > 0) {
         ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
         if (n < 0 && errno == EINTR)
@@ -357,80 +378,148 @@ static int expire_idle(struct listener *l, int64_t now)
     return (int)next;
 }
 
+/* ---- the loop source ---- */
+
+void listener_begin_stop(struct listener *l, int drain_ms)
+{
+    if (l->stopping)
+        return;
+    l->stopping = true;
+    l->drain_deadline_ms = clock_mono_ms() + (drain_ms > 0 ? drain_ms : 0);
+    if (l->listen_fd >= 0) {
+        close(l->listen_fd);
+        l->listen_fd = -1;
+    }
+}
+
+bool listener_finished(const struct listener *l)
+{
+    return l->finished;
+}
+
+static size_t source_prepare(void *ctx, struct pollfd *fds, size_t max, int64_t now_ns, int64_t *deadline_ns)
+{
+    struct listener *l = ctx;
+    int64_t now = now_ns / 1000000;
+    int timeout = expire_idle(l, now);
+    size_t n = 0;
+
+    l->npolled = 0;
+    l->listen_polled = false;
+    if (l->finished)
+        return 0;
+    if (l->stopping) {
+        bool busy = false;
+        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+            busy = busy || conn_mid_request(&l->conns[i]);
+        if (!busy || now >= l->drain_deadline_ms) {
+            for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+                conn_close(&l->conns[i]);
+            l->finished = true;
+            if (l->on_finished != NULL)
+                l->on_finished(l->finished_ctx);
+            return 0;
+        }
+        int left = (int)(l->drain_deadline_ms - now);
+        if (timeout < 0 || left < timeout)
+            timeout = left;
+    } else if (now < l->accept_paused_until_ms) {
+        int left = (int)(l->accept_paused_until_ms - now);
+        if (timeout < 0 || left < timeout)
+            timeout = left;
+    } else if (max > n) {
+        fds[n++] = (struct pollfd){.fd = l->listen_fd, .events = POLLIN};
+        l->listen_polled = true;
+    }
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS && n < max; i++) {
+        if (l->conns[i].fd < 0)
+            continue;
+        fds[n] = (struct pollfd){.fd = l->conns[i].fd, .events = POLLIN};
+        l->polled[l->npolled++] = &l->conns[i];
+        n++;
+    }
+    if (timeout >= 0) {
+        int64_t at = now_ns + (int64_t)timeout * 1000000;
+        if (*deadline_ns < 0 || at < *deadline_ns)
+            *deadline_ns = at;
+    }
+    return n;
+}
+
+static void source_dispatch(void *ctx, struct pollfd *fds, size_t n, int64_t now_ns)
+{
+    struct listener *l = ctx;
+    size_t first = l->listen_polled ? 1 : 0;
+    bool accept_ready = l->listen_polled && n > 0 && fds[0].revents != 0;
+
+    (void)now_ns;
+    /* Connections first, new ones last: a request that has arrived is
+     * read before a newcomer can take its slot. */
+    for (size_t i = first; i < n && i - first < l->npolled; i++) {
+        struct conn *c = l->polled[i - first];
+        if (fds[i].revents == 0 || c->fd != fds[i].fd)
+            continue;
+        if (!conn_readable(l, c))
+            conn_close(c);
+    }
+    if (accept_ready && !l->stopping && l->listen_fd >= 0)
+        accept_all(l);
+}
+
+const struct loop_source_ops listener_source_ops = {source_prepare, source_dispatch};
+
+void listener_recycle(struct listener *l, char *body)
+{
+    size_t cap;
+
+    if (l == NULL || body == NULL) {
+        free(body);
+        return;
+    }
+    cap = malloc_usable_size(body);
+    /* One spare, the largest, never over what one body may need. */
+    if (cap > l->max_body_bytes + 1 || cap <= l->spare_cap) {
+        free(body);
+        return;
+    }
+    free(l->spare);
+    l->spare = body;
+    l->spare_cap = cap;
+}
+
+void listener_set_body_fn(struct listener *l, listener_body_fn fn, void *ctx)
+{
+    l->on_body = fn;
+    l->ctx = ctx;
+}
+
+void listener_on_finished(struct listener *l, void (*fn)(void *ctx), void *ctx)
+{
+    l->on_finished = fn;
+    l->finished_ctx = ctx;
+}
+
+/* ---- the listener's own thread (listener_start) ---- */
+
+static void thread_finished(void *ctx)
+{
+    struct listener *l = ctx;
+
+    loop_quit(l->own_loop);
+}
+
+static void thread_woken(void *ctx)
+{
+    struct listener *l = ctx;
+
+    listener_begin_stop(l, atomic_load(&l->drain_ms));
+}
+
 static void *listener_main(void *arg)
 {
     struct listener *l = arg;
-    struct pollfd fds[2 + LISTENER_MAX_CONNECTIONS];
-    struct conn *owners[2 + LISTENER_MAX_CONNECTIONS];
-    bool stopping = false;
-    int64_t drain_deadline = 0;
 
-    for (;;) {
-        int64_t now = clock_mono_ms();
-        int timeout = expire_idle(l, now);
-        nfds_t nfds = 0;
-        bool accept_ready = false;
-
-        if (stopping) {
-            bool busy = false;
-            for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
-                busy = busy || conn_mid_request(&l->conns[i]);
-            if (!busy || now >= drain_deadline)
-                break;
-            int left = (int)(drain_deadline - now);
-            if (timeout < 0 || left < timeout)
-                timeout = left;
-        }
-
-        fds[nfds] = (struct pollfd){.fd = l->wake_pipe[0], .events = POLLIN};
-        owners[nfds++] = NULL;
-        if (!stopping && now < l->accept_paused_until_ms) {
-            int left = (int)(l->accept_paused_until_ms - now);
-            if (timeout < 0 || left < timeout)
-                timeout = left;
-        } else if (!stopping) {
-            fds[nfds] = (struct pollfd){.fd = l->listen_fd, .events = POLLIN};
-            owners[nfds++] = NULL;
-        }
-        for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++) {
-            if (l->conns[i].fd < 0)
-                continue;
-            fds[nfds] = (struct pollfd){.fd = l->conns[i].fd, .events = POLLIN};
-            owners[nfds++] = &l->conns[i];
-        }
-
-        int n = poll(fds, nfds, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break; /* cannot happen with valid fds; leave rather than spin */
-        }
-        /* Connections first, new ones last: a request that has arrived is
-         * read before a newcomer can take its slot. */
-        for (nfds_t i = 0; i < nfds; i++) {
-            if (fds[i].revents == 0)
-                continue;
-            if (fds[i].fd == l->wake_pipe[0]) {
-                char b[16];
-                while (read(l->wake_pipe[0], b, sizeof(b)) > 0)
-                    ;
-                if (!stopping) {
-                    stopping = true;
-                    drain_deadline = clock_mono_ms() + l->drain_ms;
-                    close(l->listen_fd);
-                    l->listen_fd = -1;
-                }
-            } else if (owners[i] == NULL) {
-                accept_ready = true;
-            } else if (!conn_readable(l, owners[i])) {
-                conn_close(owners[i]);
-            }
-        }
-        if (accept_ready && !stopping)
-            accept_all(l);
-    }
-    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
-        conn_close(&l->conns[i]);
+    loop_run(l->own_loop);
     return NULL;
 }
 
@@ -465,7 +554,7 @@ static bool resolve_bind_address(const char *host, uint16_t port, struct sockadd
     return fell_back;
 }
 
-int listener_start(const struct listener_options *opts, struct listener **ret, int *ret_fell_back)
+int listener_open(const struct listener_options *opts, struct listener **ret, int *ret_fell_back)
 {
     struct listener *l;
     struct sockaddr_storage addr;
@@ -478,7 +567,6 @@ int listener_start(const struct listener_options *opts, struct listener **ret, i
     if (l == NULL)
         return -ENOMEM;
     l->listen_fd = -1;
-    l->wake_pipe[0] = l->wake_pipe[1] = -1;
     l->max_body_bytes = opts->max_body_bytes;
     l->on_body = opts->on_body;
     l->ctx = opts->ctx;
@@ -504,14 +592,6 @@ int listener_start(const struct listener_options *opts, struct listener **ret, i
     }
     l->port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
                                                : ((struct sockaddr_in *)&addr)->sin_port);
-    if (pipe2(l->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-        r = -errno;
-        goto fail;
-    }
-    r = -pthread_create(&l->thread, NULL, listener_main, l);
-    if (r < 0)
-        goto fail;
-    l->thread_started = true;
     if (ret_fell_back != NULL)
         *ret_fell_back = fell_back;
     *ret = l;
@@ -520,12 +600,45 @@ int listener_start(const struct listener_options *opts, struct listener **ret, i
 fail:
     if (l->listen_fd >= 0)
         close(l->listen_fd);
-    if (l->wake_pipe[0] >= 0)
-        close(l->wake_pipe[0]);
-    if (l->wake_pipe[1] >= 0)
-        close(l->wake_pipe[1]);
     free(l);
     return r;
+}
+
+void listener_close(struct listener *l, struct listener_stats *ret_stats)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
+        conn_close(&l->conns[i]);
+    if (ret_stats != NULL)
+        *ret_stats = l->stats;
+    if (l->listen_fd >= 0)
+        close(l->listen_fd);
+    free(l->spare);
+    loop_destroy(l->own_loop);
+    free(l);
+}
+
+int listener_start(const struct listener_options *opts, struct listener **ret, int *ret_fell_back)
+{
+    struct listener *l = NULL;
+    int r = listener_open(opts, &l, ret_fell_back);
+
+    if (r < 0)
+        return r;
+    listener_on_finished(l, thread_finished, l);
+    r = loop_new(thread_woken, l, &l->own_loop);
+    if (r == 0)
+        r = loop_add_source(l->own_loop, &listener_source_ops, l);
+    if (r == 0)
+        r = -pthread_create(&l->thread, NULL, listener_main, l);
+    if (r < 0) {
+        listener_close(l, NULL);
+        return r;
+    }
+    l->thread_started = true;
+    *ret = l;
+    return 0;
 }
 
 uint16_t listener_port(const struct listener *l)
@@ -538,18 +651,9 @@ void listener_stop(struct listener *l, int drain_ms, struct listener_stats *ret_
     if (l == NULL)
         return;
     if (l->thread_started) {
-        ssize_t w;
-        l->drain_ms = drain_ms < 0 ? 0 : drain_ms;
-        do
-            w = write(l->wake_pipe[1], "x", 1);
-        while (w < 0 && errno == EINTR);
+        atomic_store(&l->drain_ms, drain_ms < 0 ? 0 : drain_ms);
+        loop_wake(l->own_loop);
         pthread_join(l->thread, NULL);
     }
-    if (ret_stats != NULL)
-        *ret_stats = l->stats;
-    if (l->listen_fd >= 0)
-        close(l->listen_fd);
-    close(l->wake_pipe[0]);
-    close(l->wake_pipe[1]);
-    free(l);
+    listener_close(l, ret_stats);
 }

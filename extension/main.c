@@ -9,13 +9,14 @@
  * Threads, each with one job:
  *   main      - the Extensions API loop (this file).  Blocks in /event/next
  *               with no timeout: the sandbox is frozen inside that call.
- *   listener  - accepts the platform's telemetry POSTs, answers 200 at once
- *               and pushes the raw bodies onto the queue.
- *   pipeline  - the only consumer of the queue: parses telemetry, follows
- *               invocations (and, with the traces issue, builds and exports
- *               segments).
- * They share only the bounded queue (ownership moves with each item) and
- * the pipeline's "drained" flag.  Workers are started with every signal
+ *   loop      - one event loop (pipeline.c, loop.c): accepts the platform's
+ *               telemetry POSTs, answers 200 at once, parses them, follows
+ *               invocations, builds segments and hands them to the
+ *               exporters; samples the runtime during Init and slow
+ *               invocations on timers.  It sleeps while nothing happens.
+ *   exporter  - sends segments (export.c), started at the first segment.
+ * Main and loop meet at the pipeline's small hand-off: events in, "runtime
+ * done" and "drained" out, each with its own condition.  Workers are started with every signal
  * blocked, so signals land on the main thread.
  *
  * Failing open: nothing here may take the function down.  A bad setting
@@ -45,7 +46,7 @@
 #include "listener.h"
 #include "log.h"
 #include "pipeline.h"
-#include "queue.h"
+#include "policy.h"
 #include "summary.h"
 
 /* Schema versions tried in order when Lambda refuses one with 400. */
@@ -57,27 +58,21 @@ static const char *const schema_fallbacks[] = {"2025-01-29", "2022-12-13", "2022
 struct runtime {
     struct config cfg;
     struct extapi *api;
-    struct queue *queue;
-    struct listener *listener;
+    struct listener *listener; /* opened; the pipeline's once it started */
     struct pipeline *pipeline;
-    struct exporter *exporter;
+    struct export_config export_cfg;
+    bool export_wanted;        /* export_cfg names at least one usable sink */
     bool telemetry_active;
     struct extapi_registration reg;
     int64_t registered_us;
     uint64_t invokes;          /* INVOKE events received */
-    uint64_t eager_decisions;  /* INVOKEs the flush policy was asked about */
-    bool exporter_left_running; /* export_stop gave up on its thread: exit at once */
-    int64_t last_invoke_ms; /* monotonic; 0 before the first */
+    bool left_running;         /* pipeline_stop gave up on a thread: exit at once */
     int64_t started_us;     /* this process's start (epoch) */
     struct journal *journal;
     struct initwatch *initwatch; /* the Init anatomy's sampler (NULL: off) */
     struct journal_entry recovered[JOURNAL_SLOTS];
     size_t recovered_count;
 };
-
-/* Export before /next costs the invocation the telemetry delivery delay
- * (timeoutMs) plus one export round trip; these bound it. */
-#define EAGER_EXPORT_MAX_MS 250
 
 static const char *env_lookup(const char *name, void *ctx)
 {
@@ -104,18 +99,6 @@ static void log_api_error(const char *what, int r, const struct extapi_error *er
               err->message);
 }
 
-/* Listener callback, on the listener thread: hand the body to the pipeline.
- * A full queue drops it; the queue counts the drop. */
-static void on_telemetry_body(char *body, size_t len, void *ctx)
-{
-    struct runtime *rt = ctx;
-
-    if (queue_push(rt->queue, PIPELINE_ITEM_TELEMETRY, body, len, true) < 0) {
-        free(body);
-        pipeline_telemetry_lost(rt->pipeline); /* an eager wait stops waiting for it */
-    }
-}
-
 /* Bind, subscribe.  Leaves rt->telemetry_active false (and logs why) when
  * telemetry cannot be had; the extension then keeps running without it. */
 static void start_telemetry(struct runtime *rt, const char *listen_host)
@@ -125,8 +108,6 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
         .port = rt->cfg.listener_port,
         /* Lambda may send up to 2 x maxBytes plus metadata in one POST. */
         .max_body_bytes = 2 * (size_t)rt->cfg.buffer_max_bytes + LISTENER_BODY_SLACK_BYTES,
-        .on_body = on_telemetry_body,
-        .ctx = rt,
     };
     struct extapi_error err = {0};
     char body[512];
@@ -134,7 +115,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
     size_t first = 0;
     int r;
 
-    r = listener_start(&opts, &rt->listener, &fell_back);
+    r = listener_open(&opts, &rt->listener, &fell_back);
     if (r < 0) {
         log_error("telemetry listener could not start: %s; continuing without telemetry",
                   strerror(-r));
@@ -173,7 +154,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
     }
     if (r < 0)
         log_api_error("Telemetry API subscription", r, &err);
-    listener_stop(rt->listener, 0, NULL);
+    listener_close(rt->listener, NULL);
     rt->listener = NULL;
 }
 
@@ -199,84 +180,39 @@ static void log_export_stats(const struct export_stats *es)
              (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed, line);
 }
 
-/* The SHUTDOWN budget, as one CLOCK_MONOTONIC time: everything after
- * SHUTDOWN (waiting for the last records, exporting, stopping the threads)
- * ends by the event's deadline minus SHUTDOWN_EXIT_MARGIN_MS, the time
- * left to log the summary and exit.  The pipeline stops waiting for
- * records earlier (SHUTDOWN_SAFETY_MARGIN_MS before the deadline), which
- * leaves the difference to the exporters.  received_us: when the event
- * came (epoch). */
-static int64_t shutdown_end_ns(const struct ext_event *ev, int64_t received_us)
-{
-    int64_t left_ms = ev->deadline_ms > 0
-                          ? ev->deadline_ms - received_us / 1000 - SHUTDOWN_EXIT_MARGIN_MS
-                          : SHUTDOWN_DEFAULT_BUDGET_MS - SHUTDOWN_EXIT_MARGIN_MS;
-    int64_t since_ms = clock_epoch_us() / 1000 - received_us / 1000;
-
-    left_ms -= since_ms > 0 ? since_ms : 0;
-    return clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
-}
-
+/* SHUTDOWN: let the loop drain within the one budget (policy.h), stop
+ * it and the exporters, and log the summary. */
 static void shut_down(struct runtime *rt, const struct ext_event *ev, int64_t received_us)
 {
-    struct pipeline_stats ps = {0};
-    struct listener_stats ls = {0};
-    struct queue_stats qs = {0};
-    struct export_stats es = {0};
+    struct pipeline_result res;
     struct summary_input in = {.invokes = rt->invokes};
+    struct policy_shutdown b;
     int64_t started_ms = clock_mono_ms();
-    int64_t end_ns = shutdown_end_ns(ev, received_us);
     char line[3072];
 
+    policy_shutdown_budget(ev->deadline_ms, received_us, rt->cfg.shutdown_telemetry_wait_ms, clock_epoch_us(),
+                           clock_mono_ns(), &b);
     if (rt->pipeline != NULL) {
-        /* A guard: the pipeline's own wait ends earlier. */
-        if (!pipeline_wait_drained(rt->pipeline, end_ns))
+        /* A guard: the loop's own wait ends earlier. */
+        if (!pipeline_wait_drained(rt->pipeline, b.end_ns))
             log_warn("shutdown deadline near; stopping before the pipeline drained");
-    }
-    if (rt->listener != NULL) {
-        int64_t left_ms = (end_ns - clock_mono_ns()) / 1000000;
-        listener_stop(rt->listener, left_ms < LISTENER_STOP_DRAIN_MS ? (left_ms > 0 ? (int)left_ms : 0)
-                                                                     : LISTENER_STOP_DRAIN_MS,
-                      &ls);
-        rt->listener = NULL;
-        in.listener = &ls;
-    }
-    if (rt->queue != NULL) {
-        queue_close(rt->queue);
-        if (rt->pipeline != NULL) {
-            pipeline_stop(rt->pipeline, &ps);
-            rt->pipeline = NULL;
-            in.pipeline = &ps;
+        int64_t left_ms = (b.end_ns - clock_mono_ns()) / 1000000;
+        int drain_ms = left_ms < LISTENER_STOP_DRAIN_MS ? (left_ms > 0 ? (int)left_ms : 0) : LISTENER_STOP_DRAIN_MS;
+        rt->left_running = !pipeline_stop(rt->pipeline, b.end_ns, drain_ms, &res);
+        rt->pipeline = NULL;
+        in.pipeline = &res.stats;
+        in.queue = &res.intake;
+        if (res.has_listener)
+            in.listener = &res.listener;
+        if (res.has_exporter) {
+            in.exporter = &res.exporter;
+            log_export_stats(&res.exporter);
         }
-        queue_get_stats(rt->queue, &qs);
-        in.queue = &qs;
-    }
-    if (rt->exporter != NULL) {
-        /* Everything the pipeline produced is queued now: send it within
-         * the budget; a request still running then is cut and counted. */
-        rt->exporter_left_running = !export_stop(rt->exporter, end_ns, &es);
-        rt->exporter = NULL;
-        in.exporter = &es;
-        log_export_stats(&es);
     }
     in.shutdown_ms = clock_mono_ms() - started_ms;
     if (summary_format(&in, line, sizeof(line)) < 0)
         log_warn("shutdown summary truncated");
     log_info("shutdown reason=%s %s", ext_shutdown_reason_name(ev->shutdown_reason), line);
-}
-
-/* Tells the pipeline when our own part of Init ended: now, just before
- * the first /event/next. */
-static void push_ready(struct runtime *rt)
-{
-    struct pipeline_ready *ready;
-
-    if (rt->pipeline == NULL || (ready = malloc(sizeof(*ready))) == NULL)
-        return;
-    ready->registered_us = rt->registered_us;
-    ready->first_next_us = clock_epoch_us();
-    if (queue_push(rt->queue, PIPELINE_ITEM_READY, ready, sizeof(*ready), false) < 0)
-        free(ready);
 }
 
 static int64_t env_int(const char *name)
@@ -287,15 +223,6 @@ static int64_t env_int(const char *name)
     if (v == NULL || config_parse_u64(v, 0, 1u << 20, &n) < 0)
         return 0;
     return (int64_t)n;
-}
-
-/* On the exporter thread: a journaled segment was exported (or counted as
- * lost): its slot is free. */
-static void on_export_handled(int ticket, void *ctx)
-{
-    struct runtime *rt = ctx;
-
-    journal_release(rt->journal, ticket);
 }
 
 /* The journal of invocations not yet exported, in the sandbox's /tmp, and
@@ -320,12 +247,12 @@ static void open_journal(struct runtime *rt, const char *name)
 }
 
 /* The exporters from the settings; a sink that cannot work is left out
- * with one log line, and with none left, segments are only counted. */
-static void start_exporter(struct runtime *rt, const char *region)
+ * with one log line, and with none left, segments are only counted.  The
+ * pipeline starts them at the first segment. */
+static void configure_exporter(struct runtime *rt, const char *region)
 {
-    struct export_config ec = {0};
+    struct export_config *ec = &rt->export_cfg;
     unsigned sinks = 0;
-    int r;
 
     if (export_parse_sinks(rt->cfg.exporters, &sinks) < 0 || sinks == 0)
         return;
@@ -344,25 +271,21 @@ static void start_exporter(struct runtime *rt, const char *region)
     }
     if (sinks == 0)
         return;
-    ec.sinks = sinks;
+    ec->sinks = sinks;
     if (rt->cfg.xray_endpoint[0] != '\0')
-        snprintf(ec.xray_endpoint, sizeof(ec.xray_endpoint), "%s", rt->cfg.xray_endpoint);
+        snprintf(ec->xray_endpoint, sizeof(ec->xray_endpoint), "%s", rt->cfg.xray_endpoint);
     else
-        snprintf(ec.xray_endpoint, sizeof(ec.xray_endpoint), "https://xray.%s.amazonaws.com", region);
-    snprintf(ec.region, sizeof(ec.region), "%s", region);
-    snprintf(ec.daemon_address, sizeof(ec.daemon_address), "%s", rt->cfg.daemon_address);
-    snprintf(ec.otlp_endpoint, sizeof(ec.otlp_endpoint), "%s", rt->cfg.otlp_endpoint);
-    snprintf(ec.otlp_headers, sizeof(ec.otlp_headers), "%s", rt->cfg.otlp_headers);
-    ec.otlp_json = rt->cfg.otlp_json;
-    snprintf(ec.ca_file, sizeof(ec.ca_file), "%s", rt->cfg.ca_file);
-    ec.queue_max_bytes = rt->cfg.export_queue_max_bytes;
-    ec.request_timeout_ms = rt->cfg.export_timeout_ms;
-    ec.connect_timeout_ms = EXPORT_CONNECT_TIMEOUT_MS;
-    ec.on_handled = on_export_handled;
-    ec.on_handled_ctx = rt;
-    r = export_start(&ec, &rt->exporter);
-    if (r < 0)
-        log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
+        snprintf(ec->xray_endpoint, sizeof(ec->xray_endpoint), "https://xray.%s.amazonaws.com", region);
+    snprintf(ec->region, sizeof(ec->region), "%s", region);
+    snprintf(ec->daemon_address, sizeof(ec->daemon_address), "%s", rt->cfg.daemon_address);
+    snprintf(ec->otlp_endpoint, sizeof(ec->otlp_endpoint), "%s", rt->cfg.otlp_endpoint);
+    snprintf(ec->otlp_headers, sizeof(ec->otlp_headers), "%s", rt->cfg.otlp_headers);
+    ec->otlp_json = rt->cfg.otlp_json;
+    snprintf(ec->ca_file, sizeof(ec->ca_file), "%s", rt->cfg.ca_file);
+    ec->queue_max_bytes = rt->cfg.export_queue_max_bytes;
+    ec->request_timeout_ms = rt->cfg.export_timeout_ms;
+    ec->connect_timeout_ms = EXPORT_CONNECT_TIMEOUT_MS;
+    rt->export_wanted = true;
 }
 
 /* AWS_REGION, or "" when unset or not a region name: it goes into the X-Ray
@@ -401,15 +324,15 @@ static void start_pipeline(struct runtime *rt)
     };
     int r;
 
-    start_exporter(rt, fn.region);
-    fn.exporter = rt->exporter;
-    r = pipeline_start(&rt->cfg, &fn, rt->queue, &rt->pipeline);
-
+    configure_exporter(rt, fn.region);
+    fn.export_cfg = rt->export_wanted ? &rt->export_cfg : NULL;
+    fn.listener = rt->listener;
+    r = pipeline_start(&rt->cfg, &fn, &rt->pipeline);
     if (r < 0) {
         log_error("pipeline could not start: %s; continuing without telemetry", strerror(-r));
-        listener_stop(rt->listener, 0, NULL);
-        rt->listener = NULL;
+        listener_close(rt->listener, NULL);
     }
+    rt->listener = NULL; /* the pipeline's now, or closed */
 }
 
 /* Registers for INVOKE and SHUTDOWN; on Lambda Managed Instances, where
@@ -448,93 +371,6 @@ static int register_extension(struct runtime *rt, struct extapi_error *err)
             break;
     }
     return r;
-}
-
-/* The flush policy for this INVOKE: eager (export before /next) or not.
- * auto: the first invocations of an environment, and any invocation of a
- * rarely invoked function, whose data would otherwise sit in a frozen
- * sandbox until the next invocation or SHUTDOWN, maybe hours away. */
-static bool wants_eager(struct runtime *rt)
-{
-    int64_t now_ms = clock_mono_ms();
-    bool eager;
-
-    switch (rt->cfg.flush) {
-    case CONFIG_FLUSH_EAGER:
-        eager = true;
-        break;
-    case CONFIG_FLUSH_BACKGROUND:
-        eager = false;
-        break;
-    case CONFIG_FLUSH_AUTO:
-    default:
-        eager = rt->eager_decisions < rt->cfg.eager_first_invocations ||
-                (rt->last_invoke_ms > 0 &&
-                 now_ms - rt->last_invoke_ms >= (int64_t)rt->cfg.eager_idle_s * 1000);
-        break;
-    }
-    rt->eager_decisions++;
-    rt->last_invoke_ms = now_ms;
-    return eager && rt->exporter != NULL && export_eager_ok(rt->exporter);
-}
-
-/* Eager export: wait for the runtime to finish (its runtimeDone), let the
- * pipeline hand the segment over, and flush the exporters.  The invocation
- * is held at most the Telemetry API's delivery delay (timeoutMs) plus
- * EAGER_EXPORT_MAX_MS after the runtime finished, whatever happens to the
- * telemetry:
- * - no platform.start within that: telemetry is not flowing, go on;
- * - a batch lost after INVOKE (unparsable, dropped by a full queue): it
- *   may have carried the runtimeDone, which will then never come: go on;
- * - runtimeDone came: the flush gets what is left of the bound, counted
- *   from the runtimeDone record's time, so a late delivery is not made
- *   later still; nothing left: go on without flushing.
- * Until one of these, the handler may still be running, and the wait lasts
- * up to the invocation's deadline minus the timeout margin.  Each miss
- * turns eager export off for a while (and the segment goes out in the
- * background), so a broken telemetry path costs one invocation.
- * invoke_ns: when INVOKE came (CLOCK_MONOTONIC). */
-static void export_before_next(struct runtime *rt, const struct ext_event *ev, int64_t invoke_ns)
-{
-    int64_t bound_ms = (int64_t)rt->cfg.buffer_timeout_ms + EAGER_EXPORT_MAX_MS;
-    struct pipeline_wait w = {
-        .start_deadline_ns = clock_mono_ns() + bound_ms * 1000000,
-        .since_ns = invoke_ns,
-    };
-    int64_t done_us = 0;
-    const char *why;
-    int r;
-
-    if (ev->deadline_ms > 0) {
-        int64_t left_ms = ev->deadline_ms - clock_epoch_us() / 1000 - (int64_t)rt->cfg.timeout_margin_ms;
-        w.done_deadline_ns = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
-    } else {
-        w.done_deadline_ns = clock_mono_ns() + (int64_t)rt->cfg.export_timeout_ms * 1000000;
-    }
-    r = pipeline_wait_runtime_done(rt->pipeline, ev->request_id, &w, &done_us);
-    if (r == 0) {
-        /* What is left of the bound since the runtime finished. */
-        int64_t left_ms = EAGER_EXPORT_MAX_MS;
-        if (done_us > 0) {
-            int64_t since_ms = (clock_epoch_us() - done_us) / 1000;
-            if (bound_ms - since_ms < left_ms)
-                left_ms = bound_ms - since_ms;
-        }
-        if (left_ms > 0) {
-            int64_t flush_ns = clock_mono_ns() + left_ms * 1000000;
-            (void)export_flush(rt->exporter, flush_ns < w.done_deadline_ns ? flush_ns : w.done_deadline_ns,
-                               false);
-            return;
-        }
-        why = "arrived after the eager bound";
-    } else if (r == -EPIPE) {
-        why = "may have been in a telemetry batch that was lost";
-    } else {
-        why = "did not arrive in time";
-    }
-    export_eager_off(rt->exporter);
-    log_warn("telemetry for this invocation %s; exporting in the background for the next %d s", why,
-             EXPORT_EAGER_OFF_MS / 1000);
 }
 
 /* A run of /event/next calls that brought no usable event.  Logged once
@@ -585,20 +421,10 @@ static int64_t process_cpu_us(void)
  * we used since the previous one, for its cost (tracer.h). */
 static void push_released(struct runtime *rt, const char *request_id, int64_t *cpu_prev_us)
 {
-    struct pipeline_released *rel;
     int64_t cpu = process_cpu_us();
 
-    if (rt->pipeline == NULL || request_id[0] == '\0')
-        goto out;
-    rel = malloc(sizeof(*rel));
-    if (rel == NULL)
-        goto out;
-    snprintf(rel->request_id, sizeof(rel->request_id), "%s", request_id);
-    rel->next_us = clock_epoch_us();
-    rel->cpu_us = cpu >= 0 && *cpu_prev_us >= 0 ? cpu - *cpu_prev_us : -1;
-    if (queue_push(rt->queue, PIPELINE_ITEM_RELEASED, rel, sizeof(*rel), false) < 0)
-        free(rel);
-out:
+    pipeline_post_released(rt->pipeline, request_id, clock_epoch_us(),
+                           cpu >= 0 && *cpu_prev_us >= 0 ? cpu - *cpu_prev_us : -1);
     *cpu_prev_us = cpu;
 }
 
@@ -613,7 +439,7 @@ static int event_loop(struct runtime *rt)
     char last_invoke[EVENT_REQUEST_ID_MAX] = "";
     int64_t cpu_prev_us = process_cpu_us();
 
-    push_ready(rt);
+    pipeline_post_ready(rt->pipeline, rt->registered_us, clock_epoch_us());
     for (;;) {
         struct ext_event ev;
         struct extapi_error err;
@@ -643,22 +469,8 @@ static int event_loop(struct runtime *rt)
             trouble.calls = 0;
         }
         init_over = true;
-        bool eager = false;
-        if (rt->pipeline != NULL) {
-            struct pipeline_event *pe = malloc(sizeof(*pe));
-            if (pe != NULL) {
-                pe->event = ev;
-                pe->received_us = received_us;
-                pe->eager = ev.type == EXT_EVENT_INVOKE && wants_eager(rt);
-                eager = pe->eager;
-                if (queue_push(rt->queue, PIPELINE_ITEM_EVENT, pe, sizeof(*pe), false) < 0) {
-                    free(pe);
-                    eager = false;
-                }
-            }
-        }
-        if (eager)
-            export_before_next(rt, &ev, received_ns);
+        if (pipeline_post_event(rt->pipeline, &ev, received_us))
+            pipeline_hold(rt->pipeline, &ev, received_ns);
         if (ev.type == EXT_EVENT_INVOKE)
             snprintf(last_invoke, sizeof(last_invoke), "%s", ev.request_id);
         if (ev.type == EXT_EVENT_SHUTDOWN) {
@@ -733,12 +545,6 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    rt.queue = queue_new(rt.cfg.queue_max_bytes);
-    if (rt.queue == NULL) {
-        log_error("out of memory; continuing as a no-op extension");
-        status = event_loop(&rt);
-        goto out;
-    }
     /* Workers inherit this mask: signals stay with the main thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -748,7 +554,7 @@ int main(int argc, char **argv)
          * looks for it every interval, for at most 30 s of Init. */
         struct initwatch_opts wo = {.self = getpid(), .interval_ms = rt.cfg.init_watch_ms,
                                     .max_samples = 30000 / rt.cfg.init_watch_ms + 1};
-        rt.initwatch = initwatch_start(&wo);
+        rt.initwatch = initwatch_new(&wo);
         if (rt.initwatch == NULL)
             log_warn("cannot start the Init watcher; no Init anatomy");
     }
@@ -759,29 +565,28 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     status = event_loop(&rt);
-    if (rt.exporter_left_running) {
-        /* The exporter thread did not end by the SHUTDOWN budget (it is
-         * stuck where nothing can cut it, and its batch was counted): it
-         * may still use libcurl and the journal, so nothing is torn down
-         * under it.  Exit now, inside the deadline. */
+    if (rt.left_running) {
+        /* A thread did not end by the SHUTDOWN budget (stuck where nothing
+         * can cut it, its work counted): it may still use libcurl and the
+         * journal, so nothing is torn down under it.  Exit now, inside the
+         * deadline. */
         _exit(EXIT_SUCCESS);
     }
 
 out:
-    /* On the error paths the threads may still run: stop them in order. */
-    listener_stop(rt.listener, 0, NULL);
-    if (rt.queue != NULL)
-        queue_close(rt.queue);
-    pipeline_stop(rt.pipeline, NULL);
+    /* On the error paths the threads may still run: stop them; nothing
+     * more is sent, a request in flight is cut at once. */
+    listener_close(rt.listener, NULL);
+    if (rt.pipeline != NULL) {
+        struct pipeline_result res;
+        if (!pipeline_stop(rt.pipeline, clock_mono_ns() + 2 * (int64_t)EXPORT_STOP_JOIN_MS * 1000000, 0, &res))
+            _exit(status); /* a thread is stuck: tear nothing down under it */
+    }
     initwatch_free(rt.initwatch);
-    /* Nothing more is sent; a request in flight is cut at once. */
-    if (!export_stop(rt.exporter, clock_mono_ns() + 2 * (int64_t)EXPORT_STOP_JOIN_MS * 1000000, NULL))
-        _exit(status); /* its thread is stuck: tear nothing down under it */
     /* After a SHUTDOWN every invocation was exported or counted: the next
      * process (after a reset) must find nothing.  On the error paths the
      * entries stay for it. */
     journal_close(rt.journal, status == EXIT_SUCCESS);
-    queue_destroy(rt.queue, pipeline_free_item);
     extapi_destroy(rt.api);
     http_client_global_clean_up();
     return status;

@@ -1,10 +1,13 @@
 /*
  * pipeline.c - see pipeline.h.
  *
- * Only this thread touches the state below `stats`; the lifecycle thread
- * reads nothing of it until pipeline_stop has joined the thread.  The
- * `drained` flag is the one thing both sides see while running; it lives
- * under its own mutex and condition variable.
+ * The loop thread owns everything below `stats`; the lifecycle thread
+ * reads nothing of it until the loop thread has finished.  What both sides
+ * see while running lives under `lock`: the hand-off ring (events in), the
+ * hold's facts (platform.start / runtimeDone of the invocation the
+ * lifecycle thread waits for, a lost batch), `drained` and `finished`, each
+ * wait with its own condition variable, signalled only when its waiter's
+ * answer may have changed.
  */
 #include "pipeline.h"
 
@@ -18,6 +21,10 @@
 #include "clock.h"
 #include "emf.h"
 #include "forensics.h"
+#include "initwatch.h"
+#include "listener.h"
+#include "loop.h"
+#include "policy.h"
 #include "limits.h"
 #include "log.h"
 #include "tracer.h"
@@ -25,33 +32,71 @@
 /* Invocations whose platform.report has not arrived yet.  Under normal
  * operation this holds one or two ids (report N arrives during N+1). */
 #define OUTSTANDING_MAX 64
+/* Events from the lifecycle thread not yet taken by the loop: it takes all
+ * at each wake-up, and the lifecycle thread posts at most three per
+ * invocation. */
+#define HANDOFF_MAX 32
+
+enum handoff_kind { HANDOFF_EVENT = 1, HANDOFF_READY, HANDOFF_RELEASED };
+
+struct handoff_item {
+    enum handoff_kind kind;
+    union {
+        struct pipeline_event event;
+        struct pipeline_ready ready;
+        struct pipeline_released released;
+    } u;
+};
+
+struct outstanding {
+    char request_id[EVENT_REQUEST_ID_MAX];
+    bool announced; /* by INVOKE: never the one forgotten for a newcomer */
+};
 
 struct pipeline {
     struct config cfg;
-    struct queue *q;
     pthread_t thread;
+    struct loop *loop;
     struct tracer *tracer;
     struct forensics *forensics; /* NULL: none (out of memory at start) */
-    struct exporter *exporter;
+    struct listener *listener;   /* owned; NULL: none */
+    struct initwatch *initwatch; /* not owned; NULL: none */
+    struct loop_timer initwatch_timer;
+    bool export_wanted;          /* an exporter is configured */
+    struct export_config export_cfg;
     struct journal *journal;
     bool journal_failed_logged;
     bool drop_logged; /* the first invocation left out by sampling was logged */
+    struct policy_flush flush;   /* the lifecycle thread's */
 
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool drained; /* under lock */
-    char done_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last runtimeDone handled */
-    char started_request_id[EVENT_REQUEST_ID_MAX]; /* under lock: last platform.start handled */
-    int64_t done_time_us;   /* under lock: the last runtimeDone's record time */
-    int64_t lost_at_ns;     /* under lock: when a telemetry batch was last lost (0: never) */
+    pthread_cond_t hold_cond;    /* the hold's facts changed */
+    pthread_cond_t drained_cond; /* drained or finished */
+    /* under lock */
+    struct exporter *exporter;   /* started at the first segment; NULL before */
+    bool export_start_failed;
+    struct handoff_item ring[HANDOFF_MAX];
+    size_t ring_head, ring_count;
+    uint64_t handoff_dropped;
+    bool stop_requested;
+    int stop_drain_ms;
+    bool drained;
+    bool finished;
+    char hold_request_id[EVENT_REQUEST_ID_MAX]; /* the eager invocation ("": none) */
+    char started_request_id[EVENT_REQUEST_ID_MAX]; /* last platform.start handled */
+    char done_request_id[EVENT_REQUEST_ID_MAX];    /* last runtimeDone handled */
+    int64_t done_time_us;   /* the last runtimeDone's record time */
+    int64_t lost_at_ns;     /* when a telemetry batch was last lost (0: never) */
+    uint64_t hold_signals;  /* hold_cond signals (tests, bench) */
 
-    /* pipeline thread only */
-    uint64_t queue_dropped_seen; /* queue drops already reported to the tracer */
+    /* loop thread only */
+    struct queue_stats intake; /* bodies and events taken or dropped */
     bool shutting_down;
+    bool drain_done;
     struct pipeline_event shutdown;
     int64_t drain_deadline_ns;
     size_t outstanding_count;
-    char outstanding[OUTSTANDING_MAX][EVENT_REQUEST_ID_MAX];
+    struct outstanding outstanding[OUTSTANDING_MAX];
     struct pipeline_stats stats;
     struct emf *metrics;      /* NULL: metrics off */
     char fn_name[256];
@@ -59,44 +104,46 @@ struct pipeline {
     int64_t metrics_flushed_ms; /* epoch ms of the last document (0: none yet) */
 };
 
-void pipeline_free_item(int kind, void *data)
+static void outstanding_drop_at(struct pipeline *p, size_t i)
 {
-    (void)kind;
-    free(data);
-}
-
-static bool outstanding_has(const struct pipeline *p, const char *request_id)
-{
-    for (size_t i = 0; i < p->outstanding_count; i++) {
-        if (strcmp(p->outstanding[i], request_id) == 0)
-            return true;
-    }
-    return false;
+    memmove(&p->outstanding[i], &p->outstanding[i + 1], (p->outstanding_count - i - 1) * sizeof(p->outstanding[0]));
+    p->outstanding_count--;
 }
 
 /* An invocation whose platform.report SHUTDOWN waits for: known from its
- * INVOKE event or, with no INVOKE (Managed Instances), from platform.start. */
-static void outstanding_add(struct pipeline *p, const char *request_id)
+ * INVOKE event or, with no INVOKE (Managed Instances), from platform.start.
+ * Full: the oldest not announced by INVOKE is forgotten (its report is
+ * long overdue, or it is one of a flood of ids the platform never invoked
+ * us for); only when every one was announced, the oldest.  Counted. */
+static void outstanding_add(struct pipeline *p, const char *request_id, bool announced)
 {
-    if (outstanding_has(p, request_id))
-        return;
+    for (size_t i = 0; i < p->outstanding_count; i++) {
+        if (strcmp(p->outstanding[i].request_id, request_id) == 0) {
+            p->outstanding[i].announced = p->outstanding[i].announced || announced;
+            return;
+        }
+    }
     if (p->outstanding_count == OUTSTANDING_MAX) {
-        /* Forget the oldest: its report is long overdue. */
-        memmove(p->outstanding[0], p->outstanding[1],
-                (OUTSTANDING_MAX - 1) * sizeof(p->outstanding[0]));
-        p->outstanding_count--;
+        size_t victim = 0;
+        for (size_t i = 0; i < p->outstanding_count; i++) {
+            if (!p->outstanding[i].announced) {
+                victim = i;
+                break;
+            }
+        }
+        outstanding_drop_at(p, victim);
         p->stats.unreported++;
     }
-    snprintf(p->outstanding[p->outstanding_count++], EVENT_REQUEST_ID_MAX, "%s", request_id);
+    struct outstanding *o = &p->outstanding[p->outstanding_count++];
+    snprintf(o->request_id, sizeof(o->request_id), "%s", request_id);
+    o->announced = announced;
 }
 
 static void outstanding_remove(struct pipeline *p, const char *request_id)
 {
     for (size_t i = 0; i < p->outstanding_count; i++) {
-        if (strcmp(p->outstanding[i], request_id) == 0) {
-            memmove(p->outstanding[i], p->outstanding[i + 1],
-                    (p->outstanding_count - i - 1) * sizeof(p->outstanding[0]));
-            p->outstanding_count--;
+        if (strcmp(p->outstanding[i].request_id, request_id) == 0) {
+            outstanding_drop_at(p, i);
             return;
         }
     }
@@ -199,28 +246,64 @@ static void on_observe(const struct emf_sample *sample, void *ctx)
     }
 }
 
+/* A telemetry batch was lost (unparsable, over the intake bound): an
+ * eager hold stops waiting for it.  Loop thread. */
+static void telemetry_lost(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->lost_at_ns = clock_mono_ns();
+    if (p->hold_request_id[0] != '\0') {
+        p->hold_signals++;
+        pthread_cond_signal(&p->hold_cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* platform.start or runtimeDone: noted for the hold, which is woken only
+ * when it is for the invocation held (set when its INVOKE was posted). */
+static void hold_note(struct pipeline *p, const struct tel_event *ev)
+{
+    pthread_mutex_lock(&p->lock);
+    if (ev->type == TEL_RUNTIME_DONE) {
+        snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
+        p->done_time_us = ev->time_us > 0 ? ev->time_us : 0;
+    } else {
+        snprintf(p->started_request_id, sizeof(p->started_request_id), "%s", ev->request_id);
+    }
+    if (p->hold_request_id[0] != '\0' && strcmp(p->hold_request_id, ev->request_id) == 0) {
+        p->hold_signals++;
+        pthread_cond_signal(&p->hold_cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void count_lost_batch(struct pipeline *p)
+{
+    tracer_add_lost(p->tracer, 1);
+    if (p->metrics != NULL)
+        emf_add_dropped(p->metrics, 1);
+    telemetry_lost(p);
+}
+
 static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
-    struct queue_stats qs;
+    struct exporter *held = p->exporter;
     int r;
 
-    /* Batches the listener could not queue are reported on the next segment. */
-    queue_get_stats(p->q, &qs);
-    if (qs.dropped > p->queue_dropped_seen) {
-        tracer_add_lost(p->tracer, qs.dropped - p->queue_dropped_seen);
-        if (p->metrics != NULL)
-            emf_add_dropped(p->metrics, qs.dropped - p->queue_dropped_seen);
-        p->queue_dropped_seen = qs.dropped;
+    /* The intake's bound (LAMBDA_TRACER_QUEUE_MAX_BYTES): a body over it is
+     * dropped and counted, as the queue between threads did. */
+    if (len > p->cfg.queue_max_bytes) {
+        p->intake.dropped++;
+        p->intake.dropped_bytes += len;
+        count_lost_batch(p);
+        return;
     }
+    p->intake.pushed++;
     r = tel_batch_parse(body, len, &batch);
-
     if (r < 0) {
         p->stats.bad_batches++;
-        tracer_add_lost(p->tracer, 1);
-        pipeline_telemetry_lost(p);
-        if (p->metrics != NULL)
-            emf_add_dropped(p->metrics, 1);
+        count_lost_batch(p);
         log_warn("dropping a telemetry batch of %zu bytes: %s", len,
                  r == -ENOMEM ? "out of memory" : "not a JSON array");
         return;
@@ -229,15 +312,15 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     p->stats.invalid_records += batch->invalid;
     if (batch->invalid > 0)
         log_debug("skipped %zu telemetry records without time, type and record", batch->invalid);
-    if (p->exporter != NULL)
-        export_hold(p->exporter); /* one exporter wake-up per batch */
+    if (held != NULL)
+        export_hold(held); /* one exporter wake-up per batch */
     for (size_t i = 0; i < batch->count; i++) {
         const struct tel_event *ev = &batch->events[i];
 
         p->stats.records++;
         p->stats.by_type[ev->type]++;
         if (ev->type == TEL_START && ev->request_id != NULL)
-            outstanding_add(p, ev->request_id);
+            outstanding_add(p, ev->request_id, false);
         if (ev->type == TEL_REPORT && ev->request_id != NULL)
             outstanding_remove(p, ev->request_id);
         if (ev->type == TEL_LOGS_DROPPED && ev->dropped_records != TEL_ABSENT) {
@@ -253,19 +336,11 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL &&
             journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type) == -EIO)
             journal_failed(p);
-        if ((ev->type == TEL_RUNTIME_DONE || ev->type == TEL_START) && ev->request_id != NULL) {
-            pthread_mutex_lock(&p->lock);
-            if (ev->type == TEL_RUNTIME_DONE) {
-                snprintf(p->done_request_id, sizeof(p->done_request_id), "%s", ev->request_id);
-                p->done_time_us = ev->time_us > 0 ? ev->time_us : 0;
-            } else
-                snprintf(p->started_request_id, sizeof(p->started_request_id), "%s", ev->request_id);
-            pthread_cond_broadcast(&p->cond);
-            pthread_mutex_unlock(&p->lock);
-        }
+        if ((ev->type == TEL_RUNTIME_DONE || ev->type == TEL_START) && ev->request_id != NULL)
+            hold_note(p, ev);
     }
-    if (p->exporter != NULL)
-        export_release(p->exporter);
+    if (held != NULL)
+        export_release(held);
     tel_batch_free(batch);
     note_first_drop(p);
     metrics_maybe_flush(p);
@@ -307,7 +382,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         /* A predecessor's invocations whose records did not come by now
          * will not: export them as ended by the reset. */
         tracer_close_recovered(p->tracer);
-        outstanding_add(p, ev->request_id);
+        outstanding_add(p, ev->request_id, true);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
         forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
@@ -316,20 +391,50 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         note_first_drop(p); /* a predecessor's invocation closed above */
         return;
     }
-    /* SHUTDOWN: wait for the final records, but leave the safety margin of
-     * the event's deadline for exporting and exiting. */
-    int64_t wait_ms = p->cfg.shutdown_telemetry_wait_ms;
-    if (ev->deadline_ms > 0) {
-        int64_t left_ms = ev->deadline_ms - pe->received_us / 1000 - SHUTDOWN_SAFETY_MARGIN_MS;
-        if (left_ms < wait_ms)
-            wait_ms = left_ms > 0 ? left_ms : 0;
-    }
+    /* SHUTDOWN: wait for the final records, within the one budget. */
+    struct policy_shutdown b;
+    policy_shutdown_budget(ev->deadline_ms, pe->received_us, p->cfg.shutdown_telemetry_wait_ms,
+                           clock_epoch_us(), clock_mono_ns(), &b);
     p->shutting_down = true;
     p->shutdown = *pe;
-    p->drain_deadline_ns = clock_mono_ns() + wait_ms * 1000000;
+    p->drain_deadline_ns = b.telemetry_end_ns;
     log_debug("event SHUTDOWN reason=%s waiting up to %lld ms for %zu invocation reports%s",
-              ext_shutdown_reason_name(ev->shutdown_reason), (long long)wait_ms,
-              p->outstanding_count, tracer_init_pending(p->tracer) ? " and the Init's outcome" : "");
+              ext_shutdown_reason_name(ev->shutdown_reason),
+              (long long)((b.telemetry_end_ns - clock_mono_ns()) / 1000000), p->outstanding_count,
+              tracer_init_pending(p->tracer) ? " and the Init's outcome" : "");
+}
+
+/* On the exporter thread: a journaled segment was exported (or counted as
+ * lost): its slot is free. */
+static void on_export_handled(int ticket, void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    journal_release(p->journal, ticket);
+}
+
+/* The exporter, started at the first segment: Init (and an environment
+ * that never exports) runs without its thread.  NULL when none is
+ * configured or it could not start (logged once; segments are counted). */
+static struct exporter *exporter_get(struct pipeline *p)
+{
+    struct exporter *e = NULL;
+    int r;
+
+    if (p->exporter != NULL || !p->export_wanted || p->export_start_failed)
+        return p->exporter;
+    r = export_start(&p->export_cfg, &e);
+    if (r < 0) {
+        pthread_mutex_lock(&p->lock);
+        p->export_start_failed = true;
+        pthread_mutex_unlock(&p->lock);
+        log_error("exporters could not start: %s; segments will only be counted", strerror(-r));
+        return NULL;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->exporter = e;
+    pthread_mutex_unlock(&p->lock);
+    return e;
 }
 
 /* A segment is ready: hand it to the exporters (which encode it at once
@@ -346,13 +451,14 @@ static void on_segment(const struct trace_segment *tracer_seg, bool final, void 
         p->stats.segments++;
     else
         p->stats.in_progress++;
-    if (p->exporter != NULL) {
+    struct exporter *e = exporter_get(p);
+    if (e != NULL) {
         struct trace_resource res;
         tracer_get_resource(p->tracer, &res);
         memcpy(res.otel_service_name, p->cfg.service_name, sizeof(res.otel_service_name));
         res.extra_attrs = p->cfg.resource_attrs;
         res.extra_attrs_len = p->cfg.resource_attrs_len;
-        if (export_submit(p->exporter, seg, &res, final, slot) < 0) {
+        if (export_submit(e, seg, &res, final, slot) < 0) {
             log_debug("segment for %s not queued for export (counted)", seg->request_id);
             journal_release(p->journal, slot);
         }
@@ -403,7 +509,11 @@ static void set_drained(struct pipeline *p)
 {
     pthread_mutex_lock(&p->lock);
     p->drained = true;
-    pthread_cond_broadcast(&p->cond);
+    pthread_cond_broadcast(&p->drained_cond);
+    if (p->hold_request_id[0] != '\0') {
+        p->hold_signals++;
+        pthread_cond_signal(&p->hold_cond);
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -420,68 +530,160 @@ static void log_forensics(const struct pipeline *p)
              (unsigned long long)fs.snapshot_cpu_us);
 }
 
+static void on_initwatch_timer(struct loop_timer *t, int64_t now_ns, void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    if (initwatch_sample(p->initwatch))
+        loop_timers_arm(loop_timers(p->loop), t, now_ns + (int64_t)initwatch_interval_ms(p->initwatch) * 1000000);
+}
+
+static void handle_item(struct pipeline *p, const struct handoff_item *it)
+{
+    switch (it->kind) {
+    case HANDOFF_EVENT:
+        handle_event(p, &it->u.event);
+        break;
+    case HANDOFF_RELEASED:
+        tracer_on_released(p->tracer, it->u.released.request_id, it->u.released.next_us,
+                           it->u.released.cpu_us);
+        break;
+    case HANDOFF_READY:
+        tracer_set_own_init(p->tracer, it->u.ready.registered_us, it->u.ready.first_next_us);
+        break;
+    }
+}
+
+/* The loop's wake-up: take every event handed over, and a stop request. */
+static void on_wake(void *ctx)
+{
+    struct pipeline *p = ctx;
+    struct handoff_item it;
+    bool stop;
+    int drain_ms;
+
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        bool got = p->ring_count > 0;
+        if (got) {
+            it = p->ring[p->ring_head];
+            p->ring_head = (p->ring_head + 1) % HANDOFF_MAX;
+            p->ring_count--;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (!got)
+            break;
+        p->intake.pushed++;
+        handle_item(p, &it);
+    }
+    pthread_mutex_lock(&p->lock);
+    stop = p->stop_requested;
+    drain_ms = p->stop_drain_ms;
+    pthread_mutex_unlock(&p->lock);
+    if (!stop)
+        return;
+    if (p->listener != NULL && !listener_finished(p->listener))
+        listener_begin_stop(p->listener, drain_ms);
+    else
+        loop_quit(p->loop);
+}
+
+static void on_listener_finished(void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    loop_quit(p->loop);
+}
+
+/* Every round, before the poll: the drain check and the pipeline's own
+ * moments (in-progress segments for invocations about to time out,
+ * forensics' snapshots, the end of the SHUTDOWN wait).  None of them
+ * exists while nothing is in flight: an idle loop sleeps without a
+ * timeout.  (A tick never fires while frozen, which is fine: a frozen
+ * sandbox runs no invocation.) */
+static size_t own_prepare(void *ctx, struct pollfd *fds, size_t max, int64_t now_ns, int64_t *deadline_ns)
+{
+    struct pipeline *p = ctx;
+    int64_t now_us = clock_epoch_us();
+    /* Snapshots first: the in-progress version made now carries one. */
+    int64_t snap_us = forensics_tick(p->forensics, now_us);
+    int64_t tick_us = tracer_tick(p->tracer, now_us);
+    int64_t at = -1;
+
+    (void)fds;
+    (void)max;
+    if (p->shutting_down && !p->drain_done &&
+        ((p->outstanding_count == 0 && !tracer_init_pending(p->tracer)) || now_ns >= p->drain_deadline_ns)) {
+        p->drain_done = true;
+        finish_shutdown(p);
+        set_drained(p);
+    }
+    if (snap_us >= 0 && (tick_us < 0 || snap_us < tick_us))
+        tick_us = snap_us;
+    if (tick_us >= 0)
+        at = now_ns + (tick_us - now_us) * 1000;
+    if (p->shutting_down && !p->drain_done && (at < 0 || p->drain_deadline_ns < at))
+        at = p->drain_deadline_ns;
+    if (at >= 0 && (*deadline_ns < 0 || at < *deadline_ns))
+        *deadline_ns = at;
+    return 0;
+}
+
+static void own_dispatch(void *ctx, struct pollfd *fds, size_t n, int64_t now_ns)
+{
+    (void)ctx;
+    (void)fds;
+    (void)n;
+    (void)now_ns;
+}
+
+static const struct loop_source_ops own_ops = {own_prepare, own_dispatch};
+
+/* Listener callback, on the loop thread: parse at once, then hand the
+ * buffer back for the next body. */
+static void on_telemetry_body(char *body, size_t len, void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    handle_telemetry(p, body, len);
+    listener_recycle(p->listener, body);
+}
+
 static void *pipeline_main(void *arg)
 {
     struct pipeline *p = arg;
-    bool drained = false;
 
-    for (;;) {
-        int kind;
-        void *data;
-        size_t bytes;
-        int64_t deadline = p->shutting_down && !drained ? p->drain_deadline_ns : -1;
-        /* In-progress segments for invocations about to time out: the next
-         * such moment bounds the wait (it never fires while frozen, which
-         * is fine: a frozen sandbox runs no invocation). */
-        int64_t now_us = clock_epoch_us();
-        /* Snapshots first: the in-progress version made now carries one. */
-        int64_t snap_us = forensics_tick(p->forensics, now_us);
-        int64_t tick_us = tracer_tick(p->tracer, now_us);
-        if (snap_us >= 0 && (tick_us < 0 || snap_us < tick_us))
-            tick_us = snap_us;
-        if (tick_us >= 0) {
-            int64_t tick_ns = clock_mono_ns() + (tick_us - clock_epoch_us()) * 1000;
-            if (deadline < 0 || tick_ns < deadline)
-                deadline = tick_ns;
-        }
-        int r = queue_pop(p->q, deadline, &kind, &data, &bytes);
-
-        if (r == -EPIPE)
-            break;
-        if (r == 0) {
-            if (kind == PIPELINE_ITEM_TELEMETRY)
-                handle_telemetry(p, data, bytes);
-            else if (kind == PIPELINE_ITEM_EVENT)
-                handle_event(p, data);
-            else if (kind == PIPELINE_ITEM_RELEASED) {
-                const struct pipeline_released *rel = data;
-                tracer_on_released(p->tracer, rel->request_id, rel->next_us, rel->cpu_us);
-            } else if (kind == PIPELINE_ITEM_READY) {
-                const struct pipeline_ready *ready = data;
-                tracer_set_own_init(p->tracer, ready->registered_us, ready->first_next_us);
-            }
-            pipeline_free_item(kind, data);
-        }
-        if (p->shutting_down && !drained &&
-            ((p->outstanding_count == 0 && !tracer_init_pending(p->tracer)) ||
-             clock_mono_ns() >= p->drain_deadline_ns)) {
-            drained = true;
-            finish_shutdown(p);
-            set_drained(p);
-        }
-    }
+    if (p->initwatch != NULL)
+        loop_timers_arm(loop_timers(p->loop), &p->initwatch_timer, clock_mono_ns());
+    loop_run(p->loop);
+    loop_timers_disarm(loop_timers(p->loop), &p->initwatch_timer);
     p->stats.unreported += p->outstanding_count;
-    if (!drained) {
+    if (!p->drain_done) {
         if (p->shutting_down)
             finish_shutdown(p);
         set_drained(p);
     }
     log_forensics(p);
+    pthread_mutex_lock(&p->lock);
+    p->finished = true;
+    pthread_cond_broadcast(&p->drained_cond);
+    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
-int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct queue *q,
-                   struct pipeline **ret)
+static void pipeline_free(struct pipeline *p)
+{
+    pthread_cond_destroy(&p->hold_cond);
+    pthread_cond_destroy(&p->drained_cond);
+    pthread_mutex_destroy(&p->lock);
+    loop_destroy(p->loop);
+    forensics_destroy(p->forensics);
+    tracer_destroy(p->tracer);
+    emf_destroy(p->metrics);
+    free(p);
+}
+
+int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct pipeline **ret)
 {
     struct pipeline *p = calloc(1, sizeof(*p));
     struct tracer_options topts = {
@@ -501,12 +703,12 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .observe = on_observe,
     };
     pthread_condattr_t attr;
-    int r;
+    int r = -ENOMEM;
 
     if (p == NULL)
         return -ENOMEM;
     p->cfg = *cfg;
-    p->q = q;
+    policy_flush_init(&p->flush, cfg);
     snprintf(p->fn_name, sizeof(p->fn_name), "%s", fn->name != NULL ? fn->name : "");
     snprintf(p->fn_version, sizeof(p->fn_version), "%s", fn->version != NULL ? fn->version : "");
     cost_price_default(cost_arch_built(), &topts.price);
@@ -514,22 +716,31 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         topts.price.gb_s_usd = cfg->price_gb_s_usd;
     if (cfg->price_request_usd >= 0)
         topts.price.request_usd = cfg->price_request_usd;
-    if (cfg->metrics) {
-        const struct emf_options o = {cfg->metrics_namespace, p->fn_name, p->fn_version};
-        if (emf_new(&o, &p->metrics) < 0) {
-            free(p);
-            return -ENOMEM;
-        }
-    }
-    p->exporter = fn->exporter;
-    p->journal = fn->journal;
-    topts.ctx = p;
-    p->tracer = tracer_new(&topts);
-    if (p->tracer == NULL) {
-        emf_destroy(p->metrics);
+    pthread_mutex_init(&p->lock, NULL);
+    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&p->hold_cond, &attr) != 0 || pthread_cond_init(&p->drained_cond, &attr) != 0) {
         free(p);
         return -ENOMEM;
     }
+    pthread_condattr_destroy(&attr);
+    if (cfg->metrics) {
+        const struct emf_options o = {cfg->metrics_namespace, p->fn_name, p->fn_version};
+        if (emf_new(&o, &p->metrics) < 0)
+            goto fail;
+    }
+    if (fn->export_cfg != NULL) {
+        p->export_cfg = *fn->export_cfg;
+        p->export_cfg.on_handled = on_export_handled;
+        p->export_cfg.on_handled_ctx = p;
+        p->export_wanted = true;
+    }
+    p->journal = fn->journal;
+    p->initwatch = fn->initwatch;
+    loop_timer_init(&p->initwatch_timer, on_initwatch_timer, p);
+    topts.ctx = p;
+    p->tracer = tracer_new(&topts);
+    if (p->tracer == NULL)
+        goto fail;
     for (size_t i = 0; i < fn->recovered_count; i++)
         tracer_recover(p->tracer, &fn->recovered[i], fn->reset_us);
     struct forensics_options fopts = {
@@ -540,53 +751,102 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     p->forensics = forensics_new(&fopts);
     if (p->forensics == NULL)
         log_warn("out of memory for timeout forensics; tracing without them");
-    if (pthread_mutex_init(&p->lock, NULL) != 0) {
-        forensics_destroy(p->forensics);
-        tracer_destroy(p->tracer);
-        emf_destroy(p->metrics);
-        free(p);
-        return -ENOMEM;
+    r = loop_new(on_wake, p, &p->loop);
+    if (r < 0)
+        goto fail;
+    if ((r = loop_add_source(p->loop, &own_ops, p)) < 0)
+        goto fail;
+    if (fn->listener != NULL) {
+        if ((r = loop_add_source(p->loop, &listener_source_ops, fn->listener)) < 0)
+            goto fail;
+        listener_set_body_fn(fn->listener, on_telemetry_body, p);
+        listener_on_finished(fn->listener, on_listener_finished, p);
     }
-    if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&p->cond, &attr) != 0) {
-        pthread_mutex_destroy(&p->lock);
-        forensics_destroy(p->forensics);
-        tracer_destroy(p->tracer);
-        emf_destroy(p->metrics);
-        free(p);
-        return -ENOMEM;
-    }
-    pthread_condattr_destroy(&attr);
-    r = pthread_create(&p->thread, NULL, pipeline_main, p);
-    if (r != 0) {
-        pthread_cond_destroy(&p->cond);
-        pthread_mutex_destroy(&p->lock);
-        forensics_destroy(p->forensics);
-        tracer_destroy(p->tracer);
-        emf_destroy(p->metrics);
-        free(p);
-        return -r;
-    }
+    p->listener = fn->listener; /* owned once the thread runs */
+    r = -pthread_create(&p->thread, NULL, pipeline_main, p);
+    if (r < 0)
+        goto fail;
     *ret = p;
     return 0;
+
+fail:
+    pipeline_free(p);
+    return r;
 }
 
-bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns)
+/* Hands an item to the loop.  false when the ring is full (counted). */
+static bool post(struct pipeline *p, const struct handoff_item *it)
 {
-    struct timespec ts = {
-        .tv_sec = (time_t)(deadline_ns / 1000000000),
-        .tv_nsec = (long)(deadline_ns % 1000000000),
-    };
-    bool drained;
+    bool ok;
 
     pthread_mutex_lock(&p->lock);
-    while (!p->drained) {
-        if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT)
-            break;
+    ok = p->ring_count < HANDOFF_MAX && !p->finished;
+    if (ok) {
+        p->ring[(p->ring_head + p->ring_count) % HANDOFF_MAX] = *it;
+        p->ring_count++;
+    } else {
+        p->handoff_dropped++;
     }
-    drained = p->drained;
     pthread_mutex_unlock(&p->lock);
-    return drained;
+    if (ok)
+        loop_wake(p->loop);
+    return ok;
+}
+
+bool pipeline_post_event(struct pipeline *p, const struct ext_event *ev, int64_t received_us)
+{
+    struct handoff_item it = {.kind = HANDOFF_EVENT};
+    bool eager = false;
+
+    if (p == NULL)
+        return false;
+    if (ev->type == EXT_EVENT_INVOKE) {
+        bool can_export;
+        pthread_mutex_lock(&p->lock);
+        /* export.c turns eager off too when a flush lost what it sent. */
+        can_export = p->export_wanted && !p->export_start_failed &&
+                     (p->exporter == NULL || export_eager_ok(p->exporter));
+        pthread_mutex_unlock(&p->lock);
+        eager = policy_flush_decide(&p->flush, clock_mono_ms(), can_export);
+        if (eager) {
+            pthread_mutex_lock(&p->lock);
+            snprintf(p->hold_request_id, sizeof(p->hold_request_id), "%s", ev->request_id);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    it.u.event.event = *ev;
+    it.u.event.received_us = received_us;
+    it.u.event.eager = eager;
+    if (!post(p, &it) && eager) {
+        pthread_mutex_lock(&p->lock);
+        p->hold_request_id[0] = '\0';
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    return eager;
+}
+
+void pipeline_post_ready(struct pipeline *p, int64_t registered_us, int64_t first_next_us)
+{
+    struct handoff_item it = {.kind = HANDOFF_READY};
+
+    if (p == NULL)
+        return;
+    it.u.ready.registered_us = registered_us;
+    it.u.ready.first_next_us = first_next_us;
+    (void)post(p, &it);
+}
+
+void pipeline_post_released(struct pipeline *p, const char *request_id, int64_t next_us, int64_t cpu_us)
+{
+    struct handoff_item it = {.kind = HANDOFF_RELEASED};
+
+    if (p == NULL || request_id[0] == '\0')
+        return;
+    snprintf(it.u.released.request_id, sizeof(it.u.released.request_id), "%s", request_id);
+    it.u.released.next_us = next_us;
+    it.u.released.cpu_us = cpu_us;
+    (void)post(p, &it);
 }
 
 static struct timespec mono_timespec(int64_t ns)
@@ -594,39 +854,49 @@ static struct timespec mono_timespec(int64_t ns)
     return (struct timespec){.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
 }
 
-void pipeline_telemetry_lost(struct pipeline *p)
+bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns)
 {
-    if (p == NULL)
-        return;
+    struct timespec ts = mono_timespec(deadline_ns);
+    bool drained;
+
     pthread_mutex_lock(&p->lock);
-    p->lost_at_ns = clock_mono_ns();
-    pthread_cond_broadcast(&p->cond);
+    while (!p->drained) {
+        if (pthread_cond_timedwait(&p->drained_cond, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    drained = p->drained;
     pthread_mutex_unlock(&p->lock);
+    return drained;
 }
 
-int pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, const struct pipeline_wait *w,
-                               int64_t *ret_done_us)
+/* Waits until the loop handled platform.runtimeDone for request_id (and
+ * handed an eager invocation's segment to the exporters), within the
+ * hold's bounds (CLOCK_MONOTONIC).  0 when runtimeDone was handled
+ * (*ret_done_us: its record's time, epoch µs, 0 when unknown); -ENODATA
+ * when platform.start did not come in time; -EPIPE when a batch was lost
+ * since since_ns; -ETIMEDOUT at the done deadline (or once drained). */
+static int wait_runtime_done(struct pipeline *p, const char *request_id, const struct policy_hold *h,
+                             int64_t since_ns, int64_t *ret_done_us, struct exporter **ret_exporter)
 {
-    struct timespec start_ts = mono_timespec(w->start_deadline_ns < w->done_deadline_ns ? w->start_deadline_ns
-                                                                                        : w->done_deadline_ns);
-    struct timespec done_ts = mono_timespec(w->done_deadline_ns);
+    struct timespec start_ts = mono_timespec(h->start_deadline_ns);
+    struct timespec done_ts = mono_timespec(h->done_deadline_ns);
     int r;
 
     pthread_mutex_lock(&p->lock);
-#define DONE() (strcmp(p->done_request_id, request_id) == 0)
 #define STARTED() (strcmp(p->started_request_id, request_id) == 0)
-#define LOST() (p->lost_at_ns > 0 && p->lost_at_ns >= w->since_ns)
+#define DONE() (strcmp(p->done_request_id, request_id) == 0)
+#define LOST() (p->lost_at_ns > 0 && p->lost_at_ns >= since_ns)
     /* Lambda emits platform.start before INVOKE: it arrives within the
      * buffering timeout, or telemetry is not reaching us at all. */
     while (!STARTED() && !DONE() && !LOST() && !p->drained) {
-        if (pthread_cond_timedwait(&p->cond, &p->lock, &start_ts) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&p->hold_cond, &p->lock, &start_ts) == ETIMEDOUT)
             break;
     }
     /* Started, not done yet: wait for runtimeDone, as long as the handler
-     * may run, unless a batch (maybe the one with the runtimeDone) is
-     * lost on the way. */
+     * may run, unless a batch (maybe the one with the runtimeDone) is lost
+     * on the way. */
     while (STARTED() && !DONE() && !LOST() && !p->drained) {
-        if (pthread_cond_timedwait(&p->cond, &p->lock, &done_ts) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&p->hold_cond, &p->lock, &done_ts) == ETIMEDOUT)
             break;
     }
     if (DONE())
@@ -637,27 +907,107 @@ int pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, const
         r = -ENODATA;
     else
         r = -ETIMEDOUT;
-    if (r == 0 && ret_done_us != NULL)
-        *ret_done_us = p->done_time_us;
-#undef DONE
-#undef STARTED
 #undef LOST
+#undef STARTED
+#undef DONE
+    if (r == 0)
+        *ret_done_us = p->done_time_us;
+    *ret_exporter = p->exporter;
     pthread_mutex_unlock(&p->lock);
     return r;
 }
 
-void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats)
+void pipeline_hold(struct pipeline *p, const struct ext_event *ev, int64_t invoke_ns)
 {
+    struct policy_hold h;
+    struct exporter *e = NULL;
+    int64_t done_us = 0;
+    const char *why;
+    int r;
+
     if (p == NULL)
         return;
-    pthread_join(p->thread, NULL);
-    if (ret_stats != NULL)
-        *ret_stats = p->stats;
-    pthread_cond_destroy(&p->cond);
-    pthread_mutex_destroy(&p->lock);
-    forensics_destroy(p->forensics);
-    tracer_destroy(p->tracer);
-    emf_destroy(p->metrics);
-    free(p);
+    policy_hold_bounds(&p->cfg, ev->deadline_ms, clock_epoch_us(), clock_mono_ns(), &h);
+    r = wait_runtime_done(p, ev->request_id, &h, invoke_ns, &done_us, &e);
+    if (r == 0) {
+        int64_t left_ms = policy_flush_left_ms(h.bound_ms, done_us, clock_epoch_us());
+        if (left_ms > 0) {
+            int64_t flush_ns = clock_mono_ns() + left_ms * 1000000;
+            if (e == NULL || export_flush(e, flush_ns < h.done_deadline_ns ? flush_ns : h.done_deadline_ns, false))
+                goto out;
+            /* The flush missed its bound (export.c logged why). */
+            policy_flush_off(&p->flush, clock_mono_ms());
+            goto out;
+        }
+        why = "arrived after the eager bound";
+    } else if (r == -EPIPE) {
+        why = "may have been in a telemetry batch that was lost";
+    } else {
+        why = "did not arrive in time";
+    }
+    policy_flush_off(&p->flush, clock_mono_ms());
+    log_warn("telemetry for this invocation %s; exporting in the background for the next %d s", why,
+             EXPORT_EAGER_OFF_MS / 1000);
+out:
+    pthread_mutex_lock(&p->lock);
+    p->hold_request_id[0] = '\0';
+    pthread_mutex_unlock(&p->lock);
 }
 
+uint64_t pipeline_hold_signals(struct pipeline *p)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&p->lock);
+    n = p->hold_signals;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+bool pipeline_stop(struct pipeline *p, int64_t end_ns, int drain_ms, struct pipeline_result *ret)
+{
+    struct timespec ts = mono_timespec(end_ns);
+    bool finished;
+
+    memset(ret, 0, sizeof(*ret));
+    if (p == NULL)
+        return true;
+    pthread_mutex_lock(&p->lock);
+    p->stop_requested = true;
+    p->stop_drain_ms = drain_ms;
+    pthread_mutex_unlock(&p->lock);
+    loop_wake(p->loop);
+    /* Bounded by the SHUTDOWN budget: a loop stuck past it (it should not:
+     * every wait in it is bounded) is left to the exit. */
+    pthread_mutex_lock(&p->lock);
+    while (!p->finished) {
+        if (pthread_cond_timedwait(&p->drained_cond, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    finished = p->finished;
+    pthread_mutex_unlock(&p->lock);
+    if (!finished) {
+        ret->left_running = true;
+        return false;
+    }
+    pthread_join(p->thread, NULL);
+    ret->stats = p->stats;
+    ret->intake = p->intake;
+    ret->intake.dropped += p->handoff_dropped;
+    if (p->listener != NULL) {
+        listener_close(p->listener, &ret->listener);
+        ret->has_listener = true;
+        p->listener = NULL;
+    }
+    if (p->exporter != NULL) {
+        /* Everything the loop produced is queued now: send it within the
+         * budget; a request still running then is cut and counted. */
+        ret->left_running = !export_stop(p->exporter, end_ns, &ret->exporter);
+        ret->has_exporter = true;
+        if (ret->left_running)
+            return false; /* its thread may still call on_export_handled(p) */
+        p->exporter = NULL;
+    }
+    pipeline_free(p);
+    return !ret->left_running;
+}

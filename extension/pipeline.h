@@ -1,12 +1,18 @@
 /*
- * pipeline.h - the pipeline thread: the single consumer of the queue.
+ * pipeline.h - the event-loop thread: the listener, parsing, the tracer,
+ * forensics' sampler, the Init watcher's samples, and handing segments to
+ * the exporters, in one poll loop (loop.h) that sleeps while nothing
+ * happens.
  *
- * It owns all per-environment and per-invocation state.  Producers hand it
- * raw telemetry bodies (listener thread) and Extensions API events
- * (lifecycle thread) through the queue; it parses, assembles and, with the
- * traces issue, exports.  On SHUTDOWN it keeps consuming until every
- * invocation it saw has its final platform.report, or until the wait
- * budget runs out, then reports itself drained.
+ * The lifecycle thread meets it at one small hand-off: events in
+ * (pipeline_post_*: INVOKE, SHUTDOWN, our Init milestones, "released"),
+ * and three answers out, each with its own condition: "runtimeDone of the
+ * held invocation handled" (pipeline_hold), "drained" (pipeline_wait_drained)
+ * and "finished" (pipeline_stop).  The pipeline owns its flush policy
+ * (policy.h) and its exporter, which it starts at the first segment (Init
+ * runs with two threads).  On SHUTDOWN it keeps going until every
+ * invocation it saw has its final platform.report, or until the telemetry
+ * part of the SHUTDOWN budget runs out, then reports itself drained.
  */
 #ifndef LAMBDA_TRACER_PIPELINE_H
 #define LAMBDA_TRACER_PIPELINE_H
@@ -19,16 +25,9 @@
 #include "export.h"
 #include "ext_event.h"
 #include "journal.h"
+#include "listener.h"
 #include "queue.h"
 #include "telemetry.h"
-
-/* Queue item kinds. */
-enum pipeline_item_kind {
-    PIPELINE_ITEM_TELEMETRY = 1, /* data: char * body (NUL-terminated), bytes: its length */
-    PIPELINE_ITEM_EVENT = 2,     /* data: struct pipeline_event * */
-    PIPELINE_ITEM_READY = 3,     /* data: struct pipeline_ready *: our own Init milestones */
-    PIPELINE_ITEM_RELEASED = 4,  /* data: struct pipeline_released *: we are done with an invocation */
-};
 
 /* We are about to call /event/next after request_id's INVOKE (epoch µs),
  * having used cpu_us of process CPU time since our previous /next. */
@@ -51,12 +50,19 @@ struct pipeline_function {
     const char *account_id;
     const char *region;
     int64_t memory_size_mb;
-    struct exporter *exporter; /* not owned; may be NULL (segments are only counted) */
+    /* The exporters (copied; its on_handled is the pipeline's); NULL: none,
+     * segments are only counted.  Started at the first segment. */
+    const struct export_config *export_cfg;
     /* not owned; may be NULL.  Started invocations are recorded in it and
-     * released once exported (the exporter's on_handled must call
-     * journal_release with the ticket). */
+     * released once exported. */
     struct journal *journal;
-    struct initwatch *initwatch; /* not owned; may be NULL (Init anatomy) */
+    /* not owned; may be NULL (Init anatomy): sampled by a loop timer every
+     * interval until the tracer stops it.  Outlives the pipeline. */
+    struct initwatch *initwatch;
+    /* Opened (listener_open), not running; the pipeline's from a successful
+     * pipeline_start (its loop runs it, pipeline_stop closes it).  NULL:
+     * no telemetry. */
+    struct listener *listener;
     /* Invocations a killed predecessor left in the journal (copied), and a
      * time no later than the reset that killed it (this process's start). */
     const struct journal_entry *recovered;
@@ -95,46 +101,66 @@ struct pipeline_stats {
 
 struct pipeline;
 
-/* Creates the pipeline and starts its thread, consuming q (not owned).  The
- * function's strings are copied.  Main thread only.  0, -ENOMEM or -EAGAIN. */
-int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct queue *q,
-                   struct pipeline **ret)
+/* Creates the pipeline and starts its loop thread.  The function's strings
+ * are copied.  Main thread only.  0, -ENOMEM or a negative errno (the
+ * listener then stays the caller's). */
+int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct pipeline **ret)
     __attribute__((warn_unused_result));
 
-/* Frees a queue item's data (matches queue_free_fn). */
-void pipeline_free_item(int kind, void *data);
+/* Hands an Extensions API event received at received_us (epoch) to the
+ * loop.  For an INVOKE, decides the flush (policy.h): true when the caller
+ * must call pipeline_hold before its next /event/next.  An event the
+ * hand-off has no room for is dropped and counted (queue_dropped).  Main
+ * thread; p may be NULL (false). */
+bool pipeline_post_event(struct pipeline *p, const struct ext_event *ev, int64_t received_us);
 
-/* Waits until the pipeline has handled a SHUTDOWN item and drained, or
- * until deadline_ns (CLOCK_MONOTONIC).  true when drained.  Main thread. */
+/* Our registration finished and our first /event/next begins (epoch µs). */
+void pipeline_post_ready(struct pipeline *p, int64_t registered_us, int64_t first_next_us);
+
+/* We are about to call /event/next after request_id's INVOKE (epoch µs),
+ * having used cpu_us of process CPU time since our previous /next. */
+void pipeline_post_released(struct pipeline *p, const char *request_id, int64_t next_us, int64_t cpu_us);
+
+/* Eager export of an INVOKE pipeline_post_event said to hold (invoke_ns:
+ * when it came, CLOCK_MONOTONIC): waits for the runtime to finish (its
+ * runtimeDone handled by the loop) and flushes the exporters, holding the
+ * invocation at most the Telemetry API's delivery delay (timeoutMs) plus
+ * POLICY_EAGER_EXPORT_MAX_MS after the runtime finished:
+ * - no platform.start within that: telemetry is not flowing, go on;
+ * - a batch lost after INVOKE (unparsable, over the intake bound): it may
+ *   have carried the runtimeDone, which will then never come: go on;
+ * - runtimeDone came: the flush gets what is left of the bound, counted
+ *   from the runtimeDone record's time; nothing left: go on.
+ * Until one of these, the handler may still be running, and the wait lasts
+ * up to the invocation's deadline minus the timeout margin.  Each miss
+ * turns eager export off for a while (logged).  Main thread. */
+void pipeline_hold(struct pipeline *p, const struct ext_event *ev, int64_t invoke_ns);
+
+/* Times the loop woke a hold (tests, bench).  Main thread. */
+uint64_t pipeline_hold_signals(struct pipeline *p);
+
+/* Waits until the loop has handled a SHUTDOWN and drained, or until
+ * deadline_ns (CLOCK_MONOTONIC).  true when drained.  Main thread. */
 bool pipeline_wait_drained(struct pipeline *p, int64_t deadline_ns);
 
-/* Bounds of the eager wait for one invocation's platform.runtimeDone. */
-struct pipeline_wait {
-    int64_t start_deadline_ns; /* its platform.start (or runtimeDone) handled by then, or
-                                * telemetry is not flowing: the wait ends */
-    int64_t done_deadline_ns;  /* the wait ends then at the latest (the invocation's deadline) */
-    int64_t since_ns;          /* a telemetry batch lost (unparsable, or dropped by a full
-                                * queue) at or after this time ends the wait at once: it may
-                                * have carried the runtimeDone */
+/* What the pipeline counted, for the summary. */
+struct pipeline_result {
+    struct pipeline_stats stats;
+    struct queue_stats intake;     /* bodies and events taken, dropped */
+    struct listener_stats listener;
+    bool has_listener;
+    struct export_stats exporter;
+    bool has_exporter;
+    bool left_running;             /* a thread did not end by end_ns */
 };
 
-/* Waits until the pipeline has handled platform.runtimeDone for
- * request_id (and handed an eager invocation's segment to the exporters),
- * within the bounds of *w (CLOCK_MONOTONIC).  0 when runtimeDone was
- * handled (*ret_done_us, may be NULL: its record's time, epoch µs, 0 when
- * unknown); -ENODATA when platform.start did not come in time; -EPIPE when
- * a batch was lost during the wait; -ETIMEDOUT at done_deadline_ns (or when
- * the pipeline drained).  Main thread. */
-int pipeline_wait_runtime_done(struct pipeline *p, const char *request_id, const struct pipeline_wait *w,
-                               int64_t *ret_done_us) __attribute__((warn_unused_result));
-
-/* A telemetry batch was lost before the pipeline could read it (the queue
- * was full): wakes an eager wait (see pipeline_wait.since_ns).  Any thread;
- * NULL-safe. */
-void pipeline_telemetry_lost(struct pipeline *p);
-
-/* Joins the thread once the queue is closed (it consumes what is left
- * first) and frees the pipeline.  Main thread; NULL-safe. */
-void pipeline_stop(struct pipeline *p, struct pipeline_stats *ret_stats);
+/* Stops: the listener stops accepting and gives requests in progress up to
+ * drain_ms, the loop ends (waited for until end_ns, CLOCK_MONOTONIC), then
+ * the exporters send what is queued until end_ns.  true when everything
+ * ended and was freed; false when a thread did not end in time: the caller
+ * must not tear down libcurl or the journal, and should exit.  *ret gets
+ * the counts either way (zeros for what did not end).  Main thread;
+ * NULL-safe (true). */
+bool pipeline_stop(struct pipeline *p, int64_t end_ns, int drain_ms, struct pipeline_result *ret);
 
 #endif

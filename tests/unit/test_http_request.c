@@ -1060,6 +1060,50 @@ static void test_error_status_and_reason(void **state)
 #define N_VALID (sizeof(valid_cases) / sizeof(valid_cases[0]))
 #define N_ERROR (sizeof(error_cases) / sizeof(error_cases[0]))
 
+/* A buffer handed to the parser receives the next body in place (no new
+ * allocation when Content-Length fits); one that cannot help is refused;
+ * a larger Content-Length gets one allocation of exactly its size. */
+static void test_given_body_buffer(void **state)
+{
+    struct http_request *req = http_request_new(1024, 100000);
+    static const char one[] = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    char *buf = malloc(64);
+    char *body = NULL;
+    size_t len = 0, used = 0;
+    unsigned long allocs;
+    (void)state;
+
+    assert_non_null(req);
+    assert_false(http_request_give_body_buffer(req, buf, 0));
+    assert_true(http_request_give_body_buffer(req, buf, 64));
+    allocs = fail_alloc_count();
+    assert_int_equal(http_request_feed(req, one, sizeof(one) - 1, &used), HTTP_REQUEST_COMPLETE);
+    assert_int_equal(http_request_take_body(req, &body, &len), 0);
+    assert_ptr_equal(body, buf);
+    assert_int_equal(len, 5);
+    assert_memory_equal(body, "hello", 5);
+    http_request_reset(req);
+    /* mid-body: refused, the caller keeps its buffer */
+    static const char part[] = "POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\nab";
+    assert_true(http_request_feed(req, part, sizeof(part) - 1, &used) >= 0);
+    assert_false(http_request_give_body_buffer(req, body, 64));
+    free(body);
+    http_request_reset(req);
+    /* 20,000 bytes arriving in pieces: one allocation, not a doubling series */
+    static const char head[] = "POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\n";
+    char piece[1000];
+    memset(piece, 'x', sizeof(piece));
+    assert_int_equal(http_request_feed(req, head, sizeof(head) - 1, &used), HTTP_REQUEST_INCOMPLETE);
+    allocs = fail_alloc_count();
+    for (int i = 0; i < 20; i++)
+        assert_true(http_request_feed(req, piece, sizeof(piece), &used) >= 0);
+    assert_int_equal(fail_alloc_count() - allocs, 1);
+    assert_int_equal(http_request_take_body(req, &body, &len), 0);
+    assert_int_equal(len, 20000);
+    free(body);
+    http_request_destroy(req);
+}
+
 static const struct CMUnitTest fixed_tests[] = {
     cmocka_unit_test_setup(test_new_rejects_bad_caps, reset_alloc_state),
     cmocka_unit_test_setup(test_fresh_parser_state, reset_alloc_state),
@@ -1086,6 +1130,7 @@ static const struct CMUnitTest fixed_tests[] = {
     cmocka_unit_test_setup(test_reset_retains_small_releases_large, reset_alloc_state),
     cmocka_unit_test_setup(test_reset_releases_large_head, reset_alloc_state),
     cmocka_unit_test_setup(test_take_body, reset_alloc_state),
+    cmocka_unit_test_setup(test_given_body_buffer, reset_alloc_state),
     cmocka_unit_test_setup(test_allocation_failures, reset_alloc_state),
     cmocka_unit_test_setup(test_error_status_and_reason, reset_alloc_state),
 };

@@ -384,6 +384,19 @@ class Emulator(TelemetryMixin, ProcessesMixin, MemoryMixin, InitMixin, InvokeMix
         with self._lock:
             return list(self._outputs.get(name, []))
 
+    def extension_tasks_at_first_next(self, name):
+        """How many threads the extension had when its first /event/next arrived (None: unknown)."""
+        with self._cv:
+            for e in self._exts:
+                if e.name == name:
+                    return getattr(e, "tasks_at_first_next", None)
+        return None
+
+    def telemetry_settled(self):
+        """No telemetry buffered or on its way to any subscriber."""
+        with self._cv:
+            return not any(sub.q or sub.busy for sub in self._subs.values())
+
     def extension_pids(self):
         with self._lock:
             return {e.name: e.proc.pid for e in self._exts if e.proc is not None and e.proc.pid}

@@ -3,6 +3,7 @@
 Part of the lambdaemu package behind tests/emulator/lambda_emulator.py (see __init__.py)."""
 
 import json
+import os
 import uuid
 
 from .constants import *  # noqa: F401,F403
@@ -135,6 +136,11 @@ class ExtensionsApiMixin:
             if not ext.first_next:
                 ext.first_next = True
                 ext.state = "Ready"
+                # its threads as it waits in its first /next (issue 12: at most 2 in Init)
+                try:
+                    ext.tasks_at_first_next = len(os.listdir("/proc/%d/task" % ext.proc.pid))
+                except (OSError, AttributeError):
+                    ext.tasks_at_first_next = None
             else:
                 ext.state = "Ready"
             undelivered_invoke = ext.queued is not None and ext.queued.request_id == ext.invoke_rid
