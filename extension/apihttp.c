@@ -315,7 +315,6 @@ static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t
 int apihttp_perform(struct apihttp *client, const struct apihttp_request *req,
                     struct apihttp_response *ret, char *detail, size_t detail_size)
 {
-    int head_len;
     int r = -EIO;
 
     memset(ret, 0, sizeof(*ret));
@@ -326,9 +325,9 @@ int apihttp_perform(struct apihttp *client, const struct apihttp_request *req,
         return -EINVAL;
     for (int attempt = 0; attempt < 2; attempt++) {
         bool stale;
-
         /* Built again for the second try: the first answer's bytes overwrote it. */
-        head_len = build_head(client, req);
+        int head_len = build_head(client, req);
+
         if (head_len < 0)
             return -EINVAL;
         r = exchange(client, req, (size_t)head_len, ret, detail, detail_size, &stale);
