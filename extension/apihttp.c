@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,26 @@ static int set_timeout(int fd, int opt, long ms)
     return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv)) < 0 ? -errno : 0;
 }
 
+/* The end of a connect that was interrupted.  0 or a negative errno. */
+static int wait_connected(int fd, long timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t err_len = sizeof(err);
+    int n;
+
+    do
+        n = poll(&pfd, 1, timeout_ms > 0 ? (int)timeout_ms : -1);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ETIMEDOUT;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
+        return -errno;
+    return err != 0 ? -err : 0;
+}
+
 /* A blocking connect to one address, bounded by SO_SNDTIMEO (which then
  * bounds every send too).  Returns the descriptor or a negative errno. */
 static int connect_to(const struct apihttp *c, const struct sockaddr *sa, socklen_t len)
@@ -131,9 +152,16 @@ static int connect_to(const struct apihttp *c, const struct sockaddr *sa, sockle
         return -errno;
     if (c->connect_timeout_ms > 0 && (r = set_timeout(fd, SO_SNDTIMEO, c->connect_timeout_ms)) < 0)
         goto fail;
-    while (connect(fd, sa, len) < 0) {
-        if (errno == EINTR)
-            continue;
+    if (connect(fd, sa, len) < 0) {
+        if (errno == EINTR) {
+            /* Interrupted (a stop signal, with SO_SNDTIMEO set): the
+             * connect goes on by itself; calling it again would say
+             * EALREADY.  Wait for its end instead. */
+            r = wait_connected(fd, c->connect_timeout_ms);
+            if (r < 0)
+                goto fail;
+            return fd;
+        }
         /* A blocking connect cut by SO_SNDTIMEO says EINPROGRESS. */
         r = errno == EINPROGRESS || errno == EAGAIN ? -ETIMEDOUT : -errno;
         goto fail;
