@@ -3,7 +3,6 @@
  */
 #include "apihttp.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -14,20 +13,19 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
+/* Only its pure header-value helper (shared, not duplicated: the layer's
+ * zip has a 500 KB budget); no libcurl here. */
+#include "http_client.h"
 #include "limits.h"
 
 struct apihttp {
     int fd;                  /* the kept connection, -1 when none */
     long connect_timeout_ms;
     long rcv_timeout_ms;     /* SO_RCVTIMEO as last set on fd (0: none, a new socket's) */
-    bool literal;            /* addr holds the address; otherwise host is resolved at connect */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
     char host[CONFIG_HOST_MAX];
     char port[8];
     char authority[CONFIG_RUNTIME_API_MAX]; /* the Host header's value */
@@ -67,22 +65,6 @@ int apihttp_new(const char *host_port, long connect_timeout_ms, size_t max_body_
     snprintf(c->host, sizeof(c->host), "%s", host);
     snprintf(c->port, sizeof(c->port), "%u", (unsigned)port);
     snprintf(c->authority, sizeof(c->authority), "%s", host_port);
-    {
-        struct sockaddr_in *in4 = (struct sockaddr_in *)&c->addr;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->addr;
-
-        if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-            in4->sin_family = AF_INET;
-            in4->sin_port = htons(port);
-            c->addr_len = sizeof(*in4);
-            c->literal = true;
-        } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = htons(port);
-            c->addr_len = sizeof(*in6);
-            c->literal = true;
-        }
-    }
     *ret = c;
     return 0;
 }
@@ -172,28 +154,28 @@ fail:
     return r;
 }
 
+/* Resolved at each connect (once in Init, again only after a reset): an
+ * address literal, what Lambda gives, costs musl's getaddrinfo no system
+ * call. */
 static int open_connection(struct apihttp *c, char *detail, size_t detail_size)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *list = NULL;
     int r;
 
-    if (c->literal) {
-        r = connect_to(c, (const struct sockaddr *)&c->addr, c->addr_len);
-    } else {
-        r = getaddrinfo(c->host, c->port, &hints, &list);
-        if (r != 0) {
-            set_detail(detail, detail_size, gai_strerror(r), 0);
-            return -ECONNREFUSED;
-        }
-        r = -ECONNREFUSED;
-        for (const struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
-            r = connect_to(c, ai->ai_addr, ai->ai_addrlen);
-            if (r >= 0)
-                break;
-        }
-        freeaddrinfo(list);
+    r = getaddrinfo(c->host, c->port, &hints, &list);
+    if (r != 0) {
+        /* Not gai_strerror: its table of messages would weigh on the zip. */
+        set_detail(detail, detail_size, "host does not resolve", 0);
+        return -ECONNREFUSED;
     }
+    r = -ECONNREFUSED;
+    for (const struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
+        r = connect_to(c, ai->ai_addr, ai->ai_addrlen);
+        if (r >= 0)
+            break;
+    }
+    freeaddrinfo(list);
     if (r < 0) {
         set_detail(detail, detail_size, "connect", -r);
         /* As libcurl did: any failure to connect but a timeout is a refusal
@@ -205,52 +187,46 @@ static int open_connection(struct apihttp *c, char *detail, size_t detail_size)
     return 0;
 }
 
-/* The request head into c->buf.  Returns its length, or -ENOBUFS. */
-static int build_head(struct apihttp *c, const struct apihttp_request *req)
+/* The request (head, then body) into c->buf.  Returns its length, or
+ * -ENOBUFS. */
+static int build_request(struct apihttp *c, const struct apihttp_request *req)
 {
-    bool has_body = req->body != NULL || strcmp(req->method, "GET") != 0;
+    size_t body_len = req->body != NULL ? req->body_len : 0;
     int n;
 
     n = snprintf(c->buf, c->cap, "%s %s HTTP/1.1\r\nHost: %s\r\n%s", req->method, req->path,
                  c->authority, req->headers != NULL ? req->headers : "");
     if (n < 0 || (size_t)n >= c->cap)
         return -ENOBUFS;
-    if (has_body) {
-        int m = snprintf(c->buf + n, c->cap - (size_t)n, "Content-Length: %zu\r\n", req->body_len);
+    if (req->body != NULL || strcmp(req->method, "GET") != 0) {
+        int m = snprintf(c->buf + n, c->cap - (size_t)n, "Content-Length: %zu\r\n", body_len);
         if (m < 0 || (size_t)m >= c->cap - (size_t)n)
             return -ENOBUFS;
         n += m;
     }
-    if ((size_t)n + 2 >= c->cap)
+    if ((size_t)n + 2 + body_len > c->cap)
         return -ENOBUFS;
-    memcpy(c->buf + n, "\r\n", 3);
-    return n + 2;
+    memcpy(c->buf + n, "\r\n", 2);
+    n += 2;
+    if (body_len > 0)
+        memcpy(c->buf + n, req->body, body_len);
+    return n + (int)body_len;
 }
 
-/* Head and body in one system call (no copy of the body). */
-static int send_request(struct apihttp *c, size_t head_len, const struct apihttp_request *req)
+/* The request built in buf (head and body: one system call; our bodies are
+ * a few hundred bytes). */
+static int send_request(struct apihttp *c, size_t len)
 {
-    struct iovec iov[2] = {{.iov_base = c->buf, .iov_len = head_len},
-                           {.iov_base = (void *)req->body, .iov_len = req->body != NULL ? req->body_len : 0}};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    size_t sent = 0;
 
-    while (iov[0].iov_len + iov[1].iov_len > 0) {
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    while (sent < len) {
+        ssize_t n = send(c->fd, c->buf + sent, len - sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
         }
-        for (int i = 0; i < 2; i++) {
-            size_t take = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
-            iov[i].iov_base = (char *)iov[i].iov_base + take;
-            iov[i].iov_len -= take;
-            n -= (ssize_t)take;
-        }
-        if (iov[0].iov_len == 0) {
-            msg.msg_iov = &iov[1];
-            msg.msg_iovlen = 1;
-        }
+        sent += (size_t)n;
     }
     return 0;
 }
@@ -258,7 +234,7 @@ static int send_request(struct apihttp *c, size_t head_len, const struct apihttp
 /* One try on the current or a new connection.  *ret_stale: it failed
  * before a single byte of answer came on a connection that had served
  * earlier requests (the server closed it meanwhile): worth one more try. */
-static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t head_len,
+static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t request_len,
                     struct apihttp_response *ret, char *detail, size_t detail_size, bool *ret_stale)
 {
     bool reused = c->fd >= 0;
@@ -276,8 +252,8 @@ static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t
         }
         c->rcv_timeout_ms = req->timeout_ms;
     }
-    /* The head was built in buf; the answer overwrites it once sent. */
-    r = send_request(c, head_len, req);
+    /* The request was built in buf; the answer overwrites it once sent. */
+    r = send_request(c, request_len);
     if (r < 0) {
         *ret_stale = reused && r != -ETIMEDOUT;
         set_detail(detail, detail_size, "send", -r);
@@ -354,11 +330,11 @@ int apihttp_perform(struct apihttp *client, const struct apihttp_request *req,
     for (int attempt = 0; attempt < 2; attempt++) {
         bool stale;
         /* Built again for the second try: the first answer's bytes overwrote it. */
-        int head_len = build_head(client, req);
+        int len = build_request(client, req);
 
-        if (head_len < 0)
+        if (len < 0)
             return -EINVAL;
-        r = exchange(client, req, (size_t)head_len, ret, detail, detail_size, &stale);
+        r = exchange(client, req, (size_t)len, ret, detail, detail_size, &stale);
         if (r == 0)
             return 0;
         apihttp_disconnect(client);
@@ -375,36 +351,6 @@ static bool is_tchar(unsigned char ch)
 {
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
            (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-bool apihttp_header_value(const char *line, size_t n, const char *name, char *dst, size_t dst_size)
-{
-    size_t name_len = strlen(name);
-    const char *v;
-    size_t vlen;
-
-    if (n <= name_len || line[name_len] != ':' || strncasecmp(line, name, name_len) != 0)
-        return false;
-    /* strncasecmp stops at a NUL in line: the name must be its own bytes. */
-    if (memchr(line, '\0', name_len) != NULL)
-        return false;
-    v = line + name_len + 1;
-    vlen = n - name_len - 1;
-    while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        vlen--;
-    }
-    while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' ||
-                        v[vlen - 1] == '\t'))
-        vlen--;
-    if (vlen >= dst_size)
-        return false;
-    for (size_t i = 0; i < vlen; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-            return false;
-    memcpy(dst, v, vlen);
-    dst[vlen] = '\0';
-    return true;
 }
 
 /* A header's value without surrounding blanks: [*ret_v, *ret_v + *ret_n). */
@@ -513,7 +459,7 @@ static int parse_head(const char *buf, size_t len, size_t max_head, const char *
                         ret->close = true;
             }
             if (capture != NULL && captured[0] == '\0')
-                (void)apihttp_header_value(p, n, capture, captured, captured_size);
+                (void)http_client_header_value(p, n, capture, captured, captured_size);
         }
         p = nl + 1;
     }

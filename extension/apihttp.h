@@ -41,12 +41,13 @@ struct apihttp_response {
     long status;
     char *body;         /* NUL-terminated, in the client's buffer: valid until its next request */
     size_t body_len;
-    char captured[256]; /* value of capture_header, "" when absent or unusable */
+    char captured[256]; /* value of capture_header, "" when absent or unusable
+                         * (http_client_header_value's rules: no control byte) */
 };
 
 /* host_port is "host:port" as config_runtime_api_valid accepts it (a host
- * name, an IPv4 or a [IPv6] address); a host name is resolved at the first
- * connect.  max_body_bytes is the largest answer body any request may ask
+ * name, an IPv4 or a [IPv6] address), resolved at each connect (a literal
+ * costs no system call).  max_body_bytes is the largest answer body any request may ask
  * for: the buffer holds that and EXTAPI_MAX_HEAD_BYTES of header.  Nothing
  * is connected yet.  0, -EINVAL, -ENOMEM. */
 int apihttp_new(const char *host_port, long connect_timeout_ms, size_t max_body_bytes,
@@ -88,12 +89,5 @@ int apihttp_parse_response(char *buf, size_t len, bool eof, size_t max_head_byte
                            size_t max_body_bytes, const char *capture_header,
                            struct apihttp_response *ret, struct apihttp_parsed *parsed)
     __attribute__((warn_unused_result));
-
-/* One header line (n bytes, line end included or not): when it is header
- * `name` (case-insensitive), copies its value without surrounding blanks
- * into dst and returns true.  A value that does not fit in dst_size bytes
- * (NUL included) or holds a control byte is not copied (it is sent back in
- * our own header lines).  Pure; any thread. */
-bool apihttp_header_value(const char *line, size_t n, const char *name, char *dst, size_t dst_size);
 
 #endif

@@ -182,7 +182,7 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
             err->status = resp.status;
         return -EPROTO;
     }
-    snprintf(api->identifier, sizeof(api->identifier), "%s", resp.captured);
+    memcpy(api->identifier, resp.captured, strlen(resp.captured) + 1); /* length checked above */
     extapi_parse_registration(resp.body, resp.body_len, ret);
     return 0;
 }

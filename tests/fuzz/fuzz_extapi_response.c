@@ -27,6 +27,7 @@
 
 #include "extapi.h"
 #include "apihttp.h"
+#include "http_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -134,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_answer(data, size, true);
 
     memset(value, 0x5a, sizeof(value));
-    if (apihttp_header_value(body, size, "Lambda-Extension-Identifier", value, sizeof(value))) {
+    if (http_client_header_value(body, size, "Lambda-Extension-Identifier", value, sizeof(value))) {
         size_t len = strnlen(value, sizeof(value));
 
         check(len < sizeof(value));

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "apihttp.h"
+#include "http_client.h"
 #include "fail_alloc.h"
 #include "fake_server.h"
 #include "limits.h"
@@ -248,10 +249,10 @@ static void test_capture_header(void **state)
     assert_string_equal(p.resp.captured, "");
     {
         char small[4];
-        assert_false(apihttp_header_value("X: abcd", 7, "X", small, sizeof(small)));
-        assert_true(apihttp_header_value("X: abc", 6, "X", small, sizeof(small)));
+        assert_false(http_client_header_value("X: abcd", 7, "X", small, sizeof(small)));
+        assert_true(http_client_header_value("X: abc", 6, "X", small, sizeof(small)));
         assert_string_equal(small, "abc");
-        assert_false(apihttp_header_value("X\0: a", 5, "X", small, sizeof(small)));
+        assert_false(http_client_header_value("X\0: a", 5, "X", small, sizeof(small)));
     }
 }
 
