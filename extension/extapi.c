@@ -10,14 +10,14 @@
 #include <string.h>
 
 #include "clock.h"
-#include "http_client.h"
+#include "apihttp.h"
 #include "limits.h"
 
-#define URL_MAX 320
+/* Our header lines: the identifier or name, the error type, a content type. */
+#define HEADERS_MAX 512
 
 struct extapi {
-    struct http_client *http;
-    char base[URL_MAX]; /* http://host:port */
+    struct apihttp *http;
     char name[EXTENSION_NAME_MAX];
     char identifier[EXTENSION_ID_MAX];
 };
@@ -25,6 +25,7 @@ struct extapi {
 int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
 {
     struct extapi *api;
+    int r;
 
     /* The value becomes the authority of every URL below: only host:port
      * may pass (a '@' would make the rest of it the host). */
@@ -38,12 +39,12 @@ int extapi_new(const char *runtime_api, const char *name, struct extapi **ret)
     api = calloc(1, sizeof(*api));
     if (api == NULL)
         return -ENOMEM;
-    api->http = http_client_new();
-    if (api->http == NULL) {
+    /* The largest answer is an event: the buffer is sized for it once. */
+    r = apihttp_new(runtime_api, EXTAPI_CONNECT_TIMEOUT_MS, EXTAPI_MAX_EVENT_BYTES, &api->http);
+    if (r < 0) {
         free(api);
-        return -ENOMEM;
+        return r;
     }
-    snprintf(api->base, sizeof(api->base), "http://%s", runtime_api);
     snprintf(api->name, sizeof(api->name), "%s", name);
     *ret = api;
     return 0;
@@ -53,7 +54,7 @@ void extapi_destroy(struct extapi *api)
 {
     if (api == NULL)
         return;
-    http_client_destroy(api->http);
+    apihttp_destroy(api->http);
     free(api);
 }
 
@@ -88,7 +89,7 @@ void extapi_parse_error(const char *body, size_t len, struct extapi_error *err)
 
 /* Fills err from an answer with a non-success status ({"errorMessage",
  * "errorType"} on Lambda). */
-static void error_from_answer(struct extapi_error *err, const struct http_client_response *resp)
+static void error_from_answer(struct extapi_error *err, const struct apihttp_response *resp)
 {
     if (err == NULL)
         return;
@@ -127,28 +128,26 @@ static int errno_from_status(long status)
     return -EIO;
 }
 
-/* One request to the local API with the standard timeouts. */
-static int call(struct extapi *api, const char *method, const char *path,
-                const char *const *headers, const char *body, long timeout_ms, size_t max_bytes,
-                const char *capture, struct http_client_response *resp, struct extapi_error *err)
+/* One request to the local API.  headers: our header lines, each ending
+ * in CRLF.  The answer's body stays valid until the next call. */
+static int call(struct extapi *api, const char *method, const char *path, const char *headers,
+                const char *body, long timeout_ms, size_t max_bytes, const char *capture,
+                struct apihttp_response *resp, struct extapi_error *err)
 {
-    char url[URL_MAX + 128];
-    struct http_client_request req = {
+    struct apihttp_request req = {
         .method = method,
-        .url = url,
+        .path = path,
         .headers = headers,
         .body = body,
         .body_len = body != NULL ? strlen(body) : 0,
-        .connect_timeout_ms = EXTAPI_CONNECT_TIMEOUT_MS,
         .timeout_ms = timeout_ms,
-        .max_response_bytes = max_bytes,
+        .max_body_bytes = max_bytes,
         .capture_header = capture,
     };
     int r;
 
-    snprintf(url, sizeof(url), "%s%s", api->base, path);
-    r = http_client_perform(api->http, &req, resp, err != NULL ? err->message : NULL,
-                            err != NULL ? sizeof(err->message) : 0);
+    r = apihttp_perform(api->http, &req, resp, err != NULL ? err->message : NULL,
+                        err != NULL ? sizeof(err->message) : 0);
     if (r < 0 && err != NULL)
         snprintf(err->error_type, sizeof(err->error_type), "%s", "transport");
     return r;
@@ -157,15 +156,16 @@ static int call(struct extapi *api, const char *method, const char *path,
 int extapi_register(struct extapi *api, bool invoke, bool shutdown,
                     struct extapi_registration *ret, struct extapi_error *err)
 {
-    char name_header[EXTENSION_NAME_MAX + 32];
-    const char *headers[] = {name_header, "Lambda-Extension-Accept-Feature: accountId",
-                             "Content-Type: application/json", NULL};
+    char headers[HEADERS_MAX];
     char body[64];
-    struct http_client_response resp;
+    struct apihttp_response resp;
     int r;
 
     error_clear(err);
-    snprintf(name_header, sizeof(name_header), "Lambda-Extension-Name: %s", api->name);
+    snprintf(headers, sizeof(headers),
+             "Lambda-Extension-Name: %s\r\nLambda-Extension-Accept-Feature: accountId\r\n"
+             "Content-Type: application/json\r\n",
+             api->name);
     /* Double quotes: the docs' single-quoted example is not JSON (trap 3). */
     snprintf(body, sizeof(body), "{\"events\":[%s%s%s]}", invoke ? "\"INVOKE\"" : "",
              invoke && shutdown ? "," : "", shutdown ? "\"SHUTDOWN\"" : "");
@@ -175,32 +175,32 @@ int extapi_register(struct extapi *api, bool invoke, bool shutdown,
         return r;
     if (resp.status != 200) {
         error_from_answer(err, &resp);
-        r = errno_from_status(resp.status);
-        goto out;
+        return errno_from_status(resp.status);
     }
     if (resp.captured[0] == '\0' || strlen(resp.captured) >= sizeof(api->identifier)) {
         if (err != NULL)
             err->status = resp.status;
-        r = -EPROTO;
-        goto out;
+        return -EPROTO;
     }
-    snprintf(api->identifier, sizeof(api->identifier), "%s", resp.captured);
-
+    memcpy(api->identifier, resp.captured, strlen(resp.captured) + 1); /* length checked above */
     extapi_parse_registration(resp.body, resp.body_len, ret);
-out:
-    http_client_response_clean_up(&resp);
-    return r;
+    return 0;
+}
+
+/* The identifier header line every call after register sends. */
+static void identifier_header(const struct extapi *api, char *buf, size_t size)
+{
+    snprintf(buf, size, "Lambda-Extension-Identifier: %s\r\n", api->identifier);
 }
 
 int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *err)
 {
-    char id_header[EXTENSION_ID_MAX + 40];
-    const char *headers[] = {id_header, NULL};
-    struct http_client_response resp;
+    char headers[HEADERS_MAX];
+    struct apihttp_response resp;
     int r = -EIO;
 
     error_clear(err);
-    snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
+    identifier_header(api, headers, sizeof(headers));
     for (int attempt = 0; attempt <= EXTAPI_NEXT_RETRIES; attempt++) {
         /* No total timeout: the sandbox freezes inside this call.  An
          * answer cut off mid-body (reset, or closed before Content-Length)
@@ -217,15 +217,13 @@ int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *
         return r;
     if (resp.status != 200) {
         error_from_answer(err, &resp);
-        r = errno_from_status(resp.status);
-    } else {
-        r = ext_event_parse(resp.body, resp.body_len, ret);
-        if (r < 0 && err != NULL) {
-            err->status = resp.status;
-            snprintf(err->error_type, sizeof(err->error_type), "%s", "malformed event");
-        }
+        return errno_from_status(resp.status);
     }
-    http_client_response_clean_up(&resp);
+    r = ext_event_parse(resp.body, resp.body_len, ret);
+    if (r < 0 && err != NULL) {
+        err->status = resp.status;
+        snprintf(err->error_type, sizeof(err->error_type), "%s", "malformed event");
+    }
     return r;
 }
 
@@ -257,42 +255,44 @@ int extapi_subscription_body(const struct config *cfg, const char *schema_versio
 
 int extapi_subscribe(struct extapi *api, const char *body, struct extapi_error *err)
 {
-    char id_header[EXTENSION_ID_MAX + 40];
-    const char *headers[] = {id_header, "Content-Type: application/json", NULL};
-    struct http_client_response resp;
+    char headers[HEADERS_MAX];
+    struct apihttp_response resp;
+    size_t n;
     int r;
 
     error_clear(err);
-    snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
+    identifier_header(api, headers, sizeof(headers));
+    n = strlen(headers);
+    snprintf(headers + n, sizeof(headers) - n, "%s", "Content-Type: application/json\r\n");
     r = call(api, "PUT", "/2022-07-01/telemetry", headers, body, EXTAPI_REQUEST_TIMEOUT_MS,
              EXTAPI_MAX_RESPONSE_BYTES, NULL, &resp, err);
     if (r < 0)
         return r;
     if (resp.status == 200)
-        r = 0;
-    else if (resp.status == 202) {
-        error_from_answer(err, &resp); /* Telemetry.NotSupported in local emulators */
-        r = 1;
-    } else {
-        error_from_answer(err, &resp);
-        r = errno_from_status(resp.status);
-    }
-    http_client_response_clean_up(&resp);
-    return r;
+        return 0;
+    error_from_answer(err, &resp);
+    if (resp.status == 202)
+        return 1; /* Telemetry.NotSupported in local emulators */
+    return errno_from_status(resp.status);
 }
 
 int extapi_report_error(struct extapi *api, bool during_init, const char *error_type,
                         const char *message, struct extapi_error *err)
 {
-    char id_header[EXTENSION_ID_MAX + 40];
-    char type_header[160];
-    const char *headers[] = {id_header, type_header, "Content-Type: application/json", NULL};
-    struct http_client_response resp;
+    char headers[HEADERS_MAX];
+    struct apihttp_response resp;
     cJSON *root = cJSON_CreateObject();
     char *body = NULL;
+    size_t n;
     int r;
 
     error_clear(err);
+    /* The type goes into a header line: a control byte would split it. */
+    for (const unsigned char *p = (const unsigned char *)error_type; *p != '\0'; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            cJSON_Delete(root);
+            return -EINVAL;
+        }
     if (root == NULL || cJSON_AddStringToObject(root, "errorMessage", message) == NULL ||
         cJSON_AddStringToObject(root, "errorType", error_type) == NULL ||
         (body = cJSON_PrintUnformatted(root)) == NULL) {
@@ -300,8 +300,11 @@ int extapi_report_error(struct extapi *api, bool during_init, const char *error_
         return -ENOMEM;
     }
     cJSON_Delete(root);
-    snprintf(id_header, sizeof(id_header), "Lambda-Extension-Identifier: %s", api->identifier);
-    snprintf(type_header, sizeof(type_header), "Lambda-Extension-Function-Error-Type: %s", error_type);
+    identifier_header(api, headers, sizeof(headers));
+    n = strlen(headers);
+    snprintf(headers + n, sizeof(headers) - n,
+             "Lambda-Extension-Function-Error-Type: %.160s\r\nContent-Type: application/json\r\n",
+             error_type);
     r = call(api, "POST", during_init ? "/2020-01-01/extension/init/error" : "/2020-01-01/extension/exit/error",
              headers, body, EXTAPI_REQUEST_TIMEOUT_MS, EXTAPI_MAX_RESPONSE_BYTES, NULL, &resp, err);
     cJSON_free(body);
@@ -309,8 +312,7 @@ int extapi_report_error(struct extapi *api, bool during_init, const char *error_
         return r;
     if (resp.status != 202 && resp.status != 200) {
         error_from_answer(err, &resp);
-        r = errno_from_status(resp.status);
+        return errno_from_status(resp.status);
     }
-    http_client_response_clean_up(&resp);
-    return r;
+    return 0;
 }

@@ -2,7 +2,8 @@
  * extapi.h - client of the Lambda Extensions API (2020-01-01) and of the
  * Telemetry API subscription (2022-07-01).
  *
- * Owned by the lifecycle (main) thread; every call runs on that thread.
+ * Owned by the lifecycle (main) thread; every call runs on that thread, over
+ * one kept-alive blocking socket (apihttp.h), not libcurl.
  * /event/next has no total timeout because the sandbox may be frozen inside
  * it for hours (reference trap 6); every other call has connect and total
  * timeouts.  Nothing here logs: failures come back as negative errno plus
@@ -31,7 +32,7 @@ struct extapi_registration {
 struct extapi_error {
     long status;            /* HTTP status, 0 for a transport error */
     char error_type[96];    /* errorType of the answer, or a short transport reason */
-    char message[256];      /* errorMessage of the answer, or curl's detail */
+    char message[256];      /* errorMessage of the answer, or the transport's detail */
 };
 
 /* runtime_api is AWS_LAMBDA_RUNTIME_API ("host:port", checked with

@@ -45,6 +45,9 @@
 
 /* Extensions API answers (register response, INVOKE / SHUTDOWN events). */
 #define EXTAPI_MAX_RESPONSE_BYTES (64UL * 1024)
+/* The header section of an answer (status line, fields, blank line); a
+ * chunked body's trailer gets as much. */
+#define EXTAPI_MAX_HEAD_BYTES (16UL * 1024)
 #define EXTAPI_CONNECT_TIMEOUT_MS 1000
 #define EXTAPI_REQUEST_TIMEOUT_MS 2000
 /* After the sandbox thaws, a kept-alive /event/next connection may have been

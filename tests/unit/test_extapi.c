@@ -1,6 +1,6 @@
-/* Unit tests for extapi.c's pure parts: the subscription body and argument
- * checks.  The HTTP exchanges are covered by the integration tests against
- * the emulator. */
+/* Unit tests for extapi.c: the subscription body, argument checks, and the
+ * exchanges against a scripted loopback server (what is sent, how answers
+ * map to results).  The integration tests run them against the emulator. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +13,7 @@
 
 #include "extapi.h"
 #include "fail_alloc.h"
+#include "fake_server.h"
 
 static void test_subscription_body_has_every_field(void **state)
 {
@@ -146,6 +147,113 @@ static void test_parse_error_keeps_what_is_absent(void **state)
     assert_string_equal(err.message, "kept");
 }
 
+static struct extapi *api_for(const struct fake *f)
+{
+    char hp[32];
+    struct extapi *api = NULL;
+
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", (unsigned)f->port);
+    assert_int_equal(extapi_new(hp, "lambda-tracer", &api), 0);
+    return api;
+}
+
+/* Init's conversation on one kept-alive connection: what each call sends
+ * and how each answer maps to its result. */
+static void test_init_conversation(void **state)
+{
+    static const struct step steps[] = {
+        {"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: 3f1e0c52-1111-4222-8333-944455556666\r\n"
+         "Content-Type: application/json\r\nContent-Length: 79\r\n\r\n"
+         "{\"functionName\":\"fn\",\"functionVersion\":\"$LATEST\",\"handler\":\"h\",\"accountId\":\"1\"}",
+         0, KEEP},
+        {"HTTP/1.1 400 Bad Request\r\nContent-Length: 55\r\n\r\n"
+         "{\"errorType\":\"ValidationError\",\"errorMessage\":\"schema\"}",
+         0, KEEP},
+        {"HTTP/1.1 202 Accepted\r\nContent-Length: 86\r\n\r\n"
+         "{\"errorMessage\":\"Telemetry API is not supported\",\"errorType\":\"Telemetry.NotSupported\"}",
+         0, KEEP},
+        /* an event in chunks, as Go's net/http sends larger answers */
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "14\r\n{\"eventType\":\"SHUTDO\r\n"
+         "34\r\nWN\",\"shutdownReason\":\"spindown\",\"deadlineMs\":1700000\r\n"
+         "4\r\n0000\r\n1\r\n}\r\n0\r\n\r\n",
+         0, KEEP},
+        {"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n{\"status\":\"OK\"}", 0, KEEP},
+    };
+    struct fake f;
+    struct extapi *api;
+    struct extapi_registration reg;
+    struct extapi_error err;
+    struct ext_event ev;
+    (void)state;
+    fake_start(&f, steps, 5);
+    api = api_for(&f);
+    assert_int_equal(extapi_register(api, true, true, &reg, &err), 0);
+    assert_string_equal(extapi_identifier(api), "3f1e0c52-1111-4222-8333-944455556666");
+    assert_string_equal(reg.function_name, "fn");
+    assert_string_equal(reg.account_id, "1");
+    assert_int_equal(extapi_subscribe(api, "{}", &err), -EINVAL);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.error_type, "ValidationError");
+    assert_int_equal(extapi_subscribe(api, "{}", &err), 1);
+    assert_string_equal(err.error_type, "Telemetry.NotSupported");
+    assert_int_equal(extapi_next(api, &ev, &err), 0);
+    assert_int_equal(ev.type, EXT_EVENT_SHUTDOWN);
+    assert_int_equal(extapi_report_error(api, false, "Extension.Test", "it broke", &err), 0);
+    extapi_destroy(api);
+    fake_join(&f);
+    assert_int_equal(f.send_failures, 0);
+    assert_int_equal(f.accepts, 1);
+    assert_int_equal(f.requests, 5);
+    assert_non_null(strstr(f.req[0], "POST /2020-01-01/extension/register HTTP/1.1\r\n"));
+    assert_non_null(strstr(f.req[0], "\r\nLambda-Extension-Name: lambda-tracer\r\n"));
+    assert_non_null(strstr(f.req[0], "\r\nLambda-Extension-Accept-Feature: accountId\r\n"));
+    assert_non_null(strstr(f.req[0], "\r\n\r\n{\"events\":[\"INVOKE\",\"SHUTDOWN\"]}"));
+    assert_non_null(strstr(f.req[1], "PUT /2022-07-01/telemetry HTTP/1.1\r\n"));
+    assert_non_null(strstr(f.req[1], "\r\nLambda-Extension-Identifier: 3f1e0c52-1111-4222-8333-944455556666\r\n"));
+    assert_non_null(strstr(f.req[1], "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(f.req[3], "GET /2020-01-01/extension/event/next HTTP/1.1\r\n"));
+    assert_non_null(strstr(f.req[3], "\r\nLambda-Extension-Identifier: 3f1e0c52-1111-4222-8333-944455556666\r\n"));
+    assert_null(strstr(f.req[3], "Content-Length"));
+    assert_non_null(strstr(f.req[4], "POST /2020-01-01/extension/exit/error HTTP/1.1\r\n"));
+    assert_non_null(strstr(f.req[4], "\r\nLambda-Extension-Function-Error-Type: Extension.Test\r\n"));
+    assert_non_null(strstr(f.req[4], "\"errorMessage\":\"it broke\""));
+}
+
+/* A register answer without an identifier is a protocol error; an event
+ * cut off mid-body is asked for again (on a new connection) and arrives. */
+static void test_missing_identifier_and_cut_event(void **state)
+{
+    static const struct step steps[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 0, KEEP},
+        {"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: id\r\nContent-Length: 2\r\n\r\n{}", 0, KEEP},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 70\r\n\r\n{\"eventType\":\"SHUT", 0, CLOSE},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 68\r\n\r\n"
+         "{\"eventType\":\"SHUTDOWN\",\"shutdownReason\":\"spindown\",\"deadlineMs\":17}",
+         0, KEEP},
+        {"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n{}", 0, KEEP},
+    };
+    struct fake f;
+    struct extapi *api;
+    struct extapi_registration reg;
+    struct extapi_error err;
+    struct ext_event ev;
+    (void)state;
+    fake_start(&f, steps, 5);
+    api = api_for(&f);
+    assert_int_equal(extapi_register(api, true, true, &reg, &err), -EPROTO);
+    assert_int_equal(extapi_register(api, true, true, &reg, &err), 0);
+    assert_int_equal(extapi_next(api, &ev, &err), 0);
+    assert_int_equal(ev.type, EXT_EVENT_SHUTDOWN);
+    assert_int_equal(extapi_next(api, &ev, &err), -EACCES);
+    assert_int_equal(err.status, 403);
+    extapi_destroy(api);
+    fake_join(&f);
+    assert_int_equal(f.send_failures, 0);
+    assert_int_equal(f.accepts, 2);
+    assert_int_equal(f.requests, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +264,8 @@ int main(void)
         cmocka_unit_test(test_register_transport_error),
         cmocka_unit_test(test_parse_registration),
         cmocka_unit_test(test_parse_error_keeps_what_is_absent),
+        cmocka_unit_test(test_init_conversation),
+        cmocka_unit_test(test_missing_identifier_and_cut_event),
     };
     return cmocka_run_group_tests_name("extapi", tests, NULL, NULL);
 }
