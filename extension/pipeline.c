@@ -346,6 +346,7 @@ static void on_segment(const struct trace_segment *tracer_seg, bool final, void 
         p->stats.segments++;
     else
         p->stats.in_progress++;
+    p->stats.attrs_dropped += seg->attrs_dropped;
     if (p->exporter != NULL) {
         struct trace_resource res;
         tracer_get_resource(p->tracer, &res);

@@ -435,9 +435,10 @@ static int add_span(struct trace_segment *seg, int parent, const char *name, int
     if (seg->span_count >= TRACE_MAX_SPANS || start_us == TEL_ABSENT)
         return -1;
     s = &seg->spans[seg->span_count];
-    memset(s, 0, sizeof(*s));
     if (ids_new_span_id(s->id) < 0)
         return -1;
+    s->error = false;
+    s->fault = false;
     s->parent = parent;
     trace_copy_str(s->name, sizeof(s->name), name);
     s->start_us = start_us;
@@ -874,7 +875,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
              start + inv->report_duration_us > inv->report_us + 1000)
         start = inv->report_us - inv->report_duration_us;
     ensure_ids(inv, start);
-    memset(seg, 0, sizeof(*seg));
+    trace_segment_clear(seg);
     seg->kind = TRACE_SEGMENT_INVOCATION;
     trace_copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
     trace_copy_str(seg->id, sizeof(seg->id), inv->segment_id);
@@ -1157,7 +1158,7 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
           : in->runtime_done                            ? in->runtime_done_us
                                                         : now_us;
-    memset(seg, 0, sizeof(*seg));
+    trace_segment_clear(seg);
     seg->kind = TRACE_SEGMENT_INIT;
     if (ids_new_trace_id(in->start_us / 1000000, seg->trace_id) < 0 || ids_new_span_id(seg->id) < 0 ||
         ids_new_span_id(seg->cause_id) < 0)
