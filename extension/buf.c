@@ -232,6 +232,65 @@ int buf_append_fixed(struct buf *b, int64_t v, unsigned decimals)
 }
 
 /*
+ * Clean runs.  Most bytes of what we escape are printable ASCII that JSON
+ * takes as is; they are found a word at a time (two 64-bit words per
+ * 16-byte step, plain integer arithmetic: the same code on x86_64 and
+ * arm64, no vector unit assumed) and copied with memcpy, and only the
+ * bytes in between go through the character rules below.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+#define LOW7 UINT64_C(0x7f7f7f7f7f7f7f7f)
+
+/* The high bit of each byte of x that JSON does not take as is: below
+ * 0x20, '"', '\\', DEL, or 0x80 and above.  Exact per byte: the sums
+ * work on 7-bit values, so no carry crosses into the next byte. */
+static uint64_t unclean_bytes(uint64_t x)
+{
+    uint64_t t = x & LOW7;
+    uint64_t printable = (t + 0x60 * ONES) & HIGHS;    /* low 7 bits >= 0x20 */
+    uint64_t not_quote = ((t ^ ('"' * ONES)) + LOW7) & HIGHS;
+    uint64_t not_backslash = ((t ^ ('\\' * ONES)) + LOW7) & HIGHS;
+    uint64_t del = (t + ONES) & HIGHS;                 /* low 7 bits == 0x7f */
+
+    return (x & HIGHS) | del | (~(printable & not_quote & not_backslash) & HIGHS);
+}
+
+static uint64_t load64(const unsigned char *p)
+{
+    uint64_t x;
+
+    memcpy(&x, p, sizeof(x));
+    return x;
+}
+
+/* How many bytes at the start of s (n bytes) JSON takes as they are. */
+static size_t clean_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (n - i >= 16 && (unclean_bytes(load64(s + i)) | unclean_bytes(load64(s + i + 8))) == 0)
+        i += 16;
+    if (n - i >= 8 && unclean_bytes(load64(s + i)) == 0)
+        i += 8;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
+/* How many bytes at the start of s are ASCII (below 0x80). */
+static size_t ascii_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (n - i >= 16 && ((load64(s + i) | load64(s + i + 8)) & HIGHS) == 0)
+        i += 16;
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
+}
+
+/*
  * Length of the well-formed UTF-8 sequence starting at s[0] (2..4 bytes),
  * or 0 when it is ill-formed; then *ret_skip is the length of the maximal
  * subpart to replace with one U+FFFD (Unicode 15, table 3-7 and section
@@ -317,9 +376,14 @@ size_t buf_json_escaped_len(const char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
+        size_t run = clean_run(u + i, n - i);
         size_t in;
         bool bad;
 
+        out += run;
+        i += run;
+        if (i == n)
+            break;
         out += next_char(u + i, n - i, &in, &bad);
         i += in;
     }
@@ -335,6 +399,15 @@ static char *escape_into(char *dst, const char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
+        size_t run = clean_run(u + i, n - i);
+
+        if (run > 0) {
+            memcpy(dst, u + i, run);
+            dst += run;
+            i += run;
+            if (i == n)
+                break;
+        }
         unsigned char c = u[i];
         size_t in;
         bool bad;
@@ -411,9 +484,15 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
 
     /* Measure, reserve once, then write (see the top of the file). */
     while (i < n) {
+        size_t run = ascii_run(u + i, n - i);
         size_t skip = 1;
-        size_t len = u[i] < 0x80 ? 1 : utf8_sequence(u + i, n - i, &skip);
+        size_t len;
 
+        out += run;
+        i += run;
+        if (i == n)
+            break;
+        len = utf8_sequence(u + i, n - i, &skip);
         out += len > 0 ? len : REPLACEMENT_LEN;
         i += len > 0 ? len : skip;
     }
@@ -422,9 +501,17 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
         return r;
     dst = b->data + b->len;
     for (i = 0; i < n;) {
+        size_t run = ascii_run(u + i, n - i);
         size_t skip = 1;
-        size_t len = u[i] < 0x80 ? 1 : utf8_sequence(u + i, n - i, &skip);
+        size_t len;
 
+        if (run > 0) {
+            memcpy(dst, u + i, run);
+            dst += run;
+            i += run;
+            continue;
+        }
+        len = utf8_sequence(u + i, n - i, &skip);
         if (len > 0) {
             memcpy(dst, u + i, len);
             dst += len;

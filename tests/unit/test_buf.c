@@ -311,6 +311,164 @@ static int workload(struct buf *b)
     return r;
 }
 
+/* --- the word-at-a-time clean runs against the simple path --------------- */
+
+/* The byte-by-byte rules the fast path must match: escape and sanitise one
+ * character at a time (the encoder before clean runs). */
+static size_t ref_utf8_len(const unsigned char *s, size_t n, size_t *skip)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c == 0xE0)
+        need = 2, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+        need = 2;
+    else if (c == 0xED)
+        need = 2, hi = 0x9F;
+    else if (c == 0xF0)
+        need = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+        need = 3;
+    else if (c == 0xF4)
+        need = 3, hi = 0x8F;
+    else {
+        *skip = 1;
+        return 0;
+    }
+    for (size_t i = 1; i <= need; i++) {
+        if (i >= n || (i == 1 ? (s[i] < lo || s[i] > hi) : (s[i] < 0x80 || s[i] > 0xBF))) {
+            *skip = i;
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
+/* Reference output into out (room for 6n + 2); json: quoted and escaped,
+ * else sanitised only.  Returns the length. */
+static size_t ref_encode(const unsigned char *u, size_t n, bool json, char *out)
+{
+    size_t o = 0;
+
+    if (json)
+        out[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t skip, len;
+        if (c < 0x80) {
+            i++;
+            if (!json)
+                out[o++] = (char)c;
+            else if (c == '"' || c == '\\')
+                out[o++] = '\\', out[o++] = (char)c;
+            else if (c == '\n')
+                out[o++] = '\\', out[o++] = 'n';
+            else if (c == '\r')
+                out[o++] = '\\', out[o++] = 'r';
+            else if (c == '\t')
+                out[o++] = '\\', out[o++] = 't';
+            else if (c < 0x20 || c == 0x7F)
+                o += (size_t)sprintf(out + o, "\\u%04x", c);
+            else
+                out[o++] = (char)c;
+            continue;
+        }
+        len = ref_utf8_len(u + i, n - i, &skip);
+        if (len > 0) {
+            memcpy(out + o, u + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += skip;
+        }
+    }
+    if (json)
+        out[o++] = '"';
+    return o;
+}
+
+static void check_against_ref(const unsigned char *s, size_t n)
+{
+    static char want[6 * 300 + 2];
+    struct buf b;
+    size_t wn;
+
+    assert_true(n <= 300);
+    buf_init(&b, 4096);
+    wn = ref_encode(s, n, true, want);
+    assert_int_equal(buf_append_json_string(&b, (const char *)s, n), 0);
+    assert_int_equal(buf_len(&b), wn);
+    assert_memory_equal(buf_data(&b), want, wn);
+    assert_int_equal(buf_json_escaped_len((const char *)s, n) + 2, wn);
+    buf_reset(&b);
+    wn = ref_encode(s, n, false, want);
+    assert_int_equal(buf_append_utf8(&b, (const char *)s, n), 0);
+    assert_int_equal(buf_len(&b), wn);
+    if (wn > 0)
+        assert_memory_equal(buf_data(&b), want, wn);
+    buf_free(&b);
+}
+
+/* Every byte value at every position of clean strings whose lengths cross
+ * the 8- and 16-byte steps, at an aligned and an unaligned start. */
+static void test_clean_runs_every_byte_every_position(void **state)
+{
+    static unsigned char mem[64 + 8];
+    (void)state;
+
+    for (size_t align = 0; align < 8; align += 5) {
+        unsigned char *s = mem + align;
+        for (size_t n = 1; n <= 40; n++) {
+            for (size_t pos = 0; pos < n; pos++) {
+                for (unsigned v = 0; v < 256; v++) {
+                    for (size_t i = 0; i < n; i++)
+                        s[i] = (unsigned char)('a' + i % 26);
+                    s[pos] = (unsigned char)v;
+                    check_against_ref(s, n);
+                }
+            }
+        }
+    }
+}
+
+/* Random mixes: printable runs, escapes, valid and invalid UTF-8 (cut
+ * sequences, overlongs, surrogates, stray continuations), lengths up to
+ * 300 so sequences straddle every 16-byte boundary. */
+static void test_clean_runs_random_mixes(void **state)
+{
+    static const char *const pieces[] = {
+        "abcdefghijklmnop", "0123456789", " ", "\"", "\\", "\n", "\t", "\r", "\x01", "\x1f", "\x7f",
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\x80",
+        "\xbf", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "\xfe", "/",
+        "~", "\x00",
+    };
+    unsigned char s[300];
+    uint32_t seed = 12345;
+    (void)state;
+
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0;
+        size_t want;
+        seed = seed * 1103515245u + 12345u;
+        want = (seed >> 8) % 300;
+        while (n < want) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = pieces[(seed >> 8) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t len = p[0] == '\0' ? 1 : strlen(p);
+            if (len > want - n)
+                len = want - n;
+            memcpy(s + n, p, len);
+            n += len;
+        }
+        check_against_ref(s, n);
+    }
+}
+
 static void test_every_allocation_failure(void **state)
 {
     struct buf b;
@@ -409,6 +567,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_utf8_sanitising_without_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_string_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_double, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_runs_every_byte_every_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_runs_random_mixes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_integers_and_fixed_point, setup, teardown),
     };
