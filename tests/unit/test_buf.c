@@ -469,6 +469,91 @@ static void test_clean_runs_random_mixes(void **state)
     }
 }
 
+/* --- doubles: the integer fast path against printf ------------------------ */
+
+/* The simple path: the first of %.15g/%.16g/%.17g that reads back. */
+static size_t ref_double(double d, char *out)
+{
+    int n = 0;
+
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, 32, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    return (size_t)n;
+}
+
+static void check_double(double d)
+{
+    char want[32];
+    struct buf b;
+    size_t n = ref_double(d, want);
+
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_json_double(&b, d), 0);
+    if (buf_len(&b) != n || memcmp(buf_data(&b), want, n) != 0)
+        fail_msg("%.17g (%a): got %s, want %.*s", d, d, buf_data(&b), (int)n, want);
+    buf_free(&b);
+}
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Random bit patterns over and around the fast path's range, the figures
+ * the tracer computes (prices times milliseconds and megabytes), short
+ * decimals and their neighbours, powers of ten and the range's edges. */
+static void test_double_fast_path_matches_printf(void **state)
+{
+    static const double edges[] = {1e-4, 1e-3, 0.1, 1, 10, 1e14, 1e15, 9.99999999999999e14,
+                                   999999999999999.9, 0.5, 0.25, 12.5, 0.0001, 0.00009999999999999999,
+                                   1.5, 2.5, 0.3, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 123456789012345.6,
+                                   4503599627370496.0, 0.000166667, 1.66667e-05, 2e-07, 0.0000002083};
+    uint64_t x = 88172645463325252ULL;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        double d = edges[i];
+        for (int k = 0; k < 40; k++) {
+            check_double(d);
+            check_double(-d);
+            d = nextafter(d, k < 20 ? INFINITY : 0);
+            if (k == 19)
+                d = nextafter(edges[i], 0);
+        }
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = rng_next(&x);
+        double d;
+        /* exponents around [1e-5, 1e16]: biased exponents 1006..1077 */
+        bits = (bits & UINT64_C(0x800fffffffffffff)) | ((uint64_t)(1006 + rng_next(&x) % 72) << 52);
+        memcpy(&d, &bits, sizeof(d));
+        check_double(d);
+    }
+    for (int i = 0; i < 100000; i++) {
+        double price = (double)(rng_next(&x) % 100000) / 1e10; /* USD per GB-s */
+        double ms = (double)(rng_next(&x) % 900000);
+        double mb = (double)(128 + rng_next(&x) % 10112);
+        check_double(price * ms / 1000.0 * mb / 1024.0);
+        check_double(ms / 1000.0);
+        check_double((double)(rng_next(&x) % 100000000) / 1000.0);
+        check_double((double)(rng_next(&x) % 1000) / 100.0);
+    }
+    /* outside the fast path: printf decides, unchanged */
+    check_double(0.0);
+    check_double(-0.0);
+    check_double(1e-300);
+    check_double(5e-324);
+    check_double(1e300);
+    check_double(1e15);
+    check_double(12345678901234567890.0);
+}
+
 static void test_every_allocation_failure(void **state)
 {
     struct buf b;
@@ -569,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_double, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_runs_every_byte_every_position, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_runs_random_mixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_double_fast_path_matches_printf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_integers_and_fixed_point, setup, teardown),
     };
