@@ -575,15 +575,16 @@ int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t ma
 
 /*
  * The fast path of buf_append_json_double: "%.15g" etc. computed exactly
- * with integers, for the doubles the encoders meet (costs, milliseconds):
- * 1e-4 <= |d| < 1e15, where %g prints fixed notation.  d = m * 2^e with a
- * 53-bit m, so d * 10^k = m * 5^k * 2^(e+k): with k <= 20 that is at most
- * a 100-bit integer shifted right, whose digits and remainder are exact;
- * printf rounds the same exact value to the nearest, ties to even.
+ * with integers, for the doubles the encoders meet (costs in USD, often
+ * below 1e-4 and so in the exponent form; milliseconds): 1e-10 <= |d| <
+ * 1e15.  d = m * 2^e with a 53-bit m, so d * 10^k = m * 5^k * 2^(e+k):
+ * with k <= 27 that is at most a 116-bit integer shifted right, whose
+ * digits and remainder are exact; printf rounds the same exact value to
+ * the nearest, ties to even.
  */
 __extension__ typedef unsigned __int128 u128;
 
-#define FAST_DOUBLE_MAX_K 20
+#define FAST_DOUBLE_MAX_K 27
 
 /* round(|d| * 10^k), ties to even, exact; *ret_reads_back: that decimal
  * (times 10^-k) reads back as d (within half a unit in the last place,
@@ -633,7 +634,7 @@ static size_t fast_double(double d, char *out)
     uint64_t m;
     int e, x = 0;
 
-    if (!(mag >= 1e-4 && mag < 1e15))
+    if (!(mag >= 1e-10 && mag < 1e15))
         return 0;
     f = frexp(mag, &exp2); /* mag = f * 2^exp2, 0.5 <= f < 1 */
     m = (uint64_t)ldexp(f, 53);
@@ -644,7 +645,7 @@ static size_t fast_double(double d, char *out)
             x++;
     } else {
         x = -1;
-        while (x > -4 && mag < 1.0 / (double)pow10[-x])
+        while (x > -10 && mag < 1.0 / (double)pow10[-x])
             x--;
     }
     for (int prec = 15; prec <= 17; prec++) {
@@ -679,8 +680,6 @@ static size_t fast_double(double d, char *out)
                 reads_back = lower_reads_back;
             }
         }
-        if (x < -4 || x >= prec)
-            return 0; /* %g would use the exponent form */
         if (!reads_back && prec < 17)
             continue;
         char digits[17];
@@ -690,12 +689,27 @@ static size_t fast_double(double d, char *out)
             digits[i] = (char)('0' + q % 10);
             q /= 10;
         }
+        bool exp_form = x < -4 || x >= prec; /* as %g decides */
         /* trailing zeros of the fraction go, as %g drops them */
-        while (ndig > x + 1 && ndig > 1 && digits[ndig - 1] == '0')
+        while (ndig > (exp_form ? 1 : x + 1) && ndig > 1 && digits[ndig - 1] == '0')
             ndig--;
         if (d < 0)
             out[n++] = '-';
-        if (x >= 0) {
+        if (exp_form) {
+            int ax = x < 0 ? -x : x;
+            out[n++] = digits[0];
+            if (ndig > 1) {
+                out[n++] = '.';
+                memcpy(out + n, digits + 1, (size_t)ndig - 1);
+                n += (size_t)ndig - 1;
+            }
+            out[n++] = 'e';
+            out[n++] = x < 0 ? '-' : '+';
+            if (ax >= 100)
+                out[n++] = (char)('0' + ax / 100);
+            out[n++] = (char)('0' + ax / 10 % 10);
+            out[n++] = (char)('0' + ax % 10);
+        } else if (x >= 0) {
             memcpy(out + n, digits, (size_t)x + 1);
             n += (size_t)x + 1;
             if (ndig > x + 1) {
