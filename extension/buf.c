@@ -682,7 +682,7 @@ static size_t fast_double(double d, char *out)
         }
         if (!reads_back && prec < 17)
             continue;
-        char digits[17];
+        char digits[17] = {0};
         size_t n = 0;
         int ndig = prec;
         for (int i = prec - 1; i >= 0; i--) {

@@ -124,9 +124,9 @@ static int append_key(struct buf *b, const char *prefix, const char *key)
         return r;
     }
     /* one append: all or nothing by itself */
-    memcpy(text, prefix, p);
+    memcpy(text, prefix, p + 1); /* terminators copied, then overwritten */
     text[p] = '"';
-    memcpy(text + p + 1, key, k);
+    memcpy(text + p + 1, key, k + 1);
     text[p + 1 + k] = '"';
     text[p + 2 + k] = ':';
     return buf_append(b, text, p + k + 3);
