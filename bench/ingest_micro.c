@@ -4,9 +4,12 @@
  * counts): builds the load generator's batches (telemetry_body.h: 1,000
  * records, per invocation platform.start, LINES function lines of 1 KB,
  * runtimeDone, report), then parses each, feeds every event to the tracer
- * and encodes every segment as X-Ray documents, as export_submit does.
+ * and encodes every segment as export_submit does: X-Ray documents (the
+ * stdout, daemon and API sinks), OTLP (protobuf or JSON), or both.  The
+ * tracer has the binary's default price, so segments carry its cost
+ * attributes as they do in the benchmark.
  *
- *   ingest_micro [BATCHES [LINES]]
+ *   ingest_micro [BATCHES [LINES [xray|otlp|otlp-json|both]]]
  *
  * prints records, segments, CPU seconds and records per CPU second of the
  * parse-trace-encode loop (the bodies are built before the clock starts).
@@ -18,6 +21,8 @@
 #include <time.h>
 
 #include "buf.h"
+#include "cost.h"
+#include "otlp_encode.h"
 #include "telemetry.h"
 #include "telemetry_body.h"
 #include "tracer.h"
@@ -25,6 +30,9 @@
 
 struct sink {
     struct xray_docs docs;
+    struct buf otlp;
+    bool xray, otlp_pb, otlp_json;
+    struct tracer *t;
     unsigned long segments;
     unsigned long bytes;
 };
@@ -34,10 +42,19 @@ static void emit(const struct trace_segment *seg, bool final, void *ctx)
     struct sink *s = ctx;
 
     (void)final;
-    if (xray_encode_split(seg, XRAY_DOC_MAX_BYTES, &s->docs, NULL) == 0) {
-        s->segments++;
+    if (s->xray && xray_encode_split(seg, XRAY_DOC_MAX_BYTES, &s->docs, NULL) == 0)
         s->bytes += buf_len(&s->docs.text);
+    if (s->otlp_pb || s->otlp_json) {
+        struct trace_resource res;
+        int r;
+        tracer_get_resource(s->t, &res);
+        buf_reset(&s->otlp);
+        r = s->otlp_json ? otlp_encode_json(&s->otlp, &res, seg, 1, TRACE_NO_END, NULL)
+                         : otlp_encode_protobuf(&s->otlp, &res, seg, 1, TRACE_NO_END, NULL);
+        if (r == 0)
+            s->bytes += buf_len(&s->otlp);
     }
+    s->segments++;
 }
 
 static void die(const char *what)
@@ -50,6 +67,7 @@ int main(int argc, char **argv)
 {
     unsigned long batches = argc > 1 ? strtoul(argv[1], NULL, 10) : 20;
     unsigned long lines = argc > 2 ? strtoul(argv[2], NULL, 10) : 7;
+    const char *enc = argc > 3 ? argv[3] : "xray";
     struct sink sink = {.segments = 0};
     struct tracer_options opts = {
         .function_name = "bench-fn", .function_version = "$LATEST", .account_id = "",
@@ -59,8 +77,16 @@ int main(int argc, char **argv)
     unsigned long records = 0;
     struct timespec a, b;
 
+    sink.xray = strcmp(enc, "xray") == 0 || strcmp(enc, "both") == 0;
+    sink.otlp_pb = strcmp(enc, "otlp") == 0 || strcmp(enc, "both") == 0;
+    sink.otlp_json = strcmp(enc, "otlp-json") == 0;
+    if (!sink.xray && !sink.otlp_pb && !sink.otlp_json)
+        die("the encoding is xray, otlp, otlp-json or both");
+    cost_price_default(cost_arch_built(), &opts.price);
     xray_docs_init(&sink.docs);
+    buf_init(&sink.otlp, 4UL * 1024 * 1024);
     t = tracer_new(&opts);
+    sink.t = t;
     if (t == NULL)
         return 1;
     struct text *bodies = calloc(batches, sizeof(*bodies));
@@ -88,5 +114,6 @@ int main(int argc, char **argv)
            records, sink.segments, sink.bytes, s, (double)records / s);
     tracer_destroy(t);
     xray_docs_free(&sink.docs);
+    buf_free(&sink.otlp);
     return 0;
 }

@@ -232,6 +232,65 @@ int buf_append_fixed(struct buf *b, int64_t v, unsigned decimals)
 }
 
 /*
+ * Clean runs.  Most bytes of what we escape are printable ASCII that JSON
+ * takes as is; they are found a word at a time (two 64-bit words per
+ * 16-byte step, plain integer arithmetic: the same code on x86_64 and
+ * arm64, no vector unit assumed) and copied with memcpy, and only the
+ * bytes in between go through the character rules below.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+#define LOW7 UINT64_C(0x7f7f7f7f7f7f7f7f)
+
+/* The high bit of each byte of x that JSON does not take as is: below
+ * 0x20, '"', '\\', DEL, or 0x80 and above.  Exact per byte: the sums
+ * work on 7-bit values, so no carry crosses into the next byte. */
+static uint64_t unclean_bytes(uint64_t x)
+{
+    uint64_t t = x & LOW7;
+    uint64_t printable = (t + 0x60 * ONES) & HIGHS;    /* low 7 bits >= 0x20 */
+    uint64_t not_quote = ((t ^ ('"' * ONES)) + LOW7) & HIGHS;
+    uint64_t not_backslash = ((t ^ ('\\' * ONES)) + LOW7) & HIGHS;
+    uint64_t del = (t + ONES) & HIGHS;                 /* low 7 bits == 0x7f */
+
+    return (x & HIGHS) | del | (~(printable & not_quote & not_backslash) & HIGHS);
+}
+
+static uint64_t load64(const unsigned char *p)
+{
+    uint64_t x;
+
+    memcpy(&x, p, sizeof(x));
+    return x;
+}
+
+/* How many bytes at the start of s (n bytes) JSON takes as they are. */
+static size_t clean_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (n - i >= 16 && (unclean_bytes(load64(s + i)) | unclean_bytes(load64(s + i + 8))) == 0)
+        i += 16;
+    if (n - i >= 8 && unclean_bytes(load64(s + i)) == 0)
+        i += 8;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
+/* How many bytes at the start of s are ASCII (below 0x80). */
+static size_t ascii_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (n - i >= 16 && ((load64(s + i) | load64(s + i + 8)) & HIGHS) == 0)
+        i += 16;
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
+}
+
+/*
  * Length of the well-formed UTF-8 sequence starting at s[0] (2..4 bytes),
  * or 0 when it is ill-formed; then *ret_skip is the length of the maximal
  * subpart to replace with one U+FFFD (Unicode 15, table 3-7 and section
@@ -317,9 +376,14 @@ size_t buf_json_escaped_len(const char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
+        size_t run = clean_run(u + i, n - i);
         size_t in;
         bool bad;
 
+        out += run;
+        i += run;
+        if (i == n)
+            break;
         out += next_char(u + i, n - i, &in, &bad);
         i += in;
     }
@@ -335,6 +399,15 @@ static char *escape_into(char *dst, const char *s, size_t n)
     size_t i = 0;
 
     while (i < n) {
+        size_t run = clean_run(u + i, n - i);
+
+        if (run > 0) {
+            memcpy(dst, u + i, run);
+            dst += run;
+            i += run;
+            if (i == n)
+                break;
+        }
         unsigned char c = u[i];
         size_t in;
         bool bad;
@@ -411,9 +484,15 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
 
     /* Measure, reserve once, then write (see the top of the file). */
     while (i < n) {
+        size_t run = ascii_run(u + i, n - i);
         size_t skip = 1;
-        size_t len = u[i] < 0x80 ? 1 : utf8_sequence(u + i, n - i, &skip);
+        size_t len;
 
+        out += run;
+        i += run;
+        if (i == n)
+            break;
+        len = utf8_sequence(u + i, n - i, &skip);
         out += len > 0 ? len : REPLACEMENT_LEN;
         i += len > 0 ? len : skip;
     }
@@ -422,9 +501,17 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
         return r;
     dst = b->data + b->len;
     for (i = 0; i < n;) {
+        size_t run = ascii_run(u + i, n - i);
         size_t skip = 1;
-        size_t len = u[i] < 0x80 ? 1 : utf8_sequence(u + i, n - i, &skip);
+        size_t len;
 
+        if (run > 0) {
+            memcpy(dst, u + i, run);
+            dst += run;
+            i += run;
+            continue;
+        }
+        len = utf8_sequence(u + i, n - i, &skip);
         if (len > 0) {
             memcpy(dst, u + i, len);
             dst += len;
@@ -486,13 +573,174 @@ int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t ma
     return 0;
 }
 
+/*
+ * The fast path of buf_append_json_double: "%.15g" etc. computed exactly
+ * with integers, for the doubles the encoders meet (costs in USD, often
+ * below 1e-4 and so in the exponent form; milliseconds): 1e-10 <= |d| <
+ * 1e15.  d = m * 2^e with a 53-bit m, so d * 10^k = m * 5^k * 2^(e+k):
+ * with k <= 27 that is at most a 116-bit integer shifted right, whose
+ * digits and remainder are exact; printf rounds the same exact value to
+ * the nearest, ties to even.
+ */
+__extension__ typedef unsigned __int128 u128;
+
+#define FAST_DOUBLE_MAX_K 27
+
+/* round(|d| * 10^k), ties to even, exact; *ret_reads_back: that decimal
+ * (times 10^-k) reads back as d (within half a unit in the last place,
+ * a tie going to the even significand, as strtod rounds). */
+static uint64_t scaled_digits(uint64_t m, int e, int k, bool *ret_reads_back)
+{
+    u128 pow5 = 1;
+    u128 a, r, half, diff, v;
+    uint64_t q;
+    int s;
+
+    for (int i = 0; i < k; i++)
+        pow5 *= 5;
+    a = (u128)m * pow5;
+    s = -(e + k); /* 1..127 in the fast path's range */
+    q = (uint64_t)(a >> s);
+    r = a & (((u128)1 << s) - 1);
+    half = (u128)1 << (s - 1);
+    if (r > half || (r == half && (q & 1) != 0))
+        q++;
+    /* |d| and the decimal in units of 2^-s / 10^k; half an ulp of d is
+     * 5^k / 2 there (a quarter on the lower side of a power of two). */
+    v = (u128)q << s;
+    if (v >= a) {
+        diff = v - a;
+        *ret_reads_back = 2 * diff < pow5 || (2 * diff == pow5 && (m & 1) == 0);
+    } else {
+        diff = a - v;
+        u128 scale = m == UINT64_C(1) << 52 ? 4 : 2;
+        *ret_reads_back = scale * diff < pow5 || (scale * diff == pow5 && (m & 1) == 0);
+    }
+    return q;
+}
+
+/* The text of d in out (room for 32), as buf_append_json_double defines
+ * it, or 0 when d is outside the fast path's range. */
+static size_t fast_double(double d, char *out)
+{
+    static const uint64_t pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+                                     1000000000, UINT64_C(10000000000), UINT64_C(100000000000),
+                                     UINT64_C(1000000000000), UINT64_C(10000000000000),
+                                     UINT64_C(100000000000000), UINT64_C(1000000000000000),
+                                     UINT64_C(10000000000000000), UINT64_C(100000000000000000)};
+    double mag = fabs(d);
+    int exp2;
+    double f;
+    uint64_t m;
+    int e, x = 0;
+
+    if (!(mag >= 1e-10 && mag < 1e15))
+        return 0;
+    f = frexp(mag, &exp2); /* mag = f * 2^exp2, 0.5 <= f < 1 */
+    m = (uint64_t)ldexp(f, 53);
+    e = exp2 - 53;
+    /* the decimal exponent, estimated (the loop below corrects it) */
+    if (mag >= 1) {
+        while (x < 15 && mag >= (double)pow10[x + 1])
+            x++;
+    } else {
+        x = -1;
+        while (x > -10 && mag < 1.0 / (double)pow10[-x])
+            x--;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        bool reads_back = false;
+        uint64_t q = 0;
+        int tries = 0;
+        int k;
+
+        /* prec significant digits: q in [10^(prec-1), 10^prec) */
+        for (;;) {
+            k = prec - 1 - x;
+            if (k < 0 || k > FAST_DOUBLE_MAX_K || ++tries > 4)
+                return 0;
+            q = scaled_digits(m, e, k, &reads_back);
+            if (q >= pow10[prec])
+                x++;
+            else if (q < pow10[prec - 1])
+                x--;
+            else
+                break;
+        }
+        /* 10^(prec-1) may be a carry at too coarse a scale (0.00099...96
+         * is 0.001 at x = -3): the exponent is the lowest that fits. */
+        if (q == pow10[prec - 1]) {
+            if (k + 1 > FAST_DOUBLE_MAX_K)
+                return 0;
+            bool lower_reads_back = false;
+            uint64_t lower = scaled_digits(m, e, k + 1, &lower_reads_back);
+            if (lower < pow10[prec]) {
+                x--;
+                q = lower;
+                reads_back = lower_reads_back;
+            }
+        }
+        if (!reads_back && prec < 17)
+            continue;
+        char digits[17] = {0};
+        size_t n = 0;
+        int ndig = prec;
+        for (int i = prec - 1; i >= 0; i--) {
+            digits[i] = (char)('0' + q % 10);
+            q /= 10;
+        }
+        bool exp_form = x < -4 || x >= prec; /* as %g decides */
+        /* trailing zeros of the fraction go, as %g drops them */
+        while (ndig > (exp_form ? 1 : x + 1) && ndig > 1 && digits[ndig - 1] == '0')
+            ndig--;
+        if (d < 0)
+            out[n++] = '-';
+        if (exp_form) {
+            int ax = x < 0 ? -x : x;
+            out[n++] = digits[0];
+            if (ndig > 1) {
+                out[n++] = '.';
+                memcpy(out + n, digits + 1, (size_t)ndig - 1);
+                n += (size_t)ndig - 1;
+            }
+            out[n++] = 'e';
+            out[n++] = x < 0 ? '-' : '+';
+            if (ax >= 100)
+                out[n++] = (char)('0' + ax / 100);
+            out[n++] = (char)('0' + ax / 10 % 10);
+            out[n++] = (char)('0' + ax % 10);
+        } else if (x >= 0) {
+            memcpy(out + n, digits, (size_t)x + 1);
+            n += (size_t)x + 1;
+            if (ndig > x + 1) {
+                out[n++] = '.';
+                memcpy(out + n, digits + x + 1, (size_t)(ndig - x - 1));
+                n += (size_t)(ndig - x - 1);
+            }
+        } else {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (int i = 0; i < -x - 1; i++)
+                out[n++] = '0';
+            memcpy(out + n, digits, (size_t)ndig);
+            n += (size_t)ndig;
+        }
+        return n;
+    }
+    return 0;
+}
+
 int buf_append_json_double(struct buf *b, double d)
 {
     char text[32];
     int n = 0;
+    size_t fast;
 
     if (!isfinite(d))
         return -EINVAL;
+    fast = fast_double(d, text);
+    if (fast > 0)
+        return buf_append(b, text, fast);
     /* 17 significant digits always round-trip; fewer usually do and read
      * better (0.1 rather than 0.10000000000000001). */
     for (int prec = 15; prec <= 17; prec++) {

@@ -23,4 +23,9 @@ int ids_new_span_id(char ret[XRAY_SPAN_ID_LEN + 1]) __attribute__((warn_unused_r
 /* OTLP's 32-hex trace id from an X-Ray one: the 8 + 24 hex digits. */
 void ids_xray_to_otel_trace_id(const char xray[XRAY_TRACE_ID_LEN + 1], char ret[33]);
 
+/* The value of one hex digit (either case), -1 when c is none.  Pure, any
+ * thread (the one copy: sampling's trace id draw and procsnap's /proc
+ * fields use it). */
+int ids_hex_value(char c);
+
 #endif

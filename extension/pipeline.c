@@ -451,6 +451,7 @@ static void on_segment(const struct trace_segment *tracer_seg, bool final, void 
         p->stats.segments++;
     else
         p->stats.in_progress++;
+    p->stats.attrs_dropped += seg->attrs_dropped;
     struct exporter *e = exporter_get(p);
     if (e != NULL) {
         struct trace_resource res;

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ids.h"
+
 /*
  * The kernel's netlink, sock_diag, tcp_info and dirent64 layouts, written
  * out here (they are stable user ABI): the release build uses musl, whose
@@ -184,17 +186,6 @@ static int parse_u64(const char **p, const char *end, uint64_t *ret)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parses exactly `digits` hex digits (0: one to 16 of them). */
 static int parse_hex(const char **p, const char *end, unsigned digits, uint64_t *ret)
 {
@@ -202,10 +193,10 @@ static int parse_hex(const char **p, const char *end, unsigned digits, uint64_t 
     const char *s = *p;
     unsigned n = 0;
 
-    while (s < end && hexval(*s) >= 0 && (digits == 0 || n < digits)) {
+    while (s < end && ids_hex_value(*s) >= 0 && (digits == 0 || n < digits)) {
         if (n >= 16)
             return -EPROTO;
-        v = v << 4 | (uint64_t)hexval(*s);
+        v = v << 4 | (uint64_t)ids_hex_value(*s);
         s++;
         n++;
     }

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "ids.h"
+
 const char *sampling_reason_name(enum sampling_reason reason)
 {
     switch (reason) {
@@ -81,17 +83,6 @@ enum sampling_reason sampling_draw(struct sampling_reservoir *r, int64_t start_u
     return SAMPLING_DROP;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 uint32_t sampling_trace_id_draw(const char *trace_id)
 {
     uint32_t v = 0;
@@ -100,6 +91,6 @@ uint32_t sampling_trace_id_draw(const char *trace_id)
         !xray_trace_id_valid(trace_id, strnlen(trace_id, XRAY_TRACE_ID_LEN + 1)))
         return UINT32_MAX;
     for (size_t i = XRAY_TRACE_ID_LEN - 8; i < XRAY_TRACE_ID_LEN; i++)
-        v = (v << 4) | (uint32_t)hex_value(trace_id[i]);
+        v = (v << 4) | (uint32_t)ids_hex_value(trace_id[i]);
     return v;
 }

@@ -347,8 +347,14 @@ static const unsigned char *find_quote_or_backslash(const unsigned char *p, cons
         memcpy(&v, p, sizeof(v));
         v = (bytes16)((v == quote) | (v == backslash));
         memcpy(half, &v, sizeof(half));
-        if ((half[0] | half[1]) != 0)
+        if ((half[0] | half[1]) != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the first match's byte: straight to it (x86_64, arm64) */
+            return half[0] != 0 ? p + __builtin_ctzll(half[0]) / 8 : p + 8 + __builtin_ctzll(half[1]) / 8;
+#else
             break;
+#endif
+        }
         p += 16;
     }
     while (p < end && *p != '"' && *p != '\\')

@@ -18,17 +18,50 @@ void trace_copy_str(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+void trace_segment_clear(struct trace_segment *seg)
+{
+    seg->kind = TRACE_SEGMENT_INVOCATION;
+    seg->trace_id[0] = '\0';
+    seg->id[0] = '\0';
+    seg->parent_id[0] = '\0';
+    seg->sampled = false;
+    seg->name[0] = '\0';
+    seg->origin[0] = '\0';
+    seg->request_id[0] = '\0';
+    seg->function_arn[0] = '\0';
+    seg->function_version[0] = '\0';
+    seg->account_id[0] = '\0';
+    seg->start_us = 0;
+    seg->end_us = 0;
+    seg->error = false;
+    seg->fault = false;
+    seg->throttle = false;
+    seg->cause_id[0] = '\0';
+    seg->cause_type[0] = '\0';
+    seg->cause_message[0] = '\0';
+    seg->attr_count = 0;
+    seg->attrs_dropped = 0;
+    seg->span_count = 0;
+    seg->snapshot_us = 0;
+    seg->snapshot_json[0] = '\0';
+}
+
 /* The next free attribute, cleared, or NULL when the segment has no room
- * left (the attribute is then left out). */
+ * left (the attribute is then left out and counted). */
 static struct trace_attr *add(struct trace_segment *seg, const char *xray_key, const char *otel_key,
                               enum trace_attr_target target, enum trace_value_kind kind)
 {
     struct trace_attr *a;
 
-    if (seg->attr_count >= TRACE_MAX_ATTRS)
+    if (seg->attr_count >= TRACE_MAX_ATTRS) {
+        seg->attrs_dropped++;
         return NULL;
+    }
     a = &seg->attrs[seg->attr_count++];
-    memset(a, 0, sizeof(*a));
+    a->str[0] = '\0';
+    a->i = 0;
+    a->d = 0;
+    a->b = false;
     a->xray_key = xray_key;
     a->otel_key = otel_key;
     a->target = target;

@@ -47,7 +47,20 @@
 #include "initwatch.h"
 #include "xray_header.h"
 
+/* The invocation table: TRACER_MAX_OPEN slots, grown (doubling) up to
+ * TRACER_MAX_ANNOUNCED only for invocations INVOKE announced, when every
+ * slot holds one still pinned (see slot_for_new).  Outside Managed
+ * Instances an INVOKE comes only once the previous invocation's runtime is
+ * done, so a pipeline running behind (Telemetry API buffering, a slow
+ * batch) holds many announced invocations that finished running and await
+ * their records: each needs its slot, because only INVOKE gave its trace
+ * context.  About 1.4 KB a slot: 64 slots 90 KB, at most 720 KB. */
 #define TRACER_MAX_OPEN 64
+#define TRACER_MAX_ANNOUNCED 512
+/* Request ids are found through a hash index: chains of slot numbers. */
+#define TRACER_BUCKETS 512
+_Static_assert((TRACER_BUCKETS & (TRACER_BUCKETS - 1)) == 0, "a power of two");
+_Static_assert(TRACER_MAX_ANNOUNCED < UINT16_MAX, "slot numbers + 1 fit a uint16_t");
 /* Platform times are whole milliseconds; ours are not. */
 #define INIT_MILESTONE_SLACK_US 2000
 #define ERROR_TYPE_MAX 96
@@ -92,6 +105,8 @@ enum inv_state {
 struct invocation {
     enum inv_state state;
     uint64_t seq; /* creation order */
+    uint32_t hash;     /* of request_id */
+    uint16_t next;     /* the next slot (number + 1) in its bucket's chain, 0: none */
     char request_id[EVENT_REQUEST_ID_MAX];
     bool have_invoke;
     int64_t invoke_us;
@@ -178,7 +193,11 @@ struct tracer {
     unsigned ring_next;
     unsigned ring_count;
     struct tracer_stats stats;
-    struct invocation inv[TRACER_MAX_OPEN];
+    /* Slots [0, inv_cap), made at the first invocation (an idle tracer
+     * has none); the used ones are a prefix (see find). */
+    struct invocation *inv;
+    size_t inv_cap;
+    uint16_t bucket[TRACER_BUCKETS]; /* first slot (number + 1) of each chain, 0: none */
     struct trace_segment seg; /* scratch: too large for the stack of every caller */
 };
 
@@ -223,8 +242,9 @@ void tracer_destroy(struct tracer *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++)
+    for (size_t i = 0; i < t->inv_cap; i++)
         free(t->inv[i].log_tail);
+    free(t->inv);
     free(t->ring);
     free(t);
 }
@@ -302,16 +322,68 @@ void tracer_add_lost(struct tracer *t, uint64_t batches)
 
 /* --- the invocation table ------------------------------------------------ */
 
+/* FNV-1a of a request id. */
+static uint32_t id_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; id[i] != '\0'; i++)
+        h = (h ^ (unsigned char)id[i]) * 16777619u;
+    return h;
+}
+
 /* Slots are taken in order and never freed again (a finished one is
  * reused in place), so the free ones are the table's tail: loops stop at
- * the first, and an idle table is not even touched (its pages are never
- * faulted in during Init). */
+ * the first.  A request id is found through its bucket's chain, not by
+ * comparing it with every slot's (which was most of the tracer's time). */
 static struct invocation *find(struct tracer *t, const char *request_id)
 {
-    for (size_t i = 0; i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++)
-        if (strcmp(t->inv[i].request_id, request_id) == 0)
-            return &t->inv[i];
+    uint32_t h = id_hash(request_id);
+
+    for (uint16_t k = t->bucket[h & (TRACER_BUCKETS - 1)]; k != 0; k = t->inv[k - 1].next) {
+        struct invocation *inv = &t->inv[k - 1];
+        if (inv->hash == h && strcmp(inv->request_id, request_id) == 0)
+            return inv;
+    }
     return NULL;
+}
+
+static void index_remove(struct tracer *t, struct invocation *inv)
+{
+    uint16_t self = (uint16_t)(inv - t->inv + 1);
+    uint16_t *link = &t->bucket[inv->hash & (TRACER_BUCKETS - 1)];
+
+    while (*link != 0 && *link != self)
+        link = &t->inv[*link - 1].next;
+    if (*link == self)
+        *link = inv->next;
+    inv->next = 0;
+}
+
+static void index_add(struct tracer *t, struct invocation *inv)
+{
+    uint16_t *head = &t->bucket[inv->hash & (TRACER_BUCKETS - 1)];
+
+    inv->next = *head;
+    *head = (uint16_t)(inv - t->inv + 1);
+}
+
+/* Doubles the table (the first call makes it), up to max slots; the new
+ * slots are free.  false when at max or out of memory. */
+static bool grow(struct tracer *t, size_t max)
+{
+    size_t cap = t->inv_cap == 0 ? TRACER_MAX_OPEN : t->inv_cap * 2;
+    struct invocation *more;
+
+    if (cap > max)
+        return false;
+    more = realloc(t->inv, cap * sizeof(*more));
+    if (more == NULL)
+        return false;
+    memset(more + t->inv_cap, 0, (cap - t->inv_cap) * sizeof(*more));
+    t->inv = more;
+    t->inv_cap = cap;
+    return true;
 }
 
 /* An open invocation the Extensions API announced (INVOKE, or the journal
@@ -339,7 +411,9 @@ static struct invocation *slot_for_new(struct tracer *t, bool announced)
     struct invocation *oldest_pinned = NULL;
     struct invocation *victim;
 
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+    if (t->inv_cap == 0 && !grow(t, TRACER_MAX_OPEN))
+        return NULL; /* out of memory: not tracked (not counted as evicted: no table) */
+    for (size_t i = 0; i < t->inv_cap; i++) {
         struct invocation *inv = &t->inv[i];
         struct invocation **oldest;
         if (inv->state == INV_FREE)
@@ -357,6 +431,13 @@ static struct invocation *slot_for_new(struct tracer *t, bool announced)
     }
     if (oldest_done != NULL)
         return oldest_done;
+    /* Every slot holds an open invocation: an announced newcomer, when
+     * every one is pinned, gets a new slot while the table may grow. */
+    if (announced && oldest_unannounced == NULL && oldest_expired == NULL) {
+        size_t used = t->inv_cap;
+        if (grow(t, TRACER_MAX_ANNOUNCED))
+            return &t->inv[used];
+    }
     victim = oldest_unannounced != NULL ? oldest_unannounced
              : oldest_expired != NULL   ? oldest_expired
              : announced                ? oldest_pinned
@@ -369,7 +450,8 @@ static struct invocation *slot_for_new(struct tracer *t, bool announced)
 }
 
 /* The invocation of request_id, made if new; NULL when it is new and the
- * table has no room for it (see slot_for_new; never when announced). */
+ * table has no room for it (see slot_for_new; when announced, only if the
+ * table could not be made at all). */
 static struct invocation *get(struct tracer *t, const char *request_id, bool announced)
 {
     struct invocation *inv = find(t, request_id);
@@ -379,11 +461,15 @@ static struct invocation *get(struct tracer *t, const char *request_id, bool ann
     inv = slot_for_new(t, announced);
     if (inv == NULL)
         return NULL;
+    if (inv->state != INV_FREE)
+        index_remove(t, inv);
     free(inv->log_tail);
     memset(inv, 0, sizeof(*inv));
     inv->state = INV_OPEN;
     inv->seq = t->next_seq++;
     trace_copy_str(inv->request_id, sizeof(inv->request_id), request_id);
+    inv->hash = id_hash(inv->request_id);
+    index_add(t, inv);
     inv->billed_ms = inv->memory_mb = inv->max_memory_mb = TEL_ABSENT;
     inv->init_duration_us = inv->restore_duration_us = inv->report_duration_us = TEL_ABSENT;
     inv->done_duration_us = TEL_ABSENT;
@@ -435,9 +521,10 @@ static int add_span(struct trace_segment *seg, int parent, const char *name, int
     if (seg->span_count >= TRACE_MAX_SPANS || start_us == TEL_ABSENT)
         return -1;
     s = &seg->spans[seg->span_count];
-    memset(s, 0, sizeof(*s));
     if (ids_new_span_id(s->id) < 0)
         return -1;
+    s->error = false;
+    s->fault = false;
     s->parent = parent;
     trace_copy_str(s->name, sizeof(s->name), name);
     s->start_us = start_us;
@@ -874,7 +961,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
              start + inv->report_duration_us > inv->report_us + 1000)
         start = inv->report_us - inv->report_duration_us;
     ensure_ids(inv, start);
-    memset(seg, 0, sizeof(*seg));
+    trace_segment_clear(seg);
     seg->kind = TRACE_SEGMENT_INVOCATION;
     trace_copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
     trace_copy_str(seg->id, sizeof(seg->id), inv->segment_id);
@@ -1107,6 +1194,8 @@ void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t rece
 
     saw_time(t, received_us);
     inv = get(t, ev->request_id, true);
+    if (inv == NULL)
+        return; /* no table: out of memory */
     inv->eager = eager;
     inv->have_invoke = true;
     inv->invoke_us = received_us;
@@ -1157,7 +1246,7 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
           : in->runtime_done                            ? in->runtime_done_us
                                                         : now_us;
-    memset(seg, 0, sizeof(*seg));
+    trace_segment_clear(seg);
     seg->kind = TRACE_SEGMENT_INIT;
     if (ids_new_trace_id(in->start_us / 1000000, seg->trace_id) < 0 || ids_new_span_id(seg->id) < 0 ||
         ids_new_span_id(seg->cause_id) < 0)
@@ -1377,7 +1466,7 @@ void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t res
 {
     struct invocation *inv = get(t, r->request_id, true);
 
-    if (inv->state != INV_OPEN || inv->have_invoke)
+    if (inv == NULL || inv->state != INV_OPEN || inv->have_invoke)
         return;
     inv->recovered = true;
     inv->cold_resolved = true; /* a previous process's invocation is never our cold start */
@@ -1408,7 +1497,7 @@ void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t res
 void tracer_close_recovered(struct tracer *t)
 {
     /* Called on every INVOKE: nothing to do once the first has run. */
-    for (size_t i = 0; t->recovered_open > 0 && i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++) {
+    for (size_t i = 0; t->recovered_open > 0 && i < t->inv_cap && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN || !inv->recovered)
             continue;
@@ -1425,7 +1514,7 @@ void tracer_on_shutdown(struct tracer *t, const struct ext_event *ev, int64_t re
     emit_init_failure(t, received_us, true);
     /* A predecessor's invocations end at the reset, not at this SHUTDOWN. */
     tracer_close_recovered(t);
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++) {
+    for (size_t i = 0; i < t->inv_cap; i++) {
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN)
             continue;
@@ -1444,7 +1533,7 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
     int64_t next = -1;
 
     saw_time(t, now_us);
-    for (size_t i = 0; i < TRACER_MAX_OPEN && t->inv[i].state != INV_FREE; i++) {
+    for (size_t i = 0; i < t->inv_cap && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         int64_t due;
 
@@ -1480,7 +1569,7 @@ unsigned tracer_open_count(const struct tracer *t)
 {
     unsigned n = 0;
 
-    for (size_t i = 0; i < TRACER_MAX_OPEN; i++)
+    for (size_t i = 0; i < t->inv_cap; i++)
         n += t->inv[i].state == INV_OPEN;
     return n;
 }

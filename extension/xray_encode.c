@@ -106,18 +106,30 @@ static int validate(const struct trace_segment *seg)
  * written: printf was most of the encoder's time. */
 static int append_key(struct buf *b, const char *prefix, const char *key)
 {
-    size_t mark = buf_len(b);
-    int r = buf_append_str(b, prefix);
+    char text[64];
+    size_t p = strlen(prefix);
+    size_t k = strlen(key);
 
-    if (r == 0)
-        r = buf_append(b, "\"", 1);
-    if (r == 0)
-        r = buf_append_str(b, key);
-    if (r == 0)
-        r = buf_append(b, "\":", 2);
-    if (r < 0)
-        buf_truncate(b, mark);
-    return r;
+    if (p + k + 3 > sizeof(text)) {
+        size_t mark = buf_len(b);
+        int r = buf_append_str(b, prefix);
+        if (r == 0)
+            r = buf_append(b, "\"", 1);
+        if (r == 0)
+            r = buf_append_str(b, key);
+        if (r == 0)
+            r = buf_append(b, "\":", 2);
+        if (r < 0)
+            buf_truncate(b, mark);
+        return r;
+    }
+    /* one append: all or nothing by itself */
+    memcpy(text, prefix, p + 1); /* terminators copied, then overwritten */
+    text[p] = '"';
+    memcpy(text + p + 1, key, k + 1);
+    text[p + 1 + k] = '"';
+    text[p + 2 + k] = ':';
+    return buf_append(b, text, p + k + 3);
 }
 
 /* Seconds with exactly six decimals from integer microseconds: no double
@@ -226,17 +238,18 @@ static bool attr_sendable(const struct trace_attr *a, enum trace_attr_target tar
     return target != TRACE_ATTR_ANNOTATION || annotation_key_ok(a->xray_key);
 }
 
-/* A key already sent by an earlier attribute of the same target: JSON
- * objects with duplicate keys are ambiguous, so the later one is dropped. */
-static bool attr_duplicate(const struct trace_segment *seg, size_t i)
+/* A key already sent by an earlier attribute of the same target (those
+ * marked in sendable[]): JSON objects with duplicate keys are ambiguous,
+ * so the later one is dropped.  Keys are mostly the same static strings:
+ * equal pointers are equal keys without comparing. */
+static bool attr_duplicate(const struct trace_segment *seg, size_t i, const bool *sendable)
 {
     const struct trace_attr *a = &seg->attrs[i];
 
     for (size_t j = 0; j < i; j++) {
         const struct trace_attr *b = &seg->attrs[j];
 
-        if (attr_sendable(b, a->target) && b->xray_key != NULL &&
-            strcmp(b->xray_key, a->xray_key) == 0)
+        if (sendable[j] && (b->xray_key == a->xray_key || strcmp(b->xray_key, a->xray_key) == 0))
             return true;
     }
     return false;
@@ -311,14 +324,17 @@ static int append_attrs(struct enc *e, enum trace_attr_target target)
     bool annotation = target == TRACE_ATTR_ANNOTATION;
     unsigned long *skipped = annotation ? &e->st.annotations_skipped : &e->st.metadata_skipped;
     bool first = true;
+    bool sendable[TRACE_MAX_ATTRS]; /* each key checked once, not once per later attribute */
     int r = 0;
 
+    for (size_t i = 0; i < seg->attr_count; i++)
+        sendable[i] = attr_sendable(&seg->attrs[i], target);
     for (size_t i = 0; i < seg->attr_count; i++) {
         const struct trace_attr *a = &seg->attrs[i];
 
         if (a->target != target || a->xray_key == NULL)
             continue; /* not meant for this section: not a skip */
-        if (!attr_sendable(a, target) || attr_duplicate(seg, i)) {
+        if (!sendable[i] || attr_duplicate(seg, i, sendable)) {
             (*skipped)++;
             continue;
         }

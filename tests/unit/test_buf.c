@@ -311,6 +311,252 @@ static int workload(struct buf *b)
     return r;
 }
 
+/* --- the word-at-a-time clean runs against the simple path --------------- */
+
+/* The byte-by-byte rules the fast path must match: escape and sanitise one
+ * character at a time (the encoder before clean runs). */
+static size_t ref_utf8_len(const unsigned char *s, size_t n, size_t *skip)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c == 0xE0)
+        need = 2, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+        need = 2;
+    else if (c == 0xED)
+        need = 2, hi = 0x9F;
+    else if (c == 0xF0)
+        need = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+        need = 3;
+    else if (c == 0xF4)
+        need = 3, hi = 0x8F;
+    else {
+        *skip = 1;
+        return 0;
+    }
+    for (size_t i = 1; i <= need; i++) {
+        if (i >= n || (i == 1 ? (s[i] < lo || s[i] > hi) : (s[i] < 0x80 || s[i] > 0xBF))) {
+            *skip = i;
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
+/* Reference output into out (room for 6n + 2); json: quoted and escaped,
+ * else sanitised only.  Returns the length. */
+static size_t ref_encode(const unsigned char *u, size_t n, bool json, char *out)
+{
+    size_t o = 0;
+
+    if (json)
+        out[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t skip, len;
+        if (c < 0x80) {
+            i++;
+            if (!json)
+                out[o++] = (char)c;
+            else if (c == '"' || c == '\\')
+                out[o++] = '\\', out[o++] = (char)c;
+            else if (c == '\n')
+                out[o++] = '\\', out[o++] = 'n';
+            else if (c == '\r')
+                out[o++] = '\\', out[o++] = 'r';
+            else if (c == '\t')
+                out[o++] = '\\', out[o++] = 't';
+            else if (c < 0x20 || c == 0x7F)
+                o += (size_t)sprintf(out + o, "\\u%04x", c);
+            else
+                out[o++] = (char)c;
+            continue;
+        }
+        len = ref_utf8_len(u + i, n - i, &skip);
+        if (len > 0) {
+            memcpy(out + o, u + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += skip;
+        }
+    }
+    if (json)
+        out[o++] = '"';
+    return o;
+}
+
+static void check_against_ref(const unsigned char *s, size_t n)
+{
+    static char want[6 * 300 + 2];
+    struct buf b;
+    size_t wn;
+
+    assert_true(n <= 300);
+    buf_init(&b, 4096);
+    wn = ref_encode(s, n, true, want);
+    assert_int_equal(buf_append_json_string(&b, (const char *)s, n), 0);
+    assert_int_equal(buf_len(&b), wn);
+    assert_memory_equal(buf_data(&b), want, wn);
+    assert_int_equal(buf_json_escaped_len((const char *)s, n) + 2, wn);
+    buf_reset(&b);
+    wn = ref_encode(s, n, false, want);
+    assert_int_equal(buf_append_utf8(&b, (const char *)s, n), 0);
+    assert_int_equal(buf_len(&b), wn);
+    if (wn > 0)
+        assert_memory_equal(buf_data(&b), want, wn);
+    buf_free(&b);
+}
+
+/* Every byte value at every position of clean strings whose lengths cross
+ * the 8- and 16-byte steps, at an aligned and an unaligned start. */
+static void test_clean_runs_every_byte_every_position(void **state)
+{
+    static unsigned char mem[64 + 8];
+    (void)state;
+
+    for (size_t align = 0; align < 8; align += 5) {
+        unsigned char *s = mem + align;
+        for (size_t n = 1; n <= 40; n++) {
+            for (size_t pos = 0; pos < n; pos++) {
+                for (unsigned v = 0; v < 256; v++) {
+                    for (size_t i = 0; i < n; i++)
+                        s[i] = (unsigned char)('a' + i % 26);
+                    s[pos] = (unsigned char)v;
+                    check_against_ref(s, n);
+                }
+            }
+        }
+    }
+}
+
+/* Random mixes: printable runs, escapes, valid and invalid UTF-8 (cut
+ * sequences, overlongs, surrogates, stray continuations), lengths up to
+ * 300 so sequences straddle every 16-byte boundary. */
+static void test_clean_runs_random_mixes(void **state)
+{
+    static const char *const pieces[] = {
+        "abcdefghijklmnop", "0123456789", " ", "\"", "\\", "\n", "\t", "\r", "\x01", "\x1f", "\x7f",
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\x80",
+        "\xbf", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff", "\xfe", "/",
+        "~", "\x00",
+    };
+    unsigned char s[300];
+    uint32_t seed = 12345;
+    (void)state;
+
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0;
+        size_t want;
+        seed = seed * 1103515245u + 12345u;
+        want = (seed >> 8) % 300;
+        while (n < want) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = pieces[(seed >> 8) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t len = p[0] == '\0' ? 1 : strlen(p);
+            if (len > want - n)
+                len = want - n;
+            memcpy(s + n, p, len);
+            n += len;
+        }
+        check_against_ref(s, n);
+    }
+}
+
+/* --- doubles: the integer fast path against printf ------------------------ */
+
+/* The simple path: the first of %.15g/%.16g/%.17g that reads back. */
+static size_t ref_double(double d, char *out)
+{
+    int n = 0;
+
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, 32, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    return (size_t)n;
+}
+
+static void check_double(double d)
+{
+    char want[32];
+    struct buf b;
+    size_t n = ref_double(d, want);
+
+    buf_init(&b, 64);
+    assert_int_equal(buf_append_json_double(&b, d), 0);
+    if (buf_len(&b) != n || memcmp(buf_data(&b), want, n) != 0)
+        fail_msg("%.17g (%a): got %s, want %.*s", d, d, buf_data(&b), (int)n, want);
+    buf_free(&b);
+}
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Random bit patterns over and around the fast path's range (4M passed once; 200k per run), the figures
+ * the tracer computes (prices times milliseconds and megabytes), short
+ * decimals and their neighbours, powers of ten and the range's edges. */
+static void test_double_fast_path_matches_printf(void **state)
+{
+    static const double edges[] = {1e-4, 1e-3, 0.1, 1, 10, 1e14, 1e15, 9.99999999999999e14,
+                                   999999999999999.9, 0.5, 0.25, 12.5, 0.0001, 0.00009999999999999999,
+                                   1.5, 2.5, 0.3, 0.1 + 0.2, 1.0 / 3, 2.0 / 3, 123456789012345.6,
+                                   4503599627370496.0, 0.000166667, 1.66667e-05, 2e-07, 0.0000002083,
+                                   1e-10, 1e-9, 1e-5, 9.99999999999999e-11, 2.9166725e-08, 1e-11};
+    uint64_t x = 88172645463325252ULL;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        double d = edges[i];
+        for (int k = 0; k < 40; k++) {
+            check_double(d);
+            check_double(-d);
+            d = nextafter(d, k < 20 ? INFINITY : 0);
+            if (k == 19)
+                d = nextafter(edges[i], 0);
+        }
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = rng_next(&x);
+        double d;
+        /* exponents around [1e-11, 1e16]: biased exponents 986..1077 */
+        bits = (bits & UINT64_C(0x800fffffffffffff)) | ((uint64_t)(986 + rng_next(&x) % 92) << 52);
+        memcpy(&d, &bits, sizeof(d));
+        check_double(d);
+    }
+    for (int i = 0; i < 100000; i++) {
+        double price = (double)(rng_next(&x) % 100000) / 1e10; /* USD per GB-s */
+        double ms = (double)(rng_next(&x) % 900000);
+        double mb = (double)(128 + rng_next(&x) % 10112);
+        check_double(price * ms / 1000.0 * mb / 1024.0);
+        check_double(price * ms / 1000.0 * mb / 1024.0 + 2e-7);
+        check_double(price * (double)(rng_next(&x) % 1000) / 1000.0 * 0.125);
+        check_double(ms / 1000.0);
+        check_double((double)(rng_next(&x) % 100000000) / 1000.0);
+        check_double((double)(rng_next(&x) % 1000) / 100.0);
+    }
+    /* outside the fast path: printf decides, unchanged */
+    check_double(0.0);
+    check_double(-0.0);
+    check_double(1e-300);
+    check_double(5e-324);
+    check_double(1e300);
+    check_double(1e15);
+    check_double(12345678901234567890.0);
+}
+
 static void test_every_allocation_failure(void **state)
 {
     struct buf b;
@@ -409,6 +655,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_utf8_sanitising_without_escapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_string_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_double, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_runs_every_byte_every_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_runs_random_mixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_double_fast_path_matches_printf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_integers_and_fixed_point, setup, teardown),
     };

@@ -46,7 +46,7 @@ static long long value_of(const char *line, const char *name)
 static const char *const known[] = {
     "invokes", "segments", "in_progress", "dropped", "sampled_by_outcome", "sampled_by_cold_start",
     "sampled_by_slow", "sampled_by_header", "sampled_by_reservoir", "sampled_by_ratio", "sampled_by_all",
-    "evicted_invocations", "evicted_announced", "listener_evicted_kept_alive", "closed_by_shutdown", "telemetry_batches",
+    "evicted_invocations", "evicted_announced", "attrs_dropped", "listener_evicted_kept_alive", "closed_by_shutdown", "telemetry_batches",
     "records", "bad_batches", "invalid_records", "platform_dropped_records", "unreported",
     "pipeline_invokes", "recovered", "journal_full", "metric_documents", "metric_documents_failed", "rec_start", "rec_runtime_done", "rec_report",
     "rec_function_log", "rec_unknown", "queue_pushed", "queue_dropped", "queue_dropped_bytes",

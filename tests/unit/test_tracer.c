@@ -763,6 +763,8 @@ static void test_dropped_telemetry_reported_once(void **state)
     tracer_destroy(t);
 }
 
+/* Announced invocations within their deadlines grow the table up to its
+ * bound (512); past it the oldest is evicted, counted as announced. */
 static void test_table_full_evicts_oldest(void **state)
 {
     struct tracer *t = new_tracer(false);
@@ -774,14 +776,27 @@ static void test_table_full_evicts_oldest(void **state)
         invoke(t, rid, T0, T0 / 1000 + 1000, NULL);
     }
     tracer_get_stats(t, &st);
-    assert_int_equal(st.evicted, 6);
-    assert_int_equal(tracer_open_count(t), 64);
+    assert_int_equal(st.evicted, 0);
+    assert_int_equal(tracer_open_count(t), 70);
+    for (int i = 70; i < 520; i++) {
+        snprintf(rid, sizeof(rid), "open-%d", i);
+        invoke(t, rid, T0, T0 / 1000 + 1000, NULL);
+    }
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 8);
+    assert_int_equal(st.evicted_announced, 8);
+    assert_int_equal(tracer_open_count(t), 512);
+    /* the oldest went, the newest are there */
+    struct tracer_identity id;
+    assert_false(tracer_identity(t, "open-7", &id));
+    assert_true(tracer_identity(t, "open-8", &id));
+    assert_true(tracer_identity(t, "open-519", &id));
     tracer_destroy(t);
 }
 
 /* --- the invocation table under a flood of other request ids (issue 10.5) --- */
 
-#define FLOOD_SEGS_MAX 512
+#define FLOOD_SEGS_MAX 2048
 struct flood_seg {
     char request_id[EVENT_REQUEST_ID_MAX];
     char trace_id[XRAY_TRACE_ID_LEN + 1];
@@ -989,6 +1004,93 @@ static void test_announced_invocations_are_pinned_until_reported(void **state)
     tracer_get_stats(t, &st);
     assert_int_equal(st.evicted, 1000 + 100 - 64);
     assert_int_equal(tracer_open_count(t), 64);
+    tracer_destroy(t);
+}
+
+/* The pipeline running behind INVOKE (issue 12): outside Managed
+ * Instances every INVOKE but the newest has finished running, and their
+ * records come later (Telemetry API buffering, a slow batch).  With 300
+ * announced before any record, every one is still exported, with the trace
+ * context INVOKE gave it, nothing evicted; records of other ids met
+ * meanwhile are tracked in the grown table too.  (The table held 64: the
+ * first 236 lost their slot and, their records finding every slot pinned,
+ * were never exported.) */
+static void test_pipeline_behind_invoke_exports_every_announced(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    char rid[32], hdr[128];
+    (void)state;
+    for (int i = 0; i < 300; i++) {
+        snprintf(rid, sizeof(rid), "lag-%d", i);
+        hdr_for(hdr, sizeof(hdr), "lag", i);
+        invoke(t, rid, T0 + i * 1000, T0 / 1000 + 60000, hdr);
+    }
+    assert_int_equal(tracer_open_count(t), 300);
+    /* oldest first, as the platform sends them; the last in one go */
+    for (int i = 0; i < 300; i++) {
+        snprintf(rid, sizeof(rid), "lag-%d", i);
+        records_for(t, rid, true, true);
+    }
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 0);
+    assert_int_equal(st.evicted_announced, 0);
+    assert_int_equal(n_flood_segs, 300);
+    assert_int_equal(tracer_open_count(t), 0);
+    for (int i = 0; i < 300; i++) {
+        snprintf(rid, sizeof(rid), "lag-%d", i);
+        hdr_for(hdr, sizeof(hdr), "lag", i);
+        const struct flood_seg *f = flood_seg_of(rid, true);
+        if (f == NULL)
+            fail_msg("%s was not exported", rid);
+        assert_memory_equal(hdr + 5, f->trace_id, XRAY_TRACE_ID_LEN + 1 - 1);
+        assert_int_equal(f->evicted, -1);
+    }
+    /* the finished slots are reused: the table does not grow again, a late
+     * record of a finished invocation is ignored, not a new invocation */
+    records_for(t, "lag-5", true, true);
+    assert_int_equal(n_flood_segs, 300);
+    assert_int_equal(tracer_open_count(t), 0);
+    feed_flood(t, "after", 0, 600, FLOOD_START);
+    tracer_get_stats(t, &st);
+    assert_int_equal(tracer_open_count(t), 512);
+    assert_int_equal(st.evicted, 600 - 512);
+    tracer_destroy(t);
+}
+
+/* Request ids found through the index: ids that share a bucket, slots
+ * reused many times over (each reuse leaves its old id unfindable). */
+static void test_index_finds_every_id_after_reuse(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_identity id;
+    char rid[32];
+    (void)state;
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 500; i++) {
+            char hdr[128];
+            snprintf(rid, sizeof(rid), "r%d-%d", round, i);
+            hdr_for(hdr, sizeof(hdr), "r", round * 1000 + i); /* Sampled=1: every one exported */
+            invoke(t, rid, T0, T0 / 1000 + 60000, hdr);
+        }
+        for (int i = 0; i < 500; i++) {
+            snprintf(rid, sizeof(rid), "r%d-%d", round, i);
+            assert_true(tracer_identity(t, rid, &id));
+            if (round > 0) {
+                snprintf(rid, sizeof(rid), "r%d-%d", round - 1, i);
+                assert_false(tracer_identity(t, rid, &id));
+            }
+        }
+        for (int i = 0; i < 500; i++) {
+            snprintf(rid, sizeof(rid), "r%d-%d", round, i);
+            records_for(t, rid, true, true);
+            assert_false(tracer_identity(t, rid, &id)); /* finished */
+        }
+        assert_int_equal(n_flood_segs, 500 * (round + 1));
+    }
+    struct tracer_stats st;
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.evicted, 0);
     tracer_destroy(t);
 }
 
@@ -1225,6 +1327,8 @@ int main(void)
         cmocka_unit_test(test_flood_keeps_the_invoked_trace_context),
         cmocka_unit_test(test_announced_invocations_are_pinned_until_reported),
         cmocka_unit_test(test_announced_past_deadline_yields_last),
+        cmocka_unit_test(test_pipeline_behind_invoke_exports_every_announced),
+        cmocka_unit_test(test_index_finds_every_id_after_reuse),
         cmocka_unit_test(test_telemetry_only_invocations_oldest_yield),
         cmocka_unit_test(test_flood_memory_is_bounded),
         cmocka_unit_test(test_failed_init_is_its_own_segment),
