@@ -483,10 +483,14 @@ static void fail_item(struct exporter *e, struct export_item *it)
  * one batch, and hands it to the sinks.  false when nothing was taken. */
 static bool take_batch(struct exporter *e, void *first)
 {
-    struct export_batch *b = calloc(1, sizeof(*b));
+    struct export_batch *b;
     int kind;
     void *data;
 
+    /* a burst still being submitted is taken whole, at its release */
+    if (first == NULL && queue_held(e->q))
+        return false;
+    b = calloc(1, sizeof(*b));
     if (b == NULL) {
         if (first != NULL)
             fail_item(e, first);

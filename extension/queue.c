@@ -29,6 +29,7 @@ struct queue {
     unsigned waiters; /* poppers blocked in a wait */
     unsigned holds;   /* queue_hold calls not yet released */
     bool held_push;   /* something was pushed while held */
+    bool woken;       /* queue_wake: take what is queued, held or not */
     struct queue_stats stats;
 };
 
@@ -144,7 +145,7 @@ void queue_release(struct queue *q)
     pthread_mutex_lock(&q->lock);
     if (q->holds > 0)
         q->holds--;
-    if (q->holds == 0 && q->held_push) {
+    if (q->holds == 0 && (q->held_push || q->head != NULL)) {
         q->held_push = false;
         if (q->waiters > 0)
             pthread_cond_signal(&q->nonempty);
@@ -155,9 +156,20 @@ void queue_release(struct queue *q)
 void queue_wake(struct queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    if (q->head != NULL && q->waiters > 0)
-        pthread_cond_signal(&q->nonempty);
+    if (q->head != NULL) {
+        q->woken = true;
+        if (q->waiters > 0)
+            pthread_cond_signal(&q->nonempty);
+    }
     pthread_mutex_unlock(&q->lock);
+}
+
+bool queue_held(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    bool held = q->holds > 0 && !q->woken;
+    pthread_mutex_unlock(&q->lock);
+    return held;
 }
 
 int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_data, size_t *ret_bytes)
@@ -166,7 +178,10 @@ int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_da
     int r = 0;
 
     pthread_mutex_lock(&q->lock);
-    while (q->head == NULL && !q->closed) {
+    /* A waiting pop also waits out a hold: the producer is in the middle of a
+     * burst, which it wants taken whole (a consumer that is not waiting takes
+     * what is there). */
+    while ((q->head == NULL || (q->holds > 0 && !q->woken && deadline_ns != 0)) && !q->closed) {
         int w;
         if (deadline_ns == 0) {
             r = -ETIMEDOUT;
@@ -184,9 +199,10 @@ int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_da
         };
         w = pthread_cond_timedwait(&q->nonempty, &q->lock, &ts);
         q->waiters--;
-        if (w == ETIMEDOUT && q->head == NULL) {
-            r = -ETIMEDOUT;
-            break;
+        if (w == ETIMEDOUT) {
+            if (q->head == NULL)
+                r = -ETIMEDOUT;
+            break; /* at the deadline what is queued is taken, held or not */
         }
     }
     if (r == 0) {
@@ -195,8 +211,10 @@ int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_da
             r = -EPIPE;
         } else {
             q->head = node->next;
-            if (q->head == NULL)
+            if (q->head == NULL) {
                 q->tail = NULL;
+                q->woken = false;
+            }
             q->stats.items--;
             if (node->droppable)
                 q->stats.bytes -= node->bytes;

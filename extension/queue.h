@@ -55,9 +55,14 @@ int queue_push(struct queue *q, int kind, void *data, size_t bytes, bool droppab
 void queue_hold(struct queue *q);
 void queue_release(struct queue *q);
 void queue_wake(struct queue *q);
+/* true while held and not woken: a consumer taking opportunistically (not
+ * waiting) leaves the producer's burst until it is whole. */
+bool queue_held(struct queue *q);
 
 /* Takes the oldest item, waiting until deadline_ns on CLOCK_MONOTONIC (or
- * forever when deadline_ns < 0).  Returns 0 with the item (caller now owns
+ * forever when deadline_ns < 0).  A waiting pop also waits while the queue
+ * is held (the producer's burst is taken whole) unless queue_wake was
+ * called; at its deadline it takes what is queued, held or not.  Returns 0 with the item (caller now owns
  * *ret_data), -ETIMEDOUT, or -EPIPE once closed and empty. */
 int queue_pop(struct queue *q, int64_t deadline_ns, int *ret_kind, void **ret_data,
               size_t *ret_bytes) __attribute__((warn_unused_result));

@@ -264,6 +264,20 @@ static void test_hold_defers_the_wake_up(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(h.r, 0);
     queue_release(h.q);
+
+    /* an item queued before the hold: a popper arriving during the hold
+     * waits for the release (the burst is taken whole), and the release
+     * wakes it although nothing was pushed while held */
+    assert_int_equal(queue_push(h.q, 1, item(4), 1, true), 0);
+    queue_hold(h.q);
+    h.deadline_ns = -1;
+    h.got_ns = 0;
+    start_popper(&t, &h);
+    int64_t released = clock_mono_ns();
+    queue_release(h.q);
+    assert_int_equal(pthread_join(t, NULL), 0); /* would hang if the release did not wake it */
+    assert_int_equal(h.r, 0);
+    assert_true(h.got_ns >= released);
     queue_destroy(h.q, NULL);
 }
 
