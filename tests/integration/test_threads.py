@@ -90,11 +90,9 @@ class ThreadsTest(unittest.TestCase):
         self.assertEqual(wakeups, 0, "wake-ups of the loop and exporter threads while idle")
         self.assertEqual(cpu_ns, 0, "CPU ns of the loop and exporter threads while idle")
 
-    # The main thread waits in /event/next through libcurl's easy interface, which polls
-    # every 1000 ms (one wake-up a second, seen on today's code and here); extapi.c's plain
-    # socket (issue 12, branch extsock) removes it.  Once merged this passes: drop the
-    # decorator (an unexpected success fails the suite, so it cannot be forgotten).
-    @unittest.expectedFailure
+    # The whole extension, the main thread included: it waits in /event/next on a plain
+    # blocking socket (libcurl's easy interface polled every 1000 ms there: one wake-up a
+    # second, which failed this test before issue 12).
     def test_idle_means_idle(self):
         wakeups, cpu_ns = self.idle_window(main=True, others=True)
         self.assertEqual(wakeups, 0, "wake-ups while idle")
