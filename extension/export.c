@@ -669,7 +669,7 @@ static void *export_main(void *arg)
         export_perform(e, fds, nfds);
         nfds = 0;
         if (atomic_load(&e->abandoned))
-            return NULL;
+            break;
         if (!export_busy(e)) {
             int kind;
             void *data;
@@ -694,8 +694,13 @@ static void *export_main(void *arg)
     }
     pthread_mutex_lock(&e->lock);
     e->finished = true;
+    /* Read under the lock the stop sets it under: exactly one of us frees e
+     * (the stop when it saw finished, else this detached thread). */
+    bool abandoned = atomic_load(&e->abandoned);
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
+    if (abandoned)
+        export_destroy(e);
     return NULL;
 }
 
@@ -1096,22 +1101,21 @@ bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *r
             break;
     }
     finished = e->finished;
+    pthread_t thread = e->thread;
     if (!finished) {
         atomic_store(&e->abandoned, true);
         e->stats.abandoned += e->sending_docs;
     }
     if (ret != NULL)
         *ret = e->stats;
-    pthread_mutex_unlock(&e->lock);
     if (!finished) {
-        /* The process exits; the thread goes with it.  Kept reachable
-         * (not freed under the running thread). */
-        static struct exporter *left_running;
-        left_running = e;
-        (void)left_running;
-        pthread_detach(e->thread); /* nobody joins it */
+        /* The process normally exits now and the thread goes with it; if
+         * it ends first it frees e itself (never touched here again). */
+        pthread_detach(thread); /* nobody joins it */
+        pthread_mutex_unlock(&e->lock);
         return false;
     }
+    pthread_mutex_unlock(&e->lock);
     pthread_join(e->thread, NULL);
     export_destroy(e);
     return true;
