@@ -137,9 +137,13 @@ class InternalFailureTest(unittest.TestCase, FailOpenChecks):
     """Failures after Init, provoked through resource limits set by a wrapper before exec."""
 
     def test_no_descriptor_for_the_listener(self):
-        run = Run(self, prelude="ulimit -n 6")
+        # 0-2, the Extensions API's socket, the journal and the listener take all 6: the
+        # telemetry side (the loop's eventfd, opened after the listener) cannot start.  The
+        # invocation loop goes on, with one line saying telemetry is off (the Init watcher
+        # is off: its /proc descriptors would make the outcome depend on timing)
+        run = Run(self, prelude="ulimit -n 6", env={"LAMBDA_TRACER_INIT_WATCH_MS": "0"})
         self.assert_kept_the_loop(run, BACKGROUND_MS)
-        self.assertIn("continuing without telemetry", self.one_line(run, "listener could not start"))
+        self.assertIn("Too many open files", self.one_line(run, "continuing without telemetry"))
 
     def test_listener_cannot_accept(self):
         # enough descriptors to start, too few to accept the platform's connections: telemetry
