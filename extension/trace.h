@@ -132,6 +132,18 @@ void trace_copy_str(char *dst, size_t size, const char *src);
  * of the ingest path's instructions. */
 void trace_segment_clear(struct trace_segment *seg);
 
+/* Makes seg's tree consistent: no span starts before or ends after its
+ * parent (the segment for top-level spans).  A child outside is clamped to
+ * its parent; one left with nothing inside it is a point at the nearer
+ * edge.  Telemetry `time` values are whole milliseconds while durations are
+ * microseconds, so a child computed as time + duration can stick out by up
+ * to a millisecond or two; the tracer widens a parent first where the
+ * child's time is real (the caller waited for an Init: tracer.c).  Spans
+ * must come after their parent in seg->spans (the tracer adds them so); a
+ * span whose parent index is not earlier is made a top-level span.  An end
+ * of TRACE_NO_END (in progress) is left so, and bounds nothing. */
+void trace_segment_contain(struct trace_segment *seg);
+
 /* Add one attribute to seg (xray_key / otel_key: static strings, either
  * may be NULL where that output has no such key).  A segment already
  * holding TRACE_MAX_ATTRS keeps what it has and the new one is left out,

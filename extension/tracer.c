@@ -64,6 +64,12 @@ _Static_assert(TRACER_MAX_ANNOUNCED < UINT16_MAX, "slot numbers + 1 fit a uint16
 /* Platform times are whole milliseconds; ours are not. */
 #define INIT_MILESTONE_SLACK_US 2000
 #define ERROR_TYPE_MAX 96
+/* An Init that ended longer than this before its first invocation began
+ * (or any provisioned-concurrency or SnapStart Init) was not waited for by
+ * the caller: it becomes a segment of its own in the invocation's trace
+ * rather than a subsegment starting before its parent (README "Read your
+ * traces"). */
+#define INIT_DETACH_GAP_US 1000000
 
 struct span_val {
     bool set;
@@ -944,6 +950,67 @@ static void observe(struct tracer *t, const struct invocation *inv)
     t->observe(&s, t->ctx);
 }
 
+static int64_t init_end(const struct init_info *in)
+{
+    return in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
+           : in->runtime_done                            ? in->runtime_done_us
+                                                         : TRACE_NO_END;
+}
+
+/* Whether this cold invocation's Init ran long before it (provisioned
+ * concurrency, a SnapStart snapshot, or a gap over INIT_DETACH_GAP_US):
+ * its caller did not wait for it.  A suppressed Init (phase invoke) is
+ * always waited for. */
+static bool init_detached(const struct tracer *t, const struct invocation *inv, int64_t start)
+{
+    const struct init_info *in = &t->init;
+    int64_t end = init_end(in);
+
+    if (!inv->cold || !in->seen || in->phase == TEL_PHASE_INVOKE)
+        return false;
+    if (in->type == TEL_INIT_TYPE_PROVISIONED || in->type == TEL_INIT_TYPE_SNAP_START)
+        return true;
+    return end != TRACE_NO_END && start - end > INIT_DETACH_GAP_US;
+}
+
+/* A detached Init (init_detached) as a segment of its own in the
+ * invocation's trace, a sibling of the invocation's segment (same trace
+ * and upstream parent), emitted just before it. */
+static void emit_detached_init(struct tracer *t, const struct invocation *inv)
+{
+    struct trace_segment *seg = &t->seg;
+    const struct init_info *in = &t->init;
+    int64_t end = init_end(in);
+
+    trace_segment_clear(seg);
+    seg->kind = TRACE_SEGMENT_INIT;
+    if (ids_new_span_id(seg->id) < 0)
+        return;
+    trace_copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
+    trace_copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
+    seg->sampled = true;
+    trace_copy_str(seg->name, sizeof(seg->name), t->segment_name);
+    trace_copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
+    trace_copy_str(seg->function_version, sizeof(seg->function_version),
+                   inv->version[0] ? inv->version : t->function_version);
+    trace_copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
+    seg->start_us = in->start_us;
+    seg->end_us = end != TRACE_NO_END ? end : in->start_us;
+    add_init_spans(t, seg);
+    add_init_anatomy(t, seg);
+    trace_attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
+    trace_attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
+    trace_attr_str(seg, "init_for_request_id", "aws.lambda.init_for_request_id", TRACE_ATTR_ANNOTATION,
+                   inv->request_id);
+    trace_attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
+    trace_attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
+                   sampling_reason_name(inv->kept_by));
+    trace_segment_contain(seg);
+    t->stats.segments++;
+    if (t->emit != NULL)
+        t->emit(seg, true, t->ctx);
+}
+
 static void build(struct tracer *t, struct invocation *inv, struct trace_segment *seg, int64_t now_us,
                   bool final, bool timing_out)
 {
@@ -992,16 +1059,24 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     }
     seg->end_us = end;
 
-    /* Subsegments. */
-    if (inv->cold) {
+    /* Subsegments.  An Init the caller waited for (on demand, just before
+     * this invocation) and a SnapStart restore widen the segment to start
+     * with them; an Init that ran long before is a segment of its own
+     * (emit_detached_init), never a child starting before its parent. */
+    if (inv->cold && !init_detached(t, inv, start)) {
         add_init_spans(t, seg);
         add_init_anatomy(t, seg);
+        if (t->init.seen && t->init.start_us < seg->start_us)
+            seg->start_us = t->init.start_us;
     }
-    if (t->init.restore_seen && inv->cold)
+    if (t->init.restore_seen && inv->cold) {
         add_span(seg, -1, "Restore", t->init.restore_start_us,
                  t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
                      ? t->init.restore_start_us + t->init.restore_duration_us
                      : TRACE_NO_END);
+        if (t->init.restore_start_us < seg->start_us)
+            seg->start_us = t->init.restore_start_us;
+    }
     if (inv->have_start || inv->have_invoke) {
         int64_t invocation_start = inv->have_start ? inv->start_us : inv->invoke_us;
         int64_t invocation_end = span_end(&inv->latency);
@@ -1042,6 +1117,11 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     if (inv->max_memory_mb != TEL_ABSENT)
         trace_attr_int(seg, "max_memory_used_mb", "aws.lambda.max_memory_used_mb", TRACE_ATTR_ANNOTATION,
                  inv->max_memory_mb);
+    /* The report's duration: the segment may be wider (it starts with an
+     * Init or restore the caller waited for). */
+    if (final && inv->have_report && inv->report_duration_us != TEL_ABSENT)
+        trace_attr_double(seg, "duration_ms", "aws.lambda.duration_ms", TRACE_ATTR_ANNOTATION,
+                          (double)inv->report_duration_us / 1000.0);
     if (inv->billed_ms != TEL_ABSENT)
         trace_attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
                  inv->billed_ms);
@@ -1084,6 +1164,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
         trace_attr_int(seg, "telemetry_dropped_records", "aws.lambda.telemetry_dropped_records",
                  TRACE_ATTR_METADATA, (int64_t)t->stats.telemetry_dropped_records);
     }
+    trace_segment_contain(seg);
 }
 
 /* The invocation's outcome as far as known now, told apart as set_outcome
@@ -1178,6 +1259,9 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
         return;
     }
     t->stats.kept[reason]++;
+    resolve_cold(t, inv, true);
+    if (init_detached(t, inv, inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : now_us))
+        emit_detached_init(t, inv);
     build(t, inv, &t->seg, now_us, true, false);
     t->stats.segments++;
     t->lost_pending = 0;
@@ -1267,6 +1351,7 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
         snprintf(seg->cause_message, sizeof(seg->cause_message), "Init failed (%s)", seg->cause_type);
     }
     add_span(seg, -1, "Initialization", seg->start_us, seg->end_us);
+    trace_segment_contain(seg);
     trace_attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
     if (in->reported && in->duration_us != TEL_ABSENT && in->duration_us > 0 && t->memory_size_mb > 0 &&
         (t->price.gb_s_usd > 0 || t->price.request_usd > 0)) {
