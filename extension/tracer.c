@@ -65,7 +65,7 @@ _Static_assert(TRACER_MAX_ANNOUNCED < UINT16_MAX, "slot numbers + 1 fit a uint16
 #define INIT_MILESTONE_SLACK_US 2000
 #define ERROR_TYPE_MAX 96
 /* An Init that ended longer than this before its first invocation began
- * (or any provisioned-concurrency or SnapStart Init) was not waited for by
+ * (or any provisioned-concurrency, SnapStart or managed-instances Init) was not waited for by
  * the caller: it becomes a segment of its own in the invocation's trace
  * rather than a subsegment starting before its parent (README "Read your
  * traces"). */
@@ -968,7 +968,8 @@ static bool init_detached(const struct tracer *t, const struct invocation *inv, 
 
     if (!inv->cold || !in->seen || in->phase == TEL_PHASE_INVOKE)
         return false;
-    if (in->type == TEL_INIT_TYPE_PROVISIONED || in->type == TEL_INIT_TYPE_SNAP_START)
+    if (in->type == TEL_INIT_TYPE_PROVISIONED || in->type == TEL_INIT_TYPE_SNAP_START ||
+        in->type == TEL_INIT_TYPE_MANAGED)
         return true;
     return end != TRACE_NO_END && start - end > INIT_DETACH_GAP_US;
 }
