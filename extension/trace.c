@@ -95,6 +95,7 @@ static struct trace_attr *add(struct trace_segment *seg, const char *xray_key, c
     a->i = 0;
     a->d = 0;
     a->b = false;
+    a->on_span = 0;
     a->xray_key = xray_key;
     a->otel_key = otel_key;
     a->target = target;
@@ -132,4 +133,35 @@ void trace_attr_bool(struct trace_segment *seg, const char *xk, const char *ok,
     struct trace_attr *a = add(seg, xk, ok, target, TRACE_VALUE_BOOL);
     if (a != NULL)
         a->b = value;
+}
+
+/* Moves the attribute just added (if it was: attr_count grew) to span. */
+static void own(struct trace_segment *seg, size_t before, int span)
+{
+    if (seg->attr_count > before)
+        seg->attrs[seg->attr_count - 1].on_span = span < 0 ? 0 : span + 1;
+}
+
+void trace_span_attr_str(struct trace_segment *seg, int span, const char *xk, const char *ok,
+                         enum trace_attr_target target, const char *value)
+{
+    size_t before = seg->attr_count;
+    trace_attr_str(seg, xk, ok, target, value);
+    own(seg, before, span);
+}
+
+void trace_span_attr_int(struct trace_segment *seg, int span, const char *xk, const char *ok,
+                         enum trace_attr_target target, int64_t value)
+{
+    size_t before = seg->attr_count;
+    trace_attr_int(seg, xk, ok, target, value);
+    own(seg, before, span);
+}
+
+void trace_span_attr_bool(struct trace_segment *seg, int span, const char *xk, const char *ok,
+                          enum trace_attr_target target, bool value)
+{
+    size_t before = seg->attr_count;
+    trace_attr_bool(seg, xk, ok, target, value);
+    own(seg, before, span);
 }

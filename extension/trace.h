@@ -45,6 +45,10 @@ enum trace_attr_target {
 struct trace_attr {
     const char *xray_key;      /* static string; NULL: not sent to X-Ray */
     const char *otel_key;      /* static string; NULL: not sent to OTLP */
+    int on_span;               /* whose: 0 the segment (so a zeroed attribute is the
+                                * segment's), i + 1 segment.spans[i] (X-Ray: that
+                                * subsegment's annotations/metadata; OTLP: that span's
+                                * attributes) */
     enum trace_attr_target target;
     enum trace_value_kind kind;
     char str[TRACE_STRING_MAX];
@@ -156,5 +160,14 @@ void trace_attr_double(struct trace_segment *seg, const char *xray_key, const ch
                        enum trace_attr_target target, double value);
 void trace_attr_bool(struct trace_segment *seg, const char *xray_key, const char *otel_key,
                      enum trace_attr_target target, bool value);
+
+/* The same, on span `span` of seg (an index into seg->spans) rather than
+ * on the segment; a negative span puts it on the segment. */
+void trace_span_attr_str(struct trace_segment *seg, int span, const char *xray_key, const char *otel_key,
+                         enum trace_attr_target target, const char *value);
+void trace_span_attr_int(struct trace_segment *seg, int span, const char *xray_key, const char *otel_key,
+                         enum trace_attr_target target, int64_t value);
+void trace_span_attr_bool(struct trace_segment *seg, int span, const char *xray_key, const char *otel_key,
+                          enum trace_attr_target target, bool value);
 
 #endif

@@ -566,20 +566,21 @@ static int64_t span_end(const struct span_val *s)
 
 static int64_t runtime_started(const struct tracer *t, const struct init_info *in);
 
-static void add_init_spans(struct tracer *t, struct trace_segment *seg)
+/* Returns the "Runtime init" span's index, or -1 when there is none. */
+static int add_init_spans(struct tracer *t, struct trace_segment *seg)
 {
     const struct init_info *in = &t->init;
     int64_t end;
     int parent;
 
     if (!in->seen)
-        return;
+        return -1;
     end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
           : in->runtime_done                            ? in->runtime_done_us
                                                         : TRACE_NO_END;
     parent = add_span(seg, -1, "Initialization", in->start_us, end);
     if (parent < 0)
-        return;
+        return -1;
     if (in->reported && in->status != TEL_STATUS_SUCCESS && in->status != TEL_STATUS_NONE)
         seg->spans[parent].fault = true;
     /* Our own milestones belong to this Init only if they fall inside it
@@ -592,7 +593,8 @@ static void add_init_spans(struct tracer *t, struct trace_segment *seg)
      * extensions), else the end of our registration when we are the only
      * extension. */
     if (in->runtime_done && runtime_started(t, in) != TEL_ABSENT)
-        add_span(seg, parent, "Runtime init", runtime_started(t, in), in->runtime_done_us);
+        return add_span(seg, parent, "Runtime init", runtime_started(t, in), in->runtime_done_us);
+    return -1;
 }
 
 /* When the runtime started, or TEL_ABSENT when not knowable. */
@@ -619,7 +621,40 @@ static double ms_of(int64_t us)
 
 /* Where Init went (README "Why was the cold start slow?"): the runtime's
  * anatomy and hint, and the extensions' share against the runtime's. */
-static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
+/* The runtime's figures over its Init (initwatch) on span rt: the
+ * "Runtime init" subsegment's metadata and its OTLP span's attributes; a
+ * figure that could not be read is left out, never guessed. */
+static void add_runtime_figures(const struct initwatch_figures *f, struct trace_segment *seg, int rt)
+{
+    char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
+
+    initwatch_describe(f, text, sizeof(text));
+    trace_span_attr_str(seg, rt, "summary", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
+    trace_span_attr_int(seg, rt, "wall_ms", "lambda_tracer.runtime_init.wall_ms", TRACE_ATTR_METADATA,
+                        f->wall_us / 1000);
+    if (f->cpu_us >= 0) {
+        trace_span_attr_int(seg, rt, "cpu_ms", "lambda_tracer.runtime_init.cpu_ms", TRACE_ATTR_METADATA,
+                            f->cpu_us / 1000);
+        trace_span_attr_int(seg, rt, "major_faults", "lambda_tracer.runtime_init.major_faults",
+                            TRACE_ATTR_METADATA, f->majflt);
+        trace_span_attr_int(seg, rt, "minor_faults", "lambda_tracer.runtime_init.minor_faults",
+                            TRACE_ATTR_METADATA, f->minflt);
+    }
+    if (f->rchar >= 0)
+        trace_span_attr_int(seg, rt, "read_bytes", "lambda_tracer.runtime_init.read_bytes",
+                            TRACE_ATTR_METADATA, f->rchar);
+    if (f->read_bytes >= 0)
+        trace_span_attr_int(seg, rt, "storage_read_bytes", "lambda_tracer.runtime_init.storage_read_bytes",
+                            TRACE_ATTR_METADATA, f->read_bytes);
+    trace_span_attr_int(seg, rt, "threads", "lambda_tracer.runtime_init.threads", TRACE_ATTR_METADATA,
+                        f->max_threads);
+    trace_span_attr_int(seg, rt, "rss_bytes", "lambda_tracer.runtime_init.rss_bytes", TRACE_ATTR_METADATA,
+                        f->rss_bytes);
+    trace_span_attr_int(seg, rt, "child_processes", "lambda_tracer.runtime_init.child_processes",
+                        TRACE_ATTR_METADATA, f->children_seen);
+}
+
+static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt)
 {
     const struct init_info *in = &t->init;
     char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
@@ -628,16 +663,9 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
     if (!in->seen)
         return;
     if (in->anatomy) {
-        initwatch_describe(&in->figures, text, sizeof(text));
-        trace_attr_str(seg, "runtime_init", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
-        if (in->figures.cpu_us >= 0)
-            trace_attr_int(seg, "runtime_init_cpu_ms", "lambda_tracer.runtime_init.cpu_ms",
-                     TRACE_ATTR_METADATA, in->figures.cpu_us / 1000);
-        if (in->figures.rchar >= 0)
-            trace_attr_int(seg, "runtime_init_read_bytes", "lambda_tracer.runtime_init.read_bytes",
-                     TRACE_ATTR_METADATA, in->figures.rchar);
-        trace_attr_int(seg, "runtime_init_rss_bytes", "lambda_tracer.runtime_init.rss_bytes",
-                 TRACE_ATTR_METADATA, in->figures.rss_bytes);
+        /* On the Runtime init subsegment; on the Init's segment when that
+         * subsegment could not be placed (its start unknown). */
+        add_runtime_figures(&in->figures, seg, rt);
         /* With other extensions, initRuntimeDone is dated when the last
          * extension is ready (Lambda emits it then): the runtime's idle
          * time may be a wait for them, so only the busy rules speak. */
@@ -997,8 +1025,7 @@ static void emit_detached_init(struct tracer *t, const struct invocation *inv)
     trace_copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
     seg->start_us = in->start_us;
     seg->end_us = end != TRACE_NO_END ? end : in->start_us;
-    add_init_spans(t, seg);
-    add_init_anatomy(t, seg);
+    add_init_anatomy(t, seg, add_init_spans(t, seg));
     trace_attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
     trace_attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
     trace_attr_str(seg, "init_for_request_id", "aws.lambda.init_for_request_id", TRACE_ATTR_ANNOTATION,
@@ -1065,8 +1092,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
      * with them; an Init that ran long before is a segment of its own
      * (emit_detached_init), never a child starting before its parent. */
     if (inv->cold && !init_detached(t, inv, start)) {
-        add_init_spans(t, seg);
-        add_init_anatomy(t, seg);
+        add_init_anatomy(t, seg, add_init_spans(t, seg));
         if (t->init.seen && t->init.start_us < seg->start_us)
             seg->start_us = t->init.start_us;
     }
