@@ -938,6 +938,8 @@ static enum emf_outcome emf_outcome_of(enum sampling_outcome o)
 static enum sampling_outcome outcome_of(const struct invocation *inv, bool timing_out);
 
 /* Hands the complete invocation to the metrics. */
+static bool init_failed(const struct init_info *in);
+
 static void observe(struct tracer *t, const struct invocation *inv)
 {
     struct emf_sample s = {.time_ms = (inv->have_report ? inv->report_us
@@ -971,6 +973,9 @@ static void observe(struct tracer *t, const struct invocation *inv)
                 s.init_runtime_ms = (double)(in->runtime_done_us - t->registered_us) / 1000.0;
         }
     }
+    /* A failed Init the invocation waited for (phase invoke) is counted
+     * with it; one in phase init is counted alone (emit_init_failure). */
+    s.init_failed = inv->cold && in->seen && in->phase == TEL_PHASE_INVOKE && init_failed(in);
     if (cost_of(t, inv, &c)) {
         s.cost_usd = c.usd;
         s.tracer_cost_usd = c.own_usd;
@@ -1357,6 +1362,16 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
           : in->runtime_done                            ? in->runtime_done_us
                                                         : now_us;
+    if (t->observe != NULL) {
+        /* InitFailures and FailedInitDuration in the metrics (emf.c) */
+        const struct emf_sample sample = {
+            .time_ms = end / 1000, .init_failed = true, .init_only = true,
+            .init_ms = end > in->start_us ? (double)(end - in->start_us) / 1000.0 : 0,
+            .init_runtime_ms = -1, .init_tracer_ms = -1, .duration_ms = -1, .billed_ms = -1,
+            .memory_used_mb = -1, .memory_size_mb = -1, .cost_usd = -1, .tracer_held_ms = -1,
+            .tracer_cpu_ms = -1, .tracer_cost_usd = -1};
+        t->observe(&sample, t->ctx);
+    }
     trace_segment_clear(seg);
     seg->kind = TRACE_SEGMENT_INIT;
     if (ids_new_trace_id(in->start_us / 1000000, seg->trace_id) < 0 || ids_new_span_id(seg->id) < 0 ||
