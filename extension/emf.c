@@ -40,6 +40,8 @@ enum emf_metric {
     M_TRACER_HELD,
     M_TRACER_CPU,
     M_TRACER_COST,
+    M_INIT_FAILURES,
+    M_FAILED_INIT,
     M_COUNT
 };
 
@@ -67,6 +69,8 @@ static const struct {
     [M_TRACER_HELD] = {"TracerHeldAfterResponse", "Milliseconds", EMF_DIST},
     [M_TRACER_CPU] = {"TracerCpuTime", "Milliseconds", EMF_SUM},
     [M_TRACER_COST] = {"TracerCostUSD", "None", EMF_SUM},
+    [M_INIT_FAILURES] = {"InitFailures", "Count", EMF_SUM},
+    [M_FAILED_INIT] = {"FailedInitDuration", "Milliseconds", EMF_DIST},
 };
 
 struct emf_series {
@@ -181,6 +185,11 @@ int emf_add(struct emf *m, const struct emf_sample *x)
     if (!m->pending || m->oldest_ms == 0 || (x->time_ms > 0 && x->time_ms < m->oldest_ms))
         m->oldest_ms = x->time_ms > 0 ? x->time_ms : m->oldest_ms;
     m->pending = true;
+    put(m, M_INIT_FAILURES, x->init_failed ? 1 : 0);
+    if (x->init_failed)
+        put(m, M_FAILED_INIT, x->init_ms);
+    if (x->init_only)
+        return 0;
     put(m, M_INVOCATIONS, 1);
     put(m, M_COLD_START, x->cold ? 1 : 0);
     put(m, M_ERRORS, x->outcome == EMF_OUTCOME_ERROR ? 1 : 0);

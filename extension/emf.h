@@ -55,6 +55,12 @@ struct emf_sample {
     double tracer_cpu_ms;   /* CPU this process used for it */
     double tracer_cost_usd; /* the price of tracer_held_ms */
     const char *tenant_id;  /* NULL or "": none */
+    /* The Init this sample reports failed (platform.initReport status
+     * error, failure or timeout): InitFailures 1 and init_ms as
+     * FailedInitDuration.  init_only: an Init with no invocation (it
+     * failed before one came): only those two metrics, no Invocations. */
+    bool init_failed;
+    bool init_only;
 };
 
 struct emf_options {

@@ -114,6 +114,7 @@ struct kv {
 struct view {
     const struct trace_segment *seg;
     bool is_segment;
+    int owner;              /* whose attributes (trace_attr.on_span): 0 the segment, i + 1 span i */
     char trace_id[33];      /* 32 lower-case hex */
     const char *span_id;    /* 16 hex */
     const char *parent_id;  /* 16 hex, or NULL for none */
@@ -230,6 +231,7 @@ static void make_view(const struct trace_segment *seg, const struct plan *p, siz
 
     memset(v, 0, sizeof(*v));
     v->seg = seg;
+    v->owner = (int)k;
     ids_xray_to_otel_trace_id(seg->trace_id, otel);
     lower_hex(v->trace_id, otel, 32);
     v->end_us = p->end_us[k];
@@ -347,19 +349,20 @@ static bool kind_known(enum trace_value_kind kind)
            kind == TRACE_VALUE_BOOL;
 }
 
-/* The span's attributes: for the segment, its attrs with an otel_key
- * (attribute keys must be unique, so a repeat is dropped and counted); for
- * any span ended at now, the in-progress marker. */
+/* The span's attributes: the segment's attrs with an otel_key that belong
+ * to this span (trace_attr.on_span: 0 the segment itself, i + 1 span i;
+ * attribute keys must be unique, so a repeat is dropped and
+ * counted); for any span ended at now, the in-progress marker. */
 static size_t span_kvs(const struct view *v, struct kv kvs[SPAN_KV_MAX], unsigned long *skipped)
 {
     const struct trace_segment *seg = v->seg;
     size_t n = 0;
 
-    for (size_t i = 0; v->is_segment && i < seg->attr_count; i++) {
+    for (size_t i = 0; i < seg->attr_count; i++) {
         const struct trace_attr *a = &seg->attrs[i];
         bool dup = false;
 
-        if (a->otel_key == NULL)
+        if (a->otel_key == NULL || a->on_span != v->owner)
             continue;
         for (size_t j = 0; j < n && !dup; j++)
             dup = strcmp(kvs[j].key, a->otel_key) == 0;

@@ -46,6 +46,39 @@ void trace_segment_clear(struct trace_segment *seg)
     seg->snapshot_json[0] = '\0';
 }
 
+static void contain(int64_t lo, int64_t hi, int64_t *start, int64_t *end)
+{
+    if (*start < lo)
+        *start = lo;
+    if (hi != TRACE_NO_END && *start > hi)
+        *start = hi;
+    if (*end == TRACE_NO_END)
+        return;
+    if (hi != TRACE_NO_END && *end > hi)
+        *end = hi;
+    if (*end < *start)
+        *end = *start;
+}
+
+void trace_segment_contain(struct trace_segment *seg)
+{
+    if (seg->end_us != TRACE_NO_END && seg->end_us < seg->start_us)
+        seg->end_us = seg->start_us;
+    for (size_t i = 0; i < seg->span_count && i < TRACE_MAX_SPANS; i++) {
+        struct trace_span *s = &seg->spans[i];
+        int64_t lo = seg->start_us;
+        int64_t hi = seg->end_us;
+
+        if (s->parent >= (int)i || s->parent < -1)
+            s->parent = -1;
+        if (s->parent >= 0) {
+            lo = seg->spans[s->parent].start_us;
+            hi = seg->spans[s->parent].end_us;
+        }
+        contain(lo, hi, &s->start_us, &s->end_us);
+    }
+}
+
 /* The next free attribute, cleared, or NULL when the segment has no room
  * left (the attribute is then left out and counted). */
 static struct trace_attr *add(struct trace_segment *seg, const char *xray_key, const char *otel_key,
@@ -62,6 +95,7 @@ static struct trace_attr *add(struct trace_segment *seg, const char *xray_key, c
     a->i = 0;
     a->d = 0;
     a->b = false;
+    a->on_span = 0;
     a->xray_key = xray_key;
     a->otel_key = otel_key;
     a->target = target;
@@ -99,4 +133,35 @@ void trace_attr_bool(struct trace_segment *seg, const char *xk, const char *ok,
     struct trace_attr *a = add(seg, xk, ok, target, TRACE_VALUE_BOOL);
     if (a != NULL)
         a->b = value;
+}
+
+/* Moves the attribute just added (if it was: attr_count grew) to span. */
+static void own(struct trace_segment *seg, size_t before, int span)
+{
+    if (seg->attr_count > before)
+        seg->attrs[seg->attr_count - 1].on_span = span < 0 ? 0 : span + 1;
+}
+
+void trace_span_attr_str(struct trace_segment *seg, int span, const char *xk, const char *ok,
+                         enum trace_attr_target target, const char *value)
+{
+    size_t before = seg->attr_count;
+    trace_attr_str(seg, xk, ok, target, value);
+    own(seg, before, span);
+}
+
+void trace_span_attr_int(struct trace_segment *seg, int span, const char *xk, const char *ok,
+                         enum trace_attr_target target, int64_t value)
+{
+    size_t before = seg->attr_count;
+    trace_attr_int(seg, xk, ok, target, value);
+    own(seg, before, span);
+}
+
+void trace_span_attr_bool(struct trace_segment *seg, int span, const char *xk, const char *ok,
+                          enum trace_attr_target target, bool value)
+{
+    size_t before = seg->attr_count;
+    trace_attr_bool(seg, xk, ok, target, value);
+    own(seg, before, span);
 }

@@ -45,6 +45,10 @@ enum trace_attr_target {
 struct trace_attr {
     const char *xray_key;      /* static string; NULL: not sent to X-Ray */
     const char *otel_key;      /* static string; NULL: not sent to OTLP */
+    int on_span;               /* whose: 0 the segment (so a zeroed attribute is the
+                                * segment's), i + 1 segment.spans[i] (X-Ray: that
+                                * subsegment's annotations/metadata; OTLP: that span's
+                                * attributes) */
     enum trace_attr_target target;
     enum trace_value_kind kind;
     char str[TRACE_STRING_MAX];
@@ -132,6 +136,18 @@ void trace_copy_str(char *dst, size_t size, const char *src);
  * of the ingest path's instructions. */
 void trace_segment_clear(struct trace_segment *seg);
 
+/* Makes seg's tree consistent: no span starts before or ends after its
+ * parent (the segment for top-level spans).  A child outside is clamped to
+ * its parent; one left with nothing inside it is a point at the nearer
+ * edge.  Telemetry `time` values are whole milliseconds while durations are
+ * microseconds, so a child computed as time + duration can stick out by up
+ * to a millisecond or two; the tracer widens a parent first where the
+ * child's time is real (the caller waited for an Init: tracer.c).  Spans
+ * must come after their parent in seg->spans (the tracer adds them so); a
+ * span whose parent index is not earlier is made a top-level span.  An end
+ * of TRACE_NO_END (in progress) is left so, and bounds nothing. */
+void trace_segment_contain(struct trace_segment *seg);
+
 /* Add one attribute to seg (xray_key / otel_key: static strings, either
  * may be NULL where that output has no such key).  A segment already
  * holding TRACE_MAX_ATTRS keeps what it has and the new one is left out,
@@ -144,5 +160,14 @@ void trace_attr_double(struct trace_segment *seg, const char *xray_key, const ch
                        enum trace_attr_target target, double value);
 void trace_attr_bool(struct trace_segment *seg, const char *xray_key, const char *otel_key,
                      enum trace_attr_target target, bool value);
+
+/* The same, on span `span` of seg (an index into seg->spans) rather than
+ * on the segment; a negative span puts it on the segment. */
+void trace_span_attr_str(struct trace_segment *seg, int span, const char *xray_key, const char *otel_key,
+                         enum trace_attr_target target, const char *value);
+void trace_span_attr_int(struct trace_segment *seg, int span, const char *xray_key, const char *otel_key,
+                         enum trace_attr_target target, int64_t value);
+void trace_span_attr_bool(struct trace_segment *seg, int span, const char *xray_key, const char *otel_key,
+                          enum trace_attr_target target, bool value);
 
 #endif

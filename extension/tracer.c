@@ -64,6 +64,12 @@ _Static_assert(TRACER_MAX_ANNOUNCED < UINT16_MAX, "slot numbers + 1 fit a uint16
 /* Platform times are whole milliseconds; ours are not. */
 #define INIT_MILESTONE_SLACK_US 2000
 #define ERROR_TYPE_MAX 96
+/* An Init that ended longer than this before its first invocation began
+ * (or any provisioned-concurrency, SnapStart or managed-instances Init) was not waited for by
+ * the caller: it becomes a segment of its own in the invocation's trace
+ * rather than a subsegment starting before its parent (README "Read your
+ * traces"). */
+#define INIT_DETACH_GAP_US 1000000
 
 struct span_val {
     bool set;
@@ -560,20 +566,21 @@ static int64_t span_end(const struct span_val *s)
 
 static int64_t runtime_started(const struct tracer *t, const struct init_info *in);
 
-static void add_init_spans(struct tracer *t, struct trace_segment *seg)
+/* Returns the "Runtime init" span's index, or -1 when there is none. */
+static int add_init_spans(struct tracer *t, struct trace_segment *seg)
 {
     const struct init_info *in = &t->init;
     int64_t end;
     int parent;
 
     if (!in->seen)
-        return;
+        return -1;
     end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
           : in->runtime_done                            ? in->runtime_done_us
                                                         : TRACE_NO_END;
     parent = add_span(seg, -1, "Initialization", in->start_us, end);
     if (parent < 0)
-        return;
+        return -1;
     if (in->reported && in->status != TEL_STATUS_SUCCESS && in->status != TEL_STATUS_NONE)
         seg->spans[parent].fault = true;
     /* Our own milestones belong to this Init only if they fall inside it
@@ -586,7 +593,8 @@ static void add_init_spans(struct tracer *t, struct trace_segment *seg)
      * extensions), else the end of our registration when we are the only
      * extension. */
     if (in->runtime_done && runtime_started(t, in) != TEL_ABSENT)
-        add_span(seg, parent, "Runtime init", runtime_started(t, in), in->runtime_done_us);
+        return add_span(seg, parent, "Runtime init", runtime_started(t, in), in->runtime_done_us);
+    return -1;
 }
 
 /* When the runtime started, or TEL_ABSENT when not knowable. */
@@ -613,7 +621,40 @@ static double ms_of(int64_t us)
 
 /* Where Init went (README "Why was the cold start slow?"): the runtime's
  * anatomy and hint, and the extensions' share against the runtime's. */
-static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
+/* The runtime's figures over its Init (initwatch) on span rt: the
+ * "Runtime init" subsegment's metadata and its OTLP span's attributes; a
+ * figure that could not be read is left out, never guessed. */
+static void add_runtime_figures(const struct initwatch_figures *f, struct trace_segment *seg, int rt)
+{
+    char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
+
+    initwatch_describe(f, text, sizeof(text));
+    trace_span_attr_str(seg, rt, "summary", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
+    trace_span_attr_int(seg, rt, "wall_ms", "lambda_tracer.runtime_init.wall_ms", TRACE_ATTR_METADATA,
+                        f->wall_us / 1000);
+    if (f->cpu_us >= 0) {
+        trace_span_attr_int(seg, rt, "cpu_ms", "lambda_tracer.runtime_init.cpu_ms", TRACE_ATTR_METADATA,
+                            f->cpu_us / 1000);
+        trace_span_attr_int(seg, rt, "major_faults", "lambda_tracer.runtime_init.major_faults",
+                            TRACE_ATTR_METADATA, f->majflt);
+        trace_span_attr_int(seg, rt, "minor_faults", "lambda_tracer.runtime_init.minor_faults",
+                            TRACE_ATTR_METADATA, f->minflt);
+    }
+    if (f->rchar >= 0)
+        trace_span_attr_int(seg, rt, "read_bytes", "lambda_tracer.runtime_init.read_bytes",
+                            TRACE_ATTR_METADATA, f->rchar);
+    if (f->read_bytes >= 0)
+        trace_span_attr_int(seg, rt, "storage_read_bytes", "lambda_tracer.runtime_init.storage_read_bytes",
+                            TRACE_ATTR_METADATA, f->read_bytes);
+    trace_span_attr_int(seg, rt, "threads", "lambda_tracer.runtime_init.threads", TRACE_ATTR_METADATA,
+                        f->max_threads);
+    trace_span_attr_int(seg, rt, "rss_bytes", "lambda_tracer.runtime_init.rss_bytes", TRACE_ATTR_METADATA,
+                        f->rss_bytes);
+    trace_span_attr_int(seg, rt, "child_processes", "lambda_tracer.runtime_init.child_processes",
+                        TRACE_ATTR_METADATA, f->children_seen);
+}
+
+static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt)
 {
     const struct init_info *in = &t->init;
     char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
@@ -622,16 +663,9 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg)
     if (!in->seen)
         return;
     if (in->anatomy) {
-        initwatch_describe(&in->figures, text, sizeof(text));
-        trace_attr_str(seg, "runtime_init", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
-        if (in->figures.cpu_us >= 0)
-            trace_attr_int(seg, "runtime_init_cpu_ms", "lambda_tracer.runtime_init.cpu_ms",
-                     TRACE_ATTR_METADATA, in->figures.cpu_us / 1000);
-        if (in->figures.rchar >= 0)
-            trace_attr_int(seg, "runtime_init_read_bytes", "lambda_tracer.runtime_init.read_bytes",
-                     TRACE_ATTR_METADATA, in->figures.rchar);
-        trace_attr_int(seg, "runtime_init_rss_bytes", "lambda_tracer.runtime_init.rss_bytes",
-                 TRACE_ATTR_METADATA, in->figures.rss_bytes);
+        /* On the Runtime init subsegment; on the Init's segment when that
+         * subsegment could not be placed (its start unknown). */
+        add_runtime_figures(&in->figures, seg, rt);
         /* With other extensions, initRuntimeDone is dated when the last
          * extension is ready (Lambda emits it then): the runtime's idle
          * time may be a wait for them, so only the busy rules speak. */
@@ -904,6 +938,8 @@ static enum emf_outcome emf_outcome_of(enum sampling_outcome o)
 static enum sampling_outcome outcome_of(const struct invocation *inv, bool timing_out);
 
 /* Hands the complete invocation to the metrics. */
+static bool init_failed(const struct init_info *in);
+
 static void observe(struct tracer *t, const struct invocation *inv)
 {
     struct emf_sample s = {.time_ms = (inv->have_report ? inv->report_us
@@ -937,11 +973,75 @@ static void observe(struct tracer *t, const struct invocation *inv)
                 s.init_runtime_ms = (double)(in->runtime_done_us - t->registered_us) / 1000.0;
         }
     }
+    /* A failed Init the invocation waited for (phase invoke) is counted
+     * with it; one in phase init is counted alone (emit_init_failure). */
+    s.init_failed = inv->cold && in->seen && in->phase == TEL_PHASE_INVOKE && init_failed(in);
     if (cost_of(t, inv, &c)) {
         s.cost_usd = c.usd;
         s.tracer_cost_usd = c.own_usd;
     }
     t->observe(&s, t->ctx);
+}
+
+static int64_t init_end(const struct init_info *in)
+{
+    return in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
+           : in->runtime_done                            ? in->runtime_done_us
+                                                         : TRACE_NO_END;
+}
+
+/* Whether this cold invocation's Init ran long before it (provisioned
+ * concurrency, a SnapStart snapshot, or a gap over INIT_DETACH_GAP_US):
+ * its caller did not wait for it.  A suppressed Init (phase invoke) is
+ * always waited for. */
+static bool init_detached(const struct tracer *t, const struct invocation *inv, int64_t start)
+{
+    const struct init_info *in = &t->init;
+    int64_t end = init_end(in);
+
+    if (!inv->cold || !in->seen || in->phase == TEL_PHASE_INVOKE)
+        return false;
+    if (in->type == TEL_INIT_TYPE_PROVISIONED || in->type == TEL_INIT_TYPE_SNAP_START ||
+        in->type == TEL_INIT_TYPE_MANAGED)
+        return true;
+    return end != TRACE_NO_END && start - end > INIT_DETACH_GAP_US;
+}
+
+/* A detached Init (init_detached) as a segment of its own in the
+ * invocation's trace, a sibling of the invocation's segment (same trace
+ * and upstream parent), emitted just before it. */
+static void emit_detached_init(struct tracer *t, const struct invocation *inv)
+{
+    struct trace_segment *seg = &t->seg;
+    const struct init_info *in = &t->init;
+    int64_t end = init_end(in);
+
+    trace_segment_clear(seg);
+    seg->kind = TRACE_SEGMENT_INIT;
+    if (ids_new_span_id(seg->id) < 0)
+        return;
+    trace_copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
+    trace_copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
+    seg->sampled = true;
+    trace_copy_str(seg->name, sizeof(seg->name), t->segment_name);
+    trace_copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
+    trace_copy_str(seg->function_version, sizeof(seg->function_version),
+                   inv->version[0] ? inv->version : t->function_version);
+    trace_copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
+    seg->start_us = in->start_us;
+    seg->end_us = end != TRACE_NO_END ? end : in->start_us;
+    add_init_anatomy(t, seg, add_init_spans(t, seg));
+    trace_attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
+    trace_attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
+    trace_attr_str(seg, "init_for_request_id", "aws.lambda.init_for_request_id", TRACE_ATTR_ANNOTATION,
+                   inv->request_id);
+    trace_attr_str(seg, NULL, "faas.trigger", TRACE_ATTR_ANNOTATION, "other");
+    trace_attr_str(seg, "sampled_by", "lambda_tracer.sampled_by", TRACE_ATTR_ANNOTATION,
+                   sampling_reason_name(inv->kept_by));
+    trace_segment_contain(seg);
+    t->stats.segments++;
+    if (t->emit != NULL)
+        t->emit(seg, true, t->ctx);
 }
 
 static void build(struct tracer *t, struct invocation *inv, struct trace_segment *seg, int64_t now_us,
@@ -992,16 +1092,23 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     }
     seg->end_us = end;
 
-    /* Subsegments. */
-    if (inv->cold) {
-        add_init_spans(t, seg);
-        add_init_anatomy(t, seg);
+    /* Subsegments.  An Init the caller waited for (on demand, just before
+     * this invocation) and a SnapStart restore widen the segment to start
+     * with them; an Init that ran long before is a segment of its own
+     * (emit_detached_init), never a child starting before its parent. */
+    if (inv->cold && !init_detached(t, inv, start)) {
+        add_init_anatomy(t, seg, add_init_spans(t, seg));
+        if (t->init.seen && t->init.start_us < seg->start_us)
+            seg->start_us = t->init.start_us;
     }
-    if (t->init.restore_seen && inv->cold)
+    if (t->init.restore_seen && inv->cold) {
         add_span(seg, -1, "Restore", t->init.restore_start_us,
                  t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
                      ? t->init.restore_start_us + t->init.restore_duration_us
                      : TRACE_NO_END);
+        if (t->init.restore_start_us < seg->start_us)
+            seg->start_us = t->init.restore_start_us;
+    }
     if (inv->have_start || inv->have_invoke) {
         int64_t invocation_start = inv->have_start ? inv->start_us : inv->invoke_us;
         int64_t invocation_end = span_end(&inv->latency);
@@ -1042,6 +1149,11 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     if (inv->max_memory_mb != TEL_ABSENT)
         trace_attr_int(seg, "max_memory_used_mb", "aws.lambda.max_memory_used_mb", TRACE_ATTR_ANNOTATION,
                  inv->max_memory_mb);
+    /* The report's duration: the segment may be wider (it starts with an
+     * Init or restore the caller waited for). */
+    if (final && inv->have_report && inv->report_duration_us != TEL_ABSENT)
+        trace_attr_double(seg, "duration_ms", "aws.lambda.duration_ms", TRACE_ATTR_ANNOTATION,
+                          (double)inv->report_duration_us / 1000.0);
     if (inv->billed_ms != TEL_ABSENT)
         trace_attr_int(seg, "billed_duration_ms", "aws.lambda.billed_duration_ms", TRACE_ATTR_ANNOTATION,
                  inv->billed_ms);
@@ -1084,6 +1196,7 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
         trace_attr_int(seg, "telemetry_dropped_records", "aws.lambda.telemetry_dropped_records",
                  TRACE_ATTR_METADATA, (int64_t)t->stats.telemetry_dropped_records);
     }
+    trace_segment_contain(seg);
 }
 
 /* The invocation's outcome as far as known now, told apart as set_outcome
@@ -1178,6 +1291,9 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
         return;
     }
     t->stats.kept[reason]++;
+    resolve_cold(t, inv, true);
+    if (init_detached(t, inv, inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : now_us))
+        emit_detached_init(t, inv);
     build(t, inv, &t->seg, now_us, true, false);
     t->stats.segments++;
     t->lost_pending = 0;
@@ -1246,6 +1362,16 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
     end = in->reported && in->duration_us != TEL_ABSENT ? in->start_us + in->duration_us
           : in->runtime_done                            ? in->runtime_done_us
                                                         : now_us;
+    if (t->observe != NULL) {
+        /* InitFailures and FailedInitDuration in the metrics (emf.c) */
+        const struct emf_sample sample = {
+            .time_ms = end / 1000, .init_failed = true, .init_only = true,
+            .init_ms = end > in->start_us ? (double)(end - in->start_us) / 1000.0 : 0,
+            .init_runtime_ms = -1, .init_tracer_ms = -1, .duration_ms = -1, .billed_ms = -1,
+            .memory_used_mb = -1, .memory_size_mb = -1, .cost_usd = -1, .tracer_held_ms = -1,
+            .tracer_cpu_ms = -1, .tracer_cost_usd = -1};
+        t->observe(&sample, t->ctx);
+    }
     trace_segment_clear(seg);
     seg->kind = TRACE_SEGMENT_INIT;
     if (ids_new_trace_id(in->start_us / 1000000, seg->trace_id) < 0 || ids_new_span_id(seg->id) < 0 ||
@@ -1267,6 +1393,7 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
         snprintf(seg->cause_message, sizeof(seg->cause_message), "Init failed (%s)", seg->cause_type);
     }
     add_span(seg, -1, "Initialization", seg->start_us, seg->end_us);
+    trace_segment_contain(seg);
     trace_attr_bool(seg, "init_failed", "aws.lambda.init_failed", TRACE_ATTR_ANNOTATION, true);
     if (in->reported && in->duration_us != TEL_ABSENT && in->duration_us > 0 && t->memory_size_mb > 0 &&
         (t->price.gb_s_usd > 0 || t->price.request_usd > 0)) {

@@ -249,7 +249,7 @@ static bool attr_duplicate(const struct trace_segment *seg, size_t i, const bool
     for (size_t j = 0; j < i; j++) {
         const struct trace_attr *b = &seg->attrs[j];
 
-        if (sendable[j] && (b->xray_key == a->xray_key || strcmp(b->xray_key, a->xray_key) == 0))
+        if (sendable[j] && b->on_span == a->on_span && (b->xray_key == a->xray_key || strcmp(b->xray_key, a->xray_key) == 0))
             return true;
     }
     return false;
@@ -318,7 +318,9 @@ static bool snapshot_sendable(const struct trace_segment *seg)
 
 /* ,"annotations":{...} or ,"metadata":{"lambda_tracer":{...}}, omitted when
  * nothing qualifies.  The metadata also carries the snapshot, as is. */
-static int append_attrs(struct enc *e, enum trace_attr_target target)
+/* The annotations or metadata of owner (trace_attr.on_span): 0 the
+ * segment, i + 1 span i. */
+static int append_attrs(struct enc *e, enum trace_attr_target target, int owner)
 {
     const struct trace_segment *seg = e->seg;
     bool annotation = target == TRACE_ATTR_ANNOTATION;
@@ -332,7 +334,7 @@ static int append_attrs(struct enc *e, enum trace_attr_target target)
     for (size_t i = 0; i < seg->attr_count; i++) {
         const struct trace_attr *a = &seg->attrs[i];
 
-        if (a->target != target || a->xray_key == NULL)
+        if (a->target != target || a->xray_key == NULL || a->on_span != owner)
             continue; /* not meant for this section: not a skip */
         if (!sendable[i] || attr_duplicate(seg, i, sendable)) {
             (*skipped)++;
@@ -348,7 +350,7 @@ static int append_attrs(struct enc *e, enum trace_attr_target target)
         TRY(buf_append_str(e->b, ":"));
         TRY(append_value(e->b, a));
     }
-    if (!annotation && seg->snapshot_json[0] != '\0') {
+    if (!annotation && owner == 0 && seg->snapshot_json[0] != '\0') {
         if (!snapshot_sendable(seg)) {
             (*skipped)++;
         } else {
@@ -447,6 +449,8 @@ static int append_span(struct enc *e, size_t i, bool independent, bool children)
     TRY(append_times(e->b, s->start_us, s->end_us));
     TRY(append_flag(e->b, "error", s->error));
     TRY(append_flag(e->b, "fault", s->fault));
+    TRY(append_attrs(e, TRACE_ATTR_ANNOTATION, (int)i + 1));
+    TRY(append_attrs(e, TRACE_ATTR_METADATA, (int)i + 1));
     if (children)
         TRY(append_children(e, (int)i));
     TRY(buf_append_str(e->b, "}"));
@@ -503,8 +507,8 @@ static int append_segment(struct enc *e, bool subsegments)
     TRY(append_flag(e->b, "fault", seg->fault));
     TRY(append_flag(e->b, "throttle", seg->throttle));
     TRY(append_cause(e));
-    TRY(append_attrs(e, TRACE_ATTR_ANNOTATION));
-    TRY(append_attrs(e, TRACE_ATTR_METADATA));
+    TRY(append_attrs(e, TRACE_ATTR_ANNOTATION, 0));
+    TRY(append_attrs(e, TRACE_ATTR_METADATA, 0));
     if (subsegments)
         TRY(append_children(e, -1));
     TRY(buf_append_str(e->b, "}"));

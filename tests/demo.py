@@ -234,10 +234,13 @@ def main():
         if label == "cold start" and is_final:
             # where Init went (README "Why was the cold start slow?")
             meta = (doc.get("metadata") or {}).get("lambda_tracer") or {}
+            # the anatomy is on the Runtime init subsegment, the split and hint on the segment
+            rt = ((harness.subsegment_names(doc).get("Runtime init") or {}).get("metadata") or {}).get(
+                "lambda_tracer") or {}
             print(f"  Where Init went: {meta.get('init_split', '(no split)')}")
-            print(f"  Runtime init: {meta.get('runtime_init', '(no anatomy)')}")
+            print(f"  Runtime init: {rt.get('summary', '(no anatomy)')}")
             print(f"  Hint: {(doc.get('annotations') or {}).get('init_hint', '(no rule fired)')}")
-            if "runtime_init" not in meta or "init_split" not in meta:
+            if "summary" not in rt or "init_split" not in meta:
                 problems.append(f"{title}: the cold start does not say where Init went")
         if not is_final:
             check = "no final segment"

@@ -104,8 +104,65 @@ def sanitizer_reports(lines):
     return [l for l in lines if any(m in l for m in SANITIZER_MARKERS)]
 
 
+def tree_violations(doc):
+    """Where an X-Ray segment document's tree is inconsistent (README "Read
+    your traces"): a subsegment starting before or ending after its parent,
+    or ending before it starts; [] when none.  An in-progress node (no
+    end_time) bounds nothing."""
+    bad = []
+    eps = 0.5e-6  # times are whole microseconds printed as float seconds
+
+    def walk(node, path):
+        s, e = node.get("start_time"), node.get("end_time")
+        if s is not None and e is not None and e < s - eps:
+            bad.append("%s ends before it starts" % path)
+        for sub in node.get("subsegments", []):
+            name = "%s/%s" % (path, sub.get("name"))
+            ss, se = sub.get("start_time"), sub.get("end_time")
+            if s is not None and ss is not None and ss < s - eps:
+                bad.append("%s starts %.6f s before its parent" % (name, s - ss))
+            if e is not None and se is not None and se > e + eps:
+                bad.append("%s ends %.6f s after its parent" % (name, se - e))
+            walk(sub, name)
+    walk(doc, doc.get("name", "?"))
+    return bad
+
+
+def otlp_tree_violations(obj):
+    """tree_violations for an OTLP/JSON ExportTraceServiceRequest: a span
+    outside the span it names as parent (when that parent is in the same
+    request); [] when none."""
+    bad = []
+    spans = [sp for rs in obj.get("resourceSpans", []) for ss in rs.get("scopeSpans", [])
+             for sp in ss.get("spans", [])]
+    by_id = {(sp.get("traceId"), sp.get("spanId")): sp for sp in spans}
+    for sp in spans:
+        s, e = int(sp.get("startTimeUnixNano", 0)), int(sp.get("endTimeUnixNano", 0))
+        if e < s:
+            bad.append("%s ends before it starts" % sp.get("name"))
+        parent = by_id.get((sp.get("traceId"), sp.get("parentSpanId")))
+        if parent is None:
+            continue
+        ps, pe = int(parent.get("startTimeUnixNano", 0)), int(parent.get("endTimeUnixNano", 0))
+        if s < ps:
+            bad.append("%s starts %d ns before %s" % (sp.get("name"), ps - s, parent.get("name")))
+        if e > pe:
+            bad.append("%s ends %d ns after %s" % (sp.get("name"), e - pe, parent.get("name")))
+    return bad
+
+
+def check_trees(docs):
+    """Raises AssertionError when any X-Ray document's tree is inconsistent;
+    every path that collects exported documents calls it."""
+    bad = [v for d in docs if isinstance(d, dict) for v in tree_violations(d)]
+    if bad:
+        raise AssertionError("inconsistent trees: " + "; ".join(bad[:10]))
+    return docs
+
+
 def documents(lines):
-    """X-Ray documents the stdout exporter printed (one JSON object per line)."""
+    """X-Ray documents the stdout exporter printed (one JSON object per line),
+    each checked for a consistent tree (check_trees)."""
     docs = []
     for line in lines:
         if line.startswith("{"):
@@ -113,6 +170,7 @@ def documents(lines):
                 docs.append(json.loads(line))
             except ValueError:
                 pass
+    check_trees([d for d in docs if isinstance(d, dict)])
     return docs
 
 
@@ -156,8 +214,10 @@ TOOLS = os.path.join(REPO, "tests", "tools")
 
 def validate_xray(docs):
     """Runs the independent validator (AWS's schema through ajv, plus the
-    documented rules) over documents; returns its JSON verdict."""
+    documented rules) over documents; returns its JSON verdict.  The trees
+    are checked first (check_trees)."""
     import subprocess
+    check_trees(docs)
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         for d in docs:
@@ -181,7 +241,11 @@ def otlp_decode(body, json_input=False):
     p = subprocess.run(cmd, input=body, capture_output=True, timeout=60)
     if p.returncode != 0:
         raise AssertionError(p.stderr.decode(errors="replace"))
-    return json.loads(p.stdout)
+    out = json.loads(p.stdout)
+    bad = otlp_tree_violations(out)
+    if bad:
+        raise AssertionError("inconsistent OTLP trees: " + "; ".join(bad[:10]))
+    return out
 
 
 def attach_xray_sink(emu, **env):

@@ -54,8 +54,28 @@ def run(env, setup_root=None):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def runtime_init(doc):
+    """The Runtime init subsegment's metadata: where the anatomy is."""
+    init = harness.subsegment_names(doc).get("Runtime init")
+    assert init is not None, "no Runtime init subsegment"
+    return init.get("metadata", {}).get("lambda_tracer", {})
+
+
 def figures(doc):
-    m = meta(doc)
+    """The segment's metadata plus the anatomy from the Runtime init
+    subsegment under the names the checks use; the anatomy is on the
+    subsegment only, the hint on the segment."""
+    m = dict(meta(doc))
+    for k in ("runtime_init", "runtime_init_cpu_ms", "runtime_init_read_bytes", "runtime_init_rss_bytes"):
+        assert k not in m, "anatomy %s still on the segment" % k
+    rt = runtime_init(doc)
+    assert "init_hint" not in rt
+    for k, v in {"runtime_init": "summary", "runtime_init_cpu_ms": "cpu_ms", "runtime_init_wall_ms": "wall_ms",
+                 "runtime_init_read_bytes": "read_bytes", "runtime_init_rss_bytes": "rss_bytes",
+                 "runtime_init_threads": "threads", "runtime_init_children": "child_processes",
+                 "runtime_init_minor_faults": "minor_faults"}.items():
+        if v in rt:
+            m[k] = rt[v]
     print("\n  anatomy: %s\n  hint: %s\n  split: %s" % (m.get("runtime_init"),
           doc.get("annotations", {}).get("init_hint"), m.get("init_split")))
     return m
@@ -72,6 +92,10 @@ class SlowRuntimeInitTest(unittest.TestCase):
         m = figures(doc)
         self.assertIn("runtime_init", m)
         self.assertGreaterEqual(m["runtime_init_rss_bytes"], 4 * 1000 * 1000)  # a Python
+        self.assertGreaterEqual(m["runtime_init_threads"], 1)
+        self.assertGreater(m["runtime_init_minor_faults"], 0)
+        self.assertGreaterEqual(m["runtime_init_children"], 0)
+        self.assertGreaterEqual(m["runtime_init_wall_ms"], m["runtime_init_cpu_ms"] - 50)
         spans = {s["name"]: s for s in doc.get("subsegments", [])}
         init = spans["Initialization"]
         names = [s["name"] for s in init.get("subsegments", [])]

@@ -232,6 +232,49 @@ class MetricsScenarioTest(unittest.TestCase):
             self.assertIs(self.segs[r.request_id]["annotations"]["durable_function"], True)
 
 
+class InitFailureMetricsTest(unittest.TestCase):
+    """Init fails (the runtime reports /runtime/init/error); the suppressed
+    retry inside the next invoke succeeds.  The failed Init is counted as
+    InitFailures with its duration, once, and is not an invocation."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = harness.make_root()
+        knobs = {"DEMO_INIT_FAIL": "1", "DEMO_INIT_ERROR_TYPE": "Runtime.MetricsInitError"}
+        cls.emu = harness.new_emulator(cls.root, env=dict(knobs, LAMBDA_TRACER_METRICS="true"))
+        cls.init = cls.emu.start()
+        for k in knobs:
+            del cls.emu.customer_env[k]
+        cls.inv = cls.emu.invoke(payload=b'{"action":"fast"}')
+        cls.emu.shutdown(reason="spindown")
+        cls.lines = harness.output_lines(cls.emu)
+        cls.emf = emf_validator.emf_lines(cls.lines)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.close()
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def total(self, name):
+        return sum(sum(v) if isinstance(v, list) else v for d in self.emf for v in [d.get(name, 0)])
+
+    def test_the_failed_init_is_counted_once_with_its_duration(self):
+        self.assertEqual((self.init.status, self.inv.status), ("error", "success"))
+        self.assertEqual(harness.sanitizer_reports(self.lines), [])
+        for d in self.emf:
+            emf_validator.validate(d)
+        self.assertEqual(self.total("InitFailures"), 1)
+        failed = [v for d in self.emf for v in d.get("FailedInitDuration", [])]
+        reports = [r for r in self.emu.records("platform.initReport") if r["record"].get("status") != "success"]
+        self.assertEqual(len(reports), 1)
+        self.assertEqual(len(failed), 1)
+        self.assertAlmostEqual(failed[0], reports[0]["record"]["metrics"]["durationMs"], delta=0.01)
+        # the failed Init is no invocation; the retried one is a cold start that did not fail
+        self.assertEqual(self.total("Invocations"), 1)
+        self.assertEqual(self.total("ColdStart"), 1)
+        self.assertEqual(self.total("Errors"), 0)
+
+
 class DefaultsTest(unittest.TestCase):
     """Metrics are off by default; a price setting is taken, a bad one warned about and ignored;
     no tenant and no durable runtime: no such annotations."""

@@ -172,12 +172,29 @@ class Scenario(unittest.TestCase):
         self.assertAlmostEqual(node["end_time"], interval[1], delta=TOL, msg=what)
 
     def assert_segment_window(self, doc, rid, start=None):
-        """start = platform.start (or `start`), duration = report durationMs."""
+        """start = platform.start (or `start`); end = start + report durationMs,
+        which is also the annotation duration_ms.  A cold start's segment
+        starts with the Init or restore the caller waited for (README "Read
+        your traces"): then start is that subsegment's start, and the end is
+        still platform.start + durationMs."""
         report = self.rec("platform.report", rid)
-        self.assertAlmostEqual(doc["start_time"], start if start is not None else t(self.rec("platform.start", rid)),
-                               delta=TOL)
-        self.assertAlmostEqual(doc["end_time"] - doc["start_time"], report["record"]["metrics"]["durationMs"] / 1000,
-                               delta=TOL)
+        dur = report["record"]["metrics"]["durationMs"] / 1000
+        self.assertAlmostEqual(doc["annotations"]["duration_ms"] / 1000, dur, delta=1e-6)
+        if start is not None:
+            self.assertAlmostEqual(doc["start_time"], start, delta=TOL)
+            self.assertAlmostEqual(doc["end_time"] - doc["start_time"], dur, delta=TOL)
+            return
+        begun = t(self.rec("platform.start", rid))
+        waited = [s["start_time"] for n, s in top(doc).items() if n in ("Initialization", "Restore")]
+        self.assertAlmostEqual(doc["start_time"], min([begun] + waited), delta=TOL)
+        self.assertAlmostEqual(doc["end_time"], begun + dur, delta=TOL)
+
+    def init_doc(self, rid):
+        """The segment of its own an Init run long before `rid` became."""
+        got = [d for d in self.docs if d.get("annotations", {}).get("init_for_request_id") == rid]
+        self.assertEqual(len(got), 1, got)
+        self.assertNotIn("request_id", got[0].get("aws", {}))
+        return got[0]
 
     def assert_invoke_phases(self, doc, rid):
         """Invocation, Response and Overhead (with its two children) against
@@ -630,18 +647,22 @@ class SnapStartTest(Scenario):
         self.assertIs(a["cold_start"], True)
         self.assertEqual((a["init_type"], a["status"]), ("snap-start", "success"))
         self.assert_segment_window(d, self.a.request_id)
-        # Initialization stays on the first invocation after the restore (this
-        # process ran that Init before the snapshot)
-        self.assertEqual(set(top(d)), {"Initialization", "Restore", "Invocation", "Response", "Overhead"})
+        # the Init this process ran before the snapshot is a segment of its
+        # own in the first invocation's trace; the restore, which the caller
+        # waited for, starts the invocation's segment
+        self.assertEqual(set(top(d)), {"Restore", "Invocation", "Response", "Overhead"})
         (start, runtime_done, report), = init_records(self.emu, "init")
-        self.assert_initialization(d, start, runtime_done, report)
+        i = self.init_doc(self.a.request_id)
+        self.assertEqual((i["trace_id"], i.get("parent_id")), (d["trace_id"], d["parent_id"]))
+        self.assert_initialization(i, start, runtime_done, report)
         restore = top(d)["Restore"]
+        self.assertAlmostEqual(d["start_time"], restore["start_time"], delta=1e-6)
         rs, = self.emu.records("platform.restoreStart")
         rr, = self.emu.records("platform.restoreReport")
         self.assert_span_is(restore, (t(rs), t(rs) + rr["record"]["metrics"]["durationMs"] / 1000), "Restore")
         self.assertGreater(restore["end_time"] - restore["start_time"], 0.055)  # the 60 ms after-restore hook
         self.assertEqual(restore.get("subsegments", []), [])
-        self.assertGreaterEqual(restore["start_time"], top(d)["Initialization"]["end_time"] - CROSS_TOL)
+        self.assertGreaterEqual(restore["start_time"], top(i)["Initialization"]["end_time"] - CROSS_TOL)
         self.assertLessEqual(restore["end_time"], top(d)["Invocation"]["start_time"] + CROSS_TOL)
         self.assert_invoke_phases(d, self.a.request_id)
 
@@ -690,15 +711,24 @@ class ProvisionedConcurrencyTest(Scenario):
         a = d["annotations"]
         self.assertIs(a["cold_start"], True)
         self.assertEqual((a["init_type"], a["status"]), ("provisioned-concurrency", "success"))
-        self.assertEqual(set(top(d)), {"Initialization", "Invocation", "Response", "Overhead"})
+        # the Init ran long before: not a child starting before its parent
+        self.assertEqual(set(top(d)), {"Invocation", "Response", "Overhead"})
         self.assert_invoke_phases(d, self.a.request_id)
         self.assertGreater(top(d)["Invocation"]["end_time"] - top(d)["Invocation"]["start_time"], 0.045)
 
     def test_initialization_keeps_its_real_earlier_times(self):
+        # a segment of its own in the invocation's trace, a sibling of it
         d = self.final(self.a.request_id)
+        i = self.init_doc(self.a.request_id)
+        self.assertEqual((i["trace_id"], i.get("parent_id")), (d["trace_id"], d["parent_id"]))
+        self.assertNotEqual(i["id"], d["id"])
+        self.assertEqual(i["annotations"]["init_type"], "provisioned-concurrency")
         (start, runtime_done, report), = init_records(self.emu, "init")
-        init = self.assert_initialization(d, start, runtime_done, report)
+        init = self.assert_initialization(i, start, runtime_done, report)
+        self.assertAlmostEqual(i["start_time"], init["start_time"], delta=1e-6)
+        self.assertAlmostEqual(i["end_time"], init["end_time"], delta=1e-6)
         self.assertLess(init["end_time"], d["start_time"] - (self.GAP_S - 0.1))
+        self.assert_valid([i])
 
     def test_the_gap_is_stated_in_metadata(self):
         d = self.final(self.a.request_id)
@@ -838,7 +868,8 @@ class ManagedInstancesTest(Scenario):
         self.assertEqual(set(self.finals), {r.request_id for r in self.all})
         ids = [d["id"] for docs in self.finals.values() for d in docs]
         self.assertEqual(len(ids), len(set(ids)))
-        self.assertIn("segments=11 ", harness.shutdowns(self.lines)[0][1])
+        # 11 invocations and the Init's own segment
+        self.assertIn("segments=12 ", harness.shutdowns(self.lines)[0][1])
 
     def test_segments_are_built_from_start_and_report(self):
         for r in self.batch + [self.err, self.after]:
@@ -848,7 +879,9 @@ class ManagedInstancesTest(Scenario):
             self.assert_segment_window(d, r.request_id)
             report = self.rec("platform.report", r.request_id)
             subs = top(d)
-            expected = {"Invocation", "Response"} | ({"Initialization"} if d["annotations"]["cold_start"] else set())
+            # managed instances initialize ahead of traffic: the Init is a
+            # segment of its own, never a child of an invocation
+            expected = {"Invocation", "Response"}
             self.assertEqual(set(subs), expected, r.request_id)
             start = t(self.rec("platform.start", r.request_id))
             self.assert_span_is(subs["Invocation"], (start, span(report, "responseLatency")[1]), "Invocation")
@@ -878,7 +911,11 @@ class ManagedInstancesTest(Scenario):
         first = next(r for r in self.all if r.request_id == first_rid)
         self.assertEqual(cold, [first.request_id])
         (start, runtime_done, report), = init_records(self.emu, "init")
-        self.assert_initialization(self.final(first.request_id), start, runtime_done, report)
+        # the Init ran ahead of traffic: a segment of its own in the cold
+        # invocation's trace
+        i = self.init_doc(first.request_id)
+        self.assertEqual(i["trace_id"], self.final(first.request_id)["trace_id"])
+        self.assert_initialization(i, start, runtime_done, report)
 
     def test_the_sampled_header_is_joined(self):
         d = self.final(self.sampled.request_id)
@@ -946,7 +983,7 @@ class ManagedInstancesLateReportTest(Scenario):
         d = self.final(self.inv.request_id)
         self.assertEqual(d["annotations"]["status"], "success", d)
         self.assertNotIn("closed_by_shutdown", d.get("metadata", {}).get("lambda_tracer", {}))
-        self.assertEqual(set(top(d)), {"Invocation", "Response", "Initialization"})
+        self.assertEqual(set(top(d)), {"Invocation", "Response"})
 
     def test_documents_are_valid(self):
         self.assert_valid(self.docs)

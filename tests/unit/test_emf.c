@@ -172,6 +172,67 @@ static void test_counts_and_distributions(void **state)
 }
 
 /* An array holds at most 100 values: the 101st asks for a render first. */
+/* A failed Init alone (no invocation) is InitFailures and its duration,
+ * not an invocation; a failed Init an invocation waited for is counted with
+ * it; a successful cold start counts InitFailures 0 and no failed duration. */
+static void test_init_failures(void **state)
+{
+    struct emf *m = make("fn");
+    struct emf_sample s = sample();
+    cJSON *doc;
+    const cJSON *arr;
+    (void)state;
+
+    const struct emf_sample alone = {.time_ms = 1764680000000LL, .init_failed = true, .init_only = true,
+                                     .init_ms = 812.5, .init_runtime_ms = -1, .init_tracer_ms = -1,
+                                     .duration_ms = -1, .billed_ms = -1, .memory_used_mb = -1,
+                                     .memory_size_mb = -1, .cost_usd = -1, .tracer_held_ms = -1,
+                                     .tracer_cpu_ms = -1, .tracer_cost_usd = -1};
+    assert_int_equal(emf_add(m, &alone), 0);
+    assert_true(emf_pending(m));
+    doc = render(m, 1);
+    assert_true(num(doc, "InitFailures") == 1);
+    assert_true(declared(doc, 0, "InitFailures"));
+    assert_true(declared(doc, 0, "FailedInitDuration"));
+    arr = cJSON_GetObjectItemCaseSensitive(doc, "FailedInitDuration");
+    assert_int_equal(cJSON_GetArraySize(arr), 1);
+    assert_true(cJSON_GetArrayItem(arr, 0)->valuedouble == 812.5);
+    /* not an invocation: no Invocations, ColdStart, Duration */
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "Invocations"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "ColdStart"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "Duration"));
+    assert_false(declared(doc, 0, "Invocations"));
+    cJSON_Delete(doc);
+
+    /* waited for by an invocation: counted with it */
+    s.cold = true;
+    s.init_ms = 900;
+    s.init_failed = true;
+    s.outcome = EMF_OUTCOME_CRASH;
+    assert_int_equal(emf_add(m, &s), 0);
+    s = sample();
+    s.cold = true;
+    s.init_ms = 100; /* a successful cold start */
+    assert_int_equal(emf_add(m, &s), 0);
+    doc = render(m, 1);
+    assert_true(num(doc, "Invocations") == 2);
+    assert_true(num(doc, "InitFailures") == 1);
+    arr = cJSON_GetObjectItemCaseSensitive(doc, "FailedInitDuration");
+    assert_int_equal(cJSON_GetArraySize(arr), 1);
+    assert_true(cJSON_GetArrayItem(arr, 0)->valuedouble == 900);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "InitDuration")), 2);
+    cJSON_Delete(doc);
+
+    /* warm only: InitFailures 0, no failed duration */
+    s = sample();
+    assert_int_equal(emf_add(m, &s), 0);
+    doc = render(m, 1);
+    assert_true(num(doc, "InitFailures") == 0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(doc, "FailedInitDuration"));
+    cJSON_Delete(doc);
+    emf_destroy(m);
+}
+
 static void test_full_arrays(void **state)
 {
     struct emf *m = make("fn");
@@ -302,6 +363,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_and_distributions),
+        cmocka_unit_test(test_init_failures),
         cmocka_unit_test(test_full_arrays),
         cmocka_unit_test(test_tenants),
         cmocka_unit_test(test_escaping_and_bounds),

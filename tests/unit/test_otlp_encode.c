@@ -316,6 +316,41 @@ static void test_snapshot_event(void **state)
     buf_free(&pb);
 }
 
+/* Attributes of a span (trace_attr.on_span = index + 1) are that span's
+ * attributes in both encoders; the segment keeps its own; an owner that is
+ * no span is sent nowhere. */
+static void test_span_attributes(void **state)
+{
+    struct otlp_encode_stats st = {0};
+    struct buf json;
+    struct buf pb;
+    (void)state;
+    minimal_segment(seg);
+    seg->end_us = 100;
+    add_span(seg, "1111111111111111", -1, "Initialization", 10, 50);
+    add_span(seg, "2222222222222222", 0, "Runtime init", 20, 50);
+    add_attr(seg, NULL, "seg.k", TRACE_ATTR_ANNOTATION, TRACE_VALUE_INT)->i = 1;
+    struct trace_attr *a = add_attr(seg, NULL, "rt.cpu_ms", TRACE_ATTR_METADATA, TRACE_VALUE_INT);
+    a->i = 42;
+    a->on_span = 2;
+    a = add_attr(seg, NULL, "lost", TRACE_ATTR_METADATA, TRACE_VALUE_INT);
+    a->on_span = 9;
+    encode_both("span_attrs", 1, TRACE_NO_END, &json, &pb, &st);
+    assert_int_equal(st.spans_encoded, 3);
+    assert_contains(&json, "\"name\":\"f\",\"kind\":2,\"startTimeUnixNano\":\"1000\",\"endTimeUnixNano\":\"100000\","
+                           "\"attributes\":[{\"key\":\"seg.k\",\"value\":{\"intValue\":\"1\"}}]");
+    assert_contains(&json, "\"name\":\"Runtime init\",\"kind\":1,\"startTimeUnixNano\":\"20000\","
+                           "\"endTimeUnixNano\":\"50000\",\"attributes\":[{\"key\":\"rt.cpu_ms\","
+                           "\"value\":{\"intValue\":\"42\"}}]");
+    assert_contains(&json, "\"name\":\"Initialization\",\"kind\":1,\"startTimeUnixNano\":\"10000\","
+                           "\"endTimeUnixNano\":\"50000\",\"status\"");
+    assert_null(strstr(buf_data(&json), "lost"));
+    /* KeyValue{key "rt.cpu_ms", value AnyValue{int_value 42}} */
+    assert_bytes_contain(&pb, "\x4a\x0f\x0a\x09rt.cpu_ms\x12\x02\x18\x2a", 17);
+    buf_free(&json);
+    buf_free(&pb);
+}
+
 static void test_value_encodings(void **state)
 {
     struct otlp_encode_stats st = {0};
@@ -660,6 +695,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tiny_request_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_request_json_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_span_attributes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_encodings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_progress_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_progress_ended_at_now, setup, teardown),

@@ -107,10 +107,82 @@ static void test_cleared_segment_encodes_as_a_zeroed_one(void **state)
     }
 }
 
+static struct trace_span *put(struct trace_segment *seg, int parent, int64_t start, int64_t end)
+{
+    struct trace_span *s = &seg->spans[seg->span_count++];
+    s->parent = parent;
+    s->start_us = start;
+    s->end_us = end;
+    return s;
+}
+
+/* Millisecond `time` plus microsecond duration: children sticking out of
+ * their parent are clamped to it, from either side, at every depth. */
+static void test_contain_clamps_children_to_their_parent(void **state)
+{
+    static struct trace_segment seg;
+    (void)state;
+
+    trace_segment_clear(&seg);
+    seg.start_us = 1000;
+    seg.end_us = 9000;
+    struct trace_span *inside = put(&seg, -1, 2000, 3000);
+    struct trace_span *late = put(&seg, -1, 8500, 9900);    /* Response 0.9 ms past */
+    struct trace_span *early = put(&seg, -1, 200, 4000);    /* starts before */
+    struct trace_span *child = put(&seg, 1, 8000, 10000);   /* under `late`, both sides out */
+    struct trace_span *after = put(&seg, -1, 9500, 9800);   /* wholly after: a point at the end */
+    struct trace_span *open = put(&seg, -1, 5000, TRACE_NO_END);
+    struct trace_span *grand = put(&seg, 3, 7000, 12000);    /* under `child` */
+    trace_segment_contain(&seg);
+    assert_true(inside->start_us == 2000 && inside->end_us == 3000);
+    assert_true(late->start_us == 8500 && late->end_us == 9000);
+    assert_true(early->start_us == 1000 && early->end_us == 4000);
+    assert_true(child->start_us == 8500 && child->end_us == 9000);
+    assert_true(after->start_us == 9000 && after->end_us == 9000);
+    /* an open span in a closed segment stays open (in progress) */
+    assert_true(open->start_us == 5000 && open->end_us == TRACE_NO_END);
+    assert_true(grand->start_us == 8500 && grand->end_us == 9000);
+}
+
+/* An in-progress segment bounds only the start; a bad parent index (not
+ * earlier in the array) is made top-level rather than read out of order;
+ * an end before the start becomes a point. */
+static void test_contain_open_segment_and_bad_input(void **state)
+{
+    static struct trace_segment seg;
+    (void)state;
+
+    trace_segment_clear(&seg);
+    seg.start_us = 1000;
+    seg.end_us = TRACE_NO_END;
+    struct trace_span *a = put(&seg, -1, 500, 50000);
+    struct trace_span *self = put(&seg, 1, 2000, 3000);
+    struct trace_span *fwd = put(&seg, 7, 900, 800);
+    struct trace_span *neg = put(&seg, -5, 4000, 4500);
+    trace_segment_contain(&seg);
+    assert_true(a->start_us == 1000 && a->end_us == 50000);
+    assert_int_equal(self->parent, -1);
+    assert_true(self->start_us == 2000 && self->end_us == 3000);
+    assert_int_equal(fwd->parent, -1);
+    assert_true(fwd->start_us == 1000 && fwd->end_us == 1000);
+    assert_int_equal(neg->parent, -1);
+    assert_true(neg->start_us == 4000 && neg->end_us == 4500);
+    /* a closed segment whose end is before its start: a point */
+    trace_segment_clear(&seg);
+    seg.start_us = 5000;
+    seg.end_us = 4000;
+    put(&seg, -1, 4500, 6000);
+    trace_segment_contain(&seg);
+    assert_true(seg.end_us == 5000);
+    assert_true(seg.spans[0].start_us == 5000 && seg.spans[0].end_us == 5000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attrs_past_the_cap_are_counted),
+        cmocka_unit_test(test_contain_clamps_children_to_their_parent),
+        cmocka_unit_test(test_contain_open_segment_and_bad_input),
         cmocka_unit_test(test_cleared_segment_encodes_as_a_zeroed_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,9 +18,32 @@ static struct trace_segment emitted[MAX_EMITTED];
 static bool emitted_final[MAX_EMITTED];
 static int n_emitted;
 
+/* Every segment the tracer emits is a consistent tree: no span starts
+ * before or ends after its parent (the segment for top-level spans). */
+static void assert_contained(const struct trace_segment *seg)
+{
+    if (seg->end_us != TRACE_NO_END)
+        assert_true(seg->end_us >= seg->start_us);
+    for (size_t i = 0; i < seg->span_count; i++) {
+        const struct trace_span *s = &seg->spans[i];
+        int64_t lo = s->parent >= 0 ? seg->spans[s->parent].start_us : seg->start_us;
+        int64_t hi = s->parent >= 0 ? seg->spans[s->parent].end_us : seg->end_us;
+        assert_true(s->parent < (int)i);
+        if (s->start_us < lo)
+            fail_msg("%s starts %lld us before its parent", s->name, (long long)(lo - s->start_us));
+        if (hi != TRACE_NO_END && s->end_us == TRACE_NO_END)
+            fail_msg("%s is open in a closed parent", s->name);
+        if (hi != TRACE_NO_END && s->end_us > hi)
+            fail_msg("%s ends %lld us after its parent", s->name, (long long)(s->end_us - hi));
+        if (s->end_us != TRACE_NO_END)
+            assert_true(s->end_us >= s->start_us);
+    }
+}
+
 static void on_emit(const struct trace_segment *seg, bool final, void *ctx)
 {
     (void)ctx;
+    assert_contained(seg);
     assert_true(n_emitted < MAX_EMITTED);
     emitted[n_emitted] = *seg;
     emitted_final[n_emitted] = final;
@@ -147,8 +170,11 @@ static void test_cold_start_with_upstream_parent(void **state)
     assert_string_equal(s->name, "demo-fn");
     assert_string_equal(s->origin, "AWS::Lambda::Function");
     assert_string_equal(s->request_id, "r1");
-    assert_true(s->start_us == T0);
+    /* the caller waited for the on-demand Init: the segment starts with
+     * it, ends with the report, and keeps the report's duration */
+    assert_true(s->start_us == T0 - 200000);
     assert_true(s->end_us == T0 + 16500);
+    assert_true(find_attr(s, "duration_ms")->d == 16.5);
     assert_false(s->error || s->fault);
     assert_string_equal(s->cause_type, "");
 
@@ -720,12 +746,26 @@ static void test_provisioned_init_gap_not_added(void **state)
             "\"initializationType\":\"provisioned-concurrency\",\"phase\":\"init\",\"status\":\"success\","
             "\"metrics\":{\"durationMs\":300.0}}}]");
     warm_invoke(t, "pc", NULL, "success", NULL, 30);
-    const struct trace_segment *s = &emitted[0];
+    /* the Init ran long before: a segment of its own in the same trace,
+     * emitted first; the invocation's segment has no Initialization */
+    assert_int_equal(n_emitted, 2);
+    const struct trace_segment *in = &emitted[0];
+    const struct trace_segment *s = &emitted[1];
+    assert_int_equal(in->kind, TRACE_SEGMENT_INIT);
+    assert_true(emitted_final[0] && emitted_final[1]);
+    assert_string_equal(in->trace_id, s->trace_id);
+    assert_string_equal(in->parent_id, s->parent_id);
+    assert_string_not_equal(in->id, s->id);
+    assert_string_equal(in->request_id, "");
+    assert_string_equal(find_attr(in, "init_for_request_id")->str, "pc");
+    assert_true(in->start_us == 1716222000000000LL && in->end_us == 1716222000300000LL);
+    assert_true(span(in, "Initialization")->start_us == in->start_us);
+    assert_true(span(in, "Initialization")->end_us == in->end_us);
     assert_true(s->start_us == T0 + 5000000);
     assert_true(s->end_us - s->start_us == 3000000);
+    assert_null(span(s, "Initialization"));
     assert_string_equal(find_attr(s, "init_type")->str, "provisioned-concurrency");
     assert_true(find_attr(s, "init_to_invoke_gap_ms")->i == 589700);
-    assert_true(span(s, "Initialization")->end_us == 1716222000300000LL);
     tracer_destroy(t);
 }
 

@@ -290,6 +290,34 @@ static void test_cause_without_message_and_with_escapes(void **state)
     buf_free(&b);
 }
 
+/* Attributes of a span (trace_attr.on_span = index + 1) go on that
+ * subsegment, nowhere else; the same key on the segment and on a span is
+ * not a duplicate; an owner that is no span is sent nowhere. */
+static void test_span_attributes_on_their_subsegment(void **state)
+{
+    (void)state;
+    add_span(&seg, "1111111111111111", -1, "Initialization", 1480615200010000, 1480615200050000);
+    add_span(&seg, "2222222222222222", 0, "Runtime init", 1480615200020000, 1480615200050000);
+    add_attr(&seg, "cpu_ms", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT)->i = 1;
+    struct trace_attr *a = add_attr(&seg, "cpu_ms", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT);
+    a->i = 42;
+    a->on_span = 2;
+    a = add_attr(&seg, "hot", NULL, TRACE_ATTR_ANNOTATION, TRACE_VALUE_BOOL);
+    a->b = true;
+    a->on_span = 2;
+    a = add_attr(&seg, "lost", NULL, TRACE_ATTR_METADATA, TRACE_VALUE_INT);
+    a->on_span = 9;
+    assert_encodes_to("{\"name\":\"f\",\"id\":\"53995c3f42cd8ad8\","
+                      "\"trace_id\":\"1-5759e988-bd862e3fe1be46a994272793\","
+                      "\"start_time\":1480615200.010000,\"end_time\":1480615200.110000,"
+                      "\"metadata\":{\"lambda_tracer\":{\"cpu_ms\":1}},"
+                      "\"subsegments\":[{\"name\":\"Initialization\",\"id\":\"1111111111111111\","
+                      "\"start_time\":1480615200.010000,\"end_time\":1480615200.050000,"
+                      "\"subsegments\":[{\"name\":\"Runtime init\",\"id\":\"2222222222222222\","
+                      "\"start_time\":1480615200.020000,\"end_time\":1480615200.050000,"
+                      "\"annotations\":{\"hot\":true},\"metadata\":{\"lambda_tracer\":{\"cpu_ms\":42}}}]}]}");
+}
+
 static void test_annotation_keys_are_filtered_and_counted(void **state)
 {
     static char long_key[502];
@@ -897,6 +925,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aws_block_only_non_empty_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cause_without_message_and_with_escapes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_span_attributes_on_their_subsegment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_annotation_keys_are_filtered_and_counted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metadata_is_namespaced, setup, teardown),
