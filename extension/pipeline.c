@@ -986,6 +986,8 @@ bool pipeline_stop(struct pipeline *p, int64_t end_ns, int drain_ms, struct pipe
             break;
     }
     finished = p->finished;
+    if (!finished)
+        pthread_detach(p->thread); /* nobody joins it: the process exits now */
     pthread_mutex_unlock(&p->lock);
     if (!finished) {
         ret->left_running = true;
