@@ -154,15 +154,18 @@ static bool handle_request(struct listener *l, struct conn *c)
         l->stats.rejected++;
         return send_status(c, 405, "Method Not Allowed", keep_alive) && keep_alive;
     }
-    if (http_request_take_body(c->req, &body, &len) == 0) {
+    bool taken = http_request_take_body(c->req, &body, &len) == 0;
+    /* 200 even when the body is dropped: a retry would not fare better,
+     * and the drop is counted downstream.  Sent once the body is ours and
+     * before it is handed over: the handler may parse it at once (the
+     * event loop does), and the platform's sender must not wait on that. */
+    bool ok = send_status(c, 200, "OK", keep_alive) && keep_alive;
+    if (taken) {
         l->stats.bodies++;
         l->stats.body_bytes += len;
         l->on_body(body, len, l->ctx); /* takes ownership */
     }
-    /* 200 even when the body is dropped: a retry would not fare better,
-     * and the drop is counted downstream.  After the handing over, so that
-     * a sender that saw its 200 knows the body was taken. */
-    return send_status(c, 200, "OK", keep_alive) && keep_alive;
+    return ok;
 }
 
 /* Reads what is there (up to LISTENER_READ_BUDGET_BYTES a round, so one

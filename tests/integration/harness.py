@@ -58,6 +58,9 @@ def sanitizer_env():
     for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"):
         if key in os.environ:
             env[key] = os.environ[key]
+    # TSan sleeps 1 s at exit while other threads run (to let them report); a
+    # SHUTDOWN that leaves its loop thread to the exit would be timed with it
+    env.setdefault("TSAN_OPTIONS", "halt_on_error=1:atexit_sleep_ms=0")
     return env
 
 
