@@ -392,6 +392,8 @@ static void start_requests(struct exporter *e, enum export_sink s, int64_t now_n
             continue;
         }
         budget = request_budget_ms(e);
+        if (req->timeout_ms > 0 && (long)req->timeout_ms < budget)
+            budget = (long)req->timeout_ms;
         if (budget <= 0) {
             res.failed = req->units;
             add_result(e, s, &res, req->batch);

@@ -43,6 +43,8 @@ struct export_config {
     char otlp_endpoint[256];       /* full URL, normally .../v1/traces */
     char otlp_headers[1024];       /* "name=value,name=value" */
     bool otlp_json;                /* OTLP/JSON instead of protobuf */
+    bool otlp_gzip;                /* Content-Encoding: gzip bodies */
+    uint32_t otlp_timeout_ms;      /* per OTLP request; 0: request_timeout_ms */
     char ca_file[256];             /* "": the first readable default */
     size_t queue_max_bytes;
     uint32_t request_timeout_ms;   /* per request, when no deadline is nearer */

@@ -54,6 +54,7 @@ struct sink_request {
     struct http_client_request http;
     size_t units;                 /* documents (OTLP: segments) it carries */
     bool last_try;                /* X-Ray: refused documents' second try */
+    uint32_t timeout_ms;          /* the sink's own per-request limit; 0: the core's */
     /* core's */
     void *batch;
     int attempts;

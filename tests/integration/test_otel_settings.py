@@ -73,6 +73,39 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
         x = harness.export_summary(run.lines)
         self.assertNotIn("xray_sent", {k for k, v in x.items() if v})  # the default X-Ray sink replaced
 
+    def test_gzip_by_default_and_none_turns_it_off(self):
+        """The default (as for OpenTelemetry SDKs set up with only an endpoint): every body
+        gzip'd, marked Content-Encoding: gzip, and inflating to OTLP protobufjs accepts, for
+        protobuf and JSON; OTEL_EXPORTER_OTLP_COMPRESSION=none sends the plain bytes."""
+        cases = [({}, True, "application/x-protobuf"),
+                 ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, True, "application/json"),
+                 ({"OTEL_EXPORTER_OTLP_COMPRESSION": "none"}, False, "application/x-protobuf"),
+                 ({"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, True, "application/json")]
+        for extra, gz, ctype in cases:
+            with self.subTest(**extra):
+                sink = sinks.OtlpSink()
+                self.addCleanup(sink.close)
+                run = Run(self, steps=2, env=dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                                                  OTEL_SERVICE_NAME="zipped", **extra))
+                self.assert_kept_the_loop(run)
+                self.assertFalse([l for l in run.lines if " WARN " in l or " ERROR " in l])
+                self.assertTrue(sink.bodies)
+                for got_type, body, headers in sink.bodies:
+                    self.assertEqual(got_type, ctype)
+                    self.assertEqual(headers.get("content-encoding"), "gzip" if gz else None)
+                    self.assertEqual(body[:2] == b"\x1f\x8b", gz)
+                    if gz:
+                        self.assertLess(len(body), len(gzip.decompress(body)))
+                seen = set()
+                for req in decoded_bodies(sink):  # protobufjs / JSON against the official .proto
+                    self.assertEqual(resource_attributes(req)["service.name"], "zipped")
+                    for span in req["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+                        for a in span.get("attributes", []):
+                            if a["key"] == "faas.invocation_id":
+                                seen.add(a["value"]["stringValue"])
+                self.assertEqual(seen, {r.request_id for r in run.results})
+
     def test_lambda_tracer_setting_wins(self):
         """LAMBDA_TRACER_OTLP_ENDPOINT (a base URL too) and _HEADERS win over the OTEL ones,
         which still turn the sink on."""
