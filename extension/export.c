@@ -71,12 +71,13 @@
 /* The own thread's poll: libcurl's descriptors plus the wake-up eventfd. */
 #define EXPORT_MAX_FDS (2 * 2 * EXPORT_PARALLEL + 4)
 
-static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout", "xray-otlp"};
 static const struct sink_ops *const sink_table[EXPORT_SINK_COUNT] = {
     [EXPORT_SINK_XRAY] = &sink_xray_ops,
     [EXPORT_SINK_DAEMON] = &sink_daemon_ops,
     [EXPORT_SINK_OTLP] = &sink_otlp_ops,
     [EXPORT_SINK_STDOUT] = &sink_stdout_ops,
+    [EXPORT_SINK_XRAY_OTLP] = &sink_xray_otlp_ops,
 };
 
 struct export_batch {
@@ -715,7 +716,7 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
 {
     struct export_item *it;
     size_t max_doc = XRAY_DOC_MAX_BYTES;
-    bool xray = (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) != 0;
+    bool xray = (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP | 1u << EXPORT_SINK_XRAY_OTLP)) != 0;
     size_t ndocs = 0;
     size_t bytes;
     int r;
@@ -751,7 +752,7 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
             it->doc[d] = (struct export_doc){(uint32_t)e->docs.off[d], (uint32_t)e->docs.len[d]};
     }
     /* OTLP has no in-progress spans; only final versions go there. */
-    if (has_sink(e, EXPORT_SINK_OTLP) && final) {
+    if ((has_sink(e, EXPORT_SINK_OTLP) || has_sink(e, EXPORT_SINK_XRAY_OTLP)) && final) {
         buf_reset(&e->otlp_buf);
         r = e->cfg.otlp_json ? otlp_encode_json(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL)
                              : otlp_encode_protobuf(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL);
@@ -811,7 +812,8 @@ static void choose_ca_file(struct exporter *e)
 {
     char chosen[sizeof(e->cfg.ca_file)];
     bool https = (has_sink(e, EXPORT_SINK_XRAY) && is_https(e->cfg.xray_endpoint)) ||
-                 (has_sink(e, EXPORT_SINK_OTLP) && is_https(e->cfg.otlp_endpoint));
+                 (has_sink(e, EXPORT_SINK_OTLP) && is_https(e->cfg.otlp_endpoint)) ||
+                 (has_sink(e, EXPORT_SINK_XRAY_OTLP) && is_https(e->cfg.xray_otlp_endpoint));
     int r;
 
     if (!https)
@@ -962,7 +964,8 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     /* Only a thread that polls requests needs waking there (one
      * descriptor: the sandbox may have few).  Without it the poll is
      * capped at EXPORT_POLL_NO_WAKE_MS instead. */
-    if (e->sink[EXPORT_SINK_XRAY].multi != NULL || e->sink[EXPORT_SINK_OTLP].multi != NULL)
+    if (e->sink[EXPORT_SINK_XRAY].multi != NULL || e->sink[EXPORT_SINK_OTLP].multi != NULL ||
+        e->sink[EXPORT_SINK_XRAY_OTLP].multi != NULL)
         e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     r = -pthread_create(&e->thread, NULL, export_main, e);
     if (r < 0)
