@@ -229,6 +229,34 @@ class OtlpSink(_HttpSink):
         return entry["status"], {}
 
 
+class XRayOtlpSink(XRayApiSink):
+    """X-Ray's OTLP endpoint: POST /v1/traces with a verified SigV4 signature (service xray);
+    keeps each body (gzip'd ones inflated) with its headers."""
+
+    def __init__(self, **kw):
+        self.bodies = []            # (uncompressed protobuf, headers)
+        super().__init__(**kw)
+
+    def handle(self, method, path, headers, body):
+        import gzip
+        entry = {"path": path, "headers": headers, "body": body, "t": time.monotonic()}
+        problem = self.verify(method, path, headers, body)
+        if problem:
+            with self.lock:
+                self.bad_signatures.append(problem)
+            entry["status"] = 403
+            self.record(entry)
+            return 403, {"message": problem}
+        entry["status"] = 200 if path == "/v1/traces" else 404
+        self.record(entry)
+        if path == "/v1/traces":
+            if headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            with self.lock:
+                self.bodies.append((body, headers))
+        return entry["status"], {}
+
+
 class DaemonSink:
     """The X-Ray daemon's UDP listener: one document per datagram."""
 
