@@ -114,6 +114,7 @@ struct exporter {
     /* pipeline thread only: encoding scratch */
     struct xray_docs docs;
     struct buf otlp_buf;
+    struct trace_segment *otlp_seg; /* the segment as OTLP sees it (otlp_view) */
 
     /* exporter thread (the driver) only */
     struct sink_env env;
@@ -711,6 +712,20 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* The segment as OTLP encodes it: unless otlp_span_new, the invocation
+ * span takes the trace header's Parent as its span id (and has no parent),
+ * so the spans the function's own OpenTelemetry SDK parents to that Parent
+ * hang under it; its child spans follow.  X-Ray documents are unchanged. */
+static const struct trace_segment *otlp_view(struct exporter *e, const struct trace_segment *seg)
+{
+    if (e->cfg.otlp_span_new || seg->parent_id[0] == '\0' || e->otlp_seg == NULL)
+        return seg;
+    memcpy(e->otlp_seg, seg, sizeof(*seg));
+    memcpy(e->otlp_seg->id, seg->parent_id, sizeof(e->otlp_seg->id));
+    e->otlp_seg->parent_id[0] = '\0';
+    return e->otlp_seg;
+}
+
 int export_submit(struct exporter *e, const struct trace_segment *seg,
                   const struct trace_resource *res, bool final, int ticket)
 {
@@ -754,6 +769,7 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
     /* OTLP has no in-progress spans; only final versions go there. */
     if ((has_sink(e, EXPORT_SINK_OTLP) || has_sink(e, EXPORT_SINK_XRAY_OTLP)) && final) {
         buf_reset(&e->otlp_buf);
+        seg = otlp_view(e, seg);
         r = e->cfg.otlp_json ? otlp_encode_json(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL)
                              : otlp_encode_protobuf(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL);
         if (r < 0)
@@ -869,6 +885,7 @@ static void export_free(struct exporter *e)
         close(e->wake_fd);
     xray_docs_free(&e->docs);
     buf_free(&e->otlp_buf);
+    free(e->otlp_seg);
     free(e);
 }
 
@@ -917,6 +934,14 @@ int export_new(const struct export_config *cfg, struct exporter **ret)
     e->wake_fd = -1;
     xray_docs_init(&e->docs);
     buf_init(&e->otlp_buf, EXPORT_OTLP_MAX_BODY);
+    if (!cfg->otlp_span_new &&
+        (cfg->sinks & (1u << EXPORT_SINK_OTLP | 1u << EXPORT_SINK_XRAY_OTLP)) != 0) {
+        e->otlp_seg = malloc(sizeof(*e->otlp_seg));
+        if (e->otlp_seg == NULL) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
     choose_ca_file(e);
     r = open_sinks(e);
     if (r < 0)

@@ -46,6 +46,7 @@ struct export_config {
     char otlp_headers[1024];       /* "name=value,name=value" */
     bool otlp_json;                /* OTLP/JSON instead of protobuf */
     bool otlp_gzip;                /* Content-Encoding: gzip bodies */
+    bool otlp_span_new;            /* false: the invocation span takes the header's Parent id */
     uint32_t otlp_timeout_ms;      /* per OTLP request; 0: request_timeout_ms */
     char ca_file[256];             /* "": the first readable default */
     size_t queue_max_bytes;

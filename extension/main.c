@@ -303,6 +303,7 @@ static void configure_exporter(struct runtime *rt, const char *region)
     snprintf(ec->otlp_headers, sizeof(ec->otlp_headers), "%s", rt->cfg.otlp_headers);
     ec->otlp_json = rt->cfg.otlp_json;
     ec->otlp_gzip = rt->cfg.otlp_gzip;
+    ec->otlp_span_new = rt->cfg.otlp_span_new;
     ec->otlp_timeout_ms = rt->cfg.otlp_timeout_ms;
     snprintf(ec->ca_file, sizeof(ec->ca_file), "%s", rt->cfg.ca_file);
     ec->queue_max_bytes = rt->cfg.export_queue_max_bytes;

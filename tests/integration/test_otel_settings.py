@@ -106,6 +106,50 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
                                 seen.add(a["value"]["stringValue"])
                 self.assertEqual(seen, {r.request_id for r in run.results})
 
+    def test_invocation_span_takes_the_parent(self):
+        """LAMBDA_TRACER_OTLP_INVOCATION_SPAN: by default (parent) the invocation span's id is
+        the trace header's Parent, with no parent of its own, so spans an in-process SDK parents
+        to that Parent hang under it; its child spans point at it.  new: an id of ours, the
+        Parent as parentSpanId (as before)."""
+        parent = "53995c3f42cd8ad8"
+        header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%s;Sampled=1" % parent
+        for mode in (None, "parent", "PARENT", "new"):
+            with self.subTest(mode=mode):
+                sink = sinks.OtlpSink()
+                self.addCleanup(sink.close)
+                env = dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint)
+                if mode:
+                    env["LAMBDA_TRACER_OTLP_INVOCATION_SPAN"] = mode
+                root = harness.make_root()
+                self.addCleanup(shutil.rmtree, root, True)
+                emu = harness.new_emulator(root, env=env)
+                self.addCleanup(emu.close)
+                self.assertEqual(emu.start().status, "success")
+                res = emu.invoke(payload=b'{"action":"fast"}', trace_header=header)
+                self.assertEqual(res.status, "success")
+                emu.shutdown()
+                spans = [sp for req in decoded_bodies(sink) for rs in req["resourceSpans"]
+                         for ss in rs["scopeSpans"] for sp in ss["spans"]]
+                mine = [sp for sp in spans if sp["traceId"] == "5759e988bd862e3fe1be46a994272793"]
+                server = [sp for sp in mine if sp.get("kind") in (2, "SPAN_KIND_SERVER")]
+                self.assertEqual(len(server), 1, mine)
+                inv = server[0]
+                if mode == "new":
+                    self.assertNotEqual(inv["spanId"], parent)
+                    self.assertEqual(inv.get("parentSpanId"), parent)
+                else:
+                    self.assertEqual(inv["spanId"], parent)
+                    self.assertFalse(inv.get("parentSpanId"))
+                ids = {sp["spanId"] for sp in mine}
+                self.assertEqual(len(ids), len(mine))  # no id twice
+                for sp in mine:
+                    if sp is not inv:
+                        self.assertIn(sp.get("parentSpanId"), ids)  # one connected tree
+        run = Run(self, steps=1, env=dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                                          LAMBDA_TRACER_OTLP_INVOCATION_SPAN="sideways"))
+        self.assert_kept_the_loop(run)
+        self.one_line(run, "WARN", "LAMBDA_TRACER_OTLP_INVOCATION_SPAN", "not parent or new")
+
     def test_lambda_tracer_setting_wins(self):
         """LAMBDA_TRACER_OTLP_ENDPOINT (a base URL too) and _HEADERS win over the OTEL ones,
         which still turn the sink on."""
