@@ -713,15 +713,19 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
 }
 
 /* The segment as OTLP encodes it: unless otlp_span_new, the invocation
- * span takes the trace header's Parent as its span id (and has no parent),
+ * span takes the Parent the runtime sees as its span id (and has no parent):
+ * platform.start's tracing.spanId when Lambda rewrote it (Active), else the
+ * trace header's,
  * so the spans the function's own OpenTelemetry SDK parents to that Parent
  * hang under it; its child spans follow.  X-Ray documents are unchanged. */
 static const struct trace_segment *otlp_view(struct exporter *e, const struct trace_segment *seg)
 {
-    if (e->cfg.otlp_span_new || seg->parent_id[0] == '\0' || e->otlp_seg == NULL)
+    const char *id = seg->runtime_parent_id[0] != '\0' ? seg->runtime_parent_id : seg->parent_id;
+
+    if (e->cfg.otlp_span_new || id[0] == '\0' || e->otlp_seg == NULL)
         return seg;
     memcpy(e->otlp_seg, seg, sizeof(*seg));
-    memcpy(e->otlp_seg->id, seg->parent_id, sizeof(e->otlp_seg->id));
+    memcpy(e->otlp_seg->id, id, sizeof(e->otlp_seg->id));
     e->otlp_seg->parent_id[0] = '\0';
     return e->otlp_seg;
 }

@@ -72,9 +72,23 @@ class _HttpSink:
             def log_message(self, *args):
                 pass
 
+            def read_chunked(self):
+                out = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return out
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    body = self.read_chunked()  # OpenTelemetry JS's exporter streams its body
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length)
                 status, answer = sink.handle(self.command, self.path,
                                              {k.lower(): v for k, v in self.headers.items()}, body)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
