@@ -218,7 +218,8 @@ class XRayApiSink(_HttpSink):
 
 
 class OtlpSink(_HttpSink):
-    """POST /v1/traces; keeps each body with its content type."""
+    """POST /v1/traces; keeps each body with its content type, a gzip'd one inflated (the
+    raw bytes stay in requests[i]["body"])."""
 
     def __init__(self):
         self.bodies = []            # (content_type, bytes, headers)
@@ -238,6 +239,9 @@ class OtlpSink(_HttpSink):
         entry["status"] = 200 if path == "/v1/traces" else 404
         self.record(entry)
         if path == "/v1/traces":
+            if headers.get("content-encoding") == "gzip":
+                import gzip
+                body = gzip.decompress(body)
             with self.lock:
                 self.bodies.append((headers.get("content-type", ""), body, headers))
         return entry["status"], {}

@@ -29,8 +29,6 @@ def resource_attributes(req):
 def decoded_bodies(sink):
     out = []
     for ctype, body, headers in sink.bodies:
-        if headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
         out.append(harness.otlp_decode(body, json_input=ctype.startswith("application/json")))
     return out
 
@@ -91,7 +89,8 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
                 self.assert_kept_the_loop(run)
                 self.assertFalse([l for l in run.lines if " WARN " in l or " ERROR " in l])
                 self.assertTrue(sink.bodies)
-                for got_type, body, headers in sink.bodies:
+                for r in sink.requests:  # the raw bytes as sent
+                    got_type, body, headers = r["headers"].get("content-type"), r["body"], r["headers"]
                     self.assertEqual(got_type, ctype)
                     self.assertEqual(headers.get("content-encoding"), "gzip" if gz else None)
                     self.assertEqual(body[:2] == b"\x1f\x8b", gz)
