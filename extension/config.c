@@ -847,6 +847,14 @@ static void load_otel(const struct loader *l, struct config *ret)
             warn(l, name, "not gzip or none", "gzip");
     }
 
+    text = lookup(l->getenv_fn, l->getenv_ctx, "LAMBDA_TRACER_OTLP_INVOCATION_SPAN", &too_long);
+    if (text != NULL) {
+        if (!too_long && strcasecmp(text, "new") == 0)
+            ret->otlp_span_new = true;
+        else if (too_long || strcasecmp(text, "parent") != 0)
+            warn(l, "LAMBDA_TRACER_OTLP_INVOCATION_SPAN", "not parent or new", "parent");
+    }
+
     text = lookup(l->getenv_fn, l->getenv_ctx, "OTEL_SERVICE_NAME", &too_long);
     if (text != NULL) {
         size_t n = strlen(text);

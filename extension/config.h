@@ -69,6 +69,8 @@ struct config {
     char otlp_headers[1024];         /* "name=value,..." as set (config_parse_otlp_headers) */
     bool otlp_json;
     bool otlp_gzip;                  /* gzip request bodies (default; ..._COMPRESSION=none: off) */
+    bool otlp_span_new;              /* LAMBDA_TRACER_OTLP_INVOCATION_SPAN=new: our own span id
+                                      * (default parent: the trace header's Parent) */
     uint32_t otlp_timeout_ms;        /* per request; export_timeout_ms unless OTEL_*_TIMEOUT */
     bool otel_sdk_disabled;          /* OTEL_SDK_DISABLED=true: OTEL_* turn no sink on */
     /* resource (OTLP) */

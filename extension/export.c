@@ -71,12 +71,13 @@
 /* The own thread's poll: libcurl's descriptors plus the wake-up eventfd. */
 #define EXPORT_MAX_FDS (2 * 2 * EXPORT_PARALLEL + 4)
 
-static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout", "xray-otlp"};
 static const struct sink_ops *const sink_table[EXPORT_SINK_COUNT] = {
     [EXPORT_SINK_XRAY] = &sink_xray_ops,
     [EXPORT_SINK_DAEMON] = &sink_daemon_ops,
     [EXPORT_SINK_OTLP] = &sink_otlp_ops,
     [EXPORT_SINK_STDOUT] = &sink_stdout_ops,
+    [EXPORT_SINK_XRAY_OTLP] = &sink_xray_otlp_ops,
 };
 
 struct export_batch {
@@ -113,6 +114,7 @@ struct exporter {
     /* pipeline thread only: encoding scratch */
     struct xray_docs docs;
     struct buf otlp_buf;
+    struct trace_segment *otlp_seg; /* the segment as OTLP sees it (otlp_view) */
 
     /* exporter thread (the driver) only */
     struct sink_env env;
@@ -392,6 +394,8 @@ static void start_requests(struct exporter *e, enum export_sink s, int64_t now_n
             continue;
         }
         budget = request_budget_ms(e);
+        if (req->timeout_ms > 0 && (long)req->timeout_ms < budget)
+            budget = (long)req->timeout_ms;
         if (budget <= 0) {
             res.failed = req->units;
             add_result(e, s, &res, req->batch);
@@ -713,12 +717,30 @@ static void count(struct exporter *e, uint64_t *field, uint64_t n)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* The segment as OTLP encodes it: unless otlp_span_new, the invocation
+ * span takes the Parent the runtime sees as its span id (and has no parent):
+ * platform.start's tracing.spanId when Lambda rewrote it (Active), else the
+ * trace header's,
+ * so the spans the function's own OpenTelemetry SDK parents to that Parent
+ * hang under it; its child spans follow.  X-Ray documents are unchanged. */
+static const struct trace_segment *otlp_view(struct exporter *e, const struct trace_segment *seg)
+{
+    const char *id = seg->runtime_parent_id[0] != '\0' ? seg->runtime_parent_id : seg->parent_id;
+
+    if (e->cfg.otlp_span_new || id[0] == '\0' || e->otlp_seg == NULL)
+        return seg;
+    memcpy(e->otlp_seg, seg, sizeof(*seg));
+    memcpy(e->otlp_seg->id, id, sizeof(e->otlp_seg->id));
+    e->otlp_seg->parent_id[0] = '\0';
+    return e->otlp_seg;
+}
+
 int export_submit(struct exporter *e, const struct trace_segment *seg,
                   const struct trace_resource *res, bool final, int ticket)
 {
     struct export_item *it;
     size_t max_doc = XRAY_DOC_MAX_BYTES;
-    bool xray = (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP)) != 0;
+    bool xray = (e->cfg.sinks & ~(1u << EXPORT_SINK_OTLP | 1u << EXPORT_SINK_XRAY_OTLP)) != 0;
     size_t ndocs = 0;
     size_t bytes;
     int r;
@@ -754,8 +776,9 @@ int export_submit(struct exporter *e, const struct trace_segment *seg,
             it->doc[d] = (struct export_doc){(uint32_t)e->docs.off[d], (uint32_t)e->docs.len[d]};
     }
     /* OTLP has no in-progress spans; only final versions go there. */
-    if (has_sink(e, EXPORT_SINK_OTLP) && final) {
+    if ((has_sink(e, EXPORT_SINK_OTLP) || has_sink(e, EXPORT_SINK_XRAY_OTLP)) && final) {
         buf_reset(&e->otlp_buf);
+        seg = otlp_view(e, seg);
         r = e->cfg.otlp_json ? otlp_encode_json(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL)
                              : otlp_encode_protobuf(&e->otlp_buf, res, seg, 1, TRACE_NO_END, NULL);
         if (r < 0)
@@ -814,7 +837,8 @@ static void choose_ca_file(struct exporter *e)
 {
     char chosen[sizeof(e->cfg.ca_file)];
     bool https = (has_sink(e, EXPORT_SINK_XRAY) && is_https(e->cfg.xray_endpoint)) ||
-                 (has_sink(e, EXPORT_SINK_OTLP) && is_https(e->cfg.otlp_endpoint));
+                 (has_sink(e, EXPORT_SINK_OTLP) && is_https(e->cfg.otlp_endpoint)) ||
+                 (has_sink(e, EXPORT_SINK_XRAY_OTLP) && is_https(e->cfg.xray_otlp_endpoint));
     int r;
 
     if (!https)
@@ -870,6 +894,7 @@ static void export_free(struct exporter *e)
         close(e->wake_fd);
     xray_docs_free(&e->docs);
     buf_free(&e->otlp_buf);
+    free(e->otlp_seg);
     free(e);
 }
 
@@ -918,6 +943,14 @@ int export_new(const struct export_config *cfg, struct exporter **ret)
     e->wake_fd = -1;
     xray_docs_init(&e->docs);
     buf_init(&e->otlp_buf, EXPORT_OTLP_MAX_BODY);
+    if (!cfg->otlp_span_new &&
+        (cfg->sinks & (1u << EXPORT_SINK_OTLP | 1u << EXPORT_SINK_XRAY_OTLP)) != 0) {
+        e->otlp_seg = malloc(sizeof(*e->otlp_seg));
+        if (e->otlp_seg == NULL) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
     choose_ca_file(e);
     r = open_sinks(e);
     if (r < 0)
@@ -965,7 +998,8 @@ int export_start(const struct export_config *cfg, struct exporter **ret)
     /* Only a thread that polls requests needs waking there (one
      * descriptor: the sandbox may have few).  Without it the poll is
      * capped at EXPORT_POLL_NO_WAKE_MS instead. */
-    if (e->sink[EXPORT_SINK_XRAY].multi != NULL || e->sink[EXPORT_SINK_OTLP].multi != NULL)
+    if (e->sink[EXPORT_SINK_XRAY].multi != NULL || e->sink[EXPORT_SINK_OTLP].multi != NULL ||
+        e->sink[EXPORT_SINK_XRAY_OTLP].multi != NULL)
         e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     r = -pthread_create(&e->thread, NULL, export_main, e);
     if (r < 0)

@@ -32,6 +32,7 @@ enum export_sink {
     EXPORT_SINK_DAEMON,
     EXPORT_SINK_OTLP,
     EXPORT_SINK_STDOUT,
+    EXPORT_SINK_XRAY_OTLP,         /* X-Ray's OTLP endpoint (sink_xray_otlp.c) */
     EXPORT_SINK_COUNT
 };
 
@@ -41,8 +42,12 @@ struct export_config {
     char region[32];               /* SigV4 region */
     char daemon_address[128];      /* host:port */
     char otlp_endpoint[256];       /* full URL, normally .../v1/traces */
+    char xray_otlp_endpoint[300];  /* full URL: https://xray.<region>.amazonaws.com/v1/traces */
     char otlp_headers[1024];       /* "name=value,name=value" */
     bool otlp_json;                /* OTLP/JSON instead of protobuf */
+    bool otlp_gzip;                /* Content-Encoding: gzip bodies */
+    bool otlp_span_new;            /* false: the invocation span takes the header's Parent id */
+    uint32_t otlp_timeout_ms;      /* per OTLP request; 0: request_timeout_ms */
     char ca_file[256];             /* "": the first readable default */
     size_t queue_max_bytes;
     uint32_t request_timeout_ms;   /* per request, when no deadline is nearer */
@@ -78,6 +83,10 @@ struct export_stats {
 };
 
 struct exporter;
+
+/* Whether url is X-Ray's OTLP endpoint, https://xray.<region>.amazonaws.com/...
+ * (the xray-otlp sink, SigV4): the region into ret_region.  Pure. */
+bool export_xray_otlp_host(const char *url, char *ret_region, size_t region_size);
 
 /* Starts the exporter thread.  Credentials for the X-Ray API are read from
  * the environment (or the container credentials endpoint) on that thread.

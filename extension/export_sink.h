@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "buf.h"
+#include "credentials.h"
 #include "export.h"
 #include "http_client.h"
 #include "xray_encode.h"
@@ -54,6 +56,7 @@ struct sink_request {
     struct http_client_request http;
     size_t units;                 /* documents (OTLP: segments) it carries */
     bool last_try;                /* X-Ray: refused documents' second try */
+    uint32_t timeout_ms;          /* the sink's own per-request limit; 0: the core's */
     /* core's */
     void *batch;
     int attempts;
@@ -135,6 +138,35 @@ extern const struct sink_ops sink_xray_ops;
 extern const struct sink_ops sink_daemon_ops;
 extern const struct sink_ops sink_otlp_ops;
 extern const struct sink_ops sink_stdout_ops;
+extern const struct sink_ops sink_xray_otlp_ops;
+
+/* The X-Ray API sink's credentials (for sink_xray_otlp.c, which opens one
+ * for them): fresh ones, or NULL when there are none (logged once). */
+const struct aws_credentials *sink_xray_credentials(void *xray_sink);
+
+/* X-Ray's OTLP endpoint's limits (observability-2026.md). */
+#define XRAY_OTLP_MAX_BODY (5UL * 1000 * 1000)  /* uncompressed, per request */
+#define XRAY_OTLP_MAX_SPANS 10000                /* per request */
+#define XRAY_OTLP_MAX_SPAN_BYTES (200UL * 1000)  /* one Span message */
+#define XRAY_OTLP_AHEAD_NS (2LL * 3600 * 1000000000)
+#define XRAY_OTLP_BACK_NS (14LL * 24 * 3600 * 1000000000)
+
+struct xray_otlp_counts {
+    size_t spans;         /* spans in the request */
+    size_t kept;          /* copied to out */
+    size_t dropped_size;  /* over XRAY_OTLP_MAX_SPAN_BYTES */
+    size_t dropped_time;  /* a time outside the window around now */
+};
+
+/* Copies the ExportTraceServiceRequest (protobuf) of len bytes at in to
+ * out without the spans X-Ray would refuse (too large, a start or end time
+ * more than XRAY_OTLP_AHEAD_NS after or XRAY_OTLP_BACK_NS before now_ns)
+ * and the ResourceSpans and ScopeSpans they leave empty.  out NULL: only
+ * counts the spans (c->spans).  scratch: two buffers for the nested
+ * messages (unused when out is NULL).  0; -EINVAL when malformed;
+ * -ENOBUFS over a cap (out left as it was).  Pure; any thread. */
+int xray_otlp_filter(const void *in, size_t len, int64_t now_ns, struct buf *out, struct buf scratch[2],
+                     struct xray_otlp_counts *c);
 
 /* Answers larger than this fail the request (-EMSGSIZE). */
 #define EXPORT_MAX_RESPONSE (64UL * 1024)

@@ -160,7 +160,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
 
 static void log_export_stats(const struct export_stats *es)
 {
-    static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+    static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout", "xray_otlp"};
     char line[512] = "";
     size_t len = 0;
 
@@ -252,6 +252,7 @@ static void open_journal(struct runtime *rt, const char *name)
 static void configure_exporter(struct runtime *rt, const char *region)
 {
     struct export_config *ec = &rt->export_cfg;
+    char host_region[CONFIG_REGION_MAX];
     unsigned sinks = 0;
 
     if (export_parse_sinks(rt->cfg.exporters, &sinks) < 0 || sinks == 0)
@@ -269,6 +270,26 @@ static void configure_exporter(struct runtime *rt, const char *region)
         log_warn("OTLP exporter has no usable endpoint (refused above); leaving it out");
         sinks &= ~(1u << EXPORT_SINK_OTLP);
     }
+    /* X-Ray's own OTLP endpoint needs SigV4: the xray-otlp sink. */
+    if ((sinks & (1u << EXPORT_SINK_OTLP)) &&
+        export_xray_otlp_host(rt->cfg.otlp_endpoint, host_region, sizeof(host_region))) {
+        sinks = (sinks & ~(1u << EXPORT_SINK_OTLP)) | 1u << EXPORT_SINK_XRAY_OTLP;
+        snprintf(ec->xray_otlp_endpoint, sizeof(ec->xray_otlp_endpoint), "%s", rt->cfg.otlp_endpoint);
+        region = host_region;
+    } else if (rt->cfg.xray_endpoint[0] != '\0') {
+        snprintf(ec->xray_otlp_endpoint, sizeof(ec->xray_otlp_endpoint), "%s/v1/traces", rt->cfg.xray_endpoint);
+    } else {
+        snprintf(ec->xray_otlp_endpoint, sizeof(ec->xray_otlp_endpoint), "https://xray.%s.amazonaws.com/v1/traces",
+                 region);
+    }
+    if ((sinks & (1u << EXPORT_SINK_XRAY_OTLP)) && rt->cfg.otlp_json) {
+        log_warn("X-Ray OTLP exporter sends protobuf, not http/json; leaving it out");
+        sinks &= ~(1u << EXPORT_SINK_XRAY_OTLP);
+    }
+    if ((sinks & (1u << EXPORT_SINK_XRAY_OTLP)) && region[0] == '\0') {
+        log_warn("X-Ray OTLP exporter needs AWS_REGION (SigV4); leaving it out");
+        sinks &= ~(1u << EXPORT_SINK_XRAY_OTLP);
+    }
     if (sinks == 0)
         return;
     ec->sinks = sinks;
@@ -281,6 +302,9 @@ static void configure_exporter(struct runtime *rt, const char *region)
     snprintf(ec->otlp_endpoint, sizeof(ec->otlp_endpoint), "%s", rt->cfg.otlp_endpoint);
     snprintf(ec->otlp_headers, sizeof(ec->otlp_headers), "%s", rt->cfg.otlp_headers);
     ec->otlp_json = rt->cfg.otlp_json;
+    ec->otlp_gzip = rt->cfg.otlp_gzip;
+    ec->otlp_span_new = rt->cfg.otlp_span_new;
+    ec->otlp_timeout_ms = rt->cfg.otlp_timeout_ms;
     snprintf(ec->ca_file, sizeof(ec->ca_file), "%s", rt->cfg.ca_file);
     ec->queue_max_bytes = rt->cfg.export_queue_max_bytes;
     ec->request_timeout_ms = rt->cfg.export_timeout_ms;

@@ -3,7 +3,9 @@
  * into requests of at most EXPORT_OTLP_MAX_BODY bytes (protobuf:
  * concatenated ExportTraceServiceRequest messages merge their repeated
  * resource_spans; JSON: the resourceSpans arrays are joined), with the
- * configured headers.  In-progress versions have no OTLP form.
+ * configured headers.  In-progress versions have no OTLP form.  With
+ * otlp_gzip (the default) each body goes out gzip'd (Content-Encoding:
+ * gzip); when gzip fails (no memory) that body goes out as is, logged once.  Each request carries otlp_timeout_ms.
  */
 #include "export_sink.h"
 
@@ -13,6 +15,8 @@
 
 #include "buf.h"
 #include "config.h"
+#include "gzip.h"
+#include "log.h"
 #include "otlp_encode.h"
 
 #define OTLP_MAX_HEADERS CONFIG_OTLP_MAX_HEADERS
@@ -25,11 +29,14 @@ struct sink_otlp {
     const struct export_config *cfg;
     char header_lines[OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
     const char *headers[OTLP_MAX_HEADERS + 2];
+    const char *gz_headers[OTLP_MAX_HEADERS + 3]; /* headers plus Content-Encoding */
+    bool gzip_failed_logged;
 };
 
 struct otlp_request {
     struct sink_request base; /* first: the core hands this back */
     struct buf body;
+    struct buf gz;            /* the gzip'd body, when sent so */
 };
 
 /* "name=value,name=value" into "name: value" header lines after the
@@ -53,6 +60,11 @@ static int otlp_open(const struct sink_env *env, void **ret)
     for (size_t i = 0; i < lines; i++)
         o->headers[i + 1] = o->header_lines[i];
     o->headers[lines + 1] = NULL;
+    o->gz_headers[0] = o->headers[0];
+    o->gz_headers[1] = "Content-Encoding: gzip";
+    for (size_t i = 0; i < lines; i++)
+        o->gz_headers[i + 2] = o->header_lines[i];
+    o->gz_headers[lines + 2] = NULL;
     *ret = o;
     return 0;
 }
@@ -94,7 +106,33 @@ static void otlp_free_request(void *sink, struct sink_request *req)
     if (or == NULL)
         return;
     buf_free(&or->body);
+    buf_free(&or->gz);
     free(or);
+}
+
+/* The request's body gzip'd, or left as is (logged once
+ * per sink) when gzip fails: an uncompressed body is still a valid OTLP
+ * request. */
+static void compress_body(struct sink_otlp *o, struct otlp_request *or)
+{
+    int r;
+
+    buf_init(&or->gz, EXPORT_OTLP_MAX_BODY);
+    r = gzip_body(buf_data(&or->body), buf_len(&or->body), &or->gz);
+    if (r < 0) {
+        buf_free(&or->gz);
+        if (!o->gzip_failed_logged) {
+            o->gzip_failed_logged = true;
+            log_warn("OTLP exporter could not gzip a request body (%s); sending it uncompressed "
+                     "(logged once)",
+                     strerror(-r));
+        }
+        return;
+    }
+    buf_free(&or->body); /* retries send the gzip'd one */
+    or->base.http.headers = o->gz_headers;
+    or->base.http.body = buf_data(&or->gz);
+    or->base.http.body_len = buf_len(&or->gz);
 }
 
 static void otlp_accept(void *sink, struct export_item *const *items, size_t n_items, struct sink_list *out,
@@ -130,8 +168,7 @@ static void otlp_accept(void *sink, struct export_item *const *items, size_t n_i
                 (json && buf_len(body) + 2 > buf_max(body))) {
                 buf_truncate(body, mark);
                 if (in_body == 0) {
-                    res->failed++; /* alone too big */
-                    i++;
+                    res->failed++; /* alone too big (or no memory); the loop moves on */
                     continue;
                 }
                 break;
@@ -144,6 +181,7 @@ static void otlp_accept(void *sink, struct export_item *const *items, size_t n_i
             continue;
         }
         or->base.units = in_body;
+        or->base.timeout_ms = o->cfg->otlp_timeout_ms;
         or->base.http = (struct http_client_request){
             .method = "POST",
             .url = o->cfg->otlp_endpoint,
@@ -153,6 +191,8 @@ static void otlp_accept(void *sink, struct export_item *const *items, size_t n_i
             .max_response_bytes = EXPORT_MAX_RESPONSE,
             .ca_file = o->cfg->ca_file[0] != '\0' ? o->cfg->ca_file : NULL,
         };
+        if (o->cfg->otlp_gzip)
+            compress_body(o, or);
         sink_list_push(out, &or->base);
     }
 }

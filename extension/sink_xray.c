@@ -237,6 +237,21 @@ static void xray_accept(void *sink, struct export_item *const *items, size_t n_i
         make_requests(x, docs, n, false, out, res);
 }
 
+const struct aws_credentials *sink_xray_credentials(void *xray_sink)
+{
+    struct sink_xray *x = xray_sink;
+
+    if (x->unusable)
+        return NULL;
+    if (!ensure_credentials(x)) {
+        log_warn("X-Ray OTLP exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI); not sending to X-Ray (spans counted)");
+        x->unusable = true;
+        return NULL;
+    }
+    return &x->creds;
+}
+
 /* Whether doc's "id" is id (UnprocessedTraceSegments names documents by id). */
 static bool doc_has_id(const struct xray_doc *doc, const char *id)
 {

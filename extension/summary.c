@@ -122,7 +122,7 @@ _Static_assert(sizeof(struct export_sink_stats) ==
                    sizeof(sink_rows) / sizeof(sink_rows[0]) * sizeof(uint64_t),
                "export_sink_stats changed: give each counter a row in the summary table");
 
-static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+static const char *const sink_names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout", "xray_otlp"};
 
 #define N_ROWS(t) (sizeof(t) / sizeof((t)[0]))
 #define N_SINK_NAMES (EXPORT_SINK_COUNT * N_ROWS(sink_rows))

@@ -77,6 +77,10 @@ struct trace_segment {
     char trace_id[XRAY_TRACE_ID_LEN + 1];
     char id[XRAY_SPAN_ID_LEN + 1];
     char parent_id[XRAY_SPAN_ID_LEN + 1]; /* upstream Parent, "" when none */
+    /* The Parent the runtime's header carries when Lambda rewrote it
+     * (Active: platform.start's tracing.spanId, 16 lower-case hex), ""
+     * when none: OTLP's invocation span id (export.c) */
+    char runtime_parent_id[XRAY_SPAN_ID_LEN + 1];
     bool sampled;
     char name[TRACE_NAME_MAX];            /* function name, or the configured override */
     char origin[32];                      /* "AWS::Lambda::Function" */

@@ -152,6 +152,7 @@ struct invocation {
     char trace_id[XRAY_TRACE_ID_LEN + 1];
     char segment_id[XRAY_SPAN_ID_LEN + 1];
     char parent_id[XRAY_SPAN_ID_LEN + 1];
+    char runtime_parent_id[XRAY_SPAN_ID_LEN + 1]; /* platform.start's tracing.spanId */
     bool sampled;
     bool ids_ready;
     /* sampling: the reason of the first version exported (SAMPLING_DROP
@@ -1066,6 +1067,8 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
     trace_copy_str(seg->trace_id, sizeof(seg->trace_id), inv->trace_id);
     trace_copy_str(seg->id, sizeof(seg->id), inv->segment_id);
     trace_copy_str(seg->parent_id, sizeof(seg->parent_id), inv->parent_id);
+    if (inv->parent_id[0] != '\0')
+        trace_copy_str(seg->runtime_parent_id, sizeof(seg->runtime_parent_id), inv->runtime_parent_id);
     seg->sampled = true; /* built only to be exported */
     trace_copy_str(seg->name, sizeof(seg->name), t->segment_name);
     trace_copy_str(seg->origin, sizeof(seg->origin), "AWS::Lambda::Function");
@@ -1517,6 +1520,9 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         trace_copy_str(inv->version, sizeof(inv->version), ev->version);
         if (!inv->have_hdr && ev->trace_value != NULL)
             inv->have_hdr = xray_header_parse(ev->trace_value, strlen(ev->trace_value), &inv->hdr) == 0;
+        if (ev->trace_span_id != NULL && strlen(ev->trace_span_id) == XRAY_SPAN_ID_LEN &&
+            strspn(ev->trace_span_id, "0123456789abcdef") == XRAY_SPAN_ID_LEN)
+            trace_copy_str(inv->runtime_parent_id, sizeof(inv->runtime_parent_id), ev->trace_span_id);
     } else if (ev->type == TEL_RUNTIME_DONE) {
         inv->have_done = true;
         inv->done_us = ev->time_us;

@@ -72,9 +72,23 @@ class _HttpSink:
             def log_message(self, *args):
                 pass
 
+            def read_chunked(self):
+                out = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return out
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    body = self.read_chunked()  # OpenTelemetry JS's exporter streams its body
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length)
                 status, answer = sink.handle(self.command, self.path,
                                              {k.lower(): v for k, v in self.headers.items()}, body)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
@@ -204,7 +218,8 @@ class XRayApiSink(_HttpSink):
 
 
 class OtlpSink(_HttpSink):
-    """POST /v1/traces; keeps each body with its content type."""
+    """POST /v1/traces; keeps each body with its content type, a gzip'd one inflated (the
+    raw bytes stay in requests[i]["body"])."""
 
     def __init__(self):
         self.bodies = []            # (content_type, bytes, headers)
@@ -224,8 +239,39 @@ class OtlpSink(_HttpSink):
         entry["status"] = 200 if path == "/v1/traces" else 404
         self.record(entry)
         if path == "/v1/traces":
+            if headers.get("content-encoding") == "gzip":
+                import gzip
+                body = gzip.decompress(body)
             with self.lock:
                 self.bodies.append((headers.get("content-type", ""), body, headers))
+        return entry["status"], {}
+
+
+class XRayOtlpSink(XRayApiSink):
+    """X-Ray's OTLP endpoint: POST /v1/traces with a verified SigV4 signature (service xray);
+    keeps each body (gzip'd ones inflated) with its headers."""
+
+    def __init__(self, **kw):
+        self.bodies = []            # (uncompressed protobuf, headers)
+        super().__init__(**kw)
+
+    def handle(self, method, path, headers, body):
+        import gzip
+        entry = {"path": path, "headers": headers, "body": body, "t": time.monotonic()}
+        problem = self.verify(method, path, headers, body)
+        if problem:
+            with self.lock:
+                self.bad_signatures.append(problem)
+            entry["status"] = 403
+            self.record(entry)
+            return 403, {"message": problem}
+        entry["status"] = 200 if path == "/v1/traces" else 404
+        self.record(entry)
+        if path == "/v1/traces":
+            if headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            with self.lock:
+                self.bodies.append((body, headers))
         return entry["status"], {}
 
 

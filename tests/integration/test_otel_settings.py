@@ -29,8 +29,6 @@ def resource_attributes(req):
 def decoded_bodies(sink):
     out = []
     for ctype, body, headers in sink.bodies:
-        if headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
         out.append(harness.otlp_decode(body, json_input=ctype.startswith("application/json")))
     return out
 
@@ -72,6 +70,87 @@ class OtelSettingsTest(unittest.TestCase, FailOpenChecks):
         self.assertEqual(seen, {r.request_id for r in run.results})
         x = harness.export_summary(run.lines)
         self.assertNotIn("xray_sent", {k for k, v in x.items() if v})  # the default X-Ray sink replaced
+
+    def test_gzip_by_default_and_none_turns_it_off(self):
+        """The default (as for OpenTelemetry SDKs set up with only an endpoint): every body
+        gzip'd, marked Content-Encoding: gzip, and inflating to OTLP protobufjs accepts, for
+        protobuf and JSON; OTEL_EXPORTER_OTLP_COMPRESSION=none sends the plain bytes."""
+        cases = [({}, True, "application/x-protobuf"),
+                 ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, True, "application/json"),
+                 ({"OTEL_EXPORTER_OTLP_COMPRESSION": "none"}, False, "application/x-protobuf"),
+                 ({"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, True, "application/json")]
+        for extra, gz, ctype in cases:
+            with self.subTest(**extra):
+                sink = sinks.OtlpSink()
+                self.addCleanup(sink.close)
+                run = Run(self, steps=2, env=dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                                                  OTEL_SERVICE_NAME="zipped", **extra))
+                self.assert_kept_the_loop(run)
+                self.assertFalse([l for l in run.lines if " WARN " in l or " ERROR " in l])
+                self.assertTrue(sink.bodies)
+                for r in sink.requests:  # the raw bytes as sent
+                    got_type, body, headers = r["headers"].get("content-type"), r["body"], r["headers"]
+                    self.assertEqual(got_type, ctype)
+                    self.assertEqual(headers.get("content-encoding"), "gzip" if gz else None)
+                    self.assertEqual(body[:2] == b"\x1f\x8b", gz)
+                    if gz:
+                        self.assertLess(len(body), len(gzip.decompress(body)))
+                seen = set()
+                for req in decoded_bodies(sink):  # protobufjs / JSON against the official .proto
+                    self.assertEqual(resource_attributes(req)["service.name"], "zipped")
+                    for span in req["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+                        for a in span.get("attributes", []):
+                            if a["key"] == "faas.invocation_id":
+                                seen.add(a["value"]["stringValue"])
+                self.assertEqual(seen, {r.request_id for r in run.results})
+
+    def test_invocation_span_takes_the_parent(self):
+        """LAMBDA_TRACER_OTLP_INVOCATION_SPAN: by default (parent) the invocation span's id is
+        the Parent of the runtime's trace header, with no parent of its own, so spans an in-process SDK parents
+        to that Parent hang under it; its child spans point at it.  new: an id of ours, the
+        Parent as parentSpanId (as before)."""
+        parent = "53995c3f42cd8ad8"
+        header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%s;Sampled=1" % parent
+        for mode in (None, "parent", "PARENT", "new"):
+            with self.subTest(mode=mode):
+                sink = sinks.OtlpSink()
+                self.addCleanup(sink.close)
+                env = dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint)
+                if mode:
+                    env["LAMBDA_TRACER_OTLP_INVOCATION_SPAN"] = mode
+                root = harness.make_root()
+                self.addCleanup(shutil.rmtree, root, True)
+                emu = harness.new_emulator(root, env=env)
+                self.addCleanup(emu.close)
+                self.assertEqual(emu.start().status, "success")
+                res = emu.invoke(payload=b'{"action":"fast"}', trace_header=header)
+                self.assertEqual(res.status, "success")
+                emu.shutdown()
+                spans = [sp for req in decoded_bodies(sink) for rs in req["resourceSpans"]
+                         for ss in rs["scopeSpans"] for sp in ss["spans"]]
+                mine = [sp for sp in spans if sp["traceId"] == "5759e988bd862e3fe1be46a994272793"]
+                server = [sp for sp in mine if sp.get("kind") in (2, "SPAN_KIND_SERVER")]
+                self.assertEqual(len(server), 1, mine)
+                inv = server[0]
+                if mode == "new":
+                    self.assertNotEqual(inv["spanId"], parent)
+                    self.assertEqual(inv.get("parentSpanId"), parent)
+                else:
+                    # the Parent the runtime sees: Lambda's (the emulator's) platform.start
+                    # spanId in Active mode, which replaces the caller's in its header
+                    self.assertRegex(inv["spanId"], "^[0-9a-f]{16}$")
+                    self.assertNotEqual(inv["spanId"], parent)
+                    self.assertFalse(inv.get("parentSpanId"))
+                ids = {sp["spanId"] for sp in mine}
+                self.assertEqual(len(ids), len(mine))  # no id twice
+                for sp in mine:
+                    if sp is not inv:
+                        self.assertIn(sp.get("parentSpanId"), ids)  # one connected tree
+        run = Run(self, steps=1, env=dict(UNSET_EXPORTERS, OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+                                          LAMBDA_TRACER_OTLP_INVOCATION_SPAN="sideways"))
+        self.assert_kept_the_loop(run)
+        self.one_line(run, "WARN", "LAMBDA_TRACER_OTLP_INVOCATION_SPAN", "not parent or new")
 
     def test_lambda_tracer_setting_wins(self):
         """LAMBDA_TRACER_OTLP_ENDPOINT (a base URL too) and _HEADERS win over the OTEL ones,

@@ -320,6 +320,46 @@ static void test_stop_cuts_a_trickling_answer(void **state)
     stop_cuts_in_flight(EXPORT_SINK_XRAY, true, 30000, 150);
 }
 
+/* The OTLP sink's own timeout (OTEL_EXPORTER_OTLP_TIMEOUT) bounds each of
+ * its requests, not the exporter's longer one: a backend that never answers
+ * costs the OTLP timeout per attempt, and the flush ends long before the
+ * 30 s request timeout (or its own 20 s deadline) would. */
+static void test_otlp_timeout_bounds_each_request(void **state)
+{
+    struct hole h;
+    struct export_config cfg = {
+        .sinks = 1u << EXPORT_SINK_OTLP,
+        .queue_max_bytes = 1 << 20,
+        .request_timeout_ms = 30000,
+        .connect_timeout_ms = 500,
+        .otlp_timeout_ms = 200,
+    };
+    struct exporter *e = NULL;
+    struct trace_segment seg;
+    struct trace_resource res;
+    struct export_stats st;
+    int64_t t0, took_ms;
+
+    (void)state;
+    hole_start(&h, false);
+    snprintf(cfg.otlp_endpoint, sizeof(cfg.otlp_endpoint), "http://127.0.0.1:%u/v1/traces", h.port);
+    one_segment(&seg, &res);
+    assert_int_equal(export_start(&cfg, &e), 0);
+    assert_int_equal(export_submit(e, &seg, &res, true, -1), 0);
+    export_release(e);
+    t0 = clock_mono_ms();
+    assert_true(export_flush(e, clock_mono_ns() + 20000 * 1000000LL, false));
+    took_ms = clock_mono_ms() - t0;
+    export_stop(e, clock_mono_ns() + 2000 * 1000000LL, &st);
+    hole_stop(&h);
+    /* three attempts of 200 ms plus retry delays; generous for a loaded
+     * machine and valgrind, far under the 20 s the old code took */
+    assert_true(took_ms < 10000);
+    assert_true(took_ms >= 3 * 200);
+    assert_int_equal(st.sink[EXPORT_SINK_OTLP].failed, 1);
+    assert_int_equal(st.sink[EXPORT_SINK_OTLP].requests, 3);
+}
+
 /* --- the exporter against a scripted backend --------------------------------- */
 
 enum script_mode { ANSWER_OK, ANSWER_STATUS, ANSWER_GARBAGE, ANSWER_CUT, ANSWER_OVERSIZE };
@@ -649,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_unprocessed_counts_only_documents_sent),
         cmocka_unit_test(test_stop_cuts_a_request_to_a_black_hole),
         cmocka_unit_test(test_stop_cuts_a_trickling_answer),
+        cmocka_unit_test(test_otlp_timeout_bounds_each_request),
         cmocka_unit_test(test_requests_run_in_parallel_bounded_and_retire_in_order),
         cmocka_unit_test(test_server_errors_are_retried),
         cmocka_unit_test(test_client_errors_are_not_retried),

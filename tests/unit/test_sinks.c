@@ -18,8 +18,11 @@
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "export_sink.h"
 #include "fail_alloc.h"
 #include "xray_encode.h"
@@ -419,6 +422,458 @@ static void test_otlp_invalid_headers_refuse_to_open(void **state)
     assert_null(s);
 }
 
+/* The gzip member at z inflated (zlib here, not our code) into out; its length. */
+static size_t gunzip(const void *z, size_t z_len, unsigned char *out, size_t out_max)
+{
+    z_stream zs;
+    size_t n;
+
+    memset(&zs, 0, sizeof(zs));
+    assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+    zs.next_in = (Bytef *)(uintptr_t)z;
+    zs.avail_in = (uInt)z_len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)out_max;
+    assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    assert_int_equal(zs.avail_in, 0); /* one member, nothing after it */
+    n = out_max - zs.avail_out;
+    inflateEnd(&zs);
+    return n;
+}
+
+static bool has_header(const struct sink_request *r, const char *line)
+{
+    for (const char *const *h = r->http.headers; *h != NULL; h++)
+        if (strcmp(*h, line) == 0)
+            return true;
+    return false;
+}
+
+static void test_otlp_gzip_bodies_inflate_to_the_same_request(void **state)
+{
+    struct export_config cfg = otlp_cfg(false, "x-api-key=abc");
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    /* protobuf-like bytes, repetitive as OTLP is, and a NUL inside */
+    char a[3000], b[2000];
+    struct export_item *items[3];
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    unsigned char *plain = malloc(16384);
+    void *s = NULL;
+    size_t n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(a) - 1; i++)
+        a[i] = (char)("\x0a\x8e\x01service.name\x12lambda"[i % 22] | 1);
+    a[sizeof(a) - 1] = '\0';
+    memset(b, 'q', sizeof(b) - 1);
+    b[sizeof(b) - 1] = '\0';
+    cfg.otlp_gzip = true;
+    cfg.otlp_timeout_ms = 1234;
+    items[0] = make_item(1, 1, 1, a);
+    items[1] = make_item(2, 1, 1, NULL); /* in progress: no OTLP form */
+    items[2] = make_item(3, 1, 1, b);
+    assert_non_null(plain);
+    assert_int_equal(sink_otlp_ops.open(&env, &s), 0);
+    sink_otlp_ops.accept(s, items, 3, &out, &res);
+    assert_int_equal(list_len(&out), 1);
+    assert_int_equal(res.failed, 0);
+    assert_int_equal(out.head->units, 2);
+    assert_int_equal(out.head->timeout_ms, 1234);
+    /* the gzip magic, smaller than the input, and exactly the input inflated */
+    assert_true(out.head->http.body_len > 18);
+    assert_memory_equal(out.head->http.body, "\x1f\x8b", 2);
+    assert_true(out.head->http.body_len < (sizeof(a) - 1 + sizeof(b) - 1) / 4);
+    n = gunzip(out.head->http.body, out.head->http.body_len, plain, 16384);
+    assert_int_equal(n, sizeof(a) - 1 + sizeof(b) - 1);
+    assert_memory_equal(plain, a, sizeof(a) - 1);
+    assert_memory_equal(plain + sizeof(a) - 1, b, sizeof(b) - 1);
+    assert_string_equal(out.head->http.headers[0], "Content-Type: application/x-protobuf");
+    assert_true(has_header(out.head, "Content-Encoding: gzip"));
+    assert_true(has_header(out.head, "x-api-key: abc"));
+    free_list(&sink_otlp_ops, s, &out);
+    sink_otlp_ops.close(s);
+
+    /* compression off: the same bytes as they are, no Content-Encoding */
+    cfg.otlp_gzip = false;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(sink_otlp_ops.open(&env, &s), 0);
+    sink_otlp_ops.accept(s, items, 3, &out, &res);
+    assert_int_equal(list_len(&out), 1);
+    assert_int_equal(out.head->http.body_len, sizeof(a) - 1 + sizeof(b) - 1);
+    assert_memory_equal(out.head->http.body, a, sizeof(a) - 1);
+    assert_false(has_header(out.head, "Content-Encoding: gzip"));
+    assert_true(has_header(out.head, "x-api-key: abc"));
+    free_list(&sink_otlp_ops, s, &out);
+    sink_otlp_ops.close(s);
+    free_items(items, 3);
+    free(plain);
+}
+
+static void test_otlp_json_gzip_inflates_to_the_merged_body(void **state)
+{
+    struct export_config cfg = otlp_cfg(true, "");
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    struct export_item *items[2] = {make_item(1, 1, 1, "{\"resourceSpans\":[{\"a\":1}]}"),
+                                    make_item(2, 1, 1, "{\"resourceSpans\":[{\"b\":2}]}")};
+    const char *want = "{\"resourceSpans\":[{\"a\":1},{\"b\":2}]}";
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    unsigned char plain[256];
+    void *s = NULL;
+
+    (void)state;
+    cfg.otlp_gzip = true;
+    assert_int_equal(sink_otlp_ops.open(&env, &s), 0);
+    sink_otlp_ops.accept(s, items, 2, &out, &res);
+    assert_int_equal(list_len(&out), 1);
+    assert_int_equal(gunzip(out.head->http.body, out.head->http.body_len, plain, sizeof(plain)), strlen(want));
+    assert_memory_equal(plain, want, strlen(want));
+    assert_string_equal(out.head->http.headers[0], "Content-Type: application/json");
+    assert_true(has_header(out.head, "Content-Encoding: gzip"));
+    free_list(&sink_otlp_ops, s, &out);
+    sink_otlp_ops.close(s);
+    free_items(items, 2);
+}
+
+static void test_otlp_gzip_failure_sends_identity(void **state)
+{
+    struct export_config cfg = otlp_cfg(false, "k=v");
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1};
+    char a[600];
+    struct export_item *items[2];
+    unsigned identity = 0, gzipped = 0;
+
+    (void)state;
+    memset(a, 'z', sizeof(a) - 1);
+    a[sizeof(a) - 1] = '\0';
+    items[0] = make_item(1, 1, 1, a);
+    items[1] = make_item(2, 1, 1, a);
+    cfg.otlp_gzip = true;
+    /* every allocation of accept failing in turn (zlib's among them):
+     * each segment is in a request or counted failed; a request is either
+     * gzip'd and marked so or the plain bytes without the mark; no leak */
+    for (unsigned long nth = 1; nth < 40; nth++) {
+        struct sink_list out = {0};
+        struct sink_result res = {0};
+        unsigned char plain[2048];
+        size_t units = 0;
+        void *s = NULL;
+
+        fail_alloc_reset();
+        assert_int_equal(sink_otlp_ops.open(&env, &s), 0);
+        fail_alloc_fail_at(nth);
+        sink_otlp_ops.accept(s, items, 2, &out, &res);
+        fail_alloc_fail_at(0);
+        for (const struct sink_request *r = out.head; r != NULL; r = r->next) {
+            units += r->units;
+            assert_true(has_header(r, "k: v"));
+            if (has_header(r, "Content-Encoding: gzip")) {
+                gzipped++;
+                assert_int_equal(gunzip(r->http.body, r->http.body_len, plain, sizeof(plain)),
+                                 r->units * (sizeof(a) - 1));
+                assert_memory_equal(plain, a, sizeof(a) - 1);
+            } else {
+                identity++;
+                assert_int_equal(r->http.body_len, r->units * (sizeof(a) - 1));
+                for (size_t u = 0; u < r->units; u++)
+                    assert_memory_equal(r->http.body + u * (sizeof(a) - 1), a, sizeof(a) - 1);
+            }
+        }
+        assert_int_equal(units + res.failed, 2);
+        free_list(&sink_otlp_ops, s, &out);
+        sink_otlp_ops.close(s);
+        assert_int_equal(fail_alloc_live(), 0);
+    }
+    /* zlib's allocations failed in some rounds: those went out as is */
+    assert_true(identity > 0);
+    assert_true(gzipped > 0);
+    free_items(items, 2);
+}
+
+/* --- X-Ray OTLP ------------------------------------------------------------- */
+
+static void pb_varint(struct buf *b, uint64_t v)
+{
+    do {
+        uint8_t c = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v != 0)
+            c |= 0x80;
+        assert_int_equal(buf_append(b, &c, 1), 0);
+    } while (v != 0);
+}
+
+static void pb_bytes(struct buf *b, uint32_t num, const void *p, size_t n)
+{
+    pb_varint(b, (uint64_t)num << 3 | 2);
+    pb_varint(b, n);
+    assert_int_equal(buf_append(b, p, n), 0);
+}
+
+static void pb_fixed64(struct buf *b, uint32_t num, uint64_t v)
+{
+    uint8_t t[8];
+
+    pb_varint(b, (uint64_t)num << 3 | 1);
+    for (int i = 0; i < 8; i++)
+        t[i] = (uint8_t)(v >> (8 * i));
+    assert_int_equal(buf_append(b, t, 8), 0);
+}
+
+struct span_spec {
+    size_t count;
+    size_t pad;         /* name bytes */
+    int64_t start_ns;   /* end: start + 1 ms */
+};
+
+/* An ExportTraceServiceRequest: one ResourceSpans (a resource) with one
+ * ScopeSpans (a scope) per spec, each with spec.count spans. */
+static struct export_item *otlp_item(const struct span_spec *specs, size_t nspecs)
+{
+    struct buf req, rs, ss, span;
+    struct export_item *it = make_item(1, 1, 1, NULL);
+    char *name;
+    size_t maxpad = 1;
+
+    for (size_t k = 0; k < nspecs; k++)
+        maxpad = specs[k].pad > maxpad ? specs[k].pad : maxpad;
+    name = malloc(maxpad);
+    assert_non_null(name);
+    memset(name, 'n', maxpad);
+    buf_init(&req, 8UL << 20);
+    buf_init(&rs, 8UL << 20);
+    buf_init(&ss, 8UL << 20);
+    buf_init(&span, 1UL << 20);
+    pb_bytes(&rs, 1, "\x0a\x03k=v", 5); /* resource: opaque to the filter */
+    for (size_t k = 0; k < nspecs; k++) {
+        buf_reset(&ss);
+        pb_bytes(&ss, 1, "\x0a\x02sc", 4); /* scope */
+        for (size_t i = 0; i < specs[k].count; i++) {
+            buf_reset(&span);
+            pb_bytes(&span, 1, "0123456789abcdef", 16);
+            pb_bytes(&span, 2, "01234567", 8);
+            pb_bytes(&span, 5, name, specs[k].pad);
+            pb_fixed64(&span, 7, (uint64_t)specs[k].start_ns);
+            pb_fixed64(&span, 8, (uint64_t)(specs[k].start_ns + 1000000));
+            pb_bytes(&ss, 2, buf_data(&span), buf_len(&span));
+        }
+        pb_bytes(&rs, 2, buf_data(&ss), buf_len(&ss));
+    }
+    pb_bytes(&req, 1, buf_data(&rs), buf_len(&rs));
+    it->otlp = malloc(buf_len(&req));
+    assert_non_null(it->otlp);
+    memcpy(it->otlp, buf_data(&req), buf_len(&req));
+    it->otlp_len = buf_len(&req);
+    buf_free(&req);
+    buf_free(&rs);
+    buf_free(&ss);
+    buf_free(&span);
+    free(name);
+    return it;
+}
+
+static struct export_config xray_otlp_cfg(bool gzip)
+{
+    struct export_config cfg = {.sinks = 1u << EXPORT_SINK_XRAY_OTLP, .request_timeout_ms = 1000,
+                                .otlp_gzip = gzip, .otlp_timeout_ms = 777};
+
+    snprintf(cfg.xray_endpoint, sizeof(cfg.xray_endpoint), "http://127.0.0.1:9");
+    snprintf(cfg.xray_otlp_endpoint, sizeof(cfg.xray_otlp_endpoint), "https://xray.eu-west-1.amazonaws.com/v1/traces");
+    snprintf(cfg.region, sizeof(cfg.region), "eu-west-1");
+    return cfg;
+}
+
+/* Spans the filter counts in a body (plain protobuf). */
+static size_t spans_in(const void *body, size_t len)
+{
+    struct xray_otlp_counts c;
+
+    assert_int_equal(xray_otlp_filter(body, len, 0, NULL, NULL, &c), 0);
+    return c.spans;
+}
+
+static void test_xray_otlp_signed_gzip_protobuf(void **state)
+{
+    struct export_config cfg = xray_otlp_cfg(true);
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    int64_t now = clock_epoch_us() * 1000;
+    struct span_spec a = {3, 10, now - 1000000000}, b = {2, 20, now};
+    struct export_item *items[3] = {otlp_item(&a, 1), make_item(5, 1, 1, NULL), otlp_item(&b, 1)};
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    unsigned char plain[4096];
+    void *s = NULL;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(sink_xray_otlp_ops.open(&env, &s), 0);
+    assert_int_equal(sink_xray_otlp_ops.units(items, 3), 5); /* spans, not segments */
+    sink_xray_otlp_ops.accept(s, items, 3, &out, &res);
+    assert_int_equal(list_len(&out), 1);
+    assert_int_equal(res.failed + res.skipped, 0);
+    assert_int_equal(out.head->units, 5);
+    assert_int_equal(out.head->timeout_ms, 777);
+    assert_string_equal(out.head->http.url, "https://xray.eu-west-1.amazonaws.com/v1/traces");
+    assert_string_equal(out.head->http.aws_sigv4, "aws:amz:eu-west-1:xray");
+    assert_string_equal(out.head->http.access_key_id, "AKIDEXAMPLE");
+    assert_string_equal(out.head->http.secret_access_key, "secret");
+    assert_string_equal(out.head->http.headers[0], "Content-Type: application/x-protobuf");
+    assert_true(has_header(out.head, "Content-Encoding: gzip"));
+    assert_true(has_header(out.head, "X-Amz-Security-Token: token123"));
+    n = gunzip(out.head->http.body, out.head->http.body_len, plain, sizeof(plain));
+    /* nothing dropped: the two requests concatenated, byte for byte */
+    assert_int_equal(n, items[0]->otlp_len + items[2]->otlp_len);
+    assert_memory_equal(plain, items[0]->otlp, items[0]->otlp_len);
+    assert_memory_equal(plain + items[0]->otlp_len, items[2]->otlp, items[2]->otlp_len);
+    assert_null(sink_xray_otlp_ops.answered);
+    free_list(&sink_xray_otlp_ops, s, &out);
+    sink_xray_otlp_ops.close(s);
+
+    /* without credentials: every span skipped, no request */
+    env.getenv_ctx = (void *)no_vars;
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(sink_xray_otlp_ops.open(&env, &s), 0);
+    sink_xray_otlp_ops.accept(s, items, 3, &out, &res);
+    assert_int_equal(list_len(&out), 0);
+    assert_int_equal(res.skipped, 5);
+    sink_xray_otlp_ops.close(s);
+    /* JSON bodies are not for this sink */
+    cfg.otlp_json = true;
+    assert_int_equal(sink_xray_otlp_ops.open(&env, &s), -EINVAL);
+    free_items(items, 3);
+}
+
+static void test_xray_otlp_limits(void **state)
+{
+    struct export_config cfg = xray_otlp_cfg(false);
+    struct sink_env env = {.cfg = &cfg, .out_fd = -1, .getenv_fn = fake_env, .getenv_ctx = (void *)creds_vars};
+    int64_t now = clock_epoch_us() * 1000;
+    int64_t hour = 3600LL * 1000000000, day = 24 * hour;
+    struct sink_list out = {0};
+    struct sink_result res = {0};
+    void *s = NULL;
+
+    (void)state;
+    assert_int_equal(sink_xray_otlp_ops.open(&env, &s), 0);
+
+    /* 10,000 spans per request: 4,000 + 4,000 fit, a third 4,000 starts another;
+     * 10,000 exactly fit one */
+    {
+        struct span_spec sp = {4000, 4, now};
+        struct span_spec ten = {10000, 4, now};
+        struct export_item *items[4] = {otlp_item(&sp, 1), otlp_item(&sp, 1), otlp_item(&sp, 1),
+                                        otlp_item(&ten, 1)};
+        sink_xray_otlp_ops.accept(s, items, 4, &out, &res);
+        assert_int_equal(res.failed, 0);
+        assert_int_equal(list_len(&out), 3);
+        assert_int_equal(out.head->units, 8000);
+        assert_int_equal(spans_in(out.head->http.body, out.head->http.body_len), 8000);
+        assert_int_equal(out.head->next->units, 4000);
+        assert_int_equal(out.head->next->next->units, 10000);
+        assert_int_equal(spans_in(out.head->next->next->http.body, out.head->next->next->http.body_len), 10000);
+        free_list(&sink_xray_otlp_ops, s, &out);
+        free_items(items, 4);
+    }
+    /* one segment of 10,001 spans can never go: failed, counted */
+    {
+        struct span_spec over = {10001, 4, now};
+        struct export_item *items[1] = {otlp_item(&over, 1)};
+        memset(&res, 0, sizeof(res));
+        sink_xray_otlp_ops.accept(s, items, 1, &out, &res);
+        assert_int_equal(list_len(&out), 0);
+        assert_int_equal(res.failed, 10001);
+        free_items(items, 1);
+    }
+    /* 5 MB uncompressed: segments of ~1.9 MB (10 spans of 190 KB): two per request */
+    {
+        struct span_spec big = {10, 190000, now};
+        struct export_item *items[3] = {otlp_item(&big, 1), otlp_item(&big, 1), otlp_item(&big, 1)};
+        memset(&res, 0, sizeof(res));
+        sink_xray_otlp_ops.accept(s, items, 3, &out, &res);
+        assert_int_equal(res.failed, 0);
+        assert_int_equal(list_len(&out), 2);
+        assert_int_equal(out.head->units, 20);
+        assert_true(out.head->http.body_len <= XRAY_OTLP_MAX_BODY);
+        assert_true(out.head->http.body_len > 3800000);
+        assert_int_equal(out.head->next->units, 10);
+        free_list(&sink_xray_otlp_ops, s, &out);
+        free_items(items, 3);
+    }
+    /* 200 KB per span and the time window: the bad spans dropped and
+     * counted, their neighbours kept; a scope left empty goes too */
+    {
+        struct span_spec mix[] = {
+            {2, 10, now},                  /* kept */
+            {1, 210000, now},              /* over 200 KB: dropped */
+            {1, 199000, now},              /* under: kept */
+            {1, 10, now + 3 * hour},       /* too far ahead */
+            {1, 10, now + 1 * hour},       /* kept */
+            {1, 10, now - 15 * day},       /* too far back */
+            {1, 10, now - 13 * day},       /* kept */
+        };
+        struct export_item *items[1] = {otlp_item(mix, sizeof(mix) / sizeof(mix[0]))};
+        struct xray_otlp_counts c;
+        struct buf scratch[2];
+        memset(&res, 0, sizeof(res));
+        assert_int_equal(sink_xray_otlp_ops.units(items, 1), 8);
+        sink_xray_otlp_ops.accept(s, items, 1, &out, &res);
+        assert_int_equal(res.failed, 3);
+        assert_int_equal(list_len(&out), 1);
+        assert_int_equal(out.head->units, 5);
+        assert_int_equal(spans_in(out.head->http.body, out.head->http.body_len), 5);
+        /* what is left is still OTLP: the filter reads it again, nothing to drop */
+        buf_init(&scratch[0], 8UL << 20);
+        buf_init(&scratch[1], 8UL << 20);
+        {
+            struct buf again;
+            buf_init(&again, 8UL << 20);
+            assert_int_equal(xray_otlp_filter(out.head->http.body, out.head->http.body_len, now, &again, scratch, &c),
+                             0);
+            assert_int_equal(c.kept, 5);
+            assert_int_equal(c.dropped_size + c.dropped_time, 0);
+            assert_int_equal(buf_len(&again), out.head->http.body_len);
+            buf_free(&again);
+        }
+        assert_int_equal(xray_otlp_filter(items[0]->otlp, items[0]->otlp_len, now, NULL, NULL, &c), 0);
+        assert_int_equal(c.spans, 8);
+        buf_free(&scratch[0]);
+        buf_free(&scratch[1]);
+        free_list(&sink_xray_otlp_ops, s, &out);
+        free_items(items, 1);
+    }
+    /* malformed bytes: counted as one failed unit, no request */
+    {
+        struct export_item *items[1] = {make_item(1, 1, 1, "\x0a\x7f\x01")};
+        memset(&res, 0, sizeof(res));
+        assert_int_equal(sink_xray_otlp_ops.units(items, 1), 1);
+        sink_xray_otlp_ops.accept(s, items, 1, &out, &res);
+        assert_int_equal(res.failed, 1);
+        assert_int_equal(list_len(&out), 0);
+        free_items(items, 1);
+    }
+    sink_xray_otlp_ops.close(s);
+}
+
+static void test_xray_otlp_host(void **state)
+{
+    char region[CONFIG_REGION_MAX];
+
+    (void)state;
+    assert_true(export_xray_otlp_host("https://xray.us-east-1.amazonaws.com/v1/traces", region, sizeof(region)));
+    assert_string_equal(region, "us-east-1");
+    assert_true(export_xray_otlp_host("HTTPS://XRAY.eu-west-2.amazonaws.com:443/v1/traces", region, sizeof(region)));
+    assert_string_equal(region, "eu-west-2");
+    assert_false(export_xray_otlp_host("http://xray.us-east-1.amazonaws.com/v1/traces", region, sizeof(region)));
+    assert_false(export_xray_otlp_host("https://xray..amazonaws.com/v1/traces", region, sizeof(region)));
+    assert_false(export_xray_otlp_host("https://xray.us-east-1.amazonaws.com.evil.example/v1/traces", region,
+                                       sizeof(region)));
+    assert_false(export_xray_otlp_host("https://otel.xray.us-east-1.amazonaws.com/v1/traces", region, sizeof(region)));
+    assert_false(export_xray_otlp_host("https://xray.US_EAST.amazonaws.com/", region, sizeof(region)));
+    assert_false(export_xray_otlp_host("https://collector:4318/v1/traces", region, sizeof(region)));
+    assert_false(export_xray_otlp_host(NULL, region, sizeof(region)));
+}
+
 /* --- daemon ---------------------------------------------------------------- */
 
 struct fake_udp {
@@ -583,6 +1038,12 @@ int main(void)
         cmocka_unit_test(test_otlp_merges_json_bodies),
         cmocka_unit_test(test_otlp_protobuf_concatenates_and_splits_at_the_cap),
         cmocka_unit_test(test_otlp_invalid_headers_refuse_to_open),
+        cmocka_unit_test(test_otlp_gzip_bodies_inflate_to_the_same_request),
+        cmocka_unit_test(test_otlp_json_gzip_inflates_to_the_merged_body),
+        cmocka_unit_test(test_otlp_gzip_failure_sends_identity),
+        cmocka_unit_test(test_xray_otlp_signed_gzip_protobuf),
+        cmocka_unit_test(test_xray_otlp_limits),
+        cmocka_unit_test(test_xray_otlp_host),
         cmocka_unit_test(test_daemon_one_datagram_per_document),
         cmocka_unit_test(test_daemon_unusable_address_skips),
         cmocka_unit_test(test_stdout_writes_lines),
