@@ -262,6 +262,104 @@ static bool valid_sinks(const char *s)
     return config_sinks_parser == NULL || config_sinks_parser(s, &mask) == 0;
 }
 
+static bool valid_type(const char *s)
+{
+    unsigned mask;
+    return config_parse_types(s, &mask) == 0;
+}
+
+/* A likely meaning of a word that is not a name of the list, or NULL. */
+static const char *list_suggestion(const char *word)
+{
+    static const char *const pairs[][2] = {
+        {"otel", "otlp"},       {"opentelemetry", "otlp"}, {"otlphttp", "otlp"}, {"otlp-http", "otlp"},
+        {"x-ray", "xray"},      {"aws", "xray"},           {"xray-daemon", "daemon"},
+        {"udp", "daemon"},      {"console", "stdout"},     {"log", "stdout"},
+        {"logs", "function"},   {"platforms", "platform"}, {"functions", "function"},
+        {"extensions", "extension"},
+    };
+
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+        if (strcasecmp(word, pairs[i][0]) == 0)
+            return pairs[i][1];
+    return NULL;
+}
+
+/* A comma-separated list of names (LAMBDA_TRACER_EXPORTERS,
+ * LAMBDA_TRACER_TELEMETRY_TYPES): the valid names are kept (in their
+ * order, blanks around them dropped), each invalid one is warned about,
+ * named (it is a name, not a secret: printable, cut to 24 bytes) with a
+ * suggestion where one is likely.  With no valid name left dst keeps its
+ * value.  Returns whether dst was written. */
+static bool load_list(const struct loader *l, const char *name, char *dst, size_t size,
+                      bool (*valid)(const char *), const char *what)
+{
+    bool too_long;
+    const char *text = lookup(l->getenv_fn, l->getenv_ctx, name, &too_long);
+    char kept[CONFIG_MAX_VALUE_BYTES + 1];
+    size_t kept_len = 0;
+
+    if (text == NULL)
+        return false;
+    if (too_long) {
+        warn(l, name, "too long", dst);
+        return false;
+    }
+    kept[0] = '\0';
+    /* Pass 0 keeps the valid names, pass 1 warns about the others (naming
+     * what is used instead). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *p = text;;) {
+            const char *end = strchr(p, ',');
+            size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+            char word[CONFIG_MAX_VALUE_BYTES + 1];
+            bool printable = true, ok;
+
+            while (len > 0 && (*p == ' ' || *p == '\t')) {
+                p++;
+                len--;
+            }
+            while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                len--;
+            memcpy(word, p, len);
+            word[len] = '\0';
+            for (size_t i = 0; i < len; i++)
+                printable = printable && word[i] > 0x20 && word[i] < 0x7f;
+            ok = len > 0 && printable && valid(word);
+            if (pass == 0 && ok && kept_len + len + 2 <= size)
+                kept_len += (size_t)snprintf(kept + kept_len, sizeof(kept) - kept_len, "%s%s",
+                                             kept_len > 0 ? "," : "", word);
+            if (pass == 1 && !ok) {
+                char problem[192];
+                const char *hint = printable ? list_suggestion(word) : NULL;
+                if (len == 0)
+                    snprintf(problem, sizeof(problem), "an empty name in a list of %s", what);
+                else if (!printable)
+                    snprintf(problem, sizeof(problem), "a name with a blank or control byte is not one of %s",
+                             what);
+                else
+                    snprintf(problem, sizeof(problem), "'%.24s%s' is not one of %s%s%s%s", word,
+                             len > 24 ? "..." : "", what, hint != NULL ? "; did you mean '" : "",
+                             hint != NULL ? hint : "", hint != NULL ? "'?" : "");
+                warn(l, name, problem, kept_len > 0 ? kept : dst);
+            }
+            if (end == NULL)
+                break;
+            p = end + 1;
+        }
+    }
+    if (kept_len == 0)
+        return false;
+    snprintf(dst, size, "%s", kept);
+    return true;
+}
+
+/* One name of LAMBDA_TRACER_EXPORTERS ("none" only stands alone). */
+static bool valid_sink_name(const char *s)
+{
+    return strcasecmp(s, "none") != 0 && valid_sinks(s);
+}
+
 int config_parse_host_port(const char *text, char *host, size_t host_size, uint16_t *ret_port)
 {
     const char *host_start = text, *host_end, *port;
@@ -898,13 +996,12 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     if (text != NULL && (too_long || config_parse_bool(text, &ret->disabled) < 0))
         warn(&l, "LAMBDA_TRACER_DISABLE", "not true or false", "false");
 
-    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TELEMETRY_TYPES", &too_long);
-    if (text != NULL) {
+    {
+        char types[CONFIG_MAX_VALUE_BYTES + 1] = "platform";
         unsigned mask;
-        if (too_long || config_parse_types(text, &mask) < 0)
-            warn(&l, "LAMBDA_TRACER_TELEMETRY_TYPES",
-                 "not a comma-separated list of platform, function, extension", "platform");
-        else
+        if (load_list(&l, "LAMBDA_TRACER_TELEMETRY_TYPES", types, sizeof(types), valid_type,
+                      "platform, function, extension") &&
+            config_parse_types(types, &mask) == 0)
             ret->telemetry_types = mask | TELEMETRY_TYPE_PLATFORM; /* traces need platform */
     }
 
@@ -998,7 +1095,12 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     load_string(&l, "LAMBDA_TRACER_METRICS_NAMESPACE", ret->metrics_namespace,
                 sizeof(ret->metrics_namespace), valid_namespace);
     load_u32(&l, "LAMBDA_TRACER_METRICS_INTERVAL_S", 1, 3600, &ret->metrics_interval_s);
-    load_string(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sinks);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_EXPORTERS", &too_long);
+    if (text != NULL && strcasecmp(text, "none") == 0)
+        snprintf(ret->exporters, sizeof(ret->exporters), "%s", "none");
+    else
+        load_list(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sink_name,
+                  "xray, daemon, otlp, stdout (or none alone)");
     load_string(&l, "LAMBDA_TRACER_XRAY_ENDPOINT", ret->xray_endpoint, sizeof(ret->xray_endpoint),
                 valid_url);
     load_string(&l, "LAMBDA_TRACER_DAEMON_ADDRESS", ret->daemon_address, sizeof(ret->daemon_address),
