@@ -46,6 +46,7 @@
 #include "log.h"
 #include "otlp_encode.h"
 #include "queue.h"
+#include "refusal.h"
 #include "xray_encode.h"
 
 /* Items taken per batch: a multiple of XRAY_PUT_MAX_DOCS, so a backlog
@@ -326,7 +327,7 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
 {
     struct sink_slot *slot = &e->sink[s];
     struct sink_result res = {0};
-    char why[160];
+    char why[512];
     bool retry;
 
     if (r == 0 && resp->status >= 200 && resp->status < 300) {
@@ -347,7 +348,8 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
         log_debug("%s export request failed: %s", sink_names[s], why);
         retry = true;
     } else {
-        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+        refusal_describe(resp->status, resp->captured, resp->body, resp->body_len,
+                         s == EXPORT_SINK_XRAY ? "xray:PutTraceSegments" : NULL, why, sizeof(why));
         retry = resp->status == 429 || resp->status >= 500;
         http_client_response_clean_up(resp);
     }
