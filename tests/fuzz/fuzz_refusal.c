@@ -7,6 +7,8 @@
 
 #include "refusal.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* first line: the header (NULL when empty), the rest: the body */
