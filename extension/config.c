@@ -1120,3 +1120,72 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     load_u32(&l, "LAMBDA_TRACER_EXPORT_QUEUE_MAX_BYTES", QUEUE_MIN_MAX_BYTES, QUEUE_MAX_MAX_BYTES, &u32);
     ret->export_queue_max_bytes = u32;
 }
+
+void config_describe(const struct config *cfg, const char *exporters, const char *xray_endpoint, bool daemon,
+                     bool otlp, char *ret, size_t ret_size)
+{
+    static const char *const samplings[] = {[SAMPLING_POLICY_SMART] = "smart", [SAMPLING_POLICY_HEADER] = "header",
+                                            [SAMPLING_POLICY_ALL] = "all"};
+    char slow[24], flush[96], types[40], headers[CONFIG_OTLP_MAX_HEADERS * 64] = "";
+    size_t used = 0;
+    int n;
+
+    if (ret_size == 0)
+        return;
+    if (cfg->slow_ms > 0)
+        snprintf(slow, sizeof(slow), "%u", (unsigned)cfg->slow_ms);
+    else
+        snprintf(slow, sizeof(slow), "%s", "auto");
+    if (cfg->flush == CONFIG_FLUSH_BACKGROUND)
+        snprintf(flush, sizeof(flush), "%s", "background");
+    else if (cfg->flush == CONFIG_FLUSH_EAGER)
+        snprintf(flush, sizeof(flush), "%s", "eager");
+    else
+        snprintf(flush, sizeof(flush), "auto(eager for the first %u invocations and after %u s idle)",
+                 (unsigned)cfg->eager_first_invocations, (unsigned)cfg->eager_idle_s);
+    snprintf(types, sizeof(types), "platform%s%s",
+             (cfg->telemetry_types & TELEMETRY_TYPE_FUNCTION) ? ",function" : "",
+             (cfg->telemetry_types & TELEMETRY_TYPE_EXTENSION) ? ",extension" : "");
+    n = snprintf(ret, ret_size, "exporters=%s sampling=%s slow_ms=%s flush=%s telemetry=%s metrics=%s",
+                 exporters != NULL && exporters[0] != '\0' ? exporters : "none",
+                 (unsigned)cfg->sampling < sizeof(samplings) / sizeof(samplings[0]) ? samplings[cfg->sampling]
+                                                                                    : "?",
+                 slow, flush, types, cfg->metrics ? "on" : "off");
+    if (n < 0 || (size_t)n >= ret_size)
+        return;
+    used = (size_t)n;
+    if (xray_endpoint != NULL) {
+        n = snprintf(ret + used, ret_size - used, " xray_endpoint=%s", xray_endpoint);
+        if (n < 0 || (size_t)n >= ret_size - used)
+            return;
+        used += (size_t)n;
+    }
+    if (daemon) {
+        n = snprintf(ret + used, ret_size - used, " daemon_address=%s", cfg->daemon_address);
+        if (n < 0 || (size_t)n >= ret_size - used)
+            return;
+        used += (size_t)n;
+    }
+    if (otlp) {
+        char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+        size_t count = 0, hlen = 0;
+        size_t url_len = strcspn(cfg->otlp_endpoint, "?");
+        if (cfg->otlp_headers[0] != '\0' &&
+            config_parse_otlp_headers(cfg->otlp_headers, lines, CONFIG_OTLP_MAX_HEADERS, &count) < 0)
+            count = 0;
+        for (size_t i = 0; i < count && hlen + 2 < sizeof(headers); i++) {
+            size_t name_len = strcspn(lines[i], ":");
+            int w = snprintf(headers + hlen, sizeof(headers) - hlen, "%s%.*s", i > 0 ? "," : "", (int)name_len,
+                             lines[i]);
+            if (w < 0 || (size_t)w >= sizeof(headers) - hlen)
+                break;
+            hlen += (size_t)w;
+        }
+        n = snprintf(ret + used, ret_size - used, " otlp_url=%.*s%s otlp_protocol=%s otlp_gzip=%s%s%s%s",
+                     (int)url_len, cfg->otlp_endpoint, cfg->otlp_endpoint[url_len] != '\0' ? "?(query not shown)" : "",
+                     cfg->otlp_json ? "http/json" : "http/protobuf", cfg->otlp_gzip ? "on" : "off",
+                     count > 0 ? " otlp_headers=" : "", headers, count > 0 ? "(values not shown)" : "");
+        if (n < 0 || (size_t)n >= ret_size - used)
+            return;
+    }
+}

@@ -896,6 +896,45 @@ static void test_telemetry_types_keep_valid_names(void **state)
     assert_string_equal(env2.last_fallback, "platform,function");
 }
 
+
+static void test_describe_states_settings_without_secrets(void **state)
+{
+    struct fake_env env = {.pairs = {{"LAMBDA_TRACER_SAMPLING", "all"},
+                                     {"LAMBDA_TRACER_SLOW_MS", "250"},
+                                     {"LAMBDA_TRACER_FLUSH", "background"},
+                                     {"LAMBDA_TRACER_METRICS", "on"},
+                                     {"LAMBDA_TRACER_TELEMETRY_TYPES", "function"},
+                                     {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://api.example.com/v1/traces?key=SECRETQ"},
+                                     {"LAMBDA_TRACER_OTLP_HEADERS", "x-api-key=SECRETH,authorization=Basic%20SECRETB"},
+                                     {"LAMBDA_TRACER_DAEMON_ADDRESS", "127.0.0.1:2000"}}};
+    struct config cfg;
+    char line[2048];
+    (void)state;
+
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 0);
+    config_describe(&cfg, "xray,daemon,otlp", "https://xray.eu-west-1.amazonaws.com", true, true, line, sizeof(line));
+    assert_non_null(strstr(line, "exporters=xray,daemon,otlp "));
+    assert_non_null(strstr(line, "sampling=all slow_ms=250 flush=background telemetry=platform,function metrics=on"));
+    assert_non_null(strstr(line, "xray_endpoint=https://xray.eu-west-1.amazonaws.com"));
+    assert_non_null(strstr(line, "daemon_address=127.0.0.1:2000"));
+    assert_non_null(strstr(line, "otlp_url=https://api.example.com/v1/traces?(query not shown)"));
+    assert_non_null(strstr(line, "otlp_headers=x-api-key,authorization(values not shown)"));
+    assert_null(strstr(line, "SECRET"));
+
+    /* defaults; endpoints of unused exporters are left out */
+    struct fake_env none = {0};
+    load(&none, &cfg);
+    config_describe(&cfg, "", NULL, false, false, line, sizeof(line));
+    assert_non_null(strstr(line, "exporters=none sampling=smart slow_ms=auto flush=auto(eager for the first"));
+    assert_non_null(strstr(line, "metrics=off"));
+    assert_null(strstr(line, "otlp_url"));
+    assert_null(strstr(line, "daemon_address"));
+    /* a small buffer stays terminated */
+    config_describe(&cfg, "xray", "https://x", false, false, line, 16);
+    assert_int_equal(strlen(line), 15);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -923,6 +962,7 @@ int main(void)
         cmocka_unit_test(test_service_name_resource_and_daemon_address),
         cmocka_unit_test(test_exporters_keep_valid_names),
         cmocka_unit_test(test_telemetry_types_keep_valid_names),
+        cmocka_unit_test(test_describe_states_settings_without_secrets),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
