@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
 
 /* The raw (still JSON-escaped) string value of the first "key": "..." in
  * body, as a pointer and length; false when absent or unterminated. */
@@ -118,15 +117,30 @@ static bool looks_like_text(const char *s, size_t len)
     return len > 0;
 }
 
-/* Appends s (len bytes, at most cap of them) escaped. */
-static size_t put_escaped(char *ret, size_t ret_size, size_t used, const char *s, size_t len, size_t cap)
+/* Appends s (len bytes, at most cap of them), JSON escapes decoded when
+ * json (\uXXXX kept as written), every control byte made a blank: the
+ * piece is one line by itself; log_write escapes what else needs it. */
+static size_t put_clean(char *ret, size_t ret_size, size_t used, const char *s, size_t len, size_t cap, bool json)
 {
-    size_t consumed = 0;
+    size_t taken = 0, i = 0;
 
-    if (used + 1 >= ret_size)
-        return used;
-    used += log_escape(s, len < cap ? len : cap, ret + used, ret_size - used, &consumed);
-    if (consumed < len && used + 4 <= ret_size) {
+    while (i < len && taken < cap && used + 1 < ret_size) {
+        char c = s[i++];
+        if (json && c == '\\' && i < len) {
+            char e = s[i++];
+            c = e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f' ? ' ' : e;
+            if (e == 'u') {
+                c = '\\';
+                i--;
+            }
+        }
+        if ((unsigned char)c < 0x20 || c == 0x7f)
+            c = ' ';
+        ret[used++] = c;
+        taken++;
+    }
+    ret[used] = '\0';
+    if (i < len && used + 4 <= ret_size) {
         memcpy(ret + used, "...", 4);
         used += 3;
     }
@@ -135,7 +149,7 @@ static size_t put_escaped(char *ret, size_t ret_size, size_t used, const char *s
 
 static size_t put(char *ret, size_t ret_size, size_t used, const char *s)
 {
-    return put_escaped(ret, ret_size, used, s, strlen(s), ret_size);
+    return put_clean(ret, ret_size, used, s, strlen(s), ret_size, false);
 }
 
 void refusal_describe(long status, const char *error_type_header, const char *body, size_t body_len,
@@ -143,6 +157,7 @@ void refusal_describe(long status, const char *error_type_header, const char *bo
 {
     const char *type = NULL, *msg = NULL;
     size_t type_len = 0, msg_len = 0, used;
+    bool type_json = true, msg_json = true;
     char head[32];
 
     if (ret_size == 0)
@@ -155,6 +170,7 @@ void refusal_describe(long status, const char *error_type_header, const char *bo
     if (type == NULL && error_type_header != NULL && error_type_header[0] != '\0') {
         const char *colon = strchr(error_type_header, ':');
         type = error_type_header;
+        type_json = false;
         type_len = colon != NULL ? (size_t)(colon - type) : strlen(type);
     }
     if (type != NULL) { /* "com.amazon.coral.service#AccessDeniedException" */
@@ -166,6 +182,7 @@ void refusal_describe(long status, const char *error_type_header, const char *bo
     }
     if (body_len > 0 && !json_string(body, body_len, "message", &msg, &msg_len) &&
         !json_string(body, body_len, "Message", &msg, &msg_len)) {
+        msg_json = false;
         if (body[0] != '{' && !proto_message(body, body_len, &msg, &msg_len) &&
             looks_like_text(body, body_len)) {
             msg = body;
@@ -176,11 +193,11 @@ void refusal_describe(long status, const char *error_type_header, const char *bo
     used = put(ret, ret_size, 0, head);
     if (type != NULL && type_len > 0) {
         used = put(ret, ret_size, used, " ");
-        used = put_escaped(ret, ret_size, used, type, type_len, REFUSAL_TYPE_MAX);
+        used = put_clean(ret, ret_size, used, type, type_len, REFUSAL_TYPE_MAX, type_json);
     }
     if (msg != NULL && msg_len > 0) {
         used = put(ret, ret_size, used, ": ");
-        used = put_escaped(ret, ret_size, used, msg, msg_len, REFUSAL_MESSAGE_MAX);
+        used = put_clean(ret, ret_size, used, msg, msg_len, REFUSAL_MESSAGE_MAX, msg_json);
     }
     if (permission != NULL &&
         (status == 403 || (type != NULL && type_len >= 12 && memmem(type, type_len, "AccessDenied", 12) != NULL))) {

@@ -69,8 +69,8 @@ static void test_hostile_bodies_stay_one_capped_line(void **state)
     describe(403, "Evil\nType:x", "{\"message\":\"no\\nway\nERROR fake\r\"}", NULL, out, sizeof(out));
     assert_null(strchr(out, '\n'));
     assert_null(strchr(out, '\r'));
-    assert_non_null(strstr(out, "\\nERROR fake\\r"));
-    assert_non_null(strstr(out, "Evil\\nType"));
+    assert_non_null(strstr(out, "no way ERROR fake "));
+    assert_non_null(strstr(out, "Evil Type"));
     /* a long message is cut at REFUSAL_MESSAGE_MAX and marked */
     memset(big, 'm', sizeof(big));
     memcpy(big, "{\"message\":\"", 12);
