@@ -1126,7 +1126,7 @@ void config_describe(const struct config *cfg, const char *exporters, const char
 {
     static const char *const samplings[] = {[SAMPLING_POLICY_SMART] = "smart", [SAMPLING_POLICY_HEADER] = "header",
                                             [SAMPLING_POLICY_ALL] = "all"};
-    char slow[24], flush[96], types[40], headers[CONFIG_OTLP_MAX_HEADERS * 64] = "";
+    char slow[24], flush[96], types[40];
     size_t used = 0;
     int n;
 
@@ -1168,6 +1168,7 @@ void config_describe(const struct config *cfg, const char *exporters, const char
     }
     if (otlp) {
         char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+        char headers[CONFIG_OTLP_MAX_HEADERS * 64] = "";
         size_t count = 0, hlen = 0;
         size_t url_len = strcspn(cfg->otlp_endpoint, "?");
         if (cfg->otlp_headers[0] != '\0' &&

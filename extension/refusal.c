@@ -128,7 +128,10 @@ static size_t put_clean(char *ret, size_t ret_size, size_t used, const char *s, 
         char c = s[i++];
         if (json && c == '\\' && i < len) {
             char e = s[i++];
-            c = e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f' ? ' ' : e;
+            if (e == 'n' || e == 'r' || e == 't' || e == 'b' || e == 'f')
+                c = ' ';
+            else
+                c = e;
             if (e == 'u') {
                 c = '\\';
                 i--;
