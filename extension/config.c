@@ -262,6 +262,104 @@ static bool valid_sinks(const char *s)
     return config_sinks_parser == NULL || config_sinks_parser(s, &mask) == 0;
 }
 
+static bool valid_type(const char *s)
+{
+    unsigned mask;
+    return config_parse_types(s, &mask) == 0;
+}
+
+/* A likely meaning of a word that is not a name of the list, or NULL. */
+static const char *list_suggestion(const char *word)
+{
+    static const char *const pairs[][2] = {
+        {"otel", "otlp"},       {"opentelemetry", "otlp"}, {"otlphttp", "otlp"}, {"otlp-http", "otlp"},
+        {"x-ray", "xray"},      {"aws", "xray"},           {"xray-daemon", "daemon"},
+        {"udp", "daemon"},      {"console", "stdout"},     {"log", "stdout"},
+        {"logs", "function"},   {"platforms", "platform"}, {"functions", "function"},
+        {"extensions", "extension"},
+    };
+
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+        if (strcasecmp(word, pairs[i][0]) == 0)
+            return pairs[i][1];
+    return NULL;
+}
+
+/* A comma-separated list of names (LAMBDA_TRACER_EXPORTERS,
+ * LAMBDA_TRACER_TELEMETRY_TYPES): the valid names are kept (in their
+ * order, blanks around them dropped), each invalid one is warned about,
+ * named (it is a name, not a secret: printable, cut to 24 bytes) with a
+ * suggestion where one is likely.  With no valid name left dst keeps its
+ * value.  Returns whether dst was written. */
+static bool load_list(const struct loader *l, const char *name, char *dst, size_t size,
+                      bool (*valid)(const char *), const char *what)
+{
+    bool too_long;
+    const char *text = lookup(l->getenv_fn, l->getenv_ctx, name, &too_long);
+    char kept[CONFIG_MAX_VALUE_BYTES + 1];
+    size_t kept_len = 0;
+
+    if (text == NULL)
+        return false;
+    if (too_long) {
+        warn(l, name, "too long", dst);
+        return false;
+    }
+    kept[0] = '\0';
+    /* Pass 0 keeps the valid names, pass 1 warns about the others (naming
+     * what is used instead). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *p = text;;) {
+            const char *end = strchr(p, ',');
+            size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+            char word[CONFIG_MAX_VALUE_BYTES + 1];
+            bool printable = true, ok;
+
+            while (len > 0 && (*p == ' ' || *p == '\t')) {
+                p++;
+                len--;
+            }
+            while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+                len--;
+            memcpy(word, p, len);
+            word[len] = '\0';
+            for (size_t i = 0; i < len; i++)
+                printable = printable && word[i] > 0x20 && word[i] < 0x7f;
+            ok = len > 0 && printable && valid(word);
+            if (pass == 0 && ok && kept_len + len + 2 <= size)
+                kept_len += (size_t)snprintf(kept + kept_len, sizeof(kept) - kept_len, "%s%s",
+                                             kept_len > 0 ? "," : "", word);
+            if (pass == 1 && !ok) {
+                char problem[192];
+                const char *hint = printable ? list_suggestion(word) : NULL;
+                if (len == 0)
+                    snprintf(problem, sizeof(problem), "an empty name in a list of %s", what);
+                else if (!printable)
+                    snprintf(problem, sizeof(problem), "a name with a blank or control byte is not one of %s",
+                             what);
+                else
+                    snprintf(problem, sizeof(problem), "'%.24s%s' is not one of %s%s%s%s", word,
+                             len > 24 ? "..." : "", what, hint != NULL ? "; did you mean '" : "",
+                             hint != NULL ? hint : "", hint != NULL ? "'?" : "");
+                warn(l, name, problem, kept_len > 0 ? kept : dst);
+            }
+            if (end == NULL)
+                break;
+            p = end + 1;
+        }
+    }
+    if (kept_len == 0)
+        return false;
+    snprintf(dst, size, "%s", kept);
+    return true;
+}
+
+/* One name of LAMBDA_TRACER_EXPORTERS ("none" only stands alone). */
+static bool valid_sink_name(const char *s)
+{
+    return strcasecmp(s, "none") != 0 && valid_sinks(s);
+}
+
 int config_parse_host_port(const char *text, char *host, size_t host_size, uint16_t *ret_port)
 {
     const char *host_start = text, *host_end, *port;
@@ -906,13 +1004,12 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     if (text != NULL && (too_long || config_parse_bool(text, &ret->disabled) < 0))
         warn(&l, "LAMBDA_TRACER_DISABLE", "not true or false", "false");
 
-    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_TELEMETRY_TYPES", &too_long);
-    if (text != NULL) {
+    {
+        char types[CONFIG_MAX_VALUE_BYTES + 1] = "platform";
         unsigned mask;
-        if (too_long || config_parse_types(text, &mask) < 0)
-            warn(&l, "LAMBDA_TRACER_TELEMETRY_TYPES",
-                 "not a comma-separated list of platform, function, extension", "platform");
-        else
+        if (load_list(&l, "LAMBDA_TRACER_TELEMETRY_TYPES", types, sizeof(types), valid_type,
+                      "platform, function, extension") &&
+            config_parse_types(types, &mask) == 0)
             ret->telemetry_types = mask | TELEMETRY_TYPE_PLATFORM; /* traces need platform */
     }
 
@@ -1006,7 +1103,12 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     load_string(&l, "LAMBDA_TRACER_METRICS_NAMESPACE", ret->metrics_namespace,
                 sizeof(ret->metrics_namespace), valid_namespace);
     load_u32(&l, "LAMBDA_TRACER_METRICS_INTERVAL_S", 1, 3600, &ret->metrics_interval_s);
-    load_string(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sinks);
+    text = lookup(getenv_fn, getenv_ctx, "LAMBDA_TRACER_EXPORTERS", &too_long);
+    if (text != NULL && strcasecmp(text, "none") == 0)
+        snprintf(ret->exporters, sizeof(ret->exporters), "%s", "none");
+    else
+        load_list(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sink_name,
+                  "xray, daemon, otlp, stdout (or none alone)");
     load_string(&l, "LAMBDA_TRACER_XRAY_ENDPOINT", ret->xray_endpoint, sizeof(ret->xray_endpoint),
                 valid_url);
     load_string(&l, "LAMBDA_TRACER_DAEMON_ADDRESS", ret->daemon_address, sizeof(ret->daemon_address),
@@ -1025,4 +1127,74 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
     u32 = (uint32_t)ret->export_queue_max_bytes;
     load_u32(&l, "LAMBDA_TRACER_EXPORT_QUEUE_MAX_BYTES", QUEUE_MIN_MAX_BYTES, QUEUE_MAX_MAX_BYTES, &u32);
     ret->export_queue_max_bytes = u32;
+}
+
+void config_describe(const struct config *cfg, const char *exporters, const char *xray_endpoint, bool daemon,
+                     bool otlp, char *ret, size_t ret_size)
+{
+    static const char *const samplings[] = {[SAMPLING_POLICY_SMART] = "smart", [SAMPLING_POLICY_HEADER] = "header",
+                                            [SAMPLING_POLICY_ALL] = "all"};
+    char slow[24], flush[96], types[40];
+    size_t used = 0;
+    int n;
+
+    if (ret_size == 0)
+        return;
+    if (cfg->slow_ms > 0)
+        snprintf(slow, sizeof(slow), "%u", (unsigned)cfg->slow_ms);
+    else
+        snprintf(slow, sizeof(slow), "%s", "auto");
+    if (cfg->flush == CONFIG_FLUSH_BACKGROUND)
+        snprintf(flush, sizeof(flush), "%s", "background");
+    else if (cfg->flush == CONFIG_FLUSH_EAGER)
+        snprintf(flush, sizeof(flush), "%s", "eager");
+    else
+        snprintf(flush, sizeof(flush), "auto(eager for the first %u invocations and after %u s idle)",
+                 (unsigned)cfg->eager_first_invocations, (unsigned)cfg->eager_idle_s);
+    snprintf(types, sizeof(types), "platform%s%s",
+             (cfg->telemetry_types & TELEMETRY_TYPE_FUNCTION) ? ",function" : "",
+             (cfg->telemetry_types & TELEMETRY_TYPE_EXTENSION) ? ",extension" : "");
+    n = snprintf(ret, ret_size, "exporters=%s sampling=%s slow_ms=%s flush=%s telemetry=%s metrics=%s",
+                 exporters != NULL && exporters[0] != '\0' ? exporters : "none",
+                 (unsigned)cfg->sampling < sizeof(samplings) / sizeof(samplings[0]) ? samplings[cfg->sampling]
+                                                                                    : "?",
+                 slow, flush, types, cfg->metrics ? "on" : "off");
+    if (n < 0 || (size_t)n >= ret_size)
+        return;
+    used = (size_t)n;
+    if (xray_endpoint != NULL) {
+        n = snprintf(ret + used, ret_size - used, " xray_endpoint=%s", xray_endpoint);
+        if (n < 0 || (size_t)n >= ret_size - used)
+            return;
+        used += (size_t)n;
+    }
+    if (daemon) {
+        n = snprintf(ret + used, ret_size - used, " daemon_address=%s", cfg->daemon_address);
+        if (n < 0 || (size_t)n >= ret_size - used)
+            return;
+        used += (size_t)n;
+    }
+    if (otlp) {
+        char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+        char headers[CONFIG_OTLP_MAX_HEADERS * 64] = "";
+        size_t count = 0, hlen = 0;
+        size_t url_len = strcspn(cfg->otlp_endpoint, "?");
+        if (cfg->otlp_headers[0] != '\0' &&
+            config_parse_otlp_headers(cfg->otlp_headers, lines, CONFIG_OTLP_MAX_HEADERS, &count) < 0)
+            count = 0;
+        for (size_t i = 0; i < count && hlen + 2 < sizeof(headers); i++) {
+            size_t name_len = strcspn(lines[i], ":");
+            int w = snprintf(headers + hlen, sizeof(headers) - hlen, "%s%.*s", i > 0 ? "," : "", (int)name_len,
+                             lines[i]);
+            if (w < 0 || (size_t)w >= sizeof(headers) - hlen)
+                break;
+            hlen += (size_t)w;
+        }
+        n = snprintf(ret + used, ret_size - used, " otlp_url=%.*s%s otlp_protocol=%s otlp_gzip=%s%s%s%s",
+                     (int)url_len, cfg->otlp_endpoint, cfg->otlp_endpoint[url_len] != '\0' ? "?(query not shown)" : "",
+                     cfg->otlp_json ? "http/json" : "http/protobuf", cfg->otlp_gzip ? "on" : "off",
+                     count > 0 ? " otlp_headers=" : "", headers, count > 0 ? "(values not shown)" : "");
+        if (n < 0 || (size_t)n >= ret_size - used)
+            return;
+    }
 }

@@ -224,4 +224,14 @@ int config_parse_bool(const char *text, bool *ret_value) __attribute__((warn_unu
  * items allowed, duplicates fine, empty items rejected).  0 or -EINVAL. */
 int config_parse_types(const char *text, unsigned *ret_mask) __attribute__((warn_unused_result));
 
+/* The effective settings as one line for the startup log ("exporters=...
+ * sampling=... slow_ms=... flush=... telemetry=... metrics=..." then the
+ * endpoints of the exporters in use): exporters is the list left after the
+ * fallbacks ("none" when empty); xray_endpoint is the X-Ray API URL when
+ * that exporter is in use, else NULL; daemon and otlp say whether those
+ * are.  Never a secret: the OTLP URL loses its query, its headers are
+ * named without their values.  Pure; any thread. */
+void config_describe(const struct config *cfg, const char *exporters, const char *xray_endpoint, bool daemon,
+                     bool otlp, char *ret, size_t ret_size);
+
 #endif

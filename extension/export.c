@@ -46,6 +46,7 @@
 #include "log.h"
 #include "otlp_encode.h"
 #include "queue.h"
+#include "refusal.h"
 #include "xray_encode.h"
 
 /* Items taken per batch: a multiple of XRAY_PUT_MAX_DOCS, so a backlog
@@ -93,6 +94,7 @@ struct breaker {
     unsigned failures;
     int64_t open_until_ms;
     bool logged;
+    bool refusal_logged;   /* a 4xx was logged at once (it does not pass by itself) */
 };
 
 /* One sink in use.  Exporter thread only. */
@@ -107,6 +109,7 @@ struct sink_slot {
 
 struct exporter {
     struct export_config cfg;
+    char last_failure[560];    /* "sink: why" of the last failed request; under lock */
     struct queue *q;
     pthread_t thread;
     bool threaded;
@@ -328,7 +331,7 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
 {
     struct sink_slot *slot = &e->sink[s];
     struct sink_result res = {0};
-    char why[160];
+    char why[512];
     bool retry;
 
     if (r == 0 && resp->status >= 200 && resp->status < 300) {
@@ -349,7 +352,8 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
         log_debug("%s export request failed: %s", sink_names[s], why);
         retry = true;
     } else {
-        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+        refusal_describe(resp->status, resp->captured, resp->body, resp->body_len,
+                         s == EXPORT_SINK_XRAY ? "xray:PutTraceSegments" : NULL, why, sizeof(why));
         retry = resp->status == 429 || resp->status >= 500;
         http_client_response_clean_up(resp);
     }
@@ -366,6 +370,15 @@ static void request_finished(struct exporter *e, enum export_sink s, struct sink
     res.failed = req->units;
     add_result(e, s, &res, req->batch);
     request_done(slot, req);
+    pthread_mutex_lock(&e->lock);
+    snprintf(e->last_failure, sizeof(e->last_failure), "%s: %s", sink_names[s], why);
+    pthread_mutex_unlock(&e->lock);
+    if (r == 0 && !retry && !slot->breaker.refusal_logged) {
+        /* A refusal (a 4xx) is not transient: say so at once, with what
+         * the endpoint said, not only when the breaker opens. */
+        log_warn("%s exporter refused a request (%s); its documents are counted as failed", sink_names[s], why);
+        slot->breaker.refusal_logged = true;
+    }
     breaker_result(e, s, false, why);
     if (!breaker_allows(e, s))
         drop_pending(e, s, false);
@@ -1087,8 +1100,17 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
      * the next eager invocations pay for nothing. */
     if ((!done || lost) && !last_chance) {
         export_eager_off(e);
-        log_warn("export before /next %s; exporting in the background for the next %d s",
-                 done ? "failed" : "did not finish within its budget", EXPORT_EAGER_OFF_MS / 1000);
+        char why[sizeof(e->last_failure)];
+        pthread_mutex_lock(&e->lock);
+        snprintf(why, sizeof(why), "%s", e->last_failure[0] != '\0' ? e->last_failure : "no answer recorded");
+        pthread_mutex_unlock(&e->lock);
+        if (done)
+            log_warn("export before /next failed (%s); exporting in the background for the next %d s", why,
+                     EXPORT_EAGER_OFF_MS / 1000);
+        else
+            log_warn("export before /next did not finish within its budget (last failure: %s); "
+                     "exporting in the background for the next %d s",
+                     why, EXPORT_EAGER_OFF_MS / 1000);
     }
     return done;
 }

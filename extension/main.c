@@ -312,6 +312,29 @@ static void configure_exporter(struct runtime *rt, const char *region)
     rt->export_wanted = true;
 }
 
+/* One line with the settings in effect (after every fallback), never a secret. */
+static void log_settings(const struct runtime *rt)
+{
+    static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+    unsigned sinks = rt->export_wanted ? rt->export_cfg.sinks : 0;
+    char exporters[64] = "";
+    char line[2048];
+    size_t len = 0;
+
+    for (unsigned i = 0; i < EXPORT_SINK_COUNT; i++) {
+        if ((sinks & (1u << i)) == 0)
+            continue;
+        int n = snprintf(exporters + len, sizeof(exporters) - len, "%s%s", len > 0 ? "," : "", names[i]);
+        if (n < 0 || (size_t)n >= sizeof(exporters) - len)
+            break;
+        len += (size_t)n;
+    }
+    config_describe(&rt->cfg, exporters, (sinks & (1u << EXPORT_SINK_XRAY)) ? rt->export_cfg.xray_endpoint : NULL,
+                    (sinks & (1u << EXPORT_SINK_DAEMON)) != 0, (sinks & (1u << EXPORT_SINK_OTLP)) != 0, line,
+                    sizeof(line));
+    log_info("settings: %s%s", line, rt->telemetry_active ? "" : " (no telemetry: nothing is traced)");
+}
+
 /* AWS_REGION, or "" when unset or not a region name: it goes into the X-Ray
  * host name, the SigV4 scope and resource attributes, so a value like
  * "x@host:port/" must not reach them. */
@@ -587,6 +610,7 @@ int main(int argc, char **argv)
         start_pipeline(&rt);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    log_settings(&rt);
 
     status = event_loop(&rt);
     if (rt.left_running) {

@@ -185,6 +185,7 @@ static void make_requests(struct sink_xray *x, const struct xray_doc *docs, size
             .body = buf_data(&xr->body),
             .body_len = buf_len(&xr->body),
             .max_response_bytes = EXPORT_MAX_RESPONSE,
+            .capture_header = "x-amzn-ErrorType", /* the error's type, also on a 4xx */
             .aws_sigv4 = x->sigv4,
             .access_key_id = x->creds.access_key_id,
             .secret_access_key = x->creds.secret_access_key,

@@ -58,6 +58,7 @@ class _HttpSink:
         self.requests = []          # dicts: path, headers, body, t (monotonic), status
         self.fail_status = None     # answer every request with this status
         self.fail_count = 0         # ... only this many times (0: always while fail_status set)
+        self.fail_body = None       # the injected failure's answer (None: {"message": "injected failure"})
         self.delay_s = 0.0
         self.in_flight = 0          # requests being answered now (inside the delay)
         self.peak_in_flight = 0     # the most answered at once
@@ -197,7 +198,7 @@ class XRayApiSink(_HttpSink):
         if status is not None:
             entry["status"] = status
             self.record(entry)
-            return status, {"message": "injected failure"}
+            return status, self.fail_body if self.fail_body is not None else {"message": "injected failure"}
         if path != "/TraceSegments":
             entry["status"] = 404
             self.record(entry)
@@ -235,7 +236,7 @@ class OtlpSink(_HttpSink):
         if status is not None:
             entry["status"] = status
             self.record(entry)
-            return status, {}
+            return status, self.fail_body if self.fail_body is not None else {}
         entry["status"] = 200 if path == "/v1/traces" else 404
         self.record(entry)
         if path == "/v1/traces":

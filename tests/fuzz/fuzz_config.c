@@ -112,5 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          cfg.sampling != SAMPLING_POLICY_ALL))
         abort();
     check_consumers(&cfg);
+    {   /* a list with bad names keeps only names the exporter takes */
+        unsigned sinks;
+        if (export_parse_sinks(cfg.exporters, &sinks) < 0)
+            abort();
+    }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "fail_alloc.h"
@@ -16,6 +17,7 @@ struct fake_env {
     int warnings;
     char last_warned[64];
     char last_fallback[64];
+    char problems[512];  /* every problem, one per line */
 };
 
 static const char *fake_getenv(const char *name, void *ctx)
@@ -34,6 +36,8 @@ static void fake_warn(const char *name, const char *problem, const char *fallbac
     env->warnings++;
     snprintf(env->last_warned, sizeof(env->last_warned), "%s", name);
     snprintf(env->last_fallback, sizeof(env->last_fallback), "%s", fallback);
+    size_t used = strlen(env->problems);
+    snprintf(env->problems + used, sizeof(env->problems) - used, "%s\n", problem);
 }
 
 static void load(struct fake_env *env, struct config *cfg)
@@ -112,7 +116,6 @@ static void test_invalid_values_fall_back(void **state)
     huge[sizeof(huge) - 1] = '\0';
     check_invalid("LAMBDA_TRACER_LOG_LEVEL", "loud", "info");
     check_invalid("LAMBDA_TRACER_DISABLE", "maybe", "false");
-    check_invalid("LAMBDA_TRACER_TELEMETRY_TYPES", "platform,,function", "platform");
     check_invalid("LAMBDA_TRACER_TELEMETRY_TYPES", "logs", "platform");
     check_invalid("LAMBDA_TRACER_SCHEMA_VERSION", "2020-08-15", "2025-01-29");
     check_invalid("LAMBDA_TRACER_BUFFER_MAX_ITEMS", "999", "1000");
@@ -777,6 +780,161 @@ static void test_service_name_resource_and_daemon_address(void **state)
     }
 }
 
+
+/* The names export.c knows (test_config does not link it). */
+static int fake_sinks(const char *text, unsigned *ret_mask)
+{
+    static const char *const names[] = {"xray", "daemon", "otlp", "stdout"};
+    unsigned mask = 0;
+    char copy[256];
+    char *save = NULL;
+
+    if (strcasecmp(text, "none") == 0) {
+        *ret_mask = 0;
+        return 0;
+    }
+    snprintf(copy, sizeof(copy), "%s", text);
+    for (char *w = strtok_r(copy, ",", &save); w != NULL; w = strtok_r(NULL, ",", &save)) {
+        bool found = false;
+        for (size_t i = 0; i < 4; i++)
+            if (strcasecmp(w, names[i]) == 0) {
+                mask |= 1u << i;
+                found = true;
+            }
+        if (!found)
+            return -EINVAL;
+    }
+    *ret_mask = mask;
+    return 0;
+}
+
+static void load_exporters(const char *value, struct fake_env *env, struct config *cfg)
+{
+    memset(env, 0, sizeof(*env));
+    env->pairs[0][0] = "LAMBDA_TRACER_EXPORTERS";
+    env->pairs[0][1] = value;
+    config_sinks_parser = fake_sinks;
+    load(env, cfg);
+    config_sinks_parser = NULL;
+}
+
+/* One bad name keeps the valid ones (otel,stdout used to become xray). */
+static void test_exporters_keep_valid_names(void **state)
+{
+    struct fake_env env;
+    struct config cfg;
+    (void)state;
+
+    load_exporters("otel,stdout", &env, &cfg);
+    assert_string_equal(cfg.exporters, "stdout");
+    assert_int_equal(env.warnings, 1);
+    assert_string_equal(env.last_warned, "LAMBDA_TRACER_EXPORTERS");
+    assert_non_null(strstr(env.problems, "'otel'"));
+    assert_non_null(strstr(env.problems, "did you mean 'otlp'"));
+    assert_string_equal(env.last_fallback, "stdout");
+
+    /* order kept, blanks dropped, two bad names two warnings */
+    load_exporters(" xray , bogus,STDOUT, x-ray ", &env, &cfg);
+    assert_string_equal(cfg.exporters, "xray,STDOUT");
+    assert_int_equal(env.warnings, 2);
+    assert_non_null(strstr(env.problems, "'bogus' is not one of"));
+    assert_null(strstr(env.problems, "'bogus' is not one of xray, daemon, otlp, stdout (or none alone); did"));
+    assert_non_null(strstr(env.problems, "'x-ray' is not one of xray, daemon, otlp, stdout (or none alone); "
+                                         "did you mean 'xray'?"));
+
+    /* nothing valid: the default stays */
+    load_exporters("otel", &env, &cfg);
+    assert_string_equal(cfg.exporters, "xray");
+    assert_int_equal(env.warnings, 1);
+    assert_string_equal(env.last_fallback, "xray");
+
+    /* an empty item is warned about, the rest kept */
+    load_exporters("otlp,,stdout,", &env, &cfg);
+    assert_string_equal(cfg.exporters, "otlp,stdout");
+    assert_int_equal(env.warnings, 2);
+
+    /* none alone is valid; none among names is not (and does not silence them) */
+    load_exporters("NONE", &env, &cfg);
+    assert_string_equal(cfg.exporters, "none");
+    assert_int_equal(env.warnings, 0);
+    load_exporters("none,stdout", &env, &cfg);
+    assert_string_equal(cfg.exporters, "stdout");
+    assert_int_equal(env.warnings, 1);
+
+    /* a long bad name is cut in the warning; a blank inside a name is bad */
+    load_exporters("stdout,aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &env, &cfg);
+    assert_string_equal(cfg.exporters, "stdout");
+    assert_non_null(strstr(env.problems, "'aaaaaaaaaaaaaaaaaaaaaaaa...'"));
+    load_exporters("std out,otlp", &env, &cfg);
+    assert_string_equal(cfg.exporters, "otlp");
+    assert_int_equal(env.warnings, 1);
+    assert_null(strstr(env.problems, "std out"));
+
+    /* all valid: no warning */
+    load_exporters("xray,daemon,otlp,stdout", &env, &cfg);
+    assert_string_equal(cfg.exporters, "xray,daemon,otlp,stdout");
+    assert_int_equal(env.warnings, 0);
+}
+
+static void test_telemetry_types_keep_valid_names(void **state)
+{
+    struct fake_env env = {.pairs = {{"LAMBDA_TRACER_TELEMETRY_TYPES", "function,logs,extension"}}};
+    struct config cfg;
+    (void)state;
+
+    load(&env, &cfg);
+    assert_int_equal(cfg.telemetry_types,
+                     TELEMETRY_TYPE_PLATFORM | TELEMETRY_TYPE_FUNCTION | TELEMETRY_TYPE_EXTENSION);
+    assert_int_equal(env.warnings, 1);
+    assert_non_null(strstr(env.problems, "'logs'"));
+    assert_non_null(strstr(env.problems, "did you mean 'function'"));
+
+    struct fake_env env2 = {.pairs = {{"LAMBDA_TRACER_TELEMETRY_TYPES", "platform,,function"}}};
+    load(&env2, &cfg);
+    assert_int_equal(cfg.telemetry_types, TELEMETRY_TYPE_PLATFORM | TELEMETRY_TYPE_FUNCTION);
+    assert_int_equal(env2.warnings, 1);
+    assert_string_equal(env2.last_fallback, "platform,function");
+}
+
+
+static void test_describe_states_settings_without_secrets(void **state)
+{
+    struct fake_env env = {.pairs = {{"LAMBDA_TRACER_SAMPLING", "all"},
+                                     {"LAMBDA_TRACER_SLOW_MS", "250"},
+                                     {"LAMBDA_TRACER_FLUSH", "background"},
+                                     {"LAMBDA_TRACER_METRICS", "on"},
+                                     {"LAMBDA_TRACER_TELEMETRY_TYPES", "function"},
+                                     {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://api.example.com/v1/traces?key=SECRETQ"},
+                                     {"LAMBDA_TRACER_OTLP_HEADERS", "x-api-key=SECRETH,authorization=Basic%20SECRETB"},
+                                     {"LAMBDA_TRACER_DAEMON_ADDRESS", "127.0.0.1:2000"}}};
+    struct config cfg;
+    char line[2048];
+    (void)state;
+
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 0);
+    config_describe(&cfg, "xray,daemon,otlp", "https://xray.eu-west-1.amazonaws.com", true, true, line, sizeof(line));
+    assert_non_null(strstr(line, "exporters=xray,daemon,otlp "));
+    assert_non_null(strstr(line, "sampling=all slow_ms=250 flush=background telemetry=platform,function metrics=on"));
+    assert_non_null(strstr(line, "xray_endpoint=https://xray.eu-west-1.amazonaws.com"));
+    assert_non_null(strstr(line, "daemon_address=127.0.0.1:2000"));
+    assert_non_null(strstr(line, "otlp_url=https://api.example.com/v1/traces?(query not shown)"));
+    assert_non_null(strstr(line, "otlp_headers=x-api-key,authorization(values not shown)"));
+    assert_null(strstr(line, "SECRET"));
+
+    /* defaults; endpoints of unused exporters are left out */
+    struct fake_env none = {0};
+    load(&none, &cfg);
+    config_describe(&cfg, "", NULL, false, false, line, sizeof(line));
+    assert_non_null(strstr(line, "exporters=none sampling=smart slow_ms=auto flush=auto(eager for the first"));
+    assert_non_null(strstr(line, "metrics=off"));
+    assert_null(strstr(line, "otlp_url"));
+    assert_null(strstr(line, "daemon_address"));
+    /* a small buffer stays terminated */
+    config_describe(&cfg, "xray", "https://x", false, false, line, 16);
+    assert_int_equal(strlen(line), 15);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -802,6 +960,9 @@ int main(void)
         cmocka_unit_test(test_malformed_endpoints_are_refused),
         cmocka_unit_test(test_otel_headers_protocol_compression_timeout),
         cmocka_unit_test(test_service_name_resource_and_daemon_address),
+        cmocka_unit_test(test_exporters_keep_valid_names),
+        cmocka_unit_test(test_telemetry_types_keep_valid_names),
+        cmocka_unit_test(test_describe_states_settings_without_secrets),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
