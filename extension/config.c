@@ -1108,7 +1108,7 @@ void config_load(struct config *ret, config_getenv_fn getenv_fn, void *getenv_ct
         snprintf(ret->exporters, sizeof(ret->exporters), "%s", "none");
     else
         load_list(&l, "LAMBDA_TRACER_EXPORTERS", ret->exporters, sizeof(ret->exporters), valid_sink_name,
-                  "xray, daemon, otlp, stdout (or none alone)");
+                  "xray, xray-otlp, daemon, otlp, stdout (or none alone)");
     load_string(&l, "LAMBDA_TRACER_XRAY_ENDPOINT", ret->xray_endpoint, sizeof(ret->xray_endpoint),
                 valid_url);
     load_string(&l, "LAMBDA_TRACER_DAEMON_ADDRESS", ret->daemon_address, sizeof(ret->daemon_address),

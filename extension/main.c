@@ -315,7 +315,7 @@ static void configure_exporter(struct runtime *rt, const char *region)
 /* One line with the settings in effect (after every fallback), never a secret. */
 static void log_settings(const struct runtime *rt)
 {
-    static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout"};
+    static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout", "xray-otlp"};
     unsigned sinks = rt->export_wanted ? rt->export_cfg.sinks : 0;
     char exporters[64] = "";
     char line[2048];

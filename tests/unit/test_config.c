@@ -838,8 +838,8 @@ static void test_exporters_keep_valid_names(void **state)
     assert_string_equal(cfg.exporters, "xray,STDOUT");
     assert_int_equal(env.warnings, 2);
     assert_non_null(strstr(env.problems, "'bogus' is not one of"));
-    assert_null(strstr(env.problems, "'bogus' is not one of xray, daemon, otlp, stdout (or none alone); did"));
-    assert_non_null(strstr(env.problems, "'x-ray' is not one of xray, daemon, otlp, stdout (or none alone); "
+    assert_null(strstr(env.problems, "'bogus' is not one of xray, xray-otlp, daemon, otlp, stdout (or none alone); did"));
+    assert_non_null(strstr(env.problems, "'x-ray' is not one of xray, xray-otlp, daemon, otlp, stdout (or none alone); "
                                          "did you mean 'xray'?"));
 
     /* nothing valid: the default stays */
