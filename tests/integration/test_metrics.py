@@ -152,6 +152,7 @@ class MetricsScenarioTest(unittest.TestCase):
 
     def test_cost_recomputed_from_the_report(self):
         price = built_price()
+        cpu_known = 0
         for r in self.results:
             rep = self.report(r.request_id)["metrics"]
             seg = self.segs[r.request_id]
@@ -175,9 +176,12 @@ class MetricsScenarioTest(unittest.TestCase):
             self.assertLessEqual(md["cost_after_response_billed_ms"], billed - init_ms)
             self.assertEqual(md["cost_tracer_usd"], duration_usd(price, md["cost_tracer_billed_ms"], mem))
             self.assertEqual(md["cost_price_gb_s_usd"], price)
-            if r.error_type != "Runtime.ExitError":
-                # A crash's report may come before our /next: then our share is unknown.
+            # Our own CPU is known when our release of the invocation was handled before its
+            # report (a crash's report may come first; under load, rarely, another's too)
+            if "tracer_cpu_ms" in md:
                 self.assertGreaterEqual(md["tracer_cpu_ms"], 0)
+                cpu_known += 1
+        self.assertGreater(cpu_known, 0)
 
     def test_emf_documents_are_valid_and_few(self):
         self.assertTrue(self.emf, "no EMF document on stdout")

@@ -24,6 +24,7 @@
 /* Bodies the listener handed over; written on the listener thread. */
 struct sink {
     pthread_mutex_t lock;
+    pthread_cond_t cond;
     int count;
     size_t total;
     char last[256];
@@ -36,8 +37,25 @@ static void on_body(char *body, size_t len, void *ctx)
     s->count++;
     s->total += len;
     snprintf(s->last, sizeof(s->last), "%.*s", (int)(len < 200 ? len : 200), body);
+    pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     free(body);
+}
+
+/* The listener answers 200 once a body is its own and hands it over right
+ * after: waits (at most 10 s) until n bodies were handed over; returns the
+ * count then. */
+static int sink_wait(struct sink *s, int n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&s->lock);
+    while (s->count < n && pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+        ;
+    int got = s->count;
+    pthread_mutex_unlock(&s->lock);
+    return got;
 }
 
 static int sink_count(struct sink *s)
@@ -60,6 +78,7 @@ static int setup(void **state)
     struct listener_options opts = {.host = "127.0.0.1", .port = 0, .max_body_bytes = 1000};
     memset(&f, 0, sizeof(f));
     pthread_mutex_init(&f.sink.lock, NULL);
+    pthread_cond_init(&f.sink.cond, NULL);
     opts.on_body = on_body;
     opts.ctx = &f.sink;
     if (listener_start(&opts, &f.l, NULL) != 0)
@@ -74,6 +93,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     listener_stop(f->l, 0, NULL);
     pthread_mutex_destroy(&f->sink.lock);
+    pthread_cond_destroy(&f->sink.cond);
     return 0;
 }
 
@@ -142,14 +162,14 @@ static void test_post_is_answered_and_handed_over(void **state)
     read_until(fd, buf, sizeof(buf), "\r\n\r\n");
     assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
     assert_null(strstr(buf, "Connection: close"));
-    assert_int_equal(sink_count(&f->sink), 1);
+    assert_int_equal(sink_wait(&f->sink, 1), 1);
     assert_string_equal(f->sink.last, "[]");
     /* keep-alive: a second, chunked request on the same connection */
     send_str(fd, "POST /telemetry HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                  "3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n");
     read_until(fd, buf, sizeof(buf), "\r\n\r\n");
     assert_non_null(strstr(buf, "200 OK"));
-    assert_int_equal(sink_count(&f->sink), 2);
+    assert_int_equal(sink_wait(&f->sink, 2), 2);
     assert_string_equal(f->sink.last, "[1,2]");
     close(fd);
 }
@@ -162,7 +182,7 @@ static void test_pipelined_requests_in_one_packet(void **state)
     send_str(fd, "POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\naPOST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nb"
                  "POST / HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nc");
     read_until(fd, buf, sizeof(buf), "Connection: close");
-    assert_int_equal(sink_count(&f->sink), 3);
+    assert_int_equal(sink_wait(&f->sink, 3), 3);
     assert_string_equal(f->sink.last, "c");
     assert_true(peer_closed(fd));
     close(fd);
@@ -179,6 +199,7 @@ static void test_expect_continue(void **state)
     send_str(fd, "[42]");
     read_until(fd, buf, sizeof(buf), "\r\n\r\n");
     assert_non_null(strstr(buf, "200 OK"));
+    assert_int_equal(sink_wait(&f->sink, 1), 1);
     assert_string_equal(f->sink.last, "[42]");
     close(fd);
 }
