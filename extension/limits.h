@@ -87,6 +87,11 @@
 /* The budget when a SHUTDOWN carries no deadline: Lambda's 2,000 ms for
  * external extensions. */
 #define SHUTDOWN_DEFAULT_BUDGET_MS 2000
+/* A SHUTDOWN whose budget has already ended when it is read (its deadline
+ * passed, or nearer than the exit margin) still gets this long to hand over
+ * what is ready (nothing is waited for): Lambda may kill at any moment, and
+ * leaving at once would lose, uncounted, what was parsed already. */
+#define SHUTDOWN_LATE_GRACE_MS 100
 
 /* Log tail on failure: at most this many lines of at most this many bytes
  * each are kept per environment (bounded memory whatever the function logs). */

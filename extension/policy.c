@@ -90,7 +90,14 @@ void policy_shutdown_budget(int64_t deadline_ms, int64_t received_us, uint32_t t
     end_epoch_ms -= SHUTDOWN_EXIT_MARGIN_MS;
     if (wait_end_ms > end_epoch_ms)
         wait_end_ms = end_epoch_ms;
-    /* On the monotonic clock from now; a moment already past is now. */
-    ret->end_ns = now_ns + (end_epoch_ms > now_ms ? end_epoch_ms - now_ms : 0) * 1000000;
+    /* On the monotonic clock from now; a wait already past is now.  A whole
+     * budget already past: half of what is left of a deadline still ahead,
+     * the late grace after a deadline already gone. */
+    int64_t end_in_ms = end_epoch_ms - now_ms;
+    if (end_in_ms <= 0) {
+        int64_t deadline_in_ms = (deadline_ms > 0 ? deadline_ms : end_epoch_ms) - now_ms;
+        end_in_ms = deadline_in_ms > 0 ? deadline_in_ms / 2 : SHUTDOWN_LATE_GRACE_MS;
+    }
+    ret->end_ns = now_ns + end_in_ms * 1000000;
     ret->telemetry_end_ns = now_ns + (wait_end_ms > now_ms ? wait_end_ms - now_ms : 0) * 1000000;
 }

@@ -285,8 +285,12 @@ class ShutdownFlushTest(unittest.TestCase):
         pending = 250 * batches
         # every segment delivered, none lost or cut at the budget
         self.assertEqual(len(finals), pending + 1, line)
-        self.assertIn(f"submitted={pending + 2} dropped_full=0", line)
-        self.assertIn(f"xray_sent={pending + 2} xray_failed=0 xray_skipped=0", line)
+        # plus the first invocation's in-progress version when the eager flush sent one
+        # before the runtime's report (a slow sanitizer may find the report first)
+        n_ip = sum(1 for d in sink.documents if d.get("in_progress"))
+        self.assertLessEqual(n_ip, 1)
+        self.assertIn(f"submitted={pending + 1 + n_ip} dropped_full=0", line)
+        self.assertIn(f"xray_sent={pending + 1 + n_ip} xray_failed=0 xray_skipped=0", line)
         self.assertEqual(sink.bad_signatures, [])
         # inside the budget (the extension ends its exports 10 ms before it)
         self.assertLess(ext.ms_to_exit, 5000)

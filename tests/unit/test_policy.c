@@ -137,10 +137,14 @@ static void test_shutdown_budget(void **state)
     policy_shutdown_budget(12000, 10000 * 1000, 1000, 10400 * 1000, now_ns, &b);
     assert_int_equal(b.telemetry_end_ns, now_ns + INT64_C(600) * 1000000);
     assert_int_equal(b.end_ns, now_ns + INT64_C(1500) * 1000000);
-    /* past the deadline: both now */
+    /* past the deadline: no wait for records, the late grace for what is ready */
     policy_shutdown_budget(12000, 10000 * 1000, 1000, 13000 * 1000, now_ns, &b);
     assert_int_equal(b.telemetry_end_ns, now_ns);
-    assert_int_equal(b.end_ns, now_ns);
+    assert_int_equal(b.end_ns, now_ns + (int64_t)SHUTDOWN_LATE_GRACE_MS * 1000000);
+    /* the deadline 50 ms ahead (inside the exit margin): half of it, still
+     * before the deadline */
+    policy_shutdown_budget(12000, 10000 * 1000, 1000, 11950 * 1000, now_ns, &b);
+    assert_int_equal(b.end_ns, now_ns + INT64_C(25) * 1000000);
     /* no deadline: the default budget from the event */
     policy_shutdown_budget(0, 10000 * 1000, 5000, 10000 * 1000, now_ns, &b);
     assert_int_equal(b.end_ns, now_ns + (int64_t)(SHUTDOWN_DEFAULT_BUDGET_MS - SHUTDOWN_EXIT_MARGIN_MS) * 1000000);
@@ -148,7 +152,8 @@ static void test_shutdown_budget(void **state)
     /* a tiny deadline: the telemetry wait never outlasts the whole */
     policy_shutdown_budget(10050, 10000 * 1000, 1000, 10000 * 1000, now_ns, &b);
     assert_true(b.telemetry_end_ns <= b.end_ns);
-    assert_int_equal(b.end_ns, now_ns);
+    assert_int_equal(b.telemetry_end_ns, now_ns); /* nothing waited for */
+    assert_int_equal(b.end_ns, now_ns + INT64_C(25) * 1000000); /* half of the 50 ms left */
 }
 
 int main(void)
