@@ -8,7 +8,8 @@ import sys
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+# appended, not first: tests/integration has modules named like this suite's (test_traces)
+sys.path.append(os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "fixtures")
