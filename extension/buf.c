@@ -297,7 +297,7 @@ static size_t ascii_run(const unsigned char *s, size_t n)
  * subpart to replace with one U+FFFD (Unicode 15, table 3-7 and section
  * 3.9 "U+FFFD Substitution of Maximal Subparts").  s[0] >= 0x80.
  */
-static size_t utf8_sequence(const unsigned char *s, size_t n, size_t *ret_skip)
+size_t buf_utf8_sequence(const unsigned char *s, size_t n, size_t *ret_skip)
 {
     unsigned char c = s[0];
     unsigned char lo = 0x80;
@@ -360,7 +360,7 @@ static size_t next_char(const unsigned char *s, size_t n, size_t *ret_in, bool *
             return 6;
         return 1;
     }
-    len = utf8_sequence(s, n, &skip);
+    len = buf_utf8_sequence(s, n, &skip);
     if (len > 0) {
         *ret_in = len;
         return len;
@@ -493,7 +493,7 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
         i += run;
         if (i == n)
             break;
-        len = utf8_sequence(u + i, n - i, &skip);
+        len = buf_utf8_sequence(u + i, n - i, &skip);
         out += len > 0 ? len : REPLACEMENT_LEN;
         i += len > 0 ? len : skip;
     }
@@ -512,7 +512,7 @@ int buf_append_utf8(struct buf *b, const char *s, size_t n)
             i += run;
             continue;
         }
-        len = utf8_sequence(u + i, n - i, &skip);
+        len = buf_utf8_sequence(u + i, n - i, &skip);
         if (len > 0) {
             memcpy(dst, u + i, len);
             dst += len;

@@ -101,6 +101,12 @@ int buf_append_json_string_max(struct buf *b, const char *s, size_t n, size_t ma
                                const char *suffix, bool *ret_truncated)
     __attribute__((warn_unused_result));
 
+/* Length of the well-formed UTF-8 sequence starting at s[0] >= 0x80 (2 to
+ * 4 bytes: no overlong forms, surrogates or code points past U+10FFFF), or
+ * 0 when it is ill-formed; then *ret_skip is how many bytes one U+FFFD
+ * replaces (the maximal subpart).  Pure. */
+size_t buf_utf8_sequence(const unsigned char *s, size_t n, size_t *ret_skip);
+
 /* Appends s unescaped but with each ill-formed UTF-8 subsequence replaced
  * by U+FFFD, by the same rule as the JSON functions: for protobuf `string`
  * fields, which receivers reject unless they are valid UTF-8. */

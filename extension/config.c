@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "cost.h"
 #include "limits.h"
 
@@ -504,40 +505,17 @@ static int percent_decode(const char *src, size_t n, char *dst, size_t dst_size,
 static bool text_ok(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t i = 0, skip;
 
     while (i < n) {
-        unsigned char c = p[i];
-        size_t len;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
+        if (p[i] < 0x80) {
+            if (p[i] < 0x20 || p[i] == 0x7f)
                 return false;
             i++;
             continue;
         }
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-            cp = c & 0x1fu;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            cp = c & 0x0fu;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            cp = c & 0x07u;
-        } else {
-            return false;
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3fu);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        size_t len = buf_utf8_sequence(p + i, n - i, &skip);
+        if (len == 0)
             return false;
         i += len;
     }

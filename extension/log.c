@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+
 #define LOG_LINE_MAX 4096 /* the shutdown summary holds every counter */
 #define LOG_PREFIX_MAX 64
 /* Appended to a line cut at LOG_LINE_MAX bytes. */
@@ -65,35 +67,9 @@ const char *log_level_name(enum log_level level)
  * U+10FFFF and truncated sequences are refused. */
 static size_t utf8_sequence(const unsigned char *p, size_t n)
 {
-    unsigned c = p[0];
-    size_t len;
-    unsigned cp;
+    size_t skip;
 
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0fu;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0u) != 0x80u)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
+    return p[0] < 0x80 ? 1 : buf_utf8_sequence(p, n, &skip);
 }
 
 /* Whether a valid sequence of len bytes is one some reader takes for a line
