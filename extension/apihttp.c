@@ -20,6 +20,7 @@
 /* Only its pure header-value helper (shared, not duplicated: the layer's
  * zip has a 500 KB budget); no libcurl here. */
 #include "http_client.h"
+#include "ids.h"
 #include "limits.h"
 
 struct apihttp {
@@ -488,14 +489,8 @@ static int walk_chunks(char *buf, size_t len, bool eof, size_t max_body, size_t 
         if (nl - p > APIHTTP_CHUNK_LINE_MAX)
             return -EPROTO;
         for (; q < nl; q++, digits++) {
-            int d;
-            if (*q >= '0' && *q <= '9')
-                d = *q - '0';
-            else if (*q >= 'a' && *q <= 'f')
-                d = *q - 'a' + 10;
-            else if (*q >= 'A' && *q <= 'F')
-                d = *q - 'A' + 10;
-            else
+            int d = ids_hex_value(*q);
+            if (d < 0)
                 break;
             size = size * 16 + (uint64_t)d;
             if (size > max_body)

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "cost.h"
+#include "ids.h"
 #include "limits.h"
 
 /* Telemetry API buffering bounds.  AWS pages disagree on the defaults, so we
@@ -461,17 +462,6 @@ bool config_runtime_api_valid(const char *text)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes (src, n) into dst (dst_size bytes, NUL-terminated): "%XY"
  * with two hex digits is that byte, any other '%' is refused; '+' stays
  * '+' (the W3C Baggage format is not form encoding).  0 with *ret_len, or
@@ -483,9 +473,9 @@ static int percent_decode(const char *src, size_t n, char *dst, size_t dst_size,
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
         if (c == '%') {
-            if (i + 2 >= n || hex_value(src[i + 1]) < 0 || hex_value(src[i + 2]) < 0)
+            if (i + 2 >= n || ids_hex_value(src[i + 1]) < 0 || ids_hex_value(src[i + 2]) < 0)
                 return -EINVAL;
-            c = (char)(hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]));
+            c = (char)(ids_hex_value(src[i + 1]) * 16 + ids_hex_value(src[i + 2]));
             i += 2;
         }
         if (o + 1 >= dst_size)
@@ -690,7 +680,7 @@ int config_check_url(const char *text, enum config_url_kind kind, char *ret, siz
             if (close == NULL || close == h + 1)
                 return -EINVAL;
             for (const char *q = h + 1; q < close; q++)
-                if (hex_value(*q) < 0 && *q != ':' && *q != '.')
+                if (ids_hex_value(*q) < 0 && *q != ':' && *q != '.')
                     return -EINVAL;
             if (close + 1 < stop) {
                 if (close[1] != ':')

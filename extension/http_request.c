@@ -17,6 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ids.h"
+
 /* Buffers at most this big survive http_request_reset(): enough for a
  * typical Lambda request head (about 250 bytes) and a small batch, small
  * enough that 16 idle connections cost well under our 2 MB RSS budget. */
@@ -111,17 +113,6 @@ static bool is_field_char(unsigned char c)
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Grow *buf so it holds at least need bytes, doubling, never past limit.
@@ -421,7 +412,7 @@ static int feed_chunk_line_byte(struct http_request *req, unsigned char c)
 
     switch (req->state) {
     case STATE_CHUNK_SIZE:
-        d = hex_value(c);
+        d = ids_hex_value((char)c);
         if (d >= 0) {
             if (++req->chunk_digits > CHUNK_SIZE_MAX_DIGITS)
                 return -EPROTO;

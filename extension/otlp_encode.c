@@ -737,26 +737,17 @@ static int pb_string(struct buf *b, unsigned field, const char *s, size_t n)
     return r < 0 ? r : pb_close(b, mark);
 }
 
-/* Value of a hex digit; ids are validated before encoding, so anything
- * else cannot occur (0 keeps the arithmetic defined regardless). */
-static unsigned hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return (unsigned)(c - '0');
-    if (c >= 'a' && c <= 'f')
-        return (unsigned)(c - 'a' + 10);
-    if (c >= 'A' && c <= 'F')
-        return (unsigned)(c - 'A' + 10);
-    return 0;
-}
-
 /* Hex id (already validated) as raw bytes. */
 static int pb_id(struct buf *b, unsigned field, const char *hex, size_t bytes)
 {
     uint8_t raw[16];
 
-    for (size_t i = 0; i < bytes; i++)
-        raw[i] = (uint8_t)(hex_val(hex[2 * i]) << 4 | hex_val(hex[2 * i + 1]));
+    /* ids are validated before encoding: a non-digit cannot occur (0 keeps
+     * the arithmetic defined regardless) */
+    for (size_t i = 0; i < bytes; i++) {
+        int hi = ids_hex_value(hex[2 * i]), lo = ids_hex_value(hex[2 * i + 1]);
+        raw[i] = (uint8_t)((hi < 0 ? 0 : hi) << 4 | (lo < 0 ? 0 : lo));
+    }
     return pb_bytes(b, field, raw, bytes);
 }
 
