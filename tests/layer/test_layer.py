@@ -400,10 +400,21 @@ class EmptyRootRuns(unittest.TestCase):
         self.assertEqual({d["aws"]["request_id"] for d in xray.documents
                           if "aws" in d and "request_id" in d["aws"]}, ids)
 
+    def assert_connections_reused(self, arch, sink, version):
+        """Every connection speaks the version and is kept alive: natively (the eager
+        policy, one request at a time) one connection carries every request; under qemu
+        (background flushes, which may overlap) never more than the requests the exporter
+        may have in flight at once (8)."""
+        self.assertTrue(sink.handshakes)
+        self.assertEqual(set(sink.handshakes), {("ok", version)}, sink.handshakes)
+        most = min(8, len(sink.requests)) if ARCHES[arch][1] else 1
+        self.assertLessEqual(len(sink.handshakes), most,
+                             "%d connections for %d requests" % (len(sink.handshakes), len(sink.requests)))
+
     def test_http_and_https_exports(self):
         """X-Ray over HTTPS to a server that speaks up to TLS 1.2 (CA from
-        Amazon Linux's path, SigV4 checked, one TLS connection kept alive
-        for every request), OTLP over HTTP."""
+        Amazon Linux's path, SigV4 checked, TLS connections kept alive
+        across requests), OTLP over HTTP."""
         for arch in ARCHES:
             with self.subTest(arch=arch):
                 out, xray, otlp, ids = self.run_sinks(
@@ -411,15 +422,13 @@ class EmptyRootRuns(unittest.TestCase):
                     env=keepalive_env(arch))
                 self.assert_all_documents(xray, ids)
                 self.assertGreaterEqual(len(xray.requests), 2)
-                self.assertEqual(xray.handshakes, [("ok", "TLSv1.2")],
-                                 "expected one kept-alive TLS 1.2 connection for %d requests"
-                                 % len(xray.requests))
+                self.assert_connections_reused(arch, xray, "TLSv1.2")
                 self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
                 self.assertTrue(any("HTTPS CA bundle: /" + AL_CA_PATH in line for line in out["lines"]))
 
     def test_tls_1_3_exports(self):
-        """A server that speaks only TLS 1.3 gets every document over one
-        kept-alive TLS 1.3 connection (its session tickets, sent after the
+        """A server that speaks only TLS 1.3 gets every document over
+        kept-alive TLS 1.3 connections (its session tickets, sent after the
         handshake, do not break the reuse), SigV4 checked; a server that
         offers 1.2 and 1.3 gets 1.3."""
         for arch in ARCHES:
@@ -430,9 +439,7 @@ class EmptyRootRuns(unittest.TestCase):
                                                           env=keepalive_env(arch))
                     self.assert_all_documents(xray, ids)
                     self.assertGreaterEqual(len(xray.requests), 2)
-                    self.assertEqual(xray.handshakes, [("ok", "TLSv1.3")],
-                                     "expected one kept-alive TLS 1.3 connection for %d requests"
-                                     % len(xray.requests))
+                    self.assert_connections_reused(arch, xray, "TLSv1.3")
                     self.assertEqual(otlp_invocation_ids(otlp.bodies), ids)
 
     def assert_legacy_server_works(self):
