@@ -274,6 +274,98 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
 
 
+class OutOfMemoryAndCrashTest(unittest.TestCase):
+    """Out of memory and crashes: not timeouts, but the cause still says what is known.  A
+    function that leaks (each warm call keeps what it allocated) then runs out of memory: the
+    cause carries the memory trend.  A slow invocation (sampled from LAMBDA_TRACER_SLOW_MS) that
+    then crashes: the cause carries the last snapshot's sentence and how long before the end
+    it was taken."""
+
+    MEMORY_MB = 256
+    GROW_MB = 30
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = harness.make_root()
+        cls.emu = None
+        try:
+            cls.emu = harness.new_emulator(cls.root, timeout_s=10, memory_mb=cls.MEMORY_MB,
+                                           env={"LAMBDA_TRACER_SLOW_MS": "300"})
+            cls.emu.start()
+            cls.warm = [cls.emu.invoke(b'{"action":"fast"}')]
+            cls.warm += [cls.emu.invoke(json.dumps({"action": "grow", "mb": cls.GROW_MB}).encode())
+                         for _ in range(3)]
+            cls.oom = cls.emu.invoke(b'{"action":"oom","mb":400}')
+            # the reset environment: a warm call, then one that sleeps past the threshold and
+            # crashes.  The sampler's 8 snapshots (from 300 ms, every 100 ms) are over by the
+            # time it crashes at 1.8 s, so the last one saw it asleep, never the crash itself
+            # (a process caught dying is on the CPU, with nothing to say)
+            cls.emu.invoke(b'{"action":"fast"}')
+            cls.crash = cls.emu.invoke(b'{"action":"crash","signal":"SIGSEGV","after_ms":1800}')
+            cls.emu.shutdown()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+        cls.lines = harness.output_lines(cls.emu)
+        cls.versions = harness.by_request(harness.documents(cls.lines))
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.emu is not None:
+            cls.emu.close()
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def final(self, r):
+        got = [d for d in self.versions.get(r.request_id, []) if not d.get("in_progress")]
+        self.assertEqual(len(got), 1, got)
+        return got[0]
+
+    def test_out_of_memory_cause_carries_the_memory_trend(self):
+        self.assertEqual([r.status for r in self.warm], ["success"] * 4)
+        self.assertEqual(self.oom.error_type, "Runtime.OutOfMemory")
+        mb = [r.max_memory_used_mb for r in self.warm] + [self.oom.max_memory_used_mb]
+        # the leak as the platform measured it (each warm call holds 30 MB more)
+        for before, after in zip(mb, mb[1:]):
+            self.assertGreater(after, before, mb)
+        d = self.final(self.oom)
+        self.assertTrue(d["fault"])
+        self.assertEqual(d["cause"]["exceptions"][0]["type"], "Runtime.OutOfMemory")
+        trend = "max memory used by the last 5 invocations: %s MB (growing steadily: a leak?)" % (
+            ", ".join(str(x) for x in mb))
+        first = cause_message(d).split("\n")[0]
+        self.assertTrue(first.startswith("Out of memory: %d MB used of %d MB; %s" % (
+            self.oom.max_memory_used_mb, self.MEMORY_MB, trend)), first)
+        self.assertEqual(meta(d)["memory_trend"], trend)
+        # the warm calls' own segments carry no trend (they did not fail)
+        for r in self.warm:
+            self.assertNotIn("memory_trend", meta(self.final(r)))
+            self.assertNotIn("cause", self.final(r))
+
+    def test_crash_after_slow_start_carries_the_last_snapshot(self):
+        self.assertEqual((self.crash.error_type, self.crash.exit_signal), ("Runtime.ExitError", "SIGSEGV"))
+        d = self.final(self.crash)
+        m = meta(d)
+        self.assertEqual(d["cause"]["exceptions"][0]["type"], "Runtime.ExitError")
+        self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
+        first = cause_message(d).split("\n")[0]
+        # "<platform text>; max memory used by the last 2 invocations: ...; last snapshot,
+        # 0.1 s before the end: sleeping ..."
+        got = re.search(r"; last snapshot, (\d+\.\d) s before the end: (.*)$", first)
+        self.assertIsNotNone(got, first)
+        self.assertEqual(got.group(2), m["diagnosis"])
+        # taken while it slept (the last of the sampler's 8, at 1.0 s or later, of 1.8 s)
+        self.assertLessEqual(float(got.group(1)), 0.9)
+        self.assertEqual(m["snapshots"], 8)
+        end_us = round(d["end_time"] * 1e6)
+        self.assertAlmostEqual((end_us - m["snapshot"]["taken_us"]) / 1e6, float(got.group(1)), delta=0.051)
+        self.assertIn("max memory used by the last 2 invocations: ", first)
+        self.assertIn("memory_trend", m)
+        self.assertEqual(m["snapshot"]["procs"][0]["comm"][:6], "python")
+
+    def test_clean(self):
+        self.assertEqual(harness.sanitizer_reports(self.lines), [])
+
+
 class OtlpForensicsTest(unittest.TestCase):
     """On OTLP: the diagnosis as span attributes, the snapshot as a span event whose
     attribute holds its JSON; decoded independently (protobufjs)."""
