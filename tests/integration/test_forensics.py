@@ -9,6 +9,10 @@ Redis port that answers (the idle pooled connection the diagnosis must not
 blame), a MongoDB port whose listener has a full backlog (a connect that
 never completes: the kernel drops the SYNs, deterministically).
 
+They run with Lambda's default (harness lambda_default=True: the emulator stamps Sampled=0
+and no LAMBDA_TRACER_SAMPLING is set): every timeout, crash, out of memory and slow
+invocation is kept for its outcome, so the defaults a new user gets are the ones tested.
+
     cd tests/integration && LAMBDA_TRACER_BIN=$PWD/../../build/asan/lambda-tracer \\
         python3 -m unittest test_forensics
 """
@@ -118,7 +122,8 @@ class ForensicsTest(unittest.TestCase):
         cls.emu = None
         try:
             # the slow threshold set (the default, half the budget, is FastInvocationsTest's)
-            cls.emu = harness.new_emulator(cls.root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "500"})
+            cls.emu = harness.new_emulator(cls.root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "500"},
+                                           lambda_default=True)
             cls.emu.start()
             p = cls.peers
             cls.payloads = {
@@ -171,6 +176,8 @@ class ForensicsTest(unittest.TestCase):
         platform's own text), in the metadata, and in the in-progress version."""
         d = self.final(name)
         self.assertEqual(self.results[name].status, "timeout")
+        # Lambda's default (Sampled=0 header, smart sampling): kept for its outcome
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
         sentence = meta(d)["diagnosis"]
         self.assertEqual(cause_message(d).split("\n")[0],
                          "Task timed out after %.2f seconds: %s" % (TIMEOUT_S, sentence))
@@ -247,6 +254,8 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(r.status, "success")
         d = self.final("mixed")
         self.assertNotIn("cause", d)
+        # the environment's first invocation: kept as the cold start (which outranks slow)
+        self.assertEqual(d["annotations"]["sampled_by"], "cold_start")
         m = meta(d)
         # past the threshold (500 ms) it ran 1 s more: the sampler's 8, no more
         self.assertEqual(m["snapshots"], 8)
@@ -290,7 +299,7 @@ class OutOfMemoryAndCrashTest(unittest.TestCase):
         cls.emu = None
         try:
             cls.emu = harness.new_emulator(cls.root, timeout_s=10, memory_mb=cls.MEMORY_MB,
-                                           env={"LAMBDA_TRACER_SLOW_MS": "300"})
+                                           env={"LAMBDA_TRACER_SLOW_MS": "300"}, lambda_default=True)
             cls.emu.start()
             cls.warm = [cls.emu.invoke(b'{"action":"fast"}')]
             cls.warm += [cls.emu.invoke(json.dumps({"action": "grow", "mb": cls.GROW_MB}).encode())
@@ -336,15 +345,21 @@ class OutOfMemoryAndCrashTest(unittest.TestCase):
         self.assertTrue(first.startswith("Out of memory: %d MB used of %d MB; %s" % (
             self.oom.max_memory_used_mb, self.MEMORY_MB, trend)), first)
         self.assertEqual(meta(d)["memory_trend"], trend)
-        # the warm calls' own segments carry no trend (they did not fail)
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
+        # the warm calls' own segments carry no trend (they did not fail); with Lambda's
+        # default sampling only the cold start is sure to be exported, but the others' reports
+        # fed the trend all the same
+        self.assertEqual(self.final(self.warm[0])["annotations"]["sampled_by"], "cold_start")
         for r in self.warm:
-            self.assertNotIn("memory_trend", meta(self.final(r)))
-            self.assertNotIn("cause", self.final(r))
+            for d in self.versions.get(r.request_id, []):
+                self.assertNotIn("memory_trend", meta(d))
+                self.assertNotIn("cause", d)
 
     def test_crash_after_slow_start_carries_the_last_snapshot(self):
         self.assertEqual((self.crash.error_type, self.crash.exit_signal), ("Runtime.ExitError", "SIGSEGV"))
         d = self.final(self.crash)
         m = meta(d)
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
         self.assertEqual(d["cause"]["exceptions"][0]["type"], "Runtime.ExitError")
         self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
         first = cause_message(d).split("\n")[0]
@@ -374,7 +389,7 @@ class OtlpForensicsTest(unittest.TestCase):
         import sinks
         sink = sinks.OtlpSink()
         root = harness.make_root()
-        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, lambda_default=True, env={
             "LAMBDA_TRACER_EXPORTERS": "otlp", "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces"})
         try:
             emu.start()
@@ -419,6 +434,9 @@ class FastInvocationsTest(unittest.TestCase):
 
     def test_no_snapshot_for_fast_invocations(self):
         root = harness.make_root()
+        # every invocation exported (LAMBDA_TRACER_SAMPLING=all, not Lambda's default): the
+        # check that no document carries a snapshot must see all six, and the default sample
+        # would leave most of these fast ones out
         emu = harness.new_emulator(root, timeout_s=TIMEOUT_S)
         try:
             emu.start()
@@ -444,7 +462,8 @@ class NoEarlierSnapshotTest(unittest.TestCase):
 
     def test_cpu_since_the_process_started(self):
         root = harness.make_root()
-        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "5000"})
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "5000"},
+                                   lambda_default=True)
         try:
             emu.start()
             emu.invoke(b'{"action":"fast"}')
@@ -471,7 +490,8 @@ class ManagedInstancesForensicsTest(unittest.TestCase):
 
     def run_mi(self, stuck_payload):
         root = harness.make_root()
-        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, managed_instances=True, max_concurrency=2)
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, managed_instances=True, max_concurrency=2,
+                                   lambda_default=True)
         try:
             emu.start()
             stuck, fast = emu.invoke_many([stuck_payload, b'{"action":"fast"}'])
