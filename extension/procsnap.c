@@ -2701,6 +2701,16 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
                    s->light ? "true" : "false");
     if (r < 0)
         return r;
+    /* what the *_start figures count from: with an earlier snapshot, that
+     * one (forensics' slow sampler's first); without one, cpu_us is all
+     * there is, since each process started */
+    if (start != NULL)
+        r = buf_printf(b, ",\"baseline\":\"first_slow_snapshot\",\"baseline_taken_us\":%lld",
+                       (long long)start->taken_epoch_us);
+    else
+        r = buf_append_str(b, ",\"baseline\":\"process_start\"");
+    if (r < 0)
+        return r;
     /* how the sockets were read: by fd, or from the namespace's tables */
     if ((r = buf_printf(b, ",\"sockets_by_fd\":%u,\"namespace_entries\":%u", (unsigned)s->sockets_by_fd,
                         (unsigned)s->ns_entries)) < 0)

@@ -192,6 +192,12 @@ class ForensicsTest(unittest.TestCase):
         # from the process's start
         self.assertRegex(sentence, r"of CPU in the last 1\.[0-3] s")
         self.assertNotIn("since the process started", sentence)
+        # and the snapshot says so: its *_start figures count from that first look
+        self.assertEqual(snap["baseline"], "first_slow_snapshot")
+        start_us = self.results[name].deadline_ms * 1000 - TIMEOUT_S * 1000000
+        self.assertGreaterEqual(snap["baseline_taken_us"], start_us + 500000 - 2000)
+        self.assertLess(snap["baseline_taken_us"], snap["taken_us"] - 900000)
+        self.assertIn("rss_start_bytes", snap["procs"][0])
         # at the deadline minus the margin (300 ms), not before
         deadline_ms = self.results[name].deadline_ms
         self.assertGreaterEqual(snap["taken_us"] // 1000, deadline_ms - 300 - 2)
@@ -480,6 +486,9 @@ class NoEarlierSnapshotTest(unittest.TestCase):
         self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
         self.assertTrue(m["diagnosis"].endswith(" of CPU used since the process started"), m["diagnosis"])
         self.assertNotIn("in the last", m["diagnosis"])
+        self.assertEqual(m["snapshot"]["baseline"], "process_start")
+        self.assertNotIn("baseline_taken_us", m["snapshot"])
+        self.assertNotIn("rss_start_bytes", m["snapshot"]["procs"][0])
         self.assertEqual(harness.sanitizer_reports(lines), [])
 
 

@@ -213,6 +213,7 @@ static void test_slow_then_timeout_snapshots_are_bounded(void **state)
 static void test_deadline_cpu_counts_from_the_first_slow_snapshot(void **state)
 {
     static struct trace_segment seg;
+    char expect[128];
     int64_t deadline_us = T0 + 3000 * MS;
     (void)state;
 
@@ -239,9 +240,16 @@ static void test_deadline_cpu_counts_from_the_first_slow_snapshot(void **state)
             assert_non_null(strstr(diag->str, "of CPU in the last 1.2 s"));
             assert_null(strstr(diag->str, "since the process started"));
             assert_non_null(strstr(out->snapshot_json, "\"cpu_since_start_us\":"));
+            /* the JSON says the *_start figures count from the slow
+             * sampler's first snapshot (1.5 s), not the invocation's start */
+            snprintf(expect, sizeof(expect), ",\"baseline\":\"first_slow_snapshot\",\"baseline_taken_us\":%lld,",
+                     (long long)(T0 + 1500 * MS));
+            assert_non_null(strstr(out->snapshot_json, expect));
         } else {
             assert_non_null(strstr(diag->str, "since the process started"));
             assert_null(strstr(out->snapshot_json, "\"cpu_since_start_us\":"));
+            assert_non_null(strstr(out->snapshot_json, ",\"baseline\":\"process_start\","));
+            assert_null(strstr(out->snapshot_json, "baseline_taken_us"));
         }
         forensics_destroy(f);
     }

@@ -640,6 +640,11 @@ static void test_fake_tree(void **state)
     must_contain(buf_data(&b), "\"unreadable\":{");
     must_contain(buf_data(&b), "\"syscall\":\"ENOENT\"");
     must_not_contain(buf_data(&b), "secret");
+    /* No earlier snapshot: the figures count from each process's start,
+     * and the JSON says so (no start-of-anything fields to mislabel). */
+    must_contain(buf_data(&b), ",\"baseline\":\"process_start\",");
+    must_not_contain(buf_data(&b), "baseline_taken_us");
+    must_not_contain(buf_data(&b), "_start_");
     /* A cap too small: nothing appended at all. */
     struct buf small;
     buf_init(&small, 100);
@@ -992,6 +997,13 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     must_contain(buf_data(&b), "\"last_send_ms\":");
     must_contain(buf_data(&b), "\"cpu_since_start_us\":");
     must_contain(buf_data(&b), use_poll ? "\"syscall\":\"poll\"" : "\"syscall\":\"read\"");
+    /* the *_start figures say which snapshot they count from */
+    char baseline[96];
+    snprintf(baseline, sizeof(baseline), ",\"baseline\":\"first_slow_snapshot\",\"baseline_taken_us\":%lld,",
+             (long long)start.taken_epoch_us);
+    must_contain(buf_data(&b), baseline);
+    assert_true(start.taken_epoch_us > 0 && start.taken_epoch_us < now.taken_epoch_us);
+    must_not_contain(buf_data(&b), "process_start");
     buf_free(&b);
 
     kill_child(pid);
