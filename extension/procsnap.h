@@ -17,8 +17,8 @@
  * read with one read(2) into a stack buffer.  Nothing logs (leaf module).
  * All functions may be called from any thread; they share no state.
  *
- * Which file gives which fact (see also the README, "What the forensics can
- * read"):
+ * Which file gives which fact (see also the README, "Diagnosis: why it timed
+ * out or was slow", and docs/design.md, "What the forensics can read"):
  *   /proc/P/stat, task/T/stat   state, comm, ppid, utime+stime, start time,
  *                               RSS pages, thread count          (anyone)
  *   /proc/P/stat fields 10-17   page faults (own + waited children),
