@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -568,6 +569,89 @@ static void remove_tree(void)
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
     assert_int_equal(system(cmd), 0);
+}
+
+/* /proc/P/environ may hold the function's secrets: never opened.  A fake
+ * runtime's environ (per process and per thread) holds a marker; inotify
+ * reports any open of it (an open alone fails the test, whatever is done
+ * with the bytes), and the marker must appear nowhere procsnap writes: the
+ * snapshot itself, its JSON, the sentence, the share summary. */
+#define ENV_SECRET "AWS_SECRET_ACCESS_KEY=environ-marker-7f3a9c"
+
+static void test_environ_never_read(void **state)
+{
+    static const char *const files[] = {"200/environ", "200/task/200/environ", "200/task/201/environ",
+                                        "500/environ", "500/task/500/environ"};
+    struct procsnap_target roots[4];
+    size_t n = 0;
+    static struct procsnap a, b;
+    struct procsnap_share sh;
+    char sentence[PROCSNAP_SENTENCE_BYTES], sum[PROCSNAP_SENTENCE_BYTES];
+    struct buf j;
+    char path[256];
+    char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int ino;
+    (void)state;
+
+    build_fake_tree();
+    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ino >= 0);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        put(files[i], ENV_SECRET "\0PATH=/usr/bin\0", sizeof(ENV_SECRET "\0PATH=/usr/bin\0") - 1);
+        snprintf(path, sizeof(path), "%s/%s", fake_root, files[i]);
+        assert_true(inotify_add_watch(ino, path, IN_OPEN | IN_ACCESS) >= 0);
+    }
+    /* the watch works: an open of our own is seen (and drained) */
+    snprintf(path, sizeof(path), "%s/%s", fake_root, files[0]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_true(read(ino, ev, sizeof(ev)) > 0);
+    while (read(ino, ev, sizeof(ev)) > 0)
+        ;
+
+    assert_int_equal(procsnap_find_runtime(fake_root, 100, roots, 4, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    /* every kind of read procsnap does: full, with io (the Init anatomy),
+     * light */
+    struct procsnap_opts o = {.proc_root = fake_root, .roots = roots, .nroots = 1, .no_sock_diag = true};
+    assert_int_equal(procsnap_take(&o, &a), 0);
+    o.io = true;
+    assert_int_equal(procsnap_take(&o, &b), 0);
+    assert_true(memmem(&a, sizeof(a), "environ-marker", 14) == NULL);
+    assert_true(memmem(&b, sizeof(b), "environ-marker", 14) == NULL);
+    o.io = false;
+    o.light = true;
+    assert_int_equal(procsnap_take(&o, &b), 0);
+    assert_true(memmem(&b, sizeof(b), "environ-marker", 14) == NULL);
+    o.light = false;
+    assert_int_equal(procsnap_take(&o, &b), 0);
+    b.taken_mono_us = a.taken_mono_us + 200000;
+
+    procsnap_diagnose(&a, &b, a.taken_mono_us - 1000000, sentence, sizeof(sentence));
+    must_not_contain(sentence, "environ-marker");
+    must_not_contain(sentence, "SECRET");
+    memset(&sh, 0, sizeof(sh));
+    procsnap_share_add(&sh, &a, &b, a.taken_mono_us - 1000000);
+    procsnap_share_summary(&sh, sum, sizeof(sum));
+    must_not_contain(sum, "environ-marker");
+    buf_init(&j, 64 * 1024);
+    assert_int_equal(procsnap_to_json(&b, &a, &j), 0);
+    assert_int_equal(procsnap_to_json(&b, NULL, &j), 0);
+    must_contain(buf_data(&j), "\"pid\":200");
+    must_not_contain(buf_data(&j), "environ-marker");
+    must_not_contain(buf_data(&j), "SECRET");
+    buf_free(&j);
+
+    /* not one open of an environ file, by any of it */
+    ssize_t got = read(ino, ev, sizeof(ev));
+    if (got > 0)
+        print_error("environ opened: %s\n", ((struct inotify_event *)(void *)ev)->len > 0
+                                                 ? ((struct inotify_event *)(void *)ev)->name
+                                                 : "(the watched file)");
+    assert_true(got < 0 && errno == EAGAIN);
+    close(ino);
+    remove_tree();
 }
 
 static void test_fake_tree(void **state)
@@ -1916,6 +2000,7 @@ int main(void)
         cmocka_unit_test_teardown(test_parse_net_line, teardown),
         cmocka_unit_test_teardown(test_socket_link_and_names, teardown),
         cmocka_unit_test_teardown(test_fake_tree, teardown),
+        cmocka_unit_test_teardown(test_environ_never_read, teardown),
         cmocka_unit_test_teardown(test_bad_arguments, teardown),
         cmocka_unit_test_teardown(test_priorities, teardown),
         cmocka_unit_test_teardown(test_find_runtime_real, teardown),
