@@ -17,6 +17,7 @@ invocation is kept for its outcome, so the defaults a new user gets are the ones
         python3 -m unittest test_forensics
 """
 import json
+import os
 import re
 import random
 import shutil
@@ -385,6 +386,63 @@ class OutOfMemoryAndCrashTest(unittest.TestCase):
 
     def test_clean(self):
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
+
+
+NODE_BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_stuck", "bootstrap.js")
+
+
+@unittest.skipUnless(shutil.which("node"), "node missing")
+class NodeForensicsTest(unittest.TestCase):
+    """A second real runtime: a Node.js handler waits for the answer of a server that accepts
+    and never answers.  Node waits in epoll_wait on its event loop, never in a read on the
+    socket: the sockets' send and receive times carry the diagnosis, and they must name the
+    silent peer, not the idle pooled connection beside it nor the Runtime API."""
+
+    def test_socket_wait_in_epoll_names_the_peer(self):
+        peers = Peers()
+        self.addCleanup(peers.close)
+        root = harness.make_root()
+        self.addCleanup(shutil.rmtree, root, True)
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, lambda_default=True,
+                                   runtime=["node", NODE_BOOTSTRAP])
+        self.addCleanup(emu.close)
+        emu.start()
+        self.assertEqual(emu.invoke(b'{"action":"fast"}').status, "success")
+        pid = emu.runtime_pid()
+        r = emu.invoke(json.dumps({"action": "read", "host": peers.silent_host, "port": PG,
+                                   "pool_host": peers.pool_host, "pool_port": REDIS}).encode())
+        emu.shutdown()
+        lines = harness.output_lines(emu)
+        self.assertEqual(r.status, "timeout")
+        got = [d for d in harness.by_request(harness.documents(lines))[r.request_id] if not d.get("in_progress")]
+        self.assertEqual(len(got), 1)
+        d = got[0]
+        m = meta(d)
+        sentence = m["diagnosis"]
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
+        self.assertEqual(cause_message(d).split("\n")[0],
+                         "Task timed out after %.2f seconds: %s" % (TIMEOUT_S, sentence))
+        self.assertIn("for an answer from %s:%d (PostgreSQL, established)" % (peers.silent_host, PG), sentence)
+        self.assertIn("epoll_wait", sentence)
+        self.assertNotIn(peers.pool_host, sentence)
+        self.assertNotIn(str(REDIS), sentence)
+        snap = m["snapshot"]
+        self.assertEqual(snap["procs"][0]["pid"], pid)
+        self.assertEqual(snap["procs"][0]["comm"], "node")
+        # the main thread sits in epoll_wait (epoll_pwait on some builds), not in a read
+        main = [t for t in threads(snap) if t["tid"] == pid][0]
+        self.assertIn(main.get("syscall"), ("epoll_wait", "epoll_pwait", "epoll_pwait2"))
+        by_peer = {s.get("peer"): s for s in sockets(snap)}
+        silent = by_peer["%s:%d" % (peers.silent_host, PG)]
+        self.assertEqual((silent["service"], silent["state"]), ("PostgreSQL", "established"))
+        # sent during this invocation (nothing ever received: the receive age is the
+        # connection's), like the pool's ping, which was sent earlier and answered in the same
+        # clock tick (equal ages): the older request is not the one waited on
+        pool = by_peer["%s:%d" % (peers.pool_host, REDIS)]
+        self.assertGreaterEqual(silent["last_recv_ms"], silent["last_send_ms"])
+        self.assertEqual(pool["state"], "established")
+        self.assertGreaterEqual(pool["last_send_ms"], silent["last_send_ms"])
+        self.assertEqual(harness.sanitizer_reports(lines), [])
 
 
 class OtlpForensicsTest(unittest.TestCase):

@@ -1905,6 +1905,35 @@ static void test_priorities(void **state)
     procsnap_diagnose(&start, &s, inv, out, sizeof(out));
     must_contain(out, "waiting 1.5 s for an answer from 10.0.3.17:443 (https, established)");
 
+    /* Node (main in epoll_wait) with a pooled connection whose ping was
+     * answered in the same clock tick before the start snapshot (equal
+     * ages, bytes unchanged since: ambiguous) and a silent PostgreSQL peer
+     * asked 10 ms later (nothing ever received: clear).  The clear one is
+     * named although the pool's send is older. */
+    synth(&start, 3);
+    start.threads[0].syscall_nr = SYS_epoll_wait;
+    struct procsnap_socket *pool0 = synth_sock(&start, 6379, 800, 800);
+    struct procsnap_socket *pg0 = synth_sock(&start, 5432, 790, 790);
+    pg0->bytes_received = 0;
+    s = start;
+    s.taken_mono_us = start.taken_mono_us + 900000;
+    s.sockets[0].last_data_sent_ms = s.sockets[0].last_data_recv_ms = 1700;
+    s.sockets[1].last_data_sent_ms = s.sockets[1].last_data_recv_ms = 1690;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    show("node: silent peer beside a same-tick pool", out);
+    must_contain(out, "for an answer from 10.0.3.17:5432 (PostgreSQL, established) in epoll_wait");
+    /* the PostgreSQL peer answered earlier, and its request went out after
+     * the start snapshot (bytes sent since, none received): clear too */
+    s.sockets[1].bytes_received = start.sockets[1].bytes_received = 300;
+    s.sockets[1].bytes_acked = pg0->bytes_acked + 50;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "for an answer from 10.0.3.17:5432 (PostgreSQL, established)");
+    /* nothing sent since either: two same-tick ones, the older send wins */
+    s.sockets[1].bytes_acked = pg0->bytes_acked;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "for an answer from 10.0.3.17:6379 (Redis, established)");
+    (void)pool0;
+
     /* A blocking connect outranks everything but the busy verdict. */
     synth(&s, 2);
     synth_sock(&s, 5432, 2600, 2650);
