@@ -2131,6 +2131,8 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
         best->score = 200;
     else if (main_running && (!windowed || v->cpu_us * 10 >= v->window_us))
         best->score = 150;
+    else if (main_running && v->cpu_us * 100 < v->window_us)
+        best->score = 12; /* just woken (under 1%): no loop; any wait known outranks it */
     else if (main_running || (v->running > 0 && !windowed))
         best->score = 55;
     if (best->score > 0)
@@ -2377,6 +2379,15 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
     case PROCSNAP_WAIT_CPU: {
         char threads[48];
         unsigned n = v.per_thread ? v.busy_threads : v.running;
+        if (v.since_start && v.window_us > 0 && v.cpu_us * 100 < v.window_us) {
+            /* caught the instant it woke (an answer, a timer, a fatal
+             * signal): what it waited on before is not known */
+            char wall[32];
+            fmt_secs(wall, sizeof(wall), v.window_us);
+            snprintf(sentence, size, "on CPU at this instant after %s of CPU in %s%s (just woken from a wait?)",
+                     cpu, v.late_start ? "the last " : "", wall);
+            return;
+        }
         if (n <= 1)
             snprintf(threads, sizeof(threads), "on one thread (a loop?)");
         else

@@ -1972,6 +1972,31 @@ static void test_priorities(void **state)
     s.threads[1].syscall_nr = SYS_clock_nanosleep;
     procsnap_diagnose(&start, &s, inv, out, sizeof(out));
     must_contain(out, "busy: 0.20 s of CPU in 2.7 s on one thread");
+    /* The main thread on CPU after under 1% of CPU in the window: caught
+     * the instant it woke (an answer came, a timer fired, a fatal signal),
+     * not a loop; a socket still awaiting an answer outranks it. */
+    struct procsnap ws, wn;
+    synth(&ws, 1);
+    ws.taken_mono_us = 50000000 - 700000;
+    ws.procs[0].cpu_us = ws.threads[0].cpu_us = 40000;
+    synth(&wn, 1);
+    wn.procs[0].cpu_us = wn.threads[0].cpu_us = 42000;
+    wn.threads[0].state = 'R';
+    wn.threads[0].syscall_nr = PROCSNAP_SYSCALL_RUNNING;
+    procsnap_diagnose(&ws, &wn, inv, out, sizeof(out));
+    show("just woken", out);
+    assert_string_equal(out, "on CPU at this instant after 0.00 s of CPU in the last 0.70 s (just woken from "
+                             "a wait?)");
+    must_not_contain(out, "busy");
+    synth_sock(&wn, 5432, 1500, 1600);
+    procsnap_diagnose(&ws, &wn, inv, out, sizeof(out));
+    must_contain(out, "waiting 1.5 s for an answer from 10.0.3.17:5432 (PostgreSQL, established)");
+    /* 1% of the window (7 ms of 0.7 s) is a throttled loop: busy */
+    wn.nsockets = 0;
+    wn.procs[0].cpu_us = wn.threads[0].cpu_us = 47000;
+    procsnap_diagnose(&ws, &wn, inv, out, sizeof(out));
+    must_contain(out, "busy: 0.01 s of CPU in the last 0.70 s on one thread");
+
     /* A helper thread on CPU for a blip while the main thread sleeps:
      * sleeping (a sanitizer's or GC thread is no loop). */
     s.threads[0].state = 'S';

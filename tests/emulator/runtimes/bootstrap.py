@@ -30,7 +30,9 @@ Stuck on purpose (timeout forensics; each responds if it ever gets there):
   {"action": "read", "port": P, "pool_port": Q}      a pooled connection to HOST:Q (one request
                                                      answered, then left idle), then a request
                                                      to HOST:P and a blocking read ("host",
-                                                     "pool_host": default 127.0.0.1)
+                                                     "pool_host": default 127.0.0.1); with
+                                                     "timeout_ms": N it gives up after N ms
+                                                     and responds (a slow call, not stuck)
   {"action": "connect", "port": P}                   a blocking connect to HOST:P
   {"action": "child", "ms": N}                       run `sleep` for N ms and wait for it
   {"action": "mixed", "cpu_ms": N, "sleep_ms": M}    N ms busy, then M ms asleep
@@ -176,7 +178,13 @@ def handle(request_id, headers, payload):
         s = socket.create_connection((host, int(event["port"])))
         log("read: request sent, waiting for the answer")
         s.sendall(b"GET / HTTP/1.1\r\nHost: local\r\n\r\n")
-        data = s.recv(64)
+        if "timeout_ms" in event:
+            s.settimeout(int(event["timeout_ms"]) / 1000.0)
+        try:
+            data = s.recv(64)
+        except socket.timeout:
+            log("read: no answer, giving up")
+            data = b""
         respond(request_id, {"ok": True, "action": action, "got": len(data)})
     elif action == "connect":
         host = str(event.get("host", "127.0.0.1"))
