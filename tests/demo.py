@@ -4,7 +4,7 @@
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
 slow invoke, a timeout in a busy loop (its cause says what the function was
-doing; and the re-init that follows), a crash, an out-of-memory
+doing; and the re-init that follows), a crash, a leak (warm calls whose memory grows) and the out-of-memory
 kill and a spin-down.  Everything runs with Lambda's defaults: PassThrough
 tracing (a call without a header gets Sampled=0) and no sampling setting, so
 a fast warm call without a header is exported only when the sample takes it
@@ -49,6 +49,11 @@ STEPS = [
     ("timeout", b'{"action":"spin","ms":10000}', None, "TIMEOUT"),
     ("after timeout", FAST, None, "OK"),
     ("crash", b'{"action":"crash","code":7}', None, "CRASH"),
+    # a leak: each warm call keeps 20 MB more, then one runs out of memory; its cause states
+    # the memory trend ("growing steadily: a leak?")
+    ("leak 20 MB", b'{"action":"grow","mb":20}', None, "OK?"),
+    ("leak 20 MB", b'{"action":"grow","mb":20}', None, "OK?"),
+    ("leak 20 MB", b'{"action":"grow","mb":20}', None, "OK?"),
     ("oom 400 MB", b'{"action":"oom","mb":400}', None, "OOM"),
     # the OOM kill reset the environment: without one more invoke the
     # spin-down would find nothing running to shut down
@@ -251,6 +256,9 @@ def main():
         elif expect == "TIMEOUT" and "seconds: busy" not in (waterfall.cause(doc) or ("", ""))[1]:
             check = "no diagnosis"
             problems.append(f"{title}: the timeout's cause does not say what the function was doing")
+        elif expect == "OOM" and "(growing steadily" not in (waterfall.cause(doc) or ("", ""))[1]:
+            check = "no memory trend"
+            problems.append(f"{title}: the out-of-memory cause does not state the memory trend")
         table.append((n, label, r, doc if is_final else None, len(versions) - n_open, n_open, check))
 
     print()

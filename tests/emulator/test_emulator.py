@@ -814,6 +814,29 @@ class FailureTests(unittest.TestCase):
         self.assertGreaterEqual(r.max_memory_used_mb, base + 70)
         self.assertLess(r.max_memory_used_mb, 512)
 
+    def test_grow_holds_memory_across_invocations(self):
+        # a leak: what each call allocates stays, so maxMemoryUsedMB climbs call by call
+        box = Box(self, memory_mb=512)
+        box.emu.start()
+        base = box.emu.invoke(FAST).max_memory_used_mb
+        got = [box.emu.invoke(b'{"action":"grow","mb":30}') for _ in range(3)]
+        self.assertEqual([r.status for r in got], ["success"] * 3)
+        mb = [r.max_memory_used_mb for r in got]
+        for before, after in zip([base] + mb, mb):
+            self.assertGreaterEqual(after, before + 25)
+        self.assertLess(mb[-1], base + 3 * 30 + 20)
+        self.assertTrue(any("grow: holding 30 MB (90 MB in all)" in x for x in box.emu.output("runtime")))
+        # a fast call still holds it all
+        self.assertGreaterEqual(box.emu.invoke(FAST).max_memory_used_mb, mb[-1] - 5)
+
+    def test_crash_after_a_while(self):
+        box = Box(self)
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"crash","signal":"SIGSEGV","after_ms":400}')
+        self.assertEqual((r.status, r.error_type, r.exit_signal), ("error", "Runtime.ExitError", "SIGSEGV"))
+        self.assertGreaterEqual(r.duration_ms, 400)
+        self.assertTrue(any("crash: in 400 ms" in x for x in box.emu.output("runtime")))
+
     def test_response_too_large(self):
         box = Box(self)
         box.emu.start()

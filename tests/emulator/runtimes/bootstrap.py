@@ -13,9 +13,12 @@ The handler's behaviour is chosen by the JSON payload:
   {"action": "sleep", "ms": N}                       same; used to run past the deadline
   {"action": "crash", "code": N}                     exit(N) mid-invoke
   {"action": "crash", "signal": "SIGSEGV"}           kill itself with a signal mid-invoke
+                                                     (either with "after_ms": M: asleep M ms first)
   {"action": "error", "type": "Function.MyError", "message": "..."}
                                                      POST /invocation/{id}/error
   {"action": "oom", "mb": N}                         allocate and touch N MB, hold it, respond
+  {"action": "grow", "mb": N}                        the same (a leak: what every call allocates
+                                                     stays held, so memory grows call by call)
   {"action": "log", "lines": N, "bytes": B}          print N lines of about B bytes to stdout
   {"action": "big", "bytes": N}                      respond with an N-byte body (size limit tests)
   {"action": "env"}                                  respond with the runtime's environment
@@ -27,7 +30,9 @@ Stuck on purpose (timeout forensics; each responds if it ever gets there):
   {"action": "read", "port": P, "pool_port": Q}      a pooled connection to HOST:Q (one request
                                                      answered, then left idle), then a request
                                                      to HOST:P and a blocking read ("host",
-                                                     "pool_host": default 127.0.0.1)
+                                                     "pool_host": default 127.0.0.1); with
+                                                     "timeout_ms": N it gives up after N ms
+                                                     and responds (a slow call, not stuck)
   {"action": "connect", "port": P}                   a blocking connect to HOST:P
   {"action": "child", "ms": N}                       run `sleep` for N ms and wait for it
   {"action": "mixed", "cpu_ms": N, "sleep_ms": M}    N ms busy, then M ms asleep
@@ -173,7 +178,13 @@ def handle(request_id, headers, payload):
         s = socket.create_connection((host, int(event["port"])))
         log("read: request sent, waiting for the answer")
         s.sendall(b"GET / HTTP/1.1\r\nHost: local\r\n\r\n")
-        data = s.recv(64)
+        if "timeout_ms" in event:
+            s.settimeout(int(event["timeout_ms"]) / 1000.0)
+        try:
+            data = s.recv(64)
+        except socket.timeout:
+            log("read: no answer, giving up")
+            data = b""
         respond(request_id, {"ok": True, "action": action, "got": len(data)})
     elif action == "connect":
         host = str(event.get("host", "127.0.0.1"))
@@ -192,6 +203,10 @@ def handle(request_id, headers, payload):
         log("mixed: done")
         respond(request_id, {"ok": True, "action": action})
     elif action == "crash":
+        after_ms = int(event.get("after_ms", 0))
+        if after_ms > 0:
+            log("crash: in %d ms" % after_ms)
+            time.sleep(after_ms / 1000.0)
         if "signal" in event:
             signame = str(event["signal"])
             log("crash: raising %s" % signame)
@@ -209,18 +224,19 @@ def handle(request_id, headers, payload):
         status, _, _ = post_error("%s/invocation/%s/error" % (BASE, request_id), etype, message)
         if status != 202:
             log("error rejected with HTTP %d" % status)
-    elif action == "oom":
+    elif action in ("oom", "grow"):
         mb = int(event.get("mb", 256))
-        log("oom: allocating %d MB" % mb)
+        log("%s: allocating %d MB" % (action, mb))
         hold = []
         step = 4096
         for _ in range(mb):
             chunk = bytearray(1 << 20)
             chunk[::step] = b"\x01" * ((1 << 20) // step)  # touch every page
             hold.append(chunk)
-        log("oom: holding %d MB" % mb)
-        globals().setdefault("_held", []).append(hold)
-        respond(request_id, {"ok": True, "action": "oom", "mb": mb})
+        held = globals().setdefault("_held", [])
+        held.append(hold)
+        log("%s: holding %d MB (%d MB in all)" % (action, mb, sum(len(h) for h in held)))
+        respond(request_id, {"ok": True, "action": action, "mb": mb})
     elif action == "log":
         lines = int(event.get("lines", 10))
         size = int(event.get("bytes", 80))
