@@ -20,6 +20,7 @@ import threading
 import unittest
 
 import harness
+from common import sinks
 
 # a busy rule's sentence may end with why the CPU time is short of the wall time (initwatch.c)
 STARVED = r"( \(runnable in \d+ of \d+ samples: short of CPU\))?"
@@ -141,6 +142,18 @@ class SlowRuntimeInitTest(unittest.TestCase):
         self.assertNotIn("disk", hint)
         self.assertLess(m["runtime_init_cpu_ms"], m["init_runtime_ms"])
 
+    def test_uncached_read_is_waiting_on_disk(self):
+        path = write_synced(os.path.join(self.tmp, "cold.bin"), 48)
+        # the read comes from storage, then 800 ms asleep: little CPU, much from storage
+        doc = run({"DEMO_INIT_READ": path, "DEMO_INIT_READ_UNCACHED": "1", "DEMO_INIT_MS": "800"})
+        m = self.check_common(doc)
+        rt = runtime_init(doc)
+        self.assertGreaterEqual(rt["storage_read_bytes"], 40 << 20)
+        hint = doc.get("annotations", {}).get("init_hint", "")
+        self.assertRegex(hint, r"^Runtime init read \d+ MB from storage and used [\d.]+ s of CPU in [\d.]+ s: "
+                         r"waiting on disk$")
+        self.assertLess(m["runtime_init_cpu_ms"], m["init_runtime_ms"] / 4 + 1)
+
     def test_cpu_burn_is_computing(self):
         doc = run({"DEMO_INIT_SPIN_MS": "700"})
         m = self.check_common(doc)
@@ -200,6 +213,17 @@ EXTENSION = textwrap.dedent('''\
     ''')
 
 
+def write_synced(path, mb):
+    """A file of mb MB of random bytes, synced to storage (so that its pages are clean and
+    DONTNEED can drop them from the page cache)."""
+    with open(path, "wb") as f:
+        for _ in range(mb):
+            f.write(os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
 def restore_figures(doc):
     """The Restore subsegment's metadata (the restore's anatomy) and the segment's
     restore_hint (None when no rule fired)."""
@@ -215,7 +239,10 @@ class SnapStartRestoreTest(unittest.TestCase):
     """SnapStart: the after-restore hook is slow in a known way.  The restore's figures are
     deltas against the last sample before the snapshot, so each Init here is made busy too
     (its CPU and reads must not leak into the restore's), and the wall time is the
-    restoreReport's durationMs."""
+    restoreReport's durationMs.  The emulator takes the snapshot the moment Init ends, so
+    each busy Init ends with 200 ms of rest (DEMO_INIT_MS), as a real one has before its
+    snapshot: the baseline is a sample after the busy part (without it up to one sampling
+    interval of Init's tail would count as the restore's)."""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="lt-restore-")
@@ -242,7 +269,8 @@ class SnapStartRestoreTest(unittest.TestCase):
         self.assertIs(doc["annotations"]["cold_start"], True)
 
     def test_cpu_burn_is_computing(self):
-        doc = run({"DEMO_RESTORE_SPIN_MS": "700", "DEMO_INIT_READ": self.big}, init_type="snap-start")
+        doc = run({"DEMO_RESTORE_SPIN_MS": "700", "DEMO_INIT_READ": self.big, "DEMO_INIT_MS": "200"},
+                  init_type="snap-start")
         m, hint, span = restore_figures(doc)
         self.check_common(doc, m, span)
         self.assertGreaterEqual(m["cpu_ms"], 650)
@@ -253,8 +281,8 @@ class SnapStartRestoreTest(unittest.TestCase):
 
     def test_large_read_is_loading(self):
         # read 48 MB, then burn CPU: busy with many bytes read; Init burnt CPU of its own
-        doc = run({"DEMO_RESTORE_READ": self.big, "DEMO_RESTORE_SPIN_MS": "500", "DEMO_INIT_SPIN_MS": "600"},
-                  init_type="snap-start")
+        doc = run({"DEMO_RESTORE_READ": self.big, "DEMO_RESTORE_SPIN_MS": "500", "DEMO_INIT_SPIN_MS": "600",
+                   "DEMO_INIT_MS": "200"}, init_type="snap-start")
         m, hint, span = restore_figures(doc)
         self.check_common(doc, m, span)
         self.assertGreaterEqual(m["read_bytes"], 48 << 20)
@@ -283,7 +311,7 @@ class SnapStartRestoreTest(unittest.TestCase):
         try:
             # Init burns 600 ms of CPU: were it counted, the restore would look busy
             doc = run({"DEMO_RESTORE_WAIT": "127.0.0.1:%d:5000" % srv.getsockname()[1],
-                       "DEMO_INIT_SPIN_MS": "600"}, init_type="snap-start")
+                       "DEMO_INIT_SPIN_MS": "600", "DEMO_INIT_MS": "200"}, init_type="snap-start")
         finally:
             stop.set()
             srv.close()
@@ -293,6 +321,19 @@ class SnapStartRestoreTest(unittest.TestCase):
         self.assertLess(m["cpu_ms"], m["wall_ms"] / 4)
         self.assertRegex(hint or "", r"^Restore used [\d.]+ s of CPU in [\d.]+ s: waiting \(network or a slow "
                          r"dependency\)$")
+
+    def test_uncached_read_is_waiting_on_disk(self):
+        path = write_synced(os.path.join(self.tmp, "cold.bin"), 48)
+        # Init reads the same file from the page cache (nothing from storage); the restore's
+        # hook drops it from the cache, reads it from storage and sleeps
+        doc = run({"DEMO_INIT_READ": path, "DEMO_INIT_MS": "200", "DEMO_RESTORE_READ": path,
+                   "DEMO_RESTORE_READ_UNCACHED": "1", "DEMO_RESTORE_MS": "800"}, init_type="snap-start")
+        m, hint, span = restore_figures(doc)
+        self.check_common(doc, m, span)
+        self.assertGreaterEqual(m["storage_read_bytes"], 40 << 20)
+        self.assertLess(m["read_bytes"], (48 << 20) + (16 << 20))  # the Init's read is not in it
+        self.assertRegex(hint or "", r"^Restore read \d+ MB from storage and used [\d.]+ s of CPU in [\d.]+ s: "
+                         r"waiting on disk$")
 
     def test_quick_restore_has_figures_and_no_hint(self):
         doc = run({"DEMO_RESTORE_MS": "20"}, init_type="snap-start")
@@ -304,6 +345,87 @@ class SnapStartRestoreTest(unittest.TestCase):
         doc = run({"DEMO_RESTORE_SPIN_MS": "300"})
         self.assertNotIn("Restore", harness.subsegment_names(doc))
         self.assertNotIn("restore_hint", doc.get("annotations", {}))
+
+
+class OtlpAnatomyTest(unittest.TestCase):
+    """The anatomy as an OTLP backend gets it (protobuf, decoded by protobufjs): the
+    Runtime init span's lambda_tracer.runtime_init.* and the Restore span's
+    lambda_tracer.restore.* attributes, and the hints on the root spans."""
+
+    def test_runtime_init_and_restore_attributes(self):
+        sink = sinks.OtlpSink()
+        root = harness.make_root()
+        emu = None
+        try:
+            emu = harness.new_emulator(root, timeout_s=10, init_type="snap-start", env={
+                "LAMBDA_TRACER_EXPORTERS": "otlp",
+                "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces",
+                "DEMO_INIT_SPIN_MS": "500", "DEMO_INIT_MS": "200", "DEMO_RESTORE_SPIN_MS": "500"})
+            emu.start()
+            r = emu.invoke(b'{"action":"fast"}')
+            emu.shutdown()
+            lines = harness.output_lines(emu)
+            self.assertFalse(harness.sanitizer_reports(lines))
+            spans = []
+            for _, body, _ in sink.bodies:
+                for rs in harness.otlp_decode(body)["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        spans += ss["spans"]
+        finally:
+            if emu is not None:
+                emu.close()
+            sink.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+        def attrs(span):
+            out = {}
+            for a in span.get("attributes", []):
+                v = a["value"]
+                out[a["key"]] = int(v["intValue"]) if "intValue" in v else v.get("stringValue", v)
+            return out
+
+        def dur_ms(span):
+            return (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
+
+        by_name = {}
+        for sp in spans:
+            by_name.setdefault(sp["name"], []).append(sp)
+        rt, = by_name["Runtime init"]
+        a = attrs(rt)
+        print("\n  Runtime init: %s" % a.get("lambda_tracer.runtime_init"))
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.cpu_ms"], 450)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.wall_ms"], a["lambda_tracer.runtime_init.cpu_ms"] - 50)
+        self.assertGreater(a["lambda_tracer.runtime_init.minor_faults"], 0)
+        self.assertIn("lambda_tracer.runtime_init.major_faults", a)
+        self.assertIn("lambda_tracer.runtime_init.read_bytes", a)
+        self.assertIn("lambda_tracer.runtime_init.storage_read_bytes", a)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.threads"], 1)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.rss_bytes"], 4 * 1000 * 1000)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.child_processes"], 0)
+        self.assertRegex(a["lambda_tracer.runtime_init"], r"^[\d.]+ s wall, [\d.]+ s CPU")
+        restore, = by_name["Restore"]
+        b = attrs(restore)
+        print("  Restore: %s" % b.get("lambda_tracer.restore"))
+        self.assertGreaterEqual(b["lambda_tracer.restore.cpu_ms"], 450)
+        self.assertLess(b["lambda_tracer.restore.cpu_ms"], 900)  # not the Init's 500 ms on top
+        self.assertAlmostEqual(b["lambda_tracer.restore.wall_ms"], dur_ms(restore), delta=1.5)
+        for k in ("major_faults", "minor_faults", "read_bytes", "threads", "rss_bytes", "threads_delta",
+                  "rss_delta_bytes"):
+            self.assertIn("lambda_tracer.restore." + k, b)
+        self.assertNotIn("lambda_tracer.runtime_init.cpu_ms", b)
+        # the hints, on the root spans: Init's on the Init's, the restore's on the invocation's
+        hints = {}
+        for sp in spans:
+            for k in ("lambda_tracer.init_hint", "lambda_tracer.restore_hint"):
+                if k in attrs(sp):
+                    hints.setdefault(k, []).append((sp["name"], attrs(sp)[k]))
+        print("  hints: %s" % hints)
+        (_, init_hint), = hints["lambda_tracer.init_hint"]
+        self.assertRegex(init_hint, r"^Runtime init spent [\d.]+ s of its [\d.]+ s on CPU .*: computing")
+        (name, restore_hint), = hints["lambda_tracer.restore_hint"]
+        self.assertRegex(restore_hint, r"^Restore spent [\d.]+ s of its [\d.]+ s on CPU .*: computing")
+        server = [sp for sp in spans if attrs(sp).get("faas.invocation_id") == r.request_id and sp["kind"] == 2]
+        self.assertEqual([sp["name"] for sp in server], [name])
 
 
 class ExtensionShareTest(unittest.TestCase):

@@ -46,11 +46,14 @@ Init behaviour comes from environment variables:
   DEMO_INIT_IMPORT=DIR    import every module of the package tree under DIR (Init anatomy:
                           loading code)
   DEMO_INIT_READ=FILE     read FILE to the end in 1 MB chunks
+  DEMO_INIT_READ_UNCACHED=1  first drop FILE's pages from the page cache (posix_fadvise
+                          DONTNEED; FILE written and synced): the read comes from storage
   DEMO_INIT_SPIN_MS=N     busy loop on the CPU for N ms
   DEMO_INIT_WAIT=HOST:PORT:N  connect to HOST:PORT, send a line and wait (at most N ms) for
                           the answer (a slow dependency on the network)
   DEMO_RESTORE_MS=N       (SnapStart) sleep N ms in the after-restore hook
-  DEMO_RESTORE_READ=FILE, DEMO_RESTORE_SPIN_MS=N, DEMO_RESTORE_WAIT=HOST:PORT:N
+  DEMO_RESTORE_READ=FILE, DEMO_RESTORE_READ_UNCACHED=1, DEMO_RESTORE_SPIN_MS=N,
+  DEMO_RESTORE_WAIT=HOST:PORT:N
                           (SnapStart) the after-restore hook reads FILE, burns N ms of CPU,
                           or waits on a slow peer, as their DEMO_INIT_ twins do in init
   DEMO_RESTORE_FAIL=1     (SnapStart) POST /runtime/restore/error and exit 1
@@ -258,6 +261,10 @@ def slow_phase(var, what):
     if path:
         got = 0
         with open(path, "rb", buffering=0) as f:
+            if os.environ.get("DEMO_%s_READ_UNCACHED" % var) == "1":
+                # out of the page cache (clean pages: the writer synced them), so the read
+                # comes from storage
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             while True:
                 chunk = f.read(1 << 20)
                 if not chunk:
