@@ -1647,6 +1647,64 @@ class InitTypeTests(unittest.TestCase):
         r2 = box.emu.invoke(FAST)
         self.assertFalse(any(x["type"].startswith("platform.restore") for x in r2.records))
 
+    def test_snap_start_restore_modes(self):
+        """DEMO_RESTORE_SPIN_MS / _READ / _WAIT: the after-restore hook is slow in a known way
+        (CPU burnt, bytes read, a wait on a slow peer), inside the Restore phase."""
+        def runtime_cpu_ticks(pid):
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        def runtime_rchar(pid):
+            with open("/proc/%d/io" % pid) as f:
+                return int(f.read().split("rchar:")[1].split()[0])
+
+        tmp = tempfile.mkdtemp(prefix="lambda-emu-restore-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        big = os.path.join(tmp, "big.bin")
+        with open(big, "wb") as f:
+            f.write(b"\0" * (8 << 20))
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        answered = threading.Event()
+
+        def answer_late():
+            c, _ = srv.accept()
+            c.recv(64)
+            answered.wait(0.4)  # the hook waits for this answer
+            c.sendall(b"late\n")
+            c.close()
+        threading.Thread(target=answer_late, daemon=True).start()
+        hz = os.sysconf("SC_CLK_TCK")
+        for env, check in (
+                ({"DEMO_RESTORE_SPIN_MS": "300"}, "cpu"),
+                ({"DEMO_RESTORE_READ": big}, "read"),
+                ({"DEMO_RESTORE_WAIT": "127.0.0.1:%d:5000" % srv.getsockname()[1]}, "wait")):
+            with self.subTest(check):
+                box = Box(self, probes={"p": dict(SUB)}, init_type="snap-start", env=env)
+                self.assertEqual(box.emu.start().status, "success")
+                pid = box.emu.runtime_pid()
+                cpu0 = runtime_cpu_ticks(pid)
+                read0 = runtime_rchar(pid)
+                r = box.emu.invoke(FAST)
+                self.assertEqual((r.status, r.restore["status"]), ("success", "success"))
+                restore_ms = [x["record"] for x in r.records
+                              if x["type"] == "platform.restoreReport"][0]["metrics"]["durationMs"]
+                fn = "".join(x["record"] for x in r.records if x["type"] == "function")
+                cpu_ms = (runtime_cpu_ticks(pid) - cpu0) * 1000 / hz
+                read = runtime_rchar(pid) - read0
+                if check == "cpu":
+                    self.assertGreaterEqual(cpu_ms, 290)
+                    self.assertGreaterEqual(restore_ms, 290)
+                elif check == "read":
+                    self.assertIn("restore: read %d bytes" % (8 << 20), fn)
+                    self.assertGreaterEqual(read, 8 << 20)
+                else:
+                    self.assertGreaterEqual(restore_ms, 380)  # the peer answered after 0.4 s
+                    self.assertLess(cpu_ms, restore_ms / 2)
+
     def test_snap_start_restore_error(self):
         box = Box(self, probes={"p": {}}, init_type="snap-start", env={"DEMO_RESTORE_FAIL": "1"})
         self.assertEqual(box.emu.start().status, "success")

@@ -51,10 +51,16 @@ Init behaviour comes from environment variables:
   DEMO_INIT_IMPORT=DIR    import every module of the package tree under DIR (Init anatomy:
                           loading code)
   DEMO_INIT_READ=FILE     read FILE to the end in 1 MB chunks
+  DEMO_INIT_READ_UNCACHED=1  first drop FILE's pages from the page cache (posix_fadvise
+                          DONTNEED; FILE written and synced): the read comes from storage
   DEMO_INIT_SPIN_MS=N     busy loop on the CPU for N ms
   DEMO_INIT_WAIT=HOST:PORT:N  connect to HOST:PORT, send a line and wait (at most N ms) for
                           the answer (a slow dependency on the network)
   DEMO_RESTORE_MS=N       (SnapStart) sleep N ms in the after-restore hook
+  DEMO_RESTORE_READ=FILE, DEMO_RESTORE_READ_UNCACHED=1, DEMO_RESTORE_SPIN_MS=N,
+  DEMO_RESTORE_WAIT=HOST:PORT:N
+                          (SnapStart) the after-restore hook reads FILE, burns N ms of CPU,
+                          or waits on a slow peer, as their DEMO_INIT_ twins do in init
   DEMO_RESTORE_FAIL=1     (SnapStart) POST /runtime/restore/error and exit 1
   DEMO_CONCURRENCY=N      N worker threads, each long-polling /invocation/next on its own
                           connection (Lambda Managed Instances); default AWS_LAMBDA_MAX_CONCURRENCY
@@ -264,6 +270,40 @@ def handle(request_id, headers, payload):
         respond(request_id, {"ok": True, "action": "fast"})
 
 
+def slow_phase(var, what):
+    """DEMO_<var>_READ / _SPIN_MS / _WAIT: a phase (Init, or SnapStart's after-restore hook)
+    slow in a known way, for the anatomy the extension reports."""
+    path = os.environ.get("DEMO_%s_READ" % var)
+    if path:
+        got = 0
+        with open(path, "rb", buffering=0) as f:
+            if os.environ.get("DEMO_%s_READ_UNCACHED" % var) == "1":
+                # out of the page cache (clean pages: the writer synced them), so the read
+                # comes from storage
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        log("%s: read %d bytes" % (what, got))
+    spin_ms = int(os.environ.get("DEMO_%s_SPIN_MS" % var, "0") or 0)
+    if spin_ms:  # N ms of CPU time (not wall: a loaded machine must not shorten it)
+        t0 = time.process_time()
+        while time.process_time() - t0 < spin_ms / 1000.0:
+            pass
+    wait = os.environ.get("DEMO_%s_WAIT" % var)
+    if wait:
+        host, port, ms = wait.rsplit(":", 2)
+        c = socket.create_connection((host, int(port)), timeout=int(ms) / 1000.0)
+        c.sendall(b"hello\n")
+        try:
+            c.recv(64)
+        except socket.timeout:
+            pass
+        c.close()
+
+
 def init():
     n = int(os.environ.get("DEMO_INIT_LOG", "0") or 0)
     log("bootstrap init (pid %d)" % os.getpid())
@@ -278,31 +318,7 @@ def init():
         for name in names:
             importlib.import_module("gen." + name)
         log("init: imported %d modules" % len(names))
-    path = os.environ.get("DEMO_INIT_READ")
-    if path:
-        got = 0
-        with open(path, "rb", buffering=0) as f:
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                got += len(chunk)
-        log("init: read %d bytes" % got)
-    spin_ms = int(os.environ.get("DEMO_INIT_SPIN_MS", "0") or 0)
-    if spin_ms:  # N ms of CPU time (not wall: a loaded machine must not shorten it)
-        t0 = time.process_time()
-        while time.process_time() - t0 < spin_ms / 1000.0:
-            pass
-    wait = os.environ.get("DEMO_INIT_WAIT")
-    if wait:
-        host, port, ms = wait.rsplit(":", 2)
-        c = socket.create_connection((host, int(port)), timeout=int(ms) / 1000.0)
-        c.sendall(b"hello\n")
-        try:
-            c.recv(64)
-        except socket.timeout:
-            pass
-        c.close()
+    slow_phase("INIT", "init")
     init_ms = int(os.environ.get("DEMO_INIT_MS", "0") or 0)
     if init_ms:
         time.sleep(init_ms / 1000.0)
@@ -320,6 +336,7 @@ def init():
 def restore():
     status, _, _ = call("GET", BASE + "/restore/next")
     log("restore/next answered %d" % status)
+    slow_phase("RESTORE", "restore")
     ms = int(os.environ.get("DEMO_RESTORE_MS", "0") or 0)
     if ms:
         time.sleep(ms / 1000.0)
