@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "ids.h"
 
 /* A transfer with an abort time waits on the network at most this long
  * between looks at it (http_client_wake makes it look at once). */
@@ -393,6 +394,7 @@ struct http_multi {
     size_t max_socks;
     size_t running;            /* active */
     int64_t timer_at_ns;       /* -1: none */
+    unsigned restore_epoch;    /* ids_restore_epoch when the multi was made */
 };
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -427,6 +429,22 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* A multi handle with our callbacks: its connection cache starts empty. */
+static CURLM *multi_open(struct http_multi *m)
+{
+    CURLM *multi = curl_multi_init();
+
+    if (multi == NULL)
+        return NULL;
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, m);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, m);
+    /* keep one connection per transfer that may run at once */
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)m->max);
+    return multi;
+}
+
 struct http_multi *http_multi_new(size_t max_transfers)
 {
     struct http_multi *m = calloc(1, sizeof(*m));
@@ -436,22 +454,38 @@ struct http_multi *http_multi_new(size_t max_transfers)
     m->max = max_transfers;
     m->max_socks = 2 * max_transfers + 2;
     m->timer_at_ns = -1;
+    m->restore_epoch = ids_restore_epoch();
     m->t = calloc(max_transfers, sizeof(*m->t));
     m->socks = calloc(m->max_socks, sizeof(*m->socks));
-    m->multi = curl_multi_init();
+    m->multi = multi_open(m);
     if (m->t == NULL || m->socks == NULL || m->multi == NULL)
         goto fail;
-    curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
-    curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
-    /* keep one connection per transfer that may run at once */
-    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)max_transfers);
     return m;
 
 fail:
     http_multi_destroy(m);
     return NULL;
+}
+
+/* After a SnapStart restore every kept-alive connection is one that every
+ * restored copy holds, TLS state and random generator included, to a peer
+ * on a network that is gone: once nothing runs, the whole cache is closed
+ * and the next transfers connect afresh (with fresh entropy). */
+static void forget_connections_after_restore(struct http_multi *m)
+{
+    unsigned epoch = ids_restore_epoch();
+    CURLM *fresh;
+
+    if (epoch == m->restore_epoch || m->running > 0)
+        return;
+    fresh = multi_open(m);
+    if (fresh == NULL)
+        return; /* kept: tried again at the next transfer */
+    curl_multi_cleanup(m->multi);
+    m->multi = fresh;
+    m->nsocks = 0;
+    m->timer_at_ns = -1;
+    m->restore_epoch = epoch;
 }
 
 static void transfer_release(struct http_multi *m, struct http_transfer *t)
@@ -498,6 +532,7 @@ int http_multi_add(struct http_multi *m, const struct http_client_request *req, 
             t = &m->t[i];
     if (t == NULL)
         return -EBUSY;
+    forget_connections_after_restore(m);
     if (t->curl == NULL) {
         t->curl = curl_easy_init();
         if (t->curl == NULL)

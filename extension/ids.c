@@ -85,6 +85,11 @@ void ids_restore_epoch_bump(void)
     atomic_fetch_add_explicit(&restore_epoch, 1, memory_order_relaxed);
 }
 
+unsigned ids_restore_epoch(void)
+{
+    return atomic_load_explicit(&restore_epoch, memory_order_relaxed);
+}
+
 unsigned long ids_refills(void)
 {
     return atomic_load_explicit(&refills, memory_order_relaxed);

@@ -30,6 +30,11 @@ int ids_new_span_id(char ret[XRAY_SPAN_ID_LEN + 1]) __attribute__((warn_unused_r
  * the restore reaches another thread.  Any thread; async-signal-safe. */
 void ids_restore_epoch_bump(void);
 
+/* How many restores were marked so far: a holder of anything a snapshot
+ * would clone (kept-alive connections) compares it with the value it had
+ * when it made them.  Any thread. */
+unsigned ids_restore_epoch(void);
+
 /* How many times any thread's pool was refilled from the kernel (a
  * debugging figure for tests).  Any thread. */
 unsigned long ids_refills(void);
