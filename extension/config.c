@@ -595,8 +595,8 @@ static int parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER
             if (!is_tchar(name[i]))
                 return headers_refused(why, why_size, n + 1, NULL,
                                        "its name holds a byte a header name cannot (a blank, ':', '\"', a "
-                                       "control byte...) at byte %zu of %zu",
-                                       i + 1, name_len);
+                                       "control byte...) at byte %zu",
+                                       i + 1);
         if (name_len + 2 >= CONFIG_OTLP_HEADER_LINE_BYTES)
             return headers_refused(why, why_size, n + 1, NULL, "a name of %zu bytes, over %d", name_len,
                                    CONFIG_OTLP_HEADER_LINE_BYTES - 3);
