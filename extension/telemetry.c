@@ -524,8 +524,10 @@ static bool scan_string(struct scan *s, struct jval *v)
         p += 2;
     }
     v->end = p;
+    if (has_u && decode_string(v, NULL, (size_t)(v->end - v->start), &full) == (size_t)-1)
+        return false; /* s->p stays at the quote: where the log line points */
     s->p = p + 1;
-    return !has_u || decode_string(v, NULL, (size_t)(v->end - v->start), &full) != (size_t)-1;
+    return true;
 }
 
 /* One or more digits at p, appended to *m (counted in *count); the byte
@@ -1221,6 +1223,15 @@ static void describe_byte(char *buf, size_t size, const char *before, unsigned c
         snprintf(buf, size, "%s0x%02X", before, c);
 }
 
+/* Whether a string starting at p (after its quote) has no closing quote
+ * before end.  Error path only. */
+static bool string_runs_off(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && *p != '"')
+        p += *p == '\\' ? 2 : 1;
+    return p >= end;
+}
+
 /* Where the scan stopped, and what it found there.  Error path only. */
 static void describe_error(const struct scan *s, const unsigned char *body, struct tel_parse_error *ret)
 {
@@ -1233,8 +1244,10 @@ static void describe_error(const struct scan *s, const unsigned char *body, stru
         snprintf(ret->what, sizeof(ret->what), "expected %s, found %s", s->expected, found);
     } else if ((*s->p == '[' || *s->p == '{') && s->depth >= TELEMETRY_MAX_DEPTH)
         snprintf(ret->what, sizeof(ret->what), "nested deeper than %d", TELEMETRY_MAX_DEPTH);
+    else if (*s->p == '"' && string_runs_off(s->p + 1, s->end))
+        snprintf(ret->what, sizeof(ret->what), "the body ends inside a string");
     else if (*s->p == '"')
-        snprintf(ret->what, sizeof(ret->what), "a bad string (unterminated, or a bad escape)");
+        snprintf(ret->what, sizeof(ret->what), "a bad string (a bad escape or \\u sequence)");
     else if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
         snprintf(ret->what, sizeof(ret->what), "a bad number");
     else
