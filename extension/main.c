@@ -93,23 +93,28 @@ static const char *base_name(const char *path)
 }
 
 /* "HTTP 403, Type: message" or, without an answer, "no HTTP answer,
- * reason: detail": what the Extensions API said, or why it said nothing. */
-static const char *api_error_detail(const struct extapi_error *err, char *buf, size_t size)
-{
-    int n = err->status > 0 ? snprintf(buf, size, "HTTP %ld", err->status) : snprintf(buf, size, "no HTTP answer");
+ * reason: detail": what the Extensions API said, or why it said nothing.
+ * Returned by value: .text lives until the end of the caller's statement. */
+struct api_detail {
+    char text[sizeof(((struct extapi_error *)0)->error_type) + sizeof(((struct extapi_error *)0)->message) + 32];
+};
 
-    if (n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, "%s%s%s%s", err->error_type[0] ? ", " : "", err->error_type,
-                 err->message[0] ? ": " : "", err->message);
-    return buf;
+static struct api_detail api_error_detail(const struct extapi_error *err)
+{
+    struct api_detail d;
+    int n = err->status > 0 ? snprintf(d.text, sizeof(d.text), "HTTP %ld", err->status)
+                            : snprintf(d.text, sizeof(d.text), "no HTTP answer");
+
+    if (n > 0 && (size_t)n < sizeof(d.text))
+        snprintf(d.text + n, sizeof(d.text) - (size_t)n, "%s%s%s%s", err->error_type[0] ? ", " : "",
+                 err->error_type, err->message[0] ? ": " : "", err->message);
+    return d;
 }
 
 /* then: what happens next ("exiting", "continuing without telemetry"). */
 static void log_api_error(const char *what, int r, const struct extapi_error *err, const char *then)
 {
-    char detail[sizeof(err->error_type) + sizeof(err->message) + 32];
-
-    log_error("%s failed: %s (%s); %s", what, strerror(-r), api_error_detail(err, detail, sizeof(detail)), then);
+    log_error("%s failed: %s (%s); %s", what, strerror(-r), api_error_detail(err).text, then);
 }
 
 /* Bind, subscribe.  Leaves rt->telemetry_active false (and logs why) when
@@ -449,10 +454,8 @@ static int register_extension(struct runtime *rt, struct extapi_error *err)
 
     for (int attempt = 0; attempt < REGISTER_ATTEMPTS; attempt++) {
         if (attempt > 0) {
-            char detail[sizeof(err->error_type) + sizeof(err->message) + 32];
-
             log_warn("registration attempt %d of %d failed: %s (%s); trying again", attempt, REGISTER_ATTEMPTS,
-                     strerror(-r), api_error_detail(err, detail, sizeof(detail)));
+                     strerror(-r), api_error_detail(err).text);
             clock_sleep_ms((int64_t)REGISTER_RETRY_DELAY_MS * attempt);
         }
         r = register_once(rt, err);
@@ -474,8 +477,6 @@ struct next_trouble {
  * answering garbage or errors at once must not make us spin. */
 static void next_failed(struct next_trouble *t, int r, const struct extapi_error *err)
 {
-    char detail[sizeof(err->error_type) + sizeof(err->message) + 32];
-
     if (t->calls++ == 0) {
         if (r == -EPROTO)
             log_warn("/event/next answered something that is not an event (status %ld); calling again, "
@@ -486,7 +487,7 @@ static void next_failed(struct next_trouble *t, int r, const struct extapi_error
                      (unsigned long)EXTAPI_MAX_EVENT_BYTES);
         else
             log_warn("/event/next failed: %s (%s); calling again, at most every %d ms while it fails", strerror(-r),
-                     api_error_detail(err, detail, sizeof(detail)), EXTAPI_NEXT_BACKOFF_MAX_MS);
+                     api_error_detail(err).text, EXTAPI_NEXT_BACKOFF_MAX_MS);
         t->delay_ms = EXTAPI_NEXT_BACKOFF_MIN_MS;
     } else if (t->delay_ms < EXTAPI_NEXT_BACKOFF_MAX_MS) {
         t->delay_ms = t->delay_ms * 2 < EXTAPI_NEXT_BACKOFF_MAX_MS ? t->delay_ms * 2
