@@ -307,12 +307,15 @@ static void configure_exporter(struct runtime *rt, const char *region)
         sinks &= ~(1u << EXPORT_SINK_DAEMON);
     }
     if ((sinks & (1u << EXPORT_SINK_OTLP)) && rt->cfg.otlp_endpoint[0] == '\0') {
-        bool set = getenv("LAMBDA_TRACER_OTLP_ENDPOINT") != NULL || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != NULL ||
-                   getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != NULL;
-        log_warn("OTLP exporter has no usable endpoint (%s); leaving it out",
-                 set ? "the endpoint set was refused: see the setting's line above"
-                     : "none of LAMBDA_TRACER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "
-                       "OTEL_EXPORTER_OTLP_ENDPOINT is set");
+        /* Unset, the endpoint is the default: only a refused one is "" (the first set wins). */
+        static const char *const names[] = {"LAMBDA_TRACER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                            "OTEL_EXPORTER_OTLP_ENDPOINT"};
+        const char *refused = "its setting";
+        for (size_t i = sizeof(names) / sizeof(names[0]); i-- > 0;)
+            if (getenv(names[i]) != NULL)
+                refused = names[i];
+        log_warn("OTLP exporter has no usable endpoint (%s was refused: see its line above); leaving it out",
+                 refused);
         sinks &= ~(1u << EXPORT_SINK_OTLP);
     }
     /* X-Ray's own OTLP endpoint needs SigV4: the xray-otlp sink. */
