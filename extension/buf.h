@@ -122,4 +122,13 @@ int buf_append_json_double(struct buf *b, double d) __attribute__((warn_unused_r
  * quotes for s.  Pure function, any thread. */
 size_t buf_json_escaped_len(const char *s, size_t n);
 
+/* For the encoders' append sequences: evaluates expr into the caller's
+ * `int r` and jumps to its `out:` label when it failed. */
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        r = (expr);                                                                                \
+        if (r < 0)                                                                                 \
+            goto out;                                                                              \
+    } while (0)
+
 #endif

@@ -250,13 +250,6 @@ static bool present(const struct emf *m, enum emf_metric k)
     return m->s[k].n > 0;
 }
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        r = (expr);                                                                                \
-        if (r < 0)                                                                                 \
-            goto out;                                                                              \
-    } while (0)
-
 static int append_str(struct buf *b, const char *s)
 {
     return buf_append_json_string(b, s, strlen(s));

@@ -5,10 +5,22 @@
  * call, not one system call per id: a busy pipeline makes several ids per
  * invocation.  Per thread, so no lock; the extension never forks, so no
  * two processes share a pool.
+ *
+ * A SnapStart snapshot does what fork would: it copies every pool, with the
+ * bytes still unused, into every environment restored from it, which would
+ * then hand out the same ids (reference: generate X-Ray ids from fresh
+ * entropy after restore).  So a restore bumps the restore epoch
+ * (ids_restore_epoch_bump) and each pool remembers the epoch it was filled
+ * in: a draw that sees another epoch wipes the pool and refills it.  One
+ * relaxed atomic load per draw; relaxed is enough because whichever thread
+ * detects the restore bumps before it hands anything about the restore to
+ * another thread (through a queue or a lock, which orders the bump before
+ * that thread's next draw).
  */
 #include "ids.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -19,9 +31,12 @@ static const char hex_digits[] = "0123456789abcdef";
 struct random_pool {
     uint8_t bytes[RANDOM_POOL_BYTES];
     size_t left; /* unused bytes, at the end of `bytes` */
+    unsigned epoch; /* restore_epoch when filled */
 };
 
 static __thread struct random_pool pool;
+static atomic_uint restore_epoch;
+static atomic_ulong refills;
 
 static int refill(void)
 {
@@ -37,6 +52,7 @@ static int refill(void)
         got += (size_t)n;
     }
     pool.left = sizeof(pool.bytes);
+    atomic_fetch_add_explicit(&refills, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -44,7 +60,14 @@ static int refill(void)
 static int fill_random(uint8_t *buf, size_t len)
 {
     uint8_t *from;
+    unsigned epoch = atomic_load_explicit(&restore_epoch, memory_order_relaxed);
 
+    if (pool.epoch != epoch) {
+        /* filled before a restore: every restored copy holds these bytes */
+        memset(pool.bytes, 0, sizeof(pool.bytes));
+        pool.left = 0;
+        pool.epoch = epoch;
+    }
     if (pool.left < len) {
         int r = refill();
         if (r < 0)
@@ -55,6 +78,24 @@ static int fill_random(uint8_t *buf, size_t len)
     memset(from, 0, len);
     pool.left -= len;
     return 0;
+}
+
+void ids_restore_epoch_bump(void)
+{
+    atomic_fetch_add_explicit(&restore_epoch, 1, memory_order_relaxed);
+}
+
+unsigned long ids_refills(void)
+{
+    return atomic_load_explicit(&refills, memory_order_relaxed);
+}
+
+size_t ids_pool_peek(uint8_t *out, size_t size)
+{
+    size_t n = pool.left < size ? pool.left : size;
+
+    memcpy(out, pool.bytes + sizeof(pool.bytes) - pool.left, n);
+    return n;
 }
 
 static void to_hex(const uint8_t *bytes, size_t len, char *out)

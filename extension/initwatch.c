@@ -32,8 +32,18 @@ static double mb(int64_t bytes)
 
 enum initwatch_rule initwatch_hint(const struct initwatch_figures *f, char *out, size_t size)
 {
+    return initwatch_hint_phase(INITWATCH_PHASE_INIT, f, out, size);
+}
+
+enum initwatch_rule initwatch_hint_phase(enum initwatch_phase phase, const struct initwatch_figures *f,
+                                         char *out, size_t size)
+{
+    const char *name = phase == INITWATCH_PHASE_RESTORE ? "Restore" : "Runtime init";
+    const char *work = phase == INITWATCH_PHASE_RESTORE ? "CPU-bound after-restore hooks"
+                                                        : "CPU-bound static init";
     int64_t permille;
     bool many_read, many_from_storage;
+    char starved[64] = "";
 
     if (out == NULL || size == 0)
         return INITWATCH_NONE;
@@ -42,6 +52,14 @@ enum initwatch_rule initwatch_hint(const struct initwatch_figures *f, char *out,
     if (f == NULL || f->cpu_us < 0 || f->wall_us < INITWATCH_MIN_WALL_US)
         return INITWATCH_NONE;
     permille = f->cpu_us * 1000 / f->wall_us;
+    /* Starved, not idle: it was runnable in most samples (the CPU time is
+     * small only because others had the CPU). */
+    if (permille < INITWATCH_BUSY_PERMILLE && f->root_samples >= INITWATCH_MIN_STATE_SAMPLES &&
+        (int64_t)f->runnable_samples * 1000 / f->root_samples >= INITWATCH_BUSY_PERMILLE) {
+        permille = INITWATCH_BUSY_PERMILLE;
+        snprintf(starved, sizeof(starved), " (runnable in %u of %u samples: short of CPU)",
+                 f->runnable_samples, f->root_samples);
+    }
     many_read = f->rchar >= INITWATCH_READ_MANY_BYTES;
     many_from_storage = f->read_bytes >= INITWATCH_READ_MANY_BYTES ||
                         f->majflt >= INITWATCH_MAJFLT_MANY;
@@ -49,37 +67,89 @@ enum initwatch_rule initwatch_hint(const struct initwatch_figures *f, char *out,
         double cpu = secs(f->cpu_us < f->wall_us ? f->cpu_us : f->wall_us);
         if (f->rchar < 0) {
             snprintf(out, size,
-                     "Runtime init spent %.1f s of its %.1f s on CPU (bytes read unknown: "
-                     "/proc/<pid>/io unreadable): CPU-bound",
-                     cpu, secs(f->wall_us));
+                     "%s spent %.1f s of its %.1f s on CPU (bytes read unknown: "
+                     "/proc/<pid>/io unreadable): CPU-bound%s",
+                     name, cpu, secs(f->wall_us), starved);
             return INITWATCH_CPU;
         }
         if (many_read) {
-            snprintf(out, size, "Runtime init read %.0f MB and spent %.1f s of its %.1f s on CPU: "
-                     "loading code", mb(f->rchar), cpu, secs(f->wall_us));
+            snprintf(out, size, "%s read %.0f MB and spent %.1f s of its %.1f s on CPU: "
+                     "loading code%s", name, mb(f->rchar), cpu, secs(f->wall_us), starved);
             return INITWATCH_LOADING;
         }
-        snprintf(out, size, "Runtime init spent %.1f s of its %.1f s on CPU and read %.1f MB: "
-                 "computing (CPU-bound static init)", cpu, secs(f->wall_us), mb(f->rchar));
+        snprintf(out, size, "%s spent %.1f s of its %.1f s on CPU and read %.1f MB: "
+                 "computing (%s)%s", name, cpu, secs(f->wall_us), mb(f->rchar), work, starved);
         return INITWATCH_COMPUTING;
     }
     if (permille < INITWATCH_IDLE_PERMILLE) {
         if (many_from_storage) {
             if (f->read_bytes >= INITWATCH_READ_MANY_BYTES)
-                snprintf(out, size, "Runtime init read %.0f MB from storage and used %.2f s of CPU "
-                         "in %.1f s: waiting on disk", mb(f->read_bytes), secs(f->cpu_us),
+                snprintf(out, size, "%s read %.0f MB from storage and used %.2f s of CPU "
+                         "in %.1f s: waiting on disk", name, mb(f->read_bytes), secs(f->cpu_us),
                          secs(f->wall_us));
             else
-                snprintf(out, size, "Runtime init took %" PRId64 " major page faults and used "
-                         "%.2f s of CPU in %.1f s: waiting on disk", f->majflt, secs(f->cpu_us),
+                snprintf(out, size, "%s took %" PRId64 " major page faults and used "
+                         "%.2f s of CPU in %.1f s: waiting on disk", name, f->majflt, secs(f->cpu_us),
                          secs(f->wall_us));
             return INITWATCH_DISK;
         }
-        snprintf(out, size, "Runtime init used %.2f s of CPU in %.1f s: waiting (network or a slow "
-                 "dependency)", secs(f->cpu_us), secs(f->wall_us));
+        snprintf(out, size, "%s used %.2f s of CPU in %.1f s: waiting (network or a slow "
+                 "dependency)", name, secs(f->cpu_us), secs(f->wall_us));
         return INITWATCH_WAITING;
     }
     return INITWATCH_NONE;
+}
+
+static int64_t delta_of(int64_t base, int64_t end, bool *bad)
+{
+    if (base < 0 || end < 0)
+        return -1;
+    if (end < base)
+        *bad = true;
+    return end - base;
+}
+
+bool initwatch_delta(const struct initwatch_figures *base, const struct initwatch_figures *end,
+                     int64_t wall_us, struct initwatch_figures *ret)
+{
+    bool bad = false;
+    struct initwatch_figures d;
+
+    if (base == NULL || end == NULL || ret == NULL)
+        return false;
+    /* Another root (the runtime restarted): the counters are not one
+     * process's; never guess. */
+    if (base->runtime_start_epoch_us != end->runtime_start_epoch_us && base->runtime_start_epoch_us != 0 &&
+        end->runtime_start_epoch_us != 0 &&
+        (base->runtime_start_epoch_us - end->runtime_start_epoch_us > 1000000 ||
+         end->runtime_start_epoch_us - base->runtime_start_epoch_us > 1000000))
+        return false;
+    memset(&d, 0, sizeof(d));
+    d.runtime_start_epoch_us = end->runtime_start_epoch_us;
+    d.taken_epoch_us = end->taken_epoch_us;
+    d.wall_us = wall_us >= 0 ? wall_us : -1;
+    d.cpu_us = delta_of(base->cpu_us, end->cpu_us, &bad);
+    d.rchar = delta_of(base->rchar, end->rchar, &bad);
+    d.read_bytes = delta_of(base->read_bytes, end->read_bytes, &bad);
+    d.majflt = delta_of(base->majflt, end->majflt, &bad);
+    d.minflt = delta_of(base->minflt, end->minflt, &bad);
+    if (d.cpu_us < 0) /* faults come with the CPU figure (stat) */
+        d.majflt = d.minflt = 0;
+    if (bad)
+        return false;
+    d.threads = end->threads;
+    d.max_threads = end->threads;
+    d.rss_bytes = end->rss_bytes;
+    d.processes = end->processes;
+    d.children_seen = end->children_seen > base->children_seen ? end->children_seen - base->children_seen : 0;
+    d.unreadable = base->unreadable | end->unreadable;
+    d.samples = end->samples > base->samples ? end->samples - base->samples : 0;
+    d.root_samples = end->root_samples > base->root_samples ? end->root_samples - base->root_samples : 0;
+    d.runnable_samples = end->runnable_samples > base->runnable_samples
+                             ? end->runnable_samples - base->runnable_samples
+                             : 0;
+    *ret = d;
+    return true;
 }
 
 void initwatch_describe(const struct initwatch_figures *f, char *out, size_t size)
@@ -99,7 +169,10 @@ void initwatch_describe(const struct initwatch_figures *f, char *out, size_t siz
             return;                                                                            \
         off += (size_t)n;                                                                      \
     } while (0)
-    PUT("%.2f s wall", secs(f->wall_us));
+    if (f->wall_us >= 0)
+        PUT("%.2f s wall", secs(f->wall_us));
+    else
+        PUT("wall unknown");
     if (f->cpu_us >= 0)
         PUT(", %.2f s CPU, %" PRId64 " minor / %" PRId64 " major faults", secs(f->cpu_us), f->minflt,
             f->majflt);
@@ -107,6 +180,8 @@ void initwatch_describe(const struct initwatch_figures *f, char *out, size_t siz
         PUT(", read %.1f MB (%.1f MB from storage)", mb(f->rchar), mb(f->read_bytes));
     PUT(", %u threads (at most %u), RSS %.1f MB, %u processes, %u child processes seen", f->threads,
         f->max_threads, mb(f->rss_bytes), f->processes, f->children_seen);
+    if (f->root_samples > 0)
+        PUT(", runnable in %u of %u samples", f->runnable_samples, f->root_samples);
     if (f->unreadable != 0) {
         static const char *const names[PROCSNAP_SRC_COUNT] = {
             "stat", "task", "cmdline", "syscall", "wchan", "fd", "net", "sock_diag", "io"};
@@ -133,8 +208,9 @@ struct initwatch {
     size_t nroots;
     struct procsnap_target last_root;
     pid_t seen[SEEN_MAX];
-    uint32_t nseen, max_threads, samples;
+    uint32_t nseen, max_threads, samples, root_samples, runnable_samples;
     uint32_t taken;           /* initwatch_sample calls that sampled */
+    bool resumed;             /* initwatch_resume since initwatch_take_resumed */
     /* the ring, under mu */
     struct initwatch_figures ring[RING];
     uint32_t head, count;
@@ -176,6 +252,7 @@ static void sample(struct initwatch *w)
     if (w->roots[0].pid != w->last_root.pid || w->roots[0].start_ticks != w->last_root.start_ticks) {
         w->nseen = 0; /* a newer process: what was seen was another's */
         w->max_threads = 0;
+        w->root_samples = w->runnable_samples = 0;
     }
     w->last_root = w->roots[0];
     po.roots = w->roots;
@@ -207,6 +284,15 @@ static void sample(struct initwatch *w)
     f.children_seen = w->nseen;
     f.unreadable = s->unreadable;
     f.samples = ++w->samples;
+    w->root_samples++;
+    for (uint16_t i = 0; i < s->nprocs; i++) {
+        if (s->procs[i].state == 'R') { /* the root or a child doing its work */
+            w->runnable_samples++;
+            break;
+        }
+    }
+    f.root_samples = w->root_samples;
+    f.runnable_samples = w->runnable_samples;
     f.taken_epoch_us = s->taken_epoch_us;
     /* The root's start on the wall clock: its age by CLOCK_BOOTTIME. */
     if (hz > 0 && s->nprocs > 0) {
@@ -317,6 +403,63 @@ bool initwatch_figures_at(struct initwatch *w, int64_t end_epoch_us, struct init
     }
     pthread_mutex_unlock(&w->mu);
     return found;
+}
+
+bool initwatch_restore_samples(struct initwatch *w, int64_t restore_start_us, int64_t done_us,
+                               int64_t late_max_us, struct initwatch_figures *ret_base,
+                               struct initwatch_figures *ret_end)
+{
+    bool have_base = false, have_end = false, have_late = false;
+    struct initwatch_figures late;
+
+    if (w == NULL || ret_base == NULL || ret_end == NULL)
+        return false;
+    memset(&late, 0, sizeof(late));
+    pthread_mutex_lock(&w->mu);
+    /* newest first */
+    for (uint32_t k = 0; k < w->count && !have_base; k++) {
+        const struct initwatch_figures *f = &w->ring[(w->head + RING - 1 - k) % RING];
+        if (f->taken_epoch_us < restore_start_us) {
+            *ret_base = *f;
+            have_base = true;
+        } else if (f->taken_epoch_us <= done_us) {
+            if (!have_end) {
+                *ret_end = *f;
+                have_end = true;
+            }
+        } else if (f->taken_epoch_us <= done_us + late_max_us) {
+            late = *f; /* the oldest such wins: the last one met going back */
+            have_late = true;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!have_end && have_late) {
+        *ret_end = late;
+        have_end = true;
+    }
+    return have_base && have_end;
+}
+
+void initwatch_resume(struct initwatch *w)
+{
+    if (w == NULL || w->threaded)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = false;
+    pthread_mutex_unlock(&w->mu);
+    w->taken = 0;
+    w->resumed = true;
+}
+
+bool initwatch_take_resumed(struct initwatch *w)
+{
+    bool r;
+
+    if (w == NULL)
+        return false;
+    r = w->resumed;
+    w->resumed = false;
+    return r;
 }
 
 void initwatch_stop(struct initwatch *w)

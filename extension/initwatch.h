@@ -39,6 +39,9 @@ struct initwatch_figures {
     uint32_t children_seen;   /* distinct descendants seen in any sample */
     uint32_t unreadable;      /* procsnap_src bits */
     uint32_t samples;         /* samples taken up to this one */
+    uint32_t root_samples;    /* of which of this root (a newer runtime restarts them) */
+    uint32_t runnable_samples; /* of those, the root was running or runnable (state R):
+                               * it wanted the CPU, whether or not it got it */
 };
 
 enum initwatch_rule {
@@ -56,11 +59,40 @@ enum initwatch_rule {
 #define INITWATCH_IDLE_PERMILLE 250       /* CPU < 25 % of wall: waiting */
 #define INITWATCH_READ_MANY_BYTES INT64_C(16000000) /* bytes read: "many" */
 #define INITWATCH_MAJFLT_MANY 4096        /* 16 MB of 4 KB pages from storage */
+/* With this many samples of the root's state, runnable in at least
+ * INITWATCH_BUSY_PERMILLE of them is busy too: a CPU-bound phase on a CPU
+ * shared with others (starved: little CPU time for its wall time) is not
+ * "waiting". */
+#define INITWATCH_MIN_STATE_SAMPLES 10
+
+/* The phase a hint speaks of. */
+enum initwatch_phase {
+    INITWATCH_PHASE_INIT,     /* "Runtime init" (with the function's static init) */
+    INITWATCH_PHASE_RESTORE,  /* "Restore": a SnapStart restore, its after-restore hooks */
+};
 
 /* The rule that fires for f and its sentence (no trailing period), e.g.
  * "Runtime init read 184 MB and spent 1.6 s of its 1.8 s on CPU: loading
- * code".  Writes "" when none fires.  Pure. */
+ * code", or with INITWATCH_PHASE_RESTORE "Restore read 184 MB ...".  The
+ * same rules and thresholds for both phases.  Writes "" when none fires.
+ * Pure. */
+enum initwatch_rule initwatch_hint_phase(enum initwatch_phase phase, const struct initwatch_figures *f,
+                                         char *out, size_t size);
+
+/* initwatch_hint_phase for INITWATCH_PHASE_INIT. */
 enum initwatch_rule initwatch_hint(const struct initwatch_figures *f, char *out, size_t size);
+
+/* A SnapStart restore's figures: what the runtime did between base (the
+ * last sample before the snapshot) and end (the last sample at or before
+ * restoreRuntimeDone), as deltas (CPU, bytes read, faults, samples,
+ * children seen), with threads, processes and RSS as at end, and wall_us
+ * the restore's duration (restoreReport durationMs: never CLOCK_MONOTONIC,
+ * which may jump backwards across a restore; TEL_ABSENT-like -1 when not
+ * known, and the hint then stays silent).  A figure unknown in either
+ * sample is unknown (-1).  Counters that went backwards (another process
+ * took the root's place) make the whole result invalid: false.  Pure. */
+bool initwatch_delta(const struct initwatch_figures *base, const struct initwatch_figures *end,
+                     int64_t wall_us, struct initwatch_figures *ret);
 
 /* A short anatomy line for the trace, e.g. "1.80 s wall, 1.62 s CPU, read
  * 184.0 MB (2.1 MB from storage), 12034 minor / 3 major faults, 4 threads,
@@ -95,6 +127,28 @@ struct initwatch *initwatch_start(const struct initwatch_opts *o);
  * in *ret: true, or false when there is none (the runtime was never found,
  * or every kept sample is later).  Thread-safe; w may be NULL. */
 bool initwatch_figures_at(struct initwatch *w, int64_t end_epoch_us, struct initwatch_figures *ret);
+
+/* A SnapStart restore: pick the runtime's samples around it from the
+ * ring.  *ret_base: the newest sample taken before restore_start_us (the
+ * restoreStart record's time: every sample before it predates the
+ * snapshot).  *ret_end: the newest taken after it and at or before
+ * done_us (restoreRuntimeDone's time), or else the oldest taken after
+ * done_us but no later than done_us + late_max_us (when sampling only
+ * resumed once the restore was over).  false when either is missing (the
+ * ring overflowed, or nothing was sampled).  Thread-safe; w may be NULL. */
+bool initwatch_restore_samples(struct initwatch *w, int64_t restore_start_us, int64_t done_us,
+                               int64_t late_max_us, struct initwatch_figures *ret_base,
+                               struct initwatch_figures *ret_end);
+
+/* Resumes sampling (a SnapStart restore was detected): clears a stop and
+ * the count of samples taken.  The owner's thread (the event loop, whose
+ * timer then re-arms: initwatch_take_resumed).  w may be NULL. */
+void initwatch_resume(struct initwatch *w);
+
+/* true once after each initwatch_resume: the owner arms its timer again
+ * (at once: its old deadline is on a CLOCK_MONOTONIC that may have jumped
+ * across the restore).  The owner's thread; w may be NULL. */
+bool initwatch_take_resumed(struct initwatch *w);
 
 /* Asks the watcher to stop sampling (does not wait).  w may be NULL. */
 void initwatch_stop(struct initwatch *w);

@@ -40,6 +40,7 @@
 #include "ext_event.h"
 #include "extapi.h"
 #include "http_client.h"
+#include "ids.h"
 #include "initwatch.h"
 #include "journal.h"
 #include "limits.h"
@@ -531,6 +532,8 @@ static int event_loop(struct runtime *rt)
     bool init_over = false;
     char last_invoke[EVENT_REQUEST_ID_MAX] = "";
     int64_t cpu_prev_us = process_cpu_us();
+    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
+    bool snap_start = init_type != NULL && strcmp(init_type, "snap-start") == 0;
 
     pipeline_post_ready(rt->pipeline, rt->registered_us, clock_epoch_us());
     for (;;) {
@@ -561,6 +564,12 @@ static int event_loop(struct runtime *rt)
             log_info("/event/next brought an event again after %u call(s) that did not", trouble.calls);
             trouble.calls = 0;
         }
+        /* SnapStart: the snapshot was taken while we waited in this call
+         * (the Extensions API has no restore event), so this is a restored
+         * copy whose random pools every other copy shares: new ids come
+         * from fresh entropy, before anything reaches another thread. */
+        if (!init_over && snap_start)
+            ids_restore_epoch_bump();
         init_over = true;
         if (pipeline_post_event(rt->pipeline, &ev, received_us))
             pipeline_hold(rt->pipeline, &ev, received_ns);

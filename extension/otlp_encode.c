@@ -24,13 +24,6 @@
 
 #define FIELD_LEN(field) strnlen((field), sizeof(field))
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        r = (expr);                                                                                \
-        if (r < 0)                                                                                 \
-            goto out;                                                                              \
-    } while (0)
-
 /* trace.proto enums: Span.SpanKind, Status.StatusCode. */
 #define SPAN_KIND_INTERNAL 1
 #define SPAN_KIND_SERVER 2

@@ -287,6 +287,14 @@ static void count_lost_batch(struct pipeline *p)
     telemetry_lost(p);
 }
 
+/* A SnapStart restore resumed the Init watcher (tracer.c): sample again,
+ * from now (the timer's old deadline is on a clock that may have jumped). */
+static void initwatch_rearm(struct pipeline *p)
+{
+    if (initwatch_take_resumed(p->initwatch))
+        loop_timers_arm(loop_timers(p->loop), &p->initwatch_timer, clock_mono_ns());
+}
+
 static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
@@ -339,6 +347,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
                   ev->error_type ? ev->error_type : "-");
         forensics_on_telemetry(p->forensics, ev);
         tracer_on_telemetry(p->tracer, ev);
+        initwatch_rearm(p);
         if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL) {
             int jr = journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type);
             if (jr < 0 && jr != -ENOENT && jr != -ENODEV)
@@ -399,6 +408,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
         forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
         tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
+        initwatch_rearm(p);
         journal_invoke(p, ev->request_id);
         note_first_drop(p); /* a predecessor's invocation closed above */
         return;
@@ -699,6 +709,7 @@ static void pipeline_free(struct pipeline *p)
 int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct pipeline **ret)
 {
     struct pipeline *p = calloc(1, sizeof(*p));
+    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
     struct tracer_options topts = {
         .function_name = fn->name,
         .function_version = fn->version,
@@ -712,6 +723,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .log_tail_lines = cfg->log_tail_lines,
         .log_tail_max_bytes = cfg->log_tail_max_bytes,
         .initwatch = fn->initwatch,
+        .snap_start = init_type != NULL && strcmp(init_type, "snap-start") == 0,
         .emit = on_segment,
         .observe = on_observe,
     };

@@ -2066,25 +2066,35 @@ static const struct procsnap_socket *same_socket(const struct procsnap *s,
 /* Request sent within this invocation, no answer since: the last send
  * lies within the invocation and then either the last receive is older
  * than it, or nothing was ever received on the connection, or (with a
- * start snapshot) nothing was received since the invocation started.
- * tcp_info times are in ms of jiffies, so a connect and a send in the same
- * tick read as equal ages: the byte counters settle those. */
-static bool awaiting_answer(const struct procsnap *start, const struct procsnap_socket *sk,
-                            int64_t age_us)
+ * start snapshot) bytes were sent since it and none received.  Those are
+ * AWAIT_CLEAR.  tcp_info times are in ms of jiffies, so a connect and a
+ * send in the same tick read as equal ages: the byte counters settle those.
+ * But an answer received in the same tick as its request (a pooled
+ * connection's ping on loopback) reads the same as a request sent right
+ * after the previous answer; when nothing was received since the start
+ * snapshot either (which is the slow sampler's first look, not the
+ * invocation's start: the answer may have come before it) that is only
+ * AWAIT_SAME_TICK, which never outranks a clear one. */
+enum await_kind { AWAIT_NONE, AWAIT_SAME_TICK, AWAIT_CLEAR };
+
+static enum await_kind awaiting_answer(const struct procsnap *start, const struct procsnap_socket *sk,
+                                       int64_t age_us)
 {
     const struct procsnap_socket *o;
 
     if (!sk->has_info || sk->proto != IPPROTO_TCP || sk->tcp_state != PROCSNAP_TCP_ESTABLISHED)
-        return false;
+        return AWAIT_NONE;
     if (age_us >= 0 && (int64_t)sk->last_data_sent_ms * 1000 > age_us + TCP_CLOCK_SLACK_US)
-        return false;
+        return AWAIT_NONE;
     if (sk->last_data_recv_ms > sk->last_data_sent_ms)
-        return true;
+        return AWAIT_CLEAR;
     if (sk->has_bytes && sk->bytes_received == 0 && sk->bytes_acked + sk->tx_queue > 0)
-        return true;
+        return AWAIT_CLEAR;
     o = same_socket(start, sk);
-    return o != NULL && sk->has_bytes && o->has_bytes && o->bytes_received == sk->bytes_received &&
-           sk->last_data_recv_ms >= sk->last_data_sent_ms;
+    if (o == NULL || !sk->has_bytes || !o->has_bytes || o->bytes_received != sk->bytes_received ||
+        sk->last_data_recv_ms < sk->last_data_sent_ms)
+        return AWAIT_NONE;
+    return sk->bytes_acked + sk->tx_queue > o->bytes_acked + o->tx_queue ? AWAIT_CLEAR : AWAIT_SAME_TICK;
 }
 
 static void consider(struct cause *best, const struct cause *c)
@@ -2121,6 +2131,8 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
         best->score = 200;
     else if (main_running && (!windowed || v->cpu_us * 10 >= v->window_us))
         best->score = 150;
+    else if (main_running && v->cpu_us * 100 < v->window_us)
+        best->score = 12; /* just woken (under 1%): no loop; any wait known outranks it */
     else if (main_running || (v->running > 0 && !windowed))
         best->score = 55;
     if (best->score > 0)
@@ -2222,15 +2234,19 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
             c.wait = PROCSNAP_WAIT_CONNECT;
             c.score = 95;
             consider(best, &c);
-        } else if (awaiting_answer(start, sk, v->age_us)) {
+        } else {
+            enum await_kind a = awaiting_answer(start, sk, v->age_us);
+            if (a == AWAIT_NONE)
+                continue;
             c.wait = PROCSNAP_WAIT_SOCKET;
-            /* The longest outstanding request wins among several. */
-            c.score = 70;
-            if (best->score == 70 && best->sock >= 0 &&
+            /* A clear case before a same-tick one; among equals the
+             * longest outstanding request wins. */
+            c.score = a == AWAIT_CLEAR ? 70 : 67;
+            if (best->score == c.score && best->sock >= 0 &&
                 now->sockets[best->sock].last_data_sent_ms >= sk->last_data_sent_ms)
                 continue;
-            if (best->score == 70)
-                best->score = 69;
+            if (best->score == c.score)
+                best->score = c.score - 1;
             consider(best, &c);
         }
     }
@@ -2238,11 +2254,16 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
     /* A socket wait found from a thread without an fd (wchan only): the
      * timing rule names the socket if one matches. */
     if (best->wait == PROCSNAP_WAIT_SOCKET && best->sock < 0) {
-        for (uint16_t i = 0; i < now->nsockets; i++)
-            if (awaiting_answer(start, &now->sockets[i], v->age_us) &&
-                (best->sock < 0 || now->sockets[i].last_data_sent_ms >
-                                       now->sockets[best->sock].last_data_sent_ms))
+        enum await_kind best_a = AWAIT_NONE;
+        for (uint16_t i = 0; i < now->nsockets; i++) {
+            enum await_kind a = awaiting_answer(start, &now->sockets[i], v->age_us);
+            if (a != AWAIT_NONE &&
+                (a > best_a || (a == best_a && now->sockets[i].last_data_sent_ms >
+                                                   now->sockets[best->sock].last_data_sent_ms))) {
                 best->sock = i;
+                best_a = a;
+            }
+        }
     }
     /* How long. */
     if (best->sock >= 0 && now->sockets[best->sock].has_info &&
@@ -2358,6 +2379,15 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
     case PROCSNAP_WAIT_CPU: {
         char threads[48];
         unsigned n = v.per_thread ? v.busy_threads : v.running;
+        if (v.since_start && v.window_us > 0 && v.cpu_us * 100 < v.window_us) {
+            /* caught the instant it woke (an answer, a timer, a fatal
+             * signal): what it waited on before is not known */
+            char wall[32];
+            fmt_secs(wall, sizeof(wall), v.window_us);
+            snprintf(sentence, size, "on CPU at this instant after %s of CPU in %s%s (just woken from a wait?)",
+                     cpu, v.late_start ? "the last " : "", wall);
+            return;
+        }
         if (n <= 1)
             snprintf(threads, sizeof(threads), "on one thread (a loop?)");
         else
@@ -2699,6 +2729,16 @@ static int json_body(const struct procsnap *s, const struct procsnap *start, str
     r = buf_printf(b, "{\"taken_us\":%lld,\"took_us\":%u,\"partial\":%s,\"light\":%s",
                    (long long)s->taken_epoch_us, s->took_us, s->partial ? "true" : "false",
                    s->light ? "true" : "false");
+    if (r < 0)
+        return r;
+    /* what the *_start figures count from: with an earlier snapshot, that
+     * one (forensics' slow sampler's first); without one, cpu_us is all
+     * there is, since each process started */
+    if (start != NULL)
+        r = buf_printf(b, ",\"baseline\":\"first_slow_snapshot\",\"baseline_taken_us\":%lld",
+                       (long long)start->taken_epoch_us);
+    else
+        r = buf_append_str(b, ",\"baseline\":\"process_start\"");
     if (r < 0)
         return r;
     /* how the sockets were read: by fd, or from the namespace's tables */

@@ -17,8 +17,8 @@
  * read with one read(2) into a stack buffer.  Nothing logs (leaf module).
  * All functions may be called from any thread; they share no state.
  *
- * Which file gives which fact (see also the README, "What the forensics can
- * read"):
+ * Which file gives which fact (see also the README, "Diagnosis: why it timed
+ * out or was slow", and docs/design.md, "What the forensics can read"):
  *   /proc/P/stat, task/T/stat   state, comm, ppid, utime+stime, start time,
  *                               RSS pages, thread count          (anyone)
  *   /proc/P/stat fields 10-17   page faults (own + waited children),
@@ -365,9 +365,15 @@ void procsnap_share_summary(const struct procsnap_share *s, char *sentence, size
  * "proto":"tcp","local":"..","peer":"10.0.3.17:5432","service":"PostgreSQL",
  * "state":"established","tx_queue":0,"rx_queue":0,"last_send_ms":..,
  * "last_recv_ms":..,"unacked":..,"retransmits":..}]}]}.  With `start`
- * (may be NULL) each process and thread also gets "cpu_since_start_us" and
- * each process "rss_start_bytes".  Strings are JSON-escaped (comm is
- * outside input).  On failure (-ENOBUFS, -ENOMEM) out is left as it was.
+ * (may be NULL; forensics passes the slow sampler's first snapshot of the
+ * invocation) each process and thread also gets "cpu_since_start_us" and
+ * each process "rss_start_bytes", counted from that snapshot, not from the
+ * invocation's start: the object says so with "baseline":
+ * "first_slow_snapshot" and "baseline_taken_us" (its epoch µs).  Without
+ * `start` it says "baseline":"process_start" (cpu_us counts from each
+ * process's start; there is no earlier RSS).  Strings are JSON-escaped
+ * (comm is outside input).  On failure (-ENOBUFS, -ENOMEM) out is left as
+ * it was.
  */
 int procsnap_to_json(const struct procsnap *s, const struct procsnap *start, struct buf *out)
     __attribute__((warn_unused_result));

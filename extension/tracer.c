@@ -179,6 +179,15 @@ struct tracer {
     struct cost_price price;
     bool durable; /* durable function (initStart.runtimeVersion) */
     struct initwatch *initwatch;
+    /* SnapStart (AWS_LAMBDA_INITIALIZATION_TYPE, or initStart's type): the
+     * watcher keeps sampling past initRuntimeDone, for the baseline the
+     * restore is measured against. */
+    bool snap_start;
+    bool restore_detected; /* the first INVOKE after Init, or restoreStart */
+    bool restore_anatomy;  /* restore_figures hold the restore's deltas */
+    struct initwatch_figures restore_figures; /* wall_us set at emission */
+    int64_t restore_rss_delta_bytes;
+    int64_t restore_threads_delta;
 
     int64_t registered_us;
     int64_t first_next_us;
@@ -231,6 +240,7 @@ struct tracer *tracer_new(const struct tracer_options *opts)
     t->price = opts->price;
     t->ctx = opts->ctx;
     t->initwatch = opts->initwatch;
+    t->snap_start = opts->snap_start;
     t->instance_max_memory = TEL_ABSENT;
     if (opts->log_tail_lines > 0) {
         t->log_tail_lines = opts->log_tail_lines < LOG_TAIL_MAX_LINES ? opts->log_tail_lines
@@ -622,37 +632,117 @@ static double ms_of(int64_t us)
 
 /* Where Init went (README "Why was the cold start slow?"): the runtime's
  * anatomy and hint, and the extensions' share against the runtime's. */
-/* The runtime's figures over its Init (initwatch) on span rt: the
- * "Runtime init" subsegment's metadata and its OTLP span's attributes; a
- * figure that could not be read is left out, never guessed. */
-static void add_runtime_figures(const struct initwatch_figures *f, struct trace_segment *seg, int rt)
+/* The OTLP names of one phase's figures (static strings). */
+struct figure_keys {
+    const char *summary, *wall_ms, *cpu_ms, *major_faults, *minor_faults, *read_bytes,
+        *storage_read_bytes, *threads, *rss_bytes, *child_processes;
+};
+
+static const struct figure_keys init_keys = {
+    "lambda_tracer.runtime_init", "lambda_tracer.runtime_init.wall_ms",
+    "lambda_tracer.runtime_init.cpu_ms", "lambda_tracer.runtime_init.major_faults",
+    "lambda_tracer.runtime_init.minor_faults", "lambda_tracer.runtime_init.read_bytes",
+    "lambda_tracer.runtime_init.storage_read_bytes", "lambda_tracer.runtime_init.threads",
+    "lambda_tracer.runtime_init.rss_bytes", "lambda_tracer.runtime_init.child_processes",
+};
+
+static const struct figure_keys restore_keys = {
+    "lambda_tracer.restore", "lambda_tracer.restore.wall_ms", "lambda_tracer.restore.cpu_ms",
+    "lambda_tracer.restore.major_faults", "lambda_tracer.restore.minor_faults",
+    "lambda_tracer.restore.read_bytes", "lambda_tracer.restore.storage_read_bytes",
+    "lambda_tracer.restore.threads", "lambda_tracer.restore.rss_bytes",
+    "lambda_tracer.restore.child_processes",
+};
+
+/* The runtime's figures over a phase (initwatch) on span rt: the "Runtime
+ * init" (or "Restore") subsegment's metadata and its OTLP span's
+ * attributes; a figure that could not be read is left out, never
+ * guessed.  Restore figures are deltas against the last sample before the
+ * snapshot (initwatch_delta). */
+static void add_runtime_figures(const struct initwatch_figures *f, const struct figure_keys *k,
+                                struct trace_segment *seg, int rt)
 {
     char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
 
     initwatch_describe(f, text, sizeof(text));
-    trace_span_attr_str(seg, rt, "summary", "lambda_tracer.runtime_init", TRACE_ATTR_METADATA, text);
-    trace_span_attr_int(seg, rt, "wall_ms", "lambda_tracer.runtime_init.wall_ms", TRACE_ATTR_METADATA,
-                        f->wall_us / 1000);
+    trace_span_attr_str(seg, rt, "summary", k->summary, TRACE_ATTR_METADATA, text);
+    if (f->wall_us >= 0)
+        trace_span_attr_int(seg, rt, "wall_ms", k->wall_ms, TRACE_ATTR_METADATA, f->wall_us / 1000);
     if (f->cpu_us >= 0) {
-        trace_span_attr_int(seg, rt, "cpu_ms", "lambda_tracer.runtime_init.cpu_ms", TRACE_ATTR_METADATA,
-                            f->cpu_us / 1000);
-        trace_span_attr_int(seg, rt, "major_faults", "lambda_tracer.runtime_init.major_faults",
-                            TRACE_ATTR_METADATA, f->majflt);
-        trace_span_attr_int(seg, rt, "minor_faults", "lambda_tracer.runtime_init.minor_faults",
-                            TRACE_ATTR_METADATA, f->minflt);
+        trace_span_attr_int(seg, rt, "cpu_ms", k->cpu_ms, TRACE_ATTR_METADATA, f->cpu_us / 1000);
+        trace_span_attr_int(seg, rt, "major_faults", k->major_faults, TRACE_ATTR_METADATA, f->majflt);
+        trace_span_attr_int(seg, rt, "minor_faults", k->minor_faults, TRACE_ATTR_METADATA, f->minflt);
     }
     if (f->rchar >= 0)
-        trace_span_attr_int(seg, rt, "read_bytes", "lambda_tracer.runtime_init.read_bytes",
-                            TRACE_ATTR_METADATA, f->rchar);
+        trace_span_attr_int(seg, rt, "read_bytes", k->read_bytes, TRACE_ATTR_METADATA, f->rchar);
     if (f->read_bytes >= 0)
-        trace_span_attr_int(seg, rt, "storage_read_bytes", "lambda_tracer.runtime_init.storage_read_bytes",
-                            TRACE_ATTR_METADATA, f->read_bytes);
-    trace_span_attr_int(seg, rt, "threads", "lambda_tracer.runtime_init.threads", TRACE_ATTR_METADATA,
-                        f->max_threads);
-    trace_span_attr_int(seg, rt, "rss_bytes", "lambda_tracer.runtime_init.rss_bytes", TRACE_ATTR_METADATA,
-                        f->rss_bytes);
-    trace_span_attr_int(seg, rt, "child_processes", "lambda_tracer.runtime_init.child_processes",
-                        TRACE_ATTR_METADATA, f->children_seen);
+        trace_span_attr_int(seg, rt, "storage_read_bytes", k->storage_read_bytes, TRACE_ATTR_METADATA,
+                            f->read_bytes);
+    trace_span_attr_int(seg, rt, "threads", k->threads, TRACE_ATTR_METADATA, f->max_threads);
+    trace_span_attr_int(seg, rt, "rss_bytes", k->rss_bytes, TRACE_ATTR_METADATA, f->rss_bytes);
+    trace_span_attr_int(seg, rt, "child_processes", k->child_processes, TRACE_ATTR_METADATA,
+                        f->children_seen);
+}
+
+/* A SnapStart restore is detected by whichever comes first: the first
+ * INVOKE of a snap-start environment (our /event/next, blocked at the
+ * snapshot, returns only after the restore) or the restoreStart record
+ * (batched, at least 25 ms late).  Ids drawn from now on come from fresh
+ * entropy (main.c bumped already for the INVOKE; once more is harmless),
+ * and the watcher samples the runtime again until restoreRuntimeDone. */
+static void restore_detected(struct tracer *t)
+{
+    if (t->restore_detected)
+        return;
+    t->restore_detected = true;
+    ids_restore_epoch_bump();
+    initwatch_resume(t->initwatch);
+}
+
+/* A sample this much after restoreRuntimeDone still stands for the
+ * restore's end (when sampling resumed only as the restore ended): the
+ * runtime is then at most starting its first invocation. */
+#define RESTORE_LATE_SAMPLE_US 100000
+
+/* restoreRuntimeDone: the runtime's figures over the restore, as deltas
+ * against the last sample before the snapshot; sampling stops. */
+static void take_restore_figures(struct tracer *t, int64_t done_us)
+{
+    struct initwatch_figures base, end;
+
+    if (t->initwatch == NULL)
+        return;
+    if (t->init.restore_seen && !t->restore_anatomy &&
+        initwatch_restore_samples(t->initwatch, t->init.restore_start_us, done_us + 1000,
+                                  RESTORE_LATE_SAMPLE_US, &base, &end) &&
+        initwatch_delta(&base, &end, -1, &t->restore_figures)) {
+        t->restore_anatomy = true;
+        t->restore_rss_delta_bytes = end.rss_bytes - base.rss_bytes;
+        t->restore_threads_delta = (int64_t)end.threads - (int64_t)base.threads;
+    }
+    initwatch_stop(t->initwatch);
+}
+
+/* The restore's figures and hint on the Restore span (restore_span) and
+ * its segment; wall time from restoreReport's durationMs only. */
+static void add_restore_anatomy(struct tracer *t, struct trace_segment *seg, int restore_span)
+{
+    struct initwatch_figures f;
+    char text[2 * TRACE_STRING_MAX];
+
+    if (!t->restore_anatomy || restore_span < 0)
+        return;
+    f = t->restore_figures;
+    f.wall_us = t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
+                    ? t->init.restore_duration_us
+                    : -1;
+    add_runtime_figures(&f, &restore_keys, seg, restore_span);
+    trace_span_attr_int(seg, restore_span, "rss_delta_bytes", "lambda_tracer.restore.rss_delta_bytes",
+                        TRACE_ATTR_METADATA, t->restore_rss_delta_bytes);
+    trace_span_attr_int(seg, restore_span, "threads_delta", "lambda_tracer.restore.threads_delta",
+                        TRACE_ATTR_METADATA, t->restore_threads_delta);
+    if (initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &f, text, sizeof(text)) != INITWATCH_NONE)
+        trace_attr_str(seg, "restore_hint", "lambda_tracer.restore_hint", TRACE_ATTR_ANNOTATION, text);
 }
 
 static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt)
@@ -666,7 +756,7 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
     if (in->anatomy) {
         /* On the Runtime init subsegment; on the Init's segment when that
          * subsegment could not be placed (its start unknown). */
-        add_runtime_figures(&in->figures, seg, rt);
+        add_runtime_figures(&in->figures, &init_keys, seg, rt);
         /* With other extensions, initRuntimeDone is dated when the last
          * extension is ready (Lambda emits it then): the runtime's idle
          * time may be a wait for them, so only the busy rules speak. */
@@ -1105,10 +1195,11 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
             seg->start_us = t->init.start_us;
     }
     if (t->init.restore_seen && inv->cold) {
-        add_span(seg, -1, "Restore", t->init.restore_start_us,
-                 t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
-                     ? t->init.restore_start_us + t->init.restore_duration_us
-                     : TRACE_NO_END);
+        int r = add_span(seg, -1, "Restore", t->init.restore_start_us,
+                         t->init.restore_reported && t->init.restore_duration_us != TEL_ABSENT
+                             ? t->init.restore_start_us + t->init.restore_duration_us
+                             : TRACE_NO_END);
+        add_restore_anatomy(t, seg, r);
         if (t->init.restore_start_us < seg->start_us)
             seg->start_us = t->init.restore_start_us;
     }
@@ -1312,6 +1403,8 @@ void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t rece
     struct invocation *inv;
 
     saw_time(t, received_us);
+    if (t->snap_start)
+        restore_detected(t); /* before get draws this invocation's ids */
     inv = get(t, ev->request_id, true);
     if (inv == NULL)
         return; /* no table: out of memory */
@@ -1438,6 +1531,8 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
         in->start_us = ev->time_us;
         in->type = ev->init_type;
         in->phase = ev->phase;
+        if (ev->init_type == TEL_INIT_TYPE_SNAP_START)
+            t->snap_start = true;
         if (ev->instance_id != NULL)
             trace_copy_str(t->instance_id, sizeof(t->instance_id), ev->instance_id);
         if (ev->instance_max_memory != TEL_ABSENT)
@@ -1448,10 +1543,14 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
         in->runtime_done = true;
         in->runtime_done_us = ev->time_us;
         /* The runtime's figures up to its Init's end (platform times are
-         * whole ms: the sample may be up to 1 ms later); sampling stops. */
+         * whole ms: the sample may be up to 1 ms later); sampling stops,
+         * except with SnapStart: the samples up to the snapshot are the
+         * restore's baseline (and in a restored copy this record may come
+         * only after the restore, which is being sampled). */
         if (t->initwatch != NULL && !in->anatomy) {
             in->anatomy = initwatch_figures_at(t->initwatch, ev->time_us + 1000, &in->figures);
-            initwatch_stop(t->initwatch);
+            if (!t->snap_start && !t->restore_detected)
+                initwatch_stop(t->initwatch);
         }
         in->runtime_status = ev->status;
         trace_copy_str(in->runtime_error, sizeof(in->runtime_error), ev->error_type);
@@ -1470,6 +1569,10 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
     case TEL_RESTORE_START:
         in->restore_seen = true;
         in->restore_start_us = ev->time_us;
+        restore_detected(t);
+        break;
+    case TEL_RESTORE_RUNTIME_DONE:
+        take_restore_figures(t, ev->time_us);
         break;
     case TEL_RESTORE_REPORT:
         in->restore_reported = true;

@@ -55,6 +55,8 @@ struct tracer_options {
     size_t log_tail_max_bytes; /* cap of the attached text */
     struct cost_price price;   /* for cost_usd; all 0: no cost figures */
     struct initwatch *initwatch; /* not owned; may be NULL: the Init anatomy's sampler */
+    bool snap_start;           /* AWS_LAMBDA_INITIALIZATION_TYPE=snap-start: a SnapStart
+                                * restore's anatomy (and fresh ids after it) */
     tracer_emit_fn emit;
     tracer_observe_fn observe; /* may be NULL; called with ctx */
     void *ctx;

@@ -27,13 +27,6 @@
 /* Cause message with no length limit. */
 #define NO_LIMIT SIZE_MAX
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        r = (expr);                                                                                \
-        if (r < 0)                                                                                 \
-            goto out;                                                                              \
-    } while (0)
-
 struct enc {
     struct buf *b;
     const struct trace_segment *seg;

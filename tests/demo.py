@@ -4,7 +4,7 @@
 Attaches the extension to an example Python function and drives one
 environment through a cold start (joining an upstream trace), warm invokes, a
 slow invoke, a timeout in a busy loop (its cause says what the function was
-doing; and the re-init that follows), a crash, an out-of-memory
+doing; and the re-init that follows), a crash, a leak (warm calls whose memory grows) and the out-of-memory
 kill and a spin-down.  Everything runs with Lambda's defaults: PassThrough
 tracing (a call without a header gets Sampled=0) and no sampling setting, so
 a fast warm call without a header is exported only when the sample takes it
@@ -49,6 +49,11 @@ STEPS = [
     ("timeout", b'{"action":"spin","ms":10000}', None, "TIMEOUT"),
     ("after timeout", FAST, None, "OK"),
     ("crash", b'{"action":"crash","code":7}', None, "CRASH"),
+    # a leak: each warm call keeps 20 MB more, then one runs out of memory; its cause states
+    # the memory trend ("growing steadily: a leak?")
+    ("leak 20 MB", b'{"action":"grow","mb":20}', None, "OK?"),
+    ("leak 20 MB", b'{"action":"grow","mb":20}', None, "OK?"),
+    ("leak 20 MB", b'{"action":"grow","mb":20}', None, "OK?"),
     ("oom 400 MB", b'{"action":"oom","mb":400}', None, "OOM"),
     # the OOM kill reset the environment: without one more invoke the
     # spin-down would find nothing running to shut down
@@ -130,6 +135,60 @@ def compact(msg):
     return " ".join(kept) + (" (other counters 0)" if len(kept) < len(words) else "")
 
 
+def cost_table(table):
+    """Each exported step's cost split (segment metadata cost_*): Init (cold starts), the
+    invocation, the time extensions held it open after the response, and of that this
+    layer's own share; the total is the segment's cost_usd (the request price included)."""
+    rows = [f"  {'#':>2} {'step':<14} {'Init':>18} {'invocation':>18} {'of it after resp.':>18} "
+            f"{'of that ours':>18} {'total':>12}"]
+
+    def cell(meta, usd, ms):
+        if usd not in meta:
+            return "-"
+        return f"{meta[usd]:.9f} [{meta.get(ms, '?')}]" if ms else f"{meta[usd]:.9f}"
+    for n, label, _, doc, _, _, _ in table:
+        if doc is None:
+            continue
+        meta = dict(doc.get("annotations") or {})  # billed_duration_ms
+        meta.update((doc.get("metadata") or {}).get("lambda_tracer") or {})
+        total = meta.get("cost_usd")
+        rows.append(f"  {n:>2} {label:<14} {cell(meta, 'cost_init_usd', 'cost_init_billed_ms'):>18} "
+                    f"{cell(meta, 'cost_invoke_usd', None):>18} "
+                    f"{cell(meta, 'cost_after_response_usd', 'cost_after_response_billed_ms'):>18} "
+                    f"{cell(meta, 'cost_tracer_usd', 'cost_tracer_billed_ms'):>18} "
+                    f"{f'{total:.9f}' if total is not None else '-':>12}")
+    return "\n".join(rows)
+
+
+def metrics_summary(emf_lines):
+    """The EMF documents' metrics summed over the run: counts and costs added up,
+    distributions as count / mean / max."""
+    sums, dists, units = {}, {}, {}
+    for line in emf_lines:
+        doc = json.loads(line)
+        names = []
+        for directive in doc["_aws"].get("CloudWatchMetrics", []):
+            for m in directive.get("Metrics", []):
+                if m["Name"] not in names:
+                    names.append(m["Name"])
+                    units[m["Name"]] = m.get("Unit", "None")
+        for name in names:
+            v = doc.get(name)
+            if isinstance(v, list):
+                dists.setdefault(name, []).extend(v)
+            elif isinstance(v, (int, float)):
+                sums[name] = sums.get(name, 0) + v
+    short = {"Milliseconds": "ms", "Megabytes": "MB", "Percent": "%"}
+    out = []
+    if sums:
+        out.append(", ".join(f"{k} {v:.9f}" if isinstance(v, float) and v < 1 and units[k] == "None"
+                             else f"{k} {v:g}" for k, v in sums.items()))
+    for k, v in dists.items():
+        u = short.get(units[k], "")
+        out.append(f"{k}: {len(v)} values, mean {sum(v) / len(v):.1f} {u}, max {max(v):.1f} {u}")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", default=None, help="the lambda-tracer binary (default build/dev/lambda-tracer)")
@@ -159,7 +218,8 @@ def main():
         print(line)
     root = harness.make_root(binary)
     emu = harness.new_emulator(root, timeout_s=args.timeout_s, memory_mb=args.memory_mb,
-                               env={"LAMBDA_TRACER_LOG_LEVEL": "info"}, lambda_default=True)
+                               env={"LAMBDA_TRACER_LOG_LEVEL": "info", "LAMBDA_TRACER_METRICS": "true"},
+                               lambda_default=True, bill_init=True)  # Init billed, as since 2025-08-01
     slow = json.dumps({"action": "slow", "ms": int(args.timeout_s * 600)}).encode()
     results = []
     try:
@@ -175,15 +235,16 @@ def main():
         emu.close()
         shutil.rmtree(root, ignore_errors=True)
 
-    # every exported document, all versions, exactly as the extension printed them
-    raw = []
+    # every exported document, all versions, exactly as the extension printed them; the EMF
+    # documents (metrics, LAMBDA_TRACER_METRICS) apart
+    raw, emf = [], []
     for line in lines:
         if line.startswith("{"):
             try:
-                json.loads(line)
+                obj = json.loads(line)
             except ValueError:
                 continue
-            raw.append(line)
+            (emf if isinstance(obj, dict) and "_aws" in obj else raw).append(line)
     docs = harness.documents(raw)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
@@ -251,6 +312,9 @@ def main():
         elif expect == "TIMEOUT" and "seconds: busy" not in (waterfall.cause(doc) or ("", ""))[1]:
             check = "no diagnosis"
             problems.append(f"{title}: the timeout's cause does not say what the function was doing")
+        elif expect == "OOM" and "(growing steadily" not in (waterfall.cause(doc) or ("", ""))[1]:
+            check = "no memory trend"
+            problems.append(f"{title}: the out-of-memory cause does not state the memory trend")
         table.append((n, label, r, doc if is_final else None, len(versions) - n_open, n_open, check))
 
     print()
@@ -278,6 +342,14 @@ def main():
           " and replaced by the final one under the same id)")
 
     print()
+    print(bold("Cost per phase") + " (estimated USD at the us-east-1 price, billed ms in brackets: the Init, "
+          "the invocation with the request; of the invocation, the time extensions held it open after the "
+          "response, and of that, this layer's own share)")
+    print(cost_table(table))
+    print("  (a re-init after a reset runs inside its invocation: Lambda reports and bills it as part of "
+          "the invocation's duration)")
+
+    print()
     print(bold("Extension (one process per environment generation; a timeout, crash or OOM resets it)"))
     gen = 0
     for line in lines:
@@ -296,6 +368,14 @@ def main():
               f"whole environment {sd.duration_ms:.1f} ms (budget 2,000 ms)")
     else:
         problems.append("spin-down: the extension was not running")
+
+    print()
+    print(bold("Metrics") + f" (what the {len(emf)} EMF documents on the extension's stdout carry to CloudWatch, "
+          "summed over them)")
+    for line in metrics_summary(emf):
+        print("  " + line)
+    if not emf:
+        problems.append("metrics: no EMF document on the extension's stdout")
 
     n_open = sum(1 for d in docs if d.get("in_progress"))
     print()

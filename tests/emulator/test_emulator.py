@@ -814,6 +814,29 @@ class FailureTests(unittest.TestCase):
         self.assertGreaterEqual(r.max_memory_used_mb, base + 70)
         self.assertLess(r.max_memory_used_mb, 512)
 
+    def test_grow_holds_memory_across_invocations(self):
+        # a leak: what each call allocates stays, so maxMemoryUsedMB climbs call by call
+        box = Box(self, memory_mb=512)
+        box.emu.start()
+        base = box.emu.invoke(FAST).max_memory_used_mb
+        got = [box.emu.invoke(b'{"action":"grow","mb":30}') for _ in range(3)]
+        self.assertEqual([r.status for r in got], ["success"] * 3)
+        mb = [r.max_memory_used_mb for r in got]
+        for before, after in zip([base] + mb, mb):
+            self.assertGreaterEqual(after, before + 25)
+        self.assertLess(mb[-1], base + 3 * 30 + 20)
+        self.assertTrue(any("grow: holding 30 MB (90 MB in all)" in x for x in box.emu.output("runtime")))
+        # a fast call still holds it all
+        self.assertGreaterEqual(box.emu.invoke(FAST).max_memory_used_mb, mb[-1] - 5)
+
+    def test_crash_after_a_while(self):
+        box = Box(self)
+        box.emu.start()
+        r = box.emu.invoke(b'{"action":"crash","signal":"SIGSEGV","after_ms":400}')
+        self.assertEqual((r.status, r.error_type, r.exit_signal), ("error", "Runtime.ExitError", "SIGSEGV"))
+        self.assertGreaterEqual(r.duration_ms, 400)
+        self.assertTrue(any("crash: in 400 ms" in x for x in box.emu.output("runtime")))
+
     def test_response_too_large(self):
         box = Box(self)
         box.emu.start()
@@ -1623,6 +1646,64 @@ class InitTypeTests(unittest.TestCase):
         self.assertTrue(any(e["path"].endswith("/restore/next") and e["status"] == 200 for e in box.emu.api_log))
         r2 = box.emu.invoke(FAST)
         self.assertFalse(any(x["type"].startswith("platform.restore") for x in r2.records))
+
+    def test_snap_start_restore_modes(self):
+        """DEMO_RESTORE_SPIN_MS / _READ / _WAIT: the after-restore hook is slow in a known way
+        (CPU burnt, bytes read, a wait on a slow peer), inside the Restore phase."""
+        def runtime_cpu_ticks(pid):
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+
+        def runtime_rchar(pid):
+            with open("/proc/%d/io" % pid) as f:
+                return int(f.read().split("rchar:")[1].split()[0])
+
+        tmp = tempfile.mkdtemp(prefix="lambda-emu-restore-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        big = os.path.join(tmp, "big.bin")
+        with open(big, "wb") as f:
+            f.write(b"\0" * (8 << 20))
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        answered = threading.Event()
+
+        def answer_late():
+            c, _ = srv.accept()
+            c.recv(64)
+            answered.wait(0.4)  # the hook waits for this answer
+            c.sendall(b"late\n")
+            c.close()
+        threading.Thread(target=answer_late, daemon=True).start()
+        hz = os.sysconf("SC_CLK_TCK")
+        for env, check in (
+                ({"DEMO_RESTORE_SPIN_MS": "300"}, "cpu"),
+                ({"DEMO_RESTORE_READ": big}, "read"),
+                ({"DEMO_RESTORE_WAIT": "127.0.0.1:%d:5000" % srv.getsockname()[1]}, "wait")):
+            with self.subTest(check):
+                box = Box(self, probes={"p": dict(SUB)}, init_type="snap-start", env=env)
+                self.assertEqual(box.emu.start().status, "success")
+                pid = box.emu.runtime_pid()
+                cpu0 = runtime_cpu_ticks(pid)
+                read0 = runtime_rchar(pid)
+                r = box.emu.invoke(FAST)
+                self.assertEqual((r.status, r.restore["status"]), ("success", "success"))
+                restore_ms = [x["record"] for x in r.records
+                              if x["type"] == "platform.restoreReport"][0]["metrics"]["durationMs"]
+                fn = "".join(x["record"] for x in r.records if x["type"] == "function")
+                cpu_ms = (runtime_cpu_ticks(pid) - cpu0) * 1000 / hz
+                read = runtime_rchar(pid) - read0
+                if check == "cpu":
+                    self.assertGreaterEqual(cpu_ms, 290)
+                    self.assertGreaterEqual(restore_ms, 290)
+                elif check == "read":
+                    self.assertIn("restore: read %d bytes" % (8 << 20), fn)
+                    self.assertGreaterEqual(read, 8 << 20)
+                else:
+                    self.assertGreaterEqual(restore_ms, 380)  # the peer answered after 0.4 s
+                    self.assertLess(cpu_ms, restore_ms / 2)
 
     def test_snap_start_restore_error(self):
         box = Box(self, probes={"p": {}}, init_type="snap-start", env={"DEMO_RESTORE_FAIL": "1"})

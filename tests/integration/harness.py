@@ -79,7 +79,8 @@ def new_emulator(root, env=None, lambda_default=False, **kwargs):
     kwargs.setdefault("function_name", "demo-fn")
     kwargs.setdefault("memory_mb", 128)
     kwargs.setdefault("timeout_s", 3)
-    return lambda_emulator.Emulator(root=root, runtime=[sys.executable, BOOTSTRAP], env=e, **kwargs)
+    kwargs.setdefault("runtime", [sys.executable, BOOTSTRAP])  # another: e.g. ["node", "x.js"]
+    return lambda_emulator.Emulator(root=root, env=e, **kwargs)
 
 
 def output_lines(emu, name=EXT_NAME):

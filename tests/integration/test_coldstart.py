@@ -20,6 +20,10 @@ import threading
 import unittest
 
 import harness
+from common import sinks
+
+# a busy rule's sentence may end with why the CPU time is short of the wall time (initwatch.c)
+STARVED = r"( \(runnable in \d+ of \d+ samples: short of CPU\))?"
 
 
 def cold_segment(emu):
@@ -36,13 +40,13 @@ def meta(doc):
     return doc.get("metadata", {}).get("lambda_tracer", {})
 
 
-def run(env, setup_root=None):
+def run(env, setup_root=None, **kw):
     root = harness.make_root()
     emu = None
     try:
         if setup_root:
             setup_root(root)
-        emu = harness.new_emulator(root, timeout_s=10, env=env)
+        emu = harness.new_emulator(root, timeout_s=10, env=env, **kw)
         emu.start()
         doc = cold_segment(emu)
         lines = harness.output_lines(emu)
@@ -116,10 +120,9 @@ class SlowRuntimeInitTest(unittest.TestCase):
         self.assertGreaterEqual(m["runtime_init_read_bytes"], 150 * 150000)
         self.assertGreater(m["runtime_init_cpu_ms"], 100)
         hint = doc.get("annotations", {}).get("init_hint", "")
-        self.assertNotIn("waiting", hint)
-        # busy on CPU: the loading rule (a starved box may make it mixed: no hint)
-        if hint:
-            self.assertRegex(hint, r"^Runtime init read \d+ MB and spent [\d.]+ s of its [\d.]+ s on CPU: loading code$")
+        # busy on CPU: the loading rule (on a starved box too: runnable in most samples)
+        self.assertRegex(hint, r"^Runtime init read \d+ MB and spent [\d.]+ s of its [\d.]+ s on CPU: loading code"
+                         + STARVED + "$")
 
     def test_large_file_read_is_counted(self):
         path = os.path.join(self.tmp, "big.bin")
@@ -139,15 +142,26 @@ class SlowRuntimeInitTest(unittest.TestCase):
         self.assertNotIn("disk", hint)
         self.assertLess(m["runtime_init_cpu_ms"], m["init_runtime_ms"])
 
+    def test_uncached_read_is_waiting_on_disk(self):
+        path = write_synced(os.path.join(self.tmp, "cold.bin"), 48)
+        # the read comes from storage, then 800 ms asleep: little CPU, much from storage
+        doc = run({"DEMO_INIT_READ": path, "DEMO_INIT_READ_UNCACHED": "1", "DEMO_INIT_MS": "800"})
+        m = self.check_common(doc)
+        rt = runtime_init(doc)
+        self.assertGreaterEqual(rt["storage_read_bytes"], 40 << 20)
+        hint = doc.get("annotations", {}).get("init_hint", "")
+        self.assertRegex(hint, r"^Runtime init read \d+ MB from storage and used [\d.]+ s of CPU in [\d.]+ s: "
+                         r"waiting on disk$")
+        self.assertLess(m["runtime_init_cpu_ms"], m["init_runtime_ms"] / 4 + 1)
+
     def test_cpu_burn_is_computing(self):
         doc = run({"DEMO_INIT_SPIN_MS": "700"})
         m = self.check_common(doc)
         self.assertGreaterEqual(m["runtime_init_cpu_ms"], 650)
         self.assertLess(m["runtime_init_read_bytes"], 16 * 1000 * 1000)
         hint = doc.get("annotations", {}).get("init_hint", "")
-        self.assertNotIn("waiting", hint)
-        if hint:
-            self.assertRegex(hint, r"^Runtime init spent [\d.]+ s of its [\d.]+ s on CPU and read [\d.]+ MB: computing")
+        self.assertRegex(hint, r"^Runtime init spent [\d.]+ s of its [\d.]+ s on CPU and read [\d.]+ MB: computing "
+                         r"\(CPU-bound static init\)" + STARVED + "$")
 
     def test_slow_peer_is_waiting(self):
         srv = socket.socket()
@@ -197,6 +211,224 @@ EXTENSION = textwrap.dedent('''\
         if ev.get("eventType") == "SHUTDOWN":
             sys.exit(0)
     ''')
+
+
+def write_synced(path, mb):
+    """A file of mb MB of random bytes, synced to storage (so that its pages are clean and
+    DONTNEED can drop them from the page cache)."""
+    with open(path, "wb") as f:
+        for _ in range(mb):
+            f.write(os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def restore_figures(doc):
+    """The Restore subsegment's metadata (the restore's anatomy) and the segment's
+    restore_hint (None when no rule fired)."""
+    r = harness.subsegment_names(doc).get("Restore")
+    assert r is not None, "no Restore subsegment"
+    m = r.get("metadata", {}).get("lambda_tracer", {})
+    hint = doc.get("annotations", {}).get("restore_hint")
+    print("\n  restore: %s\n  hint: %s" % (m.get("summary"), hint))
+    return m, hint, r
+
+
+class SnapStartRestoreTest(unittest.TestCase):
+    """SnapStart: the after-restore hook is slow in a known way.  The restore's figures are
+    deltas against the last sample before the snapshot, so each Init here is made busy too
+    (its CPU and reads must not leak into the restore's), and the wall time is the
+    restoreReport's durationMs.  The emulator takes the snapshot the moment Init ends, so
+    each busy Init ends with 200 ms of rest (DEMO_INIT_MS), as a real one has before its
+    snapshot: the baseline is a sample after the busy part (without it up to one sampling
+    interval of Init's tail would count as the restore's)."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="lt-restore-")
+        self.big = os.path.join(self.tmp, "big.bin")
+        with open(self.big, "wb") as f:
+            for _ in range(48):
+                f.write(b"\0" * (1 << 20))
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def check_common(self, doc, m, span):
+        self.assertIn("summary", m)
+        self.assertGreaterEqual(m["rss_bytes"], 4 * 1000 * 1000)  # a Python
+        self.assertGreaterEqual(m["threads"], 1)
+        self.assertIn("threads_delta", m)
+        self.assertIn("rss_delta_bytes", m)
+        self.assertGreaterEqual(m["minor_faults"], 0)
+        self.assertGreaterEqual(m["major_faults"], 0)
+        # the wall time is the Restore span's (restoreReport durationMs), never a clock's
+        self.assertAlmostEqual(m["wall_ms"], (span["end_time"] - span["start_time"]) * 1000, delta=1.5)
+        self.assertLessEqual(m["cpu_ms"], m["wall_ms"] + 50)
+        # the Init before the snapshot: its own segment, with its own (larger) figures
+        self.assertIs(doc["annotations"]["cold_start"], True)
+
+    def test_cpu_burn_is_computing(self):
+        doc = run({"DEMO_RESTORE_SPIN_MS": "700", "DEMO_INIT_READ": self.big, "DEMO_INIT_MS": "200"},
+                  init_type="snap-start")
+        m, hint, span = restore_figures(doc)
+        self.check_common(doc, m, span)
+        self.assertGreaterEqual(m["cpu_ms"], 650)
+        # Init read 48 MB: none of it is the restore's
+        self.assertLess(m["read_bytes"], 8 * 1000 * 1000)
+        self.assertRegex(hint or "", r"^Restore spent [\d.]+ s of its [\d.]+ s on CPU and read [\d.]+ MB: "
+                         r"computing \(CPU-bound after-restore hooks\)" + STARVED + "$")
+
+    def test_large_read_is_loading(self):
+        # read 48 MB, then burn CPU: busy with many bytes read; Init burnt CPU of its own
+        doc = run({"DEMO_RESTORE_READ": self.big, "DEMO_RESTORE_SPIN_MS": "500", "DEMO_INIT_SPIN_MS": "600",
+                   "DEMO_INIT_MS": "200"}, init_type="snap-start")
+        m, hint, span = restore_figures(doc)
+        self.check_common(doc, m, span)
+        self.assertGreaterEqual(m["read_bytes"], 48 << 20)
+        self.assertLess(m["read_bytes"], (48 << 20) + (16 << 20))
+        self.assertGreaterEqual(m["cpu_ms"], 450)
+        self.assertLess(m["cpu_ms"], 1000)  # not the Init's 600 ms on top
+        self.assertRegex(hint or "", r"^Restore read \d+ MB and spent [\d.]+ s of its [\d.]+ s on CPU: "
+                         r"loading code" + STARVED + "$")
+
+    def test_slow_peer_is_waiting(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        stop = threading.Event()
+
+        def answer_late():
+            c, _ = srv.accept()
+            c.recv(64)
+            stop.wait(1.0)  # answers after a second (the hook waits for it)
+            try:
+                c.sendall(b"late\n")
+            finally:
+                c.close()
+        t = threading.Thread(target=answer_late, daemon=True)
+        t.start()
+        try:
+            # Init burns 600 ms of CPU: were it counted, the restore would look busy
+            doc = run({"DEMO_RESTORE_WAIT": "127.0.0.1:%d:5000" % srv.getsockname()[1],
+                       "DEMO_INIT_SPIN_MS": "600", "DEMO_INIT_MS": "200"}, init_type="snap-start")
+        finally:
+            stop.set()
+            srv.close()
+        m, hint, span = restore_figures(doc)
+        self.check_common(doc, m, span)
+        self.assertGreaterEqual(m["wall_ms"], 950)
+        self.assertLess(m["cpu_ms"], m["wall_ms"] / 4)
+        self.assertRegex(hint or "", r"^Restore used [\d.]+ s of CPU in [\d.]+ s: waiting \(network or a slow "
+                         r"dependency\)$")
+
+    def test_uncached_read_is_waiting_on_disk(self):
+        path = write_synced(os.path.join(self.tmp, "cold.bin"), 48)
+        # Init reads the same file from the page cache (nothing from storage); the restore's
+        # hook drops it from the cache, reads it from storage and sleeps
+        doc = run({"DEMO_INIT_READ": path, "DEMO_INIT_MS": "200", "DEMO_RESTORE_READ": path,
+                   "DEMO_RESTORE_READ_UNCACHED": "1", "DEMO_RESTORE_MS": "800"}, init_type="snap-start")
+        m, hint, span = restore_figures(doc)
+        self.check_common(doc, m, span)
+        self.assertGreaterEqual(m["storage_read_bytes"], 40 << 20)
+        self.assertLess(m["read_bytes"], (48 << 20) + (16 << 20))  # the Init's read is not in it
+        self.assertRegex(hint or "", r"^Restore read \d+ MB from storage and used [\d.]+ s of CPU in [\d.]+ s: "
+                         r"waiting on disk$")
+
+    def test_quick_restore_has_figures_and_no_hint(self):
+        # 150 ms asleep (samples every 20 ms, so some fall inside the restore even when the
+        # box delays our thread; one up to 100 ms after its end would do too)
+        doc = run({"DEMO_RESTORE_MS": "150"}, init_type="snap-start")
+        m, hint, span = restore_figures(doc)
+        self.check_common(doc, m, span)
+        self.assertLess(m["cpu_ms"], 150)
+        self.assertIsNone(hint)  # under 300 ms: no rule speaks
+
+    def test_on_demand_has_no_restore(self):
+        doc = run({"DEMO_RESTORE_SPIN_MS": "300"})
+        self.assertNotIn("Restore", harness.subsegment_names(doc))
+        self.assertNotIn("restore_hint", doc.get("annotations", {}))
+
+
+class OtlpAnatomyTest(unittest.TestCase):
+    """The anatomy as an OTLP backend gets it (protobuf, decoded by protobufjs): the
+    Runtime init span's lambda_tracer.runtime_init.* and the Restore span's
+    lambda_tracer.restore.* attributes, and the hints on the root spans."""
+
+    def test_runtime_init_and_restore_attributes(self):
+        sink = sinks.OtlpSink()
+        root = harness.make_root()
+        emu = None
+        try:
+            emu = harness.new_emulator(root, timeout_s=10, init_type="snap-start", env={
+                "LAMBDA_TRACER_EXPORTERS": "otlp",
+                "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces",
+                "DEMO_INIT_SPIN_MS": "500", "DEMO_INIT_MS": "200", "DEMO_RESTORE_SPIN_MS": "500"})
+            emu.start()
+            r = emu.invoke(b'{"action":"fast"}')
+            emu.shutdown()
+            lines = harness.output_lines(emu)
+            self.assertFalse(harness.sanitizer_reports(lines))
+            spans = []
+            for _, body, _ in sink.bodies:
+                for rs in harness.otlp_decode(body)["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        spans += ss["spans"]
+        finally:
+            if emu is not None:
+                emu.close()
+            sink.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+        def attrs(span):
+            out = {}
+            for a in span.get("attributes", []):
+                v = a["value"]
+                out[a["key"]] = int(v["intValue"]) if "intValue" in v else v.get("stringValue", v)
+            return out
+
+        def dur_ms(span):
+            return (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
+
+        by_name = {}
+        for sp in spans:
+            by_name.setdefault(sp["name"], []).append(sp)
+        rt, = by_name["Runtime init"]
+        a = attrs(rt)
+        print("\n  Runtime init: %s" % a.get("lambda_tracer.runtime_init"))
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.cpu_ms"], 450)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.wall_ms"], a["lambda_tracer.runtime_init.cpu_ms"] - 50)
+        self.assertGreater(a["lambda_tracer.runtime_init.minor_faults"], 0)
+        self.assertIn("lambda_tracer.runtime_init.major_faults", a)
+        self.assertIn("lambda_tracer.runtime_init.read_bytes", a)
+        self.assertIn("lambda_tracer.runtime_init.storage_read_bytes", a)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.threads"], 1)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.rss_bytes"], 4 * 1000 * 1000)
+        self.assertGreaterEqual(a["lambda_tracer.runtime_init.child_processes"], 0)
+        self.assertRegex(a["lambda_tracer.runtime_init"], r"^[\d.]+ s wall, [\d.]+ s CPU")
+        restore, = by_name["Restore"]
+        b = attrs(restore)
+        print("  Restore: %s" % b.get("lambda_tracer.restore"))
+        self.assertGreaterEqual(b["lambda_tracer.restore.cpu_ms"], 450)
+        self.assertLess(b["lambda_tracer.restore.cpu_ms"], 900)  # not the Init's 500 ms on top
+        self.assertAlmostEqual(b["lambda_tracer.restore.wall_ms"], dur_ms(restore), delta=1.5)
+        for k in ("major_faults", "minor_faults", "read_bytes", "threads", "rss_bytes", "threads_delta",
+                  "rss_delta_bytes"):
+            self.assertIn("lambda_tracer.restore." + k, b)
+        self.assertNotIn("lambda_tracer.runtime_init.cpu_ms", b)
+        # the hints, on the root spans: Init's on the Init's, the restore's on the invocation's
+        hints = {}
+        for sp in spans:
+            for k in ("lambda_tracer.init_hint", "lambda_tracer.restore_hint"):
+                if k in attrs(sp):
+                    hints.setdefault(k, []).append((sp["name"], attrs(sp)[k]))
+        print("  hints: %s" % hints)
+        (_, init_hint), = hints["lambda_tracer.init_hint"]
+        self.assertRegex(init_hint, r"^Runtime init spent [\d.]+ s of its [\d.]+ s on CPU .*: computing")
+        (name, restore_hint), = hints["lambda_tracer.restore_hint"]
+        self.assertRegex(restore_hint, r"^Restore spent [\d.]+ s of its [\d.]+ s on CPU .*: computing")
+        server = [sp for sp in spans if attrs(sp).get("faas.invocation_id") == r.request_id and sp["kind"] == 2]
+        self.assertEqual([sp["name"] for sp in server], [name])
 
 
 class ExtensionShareTest(unittest.TestCase):

@@ -9,10 +9,15 @@ Redis port that answers (the idle pooled connection the diagnosis must not
 blame), a MongoDB port whose listener has a full backlog (a connect that
 never completes: the kernel drops the SYNs, deterministically).
 
+They run with Lambda's default (harness lambda_default=True: the emulator stamps Sampled=0
+and no LAMBDA_TRACER_SAMPLING is set): every timeout, crash, out of memory and slow
+invocation is kept for its outcome, so the defaults a new user gets are the ones tested.
+
     cd tests/integration && LAMBDA_TRACER_BIN=$PWD/../../build/asan/lambda-tracer \\
         python3 -m unittest test_forensics
 """
 import json
+import os
 import re
 import random
 import shutil
@@ -23,6 +28,7 @@ import unittest
 import harness
 
 TIMEOUT_S = 2
+SLOW = ("mixed", "slow_read")  # ForensicsTest's invocations that are slow but finish
 PG, REDIS, MONGO = 5432, 6379, 27017
 
 
@@ -118,7 +124,8 @@ class ForensicsTest(unittest.TestCase):
         cls.emu = None
         try:
             # the slow threshold set (the default, half the budget, is FastInvocationsTest's)
-            cls.emu = harness.new_emulator(cls.root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "500"})
+            cls.emu = harness.new_emulator(cls.root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "500"},
+                                           lambda_default=True)
             cls.emu.start()
             p = cls.peers
             cls.payloads = {
@@ -129,13 +136,16 @@ class ForensicsTest(unittest.TestCase):
                 "sleep": {"action": "sleep", "ms": 10000},
                 "child": {"action": "child", "ms": 10000},
                 "mixed": {"action": "mixed", "cpu_ms": 800, "sleep_ms": 700},
+                # slow, not stuck: waits 1.2 s for the silent peer, then gives up and responds
+                "slow_read": {"action": "read", "host": p.silent_host, "port": PG,
+                              "pool_host": p.pool_host, "pool_port": REDIS, "timeout_ms": 1200},
             }
             cls.results = {}
             cls.runtime_pids = {}
-            # the slow one first, on the warm environment; each stuck one after a warm-up
+            # the slow ones first, on the warm environment; each stuck one after a warm-up
             # invocation, so the Init that follows a timeout's reset is not part of its budget
-            for name in ["mixed"] + [n for n in cls.payloads if n != "mixed"]:
-                if name != "mixed":
+            for name in list(SLOW) + [n for n in cls.payloads if n not in SLOW]:
+                if name not in SLOW:
                     cls.emu.invoke(b'{"action":"fast"}')
                 cls.runtime_pids[name] = cls.emu.runtime_pid()
                 cls.results[name] = cls.emu.invoke(json.dumps(cls.payloads[name]).encode())
@@ -171,6 +181,8 @@ class ForensicsTest(unittest.TestCase):
         platform's own text), in the metadata, and in the in-progress version."""
         d = self.final(name)
         self.assertEqual(self.results[name].status, "timeout")
+        # Lambda's default (Sampled=0 header, smart sampling): kept for its outcome
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
         sentence = meta(d)["diagnosis"]
         self.assertEqual(cause_message(d).split("\n")[0],
                          "Task timed out after %.2f seconds: %s" % (TIMEOUT_S, sentence))
@@ -185,6 +197,12 @@ class ForensicsTest(unittest.TestCase):
         # from the process's start
         self.assertRegex(sentence, r"of CPU in the last 1\.[0-3] s")
         self.assertNotIn("since the process started", sentence)
+        # and the snapshot says so: its *_start figures count from that first look
+        self.assertEqual(snap["baseline"], "first_slow_snapshot")
+        start_us = self.results[name].deadline_ms * 1000 - TIMEOUT_S * 1000000
+        self.assertGreaterEqual(snap["baseline_taken_us"], start_us + 500000 - 2000)
+        self.assertLess(snap["baseline_taken_us"], snap["taken_us"] - 900000)
+        self.assertIn("rss_start_bytes", snap["procs"][0])
         # at the deadline minus the margin (300 ms), not before
         deadline_ms = self.results[name].deadline_ms
         self.assertGreaterEqual(snap["taken_us"] // 1000, deadline_ms - 300 - 2)
@@ -247,6 +265,8 @@ class ForensicsTest(unittest.TestCase):
         self.assertEqual(r.status, "success")
         d = self.final("mixed")
         self.assertNotIn("cause", d)
+        # the environment's first invocation: kept as the cold start (which outranks slow)
+        self.assertEqual(d["annotations"]["sampled_by"], "cold_start")
         m = meta(d)
         # past the threshold (500 ms) it ran 1 s more: the sampler's 8, no more
         self.assertEqual(m["snapshots"], 8)
@@ -261,6 +281,29 @@ class ForensicsTest(unittest.TestCase):
         self.assertNotIn("127.0.0.1:", went + m["diagnosis"])
         self.assertIn("snapshot", m)
 
+    def test_slow_wait_on_a_peer_says_its_share(self):
+        r = self.results["slow_read"]
+        self.assertEqual(r.status, "success")
+        d = self.final("slow_read")
+        self.assertNotIn("cause", d)
+        self.assertEqual(d["annotations"]["sampled_by"], "slow")
+        m = meta(d)
+        went = m["where_the_time_went"]
+        p = self.peers
+        # "0.7 s: 99% waiting on 127.a.b.c:5432 (PostgreSQL), 1% CPU (8 snapshots)": the
+        # waited peer's share comes first (past the 500 ms threshold it only waited), and the
+        # pooled Redis connection, answered long before, has none
+        got = re.match(r"^\d\.\d+ s: (\d+)%% waiting on %s:%d \(PostgreSQL\)" % (re.escape(p.silent_host), PG),
+                       went)
+        self.assertIsNotNone(got, went)
+        self.assertGreaterEqual(int(got.group(1)), 50, went)
+        self.assertNotIn(p.pool_host, went)
+        self.assertNotIn("Redis", went)
+        self.assertGreaterEqual(m["snapshots"], 2)
+        # (the last look may catch it waking at its own 1.2 s timeout: not asserted)
+        self.assertNotIn("Redis", m["diagnosis"])
+        self.assertNotIn("busy", m["diagnosis"])
+
     def test_documents_are_valid_xray(self):
         verdict = harness.validate_xray(self.docs)
         self.assertEqual((verdict["invalid"], verdict["problems"]), (0, []), verdict)
@@ -269,9 +312,165 @@ class ForensicsTest(unittest.TestCase):
     def test_summary_counts_the_snapshots(self):
         gens = [dict((k, int(v)) for k, v in (kv.split("=") for kv in l.split("forensics ")[1].split()))
                 for l in self.lines if " forensics snapshots=" in l]
-        self.assertEqual(len(gens), len(self.payloads) - 1)  # an extension per timeout (each resets)
+        # an extension per timeout (each resets)
+        self.assertEqual(len(gens), len([n for n in self.payloads if n not in SLOW]))
         self.assertTrue(all(g["snapshots"] >= 2 for g in gens), gens)
         self.assertEqual(harness.sanitizer_reports(self.lines), [])
+
+
+class OutOfMemoryAndCrashTest(unittest.TestCase):
+    """Out of memory and crashes: not timeouts, but the cause still says what is known.  A
+    function that leaks (each warm call keeps what it allocated) then runs out of memory: the
+    cause carries the memory trend.  A slow invocation (sampled from LAMBDA_TRACER_SLOW_MS) that
+    then crashes: the cause carries the last snapshot's sentence and how long before the end
+    it was taken."""
+
+    MEMORY_MB = 256
+    GROW_MB = 30
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = harness.make_root()
+        cls.emu = None
+        try:
+            cls.emu = harness.new_emulator(cls.root, timeout_s=10, memory_mb=cls.MEMORY_MB,
+                                           env={"LAMBDA_TRACER_SLOW_MS": "300"}, lambda_default=True)
+            cls.emu.start()
+            cls.warm = [cls.emu.invoke(b'{"action":"fast"}')]
+            cls.warm += [cls.emu.invoke(json.dumps({"action": "grow", "mb": cls.GROW_MB}).encode())
+                         for _ in range(3)]
+            cls.oom = cls.emu.invoke(b'{"action":"oom","mb":400}')
+            # the reset environment: a warm call, then one that sleeps past the threshold and
+            # crashes.  The sampler's 8 snapshots (from 300 ms, every 100 ms) are over by the
+            # time it crashes at 1.8 s, so the last one saw it asleep, never the crash itself
+            # (a process caught dying is on the CPU, with nothing to say)
+            cls.emu.invoke(b'{"action":"fast"}')
+            cls.crash = cls.emu.invoke(b'{"action":"crash","signal":"SIGSEGV","after_ms":1800}')
+            cls.emu.shutdown()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+        cls.lines = harness.output_lines(cls.emu)
+        cls.versions = harness.by_request(harness.documents(cls.lines))
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.emu is not None:
+            cls.emu.close()
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def final(self, r):
+        got = [d for d in self.versions.get(r.request_id, []) if not d.get("in_progress")]
+        self.assertEqual(len(got), 1, got)
+        return got[0]
+
+    def test_out_of_memory_cause_carries_the_memory_trend(self):
+        self.assertEqual([r.status for r in self.warm], ["success"] * 4)
+        self.assertEqual(self.oom.error_type, "Runtime.OutOfMemory")
+        mb = [r.max_memory_used_mb for r in self.warm] + [self.oom.max_memory_used_mb]
+        # the leak as the platform measured it (each warm call holds 30 MB more)
+        for before, after in zip(mb, mb[1:]):
+            self.assertGreater(after, before, mb)
+        d = self.final(self.oom)
+        self.assertTrue(d["fault"])
+        self.assertEqual(d["cause"]["exceptions"][0]["type"], "Runtime.OutOfMemory")
+        trend = "max memory used by the last 5 invocations: %s MB (growing steadily: a leak?)" % (
+            ", ".join(str(x) for x in mb))
+        first = cause_message(d).split("\n")[0]
+        self.assertTrue(first.startswith("Out of memory: %d MB used of %d MB; %s" % (
+            self.oom.max_memory_used_mb, self.MEMORY_MB, trend)), first)
+        self.assertEqual(meta(d)["memory_trend"], trend)
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
+        # the warm calls' own segments carry no trend (they did not fail); with Lambda's
+        # default sampling only the cold start is sure to be exported, but the others' reports
+        # fed the trend all the same
+        self.assertEqual(self.final(self.warm[0])["annotations"]["sampled_by"], "cold_start")
+        for r in self.warm:
+            for d in self.versions.get(r.request_id, []):
+                self.assertNotIn("memory_trend", meta(d))
+                self.assertNotIn("cause", d)
+
+    def test_crash_after_slow_start_carries_the_last_snapshot(self):
+        self.assertEqual((self.crash.error_type, self.crash.exit_signal), ("Runtime.ExitError", "SIGSEGV"))
+        d = self.final(self.crash)
+        m = meta(d)
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
+        self.assertEqual(d["cause"]["exceptions"][0]["type"], "Runtime.ExitError")
+        self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
+        first = cause_message(d).split("\n")[0]
+        # "<platform text>; max memory used by the last 2 invocations: ...; last snapshot,
+        # 0.1 s before the end: sleeping ..."
+        got = re.search(r"; last snapshot, (\d+\.\d) s before the end: (.*)$", first)
+        self.assertIsNotNone(got, first)
+        self.assertEqual(got.group(2), m["diagnosis"])
+        # taken while it slept (the last of the sampler's 8, at 1.0 s or later, of 1.8 s)
+        self.assertLessEqual(float(got.group(1)), 0.9)
+        self.assertEqual(m["snapshots"], 8)
+        end_us = round(d["end_time"] * 1e6)
+        self.assertAlmostEqual((end_us - m["snapshot"]["taken_us"]) / 1e6, float(got.group(1)), delta=0.051)
+        self.assertIn("max memory used by the last 2 invocations: ", first)
+        self.assertIn("memory_trend", m)
+        self.assertEqual(m["snapshot"]["procs"][0]["comm"][:6], "python")
+
+    def test_clean(self):
+        self.assertEqual(harness.sanitizer_reports(self.lines), [])
+
+
+NODE_BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_stuck", "bootstrap.js")
+
+
+@unittest.skipUnless(shutil.which("node"), "node missing")
+class NodeForensicsTest(unittest.TestCase):
+    """A second real runtime: a Node.js handler waits for the answer of a server that accepts
+    and never answers.  Node waits in epoll_wait on its event loop, never in a read on the
+    socket: the sockets' send and receive times carry the diagnosis, and they must name the
+    silent peer, not the idle pooled connection beside it nor the Runtime API."""
+
+    def test_socket_wait_in_epoll_names_the_peer(self):
+        peers = Peers()
+        self.addCleanup(peers.close)
+        root = harness.make_root()
+        self.addCleanup(shutil.rmtree, root, True)
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, lambda_default=True,
+                                   runtime=["node", NODE_BOOTSTRAP])
+        self.addCleanup(emu.close)
+        emu.start()
+        self.assertEqual(emu.invoke(b'{"action":"fast"}').status, "success")
+        pid = emu.runtime_pid()
+        r = emu.invoke(json.dumps({"action": "read", "host": peers.silent_host, "port": PG,
+                                   "pool_host": peers.pool_host, "pool_port": REDIS}).encode())
+        emu.shutdown()
+        lines = harness.output_lines(emu)
+        self.assertEqual(r.status, "timeout")
+        got = [d for d in harness.by_request(harness.documents(lines))[r.request_id] if not d.get("in_progress")]
+        self.assertEqual(len(got), 1)
+        d = got[0]
+        m = meta(d)
+        sentence = m["diagnosis"]
+        self.assertEqual(d["annotations"]["sampled_by"], "outcome")
+        self.assertEqual(cause_message(d).split("\n")[0],
+                         "Task timed out after %.2f seconds: %s" % (TIMEOUT_S, sentence))
+        self.assertIn("for an answer from %s:%d (PostgreSQL, established)" % (peers.silent_host, PG), sentence)
+        self.assertIn("epoll_wait", sentence)
+        self.assertNotIn(peers.pool_host, sentence)
+        self.assertNotIn(str(REDIS), sentence)
+        snap = m["snapshot"]
+        self.assertEqual(snap["procs"][0]["pid"], pid)
+        self.assertEqual(snap["procs"][0]["comm"], "node")
+        # the main thread sits in epoll_wait (epoll_pwait on some builds), not in a read
+        main = [t for t in threads(snap) if t["tid"] == pid][0]
+        self.assertIn(main.get("syscall"), ("epoll_wait", "epoll_pwait", "epoll_pwait2"))
+        by_peer = {s.get("peer"): s for s in sockets(snap)}
+        silent = by_peer["%s:%d" % (peers.silent_host, PG)]
+        self.assertEqual((silent["service"], silent["state"]), ("PostgreSQL", "established"))
+        # sent during this invocation (nothing ever received: the receive age is the
+        # connection's), like the pool's ping, which was sent earlier and answered in the same
+        # clock tick (equal ages): the older request is not the one waited on
+        pool = by_peer["%s:%d" % (peers.pool_host, REDIS)]
+        self.assertGreaterEqual(silent["last_recv_ms"], silent["last_send_ms"])
+        self.assertEqual(pool["state"], "established")
+        self.assertGreaterEqual(pool["last_send_ms"], silent["last_send_ms"])
+        self.assertEqual(harness.sanitizer_reports(lines), [])
 
 
 class OtlpForensicsTest(unittest.TestCase):
@@ -282,7 +481,7 @@ class OtlpForensicsTest(unittest.TestCase):
         import sinks
         sink = sinks.OtlpSink()
         root = harness.make_root()
-        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, lambda_default=True, env={
             "LAMBDA_TRACER_EXPORTERS": "otlp", "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces"})
         try:
             emu.start()
@@ -327,6 +526,9 @@ class FastInvocationsTest(unittest.TestCase):
 
     def test_no_snapshot_for_fast_invocations(self):
         root = harness.make_root()
+        # every invocation exported (LAMBDA_TRACER_SAMPLING=all, not Lambda's default): the
+        # check that no document carries a snapshot must see all six, and the default sample
+        # would leave most of these fast ones out
         emu = harness.new_emulator(root, timeout_s=TIMEOUT_S)
         try:
             emu.start()
@@ -352,7 +554,8 @@ class NoEarlierSnapshotTest(unittest.TestCase):
 
     def test_cpu_since_the_process_started(self):
         root = harness.make_root()
-        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "5000"})
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, env={"LAMBDA_TRACER_SLOW_MS": "5000"},
+                                   lambda_default=True)
         try:
             emu.start()
             emu.invoke(b'{"action":"fast"}')
@@ -369,6 +572,9 @@ class NoEarlierSnapshotTest(unittest.TestCase):
         self.assertTrue(m["diagnosis"].startswith("sleeping"), m["diagnosis"])
         self.assertTrue(m["diagnosis"].endswith(" of CPU used since the process started"), m["diagnosis"])
         self.assertNotIn("in the last", m["diagnosis"])
+        self.assertEqual(m["snapshot"]["baseline"], "process_start")
+        self.assertNotIn("baseline_taken_us", m["snapshot"])
+        self.assertNotIn("rss_start_bytes", m["snapshot"]["procs"][0])
         self.assertEqual(harness.sanitizer_reports(lines), [])
 
 
@@ -379,7 +585,8 @@ class ManagedInstancesForensicsTest(unittest.TestCase):
 
     def run_mi(self, stuck_payload):
         root = harness.make_root()
-        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, managed_instances=True, max_concurrency=2)
+        emu = harness.new_emulator(root, timeout_s=TIMEOUT_S, managed_instances=True, max_concurrency=2,
+                                   lambda_default=True)
         try:
             emu.start()
             stuck, fast = emu.invoke_many([stuck_payload, b'{"action":"fast"}'])

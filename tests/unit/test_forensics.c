@@ -213,6 +213,7 @@ static void test_slow_then_timeout_snapshots_are_bounded(void **state)
 static void test_deadline_cpu_counts_from_the_first_slow_snapshot(void **state)
 {
     static struct trace_segment seg;
+    char expect[128];
     int64_t deadline_us = T0 + 3000 * MS;
     (void)state;
 
@@ -239,9 +240,16 @@ static void test_deadline_cpu_counts_from_the_first_slow_snapshot(void **state)
             assert_non_null(strstr(diag->str, "of CPU in the last 1.2 s"));
             assert_null(strstr(diag->str, "since the process started"));
             assert_non_null(strstr(out->snapshot_json, "\"cpu_since_start_us\":"));
+            /* the JSON says the *_start figures count from the slow
+             * sampler's first snapshot (1.5 s), not the invocation's start */
+            snprintf(expect, sizeof(expect), ",\"baseline\":\"first_slow_snapshot\",\"baseline_taken_us\":%lld,",
+                     (long long)(T0 + 1500 * MS));
+            assert_non_null(strstr(out->snapshot_json, expect));
         } else {
             assert_non_null(strstr(diag->str, "since the process started"));
             assert_null(strstr(out->snapshot_json, "\"cpu_since_start_us\":"));
+            assert_non_null(strstr(out->snapshot_json, ",\"baseline\":\"process_start\","));
+            assert_null(strstr(out->snapshot_json, "baseline_taken_us"));
         }
         forensics_destroy(f);
     }
@@ -429,6 +437,72 @@ static void test_out_of_memory_cause_states_the_trend(void **state)
     forensics_destroy(f);
 }
 
+/* A slow invocation that then crashed: the cause says what the last
+ * snapshot saw and how long before the end it was taken, after the memory
+ * trend when there is one; a function's own error keeps its cause. */
+static void test_crash_cause_carries_the_last_snapshot(void **state)
+{
+    static struct trace_segment seg;
+    char expect[TRACE_CAUSE_MESSAGE_MAX];
+    (void)state;
+
+    for (int k = 0; k < 4; k++) {
+        struct forensics *f = new_f(100);
+        const struct trace_segment *out;
+        const struct trace_attr *diag;
+
+        if (k == 1) {
+            /* two earlier invocations: a trend of three values */
+            record(f, TEL_REPORT, "p1", T0 - 2000 * MS, TEL_STATUS_SUCCESS, 50);
+            record(f, TEL_REPORT, "p2", T0 - 1000 * MS, TEL_STATUS_SUCCESS, 50);
+        }
+        forensics_on_invoke(f, "r1", T0, (T0 + 3000 * MS) / 1000);
+        tick(f, T0 + 100 * MS);
+        tick(f, T0 + 200 * MS);
+        assert_int_equal(snaps, 2);
+        record(f, TEL_RUNTIME_DONE, "r1", T0 + 900 * MS, TEL_STATUS_ERROR, TEL_ABSENT);
+        record(f, TEL_REPORT, "r1", T0 + 900 * MS, TEL_STATUS_ERROR, 51);
+        make_seg(&seg, "r1", "error", "Runtime.ExitError",
+                 "The runtime exited before completing the invocation\nLast function log lines:\ncrash");
+        seg.end_us = T0 + 900 * MS;
+        if (k == 2)
+            seg.end_us = TRACE_NO_END;
+        if (k == 3) {
+            seg.fault = false; /* the function's own error */
+            seg.error = true;
+        }
+        out = forensics_decorate(f, &seg, true);
+        assert_ptr_not_equal(out, &seg);
+        diag = find_attr(out, "diagnosis");
+        assert_non_null(diag);
+        assert_true(strncmp(diag->str, "sleeping", 8) == 0);
+        assert_int_equal(out->snapshot_us, T0 + 200 * MS);
+        assert_int_equal(find_attr(out, "snapshots")->i, 2);
+        if (k == 0)
+            snprintf(expect, sizeof(expect),
+                     "The runtime exited before completing the invocation; last snapshot, 0.7 s before the "
+                     "end: %s\nLast function log lines:\ncrash", diag->str);
+        else if (k == 1)
+            snprintf(expect, sizeof(expect),
+                     "The runtime exited before completing the invocation; max memory used by the last 3 "
+                     "invocations: 50, 50, 51 MB (flat); last snapshot, 0.7 s before the end: %s\n"
+                     "Last function log lines:\ncrash", diag->str);
+        else if (k == 2) /* no end known: no made-up figure */
+            snprintf(expect, sizeof(expect),
+                     "The runtime exited before completing the invocation; last snapshot, 0.0 s before the "
+                     "end: %s\nLast function log lines:\ncrash", diag->str);
+        else
+            snprintf(expect, sizeof(expect), "%s", seg.cause_message);
+        assert_string_equal(out->cause_message, expect);
+        if (k == 1)
+            assert_string_equal(find_attr(out, "memory_trend")->str,
+                                "max memory used by the last 3 invocations: 50, 50, 51 MB (flat)");
+        else
+            assert_null(find_attr(out, "memory_trend"));
+        forensics_destroy(f);
+    }
+}
+
 static void test_memory_trend_sentences(void **state)
 {
     char out[256];
@@ -594,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_failure_is_counted_and_not_attached),
         cmocka_unit_test(test_exiting_runtime_keeps_the_last_snapshot),
         cmocka_unit_test(test_out_of_memory_cause_states_the_trend),
+        cmocka_unit_test(test_crash_cause_carries_the_last_snapshot),
         cmocka_unit_test(test_memory_trend_sentences),
         cmocka_unit_test(test_table_full_evicts_finished_first),
         cmocka_unit_test(test_runtime_between_invocations_is_not_the_invocation),

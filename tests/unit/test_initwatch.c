@@ -9,8 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "initwatch.h"
 #include "procsnap.h"
@@ -156,6 +161,262 @@ static void test_watcher_nothing(void **state)
     assert_null(initwatch_start(NULL));
 }
 
+/* Little CPU for the wall time, but runnable in most samples: starved by
+ * others on the CPU, busy all the same; too few samples say nothing. */
+static void test_starved_is_busy(void **state)
+{
+    char out[256];
+    struct initwatch_figures f = figs(1600, 700, 100, 0, 0);
+    (void)state;
+
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_NONE); /* 44 %: mixed */
+    f.root_samples = 60;
+    f.runnable_samples = 45;
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_COMPUTING);
+    assert_string_equal(out, "Runtime init spent 0.7 s of its 1.6 s on CPU and read 0.0 MB: computing "
+                             "(CPU-bound static init) (runnable in 45 of 60 samples: short of CPU)");
+    f.runnable_samples = 29; /* under half */
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_NONE);
+    f.root_samples = 9;      /* too few to say */
+    f.runnable_samples = 9;
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_NONE);
+    /* waiting: rarely runnable */
+    f = figs(1600, 100, 100, 0, 0);
+    f.root_samples = 60;
+    f.runnable_samples = 3;
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_WAITING);
+    /* a starved, mostly runnable one is not waiting even at 6 % CPU */
+    f.runnable_samples = 50;
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_COMPUTING);
+    f.rchar = 200000000;
+    assert_int_equal(initwatch_hint(&f, out, sizeof(out)), INITWATCH_LOADING);
+}
+
+/* The same rules speak of a SnapStart restore by its name. */
+static void test_restore_phase_hints(void **state)
+{
+    char out[256];
+    struct initwatch_figures f = figs(1000, 900, 100, 0, 0);
+    (void)state;
+
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &f, out, sizeof(out)),
+                     INITWATCH_COMPUTING);
+    assert_string_equal(out, "Restore spent 0.9 s of its 1.0 s on CPU and read 0.0 MB: computing "
+                             "(CPU-bound after-restore hooks)");
+    f = figs(1000, 800, 200000000, 0, 0);
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &f, out, sizeof(out)),
+                     INITWATCH_LOADING);
+    assert_string_equal(out, "Restore read 200 MB and spent 0.8 s of its 1.0 s on CPU: loading code");
+    f = figs(1200, 50, 1000, 0, 0);
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &f, out, sizeof(out)),
+                     INITWATCH_WAITING);
+    assert_string_equal(out, "Restore used 0.05 s of CPU in 1.2 s: waiting (network or a slow dependency)");
+    f = figs(1200, 50, 1000, 0, 5000);
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &f, out, sizeof(out)),
+                     INITWATCH_DISK);
+    assert_string_equal(out, "Restore took 5000 major page faults and used 0.05 s of CPU in 1.2 s: "
+                             "waiting on disk");
+    /* the Init phase keeps its words */
+    f = figs(1000, 900, 100, 0, 0);
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_INIT, &f, out, sizeof(out)), INITWATCH_COMPUTING);
+    assert_string_equal(out, "Runtime init spent 0.9 s of its 1.0 s on CPU and read 0.0 MB: computing "
+                         "(CPU-bound static init)");
+    /* wall unknown (no restoreReport): never a hint */
+    f.wall_us = -1;
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &f, out, sizeof(out)), INITWATCH_NONE);
+    assert_string_equal(out, "");
+}
+
+static struct initwatch_figures sample_fig(int64_t cpu_us, int64_t rchar, int64_t storage, int64_t majflt,
+                                           int64_t minflt, uint32_t threads, int64_t rss)
+{
+    struct initwatch_figures f;
+
+    memset(&f, 0, sizeof(f));
+    f.runtime_start_epoch_us = 1700000000000000;
+    f.cpu_us = cpu_us;
+    f.rchar = rchar;
+    f.read_bytes = storage;
+    f.majflt = majflt;
+    f.minflt = minflt;
+    f.threads = f.max_threads = threads;
+    f.rss_bytes = rss;
+    f.processes = 1;
+    f.samples = 10;
+    return f;
+}
+
+/* A restore's figures are deltas against the pre-snapshot baseline. */
+static void test_delta(void **state)
+{
+    struct initwatch_figures base = sample_fig(2000000, 50000000, 1000, 10, 20000, 4, 80000000);
+    struct initwatch_figures end = sample_fig(2600000, 250000000, 9000, 5010, 26000, 7, 95000000);
+    struct initwatch_figures d;
+    char out[512];
+    (void)state;
+
+    end.samples = 35;
+    end.children_seen = 3;
+    base.children_seen = 1;
+    end.max_threads = 9; /* Init's peak: not the restore's */
+    assert_true(initwatch_delta(&base, &end, 750000, &d));
+    assert_int_equal(d.wall_us, 750000);
+    assert_int_equal(d.cpu_us, 600000);
+    assert_int_equal(d.rchar, 200000000);
+    assert_int_equal(d.read_bytes, 8000);
+    assert_int_equal(d.majflt, 5000);
+    assert_int_equal(d.minflt, 6000);
+    assert_int_equal(d.threads, 7);
+    assert_int_equal(d.max_threads, 7);
+    assert_int_equal(d.rss_bytes, 95000000);
+    assert_int_equal(d.children_seen, 2);
+    assert_int_equal(d.samples, 25);
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &d, out, sizeof(out)), INITWATCH_LOADING);
+    initwatch_describe(&d, out, sizeof(out));
+    assert_non_null(strstr(out, "0.75 s wall, 0.60 s CPU, 6000 minor / 5000 major faults, read 200.0 MB"));
+    /* wall unknown */
+    assert_true(initwatch_delta(&base, &end, -1, &d));
+    assert_int_equal(d.wall_us, -1);
+    initwatch_describe(&d, out, sizeof(out));
+    assert_memory_equal(out, "wall unknown, 0.60 s CPU", 24);
+    /* a figure unknown on either side is unknown; the others stay */
+    base.rchar = base.read_bytes = -1;
+    assert_true(initwatch_delta(&base, &end, 750000, &d));
+    assert_int_equal(d.rchar, -1);
+    assert_int_equal(d.read_bytes, -1);
+    assert_int_equal(d.cpu_us, 600000);
+    end.cpu_us = -1;
+    assert_true(initwatch_delta(&base, &end, 750000, &d));
+    assert_int_equal(d.cpu_us, -1);
+    assert_int_equal(initwatch_hint_phase(INITWATCH_PHASE_RESTORE, &d, out, sizeof(out)), INITWATCH_NONE);
+    /* counters going backwards: not one process's figures */
+    end = sample_fig(1000000, 250000000, 9000, 5010, 26000, 7, 95000000);
+    base = sample_fig(2000000, 50000000, 1000, 10, 20000, 4, 80000000);
+    assert_false(initwatch_delta(&base, &end, 750000, &d));
+    /* another root (a restarted runtime) */
+    end = sample_fig(2600000, 250000000, 9000, 5010, 26000, 7, 95000000);
+    end.runtime_start_epoch_us += 5000000;
+    assert_false(initwatch_delta(&base, &end, 750000, &d));
+    assert_false(initwatch_delta(NULL, &end, 0, &d));
+    assert_false(initwatch_delta(&base, NULL, 0, &d));
+    assert_false(initwatch_delta(&base, &end, 0, NULL));
+}
+
+static char fake_root[64];
+
+static void put(const char *rel, const char *text, size_t len)
+{
+    char path[256], dir[256];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", fake_root, rel);
+    for (char *p = path + strlen(fake_root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(p - path), path);
+        mkdir(dir, 0755);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* The runtime (pid 200) with these counters: CPU in clock ticks. */
+static void put_runtime(int minflt, int majflt, int ut, int threads, int rss_pages, long rchar)
+{
+    char text[512];
+
+    snprintf(text, sizeof(text), "200 (bootstrap) S 1 0 0 0 0 0 %d 0 %d 0 %d 0 0 0 20 0 %d 0 900 0 %d\n",
+             minflt, majflt, ut, threads, rss_pages);
+    put("200/stat", text, strlen(text));
+    snprintf(text, sizeof(text), "rchar: %ld\nwchar: 0\nsyscr: 1\nsyscw: 0\nread_bytes: 4096\n"
+             "write_bytes: 0\ncancelled_write_bytes: 0\n", rchar);
+    put("200/io", text, strlen(text));
+}
+
+static int64_t epoch_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The ring's samples around a restore: the baseline is the newest before
+ * restoreStart, the end the newest up to restoreRuntimeDone (a later one
+ * only when none, and only within late_max). */
+static void test_restore_samples(void **state)
+{
+    char tmpl[] = "/tmp/initwatch-fake-XXXXXX";
+    char cmd[128];
+    struct initwatch_opts o = {.self = 100, .interval_ms = 20, .max_samples = 3};
+    struct initwatch_figures base, end, d;
+    struct initwatch *w;
+    int64_t restore_start, done, after_all;
+    (void)state;
+
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(fake_root, sizeof(fake_root), "%s", tmpl);
+    o.proc_root = fake_root;
+    {
+        static const char st[] = "100 (lambda-tracer) S 1 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 4 0 500 0 100\n";
+        put("100/stat", st, strlen(st));
+    }
+    put("100/cmdline", "/opt/extensions/lambda-tracer\0", 30);
+    put("200/cmdline", "/var/runtime/bootstrap\0", 23);
+    w = initwatch_new(&o);
+    assert_non_null(w);
+    assert_false(initwatch_take_resumed(w));
+
+    put_runtime(1000, 2, 100, 2, 1000, 1000000); /* Init's end */
+    assert_true(initwatch_sample(w));
+    restore_start = epoch_now_us() + 1;
+    assert_false(initwatch_restore_samples(w, restore_start, restore_start + 1000000, 0, &base, &end));
+    put_runtime(1500, 702, 160, 5, 3000, 9000000); /* after the restore */
+    assert_true(initwatch_sample(w));
+    done = epoch_now_us() + 1;
+    put_runtime(1600, 800, 400, 6, 3000, 9500000); /* the first invocation */
+    /* max_samples reached: the watcher wants no more until resumed */
+    assert_false(initwatch_sample(w));
+    assert_false(initwatch_sample(w)); /* no sample taken */
+    after_all = epoch_now_us();
+
+    assert_true(initwatch_restore_samples(w, restore_start, done, 0, &base, &end));
+    assert_int_equal(base.cpu_us, 1000000);
+    assert_int_equal(end.cpu_us, 1600000);
+    assert_true(initwatch_delta(&base, &end, 700000, &d));
+    assert_int_equal(d.cpu_us, 600000);
+    assert_int_equal(d.majflt, 700);
+    assert_int_equal(d.minflt, 500);
+    assert_int_equal(d.rchar, 8000000);
+    assert_int_equal(d.threads, 5);
+    assert_int_equal(d.root_samples, 1);
+    assert_int_equal(d.runnable_samples, 0); /* 'S' in the fake stat */
+    /* restoreRuntimeDone before the first post-restore sample: that one
+     * counts only if late by less than late_max */
+    assert_false(initwatch_restore_samples(w, restore_start, restore_start, 0, &base, &end));
+    assert_true(initwatch_restore_samples(w, restore_start, restore_start, after_all - restore_start + 1,
+                                          &base, &end));
+    assert_int_equal(end.cpu_us, 1600000);
+    /* no sample before the restore: no baseline */
+    assert_false(initwatch_restore_samples(w, 0, done, 0, &base, &end));
+    assert_false(initwatch_restore_samples(NULL, restore_start, done, 0, &base, &end));
+
+    /* resumed (a restore detected): samples again, and says so once */
+    initwatch_resume(w);
+    assert_true(initwatch_take_resumed(w));
+    assert_false(initwatch_take_resumed(w));
+    assert_true(initwatch_sample(w));
+    assert_true(initwatch_restore_samples(w, restore_start, INT64_MAX, 0, &base, &end));
+    assert_int_equal(end.cpu_us, 4000000);
+    initwatch_stop(w);
+    assert_false(initwatch_sample(w));
+    initwatch_resume(NULL);
+    assert_false(initwatch_take_resumed(NULL));
+    initwatch_free(w);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +425,10 @@ int main(void)
         cmocka_unit_test(test_unknown_and_bad),
         cmocka_unit_test(test_describe),
         cmocka_unit_test(test_watcher_nothing),
+        cmocka_unit_test(test_starved_is_busy),
+        cmocka_unit_test(test_restore_phase_hints),
+        cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_restore_samples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -570,6 +571,89 @@ static void remove_tree(void)
     assert_int_equal(system(cmd), 0);
 }
 
+/* /proc/P/environ may hold the function's secrets: never opened.  A fake
+ * runtime's environ (per process and per thread) holds a marker; inotify
+ * reports any open of it (an open alone fails the test, whatever is done
+ * with the bytes), and the marker must appear nowhere procsnap writes: the
+ * snapshot itself, its JSON, the sentence, the share summary. */
+#define ENV_SECRET "AWS_SECRET_ACCESS_KEY=environ-marker-7f3a9c"
+
+static void test_environ_never_read(void **state)
+{
+    static const char *const files[] = {"200/environ", "200/task/200/environ", "200/task/201/environ",
+                                        "500/environ", "500/task/500/environ"};
+    struct procsnap_target roots[4];
+    size_t n = 0;
+    static struct procsnap a, b;
+    struct procsnap_share sh;
+    char sentence[PROCSNAP_SENTENCE_BYTES], sum[PROCSNAP_SENTENCE_BYTES];
+    struct buf j;
+    char path[256];
+    char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int ino;
+    (void)state;
+
+    build_fake_tree();
+    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ino >= 0);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        put(files[i], ENV_SECRET "\0PATH=/usr/bin\0", sizeof(ENV_SECRET "\0PATH=/usr/bin\0") - 1);
+        snprintf(path, sizeof(path), "%s/%s", fake_root, files[i]);
+        assert_true(inotify_add_watch(ino, path, IN_OPEN | IN_ACCESS) >= 0);
+    }
+    /* the watch works: an open of our own is seen (and drained) */
+    snprintf(path, sizeof(path), "%s/%s", fake_root, files[0]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_true(read(ino, ev, sizeof(ev)) > 0);
+    while (read(ino, ev, sizeof(ev)) > 0)
+        ;
+
+    assert_int_equal(procsnap_find_runtime(fake_root, 100, roots, 4, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    /* every kind of read procsnap does: full, with io (the Init anatomy),
+     * light */
+    struct procsnap_opts o = {.proc_root = fake_root, .roots = roots, .nroots = 1, .no_sock_diag = true};
+    assert_int_equal(procsnap_take(&o, &a), 0);
+    o.io = true;
+    assert_int_equal(procsnap_take(&o, &b), 0);
+    assert_true(memmem(&a, sizeof(a), "environ-marker", 14) == NULL);
+    assert_true(memmem(&b, sizeof(b), "environ-marker", 14) == NULL);
+    o.io = false;
+    o.light = true;
+    assert_int_equal(procsnap_take(&o, &b), 0);
+    assert_true(memmem(&b, sizeof(b), "environ-marker", 14) == NULL);
+    o.light = false;
+    assert_int_equal(procsnap_take(&o, &b), 0);
+    b.taken_mono_us = a.taken_mono_us + 200000;
+
+    procsnap_diagnose(&a, &b, a.taken_mono_us - 1000000, sentence, sizeof(sentence));
+    must_not_contain(sentence, "environ-marker");
+    must_not_contain(sentence, "SECRET");
+    memset(&sh, 0, sizeof(sh));
+    procsnap_share_add(&sh, &a, &b, a.taken_mono_us - 1000000);
+    procsnap_share_summary(&sh, sum, sizeof(sum));
+    must_not_contain(sum, "environ-marker");
+    buf_init(&j, 64 * 1024);
+    assert_int_equal(procsnap_to_json(&b, &a, &j), 0);
+    assert_int_equal(procsnap_to_json(&b, NULL, &j), 0);
+    must_contain(buf_data(&j), "\"pid\":200");
+    must_not_contain(buf_data(&j), "environ-marker");
+    must_not_contain(buf_data(&j), "SECRET");
+    buf_free(&j);
+
+    /* not one open of an environ file, by any of it */
+    ssize_t got = read(ino, ev, sizeof(ev));
+    if (got > 0)
+        print_error("environ opened: %s\n", ((struct inotify_event *)(void *)ev)->len > 0
+                                                 ? ((struct inotify_event *)(void *)ev)->name
+                                                 : "(the watched file)");
+    assert_true(got < 0 && errno == EAGAIN);
+    close(ino);
+    remove_tree();
+}
+
 static void test_fake_tree(void **state)
 {
     struct procsnap_target roots[4];
@@ -640,6 +724,11 @@ static void test_fake_tree(void **state)
     must_contain(buf_data(&b), "\"unreadable\":{");
     must_contain(buf_data(&b), "\"syscall\":\"ENOENT\"");
     must_not_contain(buf_data(&b), "secret");
+    /* No earlier snapshot: the figures count from each process's start,
+     * and the JSON says so (no start-of-anything fields to mislabel). */
+    must_contain(buf_data(&b), ",\"baseline\":\"process_start\",");
+    must_not_contain(buf_data(&b), "baseline_taken_us");
+    must_not_contain(buf_data(&b), "_start_");
     /* A cap too small: nothing appended at all. */
     struct buf small;
     buf_init(&small, 100);
@@ -992,6 +1081,13 @@ static void run_socket_case(bool use_poll, uint64_t burn_cpu_us)
     must_contain(buf_data(&b), "\"last_send_ms\":");
     must_contain(buf_data(&b), "\"cpu_since_start_us\":");
     must_contain(buf_data(&b), use_poll ? "\"syscall\":\"poll\"" : "\"syscall\":\"read\"");
+    /* the *_start figures say which snapshot they count from */
+    char baseline[96];
+    snprintf(baseline, sizeof(baseline), ",\"baseline\":\"first_slow_snapshot\",\"baseline_taken_us\":%lld,",
+             (long long)start.taken_epoch_us);
+    must_contain(buf_data(&b), baseline);
+    assert_true(start.taken_epoch_us > 0 && start.taken_epoch_us < now.taken_epoch_us);
+    must_not_contain(buf_data(&b), "process_start");
     buf_free(&b);
 
     kill_child(pid);
@@ -1809,6 +1905,35 @@ static void test_priorities(void **state)
     procsnap_diagnose(&start, &s, inv, out, sizeof(out));
     must_contain(out, "waiting 1.5 s for an answer from 10.0.3.17:443 (https, established)");
 
+    /* Node (main in epoll_wait) with a pooled connection whose ping was
+     * answered in the same clock tick before the start snapshot (equal
+     * ages, bytes unchanged since: ambiguous) and a silent PostgreSQL peer
+     * asked 10 ms later (nothing ever received: clear).  The clear one is
+     * named although the pool's send is older. */
+    synth(&start, 3);
+    start.threads[0].syscall_nr = SYS_epoll_wait;
+    struct procsnap_socket *pool0 = synth_sock(&start, 6379, 800, 800);
+    struct procsnap_socket *pg0 = synth_sock(&start, 5432, 790, 790);
+    pg0->bytes_received = 0;
+    s = start;
+    s.taken_mono_us = start.taken_mono_us + 900000;
+    s.sockets[0].last_data_sent_ms = s.sockets[0].last_data_recv_ms = 1700;
+    s.sockets[1].last_data_sent_ms = s.sockets[1].last_data_recv_ms = 1690;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    show("node: silent peer beside a same-tick pool", out);
+    must_contain(out, "for an answer from 10.0.3.17:5432 (PostgreSQL, established) in epoll_wait");
+    /* the PostgreSQL peer answered earlier, and its request went out after
+     * the start snapshot (bytes sent since, none received): clear too */
+    s.sockets[1].bytes_received = start.sockets[1].bytes_received = 300;
+    s.sockets[1].bytes_acked = pg0->bytes_acked + 50;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "for an answer from 10.0.3.17:5432 (PostgreSQL, established)");
+    /* nothing sent since either: two same-tick ones, the older send wins */
+    s.sockets[1].bytes_acked = pg0->bytes_acked;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    must_contain(out, "for an answer from 10.0.3.17:6379 (Redis, established)");
+    (void)pool0;
+
     /* A blocking connect outranks everything but the busy verdict. */
     synth(&s, 2);
     synth_sock(&s, 5432, 2600, 2650);
@@ -1847,6 +1972,31 @@ static void test_priorities(void **state)
     s.threads[1].syscall_nr = SYS_clock_nanosleep;
     procsnap_diagnose(&start, &s, inv, out, sizeof(out));
     must_contain(out, "busy: 0.20 s of CPU in 2.7 s on one thread");
+    /* The main thread on CPU after under 1% of CPU in the window: caught
+     * the instant it woke (an answer came, a timer fired, a fatal signal),
+     * not a loop; a socket still awaiting an answer outranks it. */
+    struct procsnap ws, wn;
+    synth(&ws, 1);
+    ws.taken_mono_us = 50000000 - 700000;
+    ws.procs[0].cpu_us = ws.threads[0].cpu_us = 40000;
+    synth(&wn, 1);
+    wn.procs[0].cpu_us = wn.threads[0].cpu_us = 42000;
+    wn.threads[0].state = 'R';
+    wn.threads[0].syscall_nr = PROCSNAP_SYSCALL_RUNNING;
+    procsnap_diagnose(&ws, &wn, inv, out, sizeof(out));
+    show("just woken", out);
+    assert_string_equal(out, "on CPU at this instant after 0.00 s of CPU in the last 0.70 s (just woken from "
+                             "a wait?)");
+    must_not_contain(out, "busy");
+    synth_sock(&wn, 5432, 1500, 1600);
+    procsnap_diagnose(&ws, &wn, inv, out, sizeof(out));
+    must_contain(out, "waiting 1.5 s for an answer from 10.0.3.17:5432 (PostgreSQL, established)");
+    /* 1% of the window (7 ms of 0.7 s) is a throttled loop: busy */
+    wn.nsockets = 0;
+    wn.procs[0].cpu_us = wn.threads[0].cpu_us = 47000;
+    procsnap_diagnose(&ws, &wn, inv, out, sizeof(out));
+    must_contain(out, "busy: 0.01 s of CPU in the last 0.70 s on one thread");
+
     /* A helper thread on CPU for a blip while the main thread sleeps:
      * sleeping (a sanitizer's or GC thread is no loop). */
     s.threads[0].state = 'S';
@@ -1904,6 +2054,7 @@ int main(void)
         cmocka_unit_test_teardown(test_parse_net_line, teardown),
         cmocka_unit_test_teardown(test_socket_link_and_names, teardown),
         cmocka_unit_test_teardown(test_fake_tree, teardown),
+        cmocka_unit_test_teardown(test_environ_never_read, teardown),
         cmocka_unit_test_teardown(test_bad_arguments, teardown),
         cmocka_unit_test_teardown(test_priorities, teardown),
         cmocka_unit_test_teardown(test_find_runtime_real, teardown),

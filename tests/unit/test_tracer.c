@@ -6,10 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "ids.h"
+#include "initwatch.h"
 #include "tracer.h"
 #include "fail_alloc.h"
 
@@ -1343,9 +1349,169 @@ static void test_new_out_of_memory(void **state)
     fail_alloc_reset();
 }
 
+/* ---- SnapStart: the restore's anatomy (a watcher over a fake /proc) ---- */
+
+static char snap_root[64];
+
+static void snap_put(const char *rel, const char *text)
+{
+    char path[256], dir[256];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", snap_root, rel);
+    for (char *p = path + strlen(snap_root) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(p - path), path);
+        mkdir(dir, 0755);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* The runtime (pid 200, a sibling of ours, 100): CPU in clock ticks. */
+static void snap_runtime(int majflt, int ticks, long rchar)
+{
+    char text[512];
+
+    snprintf(text, sizeof(text), "200 (bootstrap) S 1 0 0 0 0 0 1000 0 %d 0 %d 0 0 0 20 0 2 0 900 0 3000\n",
+             majflt, ticks);
+    snap_put("200/stat", text);
+    snprintf(text, sizeof(text), "rchar: %ld\nwchar: 0\nsyscr: 1\nsyscw: 0\nread_bytes: 0\n"
+             "write_bytes: 0\ncancelled_write_bytes: 0\n", rchar);
+    snap_put("200/io", text);
+}
+
+static int64_t epoch_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A platform time (whole ms) strictly after every sample taken so far:
+ * the clock is read until it has passed the next millisecond. */
+static int64_t next_ms(void)
+{
+    int64_t t = (epoch_us() / 1000 + 2) * 1000;
+
+    while (epoch_us() < t + 1000) {
+    }
+    return t;
+}
+
+static void test_snap_start_restore_anatomy(void **state)
+{
+    char tmpl[] = "/tmp/tracer-snap-XXXXXX";
+    char buf[2048], a[40], b[40], cmd[128];
+    struct initwatch_opts wo = {.self = 100, .interval_ms = 20, .max_samples = 1000};
+    struct initwatch *w;
+    struct tracer_options o = {
+        .function_name = "demo-fn", .function_version = "$LATEST", .region = "us-east-1",
+        .memory_size_mb = 128, .sampling = SAMPLING_POLICY_ALL, .timeout_margin_us = 200000,
+        .emit = on_emit, .snap_start = true,
+    };
+    struct tracer *t;
+    int64_t init_start, init_done, restore_start, restore_done;
+    unsigned long refills;
+    (void)state;
+
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(snap_root, sizeof(snap_root), "%s", tmpl);
+    wo.proc_root = snap_root;
+    snap_put("100/stat", "100 (lambda-tracer) S 1 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 4 0 500 0 100\n");
+    snap_put("100/cmdline", "/opt/extensions/lambda-tracer");
+    snap_put("200/cmdline", "/var/runtime/bootstrap");
+    w = initwatch_new(&wo);
+    assert_non_null(w);
+    o.initwatch = w;
+    n_emitted = 0;
+    t = tracer_new(&o);
+    assert_non_null(t);
+
+    /* Init: 1 s of CPU, 5 MB read; the snapshot follows */
+    init_start = next_ms();
+    snap_runtime(3, 100, 5000000);
+    assert_true(initwatch_sample(w));
+    init_done = next_ms();
+    iso(init_start, a, sizeof(a));
+    iso(init_done, b, sizeof(b));
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.initStart\",\"record\":{\"initializationType\":"
+             "\"snap-start\",\"phase\":\"init\"}},"
+             "{\"time\":\"%s\",\"type\":\"platform.initRuntimeDone\",\"record\":{\"initializationType\":"
+             "\"snap-start\",\"phase\":\"init\",\"status\":\"success\"}},"
+             "{\"time\":\"%s\",\"type\":\"platform.initReport\",\"record\":{\"initializationType\":"
+             "\"snap-start\",\"phase\":\"init\",\"status\":\"success\",\"metrics\":{\"durationMs\":5.0}}}]",
+             a, b, b);
+    feed(t, buf);
+    /* SnapStart: initRuntimeDone does not stop the watcher (its samples
+     * until the snapshot are the restore's baseline) */
+    assert_true(initwatch_sample(w));
+    assert_false(initwatch_take_resumed(w));
+
+    /* the restore: restoreStart resumes sampling and makes ids fresh */
+    restore_start = next_ms();
+    iso(restore_start, a, sizeof(a));
+    refills = ids_refills();
+    snprintf(buf, sizeof(buf), "[{\"time\":\"%s\",\"type\":\"platform.restoreStart\",\"record\":{"
+             "\"functionName\":\"demo-fn\",\"functionVersion\":\"$LATEST\"}}]", a);
+    feed(t, buf);
+    assert_true(initwatch_take_resumed(w));
+    /* the hook: 0.6 s of CPU, 700 major faults, 200 MB read */
+    snap_runtime(703, 160, 205000000);
+    assert_true(initwatch_sample(w));
+    restore_done = next_ms();
+    snap_runtime(803, 400, 205000000); /* the invocation, after restoreRuntimeDone */
+    iso(restore_done, b, sizeof(b));
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.restoreRuntimeDone\",\"record\":{\"status\":\"success\"}},"
+             "{\"time\":\"%s\",\"type\":\"platform.restoreReport\",\"record\":{\"status\":\"success\","
+             "\"metrics\":{\"durationMs\":700.0}}}]", b, b);
+    feed(t, buf);
+    /* sampling stopped at restoreRuntimeDone */
+    assert_false(initwatch_sample(w));
+
+    run_inv(t, "snap-1", NULL, restore_done + 2000, 10, "success", true);
+    assert_true(ids_refills() > refills); /* the invocation's ids: from a new pool */
+    const struct trace_segment *s = NULL;
+    for (int i = 0; i < n_emitted; i++)
+        if (emitted_final[i] && span(&emitted[i], "Restore") != NULL)
+            s = &emitted[i];
+    assert_non_null(s);
+    int r = (int)(span(s, "Restore") - s->spans);
+    int64_t cpu = -1, majflt = -1, wall = -1, rchar = -1;
+    for (size_t i = 0; i < s->attr_count; i++) {
+        const struct trace_attr *at = &s->attrs[i];
+        if (at->on_span != r + 1 || at->otel_key == NULL)
+            continue;
+        if (strcmp(at->otel_key, "lambda_tracer.restore.cpu_ms") == 0)
+            cpu = at->i;
+        else if (strcmp(at->otel_key, "lambda_tracer.restore.major_faults") == 0)
+            majflt = at->i;
+        else if (strcmp(at->otel_key, "lambda_tracer.restore.wall_ms") == 0)
+            wall = at->i;
+        else if (strcmp(at->otel_key, "lambda_tracer.restore.read_bytes") == 0)
+            rchar = at->i;
+    }
+    /* deltas against the pre-snapshot baseline, up to restoreRuntimeDone */
+    assert_int_equal(cpu, 600);
+    assert_int_equal(majflt, 700);
+    assert_int_equal(rchar, 200000000);
+    assert_int_equal(wall, 700);
+    assert_string_equal(find_attr(s, "restore_hint")->str,
+                        "Restore read 200 MB and spent 0.6 s of its 0.7 s on CPU: loading code");
+    tracer_destroy(t);
+    initwatch_free(w);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", snap_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snap_start_restore_anatomy),
         cmocka_unit_test(test_cold_start_with_upstream_parent),
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),

@@ -13,9 +13,12 @@ The handler's behaviour is chosen by the JSON payload:
   {"action": "sleep", "ms": N}                       same; used to run past the deadline
   {"action": "crash", "code": N}                     exit(N) mid-invoke
   {"action": "crash", "signal": "SIGSEGV"}           kill itself with a signal mid-invoke
+                                                     (either with "after_ms": M: asleep M ms first)
   {"action": "error", "type": "Function.MyError", "message": "..."}
                                                      POST /invocation/{id}/error
   {"action": "oom", "mb": N}                         allocate and touch N MB, hold it, respond
+  {"action": "grow", "mb": N}                        the same (a leak: what every call allocates
+                                                     stays held, so memory grows call by call)
   {"action": "log", "lines": N, "bytes": B}          print N lines of about B bytes to stdout
   {"action": "big", "bytes": N}                      respond with an N-byte body (size limit tests)
   {"action": "env"}                                  respond with the runtime's environment
@@ -27,7 +30,9 @@ Stuck on purpose (timeout forensics; each responds if it ever gets there):
   {"action": "read", "port": P, "pool_port": Q}      a pooled connection to HOST:Q (one request
                                                      answered, then left idle), then a request
                                                      to HOST:P and a blocking read ("host",
-                                                     "pool_host": default 127.0.0.1)
+                                                     "pool_host": default 127.0.0.1); with
+                                                     "timeout_ms": N it gives up after N ms
+                                                     and responds (a slow call, not stuck)
   {"action": "connect", "port": P}                   a blocking connect to HOST:P
   {"action": "child", "ms": N}                       run `sleep` for N ms and wait for it
   {"action": "mixed", "cpu_ms": N, "sleep_ms": M}    N ms busy, then M ms asleep
@@ -46,10 +51,16 @@ Init behaviour comes from environment variables:
   DEMO_INIT_IMPORT=DIR    import every module of the package tree under DIR (Init anatomy:
                           loading code)
   DEMO_INIT_READ=FILE     read FILE to the end in 1 MB chunks
+  DEMO_INIT_READ_UNCACHED=1  first drop FILE's pages from the page cache (posix_fadvise
+                          DONTNEED; FILE written and synced): the read comes from storage
   DEMO_INIT_SPIN_MS=N     busy loop on the CPU for N ms
   DEMO_INIT_WAIT=HOST:PORT:N  connect to HOST:PORT, send a line and wait (at most N ms) for
                           the answer (a slow dependency on the network)
   DEMO_RESTORE_MS=N       (SnapStart) sleep N ms in the after-restore hook
+  DEMO_RESTORE_READ=FILE, DEMO_RESTORE_READ_UNCACHED=1, DEMO_RESTORE_SPIN_MS=N,
+  DEMO_RESTORE_WAIT=HOST:PORT:N
+                          (SnapStart) the after-restore hook reads FILE, burns N ms of CPU,
+                          or waits on a slow peer, as their DEMO_INIT_ twins do in init
   DEMO_RESTORE_FAIL=1     (SnapStart) POST /runtime/restore/error and exit 1
   DEMO_CONCURRENCY=N      N worker threads, each long-polling /invocation/next on its own
                           connection (Lambda Managed Instances); default AWS_LAMBDA_MAX_CONCURRENCY
@@ -173,7 +184,13 @@ def handle(request_id, headers, payload):
         s = socket.create_connection((host, int(event["port"])))
         log("read: request sent, waiting for the answer")
         s.sendall(b"GET / HTTP/1.1\r\nHost: local\r\n\r\n")
-        data = s.recv(64)
+        if "timeout_ms" in event:
+            s.settimeout(int(event["timeout_ms"]) / 1000.0)
+        try:
+            data = s.recv(64)
+        except socket.timeout:
+            log("read: no answer, giving up")
+            data = b""
         respond(request_id, {"ok": True, "action": action, "got": len(data)})
     elif action == "connect":
         host = str(event.get("host", "127.0.0.1"))
@@ -192,6 +209,10 @@ def handle(request_id, headers, payload):
         log("mixed: done")
         respond(request_id, {"ok": True, "action": action})
     elif action == "crash":
+        after_ms = int(event.get("after_ms", 0))
+        if after_ms > 0:
+            log("crash: in %d ms" % after_ms)
+            time.sleep(after_ms / 1000.0)
         if "signal" in event:
             signame = str(event["signal"])
             log("crash: raising %s" % signame)
@@ -209,18 +230,19 @@ def handle(request_id, headers, payload):
         status, _, _ = post_error("%s/invocation/%s/error" % (BASE, request_id), etype, message)
         if status != 202:
             log("error rejected with HTTP %d" % status)
-    elif action == "oom":
+    elif action in ("oom", "grow"):
         mb = int(event.get("mb", 256))
-        log("oom: allocating %d MB" % mb)
+        log("%s: allocating %d MB" % (action, mb))
         hold = []
         step = 4096
         for _ in range(mb):
             chunk = bytearray(1 << 20)
             chunk[::step] = b"\x01" * ((1 << 20) // step)  # touch every page
             hold.append(chunk)
-        log("oom: holding %d MB" % mb)
-        globals().setdefault("_held", []).append(hold)
-        respond(request_id, {"ok": True, "action": "oom", "mb": mb})
+        held = globals().setdefault("_held", [])
+        held.append(hold)
+        log("%s: holding %d MB (%d MB in all)" % (action, mb, sum(len(h) for h in held)))
+        respond(request_id, {"ok": True, "action": action, "mb": mb})
     elif action == "log":
         lines = int(event.get("lines", 10))
         size = int(event.get("bytes", 80))
@@ -248,6 +270,40 @@ def handle(request_id, headers, payload):
         respond(request_id, {"ok": True, "action": "fast"})
 
 
+def slow_phase(var, what):
+    """DEMO_<var>_READ / _SPIN_MS / _WAIT: a phase (Init, or SnapStart's after-restore hook)
+    slow in a known way, for the anatomy the extension reports."""
+    path = os.environ.get("DEMO_%s_READ" % var)
+    if path:
+        got = 0
+        with open(path, "rb", buffering=0) as f:
+            if os.environ.get("DEMO_%s_READ_UNCACHED" % var) == "1":
+                # out of the page cache (clean pages: the writer synced them), so the read
+                # comes from storage
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        log("%s: read %d bytes" % (what, got))
+    spin_ms = int(os.environ.get("DEMO_%s_SPIN_MS" % var, "0") or 0)
+    if spin_ms:  # N ms of CPU time (not wall: a loaded machine must not shorten it)
+        t0 = time.process_time()
+        while time.process_time() - t0 < spin_ms / 1000.0:
+            pass
+    wait = os.environ.get("DEMO_%s_WAIT" % var)
+    if wait:
+        host, port, ms = wait.rsplit(":", 2)
+        c = socket.create_connection((host, int(port)), timeout=int(ms) / 1000.0)
+        c.sendall(b"hello\n")
+        try:
+            c.recv(64)
+        except socket.timeout:
+            pass
+        c.close()
+
+
 def init():
     n = int(os.environ.get("DEMO_INIT_LOG", "0") or 0)
     log("bootstrap init (pid %d)" % os.getpid())
@@ -262,31 +318,7 @@ def init():
         for name in names:
             importlib.import_module("gen." + name)
         log("init: imported %d modules" % len(names))
-    path = os.environ.get("DEMO_INIT_READ")
-    if path:
-        got = 0
-        with open(path, "rb", buffering=0) as f:
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                got += len(chunk)
-        log("init: read %d bytes" % got)
-    spin_ms = int(os.environ.get("DEMO_INIT_SPIN_MS", "0") or 0)
-    if spin_ms:  # N ms of CPU time (not wall: a loaded machine must not shorten it)
-        t0 = time.process_time()
-        while time.process_time() - t0 < spin_ms / 1000.0:
-            pass
-    wait = os.environ.get("DEMO_INIT_WAIT")
-    if wait:
-        host, port, ms = wait.rsplit(":", 2)
-        c = socket.create_connection((host, int(port)), timeout=int(ms) / 1000.0)
-        c.sendall(b"hello\n")
-        try:
-            c.recv(64)
-        except socket.timeout:
-            pass
-        c.close()
+    slow_phase("INIT", "init")
     init_ms = int(os.environ.get("DEMO_INIT_MS", "0") or 0)
     if init_ms:
         time.sleep(init_ms / 1000.0)
@@ -304,6 +336,7 @@ def init():
 def restore():
     status, _, _ = call("GET", BASE + "/restore/next")
     log("restore/next answered %d" % status)
+    slow_phase("RESTORE", "restore")
     ms = int(os.environ.get("DEMO_RESTORE_MS", "0") or 0)
     if ms:
         time.sleep(ms / 1000.0)
