@@ -108,7 +108,7 @@ int main(int argc, char **argv)
         getsockname(lfd, (struct sockaddr *)&a, &alen) != 0)
         return 1;
     pthread_create(&srv, NULL, server_main, (void *)(intptr_t)lfd);
-    if (http_client_global_init() < 0)
+    if (http_client_global_init(NULL, 0) < 0)
         return 1;
     snprintf(cfg.xray_endpoint, sizeof(cfg.xray_endpoint), "http://127.0.0.1:%u", ntohs(a.sin_port));
     snprintf(cfg.region, sizeof(cfg.region), "us-east-1");

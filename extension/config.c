@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -530,8 +531,30 @@ static bool is_tchar(char c)
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES],
-                              size_t max_lines, size_t *ret_count)
+/* Writes why entry n (counted from 1) was refused into why (NULL: no
+ * reason wanted).  name: the entry's name, shown only when it is a valid
+ * header name (an invalid one may be a value typed in its place). */
+__attribute__((format(printf, 5, 6))) static int headers_refused(char *why, size_t why_size, size_t n,
+                                                                 const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    int used;
+
+    if (why == NULL || why_size == 0)
+        return -EINVAL;
+    used = name != NULL ? snprintf(why, why_size, "entry %zu (%s): ", n, name)
+                        : snprintf(why, why_size, "entry %zu: ", n);
+    if (used < 0 || (size_t)used >= why_size)
+        return -EINVAL;
+    va_start(ap, fmt);
+    /* va_start is above; the analyzer misreads it (as in log.c). */
+    vsnprintf(why + used, why_size - (size_t)used, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES], size_t max_lines,
+                              size_t *ret_count, char *why, size_t why_size)
 {
     const char *p = text;
     size_t n = 0;
@@ -542,9 +565,14 @@ int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER
         const char *eq = memchr(p, '=', len);
         const char *name = p, *value;
         size_t name_len, value_len;
+        char shown[CONFIG_OTLP_HEADER_LINE_BYTES];
 
-        if (eq == NULL || n >= max_lines)
-            return -EINVAL;
+        if (n >= max_lines)
+            return headers_refused(why, why_size, n + 1, NULL, "more than %zu headers", max_lines);
+        if (len == 0)
+            return headers_refused(why, why_size, n + 1, NULL, "empty (two commas in a row, or a leading comma)");
+        if (eq == NULL)
+            return headers_refused(why, why_size, n + 1, NULL, "no '=' (not name=value)");
         /* Blanks around names and values are dropped (as OTEL_EXPORTER_OTLP_HEADERS
          * does): a leading blank would make the line a folded continuation. */
         name_len = (size_t)(eq - p);
@@ -563,22 +591,30 @@ int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER
         while (value_len > 0 && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
             value_len--;
         if (name_len == 0)
-            return -EINVAL;
+            return headers_refused(why, why_size, n + 1, NULL, "an empty name");
         for (size_t i = 0; i < name_len; i++)
             if (!is_tchar(name[i]))
-                return -EINVAL;
+                return headers_refused(why, why_size, n + 1, NULL,
+                                       "its name holds a byte a header name cannot (a blank, ':', '\"', a "
+                                       "control byte...) at byte %zu",
+                                       i + 1);
         if (name_len + 2 >= CONFIG_OTLP_HEADER_LINE_BYTES)
-            return -EINVAL;
+            return headers_refused(why, why_size, n + 1, NULL, "a name of %zu bytes, over %d", name_len,
+                                   CONFIG_OTLP_HEADER_LINE_BYTES - 3);
+        snprintf(shown, sizeof(shown), "%.*s", (int)name_len, name);
         memcpy(lines[n], name, name_len);
         memcpy(lines[n] + name_len, ": ", 2);
         size_t decoded;
         if (percent_decode(value, value_len, lines[n] + name_len + 2,
                            CONFIG_OTLP_HEADER_LINE_BYTES - name_len - 2, &decoded) < 0)
-            return -EINVAL;
+            return headers_refused(why, why_size, n + 1, shown,
+                                   "its value has a '%%' not followed by two hex digits, or is over %d bytes "
+                                   "with its name",
+                                   CONFIG_OTLP_HEADER_LINE_BYTES - 1);
         for (size_t i = 0; i < decoded; i++) {
             unsigned char c = (unsigned char)lines[n][name_len + 2 + i];
-            if (c < 0x20 || c == 0x7f)
-                return -EINVAL; /* no CR, LF or other control byte may reach a header */
+            if (c < 0x20 || c == 0x7f) /* no CR, LF or other control byte may reach a header */
+                return headers_refused(why, why_size, n + 1, shown, "its value holds a control byte");
         }
         n++;
         if (end == NULL)
@@ -587,6 +623,25 @@ int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER
     }
     *ret_count = n;
     return 0;
+}
+
+int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES],
+                              size_t max_lines, size_t *ret_count)
+{
+    return parse_otlp_headers(text, lines, max_lines, ret_count, NULL, 0);
+}
+
+int config_otlp_headers_problem(const char *text, char *why, size_t why_size)
+{
+    char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
+    size_t count;
+    int r;
+
+    if (why_size > 0)
+        why[0] = '\0';
+    r = parse_otlp_headers(text, lines, CONFIG_OTLP_MAX_HEADERS, &count, why, why_size);
+    explicit_bzero(lines, sizeof(lines)); /* the values are secrets */
+    return r;
 }
 
 int config_parse_resource_attributes(const char *text, char *ret, size_t ret_size, size_t *ret_len)
@@ -769,14 +824,6 @@ int config_parse_daemon_env(const char *text, char *ret, size_t ret_size)
     return 0;
 }
 
-static bool valid_otlp_headers(const char *s)
-{
-    char lines[CONFIG_OTLP_MAX_HEADERS][CONFIG_OTLP_HEADER_LINE_BYTES];
-    size_t count;
-
-    return config_parse_otlp_headers(s, lines, CONFIG_OTLP_MAX_HEADERS, &count) == 0;
-}
-
 /* CloudWatch: 1-255 of [A-Za-z0-9.-_/#: ], not starting with "AWS/". */
 static bool valid_namespace(const char *s)
 {
@@ -889,8 +936,13 @@ static void load_otel(const struct loader *l, struct config *ret)
 
     text = first_set(l, headers, COUNT(headers), &name, &too_long);
     if (text != NULL) {
-        if (too_long || strlen(text) >= sizeof(ret->otlp_headers) || !valid_otlp_headers(text))
-            warn(l, name, "not name=value pairs (percent-encoded values, no control bytes)", "no headers");
+        char why[200];
+        if (too_long || strlen(text) >= sizeof(ret->otlp_headers)) {
+            snprintf(why, sizeof(why), "over %zu bytes", sizeof(ret->otlp_headers) - 1);
+            warn(l, name, why, "no headers");
+        } else if (config_otlp_headers_problem(text, why, sizeof(why)) < 0) {
+            warn(l, name, why, "no headers");
+        }
         else
             snprintf(ret->otlp_headers, sizeof(ret->otlp_headers), "%s", text);
     }

@@ -177,6 +177,13 @@ bool config_runtime_api_valid(const char *text);
 int config_parse_otlp_headers(const char *text, char (*lines)[CONFIG_OTLP_HEADER_LINE_BYTES],
                               size_t max_lines, size_t *ret_count) __attribute__((warn_unused_result));
 
+/* Why config_parse_otlp_headers refuses text (at most CONFIG_OTLP_MAX_HEADERS
+ * headers): 0 when it does not (why ""), else -EINVAL with the first bad
+ * entry's number (from 1) and what is wrong with it in why, e.g. "entry 2
+ * (x-api-key): its value holds a control byte".  A name is shown only when
+ * it is a valid header name; a value never is.  Pure; any thread. */
+int config_otlp_headers_problem(const char *text, char *why, size_t why_size) __attribute__((warn_unused_result));
+
 /* OTEL_RESOURCE_ATTRIBUTES: "key=value,..." with percent-decoded keys and
  * values (the specification: ',' and '=' inside them arrive as %2C and
  * %3D).  Blanks around keys and values are dropped; a key must be non-empty

@@ -56,6 +56,39 @@ int credentials_from_env(config_getenv_fn getenv_fn, void *ctx, struct aws_crede
     return r;
 }
 
+void credentials_env_problem(config_getenv_fn getenv_fn, void *ctx, char *why, size_t why_size)
+{
+    static const char *const names[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+    const size_t sizes[] = {sizeof(((struct aws_credentials *)0)->access_key_id),
+                            sizeof(((struct aws_credentials *)0)->secret_access_key),
+                            sizeof(((struct aws_credentials *)0)->session_token)};
+    size_t used = 0;
+
+    if (why_size == 0)
+        return;
+    why[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = getenv_fn(names[i], ctx);
+        const char *problem = NULL;
+        int n;
+
+        if (v == NULL)
+            problem = i < 2 ? "unset" : NULL; /* the session token is optional */
+        else if (v[0] == '\0')
+            problem = i < 2 ? "empty" : NULL;
+        else if (!credentials_value_ok(v))
+            problem = "holds a blank or control byte";
+        else if (strlen(v) >= sizes[i])
+            problem = "too long";
+        if (problem == NULL)
+            continue;
+        n = snprintf(why + used, why_size - used, "%s%s %s", used > 0 ? ", " : "", names[i], problem);
+        if (n < 0 || (size_t)n >= why_size - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
 int credentials_parse_container(const char *body, size_t len, struct aws_credentials *ret)
 {
     cJSON *root;

@@ -34,6 +34,13 @@ bool credentials_value_ok(const char *text);
 int credentials_from_env(config_getenv_fn getenv_fn, void *ctx, struct aws_credentials *ret)
     __attribute__((warn_unused_result));
 
+/* Why credentials_from_env refused the environment, in words: each of
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN that is
+ * unset, empty, holds a blank or control byte, or is too long, e.g.
+ * "AWS_ACCESS_KEY_ID unset, AWS_SECRET_ACCESS_KEY empty".  Names only,
+ * never a value.  "" when nothing is wrong.  Any thread. */
+void credentials_env_problem(config_getenv_fn getenv_fn, void *ctx, char *why, size_t why_size);
+
 /* Parses the container credentials endpoint's answer:
  * {"AccessKeyId","SecretAccessKey","Token","Expiration"}.  0, -EPROTO
  * (not that shape, or a value with a blank or control byte), -E2BIG. */

@@ -836,6 +836,17 @@ static bool file_readable(const char *path, void *ctx)
     return access(path, R_OK) == 0;
 }
 
+/* Why config_choose_ca_file passed over path (max_len: the longest path
+ * it takes, NUL included): access(2)'s errno, as text.  Main thread. */
+static const char *ca_file_problem(const char *path, size_t max_len)
+{
+    if (strlen(path) >= max_len)
+        return "path too long";
+    if (access(path, R_OK) == 0)
+        return "readable now"; /* it changed between the two looks */
+    return strerror(errno);
+}
+
 static bool is_https(const char *url)
 {
     return strncasecmp(url, "https://", 8) == 0;
@@ -858,11 +869,14 @@ static void choose_ca_file(struct exporter *e)
         return;
     r = config_choose_ca_file(e->cfg.ca_file, file_readable, NULL, chosen, sizeof(chosen));
     if (r < 0)
-        log_warn("no readable CA bundle (LAMBDA_TRACER_CA_FILE, %s, %s); HTTPS exports will fail "
+        log_warn("no readable CA bundle (LAMBDA_TRACER_CA_FILE: %s; %s: %s; %s: %s); HTTPS exports will fail "
                  "certificate checks",
-                 CONFIG_CA_FILE_AMAZON_LINUX, CONFIG_CA_FILE_DEBIAN);
+                 e->cfg.ca_file[0] != '\0' ? ca_file_problem(e->cfg.ca_file, sizeof(chosen)) : "unset",
+                 CONFIG_CA_FILE_AMAZON_LINUX, ca_file_problem(CONFIG_CA_FILE_AMAZON_LINUX, sizeof(chosen)),
+                 CONFIG_CA_FILE_DEBIAN, ca_file_problem(CONFIG_CA_FILE_DEBIAN, sizeof(chosen)));
     else if (e->cfg.ca_file[0] != '\0' && strcmp(chosen, e->cfg.ca_file) != 0)
-        log_warn("LAMBDA_TRACER_CA_FILE is not readable; using %s", chosen);
+        log_warn("setting LAMBDA_TRACER_CA_FILE (%s) is not readable (%s); using %s", e->cfg.ca_file,
+                 ca_file_problem(e->cfg.ca_file, sizeof(chosen)), chosen);
     else
         log_debug("HTTPS CA bundle: %s", chosen);
     if (r == 0)
@@ -923,9 +937,10 @@ static int open_sinks(struct exporter *e)
         r = sink_table[s]->open(&e->env, &slot->state);
         if (r == -EINVAL) {
             /* One bad setting costs its own sink, not the others. */
-            log_warn("setting LAMBDA_TRACER_OTLP_HEADERS is invalid (not name=value,... of at most %d "
-                     "headers); leaving the OTLP exporter out",
-                     CONFIG_OTLP_MAX_HEADERS);
+            char why[200];
+            if (config_otlp_headers_problem(e->cfg.otlp_headers, why, sizeof(why)) == 0)
+                snprintf(why, sizeof(why), "refused by the OTLP exporter");
+            log_warn("the OTLP headers are invalid (%s); leaving the OTLP exporter out", why);
             e->cfg.sinks &= ~(1u << s);
             continue;
         }

@@ -44,9 +44,15 @@ struct header_sink {
     size_t dst_size;
 };
 
-int http_client_global_init(void)
+int http_client_global_init(char *why, size_t why_size)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+    CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    if (code == CURLE_OK)
+        return 0;
+    if (why != NULL && why_size > 0)
+        snprintf(why, why_size, "%s (CURLcode %d)", curl_easy_strerror(code), (int)code);
+    return -EIO;
 }
 
 void http_client_global_clean_up(void)

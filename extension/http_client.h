@@ -49,8 +49,9 @@ struct http_client_response {
 };
 
 /* Process-wide set-up; call once from main() before any thread starts.
- * 0 or -EIO. */
-int http_client_global_init(void) __attribute__((warn_unused_result));
+ * 0, or -EIO with libcurl's reason written to why (why_size bytes; may be
+ * NULL), e.g. "Failed initialization (CURLcode 2)". */
+int http_client_global_init(char *why, size_t why_size) __attribute__((warn_unused_result));
 void http_client_global_clean_up(void);
 
 /* NULL on failure. */

@@ -52,6 +52,7 @@ struct journal {
     int fd;
     bool opened; /* journal_open is done: the slots are ours */
     _Atomic bool failed;
+    _Atomic int error; /* the negative errno of the write that turned it off */
     /* 1 while the slot holds an invocation; set by the pipeline thread,
      * cleared by whoever releases the slot, after its write. */
     _Atomic int busy[JOURNAL_SLOTS];
@@ -151,8 +152,11 @@ static bool slot_read(const struct disk_slot *d, struct journal_entry *ret)
  * export those invocations again, as failures.  (A failure inside
  * journal_open leaves a predecessor's file as it was.)  ftruncate to 0
  * needs no space and is not limited by RLIMIT_FSIZE. */
-static void turn_off(struct journal *j)
+static void turn_off(struct journal *j, int error)
 {
+    int none = 0;
+
+    atomic_compare_exchange_strong(&j->error, &none, error);
     if (atomic_exchange(&j->failed, true) || !j->opened)
         return;
     int r = ftruncate(j->fd, 0);
@@ -197,7 +201,7 @@ static int slot_write(struct journal *j, int slot, const struct journal_entry *e
             continue;
         if (w <= 0) {
             int r = w < 0 && errno > 0 ? -errno : -EIO;
-            turn_off(j);
+            turn_off(j, r);
             return r;
         }
         done += (size_t)w;
@@ -284,6 +288,13 @@ bool journal_ok(const struct journal *j)
     return j != NULL && !atomic_load(&j->failed);
 }
 
+int journal_error(const struct journal *j)
+{
+    if (j == NULL)
+        return -ENODEV;
+    return atomic_load(&j->error);
+}
+
 int journal_begin(struct journal *j, const struct journal_entry *e)
 {
     if (!journal_ok(j))
@@ -292,12 +303,13 @@ int journal_begin(struct journal *j, const struct journal_entry *e)
         if (atomic_load(&j->busy[i]))
             continue;
         j->mem[i] = *e;
-        if (slot_write(j, i, e) < 0)
-            return -EIO;
+        int r = slot_write(j, i, e);
+        if (r < 0)
+            return r;
         atomic_store(&j->busy[i], 1);
         return i;
     }
-    return -ENOSPC;
+    return -EBUSY;
 }
 
 int journal_find(const struct journal *j, const char *request_id)
@@ -324,7 +336,7 @@ int journal_done(struct journal *j, const char *request_id, int64_t done_us, int
     j->mem[slot].done_us = done_us;
     j->mem[slot].done_status = status;
     copy_field(j->mem[slot].done_error, sizeof(j->mem[slot].done_error), error_type);
-    return slot_write(j, slot, &j->mem[slot]) < 0 ? -EIO : 0;
+    return slot_write(j, slot, &j->mem[slot]);
 }
 
 void journal_release(struct journal *j, int slot)

@@ -68,11 +68,14 @@ int journal_path(const char *tmpdir, const char *name, char *buf, size_t size)
     __attribute__((warn_unused_result));
 
 /* Records a started invocation in a free slot.  Returns the slot, or a
- * negative errno: -ENOSPC (every slot held), -EIO (the write failed: the
- * journal turns itself off).  NULL-safe (-ENODEV). */
+ * negative errno: -EBUSY (every slot held), -ENODEV (the journal is off),
+ * or the failed write's own (-ENOSPC a full /tmp, -EFBIG a file size
+ * limit, -EROFS, -EIO...: the journal turns itself off).  NULL-safe
+ * (-ENODEV). */
 int journal_begin(struct journal *j, const struct journal_entry *e);
 
-/* Adds runtimeDone to the slot of request_id (if any).  0, -ENOENT, -EIO. */
+/* Adds runtimeDone to the slot of request_id (if any).  0, -ENOENT,
+ * -ENODEV (off), or the failed write's errno as journal_begin. */
 int journal_done(struct journal *j, const char *request_id, int64_t done_us, int status,
                  const char *error_type);
 
@@ -85,6 +88,10 @@ void journal_release(struct journal *j, int slot);
 
 /* false once a write failed (the journal is off). */
 bool journal_ok(const struct journal *j);
+
+/* Why it is off: the negative errno of the first write that failed (on
+ * any thread, a release's included), 0 while it is on; -ENODEV for NULL. */
+int journal_error(const struct journal *j);
 
 /* Closes the file.  clear_all: every entry is accounted for (a clean exit):
  * the next process must find nothing.  Main thread; NULL-safe. */

@@ -93,11 +93,29 @@ static const char *base_name(const char *path)
     return slash != NULL ? slash + 1 : path;
 }
 
-static void log_api_error(const char *what, int r, const struct extapi_error *err)
+/* "HTTP 403, Type: message" or, without an answer, "no HTTP answer,
+ * reason: detail": what the Extensions API said, or why it said nothing.
+ * Returned by value: .text lives until the end of the caller's statement. */
+struct api_detail {
+    char text[sizeof(((struct extapi_error *)0)->error_type) + sizeof(((struct extapi_error *)0)->message) + 32];
+};
+
+static struct api_detail api_error_detail(const struct extapi_error *err)
 {
-    log_error("%s failed: %s (status %ld%s%s%s%s)", what, strerror(-r), err->status,
-              err->error_type[0] ? ", " : "", err->error_type, err->message[0] ? ": " : "",
-              err->message);
+    struct api_detail d;
+    int n = err->status > 0 ? snprintf(d.text, sizeof(d.text), "HTTP %ld", err->status)
+                            : snprintf(d.text, sizeof(d.text), "no HTTP answer");
+
+    if (n > 0 && (size_t)n < sizeof(d.text))
+        snprintf(d.text + n, sizeof(d.text) - (size_t)n, "%s%s%s%s", err->error_type[0] ? ", " : "",
+                 err->error_type, err->message[0] ? ": " : "", err->message);
+    return d;
+}
+
+/* then: what happens next ("exiting", "continuing without telemetry"). */
+static void log_api_error(const char *what, int r, const struct extapi_error *err, const char *then)
+{
+    log_error("%s failed: %s (%s); %s", what, strerror(-r), api_error_detail(err).text, then);
 }
 
 /* Bind, subscribe.  Leaves rt->telemetry_active false (and logs why) when
@@ -154,7 +172,7 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
                  err.message);
     }
     if (r < 0)
-        log_api_error("Telemetry API subscription", r, &err);
+        log_api_error("Telemetry API subscription", r, &err, "continuing without telemetry");
     listener_close(rt->listener, NULL);
     rt->listener = NULL;
 }
@@ -183,6 +201,27 @@ static void log_export_stats(const struct export_stats *es)
 
 /* SHUTDOWN: let the loop drain within the one budget (policy.h), stop
  * it and the exporters, and log the summary. */
+/* How many counters a (possibly cut) summary line holds, and how many
+ * there are: what the truncation warning reports. */
+static size_t summary_counters_in(const char *line)
+{
+    size_t n = line[0] != '\0';
+
+    for (const char *p = line; *p != '\0'; p++)
+        n += *p == ' ';
+    return n;
+}
+
+static size_t summary_counters_all(void)
+{
+    char name[128];
+    size_t n = 0;
+
+    while (summary_counter_name(n, name, sizeof(name)))
+        n++;
+    return n;
+}
+
 static void shut_down(struct runtime *rt, const struct ext_event *ev, int64_t received_us)
 {
     struct pipeline_result res;
@@ -212,7 +251,8 @@ static void shut_down(struct runtime *rt, const struct ext_event *ev, int64_t re
     }
     in.shutdown_ms = clock_mono_ms() - started_ms;
     if (summary_format(&in, line, sizeof(line)) < 0)
-        log_warn("shutdown summary truncated");
+        log_warn("shutdown summary truncated: %zu of %zu counters fit in its %zu bytes; the rest are left out",
+                 summary_counters_in(line), summary_counters_all(), sizeof(line));
     log_info("shutdown reason=%s %s", ext_shutdown_reason_name(ev->shutdown_reason), line);
 }
 
@@ -268,7 +308,15 @@ static void configure_exporter(struct runtime *rt, const char *region)
         sinks &= ~(1u << EXPORT_SINK_DAEMON);
     }
     if ((sinks & (1u << EXPORT_SINK_OTLP)) && rt->cfg.otlp_endpoint[0] == '\0') {
-        log_warn("OTLP exporter has no usable endpoint (refused above); leaving it out");
+        /* Unset, the endpoint is the default: only a refused one is "" (the first set wins). */
+        static const char *const names[] = {"LAMBDA_TRACER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                            "OTEL_EXPORTER_OTLP_ENDPOINT"};
+        const char *refused = "its setting";
+        for (size_t i = sizeof(names) / sizeof(names[0]); i-- > 0;)
+            if (getenv(names[i]) != NULL)
+                refused = names[i];
+        log_warn("OTLP exporter has no usable endpoint (%s was refused: see its line above); leaving it out",
+                 refused);
         sinks &= ~(1u << EXPORT_SINK_OTLP);
     }
     /* X-Ray's own OTLP endpoint needs SigV4: the xray-otlp sink. */
@@ -284,7 +332,7 @@ static void configure_exporter(struct runtime *rt, const char *region)
                  region);
     }
     if ((sinks & (1u << EXPORT_SINK_XRAY_OTLP)) && rt->cfg.otlp_json) {
-        log_warn("X-Ray OTLP exporter sends protobuf, not http/json; leaving it out");
+        log_warn("X-Ray OTLP exporter sends protobuf, not http/json (the OTLP protocol setting); leaving it out");
         sinks &= ~(1u << EXPORT_SINK_XRAY_OTLP);
     }
     if ((sinks & (1u << EXPORT_SINK_XRAY_OTLP)) && region[0] == '\0') {
@@ -410,8 +458,8 @@ static int register_extension(struct runtime *rt, struct extapi_error *err)
 
     for (int attempt = 0; attempt < REGISTER_ATTEMPTS; attempt++) {
         if (attempt > 0) {
-            log_warn("registration failed (%s); trying again", err->error_type[0] ? err->error_type
-                                                                                   : strerror(-r));
+            log_warn("registration attempt %d of %d failed: %s (%s); trying again", attempt, REGISTER_ATTEMPTS,
+                     strerror(-r), api_error_detail(err).text);
             clock_sleep_ms((int64_t)REGISTER_RETRY_DELAY_MS * attempt);
         }
         r = register_once(rt, err);
@@ -442,10 +490,8 @@ static void next_failed(struct next_trouble *t, int r, const struct extapi_error
             log_warn("/event/next answered an event over %lu bytes; skipping it and calling again",
                      (unsigned long)EXTAPI_MAX_EVENT_BYTES);
         else
-            log_warn("/event/next failed: %s (status %ld%s%s); calling again, at most every %d ms "
-                     "while it fails",
-                     strerror(-r), err->status, err->error_type[0] ? ", " : "", err->error_type,
-                     EXTAPI_NEXT_BACKOFF_MAX_MS);
+            log_warn("/event/next failed: %s (%s); calling again, at most every %d ms while it fails", strerror(-r),
+                     api_error_detail(err).text, EXTAPI_NEXT_BACKOFF_MAX_MS);
         t->delay_ms = EXTAPI_NEXT_BACKOFF_MIN_MS;
     } else if (t->delay_ms < EXTAPI_NEXT_BACKOFF_MAX_MS) {
         t->delay_ms = t->delay_ms * 2 < EXTAPI_NEXT_BACKOFF_MAX_MS ? t->delay_ms * 2
@@ -507,7 +553,7 @@ static int event_loop(struct runtime *rt)
             rt->invokes++; /* whatever happens to it next (no telemetry, no pipeline) */
         if (r < 0 && r != -EPROTO && r != -EMSGSIZE && !init_over) {
             /* Lambda says to exit on errors here; it restarts the sandbox. */
-            log_api_error("/event/next", r, &err);
+            log_api_error("/event/next", r, &err, "exiting (Init fails; Lambda starts the environment again)");
             return EXIT_FAILURE;
         }
         if (r < 0) {
@@ -578,8 +624,9 @@ int main(int argc, char **argv)
                   "a port); not talking to it");
         return EXIT_FAILURE;
     }
-    if (http_client_global_init() < 0) {
-        log_error("libcurl initialisation failed");
+    char curl_why[128] = "unknown";
+    if (http_client_global_init(curl_why, sizeof(curl_why)) < 0) {
+        log_error("libcurl initialisation failed: %s; exiting", curl_why);
         return EXIT_FAILURE;
     }
     r = extapi_new(runtime_api, name, &rt.api);
@@ -589,7 +636,7 @@ int main(int argc, char **argv)
     }
     r = register_extension(&rt, &err);
     if (r < 0) {
-        log_api_error("registration", r, &err);
+        log_api_error("registration", r, &err, "exiting");
         goto out;
     }
     rt.registered_us = clock_epoch_us();
@@ -610,9 +657,10 @@ int main(int argc, char **argv)
          * looks for it every interval, for at most 30 s of Init. */
         struct initwatch_opts wo = {.self = getpid(), .interval_ms = rt.cfg.init_watch_ms,
                                     .max_samples = 30000 / rt.cfg.init_watch_ms + 1};
+        errno = 0;
         rt.initwatch = initwatch_new(&wo);
         if (rt.initwatch == NULL)
-            log_warn("cannot start the Init watcher; no Init anatomy");
+            log_warn("cannot start the Init watcher (%s); no Init anatomy", strerror(errno != 0 ? errno : EINVAL));
     }
     if (rt.telemetry_active) {
         open_journal(&rt, name);

@@ -149,13 +149,15 @@ static void outstanding_remove(struct pipeline *p, const char *request_id)
     }
 }
 
-static void journal_failed(struct pipeline *p)
+/* error: the failed write's negative errno. */
+static void journal_failed(struct pipeline *p, int error)
 {
     if (p->journal_failed_logged)
         return;
     p->journal_failed_logged = true;
-    log_warn("the invocation journal could not be written; continuing without it "
-             "(invocations of a killed process will not be recovered)");
+    log_warn("the invocation journal could not be written (%s); continuing without it "
+             "(invocations of a killed process will not be recovered)",
+             strerror(error < 0 ? -error : EIO));
 }
 
 /* Never silent: the first invocation the sampling policy leaves out is
@@ -308,12 +310,16 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         return;
     }
     p->intake.pushed++;
-    r = tel_batch_parse(body, len, &batch);
+    struct tel_parse_error why = {0};
+    r = tel_batch_parse_why(body, len, &batch, &why);
     if (r < 0) {
         p->stats.bad_batches++;
         count_lost_batch(p);
-        log_warn("dropping a telemetry batch of %zu bytes: %s", len,
-                 r == -ENOMEM ? "out of memory" : "not a JSON array");
+        if (r == -ENOMEM)
+            log_warn("dropping a telemetry batch of %zu bytes: out of memory", len);
+        else
+            log_warn("dropping a telemetry batch of %zu bytes: not valid JSON (%s at byte %zu)", len, why.what,
+                     why.offset);
         return;
     }
     p->stats.batches++;
@@ -342,9 +348,11 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
         forensics_on_telemetry(p->forensics, ev);
         tracer_on_telemetry(p->tracer, ev);
         initwatch_rearm(p);
-        if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL &&
-            journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type) == -EIO)
-            journal_failed(p);
+        if (ev->type == TEL_RUNTIME_DONE && ev->request_id != NULL) {
+            int jr = journal_done(p->journal, ev->request_id, ev->time_us, (int)ev->status, ev->error_type);
+            if (jr < 0 && jr != -ENOENT && jr != -ENODEV)
+                journal_failed(p, jr);
+        }
         if ((ev->type == TEL_RUNTIME_DONE || ev->type == TEL_START) && ev->request_id != NULL)
             hold_note(p, ev);
     }
@@ -363,7 +371,11 @@ static void journal_invoke(struct pipeline *p, const char *request_id)
     struct journal_entry e = {0};
     int r;
 
-    if (!journal_ok(p->journal) || strlen(request_id) >= sizeof(e.request_id) ||
+    if (p->journal != NULL && !journal_ok(p->journal)) {
+        journal_failed(p, journal_error(p->journal)); /* e.g. a release's write, on the exporter's thread */
+        return;
+    }
+    if (p->journal == NULL || strlen(request_id) >= sizeof(e.request_id) ||
         !tracer_identity(p->tracer, request_id, &id) ||
         (!id.sampled && p->cfg.sampling == SAMPLING_POLICY_HEADER) ||
         id.trace_id[0] == '\0' || id.segment_id[0] == '\0')
@@ -376,10 +388,10 @@ static void journal_invoke(struct pipeline *p, const char *request_id)
     e.start_us = id.start_us;
     e.deadline_ms = id.deadline_ms;
     r = journal_begin(p->journal, &e);
-    if (r == -ENOSPC)
+    if (r == -EBUSY)
         p->stats.journal_full++;
     else if (r < 0)
-        journal_failed(p);
+        journal_failed(p, r);
 }
 
 static void handle_event(struct pipeline *p, const struct pipeline_event *pe)

@@ -90,7 +90,9 @@ static size_t xray_units(struct export_item *const *items, size_t n)
  * credentials endpoint (the one blocking request left: at most once per
  * credentials' lifetime, cut at the stop's abort time).  false when there
  * are none. */
-static bool ensure_credentials(struct sink_xray *x)
+/* Valid credentials in x->creds, fetched or read when missing or about to
+ * expire.  false with the reason in why (names and errors, never a value). */
+static bool ensure_credentials(struct sink_xray *x, char *why, size_t why_size)
 {
     char uri[1024];
     char auth[1100];
@@ -112,30 +114,51 @@ static bool ensure_credentials(struct sink_xray *x)
         return true;
     /* Checked where read: a URI or token with a control byte is refused. */
     r = credentials_container_request(lookup_fn, x, uri, sizeof(uri), auth, sizeof(auth));
-    if (r == -ENOENT)
-        return credentials_from_env(lookup_fn, x, &x->creds) == 0;
-    if (r < 0)
+    if (r == -ENOENT) {
+        if (credentials_from_env(lookup_fn, x, &x->creds) == 0)
+            return true;
+        char env_why[160];
+        credentials_env_problem(lookup_fn, x, env_why, sizeof(env_why));
+        snprintf(why, why_size, "%s; AWS_CONTAINER_CREDENTIALS_FULL_URI unset", env_why);
         return false;
+    }
+    if (r < 0) {
+        snprintf(why, why_size, "%s",
+                 r == -E2BIG ? "AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_CONTAINER_AUTHORIZATION_TOKEN too long"
+                             : "AWS_CONTAINER_CREDENTIALS_FULL_URI not an http(s):// URL, or it or "
+                               "AWS_CONTAINER_AUTHORIZATION_TOKEN holds a blank or control byte");
+        return false;
+    }
     if (x->env.abort_at_ns != NULL) {
         int64_t at = atomic_load(x->env.abort_at_ns);
         if (at > 0) {
             int64_t left_ms = (at - clock_mono_ns()) / 1000000;
-            if (left_ms <= 0)
+            if (left_ms <= 0) {
+                snprintf(why, why_size, "no time left to ask the container credentials endpoint");
                 return false;
+            }
             if (left_ms < req.timeout_ms)
                 req.timeout_ms = (long)left_ms;
         }
     }
     if (x->creds_http == NULL)
         x->creds_http = http_client_new_abortable();
-    if (x->creds_http == NULL)
+    if (x->creds_http == NULL) {
+        snprintf(why, why_size, "out of memory for the container credentials request");
         return false;
+    }
     req.url = uri;
     req.headers = auth[0] != '\0' ? headers : NULL;
     r = http_client_perform(x->creds_http, &req, &resp, NULL, 0);
-    if (r < 0)
+    if (r < 0) {
+        snprintf(why, why_size, "the container credentials endpoint did not answer: %s", strerror(-r));
         return false;
+    }
     r = resp.status == 200 ? credentials_parse_container(resp.body, resp.body_len, &x->creds) : -EIO;
+    if (resp.status != 200)
+        snprintf(why, why_size, "the container credentials endpoint answered HTTP %ld", resp.status);
+    else if (r < 0)
+        snprintf(why, why_size, "the container credentials endpoint's answer holds no usable credentials");
     http_client_response_clean_up(&resp);
     return r == 0;
 }
@@ -210,10 +233,9 @@ static void xray_accept(void *sink, struct export_item *const *items, size_t n_i
         res->skipped += total;
         return;
     }
-    if (!ensure_credentials(x)) {
-        log_warn("X-Ray exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI; unset, or holding blanks or control bytes); "
-                 "not sending to X-Ray (documents counted)");
+    char why[320];
+    if (!ensure_credentials(x, why, sizeof(why))) {
+        log_warn("X-Ray exporter has no AWS credentials (%s); not sending to X-Ray (documents counted)", why);
         x->unusable = true;
         res->skipped += total;
         return;
@@ -244,9 +266,9 @@ const struct aws_credentials *sink_xray_credentials(void *xray_sink)
 
     if (x->unusable)
         return NULL;
-    if (!ensure_credentials(x)) {
-        log_warn("X-Ray OTLP exporter has no AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                 "or AWS_CONTAINER_CREDENTIALS_FULL_URI); not sending to X-Ray (spans counted)");
+    char why[320];
+    if (!ensure_credentials(x, why, sizeof(why))) {
+        log_warn("X-Ray OTLP exporter has no AWS credentials (%s); not sending to X-Ray (spans counted)", why);
         x->unusable = true;
         return NULL;
     }

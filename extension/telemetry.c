@@ -27,6 +27,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,6 +311,7 @@ struct scan {
     const unsigned char *end;
     unsigned depth; /* containers open */
     int err;        /* -ENOMEM once an allocation failed; else the body is bad */
+    const char *expected; /* what a separator or key check wanted where it failed (for the log) */
 };
 
 enum jkind { J_ABSENT = 0, J_STRING, J_NUMBER, J_LITERAL, J_ARRAY, J_OBJECT };
@@ -522,8 +524,10 @@ static bool scan_string(struct scan *s, struct jval *v)
         p += 2;
     }
     v->end = p;
+    if (has_u && decode_string(v, NULL, (size_t)(v->end - v->start), &full) == (size_t)-1)
+        return false; /* s->p stays at the quote: where the log line points */
     s->p = p + 1;
-    return !has_u || decode_string(v, NULL, (size_t)(v->end - v->start), &full) != (size_t)-1;
+    return true;
 }
 
 /* One or more digits at p, appended to *m (counted in *count); the byte
@@ -662,11 +666,17 @@ static int open_container(struct scan *s)
  * the value. */
 static bool scan_key(struct scan *s, struct jval *key)
 {
-    if (s->p >= s->end || *s->p != '"' || !scan_string(s, key))
+    if (s->p >= s->end || *s->p != '"') {
+        s->expected = "a \"key\"";
+        return false;
+    }
+    if (!scan_string(s, key))
         return false;
     skip_ws(s);
-    if (s->p >= s->end || *s->p != ':')
+    if (s->p >= s->end || *s->p != ':') {
+        s->expected = "':'";
         return false;
+    }
     s->p++;
     skip_ws(s);
     return s->p < s->end; /* a value must follow */
@@ -692,6 +702,7 @@ static int next_item(struct scan *s, bool object, struct jval *key)
         s->depth--;
         return 0;
     }
+    s->expected = object ? "',' or '}'" : "',' or ']'";
     return -1;
 }
 
@@ -1203,24 +1214,81 @@ static int read_element(struct scan *s, struct tel_batch *batch)
     return 0;
 }
 
+/* The one byte at p, for a log line: 'c' when printable, else 0xHH. */
+static void describe_byte(char *buf, size_t size, const char *before, unsigned char c)
+{
+    if (c > ' ' && c < 0x7f && c != '\'' && c != '\\')
+        snprintf(buf, size, "%s'%c'", before, c);
+    else
+        snprintf(buf, size, "%s0x%02X", before, c);
+}
+
+/* Whether a string starting at p (after its quote) has no closing quote
+ * before end.  Error path only. */
+static bool string_runs_off(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && *p != '"')
+        p += *p == '\\' ? 2 : 1;
+    return p >= end;
+}
+
+/* Where the scan stopped, and what it found there.  Error path only. */
+static void describe_error(const struct scan *s, const unsigned char *body, struct tel_parse_error *ret)
+{
+    ret->offset = (size_t)(s->p - body);
+    if (s->p >= s->end)
+        snprintf(ret->what, sizeof(ret->what), "the body ends inside the array");
+    else if (s->expected != NULL) {
+        char found[16];
+        describe_byte(found, sizeof(found), "", *s->p);
+        snprintf(ret->what, sizeof(ret->what), "expected %s, found %s", s->expected, found);
+    } else if ((*s->p == '[' || *s->p == '{') && s->depth >= TELEMETRY_MAX_DEPTH)
+        snprintf(ret->what, sizeof(ret->what), "nested deeper than %d", TELEMETRY_MAX_DEPTH);
+    else if (*s->p == '"' && string_runs_off(s->p + 1, s->end))
+        snprintf(ret->what, sizeof(ret->what), "the body ends inside a string");
+    else if (*s->p == '"')
+        snprintf(ret->what, sizeof(ret->what), "a bad string (a bad escape or \\u sequence)");
+    else if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+        snprintf(ret->what, sizeof(ret->what), "a bad number");
+    else
+        describe_byte(ret->what, sizeof(ret->what), "unexpected ", *s->p);
+}
+
 int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
+{
+    return tel_batch_parse_why(body, len, ret_batch, NULL);
+}
+
+int tel_batch_parse_why(const char *body, size_t len, struct tel_batch **ret_batch, struct tel_parse_error *ret_err)
 {
     struct tel_batch *batch = NULL;
     struct scan s;
     int more;
     int r = 0;
 
-    if (body == NULL || len == 0)
+    if (body == NULL || len == 0) {
+        if (ret_err != NULL)
+            *ret_err = (struct tel_parse_error){.offset = 0, .what = "an empty body"};
         return -EPROTO;
+    }
     s.p = (const unsigned char *)body;
     s.end = s.p + len;
     s.depth = 0;
     s.err = 0;
+    s.expected = NULL;
     if (len > 4 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
         s.p += 3;
     skip_ws(&s);
-    if (s.p >= s.end || *s.p != '[')
+    if (s.p >= s.end || *s.p != '[') {
+        if (ret_err != NULL) {
+            ret_err->offset = (size_t)(s.p - (const unsigned char *)body);
+            if (s.p >= s.end)
+                snprintf(ret_err->what, sizeof(ret_err->what), "only blanks, not a JSON array");
+            else
+                describe_byte(ret_err->what, sizeof(ret_err->what), "not a JSON array: it starts with ", *s.p);
+        }
         return -EPROTO;
+    }
     batch = calloc(1, sizeof(*batch));
     if (batch == NULL)
         return -ENOMEM;
@@ -1250,6 +1318,8 @@ int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
 
 out:
     if (r < 0) {
+        if (r == -EPROTO && ret_err != NULL)
+            describe_error(&s, (const unsigned char *)body, ret_err);
         tel_batch_free(batch);
         return r;
     }

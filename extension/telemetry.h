@@ -115,9 +115,23 @@ struct tel_batch {
     struct tel_arena_block *arena;
 };
 
+/* Why a body was refused: the byte offset where reading stopped and what
+ * was wrong there ("a bad string", "unexpected ']'", "the body ends inside
+ * the array", ...), printable ASCII, never the body's own bytes beyond one
+ * shown as 'c' or 0xHH. */
+struct tel_parse_error {
+    size_t offset;
+    char what[64];
+};
+
 /* Parse one POST body (a JSON array).  Returns 0 and a new batch in
  * *ret_batch (caller frees with tel_batch_free), -EPROTO when the body is
- * not a JSON array, -ENOMEM.  Any thread. */
+ * not a JSON array (then *ret_err, when not NULL, says why and where),
+ * -ENOMEM.  Any thread. */
+int tel_batch_parse_why(const char *body, size_t len, struct tel_batch **ret_batch, struct tel_parse_error *ret_err)
+    __attribute__((warn_unused_result));
+
+/* tel_batch_parse_why without the reason. */
 int tel_batch_parse(const char *body, size_t len, struct tel_batch **ret_batch)
     __attribute__((warn_unused_result));
 

@@ -9,6 +9,7 @@
  * back as "name=value,..." with every value byte percent-encoded parse to
  * the same lines.  A violation aborts.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,8 +47,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0'; /* the setting is a C string: it ends at the first NUL */
     if (config_parse_otlp_headers(text, lines, MAX_LINES, &count) < 0) {
+        /* the warning's reason: refused alike, one short printable line
+         * naming the entry (test_config checks that values stay out) */
+        char why[200];
+        check(config_otlp_headers_problem(text, why, sizeof(why)) == -EINVAL);
+        check(strncmp(why, "entry ", 6) == 0 && strlen(why) < sizeof(why));
+        for (const char *c = why; *c != '\0'; c++)
+            check(*c >= ' ' && *c < 0x7f);
         free(text);
         return 0;
+    }
+    {
+        char why[200] = "x";
+        check(config_otlp_headers_problem(text, why, sizeof(why)) == 0 && why[0] == '\0');
     }
     free(text);
     check(count <= MAX_LINES);

@@ -100,6 +100,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check((r == 0) == (rr == 0));
     root = cJSON_ParseWithLengthOpts((const char *)data, size, NULL, false);
     if (r < 0) {
+        /* the reason for the log line: the same verdict, an offset inside
+         * the body, and one short line of printable ASCII */
+        struct tel_batch *again = NULL;
+        struct tel_parse_error why;
+        memset(&why, 0x5a, sizeof(why));
+        int rw = tel_batch_parse_why((const char *)data, size, &again, &why);
+        if (rw == -EPROTO) {
+            size_t n = strnlen(why.what, sizeof(why.what));
+            check(n > 0 && n < sizeof(why.what));
+            check(why.offset <= size);
+            for (size_t k = 0; k < n; k++)
+                check(why.what[k] >= ' ' && why.what[k] < 0x7f);
+        } else {
+            check(rw == -ENOMEM);
+        }
         check(!cJSON_IsArray(root));
         cJSON_Delete(root);
         return 0;

@@ -195,6 +195,19 @@ class HostileTelemetryTest(unittest.TestCase, Checks):
         self.assertEqual(s["listener_rejected"], 1 + len(CHUNKED_BAD) + 1 + 1)
         self.assertEqual(s["queue_dropped"], 0)
 
+    def test_each_bad_batch_says_why_and_where(self):
+        # one line per refused body, with what was wrong and the byte where reading stopped
+        # (the body's own bytes are not echoed beyond the one byte named)
+        truncated_at = NOT_AN_ARRAY[1].index(b'"ab')
+        want = ["dropping a telemetry batch of %d bytes: not valid JSON (%s at byte %d)" % (len(b), what, at)
+                for b, what, at in zip(NOT_AN_ARRAY, ("not a JSON array: it starts with '{'",
+                                                      "the body ends inside a string",
+                                                      "nested deeper than 1000",
+                                                      "not a JSON array: it starts with '{'"),
+                                       (0, truncated_at, 1000, 0))]
+        got = [l.split("WARN ", 1)[1] for l in self.lines if "dropping a telemetry batch" in l]
+        self.assertEqual(got, want)
+
     def test_losses_reported_on_the_next_segment(self):
         docs = harness.by_request(harness.documents(self.lines))
         lost = [d["metadata"]["lambda_tracer"]["telemetry_lost_batches"]
@@ -388,6 +401,15 @@ class ExtensionsApiTest(unittest.TestCase, Checks):
         self.assertLess(took, 3.0)  # not the 10 s Init timeout
         failed = [l for l in lines if "ERROR registration failed" in l]
         self.assertEqual(len(failed), 1, lines)
+        # each retry says why the attempt before failed: the status and the API's own words,
+        # or the answer that lacked an identifier; the last one why it gave up
+        retries = [l.split("WARN ", 1)[1] for l in lines if "WARN registration attempt" in l]
+        self.assertEqual(retries, [
+            "registration attempt 1 of 3 failed: Input/output error (HTTP 500, Extension.Unknown: injected); "
+            "trying again",
+            "registration attempt 2 of 3 failed: Protocol error (HTTP 200); trying again"])
+        self.assertTrue(failed[0].endswith("registration failed: Input/output error (HTTP 500, Extension.Unknown: "
+                                           "injected); exiting"), failed[0])
         self.assertEqual(harness.sanitizer_reports(lines), [])
 
     def test_next_reset_after_thaw_is_retried(self):

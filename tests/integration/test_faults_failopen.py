@@ -69,6 +69,36 @@ class BadSettingsTest(unittest.TestCase, FailOpenChecks):
         self.assertEqual({d["aws"]["request_id"] for d in sink.documents if not d.get("in_progress")},
                          {r.request_id for r in run.results})
 
+    def test_unreadable_ca_file_and_bad_headers_say_why(self):
+        # the CA file named is not there: its path and errno, and the bundle used instead; an
+        # OTLP header refused names its entry and header, never the value
+        missing = os.path.join(harness.REPO, "build", "no-such-dir", "ca.pem")
+        run = Run(self, steps=2, env={"LAMBDA_TRACER_EXPORTERS": "otlp,stdout",
+                                      "LAMBDA_TRACER_OTLP_ENDPOINT": "https://127.0.0.1:9",
+                                      "LAMBDA_TRACER_CA_FILE": missing,
+                                      "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s3cr3tvalue%0A"})
+        self.assert_kept_the_loop(run)
+        fallback = [p for p in ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt")
+                    if os.access(p, os.R_OK)]
+        if fallback:
+            self.one_line(run, "WARN setting LAMBDA_TRACER_CA_FILE (%s) is not readable (No such file or directory); "
+                               "using %s" % (missing, fallback[0]))
+        else:
+            self.one_line(run, "WARN no readable CA bundle (LAMBDA_TRACER_CA_FILE: No such file or directory; ")
+        self.one_line(run, "WARN setting OTEL_EXPORTER_OTLP_HEADERS is invalid (entry 1 (x-api-key): its value "
+                           "holds a control byte); using no headers")
+        self.assertFalse(any("s3cr3t" in l for l in run.lines))
+
+    def test_otlp_without_an_endpoint_names_the_refused_setting(self):
+        # the first one set is the one used (and refused); a lower one set too is not named
+        run = Run(self, steps=1, env={"LAMBDA_TRACER_EXPORTERS": "otlp,stdout",
+                                      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector:4318",
+                                      "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+        self.assert_kept_the_loop(run)
+        self.one_line(run, "WARN setting OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is invalid (")
+        self.one_line(run, "WARN OTLP exporter has no usable endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT was "
+                           "refused: see its line above); leaving it out")
+
     def test_malformed_endpoints_fall_back_to_the_defaults(self):
         # (the X-Ray sink is not selected: its default is AWS's endpoint, never used in tests)
         run = Run(self, env={"LAMBDA_TRACER_EXPORTERS": "otlp,stdout",

@@ -226,6 +226,11 @@ class CredentialsTest(unittest.TestCase, Common):
             with self.subTest(var=var, bad=bad):
                 sink, lines = self.with_sink('export %s="${%s}"%s' % (var, var, ansi_c(bad)))
                 self.assert_refused(sink, lines)
+                # the line names the variable and what is wrong with it, never its value
+                line = [l for l in lines if "has no AWS credentials" in l][0]
+                self.assertIn("(%s holds a blank or control byte; AWS_CONTAINER_CREDENTIALS_FULL_URI unset)" % var,
+                              line)
+                self.assertNotIn("Injected", line)
 
     def container(self, answer, token="tok"):
         ep = CredentialsEndpoint(answer)
@@ -246,6 +251,9 @@ class CredentialsTest(unittest.TestCase, Common):
                 ep, sink, lines = self.container(dict(good, **{field: good[field] + bad}))
                 self.assertTrue(ep.requests)
                 self.assert_refused(sink, lines)
+                line = [l for l in lines if "has no AWS credentials" in l][0]
+                self.assertIn("(the container credentials endpoint's answer holds no usable credentials)", line)
+                self.assertNotIn(good[field], line)
 
     def test_container_authorization_token_with_control_bytes_is_never_sent(self):
         good = {"AccessKeyId": "A", "SecretAccessKey": "S", "Token": "T"}
@@ -254,6 +262,9 @@ class CredentialsTest(unittest.TestCase, Common):
                 ep, sink, lines = self.container(good, token=bad)
                 self.assertEqual(ep.requests, [])
                 self.assert_refused(sink, lines)
+                line = [l for l in lines if "has no AWS credentials" in l][0]
+                self.assertIn("AWS_CONTAINER_AUTHORIZATION_TOKEN holds a blank or control byte", line)
+                self.assertNotIn("tok", line)
 
 
 class LogForgingTest(unittest.TestCase, Common):

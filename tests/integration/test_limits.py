@@ -69,7 +69,7 @@ class FileSizeLimitTest(unittest.TestCase, FailOpenChecks):
     def test_limit_zero_on_a_fresh_tmp(self):
         # nothing to wipe at start: the first invocation's entry is the first write refused
         run = Run(self, prelude="ulimit -f 0")
-        self.assert_exported_without_journal(run, ("invocation journal could not be written",
+        self.assert_exported_without_journal(run, ("invocation journal could not be written (File too large)",
                                                     "continuing without it"))
         self.assertEqual(os.path.getsize(journal_path(run.emu)), 0)
 
@@ -77,7 +77,7 @@ class FileSizeLimitTest(unittest.TestCase, FailOpenChecks):
         # 100 bytes: the first entry's write is cut short, the rest refused.  The torn slot is
         # not left behind for a next process: the file is emptied (before: 100 bytes remained)
         run = Run(self, prelude="prlimit --pid $$ --fsize=100")
-        self.assert_exported_without_journal(run, ("invocation journal could not be written",
+        self.assert_exported_without_journal(run, ("invocation journal could not be written (File too large)",
                                                     "continuing without it"))
         self.assertEqual(os.path.getsize(journal_path(run.emu)), 0)
 

@@ -426,6 +426,55 @@ static void test_otlp_headers_percent_decoded(void **state)
         assert_int_equal(config_parse_otlp_headers(bad[i], lines, CONFIG_OTLP_MAX_HEADERS, &n), -EINVAL);
 }
 
+/* A refused header list names its first bad entry (from 1) and what is
+ * wrong with it; a name only when it is a valid header name, a value
+ * never (the secret is in the value). */
+static void test_otlp_headers_problem_names_the_entry(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *why;
+    } cases[] = {
+        {"a=1,,b=2", "entry 2: empty (two commas in a row, or a leading comma)"},
+        {",a=1", "entry 1: empty (two commas in a row, or a leading comma)"},
+        {"sk-SECRET-KEY", "entry 1: no '=' (not name=value)"},
+        {"a=1, =SECRET", "entry 2: an empty name"},
+        {"Authorization: Bearer SECRET=x", "entry 1: its name holds a byte a header name cannot (a blank, ':', "
+                                           "'\"', a control byte...) at byte 14"},
+        {"api-key=SECRET%0D%0AX-Evil:1", "entry 1 (api-key): its value holds a control byte"},
+        {"ok=1,api-key=SECRET%zz", "entry 2 (api-key): its value has a '%' not followed by two hex digits, or is "
+                                   "over 255 bytes with its name"},
+    };
+    char why[200];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(why, 'Z', sizeof(why));
+        assert_int_equal(config_otlp_headers_problem(cases[i].text, why, sizeof(why)), -EINVAL);
+        assert_string_equal(why, cases[i].why);
+        assert_null(strstr(why, "SECRET"));
+    }
+    char many[CONFIG_OTLP_MAX_HEADERS * 4 + 8] = "";
+    for (int i = 0; i <= CONFIG_OTLP_MAX_HEADERS; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sh=%d", i ? "," : "", i % 10);
+    assert_int_equal(config_otlp_headers_problem(many, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "entry 17: more than 16 headers");
+    /* accepted: 0 and "" */
+    assert_int_equal(config_otlp_headers_problem("a=1,b=%20x", why, sizeof(why)), 0);
+    assert_string_equal(why, "");
+    /* a small buffer: cut, still terminated */
+    char small[8];
+    assert_int_equal(config_otlp_headers_problem("a=%zz", small, sizeof(small)), -EINVAL);
+    assert_int_equal(strlen(small), 7);
+    /* config_load's warning carries it, and not the value */
+    struct fake_env env = {.pairs = {{"OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=SECRET%0A"}}};
+    struct config cfg;
+    load(&env, &cfg);
+    assert_int_equal(env.warnings, 1);
+    assert_string_equal(env.last_warned, "OTEL_EXPORTER_OTLP_HEADERS");
+    assert_string_equal(env.problems, "entry 1 (x-api-key): its value holds a control byte\n");
+    assert_string_equal(cfg.otlp_headers, "");
+}
+
 static void test_parse_resource_attributes(void **state)
 {
     char out[CONFIG_MAX_VALUE_BYTES];
@@ -953,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_region_valid),
         cmocka_unit_test(test_runtime_api_valid),
         cmocka_unit_test(test_otlp_headers_percent_decoded),
+        cmocka_unit_test(test_otlp_headers_problem_names_the_entry),
         cmocka_unit_test(test_parse_resource_attributes),
         cmocka_unit_test(test_check_url),
         cmocka_unit_test(test_parse_daemon_env),

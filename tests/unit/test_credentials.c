@@ -65,6 +65,38 @@ static void test_env_values_are_checked(void **state)
     }
 }
 
+/* Why the environment's credentials were refused: the variables, never
+ * their values. */
+static void test_env_problem_names_variables_not_values(void **state)
+{
+    char why[160];
+    char long_id[200];
+    (void)state;
+    memset(long_id, 'A', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    struct fake_env none = {.pairs = {{NULL, NULL}}};
+    credentials_env_problem(fake_getenv, &none, why, sizeof(why));
+    assert_string_equal(why, "AWS_ACCESS_KEY_ID unset, AWS_SECRET_ACCESS_KEY unset");
+    struct fake_env blank = {.pairs = {{"AWS_ACCESS_KEY_ID", "ASIAXAMPLE"}, {"AWS_SECRET_ACCESS_KEY", ""}}};
+    credentials_env_problem(fake_getenv, &blank, why, sizeof(why));
+    assert_string_equal(why, "AWS_SECRET_ACCESS_KEY empty");
+    struct fake_env bad = {.pairs = {{"AWS_ACCESS_KEY_ID", long_id},
+                                     {"AWS_SECRET_ACCESS_KEY", "s3cr3t\r\nX: 1"},
+                                     {"AWS_SESSION_TOKEN", "s3cr3t TOKEN"}}};
+    credentials_env_problem(fake_getenv, &bad, why, sizeof(why));
+    assert_string_equal(why, "AWS_ACCESS_KEY_ID too long, AWS_SECRET_ACCESS_KEY holds a blank or control byte, "
+                             "AWS_SESSION_TOKEN holds a blank or control byte");
+    assert_null(strstr(why, "s3cr3t"));
+    assert_null(strstr(why, "AAAA"));
+    struct fake_env good = {.pairs = {{"AWS_ACCESS_KEY_ID", "ASIAXAMPLE"}, {"AWS_SECRET_ACCESS_KEY", "wJalr"}}};
+    credentials_env_problem(fake_getenv, &good, why, sizeof(why));
+    assert_string_equal(why, ""); /* the session token is optional */
+    char small[10];
+    credentials_env_problem(fake_getenv, &none, small, sizeof(small));
+    assert_true(strlen(small) < sizeof(small));
+    credentials_env_problem(fake_getenv, &none, small, 0); /* nothing written, no crash */
+}
+
 static void test_container_answer_values_are_checked(void **state)
 {
     struct aws_credentials c;
@@ -143,6 +175,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_values_are_checked),
+        cmocka_unit_test(test_env_problem_names_variables_not_values),
         cmocka_unit_test(test_container_answer_values_are_checked),
         cmocka_unit_test(test_container_request_is_checked),
     };

@@ -148,7 +148,11 @@ static void test_full_journal_refuses_and_recovers(void **state)
         assert_true(slots[i] >= 0);
     }
     struct journal_entry extra = entry("req-extra", 9);
-    assert_int_equal(journal_begin(j, &extra), -ENOSPC);
+    /* every slot held: -EBUSY, told apart from a full /tmp (-ENOSPC), and
+     * the journal stays on */
+    assert_int_equal(journal_begin(j, &extra), -EBUSY);
+    assert_true(journal_ok(j));
+    assert_int_equal(journal_error(j), 0);
     journal_release(j, slots[3]);
     assert_int_equal(journal_begin(j, &extra), slots[3]);
     journal_release(j, -1);           /* ignored */
@@ -240,6 +244,7 @@ static void test_null_journal_is_a_no_op(void **state)
     struct journal_entry a = entry("req-a", 1);
     (void)state;
     assert_int_equal(journal_begin(NULL, &a), -ENODEV);
+    assert_int_equal(journal_error(NULL), -ENODEV);
     assert_int_equal(journal_done(NULL, "req-a", 1, 1, NULL), -ENODEV);
     assert_int_equal(journal_find(NULL, "req-a"), -ENOENT);
     assert_false(journal_ok(NULL));
@@ -278,10 +283,14 @@ static void test_write_failure_turns_it_off(void **state)
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
     small.rlim_max = old.rlim_max;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    assert_int_equal(journal_error(j), 0);
     int r = journal_begin(j, &a);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    assert_int_equal(r, -EIO);
+    /* the write's own errno, carried to the caller (which logs it), and
+     * kept for a later look */
+    assert_int_equal(r, -EFBIG);
     assert_false(journal_ok(j));
+    assert_int_equal(journal_error(j), -EFBIG);
     assert_int_equal(journal_begin(j, &a), -ENODEV);
     assert_int_equal(journal_done(j, "req-a", 1, 1, NULL), -ENODEV);
     journal_close(j, true);
@@ -352,8 +361,9 @@ static void test_file_size_limit_at_open(void **state)
     bool ok = journal_ok(j);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     assert_int_equal(r, 0);
-    assert_int_equal(b, -EIO);
+    assert_int_equal(b, -EFBIG);
     assert_false(ok);
+    assert_int_equal(journal_error(j), -EFBIG);
     journal_close(j, true);
 }
 
@@ -382,7 +392,7 @@ static void test_file_size_limit_mid_slot(void **state)
     journal_close(j, false); /* as if killed: no clean exit */
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     assert_int_equal(sa, 0);
-    assert_int_equal(sb, -EIO);
+    assert_int_equal(sb, -EFBIG);
     assert_false(ok);
     assert_int_equal(sc, -ENODEV);
     assert_int_equal(d, -ENODEV);
@@ -397,13 +407,13 @@ static void test_file_size_limit_mid_slot(void **state)
     sb = journal_begin(j, &b);
     journal_close(j, true);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    assert_true(sa == 0 && sb == -EIO);
+    assert_true(sa == 0 && sb == -EFBIG);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_size, 0);
 }
 
-/* runtimeDone's write refused by the limit: -EIO (what the pipeline looks
- * for to log once), and the journal is off. */
+/* runtimeDone's write refused by the limit: its errno, -EFBIG (what the
+ * pipeline logs once), and the journal is off. */
 static void test_file_size_limit_at_done(void **state)
 {
     struct journal_entry found[JOURNAL_SLOTS];
@@ -416,9 +426,34 @@ static void test_file_size_limit_at_done(void **state)
     bool ok = journal_ok(j);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     assert_true(sa >= 0);
-    assert_int_equal(d, -EIO);
+    assert_int_equal(d, -EFBIG);
     assert_false(ok);
+    assert_int_equal(journal_error(j), -EFBIG);
     journal_release(j, sa);
+    journal_close(j, true);
+}
+
+/* A release's write (on the exporter's thread) that fails turns the
+ * journal off too; nobody is there to log it, so journal_error keeps the
+ * cause for the pipeline's next look (its one log line names it). */
+static void test_release_failure_keeps_its_errno(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    struct journal_entry a = entry("req-a", 1);
+    struct journal *j = open_expect(0, found);
+    (void)state;
+    int sa = journal_begin(j, &a);
+    struct rlimit old = fsize_limit(0);
+    journal_release(j, sa);
+    bool ok = journal_ok(j);
+    int error = journal_error(j);
+    int b = journal_begin(j, &a);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(sa, 0);
+    assert_false(ok);
+    assert_int_equal(error, -EFBIG);
+    assert_int_equal(b, -ENODEV);
+    assert_int_equal(journal_error(j), -EFBIG); /* the first cause stays */
     journal_close(j, true);
 }
 
@@ -473,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_size_limit_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_size_limit_mid_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_size_limit_at_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_failure_keeps_its_errno, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cost_per_invocation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -239,6 +239,65 @@ static void test_not_an_array_is_rejected(void **state)
     assert_int_equal(tel_batch_parse("[]", 1, &b), -EPROTO);
 }
 
+/* A refused body says what was wrong and where reading stopped: each
+ * syntax error its own words, the offset the byte where it is, and never
+ * more of the body than one byte, shown printable. */
+static void test_refusal_says_what_and_where(void **state)
+{
+    static const struct {
+        const char *body;
+        size_t offset;
+        const char *what;
+    } cases[] = {
+        {"", 0, "an empty body"},
+        {"   ", 3, "only blanks, not a JSON array"},
+        {"  {\"a\":1}", 2, "not a JSON array: it starts with '{'"},
+        {"\x7f[]", 0, "not a JSON array: it starts with 0x7F"},
+        {"[", 1, "the body ends inside the array"},
+        {"[1 2]", 3, "expected ',' or ']', found '2'"},
+        {"[{\"time\":1 \"type\":2}]", 11, "expected ',' or '}', found '\"'"},
+        {"[{\"time\" 1}]", 9, "expected ':', found '1'"},
+        {"[{1:2}]", 2, "expected a \"key\", found '1'"},
+        {"[\"abc]", 1, "the body ends inside a string"},
+        {"[\"abc\\\"]", 1, "the body ends inside a string"},
+        {"[\"a\\qb\"]", 1, "a bad string (a bad escape or \\u sequence)"},
+        {"[\"a\\ud800\"]", 1, "a bad string (a bad escape or \\u sequence)"},
+        {"[-]", 1, "a bad number"},
+        {"[nul]", 1, "unexpected 'n'"},
+        {"[1,]", 3, "unexpected ']'"},
+        {"[1,\n\xff]", 4, "unexpected 0xFF"},
+        {"[{\"time\":\"t\",\"type\":\"x\",\"record\":{\"a\":[1,}]}]", 41, "unexpected '}'"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tel_batch *b = NULL;
+        struct tel_parse_error why;
+        memset(&why, 0x5a, sizeof(why));
+        int r = tel_batch_parse_why(cases[i].body, strlen(cases[i].body), &b, &why);
+        if (r != -EPROTO || why.offset != cases[i].offset || strcmp(why.what, cases[i].what) != 0)
+            fail_msg("case %zu (%s): %d, \"%.64s\" at %zu; want \"%s\" at %zu", i, cases[i].body, r, why.what,
+                     why.offset, cases[i].what, cases[i].offset);
+        assert_null(b);
+    }
+    /* past the nesting limit */
+    char deep[1200];
+    memset(deep, '[', sizeof(deep) - 1);
+    deep[sizeof(deep) - 1] = '\0';
+    struct tel_batch *b = NULL;
+    struct tel_parse_error why;
+    assert_int_equal(tel_batch_parse_why(deep, strlen(deep), &b, &why), -EPROTO);
+    assert_string_equal(why.what, "nested deeper than 1000");
+    assert_int_equal(why.offset, 1000);
+    /* NULL: no reason wanted, same result */
+    assert_int_equal(tel_batch_parse_why("[1 2]", 5, &b, NULL), -EPROTO);
+    /* accepted: the reason is left alone */
+    memset(&why, 0, sizeof(why));
+    assert_int_equal(tel_batch_parse_why("[]", 2, &b, &why), 0);
+    assert_int_equal(why.offset, 0);
+    assert_string_equal(why.what, "");
+    tel_batch_free(b);
+}
+
 static void test_large_strings_use_own_blocks(void **state)
 {
     static char body[200000];
@@ -560,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_spares_are_reused_and_released),
         cmocka_unit_test(test_quirks_match_the_reference),
         cmocka_unit_test(test_nesting_limit),
+        cmocka_unit_test(test_refusal_says_what_and_where),
         cmocka_unit_test(test_numbers_match_the_reference),
         cmocka_unit_test(test_mutations_match_the_reference),
     };
