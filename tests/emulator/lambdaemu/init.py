@@ -130,7 +130,10 @@ class InitMixin:
             rec = {"initializationType": self.init_type, "phase": phase, "status": status}
             if etype:
                 rec["errorType"] = etype
-            self._emit_locked("platform.initRuntimeDone", rec)
+            # stamped when Init ended (as durationMs is measured), not when the log
+            # drain above let them out: under load that was milliseconds later, after
+            # initStart + durationMs, which Lambda's records never are
+            self._emit_locked("platform.initRuntimeDone", rec, t_end)
             for ext in self._exts:
                 state = ext.state
                 if ext.registered and ext.first_next and not ext.failed:
@@ -138,14 +141,14 @@ class InitMixin:
                 er = {"name": ext.name, "state": state, "events": list(ext.events)}
                 if ext.failed:
                     er["errorType"] = ext.failed
-                self._emit_locked("platform.extension", er)
+                self._emit_locked("platform.extension", er, t_end)
             rep = {"initializationType": self.init_type, "phase": phase}
             if not self.quirks["omit_init_fields"]:
                 rep["status"] = status
             if etype:
                 rep["errorType"] = etype
             rep["metrics"] = {"durationMs": duration}
-            self._emit_locked("platform.initReport", rep)
+            self._emit_locked("platform.initReport", rep, t_end)
             # subscriptions of extensions that did not subscribe again keep their old destination
             for sub in self._subs.values():
                 if sub.ext is None or sub.ext.gen != gen:
@@ -194,7 +197,8 @@ class InitMixin:
                 w.reply = _Reply(200, b"", [], who="runtime", event="RESTORE")
             self._cv.notify_all()
             outcome = self._wait(lambda: rt.state == "idle", deadline_ns)
-            duration = _ms(_mono_ns() - t0)
+            t_end = _mono_ns()
+            duration = _ms(t_end - t0)
             if outcome == "ok":
                 status, etype = "success", None
             elif outcome == "timeout":
@@ -204,10 +208,10 @@ class InitMixin:
             done = {"status": status}
             if etype:
                 done["errorType"] = etype
-            self._emit_locked("platform.restoreRuntimeDone", done)
+            self._emit_locked("platform.restoreRuntimeDone", done, t_end)
             rep = dict(done)
             rep["metrics"] = {"durationMs": duration}
-            self._emit_locked("platform.restoreReport", rep)
+            self._emit_locked("platform.restoreReport", rep, t_end)
             self._pending_restore = False
             if status == "success":
                 self._pending_restore_ms = duration
