@@ -309,8 +309,11 @@ cmd_demo() {
     local arch
     arch=$(uname -m)
     [ "$arch" = aarch64 ] && arch=arm64
-    if [ -f "build/layer/deps/$arch/include/curl/curl.h" ] && make -s ARCH="$arch" release >/dev/null 2>&1; then
-        exec "$PYTHON" tests/demo.py --binary "$PWD/build/release-$arch/lambda-tracer" --build release "$@"
+    if [ -f "build/layer/deps/$arch/include/curl/curl.h" ]; then
+        if make -s ARCH="$arch" release >build/demo-release.log 2>&1; then
+            exec "$PYTHON" tests/demo.py --binary "$PWD/build/release-$arch/lambda-tracer" --build release "$@"
+        fi
+        echo "demo: the release build failed (see build/demo-release.log); using the development build" >&2
     fi
     exec "$PYTHON" tests/demo.py --binary "$PWD/build/dev/lambda-tracer" --build dev "$@"
 }

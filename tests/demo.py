@@ -64,7 +64,8 @@ STEPS = [
 BUILD_NOTE = {
     "release": "The release build: the static binary the layer ships.",
     "dev": ("The development build (linked against this machine's shared libcurl and OpenSSL): its "
-            "Init costs 10-20 ms more than the layer's static release binary (about 1 ms). "
+            "Init takes 10-20 ms longer than the layer's static release binary's (about 2 ms of CPU "
+            "to its first /event/next in the benchmark). "
             "./build.sh layer builds the release binary once; the demo then uses it."),
 }
 
