@@ -2074,7 +2074,8 @@ static const struct procsnap_socket *same_socket(const struct procsnap *s,
  * after the previous answer; when nothing was received since the start
  * snapshot either (which is the slow sampler's first look, not the
  * invocation's start: the answer may have come before it) that is only
- * AWAIT_SAME_TICK, which never outranks a clear one. */
+ * AWAIT_SAME_TICK, which never outranks a clear one and counts only while
+ * a thread waits on a poll set (classify). */
 enum await_kind { AWAIT_NONE, AWAIT_SAME_TICK, AWAIT_CLEAR };
 
 static enum await_kind awaiting_answer(const struct procsnap *start, const struct procsnap_socket *sk,
@@ -2236,7 +2237,11 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
             consider(best, &c);
         } else {
             enum await_kind a = awaiting_answer(start, sk, v->age_us);
-            if (a == AWAIT_NONE)
+            /* A same-tick case is only a guess, worth making when some
+             * thread waits on a poll set (which socket it waits on cannot
+             * be read): with every thread running, asleep or between
+             * calls, a pooled connection answered long ago is no cause. */
+            if (a == AWAIT_NONE || (a == AWAIT_SAME_TICK && !any_poll))
                 continue;
             c.wait = PROCSNAP_WAIT_SOCKET;
             /* A clear case before a same-tick one; among equals the

@@ -1932,6 +1932,14 @@ static void test_priorities(void **state)
     s.sockets[1].bytes_acked = pg0->bytes_acked;
     procsnap_diagnose(&start, &s, inv, out, sizeof(out));
     must_contain(out, "for an answer from 10.0.3.17:6379 (Redis, established)");
+    /* the same sockets with no thread waiting on a poll set (the main
+     * thread asleep, as a handler that gave up on its peer and went on):
+     * a same-tick connection is no cause, the sleep is */
+    s.threads[0].syscall_nr = SYS_nanosleep;
+    procsnap_diagnose(&start, &s, inv, out, sizeof(out));
+    show("same-tick pool, main thread asleep", out);
+    must_not_contain(out, "Redis");
+    must_contain(out, "sleeping");
     (void)pool0;
 
     /* A blocking connect outranks everything but the busy verdict. */
