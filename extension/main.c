@@ -199,8 +199,6 @@ static void log_export_stats(const struct export_stats *es)
              (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed, line);
 }
 
-/* SHUTDOWN: let the loop drain within the one budget (policy.h), stop
- * it and the exporters, and log the summary. */
 /* How many counters a (possibly cut) summary line holds, and how many
  * there are: what the truncation warning reports. */
 static size_t summary_counters_in(const char *line)
@@ -222,6 +220,8 @@ static size_t summary_counters_all(void)
     return n;
 }
 
+/* SHUTDOWN: let the loop drain within the one budget (policy.h), stop
+ * it and the exporters, and log the summary. */
 static void shut_down(struct runtime *rt, const struct ext_event *ev, int64_t received_us)
 {
     struct pipeline_result res;
@@ -402,6 +402,16 @@ static const char *checked_region(void)
     return region;
 }
 
+/* AWS_LAMBDA_INITIALIZATION_TYPE is type: "snap-start" (Init ends in a
+ * snapshot the environment's copies are restored from),
+ * "lambda-managed-instances", ... */
+static bool initialization_type_is(const char *type)
+{
+    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
+
+    return init_type != NULL && strcmp(init_type, type) == 0;
+}
+
 static void start_pipeline(struct runtime *rt)
 {
     const char *region = checked_region();
@@ -417,6 +427,7 @@ static void start_pipeline(struct runtime *rt)
         .recovered = rt->recovered,
         .recovered_count = rt->recovered_count,
         .reset_us = rt->started_us,
+        .snap_start = initialization_type_is("snap-start"),
     };
     int r;
 
@@ -436,8 +447,7 @@ static void start_pipeline(struct runtime *rt)
  * invocations are then built from platform.start / platform.report alone. */
 static int register_once(struct runtime *rt, struct extapi_error *err)
 {
-    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
-    bool managed = init_type != NULL && strcmp(init_type, "lambda-managed-instances") == 0;
+    bool managed = initialization_type_is("lambda-managed-instances");
 
     if (!managed) {
         int r = extapi_register(rt->api, true, true, &rt->reg, err);
@@ -532,8 +542,7 @@ static int event_loop(struct runtime *rt)
     bool init_over = false;
     char last_invoke[EVENT_REQUEST_ID_MAX] = "";
     int64_t cpu_prev_us = process_cpu_us();
-    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
-    bool snap_start = init_type != NULL && strcmp(init_type, "snap-start") == 0;
+    bool snap_start = initialization_type_is("snap-start");
 
     pipeline_post_ready(rt->pipeline, rt->registered_us, clock_epoch_us());
     for (;;) {

@@ -709,7 +709,6 @@ static void pipeline_free(struct pipeline *p)
 int pipeline_start(const struct config *cfg, const struct pipeline_function *fn, struct pipeline **ret)
 {
     struct pipeline *p = calloc(1, sizeof(*p));
-    const char *init_type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE");
     struct tracer_options topts = {
         .function_name = fn->name,
         .function_version = fn->version,
@@ -723,7 +722,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .log_tail_lines = cfg->log_tail_lines,
         .log_tail_max_bytes = cfg->log_tail_max_bytes,
         .initwatch = fn->initwatch,
-        .snap_start = init_type != NULL && strcmp(init_type, "snap-start") == 0,
+        .snap_start = fn->snap_start,
         .emit = on_segment,
         .observe = on_observe,
     };

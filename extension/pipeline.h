@@ -68,6 +68,9 @@ struct pipeline_function {
     const struct journal_entry *recovered;
     size_t recovered_count;
     int64_t reset_us;
+    /* AWS_LAMBDA_INITIALIZATION_TYPE is snap-start: Init ends in a snapshot
+     * and the watcher goes on to the restore. */
+    bool snap_start;
 };
 
 /* An Extensions API event with the moment we received it. */
