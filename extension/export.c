@@ -258,7 +258,7 @@ static void add_result(struct exporter *e, enum export_sink s, const struct sink
 {
     uint64_t outcome = res->sent + res->failed + res->skipped;
 
-    if (outcome + res->unprocessed == 0)
+    if (outcome + res->unprocessed + res->rejected_spans == 0)
         return;
     pthread_mutex_lock(&e->lock);
     if (b != NULL) {
@@ -271,6 +271,7 @@ static void add_result(struct exporter *e, enum export_sink s, const struct sink
     e->stats.sink[s].failed += res->failed;
     e->stats.sink[s].skipped += res->skipped;
     e->stats.unprocessed += res->unprocessed;
+    e->stats.rejected_spans += res->rejected_spans;
     pthread_mutex_unlock(&e->lock);
 }
 

@@ -76,6 +76,7 @@ struct export_stats {
     uint64_t dropped_full;    /* refused: queue over its byte bound */
     uint64_t dropped_encode;  /* could not be encoded */
     uint64_t unprocessed;     /* documents X-Ray answered as UnprocessedTraceSegments */
+    uint64_t rejected_spans;  /* spans an OTLP endpoint answered as rejected (partial_success) */
     uint64_t unsent_at_stop;  /* still queued when export_stop's deadline came */
     uint64_t abandoned;       /* in the batch the thread was still sending when the
                                * stop gave up waiting for it */

@@ -96,6 +96,7 @@ struct sink_result {
     uint64_t failed;
     uint64_t skipped;
     uint64_t unprocessed;   /* X-Ray: listed as UnprocessedTraceSegments */
+    uint64_t rejected_spans; /* OTLP: an answer's partial_success.rejected_spans */
 };
 
 /* What a sink is opened with.  The hooks are the transports of the sinks
@@ -133,6 +134,12 @@ struct sink_ops {
                      struct sink_list *out, struct sink_result *res);
     void (*free_request)(void *sink, struct sink_request *req);
 };
+
+/* The spans an OTLP endpoint's 2xx answer says it rejected
+ * (partial_success; an unreadable answer rejected none).  The first answer
+ * with a partial_success is logged, with its message, once per sink:
+ * *logged remembers.  who names the sink in the line. */
+uint64_t sink_otlp_rejected(const char *who, const struct http_client_response *resp, bool json, bool *logged);
 
 extern const struct sink_ops sink_xray_ops;
 extern const struct sink_ops sink_daemon_ops;

@@ -194,9 +194,10 @@ static void log_export_stats(const struct export_stats *es)
             break;
         len += (size_t)n;
     }
-    log_info("export submitted=%llu dropped_full=%llu dropped_encode=%llu unprocessed=%llu%s",
+    log_info("export submitted=%llu dropped_full=%llu dropped_encode=%llu unprocessed=%llu rejected_spans=%llu%s",
              (unsigned long long)es->submitted, (unsigned long long)es->dropped_full,
-             (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed, line);
+             (unsigned long long)es->dropped_encode, (unsigned long long)es->unprocessed,
+             (unsigned long long)es->rejected_spans, line);
 }
 
 /* How many counters a (possibly cut) summary line holds, and how many

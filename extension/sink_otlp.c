@@ -18,6 +18,7 @@
 #include "gzip.h"
 #include "log.h"
 #include "otlp_encode.h"
+#include "otlp_response.h"
 
 #define OTLP_MAX_HEADERS CONFIG_OTLP_MAX_HEADERS
 
@@ -31,6 +32,7 @@ struct sink_otlp {
     const char *headers[OTLP_MAX_HEADERS + 2];
     const char *gz_headers[OTLP_MAX_HEADERS + 3]; /* headers plus Content-Encoding */
     bool gzip_failed_logged;
+    bool partial_logged;
 };
 
 struct otlp_request {
@@ -197,12 +199,40 @@ static void otlp_accept(void *sink, struct export_item *const *items, size_t n_i
     }
 }
 
+uint64_t sink_otlp_rejected(const char *who, const struct http_client_response *resp, bool json, bool *logged)
+{
+    struct otlp_partial ps;
+
+    if (otlp_response_parse(resp->body, resp->body_len, json, &ps) < 0 || !ps.present)
+        return 0;
+    if (!*logged && (ps.rejected > 0 || ps.message[0] != '\0')) {
+        *logged = true;
+        log_warn("%s exporter: the endpoint rejected %llu span%s of a request (%s); counting rejected "
+                 "spans in export_rejected_spans (logged once)",
+                 who, (unsigned long long)ps.rejected, ps.rejected == 1 ? "" : "s",
+                 ps.message[0] != '\0' ? ps.message : "no message");
+    }
+    return ps.rejected;
+}
+
+/* The documents were taken; the spans the endpoint says it rejected are
+ * counted besides (a document holds several spans). */
+static void otlp_answered(void *sink, const struct sink_request *req, const struct http_client_response *resp,
+                          struct sink_list *out, struct sink_result *res)
+{
+    struct sink_otlp *o = sink;
+
+    (void)out;
+    res->sent += req->units;
+    res->rejected_spans += sink_otlp_rejected("OTLP", resp, o->cfg->otlp_json, &o->partial_logged);
+}
+
 const struct sink_ops sink_otlp_ops = {
     .name = "otlp",
     .open = otlp_open,
     .close = otlp_close,
     .units = otlp_units,
     .accept = otlp_accept,
-    .answered = NULL, /* a 2xx delivered every segment of the body */
+    .answered = otlp_answered,
     .free_request = otlp_free_request,
 };

@@ -29,6 +29,7 @@ struct sink_xray_otlp {
     void *xray;                 /* the X-Ray API sink's state: credentials */
     bool unusable;
     bool gzip_failed_logged;
+    bool partial_logged;
     char sigv4[64];
     char token_header[sizeof(((struct aws_credentials *)0)->session_token) + 32];
     const char *headers[3];     /* Content-Type, the token (or NULL) */
@@ -439,12 +440,27 @@ static void xo_accept(void *sink, struct export_item *const *items, size_t n_ite
         xo_free_request(x, xr ? &xr->base : NULL);
 }
 
+/* Its units are spans: those the endpoint rejected failed. */
+static void xo_answered(void *sink, const struct sink_request *req, const struct http_client_response *resp,
+                        struct sink_list *out, struct sink_result *res)
+{
+    struct sink_xray_otlp *x = sink;
+    uint64_t rejected = sink_otlp_rejected("X-Ray OTLP", resp, false, &x->partial_logged);
+    uint64_t units = (uint64_t)req->units;
+    uint64_t failed = rejected < units ? rejected : units;
+
+    (void)out;
+    res->rejected_spans += rejected;
+    res->failed += failed;
+    res->sent += units - failed;
+}
+
 const struct sink_ops sink_xray_otlp_ops = {
     .name = "xray-otlp",
     .open = xo_open,
     .close = xo_close,
     .units = xo_units,
     .accept = xo_accept,
-    .answered = NULL, /* a 2xx took every span of the body */
+    .answered = xo_answered,
     .free_request = xo_free_request,
 };

@@ -105,6 +105,7 @@ static const struct row export_rows[] = {
     NAMED("export_dropped_full", export_stats, dropped_full),
     NAMED("export_dropped_encode", export_stats, dropped_encode),
     NAMED("export_unprocessed", export_stats, unprocessed),
+    NAMED("export_rejected_spans", export_stats, rejected_spans),
     NAMED("export_unsent_at_stop", export_stats, unsent_at_stop),
     NAMED("export_abandoned", export_stats, abandoned),
 };

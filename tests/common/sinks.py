@@ -6,7 +6,7 @@ DaemonSink   - the X-Ray daemon's UDP protocol (header line + document).
 OtlpSink     - OTLP/HTTP POST /v1/traces; keeps bodies and content types.
 
 Each records what arrived, can be told to fail (status codes, delays,
-UnprocessedTraceSegments) and listens on 127.0.0.1 only.
+UnprocessedTraceSegments, OTLP partial success) and listens on 127.0.0.1 only.
 """
 import datetime
 import hashlib
@@ -218,7 +218,39 @@ class XRayApiSink(_HttpSink):
         return 200, {"UnprocessedTraceSegments": unprocessed}
 
 
-class OtlpSink(_HttpSink):
+def _varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def otlp_partial_answer(content_type, rejected, message):
+    """An ExportTraceServiceResponse with partial_success, in the request's format."""
+    if "json" in content_type:
+        return {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": message}}
+    m = message.encode()
+    inner = b"\x08" + _varint(rejected) + b"\x12" + _varint(len(m)) + m
+    return b"\x0a" + _varint(len(inner)) + inner
+
+
+class _PartialAnswers:
+    """reject_spans > 0 (or a reject_message): each 200 answer says that many spans of the
+    request were rejected (partial_success), in the request's format."""
+    reject_spans = 0
+    reject_message = ""
+
+    def answer_for(self, headers):
+        if not self.reject_spans and not self.reject_message:
+            return {}
+        return otlp_partial_answer(headers.get("content-type", ""), self.reject_spans, self.reject_message)
+
+
+class OtlpSink(_PartialAnswers, _HttpSink):
     """POST /v1/traces; keeps each body with its content type, a gzip'd one inflated (the
     raw bytes stay in requests[i]["body"])."""
 
@@ -245,10 +277,11 @@ class OtlpSink(_HttpSink):
                 body = gzip.decompress(body)
             with self.lock:
                 self.bodies.append((headers.get("content-type", ""), body, headers))
+            return 200, self.answer_for(headers)
         return entry["status"], {}
 
 
-class XRayOtlpSink(XRayApiSink):
+class XRayOtlpSink(_PartialAnswers, XRayApiSink):
     """X-Ray's OTLP endpoint: POST /v1/traces with a verified SigV4 signature (service xray);
     keeps each body (gzip'd ones inflated) with its headers."""
 
@@ -273,6 +306,7 @@ class XRayOtlpSink(XRayApiSink):
                 body = gzip.decompress(body)
             with self.lock:
                 self.bodies.append((body, headers))
+            return 200, self.answer_for(headers)
         return entry["status"], {}
 
 

@@ -80,6 +80,13 @@ def reference_seeds():
     put("xray_response", "ref-all-processed.json", '{"UnprocessedTraceSegments": []}')
     put("xray_response", "ref-throttled.json",
         '{"__type": "ThrottledException", "message": "Rate exceeded"}')
+    # OTLP/HTTP answers (ExportTraceServiceResponse): protobuf and JSON
+    put("otlp_response", "ref-empty.pb", b"")
+    put("otlp_response", "ref-partial.pb", bytes([0x0a, 0x0c, 0x08, 0xac, 0x02, 0x12, 0x07]) + b"too old")
+    put("otlp_response", "ref-partial-warning.pb", bytes([0x0a, 0x09, 0x12, 0x07]) + b"warning")
+    put("otlp_response", "ref-partial.json",
+        '{"partialSuccess": {"rejectedSpans": "2", "errorMessage": "span too old"}}')
+    put("otlp_response", "ref-success.json", '{}')
     put("credentials", "ref-container-credentials.json",
         '{"AccessKeyId": "ASIAIOSFODNN7EXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", '
         '"Token": "IQoJb3JpZ2luX2VjEXAMPLETOKEN==", "Expiration": "2026-11-24T05:42:12Z"}')

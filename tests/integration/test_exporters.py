@@ -208,6 +208,37 @@ class OtherSinksTest(unittest.TestCase):
             sink.close()
 
 
+    def partial_success(self, protocol):
+        """The endpoint takes every request but says 2 spans of each were rejected: the
+        documents count as sent, the spans as rejected, one WARN line with its message."""
+        sink = sinks.OtlpSink()
+        sink.reject_spans, sink.reject_message = 2, "span too old\nFORGED line"
+        try:
+            emu, results, lines, sd = environment(
+                {"LAMBDA_TRACER_EXPORTERS": "otlp", "LAMBDA_TRACER_OTLP_PROTOCOL": protocol,
+                 "LAMBDA_TRACER_OTLP_ENDPOINT": sink.endpoint + "/v1/traces"},
+                [b'{"action":"fast"}'] * 3)
+            answered = [r for r in sink.requests if r["status"] == 200]
+            self.assertTrue(answered)
+            x = harness.export_summary(lines)
+            self.assertEqual(x["rejected_spans"], 2 * len(answered))
+            self.assertEqual(x.get("otlp_failed", 0), 0)
+            self.assertGreaterEqual(x["otlp_sent"], len(results))
+            warns = [l for l in lines if " WARN " in l]
+            self.assertEqual(len(warns), 1, warns)
+            self.assertIn("OTLP exporter: the endpoint rejected 2 spans of a request (span too old\\nFORGED line)",
+                          warns[0])
+            self.assertFalse([l for l in lines if l.startswith("FORGED")])
+        finally:
+            sink.close()
+
+    def test_otlp_partial_success_json(self):
+        self.partial_success("http/json")
+
+    def test_otlp_partial_success_protobuf(self):
+        self.partial_success("http/protobuf")
+
+
 class ShutdownFlushTest(unittest.TestCase):
     def test_a_thousand_pending_segments_reach_the_sink_before_exit(self):
         root = harness.make_root()

@@ -71,6 +71,35 @@ class XRayOtlpTest(unittest.TestCase, FailOpenChecks):
         self.assertTrue(all("signature mismatch" in p for p in sink.bad_signatures))
         self.assertEqual(sink.bodies, [])
 
+    def test_partial_success_counts_rejected_spans_failed(self):
+        """X-Ray's OTLP endpoint answers 200 with partial_success: its spans rejected count as
+        failed (this sink counts spans), the rest as sent, and the line says so once."""
+        sink, run = self.run_with({"LAMBDA_TRACER_EXPORTERS": "xray-otlp"})
+        self.assertTrue(sink.bodies)
+        x0 = harness.export_summary(run.lines)
+        self.assertEqual(x0.get("rejected_spans"), 0)
+        spans = x0["xray_otlp_sent"]
+        sink2 = sinks.XRayOtlpSink()
+        self.addCleanup(sink2.close)
+        sink2.reject_spans, sink2.reject_message = 1, "Span exceeds the maximum size"
+
+        def attach(emu):
+            creds = emu.extension_environment()
+            sink2.access_key, sink2.secret = creds["AWS_ACCESS_KEY_ID"], creds["AWS_SECRET_ACCESS_KEY"]
+            sink2.token = creds["AWS_SESSION_TOKEN"]
+            sink2.region = emu.region
+        run2 = Run(self, steps=2, env={"LAMBDA_TRACER_EXPORTERS": "xray-otlp",
+                                       "LAMBDA_TRACER_XRAY_ENDPOINT": sink2.endpoint}, setup=attach)
+        self.assert_kept_the_loop(run2)
+        answered = [r for r in sink2.requests if r["status"] == 200]
+        self.assertTrue(answered)
+        x = harness.export_summary(run2.lines)
+        self.assertEqual(x["rejected_spans"], len(answered))
+        self.assertEqual(x["xray_otlp_failed"], len(answered))
+        self.assertEqual(x["xray_otlp_sent"] + x["xray_otlp_failed"], spans)
+        self.one_line(run2, "X-Ray OTLP exporter: the endpoint rejected 1 span of a request "
+                            "(Span exceeds the maximum size)")
+
     def test_json_protocol_leaves_it_out(self):
         sink, run = self.run_with({"LAMBDA_TRACER_EXPORTERS": "xray-otlp,stdout",
                                    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})

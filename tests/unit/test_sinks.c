@@ -373,7 +373,24 @@ static void test_otlp_merges_json_bodies(void **state)
         type |= strcmp(*h, "Content-Type: application/json") == 0;
     }
     assert_true(key && type);
-    assert_null(sink_otlp_ops.answered);
+    /* a 2xx took both documents; an answer's rejected spans are counted besides */
+    {
+        static const char *const bodies[] = {
+            "", "{}", "{\"partialSuccess\":{\"rejectedSpans\":\"7\",\"errorMessage\":\"too old\"}}",
+            "{\"partialSuccess\":{\"errorMessage\":\"a warning\"}}", "not an answer"};
+        static const uint64_t rejected[] = {0, 0, 7, 0, 0};
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+            struct sink_list more = {0};
+            struct sink_result got = {0};
+            struct http_client_response resp = {.status = 200, .body = (char *)bodies[i],
+                                                .body_len = strlen(bodies[i])};
+            sink_otlp_ops.answered(s, out.head, &resp, &more, &got);
+            assert_int_equal(got.sent, 2);
+            assert_int_equal(got.failed, 0);
+            assert_int_equal(got.rejected_spans, rejected[i]);
+            assert_int_equal(list_len(&more), 0);
+        }
+    }
     free_list(&sink_otlp_ops, s, &out);
     sink_otlp_ops.close(s);
     free_items(items, 4);
@@ -726,7 +743,32 @@ static void test_xray_otlp_signed_gzip_protobuf(void **state)
     assert_int_equal(n, items[0]->otlp_len + items[2]->otlp_len);
     assert_memory_equal(plain, items[0]->otlp, items[0]->otlp_len);
     assert_memory_equal(plain + items[0]->otlp_len, items[2]->otlp, items[2]->otlp_len);
-    assert_null(sink_xray_otlp_ops.answered);
+    /* its units are spans: those an answer rejects failed, never more than were sent */
+    {
+        static const unsigned char none[] = {0x0a, 0x00};                      /* partial_success {} */
+        static const unsigned char three[] = {0x0a, 0x02, 0x08, 0x03};         /* rejected_spans: 3 */
+        static const unsigned char many[] = {0x0a, 0x03, 0x08, 0xe8, 0x07};    /* rejected_spans: 1000 */
+        static const unsigned char bad[] = {0x0a, 0x05, 0x08};                 /* cut */
+        const struct {
+            const unsigned char *body;
+            size_t len;
+            uint64_t sent, failed, rejected;
+        } cases[] = {
+            {NULL, 0, 5, 0, 0}, {none, sizeof(none), 5, 0, 0}, {three, sizeof(three), 2, 3, 3},
+            {many, sizeof(many), 0, 5, 1000}, {bad, sizeof(bad), 5, 0, 0},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            struct sink_list more = {0};
+            struct sink_result got = {0};
+            struct http_client_response resp = {.status = 200, .body = (char *)cases[i].body,
+                                                .body_len = cases[i].len};
+            sink_xray_otlp_ops.answered(s, out.head, &resp, &more, &got);
+            assert_int_equal(got.sent, cases[i].sent);
+            assert_int_equal(got.failed, cases[i].failed);
+            assert_int_equal(got.rejected_spans, cases[i].rejected);
+            assert_int_equal(list_len(&more), 0);
+        }
+    }
     free_list(&sink_xray_otlp_ops, s, &out);
     sink_xray_otlp_ops.close(s);
 
