@@ -534,6 +534,7 @@ static void finish_shutdown(struct pipeline *p)
     p->stats.closed_by_shutdown = ts.closed_by_shutdown;
     p->stats.evicted_invocations = ts.evicted;
     p->stats.evicted_announced = ts.evicted_announced;
+    p->stats.late_records = ts.late_records;
     note_first_drop(p);
     /* The last metrics, before the lifecycle thread (waiting for us within
      * the shutdown budget) lets the process exit. */
