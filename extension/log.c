@@ -30,7 +30,7 @@
 #define LOG_PREFIX_MAX 64
 /* Appended to a line cut at LOG_LINE_MAX bytes. */
 #define LOG_TRUNCATED_MARK " [...]"
-#define LOG_WRITE_WAIT_MS 20
+#define LOG_WRITE_WAIT_MS 100
 /* Linux's PIPE_BUF: a write up to this size to a pipe is atomic. */
 #define LOG_PIPE_ATOMIC 4096
 
