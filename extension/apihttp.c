@@ -40,6 +40,11 @@ struct apihttp {
 #define APIHTTP_FRAMING_SLACK_BYTES 4096
 /* A chunk-size line (size, extensions) longer than this is not HTTP. */
 #define APIHTTP_CHUNK_LINE_MAX 256
+/* Once an answer has begun, the rest of it comes at once (the API writes
+ * an event whole): a request without a timeout (/event/next waits for the
+ * next event as long as it takes) gets this long for the rest, so a server
+ * that stops mid-answer with the connection open does not hold us forever. */
+#define APIHTTP_REST_OF_ANSWER_MS 2000
 
 int apihttp_new(const char *host_port, long connect_timeout_ms, size_t max_body_bytes,
                 struct apihttp **ret)
@@ -301,7 +306,14 @@ static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t
                        0);
             return r == -EPROTO ? -EIO : r;
         }
-        if (deadline_ns > 0) {
+        if (deadline_ns == 0) {
+            deadline_ns = clock_mono_ns() + (int64_t)APIHTTP_REST_OF_ANSWER_MS * 1000000;
+            if ((r = set_timeout(c->fd, SO_RCVTIMEO, APIHTTP_REST_OF_ANSWER_MS)) < 0) {
+                set_detail(detail, detail_size, "setsockopt", -r);
+                return -EIO;
+            }
+            c->rcv_timeout_ms = APIHTTP_REST_OF_ANSWER_MS;
+        } else {
             /* More to read: what is left of the total timeout. */
             int64_t left_ms = (deadline_ns - clock_mono_ns()) / 1000000;
             if (left_ms <= 0) {

@@ -1131,6 +1131,17 @@ bool export_flush(struct exporter *e, int64_t deadline_ns, bool last_chance)
     return done;
 }
 
+void export_stats_now(struct exporter *e, struct export_stats *ret)
+{
+    struct queue_stats q;
+
+    queue_get_stats(e->q, &q);
+    pthread_mutex_lock(&e->lock);
+    *ret = e->stats;
+    ret->unsent_at_stop += q.items + e->sending_docs;
+    pthread_mutex_unlock(&e->lock);
+}
+
 bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret)
 {
     struct timespec ts;

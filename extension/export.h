@@ -136,6 +136,11 @@ void export_eager_off(struct exporter *e);
  * is left to it; the caller must then not clean up libcurl or anything the
  * on_handled callback uses, and should exit.  *ret (may be NULL) gets the
  * counts either way.  Main thread; NULL-safe (true). */
+/* The counters as they stand, with what waits in the queue or is being
+ * sent counted as unsent_at_stop: for a summary written while the thread
+ * that submits is still running (a stop that gave up on it).  Any thread. */
+void export_stats_now(struct exporter *e, struct export_stats *ret);
+
 bool export_stop(struct exporter *e, int64_t deadline_ns, struct export_stats *ret);
 
 /*

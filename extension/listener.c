@@ -14,7 +14,10 @@
  *      that just connected), the one that has held its slot longest first;
  *   2. else one that completed requests and is idle (a kept-alive
  *      connection, as the platform keeps its own between deliveries), the
- *      one used least recently first;
+ *      one accepted most recently first: the platform's connection dates
+ *      from Init, before any code of the function ran, and clients that
+ *      keep theirs busy cannot make it the one to go (as "least recently
+ *      used" would);
  *   3. else one that completed requests and is mid-request, the request
  *      running longest first.
  * A connection accepted in the current round is never chosen: when it would
@@ -257,7 +260,7 @@ static struct conn *victim_for_new(struct listener *l, uint64_t round_start)
             key = c->accepted_seq;
         } else if (!http_request_in_progress(c->req)) {
             rank = 1;
-            key = c->done_seq;
+            key = UINT64_MAX - c->accepted_seq; /* the newest first */
         } else {
             rank = 2;
             key = c->started_seq;
@@ -605,6 +608,11 @@ fail:
         close(l->listen_fd);
     free(l);
     return r;
+}
+
+void listener_get_stats(const struct listener *l, struct listener_stats *ret)
+{
+    *ret = l->stats;
 }
 
 void listener_close(struct listener *l, struct listener_stats *ret_stats)

@@ -76,6 +76,8 @@ void listener_set_body_fn(struct listener *l, listener_body_fn fn, void *ctx);
 
 /* Closes everything and frees (the loop no longer runs it).  NULL-safe. */
 void listener_close(struct listener *l, struct listener_stats *ret_stats);
+/* The counters as they stand.  The loop's thread. */
+void listener_get_stats(const struct listener *l, struct listener_stats *ret);
 
 /* Binds, listens and starts a thread running the listener in a loop of its
  * own.  Returns 0 and *ret, or a

@@ -2,7 +2,13 @@
  * log.c - see log.h.
  *
  * Each line is formatted into a stack buffer and written with a single
- * write(2), so lines from different threads never interleave mid-line.
+ * write(2) (two for a line over 4096 bytes, only the summary's can be), so
+ * lines from different threads never interleave mid-line.
+ *
+ * A stderr nobody reads (Lambda's log pipe full) must not hold the
+ * extension: a line waits at most LOG_WRITE_WAIT_MS for room, and once a
+ * line was dropped the next ones do not wait at all until one goes through
+ * again; that one is followed by a line counting those dropped.
  */
 #include "log.h"
 
@@ -10,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +30,14 @@
 #define LOG_PREFIX_MAX 64
 /* Appended to a line cut at LOG_LINE_MAX bytes. */
 #define LOG_TRUNCATED_MARK " [...]"
+#define LOG_WRITE_WAIT_MS 100
+/* Linux's PIPE_BUF: a write up to this size to a pipe is atomic. */
+#define LOG_PIPE_ATOMIC 4096
+
+static atomic_bool stderr_stalled;        /* a line was dropped: do not wait */
+static atomic_ullong stderr_dropped;      /* lines dropped since the last one written */
+
+static int64_t mono_ns(void);
 
 enum log_level log_current_level = LOG_LEVEL_INFO;
 static char log_prefix[LOG_PREFIX_MAX] = "lambda-tracer";
@@ -144,6 +159,41 @@ size_t log_escape(const char *src, size_t src_len, char *dst, size_t dst_size, s
     return out;
 }
 
+/* Writes a whole line to stderr, in pieces of at most LOG_PIPE_ATOMIC bytes, each
+ * once poll says there is room: true when all of it went out.  Waits at
+ * most LOG_WRITE_WAIT_MS (none while stalled). */
+static bool write_line(const char *p, size_t len)
+{
+    int64_t deadline = mono_ns() + (atomic_load(&stderr_stalled) ? 0 : LOG_WRITE_WAIT_MS * 1000000LL);
+    bool cut = false;
+
+    while (len > 0) {
+        struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+        int64_t left_ms = (deadline - mono_ns() + 999999) / 1000000;
+        int pr = poll(&pfd, 1, left_ms > 0 ? (int)left_ms : 0);
+        ssize_t w;
+
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0 || (pfd.revents & (POLLERR | POLLNVAL)))
+            break;
+        w = write(STDERR_FILENO, p, len < LOG_PIPE_ATOMIC ? len : LOG_PIPE_ATOMIC);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (w <= 0)
+            break;
+        cut = true;
+        p += w;
+        len -= (size_t)w;
+    }
+    if (len > 0 && cut) { /* end the cut line, best effort, never waiting */
+        struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT))
+            (void)!write(STDERR_FILENO, "\n", 1);
+    }
+    return len == 0;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
     char text[LOG_LINE_MAX];
@@ -176,16 +226,16 @@ void log_write(enum log_level level, const char *fmt, ...)
     line[len++] = '\n';
 
     /* Best effort: a failing stderr must never affect the extension. */
-    const char *p = line;
-    while (len > 0) {
-        ssize_t w = write(STDERR_FILENO, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        len -= (size_t)w;
+    if (!write_line(line, len)) {
+        atomic_store(&stderr_stalled, true);
+        atomic_fetch_add(&stderr_dropped, 1);
+        return;
     }
+    atomic_store(&stderr_stalled, false);
+    unsigned long long dropped = atomic_exchange(&stderr_dropped, 0);
+    if (dropped > 0)
+        log_warn("%llu log line%s dropped: stderr (the function's log stream) was not being read", dropped,
+                 dropped == 1 ? "" : "s");
 }
 
 static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -254,8 +304,11 @@ int log_write_stdout(const char *p, size_t len, int64_t deadline_ns)
         p += w;
         len -= (size_t)w;
     }
-    if (r < 0 && cut && len > 0 && p[len - 1] == '\n')
-        (void)!write(STDOUT_FILENO, "\n", 1); /* end the cut line, best effort */
+    if (r < 0 && cut && len > 0 && p[len - 1] == '\n') { /* end the cut line, best effort, never waiting */
+        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT))
+            (void)!write(STDOUT_FILENO, "\n", 1);
+    }
     pthread_mutex_unlock(&stdout_lock);
     return r;
 }

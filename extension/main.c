@@ -26,6 +26,7 @@
  * Extension.Crash).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -592,6 +593,24 @@ static int event_loop(struct runtime *rt)
     }
 }
 
+/* Started with descriptor 0, 1 or 2 closed, the first files we open would
+ * take their numbers: log lines would land in the journal or a socket.
+ * /dev/null holds each closed one (what cannot be opened stays closed). */
+static void hold_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", O_RDWR); /* a standard descriptor: kept across exec */
+        if (n < 0)
+            return;
+        if (n != fd) { /* a lower one was open after all: put it in place */
+            (void)dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct runtime rt = {.started_us = clock_epoch_us()};
@@ -613,6 +632,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
     signal(SIGXCPU, SIG_IGN);
+    hold_std_fds();
     log_set_prefix(name);
     config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);

@@ -86,8 +86,19 @@ struct pipeline {
     char started_request_id[EVENT_REQUEST_ID_MAX]; /* last platform.start handled */
     char done_request_id[EVENT_REQUEST_ID_MAX];    /* last runtimeDone handled */
     int64_t done_time_us;   /* the last runtimeDone's record time */
+    /* The held invocation's own records, once seen: a record for another
+     * id handled right after (a redelivery, a duplicate) cannot hide them,
+     * as it overwrites the slots above. */
+    bool hold_started, hold_done;
+    int64_t hold_done_us;
     int64_t lost_at_ns;     /* when a telemetry batch was last lost (0: never) */
     uint64_t hold_signals;  /* hold_cond signals (tests, bench) */
+    /* The loop's counters as of its last body or event (publish()): what
+     * the summary says should the stop give up on the loop's thread. */
+    struct pipeline_stats shown_stats;
+    struct queue_stats shown_intake;
+    struct listener_stats shown_listener;
+    bool shown_has_listener;
 
     /* loop thread only */
     struct queue_stats intake; /* bodies and events taken or dropped */
@@ -273,6 +284,12 @@ static void hold_note(struct pipeline *p, const struct tel_event *ev)
         snprintf(p->started_request_id, sizeof(p->started_request_id), "%s", ev->request_id);
     }
     if (p->hold_request_id[0] != '\0' && strcmp(p->hold_request_id, ev->request_id) == 0) {
+        if (ev->type == TEL_RUNTIME_DONE) {
+            p->hold_done = true;
+            p->hold_done_us = p->done_time_us;
+        } else {
+            p->hold_started = true;
+        }
         p->hold_signals++;
         pthread_cond_signal(&p->hold_cond);
     }
@@ -324,8 +341,10 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     }
     p->stats.batches++;
     p->stats.invalid_records += batch->invalid;
-    if (batch->invalid > 0)
+    if (batch->invalid > 0) {
         log_debug("skipped %zu telemetry records without time, type and record", batch->invalid);
+        telemetry_lost(p); /* one of them may have been the held invocation's runtimeDone */
+    }
     if (held != NULL)
         export_hold(held); /* one exporter wake-up per batch */
     for (size_t i = 0; i < batch->count; i++) {
@@ -515,6 +534,7 @@ static void finish_shutdown(struct pipeline *p)
     p->stats.closed_by_shutdown = ts.closed_by_shutdown;
     p->stats.evicted_invocations = ts.evicted;
     p->stats.evicted_announced = ts.evicted_announced;
+    p->stats.late_records = ts.late_records;
     note_first_drop(p);
     /* The last metrics, before the lifecycle thread (waiting for us within
      * the shutdown budget) lets the process exit. */
@@ -577,6 +597,20 @@ static void handle_item(struct pipeline *p, const struct handoff_item *it)
     }
 }
 
+/* Copies the loop's counters where pipeline_stop can read them when the
+ * loop does not end in time.  Loop thread, after each body and event. */
+static void publish(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->shown_stats = p->stats;
+    p->shown_intake = p->intake;
+    p->shown_intake.dropped += p->handoff_dropped;
+    if (p->listener != NULL)
+        listener_get_stats(p->listener, &p->shown_listener);
+    p->shown_has_listener = p->listener != NULL;
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* The loop's wake-up: take every event handed over, and a stop request. */
 static void on_wake(void *ctx)
 {
@@ -598,6 +632,7 @@ static void on_wake(void *ctx)
             break;
         p->intake.pushed++;
         handle_item(p, &it);
+        publish(p);
     }
     pthread_mutex_lock(&p->lock);
     stop = p->stop_requested;
@@ -670,6 +705,7 @@ static void on_telemetry_body(char *body, size_t len, void *ctx)
 
     handle_telemetry(p, body, len);
     listener_recycle(p->listener, body);
+    publish(p);
 }
 
 static void *pipeline_main(void *arg)
@@ -835,6 +871,11 @@ bool pipeline_post_event(struct pipeline *p, const struct ext_event *ev, int64_t
         if (eager) {
             pthread_mutex_lock(&p->lock);
             snprintf(p->hold_request_id, sizeof(p->hold_request_id), "%s", ev->request_id);
+            /* Its records may have been handled already (Lambda emits
+             * platform.start before INVOKE). */
+            p->hold_started = strcmp(p->started_request_id, ev->request_id) == 0;
+            p->hold_done = strcmp(p->done_request_id, ev->request_id) == 0;
+            p->hold_done_us = p->done_time_us;
             pthread_mutex_unlock(&p->lock);
         }
     }
@@ -907,8 +948,9 @@ static int wait_runtime_done(struct pipeline *p, const char *request_id, const s
     int r;
 
     pthread_mutex_lock(&p->lock);
-#define STARTED() (strcmp(p->started_request_id, request_id) == 0)
-#define DONE() (strcmp(p->done_request_id, request_id) == 0)
+#define HELD() (strcmp(p->hold_request_id, request_id) == 0)
+#define STARTED() (HELD() && p->hold_started)
+#define DONE() (HELD() && p->hold_done)
 #define LOST() (p->lost_at_ns > 0 && p->lost_at_ns >= since_ns)
     /* Lambda emits platform.start before INVOKE: it arrives within the
      * buffering timeout, or telemetry is not reaching us at all. */
@@ -934,8 +976,9 @@ static int wait_runtime_done(struct pipeline *p, const char *request_id, const s
 #undef LOST
 #undef STARTED
 #undef DONE
+#undef HELD
     if (r == 0)
-        *ret_done_us = p->done_time_us;
+        *ret_done_us = p->hold_done_us;
     *ret_exporter = p->exporter;
     pthread_mutex_unlock(&p->lock);
     return r;
@@ -1009,10 +1052,21 @@ bool pipeline_stop(struct pipeline *p, int64_t end_ns, int drain_ms, struct pipe
             break;
     }
     finished = p->finished;
-    if (!finished)
+    if (!finished) {
         pthread_detach(p->thread); /* nobody joins it: the process exits now */
+        /* The counters as of the loop's last body or event, not zeros. */
+        ret->stats = p->shown_stats;
+        ret->intake = p->shown_intake;
+        ret->listener = p->shown_listener;
+        ret->has_listener = p->shown_has_listener;
+    }
+    struct exporter *e = p->exporter;
     pthread_mutex_unlock(&p->lock);
     if (!finished) {
+        if (e != NULL) {
+            export_stats_now(e, &ret->exporter);
+            ret->has_exporter = true;
+        }
         ret->left_running = true;
         return false;
     }

@@ -97,6 +97,7 @@ struct pipeline_stats {
     uint64_t recovered;        /* invocations of a killed predecessor, from the journal */
     uint64_t evicted_invocations; /* forgotten or not tracked: the tracer's table was full */
     uint64_t evicted_announced;   /* of those, announced by INVOKE */
+    uint64_t late_records;        /* records of invocations already exported, ignored */
     uint64_t attrs_dropped;       /* segment attributes left out: past TRACE_MAX_ATTRS */
     uint64_t journal_full;     /* invocations not journaled: every slot held */
     uint64_t metric_documents; /* EMF documents written to stdout */

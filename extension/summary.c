@@ -49,6 +49,7 @@ static const struct row pipeline_rows[] = {
     ROW(pipeline_stats, recovered),
     ROW(pipeline_stats, evicted_invocations),
     ROW(pipeline_stats, evicted_announced),
+    ROW(pipeline_stats, late_records),
     ROW(pipeline_stats, attrs_dropped),
     ROW(pipeline_stats, journal_full),
     ROW(pipeline_stats, metric_documents),

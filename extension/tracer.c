@@ -59,6 +59,11 @@
 #define TRACER_MAX_ANNOUNCED 512
 /* Request ids are found through a hash index: chains of slot numbers. */
 #define TRACER_BUCKETS 512
+/* The last request ids exported (64-bit hashes), remembered after their
+ * slots are reused: Lambda delivers a batch again when our answer to it
+ * was late (a timeout on its side), and the records of invocations
+ * finished a thousand invocations ago must not make them again.  8 KB. */
+#define TRACER_DONE_IDS 1024
 _Static_assert((TRACER_BUCKETS & (TRACER_BUCKETS - 1)) == 0, "a power of two");
 _Static_assert(TRACER_MAX_ANNOUNCED < UINT16_MAX, "slot numbers + 1 fit a uint16_t");
 /* Platform times are whole milliseconds; ours are not. */
@@ -214,6 +219,8 @@ struct tracer {
     struct invocation *inv;
     size_t inv_cap;
     uint16_t bucket[TRACER_BUCKETS]; /* first slot (number + 1) of each chain, 0: none */
+    uint64_t done_ids[TRACER_DONE_IDS]; /* a ring; 0: empty */
+    size_t done_next;
     struct trace_segment seg; /* scratch: too large for the stack of every caller */
 };
 
@@ -353,6 +360,32 @@ static uint32_t id_hash(const char *id)
  * reused in place), so the free ones are the table's tail: loops stop at
  * the first.  A request id is found through its bucket's chain, not by
  * comparing it with every slot's (which was most of the tracer's time). */
+/* FNV-1a (64 bits) of a request id, never 0 (the done ring's empty). */
+static uint64_t id_hash64(const char *id)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (size_t i = 0; id[i] != '\0'; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
+    return h != 0 ? h : 1;
+}
+
+static void remember_done(struct tracer *t, const char *request_id)
+{
+    t->done_ids[t->done_next] = id_hash64(request_id);
+    t->done_next = (t->done_next + 1) % TRACER_DONE_IDS;
+}
+
+static bool recently_done(const struct tracer *t, const char *request_id)
+{
+    uint64_t h = id_hash64(request_id);
+
+    for (size_t i = 0; i < TRACER_DONE_IDS; i++)
+        if (t->done_ids[i] == h)
+            return true;
+    return false;
+}
+
 static struct invocation *find(struct tracer *t, const char *request_id)
 {
     uint32_t h = id_hash(request_id);
@@ -1376,6 +1409,7 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
     if (inv->state != INV_OPEN)
         return;
     inv->state = INV_DONE;
+    remember_done(t, inv->request_id);
     ensure_ids(inv, inv->have_start ? inv->start_us : now_us);
     reason = decide(t, inv, now_us, false);
     observe(t, inv);
@@ -1606,8 +1640,10 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
     if (ev->request_id == NULL || ev->request_id[0] == '\0')
         return;
     inv = find(t, ev->request_id);
-    if (inv != NULL && inv->state == INV_DONE)
-        return; /* late record of an invocation already exported */
+    if ((inv != NULL && inv->state == INV_DONE) || (inv == NULL && recently_done(t, ev->request_id))) {
+        t->stats.late_records++; /* of an invocation already exported (a batch delivered again) */
+        return;
+    }
     if (inv == NULL)
         inv = get(t, ev->request_id, false);
     if (inv == NULL)

@@ -74,6 +74,8 @@ struct tracer_stats {
     uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
     uint64_t recovered;          /* invocations of a killed process, from the journal */
     uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */
+    uint64_t late_records;       /* start/runtimeDone/report of an invocation already exported
+                                  * (a batch Lambda delivered again), ignored */
 };
 
 /* NULL on ENOMEM.  The options' strings are copied. */

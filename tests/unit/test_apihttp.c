@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -426,6 +427,36 @@ static void test_timeout_and_refusal(void **state)
     apihttp_destroy(c);
 }
 
+/* An answer begun and left unfinished on an open connection, to a request
+ * without a timeout (/event/next): the rest gets 2 s, then the request
+ * fails and the connection is dropped; the next request goes out on a new
+ * one.  (It waited forever, and never saw SHUTDOWN.) */
+static void test_unfinished_answer_without_timeout_ends(void **state)
+{
+    static const struct step steps[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, HOLD},
+        {OK_ANSWER(2) "ok", 0, KEEP},
+    };
+    struct fake f;
+    struct apihttp *c;
+    struct apihttp_response resp;
+    struct timespec t0, t1;
+    (void)state;
+    fake_start(&f, steps, 2);
+    c = client_for(&f);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(get(c, 0, &resp), -ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s_taken = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s_taken >= 1.9 && s_taken < 10.0);
+    assert_null(resp.body);
+    assert_int_equal(get(c, 0, &resp), 0);
+    assert_string_equal(resp.body, "ok");
+    apihttp_destroy(c);
+    fake_join(&f);
+    assert_int_equal(f.accepts, 2);
+}
+
 static void test_new_checks_and_out_of_memory(void **state)
 {
     struct apihttp *c = NULL;
@@ -464,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_cut_answers_fail),
         cmocka_unit_test(test_bad_answers_close_the_connection),
         cmocka_unit_test(test_timeout_and_refusal),
+        cmocka_unit_test(test_unfinished_answer_without_timeout_ends),
         cmocka_unit_test(test_new_checks_and_out_of_memory),
     };
     return cmocka_run_group_tests_name("apihttp", tests, NULL, NULL);

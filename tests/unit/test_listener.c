@@ -464,9 +464,10 @@ static void test_kept_alive_connection_outlives_newcomers(void **state)
 }
 
 /* When every slot is held by a connection that has completed requests, the
- * one idle longest yields (and is counted as kept alive); one that has just
- * been used again is kept. */
-static void test_served_connections_yield_least_recently_used(void **state)
+ * one accepted most recently yields (and is counted as kept alive), however
+ * recently the others were used: the oldest (the platform's, from Init)
+ * stays even when it has been idle longest. */
+static void test_served_connections_yield_the_newest(void **state)
 {
     struct fixture *f = *state;
     int served[LISTENER_MAX_CONNECTIONS];
@@ -475,18 +476,27 @@ static void test_served_connections_yield_least_recently_used(void **state)
         served[i] = connect_to(f->port);
         assert_true(post_ok(served[i]));
     }
-    assert_true(post_ok(served[0])); /* served[1] is now the least recently used */
+    /* everyone but the oldest busy again: it is the least recently used */
+    for (size_t i = 1; i < LISTENER_MAX_CONNECTIONS; i++)
+        assert_true(post_ok(served[i]));
     int n1 = connect_to(f->port);
     assert_true(post_ok(n1));
-    assert_true(closed_now(served[1]));
+    assert_true(closed_now(served[LISTENER_MAX_CONNECTIONS - 1]));
+    for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS - 1; i++)
+        assert_false(closed_now(served[i]));
+    /* the next newcomer takes n1's place, not the oldest's */
+    int n2 = connect_to(f->port);
+    assert_true(post_ok(n2));
+    assert_true(closed_now(n1));
     assert_false(closed_now(served[0]));
-    assert_false(closed_now(served[2]));
+    assert_true(post_ok(served[0]));
     struct listener_stats st = restart(f);
-    assert_int_equal(st.evicted, 1);
-    assert_int_equal(st.evicted_kept_alive, 1);
+    assert_int_equal(st.evicted, 2);
+    assert_int_equal(st.evicted_kept_alive, 2);
     for (size_t i = 0; i < LISTENER_MAX_CONNECTIONS; i++)
         close(served[i]);
     close(n1);
+    close(n2);
 }
 
 /* A burst of connections larger than the cap right behind the platform's:
@@ -639,7 +649,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_platform_post_answered_past_slow_senders_every_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_connections_yield_oldest_first_and_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_alive_connection_outlives_newcomers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_served_connections_yield_least_recently_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_served_connections_yield_the_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_behind_the_platform, setup, teardown),
         cmocka_unit_test_setup_teardown(test_churn_never_costs_a_platform_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_open_connections, setup, teardown),

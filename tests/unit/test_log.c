@@ -220,6 +220,94 @@ static void test_stdout_write_is_bounded(void **state)
     close(fds[1]);
 }
 
+/* A two-page pipe, full, blocking (as Lambda's log pipe is when its reader
+ * stalls): every blocking write to it would wait forever. */
+static void full_pipe(int fds[2])
+{
+    char page[4096];
+
+    assert_int_equal(pipe(fds), 0);
+    assert_true(fcntl(fds[1], F_SETPIPE_SZ, 8192) >= 0);
+    assert_true(fcntl(fds[1], F_SETFL, O_NONBLOCK) == 0);
+    memset(page, 'x', sizeof(page));
+    while (write(fds[1], page, sizeof(page)) > 0) {
+    }
+    assert_true(fcntl(fds[1], F_SETFL, 0) == 0);
+    assert_true(fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0);
+}
+
+/* stderr nobody reads: lines are dropped, the first after a short wait, the
+ * next ones at once; once the pipe drains, the next line is followed by one
+ * counting those dropped.  (Before: log_write blocked in write(2) for good,
+ * and with it Init and SHUTDOWN.)  alarm() turns such a hang into a failure. */
+static void test_stderr_full_pipe_never_blocks(void **state)
+{
+    int fds[2];
+    int saved = dup(STDERR_FILENO);
+    char long_text[6000];
+    char got[1 << 16];
+    ssize_t n, total = 0;
+    int64_t t0;
+    (void)state;
+
+    assert_true(saved >= 0);
+    log_current_level = LOG_LEVEL_WARN; /* the count is a WARN line */
+    full_pipe(fds);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    alarm(10);
+    memset(long_text, 'y', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    t0 = now_ns();
+    for (int i = 0; i < 4; i++)
+        log_write(LOG_LEVEL_WARN, "line %d", i);
+    log_write(LOG_LEVEL_WARN, "%s", long_text);
+    /* one wait of at most 100 ms; generous for valgrind and a loaded machine */
+    assert_true(now_ns() - t0 < 1000000000LL);
+    while ((n = read(fds[0], got, sizeof(got))) > 0) {
+    }
+    log_write(LOG_LEVEL_WARN, "after");
+    alarm(0);
+    while ((n = read(fds[0], got + total, sizeof(got) - 1 - (size_t)total)) > 0)
+        total += n;
+    got[total] = '\0';
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    assert_non_null(strstr(got, "] WARN after\n"));
+    assert_non_null(strstr(got, "] WARN 5 log lines dropped: stderr (the function's log stream) was not being read\n"));
+    assert_null(strstr(got, "line 0"));
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* A stdout line cut by the deadline on a full, blocking pipe: ending it
+ * with a newline must not wait either (it did, for good). */
+static void test_stdout_cut_line_on_a_full_blocking_pipe(void **state)
+{
+    int fds[2];
+    int saved = dup(STDOUT_FILENO);
+    char big[20000];
+    char drain[4096];
+    int64_t t0;
+    (void)state;
+
+    assert_true(saved >= 0);
+    full_pipe(fds);
+    /* room for one page: the first piece goes out, then the pipe is full */
+    assert_true(read(fds[0], drain, sizeof(drain)) == (ssize_t)sizeof(drain));
+    assert_true(dup2(fds[1], STDOUT_FILENO) >= 0);
+    memset(big, 'z', sizeof(big));
+    big[sizeof(big) - 1] = '\n';
+    alarm(10);
+    t0 = now_ns();
+    assert_int_equal(log_write_stdout(big, sizeof(big), t0 + 50000000LL), -ETIMEDOUT);
+    alarm(0);
+    assert_true(now_ns() - t0 < 2000000000LL);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_escape_cost(void **state)
 {
     char line[200];
@@ -258,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_escape_bounds),
         cmocka_unit_test(test_write_is_one_line),
         cmocka_unit_test(test_write_bounds_the_line),
+        cmocka_unit_test(test_stderr_full_pipe_never_blocks),
+        cmocka_unit_test(test_stdout_cut_line_on_a_full_blocking_pipe),
         cmocka_unit_test(test_stdout_write_is_bounded),
         cmocka_unit_test(test_escape_cost),
     };
