@@ -779,7 +779,7 @@ static const char *unreadable_why(int e)
  * not be read, and who held Init last only when every party is known and
  * one alone was still active at its end. */
 static unsigned add_init_parties(const struct tracer *t, struct trace_segment *seg, bool ours,
-                                 int64_t invocation_us, char *held, size_t held_size)
+                                 int64_t invocation_us, char *held, size_t held_size, bool *ret_runtime_seen)
 {
     const struct init_info *in = &t->init;
     struct initwatch_parties ps;
@@ -791,6 +791,7 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
     bool runtime_known = false;
 
     held[0] = '\0';
+    *ret_runtime_seen = false;
     /* the end as the records date it, whole ms: up to 1 ms later */
     if (!in->runtime_done || !initwatch_parties_at(t->initwatch, in->runtime_done_us + 1000, &ps) ||
         !ps.end_seen)
@@ -824,6 +825,7 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         else
             runtime_known = true;
     }
+    *ret_runtime_seen = runtime_known;
     if (n == 0)
         return others;
     /* Init ends when the last party calls next: that call falls in the
@@ -863,11 +865,11 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         for (size_t i = 0; i < n; i++)
             if (strcmp(list[i].name, last_name) != 0 && (before == NULL || list[i].ready_us > before->ready_us))
                 before = &list[i];
-        int64_t held_us = end - (in->start_us + before->ready_us);
+        int64_t held_ms = (end - (in->start_us + before->ready_us) + 500) / 1000;
         trace_attr_str(seg, "init_held_last", "lambda_tracer.init.held_last", TRACE_ATTR_ANNOTATION, last_name);
         trace_attr_int(seg, "init_held_last_ms", "lambda_tracer.init.held_last_ms", TRACE_ATTR_METADATA,
-                       held_us / 1000);
-        snprintf(held, held_size, "; %s held Init %.0f ms after %s%s was ready", last_name, ms_of(held_us),
+                       held_ms);
+        snprintf(held, held_size, "; %s held Init %" PRId64 " ms after %s%s was ready", last_name, held_ms,
                  strcmp(before->name, "runtime") == 0 ? "the " : "", before->name);
     }
     return known >= others ? 0 : others - known;
@@ -898,6 +900,13 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
      * last extension registered and ends Init once the runtime and every
      * extension called next: before the runtime started and after it was
      * done, Init waited on extensions. */
+    char held[TRACE_STRING_MAX] = "";
+    bool runtime_seen = false;
+    unsigned unknown = in->extensions > 0 ? in->extensions - 1 : 0;
+    bool ours_in = in->reported && in->duration_us != TEL_ABSENT && t->first_next_us > in->start_us &&
+                   t->first_next_us <= in->start_us + in->duration_us + INIT_MILESTONE_SLACK_US;
+    if (in->reported && in->duration_us != TEL_ABSENT)
+        unknown = add_init_parties(t, seg, ours_in, invocation_us, held, sizeof(held), &runtime_seen);
     if (in->reported && in->duration_us != TEL_ABSENT && rt_start != TEL_ABSENT) {
         int64_t end = in->start_us + in->duration_us;
         int64_t before = rt_start - in->start_us;
@@ -921,8 +930,6 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
                  (exact ? runtime : runtime + after) / 1000);
         trace_attr_bool(seg, "init_split_exact", "lambda_tracer.init.split_exact", TRACE_ATTR_METADATA,
                   exact);
-        char held[TRACE_STRING_MAX];
-        unsigned unknown = add_init_parties(t, seg, ours, invocation_us, held, sizeof(held));
         if (ours && others == 0)
             snprintf(text, sizeof(text),
                      "Init %.0f ms: extensions %.0f ms (all lambda-tracer: %.0f ms registering, "
@@ -938,10 +945,10 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
         else if (ours)
             snprintf(text, sizeof(text),
                      "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
-                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms "
-                     "(the runtime's own end is not visible)",
+                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms%s",
                      ms_of(in->duration_us), ms_of(before), ms_of(our_before), unknown,
-                     unknown == 1 ? "" : "s", ms_of(runtime + after));
+                     unknown == 1 ? "" : "s", ms_of(runtime + after),
+                     runtime_seen ? "" : " (the runtime's own end is not visible)");
         else
             snprintf(text, sizeof(text),
                      "Init %.0f ms: extensions %.0f ms before the runtime started, then runtime "
