@@ -813,13 +813,13 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         /* The runtime is woken at the end by the first invocation: when it
          * started before that sample, the runtime's activity there is
          * taken for the invocation's. */
-        bool at_end_ = p->active_at_end && !(i == ps.count && invocation_us != TEL_ABSENT &&
-                                             invocation_us <= ps.end_sample_epoch_us);
+        bool end_active = p->active_at_end && !(i == ps.count && invocation_us != TEL_ABSENT &&
+                                                invocation_us <= ps.end_sample_epoch_us);
         int64_t ready = p->ready_epoch_us > end            ? end
                         : p->ready_epoch_us < in->start_us ? in->start_us
                                                            : p->ready_epoch_us;
-        list[n++] = (struct ready_party){name, ready - in->start_us, p->cpu_us, at_end_};
-        at_end += at_end_;
+        list[n++] = (struct ready_party){name, ready - in->start_us, p->cpu_us, end_active};
+        at_end += end_active;
         if (i < ps.count)
             known++;
         else
@@ -860,11 +860,11 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         snprintf(text + off, sizeof(text) - off, "; not separable: %s", unread);
     trace_attr_str(seg, "init_ready", "lambda_tracer.init.ready", TRACE_ATTR_METADATA, text);
     /* Who held Init last: only when every party is known. */
-    if (last != NULL && known >= others && runtime_known && n >= 2 && unread[0] == '\0') {
-        const struct ready_party *before = NULL;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(list[i].name, last_name) != 0 && (before == NULL || list[i].ready_us > before->ready_us))
-                before = &list[i];
+    const struct ready_party *before = NULL;
+    for (size_t i = 0; last != NULL && i < n; i++)
+        if (strcmp(list[i].name, last_name) != 0 && (before == NULL || list[i].ready_us > before->ready_us))
+            before = &list[i];
+    if (before != NULL && known >= others && runtime_known && unread[0] == '\0') {
         int64_t held_ms = (end - (in->start_us + before->ready_us) + 500) / 1000;
         trace_attr_str(seg, "init_held_last", "lambda_tracer.init.held_last", TRACE_ATTR_ANNOTATION, last_name);
         trace_attr_int(seg, "init_held_last_ms", "lambda_tracer.init.held_last_ms", TRACE_ATTR_METADATA,
