@@ -1558,16 +1558,6 @@ static void run_parties(bool hidden, const struct trace_segment **ret)
     snap_put("100/stat", "100 (lambda-tracer) S 1 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 4 0 500 0 100\n");
     snap_put("100/cmdline", "/opt/extensions/lambda-tracer");
     snap_put("200/cmdline", "/var/runtime/bootstrap");
-    {
-        /* the runtime starts in Init (stat's start time: ticks since boot,
-         * rounded up: its age is then 0 at the first sample) */
-        struct timespec bt;
-        char text[256];
-        clock_gettime(CLOCK_BOOTTIME, &bt);
-        snprintf(text, sizeof(text), "200 (bootstrap) S 1 0 0 0 0 0 1000 0 0 0 10 0 0 0 20 0 2 0 %lld 0 3000\n",
-                 (long long)(bt.tv_sec * sysconf(_SC_CLK_TCK) + bt.tv_nsec / (1000000000 / sysconf(_SC_CLK_TCK)) + 1));
-        snap_put("200/stat", text);
-    }
     snap_runtime_sched("1000000 0 10\n");
     snap_ext(300, "slow-register", "4000000 0 20\n");
     snap_ext(400, "slow-ready", "5000000 0 30\n");
@@ -1581,6 +1571,16 @@ static void run_parties(bool hidden, const struct trace_segment **ret)
     assert_non_null(t);
 
     init_start = next_ms();
+    {
+        /* the runtime starts in Init, after initStart (stat's start time:
+         * ticks since boot, rounded up) */
+        struct timespec bt;
+        char text[256];
+        clock_gettime(CLOCK_BOOTTIME, &bt);
+        snprintf(text, sizeof(text), "200 (bootstrap) S 1 0 0 0 0 0 1000 0 0 0 10 0 0 0 20 0 2 0 %lld 0 3000\n",
+                 (long long)(bt.tv_sec * sysconf(_SC_CLK_TCK) + bt.tv_nsec / (1000000000 / sysconf(_SC_CLK_TCK)) + 1));
+        snap_put("200/stat", text);
+    }
     assert_true(initwatch_sample(w)); /* the first look */
     snap_put("300/schedstat", "4500000 0 26\n"); /* slow-register registers, then waits in next */
     snap_runtime_sched("2000000 0 15\n");
@@ -1593,6 +1593,7 @@ static void run_parties(bool hidden, const struct trace_segment **ret)
     next_ms();
     assert_true(initwatch_sample(w)); /* all idle: slow-ready asleep (in its Init) */
     tracer_set_own_init(t, init_start + 1000, init_start + 2000);
+    next_ms(); /* the runtime's start (up to a clock tick, 10 ms, after initStart) is in Init */
     init_done = next_ms();
     iso(init_start, a, sizeof(a));
     iso(init_done, b, sizeof(b));
@@ -1637,6 +1638,7 @@ static void test_init_parties(void **state)
     run_parties(false, &s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
+    assert_non_null(find_attr(s, "init_split"));
     printf("  %s\n  %s\n", at->str, find_attr(s, "init_split")->str);
     assert_non_null(strstr(at->str, "ready after initStart (ms; sampled every 20 ms): lambda-tracer 2, "));
     /* in the order they were ready: slow-register, the runtime, slow-ready at the end */
@@ -1666,6 +1668,7 @@ static void test_init_parties(void **state)
     run_parties(true, &s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
+    assert_non_null(find_attr(s, "init_split"));
     printf("  %s\n  %s\n", at->str, find_attr(s, "init_split")->str);
     assert_non_null(strstr(at->str, "; not separable: hidden (schedstat absent)"));
     assert_null(find_attr(s, "init_held_last"));
