@@ -528,20 +528,24 @@ class ExtensionShareTest(unittest.TestCase):
         for k in ("slow-register", "slow-ready", "runtime"):
             self.assertGreater(ready[k][1], 0, k)  # CPU in Init: a Python interpreter's start
             self.assertFalse(ready[k][2], k)
-        # Who held Init last: slow-ready, whose next call ended it (unless this box's load
-        # made the runtime's Python start outlast slow-ready's 1500 ms: then the runtime)
+        # Who held Init last: slow-ready, whose next call ended it, unless this box's load
+        # made the runtime's Python start outlast slow-ready's 1500 ms (then the runtime; the
+        # runtime's figure is an upper bound, so slow-ready's own record after it is certain)
         held = doc["annotations"]["init_held_last"]
-        if truth["slow-ready"] >= init_ms - 2:
+        if truth["slow-ready"] > rt_ready:
             self.assertEqual(held, "slow-ready")
+            self.assertLessEqual(init_ms - truth["slow-ready"], 3 * interval)  # it ended Init
             self.assertAlmostEqual(sready, init_ms, delta=1)
             self.assertLess(rt_ready, sready)
             self.assertAlmostEqual(m["init_held_last_ms"], init_ms - rt_ready, delta=1)
             self.assertTrue(split.endswith("; slow-ready held Init %d ms after the runtime was ready"
                                            % m["init_held_last_ms"]), split)
-        else:
+        elif truth["slow-ready"] + 3 * interval < init_ms:
             self.assertEqual(held, "runtime")
             self.assertAlmostEqual(rt_ready, init_ms, delta=1)
             self.assertAlmostEqual(m["init_held_last_ms"], init_ms - sready, delta=1)
+        else:  # within the sampling of each other: either
+            self.assertIn(held, ("slow-ready", "runtime"))
 
     def test_frozen_after_init(self):
         """With the sandbox frozen right after Init (the emulator's default when no invocation
