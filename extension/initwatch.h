@@ -12,7 +12,9 @@
  * once it knows when the runtime's Init ended (initRuntimeDone), picks the
  * last sample taken at or before that moment and stops the watcher.  The
  * runtime is idle between its Init and its first invocation, so the figures
- * miss at most one interval of the Init's tail.
+ * miss at most one interval of the Init's tail.  Each sample also notes
+ * which of the other extensions and the runtime was active (below: who
+ * held Init).
  */
 #ifndef LAMBDA_TRACER_INITWATCH_H
 #define LAMBDA_TRACER_INITWATCH_H

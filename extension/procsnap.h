@@ -237,9 +237,9 @@ struct procsnap_opts {
  * not extensions.  Rule: on Lambda and under our emulator, the runtime's
  * bootstrap and every extension are children of the same parent (Lambda's
  * init).  So a runtime root is a SIBLING of `self` (same ppid, read from
- * <proc_root>/<self>/stat), other than self, not a zombie or dead, and
- * whose argv[0] (from cmdline; only argv[0] is looked at) is not under
- * "/opt/extensions/".  A process whose cmdline cannot be read is kept (and
+ * <proc_root>/<self>/stat), other than self, not a zombie or dead, and not
+ * an extension (procsnap_parse_ext_name: argv[0], or argv[1] for a script,
+ * is ".../opt/extensions/NAME").  A process whose cmdline cannot be read is kept (and
  * PROCSNAP_SRC_CMDLINE noted in *ret_unreadable if not NULL).  Several
  * candidates are all returned, newest first (by start time: Lambda starts
  * the runtime after every extension registered).  Descendants are not
