@@ -756,6 +756,7 @@ struct ready_party {
     int64_t ready_us;  /* after initStart: its last activity at or before the end */
     int64_t cpu_us;    /* -1: not shown (ours) */
     bool at_end;       /* active in the sample after the end too */
+    bool woken;        /* the runtime, which the first invocation had woken by then */
 };
 
 static int by_ready(const void *a, const void *b)
@@ -796,8 +797,9 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
     if (!in->runtime_done || !initwatch_parties_at(t->initwatch, in->runtime_done_us + 1000, &ps) ||
         !ps.end_seen)
         return others;
-    if (ours)
-        list[n++] = (struct ready_party){"lambda-tracer", t->first_next_us - in->start_us, -1, false};
+    if (ours) /* exact: at the end only if it ended Init */
+        list[n++] = (struct ready_party){"lambda-tracer", t->first_next_us - in->start_us, -1,
+                                         t->first_next_us >= end - INIT_MILESTONE_SLACK_US, false};
     for (uint32_t i = 0; i <= ps.count; i++) {
         const struct initwatch_party *p = i < ps.count ? &ps.ext[i] : &ps.runtime;
         const char *name = i < ps.count ? p->name : "runtime";
@@ -810,16 +812,11 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
                 uoff += (size_t)k;
             continue;
         }
-        /* The runtime is woken at the end by the first invocation: when it
-         * started before that sample, the runtime's activity there is
-         * taken for the invocation's. */
-        bool end_active = p->active_at_end && !(i == ps.count && invocation_us != TEL_ABSENT &&
-                                                invocation_us <= ps.end_sample_epoch_us);
         int64_t ready = p->ready_epoch_us > end            ? end
                         : p->ready_epoch_us < in->start_us ? in->start_us
                                                            : p->ready_epoch_us;
-        list[n++] = (struct ready_party){name, ready - in->start_us, p->cpu_us, end_active};
-        at_end += end_active;
+        bool woken = i == ps.count && invocation_us != TEL_ABSENT && invocation_us <= ps.end_sample_epoch_us;
+        list[n++] = (struct ready_party){name, ready - in->start_us, p->cpu_us, p->active_at_end, woken};
         if (i < ps.count)
             known++;
         else
@@ -829,18 +826,29 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
     if (n == 0)
         return others;
     /* Init ends when the last party calls next: that call falls in the
-     * sample after the end, so one alone active there held Init last (and
-     * was ready at its end); none active there: the latest.  Several: the
-     * end's activity may be something else's (a freeze, an event) too. */
-    const struct ready_party *last = NULL;
+     * sample after the end, so the party that held Init last was active
+     * there.  One alone (the runtime left aside when the first invocation
+     * had woken it: its activity is taken for the invocation's) held it,
+     * ready at the end; none but the woken runtime: the runtime; none at
+     * all: the latest.  Several: the end's activity may be something
+     * else's (a freeze, an event), nobody is named. */
+    struct ready_party *last = NULL;
+    const struct ready_party *woken = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (list[i].at_end && at_end == 1) {
-            list[i].ready_us = end - in->start_us;
-            last = &list[i];
-        } else if (at_end == 0 && (last == NULL || list[i].ready_us > last->ready_us)) {
-            last = &list[i];
-        }
+        if (list[i].at_end && list[i].woken)
+            woken = &list[i];
+        else if (list[i].at_end)
+            at_end++;
     }
+    for (size_t i = 0; i < n; i++) {
+        if (at_end == 1 ? list[i].at_end && !list[i].woken
+            : at_end == 0 && woken != NULL ? &list[i] == woken
+            : at_end == 0                  ? last == NULL || list[i].ready_us > last->ready_us
+                                           : false)
+            last = &list[i];
+    }
+    if (last != NULL && last->at_end)
+        last->ready_us = end - in->start_us;
     char last_name[INITWATCH_NAME_BYTES];
     snprintf(last_name, sizeof(last_name), "%s", last != NULL ? last->name : "");
     qsort(list, n, sizeof(list[0]), by_ready);
@@ -849,7 +857,9 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         bool held_last = last != NULL && strcmp(list[i].name, last_name) == 0;
         int k = snprintf(text + off, sizeof(text) - off, "%s %s %.0f%s", i > 0 ? "," : "", list[i].name,
                          ms_of(list[i].ready_us),
-                         list[i].at_end && !held_last ? " or later (active at the end)" : "");
+                         list[i].at_end && !held_last && !(list[i].woken && last != NULL)
+                             ? " or later (active at the end)"
+                             : "");
         if (k >= 0 && (size_t)k < sizeof(text) - off && list[i].cpu_us >= 0)
             k += snprintf(text + off + k, sizeof(text) - off - (size_t)k, " (%.0f ms CPU)", ms_of(list[i].cpu_us));
         if (k < 0)

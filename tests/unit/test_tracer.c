@@ -1538,7 +1538,14 @@ static void snap_runtime_sched(const char *main_thread)
  * in the sample after Init's end (its call to next ended Init).  With a
  * fourth extension whose schedstat cannot be read, that one is named as
  * not separable and nobody is said to have held Init last. */
-static void run_parties(bool hidden, const struct trace_segment **ret)
+enum parties_case {
+    PARTIES_SLOW_READY_LAST,  /* slow-ready alone active after the end */
+    PARTIES_HIDDEN,           /* and a fourth extension whose schedstat cannot be read */
+    PARTIES_ALL_WOKEN,        /* every extension active after the end (a freeze) */
+    PARTIES_RUNTIME_LAST,     /* only the runtime active after the end (it slept, then called next) */
+};
+
+static void run_parties(enum parties_case pc, const struct trace_segment **ret)
 {
     char tmpl[] = "/tmp/tracer-parties-XXXXXX";
     char buf[4096], exts[1024], a[40], b[40];
@@ -1561,7 +1568,7 @@ static void run_parties(bool hidden, const struct trace_segment **ret)
     snap_runtime_sched("1000000 0 10\n");
     snap_ext(300, "slow-register", "4000000 0 20\n");
     snap_ext(400, "slow-ready", "5000000 0 30\n");
-    if (hidden)
+    if (pc == PARTIES_HIDDEN)
         snap_ext(500, "hidden", NULL);
     w = initwatch_new(&wo);
     assert_non_null(w);
@@ -1598,7 +1605,7 @@ static void run_parties(bool hidden, const struct trace_segment **ret)
     iso(init_start, a, sizeof(a));
     iso(init_done, b, sizeof(b));
     exts[0] = '\0';
-    for (int i = 0; i < (hidden ? 4 : 3); i++) {
+    for (int i = 0; i < (pc == PARTIES_HIDDEN ? 4 : 3); i++) {
         static const char *const names[] = {"lambda-tracer", "slow-register", "slow-ready", "hidden"};
         size_t off = strlen(exts);
         snprintf(exts + off, sizeof(exts) - off,
@@ -1613,7 +1620,12 @@ static void run_parties(bool hidden, const struct trace_segment **ret)
              "{\"time\":\"%s\",\"type\":\"platform.initReport\",\"record\":{\"initializationType\":"
              "\"on-demand\",\"phase\":\"init\",\"status\":\"success\",\"metrics\":{\"durationMs\":%lld.0}}}]",
              a, b, exts, b, (long long)((init_done - init_start) / 1000));
-    snap_put("400/schedstat", "5200000 0 33\n"); /* slow-ready wakes and calls next: Init ends */
+    if (pc != PARTIES_RUNTIME_LAST)
+        snap_put("400/schedstat", "5200000 0 33\n"); /* slow-ready wakes and calls next: Init ends */
+    if (pc == PARTIES_ALL_WOKEN)
+        snap_put("300/schedstat", "4500100 0 28\n");
+    if (pc == PARTIES_RUNTIME_LAST || pc == PARTIES_ALL_WOKEN)
+        snap_runtime_sched("3100000 0 21\n");
     feed(t, buf);
     assert_false(initwatch_sample(w)); /* the sample after the end; then the watcher stops */
     run_inv(t, "r1", NULL, init_done + 1000, 10, "success", true);
@@ -1635,7 +1647,7 @@ static void test_init_parties(void **state)
     int r1, rr, rt;
     (void)state;
 
-    run_parties(false, &s);
+    run_parties(PARTIES_SLOW_READY_LAST, &s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     assert_non_null(find_attr(s, "init_split"));
@@ -1665,7 +1677,7 @@ static void test_init_parties(void **state)
         assert_non_null(strstr(find_attr(s, "init_split")->str, want));
     }
 
-    run_parties(true, &s);
+    run_parties(PARTIES_HIDDEN, &s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     assert_non_null(find_attr(s, "init_split"));
@@ -1676,6 +1688,30 @@ static void test_init_parties(void **state)
     assert_non_null(find_attr(s, "init_split"));
     assert_non_null(strstr(find_attr(s, "init_split")->str, " ms, 1 other not separable), then runtime"));
     assert_null(strstr(find_attr(s, "init_split")->str, "held"));
+
+    /* everyone active after the end: nobody named, each a lower bound */
+    run_parties(PARTIES_ALL_WOKEN, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    printf("  %s\n", at->str);
+    assert_non_null(strstr(at->str, " or later (active at the end) (4 ms CPU)"));
+    assert_non_null(strstr(at->str, " or later (active at the end) (5 ms CPU)"));
+    assert_null(find_attr(s, "init_held_last"));
+    assert_null(strstr(find_attr(s, "init_split")->str, "held"));
+
+    /* only the runtime active after the end, beside the invocation that woke
+     * it: nobody else can have ended Init, so the runtime held it */
+    run_parties(PARTIES_RUNTIME_LAST, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    printf("  %s\n", at->str);
+    assert_string_equal(find_attr(s, "init_held_last")->str, "runtime");
+    assert_null(strstr(at->str, "or later"));
+    /* the runtime last, at the end; slow-ready, never seen active, ready by the first look */
+    assert_non_null(strstr(at->str, " (4 ms CPU), runtime "));
+    assert_int_equal(strcmp(at->str + strlen(at->str) - 10, "(3 ms CPU)"), 0);
+    assert_non_null(strstr(find_attr(s, "init_split")->str, "; runtime held Init "));
+    assert_non_null(strstr(find_attr(s, "init_split")->str, " ms after slow-register was ready"));
 }
 
 int main(void)
