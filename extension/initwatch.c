@@ -353,12 +353,11 @@ static void read_activity(const struct initwatch *w, struct reading *rd)
     rd->r = procsnap_activity(w->o.proc_root, rd->id.pid, rd->threads, &rd->now);
 }
 
-/* Appends k to the tick ring (mu held); what leaves it is folded into its
+/* Appends k to the tick ring (mu held), even with nothing read (what was
+ * unreadable is then still told); what leaves it is folded into its
  * tracks. */
 static void push_tick(struct initwatch *w, struct tick *k)
 {
-    if (k->seen == 0)
-        return;
     if (w->tick_count == RING) {
         const struct tick *old = &w->ticks[w->tick_head];
         for (int i = 0; i < TRACKS; i++) {

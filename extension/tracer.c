@@ -823,7 +823,7 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
             runtime_known = true;
     }
     *ret_runtime_seen = runtime_known;
-    if (n == 0)
+    if (n == 0 && unread[0] == '\0')
         return others;
     /* Init ends when the last party calls next: that call falls in the
      * sample after the end, so the party that held Init last was active

@@ -539,10 +539,31 @@ static void test_parties(void **state)
     initwatch_stop_after(NULL, 0);
     initwatch_free(w);
 
+    /* nothing readable at all (a kernel without scheduler statistics):
+     * each party is still told, unreadable */
+    w = initwatch_new(&o);
+    assert_non_null(w);
+    put_text("200/schedstat", "0 0 0\n");
+    put_text("300/schedstat", "0 0 0\n");
+    put_text("400/schedstat", "0 0 0\n");
+    assert_true(initwatch_sample(w));
+    assert_true(initwatch_sample(w));
+    end = epoch_now_us();
+    assert_true(initwatch_sample(w));
+    assert_true(initwatch_parties_at(w, end, &ps));
+    assert_true(ps.end_seen);
+    assert_int_equal(ps.count, 3);
+    assert_int_equal(party(&ps, "slow-ready")->unreadable_errno, EPROTO);
+    assert_int_equal(party(&ps, "quick")->unreadable_errno, EPROTO);
+    assert_int_equal(party(&ps, "hidden")->unreadable_errno, ENOENT);
+    assert_true(ps.have_runtime);
+    assert_int_equal(ps.runtime.unreadable_errno, EPROTO);
+    initwatch_free(w);
+
     /* running (R) counts as active even with the same figures */
     w = initwatch_new(&o);
     assert_non_null(w);
-    put_ext(400, 'R', NULL);
+    put_ext(400, 'R', "7000000 0 30\n");
     assert_true(initwatch_sample(w));
     t1 = epoch_now_us();
     assert_true(initwatch_sample(w));
