@@ -17,6 +17,10 @@
 #define RING 256            /* samples kept (the newest) */
 #define SEEN_MAX 32         /* descendants remembered for children_seen */
 #define ROOTS_MAX 4
+#define TRACKS (INITWATCH_EXT_MAX + 1) /* the extensions, then the runtime */
+#define RUNTIME_TRACK INITWATCH_EXT_MAX
+_Static_assert(TRACKS <= 16, "a tick's bits");
+_Static_assert(INITWATCH_NAME_BYTES == PROCSNAP_EXT_NAME_BYTES, "names");
 
 /* ---- the rules (pure) ---- */
 
@@ -195,12 +199,36 @@ void initwatch_describe(const struct initwatch_figures *f, char *out, size_t siz
 
 /* ---- the watcher ---- */
 
+/* One process whose activity is followed: an extension, or the runtime. */
+struct track {
+    struct procsnap_target id;     /* pid 0: a free slot */
+    char name[INITWATCH_NAME_BYTES];
+    int64_t start_epoch_us;
+    int64_t first_seen_us;         /* its first readable sample; -1: none yet */
+    int err;                       /* the first failed read's errno */
+    bool have_sig;
+    struct procsnap_schedstat sig; /* at the last readable sample */
+    uint32_t threads;
+    /* What left the ring: its newest active sample, and the CPU at its
+     * newest readable one (-1: none) */
+    int64_t evicted_active_us, evicted_cpu_us;
+};
+
+/* One sample of the tracks: bit i of active / seen for track i. */
+struct tick {
+    int64_t taken_epoch_us;
+    uint16_t active;               /* it ran since the previous sample, or is R or D */
+    uint16_t seen;                 /* it was read */
+    uint32_t cpu_us[TRACKS];       /* its CPU time then (saturated) */
+};
+
 struct initwatch {
     pthread_t thread;
     bool threaded;            /* initwatch_start: a thread of its own */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
+    int64_t stop_after_us;    /* 0, or stop once a sample is newer */
     struct initwatch_opts o;
     /* owned by the thread */
     struct procsnap snap;
@@ -214,6 +242,10 @@ struct initwatch {
     /* the ring, under mu */
     struct initwatch_figures ring[RING];
     uint32_t head, count;
+    /* the tracks and their ring, under mu */
+    struct track tracks[TRACKS];
+    struct tick ticks[RING];
+    uint32_t tick_head, tick_count;
 };
 
 static int64_t now_us(clockid_t id)
@@ -233,7 +265,119 @@ static void remember(struct initwatch *w, pid_t pid)
         w->seen[w->nseen++] = pid;
 }
 
-static void sample(struct initwatch *w)
+/* A process's start on the wall clock (stat's start time is in clock
+ * ticks since boot). */
+static int64_t start_epoch_us(uint64_t start_ticks)
+{
+    long hz = sysconf(_SC_CLK_TCK);
+    int64_t age_us;
+
+    if (hz <= 0)
+        return -1;
+    age_us = now_us(CLOCK_BOOTTIME) - (int64_t)(start_ticks * 1000000ULL / (uint64_t)hz);
+    return now_us(CLOCK_REALTIME) - (age_us > 0 ? age_us : 0);
+}
+
+/* One process's activity as read, to be applied under mu. */
+struct reading {
+    int track;                     /* its track, or -1: no slot left */
+    struct procsnap_target id;
+    const char *name;              /* an extension's; NULL for the runtime */
+    uint32_t threads;
+    char state;
+    int r;                         /* procsnap_activity's result */
+    struct procsnap_schedstat now;
+};
+
+/* The track of an extension: its own, else a free one; -1 when all are
+ * taken.  The sampling thread (the only one that changes tracks). */
+static int track_of(const struct initwatch *w, const struct procsnap_target *id, const bool *claimed)
+{
+    int free_one = -1;
+
+    for (int i = 0; i < INITWATCH_EXT_MAX; i++) {
+        const struct track *t = &w->tracks[i];
+        if (t->id.pid == id->pid && t->id.start_ticks == id->start_ticks)
+            return i;
+        if (t->id.pid == 0 && !claimed[i] && free_one < 0)
+            free_one = i;
+    }
+    return free_one;
+}
+
+/* Starts track i over for another process. */
+static void track_reset(struct initwatch *w, int i, const struct procsnap_target *id, const char *name)
+{
+    struct track *t = &w->tracks[i];
+
+    memset(t, 0, sizeof(*t));
+    t->id = *id;
+    snprintf(t->name, sizeof(t->name), "%s", name != NULL ? name : "");
+    t->start_epoch_us = start_epoch_us(id->start_ticks);
+    t->first_seen_us = t->evicted_active_us = t->evicted_cpu_us = -1;
+    for (uint32_t k = 0; k < RING; k++) {
+        w->ticks[k].active &= (uint16_t)~(1u << i);
+        w->ticks[k].seen &= (uint16_t)~(1u << i);
+    }
+}
+
+/* Applies one reading to its track and to tick k (mu held). */
+static void apply(struct initwatch *w, const struct reading *rd, struct tick *k)
+{
+    struct track *t;
+    int i = rd->track;
+
+    if (i < 0)
+        return;
+    t = &w->tracks[i];
+    if (t->id.pid != rd->id.pid || t->id.start_ticks != rd->id.start_ticks)
+        track_reset(w, i, &rd->id, rd->name);
+    if (rd->r < 0) {
+        if (t->err == 0)
+            t->err = -rd->r;
+        return;
+    }
+    if ((t->have_sig && (rd->now.run_ns != t->sig.run_ns || rd->now.wait_ns != t->sig.wait_ns ||
+                         rd->now.slices != t->sig.slices || rd->threads != t->threads)) ||
+        rd->state == 'R' || rd->state == 'D')
+        k->active |= (uint16_t)(1u << i);
+    k->seen |= (uint16_t)(1u << i);
+    k->cpu_us[i] = rd->now.run_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(rd->now.run_ns / 1000);
+    t->sig = rd->now;
+    t->threads = rd->threads;
+    t->have_sig = true;
+}
+
+static void read_activity(const struct initwatch *w, struct reading *rd)
+{
+    rd->r = procsnap_activity(w->o.proc_root, rd->id.pid, rd->threads, &rd->now);
+}
+
+/* Appends k to the tick ring (mu held), even with nothing read (what was
+ * unreadable is then still told); what leaves it is folded into its
+ * tracks. */
+static void push_tick(struct initwatch *w, struct tick *k)
+{
+    if (w->tick_count == RING) {
+        const struct tick *old = &w->ticks[w->tick_head];
+        for (int i = 0; i < TRACKS; i++) {
+            if (old->active & (1u << i))
+                w->tracks[i].evicted_active_us = old->taken_epoch_us;
+            if (old->seen & (1u << i))
+                w->tracks[i].evicted_cpu_us = old->cpu_us[i];
+        }
+    } else {
+        w->tick_count++;
+    }
+    for (int i = 0; i < TRACKS; i++)
+        if ((k->seen & (1u << i)) && w->tracks[i].first_seen_us < 0)
+            w->tracks[i].first_seen_us = k->taken_epoch_us;
+    w->ticks[w->tick_head] = *k;
+    w->tick_head = (w->tick_head + 1) % RING;
+}
+
+/* The runtime's figures (a light snapshot of it and its descendants). */
+static void sample_runtime(struct initwatch *w, struct reading *rd)
 {
     struct procsnap *s = &w->snap;
     struct procsnap_opts po = {.proc_root = w->o.proc_root, .light = true, .descendants = true,
@@ -241,14 +385,6 @@ static void sample(struct initwatch *w)
     struct initwatch_figures f;
     long hz = sysconf(_SC_CLK_TCK);
 
-    /* Looked for at every sample, and only the newest candidate kept: an
-     * extension run by an interpreter (a script) has the interpreter as
-     * argv[0] and passes find_runtime's test, but Lambda starts the
-     * runtime after every extension registered, so once it exists it is
-     * the newest sibling. */
-    if (procsnap_find_runtime(w->o.proc_root, w->o.self, w->roots, ROOTS_MAX, &w->nroots, NULL) < 0 ||
-        w->nroots == 0)
-        return;
     if (w->roots[0].pid != w->last_root.pid || w->roots[0].start_ticks != w->last_root.start_ticks) {
         w->nseen = 0; /* a newer process: what was seen was another's */
         w->max_threads = 0;
@@ -302,11 +438,62 @@ static void sample(struct initwatch *w)
             f.wall_us = 0;
         f.runtime_start_epoch_us = s->taken_epoch_us - f.wall_us;
     }
+    if (s->nprocs > 0) {
+        /* the root process only (its descendants' work is done for it) */
+        rd->track = RUNTIME_TRACK;
+        rd->id = w->roots[0];
+        rd->threads = s->procs[0].num_threads;
+        rd->state = s->procs[0].state;
+        read_activity(w, rd);
+    }
     pthread_mutex_lock(&w->mu);
     w->ring[w->head] = f;
     w->head = (w->head + 1) % RING;
     if (w->count < RING)
         w->count++;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void sample(struct initwatch *w)
+{
+    struct procsnap_extension ext[INITWATCH_EXT_MAX];
+    struct reading rd[TRACKS];
+    bool claimed[INITWATCH_EXT_MAX] = {false};
+    size_t next = 0, n = 0;
+    struct tick k;
+
+    /* Looked for at every sample, and only the newest candidate kept:
+     * Lambda starts the runtime after every extension registered, so once
+     * it exists it is the newest sibling that is not an extension. */
+    if (procsnap_find_siblings(w->o.proc_root, w->o.self, w->roots, ROOTS_MAX, &w->nroots, ext,
+                               INITWATCH_EXT_MAX, &next, NULL) < 0)
+        return;
+    memset(rd, 0, sizeof(rd));
+    for (size_t i = 0; i < next; i++) {
+        struct reading *r = &rd[n++];
+        r->id.pid = ext[i].pid;
+        r->id.start_ticks = ext[i].start_ticks;
+        r->name = ext[i].name;
+        r->threads = ext[i].num_threads;
+        r->state = ext[i].state;
+        r->track = track_of(w, &r->id, claimed);
+        if (r->track < 0)
+            continue;
+        claimed[r->track] = true;
+        read_activity(w, r);
+    }
+    rd[n].track = -1;
+    if (w->nroots > 0)
+        sample_runtime(w, &rd[n]);
+    n++;
+    memset(&k, 0, sizeof(k));
+    k.taken_epoch_us = now_us(CLOCK_REALTIME);
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < n; i++)
+        apply(w, &rd[i], &k);
+    push_tick(w, &k);
+    if (w->stop_after_us != 0 && k.taken_epoch_us > w->stop_after_us)
+        w->stop = true;
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -364,7 +551,10 @@ bool initwatch_sample(struct initwatch *w)
         return false;
     sample(w);
     w->taken++;
-    return w->taken < w->o.max_samples;
+    pthread_mutex_lock(&w->mu);
+    stop = w->stop; /* a stop_after met */
+    pthread_mutex_unlock(&w->mu);
+    return !stop && w->taken < w->o.max_samples;
 }
 
 uint32_t initwatch_interval_ms(const struct initwatch *w)
@@ -403,6 +593,76 @@ bool initwatch_figures_at(struct initwatch *w, int64_t end_epoch_us, struct init
     }
     pthread_mutex_unlock(&w->mu);
     return found;
+}
+
+/* Track i's party at end_us (mu held): false when it is not to be told
+ * (not seen by then, and no read of it failed). */
+static bool party_at(const struct initwatch *w, int i, int64_t end_us, struct initwatch_party *ret)
+{
+    const struct track *t = &w->tracks[i];
+    uint16_t bit = (uint16_t)(1u << i);
+    bool have_cpu = false;
+
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret->name, t->name, sizeof(ret->name));
+    ret->start_epoch_us = t->start_epoch_us;
+    ret->ready_epoch_us = ret->cpu_us = -1;
+    if (t->first_seen_us < 0 || t->first_seen_us > end_us) {
+        ret->unreadable_errno = t->err;
+        return t->err != 0;
+    }
+    for (uint32_t n = 0; n < w->tick_count; n++) {
+        const struct tick *k = &w->ticks[(w->tick_head + RING - 1 - n) % RING];
+        if (k->taken_epoch_us > end_us) {
+            ret->active_at_end = (k->active & bit) != 0; /* the oldest after it wins */
+            continue;
+        }
+        if ((k->seen & bit) && !have_cpu) {
+            ret->cpu_us = k->cpu_us[i];
+            have_cpu = true;
+        }
+        if (k->active & bit) {
+            ret->ready_epoch_us = k->taken_epoch_us;
+            break;
+        }
+    }
+    if (!have_cpu)
+        ret->cpu_us = t->evicted_cpu_us;
+    if (ret->ready_epoch_us < 0 && t->evicted_active_us >= 0)
+        ret->ready_epoch_us = t->evicted_active_us;
+    if (ret->ready_epoch_us < 0) {
+        ret->ready_epoch_us = t->first_seen_us;
+        ret->never_active = true;
+    }
+    return true;
+}
+
+bool initwatch_parties_at(struct initwatch *w, int64_t end_epoch_us, struct initwatch_parties *ret)
+{
+    bool any;
+
+    if (w == NULL || ret == NULL)
+        return false;
+    memset(ret, 0, sizeof(*ret));
+    ret->interval_ms = w->o.interval_ms;
+    pthread_mutex_lock(&w->mu);
+    any = w->tick_count > 0 && w->ticks[(w->tick_head + RING - w->tick_count) % RING].taken_epoch_us <= end_epoch_us;
+    if (any) {
+        for (uint32_t n = 0; n < w->tick_count; n++) {
+            const struct tick *k = &w->ticks[(w->tick_head + RING - 1 - n) % RING];
+            if (k->taken_epoch_us <= end_epoch_us)
+                break;
+            ret->end_seen = true;
+            ret->end_sample_epoch_us = k->taken_epoch_us;
+        }
+        for (int i = 0; i < INITWATCH_EXT_MAX; i++)
+            if (w->tracks[i].id.pid != 0 && party_at(w, i, end_epoch_us, &ret->ext[ret->count]))
+                ret->count++;
+        ret->have_runtime = w->tracks[RUNTIME_TRACK].id.pid != 0 &&
+                            party_at(w, RUNTIME_TRACK, end_epoch_us, &ret->runtime);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return any;
 }
 
 bool initwatch_restore_samples(struct initwatch *w, int64_t restore_start_us, int64_t done_us,
@@ -446,6 +706,7 @@ void initwatch_resume(struct initwatch *w)
         return;
     pthread_mutex_lock(&w->mu);
     w->stop = false;
+    w->stop_after_us = 0;
     pthread_mutex_unlock(&w->mu);
     w->taken = 0;
     w->resumed = true;
@@ -460,6 +721,15 @@ bool initwatch_take_resumed(struct initwatch *w)
     r = w->resumed;
     w->resumed = false;
     return r;
+}
+
+void initwatch_stop_after(struct initwatch *w, int64_t epoch_us)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop_after_us = epoch_us > 0 ? epoch_us : 1;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void initwatch_stop(struct initwatch *w)

@@ -12,7 +12,9 @@
  * once it knows when the runtime's Init ended (initRuntimeDone), picks the
  * last sample taken at or before that moment and stops the watcher.  The
  * runtime is idle between its Init and its first invocation, so the figures
- * miss at most one interval of the Init's tail.
+ * miss at most one interval of the Init's tail.  Each sample also notes
+ * which of the other extensions and the runtime was active (below: who
+ * held Init).
  */
 #ifndef LAMBDA_TRACER_INITWATCH_H
 #define LAMBDA_TRACER_INITWATCH_H
@@ -149,6 +151,60 @@ void initwatch_resume(struct initwatch *w);
  * (at once: its old deadline is on a CLOCK_MONOTONIC that may have jumped
  * across the restore).  The owner's thread; w may be NULL. */
 bool initwatch_take_resumed(struct initwatch *w);
+
+/*
+ * Who held Init, seen from outside: every sample also looks at the sibling
+ * extensions (procsnap_find_siblings) and at the runtime's root process,
+ * and notes which of them was ACTIVE since the previous sample (the sum of
+ * its threads' schedstat changed: it ran; or it is running or in a disk
+ * wait now, state R or D).  An extension must block in /event/next for
+ * Init to end and is idle from then on, so the last sample at or before
+ * Init's end in which it was active dates its "ready" to within one
+ * interval (an upper bound); the same for the runtime, blocked in its
+ * /invocation/next.  An extension whose other threads stay busy while it
+ * waits (a timer thread, a garbage collector) looks active up to Init's
+ * end: its ready time is then only that bound.
+ */
+#define INITWATCH_EXT_MAX 10  /* Lambda allows at most 10 extensions */
+#define INITWATCH_NAME_BYTES 64
+
+struct initwatch_party {
+    char name[INITWATCH_NAME_BYTES]; /* the extension's ("" for the runtime) */
+    int64_t start_epoch_us;   /* its process's start */
+    int64_t ready_epoch_us;   /* the last sample at or before the end in which
+                               * it was active; when it never was, the first
+                               * sample that saw it (never_active) */
+    bool never_active;        /* idle in every sample: ready before we first looked */
+    bool active_at_end;       /* active in the first sample after the end too:
+                               * it may have been what ended Init (or it reacted
+                               * to the first event after it) */
+    int64_t cpu_us;           /* its CPU time (all threads, from its start) at
+                               * the last sample at or before the end */
+    int unreadable_errno;     /* not 0: its schedstat could not be read (this
+                               * errno): nothing above is known */
+};
+
+struct initwatch_parties {
+    uint32_t interval_ms;     /* the resolution of every ready time */
+    int64_t end_sample_epoch_us; /* when the first sample after the end was taken */
+    bool end_seen;            /* a sample after the end was taken (without it
+                               * no ready time is certain: a party asleep in
+                               * its Init looks like one waiting in next
+                               * until it wakes to call it) */
+    bool have_runtime;
+    struct initwatch_party runtime;
+    uint32_t count;           /* extensions seen, ourselves left out */
+    struct initwatch_party ext[INITWATCH_EXT_MAX];
+};
+
+/* The runtime's and every other extension's activity up to end_epoch_us
+ * (Init's end) and in the first sample after it, in *ret: true, or false
+ * when no sample was taken at or before it.  Thread-safe; w may be NULL. */
+bool initwatch_parties_at(struct initwatch *w, int64_t end_epoch_us, struct initwatch_parties *ret);
+
+/* Asks the watcher to stop once it took a sample after epoch_us (the
+ * sample initwatch_parties_at needs after Init's end).  w may be NULL. */
+void initwatch_stop_after(struct initwatch *w, int64_t epoch_us);
 
 /* Asks the watcher to stop sampling (does not wait).  w may be NULL. */
 void initwatch_stop(struct initwatch *w);

@@ -134,7 +134,6 @@ _Static_assert(TCP_INFO == 11, "TCP_INFO");
 #define NET_CHUNK_BYTES 8192
 #define DIAG_BUF_BYTES 8192
 #define SCAN_TABLE_MAX 512    /* processes remembered while finding descendants */
-#define EXT_PREFIX "/opt/extensions/"
 /* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
  * just after the invocation started may read up to one tick older. */
 #define TCP_CLOCK_SLACK_US 10000
@@ -494,6 +493,63 @@ int procsnap_parse_io(const char *s, size_t len, struct procsnap_io *ret)
     if (have != 7)
         return -EPROTO;
     *ret = io;
+    return 0;
+}
+
+/* The name of an ".../opt/extensions/NAME" path of n bytes, or NULL. */
+static const char *ext_name_in(const char *arg, size_t n, size_t *ret_len)
+{
+    static const char dir[] = "/opt/extensions/";
+    const char *slash = n > 0 ? memrchr(arg, '/', n) : NULL;
+    size_t off;
+
+    if (slash == NULL || (size_t)(slash - arg) + 1 < sizeof(dir) - 1)
+        return NULL;
+    off = (size_t)(slash - arg) + 1 - (sizeof(dir) - 1);
+    if (memcmp(arg + off, dir, sizeof(dir) - 1) != 0 || (size_t)(slash - arg) + 1 == n)
+        return NULL;
+    *ret_len = n - (size_t)(slash - arg) - 1;
+    return slash + 1;
+}
+
+int procsnap_parse_ext_name(const char *s, size_t len, char *ret_name, size_t size)
+{
+    const char *arg = s, *end, *name = NULL;
+    size_t name_len = 0;
+
+    if (s == NULL || ret_name == NULL || size == 0)
+        return -EPROTO;
+    end = s + len;
+    for (int i = 0; i < 2 && arg < end && name == NULL; i++) {
+        const char *nul = memchr(arg, '\0', (size_t)(end - arg));
+        size_t n = nul != NULL ? (size_t)(nul - arg) : (size_t)(end - arg);
+        name = ext_name_in(arg, n, &name_len);
+        if (nul == NULL)
+            break;
+        arg = nul + 1;
+    }
+    if (name == NULL || name_len >= size)
+        return -EPROTO;
+    memcpy(ret_name, name, name_len);
+    ret_name[name_len] = '\0';
+    return 0;
+}
+
+int procsnap_parse_schedstat(const char *s, size_t len, struct procsnap_schedstat *ret)
+{
+    struct procsnap_schedstat v;
+    const char *p = s, *end;
+
+    if (s == NULL || ret == NULL)
+        return -EPROTO;
+    end = s + len;
+    if (field_u64(&p, end, &v.run_ns) < 0 || field_u64(&p, end, &v.wait_ns) < 0 ||
+        field_u64(&p, end, &v.slices) < 0 || p >= end || *p != '\n')
+        return -EPROTO;
+    /* a kernel without schedstats writes "0 0 0": nothing to go by */
+    if (v.run_ns == 0 && v.wait_ns == 0 && v.slices == 0)
+        return -EPROTO;
+    *ret = v;
     return 0;
 }
 
@@ -895,14 +951,17 @@ struct find_state {
     pid_t parent;
     struct procsnap_target *out;
     size_t max, n;
+    struct procsnap_extension *ext;
+    size_t ext_max, ext_n;
     uint32_t unreadable;
 };
 
-/* argv[0] of the process, the only part of cmdline we look at. */
-static bool is_extension(int rootfd, pid_t pid, uint32_t *unreadable)
+/* Whether the process is an extension (its name in ret_name): argv[0] and
+ * argv[1] of its cmdline, the only parts looked at. */
+static bool is_extension(int rootfd, pid_t pid, uint32_t *unreadable, char *ret_name, size_t size)
 {
     char name[32];
-    char buf[256];
+    char buf[512];
     ssize_t n;
 
     snprintf(name, sizeof(name), "%d/cmdline", (int)pid);
@@ -911,14 +970,14 @@ static bool is_extension(int rootfd, pid_t pid, uint32_t *unreadable)
         *unreadable |= 1u << PROCSNAP_SRC_CMDLINE;
         return false;
     }
-    /* buf is NUL-terminated; argv[0] ends at its first NUL. */
-    return strncmp(buf, EXT_PREFIX, strlen(EXT_PREFIX)) == 0;
+    return procsnap_parse_ext_name(buf, (size_t)n, ret_name, size) == 0;
 }
 
 static bool find_one(pid_t pid, void *arg)
 {
     struct find_state *f = arg;
     struct procsnap_stat st;
+    char ext_name[PROCSNAP_EXT_NAME_BYTES];
     size_t i;
 
     if (pid == f->self)
@@ -927,8 +986,19 @@ static bool find_one(pid_t pid, void *arg)
         return true;
     if (st.state == 'Z' || st.state == 'X' || st.state == 'x')
         return true;
-    if (is_extension(f->rootfd, pid, &f->unreadable))
+    if (is_extension(f->rootfd, pid, &f->unreadable, ext_name, sizeof(ext_name))) {
+        if (f->ext_n < f->ext_max) {
+            struct procsnap_extension *e = &f->ext[f->ext_n++];
+            e->pid = pid;
+            e->start_ticks = st.start_ticks;
+            memcpy(e->name, ext_name, sizeof(e->name));
+            e->state = st.state;
+            e->cpu_ticks = st.utime_ticks + st.stime_ticks;
+            e->faults = st.minflt + st.majflt;
+            e->num_threads = st.num_threads;
+        }
         return true;
+    }
     /* Newest first; when full, the oldest falls off. */
     for (i = 0; i < f->n && f->out[i].start_ticks >= st.start_ticks; i++)
         ;
@@ -946,11 +1016,22 @@ static bool find_one(pid_t pid, void *arg)
 int procsnap_find_runtime(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
                           size_t max, size_t *ret_n, uint32_t *ret_unreadable)
 {
+    size_t ext_n;
+
+    return procsnap_find_siblings(proc_root, self, ret_targets, max, ret_n, NULL, 0, &ext_n,
+                                  ret_unreadable);
+}
+
+int procsnap_find_siblings(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
+                           size_t max, size_t *ret_n, struct procsnap_extension *ret_ext,
+                           size_t ext_max, size_t *ret_ext_n, uint32_t *ret_unreadable)
+{
     struct find_state f;
     struct procsnap_stat st;
     int r;
 
-    if (ret_n == NULL || (ret_targets == NULL && max > 0) || self <= 0)
+    if (ret_n == NULL || (ret_targets == NULL && max > 0) || self <= 0 || ret_ext_n == NULL ||
+        (ret_ext == NULL && ext_max > 0))
         return -EINVAL;
     memset(&f, 0, sizeof(f));
     f.rootfd = open_dir(AT_FDCWD, proc_root != NULL ? proc_root : "/proc");
@@ -964,18 +1045,101 @@ int procsnap_find_runtime(const char *proc_root, pid_t self, struct procsnap_tar
     f.parent = st.ppid;
     f.out = ret_targets;
     f.max = max;
+    f.ext = ret_ext;
+    f.ext_max = ext_max;
     r = walk_numeric(f.rootfd, PROCSNAP_MAX_SCAN_PIDS, find_one, &f);
     if (r < 0) {
         r = -ENOENT;
         goto out;
     }
     *ret_n = f.n;
+    *ret_ext_n = f.ext_n;
     if (ret_unreadable != NULL)
         *ret_unreadable = f.unreadable;
     r = 0;
 out:
     close(f.rootfd);
     return r;
+}
+
+/* ---- a process's activity ---- */
+
+struct activity_state {
+    int taskfd;
+    struct procsnap_schedstat sum;
+    uint32_t threads;
+    int err;
+};
+
+static int read_schedstat(int dirfd, const char *name, struct procsnap_schedstat *ret)
+{
+    char buf[128];
+    ssize_t n = read_small(dirfd, name, buf, sizeof(buf));
+
+    if (n < 0)
+        return (int)n;
+    return procsnap_parse_schedstat(buf, (size_t)n, ret) < 0 ? -EPROTO : 0;
+}
+
+static void add_schedstat(struct procsnap_schedstat *sum, const struct procsnap_schedstat *v)
+{
+    sum->run_ns += v->run_ns;
+    sum->wait_ns += v->wait_ns;
+    sum->slices += v->slices;
+}
+
+static bool activity_one(pid_t tid, void *arg)
+{
+    struct activity_state *a = arg;
+    struct procsnap_schedstat v;
+    char name[32];
+    int r;
+
+    if (a->threads++ == PROCSNAP_MAX_THREADS)
+        return false;
+    snprintf(name, sizeof(name), "%d/schedstat", (int)tid);
+    r = read_schedstat(a->taskfd, name, &v);
+    if (r == -ENOENT)
+        return true; /* the thread ended meanwhile */
+    if (r < 0) {
+        a->err = r;
+        return false;
+    }
+    add_schedstat(&a->sum, &v);
+    return true;
+}
+
+int procsnap_activity(const char *proc_root, pid_t pid, uint32_t num_threads,
+                      struct procsnap_schedstat *ret)
+{
+    char path[512];
+    struct activity_state a;
+    int r;
+
+    if (ret == NULL || pid <= 0)
+        return -EINVAL;
+    memset(&a, 0, sizeof(a));
+    if (num_threads <= 1) {
+        snprintf(path, sizeof(path), "%s/%d/schedstat", proc_root != NULL ? proc_root : "/proc", (int)pid);
+        r = read_schedstat(AT_FDCWD, path, &a.sum);
+        if (r == 0)
+            *ret = a.sum;
+        return r;
+    }
+    snprintf(path, sizeof(path), "%s/%d/task", proc_root != NULL ? proc_root : "/proc", (int)pid);
+    a.taskfd = open_dir(AT_FDCWD, path);
+    if (a.taskfd < 0)
+        return a.taskfd;
+    r = walk_numeric(a.taskfd, PROCSNAP_MAX_THREADS + 1, activity_one, &a);
+    close(a.taskfd);
+    if (r < 0)
+        return r;
+    if (a.err < 0)
+        return a.err;
+    if (a.sum.slices == 0)
+        return -ENOENT; /* no thread left: the process ended */
+    *ret = a.sum;
+    return 0;
 }
 
 /* ---- descendants ---- */

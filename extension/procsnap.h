@@ -8,7 +8,8 @@
  * ptrace, no signal, nothing written.  What a file refuses is RECORDED in
  * the snapshot (procsnap.unreadable), never guessed.  /proc/<pid>/environ
  * is never opened (it may hold the function's secrets); neither are
- * cmdline arguments past argv[0], nor maps or mem.  /proc/<pid>/io (byte
+ * cmdline arguments past argv[1] (argv[1] only to tell a script extension
+ * by its /opt/extensions/ path), nor maps or mem.  /proc/<pid>/io (byte
  * and syscall counters only) is read when procsnap_opts.io asks for it
  * (the Init anatomy).
  *
@@ -25,7 +26,10 @@
  *                               the waited children's CPU        (anyone)
  *   /proc/P/io                  rchar, syscr, read_bytes  (ptrace-read; opts.io)
  *   /proc/P/task/               the thread ids                   (anyone)
- *   /proc/P/cmdline (argv[0])   extension or not (find_runtime)  (anyone)
+ *   /proc/P/cmdline (argv[0], argv[1])  extension or not, its name
+ *                               (find_runtime, find_siblings)   (anyone)
+ *   /proc/P/schedstat, task/T/schedstat  CPU ns and times scheduled
+ *                               (initwatch: extensions' activity) (anyone)
  *   /proc/P/task/T/syscall      current syscall nr and 1st arg   (ptrace-attach)
  *   /proc/P/task/T/wchan        kernel wait function, read only when
  *                               syscall is refused               (ptrace-read)
@@ -187,6 +191,13 @@ struct procsnap {
     struct procsnap_socket sockets[PROCSNAP_MAX_SOCKETS];
 };
 
+/* /proc/P/schedstat or task/T/schedstat (procsnap_parse_schedstat). */
+struct procsnap_schedstat {
+    uint64_t run_ns;
+    uint64_t wait_ns;
+    uint64_t slices;
+};
+
 /* A process identity that survives pid reuse: the pid plus its start time
  * (stat field 22, clock ticks since boot). */
 struct procsnap_target {
@@ -226,9 +237,9 @@ struct procsnap_opts {
  * not extensions.  Rule: on Lambda and under our emulator, the runtime's
  * bootstrap and every extension are children of the same parent (Lambda's
  * init).  So a runtime root is a SIBLING of `self` (same ppid, read from
- * <proc_root>/<self>/stat), other than self, not a zombie or dead, and
- * whose argv[0] (from cmdline; only argv[0] is looked at) is not under
- * "/opt/extensions/".  A process whose cmdline cannot be read is kept (and
+ * <proc_root>/<self>/stat), other than self, not a zombie or dead, and not
+ * an extension (procsnap_parse_ext_name: argv[0], or argv[1] for a script,
+ * is ".../opt/extensions/NAME").  A process whose cmdline cannot be read is kept (and
  * PROCSNAP_SRC_CMDLINE noted in *ret_unreadable if not NULL).  Several
  * candidates are all returned, newest first (by start time: Lambda starts
  * the runtime after every extension registered).  Descendants are not
@@ -243,6 +254,43 @@ struct procsnap_opts {
 int procsnap_find_runtime(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
                           size_t max, size_t *ret_n, uint32_t *ret_unreadable)
     __attribute__((warn_unused_result));
+
+/* A sibling extension seen by procsnap_find_siblings: its name and the
+ * figures of its stat line, read by the same scan. */
+#define PROCSNAP_EXT_NAME_BYTES 64
+struct procsnap_extension {
+    pid_t pid;
+    uint64_t start_ticks;
+    char name[PROCSNAP_EXT_NAME_BYTES]; /* procsnap_parse_ext_name */
+    char state;
+    uint64_t cpu_ticks;    /* utime + stime of all its threads */
+    uint64_t faults;       /* minflt + majflt */
+    uint32_t num_threads;
+};
+
+/*
+ * procsnap_find_runtime, and in the same scan of proc_root the siblings
+ * that are extensions (up to ext_max, in *ret_ext and *ret_ext_n; ret_ext
+ * may be NULL when ext_max is 0).  An extension is told by its cmdline:
+ * argv[0], or argv[1] for a script run by an interpreter, is a path
+ * ".../opt/extensions/NAME" (procsnap_parse_ext_name).  Of a sibling's
+ * cmdline nothing else is kept.  Same returns as procsnap_find_runtime.
+ */
+int procsnap_find_siblings(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
+                           size_t max, size_t *ret_n, struct procsnap_extension *ret_ext,
+                           size_t ext_max, size_t *ret_ext_n, uint32_t *ret_unreadable)
+    __attribute__((warn_unused_result));
+
+/*
+ * A process's activity: the sum over its threads of their schedstat (at
+ * most PROCSNAP_MAX_THREADS threads).  With num_threads 1 (from its stat)
+ * one read of <proc_root>/<pid>/schedstat, else the task/ listing and one
+ * read per thread.  Any change between two calls means it ran.  Returns 0,
+ * or the -errno of the first read that failed (-EPROTO: the kernel keeps no
+ * such figures); *ret written only on success.
+ */
+int procsnap_activity(const char *proc_root, pid_t pid, uint32_t num_threads,
+                      struct procsnap_schedstat *ret) __attribute__((warn_unused_result));
 
 /*
  * Takes a snapshot of the roots in o and their descendants (breadth first,
@@ -454,6 +502,21 @@ struct procsnap_io {
     uint64_t read_bytes;
 };
 int procsnap_parse_io(const char *s, size_t len, struct procsnap_io *ret)
+    __attribute__((warn_unused_result));
+
+/* A cmdline ("argv0\0argv1\0..."): the extension's name when argv[0], or
+ * else argv[1] (a script run by an interpreter), is a path whose directory
+ * ends in "/opt/extensions" (on Lambda "/opt/extensions/NAME"; the
+ * emulator runs them from a root of its own).  NAME: the basename, 1 to
+ * PROCSNAP_EXT_NAME_BYTES - 1 bytes, which Lambda requires to equal the
+ * registered name. */
+int procsnap_parse_ext_name(const char *s, size_t len, char *ret_name, size_t size)
+    __attribute__((warn_unused_result));
+
+/* /proc/P/schedstat or task/T/schedstat: "run_ns wait_ns timeslices\n"
+ * (time on a CPU, time waiting for one, times scheduled in; all three 0
+ * when the kernel keeps no such figures: then -EPROTO too). */
+int procsnap_parse_schedstat(const char *s, size_t len, struct procsnap_schedstat *ret)
     __attribute__((warn_unused_result));
 
 /* "socket:[12345]" (a readlink result) -> 12345. */

@@ -38,6 +38,7 @@
  */
 #include "tracer.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -778,7 +779,146 @@ static void add_restore_anatomy(struct tracer *t, struct trace_segment *seg, int
         trace_attr_str(seg, "restore_hint", "lambda_tracer.restore_hint", TRACE_ATTR_ANNOTATION, text);
 }
 
-static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt)
+/* Who was ready when, for the Init's segment: ourselves (exact), the
+ * runtime and every other extension (initwatch_parties_at: the last sample
+ * at or before Init's end in which each was active, an upper bound to
+ * within one interval; one still active in the first sample after the end
+ * is ready only by the end). */
+struct ready_party {
+    const char *name;
+    int64_t ready_us;  /* after initStart: its last activity at or before the end */
+    int64_t cpu_us;    /* -1: not shown (ours) */
+    bool at_end;       /* active in the sample after the end too */
+    bool woken;        /* the runtime, which the first invocation had woken by then */
+};
+
+static int by_ready(const void *a, const void *b)
+{
+    const struct ready_party *x = a, *y = b;
+
+    return x->ready_us < y->ready_us ? -1 : x->ready_us > y->ready_us;
+}
+
+static const char *unreadable_why(int e)
+{
+    return e == EACCES || e == EPERM ? "refused"
+           : e == ENOENT             ? "absent"
+           : e == EPROTO             ? "without figures"
+                                     : "unreadable";
+}
+
+/* The sentence on who was ready when (init_ready) and on who held Init
+ * last (init_held_last, and its clause in *held).  Returns how many other
+ * extensions' shares stay unknown: nothing is said of a party that could
+ * not be read, and who held Init last only when every party is known and
+ * one alone was still active at its end. */
+static unsigned add_init_parties(const struct tracer *t, struct trace_segment *seg, bool ours,
+                                 int64_t invocation_us, char *held, size_t held_size, bool *ret_runtime_seen)
+{
+    const struct init_info *in = &t->init;
+    struct initwatch_parties ps;
+    struct ready_party list[INITWATCH_EXT_MAX + 2];
+    char text[2 * TRACE_STRING_MAX], unread[TRACE_STRING_MAX] = "";
+    size_t n = 0, off, uoff = 0;
+    unsigned others = in->extensions > 0 ? in->extensions - 1 : 0, known = 0, at_end = 0;
+    int64_t end = in->start_us + in->duration_us;
+    bool runtime_known = false;
+
+    held[0] = '\0';
+    *ret_runtime_seen = false;
+    /* the end as the records date it, whole ms: up to 1 ms later */
+    if (!in->runtime_done || !initwatch_parties_at(t->initwatch, in->runtime_done_us + 1000, &ps) ||
+        !ps.end_seen)
+        return others;
+    if (ours) /* exact: at the end only if it ended Init */
+        list[n++] = (struct ready_party){"lambda-tracer", t->first_next_us - in->start_us, -1,
+                                         t->first_next_us >= end - INIT_MILESTONE_SLACK_US, false};
+    for (uint32_t i = 0; i <= ps.count; i++) {
+        const struct initwatch_party *p = i < ps.count ? &ps.ext[i] : &ps.runtime;
+        const char *name = i < ps.count ? p->name : "runtime";
+        if (i == ps.count && !ps.have_runtime)
+            break;
+        if (p->unreadable_errno != 0) {
+            int k = snprintf(unread + uoff, sizeof(unread) - uoff, "%s%s (schedstat %s)", uoff > 0 ? ", " : "",
+                             name, unreadable_why(p->unreadable_errno));
+            if (k > 0 && (size_t)k < sizeof(unread) - uoff)
+                uoff += (size_t)k;
+            continue;
+        }
+        int64_t ready = p->ready_epoch_us > end            ? end
+                        : p->ready_epoch_us < in->start_us ? in->start_us
+                                                           : p->ready_epoch_us;
+        bool woken = i == ps.count && invocation_us != TEL_ABSENT && invocation_us <= ps.end_sample_epoch_us;
+        list[n++] = (struct ready_party){name, ready - in->start_us, p->cpu_us, p->active_at_end, woken};
+        if (i < ps.count)
+            known++;
+        else
+            runtime_known = true;
+    }
+    *ret_runtime_seen = runtime_known;
+    if (n == 0 && unread[0] == '\0')
+        return others;
+    /* Init ends when the last party calls next: that call falls in the
+     * sample after the end, so the party that held Init last was active
+     * there.  One alone (the runtime left aside when the first invocation
+     * had woken it: its activity is taken for the invocation's) held it,
+     * ready at the end; none but the woken runtime: the runtime; none at
+     * all: the latest.  Several: the end's activity may be something
+     * else's (a freeze, an event), nobody is named. */
+    struct ready_party *last = NULL;
+    const struct ready_party *woken = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].at_end && list[i].woken)
+            woken = &list[i];
+        else if (list[i].at_end)
+            at_end++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (at_end == 1 ? list[i].at_end && !list[i].woken
+            : at_end == 0 && woken != NULL ? &list[i] == woken
+            : at_end == 0                  ? last == NULL || list[i].ready_us > last->ready_us
+                                           : false)
+            last = &list[i];
+    }
+    if (last != NULL && last->at_end)
+        last->ready_us = end - in->start_us;
+    char last_name[INITWATCH_NAME_BYTES];
+    snprintf(last_name, sizeof(last_name), "%s", last != NULL ? last->name : "");
+    qsort(list, n, sizeof(list[0]), by_ready);
+    off = (size_t)snprintf(text, sizeof(text), "ready after initStart (ms; sampled every %u ms):", ps.interval_ms);
+    for (size_t i = 0; i < n && off < sizeof(text); i++) {
+        bool held_last = last != NULL && strcmp(list[i].name, last_name) == 0;
+        int k = snprintf(text + off, sizeof(text) - off, "%s %s %.0f%s", i > 0 ? "," : "", list[i].name,
+                         ms_of(list[i].ready_us),
+                         list[i].at_end && !held_last && !(list[i].woken && last != NULL)
+                             ? " or later (active at the end)"
+                             : "");
+        if (k >= 0 && (size_t)k < sizeof(text) - off && list[i].cpu_us >= 0)
+            k += snprintf(text + off + k, sizeof(text) - off - (size_t)k, " (%.0f ms CPU)", ms_of(list[i].cpu_us));
+        if (k < 0)
+            break;
+        off += (size_t)k;
+    }
+    if (unread[0] != '\0' && off < sizeof(text))
+        snprintf(text + off, sizeof(text) - off, "; not separable: %s", unread);
+    trace_attr_str(seg, "init_ready", "lambda_tracer.init.ready", TRACE_ATTR_METADATA, text);
+    /* Who held Init last: only when every party is known. */
+    const struct ready_party *before = NULL;
+    for (size_t i = 0; last != NULL && i < n; i++)
+        if (strcmp(list[i].name, last_name) != 0 && (before == NULL || list[i].ready_us > before->ready_us))
+            before = &list[i];
+    if (before != NULL && known >= others && runtime_known && unread[0] == '\0') {
+        int64_t held_ms = (end - (in->start_us + before->ready_us) + 500) / 1000;
+        trace_attr_str(seg, "init_held_last", "lambda_tracer.init.held_last", TRACE_ATTR_ANNOTATION, last_name);
+        trace_attr_int(seg, "init_held_last_ms", "lambda_tracer.init.held_last_ms", TRACE_ATTR_METADATA,
+                       held_ms);
+        snprintf(held, held_size, "; %s held Init %" PRId64 " ms after %s%s was ready", last_name, held_ms,
+                 strcmp(before->name, "runtime") == 0 ? "the " : "", before->name);
+    }
+    return known >= others ? 0 : others - known;
+}
+
+static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt, int64_t invocation_us)
 {
     const struct init_info *in = &t->init;
     char text[2 * TRACE_STRING_MAX]; /* attr_str keeps what fits */
@@ -803,6 +943,13 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
      * last extension registered and ends Init once the runtime and every
      * extension called next: before the runtime started and after it was
      * done, Init waited on extensions. */
+    char held[TRACE_STRING_MAX] = "";
+    bool runtime_seen = false;
+    unsigned unknown = in->extensions > 0 ? in->extensions - 1 : 0;
+    bool ours_in = in->reported && in->duration_us != TEL_ABSENT && t->first_next_us > in->start_us &&
+                   t->first_next_us <= in->start_us + in->duration_us + INIT_MILESTONE_SLACK_US;
+    if (in->reported && in->duration_us != TEL_ABSENT)
+        unknown = add_init_parties(t, seg, ours_in, invocation_us, held, sizeof(held), &runtime_seen);
     if (in->reported && in->duration_us != TEL_ABSENT && rt_start != TEL_ABSENT) {
         int64_t end = in->start_us + in->duration_us;
         int64_t before = rt_start - in->start_us;
@@ -832,13 +979,19 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
                      "%.0f ms after the runtime), runtime %.0f ms",
                      ms_of(in->duration_us), ms_of(before + after), ms_of(before), ms_of(after),
                      ms_of(runtime));
+        else if (ours && unknown == 0)
+            snprintf(text, sizeof(text),
+                     "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
+                     "%.0f ms, %u other%s), then runtime and extensions %.0f ms%s",
+                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), others,
+                     others == 1 ? "" : "s", ms_of(runtime + after), held);
         else if (ours)
             snprintf(text, sizeof(text),
                      "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
-                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms "
-                     "(the runtime's own end is not visible)",
-                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), others,
-                     others == 1 ? "" : "s", ms_of(runtime + after));
+                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms%s",
+                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), unknown,
+                     unknown == 1 ? "" : "s", ms_of(runtime + after),
+                     runtime_seen ? "" : " (the runtime's own end is not visible)");
         else
             snprintf(text, sizeof(text),
                      "Init %.0f ms: extensions %.0f ms before the runtime started, then runtime "
@@ -1154,7 +1307,7 @@ static void emit_detached_init(struct tracer *t, const struct invocation *inv)
     trace_copy_str(seg->account_id, sizeof(seg->account_id), t->account_id);
     seg->start_us = in->start_us;
     seg->end_us = end != TRACE_NO_END ? end : in->start_us;
-    add_init_anatomy(t, seg, add_init_spans(t, seg));
+    add_init_anatomy(t, seg, add_init_spans(t, seg), TEL_ABSENT);
     trace_attr_bool(seg, "cold_start", "faas.coldstart", TRACE_ATTR_ANNOTATION, true);
     trace_attr_str(seg, "init_type", "aws.lambda.init_type", TRACE_ATTR_ANNOTATION, init_type_name(in->type));
     trace_attr_str(seg, "init_for_request_id", "aws.lambda.init_for_request_id", TRACE_ATTR_ANNOTATION,
@@ -1223,7 +1376,8 @@ static void build(struct tracer *t, struct invocation *inv, struct trace_segment
      * with them; an Init that ran long before is a segment of its own
      * (emit_detached_init), never a child starting before its parent. */
     if (inv->cold && !init_detached(t, inv, start)) {
-        add_init_anatomy(t, seg, add_init_spans(t, seg));
+        add_init_anatomy(t, seg, add_init_spans(t, seg),
+                         inv->have_start ? inv->start_us : inv->have_invoke ? inv->invoke_us : TEL_ABSENT);
         if (t->init.seen && t->init.start_us < seg->start_us)
             seg->start_us = t->init.start_us;
     }
@@ -1583,8 +1737,10 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
          * only after the restore, which is being sampled). */
         if (t->initwatch != NULL && !in->anatomy) {
             in->anatomy = initwatch_figures_at(t->initwatch, ev->time_us + 1000, &in->figures);
+            /* one more sample after Init's end: who was still active then
+             * (initwatch_parties_at, read when the segment is made) */
             if (!t->snap_start && !t->restore_detected)
-                initwatch_stop(t->initwatch);
+                initwatch_stop_after(t->initwatch, ev->time_us + 1000);
         }
         in->runtime_status = ev->status;
         trace_copy_str(in->runtime_error, sizeof(in->runtime_error), ev->error_type);

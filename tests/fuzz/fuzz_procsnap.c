@@ -1,7 +1,8 @@
 /*
  * fuzz_procsnap.c - the /proc text parsers of procsnap.c on arbitrary bytes.
  *
- * The input is cut at NUL bytes into up to five pieces: a stat line, a
+ * The whole input is also a cmdline (an extension's name) and a
+ * schedstat line.  The input is cut at NUL bytes into up to five pieces: a stat line, a
  * syscall file, a /proc/net/tcp line (tried as IPv4 and IPv6), a
  * readlink result and a peer to leave out (AWS_LAMBDA_RUNTIME_API's
  * "host:port", whose connections leave the snapshot, counted).  Each parser must stay inside its (pointer, length),
@@ -191,6 +192,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             initwatch_describe(&f, text, sizeof(text));
             check(strlen(text) < sizeof(text));
         }
+    }
+
+    /* The whole input as a cmdline (NULs and all): an extension's name is
+     * a non-empty basename without '/' or NUL, within the buffer; and as a
+     * schedstat line. */
+    {
+        char *c = piece(data, size);
+        char name[PROCSNAP_EXT_NAME_BYTES], small[5];
+        memset(name, 0x5a, sizeof(name));
+        int r = procsnap_parse_ext_name(c, size, name, sizeof(name));
+        check(r == 0 || r == -EPROTO);
+        if (r == 0) {
+            size_t n = strnlen(name, sizeof(name));
+            check(n > 0 && n < sizeof(name) && memchr(name, '/', n) == NULL);
+        } else {
+            check((unsigned char)name[0] == 0x5a);
+        }
+        r = procsnap_parse_ext_name(c, size, small, sizeof(small));
+        check(r == 0 ? strnlen(small, sizeof(small)) < sizeof(small) : r == -EPROTO);
+        struct procsnap_schedstat ss, sskeep;
+        memset(&sskeep, 0x5a, sizeof(sskeep));
+        ss = sskeep;
+        r = procsnap_parse_schedstat(c, size, &ss);
+        check(r == 0 || r == -EPROTO);
+        check(r == 0 ? (ss.run_ns | ss.wait_ns | ss.slices) != 0 : memcmp(&ss, &sskeep, sizeof(ss)) == 0);
+        free(c);
     }
 
     /* The consumers of what was parsed. */

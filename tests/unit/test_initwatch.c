@@ -417,6 +417,166 @@ static void test_restore_samples(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void put_text(const char *rel, const char *text)
+{
+    put(rel, text, strlen(text));
+}
+
+/* An extension's stat (one thread, sleeping unless state says) and its
+ * schedstat. */
+static void put_ext(int pid, char state, const char *schedstat)
+{
+    char rel[64], text[256];
+
+    snprintf(rel, sizeof(rel), "%d/stat", pid);
+    snprintf(text, sizeof(text), "%d (ext) %c 1 0 0 0 0 0 10 0 0 0 3 1 0 0 20 0 1 0 %d 0 100\n", pid, state,
+             pid);
+    put_text(rel, text);
+    if (schedstat != NULL) {
+        snprintf(rel, sizeof(rel), "%d/schedstat", pid);
+        put_text(rel, schedstat);
+    }
+}
+
+static const struct initwatch_party *party(const struct initwatch_parties *ps, const char *name)
+{
+    for (uint32_t i = 0; i < ps->count; i++)
+        if (strcmp(ps->ext[i].name, name) == 0)
+            return &ps->ext[i];
+    fail_msg("no party %s", name);
+    return NULL;
+}
+
+/* Every extension's and the runtime's last activity before Init's end: the
+ * last sample in which its schedstat changed (or it was R), and whether it
+ * was active in the first sample after the end; a script extension found
+ * by argv[1]; one whose schedstat cannot be read is said to be so, with
+ * nothing else; ourselves left out. */
+static void test_parties(void **state)
+{
+    char tmpl[] = "/tmp/initwatch-fake-XXXXXX";
+    char cmd[128];
+    struct initwatch_opts o = {.self = 100, .interval_ms = 20, .max_samples = 100};
+    struct initwatch_parties ps;
+    const struct initwatch_party *p;
+    struct initwatch *w;
+    int64_t t0, t1, t2, t3, end;
+    (void)state;
+
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(fake_root, sizeof(fake_root), "%s", tmpl);
+    o.proc_root = fake_root;
+    put_text("100/stat", "100 (lambda-tracer) S 1 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 4 0 500 0 100\n");
+    put("100/cmdline", "/opt/extensions/lambda-tracer\0", 30);
+    put_text("100/schedstat", "1 1 1\n");
+    put("200/cmdline", "/var/runtime/bootstrap\0", 23);
+    put_runtime(1000, 0, 10, 1, 1000, 1000);
+    put_text("200/schedstat", "1000000 0 10\n");
+    put("300/cmdline", "/usr/bin/python3\0/opt/extensions/slow-ready\0", 44);
+    put_ext(300, 'S', "5000000 0 20\n");
+    put("400/cmdline", "/opt/extensions/quick\0", 22);
+    put_ext(400, 'S', "7000000 0 30\n");
+    put("500/cmdline", "/opt/extensions/hidden\0", 23);
+    put_ext(500, 'S', NULL); /* its schedstat cannot be read */
+    w = initwatch_new(&o);
+    assert_non_null(w);
+    assert_false(initwatch_parties_at(w, INT64_MAX, &ps)); /* no sample yet */
+
+    t0 = epoch_now_us();
+    assert_true(initwatch_sample(w)); /* the first look: a baseline */
+    t1 = epoch_now_us();
+    put_text("300/schedstat", "6000000 0 25\n"); /* slow-ready registers */
+    put_text("200/schedstat", "2000000 0 15\n"); /* the runtime works */
+    assert_true(initwatch_sample(w));
+    t2 = epoch_now_us();
+    put_text("200/schedstat", "3000000 0 19\n"); /* the runtime's last work */
+    assert_true(initwatch_sample(w));
+    t3 = epoch_now_us();
+    assert_true(initwatch_sample(w)); /* all idle */
+    end = epoch_now_us();
+    assert_true(initwatch_parties_at(w, end, &ps));
+    assert_false(ps.end_seen); /* nothing after the end yet: no ready time is certain */
+    initwatch_stop_after(w, end);
+    put_text("300/schedstat", "6100000 0 27\n"); /* slow-ready wakes to call next: Init ends */
+    assert_false(initwatch_sample(w)); /* the sample after the end: the watcher stops */
+    assert_false(initwatch_sample(w));
+
+    assert_true(initwatch_parties_at(w, end, &ps));
+    assert_true(ps.end_seen);
+    assert_true(ps.end_sample_epoch_us > end);
+    assert_int_equal(ps.interval_ms, 20);
+    assert_int_equal(ps.count, 3); /* ourselves left out */
+    p = party(&ps, "slow-ready");
+    assert_true(p->ready_epoch_us > t1 && p->ready_epoch_us <= t2);
+    assert_true(p->active_at_end);
+    assert_false(p->never_active);
+    assert_int_equal(p->cpu_us, 6000); /* at the last sample up to the end */
+    assert_int_equal(p->unreadable_errno, 0);
+    assert_true(p->start_epoch_us > 0 && p->start_epoch_us <= t0);
+    p = party(&ps, "quick");
+    assert_true(p->never_active); /* idle whenever looked at: ready by the first look */
+    assert_true(p->ready_epoch_us > t0 && p->ready_epoch_us <= t1);
+    assert_false(p->active_at_end);
+    assert_int_equal(p->cpu_us, 7000);
+    p = party(&ps, "hidden");
+    assert_int_equal(p->unreadable_errno, ENOENT);
+    assert_int_equal(p->ready_epoch_us, -1);
+    assert_int_equal(p->cpu_us, -1);
+    assert_true(ps.have_runtime);
+    assert_string_equal(ps.runtime.name, "");
+    assert_true(ps.runtime.ready_epoch_us > t2 && ps.runtime.ready_epoch_us <= t3);
+    assert_false(ps.runtime.active_at_end);
+    assert_int_equal(ps.runtime.cpu_us, 3000);
+    /* an earlier end: what was known then */
+    assert_true(initwatch_parties_at(w, t2, &ps));
+    assert_true(party(&ps, "slow-ready")->active_at_end == false);
+    assert_true(ps.runtime.active_at_end); /* its last work came after */
+    assert_true(ps.runtime.ready_epoch_us > t1 && ps.runtime.ready_epoch_us <= t2);
+    /* a state R or D counts as active without a change */
+    assert_false(initwatch_parties_at(w, t0 - 1000000, &ps));
+    assert_false(initwatch_parties_at(NULL, end, &ps));
+    assert_false(initwatch_parties_at(w, end, NULL));
+    initwatch_stop_after(NULL, 0);
+    initwatch_free(w);
+
+    /* nothing readable at all (a kernel without scheduler statistics):
+     * each party is still told, unreadable */
+    w = initwatch_new(&o);
+    assert_non_null(w);
+    put_text("200/schedstat", "0 0 0\n");
+    put_text("300/schedstat", "0 0 0\n");
+    put_text("400/schedstat", "0 0 0\n");
+    assert_true(initwatch_sample(w));
+    assert_true(initwatch_sample(w));
+    end = epoch_now_us();
+    assert_true(initwatch_sample(w));
+    assert_true(initwatch_parties_at(w, end, &ps));
+    assert_true(ps.end_seen);
+    assert_int_equal(ps.count, 3);
+    assert_int_equal(party(&ps, "slow-ready")->unreadable_errno, EPROTO);
+    assert_int_equal(party(&ps, "quick")->unreadable_errno, EPROTO);
+    assert_int_equal(party(&ps, "hidden")->unreadable_errno, ENOENT);
+    assert_true(ps.have_runtime);
+    assert_int_equal(ps.runtime.unreadable_errno, EPROTO);
+    initwatch_free(w);
+
+    /* running (R) counts as active even with the same figures */
+    w = initwatch_new(&o);
+    assert_non_null(w);
+    put_ext(400, 'R', "7000000 0 30\n");
+    assert_true(initwatch_sample(w));
+    t1 = epoch_now_us();
+    assert_true(initwatch_sample(w));
+    t2 = epoch_now_us();
+    assert_true(initwatch_parties_at(w, t2, &ps));
+    p = party(&ps, "quick");
+    assert_false(p->never_active);
+    assert_true(p->ready_epoch_us > t1 && p->ready_epoch_us <= t2);
+    initwatch_free(w);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_restore_phase_hints),
         cmocka_unit_test(test_delta),
         cmocka_unit_test(test_restore_samples),
+        cmocka_unit_test(test_parties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -654,6 +654,114 @@ static void test_environ_never_read(void **state)
     remove_tree();
 }
 
+/* An extension is told by argv[0], or argv[1] for a script run by an
+ * interpreter; its name is the basename; anything else is not one. */
+static void test_parse_ext_name(void **state)
+{
+    char name[PROCSNAP_EXT_NAME_BYTES], tiny[4];
+    static const char script[] = "/usr/bin/python3\0/opt/extensions/slow-ready\0--flag\0";
+    static const char emu[] = "/tmp/lt-root-x/opt/extensions/probe\0";
+    (void)state;
+
+    assert_int_equal(procsnap_parse_ext_name("/opt/extensions/lambda-tracer\0", 30, name, sizeof(name)), 0);
+    assert_string_equal(name, "lambda-tracer");
+    assert_int_equal(procsnap_parse_ext_name(script, sizeof(script) - 1, name, sizeof(name)), 0);
+    assert_string_equal(name, "slow-ready");
+    assert_int_equal(procsnap_parse_ext_name(emu, sizeof(emu) - 1, name, sizeof(name)), 0);
+    assert_string_equal(name, "probe");
+    /* without a terminating NUL (cut), still within len */
+    assert_int_equal(procsnap_parse_ext_name("/opt/extensions/abc", 19, name, sizeof(name)), 0);
+    assert_string_equal(name, "abc");
+    strcpy(name, "untouched");
+    /* not extensions: the runtime, argv[2], a directory, a deeper path, a prefix */
+    assert_int_equal(procsnap_parse_ext_name("/var/runtime/bootstrap\0", 23, name, sizeof(name)), -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name("/bin/sh\0-c\0/opt/extensions/x\0", 30, name, sizeof(name)),
+                     -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name("/opt/extensions/\0", 17, name, sizeof(name)), -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name("/opt/extensions/a/b\0", 20, name, sizeof(name)), -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name("/xopt/extensions/a\0", 19, name, sizeof(name)), -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name("opt/extensions/a\0", 17, name, sizeof(name)), -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name("", 0, name, sizeof(name)), -EPROTO);
+    assert_string_equal(name, "untouched");
+    /* too long for the caller's buffer */
+    assert_int_equal(procsnap_parse_ext_name("/opt/extensions/abcd\0", 21, tiny, sizeof(tiny)), -EPROTO);
+    assert_int_equal(procsnap_parse_ext_name(NULL, 0, name, sizeof(name)), -EPROTO);
+}
+
+static void test_parse_schedstat(void **state)
+{
+    struct procsnap_schedstat v = {7, 7, 7};
+    (void)state;
+
+    assert_int_equal(procsnap_parse_schedstat("285801514 182894506 1631\n", 25, &v), 0);
+    assert_true(v.run_ns == 285801514 && v.wait_ns == 182894506 && v.slices == 1631);
+    /* a kernel without schedstats: nothing to go by */
+    assert_int_equal(procsnap_parse_schedstat("0 0 0\n", 6, &v), -EPROTO);
+    assert_int_equal(procsnap_parse_schedstat("1 2\n", 4, &v), -EPROTO);
+    assert_int_equal(procsnap_parse_schedstat("1 2 3", 5, &v), -EPROTO); /* cut */
+    assert_int_equal(procsnap_parse_schedstat("1 2 x\n", 6, &v), -EPROTO);
+    assert_int_equal(procsnap_parse_schedstat("99999999999999999999 2 3\n", 26, &v), -EPROTO);
+    assert_true(v.run_ns == 285801514);
+}
+
+/* find_siblings: the runtime as find_runtime finds it, and in the same
+ * scan the extensions with their names and stat figures (a script one by
+ * its argv[1], no runtime candidate any more); procsnap_activity sums the
+ * threads' schedstat. */
+static void test_find_siblings_and_activity(void **state)
+{
+    struct procsnap_target roots[4];
+    struct procsnap_extension ext[4];
+    struct procsnap_schedstat a;
+    size_t n = 99, ne = 99;
+    (void)state;
+
+    build_fake_tree();
+    put("310/cmdline", "/usr/bin/python3\0/opt/extensions/slow-ready\0", 44);
+    put_stat("310/stat", 310, "python3", 'R', 1, 7, 3, 2, 955, 10);
+    puts_("310/task/310/schedstat", "1000 50 3\n");
+    puts_("310/task/311/schedstat", "2000 70 4\n");
+    puts_("300/schedstat", "500 20 2\n");
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(roots[0].pid, 200);
+    assert_int_equal(ne, 2);
+    struct procsnap_extension *other = ext[0].pid == 300 ? &ext[0] : &ext[1];
+    struct procsnap_extension *script = ext[0].pid == 300 ? &ext[1] : &ext[0];
+    assert_int_equal(other->pid, 300);
+    assert_string_equal(other->name, "other");
+    assert_int_equal(other->start_ticks, 950);
+    assert_int_equal(script->pid, 310);
+    assert_string_equal(script->name, "slow-ready");
+    assert_int_equal(script->state, 'R');
+    assert_int_equal(script->cpu_ticks, 10);
+    assert_int_equal(script->num_threads, 2);
+    /* find_runtime alone: the same runtime */
+    assert_int_equal(procsnap_find_runtime(fake_root, 100, roots, 4, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(roots[0].pid, 200);
+    /* room for one: one kept */
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, &ne, NULL), 0);
+    assert_int_equal(ne, 1);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, NULL, 1, &ne, NULL), -EINVAL);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, NULL, NULL), -EINVAL);
+
+    /* one thread: the process's own file; several: task/ */
+    assert_int_equal(procsnap_activity(fake_root, 300, 1, &a), 0);
+    assert_true(a.run_ns == 500 && a.slices == 2);
+    assert_int_equal(procsnap_activity(fake_root, 310, 2, &a), 0);
+    assert_true(a.run_ns == 3000 && a.wait_ns == 120 && a.slices == 7);
+    /* unreadable: the errno, nothing written */
+    assert_int_equal(procsnap_activity(fake_root, 200, 1, &a), -ENOENT);
+    assert_int_equal(procsnap_activity(fake_root, 200, 2, &a), -ENOENT); /* no thread has one */
+    puts_("310/task/311/schedstat", "0 0 0\n");
+    assert_int_equal(procsnap_activity(fake_root, 310, 2, &a), -EPROTO);
+    assert_true(a.run_ns == 3000);
+    assert_int_equal(procsnap_activity(fake_root, 0, 1, &a), -EINVAL);
+    assert_int_equal(procsnap_activity(fake_root, 300, 1, NULL), -EINVAL);
+    remove_tree();
+}
+
 static void test_fake_tree(void **state)
 {
     struct procsnap_target roots[4];
@@ -2061,6 +2169,9 @@ int main(void)
         cmocka_unit_test_teardown(test_parse_syscall, teardown),
         cmocka_unit_test_teardown(test_parse_net_line, teardown),
         cmocka_unit_test_teardown(test_socket_link_and_names, teardown),
+        cmocka_unit_test(test_parse_ext_name),
+        cmocka_unit_test(test_parse_schedstat),
+        cmocka_unit_test(test_find_siblings_and_activity),
         cmocka_unit_test_teardown(test_fake_tree, teardown),
         cmocka_unit_test_teardown(test_environ_never_read, teardown),
         cmocka_unit_test_teardown(test_bad_arguments, teardown),

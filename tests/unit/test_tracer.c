@@ -1542,10 +1542,217 @@ static void test_snap_start_restore_anatomy(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* An extension (pid, name) for the fake /proc: stat (one thread) and,
+ * when given, its schedstat. */
+static void snap_ext(int pid, const char *name, const char *schedstat)
+{
+    char rel[64], text[256];
+
+    snprintf(rel, sizeof(rel), "%d/cmdline", pid);
+    snprintf(text, sizeof(text), "/opt/extensions/%s", name);
+    snap_put(rel, text);
+    snprintf(rel, sizeof(rel), "%d/stat", pid);
+    snprintf(text, sizeof(text), "%d (ext) S 1 0 0 0 0 0 10 0 0 0 3 1 0 0 20 0 1 0 %d 0 100\n", pid, pid);
+    snap_put(rel, text);
+    if (schedstat != NULL) {
+        snprintf(rel, sizeof(rel), "%d/schedstat", pid);
+        snap_put(rel, schedstat);
+    }
+}
+
+/* The runtime's two threads' schedstat (snap_runtime says 2 threads). */
+static void snap_runtime_sched(const char *main_thread)
+{
+    snap_put("200/task/200/schedstat", main_thread);
+    snap_put("200/task/201/schedstat", "100 0 1\n");
+}
+
+/* The Init segment's last activity of each party and who held Init last:
+ * slow-register and the runtime worked early, slow-ready alone was active
+ * in the sample after Init's end (its call to next ended Init).  With a
+ * fourth extension whose schedstat cannot be read, that one is named as
+ * not separable and nobody is said to have held Init last. */
+enum parties_case {
+    PARTIES_SLOW_READY_LAST,  /* slow-ready alone active after the end */
+    PARTIES_HIDDEN,           /* and a fourth extension whose schedstat cannot be read */
+    PARTIES_ALL_WOKEN,        /* every extension active after the end (a freeze) */
+    PARTIES_RUNTIME_LAST,     /* only the runtime active after the end (it slept, then called next) */
+};
+
+static void run_parties(enum parties_case pc, const struct trace_segment **ret)
+{
+    char tmpl[] = "/tmp/tracer-parties-XXXXXX";
+    char buf[4096], exts[1024], a[40], b[40];
+    struct initwatch_opts wo = {.self = 100, .interval_ms = 20, .max_samples = 1000};
+    struct initwatch *w;
+    struct tracer_options o = {
+        .function_name = "demo-fn", .function_version = "$LATEST", .region = "us-east-1",
+        .memory_size_mb = 128, .sampling = SAMPLING_POLICY_ALL, .timeout_margin_us = 200000,
+        .emit = on_emit,
+    };
+    struct tracer *t;
+    int64_t init_start, init_done;
+
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(snap_root, sizeof(snap_root), "%s", tmpl);
+    wo.proc_root = snap_root;
+    snap_put("100/stat", "100 (lambda-tracer) S 1 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 4 0 500 0 100\n");
+    snap_put("100/cmdline", "/opt/extensions/lambda-tracer");
+    snap_put("200/cmdline", "/var/runtime/bootstrap");
+    snap_runtime_sched("1000000 0 10\n");
+    snap_ext(300, "slow-register", "4000000 0 20\n");
+    snap_ext(400, "slow-ready", "5000000 0 30\n");
+    if (pc == PARTIES_HIDDEN)
+        snap_ext(500, "hidden", NULL);
+    w = initwatch_new(&wo);
+    assert_non_null(w);
+    o.initwatch = w;
+    n_emitted = 0;
+    t = tracer_new(&o);
+    assert_non_null(t);
+
+    init_start = next_ms();
+    {
+        /* the runtime starts in Init, after initStart (stat's start time:
+         * ticks since boot, rounded up) */
+        struct timespec bt;
+        char text[256];
+        clock_gettime(CLOCK_BOOTTIME, &bt);
+        snprintf(text, sizeof(text), "200 (bootstrap) S 1 0 0 0 0 0 1000 0 0 0 10 0 0 0 20 0 2 0 %lld 0 3000\n",
+                 (long long)(bt.tv_sec * sysconf(_SC_CLK_TCK) + bt.tv_nsec / (1000000000 / sysconf(_SC_CLK_TCK)) + 1));
+        snap_put("200/stat", text);
+    }
+    assert_true(initwatch_sample(w)); /* the first look */
+    snap_put("300/schedstat", "4500000 0 26\n"); /* slow-register registers, then waits in next */
+    snap_runtime_sched("2000000 0 15\n");
+    next_ms(); /* each at least 2 ms on */
+    next_ms();
+    assert_true(initwatch_sample(w));
+    snap_runtime_sched("3000000 0 19\n"); /* the runtime's last work */
+    next_ms();
+    assert_true(initwatch_sample(w));
+    next_ms();
+    assert_true(initwatch_sample(w)); /* all idle: slow-ready asleep (in its Init) */
+    tracer_set_own_init(t, init_start + 1000, init_start + 2000);
+    next_ms(); /* the runtime's start (up to a clock tick, 10 ms, after initStart) is in Init */
+    init_done = next_ms();
+    iso(init_start, a, sizeof(a));
+    iso(init_done, b, sizeof(b));
+    exts[0] = '\0';
+    for (int i = 0; i < (pc == PARTIES_HIDDEN ? 4 : 3); i++) {
+        static const char *const names[] = {"lambda-tracer", "slow-register", "slow-ready", "hidden"};
+        size_t off = strlen(exts);
+        snprintf(exts + off, sizeof(exts) - off,
+                 "{\"time\":\"%s\",\"type\":\"platform.extension\",\"record\":{\"name\":\"%s\"}},", b,
+                 names[i]);
+    }
+    snprintf(buf, sizeof(buf),
+             "[{\"time\":\"%s\",\"type\":\"platform.initStart\",\"record\":{\"initializationType\":"
+             "\"on-demand\",\"phase\":\"init\"}},"
+             "{\"time\":\"%s\",\"type\":\"platform.initRuntimeDone\",\"record\":{\"initializationType\":"
+             "\"on-demand\",\"phase\":\"init\",\"status\":\"success\"}},%s"
+             "{\"time\":\"%s\",\"type\":\"platform.initReport\",\"record\":{\"initializationType\":"
+             "\"on-demand\",\"phase\":\"init\",\"status\":\"success\",\"metrics\":{\"durationMs\":%lld.0}}}]",
+             a, b, exts, b, (long long)((init_done - init_start) / 1000));
+    if (pc != PARTIES_RUNTIME_LAST)
+        snap_put("400/schedstat", "5200000 0 33\n"); /* slow-ready wakes and calls next: Init ends */
+    if (pc == PARTIES_ALL_WOKEN)
+        snap_put("300/schedstat", "4500100 0 28\n");
+    if (pc == PARTIES_RUNTIME_LAST || pc == PARTIES_ALL_WOKEN)
+        snap_runtime_sched("3100000 0 21\n");
+    feed(t, buf);
+    assert_false(initwatch_sample(w)); /* the sample after the end; then the watcher stops */
+    run_inv(t, "r1", NULL, init_done + 1000, 10, "success", true);
+    *ret = NULL;
+    for (int i = 0; i < n_emitted; i++)
+        if (emitted_final[i])
+            *ret = &emitted[i];
+    assert_non_null(*ret);
+    tracer_destroy(t);
+    initwatch_free(w);
+    snprintf(buf, sizeof(buf), "rm -rf '%s'", snap_root);
+    assert_int_equal(system(buf), 0);
+}
+
+static void test_init_parties(void **state)
+{
+    const struct trace_segment *s;
+    const struct trace_attr *at;
+    int r1, rr, rt;
+    (void)state;
+
+    run_parties(PARTIES_SLOW_READY_LAST, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    assert_non_null(find_attr(s, "init_split"));
+    printf("  %s\n  %s\n", at->str, find_attr(s, "init_split")->str);
+    assert_non_null(strstr(at->str, "ready after initStart (ms; sampled every 20 ms): lambda-tracer 2, "));
+    /* in the order they were ready: slow-register, the runtime, slow-ready at the end */
+    assert_int_equal(sscanf(strstr(at->str, "slow-register "), "slow-register %d (4 ms CPU)", &r1), 1);
+    assert_int_equal(sscanf(strstr(at->str, "runtime "), "runtime %d (3 ms CPU)", &rt), 1);
+    assert_int_equal(sscanf(strstr(at->str, "slow-ready "), "slow-ready %d (5 ms CPU)", &rr), 1);
+    assert_non_null(strstr(at->str, "(4 ms CPU), runtime"));
+    assert_non_null(strstr(at->str, "(3 ms CPU), slow-ready"));
+    assert_true(r1 < rt && rt < rr);
+    assert_null(strstr(at->str, "or later"));
+    at = find_attr(s, "init_held_last");
+    assert_non_null(at);
+    assert_int_equal(at->target, TRACE_ATTR_ANNOTATION);
+    assert_string_equal(at->str, "slow-ready");
+    assert_string_equal(at->otel_key, "lambda_tracer.init.held_last");
+    int64_t held_ms = find_attr(s, "init_held_last_ms")->i;
+    assert_true(held_ms >= rr - rt - 1 && held_ms <= rr - rt + 1); /* each rounded to the ms */
+    assert_true(held_ms >= 2);
+    assert_non_null(find_attr(s, "init_split"));
+    assert_non_null(strstr(find_attr(s, "init_split")->str, " ms, 2 others), then runtime and extensions "));
+    {
+        char want[96];
+        snprintf(want, sizeof(want), "; slow-ready held Init %d ms after the runtime was ready", (int)held_ms);
+        assert_non_null(strstr(find_attr(s, "init_split")->str, want));
+    }
+
+    run_parties(PARTIES_HIDDEN, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    assert_non_null(find_attr(s, "init_split"));
+    printf("  %s\n  %s\n", at->str, find_attr(s, "init_split")->str);
+    assert_non_null(strstr(at->str, "; not separable: hidden (schedstat absent)"));
+    assert_null(find_attr(s, "init_held_last"));
+    assert_null(find_attr(s, "init_held_last_ms"));
+    assert_non_null(find_attr(s, "init_split"));
+    assert_non_null(strstr(find_attr(s, "init_split")->str, " ms, 1 other not separable), then runtime"));
+    assert_null(strstr(find_attr(s, "init_split")->str, "held"));
+
+    /* everyone active after the end: nobody named, each a lower bound */
+    run_parties(PARTIES_ALL_WOKEN, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    printf("  %s\n", at->str);
+    assert_non_null(strstr(at->str, " or later (active at the end) (4 ms CPU)"));
+    assert_non_null(strstr(at->str, " or later (active at the end) (5 ms CPU)"));
+    assert_null(find_attr(s, "init_held_last"));
+    assert_null(strstr(find_attr(s, "init_split")->str, "held"));
+
+    /* only the runtime active after the end, beside the invocation that woke
+     * it: nobody else can have ended Init, so the runtime held it */
+    run_parties(PARTIES_RUNTIME_LAST, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    printf("  %s\n", at->str);
+    assert_string_equal(find_attr(s, "init_held_last")->str, "runtime");
+    assert_null(strstr(at->str, "or later"));
+    /* the runtime last, at the end; slow-ready, never seen active, ready by the first look */
+    assert_non_null(strstr(at->str, " (4 ms CPU), runtime "));
+    assert_int_equal(strcmp(at->str + strlen(at->str) - 10, "(3 ms CPU)"), 0);
+    assert_non_null(strstr(find_attr(s, "init_split")->str, "; runtime held Init "));
+    assert_non_null(strstr(find_attr(s, "init_split")->str, " ms after slow-register was ready"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snap_start_restore_anatomy),
+        cmocka_unit_test(test_init_parties),
         cmocka_unit_test(test_cold_start_with_upstream_parent),
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),
