@@ -111,11 +111,13 @@ $(DEPS)/include/curl/curl.h:
 $(RELEASE_DIR)/obj/%.o: extension/%.c extension/*.h $(DEPS)/include/curl/curl.h | $(RELEASE_DIR)/obj
 	$(RELEASE_CC) $(RELEASE_CFLAGS) $(RELEASE_OPT) -c $< -o $@
 # Code off the per-invocation path (settings, /proc snapshots taken only for
-# slow, timing-out or cold invocations) is optimised for size: the zip's
-# budget is 500 KB.
+# slow, timing-out or cold invocations, the summary, cost and metrics code,
+# credentials) is optimised for size: the zip's budget is 500 KB.
 # apihttp too: a few hundred bytes of HTTP per Extensions API call, where
-# -Os saves 2 KB and costs nothing measurable.
-COLD_OBJ := config procsnap forensics initwatch apihttp extapi
+# -Os saves 2 KB and costs nothing measurable; and the tracer (one segment
+# per invocation), where it saves 2.8 KB of the arm64 zip and measured no
+# CPU cost per invocation (docs/performance.md, figure 6).
+COLD_OBJ := config procsnap forensics initwatch apihttp extapi summary cost otlp_response credentials refusal emf tracer
 $(patsubst %,$(RELEASE_DIR)/obj/%.o,$(COLD_OBJ)): RELEASE_OPT := -Os
 # The libraries' versions, from their headers in DEPS, as one string in the
 # binary (layer/deps_version.c); -isystem: their headers are not held to our

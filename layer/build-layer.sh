@@ -381,7 +381,7 @@ package() { # ARCH
     # -X: no uid/gid or extra time fields; TZ=UTC: zip stores local DOS
     # times; sorted names: the order does not depend on the file system.
     (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | sed 's|^\./||' |
-        TZ=UTC zip -q -X -@ "$zip")
+        TZ=UTC zip -q -X -9 -@ "$zip")
 }
 
 main() {
