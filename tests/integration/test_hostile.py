@@ -265,8 +265,10 @@ class ClosedStandardDescriptorsTest(unittest.TestCase):
         self.addCleanup(p.close)
         p.start()
         p.wait_next(1)
+        rids = []
         for i in range(3):
             rid, _ = p.invoke()
+            rids.append(rid)
             p.post(invocation_records(rid))
             p.wait_next(i + 2)
         fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (p.proc.pid, fd)) for fd in os.listdir("/proc/%d/fd" % p.proc.pid)}
@@ -286,9 +288,14 @@ class ClosedStandardDescriptorsTest(unittest.TestCase):
         q.shutdown()
         rc, _ = q.wait_exit(3)
         self.assertEqual(rc, 0)
+        # what the predecessor had journaled when it was killed (the loop journals an INVOKE
+        # moments after /event/next returned it, so the last may not be there yet) comes back,
+        # and nothing else
         docs = [json.loads(l) for l in q.lines() if l.startswith("{")]
-        self.assertEqual(len({d.get("aws", {}).get("request_id") for d in docs if d.get("aws", {}).get("request_id")}), 3,
-                         [l[:200] for l in q.lines()][:20])
+        got = {d.get("aws", {}).get("request_id") for d in docs if d.get("aws", {}).get("request_id")}
+        self.assertTrue(got, [l[:200] for l in q.lines()][:20])
+        self.assertLessEqual(got, set(rids), [l[:200] for l in q.lines()][:20])
+        self.assertGreaterEqual(len(got), 2, [l[:200] for l in q.lines()][:20])
 
 
 if __name__ == "__main__":
