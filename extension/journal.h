@@ -31,7 +31,10 @@
 
 #include "xray_header.h"
 
-#define JOURNAL_SLOTS 8
+/* As many as the invocations SHUTDOWN waits for (pipeline.c): under a burst
+ * of short invocations, reports lag, and every invocation still waiting
+ * for its own keeps its slot. */
+#define JOURNAL_SLOTS 64
 #define JOURNAL_REQUEST_ID_MAX 64
 #define JOURNAL_ERROR_TYPE_MAX 48
 

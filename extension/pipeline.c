@@ -25,6 +25,7 @@
 #include "listener.h"
 #include "loop.h"
 #include "policy.h"
+#include "ring.h"
 #include "limits.h"
 #include "log.h"
 #include "tracer.h"
@@ -33,9 +34,14 @@
  * operation this holds one or two ids (report N arrives during N+1). */
 #define OUTSTANDING_MAX 64
 /* Events from the lifecycle thread not yet taken by the loop: it takes all
- * at each wake-up, and the lifecycle thread posts at most three per
- * invocation. */
-#define HANDOFF_MAX 32
+ * at each wake-up, and the lifecycle thread posts two per invocation.  A
+ * loop busy with a large batch (or starved of CPU) while short invocations
+ * follow each other can fall behind by more than the inline ring holds:
+ * it then grows, up to HANDOFF_MAX (an item is about 1.2 KB), and goes
+ * back to the inline one once the loop has caught up.  Past the bound,
+ * items are dropped and counted. */
+#define HANDOFF_INLINE 32
+#define HANDOFF_MAX 1024
 
 enum handoff_kind { HANDOFF_EVENT = 1, HANDOFF_READY, HANDOFF_RELEASED };
 
@@ -75,8 +81,8 @@ struct pipeline {
     /* under lock */
     struct exporter *exporter;   /* started at the first segment; NULL before */
     bool export_start_failed;
-    struct handoff_item ring[HANDOFF_MAX];
-    size_t ring_head, ring_count;
+    struct ring handoff;
+    struct handoff_item handoff_inline[HANDOFF_INLINE];
     uint64_t handoff_dropped;
     bool stop_requested;
     int stop_drain_ms;
@@ -257,6 +263,17 @@ static void on_observe(const struct emf_sample *sample, void *ctx)
         if (p->metrics == NULL || emf_add(p->metrics, sample) < 0)
             p->stats.metric_documents_failed++;
     }
+}
+
+/* No segment of request_id will be made (sampling left it out, or the
+ * table evicted it): its journal slot is free, or the journal would fill
+ * with invocations that need nothing, stop taking new ones, and hand
+ * them to a successor as unfinished. */
+static void on_forget(const char *request_id, void *ctx)
+{
+    struct pipeline *p = ctx;
+
+    journal_release(p->journal, journal_find(p->journal, request_id));
 }
 
 /* A telemetry batch was lost (unparsable, over the intake bound): an
@@ -622,12 +639,7 @@ static void on_wake(void *ctx)
 
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        bool got = p->ring_count > 0;
-        if (got) {
-            it = p->ring[p->ring_head];
-            p->ring_head = (p->ring_head + 1) % HANDOFF_MAX;
-            p->ring_count--;
-        }
+        bool got = ring_pop(&p->handoff, &it);
         pthread_mutex_unlock(&p->lock);
         if (!got)
             break;
@@ -739,6 +751,7 @@ static void pipeline_free(struct pipeline *p)
     forensics_destroy(p->forensics);
     tracer_destroy(p->tracer);
     emf_destroy(p->metrics);
+    ring_release(&p->handoff);
     free(p);
 }
 
@@ -761,6 +774,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
         .snap_start = fn->snap_start,
         .emit = on_segment,
         .observe = on_observe,
+        .forget = on_forget,
     };
     pthread_condattr_t attr;
     int r = -ENOMEM;
@@ -768,6 +782,7 @@ int pipeline_start(const struct config *cfg, const struct pipeline_function *fn,
     if (p == NULL)
         return -ENOMEM;
     p->cfg = *cfg;
+    ring_init(&p->handoff, p->handoff_inline, HANDOFF_INLINE, sizeof(struct handoff_item), HANDOFF_MAX);
     policy_flush_init(&p->flush, cfg);
     snprintf(p->fn_name, sizeof(p->fn_name), "%s", fn->name != NULL ? fn->name : "");
     snprintf(p->fn_version, sizeof(p->fn_version), "%s", fn->version != NULL ? fn->version : "");
@@ -834,19 +849,16 @@ fail:
     return r;
 }
 
-/* Hands an item to the loop.  false when the ring is full (counted). */
+/* Hands an item to the loop.  false when the ring is full at its bound
+ * (counted). */
 static bool post(struct pipeline *p, const struct handoff_item *it)
 {
     bool ok;
 
     pthread_mutex_lock(&p->lock);
-    ok = p->ring_count < HANDOFF_MAX && !p->finished;
-    if (ok) {
-        p->ring[(p->ring_head + p->ring_count) % HANDOFF_MAX] = *it;
-        p->ring_count++;
-    } else {
+    ok = !p->finished && ring_push(&p->handoff, it);
+    if (!ok)
         p->handoff_dropped++;
-    }
     pthread_mutex_unlock(&p->lock);
     if (ok)
         loop_wake(p->loop);

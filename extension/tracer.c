@@ -181,6 +181,7 @@ struct tracer {
     int64_t timeout_margin_us;
     tracer_emit_fn emit;
     tracer_observe_fn observe;
+    tracer_forget_fn forget;
     void *ctx;
     struct cost_price price;
     bool durable; /* durable function (initStart.runtimeVersion) */
@@ -245,6 +246,7 @@ struct tracer *tracer_new(const struct tracer_options *opts)
     t->timeout_margin_us = opts->timeout_margin_us;
     t->emit = opts->emit;
     t->observe = opts->observe;
+    t->forget = opts->forget;
     t->price = opts->price;
     t->ctx = opts->ctx;
     t->initwatch = opts->initwatch;
@@ -497,6 +499,8 @@ static struct invocation *slot_for_new(struct tracer *t, bool announced)
     t->evicted_pending++;
     if (victim != NULL && victim->have_invoke)
         t->stats.evicted_announced++;
+    if (victim != NULL && t->forget != NULL)
+        t->forget(victim->request_id, t->ctx);
     return victim;
 }
 
@@ -1570,6 +1574,8 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
     if (reason == SAMPLING_DROP) {
         if (t->stats.dropped++ == 0)
             trace_copy_str(t->stats.first_dropped, sizeof(t->stats.first_dropped), inv->request_id);
+        if (t->forget != NULL)
+            t->forget(inv->request_id, t->ctx);
         return;
     }
     t->stats.kept[reason]++;

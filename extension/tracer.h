@@ -41,6 +41,12 @@ typedef void (*tracer_emit_fn)(const struct trace_segment *seg, bool final, void
  * sample's strings are only valid during the call. */
 typedef void (*tracer_observe_fn)(const struct emf_sample *sample, void *ctx);
 
+/* Called when an invocation leaves the tracer with no final segment: the
+ * sampling policy left it out, or it was evicted from a full table.  No
+ * segment of request_id follows (what keeps it for a successor, the
+ * journal, can let it go). */
+typedef void (*tracer_forget_fn)(const char *request_id, void *ctx);
+
 struct tracer_options {
     const char *segment_name;  /* NULL or "": the function name */
     const char *function_name; /* from registration / AWS_LAMBDA_FUNCTION_NAME */
@@ -59,6 +65,7 @@ struct tracer_options {
                                 * restore's anatomy (and fresh ids after it) */
     tracer_emit_fn emit;
     tracer_observe_fn observe; /* may be NULL; called with ctx */
+    tracer_forget_fn forget;   /* may be NULL; called with ctx */
     void *ctx;
 };
 

@@ -600,6 +600,41 @@ class KillTest(unittest.TestCase, Checks):
         journal = os.path.join(e.emu.tmp_dir, ".%s.journal" % harness.EXT_NAME)
         self.assertEqual(os.path.getsize(journal), 0)
 
+    def test_sampled_out_invocations_leave_the_journal(self):
+        # Lambda's default header (Sampled=0) and the default policy: most fast invocations are
+        # left out.  Their journal slots must be freed, or the journal fills: a later invocation
+        # is never journaled (a kill loses it) and the successor "recovers" the left-out ones as
+        # unfinished.
+        e = Env(self, lambda_default=True, faults={"keep_undelivered_records": False},
+                env={"LAMBDA_TRACER_FLUSH": "background"})
+        emu = e.emu
+        emu.start()
+        journal = os.path.join(emu.tmp_dir, ".%s.journal" % harness.EXT_NAME)
+        fast = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(24)]
+        h = emu.invoke_async(payload=b'{"action":"slow","ms":1500}')
+        fast_ids = [r.request_id.encode() for r in fast]
+
+        def settled():
+            # every fast report handled (its slot cleared), the slow one journaled
+            data = open(journal, "rb").read()
+            return h.request_id.encode() in data and not any(i in data for i in fast_ids)
+        harness.wait_for(settled, 5.0, "the journal to hold %s and no finished one" % h.request_id)
+        pid = emu.extension_pids()[harness.EXT_NAME]
+        os.kill(pid, signal.SIGKILL)
+        killed = h.result(timeout=15)
+        after = emu.invoke(payload=b'{"action":"fast"}')
+        sd = emu.shutdown()
+        lines = e.lines()
+        self.assertEqual((killed.error_type, after.status), ("Extension.Crash", "success"))
+        finals = final_segments(lines)
+        left_out = [r for r in fast if not finals.get(r.request_id)]
+        self.assertGreaterEqual(len(left_out), 12, "the default policy kept most of them")
+        self.assert_recovered(lines, killed, "Sandbox.Failure")
+        recovered = [d["id"] for d in harness.documents(lines)
+                     if d.get("metadata", {}).get("lambda_tracer", {}).get("recovered_after_reset")]
+        self.assertEqual(len(recovered), 1, recovered)
+        self.assert_clean_exit(sd, lines)
+
     def records_lost_env(self, flush):
         """A started environment whose platform loses the records a killed extension had
         not taken (only the journal can tell the next process about its invocation)."""

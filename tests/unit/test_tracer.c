@@ -1174,6 +1174,63 @@ static void test_redelivered_records_make_no_second_segment(void **state)
     tracer_destroy(t);
 }
 
+/* The tracer says which invocations will never have a final segment: the
+ * ones sampling leaves out and the ones evicted.  The journal frees their
+ * slots on this word; one forgotten by mistake would lose a kept segment
+ * after a reset, one never forgotten fills the journal. */
+#define FORGOT_MAX 64
+static char forgot[FORGOT_MAX][EVENT_REQUEST_ID_MAX];
+static int n_forgot;
+
+static void on_forget(const char *request_id, void *ctx)
+{
+    (void)ctx;
+    assert_true(n_forgot < FORGOT_MAX);
+    snprintf(forgot[n_forgot++], sizeof(forgot[0]), "%s", request_id);
+}
+
+static void test_left_out_and_evicted_invocations_are_forgotten(void **state)
+{
+    struct tracer_options o = {
+        .function_name = "demo-fn", .function_version = "$LATEST", .region = "us-east-1",
+        .sampling = SAMPLING_POLICY_HEADER, .timeout_margin_us = 200000,
+        .emit = on_emit_flood, .forget = on_forget,
+    };
+    struct tracer *t;
+    char rid[32];
+    (void)state;
+    n_flood_segs = 0;
+    n_forgot = 0;
+    t = tracer_new(&o);
+    assert_non_null(t);
+    invoke(t, "kept", T0, T0 / 1000 + 60000, REAL_HDR);
+    records_for(t, "kept", true, true);
+    invoke(t, "left-out", T0, T0 / 1000 + 60000,
+           "Root=1-5759e988-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad8;Sampled=0");
+    records_for(t, "left-out", true, false);
+    assert_int_equal(n_forgot, 0); /* not before its outcome is known */
+    records_for(t, "left-out", false, true);
+    assert_int_equal(n_forgot, 1);
+    assert_string_equal(forgot[0], "left-out");
+    assert_non_null(flood_seg_of("kept", true));
+    assert_null(flood_seg_of("left-out", true));
+    /* a record delivered again does not forget it twice */
+    records_for(t, "left-out", true, true);
+    assert_int_equal(n_forgot, 1);
+    /* open invocations known from telemetry only, pushed out by a flood */
+    for (int i = 0; i < 40; i++) {
+        snprintf(rid, sizeof(rid), "old-%d", i);
+        records_for(t, rid, true, false);
+    }
+    feed_flood(t, "new", 0, 64, FLOOD_START);
+    assert_int_equal(n_forgot, 1 + 40);
+    for (int i = 0; i < 40; i++) {
+        snprintf(rid, sizeof(rid), "old-%d", i);
+        assert_string_equal(forgot[1 + i], rid);
+    }
+    tracer_destroy(t);
+}
+
 /* An announced invocation past its deadline with no report yields, but
  * only after every invocation known from telemetry alone: oldest first. */
 static void test_announced_past_deadline_yields_last(void **state)
@@ -1777,6 +1834,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_behind_invoke_exports_every_announced),
         cmocka_unit_test(test_index_finds_every_id_after_reuse),
         cmocka_unit_test(test_redelivered_records_make_no_second_segment),
+        cmocka_unit_test(test_left_out_and_evicted_invocations_are_forgotten),
         cmocka_unit_test(test_telemetry_only_invocations_oldest_yield),
         cmocka_unit_test(test_flood_memory_is_bounded),
         cmocka_unit_test(test_failed_init_is_its_own_segment),
