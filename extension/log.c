@@ -159,39 +159,67 @@ size_t log_escape(const char *src, size_t src_len, char *dst, size_t dst_size, s
     return out;
 }
 
-/* Writes a whole line to stderr, in pieces of at most LOG_PIPE_ATOMIC bytes, each
- * once poll says there is room: true when all of it went out.  Waits at
- * most LOG_WRITE_WAIT_MS (none while stalled). */
-static bool write_line(const char *p, size_t len)
+/* Writes p to fd in pieces of at most chunk bytes (a pipe's atomic write),
+ * each once poll says there is room, until deadline_ns: a full pipe costs
+ * at most the time left, never a blocked write; one try even when the time
+ * is already up.  0, or -ETIMEDOUT or the error that stopped it.  A line
+ * cut short is ended, when it can be without waiting, so the next one is
+ * not glued to it. */
+static int write_within(int fd, const char *p, size_t len, size_t chunk, int64_t deadline_ns)
 {
-    int64_t deadline = mono_ns() + (atomic_load(&stderr_stalled) ? 0 : LOG_WRITE_WAIT_MS * 1000000LL);
+    bool ends_line = len > 0 && p[len - 1] == '\n';
     bool cut = false;
+    int r = 0;
 
     while (len > 0) {
-        struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
-        int64_t left_ms = (deadline - mono_ns() + 999999) / 1000000;
-        int pr = poll(&pfd, 1, left_ms > 0 ? (int)left_ms : 0);
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int64_t left_ms = (deadline_ns - mono_ns() + 999999) / 1000000;
+        int pr = poll(&pfd, 1, left_ms <= 0 ? 0 : left_ms > 1000 ? 1000 : (int)left_ms);
         ssize_t w;
 
         if (pr < 0 && errno == EINTR)
             continue;
-        if (pr <= 0 || (pfd.revents & (POLLERR | POLLNVAL)))
+        if (pr < 0) {
+            r = -errno;
             break;
-        w = write(STDERR_FILENO, p, len < LOG_PIPE_ATOMIC ? len : LOG_PIPE_ATOMIC);
+        }
+        if (pr == 0) {
+            if (left_ms <= 0) {
+                r = -ETIMEDOUT;
+                break;
+            }
+            continue;
+        }
+        if (pfd.revents & (POLLERR | POLLNVAL)) {
+            r = -EIO;
+            break;
+        }
+        w = write(fd, p, len < chunk ? len : chunk);
         if (w < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            r = w < 0 ? -errno : -EIO;
             break;
+        }
         cut = true;
         p += w;
         len -= (size_t)w;
     }
-    if (len > 0 && cut) { /* end the cut line, best effort, never waiting */
-        struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+    if (r < 0 && cut && ends_line) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT))
-            (void)!write(STDERR_FILENO, "\n", 1);
+            (void)!write(fd, "\n", 1);
     }
-    return len == 0;
+    return r;
+}
+
+/* A whole line to stderr: true when all of it went out.  Waits at most
+ * LOG_WRITE_WAIT_MS (none while stalled). */
+static bool write_line(const char *p, size_t len)
+{
+    int64_t wait_ns = atomic_load(&stderr_stalled) ? 0 : LOG_WRITE_WAIT_MS * 1000000LL;
+
+    return write_within(STDERR_FILENO, p, len, LOG_PIPE_ATOMIC, mono_ns() + wait_ns) == 0;
 }
 
 void log_write(enum log_level level, const char *fmt, ...)
@@ -258,14 +286,12 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Chunks no larger than a pipe's atomic write, each after poll says there
- * is room: a full pipe costs at most the time left, never a blocked write. */
+/* stdout's pieces: a pipe's atomic write (write_within). */
 #define STDOUT_CHUNK_BYTES 4096
 
 int log_write_stdout(const char *p, size_t len, int64_t deadline_ns)
 {
-    bool cut = false;
-    int r = 0;
+    int r;
 
     /* The lock, within the deadline (the other writer is bounded too). */
     while (pthread_mutex_trylock(&stdout_lock) != 0) {
@@ -273,42 +299,7 @@ int log_write_stdout(const char *p, size_t len, int64_t deadline_ns)
             return -ETIMEDOUT;
         poll(NULL, 0, 1);
     }
-    while (len > 0) {
-        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
-        int64_t left_ms = (deadline_ns - mono_ns()) / 1000000;
-        ssize_t w;
-
-        if (left_ms <= 0) {
-            r = -ETIMEDOUT;
-            break;
-        }
-        int pr = poll(&pfd, 1, left_ms > 1000 ? 1000 : (int)left_ms);
-        if (pr < 0 && errno != EINTR) {
-            r = -errno;
-            break;
-        }
-        if (pr <= 0)
-            continue;
-        if (pfd.revents & (POLLERR | POLLNVAL)) {
-            r = -EIO;
-            break;
-        }
-        w = write(STDOUT_FILENO, p, len < STDOUT_CHUNK_BYTES ? len : STDOUT_CHUNK_BYTES);
-        if (w < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (w <= 0) {
-            r = w < 0 ? -errno : -EIO;
-            break;
-        }
-        cut = true;
-        p += w;
-        len -= (size_t)w;
-    }
-    if (r < 0 && cut && len > 0 && p[len - 1] == '\n') { /* end the cut line, best effort, never waiting */
-        struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
-        if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT))
-            (void)!write(STDOUT_FILENO, "\n", 1);
-    }
+    r = write_within(STDOUT_FILENO, p, len, STDOUT_CHUNK_BYTES, deadline_ns);
     pthread_mutex_unlock(&stdout_lock);
     return r;
 }
