@@ -503,6 +503,19 @@ def wait_ext_invoke(emu, request_id, timeout=5.0):
                      timeout, "the extension to get INVOKE %s" % request_id, interval=0.005)
 
 
+def wait_journaled(emu, request_id, timeout=5.0):
+    """Until the extension's journal holds request_id (what a successor would recover)."""
+    journal = os.path.join(emu.tmp_dir, ".%s.journal" % harness.EXT_NAME)
+
+    def held():
+        try:
+            with open(journal, "rb") as f:
+                return request_id.encode() in f.read()
+        except FileNotFoundError:
+            return False
+    harness.wait_for(held, timeout, "the journal to hold %s" % request_id, interval=0.005)
+
+
 class KillTest(unittest.TestCase, Checks):
     """The runtime killed, out of memory, and the extension itself killed: the next
     environment starts cleanly and the killed invocation is still accounted for."""
@@ -514,7 +527,7 @@ class KillTest(unittest.TestCase, Checks):
         before = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
         h = emu.invoke_async(payload=payload)
         wait_ext_invoke(emu, h.request_id)
-        time.sleep(0.3)  # the pipeline has journaled it
+        wait_journaled(emu, h.request_id)
         pid = emu.extension_pids()[harness.EXT_NAME] if who == "extension" else emu.runtime_pid()
         os.kill(pid, signal.SIGKILL)
         killed = h.result(timeout=15)
