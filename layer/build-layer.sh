@@ -240,7 +240,7 @@ build_curl() { # ARCH PREFIX
         # verbose strings (failf still fills CURLOPT_ERRORBUFFER), no HTTP
         # authentication but Basic and SigV4.
         PKG_CONFIG=false CC="$CC" AR="$AR" RANLIB="$RANLIB" \
-        CFLAGS="$(dep_cflags "$src" curl)" CPPFLAGS="-I$2/include" LDFLAGS="-L$2/lib" \
+        CFLAGS="$(dep_cflags "$src" curl) -Os" CPPFLAGS="-I$2/include" LDFLAGS="-L$2/lib" \
         "$src/configure" --quiet --build="$(gcc -dumpmachine)" --host="$HOST" --prefix="$2" \
             --disable-shared --enable-static --disable-dependency-tracking \
             --with-mbedtls="$2" --without-openssl --without-gnutls --without-wolfssl \
