@@ -439,11 +439,12 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         /* A predecessor's invocations whose records did not come by now
          * will not: export them as ended by the reset. */
         tracer_close_recovered(p->tracer);
-        outstanding_add(p, ev->request_id, true);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
+        if (!tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager))
+            return; /* exported already: nothing to wait for, journal or watch */
+        outstanding_add(p, ev->request_id, true);
         forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
-        tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager);
         initwatch_rearm(p);
         journal_invoke(p, ev->request_id);
         note_first_drop(p); /* a predecessor's invocation closed above */
@@ -629,13 +630,10 @@ static void publish(struct pipeline *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* The loop's wake-up: take every event handed over, and a stop request. */
-static void on_wake(void *ctx)
+/* Every event handed over so far, in order. */
+static void take_handoff(struct pipeline *p)
 {
-    struct pipeline *p = ctx;
     struct handoff_item it;
-    bool stop;
-    int drain_ms;
 
     for (;;) {
         pthread_mutex_lock(&p->lock);
@@ -646,6 +644,16 @@ static void on_wake(void *ctx)
         p->intake.pushed++;
         handle_item(p, &it);
     }
+}
+
+/* The loop's wake-up: take every event handed over, and a stop request. */
+static void on_wake(void *ctx)
+{
+    struct pipeline *p = ctx;
+    bool stop;
+    int drain_ms;
+
+    take_handoff(p);
     pthread_mutex_lock(&p->lock);
     stop = p->stop_requested;
     drain_ms = p->stop_drain_ms;
@@ -716,6 +724,12 @@ static void on_telemetry_body(char *body, size_t len, void *ctx)
 {
     struct pipeline *p = ctx;
 
+    /* The events handed over before this body came first: an INVOKE
+     * always precedes its invocation's platform.report (the platform waits
+     * for our next /event/next, made after handing the INVOKE over), so
+     * the invocation is exported with the trace context INVOKE carries,
+     * however far the loop has fallen behind. */
+    take_handoff(p);
     handle_telemetry(p, body, len);
     listener_recycle(p->listener, body);
 }

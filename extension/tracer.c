@@ -1592,16 +1592,24 @@ static void finish(struct tracer *t, struct invocation *inv, int64_t now_us)
 
 /* --- inputs ---------------------------------------------------------------- */
 
-void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager)
+bool tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager)
 {
     struct invocation *inv;
 
     saw_time(t, received_us);
+    /* Handed over after its records finished it (the loop fell behind):
+     * it was exported; a new invocation made of it would be exported
+     * again, at its deadline or at SHUTDOWN. */
+    inv = find(t, ev->request_id);
+    if ((inv != NULL && inv->state == INV_DONE) || (inv == NULL && recently_done(t, ev->request_id))) {
+        t->stats.late_records++;
+        return false;
+    }
     if (t->snap_start)
         restore_detected(t); /* before get draws this invocation's ids */
     inv = get(t, ev->request_id, true);
     if (inv == NULL)
-        return; /* no table: out of memory */
+        return true; /* no table: out of memory */
     inv->eager = eager;
     inv->have_invoke = true;
     inv->invoke_us = received_us;
@@ -1611,6 +1619,7 @@ void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t rece
     if (ev->trace_header[0] != '\0') {
         inv->have_hdr = xray_header_parse(ev->trace_header, strlen(ev->trace_header), &inv->hdr) == 0;
     }
+    return true;
 }
 
 static void read_span(const struct tel_event *ev, const char *name, struct span_val *out)

@@ -81,7 +81,7 @@ struct tracer_stats {
     uint64_t closed_by_shutdown; /* invocations finished by SHUTDOWN without a platform.report */
     uint64_t recovered;          /* invocations of a killed process, from the journal */
     uint64_t telemetry_dropped_records; /* platform.logsDropped droppedRecords */
-    uint64_t late_records;       /* start/runtimeDone/report of an invocation already exported
+    uint64_t late_records;       /* INVOKE, start/runtimeDone/report of an invocation already exported
                                   * (a batch Lambda delivered again), ignored */
 };
 
@@ -100,7 +100,9 @@ void tracer_on_released(struct tracer *t, const char *request_id, int64_t next_u
 
 /* eager: export an in-progress version as soon as the runtime is done
  * (the flush policy decided this invocation must leave before /next). */
-void tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager);
+/* false: the invocation was exported already (its INVOKE was handed over
+ * after its records finished it): ignored, counted in late_records. */
+bool tracer_on_invoke(struct tracer *t, const struct ext_event *ev, int64_t received_us, bool eager);
 void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev);
 /* Counts telemetry lost before reaching the tracer (queue drops, bad batches);
  * reported on the next segment as metadata. */

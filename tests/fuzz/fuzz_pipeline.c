@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 snprintf(inv.trace_header, sizeof(inv.trace_header), "%s", ev->trace_value);
             inv.deadline_ms = ev->time_us / 1000 + 3000;
             if (inv.request_id[0] != '\0')
-                tracer_on_invoke(h.tracer, &inv, ev->time_us, i % 2 == 1);
+                (void)tracer_on_invoke(h.tracer, &inv, ev->time_us, i % 2 == 1);
         }
         tracer_on_telemetry(h.tracer, ev);
         (void)tracer_tick(h.tracer, ev->time_us);

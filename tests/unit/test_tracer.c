@@ -1174,6 +1174,51 @@ static void test_redelivered_records_make_no_second_segment(void **state)
     tracer_destroy(t);
 }
 
+/* An INVOKE handled after its invocation's records finished it (a loop far
+ * behind) makes no second segment: not while the invocation is still in
+ * the table, nor once its slot was reused; a deadline or SHUTDOWN later
+ * finds nothing open. */
+static void test_invoke_after_its_invocation_was_exported_is_ignored(void **state)
+{
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    struct ext_event ev;
+    char rid[32], hdr[128];
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        snprintf(rid, sizeof(rid), "r-%d", i);
+        hdr_for(hdr, sizeof(hdr), "r", i);
+        invoke(t, rid, T0, T0 / 1000 + 1000, hdr);
+        records_for(t, rid, true, true);
+    }
+    assert_int_equal(n_flood_segs, 200);
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EXT_EVENT_INVOKE;
+    ev.deadline_ms = T0 / 1000 + 1000;
+    for (int i = 0; i < 200; i += 199) { /* r-0: slot reused long ago; r-199: still in the table */
+        snprintf(ev.request_id, sizeof(ev.request_id), "r-%d", i);
+        hdr_for(hdr, sizeof(hdr), "r", i);
+        snprintf(ev.trace_header, sizeof(ev.trace_header), "%s", hdr);
+        assert_false(tracer_on_invoke(t, &ev, T0 + 100000, false));
+    }
+    assert_int_equal(tracer_open_count(t), 0);
+    (void)tracer_tick(t, T0 + 5000000); /* past the deadline it would have had */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = EXT_EVENT_SHUTDOWN;
+    ev.shutdown_reason = EXT_SHUTDOWN_SPINDOWN;
+    tracer_on_shutdown(t, &ev, T0 + 6000000);
+    assert_int_equal(n_flood_segs, 200);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.late_records, 2);
+    assert_int_equal(st.closed_by_shutdown, 0);
+    /* a new id is still taken */
+    snprintf(ev.request_id, sizeof(ev.request_id), "r-new");
+    ev.type = EXT_EVENT_INVOKE;
+    assert_true(tracer_on_invoke(t, &ev, T0 + 100000, false));
+    assert_int_equal(tracer_open_count(t), 1);
+    tracer_destroy(t);
+}
+
 /* The tracer says which invocations will never have a final segment: the
  * ones sampling leaves out and the ones evicted.  The journal frees their
  * slots on this word; one forgotten by mistake would lose a kept segment
@@ -1835,6 +1880,7 @@ int main(void)
         cmocka_unit_test(test_index_finds_every_id_after_reuse),
         cmocka_unit_test(test_redelivered_records_make_no_second_segment),
         cmocka_unit_test(test_left_out_and_evicted_invocations_are_forgotten),
+        cmocka_unit_test(test_invoke_after_its_invocation_was_exported_is_ignored),
         cmocka_unit_test(test_telemetry_only_invocations_oldest_yield),
         cmocka_unit_test(test_flood_memory_is_bounded),
         cmocka_unit_test(test_failed_init_is_its_own_segment),
