@@ -462,13 +462,13 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
               tracer_init_pending(p->tracer) ? " and the Init's outcome" : "");
 }
 
-/* On the exporter thread: a journaled segment was exported (or counted as
- * lost): its slot is free. */
-static void on_export_handled(int ticket, void *ctx)
+/* On the exporter thread: journaled segments were exported (or counted as
+ * lost): their slots are free. */
+static void on_export_handled(const int *tickets, size_t n, void *ctx)
 {
     struct pipeline *p = ctx;
 
-    journal_release(p->journal, ticket);
+    journal_release_many(p->journal, tickets, n);
 }
 
 /* The exporter, started at the first segment: Init (and an environment
