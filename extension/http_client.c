@@ -60,7 +60,7 @@ struct header_sink {
  */
 #define CURL_KEEP_BLOCKS 4
 #define CURL_KEEP_MIN_BYTES 1024
-#define CURL_KEEP_MAX_BYTES (32 * 1024)
+#define CURL_KEEP_MAX_BYTES (32UL * 1024)
 
 static _Atomic(void *) curl_kept[CURL_KEEP_BLOCKS];
 
@@ -126,7 +126,9 @@ static void *curl_mem_calloc(size_t n, size_t size)
 {
     void *p;
 
-    if (size != 0 && n > SIZE_MAX / size)
+    if (n == 0 || size == 0)
+        n = size = 1; /* a unique pointer, as glibc's and musl's calloc give */
+    if (n > SIZE_MAX / size)
         return NULL;
     p = keep_size(n * size) ? kept_take(n * size) : NULL;
     if (p == NULL)
