@@ -1074,9 +1074,12 @@ void export_hold(struct exporter *e)
 
 void export_release(struct exporter *e)
 {
-    queue_release(e->q);
-    /* a thread busy with requests polls, not the queue */
-    if (atomic_load(&e->polling))
+    /* A thread busy with requests polls, not the queue, and needs its
+     * descriptor written; one woken from its wait on the queue takes the
+     * burst at once (it set polling only after that wait, so testing the
+     * flag alone would write the descriptor for nothing: one write, and a
+     * poll and a read on the exporter thread, per telemetry batch). */
+    if (!queue_release(e->q) && atomic_load(&e->polling))
         wake_thread(e);
 }
 
