@@ -74,14 +74,17 @@ static bool keep_size(size_t n)
 static void *kept_take(size_t n)
 {
     for (size_t i = 0; i < CURL_KEEP_BLOCKS; i++) {
-        void *p = atomic_load(&curl_kept[i]);
+        /* Taken out before its size is read: a block is only ever looked
+         * at by the thread that holds it. */
+        void *p = atomic_exchange(&curl_kept[i], NULL);
         if (p == NULL)
             continue;
         size_t have = malloc_usable_size(p);
-        if (have < n || have / 2 > n)
-            continue;
-        if (atomic_compare_exchange_strong(&curl_kept[i], &p, NULL))
+        if (have >= n && have / 2 <= n)
             return p;
+        void *none = NULL;
+        if (!atomic_compare_exchange_strong(&curl_kept[i], &none, p))
+            free(p); /* its place was filled meanwhile */
     }
     return NULL;
 }

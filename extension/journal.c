@@ -361,9 +361,11 @@ void journal_release_many(struct journal *j, const int *slots, size_t n)
     for (size_t i = 0; i < n; i++)
         if (slots[i] >= 0 && slots[i] < JOURNAL_SLOTS)
             mine[slots[i]] = true;
-    /* Each run of adjacent slots wiped by one write: the whole file is
-     * 2 KiB, within one page, as a single slot's write is.  Only slots
-     * released here are written: the others may be the pipeline's. */
+    /* Each run of adjacent slots wiped by one write (the file is 16 KiB;
+     * a slot never straddles a page).  A write cut short leaves each slot
+     * intact, wiped, or failing its checksum (read as empty), as a single
+     * slot's write would.  Only slots released here are written: the
+     * others may be the pipeline's. */
     for (int first = 0; first < JOURNAL_SLOTS && !atomic_load(&j->failed);) {
         int end = first;
         if (!mine[first]) {
