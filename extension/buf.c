@@ -57,6 +57,16 @@ void buf_reset(struct buf *b)
         b->data[0] = '\0';
 }
 
+void buf_recycle(struct buf *b, size_t max_bytes, size_t keep_bytes)
+{
+    size_t cap = max_bytes > SIZE_MAX / 2 ? SIZE_MAX / 2 : max_bytes;
+
+    if (b->alloc > keep_bytes || b->alloc > cap + 1)
+        buf_free(b);
+    b->max_bytes = cap;
+    buf_reset(b);
+}
+
 void buf_truncate(struct buf *b, size_t len)
 {
     if (len >= b->len)

@@ -38,6 +38,13 @@ void buf_free(struct buf *b);
 /* Empties the buffer but keeps its memory for reuse. */
 void buf_reset(struct buf *b);
 
+/* Empties the buffer for its next use, now capped at max_bytes: its memory
+ * is kept when at most keep_bytes (and within the new cap) were allocated,
+ * freed otherwise, so that a buffer reused for every document or request
+ * costs no allocation in the common case and never holds more than
+ * keep_bytes while idle.  Works on a zeroed struct too. */
+void buf_recycle(struct buf *b, size_t max_bytes, size_t keep_bytes);
+
 /* Shortens the buffer to len bytes (no-op when len >= the current length).
  * Used to roll back a partly written element. */
 void buf_truncate(struct buf *b, size_t len);

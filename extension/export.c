@@ -489,7 +489,7 @@ static void fail_item(struct exporter *e, struct export_item *it)
         add_result(e, s, &res, NULL);
     }
     if (it->ticket >= 0 && e->cfg.on_handled != NULL && !atomic_load(&e->abandoned))
-        e->cfg.on_handled(it->ticket, e->cfg.on_handled_ctx);
+        e->cfg.on_handled(&it->ticket, 1, e->cfg.on_handled_ctx);
     item_free(it);
     pthread_mutex_lock(&e->lock);
     e->done_seq++;
@@ -551,18 +551,23 @@ static void retire_batches(struct exporter *e)
     while (e->head != NULL && e->head->outstanding == 0) {
         struct export_batch *b = e->head;
         bool abandoned = atomic_load(&e->abandoned);
+        int tickets[EXPORT_BATCH_ITEMS];
+        size_t nt = 0;
 
         e->head = b->next;
         if (e->head == NULL)
             e->tail = NULL;
         e->nbatches--;
         /* A stop that gave up on the driver has counted the batch and may
-         * be tearing down what on_handled uses (the journal). */
+         * be tearing down what on_handled uses (the journal).  The batch's
+         * tickets go together (the journal wipes them in one write). */
         for (size_t i = 0; i < b->n; i++) {
-            if (!abandoned && b->items[i]->ticket >= 0 && e->cfg.on_handled != NULL)
-                e->cfg.on_handled(b->items[i]->ticket, e->cfg.on_handled_ctx);
+            if (b->items[i]->ticket >= 0)
+                tickets[nt++] = b->items[i]->ticket;
             item_free(b->items[i]);
         }
+        if (!abandoned && nt > 0 && e->cfg.on_handled != NULL)
+            e->cfg.on_handled(tickets, nt, e->cfg.on_handled_ctx);
         if (!abandoned) {
             pthread_mutex_lock(&e->lock);
             e->sending_docs -= b->units - b->accounted;
@@ -1069,9 +1074,12 @@ void export_hold(struct exporter *e)
 
 void export_release(struct exporter *e)
 {
-    queue_release(e->q);
-    /* a thread busy with requests polls, not the queue */
-    if (atomic_load(&e->polling))
+    /* A thread busy with requests polls, not the queue, and needs its
+     * descriptor written; one woken from its wait on the queue takes the
+     * burst at once (it set polling only after that wait, so testing the
+     * flag alone would write the descriptor for nothing: one write, and a
+     * poll and a read on the exporter thread, per telemetry batch). */
+    if (!queue_release(e->q) && atomic_load(&e->polling))
         wake_thread(e);
 }
 

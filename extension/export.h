@@ -55,11 +55,11 @@ struct export_config {
     /* export_stop cuts requests this long before its deadline, the time
      * the thread then gets to end; 0: EXPORT_STOP_JOIN_MS. */
     uint32_t stop_join_ms;
-    /* Called on the exporter thread once a segment version submitted with a
-     * ticket >= 0 was sent to every sink or given up on (counted).  May be
-     * NULL.  Items still queued when export_stop's deadline passes are not
-     * reported. */
-    void (*on_handled)(int ticket, void *ctx);
+    /* Called on the exporter thread once segment versions submitted with a
+     * ticket >= 0 were sent to every sink or given up on (counted): their
+     * tickets, n >= 1 (those of one batch together).  May be NULL.  Items
+     * still queued when export_stop's deadline passes are not reported. */
+    void (*on_handled)(const int *tickets, size_t n, void *ctx);
     void *on_handled_ctx;
 };
 

@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -44,9 +45,117 @@ struct header_sink {
     size_t dst_size;
 };
 
+/*
+ * libcurl's memory.  A transfer borrows its multi handle's transfer buffer
+ * (CURLOPT_BUFFERSIZE, 16 KiB) and builds its request headers in a dynbuf
+ * (grown to 1 KiB); both are freed when the transfer ends, the buffer once
+ * no transfer runs.  With one request per invocation that was a malloc and
+ * a free of each per request, and under musl's allocator (the release
+ * build) each a mapping and an unmapping of its size class's group: about
+ * two mmap and two munmap per export.  libcurl's allocations go through
+ * these functions instead, which keep up to CURL_KEEP_BLOCKS freed blocks
+ * of CURL_KEEP_MIN_BYTES to CURL_KEEP_MAX_BYTES for the next transfer
+ * (bounded: at most CURL_KEEP_BLOCKS * CURL_KEEP_MAX_BYTES held while
+ * idle, 18 KiB in practice).  Any thread: each place is one atomic pointer.
+ */
+#define CURL_KEEP_BLOCKS 4
+#define CURL_KEEP_MIN_BYTES 1024
+#define CURL_KEEP_MAX_BYTES (32UL * 1024)
+
+static _Atomic(void *) curl_kept[CURL_KEEP_BLOCKS];
+
+static bool keep_size(size_t n)
+{
+    return n >= CURL_KEEP_MIN_BYTES && n <= CURL_KEEP_MAX_BYTES;
+}
+
+/* A kept block of at least n bytes (and not more than twice that), or
+ * NULL. */
+static void *kept_take(size_t n)
+{
+    for (size_t i = 0; i < CURL_KEEP_BLOCKS; i++) {
+        /* Taken out before its size is read: a block is only ever looked
+         * at by the thread that holds it. */
+        void *p = atomic_exchange(&curl_kept[i], NULL);
+        if (p == NULL)
+            continue;
+        size_t have = malloc_usable_size(p);
+        if (have >= n && have / 2 <= n)
+            return p;
+        void *none = NULL;
+        if (!atomic_compare_exchange_strong(&curl_kept[i], &none, p))
+            free(p); /* its place was filled meanwhile */
+    }
+    return NULL;
+}
+
+static void curl_mem_free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (keep_size(malloc_usable_size(p))) {
+        for (size_t i = 0; i < CURL_KEEP_BLOCKS; i++) {
+            void *none = NULL;
+            if (atomic_compare_exchange_strong(&curl_kept[i], &none, p))
+                return;
+        }
+    }
+    free(p);
+}
+
+static void *curl_mem_malloc(size_t n)
+{
+    void *p = keep_size(n) ? kept_take(n) : NULL;
+
+    return p != NULL ? p : malloc(n);
+}
+
+static void *curl_mem_realloc(void *old, size_t n)
+{
+    size_t have;
+    void *p;
+
+    if (old == NULL)
+        return curl_mem_malloc(n);
+    have = malloc_usable_size(old);
+    if (n <= have || !keep_size(n) || (p = kept_take(n)) == NULL)
+        return realloc(old, n);
+    memcpy(p, old, have);
+    curl_mem_free(old);
+    return p;
+}
+
+static void *curl_mem_calloc(size_t n, size_t size)
+{
+    void *p;
+
+    if (n == 0 || size == 0)
+        n = size = 1; /* a unique pointer, as glibc's and musl's calloc give */
+    if (n > SIZE_MAX / size)
+        return NULL;
+    p = keep_size(n * size) ? kept_take(n * size) : NULL;
+    if (p == NULL)
+        return calloc(n, size);
+    memset(p, 0, n * size);
+    return p;
+}
+
+static char *curl_mem_strdup(const char *s)
+{
+    return strdup(s);
+}
+
+/* Frees the kept blocks (the process is ending, or tests check for leaks). */
+static void curl_mem_release(void)
+{
+    for (size_t i = 0; i < CURL_KEEP_BLOCKS; i++)
+        free(atomic_exchange(&curl_kept[i], NULL));
+}
+
 int http_client_global_init(char *why, size_t why_size)
 {
-    CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURLcode code = curl_global_init_mem(CURL_GLOBAL_DEFAULT, curl_mem_malloc, curl_mem_free, curl_mem_realloc,
+                                         curl_mem_strdup, curl_mem_calloc);
 
     if (code == CURLE_OK)
         return 0;
@@ -58,6 +167,7 @@ int http_client_global_init(char *why, size_t why_size)
 void http_client_global_clean_up(void)
 {
     curl_global_cleanup();
+    curl_mem_release();
 }
 
 struct http_client *http_client_new(void)
@@ -120,7 +230,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         size_t cap = sink->cap ? sink->cap : 1024;
         while (cap < sink->len + n + 1)
             cap *= 2;
-        char *grown = realloc(sink->data, cap);
+        char *grown = curl_mem_realloc(sink->data, cap); /* kept between transfers, as libcurl's */
         if (grown == NULL) {
             sink->oom = true;
             return 0;
@@ -365,7 +475,7 @@ int http_client_perform(struct http_client *client, const struct http_client_req
 out:
     unset_easy(curl);
     curl_slist_free_all(headers);
-    free(body.data);
+    curl_mem_free(body.data);
     if (r < 0)
         memset(ret, 0, sizeof(*ret));
     return r;
@@ -500,7 +610,7 @@ static void transfer_release(struct http_multi *m, struct http_transfer *t)
     unset_easy(t->curl);
     curl_slist_free_all(t->headers);
     t->headers = NULL;
-    free(t->body.data);
+    curl_mem_free(t->body.data);
     t->body.data = NULL;
     t->active = false;
     t->done = false;
@@ -672,7 +782,7 @@ void http_client_response_clean_up(struct http_client_response *resp)
 {
     if (resp == NULL)
         return;
-    free(resp->body);
+    curl_mem_free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
 }

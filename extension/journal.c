@@ -168,11 +168,30 @@ static void turn_off(struct journal *j, int error)
  * main), -ENOSPC (a full /tmp), -EIO or another negative errno.  A short
  * write (the limit falls inside the slot) is followed by one more for the
  * rest, which fails with the real cause. */
+/* Writes len bytes at off (one pwrite unless interrupted or short).  0, or
+ * the failure's negative errno (the journal is turned off). */
+static int write_at(struct journal *j, const unsigned char *raw, size_t len, off_t off)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t w = pwrite(j->fd, raw + done, len - done, off + (off_t)done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int r = w < 0 && errno > 0 ? -errno : -EIO;
+            turn_off(j, r);
+            return r;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
 static int slot_write(struct journal *j, int slot, const struct journal_entry *e)
 {
     unsigned char raw[JOURNAL_SLOT_BYTES];
     struct disk_slot d;
-    size_t done = 0;
 
     memset(raw, 0, sizeof(raw));
     if (e != NULL) {
@@ -194,19 +213,7 @@ static int slot_write(struct journal *j, int slot, const struct journal_entry *e
         d.checksum = fnv1a(&d, offsetof(struct disk_slot, checksum));
         memcpy(raw, &d, sizeof(d));
     }
-    while (done < sizeof(raw)) {
-        ssize_t w = pwrite(j->fd, raw + done, sizeof(raw) - done,
-                           (off_t)slot * JOURNAL_SLOT_BYTES + (off_t)done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int r = w < 0 && errno > 0 ? -errno : -EIO;
-            turn_off(j, r);
-            return r;
-        }
-        done += (size_t)w;
-    }
-    return 0;
+    return write_at(j, raw, sizeof(raw), (off_t)slot * JOURNAL_SLOT_BYTES);
 }
 
 int journal_open(const char *path, struct journal **ret, struct journal_entry *found, size_t max_found,
@@ -341,11 +348,39 @@ int journal_done(struct journal *j, const char *request_id, int64_t done_us, int
 
 void journal_release(struct journal *j, int slot)
 {
-    if (j == NULL || slot < 0 || slot >= JOURNAL_SLOTS)
+    journal_release_many(j, &slot, 1);
+}
+
+void journal_release_many(struct journal *j, const int *slots, size_t n)
+{
+    static const unsigned char zero[JOURNAL_SLOTS * JOURNAL_SLOT_BYTES];
+    bool mine[JOURNAL_SLOTS] = {false};
+
+    if (j == NULL)
         return;
-    if (!atomic_load(&j->failed))
-        (void)slot_write(j, slot, NULL);
-    atomic_store(&j->busy[slot], 0);
+    for (size_t i = 0; i < n; i++)
+        if (slots[i] >= 0 && slots[i] < JOURNAL_SLOTS)
+            mine[slots[i]] = true;
+    /* Each run of adjacent slots wiped by one write (the file is 16 KiB;
+     * a slot never straddles a page).  A write cut short leaves each slot
+     * intact, wiped, or failing its checksum (read as empty), as a single
+     * slot's write would.  Only slots released here are written: the
+     * others may be the pipeline's. */
+    for (int first = 0; first < JOURNAL_SLOTS && !atomic_load(&j->failed);) {
+        int end = first;
+        if (!mine[first]) {
+            first++;
+            continue;
+        }
+        while (end < JOURNAL_SLOTS && mine[end])
+            end++;
+        if (write_at(j, zero, (size_t)(end - first) * JOURNAL_SLOT_BYTES, (off_t)first * JOURNAL_SLOT_BYTES) < 0)
+            break;
+        first = end;
+    }
+    for (int i = 0; i < JOURNAL_SLOTS; i++)
+        if (mine[i])
+            atomic_store(&j->busy[i], 0);
 }
 
 void journal_close(struct journal *j, bool clear_all)

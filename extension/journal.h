@@ -18,7 +18,8 @@
  * process), a short write.
  *
  * Threads: journal_begin, journal_done and journal_find run on the pipeline
- * thread only; journal_release(slot) on any one thread at a time per slot
+ * thread only; journal_release(slot) (and journal_release_many) on any one
+ * thread at a time per slot
  * (the exporter's, or the pipeline's when nothing is exported).  A slot is
  * reused only after its release has written it.
  */
@@ -88,6 +89,11 @@ int journal_find(const struct journal *j, const char *request_id);
 /* Clears a slot (its segment was exported, or given up on and counted) and
  * frees it for reuse.  Negative slots are ignored.  NULL-safe. */
 void journal_release(struct journal *j, int slot);
+
+/* The same for n slots at once (the segments of one exported batch), each
+ * run of adjacent slots wiped with one write.  Slots out of range are
+ * ignored; each slot at most once.  NULL-safe. */
+void journal_release_many(struct journal *j, const int *slots, size_t n);
 
 /* false once a write failed (the journal is off). */
 bool journal_ok(const struct journal *j);

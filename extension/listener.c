@@ -226,6 +226,11 @@ static bool conn_readable(struct listener *l, struct conn *c)
             http_request_reset(c->req);
             c->sent_continue = false;
         }
+        /* A short read took all there was: the next poll says when more
+         * comes (one recv less per request, the one that would only have
+         * said EAGAIN). */
+        if ((size_t)n < sizeof(buf))
+            break;
     }
     return true;
 }

@@ -87,6 +87,7 @@ struct loop_src {
 struct loop {
     int wake_fd;
     atomic_bool wake_pending;
+    atomic_bool noted; /* loop_note: on_wake due at the next round */
     void (*on_wake)(void *ctx);
     void *wake_ctx;
     bool quit;
@@ -110,6 +111,7 @@ int loop_new(void (*on_wake)(void *ctx), void *ctx, struct loop **ret)
         return r;
     }
     atomic_init(&l->wake_pending, false);
+    atomic_init(&l->noted, false);
     l->on_wake = on_wake;
     l->wake_ctx = ctx;
     *ret = l;
@@ -140,6 +142,11 @@ void loop_wake(struct loop *l)
     }
 }
 
+void loop_note(struct loop *l)
+{
+    atomic_store(&l->noted, true);
+}
+
 void loop_quit(struct loop *l)
 {
     l->quit = true;
@@ -159,6 +166,7 @@ static void drain_wake(struct loop *l)
     /* Cleared before on_wake looks: a hand-over after this point writes
      * again, one before it is seen by on_wake. */
     atomic_store(&l->wake_pending, false);
+    atomic_store(&l->noted, false);
     if (l->on_wake != NULL)
         l->on_wake(l->wake_ctx);
 }
@@ -199,6 +207,8 @@ void loop_run(struct loop *l)
         now_ns = clock_mono_ns();
         if (l->fds[0].revents != 0)
             drain_wake(l);
+        else if (atomic_exchange(&l->noted, false) && l->on_wake != NULL)
+            l->on_wake(l->wake_ctx);
         for (size_t i = 0; i < l->nsrcs; i++) {
             struct loop_src *s = &l->srcs[i];
             s->ops->dispatch(s->ctx, l->fds + s->first, s->n, now_ns);

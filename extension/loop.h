@@ -95,6 +95,14 @@ struct loop_timers *loop_timers(struct loop *l);
  * nothing: one atomic, and one write(2) only when no wake-up is pending. */
 void loop_wake(struct loop *l);
 
+/* Notes work handed over that can wait for the loop's next wake-up for
+ * any other reason (a fd, a timer, loop_wake): on_wake runs then, before
+ * any source's dispatch and any timer, without a wake-up of its own (no
+ * system call, the loop's thread not woken).  For what only matters once
+ * something else happens (the pipeline's "extension released the
+ * invocation", read when the invocation's report arrives).  Any thread. */
+void loop_note(struct loop *l);
+
 /* Ends loop_run after the current round.  Loop thread. */
 void loop_quit(struct loop *l);
 

@@ -463,13 +463,13 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
               tracer_init_pending(p->tracer) ? " and the Init's outcome" : "");
 }
 
-/* On the exporter thread: a journaled segment was exported (or counted as
- * lost): its slot is free. */
-static void on_export_handled(int ticket, void *ctx)
+/* On the exporter thread: journaled segments were exported (or counted as
+ * lost): their slots are free. */
+static void on_export_handled(const int *tickets, size_t n, void *ctx)
 {
     struct pipeline *p = ctx;
 
-    journal_release(p->journal, ticket);
+    journal_release_many(p->journal, tickets, n);
 }
 
 /* The exporter, started at the first segment: Init (and an environment
@@ -864,8 +864,10 @@ fail:
 }
 
 /* Hands an item to the loop.  false when the ring is full at its bound
- * (counted). */
-static bool post(struct pipeline *p, const struct handoff_item *it)
+ * (counted).
+ * wake: the loop is woken for it; else it is taken at the loop's next
+ * wake-up for another reason (loop_note). */
+static bool post(struct pipeline *p, const struct handoff_item *it, bool wake)
 {
     bool ok;
 
@@ -874,8 +876,10 @@ static bool post(struct pipeline *p, const struct handoff_item *it)
     if (!ok)
         p->handoff_dropped++;
     pthread_mutex_unlock(&p->lock);
-    if (ok)
+    if (ok && wake)
         loop_wake(p->loop);
+    else if (ok)
+        loop_note(p->loop);
     return ok;
 }
 
@@ -908,7 +912,7 @@ bool pipeline_post_event(struct pipeline *p, const struct ext_event *ev, int64_t
     it.u.event.event = *ev;
     it.u.event.received_us = received_us;
     it.u.event.eager = eager;
-    if (!post(p, &it) && eager) {
+    if (!post(p, &it, true) && eager) {
         pthread_mutex_lock(&p->lock);
         p->hold_request_id[0] = '\0';
         pthread_mutex_unlock(&p->lock);
@@ -925,7 +929,7 @@ void pipeline_post_ready(struct pipeline *p, int64_t registered_us, int64_t firs
         return;
     it.u.ready.registered_us = registered_us;
     it.u.ready.first_next_us = first_next_us;
-    (void)post(p, &it);
+    (void)post(p, &it, true);
 }
 
 void pipeline_post_released(struct pipeline *p, const char *request_id, int64_t next_us, int64_t cpu_us)
@@ -937,7 +941,10 @@ void pipeline_post_released(struct pipeline *p, const char *request_id, int64_t 
     snprintf(it.u.released.request_id, sizeof(it.u.released.request_id), "%s", request_id);
     it.u.released.next_us = next_us;
     it.u.released.cpu_us = cpu_us;
-    (void)post(p, &it);
+    /* Only read when the invocation's report is handled (which wakes the
+     * loop, and whatever wakes it takes this first): no wake-up of its
+     * own, as the extension is about to be frozen in /next. */
+    (void)post(p, &it, false);
 }
 
 static struct timespec mono_timespec(int64_t ns)

@@ -140,17 +140,26 @@ void queue_hold(struct queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
-void queue_release(struct queue *q)
+bool queue_release(struct queue *q)
 {
+    bool wake = false;
+
     pthread_mutex_lock(&q->lock);
     if (q->holds > 0)
         q->holds--;
     if (q->holds == 0 && (q->held_push || q->head != NULL)) {
         q->held_push = false;
-        if (q->waiters > 0)
-            pthread_cond_signal(&q->nonempty);
+        wake = q->waiters > 0;
     }
     pthread_mutex_unlock(&q->lock);
+    /* Signalled after the unlock: the popper it wakes then takes the lock
+     * without waiting for this thread to let go of it (no second futex
+     * round).  A popper counted in waiters is in pthread_cond_wait, or
+     * back from it and about to look at the queue again under the lock:
+     * either way it sees what was pushed. */
+    if (wake)
+        pthread_cond_signal(&q->nonempty);
+    return wake;
 }
 
 void queue_wake(struct queue *q)

@@ -53,7 +53,9 @@ int queue_push(struct queue *q, int kind, void *data, size_t bytes, bool droppab
  * are queued, held or not (someone waits for them to be handled).  Any
  * thread. */
 void queue_hold(struct queue *q);
-void queue_release(struct queue *q);
+/* true when a popper was waiting and was woken (it takes what is queued
+ * without any other wake-up). */
+bool queue_release(struct queue *q);
 void queue_wake(struct queue *q);
 /* true while held and not woken: a consumer taking opportunistically (not
  * waiting) leaves the producer's burst until it is whole. */

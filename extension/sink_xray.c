@@ -21,6 +21,12 @@
 #include "credentials.h"
 #include "log.h"
 
+/* Finished requests kept for the next ones, each with its body's memory
+ * (up to XRAY_SPARE_BODY_KEEP_BYTES): an invocation's request then
+ * allocates nothing.  Bounded: at most this many, each at most that. */
+#define XRAY_SPARE_REQUESTS 2
+#define XRAY_SPARE_BODY_KEEP_BYTES (64UL * 1024)
+
 /* Container credentials are refreshed this long before they expire. */
 #define CREDENTIALS_REFRESH_US (5LL * 60 * 1000000)
 #define CREDENTIALS_CONNECT_TIMEOUT_MS 1000
@@ -34,6 +40,8 @@ struct sink_xray {
     char url[300];
     char token_header[sizeof(((struct aws_credentials *)0)->session_token) + 32];
     const char *headers[3];
+    struct xray_request *spare[XRAY_SPARE_REQUESTS]; /* finished, for reuse (exporter thread) */
+    size_t nspare;
 };
 
 struct xray_request {
@@ -42,6 +50,27 @@ struct xray_request {
     size_t ndocs;
     struct xray_doc docs[XRAY_PUT_MAX_DOCS];
 };
+
+/* A request to fill: a spare one (its body's memory kept), or a new one.
+ * NULL when out of memory. */
+static struct xray_request *request_get(struct sink_xray *x)
+{
+    struct xray_request *xr;
+    struct buf body;
+
+    if (x->nspare == 0) {
+        xr = calloc(1, sizeof(*xr));
+        if (xr != NULL)
+            buf_init(&xr->body, EXPORT_PUT_MAX_BODY);
+        return xr;
+    }
+    xr = x->spare[--x->nspare];
+    body = xr->body;
+    memset(xr, 0, sizeof(*xr));
+    xr->body = body;
+    buf_recycle(&xr->body, EXPORT_PUT_MAX_BODY, XRAY_SPARE_BODY_KEEP_BYTES);
+    return xr;
+}
 
 static const char *env_lookup(struct sink_xray *x, const char *name)
 {
@@ -72,6 +101,11 @@ static void xray_close(void *sink)
 
     if (x == NULL)
         return;
+    while (x->nspare > 0) {
+        struct xray_request *xr = x->spare[--x->nspare];
+        buf_free(&xr->body);
+        free(xr);
+    }
     http_client_destroy(x->creds_http);
     credentials_clear(&x->creds);
     free(x);
@@ -165,11 +199,16 @@ static bool ensure_credentials(struct sink_xray *x, char *why, size_t why_size)
 
 static void xray_free_request(void *sink, struct sink_request *req)
 {
+    struct sink_xray *x = sink;
     struct xray_request *xr = (struct xray_request *)req;
 
-    (void)sink;
     if (xr == NULL)
         return;
+    if (x != NULL && x->nspare < XRAY_SPARE_REQUESTS) {
+        buf_recycle(&xr->body, EXPORT_PUT_MAX_BODY, XRAY_SPARE_BODY_KEEP_BYTES);
+        x->spare[x->nspare++] = xr;
+        return;
+    }
     buf_free(&xr->body);
     free(xr);
 }
@@ -182,7 +221,7 @@ static void make_requests(struct sink_xray *x, const struct xray_doc *docs, size
     size_t i = 0;
 
     while (i < n) {
-        struct xray_request *xr = calloc(1, sizeof(*xr));
+        struct xray_request *xr = request_get(x);
         size_t chunk = n - i < XRAY_PUT_MAX_DOCS ? n - i : XRAY_PUT_MAX_DOCS;
         size_t used = 0;
 
@@ -190,7 +229,6 @@ static void make_requests(struct sink_xray *x, const struct xray_doc *docs, size
             res->failed += n - i;
             return;
         }
-        buf_init(&xr->body, EXPORT_PUT_MAX_BODY);
         if (xray_put_body(&xr->body, docs + i, chunk, &used) < 0 || used == 0) {
             res->failed++; /* one document over the body cap (or no memory) */
             i++;

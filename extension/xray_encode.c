@@ -557,12 +557,14 @@ void xray_docs_init(struct xray_docs *docs)
 {
     /* Every document plus its newline. */
     buf_init(&docs->text, XRAY_MAX_DOCS * (XRAY_DOC_MAX_BYTES + 1));
+    buf_init(&docs->scratch, XRAY_DOC_MAX_BYTES);
     docs->count = 0;
 }
 
 void xray_docs_free(struct xray_docs *docs)
 {
     buf_free(&docs->text);
+    buf_free(&docs->scratch);
     docs->count = 0;
 }
 
@@ -647,7 +649,7 @@ int xray_encode_split(const struct trace_segment *seg, size_t max_doc_bytes,
                       struct xray_docs *ret, struct xray_encode_stats *stats)
 {
     struct xray_encode_stats st = {0};
-    struct buf scratch;
+    struct buf *scratch = &ret->scratch;
     int r;
 
     buf_reset(&ret->text);
@@ -657,26 +659,27 @@ int xray_encode_split(const struct trace_segment *seg, size_t max_doc_bytes,
         return r;
     if (max_doc_bytes > XRAY_DOC_MAX_BYTES)
         max_doc_bytes = XRAY_DOC_MAX_BYTES;
-    buf_init(&scratch, max_doc_bytes);
+    buf_recycle(scratch, max_doc_bytes, XRAY_SCRATCH_KEEP_BYTES);
 
-    r = encode_segment_doc(&scratch, seg, true, NO_LIMIT, &st);
+    r = encode_segment_doc(scratch, seg, true, NO_LIMIT, &st);
     if (r == 0) {
-        r = docs_add(ret, &scratch);
+        r = docs_add(ret, scratch);
         goto out;
     }
     if (r != -ENOBUFS)
         goto out;
 
-    r = split_segment(&scratch, seg, &st);
+    r = split_segment(scratch, seg, &st);
     st.segments_split = 1;
     if (r == 0)
-        r = docs_add(ret, &scratch);
+        r = docs_add(ret, scratch);
     for (size_t i = 0; r == 0 && i < seg->span_count; i++) {
         if (seg->spans[i].parent == -1)
-            r = split_span(ret, &scratch, seg, i);
+            r = split_span(ret, scratch, seg, i);
     }
 out:
-    buf_free(&scratch);
+    /* kept for the next segment unless this one made it large */
+    buf_recycle(scratch, max_doc_bytes, XRAY_SCRATCH_KEEP_BYTES);
     if (r < 0) {
         buf_reset(&ret->text);
         ret->count = 0;

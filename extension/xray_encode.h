@@ -96,13 +96,20 @@ struct xray_doc {
 };
 
 /* The documents of one segment after splitting.  Owned by the caller: init
- * before use, free after; may be reused (xray_encode_split empties it). */
+ * before use, free after; may be reused (xray_encode_split empties it).
+ * Reusing it for every segment also reuses its working buffer, so encoding
+ * allocates nothing once the first segments have been through. */
 struct xray_docs {
     struct buf text; /* the documents, each followed by '\n' (JSON lines) */
+    struct buf scratch; /* one document at a time; at most XRAY_SCRATCH_KEEP_BYTES kept */
     size_t count;
     size_t off[XRAY_MAX_DOCS];
     size_t len[XRAY_MAX_DOCS];
 };
+
+/* The working buffer keeps this much between segments (a typical
+ * invocation's document is 1-4 KiB); a larger one is freed after use. */
+#define XRAY_SCRATCH_KEEP_BYTES (16UL * 1024)
 
 void xray_docs_init(struct xray_docs *docs);
 void xray_docs_free(struct xray_docs *docs);

@@ -640,6 +640,46 @@ static void test_integers_and_fixed_point(void **state)
     buf_free(&b);
 }
 
+/* buf_recycle: empty and reusable under a new cap; memory kept up to
+ * keep_bytes (no allocation on the next use), freed above it or above the
+ * new cap. */
+static void test_recycle_keeps_small_frees_large(void **state)
+{
+    struct buf b;
+    unsigned long n;
+    (void)state;
+
+    buf_init(&b, 1 << 20);
+    assert_int_equal(buf_append_str(&b, "hello"), 0);
+    buf_recycle(&b, 1 << 20, 4096);
+    assert_int_equal(buf_len(&b), 0);
+    assert_string_equal(buf_data(&b), "");
+    n = fail_alloc_count();
+    assert_int_equal(buf_append_str(&b, "again"), 0);
+    assert_int_equal(fail_alloc_count(), n); /* the kept memory, no allocation */
+    assert_string_equal(buf_data(&b), "again");
+    /* grown past keep_bytes: freed at the next recycle */
+    char big[8192];
+    memset(big, 'a', sizeof(big));
+    assert_int_equal(buf_append(&b, big, sizeof(big)), 0);
+    buf_recycle(&b, 1 << 20, 4096);
+    assert_int_equal(fail_alloc_live(), 0);
+    assert_int_equal(buf_len(&b), 0);
+    /* a new, smaller cap: kept memory above it is freed, the cap applies */
+    assert_int_equal(buf_append(&b, big, 2000), 0);
+    buf_recycle(&b, 100, 4096);
+    assert_int_equal(fail_alloc_live(), 0);
+    assert_int_equal(buf_max(&b), 100);
+    assert_int_equal(buf_append(&b, big, 101), -ENOBUFS);
+    buf_free(&b);
+    /* a zeroed struct is a valid start */
+    memset(&b, 0, sizeof(b));
+    buf_recycle(&b, 10, 4096);
+    assert_int_equal(buf_append_str(&b, "0123456789"), 0);
+    assert_int_equal(buf_append_str(&b, "x"), -ENOBUFS);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_double_fast_path_matches_printf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_allocation_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_integers_and_fixed_point, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycle_keeps_small_frees_large, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -545,10 +545,12 @@ static struct export_config script_cfg(const struct script *s)
 static int handled_tickets[1000];
 static atomic_int handled_n;
 
-static void on_handled(int ticket, void *ctx)
+static void on_handled(const int *tickets, size_t n, void *ctx)
 {
     (void)ctx;
-    handled_tickets[atomic_fetch_add(&handled_n, 1)] = ticket;
+    assert_true(n >= 1);
+    for (size_t i = 0; i < n; i++)
+        handled_tickets[atomic_fetch_add(&handled_n, 1)] = tickets[i];
 }
 
 /* n segments (distinct ids), submitted as one burst. */

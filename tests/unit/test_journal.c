@@ -162,6 +162,58 @@ static void test_full_journal_refuses_and_recovers(void **state)
     journal_close(j, true);
 }
 
+/* journal_release_many: the named slots (adjacent or not, out-of-range
+ * ones ignored) are wiped and free again; every other slot keeps its
+ * entry, on disk too. */
+static void test_release_many_wipes_only_those(void **state)
+{
+    struct journal_entry found[JOURNAL_SLOTS];
+    int slots[JOURNAL_SLOTS];
+    char rid[16];
+    (void)state;
+    struct journal *j = open_expect(0, found);
+    for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        snprintf(rid, sizeof(rid), "req-%d", i);
+        struct journal_entry e = entry(rid, i);
+        slots[i] = journal_begin(j, &e);
+        assert_true(slots[i] >= 0);
+    }
+    /* a run of three, a single one apart from it, and two to ignore */
+    int many[] = {slots[1], slots[2], slots[3], slots[6], -1, JOURNAL_SLOTS};
+    journal_release_many(j, many, sizeof(many) / sizeof(many[0]));
+    assert_true(journal_ok(j));
+    assert_int_equal(journal_find(j, "req-2"), -ENOENT);
+    assert_int_equal(journal_find(j, "req-6"), -ENOENT);
+    assert_int_equal(journal_find(j, "req-0"), slots[0]);
+    assert_int_equal(journal_find(j, "req-4"), slots[4]);
+    /* four slots free again */
+    for (int i = 0; i < 4; i++) {
+        snprintf(rid, sizeof(rid), "new-%d", i);
+        struct journal_entry e = entry(rid, i);
+        assert_true(journal_begin(j, &e) >= 0);
+    }
+    struct journal_entry extra = entry("one-more", 9);
+    assert_int_equal(journal_begin(j, &extra), -EBUSY);
+    journal_close(j, false);
+    /* on disk: the four kept and the four new, none of the released */
+    j = open_expect(JOURNAL_SLOTS, found);
+    bool seen[JOURNAL_SLOTS] = {false};
+    for (int i = 0; i < JOURNAL_SLOTS; i++) {
+        assert_string_not_equal(found[i].request_id, "req-1");
+        assert_string_not_equal(found[i].request_id, "req-2");
+        assert_string_not_equal(found[i].request_id, "req-3");
+        assert_string_not_equal(found[i].request_id, "req-6");
+        for (int k = 0; k < JOURNAL_SLOTS; k++) {
+            snprintf(rid, sizeof(rid), "req-%d", k);
+            if (strcmp(found[i].request_id, rid) == 0)
+                seen[k] = true;
+        }
+    }
+    assert_true(seen[0] && seen[4] && seen[5] && seen[7]);
+    journal_release_many(NULL, many, 1); /* NULL-safe */
+    journal_close(j, true);
+}
+
 /* The journal file holds at least want bytes (it is never shortened), and
  * every byte it holds is zero. */
 static void assert_file_zero(size_t want)
@@ -510,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_size_limit_at_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_failure_keeps_its_errno, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cost_per_invocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_many_wipes_only_those, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

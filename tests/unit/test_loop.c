@@ -243,6 +243,62 @@ static void test_loop_wake_from_thread(void **state)
     close(p[1]);
 }
 
+static unsigned dispatch_saw_wakes;
+
+static void order_dispatch(void *ctx, struct pollfd *fds, size_t n, int64_t now_ns)
+{
+    dispatch_saw_wakes = wakes;
+    pipe_dispatch(ctx, fds, n, now_ns);
+}
+
+/* loop_note: the hand-over does not cut the loop's sleep short (the round
+ * ends at the source's deadline, not at once as after loop_wake), and
+ * on_wake runs in the next round anyway, before the source's dispatch. */
+static void test_loop_note_waits_for_another_cause(void **state)
+{
+    static const struct loop_source_ops ops = {pipe_prepare, order_dispatch};
+    struct loop *l;
+    int p[2];
+    struct pipe_src s = {0};
+    int64_t deadline_ns;
+    (void)state;
+
+    wakes = 0;
+    dispatch_saw_wakes = 0;
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(loop_new(on_wake, NULL, &l), 0);
+    s.loop = l;
+    s.fd = p[0];
+    s.want = 0;
+    deadline_ns = clock_mono_ns() + 20000000; /* 20 ms */
+    s.deadline_ns = deadline_ns;
+    assert_int_equal(loop_add_source(l, &ops, &s), 0);
+    loop_note(l);
+    loop_run(l);
+    /* one round: the deadline's (a wake-up would have added one before it) */
+    assert_int_equal(loop_rounds(l), 1);
+    assert_true(clock_mono_ns() >= deadline_ns);
+    assert_int_equal(s.deadline_hits, 1);
+    assert_int_equal(wakes, 1);
+    assert_int_equal(dispatch_saw_wakes, 1); /* on_wake came first */
+    /* then a byte: noted, the same round takes both */
+    loop_note(l);
+    s.want = 1;
+    assert_int_equal(write(p[1], "a", 1), 1);
+    dispatch_saw_wakes = 0;
+    loop_run(l);
+    assert_int_equal(wakes, 2);
+    assert_int_equal(dispatch_saw_wakes, 2);
+    /* nothing noted: a round for the byte alone does not call on_wake */
+    s.want = 2;
+    assert_int_equal(write(p[1], "b", 1), 1);
+    loop_run(l);
+    assert_int_equal(wakes, 2);
+    loop_destroy(l);
+    close(p[0]);
+    close(p[1]);
+}
+
 static size_t full_prepare(void *ctx, struct pollfd *fds, size_t max, int64_t now_ns, int64_t *deadline_ns)
 {
     (void)ctx;
@@ -273,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_timers_order),         cmocka_unit_test(test_timers_callbacks),
         cmocka_unit_test(test_loop_fd_and_deadline), cmocka_unit_test(test_loop_wake_from_thread),
         cmocka_unit_test(test_loop_sources_bound),
+        cmocka_unit_test(test_loop_note_waits_for_another_cause),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -449,6 +449,43 @@ static void test_largest_snapshot_fits(void **state)
     xray_docs_free(&docs);
 }
 
+/* One xray_docs reused for segment after segment (as the exporter does):
+ * once the first has been through, encoding allocates nothing (its working
+ * buffer is kept; under musl each allocation freed here was a mapping made
+ * and unmapped per invocation).  A segment that needs more than the kept
+ * size leaves nothing larger behind. */
+static void test_reused_docs_allocate_nothing(void **state)
+{
+    struct xray_docs docs;
+    unsigned long after_first;
+    (void)state;
+    add_span(&seg, "1111111111111111", -1, "Invocation", 1480615200010000, 1480615200030000);
+    xray_docs_init(&docs);
+    assert_int_equal(xray_encode_split(&seg, XRAY_DOC_MAX_BYTES, &docs, NULL), 0);
+    after_first = fail_alloc_count();
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(xray_encode_split(&seg, XRAY_DOC_MAX_BYTES, &docs, NULL), 0);
+        assert_int_equal(docs.count, 1);
+        check_doc(xray_docs_get(&docs, 0).data, xray_docs_get(&docs, 0).len);
+    }
+    assert_int_equal(fail_alloc_count(), after_first);
+    /* a large document: its working buffer is not kept past the call */
+    memset(seg.cause_message, 'x', sizeof(seg.cause_message) - 1);
+    seg.cause_message[sizeof(seg.cause_message) - 1] = '\0';
+    SET(seg.cause_id, "0a1b2c3d4e5f6789");
+    SET(seg.cause_type, "Sandbox.Timedout");
+    size_t n = sizeof(seg.snapshot_json) - 1;
+    memset(seg.snapshot_json, ' ', n);
+    memcpy(seg.snapshot_json, "{\"a\":\"", 6);
+    seg.snapshot_json[n - 2] = '"';
+    seg.snapshot_json[n - 1] = '}';
+    seg.snapshot_json[n] = '\0';
+    assert_int_equal(xray_encode_split(&seg, XRAY_DOC_MAX_BYTES, &docs, NULL), 0);
+    assert_true(xray_docs_get(&docs, 0).len > XRAY_SCRATCH_KEEP_BYTES);
+    assert_true(docs.scratch.alloc <= XRAY_SCRATCH_KEEP_BYTES);
+    xray_docs_free(&docs);
+}
+
 static void test_names_are_sanitised(void **state)
 {
     struct buf b;
@@ -945,6 +982,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_body_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_docs_allocate_nothing, setup, teardown),
     };
     const char *dir = getenv("LAMBDA_TRACER_ENCODER_DUMP_DIR");
 
