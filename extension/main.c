@@ -559,13 +559,14 @@ static void push_released(struct runtime *rt, const char *request_id, int64_t *c
 static void finish_init(void *ctx)
 {
     struct runtime *rt = ctx;
-    int64_t first_next_us = clock_epoch_us();
+    int64_t first_next_us;
     sigset_t all;
     sigset_t old;
 
     if (rt->init_finished)
         return;
     rt->init_finished = true;
+    first_next_us = clock_epoch_us();
     /* A CPU time soft limit (RLIMIT_CPU, at least 1 s) only warns with
      * SIGXCPU: ignored (far from reached by now). */
     signal(SIGXCPU, SIG_IGN);
