@@ -241,7 +241,8 @@ static int send_request(struct apihttp *c, size_t len)
  * before a single byte of answer came on a connection that had served
  * earlier requests (the server closed it meanwhile): worth one more try. */
 static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t request_len,
-                    struct apihttp_response *ret, char *detail, size_t detail_size, bool *ret_stale)
+                    struct apihttp_response *ret, char *detail, size_t detail_size, bool *ret_stale,
+                    bool *sent_called)
 {
     bool reused = c->fd >= 0;
     int64_t deadline_ns = req->timeout_ms > 0 ? clock_mono_ns() + (int64_t)req->timeout_ms * 1000000 : 0;
@@ -251,19 +252,24 @@ static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t
     *ret_stale = false;
     if (!reused && (r = open_connection(c, detail, detail_size)) < 0)
         return r;
-    if (req->timeout_ms != c->rcv_timeout_ms) {
-        if ((r = set_timeout(c->fd, SO_RCVTIMEO, req->timeout_ms)) < 0) {
-            set_detail(detail, detail_size, "setsockopt", -r);
-            return -EIO;
-        }
-        c->rcv_timeout_ms = req->timeout_ms;
-    }
     /* The request was built in buf; the answer overwrites it once sent. */
     r = send_request(c, request_len);
     if (r < 0) {
         *ret_stale = reused && r != -ETIMEDOUT;
         set_detail(detail, detail_size, "send", -r);
         return r == -ETIMEDOUT ? r : -ECONNRESET;
+    }
+    if (req->sent != NULL && !*sent_called) {
+        *sent_called = true;
+        req->sent(req->sent_ctx);
+    }
+    /* SO_RCVTIMEO only bounds the receive: set once the request is out. */
+    if (req->timeout_ms != c->rcv_timeout_ms) {
+        if ((r = set_timeout(c->fd, SO_RCVTIMEO, req->timeout_ms)) < 0) {
+            set_detail(detail, detail_size, "setsockopt", -r);
+            return -EIO;
+        }
+        c->rcv_timeout_ms = req->timeout_ms;
     }
     for (;;) {
         struct apihttp_parsed parsed;
@@ -332,6 +338,7 @@ static int exchange(struct apihttp *c, const struct apihttp_request *req, size_t
 int apihttp_perform(struct apihttp *client, const struct apihttp_request *req,
                     struct apihttp_response *ret, char *detail, size_t detail_size)
 {
+    bool sent_called = false;
     int r = -EIO;
 
     memset(ret, 0, sizeof(*ret));
@@ -347,7 +354,7 @@ int apihttp_perform(struct apihttp *client, const struct apihttp_request *req,
 
         if (len < 0)
             return -EINVAL;
-        r = exchange(client, req, (size_t)len, ret, detail, detail_size, &stale);
+        r = exchange(client, req, (size_t)len, ret, detail, detail_size, &stale, &sent_called);
         if (r == 0)
             return 0;
         apihttp_disconnect(client);

@@ -14,7 +14,8 @@
  * request).  A request on a kept connection that the server had closed
  * meanwhile (nothing at all came back) is sent again once on a fresh one.
  * Timeouts are socket options: SO_SNDTIMEO bounds connect and send,
- * SO_RCVTIMEO the wait for the answer, set only when they change.  A client
+ * SO_RCVTIMEO the wait for the answer, set only when they change (after
+ * the request went out: /event/next's "no timeout" costs Init nothing).  A client
  * belongs to one thread (the main thread).  Nothing here logs.
  */
 #ifndef LAMBDA_TRACER_APIHTTP_H
@@ -35,6 +36,14 @@ struct apihttp_request {
     long timeout_ms;            /* total; 0: none (only for /event/next) */
     size_t max_body_bytes;      /* a longer answer body fails with -EMSGSIZE (at most the client's) */
     const char *capture_header; /* response header whose value to keep; may be NULL */
+    /* May be NULL.  Called once per apihttp_perform, on the caller's thread,
+     * as soon as the request has been handed to the kernel and before its
+     * answer is waited for (not when it could not be sent).  What it does
+     * overlaps with the server's work on the request; the wait for the
+     * answer is bounded as usual once it returns.  It must not use this
+     * client. */
+    void (*sent)(void *ctx);
+    void *sent_ctx;
 };
 
 struct apihttp_response {

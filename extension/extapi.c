@@ -130,9 +130,10 @@ static int errno_from_status(long status)
 
 /* One request to the local API.  headers: our header lines, each ending
  * in CRLF.  The answer's body stays valid until the next call. */
-static int call(struct extapi *api, const char *method, const char *path, const char *headers,
-                const char *body, long timeout_ms, size_t max_bytes, const char *capture,
-                struct apihttp_response *resp, struct extapi_error *err)
+static int call_then(struct extapi *api, const char *method, const char *path, const char *headers,
+                     const char *body, long timeout_ms, size_t max_bytes, const char *capture,
+                     void (*sent)(void *ctx), void *sent_ctx, struct apihttp_response *resp,
+                     struct extapi_error *err)
 {
     struct apihttp_request req = {
         .method = method,
@@ -143,6 +144,8 @@ static int call(struct extapi *api, const char *method, const char *path, const 
         .timeout_ms = timeout_ms,
         .max_body_bytes = max_bytes,
         .capture_header = capture,
+        .sent = sent,
+        .sent_ctx = sent_ctx,
     };
     int r;
 
@@ -151,6 +154,13 @@ static int call(struct extapi *api, const char *method, const char *path, const 
     if (r < 0 && err != NULL)
         snprintf(err->error_type, sizeof(err->error_type), "%s", "transport");
     return r;
+}
+
+static int call(struct extapi *api, const char *method, const char *path, const char *headers,
+                const char *body, long timeout_ms, size_t max_bytes, const char *capture,
+                struct apihttp_response *resp, struct extapi_error *err)
+{
+    return call_then(api, method, path, headers, body, timeout_ms, max_bytes, capture, NULL, NULL, resp, err);
 }
 
 int extapi_register(struct extapi *api, bool invoke, bool shutdown,
@@ -195,6 +205,30 @@ static void identifier_header(const struct extapi *api, char *buf, size_t size)
 
 int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *err)
 {
+    return extapi_next_then(api, ret, err, NULL, NULL);
+}
+
+/* The hook once for the whole call, whichever try got the request out. */
+struct sent_once {
+    void (*fn)(void *ctx);
+    void *ctx;
+    bool called;
+};
+
+static void call_sent_once(void *ctx)
+{
+    struct sent_once *o = ctx;
+
+    if (!o->called) {
+        o->called = true;
+        o->fn(o->ctx);
+    }
+}
+
+int extapi_next_then(struct extapi *api, struct ext_event *ret, struct extapi_error *err,
+                     void (*sent)(void *ctx), void *ctx)
+{
+    struct sent_once once = {.fn = sent, .ctx = ctx};
     char headers[HEADERS_MAX];
     struct apihttp_response resp;
     int r = -EIO;
@@ -205,8 +239,8 @@ int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *
         /* No total timeout: the sandbox freezes inside this call.  An
          * answer cut off mid-body (reset, or closed before Content-Length)
          * comes back as -ECONNRESET and is asked for again. */
-        r = call(api, "GET", "/2020-01-01/extension/event/next", headers, NULL, 0,
-                 EXTAPI_MAX_EVENT_BYTES, NULL, &resp, err);
+        r = call_then(api, "GET", "/2020-01-01/extension/event/next", headers, NULL, 0,
+                      EXTAPI_MAX_EVENT_BYTES, NULL, sent != NULL ? call_sent_once : NULL, &once, &resp, err);
         if (r == -ECONNRESET || r == -ECONNREFUSED) {
             clock_sleep_ms(EXTAPI_NEXT_RETRY_DELAY_MS);
             continue;

@@ -61,6 +61,14 @@ const char *extapi_identifier(const struct extapi *api);
 int extapi_next(struct extapi *api, struct ext_event *ret, struct extapi_error *err)
     __attribute__((warn_unused_result));
 
+/* The same, calling sent(ctx) once, on this thread, as soon as the request
+ * has gone out and before the answer is waited for (apihttp.h): the work
+ * of Init that need not come before our first /event/next is done there,
+ * while the platform finishes Init.  Not called when no request could be
+ * sent.  sent may be NULL. */
+int extapi_next_then(struct extapi *api, struct ext_event *ret, struct extapi_error *err,
+                     void (*sent)(void *ctx), void *ctx) __attribute__((warn_unused_result));
+
 /* The subscription body: schema version, types, explicit buffering, and the
  * destination http://sandbox.localdomain:<port>/telemetry.  0, or -ENOBUFS
  * when buf is too small. */

@@ -590,19 +590,25 @@ int listener_open(const struct listener_options *opts, struct listener **ret, in
         r = -errno;
         goto fail;
     }
-    (void)setsockopt(l->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* A configured port is bound again by the next process after a reset,
+     * while the old connections wait in TIME_WAIT; a port of the kernel's
+     * choice (0) needs neither this nor more than asking which it is. */
+    if (opts->port != 0)
+        (void)setsockopt(l->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(l->listen_fd, (struct sockaddr *)&addr, addr_len) < 0 ||
         listen(l->listen_fd, LISTENER_LISTEN_BACKLOG) < 0) {
         r = -errno;
         goto fail;
     }
+    l->port = opts->port;
     addr_len = sizeof(addr);
-    if (getsockname(l->listen_fd, (struct sockaddr *)&addr, &addr_len) < 0) {
+    if (l->port == 0 && getsockname(l->listen_fd, (struct sockaddr *)&addr, &addr_len) < 0) {
         r = -errno;
         goto fail;
     }
-    l->port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
-                                               : ((struct sockaddr_in *)&addr)->sin_port);
+    if (l->port == 0)
+        l->port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                                   : ((struct sockaddr_in *)&addr)->sin_port);
     if (ret_fell_back != NULL)
         *ret_fell_back = fell_back;
     *ret = l;

@@ -4,7 +4,9 @@
  * The story: register with the Extensions API under our file name, start
  * the telemetry listener, subscribe to the Telemetry API (only possible
  * before our first /event/next), then loop on /event/next until SHUTDOWN,
- * and on SHUTDOWN drain what arrived and exit 0 inside the deadline.
+ * and on SHUTDOWN drain what arrived and exit 0 inside the deadline.  The
+ * rest of Init (journal, event loop, the Init line) is done once the first
+ * /event/next went out, before its answer is read (finish_init).
  *
  * Threads, each with one job:
  *   main      - the Extensions API loop (this file).  Blocks in /event/next
@@ -27,6 +29,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -74,6 +77,11 @@ struct runtime {
     struct initwatch *initwatch; /* the Init anatomy's sampler (NULL: off) */
     struct journal_entry recovered[JOURNAL_SLOTS];
     size_t recovered_count;
+    const char *name;          /* our file name */
+    const char *schema;        /* the Telemetry API schema subscribed to (telemetry_active) */
+    uint16_t telemetry_port;   /* and the listener's port */
+    bool init_finished;        /* finish_init ran */
+    int64_t init_finished_cpu_us; /* this process's CPU time at its end (-1: unavailable) */
 };
 
 static const char *env_lookup(const char *name, void *ctx)
@@ -157,9 +165,10 @@ static void start_telemetry(struct runtime *rt, const char *listen_host)
         }
         r = extapi_subscribe(rt->api, body, &err);
         if (r == 0) {
+            /* Said on the settings line, after our first /event/next went out. */
             rt->telemetry_active = true;
-            log_info("subscribed to the Telemetry API (schema %s) on port %u", schema_fallbacks[i],
-                     (unsigned)listener_port(rt->listener));
+            rt->schema = schema_fallbacks[i];
+            rt->telemetry_port = listener_port(rt->listener);
             return;
         }
         if (r == 1) {
@@ -363,7 +372,8 @@ static void configure_exporter(struct runtime *rt, const char *region)
     rt->export_wanted = true;
 }
 
-/* One line with the settings in effect (after every fallback), never a secret. */
+/* One line with the subscription and the settings in effect (after every
+ * fallback), never a secret. */
 static void log_settings(const struct runtime *rt)
 {
     static const char *const names[EXPORT_SINK_COUNT] = {"xray", "daemon", "otlp", "stdout", "xray-otlp"};
@@ -383,7 +393,11 @@ static void log_settings(const struct runtime *rt)
     config_describe(&rt->cfg, exporters, (sinks & (1u << EXPORT_SINK_XRAY)) ? rt->export_cfg.xray_endpoint : NULL,
                     (sinks & (1u << EXPORT_SINK_DAEMON)) != 0, (sinks & (1u << EXPORT_SINK_OTLP)) != 0, line,
                     sizeof(line));
-    log_info("settings: %s%s", line, rt->telemetry_active ? "" : " (no telemetry: nothing is traced)");
+    if (rt->telemetry_active)
+        log_info("subscribed to the Telemetry API (schema %s) on port %u; settings: %s", rt->schema,
+                 (unsigned)rt->telemetry_port, line);
+    else
+        log_info("settings: %s (no telemetry: nothing is traced)", line);
 }
 
 /* AWS_REGION, or "" when unset or not a region name: it goes into the X-Ray
@@ -534,6 +548,54 @@ static void push_released(struct runtime *rt, const char *request_id, int64_t *c
     *cpu_prev_us = cpu;
 }
 
+/* The rest of Init, run once on the main thread as soon as our first
+ * /event/next has gone out (extapi_next_then), before its answer is read:
+ * nothing here is needed for Lambda to end Init (register, the listener
+ * and the subscription came before), and the INVOKE it answers is only
+ * read once this is done, so the journal is open, a killed predecessor's
+ * invocations recovered and the pipeline started before the first event
+ * is handled.  The platform's telemetry waits in the listener's backlog
+ * meanwhile.  Also run when no request could be sent (ctx: the runtime). */
+static void finish_init(void *ctx)
+{
+    struct runtime *rt = ctx;
+    int64_t first_next_us;
+    sigset_t all;
+    sigset_t old;
+
+    if (rt->init_finished)
+        return;
+    rt->init_finished = true;
+    first_next_us = clock_epoch_us();
+    /* A CPU time soft limit (RLIMIT_CPU, at least 1 s) only warns with
+     * SIGXCPU: ignored (far from reached by now). */
+    signal(SIGXCPU, SIG_IGN);
+    if (!rt->cfg.disabled) {
+        /* Workers inherit this mask: signals stay with the main thread. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        if (rt->telemetry_active && rt->cfg.init_watch_ms > 0) {
+            /* The runtime starts once every extension registered: the watcher
+             * looks for it every interval, for at most 30 s of Init. */
+            struct initwatch_opts wo = {.self = getpid(), .interval_ms = rt->cfg.init_watch_ms,
+                                        .max_samples = 30000 / rt->cfg.init_watch_ms + 1};
+            errno = 0;
+            rt->initwatch = initwatch_new(&wo);
+            if (rt->initwatch == NULL)
+                log_warn("cannot start the Init watcher (%s); no Init anatomy",
+                         strerror(errno != 0 ? errno : EINVAL));
+        }
+        if (rt->telemetry_active) {
+            open_journal(rt, rt->name);
+            start_pipeline(rt);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        log_settings(rt);
+        pipeline_post_ready(rt->pipeline, rt->registered_us, first_next_us);
+    }
+    rt->init_finished_cpu_us = process_cpu_us();
+}
+
 /* The Extensions API loop.  Returns the process exit status: non-zero only
  * when /event/next fails before it ever brought an event (Init then fails,
  * as Lambda documents); once one came, Init is over and a failing API is
@@ -543,10 +605,9 @@ static int event_loop(struct runtime *rt)
     struct next_trouble trouble = {0};
     bool init_over = false;
     char last_invoke[EVENT_REQUEST_ID_MAX] = "";
-    int64_t cpu_prev_us = process_cpu_us();
+    int64_t cpu_prev_us = -1;
     bool snap_start = initialization_type_is("snap-start");
 
-    pipeline_post_ready(rt->pipeline, rt->registered_us, clock_epoch_us());
     for (;;) {
         struct ext_event ev;
         struct extapi_error err;
@@ -554,9 +615,16 @@ static int event_loop(struct runtime *rt)
         int64_t received_ns;
         int r;
 
-        push_released(rt, last_invoke, &cpu_prev_us);
-        last_invoke[0] = '\0';
-        r = extapi_next(rt->api, &ev, &err);
+        if (rt->init_finished) {
+            push_released(rt, last_invoke, &cpu_prev_us);
+            last_invoke[0] = '\0';
+            r = extapi_next(rt->api, &ev, &err);
+        } else {
+            /* The first: the rest of Init is done once it went out. */
+            r = extapi_next_then(rt->api, &ev, &err, finish_init, rt);
+            finish_init(rt); /* when it could not be sent */
+            cpu_prev_us = rt->init_finished_cpu_us;
+        }
 
         received_us = clock_epoch_us();
         received_ns = clock_mono_ns();
@@ -595,11 +663,16 @@ static int event_loop(struct runtime *rt)
 
 /* Started with descriptor 0, 1 or 2 closed, the first files we open would
  * take their numbers: log lines would land in the journal or a socket.
- * /dev/null holds each closed one (what cannot be opened stays closed). */
+ * /dev/null holds each closed one (what cannot be opened stays closed).
+ * One poll tells which are closed (POLLNVAL); fcntl asks one at a time
+ * only when it fails. */
 static void hold_std_fds(void)
 {
+    struct pollfd std[3] = {{.fd = 0}, {.fd = 1}, {.fd = 2}};
+    bool polled = poll(std, 3, 0) >= 0;
+
     for (int fd = 0; fd <= 2; fd++) {
-        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+        if (polled ? (std[fd].revents & POLLNVAL) == 0 : fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
             continue;
         int n = open("/dev/null", O_RDWR); /* a standard descriptor: kept across exec */
         if (n < 0)
@@ -613,12 +686,10 @@ static void hold_std_fds(void)
 
 int main(int argc, char **argv)
 {
-    struct runtime rt = {.started_us = clock_epoch_us()};
+    struct runtime rt = {.started_us = clock_epoch_us(), .init_finished_cpu_us = -1};
     struct extapi_error err;
     const char *name = argc > 0 && argv[0] != NULL ? base_name(argv[0]) : "lambda-tracer";
     const char *runtime_api = getenv("AWS_LAMBDA_RUNTIME_API");
-    sigset_t all;
-    sigset_t old;
     int status = EXIT_FAILURE;
     int r;
 
@@ -627,13 +698,13 @@ int main(int argc, char **argv)
      * file, the journal) with SIGXFSZ.  Ignored, the write fails (EPIPE,
      * EFBIG) and the journal turns itself off instead.  Without this,
      * journal_open hitting the limit left SIGXFSZ pending on the main
-     * thread, fatal when its signal mask was restored.  A CPU time soft
-     * limit (RLIMIT_CPU) only warns with SIGXCPU: ignored too. */
+     * thread, fatal when its signal mask was restored.  SIGXCPU: in
+     * finish_init. */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
-    signal(SIGXCPU, SIG_IGN);
     hold_std_fds();
     log_set_prefix(name);
+    rt.name = name;
     config_sinks_parser = export_parse_sinks;
     config_load(&rt.cfg, env_lookup, NULL, warn_setting, NULL);
     if (rt.cfg.trace_unsampled_deprecated)
@@ -678,27 +749,9 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* Workers inherit this mask: signals stay with the main thread. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
     start_telemetry(&rt, "sandbox.localdomain");
-    if (rt.telemetry_active && rt.cfg.init_watch_ms > 0) {
-        /* The runtime starts once every extension registered: the watcher
-         * looks for it every interval, for at most 30 s of Init. */
-        struct initwatch_opts wo = {.self = getpid(), .interval_ms = rt.cfg.init_watch_ms,
-                                    .max_samples = 30000 / rt.cfg.init_watch_ms + 1};
-        errno = 0;
-        rt.initwatch = initwatch_new(&wo);
-        if (rt.initwatch == NULL)
-            log_warn("cannot start the Init watcher (%s); no Init anatomy", strerror(errno != 0 ? errno : EINVAL));
-    }
-    if (rt.telemetry_active) {
-        open_journal(&rt, name);
-        start_pipeline(&rt);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    log_settings(&rt);
-
+    /* The journal, the pipeline's threads and the settings line: in
+     * finish_init, once the first /event/next went out. */
     status = event_loop(&rt);
     if (rt.left_running) {
         /* A thread did not end by the SHUTDOWN budget (stuck where nothing

@@ -84,6 +84,17 @@ class LifecycleTest(unittest.TestCase):
         self.assertTrue(any("subscribed to the Telemetry API (schema 2025-01-29)" in l
                             for l in self.lines))
 
+    def test_init_says_subscription_and_settings_in_one_line(self):
+        # one write to stderr in each process's Init, not two: the subscription and the settings
+        # together (the environment is started more than once here: one line per process)
+        init = [l for l in self.lines if "subscribed to the Telemetry API" in l or "settings: " in l]
+        self.assertTrue(init)
+        for line in init:
+            self.assertRegex(line, r"INFO subscribed to the Telemetry API \(schema 2025-01-29\) on port \d+; "
+                                   r"settings: exporters=")
+        port = "on port %d; settings: " % self.subscription["destination"]["port"]
+        self.assertTrue(any(port in l for l in init), init)
+
     def test_events_delivered(self):
         events = [c.get("event") for c in self.ext_calls("/extension/event/next")
                   if c.get("event")]

@@ -457,6 +457,60 @@ static void test_unfinished_answer_without_timeout_ends(void **state)
     assert_int_equal(f.accepts, 2);
 }
 
+/* The sent hook: once per request that went out, however many tries it
+ * took, and never for one that could not be sent. */
+struct sent_count {
+    int calls;
+};
+
+static void count_sent(void *ctx)
+{
+    struct sent_count *n = ctx;
+
+    n->calls++;
+}
+
+static int get_hooked(struct apihttp *c, long timeout_ms, struct apihttp_response *resp, struct sent_count *n)
+{
+    struct apihttp_request req = {.method = "GET", .path = "/next", .timeout_ms = timeout_ms,
+                                  .max_body_bytes = 1024, .sent = count_sent, .sent_ctx = n};
+    return apihttp_perform(c, &req, resp, NULL, 0);
+}
+
+static void test_sent_hook_once_per_request(void **state)
+{
+    static const struct step steps[] = {
+        {OK_ANSWER(1) "a", 0, CLOSE}, /* answered, then the kept connection is closed */
+        {OK_ANSWER(1) "b", 0, KEEP},  /* the second request's second try */
+        {NULL, 0, HOLD},              /* never answered */
+    };
+    struct fake f;
+    struct apihttp *c;
+    struct apihttp_response resp;
+    struct sent_count n = {0};
+    (void)state;
+    fake_start(&f, steps, 3);
+    c = client_for(&f);
+    assert_int_equal(get_hooked(c, 0, &resp, &n), 0);
+    assert_string_equal(resp.body, "a");
+    assert_int_equal(n.calls, 1);
+    /* sent twice (the stale connection, then a fresh one): one call */
+    assert_int_equal(get_hooked(c, 0, &resp, &n), 0);
+    assert_string_equal(resp.body, "b");
+    assert_int_equal(n.calls, 2);
+    /* out, then no answer in time: it was sent */
+    assert_int_equal(get_hooked(c, 50, &resp, &n), -ETIMEDOUT);
+    assert_int_equal(n.calls, 3);
+    apihttp_destroy(c);
+    fake_join(&f);
+    assert_int_equal(f.accepts, 2);
+    /* nothing listens: never sent, never called */
+    c = client_for(&f);
+    assert_int_equal(get_hooked(c, 0, &resp, &n), -ECONNREFUSED);
+    assert_int_equal(n.calls, 3);
+    apihttp_destroy(c);
+}
+
 static void test_new_checks_and_out_of_memory(void **state)
 {
     struct apihttp *c = NULL;
@@ -495,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_cut_answers_fail),
         cmocka_unit_test(test_bad_answers_close_the_connection),
         cmocka_unit_test(test_timeout_and_refusal),
+        cmocka_unit_test(test_sent_hook_once_per_request),
         cmocka_unit_test(test_unfinished_answer_without_timeout_ends),
         cmocka_unit_test(test_new_checks_and_out_of_memory),
     };

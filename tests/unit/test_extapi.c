@@ -220,8 +220,14 @@ static void test_init_conversation(void **state)
     assert_non_null(strstr(f.req[4], "\"errorMessage\":\"it broke\""));
 }
 
+static void count_sent(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
 /* A register answer without an identifier is a protocol error; an event
- * cut off mid-body is asked for again (on a new connection) and arrives. */
+ * cut off mid-body is asked for again (on a new connection) and arrives,
+ * the sent hook called once for both requests. */
 static void test_missing_identifier_and_cut_event(void **state)
 {
     static const struct step steps[] = {
@@ -243,8 +249,10 @@ static void test_missing_identifier_and_cut_event(void **state)
     api = api_for(&f);
     assert_int_equal(extapi_register(api, true, true, &reg, &err), -EPROTO);
     assert_int_equal(extapi_register(api, true, true, &reg, &err), 0);
-    assert_int_equal(extapi_next(api, &ev, &err), 0);
+    int sent = 0;
+    assert_int_equal(extapi_next_then(api, &ev, &err, count_sent, &sent), 0);
     assert_int_equal(ev.type, EXT_EVENT_SHUTDOWN);
+    assert_int_equal(sent, 1);
     assert_int_equal(extapi_next(api, &ev, &err), -EACCES);
     assert_int_equal(err.status, 403);
     extapi_destroy(api);
