@@ -30,6 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Arena: a chain of blocks that never move, so event pointers stay valid.
  * 64 KiB: a 1 MB batch of log lines takes a few blocks, not dozens. */
@@ -383,23 +386,40 @@ static void skip_ws(struct scan *s)
         s->p++;
 }
 
-/* The first '"' or '\\' in [p, end), else end; sixteen bytes at a time
- * with GCC's vector extensions (SSE2 on x86_64, NEON on arm64): log lines
- * are most of a batch's bytes. */
+/* The first '"' or '\\' in [p, end), else end: log lines are most of a
+ * batch's bytes.  Sixteen bytes at a time with GCC's vector extensions
+ * (NEON on arm64, plain C elsewhere); on x86_64 thirty-two at a time with
+ * SSE2 (part of every x86_64), whose byte mask says where the match is. */
 typedef unsigned char bytes16 __attribute__((vector_size(16)));
 
 static const unsigned char *find_quote_or_backslash(const unsigned char *p, const unsigned char *end)
 {
-    const bytes16 quote = {'"', '"', '"', '"', '"', '"', '"', '"',
-                           '"', '"', '"', '"', '"', '"', '"', '"'};
-    const bytes16 backslash = {'\\', '\\', '\\', '\\', '\\', '\\', '\\', '\\',
-                               '\\', '\\', '\\', '\\', '\\', '\\', '\\', '\\'};
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+
+    while (end - p >= 32) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        unsigned ma = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(a, backslash)));
+        unsigned mb = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(b, quote), _mm_cmpeq_epi8(b, backslash)));
+        unsigned m = ma | (mb << 16);
+
+        if (m != 0)
+            return p + __builtin_ctz(m);
+        p += 32;
+    }
+#endif
+    const bytes16 quote16 = {'"', '"', '"', '"', '"', '"', '"', '"',
+                             '"', '"', '"', '"', '"', '"', '"', '"'};
+    const bytes16 backslash16 = {'\\', '\\', '\\', '\\', '\\', '\\', '\\', '\\',
+                                 '\\', '\\', '\\', '\\', '\\', '\\', '\\', '\\'};
 
     while (end - p >= 16) {
         bytes16 v;
         uint64_t half[2];
         memcpy(&v, p, sizeof(v));
-        v = (bytes16)((v == quote) | (v == backslash));
+        v = (bytes16)((v == quote16) | (v == backslash16));
         memcpy(half, &v, sizeof(half));
         if ((half[0] | half[1]) != 0) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -817,35 +837,50 @@ static bool scan_value(struct scan *s, struct jval *v)
 /* Object members we read: a key list and, per key, the first value seen. */
 enum { KEY_NONE = -1 };
 
+/* A key we look for, with its length. */
+struct key_name {
+    const char *name;
+    size_t len;
+};
+#define KEY(text) {text, sizeof(text) - 1}
+
+/* The index of the key k (len bytes) in names (n of them), KEY_NONE. */
+static int name_index(const unsigned char *k, size_t len, const struct key_name *names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (names[i].len == len && len > 0 && names[i].name[0] == (char)k[0] &&
+            memcmp(names[i].name, k, len) == 0)
+            return i;
+    }
+    return KEY_NONE;
+}
+
 /* The index of key in names (n of them), KEY_NONE when it is none of them.
  * The key is compared as cJSON's strcmp compared it: decoded, up to its
- * first NUL. */
-static int key_index(const struct jval *key, const char *const *names, int n)
+ * first NUL.  A key holding a NUL equals no name at its whole length (no
+ * name holds one), so the NUL is looked for only when that found none. */
+static int key_index(const struct jval *key, const struct key_name *names, int n)
 {
     unsigned char buf[SHORT_STRING_MAX];
     const unsigned char *k = key->start;
     size_t len = (size_t)(key->end - key->start);
     const unsigned char *nul;
+    bool full = true;
+    int i;
 
     if (key->escaped) {
-        bool full;
         len = decode_string(key, buf, sizeof(buf), &full);
-        nul = memchr(buf, '\0', len);
-        if (nul == NULL && !full)
-            return KEY_NONE;
         k = buf;
-    } else {
-        nul = memchr(k, '\0', len);
     }
-    if (nul != NULL)
-        len = (size_t)(nul - k);
-    for (int i = 0; i < n; i++) {
-        /* names[i][len] == '\0' and no NUL before it: same length */
-        if (names[i][0] == (char)k[0] && strncmp(names[i], (const char *)k, len) == 0 &&
-            names[i][len] == '\0')
+    if (full) {
+        i = name_index(k, len, names, n);
+        if (i != KEY_NONE)
             return i;
     }
-    return KEY_NONE;
+    nul = memchr(k, '\0', len);
+    if (nul == NULL)
+        return KEY_NONE; /* cut at the buffer (a long key) or simply none */
+    return name_index(k, (size_t)(nul - k), names, n);
 }
 
 /* The string v decoded into buf (NUL-terminated, up to its first NUL);
@@ -870,7 +905,7 @@ static bool short_string(const struct jval *v, char buf[SHORT_STRING_MAX])
  * when the value is to be kept as is, -1 when the body is bad.  Everything
  * is validated. */
 struct members {
-    const char *const *names;
+    const struct key_name *names;
     int count;
     struct jval *values;
 };
@@ -932,15 +967,15 @@ enum record_key {
     RK_COUNT
 };
 
-static const char *const record_keys[RK_COUNT] = {
-    "requestId", "status", "errorType", "initializationType", "phase", "version",
-    "functionVersion", "functionName", "instanceId", "runtimeVersion", "name", "state",
-    "instanceMaxMemory", "droppedRecords", "droppedBytes", "reason", "message", "tracing",
-    "metrics", "spans", "tenantId",
+static const struct key_name record_keys[RK_COUNT] = {
+    KEY("requestId"), KEY("status"), KEY("errorType"), KEY("initializationType"), KEY("phase"), KEY("version"),
+    KEY("functionVersion"), KEY("functionName"), KEY("instanceId"), KEY("runtimeVersion"), KEY("name"), KEY("state"),
+    KEY("instanceMaxMemory"), KEY("droppedRecords"), KEY("droppedBytes"), KEY("reason"), KEY("message"), KEY("tracing"),
+    KEY("metrics"), KEY("spans"), KEY("tenantId"),
 };
 
 enum { TK_VALUE, TK_SPAN_ID, TK_COUNT };
-static const char *const tracing_keys[TK_COUNT] = {"value", "spanId"};
+static const struct key_name tracing_keys[TK_COUNT] = {KEY("value"), KEY("spanId")};
 
 enum {
     MK_DURATION,
@@ -952,16 +987,16 @@ enum {
     MK_PRODUCED_BYTES,
     MK_COUNT
 };
-static const char *const metrics_keys[MK_COUNT] = {
-    "durationMs", "initDurationMs", "restoreDurationMs", "billedDurationMs",
-    "memorySizeMB", "maxMemoryUsedMB", "producedBytes",
+static const struct key_name metrics_keys[MK_COUNT] = {
+    KEY("durationMs"), KEY("initDurationMs"), KEY("restoreDurationMs"), KEY("billedDurationMs"),
+    KEY("memorySizeMB"), KEY("maxMemoryUsedMB"), KEY("producedBytes"),
 };
 
 enum { SK_NAME, SK_START, SK_DURATION, SK_COUNT };
-static const char *const span_keys[SK_COUNT] = {"name", "start", "durationMs"};
+static const struct key_name span_keys[SK_COUNT] = {KEY("name"), KEY("start"), KEY("durationMs")};
 
 enum { EK_TIME, EK_TYPE, EK_RECORD, EK_COUNT };
-static const char *const element_keys[EK_COUNT] = {"time", "type", "record"};
+static const struct key_name element_keys[EK_COUNT] = {KEY("time"), KEY("type"), KEY("record")};
 
 /* What one element's record holds, as found in the body. */
 _Static_assert(RK_COUNT <= MEMBERS_MAX, "read_object's seen[] holds every record key");

@@ -293,7 +293,8 @@ static bool newline_char(char c)
 
 /* The line without its trailing newlines, cut to what a ring line holds.
  * A long line is not measured to its end: the cut is the same unless only
- * newlines follow it (then they are measured and stripped). */
+ * newlines follow its last kept byte, and then stripping them from there
+ * ends where stripping from the line's end would. */
 static size_t ring_line_len(const char *line)
 {
     const size_t keep = LOG_TAIL_LINE_MAX_BYTES - 1;
@@ -303,7 +304,6 @@ static size_t ring_line_len(const char *line)
         const char *rest = line + keep - 1; /* its last kept byte, and on */
         if (rest[strspn(rest, "\r\n")] != '\0')
             return keep; /* something else follows: no newline stripped reaches the cut */
-        len = keep - 1 + strlen(rest);
     }
     while (len > 0 && newline_char(line[len - 1]))
         len--;
