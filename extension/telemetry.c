@@ -6,9 +6,10 @@
  * cJSON's tree of it (a node and a heap copy per value), copying the strings
  * we keep a second time and freeing the tree cost five times the rest of
  * the pipeline.  The scanner validates the whole body, finds each element's
- * `time`, `type` and `record`, and copies (unescaping) only the strings an
- * event keeps, straight into the batch's arena.  A record object is walked
- * a second time (it is small); log text is scanned eight bytes at a time.
+ * `time`, `type` and `record`, and decodes only the strings an event keeps:
+ * in place in the body when the caller hands it over (the pipeline: the
+ * listener's buffer), else into the batch's arena.  String ends are found
+ * 32 or 16 bytes at a time.
  *
  * It accepts exactly what the cJSON-based reader it replaced accepted, quirks
  * included, so behaviour did not change (tests/fuzz/tel_reference.h keeps
