@@ -122,7 +122,7 @@ static int reserve(struct buf *b, size_t n)
     return 0;
 }
 
-int buf_append(struct buf *b, const void *p, size_t n)
+int buf_append_grow(struct buf *b, const void *p, size_t n)
 {
     int r;
 
@@ -135,11 +135,6 @@ int buf_append(struct buf *b, const void *p, size_t n)
     b->len += n;
     b->data[b->len] = '\0';
     return 0;
-}
-
-int buf_append_str(struct buf *b, const char *s)
-{
-    return buf_append(b, s, strlen(s));
 }
 
 int buf_insert(struct buf *b, size_t off, const void *p, size_t n)
@@ -189,15 +184,31 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
+/* "00" to "99": two digits per division. */
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
 /* The digits of v, right-aligned ending at end; returns the first. */
 static char *format_u64(char *end, uint64_t v)
 {
     char *p = end;
 
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        p -= 2;
+        p[0] = digit_pairs[d];
+        p[1] = digit_pairs[d + 1];
+    }
+    if (v >= 10) {
+        unsigned d = (unsigned)v * 2;
+        p -= 2;
+        p[0] = digit_pairs[d];
+        p[1] = digit_pairs[d + 1];
+    } else {
+        *--p = (char)('0' + v);
+    }
     return p;
 }
 
@@ -226,15 +237,21 @@ int buf_append_fixed(struct buf *b, int64_t v, unsigned decimals)
     char *p;
     uint64_t mag = magnitude(v);
     uint64_t frac;
+    unsigned i = 0;
 
     if (decimals < 1 || decimals > 9)
         return -EINVAL;
     frac = mag % pow10[decimals];
     p = end;
-    for (unsigned i = 0; i < decimals; i++) {
-        *--p = (char)('0' + frac % 10);
-        frac /= 10;
+    for (; i + 2 <= decimals; i += 2) {
+        unsigned d = (unsigned)(frac % 100) * 2;
+        frac /= 100;
+        p -= 2;
+        p[0] = digit_pairs[d];
+        p[1] = digit_pairs[d + 1];
     }
+    if (i < decimals)
+        *--p = (char)('0' + frac % 10);
     *--p = '.';
     p = format_u64(p, mag / pow10[decimals]);
     if (v < 0)
@@ -275,15 +292,60 @@ static uint64_t load64(const unsigned char *p)
     return x;
 }
 
-/* How many bytes at the start of s (n bytes) JSON takes as they are. */
+/* The index of the first byte of x (in memory order) whose high bit mask
+ * marks; mask != 0.  Portable C: a count of trailing (little-endian) or
+ * leading (big-endian) zero bits, by the compiler's builtin where it has
+ * one (one instruction on x86_64 and arm64), else byte by byte. */
+static size_t first_marked(uint64_t mask)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(mask) / 8;
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (size_t)__builtin_clzll(mask) / 8;
+#else
+    unsigned char b[8];
+
+    memcpy(b, &mask, sizeof(b));
+    for (size_t i = 0; i < 7; i++)
+        if (b[i] != 0)
+            return i;
+    return 7;
+#endif
+}
+
+/* How many bytes at the start of s (n bytes) JSON takes as they are:
+ * sixteen bytes a step, and the first unclean byte found in its word
+ * without going back to bytes.  A tail shorter than a word is read as the
+ * string's last eight bytes (overlapping what was checked already, which
+ * is clean) when the string has eight; only shorter strings go byte by
+ * byte. */
 static size_t clean_run(const unsigned char *s, size_t n)
 {
     size_t i = 0;
+    uint64_t m;
 
-    while (n - i >= 16 && (unclean_bytes(load64(s + i)) | unclean_bytes(load64(s + i + 8))) == 0)
+    while (n - i >= 16) {
+        m = unclean_bytes(load64(s + i));
+        if (m != 0)
+            return i + first_marked(m);
+        m = unclean_bytes(load64(s + i + 8));
+        if (m != 0)
+            return i + 8 + first_marked(m);
         i += 16;
-    if (n - i >= 8 && unclean_bytes(load64(s + i)) == 0)
+    }
+    if (n - i >= 8) {
+        m = unclean_bytes(load64(s + i));
+        if (m != 0)
+            return i + first_marked(m);
         i += 8;
+    }
+    if (i == n)
+        return n;
+    if (n >= 8) {
+        /* bytes [n - 8, i) are clean: the first marked one is at i or later */
+        m = unclean_bytes(load64(s + n - 8));
+        return m == 0 ? n : n - 8 + first_marked(m);
+    }
     while (i < n && s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\')
         i++;
     return i;
@@ -465,12 +527,56 @@ static char *escape_into(char *dst, const char *s, size_t n)
     return dst;
 }
 
+/* The ids, names and keys of a document: 8 to 64 bytes that JSON takes
+ * as they are are copied a word at a time (the last word overlapping the
+ * one before), checked on the way; false (dst partly written) when the
+ * string is not that.  dst has room for 8 bytes past n. */
+static bool copy_short_clean(char *dst, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    uint64_t w;
+
+    if (n < 8 || n > 64)
+        return false;
+    for (; i + 8 <= n; i += 8) {
+        w = load64(s + i);
+        if (unclean_bytes(w) != 0)
+            return false;
+        memcpy(dst + i, &w, sizeof(w));
+    }
+    if (i < n) {
+        w = load64(s + n - 8);
+        if (unclean_bytes(w) != 0)
+            return false;
+        memcpy(dst + n - 8, &w, sizeof(w));
+    }
+    return true;
+}
+
+/* The most bytes one input byte can become: a control byte's \u00XX. */
+#define ESCAPE_MAX_GROWTH 6
+
 int buf_append_json_string(struct buf *b, const char *s, size_t n)
 {
-    size_t body = buf_json_escaped_len(s, n);
+    size_t room = b->data != NULL ? b->alloc - b->len - 1 : 0; /* allocated, past the terminator */
+    size_t body;
     char *end;
     int r;
 
+    /* When even the worst case (every byte a \u00XX) fits the memory the
+     * buffer already has, and so its cap, the string is escaped straight
+     * into it: one pass instead of measuring first (most strings of a
+     * document are short ids, names and keys). */
+    if (room >= 2 && n <= (room - 2) / ESCAPE_MAX_GROWTH) {
+        end = b->data + b->len;
+        *end++ = '"';
+        end = copy_short_clean(end, (const unsigned char *)s, n) ? end + n : escape_into(end, s, n);
+        *end++ = '"';
+        b->len = (size_t)(end - b->data);
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    body = buf_json_escaped_len(s, n);
     if (body > SIZE_MAX / 2)
         return -ENOBUFS;
     r = reserve(b, body + 2);
@@ -602,13 +708,21 @@ __extension__ typedef unsigned __int128 u128;
  * a tie going to the even significand, as strtod rounds). */
 static uint64_t scaled_digits(uint64_t m, int e, int k, bool *ret_reads_back)
 {
-    u128 pow5 = 1;
+    /* 5^0 .. 5^27 (5^27 < 2^63) */
+    static const uint64_t pow5_table[FAST_DOUBLE_MAX_K + 1] = {
+        UINT64_C(1), UINT64_C(5), UINT64_C(25), UINT64_C(125), UINT64_C(625), UINT64_C(3125),
+        UINT64_C(15625), UINT64_C(78125), UINT64_C(390625), UINT64_C(1953125), UINT64_C(9765625),
+        UINT64_C(48828125), UINT64_C(244140625), UINT64_C(1220703125), UINT64_C(6103515625),
+        UINT64_C(30517578125), UINT64_C(152587890625), UINT64_C(762939453125),
+        UINT64_C(3814697265625), UINT64_C(19073486328125), UINT64_C(95367431640625),
+        UINT64_C(476837158203125), UINT64_C(2384185791015625), UINT64_C(11920928955078125),
+        UINT64_C(59604644775390625), UINT64_C(298023223876953125), UINT64_C(1490116119384765625),
+        UINT64_C(7450580596923828125)};
+    u128 pow5 = pow5_table[k];
     u128 a, r, half, diff, v;
     uint64_t q;
     int s;
 
-    for (int i = 0; i < k; i++)
-        pow5 *= 5;
     a = (u128)m * pow5;
     s = -(e + k); /* 1..127 in the fast path's range */
     q = (uint64_t)(a >> s);
@@ -749,6 +863,8 @@ int buf_append_json_double(struct buf *b, double d)
 
     if (!isfinite(d))
         return -EINVAL;
+    if (d == 0) /* as "%.15g" writes it, sign included */
+        return signbit(d) ? buf_append(b, "-0", 2) : buf_append(b, "0", 1);
     fast = fast_double(d, text);
     if (fast > 0)
         return buf_append(b, text, fast);

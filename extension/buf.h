@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
     char *data;       /* NULL until the first append */
@@ -57,10 +58,37 @@ size_t buf_len(const struct buf *b);
 size_t buf_max(const struct buf *b);
 
 /* Appends n bytes.  0, -ENOBUFS or -ENOMEM. */
-int buf_append(struct buf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+static inline int buf_append(struct buf *b, const void *p, size_t n) __attribute__((warn_unused_result));
 
 /* Appends a NUL-terminated string. */
-int buf_append_str(struct buf *b, const char *s) __attribute__((warn_unused_result));
+static inline int buf_append_str(struct buf *b, const char *s) __attribute__((warn_unused_result));
+
+/* buf_append out of line: long pieces, and those that do not fit the
+ * memory the buffer has. */
+int buf_append_grow(struct buf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+
+/* Encoders append many short pieces (keys, punctuation, numbers): when
+ * one fits the memory already there (and so the cap, which the allocation
+ * never passes), it is copied in place, a literal's copy inlined. */
+#define BUF_INLINE_MAX 64
+
+static inline int buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (n <= BUF_INLINE_MAX && n < b->alloc - b->len) { /* room for the bytes and the terminator */
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return buf_append_grow(b, p, n);
+}
+
+static inline int buf_append_str(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
 
 /* Inserts n bytes at offset off (0 <= off <= length), moving the tail up.
  * -EINVAL when off is past the end. */

@@ -329,7 +329,9 @@ static void initwatch_rearm(struct pipeline *p)
         loop_timers_arm(loop_timers(p->loop), &p->initwatch_timer, clock_mono_ns());
 }
 
-static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
+/* body is the listener's buffer: the batch's strings are decoded in place
+ * in it, and it is handed back only after the batch is freed. */
+static void handle_telemetry(struct pipeline *p, char *body, size_t len)
 {
     struct tel_batch *batch = NULL;
     struct exporter *held = p->exporter;
@@ -345,7 +347,7 @@ static void handle_telemetry(struct pipeline *p, const char *body, size_t len)
     }
     p->intake.pushed++;
     struct tel_parse_error why = {0};
-    r = tel_batch_parse_why(body, len, &batch, &why);
+    r = tel_batch_parse_inplace(body, len, &batch, &why);
     if (r < 0) {
         p->stats.bad_batches++;
         count_lost_batch(p);

@@ -7,8 +7,9 @@
  * are kept as TEL_UNKNOWN.  An element that is not an object with those
  * three is skipped and counted in `invalid`.
  *
- * A batch owns all its strings (one arena); events point into it.  Batches
- * are created on one thread and may be handed to another; they are never
+ * A batch owns all its strings (one arena); events point into it, or, for
+ * a batch parsed in place, into the body it was parsed from.  Batches are
+ * created on one thread and may be handed to another; they are never
  * shared.  This module does not log.
  */
 #ifndef LAMBDA_TRACER_TELEMETRY_H
@@ -129,6 +130,13 @@ struct tel_parse_error {
  * not a JSON array (then *ret_err, when not NULL, says why and where),
  * -ENOMEM.  Any thread. */
 int tel_batch_parse_why(const char *body, size_t len, struct tel_batch **ret_batch, struct tel_parse_error *ret_err)
+    __attribute__((warn_unused_result));
+
+/* tel_batch_parse_why, but the events' strings are decoded in place in
+ * body (no copy: a string without escapes is only terminated where its
+ * closing quote was), so body is changed whatever the result, and must
+ * outlive the batch.  The events are the same as tel_batch_parse_why's. */
+int tel_batch_parse_inplace(char *body, size_t len, struct tel_batch **ret_batch, struct tel_parse_error *ret_err)
     __attribute__((warn_unused_result));
 
 /* tel_batch_parse_why without the reason. */

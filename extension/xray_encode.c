@@ -242,7 +242,9 @@ static bool attr_duplicate(const struct trace_segment *seg, size_t i, const bool
     for (size_t j = 0; j < i; j++) {
         const struct trace_attr *b = &seg->attrs[j];
 
-        if (sendable[j] && b->on_span == a->on_span && (b->xray_key == a->xray_key || strcmp(b->xray_key, a->xray_key) == 0))
+        if (sendable[j] && b->on_span == a->on_span &&
+            (b->xray_key == a->xray_key ||
+             (b->xray_key[0] == a->xray_key[0] && strcmp(b->xray_key, a->xray_key) == 0)))
             return true;
     }
     return false;
@@ -322,13 +324,16 @@ static int append_attrs(struct enc *e, enum trace_attr_target target, int owner)
     bool sendable[TRACE_MAX_ATTRS]; /* each key checked once, not once per later attribute */
     int r = 0;
 
-    for (size_t i = 0; i < seg->attr_count; i++)
-        sendable[i] = attr_sendable(&seg->attrs[i], target);
+    /* Only this section's attributes are checked: a duplicate is one of the
+     * same owner and target (attr_duplicate), so the others' sendable[] is
+     * never read.  The segment's sections are asked for once per span. */
     for (size_t i = 0; i < seg->attr_count; i++) {
         const struct trace_attr *a = &seg->attrs[i];
 
+        sendable[i] = false;
         if (a->target != target || a->xray_key == NULL || a->on_span != owner)
             continue; /* not meant for this section: not a skip */
+        sendable[i] = attr_sendable(a, target);
         if (!sendable[i] || attr_duplicate(seg, i, sendable)) {
             (*skipped)++;
             continue;

@@ -12,7 +12,9 @@
  * Also checks invariants that would break consumers (counts add up, every
  * event has a type name, spans are bounded) and, differentially, that the
  * parser accepts exactly what the cJSON-based reader it replaced accepted
- * (tel_reference.h) and reads the same events from it.
+ * (tel_reference.h) and reads the same events from it, and that parsing in
+ * place (tel_batch_parse_inplace, strings decoded in the body itself) gives
+ * the same verdict and events as copying them out.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -75,6 +77,33 @@ static bool element_valid(const cJSON *el, int64_t *ret_time_us, const char **re
         return false;
     *ret_type = type->valuestring;
     return tel_parse_time(t->valuestring, ret_time_us) == 0;
+}
+
+/* The same events from the body decoded in place (a copy of it, which
+ * the events point into). */
+static void check_in_place(const uint8_t *data, size_t size, const struct tel_batch *want)
+{
+    char *copy = malloc(size);
+    struct tel_batch *b = NULL;
+    int r;
+
+    if (copy == NULL)
+        return;
+    memcpy(copy, data, size);
+    r = tel_batch_parse_inplace(copy, size, &b, NULL);
+    if (r == -ENOMEM) {
+        free(copy);
+        return;
+    }
+    check(r == 0);
+    check(b->count == want->count && b->invalid == want->invalid);
+    for (size_t i = 0; i < b->count; i++) {
+        const struct tel_event *e = &b->events[i];
+        check(tel_reference_same_event(e, &want->events[i]));
+        check(e->text == NULL || (e->text >= copy && e->text < copy + size));
+    }
+    tel_batch_free(b);
+    free(copy);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -147,6 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(batch->count == ref.count && batch->invalid == ref.invalid);
     for (i = 0; i < batch->count; i++)
         check(tel_reference_same_event(&batch->events[i], &ref.events[i]));
+    check_in_place(data, size, batch);
     tel_batch_free(batch);
     tel_reference_free(&ref);
     cJSON_Delete(root);

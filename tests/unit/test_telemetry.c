@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "telemetry.h"
@@ -389,27 +390,54 @@ static void test_spares_are_reused_and_released(void **state)
 /* Both readers on the same bytes: the scanner accepts exactly what the
  * cJSON-based reader accepted and reads the same events.  Returns whether
  * the input was accepted. */
+/* Whether a string of an event lies inside [body, body + len). */
+static bool inside(const char *p, const char *body, size_t len)
+{
+    return p == NULL || (p >= body && p < body + len);
+}
+
+/* The same verdict and events from the scanner (copying into its arena,
+ * and decoding in place in a copy of the body) as from the reference. */
 static bool same_as_reference(const char *s, size_t len)
 {
     struct tel_batch *b = NULL;
+    struct tel_batch *ip = NULL;
     struct tel_reference ref;
+    char *copy = malloc(len + 1);
     int r = tel_batch_parse(s, len, &b);
     int rr = tel_reference_parse(s, len, &ref);
+    int ri;
 
+    assert_non_null(copy);
+    memcpy(copy, s, len);
+    ri = tel_batch_parse_inplace(copy, len, &ip, NULL);
     if ((r == 0) != (rr == 0))
         fail_msg("scanner %d, reference %d on: %.*s", r, rr, (int)len, s);
+    if (ri != r)
+        fail_msg("in place %d, copying %d on: %.*s", ri, r, (int)len, s);
     if (r < 0) {
         assert_int_equal(r, -EPROTO);
+        free(copy);
         return false;
     }
     assert_int_equal(b->count, ref.count);
     assert_int_equal(b->invalid, ref.invalid);
+    assert_int_equal(ip->count, ref.count);
+    assert_int_equal(ip->invalid, ref.invalid);
     for (size_t i = 0; i < b->count; i++) {
+        const struct tel_event *e = &ip->events[i];
         if (!tel_reference_same_event(&b->events[i], &ref.events[i]))
             fail_msg("event %zu differs on: %.*s", i, (int)len, s);
+        if (!tel_reference_same_event(e, &ref.events[i]))
+            fail_msg("event %zu differs in place on: %.*s", i, (int)len, s);
+        if (!inside(e->request_id, copy, len) || !inside(e->text, copy, len) ||
+            !inside(e->trace_value, copy, len) || (e->type == TEL_UNKNOWN && !inside(e->type_name, copy, len)))
+            fail_msg("event %zu: a string not in the body on: %.*s", i, (int)len, s);
     }
     tel_batch_free(b);
+    tel_batch_free(ip);
     tel_reference_free(&ref);
+    free(copy);
     return true;
 }
 
@@ -484,6 +512,127 @@ static void test_quirks_match_the_reference(void **state)
             tel_batch_free(b);
         }
     }
+}
+
+/* A function line of n bytes with the escape esc (its decoded form dec)
+ * at every offset: the string ends are found 32 and 16 bytes at a time,
+ * so escapes and quotes land on every side of a chunk's edge.  Decoded in
+ * place, the text is in the body, equal to the expected bytes, and equal
+ * to the copying parser's. */
+static void check_escape_everywhere(const char *esc, const char *dec, size_t n)
+{
+    bool cut = strcmp(esc, "\\u0000") == 0; /* the text ends at the NUL */
+    static const char head[] = "[{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"";
+    static const char tail[] = "\"}]";
+    char body[512];
+    char want[512];
+    size_t esc_len = strlen(esc);
+    size_t dec_len = strlen(dec);
+
+    for (size_t at = 0; at <= n; at++) {
+        size_t len = 0;
+        size_t w = 0;
+        struct tel_batch *b = NULL;
+        struct tel_batch *c = NULL;
+
+        memcpy(body, head, sizeof(head) - 1);
+        len = sizeof(head) - 1;
+        for (size_t i = 0; i < n; i++) {
+            if (i == at) {
+                memcpy(body + len, esc, esc_len);
+                len += esc_len;
+                memcpy(want + w, dec, dec_len);
+                w += dec_len;
+                if (cut)
+                    want[w] = '\0';
+            }
+            body[len++] = (char)('a' + i % 26);
+            if (!cut || i < at)
+                want[w++] = (char)('a' + i % 26);
+        }
+        if (at == n) {
+            memcpy(body + len, esc, esc_len);
+            len += esc_len;
+            memcpy(want + w, dec, dec_len);
+            w += dec_len;
+        }
+        memcpy(body + len, tail, sizeof(tail) - 1);
+        len += sizeof(tail) - 1;
+        if (!cut || at == n)
+            want[w] = '\0';
+        assert_int_equal(tel_batch_parse(body, len, &c), 0);
+        assert_int_equal(tel_batch_parse_inplace(body, len, &b, NULL), 0);
+        assert_int_equal(b->count, 1);
+        assert_true(inside(b->events[0].text, body, len));
+        if (strcmp(b->events[0].text, want) != 0 || strcmp(c->events[0].text, want) != 0)
+            fail_msg("escape %s at %zu of %zu: got \"%s\" / \"%s\"", esc, at, n, b->events[0].text,
+                     c->events[0].text);
+        tel_batch_free(b);
+        tel_batch_free(c);
+    }
+}
+
+static void test_in_place_decoding(void **state)
+{
+    (void)state;
+    for (size_t n = 0; n <= 70; n += 7) {
+        check_escape_everywhere("\\t", "\t", n);
+        check_escape_everywhere("\\\"", "\"", n);
+        check_escape_everywhere("\\\\", "\\", n);
+        check_escape_everywhere("\\u00e9", "\xc3\xa9", n);
+        check_escape_everywhere("\\u20ac", "\xe2\x82\xac", n);
+        check_escape_everywhere("\\ud83d\\ude00", "\xf0\x9f\x98\x80", n);  /* a surrogate pair */
+        check_escape_everywhere("\\u0000", "", n);                            /* cut at the NUL */
+        check_escape_everywhere("\\n\\r\\t\\b\\f\\/", "\n\r\t\b\f/", n);
+        check_escape_everywhere("\x01\x7f", "\x01\x7f", n);                     /* raw control bytes kept */
+        check_escape_everywhere("\xff\xc3", "\xff\xc3", n);                     /* invalid UTF-8 kept as is */
+    }
+    /* a long clean run: no copy, the text starts where the string did */
+    {
+        static const char head[] = "[{\"time\":\"2022-10-12T00:00:00Z\",\"type\":\"function\",\"record\":\"";
+        size_t n = 5000;
+        char *body = malloc(sizeof(head) + n + 8);
+        struct tel_batch *b = NULL;
+        size_t len;
+
+        assert_non_null(body);
+        memcpy(body, head, sizeof(head) - 1);
+        memset(body + sizeof(head) - 1, 'x', n);
+        memcpy(body + sizeof(head) - 1 + n, "\"}]", 3);
+        len = sizeof(head) - 1 + n + 3;
+        assert_int_equal(tel_batch_parse_inplace(body, len, &b, NULL), 0);
+        assert_ptr_equal(b->events[0].text, body + sizeof(head) - 1);
+        assert_int_equal(strlen(b->events[0].text), n);
+        tel_batch_free(b);
+        free(body);
+    }
+}
+
+/* The times of a batch share a date and hour read once: a change of any
+ * of them, or a bad one after a good one, is still read right. */
+static void test_times_in_a_batch(void **state)
+{
+    static const char body[] =
+        "[{\"time\":\"2022-10-12T00:59:59.999Z\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-10-12T01:00:00Z\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-10-12T01:00:01+01:00\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-10-13T01:00:00Z\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-10-13T01\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-10-13T01:00:0\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-02-29T01:00:00Z\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2024-02-29T01:00:00Z\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2022-10-1\",\"type\":\"x\",\"record\":1},"
+        "{\"time\":\"2024-02-29T01:00:00.5Z\",\"type\":\"x\",\"record\":1}]";
+    static const int64_t want[] = {1665536399999000, 1665536400000000, 1665532801000000,
+                                   1665622800000000, 1709168400000000, 1709168400500000};
+    struct tel_batch *b = parse_ok(body);
+    (void)state;
+
+    assert_int_equal(b->count, 6);
+    assert_int_equal(b->invalid, 4);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(b->events[i].time_us, want[i]);
+    tel_batch_free(b);
 }
 
 /* Nesting: 1,000 containers parse, 1,001 do not (cJSON's limit, kept). */
@@ -622,6 +771,8 @@ int main(void)
         cmocka_unit_test(test_refusal_says_what_and_where),
         cmocka_unit_test(test_numbers_match_the_reference),
         cmocka_unit_test(test_mutations_match_the_reference),
+        cmocka_unit_test(test_in_place_decoding),
+        cmocka_unit_test(test_times_in_a_batch),
     };
     return cmocka_run_group_tests_name("telemetry", tests, NULL, NULL);
 }

@@ -1174,6 +1174,61 @@ static void test_redelivered_records_make_no_second_segment(void **state)
     tracer_destroy(t);
 }
 
+/* FNV-1a (64 bits), the tracer's hash of a request id: to make ids that
+ * share one chain of its index. */
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* More invocations than the ring of exported request ids holds (1,024),
+ * all of them in one chain of its index: the oldest leave it (their
+ * records make a segment again), every one of the last 1,024 is still
+ * known. */
+static void test_redelivered_records_past_the_ring(void **state)
+{
+    enum { N = 1100 };
+    static char ids[N][24];
+    struct tracer *t = new_flood_tracer(0);
+    struct tracer_stats st;
+    char hdr[128];
+    (void)state;
+    for (int i = 0, k = 0; i < N; k++) {
+        snprintf(ids[i], sizeof(ids[i]), "c-%d", k);
+        if ((fnv1a64(ids[i]) & 1023) == 0)
+            i++;
+    }
+    for (int i = 0; i < N; i++) {
+        hdr_for(hdr, sizeof(hdr), "c", i);
+        invoke(t, ids[i], T0, T0 / 1000 + 60000, hdr);
+        records_for(t, ids[i], true, true);
+    }
+    assert_int_equal(n_flood_segs, N);
+    for (int i = N - 1024; i < N; i++)
+        records_for(t, ids[i], true, false);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.late_records, 1024);
+    assert_int_equal(n_flood_segs, N);
+    /* forgotten: not late (looked for through the whole chain), a new
+     * invocation, exported */
+    for (int i = 0; i < N - 1024; i++)
+        records_for(t, ids[i], true, false);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.late_records, 1024);
+    for (int i = 0; i < N - 1024; i += 25) {
+        hdr_for(hdr, sizeof(hdr), "c", i);
+        invoke(t, ids[i], T0, T0 / 1000 + 60000, hdr);
+        records_for(t, ids[i], true, true);
+    }
+    assert_int_equal(n_flood_segs, N + 4);
+    tracer_get_stats(t, &st);
+    assert_int_equal(st.late_records, 1024);
+    tracer_destroy(t);
+}
+
 /* An INVOKE handled after its invocation's records finished it (a loop far
  * behind) makes no second segment: not while the invocation is still in
  * the table, nor once its slot was reused; a deadline or SHUTDOWN later
@@ -1389,6 +1444,53 @@ static void test_log_tail_attached_to_failures_only(void **state)
                         "The runtime exited before completing the invocation\n"
                         "Last function log lines:\ntwo (json)\nthree\nfour\n");
     tracer_destroy(t);
+}
+
+/* A long line is kept cut to 511 bytes, its trailing newlines stripped
+ * first: only when newlines are all that follows the cut do they matter. */
+static void test_log_tail_long_lines(void **state)
+{
+    static const struct {
+        size_t text;     /* 'a's */
+        const char *end; /* then this, repeated */
+        size_t times;
+        size_t kept;     /* 'a's in the tail */
+    } cases[] = {
+        {600, "\\n", 1, 511}, {100, "\\n", 600, 100}, {510, "\\n", 5, 510}, {511, "\\n", 1, 511},
+        {512, "\\n", 1, 511}, {509, "\\r\\n", 3, 509}, {511, "x", 1, 511}, {300, "", 0, 300},
+    };
+    (void)state;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct tracer *t = new_tracer_tail(false, 3, 4096);
+        static char buf[16384];
+        char want[600];
+        size_t len;
+        const char *tail;
+
+        n_emitted = 0;
+        invoke(t, "bad", T0, T0 / 1000 + 8000, NULL);
+        len = (size_t)snprintf(buf, sizeof(buf), "%s",
+                               "[{\"time\":\"2024-05-20T16:29:51.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"bad\"}},"
+                               "{\"time\":\"2024-05-20T16:29:51.001Z\",\"type\":\"function\",\"record\":\"");
+        memset(buf + len, 'a', cases[c].text);
+        len += cases[c].text;
+        for (size_t k = 0; k < cases[c].times; k++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s", cases[c].end);
+        snprintf(buf + len, sizeof(buf) - len, "%s",
+                 "\"},{\"time\":\"2024-05-20T16:29:51.004Z\",\"type\":\"platform.runtimeDone\",\"record\":{\"requestId\":\"bad\",\"status\":\"timeout\"}},"
+                 "{\"time\":\"2024-05-20T16:29:51.006Z\",\"type\":\"platform.report\",\"record\":{\"requestId\":\"bad\",\"status\":\"timeout\"}}]");
+        feed(t, buf);
+        assert_int_equal(n_emitted, 1);
+        tail = strstr(emitted[0].cause_message, "Last function log lines:\n");
+        assert_non_null(tail);
+        tail += strlen("Last function log lines:\n");
+        memset(want, 'a', cases[c].kept);
+        want[cases[c].kept] = '\n';
+        want[cases[c].kept + 1] = '\0';
+        if (strcmp(tail, want) != 0)
+            fail_msg("case %zu: a tail of %zu bytes, want %zu", c, strlen(tail), cases[c].kept + 1);
+        tracer_destroy(t);
+    }
 }
 
 static void test_log_tail_byte_cap_keeps_the_newest(void **state)
@@ -1879,12 +1981,14 @@ int main(void)
         cmocka_unit_test(test_pipeline_behind_invoke_exports_every_announced),
         cmocka_unit_test(test_index_finds_every_id_after_reuse),
         cmocka_unit_test(test_redelivered_records_make_no_second_segment),
+        cmocka_unit_test(test_redelivered_records_past_the_ring),
         cmocka_unit_test(test_left_out_and_evicted_invocations_are_forgotten),
         cmocka_unit_test(test_invoke_after_its_invocation_was_exported_is_ignored),
         cmocka_unit_test(test_telemetry_only_invocations_oldest_yield),
         cmocka_unit_test(test_flood_memory_is_bounded),
         cmocka_unit_test(test_failed_init_is_its_own_segment),
         cmocka_unit_test(test_log_tail_attached_to_failures_only),
+        cmocka_unit_test(test_log_tail_long_lines),
         cmocka_unit_test(test_log_tail_byte_cap_keeps_the_newest),
         cmocka_unit_test(test_new_out_of_memory),
     };
