@@ -1002,6 +1002,7 @@ enum record_key {
     RK_METRICS,
     RK_SPANS,
     RK_TENANT_ID,
+    RK_EVENTS,
     RK_COUNT
 };
 
@@ -1009,7 +1010,7 @@ static const struct key_name record_keys[RK_COUNT] = {
     KEY("requestId"), KEY("status"), KEY("errorType"), KEY("initializationType"), KEY("phase"), KEY("version"),
     KEY("functionVersion"), KEY("functionName"), KEY("instanceId"), KEY("runtimeVersion"), KEY("name"), KEY("state"),
     KEY("instanceMaxMemory"), KEY("droppedRecords"), KEY("droppedBytes"), KEY("reason"), KEY("message"), KEY("tracing"),
-    KEY("metrics"), KEY("spans"), KEY("tenantId"),
+    KEY("metrics"), KEY("spans"), KEY("tenantId"), KEY("events"),
 };
 
 enum { TK_VALUE, TK_SPAN_ID, TK_COUNT };
@@ -1045,6 +1046,7 @@ struct raw_record {
     struct jval metrics[MK_COUNT];
     unsigned span_count;
     struct jval spans[TELEMETRY_MAX_SPANS][SK_COUNT];
+    unsigned ext_events; /* `events`: TEL_EXT_* of its strings */
 };
 
 /* `spans` (s->p at '['): the first TELEMETRY_MAX_SPANS objects with a
@@ -1078,6 +1080,33 @@ static bool read_spans(struct scan *s, struct raw_record *raw)
     return r == 0;
 }
 
+static const char *compare_string(const struct jval *v, char buf[SHORT_STRING_MAX]);
+
+/* `events` (s->p at '['): the known event names among its strings; any
+ * other value is validated only. */
+static bool read_event_names(struct scan *s, struct raw_record *raw)
+{
+    int r = open_container(s);
+
+    if (r <= 0)
+        return r == 0;
+    while (r > 0) {
+        struct jval v;
+        char buf[SHORT_STRING_MAX];
+        const char *name;
+
+        if (!scan_value(s, &v))
+            return false;
+        name = compare_string(&v, buf);
+        if (name != NULL && strcmp(name, "INVOKE") == 0)
+            raw->ext_events |= TEL_EXT_INVOKE;
+        else if (name != NULL && strcmp(name, "SHUTDOWN") == 0)
+            raw->ext_events |= TEL_EXT_SHUTDOWN;
+        r = next_item(s, false, NULL);
+    }
+    return r == 0;
+}
+
 static int record_nested(struct scan *s, int index, void *ctx)
 {
     struct raw_record *raw = ctx;
@@ -1086,6 +1115,10 @@ static int record_nested(struct scan *s, int index, void *ctx)
     if (index == RK_SPANS && *s->p == '[') {
         raw->rec[RK_SPANS].kind = J_ARRAY;
         return read_spans(s, raw) ? 1 : -1;
+    }
+    if (index == RK_EVENTS && *s->p == '[') {
+        raw->rec[RK_EVENTS].kind = J_ARRAY;
+        return read_event_names(s, raw) ? 1 : -1;
     }
     if (*s->p != '{')
         return 0;
@@ -1261,6 +1294,7 @@ static void record_to_event(struct scan *s, struct tel_arena_block **arena, cons
     ev->tenant_id = event_string(s, arena, &r[RK_TENANT_ID], oom);
     ev->name = event_string(s, arena, &r[RK_NAME], oom);
     ev->state = event_string(s, arena, &r[RK_STATE], oom);
+    ev->ext_events = raw->ext_events;
     ev->instance_max_memory = int_value(&r[RK_INSTANCE_MAX_MEMORY]);
     ev->dropped_records = int_value(&r[RK_DROPPED_RECORDS]);
     ev->dropped_bytes = int_value(&r[RK_DROPPED_BYTES]);

@@ -73,6 +73,10 @@ struct tel_span {
     int64_t duration_us;
 };
 
+/* The Extensions API events an extension registered for (platform.extension). */
+#define TEL_EXT_INVOKE 1u
+#define TEL_EXT_SHUTDOWN 2u
+
 struct tel_event {
     enum tel_type type;
     const char *type_name;  /* as received */
@@ -91,6 +95,7 @@ struct tel_event {
     const char *tenant_id;       /* tenant isolation: start, runtimeDone, report */
     const char *name;            /* platform.extension / telemetrySubscription */
     const char *state;
+    unsigned ext_events;         /* platform.extension `events`: TEL_EXT_* bits, 0 when absent */
     const char *text;            /* log line, or logsDropped reason */
     int64_t instance_max_memory; /* bytes */
     int64_t duration_us;         /* metrics.durationMs */

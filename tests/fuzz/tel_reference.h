@@ -64,7 +64,7 @@ static void ref_record(const cJSON *record, struct tel_event *ev)
     static const char *const inits[] = {"on-demand", "provisioned-concurrency", "snap-start",
                                         "lambda-managed-instances"};
     static const char *const phases[] = {"init", "invoke"};
-    const cJSON *tracing, *metrics, *spans, *span;
+    const cJSON *tracing, *metrics, *spans, *span, *events, *name;
 
     if (cJSON_IsString(record)) {
         ev->text = record->valuestring;
@@ -110,6 +110,16 @@ static void ref_record(const cJSON *record, struct tel_event *ev)
         ev->memory_size_mb = ref_number(metrics, "memorySizeMB", 9e15, 1);
         ev->max_memory_used_mb = ref_number(metrics, "maxMemoryUsedMB", 9e15, 1);
         ev->produced_bytes = ref_number(metrics, "producedBytes", 9e15, 1);
+    }
+    events = cJSON_GetObjectItemCaseSensitive(record, "events");
+    if (cJSON_IsArray(events)) {
+        cJSON_ArrayForEach(name, events)
+        {
+            if (cJSON_IsString(name) && strcmp(name->valuestring, "INVOKE") == 0)
+                ev->ext_events |= TEL_EXT_INVOKE;
+            else if (cJSON_IsString(name) && strcmp(name->valuestring, "SHUTDOWN") == 0)
+                ev->ext_events |= TEL_EXT_SHUTDOWN;
+        }
     }
     spans = cJSON_GetObjectItemCaseSensitive(record, "spans");
     if (!cJSON_IsArray(spans))
@@ -204,7 +214,7 @@ static bool tel_reference_same_event(const struct tel_event *a, const struct tel
 {
     if (a->type != b->type || !ref_same_string(a->type_name, b->type_name) ||
         a->time_us != b->time_us || a->status != b->status || a->init_type != b->init_type ||
-        a->phase != b->phase || a->span_count != b->span_count)
+        a->phase != b->phase || a->span_count != b->span_count || a->ext_events != b->ext_events)
         return false;
     if (!ref_same_string(a->request_id, b->request_id) ||
         !ref_same_string(a->error_type, b->error_type) ||

@@ -173,6 +173,44 @@ static void test_tenant_id(void **state)
     tel_batch_free(b);
 }
 
+static bool same_as_reference(const char *s, size_t len);
+
+/* platform.extension's `events`: the Extensions API events each extension
+ * registered for (the Init shares tell an extension woken by the first
+ * invocation from one that held Init).  Only strings count; anything else
+ * in or instead of the array is tolerated; the first `events` key wins. */
+static void test_extension_events(void **state)
+{
+    static const char *const body =
+        "[{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"name\":\"a\",\"state\":\"Ready\",\"events\":[\"INVOKE\",\"SHUTDOWN\"]}},"
+        "{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"events\":[\"SHUTDOWN\"],\"name\":\"b\"}},"
+        "{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"name\":\"c\",\"events\":[]}},"
+        "{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"name\":\"d\",\"events\":[1,null,{\"INVOKE\":1},[\"INVOKE\"],\"invoke\",\"INV\\u004fKE\",\"X\"]}},"
+        "{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"name\":\"e\",\"events\":\"INVOKE\"}},"
+        "{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"name\":\"f\",\"events\":[\"SHUTDOWN\"],\"events\":[\"INVOKE\"]}},"
+        "{\"time\":\"2025-10-13T19:48:00.000Z\",\"type\":\"platform.extension\",\"record\":{"
+        "\"name\":\"g\"}}]";
+    static const unsigned want[] = {TEL_EXT_INVOKE | TEL_EXT_SHUTDOWN, TEL_EXT_SHUTDOWN, 0, TEL_EXT_INVOKE, 0,
+                                    TEL_EXT_SHUTDOWN, 0};
+    struct tel_batch *b;
+    (void)state;
+    b = parse_ok(body);
+    assert_int_equal(b->count, 7);
+    for (size_t i = 0; i < b->count; i++) {
+        assert_int_equal(b->events[i].type, TEL_EXTENSION_STATE);
+        assert_int_equal(b->events[i].ext_events, want[i]);
+    }
+    assert_string_equal(b->events[0].state, "Ready");
+    tel_batch_free(b);
+    assert_true(same_as_reference(body, strlen(body)));
+}
+
 static void test_wrong_types_are_tolerated(void **state)
 {
     struct tel_batch *b;
@@ -760,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_real_cold_start_records),
         cmocka_unit_test(test_failures_and_other_types),
         cmocka_unit_test(test_tenant_id),
+        cmocka_unit_test(test_extension_events),
         cmocka_unit_test(test_wrong_types_are_tolerated),
         cmocka_unit_test(test_invalid_elements_are_counted),
         cmocka_unit_test(test_not_an_array_is_rejected),
