@@ -103,6 +103,14 @@ struct init_info {
     enum tel_status status;
     char error_type[ERROR_TYPE_MAX];
     unsigned extensions; /* platform.extension records */
+    /* Each extension the records named, with the events it registered for
+     * (TEL_EXT_*): one registered for INVOKE is woken by the first
+     * invocation, so its activity right after Init may be that. */
+    struct {
+        char name[INITWATCH_NAME_BYTES];
+        unsigned events;
+    } registered[INITWATCH_EXT_MAX];
+    unsigned registered_count;
     bool anatomy;         /* the runtime's figures over its Init (initwatch) */
     struct initwatch_figures figures;
     bool failure_emitted; /* a failed Init was exported as its own segment */
@@ -834,12 +842,65 @@ static void add_restore_anatomy(struct tracer *t, struct trace_segment *seg, int
  * at or before Init's end in which each was active, an upper bound to
  * within one interval; one still active in the first sample after the end
  * is ready only by the end). */
+/* An extension's platform.extension record: its name and events (a record
+ * delivered again updates its entry). */
+static void note_registered(struct init_info *in, const char *name, unsigned events)
+{
+    unsigned i;
+
+    if (name == NULL || name[0] == '\0')
+        return;
+    for (i = 0; i < in->registered_count; i++)
+        if (strcmp(in->registered[i].name, name) == 0)
+            break;
+    if (i == in->registered_count) {
+        if (i == INITWATCH_EXT_MAX)
+            return;
+        trace_copy_str(in->registered[i].name, sizeof(in->registered[i].name), name);
+        in->registered_count++;
+    }
+    in->registered[i].events = events;
+}
+
+static bool registered_for_invoke(const struct init_info *in, const char *name)
+{
+    for (unsigned i = 0; i < in->registered_count; i++)
+        if (strcmp(in->registered[i].name, name) == 0)
+            return (in->registered[i].events & TEL_EXT_INVOKE) != 0;
+    return false;
+}
+
+/* What the platform.extension records said: each extension and the events
+ * it registered for, e.g. "lambda-tracer: INVOKE, SHUTDOWN; logs: SHUTDOWN". */
+static void add_registered(const struct init_info *in, struct trace_segment *seg)
+{
+    char text[TRACE_STRING_MAX];
+    size_t off = 0;
+
+    if (in->registered_count == 0)
+        return;
+    text[0] = '\0';
+    for (unsigned i = 0; i < in->registered_count && off < sizeof(text); i++) {
+        unsigned e = in->registered[i].events;
+        int k = snprintf(text + off, sizeof(text) - off, "%s%s: %s", i > 0 ? "; " : "", in->registered[i].name,
+                         e == (TEL_EXT_INVOKE | TEL_EXT_SHUTDOWN) ? "INVOKE, SHUTDOWN"
+                         : e == TEL_EXT_INVOKE                    ? "INVOKE"
+                         : e == TEL_EXT_SHUTDOWN                  ? "SHUTDOWN"
+                                                                  : "none");
+        if (k < 0)
+            break;
+        off += (size_t)k;
+    }
+    trace_attr_str(seg, "init_extensions", "lambda_tracer.init.extensions", TRACE_ATTR_METADATA, text);
+}
+
 struct ready_party {
     const char *name;
     int64_t ready_us;  /* after initStart: its last activity at or before the end */
     int64_t cpu_us;    /* -1: not shown (ours) */
     bool at_end;       /* active in the sample after the end too */
-    bool woken;        /* the runtime, which the first invocation had woken by then */
+    bool woken;        /* the runtime, or an extension registered for INVOKE, which the first
+                        * invocation had woken by then */
 };
 
 static int by_ready(const void *a, const void *b)
@@ -898,7 +959,8 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         int64_t ready = p->ready_epoch_us > end            ? end
                         : p->ready_epoch_us < in->start_us ? in->start_us
                                                            : p->ready_epoch_us;
-        bool woken = i == ps.count && invocation_us != TEL_ABSENT && invocation_us <= ps.end_sample_epoch_us;
+        bool woken = (i == ps.count || registered_for_invoke(in, name)) && invocation_us != TEL_ABSENT &&
+                     invocation_us <= ps.end_sample_epoch_us;
         list[n++] = (struct ready_party){name, ready - in->start_us, p->cpu_us, p->active_at_end, woken};
         if (i < ps.count)
             known++;
@@ -910,24 +972,28 @@ static unsigned add_init_parties(const struct tracer *t, struct trace_segment *s
         return others;
     /* Init ends when the last party calls next: that call falls in the
      * sample after the end, so the party that held Init last was active
-     * there.  One alone (the runtime left aside when the first invocation
-     * had woken it: its activity is taken for the invocation's) held it,
-     * ready at the end; none but the woken runtime: the runtime; none at
-     * all: the latest.  Several: the end's activity may be something
-     * else's (a freeze, an event), nobody is named. */
+     * there.  One alone (the parties the first invocation had woken left
+     * aside: the runtime, the extensions registered for INVOKE; their
+     * activity is taken for the invocation's) held it, ready at the end;
+     * none but one woken party: that one; none at all: the latest.
+     * Several (or several woken): the end's activity may be something
+     * else's (a freeze, an event, the invocation), nobody is named. */
     struct ready_party *last = NULL;
     const struct ready_party *woken = NULL;
+    unsigned woken_at_end = 0;
     for (size_t i = 0; i < n; i++) {
-        if (list[i].at_end && list[i].woken)
+        if (list[i].at_end && list[i].woken) {
             woken = &list[i];
-        else if (list[i].at_end)
+            woken_at_end++;
+        } else if (list[i].at_end) {
             at_end++;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (at_end == 1 ? list[i].at_end && !list[i].woken
-            : at_end == 0 && woken != NULL ? &list[i] == woken
-            : at_end == 0                  ? last == NULL || list[i].ready_us > last->ready_us
-                                           : false)
+            : at_end == 0 && woken_at_end == 1 ? &list[i] == woken
+            : at_end == 0 && woken_at_end == 0 ? last == NULL || list[i].ready_us > last->ready_us
+                                               : false)
             last = &list[i];
     }
     if (last != NULL && last->at_end)
@@ -1000,6 +1066,7 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
                    t->first_next_us <= in->start_us + in->duration_us + INIT_MILESTONE_SLACK_US;
     if (in->reported && in->duration_us != TEL_ABSENT)
         unknown = add_init_parties(t, seg, ours_in, invocation_us, held, sizeof(held), &runtime_seen);
+    add_registered(in, seg);
     if (in->reported && in->duration_us != TEL_ABSENT && rt_start != TEL_ABSENT) {
         int64_t end = in->start_us + in->duration_us;
         int64_t before = rt_start - in->start_us;
@@ -1816,6 +1883,7 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
         break;
     case TEL_EXTENSION_STATE:
         in->extensions++;
+        note_registered(in, ev->name, ev->ext_events);
         break;
     case TEL_RESTORE_START:
         in->restore_seen = true;

@@ -1781,6 +1781,8 @@ enum parties_case {
     PARTIES_HIDDEN,           /* and a fourth extension whose schedstat cannot be read */
     PARTIES_ALL_WOKEN,        /* every extension active after the end (a freeze) */
     PARTIES_RUNTIME_LAST,     /* only the runtime active after the end (it slept, then called next) */
+    PARTIES_INVOKE_WOKEN,     /* slow-ready ended Init; slow-register, registered for INVOKE, was
+                               * woken by the first invocation in the same sample */
 };
 
 static void run_parties(enum parties_case pc, const struct trace_segment **ret)
@@ -1846,9 +1848,11 @@ static void run_parties(enum parties_case pc, const struct trace_segment **ret)
     for (int i = 0; i < (pc == PARTIES_HIDDEN ? 4 : 3); i++) {
         static const char *const names[] = {"lambda-tracer", "slow-register", "slow-ready", "hidden"};
         size_t off = strlen(exts);
+        bool invoke = i == 0 || (i == 1 && pc == PARTIES_INVOKE_WOKEN);
         snprintf(exts + off, sizeof(exts) - off,
-                 "{\"time\":\"%s\",\"type\":\"platform.extension\",\"record\":{\"name\":\"%s\"}},", b,
-                 names[i]);
+                 "{\"time\":\"%s\",\"type\":\"platform.extension\",\"record\":{\"name\":\"%s\","
+                 "\"state\":\"Ready\",\"events\":[%s\"SHUTDOWN\"]}},",
+                 b, names[i], invoke ? "\"INVOKE\"," : "");
     }
     snprintf(buf, sizeof(buf),
              "[{\"time\":\"%s\",\"type\":\"platform.initStart\",\"record\":{\"initializationType\":"
@@ -1860,7 +1864,7 @@ static void run_parties(enum parties_case pc, const struct trace_segment **ret)
              a, b, exts, b, (long long)((init_done - init_start) / 1000));
     if (pc != PARTIES_RUNTIME_LAST)
         snap_put("400/schedstat", "5200000 0 33\n"); /* slow-ready wakes and calls next: Init ends */
-    if (pc == PARTIES_ALL_WOKEN)
+    if (pc == PARTIES_ALL_WOKEN || pc == PARTIES_INVOKE_WOKEN)
         snap_put("300/schedstat", "4500100 0 28\n");
     if (pc == PARTIES_RUNTIME_LAST || pc == PARTIES_ALL_WOKEN)
         snap_runtime_sched("3100000 0 21\n");
@@ -1950,6 +1954,28 @@ static void test_init_parties(void **state)
     assert_int_equal(strcmp(at->str + strlen(at->str) - 10, "(3 ms CPU)"), 0);
     assert_non_null(strstr(find_attr(s, "init_split")->str, "; runtime held Init "));
     assert_non_null(strstr(find_attr(s, "init_split")->str, " ms after slow-register was ready"));
+
+    /* slow-register, registered for INVOKE, active after the end beside
+     * slow-ready: the first invocation woke it, so slow-ready alone can have
+     * ended Init (without the events, nobody could be named) */
+    run_parties(PARTIES_INVOKE_WOKEN, &s);
+    at = find_attr(s, "init_ready");
+    assert_non_null(at);
+    printf("  %s\n", at->str);
+    assert_non_null(find_attr(s, "init_held_last"));
+    assert_string_equal(find_attr(s, "init_held_last")->str, "slow-ready");
+    assert_null(strstr(at->str, "or later"));
+    assert_non_null(strstr(find_attr(s, "init_split")->str, "; slow-ready held Init "));
+    at = find_attr(s, "init_extensions");
+    assert_non_null(at);
+    assert_int_equal(at->target, TRACE_ATTR_METADATA);
+    assert_string_equal(at->str, "lambda-tracer: INVOKE, SHUTDOWN; slow-register: INVOKE, SHUTDOWN; "
+                                 "slow-ready: SHUTDOWN");
+    /* a SHUTDOWN-only extension active at the end is not taken for woken */
+    run_parties(PARTIES_ALL_WOKEN, &s);
+    assert_null(find_attr(s, "init_held_last"));
+    assert_string_equal(find_attr(s, "init_extensions")->str,
+                        "lambda-tracer: INVOKE, SHUTDOWN; slow-register: SHUTDOWN; slow-ready: SHUTDOWN");
 }
 
 int main(void)
