@@ -952,16 +952,16 @@ static void records_for(struct tracer *t, const char *rid, bool start, bool rest
     char buf[1024];
     if (start) {
         snprintf(buf, sizeof(buf),
-                 "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%s\"}}]",
+                 "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"%.128s\"}}]",
                  rid);
         feed(t, buf);
     }
     if (rest) {
         snprintf(buf, sizeof(buf),
                  "[{\"time\":\"2024-05-20T16:29:45.020Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
-                 "\"requestId\":\"%s\",\"status\":\"success\"}},"
+                 "\"requestId\":\"%.128s\",\"status\":\"success\"}},"
                  "{\"time\":\"2024-05-20T16:29:45.030Z\",\"type\":\"platform.report\",\"record\":{"
-                 "\"requestId\":\"%s\",\"status\":\"success\",\"metrics\":{\"durationMs\":30.0}}}]",
+                 "\"requestId\":\"%.128s\",\"status\":\"success\",\"metrics\":{\"durationMs\":30.0}}}]",
                  rid, rid);
         feed(t, buf);
     }
