@@ -436,11 +436,18 @@ class ExtensionsApiTest(unittest.TestCase, Checks):
         self.assert_clean_exit(sd, lines)
         ext = sd.extensions[harness.EXT_NAME]
         self.assertLess(ext.ms_to_exit, 300)
-        # nothing waited for, yet every invocation accounted for: the last one's report may
-        # not have come, then it is closed with what is known and said so
-        self.assert_one_final_each(lines, results)
+        # nothing waited for, yet every invocation accounted for: exported once (the last one's
+        # report may not have come: closed with what is known and said so), or, on a starved
+        # CPU, counted as not reported or not sent at the stop; never silently missing
+        finals = final_segments(lines)
         s = harness.summary(lines)
+        x = harness.export_summary(lines)
         self.assertEqual(s["invokes"], 3)
+        missing = [r.request_id for r in results if not finals.get(r.request_id)]
+        for r in results:
+            self.assertLessEqual(len(finals.get(r.request_id, [])), 1, r.request_id)
+        self.assertLessEqual(len(missing), s["unreported"] + s["export_unsent_at_stop"] + s["export_abandoned"] +
+                             x["stdout_failed"] + x["stdout_skipped"], (missing, s, x))
 
     def test_shutdown_deadline_near(self):
         env, results, sd, lines = self.shutdown_with_deadline(400)
