@@ -281,7 +281,7 @@ int tel_parse_time(const char *text, int64_t *ret_us)
  * they are the same 13 bytes as the last ones, and kept there. */
 static int parse_time(const char *text, int64_t *ret_us, struct time_cache *cache)
 {
-    const char *p = text;
+    const char *p;
     int64_t base, minute, second, frac_us = 0, offset_s = 0;
     bool same = cache != NULL && cache->valid;
 
@@ -904,14 +904,13 @@ static int key_index(const struct jval *key, const struct key_name *names, int n
     size_t len = (size_t)(key->end - key->start);
     const unsigned char *nul;
     bool full = true;
-    int i;
 
     if (key->escaped) {
         len = decode_string(key, buf, sizeof(buf), &full);
         k = buf;
     }
     if (full) {
-        i = name_index(k, len, names, n);
+        int i = name_index(k, len, names, n);
         if (i != KEY_NONE)
             return i;
     }
