@@ -1304,6 +1304,7 @@ static bool task_one(pid_t tid, void *arg)
     struct ctx *c = ts->c;
     struct procsnap *s = c->s;
     struct procsnap_stat st;
+    struct procsnap_schedstat ss;
     struct procsnap_thread *t;
     char name[32];
     int r;
@@ -1328,6 +1329,13 @@ static bool task_one(pid_t tid, void *arg)
     t->state = st.state;
     memcpy(t->comm, st.comm, sizeof(t->comm));
     t->cpu_us = ticks_to_us(st.utime_ticks + st.stime_ticks);
+    /* Time spent runnable without a CPU: a loop starved by other work
+     * (or by the function's CPU share) is still a loop. */
+    snprintf(name, sizeof(name), "%d/schedstat", (int)tid);
+    if (read_schedstat(ts->taskfd, name, &ss) == 0) {
+        t->runq_us = ss.wait_ns / 1000;
+        t->has_runq = true;
+    }
     t->syscall_nr = PROCSNAP_SYSCALL_UNKNOWN;
     /* A running thread's syscall file says "running": skip the read. */
     if (st.state != 'R' && st.state != 'Z' && st.state != 'X')
@@ -2136,6 +2144,8 @@ struct cpu_view {
     bool per_thread;      /* thread CPU deltas are since start */
     unsigned running;     /* threads in state R */
     unsigned busy_threads;/* threads that used >= 10% of the CPU */
+    int64_t runq_us;      /* threads' time runnable without a CPU in the
+                           * window (0 without a full start snapshot) */
 };
 
 static const struct procsnap_proc *find_proc(const struct procsnap *s, pid_t pid,
@@ -2147,27 +2157,55 @@ static const struct procsnap_proc *find_proc(const struct procsnap *s, pid_t pid
     return NULL;
 }
 
-static uint64_t thread_cpu_delta(const struct procsnap *start, const struct procsnap *now,
-                                 const struct procsnap_thread *t)
+/* t's own entry in the start snapshot: NULL when it was born since (or
+ * the start is light or absent). */
+static const struct procsnap_thread *start_thread(const struct procsnap *start, const struct procsnap *now,
+                                                  const struct procsnap_thread *t)
 {
     const struct procsnap_proc *p = &now->procs[t->proc];
 
     if (start == NULL || start->light)
-        return t->cpu_us;
+        return NULL;
     for (uint16_t i = 0; i < start->nthreads; i++) {
         const struct procsnap_thread *o = &start->threads[i];
-        if (o->tid == t->tid && o->proc < start->nprocs &&
-            start->procs[o->proc].pid == p->pid &&
+        if (o->tid == t->tid && o->proc < start->nprocs && start->procs[o->proc].pid == p->pid &&
             start->procs[o->proc].start_ticks == p->start_ticks)
-            return t->cpu_us >= o->cpu_us ? t->cpu_us - o->cpu_us : 0;
+            return o;
     }
-    return t->cpu_us; /* a thread born since */
+    return NULL;
+}
+
+static uint64_t since(uint64_t now, uint64_t then)
+{
+    return now >= then ? now - then : 0;
+}
+
+static uint64_t thread_cpu_delta(const struct procsnap *start, const struct procsnap *now,
+                                 const struct procsnap_thread *t)
+{
+    const struct procsnap_thread *o = start_thread(start, now, t);
+
+    return o != NULL ? since(t->cpu_us, o->cpu_us) : t->cpu_us;
+}
+
+/* Time t spent runnable without a CPU in the window: 0 when not known at
+ * both ends (a thread born since counts from its birth). */
+static uint64_t thread_runq_delta(const struct procsnap *start, const struct procsnap *now,
+                                  const struct procsnap_thread *t)
+{
+    const struct procsnap_thread *o = start_thread(start, now, t);
+
+    if (!t->has_runq || start == NULL || start->light)
+        return 0;
+    if (o == NULL)
+        return t->runq_us;
+    return o->has_runq ? since(t->runq_us, o->runq_us) : 0;
 }
 
 static void cpu_view(const struct procsnap *start, const struct procsnap *now,
                      int64_t inv_start_us, struct cpu_view *v)
 {
-    uint64_t total = 0, top = 0;
+    uint64_t total = 0, runq = 0;
 
     memset(v, 0, sizeof(*v));
     v->age_us = inv_start_us > 0 && now->taken_mono_us >= inv_start_us
@@ -2197,15 +2235,11 @@ static void cpu_view(const struct procsnap *start, const struct procsnap *now,
         uint64_t d = thread_cpu_delta(start, now, &now->threads[i]);
         if (now->threads[i].state == 'R')
             v->running++;
-        if (d > top)
-            top = d;
-    }
-    for (uint16_t i = 0; i < now->nthreads; i++) {
-        uint64_t d = thread_cpu_delta(start, now, &now->threads[i]);
         if (d > 0 && d * 10 >= total)
             v->busy_threads++;
+        runq += thread_runq_delta(start, now, &now->threads[i]);
     }
-    (void)top;
+    v->runq_us = runq > INT64_MAX ? INT64_MAX : (int64_t)runq;
 }
 
 static int sock_by_fd(const struct procsnap *s, uint8_t proc, uint64_t fd)
@@ -2282,7 +2316,8 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
      * The runtime's main thread on CPU is busy unless it used under 10%
      * of the window (a blip; a 128 MB function gets about 8% of a vCPU,
      * so it still outranks the vague waits); another thread on CPU is
-     * busy when the process used half the window, or, without a start
+     * busy when the process used half the window (on a CPU, or runnable
+     * and waiting for one: a loop starved by other work), or, without a start
      * mark, outranks only the vague waits (sleep, poll, lock) of helper
      * threads (GC, libuv, sanitizers). */
     bool main_running = false;
@@ -2292,7 +2327,7 @@ static void classify(const struct procsnap *start, const struct procsnap *now,
             main_running = true;
     }
     bool windowed = v->since_start && v->window_us > 0;
-    if (v->running > 0 && windowed && v->cpu_us * 2 >= v->window_us)
+    if (v->running > 0 && windowed && (v->cpu_us + v->runq_us) * 2 >= v->window_us)
         best->score = 200;
     else if (main_running && (!windowed || v->cpu_us * 10 >= v->window_us))
         best->score = 150;
@@ -2562,10 +2597,13 @@ void procsnap_diagnose(const struct procsnap *start, const struct procsnap *now,
         else
             snprintf(threads, sizeof(threads), "on %u threads", n);
         if (v.since_start && v.window_us >= 0) {
-            char wall[32];
+            char wall[32], starved[64] = "";
             fmt_secs(wall, sizeof(wall), v.window_us);
-            snprintf(sentence, size, "busy: %s of CPU in %s%s %s", cpu, v.late_start ? "the last " : "",
-                     wall, threads);
+            if (v.runq_us * 10 >= v.window_us && v.window_us > 0)
+                snprintf(starved, sizeof(starved), ", and %.2f s more waiting for a CPU",
+                         (double)v.runq_us / 1e6);
+            snprintf(sentence, size, "busy: %s of CPU in %s%s %s%s", cpu, v.late_start ? "the last " : "",
+                     wall, threads, starved);
         } else {
             snprintf(sentence, size, "busy: running %s; %s of CPU used%s", threads, cpu, since);
         }

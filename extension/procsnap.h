@@ -121,6 +121,9 @@ struct procsnap_thread {
     char state;            /* as procsnap_proc.state */
     char comm[PROCSNAP_COMM_BYTES];
     uint64_t cpu_us;       /* utime+stime of this thread since it started */
+    uint64_t runq_us;      /* time runnable but not on a CPU since it
+                            * started (schedstat), when has_runq */
+    bool has_runq;
     int32_t syscall_nr;    /* the native ABI's number, or PROCSNAP_SYSCALL_* */
     uint64_t syscall_arg0; /* first argument (an fd for read/connect/...) */
     char wchan[PROCSNAP_WCHAN_BYTES]; /* "" when not read or "0" */

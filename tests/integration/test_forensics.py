@@ -221,6 +221,12 @@ class ForensicsTest(unittest.TestCase):
         cpu, window = float(m.group(1)), float(m.group(2))
         self.assertGreaterEqual(cpu, 0.1 * window - 0.01)
         self.assertLessEqual(cpu, window + 0.01)
+        # a loop is runnable all the time: what it did not get of the CPU it waited for
+        starved = re.search(r", and (\d+\.\d+) s more waiting for a CPU$", sentence)
+        if cpu < 0.8 * window:
+            self.assertIsNotNone(starved, sentence)
+        if starved:
+            self.assertAlmostEqual(cpu + float(starved.group(1)), window, delta=0.1 * window)
         self.assertIn("R", [t["state"] for t in threads(snap)])
 
     def test_socket_read_names_the_waited_peer_not_the_pool(self):

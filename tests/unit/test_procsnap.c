@@ -1959,6 +1959,51 @@ static void test_leave_out_peer(void **state)
     assert_int_equal(s.nsockets, 1);
 }
 
+/* A worker thread spinning on a box where it gets a third of a CPU: on
+ * CPU under half the window, runnable the rest of it.  Counted with its
+ * wait for a CPU it is busy, and the sentence says how long it waited;
+ * without that figure (schedstat unreadable) the rule stays as it was. */
+static void test_starved_loop_is_busy(void **state)
+{
+    struct procsnap start, now;
+    char out[PROCSNAP_SENTENCE_BYTES];
+    int64_t inv = 50000000 - 2000000;
+    (void)state;
+
+    synth(&start, 2);
+    start.taken_mono_us = 50000000 - 1000000;
+    start.threads[1].state = 'R';
+    for (unsigned i = 0; i < 2; i++)
+        start.threads[i].has_runq = true;
+    start.threads[1].runq_us = 100000;
+    now = start;
+    now.taken_mono_us = 50000000;
+    now.procs[0].cpu_us = start.procs[0].cpu_us + 330000;
+    now.threads[1].cpu_us = 330000;
+    now.threads[1].runq_us = start.threads[1].runq_us + 640000;
+    procsnap_diagnose(&start, &now, inv, out, sizeof(out));
+    show("starved worker", out);
+    assert_string_equal(out, "busy: 0.33 s of CPU in the last 1.0 s on one thread (a loop?), and 0.64 s more "
+                             "waiting for a CPU");
+
+    /* the wait not known at the start: not counted */
+    start.threads[1].has_runq = false;
+    procsnap_diagnose(&start, &now, inv, out, sizeof(out));
+    must_not_contain(out, "busy");
+    must_not_contain(out, "waiting for a CPU");
+    /* nor when the thread waited little: a helper's blip is no loop */
+    start.threads[1].has_runq = true;
+    now.threads[1].runq_us = start.threads[1].runq_us + 100000;
+    procsnap_diagnose(&start, &now, inv, out, sizeof(out));
+    must_not_contain(out, "busy");
+    /* a loop with a CPU to itself says nothing of waiting */
+    now.procs[0].cpu_us = start.procs[0].cpu_us + 990000;
+    now.threads[1].cpu_us = 990000;
+    now.threads[1].runq_us = start.threads[1].runq_us + 5000;
+    procsnap_diagnose(&start, &now, inv, out, sizeof(out));
+    assert_string_equal(out, "busy: 0.99 s of CPU in the last 1.0 s on one thread (a loop?)");
+}
+
 static void test_priorities(void **state)
 {
     struct procsnap s;
@@ -2178,6 +2223,7 @@ int main(void)
         cmocka_unit_test_teardown(test_priorities, teardown),
         cmocka_unit_test_teardown(test_find_runtime_real, teardown),
         cmocka_unit_test_teardown(test_busy_loop, teardown),
+        cmocka_unit_test(test_starved_loop_is_busy),
         cmocka_unit_test_teardown(test_socket_read, teardown),
         cmocka_unit_test_teardown(test_socket_poll_like_node, teardown),
         cmocka_unit_test_teardown(test_part_cpu_part_wait, teardown),
