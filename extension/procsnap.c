@@ -2175,7 +2175,7 @@ static const struct procsnap_thread *start_thread(const struct procsnap *start, 
     return NULL;
 }
 
-static uint64_t since(uint64_t now, uint64_t then)
+static uint64_t delta_since(uint64_t now, uint64_t then)
 {
     return now >= then ? now - then : 0;
 }
@@ -2185,7 +2185,7 @@ static uint64_t thread_cpu_delta(const struct procsnap *start, const struct proc
 {
     const struct procsnap_thread *o = start_thread(start, now, t);
 
-    return o != NULL ? since(t->cpu_us, o->cpu_us) : t->cpu_us;
+    return o != NULL ? delta_since(t->cpu_us, o->cpu_us) : t->cpu_us;
 }
 
 /* Time t spent runnable without a CPU in the window: 0 when not known at
@@ -2199,7 +2199,7 @@ static uint64_t thread_runq_delta(const struct procsnap *start, const struct pro
         return 0;
     if (o == NULL)
         return t->runq_us;
-    return o->has_runq ? since(t->runq_us, o->runq_us) : 0;
+    return o->has_runq ? delta_since(t->runq_us, o->runq_us) : 0;
 }
 
 static void cpu_view(const struct procsnap *start, const struct procsnap *now,
