@@ -107,8 +107,8 @@ class TraceScenarioTest(unittest.TestCase):
             self.assertLessEqual(c["end_time"], init["end_time"] + 0.005)
         # Lambda starts the runtime once every extension registered: after our own init
         # began, and before Init ended.  Usually inside our own init too, but our subscribe
-        # and first /event/next take well under a millisecond, and a loaded platform may
-        # start the runtime's process after them.
+        # and first /event/next follow our registration within a few milliseconds, and a
+        # loaded platform may start the runtime's process after them.
         self.assertGreaterEqual(runtime["start_time"], own["start_time"])
         self.assertLessEqual(runtime["start_time"], init["end_time"])
         # the caller waited for this on-demand Init: the segment starts with it,
