@@ -722,6 +722,14 @@ static double ms_of(int64_t us)
     return (double)us / 1000.0;
 }
 
+/* Whole milliseconds, half up (half away from zero below 0): a figure
+ * given as a number and in a sentence is printed from this one value, so
+ * the two never differ by printf's rounding against a division's truncation. */
+static int64_t ms_rounded(int64_t us)
+{
+    return us >= 0 ? (us + 500) / 1000 : -((-us + 500) / 1000);
+}
+
 /* Where Init went (README "Why was the cold start slow?"): the runtime's
  * anatomy and hint, and the extensions' share against the runtime's. */
 /* The OTLP names of one phase's figures (static strings). */
@@ -1084,40 +1092,43 @@ static void add_init_anatomy(struct tracer *t, struct trace_segment *seg, int rt
          * done, whichever is later, and we know when we were.  Otherwise the
          * extensions' figure is a lower bound and the runtime's an upper. */
         bool exact = ours && others == 0;
+        int64_t init_ms = ms_rounded(in->duration_us), before_ms = ms_rounded(before);
+        int64_t ext_ms = ms_rounded(exact ? before + after : before);
+        int64_t rest_ms = ms_rounded(runtime + after);
         trace_attr_int(seg, "init_extensions_ms", "lambda_tracer.init.extensions_ms", TRACE_ATTR_METADATA,
-                 (exact ? before + after : before) / 1000);
+                 ext_ms);
         trace_attr_int(seg, "init_runtime_ms", "lambda_tracer.init.runtime_ms", TRACE_ATTR_METADATA,
-                 (exact ? runtime : runtime + after) / 1000);
+                 exact ? ms_rounded(runtime) : rest_ms);
         trace_attr_bool(seg, "init_split_exact", "lambda_tracer.init.split_exact", TRACE_ATTR_METADATA,
                   exact);
-        if (ours && others == 0)
+        if (exact)
             snprintf(text, sizeof(text),
-                     "Init %.0f ms: extensions %.0f ms (all lambda-tracer: %.0f ms registering, "
-                     "%.0f ms after the runtime), runtime %.0f ms",
-                     ms_of(in->duration_us), ms_of(before + after), ms_of(before), ms_of(after),
-                     ms_of(runtime));
+                     "Init %" PRId64 " ms: extensions %" PRId64 " ms (all lambda-tracer: %" PRId64
+                     " ms registering, %" PRId64 " ms after the runtime), runtime %" PRId64 " ms",
+                     init_ms, ext_ms, before_ms, ms_rounded(after), ms_rounded(runtime));
         else if (ours && unknown == 0)
             snprintf(text, sizeof(text),
-                     "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
-                     "%.0f ms, %u other%s), then runtime and extensions %.0f ms%s",
-                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), others,
-                     others == 1 ? "" : "s", ms_of(runtime + after), held);
+                     "Init %" PRId64 " ms: extensions %" PRId64 " ms before the runtime started "
+                     "(lambda-tracer %" PRId64 " ms, %u other%s), then runtime and extensions %" PRId64
+                     " ms%s",
+                     init_ms, before_ms, ms_rounded(our_before), others, others == 1 ? "" : "s",
+                     rest_ms, held);
         else if (ours)
             snprintf(text, sizeof(text),
-                     "Init %.0f ms: extensions %.0f ms before the runtime started (lambda-tracer "
-                     "%.0f ms, %u other%s not separable), then runtime and extensions %.0f ms%s",
-                     ms_of(in->duration_us), ms_of(before), ms_of(our_before), unknown,
-                     unknown == 1 ? "" : "s", ms_of(runtime + after),
-                     runtime_seen ? "" : " (the runtime's own end is not visible)");
+                     "Init %" PRId64 " ms: extensions %" PRId64 " ms before the runtime started "
+                     "(lambda-tracer %" PRId64 " ms, %u other%s not separable), then runtime and "
+                     "extensions %" PRId64 " ms%s",
+                     init_ms, before_ms, ms_rounded(our_before), unknown, unknown == 1 ? "" : "s",
+                     rest_ms, runtime_seen ? "" : " (the runtime's own end is not visible)");
         else
             snprintf(text, sizeof(text),
-                     "Init %.0f ms: extensions %.0f ms before the runtime started, then runtime "
-                     "and extensions %.0f ms (not separable)",
-                     ms_of(in->duration_us), ms_of(before), ms_of(runtime + after));
+                     "Init %" PRId64 " ms: extensions %" PRId64 " ms before the runtime started, then "
+                     "runtime and extensions %" PRId64 " ms (not separable)",
+                     init_ms, before_ms, rest_ms);
         trace_attr_str(seg, "init_split", "lambda_tracer.init.split", TRACE_ATTR_METADATA, text);
         if (ours)
             trace_attr_int(seg, "init_lambda_tracer_ms", "lambda_tracer.init.lambda_tracer_ms",
-                     TRACE_ATTR_METADATA, (our_before + our_after) / 1000);
+                     TRACE_ATTR_METADATA, ms_rounded(our_before + our_after));
     }
 }
 

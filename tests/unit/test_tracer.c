@@ -145,6 +145,56 @@ static const char *COLD_INIT =
     "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"success\","
     "\"metrics\":{\"durationMs\":152.0}}}]";
 
+/* The Init split's sentence and its numbers say the same whole milliseconds
+ * (they were once truncated for the numbers and rounded in the sentence). */
+static void assert_split_agrees(const struct trace_segment *s)
+{
+    const struct trace_attr *split = find_attr(s, "init_split");
+    long long init_ms, ext_ms, rest_ms;
+    const char *p;
+
+    assert_non_null(split);
+    assert_int_equal(sscanf(split->str, "Init %lld ms: extensions %lld ms", &init_ms, &ext_ms), 2);
+    assert_int_equal(find_attr(s, "init_extensions_ms")->i, ext_ms);
+    if (find_attr(s, "init_split_exact")->b) {
+        p = strstr(split->str, "), runtime ");
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "), runtime %lld ms", &rest_ms), 1);
+    } else {
+        p = strstr(split->str, "then runtime and extensions ");
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "then runtime and extensions %lld ms", &rest_ms), 1);
+    }
+    assert_int_equal(find_attr(s, "init_runtime_ms")->i, rest_ms);
+}
+
+static void test_init_split_figures_agree(void **state)
+{
+    struct tracer *t = new_tracer(false);
+    (void)state;
+    /* registered 10.6 ms after initStart, first next 151.4 ms after: the
+     * extensions' figure is 10.6 + 2.0 (Init's end after the runtime's) */
+    tracer_set_own_init(t, T0 - 200000 + 10600, T0 - 200000 + 151400);
+    invoke(t, "r1", T0 + 1000, T0 / 1000 + 3000, NULL);
+    feed(t, COLD_INIT);
+    feed(t, "[{\"time\":\"2024-05-20T16:29:45.000Z\",\"type\":\"platform.start\",\"record\":{"
+            "\"requestId\":\"r1\",\"version\":\"$LATEST\"}},"
+            "{\"time\":\"2024-05-20T16:29:45.020Z\",\"type\":\"platform.report\",\"record\":{"
+            "\"requestId\":\"r1\",\"status\":\"success\",\"metrics\":{\"durationMs\":16.5,"
+            "\"billedDurationMs\":17,\"memorySizeMB\":128,\"maxMemoryUsedMB\":31,\"initDurationMs\":152.0}}}]");
+    assert_int_equal(n_emitted, 1);
+    const struct trace_segment *s = &emitted[0];
+    printf("  %s\n", find_attr(s, "init_split")->str);
+    assert_true(find_attr(s, "init_split_exact")->b);
+    assert_split_agrees(s);
+    assert_int_equal(find_attr(s, "init_extensions_ms")->i, 13); /* 12.6, rounded */
+    assert_int_equal(find_attr(s, "init_runtime_ms")->i, 139);   /* 150 - 10.6 */
+    assert_int_equal(find_attr(s, "init_lambda_tracer_ms")->i, 12); /* 10.6 + 1.4 */
+    assert_non_null(strstr(find_attr(s, "init_split")->str, "Init 152 ms: extensions 13 ms (all lambda-tracer: "
+                                                            "11 ms registering, 2 ms after the runtime)"));
+    tracer_destroy(t);
+}
+
 static void test_cold_start_with_upstream_parent(void **state)
 {
     struct tracer *t = new_tracer(false);
@@ -1890,6 +1940,7 @@ static void test_init_parties(void **state)
     (void)state;
 
     run_parties(PARTIES_SLOW_READY_LAST, &s);
+    assert_split_agrees(s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     assert_non_null(find_attr(s, "init_split"));
@@ -1920,6 +1971,7 @@ static void test_init_parties(void **state)
     }
 
     run_parties(PARTIES_HIDDEN, &s);
+    assert_split_agrees(s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     assert_non_null(find_attr(s, "init_split"));
@@ -1933,6 +1985,7 @@ static void test_init_parties(void **state)
 
     /* everyone active after the end: nobody named, each a lower bound */
     run_parties(PARTIES_ALL_WOKEN, &s);
+    assert_split_agrees(s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     printf("  %s\n", at->str);
@@ -1944,6 +1997,7 @@ static void test_init_parties(void **state)
     /* only the runtime active after the end, beside the invocation that woke
      * it: nobody else can have ended Init, so the runtime held it */
     run_parties(PARTIES_RUNTIME_LAST, &s);
+    assert_split_agrees(s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     printf("  %s\n", at->str);
@@ -1959,6 +2013,7 @@ static void test_init_parties(void **state)
      * slow-ready: the first invocation woke it, so slow-ready alone can have
      * ended Init (without the events, nobody could be named) */
     run_parties(PARTIES_INVOKE_WOKEN, &s);
+    assert_split_agrees(s);
     at = find_attr(s, "init_ready");
     assert_non_null(at);
     printf("  %s\n", at->str);
@@ -1973,6 +2028,7 @@ static void test_init_parties(void **state)
                                  "slow-ready: SHUTDOWN");
     /* a SHUTDOWN-only extension active at the end is not taken for woken */
     run_parties(PARTIES_ALL_WOKEN, &s);
+    assert_split_agrees(s);
     assert_null(find_attr(s, "init_held_last"));
     assert_string_equal(find_attr(s, "init_extensions")->str,
                         "lambda-tracer: INVOKE, SHUTDOWN; slow-register: SHUTDOWN; slow-ready: SHUTDOWN");
@@ -1984,6 +2040,7 @@ int main(void)
         cmocka_unit_test(test_snap_start_restore_anatomy),
         cmocka_unit_test(test_init_parties),
         cmocka_unit_test(test_cold_start_with_upstream_parent),
+        cmocka_unit_test(test_init_split_figures_agree),
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),
         cmocka_unit_test(test_cost_tenant_durable_and_observation),

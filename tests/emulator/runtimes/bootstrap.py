@@ -50,6 +50,8 @@ Init behaviour comes from environment variables:
   DEMO_INIT_LOG=N         print N log lines during init
   DEMO_INIT_IMPORT=DIR    import every module of the package tree under DIR (Init anatomy:
                           loading code)
+  DEMO_INIT_IMPORT_MIN_MS=N  then reload them (read and compiled again) until N ms have
+                          passed since the first import: the same work on any machine's speed
   DEMO_INIT_READ=FILE     read FILE to the end in 1 MB chunks
   DEMO_INIT_READ_UNCACHED=1  first drop FILE's pages from the page cache (posix_fadvise
                           DONTNEED; FILE written and synced): the read comes from storage
@@ -315,9 +317,14 @@ def init():
         import importlib
         names = sorted(f[:-3] for f in os.listdir(os.path.join(tree, "gen")) if f.endswith(".py")
                        and f != "__init__.py")
-        for name in names:
-            importlib.import_module("gen." + name)
-        log("init: imported %d modules" % len(names))
+        min_s = int(os.environ.get("DEMO_INIT_IMPORT_MIN_MS", "0") or 0) / 1000.0
+        t0, rounds = time.monotonic(), 0
+        mods = [importlib.import_module("gen." + name) for name in names]
+        while time.monotonic() - t0 < min_s:
+            for mod in mods:
+                importlib.reload(mod)
+            rounds += 1
+        log("init: imported %d modules, reloaded them %d times" % (len(names), rounds))
     slow_phase("INIT", "init")
     init_ms = int(os.environ.get("DEMO_INIT_MS", "0") or 0)
     if init_ms:
