@@ -468,6 +468,17 @@ static const char *seg_status(const struct trace_segment *seg)
     return "";
 }
 
+/* Exported by the process after the one that ran it (from the journal):
+ * this process's memory history holds only invocations that came later. */
+static bool seg_recovered(const struct trace_segment *seg)
+{
+    for (size_t i = 0; i < seg->attr_count; i++)
+        if (seg->attrs[i].xray_key != NULL && strcmp(seg->attrs[i].xray_key, "recovered_after_reset") == 0 &&
+            seg->attrs[i].kind == TRACE_VALUE_BOOL)
+            return seg->attrs[i].b;
+    return false;
+}
+
 /* The cause message with `what` after its first line ("Task timed out
  * after 3.00 seconds: <what>"), the rest (the log tail) kept after it. */
 static void cause_insert(struct trace_segment *seg, const char *sep, const char *what)
@@ -500,7 +511,7 @@ const struct trace_segment *forensics_decorate(struct forensics *f, const struct
     failed = !timeout && seg->fault && seg->cause_type[0] != '\0';
     have_snap = e != NULL && e->last != NULL;
     trend[0] = '\0';
-    if (failed && final) {
+    if (failed && final && !seg_recovered(seg)) {
         int64_t mb[FORENSICS_MEMORY_HISTORY];
         for (unsigned k = 0; k < f->mem_count; k++)
             mb[k] = f->mem_mb[(f->mem_next + FORENSICS_MEMORY_HISTORY - f->mem_count + k) %

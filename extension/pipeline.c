@@ -438,9 +438,10 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
 
     if (ev->type == EXT_EVENT_INVOKE) {
         p->stats.invokes++;
-        /* A predecessor's invocations whose records did not come by now
-         * will not: export them as ended by the reset. */
-        tracer_close_recovered(p->tracer);
+        /* A predecessor's invocations whose records have not come wait a
+         * bounded time more (their records may be in a batch still on
+         * its way); a record after them closes them sooner. */
+        tracer_recovered_invoke(p->tracer, pe->received_us);
         log_debug("event INVOKE request_id=%s deadline_ms=%lld traced=%s", ev->request_id,
                   (long long)ev->deadline_ms, ev->trace_header[0] ? "yes" : "no");
         if (!tracer_on_invoke(p->tracer, ev, pe->received_us, pe->eager))
@@ -449,7 +450,7 @@ static void handle_event(struct pipeline *p, const struct pipeline_event *pe)
         forensics_on_invoke(p->forensics, ev->request_id, pe->received_us, ev->deadline_ms);
         initwatch_rearm(p);
         journal_invoke(p, ev->request_id);
-        note_first_drop(p); /* a predecessor's invocation closed above */
+        note_first_drop(p);
         return;
     }
     /* SHUTDOWN: wait for the final records, within the one budget. */

@@ -223,6 +223,8 @@ struct tracer {
      * "past its deadline" is measured against, never a record's time. */
     int64_t now_us;
     size_t recovered_open; /* journal invocations not yet closed */
+    int64_t recovered_latest_us; /* the latest start among them */
+    int64_t recovered_close_us;  /* 0, or when tracer_tick closes them */
     /* log tail: a ring of the function's lines since the last platform.start */
     unsigned log_tail_lines;
     size_t log_tail_max_bytes;
@@ -1846,6 +1848,8 @@ static void emit_init_failure(struct tracer *t, int64_t now_us, bool at_shutdown
         t->emit(seg, true, t->ctx);
 }
 
+static void recovered_passed(struct tracer *t, int64_t record_us);
+
 static void on_init_record(struct tracer *t, const struct tel_event *ev)
 {
     struct init_info *in = &t->init;
@@ -1853,6 +1857,7 @@ static void on_init_record(struct tracer *t, const struct tel_event *ev)
     switch (ev->type) {
     case TEL_INIT_START:
         /* A new Init in this process (SnapStart restores do not send one). */
+        recovered_passed(t, ev->time_us);
         memset(in, 0, sizeof(*in));
         in->seen = true;
         in->start_us = ev->time_us;
@@ -1940,6 +1945,8 @@ void tracer_on_telemetry(struct tracer *t, const struct tel_event *ev)
         t->stats.late_records++; /* of an invocation already exported (a batch delivered again) */
         return;
     }
+    if (ev->type == TEL_START && (inv == NULL || !inv->recovered))
+        recovered_passed(t, ev->time_us);
     if (inv == NULL)
         inv = get(t, ev->request_id, false);
     if (inv == NULL)
@@ -2060,11 +2067,28 @@ void tracer_recover(struct tracer *t, const struct journal_entry *r, int64_t res
         inv->shutdown_us = r->deadline_ms * 1000;
     t->stats.recovered++;
     t->recovered_open++;
+    if (r->start_us > t->recovered_latest_us)
+        t->recovered_latest_us = r->start_us;
+}
+
+void tracer_recovered_invoke(struct tracer *t, int64_t now_us)
+{
+    if (t->recovered_open > 0 && t->recovered_close_us == 0)
+        t->recovered_close_us = now_us + TRACER_RECOVERED_WAIT_US;
+}
+
+/* A record of something that began after every recovered invocation: the
+ * platform delivers in time order, so their own records would have come. */
+static void recovered_passed(struct tracer *t, int64_t record_us)
+{
+    if (t->recovered_open > 0 && record_us > t->recovered_latest_us)
+        tracer_close_recovered(t);
 }
 
 void tracer_close_recovered(struct tracer *t)
 {
-    /* Called on every INVOKE: nothing to do once the first has run. */
+    /* Nothing to do once they are closed. */
+    t->recovered_close_us = 0;
     for (size_t i = 0; t->recovered_open > 0 && i < t->inv_cap && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         if (inv->state != INV_OPEN || !inv->recovered)
@@ -2101,6 +2125,12 @@ int64_t tracer_tick(struct tracer *t, int64_t now_us)
     int64_t next = -1;
 
     saw_time(t, now_us);
+    if (t->recovered_close_us > 0) {
+        if (now_us >= t->recovered_close_us)
+            tracer_close_recovered(t);
+        else
+            next = t->recovered_close_us;
+    }
     for (size_t i = 0; i < t->inv_cap && t->inv[i].state != INV_FREE; i++) {
         struct invocation *inv = &t->inv[i];
         int64_t due;

@@ -122,13 +122,22 @@ bool tracer_identity(struct tracer *t, const char *request_id, struct tracer_ide
 
 /* An invocation a previous process of this environment started and did not
  * export (from the journal), with the ids it had.  It is completed by its
- * own records if they still come, else closed by tracer_close_recovered as
- * ended by the reset (or, if its runtime was done, by that).  reset_us: no
- * later than this process's start, which followed the reset. */
+ * own records if they still come, else closed as ended by the reset (or, if
+ * its runtime was done, by that).  Its records, still undelivered at the
+ * reset, come before those of the Init that followed it (one stream, in
+ * time order): a later platform.initStart or platform.start closes it.
+ * reset_us: no later than this process's start, which followed the reset. */
 void tracer_recover(struct tracer *t, const struct journal_entry *e, int64_t reset_us);
 
-/* Emits every recovered invocation still open (its records did not come
- * by the first INVOKE of this process). */
+/* Up to how long after this process's first INVOKE a recovered invocation
+ * waits for a record that proves its own will not come (telemetry that
+ * never arrives; tracer_tick closes it then). */
+#define TRACER_RECOVERED_WAIT_US INT64_C(5000000)
+
+/* This process's first INVOKE came at now_us: starts that wait. */
+void tracer_recovered_invoke(struct tracer *t, int64_t now_us);
+
+/* Emits every recovered invocation still open, now (SHUTDOWN). */
 void tracer_close_recovered(struct tracer *t);
 
 /* SHUTDOWN: every invocation still open is closed with what is known, its

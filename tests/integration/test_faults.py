@@ -527,7 +527,7 @@ class KillTest(unittest.TestCase, Checks):
     """The runtime killed, out of memory, and the extension itself killed: the next
     environment starts cleanly and the killed invocation is still accounted for."""
 
-    def run_kill(self, who, faults=None, payload=b'{"action":"slow","ms":1500}', env=None):
+    def run_kill(self, who, faults=None, payload=b'{"action":"slow","ms":1500}', env=None, records_late=False):
         e = Env(self, faults=faults, env=dict({"LAMBDA_TRACER_FLUSH": "background"}, **(env or {})))
         emu = e.emu
         emu.start()
@@ -538,7 +538,16 @@ class KillTest(unittest.TestCase, Checks):
         pid = emu.extension_pids()[harness.EXT_NAME] if who == "extension" else emu.runtime_pid()
         os.kill(pid, signal.SIGKILL)
         killed = h.result(timeout=15)
-        after = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
+        if records_late:
+            # the new process handles its first INVOKE (it journals it) before any record
+            # reaches it, the killed invocation's included: they come a batch later
+            emu.faults["hold_telemetry"] = True
+            first = emu.invoke(payload=b'{"action":"fast"}')
+            wait_journaled(emu, first.request_id)
+            emu.faults["hold_telemetry"] = False
+            after = [first, emu.invoke(payload=b'{"action":"fast"}')]
+        else:
+            after = [emu.invoke(payload=b'{"action":"fast"}') for _ in range(2)]
         sd = emu.shutdown()
         return e, before, killed, after, sd, e.lines()
 
@@ -600,6 +609,19 @@ class KillTest(unittest.TestCase, Checks):
         final = final_segments(lines)[killed.request_id][0]
         self.assertEqual(final["cause"]["exceptions"][0]["type"], "Extension.Crash")
         self.assertTrue(any("were not exported; exporting them" in l for l in lines))
+        self.assert_clean_exit(sd, lines)
+
+    def test_extension_sigkill_records_a_batch_behind_the_next_invoke(self):
+        # the redelivered records reach the new process only after its first INVOKE: they
+        # still complete the killed invocation (it is not closed as reset at that INVOKE)
+        e, before, killed, after, sd, lines = self.run_kill("extension", faults={"hold_telemetry": False},
+                                                           records_late=True)
+        self.assertEqual(killed.error_type, "Extension.Crash")
+        for r in after:
+            self.assertEqual(r.status, "success")
+        self.assert_one_final_each(lines, before + [killed] + after)
+        final = self.assert_recovered(lines, killed, "Extension.Crash")
+        self.assertNotIn("reset before it learned", final["cause"]["exceptions"][0]["message"])
         self.assert_clean_exit(sd, lines)
 
     def test_extension_sigkill_records_lost(self):

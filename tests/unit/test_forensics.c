@@ -437,6 +437,44 @@ static void test_out_of_memory_cause_states_the_trend(void **state)
     forensics_destroy(f);
 }
 
+/* An invocation exported by the process after the one that ran it (the
+ * journal): this process's memory history holds only later invocations, so
+ * its cause gets no trend; the same failure of this process's own does. */
+static void test_recovered_invocation_gets_no_memory_trend(void **state)
+{
+    static struct trace_segment seg;
+    (void)state;
+
+    for (int recovered = 0; recovered < 2; recovered++) {
+        struct forensics *f = new_f(100);
+        const struct trace_segment *out;
+
+        record(f, TEL_REPORT, "later1", T0 + 4000 * MS, TEL_STATUS_SUCCESS, 38);
+        record(f, TEL_REPORT, "later2", T0 + 5000 * MS, TEL_STATUS_SUCCESS, 38);
+        make_seg(&seg, "old", "failure", "Sandbox.Failure",
+                 "The extension was reset before it learned how the invocation ended");
+        if (recovered) {
+            seg.attrs[1].xray_key = "recovered_after_reset";
+            seg.attrs[1].otel_key = "aws.lambda.recovered_after_reset";
+            seg.attrs[1].kind = TRACE_VALUE_BOOL;
+            seg.attrs[1].b = true;
+            seg.attr_count = 2;
+        }
+        out = forensics_decorate(f, &seg, true);
+        if (recovered) {
+            assert_string_equal(out->cause_message,
+                                "The extension was reset before it learned how the invocation ended");
+            assert_null(find_attr(out, "memory_trend"));
+        } else {
+            assert_string_equal(out->cause_message,
+                                "The extension was reset before it learned how the invocation ended; max memory "
+                                "used by the last 2 invocations: 38, 38 MB (flat)");
+            assert_non_null(find_attr(out, "memory_trend"));
+        }
+        forensics_destroy(f);
+    }
+}
+
 /* A slow invocation that then crashed: the cause says what the last
  * snapshot saw and how long before the end it was taken, after the memory
  * trend when there is one; a function's own error keeps its cause. */
@@ -669,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_exiting_runtime_keeps_the_last_snapshot),
         cmocka_unit_test(test_out_of_memory_cause_states_the_trend),
         cmocka_unit_test(test_crash_cause_carries_the_last_snapshot),
+        cmocka_unit_test(test_recovered_invocation_gets_no_memory_trend),
         cmocka_unit_test(test_memory_trend_sentences),
         cmocka_unit_test(test_table_full_evicts_finished_first),
         cmocka_unit_test(test_runtime_between_invocations_is_not_the_invocation),

@@ -16,6 +16,7 @@
 
 #include "ids.h"
 #include "initwatch.h"
+#include "journal.h"
 #include "tracer.h"
 #include "fail_alloc.h"
 
@@ -144,6 +145,92 @@ static const char *COLD_INIT =
     "{\"time\":\"2024-05-20T16:29:44.952Z\",\"type\":\"platform.initReport\",\"record\":{"
     "\"initializationType\":\"on-demand\",\"phase\":\"init\",\"status\":\"success\","
     "\"metrics\":{\"durationMs\":152.0}}}]";
+
+/* A killed predecessor's invocation (from the journal) is completed by its
+ * own records when they come after this process's first INVOKE, and closed
+ * as ended by the reset only once a record of something later (a new Init,
+ * another invocation's start) shows they will not, or after the bound when
+ * no telemetry comes at all.  Closed at the INVOKE, it once lost records
+ * that were a batch behind it (Sandbox.Failure for an Extension.Crash). */
+static void test_recovered_invocation_waits_for_its_records(void **state)
+{
+    static const char *const old_records =
+        "[{\"time\":\"2024-05-20T16:29:45.400Z\",\"type\":\"platform.runtimeDone\",\"record\":{"
+        "\"requestId\":\"old\",\"status\":\"error\",\"errorType\":\"Extension.Crash\","
+        "\"metrics\":{\"durationMs\":400.0}}},"
+        "{\"time\":\"2024-05-20T16:29:45.401Z\",\"type\":\"platform.report\",\"record\":{"
+        "\"requestId\":\"old\",\"status\":\"error\",\"errorType\":\"Extension.Crash\",\"metrics\":{"
+        "\"durationMs\":401.0,\"billedDurationMs\":402,\"memorySizeMB\":128,\"maxMemoryUsedMB\":38}}}]";
+    (void)state;
+
+    for (int c = 0; c < 5; c++) {
+        struct tracer *t = new_tracer(false);
+        struct journal_entry e;
+        int64_t invoke_us = T0 + 2000000; /* this process's first INVOKE */
+        int finals = 0;
+        const struct trace_segment *s = NULL;
+
+        memset(&e, 0, sizeof(e));
+        snprintf(e.request_id, sizeof(e.request_id), "old");
+        snprintf(e.trace_id, sizeof(e.trace_id), "1-5759e988-bd862e3fe1be46a994272793");
+        snprintf(e.segment_id, sizeof(e.segment_id), "53995c3f42cd8ad8");
+        e.sampled = true;
+        e.start_us = T0;
+        e.deadline_ms = T0 / 1000 + 900000;
+        n_emitted = 0;
+        tracer_recover(t, &e, T0 + 500000);
+        tracer_recovered_invoke(t, invoke_us);
+        /* an older Init's record (delivered late too) proves nothing */
+        feed(t, "[{\"time\":\"2024-05-20T16:29:40.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+                "\"initializationType\":\"on-demand\",\"phase\":\"init\"}}]");
+        assert_int_equal(n_emitted, 0);
+        switch (c) {
+        case 0: /* its records come a batch after the INVOKE */
+            feed(t, old_records);
+            break;
+        case 1: /* the records died with the process: the new Init's start closes it */
+            feed(t, "[{\"time\":\"2024-05-20T16:29:46.000Z\",\"type\":\"platform.initStart\",\"record\":{"
+                    "\"initializationType\":\"on-demand\",\"phase\":\"invoke\"}}]");
+            break;
+        case 2: /* or the next invocation's start */
+            feed(t, "[{\"time\":\"2024-05-20T16:29:47.000Z\",\"type\":\"platform.start\",\"record\":{"
+                    "\"requestId\":\"new\",\"version\":\"$LATEST\"}}]");
+            break;
+        case 3: /* no telemetry at all: the bound */
+            assert_true(tracer_tick(t, invoke_us + TRACER_RECOVERED_WAIT_US - 1) <=
+                        invoke_us + TRACER_RECOVERED_WAIT_US);
+            assert_int_equal(n_emitted, 0);
+            (void)tracer_tick(t, invoke_us + TRACER_RECOVERED_WAIT_US);
+            break;
+        default: /* SHUTDOWN: at once */
+            tracer_close_recovered(t);
+            break;
+        }
+        for (int i = 0; i < n_emitted; i++)
+            if (emitted_final[i]) {
+                finals++;
+                s = &emitted[i];
+            }
+        assert_int_equal(finals, 1);
+        assert_string_equal(s->request_id, "old");
+        assert_string_equal(s->trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+        assert_string_equal(s->id, "53995c3f42cd8ad8");
+        assert_true(find_attr(s, "recovered_after_reset")->b);
+        assert_true(s->fault);
+        if (c == 0) {
+            assert_string_equal(s->cause_type, "Extension.Crash");
+        } else {
+            assert_string_equal(s->cause_type, "Sandbox.Failure");
+            assert_string_equal(s->cause_message, "The extension was reset before it learned how the invocation ended");
+            assert_true(s->end_us == T0 + 500000); /* ended at the reset */
+            /* its records, should they still come, are not a second export */
+            n_emitted = 0;
+            feed(t, old_records);
+            assert_int_equal(n_emitted, 0);
+        }
+        tracer_destroy(t);
+    }
+}
 
 /* The Init split's sentence and its numbers say the same whole milliseconds
  * (they were once truncated for the numbers and rounded in the sentence). */
@@ -2041,6 +2128,7 @@ int main(void)
         cmocka_unit_test(test_init_parties),
         cmocka_unit_test(test_cold_start_with_upstream_parent),
         cmocka_unit_test(test_init_split_figures_agree),
+        cmocka_unit_test(test_recovered_invocation_waits_for_its_records),
         cmocka_unit_test(test_warm_invocation_is_not_cold_and_new_trace_without_header),
         cmocka_unit_test(test_failures_told_apart),
         cmocka_unit_test(test_cost_tenant_durable_and_observation),
