@@ -2,14 +2,16 @@
 lines of 200 bytes each, subscribed through the log tail), against the binary under test.
 
 Memory bound (the benchmarks issue targets < 2 MB idle for the static release build; this runs
-the development or sanitizer build, so the bound is on growth, not size): the extension's RSS
-after 10,000 invocations is within a bound of its RSS after 5,000, i.e. it stopped growing.
-Plain build: 1 MiB (measured here: 11,096 KiB after 100, 11,240 after 1,000, 11,340 after
-5,000 and after 10,000).  ASan+UBSan, its quarantine capped at 4 MiB for this test: 2 MiB (its
-allocator fills caches and quarantine over the first thousands; measured 25,628 after 100,
-33,064 after 1,000, 36,264 after 5,000, 36,296 after 10,000).  TSan's shadow memory is not
-comparable: under LAMBDA_TRACER_TEST_QUICK=1 (TSan) the run is 1,000 invocations without the
-memory bound."""
+the development build, so the bound is on growth, not size): the extension's RSS after 10,000
+invocations is within 512 KiB of its RSS after 5,000, i.e. it stopped growing (measured here,
+with two CPU-bound loops beside it: 11,488 KiB after 1,000, 11,540 after 5,000, 11,676 after
+10,000).  Always on the plain build (build/dev), whichever binary is under test: under ASan the
+RSS also counts its shadow memory and quarantine, which move with fragmentation and load
+(800 KiB up and down between samples 500 invocations apart; 3.1 MiB of growth in the second
+half in one loaded run, 0.9 MiB in the next), so there it measured the machine, not the
+extension; leaks there are LeakSanitizer's.  The sanitizer runs keep the 10,000 invocations for
+what they check.  Under LAMBDA_TRACER_TEST_QUICK=1 (TSan) the run is 1,000 invocations and the
+memory test is left to the full pass."""
 import os
 import shutil
 import statistics
@@ -30,16 +32,10 @@ def rss_kb(pid):
 
 
 class SustainedLoadTest(unittest.TestCase, Checks):
-    def test_ten_thousand_invocations_with_heavy_logging(self):
-        binary = harness.binary()
-        tsan = "/tsan/" in binary
-        asan = "/asan/" in binary
-        total = 1000 if harness.quick() else 10000
-        env = {"LAMBDA_TRACER_LOG_LEVEL": "info", "LAMBDA_TRACER_LOG_TAIL_LINES": "20"}
-        if asan:
-            env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
-                                   ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64").lstrip(":")
-        root = harness.make_root()
+    def run_load(self, binary, total, env):
+        """total invocations against binary; returns (held ms each, RSS at 1,000, half and
+        total, the output lines, the request ids)."""
+        root = harness.make_root(extension_binary=binary)
         self.addCleanup(shutil.rmtree, root, True)
         emu = harness.new_emulator(root, env=env)
         self.addCleanup(emu.close)
@@ -65,6 +61,13 @@ class SustainedLoadTest(unittest.TestCase, Checks):
         sd = emu.shutdown()
         lines = harness.output_lines(emu)
         self.assert_clean_exit(sd, lines)
+        return held, rss, lines, rids
+
+    def test_ten_thousand_invocations_with_heavy_logging(self):
+        binary = harness.binary()
+        total = 1000 if harness.quick() else 10000
+        env = {"LAMBDA_TRACER_LOG_LEVEL": "info", "LAMBDA_TRACER_LOG_TAIL_LINES": "20"}
+        held, rss, lines, rids = self.run_load(binary, total, env)
 
         # no invocation held: the first three are eager (default policy), the rest background
         self.assertLessEqual(max(held[:3]), EAGER_MS)
@@ -87,12 +90,19 @@ class SustainedLoadTest(unittest.TestCase, Checks):
                                  s)
         self.assertEqual([n for n in finals.values() if n != 1], [])
 
-        if not tsan:
-            growth = rss[total] - rss[total // 2]
-            bound = 2048 if asan else 1024
-            print("\nRSS (KiB) after 1,000: %d, after %d: %d, after %d: %d (bound on the second half: %d)"
-                  % (rss[1000], total // 2, rss[total // 2], total, rss[total], bound))
-            self.assertLessEqual(growth, bound, rss)
+    @unittest.skipIf(harness.quick(), "the full pass measures memory")
+    def test_memory_stops_growing(self):
+        plain = os.path.join(harness.REPO, "build", "dev", "lambda-tracer")
+        if not os.path.exists(plain):
+            raise RuntimeError(f"{plain} is missing: run ./build.sh build (or make) first")
+        total = 10000
+        env = {"LAMBDA_TRACER_LOG_LEVEL": "info", "LAMBDA_TRACER_LOG_TAIL_LINES": "20"}
+        _, rss, _, _ = self.run_load(plain, total, env)
+        growth = rss[total] - rss[total // 2]
+        bound = 512
+        print("\nRSS (KiB, build/dev) after 1,000: %d, after %d: %d, after %d: %d (bound on the second half: %d)"
+              % (rss[1000], total // 2, rss[total // 2], total, rss[total], bound))
+        self.assertLessEqual(growth, bound, rss)
 
 
 if __name__ == "__main__":
