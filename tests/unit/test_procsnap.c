@@ -722,7 +722,7 @@ static void test_find_siblings_and_activity(void **state)
     puts_("310/task/310/schedstat", "1000 50 3\n");
     puts_("310/task/311/schedstat", "2000 70 4\n");
     puts_("300/schedstat", "500 20 2\n");
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, NULL), 0);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, NULL, NULL), 0);
     assert_int_equal(n, 1);
     assert_int_equal(roots[0].pid, 200);
     assert_int_equal(ne, 2);
@@ -741,10 +741,10 @@ static void test_find_siblings_and_activity(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(roots[0].pid, 200);
     /* room for one: one kept */
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, &ne, NULL), 0);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, &ne, NULL, NULL), 0);
     assert_int_equal(ne, 1);
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, NULL, 1, &ne, NULL), -EINVAL);
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, NULL, NULL), -EINVAL);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, NULL, 1, &ne, NULL, NULL), -EINVAL);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, NULL, NULL, NULL), -EINVAL);
 
     /* one thread: the process's own file; several: task/ */
     assert_int_equal(procsnap_activity(fake_root, 300, 1, &a), 0);
