@@ -518,9 +518,9 @@ int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
 
 /* The same line read only as far as field 4, the ppid (what a scan for
  * parent links needs of every process on the host): the same rules up to
- * there, and the ppid must be followed by a separator (a line cut inside
- * it is refused).  Accepts every line procsnap_parse_stat accepts, with
- * the same ppid. */
+ * there, and something must follow the ppid (a line cut inside it is
+ * refused).  Accepts every line procsnap_parse_stat accepts, with the same
+ * ppid (the fuzz target checks it). */
 int procsnap_parse_stat_ppid(const char *s, size_t len, pid_t *ret_ppid)
     __attribute__((warn_unused_result));
 
