@@ -232,6 +232,7 @@ struct initwatch {
     struct initwatch_opts o;
     /* owned by the thread */
     struct procsnap snap;
+    struct procsnap_links links;   /* the sample's scan, for the descendants */
     struct procsnap_target roots[ROOTS_MAX];
     size_t nroots;
     struct procsnap_target last_root;
@@ -381,7 +382,8 @@ static void sample_runtime(struct initwatch *w, struct reading *rd)
 {
     struct procsnap *s = &w->snap;
     struct procsnap_opts po = {.proc_root = w->o.proc_root, .light = true, .descendants = true,
-                               .io = true, .no_sock_diag = true, .budget_us = 20000};
+                               .io = true, .no_sock_diag = true, .budget_us = 20000,
+                               .links = &w->links};
     struct initwatch_figures f;
     long hz = sysconf(_SC_CLK_TCK);
 
@@ -464,9 +466,11 @@ static void sample(struct initwatch *w)
 
     /* Looked for at every sample, and only the newest candidate kept:
      * Lambda starts the runtime after every extension registered, so once
-     * it exists it is the newest sibling that is not an extension. */
+     * it exists it is the newest sibling that is not an extension.  The
+     * same scan of /proc gives the parent links that the runtime's
+     * snapshot follows to its descendants: one scan per sample. */
     if (procsnap_find_siblings(w->o.proc_root, w->o.self, w->roots, ROOTS_MAX, &w->nroots, ext,
-                               INITWATCH_EXT_MAX, &next, NULL) < 0)
+                               INITWATCH_EXT_MAX, &next, &w->links, NULL) < 0)
         return;
     memset(rd, 0, sizeof(rd));
     for (size_t i = 0; i < next; i++) {

@@ -133,7 +133,6 @@ _Static_assert(TCP_INFO == 11, "TCP_INFO");
 #define DENTS_BUF_BYTES 4096
 #define NET_CHUNK_BYTES 8192
 #define DIAG_BUF_BYTES 8192
-#define SCAN_TABLE_MAX 512    /* processes remembered while finding descendants */
 /* tcp_info ages count jiffies (1 to 10 ms each, HZ 1000 to 100): a send
  * just after the invocation started may read up to one tick older. */
 #define TCP_CLOCK_SLACK_US 10000
@@ -243,45 +242,81 @@ static void copy_comm(char *dst, const char *src, size_t n)
 /* ------------------------------------------------------------------ */
 /* parsers                                                            */
 
-int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
+/* Fields 1 to 4 of a stat line, shared by both stat parsers so that they
+ * agree: the pid, the comm (from the FIRST '(' to the LAST ')'), the state
+ * and the ppid; rest points just after the ppid. */
+struct stat_head {
+    pid_t pid, ppid;
+    char state;
+    const char *comm;
+    size_t comm_len;
+    const char *rest;
+};
+
+static int parse_stat_head(const char *s, size_t len, struct stat_head *ret)
 {
-    struct procsnap_stat st;
-    const char *end;
+    const char *end = s + len;
     const char *p = s;
-    const char *open;
-    const char *close = NULL;
+    const char *open, *close;
     uint64_t v;
 
-    if (s == NULL || ret == NULL)
-        return -EPROTO;
-    end = s + len;
-    memset(&st, 0, sizeof(st));
     if (field_u64(&p, end, &v) < 0 || v == 0 || v > INT32_MAX)
         return -EPROTO;
-    st.pid = (pid_t)v;
+    ret->pid = (pid_t)v;
     open = memchr(p, '(', (size_t)(end - p));
     if (open == NULL)
         return -EPROTO;
     /* The comm is outside input: it may hold ')' and spaces, so the comm
      * ends at the LAST ')' of the text (the kernel writes the fields after
      * it in a fixed format without parentheses). */
-    for (const char *q = end; q > open + 1; q--) {
-        if (q[-1] == ')') {
-            close = q - 1;
-            break;
-        }
-    }
+    close = memrchr(open + 1, ')', (size_t)(end - open - 1));
     if (close == NULL)
         return -EPROTO;
-    copy_comm(st.comm, open + 1, (size_t)(close - open - 1));
+    ret->comm = open + 1;
+    ret->comm_len = (size_t)(close - open - 1);
     p = close + 1;
     skip_spaces(&p, end);
     if (p >= end || *p < 'A' || *p > 'z')
         return -EPROTO;
-    st.state = *p++;
+    ret->state = *p++;
     if (field_u64(&p, end, &v) < 0 || v > INT32_MAX) /* 4 ppid */
         return -EPROTO;
-    st.ppid = (pid_t)v;
+    ret->ppid = (pid_t)v;
+    ret->rest = p;
+    return 0;
+}
+
+int procsnap_parse_stat_ppid(const char *s, size_t len, pid_t *ret_ppid)
+{
+    struct stat_head h;
+
+    if (s == NULL || ret_ppid == NULL || parse_stat_head(s, len, &h) < 0)
+        return -EPROTO;
+    /* The kernel always writes more fields after the ppid: without them
+     * the text may have been cut inside the number. */
+    if (h.rest >= s + len)
+        return -EPROTO;
+    *ret_ppid = h.ppid;
+    return 0;
+}
+
+int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
+{
+    struct procsnap_stat st;
+    struct stat_head h;
+    const char *end;
+    const char *p;
+    uint64_t v;
+
+    if (s == NULL || ret == NULL || parse_stat_head(s, len, &h) < 0)
+        return -EPROTO;
+    end = s + len;
+    memset(&st, 0, sizeof(st));
+    st.pid = h.pid;
+    copy_comm(st.comm, h.comm, h.comm_len);
+    st.state = h.state;
+    st.ppid = h.ppid;
+    p = h.rest;
     for (int f = 5; f <= 9; f++)
         if (skip_token(&p, end) < 0)
             return -EPROTO;
@@ -915,7 +950,8 @@ static int walk_numeric(int dfd, size_t limit, numeric_entry_fn *fn, void *arg)
             if (reclen == 0)
                 return -EIO;
             off += reclen;
-            if (!numeric_name(name, &v) || v == 0)
+            /* /proc holds about 60 named entries besides the pids */
+            if (name[0] < '1' || name[0] > '9' || !numeric_name(name, &v))
                 continue;
             if (++seen > limit)
                 return 0;
@@ -935,12 +971,44 @@ static int read_stat_at(int dirfd, const char *name, struct procsnap_stat *ret)
     return procsnap_parse_stat(buf, (size_t)n, ret) < 0 ? -EPROTO : 0;
 }
 
+/* "PID/leaf" (or "PID" when leaf is empty) into out, written by hand: a
+ * scan does it for every process on the host at each Init sample, where
+ * snprintf cost as much as the parsing.  Returns out. */
+#define PID_PATH_BYTES 32
+
+static const char *pid_path(char out[PID_PATH_BYTES], pid_t pid, const char *leaf)
+{
+    char digits[12];
+    size_t nd = 0, n = 0;
+    size_t leaf_len = strlen(leaf);
+    uint32_t v = pid < 0 ? (uint32_t)-(int64_t)pid : (uint32_t)pid;
+
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    if (leaf_len > PID_PATH_BYTES - sizeof(digits) - 3) {
+        out[0] = '\0'; /* a caller's mistake: opening "" fails */
+        return out;
+    }
+    if (pid < 0)
+        out[n++] = '-';
+    while (nd > 0)
+        out[n++] = digits[--nd];
+    if (leaf_len > 0) {
+        out[n++] = '/';
+        memcpy(out + n, leaf, leaf_len);
+        n += leaf_len;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static int pid_stat(int rootfd, pid_t pid, struct procsnap_stat *ret)
 {
-    char name[32];
+    char name[PID_PATH_BYTES];
 
-    snprintf(name, sizeof(name), "%d/stat", (int)pid);
-    return read_stat_at(rootfd, name, ret);
+    return read_stat_at(rootfd, pid_path(name, pid, "stat"), ret);
 }
 
 /* ---- find the runtime ---- */
@@ -953,6 +1021,7 @@ struct find_state {
     size_t max, n;
     struct procsnap_extension *ext;
     size_t ext_max, ext_n;
+    struct procsnap_links *links; /* NULL: not kept */
     uint32_t unreadable;
 };
 
@@ -960,12 +1029,11 @@ struct find_state {
  * argv[1] of its cmdline, the only parts looked at. */
 static bool is_extension(int rootfd, pid_t pid, uint32_t *unreadable, char *ret_name, size_t size)
 {
-    char name[32];
+    char name[PID_PATH_BYTES];
     char buf[512];
     ssize_t n;
 
-    snprintf(name, sizeof(name), "%d/cmdline", (int)pid);
-    n = read_small(rootfd, name, buf, sizeof(buf));
+    n = read_small(rootfd, pid_path(name, pid, "cmdline"), buf, sizeof(buf));
     if (n < 0) {
         *unreadable |= 1u << PROCSNAP_SRC_CMDLINE;
         return false;
@@ -973,16 +1041,43 @@ static bool is_extension(int rootfd, pid_t pid, uint32_t *unreadable, char *ret_
     return procsnap_parse_ext_name(buf, (size_t)n, ret_name, size) == 0;
 }
 
+/* Keeps pid's parent link, as procsnap_take's own scan would. */
+static void keep_link(struct procsnap_links *l, pid_t pid, pid_t ppid)
+{
+    /* Kernel threads (ppid 2 or pid 2) are never ours. */
+    if (l == NULL || pid == 2 || ppid == 2 || ppid == 0)
+        return;
+    if (l->n == PROCSNAP_MAX_LINKS) {
+        l->dropped = true;
+        return;
+    }
+    l->links[l->n].pid = pid;
+    l->links[l->n].ppid = ppid;
+    l->n++;
+}
+
 static bool find_one(pid_t pid, void *arg)
 {
     struct find_state *f = arg;
     struct procsnap_stat st;
     char ext_name[PROCSNAP_EXT_NAME_BYTES];
+    char name[PID_PATH_BYTES], buf[READ_BUF_BYTES];
+    ssize_t n;
+    pid_t ppid;
     size_t i;
 
-    if (pid == f->self)
+    if (pid == f->self) {
+        keep_link(f->links, pid, f->parent); /* its stat was read first */
         return true;
-    if (pid_stat(f->rootfd, pid, &st) < 0 || st.ppid != f->parent)
+    }
+    /* Every process on the host passes here: one open and read of its stat,
+     * parsed only as far as the ppid unless it is a sibling.  One that
+     * ended since the listing fails to open: skipped. */
+    n = read_small(f->rootfd, pid_path(name, pid, "stat"), buf, sizeof(buf));
+    if (n < 0 || procsnap_parse_stat_ppid(buf, (size_t)n, &ppid) < 0)
+        return true;
+    keep_link(f->links, pid, ppid);
+    if (ppid != f->parent || procsnap_parse_stat(buf, (size_t)n, &st) < 0)
         return true;
     if (st.state == 'Z' || st.state == 'X' || st.state == 'x')
         return true;
@@ -1018,13 +1113,14 @@ int procsnap_find_runtime(const char *proc_root, pid_t self, struct procsnap_tar
 {
     size_t ext_n;
 
-    return procsnap_find_siblings(proc_root, self, ret_targets, max, ret_n, NULL, 0, &ext_n,
+    return procsnap_find_siblings(proc_root, self, ret_targets, max, ret_n, NULL, 0, &ext_n, NULL,
                                   ret_unreadable);
 }
 
 int procsnap_find_siblings(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
                            size_t max, size_t *ret_n, struct procsnap_extension *ret_ext,
-                           size_t ext_max, size_t *ret_ext_n, uint32_t *ret_unreadable)
+                           size_t ext_max, size_t *ret_ext_n, struct procsnap_links *ret_links,
+                           uint32_t *ret_unreadable)
 {
     struct find_state f;
     struct procsnap_stat st;
@@ -1047,6 +1143,11 @@ int procsnap_find_siblings(const char *proc_root, pid_t self, struct procsnap_ta
     f.max = max;
     f.ext = ret_ext;
     f.ext_max = ext_max;
+    f.links = ret_links;
+    if (ret_links != NULL) {
+        ret_links->n = 0;
+        ret_links->dropped = false;
+    }
     r = walk_numeric(f.rootfd, PROCSNAP_MAX_SCAN_PIDS, find_one, &f);
     if (r < 0) {
         r = -ENOENT;
@@ -1144,33 +1245,25 @@ int procsnap_activity(const char *proc_root, pid_t pid, uint32_t num_threads,
 
 /* ---- descendants ---- */
 
-struct pid_link {
-    pid_t pid, ppid;
-};
-
 struct scan_state {
     int rootfd;
-    struct pid_link *links;
-    size_t n, max;
-    bool dropped;
+    struct procsnap_links *links;
 };
 
 static bool scan_one(pid_t pid, void *arg)
 {
     struct scan_state *sc = arg;
-    struct procsnap_stat st;
+    char name[PID_PATH_BYTES], buf[READ_BUF_BYTES];
+    ssize_t n;
+    pid_t ppid;
 
-    /* Kernel threads (ppid 2 or pid 2) are never ours. */
-    if (pid == 2 || pid_stat(sc->rootfd, pid, &st) < 0 || st.ppid == 2 || st.ppid == 0)
+    if (pid == 2)
         return true;
-    if (sc->n == sc->max) {
-        sc->dropped = true;
-        return false;
-    }
-    sc->links[sc->n].pid = pid;
-    sc->links[sc->n].ppid = st.ppid;
-    sc->n++;
-    return true;
+    n = read_small(sc->rootfd, pid_path(name, pid, "stat"), buf, sizeof(buf));
+    if (n < 0 || procsnap_parse_stat_ppid(buf, (size_t)n, &ppid) < 0)
+        return true;
+    keep_link(sc->links, pid, ppid);
+    return !sc->links->dropped;
 }
 
 /* ---- one process ---- */
@@ -1199,10 +1292,9 @@ static bool add_proc(struct ctx *c, const struct procsnap_stat *st, uint8_t dept
     p->majflt = st->majflt + st->cmajflt;
     p->children_cpu_us = ticks_to_us(st->cutime_ticks + st->cstime_ticks);
     if (c->want_io) {
-        char name[32], buf[READ_BUF_BYTES];
+        char name[PID_PATH_BYTES], buf[READ_BUF_BYTES];
         struct procsnap_io io;
-        snprintf(name, sizeof(name), "%d/io", (int)st->pid);
-        ssize_t n = read_small(c->rootfd, name, buf, sizeof(buf));
+        ssize_t n = read_small(c->rootfd, pid_path(name, st->pid, "io"), buf, sizeof(buf));
         if (n < 0 || procsnap_parse_io(buf, (size_t)n, &io) < 0) {
             /* ENOENT too: a kernel without task I/O accounting */
             note_unreadable(s, PROCSNAP_SRC_IO, n < 0 ? (int)-n : EPROTO);
@@ -1410,14 +1502,13 @@ out:
 static void read_proc(struct ctx *c, int rootfd, const struct procsnap_stat *st, uint8_t depth)
 {
     struct procsnap *s = c->s;
-    char name[32];
+    char name[PID_PATH_BYTES];
     uint16_t idx = s->nprocs;
     int pidfd, taskfd;
 
     if (!add_proc(c, st, depth) || s->light)
         return;
-    snprintf(name, sizeof(name), "%d", (int)st->pid);
-    pidfd = open_dir(rootfd, name);
+    pidfd = open_dir(rootfd, pid_path(name, st->pid, ""));
     if (pidfd < 0)
         return;
     taskfd = open_dir(pidfd, "task");
@@ -2016,9 +2107,27 @@ static bool find_proc_pid(const struct procsnap *s, pid_t pid)
     return false;
 }
 
+/* The parent links to follow for descendants: o->links, or one scan of
+ * the proc root into *scanned (NULL when the budget ran out first). */
+static const struct procsnap_links *links_for(struct ctx *c, const struct procsnap_opts *o,
+                                              struct procsnap_links *scanned)
+{
+    if (o->links != NULL)
+        return o->links;
+    if (over_budget(c))
+        return NULL;
+    struct scan_state sc = {.rootfd = c->rootfd, .links = scanned};
+    scanned->n = 0;
+    scanned->dropped = false;
+    if (walk_numeric(c->rootfd, PROCSNAP_MAX_SCAN_PIDS, scan_one, &sc) < 0)
+        c->s->partial = true;
+    return scanned;
+}
+
 int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
 {
-    struct pid_link links[SCAN_TABLE_MAX];
+    struct procsnap_links scanned;
+    const struct procsnap_links *lk;
     static const struct ctx zero_ctx;
     struct ctx c = zero_ctx;
     int rootfd;
@@ -2064,9 +2173,10 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
     }
     /* Descendants, breadth first: from the children files read with the
      * threads (the list grows as children are read), or, when a children
-     * file was missing, from one scan of proc_root for ppid links. */
+     * file was missing, from the ppid links of one scan of proc_root (or
+     * of the caller's, o->links). */
     /* (a light snapshot reads no children files: with opts.descendants
-     * it scans) */
+     * it follows the links) */
     bool scan = c.children_missing || (o->light && o->descendants);
     if (!o->light && !scan) {
         for (size_t k = 0; k < c.nkids && !over_budget(&c); k++) {
@@ -2084,24 +2194,21 @@ int procsnap_take(const struct procsnap_opts *o, struct procsnap *ret)
         if (c.children_missing)
             ret->partial = true;
     }
-    if ((!o->light || o->descendants) && scan && !over_budget(&c)) {
-        struct scan_state sc = {.rootfd = rootfd, .links = links, .max = SCAN_TABLE_MAX};
-        if (walk_numeric(rootfd, PROCSNAP_MAX_SCAN_PIDS, scan_one, &sc) < 0)
-            ret->partial = true;
-        if (sc.dropped)
+    if ((!o->light || o->descendants) && scan && (lk = links_for(&c, o, &scanned)) != NULL) {
+        if (lk->dropped)
             ret->partial = true;
         for (uint16_t pi = 0; pi < ret->nprocs && !over_budget(&c); pi++) {
             pid_t parent = ret->procs[pi].pid;
-            for (size_t k = 0; k < sc.n; k++) {
+            for (size_t k = 0; k < lk->n && k < PROCSNAP_MAX_LINKS; k++) {
                 struct procsnap_stat st;
-                if (links[k].ppid != parent || links[k].pid == parent)
+                if (lk->links[k].ppid != parent || lk->links[k].pid == parent)
                     continue;
                 if (ret->nprocs >= PROCSNAP_MAX_PROCS) {
                     ret->dropped_procs++;
                     continue;
                 }
                 /* Read again: the stat may have changed since the scan. */
-                if (pid_stat(rootfd, links[k].pid, &st) < 0 || st.ppid != parent ||
+                if (pid_stat(rootfd, lk->links[k].pid, &st) < 0 || st.ppid != parent ||
                     find_proc_pid(ret, st.pid))
                     continue;
                 read_proc(&c, rootfd, &st,

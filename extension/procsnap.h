@@ -63,6 +63,7 @@
 #define PROCSNAP_MAX_SOCKETS 64 /* inet sockets over all processes */
 #define PROCSNAP_MAX_FDS_SCANNED 1024 /* per process: fd/ entries looked at */
 #define PROCSNAP_MAX_SCAN_PIDS 4096   /* /proc entries looked at by find and take */
+#define PROCSNAP_MAX_LINKS 512  /* parent links kept by one scan (procsnap_links) */
 #define PROCSNAP_COMM_BYTES 16  /* TASK_COMM_LEN, NUL included */
 #define PROCSNAP_WCHAN_BYTES 32
 #define PROCSNAP_SENTENCE_BYTES 256 /* enough for any procsnap_diagnose sentence */
@@ -216,6 +217,24 @@ struct procsnap_peer {
     uint16_t port;         /* host byte order, never 0 */
 };
 
+/* One process's parent, as a scan of proc_root read it. */
+struct procsnap_link {
+    pid_t pid;
+    pid_t ppid;
+};
+
+/* The parent links of the processes one scan of proc_root saw, in the
+ * directory's order: every process whose stat could be read as far as its
+ * ppid, kernel threads (pid 2 and its children, ppid 0) left out.  About
+ * 4 KiB: keep it in static or heap memory. */
+struct procsnap_links {
+    size_t n;
+    bool dropped;          /* more than PROCSNAP_MAX_LINKS: the first ones
+                            * kept, and a snapshot that follows them is
+                            * marked partial */
+    struct procsnap_link links[PROCSNAP_MAX_LINKS];
+};
+
 struct procsnap_opts {
     const char *proc_root;  /* NULL: "/proc".  Tests point it at a fake tree */
     const struct procsnap_target *roots; /* from procsnap_find_runtime */
@@ -230,9 +249,13 @@ struct procsnap_opts {
                              * connections and the threads blocked on them
                              * are left out (procsnap_leave_out_peer) */
     bool descendants;       /* with light: follow the descendants too (one
-                             * scan of proc_root) */
+                             * scan of proc_root, or `links`) */
     bool io;                /* read /proc/P/io for each process kept (its
                              * refusal is noted as PROCSNAP_SRC_IO) */
+    const struct procsnap_links *links; /* NULL, or the parent links of a
+                             * scan just made (procsnap_find_siblings):
+                             * followed wherever proc_root would be scanned
+                             * for them, so that scan is not made again */
 };
 
 /*
@@ -277,12 +300,18 @@ struct procsnap_extension {
  * may be NULL when ext_max is 0).  An extension is told by its cmdline:
  * argv[0], or argv[1] for a script run by an interpreter, is a path
  * ".../opt/extensions/NAME" (procsnap_parse_ext_name).  Of a sibling's
- * cmdline nothing else is kept.  Same returns as procsnap_find_runtime.
+ * cmdline nothing else is kept.  With ret_links (NULL: not kept) the same
+ * scan also gives every process's parent link, for a procsnap_take of the
+ * runtime's descendants right after it (procsnap_opts.links): one scan of
+ * proc_root instead of two.  Each process's stat is opened once and, when
+ * it is not a sibling, parsed only as far as its ppid.  Same returns as
+ * procsnap_find_runtime; like ret_targets, *ret_links is filled while the
+ * scan runs: use it only on success.
  */
 int procsnap_find_siblings(const char *proc_root, pid_t self, struct procsnap_target *ret_targets,
                            size_t max, size_t *ret_n, struct procsnap_extension *ret_ext,
-                           size_t ext_max, size_t *ret_ext_n, uint32_t *ret_unreadable)
-    __attribute__((warn_unused_result));
+                           size_t ext_max, size_t *ret_ext_n, struct procsnap_links *ret_links,
+                           uint32_t *ret_unreadable) __attribute__((warn_unused_result));
 
 /*
  * A process's activity: the sum over its threads of their schedstat (at
@@ -298,7 +327,8 @@ int procsnap_activity(const char *proc_root, pid_t pid, uint32_t num_threads,
 /*
  * Takes a snapshot of the roots in o and their descendants (breadth first,
  * up to PROCSNAP_MAX_PROCS, from each thread's task/T/children, or from
- * one scan of proc_root for ppid links where that file is missing): per
+ * one scan of proc_root for ppid links, or o->links, where that file is
+ * missing or o->light): per
  * process its stat; per thread (task/) its stat, and when it is not
  * running its syscall file, or its wchan when syscall is refused; per
  * process the socket fds, each read through a second reference to it
@@ -484,6 +514,14 @@ struct procsnap_stat {
     uint64_t cutime_ticks, cstime_ticks;       /* fields 16-17 (negative: 0) */
 };
 int procsnap_parse_stat(const char *s, size_t len, struct procsnap_stat *ret)
+    __attribute__((warn_unused_result));
+
+/* The same line read only as far as field 4, the ppid (what a scan for
+ * parent links needs of every process on the host): the same rules up to
+ * there, and something must follow the ppid (a line cut inside it is
+ * refused).  Accepts every line procsnap_parse_stat accepts, with the same
+ * ppid (the fuzz target checks it). */
+int procsnap_parse_stat_ppid(const char *s, size_t len, pid_t *ret_ppid)
     __attribute__((warn_unused_result));
 
 /* A syscall file: "running" (PROCSNAP_SYSCALL_RUNNING), "-1 sp pc"

@@ -2,7 +2,8 @@
  * fuzz_procsnap.c - the /proc text parsers of procsnap.c on arbitrary bytes.
  *
  * The whole input is also a cmdline (an extension's name) and a
- * schedstat line.  The input is cut at NUL bytes into up to five pieces: a stat line, a
+ * schedstat line.  The input is cut at NUL bytes into up to five pieces: a stat line
+ * (parsed in full and as far as its ppid: the two must agree), a
  * syscall file, a /proc/net/tcp line (tried as IPv4 and IPv6), a
  * readlink result and a peer to leave out (AWS_LAMBDA_RUNTIME_API's
  * "host:port", whose connections leave the snapshot, counted).  Each parser must stay inside its (pointer, length),
@@ -85,6 +86,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st = keep;
         int r = procsnap_parse_stat(c, lens[0], &st);
         check(r == 0 || r == -EPROTO);
+        /* the scan's short parse agrees with the full one wherever that
+         * one accepts */
+        pid_t ppid = -7;
+        int rp = procsnap_parse_stat_ppid(c, lens[0], &ppid);
+        check(rp == 0 || rp == -EPROTO);
+        check(rp == 0 ? ppid >= 0 : ppid == -7);
+        check(r != 0 || (rp == 0 && ppid == st.ppid));
         if (r == 0) {
             check(memchr(st.comm, '\0', sizeof(st.comm)) != NULL);
             check(st.state >= 'A' && st.state <= 'z');

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -577,6 +578,85 @@ static void test_parties(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The opens of <pid>/stat that inotify reported since the last call, for
+ * each of the watches in wd (in counts). */
+static void stat_opens(int ino, const int *wd, unsigned *counts, size_t n)
+{
+    char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t got;
+
+    memset(counts, 0, n * sizeof(counts[0]));
+    while ((got = read(ino, ev, sizeof(ev))) > 0) {
+        for (ssize_t off = 0; off < got;) {
+            const struct inotify_event *e = (const struct inotify_event *)(void *)(ev + off);
+            for (size_t i = 0; i < n; i++)
+                if (e->wd == wd[i] && e->len > 0 && strcmp(e->name, "stat") == 0)
+                    counts[i]++;
+            off += (ssize_t)(sizeof(*e) + e->len);
+        }
+    }
+}
+
+/* One scan of the proc root per sample: the runtime and the extensions
+ * are found, and the runtime's descendants followed, from the same
+ * listing, so a process that is not the runtime's has its stat opened
+ * once per sample (it was twice: once to find the runtime, once more to
+ * find its descendants), and so have we.  inotify counts the opens. */
+static void test_one_scan_per_sample(void **state)
+{
+    char tmpl[] = "/tmp/initwatch-fake-XXXXXX";
+    char cmd[128], path[256];
+    static const int pids[] = {100, 200, 300, 500, 600};
+    int wd[5];
+    unsigned opens[5];
+    struct initwatch_opts o = {.self = 100, .interval_ms = 20, .max_samples = 10};
+    struct initwatch_figures f;
+    struct initwatch *w;
+    int ino;
+    (void)state;
+
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(fake_root, sizeof(fake_root), "%s", tmpl);
+    o.proc_root = fake_root;
+    put_text("100/stat", "100 (lambda-tracer) S 1 0 0 0 0 0 0 0 0 0 1 1 0 0 20 0 4 0 500 0 100\n");
+    put("100/cmdline", "/opt/extensions/lambda-tracer\0", 30);
+    put("200/cmdline", "/var/runtime/bootstrap\0", 23);
+    put_runtime(1000, 0, 10, 1, 1000, 1000);
+    put("300/cmdline", "/opt/extensions/quick\0", 22);
+    put_ext(300, 'S', "7000000 0 30\n");
+    put_text("500/stat", "500 (sh) S 200 0 0 0 0 0 5 0 0 0 2 1 0 0 20 0 1 0 950 0 10\n");
+    put_text("600/stat", "600 (cron) S 42 0 0 0 0 0 5 0 0 0 2 1 0 0 20 0 1 0 10 0 10\n");
+    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(ino >= 0);
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(path, sizeof(path), "%s/%d", fake_root, pids[i]);
+        wd[i] = inotify_add_watch(ino, path, IN_OPEN);
+        assert_true(wd[i] >= 0);
+    }
+    w = initwatch_new(&o);
+    assert_non_null(w);
+    for (int k = 0; k < 2; k++) {
+        assert_true(initwatch_sample(w));
+        stat_opens(ino, wd, opens, 5);
+        printf("  sample %d: stat opened %u (us), %u (runtime), %u (extension), %u (runtime's child), "
+               "%u (unrelated) times\n", k + 1, opens[0], opens[1], opens[2], opens[3], opens[4]);
+        assert_int_equal(opens[4], 1); /* unrelated: the scan only */
+        assert_int_equal(opens[0], 1); /* ourselves: our parent, once */
+        assert_int_equal(opens[2], 1); /* a sibling extension: the scan */
+        assert_int_equal(opens[3], 2); /* the scan, then its figures */
+        assert_int_equal(opens[1], 2); /* the scan, then its figures */
+    }
+    /* and the sample is the same: the runtime and its child */
+    assert_true(initwatch_figures_at(w, INT64_MAX, &f));
+    assert_int_equal(f.processes, 2);
+    assert_int_equal(f.children_seen, 1);
+    assert_int_equal(f.cpu_us, (10 + 3) * 1000000 / sysconf(_SC_CLK_TCK)); /* clock ticks */
+    initwatch_free(w);
+    close(ino);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fake_root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_delta),
         cmocka_unit_test(test_restore_samples),
         cmocka_unit_test(test_parties),
+        cmocka_unit_test(test_one_scan_per_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

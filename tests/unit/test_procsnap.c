@@ -12,6 +12,7 @@
  * generous deadline, so a loaded machine only makes it slower).  Time
  * magnitudes are asserted loosely, kinds, peers and ports strictly. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -317,6 +318,60 @@ static void test_parse_stat(void **state)
     assert_int_equal(procsnap_parse_stat("12 (a S 1 2", 11, &st), -EPROTO);
     const char *ovf = "9 (a) S 99999999999999999999999 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n";
     assert_int_equal(procsnap_parse_stat(ovf, strlen(ovf), &st), -EPROTO);
+}
+
+/* The scan's short parse: the same ppid as the full parser wherever that
+ * one accepts (the comm cut at its LAST ')'), the line read no further
+ * than the ppid, and a line cut inside or before the ppid refused with
+ * nothing written. */
+static void test_parse_stat_ppid(void **state)
+{
+    static const char *const lines[] = {
+        "1234 (my (odd) ) app) S 1 1234 1234 0 -1 4194560 100 3 7 2 250 50 11 4 20 0 "
+        "7 0 98765 123456789 4321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1\n",
+        "9 (a\nb) R 2 3 4 5) Z 7 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n",
+        "510 (a) b (c) S 200 0 0 0 0 0 0 0 0 0 1 2 0 0 0 0 3 0 55 0 9 0\n",
+        "5 (x) S 1 0 0 0 0 0 1 2 3 4 5 6 -1 -2 0 0 3 0 55 0 9 0\n",
+    };
+    static const pid_t want[] = {1, 7, 200, 1};
+    struct procsnap_stat st;
+    pid_t ppid;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        size_t len = strlen(lines[i]);
+        assert_int_equal(procsnap_parse_stat(lines[i], len, &st), 0);
+        assert_int_equal(procsnap_parse_stat_ppid(lines[i], len, &ppid), 0);
+        assert_int_equal(ppid, want[i]);
+        assert_int_equal(st.ppid, ppid);
+        /* every cut that keeps the ppid whole is enough; none shorter
+         * (but line 1's comm holds a whole fake ") R 2 " head: cut inside
+         * the comm it reads as one, as the kernel's never-cut line cannot) */
+        if (i == 1)
+            continue;
+        const char *at = strstr(lines[i], ") S ") ? strstr(lines[i], ") S ") : strstr(lines[i], ") Z ");
+        assert_non_null(at);
+        size_t end = (size_t)(at - lines[i]) + 4;
+        while (lines[i][end] >= '0' && lines[i][end] <= '9')
+            end++;
+        for (size_t n = 0; n <= end; n++) {
+            ppid = 77;
+            assert_int_equal(procsnap_parse_stat_ppid(lines[i], n, &ppid), -EPROTO);
+            assert_int_equal(ppid, 77);
+        }
+        assert_int_equal(procsnap_parse_stat_ppid(lines[i], end + 1, &ppid), 0);
+        assert_int_equal(ppid, want[i]);
+    }
+    /* a first-')' reader would take "b" for the state: refused or wrong */
+    assert_int_equal(procsnap_parse_stat_ppid("510 (a) b (c) S 200 1", 21, &ppid), 0);
+    assert_int_equal(ppid, 200);
+    assert_int_equal(procsnap_parse_stat_ppid("x (a) S 1 0", 11, &ppid), -EPROTO);
+    assert_int_equal(procsnap_parse_stat_ppid("12 a) S 1 0", 11, &ppid), -EPROTO);
+    assert_int_equal(procsnap_parse_stat_ppid("12 (a S 1 0", 11, &ppid), -EPROTO);
+    assert_int_equal(procsnap_parse_stat_ppid("12 (a) 5 1 0", 12, &ppid), -EPROTO);
+    assert_int_equal(procsnap_parse_stat_ppid("12 (a) S 99999999999 0", 22, &ppid), -EPROTO);
+    assert_int_equal(procsnap_parse_stat_ppid(NULL, 0, &ppid), -EPROTO);
+    assert_int_equal(procsnap_parse_stat_ppid("1 (a) S 1 0", 11, NULL), -EPROTO);
 }
 
 static void test_parse_io(void **state)
@@ -722,7 +777,7 @@ static void test_find_siblings_and_activity(void **state)
     puts_("310/task/310/schedstat", "1000 50 3\n");
     puts_("310/task/311/schedstat", "2000 70 4\n");
     puts_("300/schedstat", "500 20 2\n");
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, NULL), 0);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, NULL, NULL), 0);
     assert_int_equal(n, 1);
     assert_int_equal(roots[0].pid, 200);
     assert_int_equal(ne, 2);
@@ -741,10 +796,10 @@ static void test_find_siblings_and_activity(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(roots[0].pid, 200);
     /* room for one: one kept */
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, &ne, NULL), 0);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, &ne, NULL, NULL), 0);
     assert_int_equal(ne, 1);
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, NULL, 1, &ne, NULL), -EINVAL);
-    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, NULL, NULL), -EINVAL);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, NULL, 1, &ne, NULL, NULL), -EINVAL);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 1, NULL, NULL, NULL), -EINVAL);
 
     /* one thread: the process's own file; several: task/ */
     assert_int_equal(procsnap_activity(fake_root, 300, 1, &a), 0);
@@ -759,6 +814,152 @@ static void test_find_siblings_and_activity(void **state)
     assert_true(a.run_ns == 3000);
     assert_int_equal(procsnap_activity(fake_root, 0, 1, &a), -EINVAL);
     assert_int_equal(procsnap_activity(fake_root, 300, 1, NULL), -EINVAL);
+    remove_tree();
+}
+
+/* Two snapshots' processes and what they say of themselves, field by
+ * field (their timing aside). */
+static void same_procs(const struct procsnap *a, const struct procsnap *b)
+{
+    assert_int_equal(a->nprocs, b->nprocs);
+    assert_int_equal(a->dropped_procs, b->dropped_procs);
+    assert_int_equal(a->partial, b->partial);
+    assert_int_equal(a->unreadable, b->unreadable);
+    assert_memory_equal(a->unreadable_errno, b->unreadable_errno, sizeof(a->unreadable_errno));
+    assert_memory_equal(a->procs, b->procs, a->nprocs * sizeof(a->procs[0]));
+}
+
+static const struct procsnap_proc *proc_of(const struct procsnap *s, pid_t pid)
+{
+    for (uint16_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i].pid == pid)
+            return &s->procs[i];
+    return NULL;
+}
+
+/* The parent links of the sibling scan (procsnap_find_siblings) lead a
+ * light snapshot to the same descendants, with the same figures, as its
+ * own scan of proc_root: a runtime with children and grandchildren (one
+ * named "a) b (c"), an unrelated tree, kernel threads, a child whose stat
+ * is cut before its ppid, one cut after it, one that vanished (listed, no
+ * stat), one that ends between the scan and the snapshot; and past
+ * PROCSNAP_MAX_LINKS processes both keep the first ones and say partial. */
+static void test_links_same_descendants(void **state)
+{
+    static struct procsnap_links links;
+    static struct procsnap one, two;
+    struct procsnap_target roots[4];
+    struct procsnap_extension ext[4];
+    size_t n = 0, ne = 0;
+    char rel[64], path[256];
+    (void)state;
+
+    char tmpl[] = "/tmp/procsnap-links-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(fake_root, sizeof(fake_root), "%s", tmpl);
+    put_stat("100/stat", 100, "lambda-tracer", 'S', 1, 1, 1, 4, 500, 100);
+    put("100/cmdline", "/opt/extensions/lambda-tracer\0", 30);
+    put_stat("200/stat", 200, "bootstrap", 'S', 1, 300, 100, 2, 900, 2048);
+    put("200/cmdline", "/var/runtime/bootstrap\0", 23);
+    puts_("200/io", "rchar: 5000\nwchar: 0\nsyscr: 7\nsyscw: 0\nread_bytes: 4096\nwrite_bytes: 0\n");
+    put_stat("300/stat", 300, "other-ext", 'S', 1, 1, 1, 1, 950, 10);
+    put("300/cmdline", "/opt/extensions/other\0", 22);
+    put_stat("500/stat", 500, "sh", 'S', 200, 1, 0, 1, 990, 50);
+    put_stat("510/stat", 510, "a) b (c", 'R', 200, 7, 3, 1, 991, 60);
+    put_stat("520/stat", 520, "node", 'S', 500, 2, 2, 4, 995, 70);
+    put_stat("530/stat", 530, "worker", 'S', 510, 1, 1, 1, 996, 80);
+    puts_("540/stat", "540 (cut) S ");          /* cut before the ppid */
+    puts_("545/stat", "545 (half) S 200 0 0"); /* cut after it: no figures */
+    snprintf(path, sizeof(path), "%s/550", fake_root);
+    assert_int_equal(mkdir(path, 0755), 0);    /* vanished: listed, no stat */
+    put_stat("600/stat", 600, "unrelated", 'S', 42, 1, 1, 1, 10, 10);
+    put_stat("610/stat", 610, "unrelated-kid", 'S', 600, 1, 1, 1, 11, 10);
+    put_stat("2/stat", 2, "kthreadd", 'S', 0, 0, 0, 1, 1, 0);
+    put_stat("3/stat", 3, "kworker", 'I', 2, 0, 0, 1, 1, 0);
+
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, &links, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(roots[0].pid, 200);
+    assert_int_equal(ne, 1);
+    assert_int_equal(ext[0].pid, 300);
+    /* every process read as far as its ppid, ourselves too; kernel
+     * threads and the unreadable ones left out */
+    assert_false(links.dropped);
+    assert_int_equal(links.n, 10);
+    for (size_t k = 0; k < links.n; k++) {
+        pid_t pid = links.links[k].pid;
+        assert_true(pid != 2 && pid != 3 && pid != 540 && pid != 550);
+        if (pid == 510)
+            assert_int_equal(links.links[k].ppid, 200);
+        if (pid == 100)
+            assert_int_equal(links.links[k].ppid, 1);
+    }
+
+    struct procsnap_opts o = {.proc_root = fake_root, .roots = roots, .nroots = 1, .light = true,
+                              .descendants = true, .io = true, .no_sock_diag = true};
+    assert_int_equal(procsnap_take(&o, &one), 0); /* its own scan */
+    o.links = &links;
+    assert_int_equal(procsnap_take(&o, &two), 0); /* the links */
+    same_procs(&one, &two);
+    assert_int_equal(two.nprocs, 5);
+    assert_false(two.partial);
+    assert_int_equal(two.procs[0].pid, 200);
+    assert_true(two.procs[0].has_io);
+    assert_int_equal(two.procs[0].rchar, 5000);
+    assert_true(two.unreadable & (1u << PROCSNAP_SRC_IO)); /* the children have none */
+    assert_int_equal(proc_of(&two, 500)->depth, 1);
+    assert_int_equal(proc_of(&two, 510)->depth, 1);
+    assert_string_equal(proc_of(&two, 510)->comm, "a) b (c");
+    assert_int_equal(proc_of(&two, 510)->state, 'R');
+    assert_int_equal(proc_of(&two, 520)->depth, 2);
+    assert_int_equal(proc_of(&two, 530)->depth, 2);
+    assert_int_equal(proc_of(&two, 530)->ppid, 510);
+    assert_null(proc_of(&two, 545));
+    assert_null(proc_of(&two, 610));
+
+    /* 530 ends after the scan: left out silently, both ways */
+    snprintf(path, sizeof(path), "%s/530/stat", fake_root);
+    assert_int_equal(unlink(path), 0);
+    o.links = NULL;
+    assert_int_equal(procsnap_take(&o, &one), 0);
+    o.links = &links;
+    assert_int_equal(procsnap_take(&o, &two), 0);
+    same_procs(&one, &two);
+    assert_int_equal(two.nprocs, 4);
+    assert_false(two.partial);
+
+    /* more processes than links: the first ones in the directory's order
+     * kept, and the snapshot partial, both ways; the search for siblings
+     * goes on past the links' cap (the last filler listed, made a newer
+     * sibling, is found) */
+    for (int i = 0; i < PROCSNAP_MAX_LINKS + 32; i++) {
+        snprintf(rel, sizeof(rel), "%d/stat", 1000 + i);
+        put_stat(rel, 1000 + i, "filler", 'S', 42, 0, 0, 1, 20, 1);
+    }
+    int late = 0;
+    DIR *d = opendir(fake_root);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int v = (int)strtol(e->d_name, NULL, 10);
+        if (v >= 1000)
+            late = v;
+    }
+    closedir(d);
+    snprintf(rel, sizeof(rel), "%d/stat", late);
+    put_stat(rel, late, "late", 'S', 1, 0, 0, 1, 5000, 1);
+    assert_int_equal(procsnap_find_siblings(fake_root, 100, roots, 4, &n, ext, 4, &ne, &links, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(roots[0].pid, late);
+    assert_int_equal(roots[1].pid, 200);
+    roots[0] = roots[1];
+    assert_true(links.dropped);
+    assert_int_equal(links.n, PROCSNAP_MAX_LINKS);
+    o.links = NULL;
+    assert_int_equal(procsnap_take(&o, &one), 0);
+    o.links = &links;
+    assert_int_equal(procsnap_take(&o, &two), 0);
+    same_procs(&one, &two);
+    assert_true(two.partial);
     remove_tree();
 }
 
@@ -2209,6 +2410,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_parse_stat, teardown),
+        cmocka_unit_test(test_parse_stat_ppid),
         cmocka_unit_test_teardown(test_parse_io, teardown),
         cmocka_unit_test_teardown(test_light_tree_io, teardown),
         cmocka_unit_test_teardown(test_parse_syscall, teardown),
@@ -2217,6 +2419,7 @@ int main(void)
         cmocka_unit_test(test_parse_ext_name),
         cmocka_unit_test(test_parse_schedstat),
         cmocka_unit_test(test_find_siblings_and_activity),
+        cmocka_unit_test(test_links_same_descendants),
         cmocka_unit_test_teardown(test_fake_tree, teardown),
         cmocka_unit_test_teardown(test_environ_never_read, teardown),
         cmocka_unit_test_teardown(test_bad_arguments, teardown),
